@@ -1,0 +1,193 @@
+"""The ``courtside`` command: run the pipeline, bring up the services, benchmark.
+
+    courtside up         run the whole pipeline, then keep the Dagster UI (:3000) and the
+                         MLflow UI (:5000) running until Ctrl-C
+    courtside pipeline   run the whole pipeline once, recorded in the Dagster instance
+    courtside bench      time the pipeline from raw files to a registered model (fresh state)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from courtside.settings import PROJECT_ROOT, Settings
+
+DAGSTER_PORT = int(os.environ.get("COURTSIDE_DAGSTER_PORT", "3000"))
+MLFLOW_PORT = int(os.environ.get("COURTSIDE_MLFLOW_PORT", "5000"))
+
+
+def prepare_environment(settings: Settings) -> None:
+    """Create the embedded state folders and export what child processes and libraries read."""
+    settings.ensure_dirs()
+    os.environ["COURTSIDE_HOME"] = str(settings.home)
+    os.environ["COURTSIDE_DATA_DIR"] = settings.data_dir
+    os.environ["COURTSIDE_DATABASE_URL"] = settings.database_url
+    os.environ["MLFLOW_TRACKING_URI"] = settings.mlflow_tracking_uri
+    os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
+    instance_yaml = settings.dagster_home / "dagster.yaml"
+    source_yaml = PROJECT_ROOT / "dagster.yaml"
+    if not instance_yaml.exists() or instance_yaml.read_bytes() != source_yaml.read_bytes():
+        shutil.copyfile(source_yaml, instance_yaml)
+
+
+def run_pipeline(job_name: str = "courtside_pipeline", instance=None) -> tuple[bool, str, float]:
+    """Execute a job in this process, recorded in the Dagster instance. Returns (ok, run id, seconds)."""
+    import dagster as dg
+    from dagster._core.definitions.reconstruct import ReconstructableJob
+
+    start = time.perf_counter()
+    instance = instance or dg.DagsterInstance.get()
+    job = ReconstructableJob.for_module("orchestration.definitions", job_name)
+    result = dg.execute_job(job, instance=instance, raise_on_error=False, run_config={
+        "loggers": {"console": {"config": {"log_level": "INFO"}}}})
+    return result.success, result.run_id, time.perf_counter() - start
+
+
+def _venv_bin(name: str) -> str:
+    return str(Path(sys.executable).parent / name)
+
+
+def _wait_http(url: str, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return True
+        except OSError:
+            time.sleep(0.5)
+    return False
+
+
+def start_services(settings: Settings) -> list[subprocess.Popen]:
+    """Dagster UI + daemon (``dagster dev``) and the MLflow UI, each in its own process group."""
+    logs = settings.home / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    mlflow_root = settings.mlflow_artifacts_dir.as_uri()
+    commands = {
+        "dagster": [_venv_bin("dagster"), "dev", "-m", "orchestration.definitions",
+                    "-h", "0.0.0.0", "-p", str(DAGSTER_PORT)],
+        "mlflow": [_venv_bin("mlflow"), "server", "--backend-store-uri", settings.mlflow_tracking_uri,
+                   "--default-artifact-root", mlflow_root, "--host", "0.0.0.0",
+                   "--port", str(MLFLOW_PORT), "--workers", "1", "--allowed-hosts", "*"],
+    }
+    procs = []
+    for name, cmd in commands.items():
+        log = (logs / f"{name}.log").open("ab")
+        procs.append(subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                      start_new_session=True))
+        print(f"started {name} (pid {procs[-1].pid}); log: {logs / (name + '.log')}")
+    return procs
+
+
+def stop_services(procs: list[subprocess.Popen]) -> None:
+    """Stop every service and its children."""
+    for p in procs:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+
+
+def cmd_up(_: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    prepare_environment(settings)
+    procs = start_services(settings)
+    try:
+        ok = _wait_http(f"http://127.0.0.1:{DAGSTER_PORT}/server_info", 120)
+        print(f"Dagster UI: http://localhost:{DAGSTER_PORT}" + ("" if ok else " (still starting)"))
+        print("running the pipeline (watch it in the Dagster UI: Runs)...")
+        success, run_id, seconds = run_pipeline()
+        status = "succeeded" if success else "FAILED"
+        print(f"\npipeline {status} in {seconds:.0f} s: http://localhost:{DAGSTER_PORT}/runs/{run_id}")
+        report = settings.home / "reports" / "test_evaluation.md"
+        if report.exists():
+            print(f"\nTest-window evaluation ({report}):\n\n{report.read_text()}")
+        _wait_http(f"http://127.0.0.1:{MLFLOW_PORT}/health", 60)
+        print(f"Dagster UI: http://localhost:{DAGSTER_PORT}   MLflow UI: http://localhost:{MLFLOW_PORT}")
+        print("Ctrl-C stops everything.")
+        while all(p.poll() is None for p in procs):
+            time.sleep(1)
+        print("a service stopped unexpectedly; see the logs in", settings.home / "logs")
+        return 1
+    except KeyboardInterrupt:
+        print("\nstopping...")
+        return 0
+    finally:
+        stop_services(procs)
+
+
+def cmd_pipeline(_: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    prepare_environment(settings)
+    success, run_id, seconds = run_pipeline()
+    print(f"pipeline {'succeeded' if success else 'FAILED'} in {seconds:.1f} s (run {run_id})")
+    return 0 if success else 1
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Full pipeline from raw files to a registered model, on fresh embedded state."""
+    home = Path(tempfile.mkdtemp(prefix="courtside-bench-"))
+    os.environ["COURTSIDE_HOME"] = str(home)
+    for var in ("COURTSIDE_DATABASE_URL", "MLFLOW_TRACKING_URI", "DAGSTER_HOME"):
+        os.environ.pop(var, None)
+    settings = Settings.from_env()
+    prepare_environment(settings)
+    t0 = time.perf_counter()
+    import dagster as dg
+
+    import orchestration.definitions  # noqa: F401  (imports GX, MLflow, XGBoost, sklearn)
+
+    import_s = time.perf_counter() - t0
+    with dg.DagsterInstance.get() as instance:
+        success, run_id, run_s = run_pipeline("courtside_pipeline", instance)
+        stats = instance.get_run_step_stats(run_id)
+    steps = sorted(((s.step_key, (s.end_time or 0) - (s.start_time or 0)) for s in stats),
+                   key=lambda x: -x[1])
+    total = import_s + run_s
+    lines = [
+        "| step | seconds |", "|---|---|",
+        *(f"| {k} | {v:.1f} |" for k, v in steps),
+        f"| (imports: dagster, GX, MLflow, XGBoost) | {import_s:.1f} |",
+        f"| **total, raw files -> registered champion + evaluation** | **{total:.1f}** |",
+    ]
+    report = "\n".join(lines)
+    print(report)
+    print(f"\n{'OK' if success else 'FAILED'}: total {total:.1f} s (target < 180 s); state in {home}")
+    out = Path(args.output) if args.output else None
+    if out:
+        out.write_text(json.dumps({"success": success, "total_s": total, "import_s": import_s,
+                                   "run_s": run_s, "steps": dict(steps)}, indent=2))
+    if not args.keep:
+        shutil.rmtree(home, ignore_errors=True)
+    return 0 if success else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="courtside", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="run the pipeline and keep the UIs running").set_defaults(fn=cmd_up)
+    sub.add_parser("pipeline", help="run the whole pipeline once").set_defaults(fn=cmd_pipeline)
+    bench = sub.add_parser("bench", help="time the pipeline on fresh state")
+    bench.add_argument("--output", help="write the figures as JSON here")
+    bench.add_argument("--keep", action="store_true", help="keep the temporary state folder")
+    bench.set_defaults(fn=cmd_bench)
+    args = parser.parse_args(argv)
+    return args.fn(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""Configuration by environment: where the data is, where embedded state lives, which databases.
+
+Every setting has an embedded default so a fresh clone runs with no configuration at all; every
+default can be replaced by an environment variable for production (see README, "Configuration").
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+"""The repository root (the folder holding pyproject.toml)."""
+
+UPSTREAM = "upstream"
+"""Value of COURTSIDE_DATA_DIR that makes ingest read the public upstream URLs instead of a folder."""
+
+
+def _default_data_dir() -> str:
+    shared = PROJECT_ROOT.parent / "shared" / "data"
+    return str(shared) if shared.is_dir() else str(PROJECT_ROOT / "data")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved configuration of one Courtside process."""
+
+    data_dir: str
+    """Local folder laid out like ../shared/data, or ``upstream`` for the public URLs."""
+    home: Path
+    """Embedded state: SQLite application database, MLflow store, Dagster home, warehouse."""
+    database_url: str
+    """SQLAlchemy URL of the application database (SQLite file or postgresql+psycopg://...)."""
+    mlflow_tracking_uri: str
+    """MLflow tracking (and registry) URI."""
+    dagster_home: Path
+    """Dagster instance folder (dagster.yaml, run and event storage)."""
+
+    @property
+    def warehouse_dir(self) -> Path:
+        """Parquet files written by assets."""
+        return self.home / "warehouse"
+
+    @property
+    def mlflow_artifacts_dir(self) -> Path:
+        """Default artifact root for MLflow experiments created by the embedded store."""
+        return self.home / "mlflow" / "artifacts"
+
+    @property
+    def uses_upstream(self) -> bool:
+        """True when ingest reads the public upstream URLs."""
+        return self.data_dir == UPSTREAM
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        """Read the settings from the environment (or from ``env`` when given)."""
+        env = dict(os.environ if env is None else env)
+        home = Path(env.get("COURTSIDE_HOME") or PROJECT_ROOT / ".courtside").resolve()
+        data_dir = env.get("COURTSIDE_DATA_DIR") or _default_data_dir()
+        if data_dir != UPSTREAM:
+            data_dir = str(Path(data_dir).resolve())
+        database_url = env.get("COURTSIDE_DATABASE_URL") or f"sqlite:///{home / 'courtside.db'}"
+        mlflow_uri = env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"
+        dagster_home = Path(env.get("DAGSTER_HOME") or home / "dagster").resolve()
+        return cls(
+            data_dir=data_dir,
+            home=home,
+            database_url=database_url,
+            mlflow_tracking_uri=mlflow_uri,
+            dagster_home=dagster_home,
+        )
+
+    def ensure_dirs(self) -> None:
+        """Create the local folders the embedded defaults write to."""
+        for path in (self.home, self.warehouse_dir, self.mlflow_artifacts_dir, self.dagster_home):
+            path.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,37 @@
+"""The Dagster code location: merges each domain's definitions and applies global policy."""
+
+
+import dagster as dg
+
+from courtside.settings import Settings
+from orchestration.defs import clean, evaluation, features, identity, ingest, models, ratings
+from orchestration.defs.operations.jobs import pipeline_job, retrain_job
+from orchestration.defs.operations.schedules import weekly_retrain
+from orchestration.defs.operations.sensors import data_files_changed
+from orchestration.defs.shared.resources import resources_from_settings
+
+DOMAINS = (ingest, clean, identity, ratings, features, models, evaluation)
+
+
+def build_definitions(settings: Settings | None = None) -> dg.Definitions:
+    """Definitions for one configuration (the environment's unless ``settings`` is given)."""
+    settings = settings or Settings.from_env()
+    settings.ensure_dirs()
+    assets, checks = [], []
+    for domain in DOMAINS:
+        assets += dg.load_assets_from_package_module(domain)
+        checks += dg.load_asset_checks_from_package_module(domain)
+    return dg.Definitions(
+        assets=assets,
+        asset_checks=checks,
+        jobs=[pipeline_job, retrain_job],
+        schedules=[weekly_retrain],
+        sensors=[data_files_changed],
+        resources=resources_from_settings(settings),
+        # One process for a whole run: steps share imports (GX, MLflow, XGBoost take seconds each)
+        # and this 2-core default machine gains nothing from a process per step.
+        executor=dg.in_process_executor,
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,116 @@
+"""Models: the modelling table with its time windows, the candidates (each an MLflow run), the
+challenger registered as ``tennis-prematch@challenger``, and the champion alias."""
+
+
+import datetime as dt
+
+import dagster as dg
+import pandas as pd
+
+from orchestration.defs.shared.progress import reporter
+from orchestration.defs.shared.resources import MlflowResource
+from training import tracking
+from training.prematch import CandidateResult, best_by_validation, train_all
+from training.splits import Windows, model_rows
+
+
+class WindowsConfig(dg.Config):
+    """Season windows (inclusive). Change them here, never in code."""
+
+    train_start: int = Windows.train_start
+    train_end: int = Windows.train_end
+    validation_start: int = Windows.validation_start
+    validation_end: int = Windows.validation_end
+    test_start: int = Windows.test_start
+    test_end: int = Windows.test_end
+
+    def windows(self) -> Windows:
+        return Windows(**self.model_dump())
+
+
+@dg.asset(group_name="models", kinds={"pandas", "parquet"})
+def model_dataset(config: WindowsConfig, prematch_features: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+    """Tour-level matches that settle, inside the train/validation/test windows, with ``split``."""
+    windows = config.windows()
+    rows = model_rows(prematch_features, windows)
+    counts = rows["split"].value_counts().to_dict()
+    return dg.Output(rows, metadata={
+        "dagster/row_count": len(rows),
+        **{f"{k}_rows": int(v) for k, v in counts.items()},
+        "windows": dg.MetadataValue.json(windows.__dict__),
+        "data_version": tracking.frame_version(rows),
+    })
+
+
+def _scores_markdown(results: list[CandidateResult]) -> str:
+    frame = pd.DataFrame([{"model": r.name, **{f"val_{k}": v for k, v in r.validation_scores.items()
+                                               if k != "n"}} for r in results])
+    return frame.sort_values("val_log_loss").to_markdown(index=False, floatfmt=".4f")
+
+
+@dg.asset(group_name="models", kinds={"mlflow", "xgboost", "scikitlearn"})
+def prematch_candidates(context: dg.AssetExecutionContext, mlflow: MlflowResource,
+                        model_dataset: pd.DataFrame) -> dg.Output[list[CandidateResult]]:
+    """Every candidate (higher-rank, Elo, logistic regression, XGBoost) fitted on the training
+    window and scored on the validation window; one MLflow run each, with plots and the model."""
+    exp_id = mlflow.configure(tracking.PREMATCH_EXPERIMENT)
+    seasons = model_dataset.groupby("split")["season"].agg(["min", "max"])  # the windows as used
+    windows = Windows(int(seasons.loc["train", "min"]), int(seasons.loc["train", "max"]),
+                      int(seasons.loc["validation", "min"]), int(seasons.loc["validation", "max"]),
+                      int(seasons.loc["test", "min"]), int(seasons.loc["test", "max"]))
+    data_version = tracking.frame_version(model_dataset)
+    batch = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{context.run_id[:8]}"
+    results = train_all(model_dataset, windows, data_version, batch, progress=reporter(context, "train"))
+    return dg.Output(results, metadata={
+        "validation_scores": dg.MetadataValue.md(_scores_markdown(results)),
+        "data_version": data_version,
+        "training_batch": batch,
+        **{f"mlflow_run_{r.name}": dg.MetadataValue.url(mlflow.run_url(exp_id, r.run_id)) for r in results},
+    })
+
+
+@dg.asset(group_name="models", kinds={"mlflow"})
+def prematch_challenger(context: dg.AssetExecutionContext, mlflow: MlflowResource,
+                        prematch_candidates: list[CandidateResult]) -> dg.Output[dict]:
+    """The candidate with the lowest validation log-loss, registered as a new version of
+    ``tennis-prematch`` with alias ``challenger`` (not registered again when the current
+    challenger is the same model family trained on the same data)."""
+    exp_id = mlflow.configure(tracking.PREMATCH_EXPERIMENT)
+    best = best_by_validation(prematch_candidates)
+    data_version = tracking.run_tags(best.run_id).get("data_version", "")
+    current = tracking.version_info(tracking.CHALLENGER)
+    if current and current.tags.get("data_version") == data_version and \
+            current.tags.get("model_family") == best.name:
+        version, reused = current.version, True
+        context.log.info(f"challenger v{version} is already {best.name} on data {data_version}")
+    else:
+        version = tracking.register(best.model_uri, best.run_id,
+                                    description=f"{best.name}: {best.description}")
+        reused = False
+    summary = {"version": version, "model_family": best.name, "run_id": best.run_id,
+               "validation_log_loss": best.validation_scores["log_loss"], "data_version": data_version}
+    return dg.Output(summary, metadata={
+        "model": f"{tracking.PREMATCH_MODEL}@{tracking.CHALLENGER}",
+        "version": version,
+        "reused_existing_version": reused,
+        "model_family": best.name,
+        "validation_log_loss": best.validation_scores["log_loss"],
+        "mlflow_run": dg.MetadataValue.url(mlflow.run_url(exp_id, best.run_id)),
+    })
+
+
+@dg.asset(group_name="models", kinds={"mlflow"})
+def prematch_champion(context: dg.AssetExecutionContext, mlflow: MlflowResource,
+                      prematch_challenger: dict) -> dg.Output[dict]:
+    """``tennis-prematch@champion``: set to the challenger when the blocking check
+    ``challenger_beats_champion`` passed (otherwise this asset does not run)."""
+    mlflow.configure(tracking.PREMATCH_EXPERIMENT)
+    version = prematch_challenger["version"]
+    tracking.set_alias(version, tracking.CHAMPION)
+    context.log.info(f"{tracking.PREMATCH_MODEL}@{tracking.CHAMPION} -> v{version}")
+    return dg.Output(prematch_challenger, metadata={
+        "model": f"{tracking.PREMATCH_MODEL}@{tracking.CHAMPION}",
+        "version": version,
+        "model_family": prematch_challenger["model_family"],
+        "validation_log_loss": prematch_challenger["validation_log_loss"],
+    })

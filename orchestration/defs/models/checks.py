@@ -1,0 +1,57 @@
+"""The champion/challenger gate: a blocking check on the challenger."""
+
+
+import dagster as dg
+import pandas as pd
+
+from orchestration.defs.models.assets import prematch_challenger as challenger_asset
+from orchestration.defs.shared.resources import MlflowResource
+from training import tracking
+from training.prematch import decide_promotion
+
+
+def upstream_check_failures(context: dg.AssetCheckExecutionContext, asset: dg.AssetKey) -> list[str]:
+    """Names of the checks on assets upstream of ``asset`` whose latest evaluation did not pass."""
+    graph = context.repository_def.asset_graph
+    upstream = dg.AssetSelection.assets(asset).upstream().resolve(graph) - {asset}
+    keys = [k for k in graph.asset_check_keys if k.asset_key in upstream]
+    latest = context.instance.event_log_storage.get_latest_asset_check_execution_by_key(keys)
+    failed = []
+    for key in keys:
+        record = latest.get(key)
+        status = record.status.value if record else "never evaluated"
+        if status != "SUCCEEDED":
+            failed.append(f"{key.asset_key.to_user_string()}:{key.name} ({status.lower()})")
+    return sorted(failed)
+
+
+@dg.asset_check(asset=challenger_asset, blocking=True,
+                additional_ins={"model_dataset": dg.AssetIn()})
+def challenger_beats_champion(context: dg.AssetCheckExecutionContext, mlflow: MlflowResource,
+                              prematch_challenger: dict, model_dataset: pd.DataFrame) -> dg.AssetCheckResult:
+    """Passes when the challenger may become champion: every upstream data check passed, and its
+    log-loss on the validation rows is lower than the current champion's on the same rows."""
+    mlflow.configure(tracking.PREMATCH_EXPERIMENT)
+    validation = model_dataset[model_dataset["split"] == "validation"]
+    failed = upstream_check_failures(context, challenger_asset.key)
+    champion = tracking.version_info(tracking.CHAMPION)
+    if champion and champion.version == prematch_challenger["version"] and not failed:
+        return dg.AssetCheckResult(passed=True, metadata={
+            "reason": f"challenger v{champion.version} is already the champion",
+            "validation_rows": len(validation)})
+    challenger = tracking.load_version(prematch_challenger["version"])
+    current = tracking.load_version(champion.version) if champion else None
+    decision = decide_promotion(validation, challenger.model, current, failed)
+    return dg.AssetCheckResult(
+        passed=decision.promote,
+        metadata={
+            "reason": decision.reason,
+            "challenger_version": prematch_challenger["version"],
+            "challenger_log_loss": decision.challenger_log_loss,
+            "champion_version": decision.champion_version or "none",
+            "champion_log_loss": decision.champion_log_loss if decision.champion_log_loss is not None else float("nan"),
+            "validation_rows": len(validation),
+            "upstream_checks_failed": dg.MetadataValue.json(failed),
+        },
+    )
+

@@ -1,0 +1,101 @@
+"""Resources every domain uses: where the data and databases are, MLflow, and the parquet warehouse."""
+
+
+import pickle
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+from sqlalchemy.engine import Engine
+
+from courtside.settings import Settings
+from feeds.sources import DataSource, data_source
+
+
+class CourtsideResource(dg.ConfigurableResource):
+    """The data source and the application database (quarantine, later the live event log)."""
+
+    data_dir: str
+    database_url: str
+    reports_dir: str
+    """Where human-readable reports (evaluation tables and plots) are written."""
+
+    def source(self) -> DataSource:
+        """Where historical files are read from (a folder, or the upstream URLs)."""
+        return data_source(self.data_dir)
+
+    @cached_property
+    def engine(self) -> Engine:
+        """The application database, migrated to the newest schema."""
+        from storage.db import make_engine, migrate
+
+        engine = make_engine(self.database_url)
+        migrate(engine)
+        return engine
+
+
+class MlflowResource(dg.ConfigurableResource):
+    """MLflow tracking and registry."""
+
+    tracking_uri: str
+    artifact_dir: str
+    ui_url: str = "http://localhost:5000"
+
+    def configure(self, experiment: str) -> str:
+        """Point MLflow at the store and make sure ``experiment`` exists; returns its id."""
+        from training import tracking
+
+        return tracking.configure(self.tracking_uri, Path(self.artifact_dir), experiment)
+
+    def run_url(self, experiment_id: str, run_id: str) -> str:
+        """Link to a run in the MLflow UI."""
+        return f"{self.ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+class WarehouseIOManager(dg.ConfigurableIOManager):
+    """Asset values on disk: data frames as Parquet, anything else (fitted models) as pickle."""
+
+    base_dir: str
+
+    def _path(self, context: dg.OutputContext | dg.InputContext) -> Path:
+        return Path(self.base_dir).joinpath(*context.asset_key.path)
+
+    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        path = self._path(context)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(obj, pd.DataFrame):
+            tmp = path.with_suffix(".parquet.tmp")
+            obj.to_parquet(tmp, index=False)
+            tmp.replace(path.with_suffix(".parquet"))  # atomic: a crash never leaves half a file
+            path.with_suffix(".pickle").unlink(missing_ok=True)
+        else:
+            tmp = path.with_suffix(".pickle.tmp")
+            with tmp.open("wb") as fh:
+                pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            tmp.replace(path.with_suffix(".pickle"))
+            path.with_suffix(".parquet").unlink(missing_ok=True)
+
+    def load_input(self, context: dg.InputContext) -> Any:
+        path = self._path(context)
+        if path.with_suffix(".parquet").exists():
+            return pd.read_parquet(path.with_suffix(".parquet"))
+        if path.with_suffix(".pickle").exists():
+            with path.with_suffix(".pickle").open("rb") as fh:
+                return pickle.load(fh)
+        raise FileNotFoundError(
+            f"{context.asset_key.to_user_string()} has not been materialized in {self.base_dir}; "
+            "materialize it (or run the whole pipeline) first"
+        )
+
+
+def resources_from_settings(settings: Settings) -> dict[str, Any]:
+    """The resource set for a given configuration (the embedded defaults unless overridden)."""
+    return {
+        "courtside": CourtsideResource(data_dir=settings.data_dir, database_url=settings.database_url,
+                                       reports_dir=str(settings.home / "reports")),
+        "mlflow": MlflowResource(tracking_uri=settings.mlflow_tracking_uri,
+                                 artifact_dir=str(settings.mlflow_artifacts_dir)),
+        "io_manager": WarehouseIOManager(base_dir=str(settings.warehouse_dir)),
+    }

@@ -1,0 +1,133 @@
+"""The pre-match model candidates. Every candidate is a scikit-learn style estimator that takes the
+feature table (``features.prematch.FEATURES`` columns) and returns P(player A wins).
+
+- ``higher_rank``: logistic regression on the log-rank difference alone (the ranking baseline).
+- ``elo``: FiveThirtyEight Elo probability, no fitting (the rating baseline).
+- ``logistic``: regularised logistic regression on all features.
+- ``xgboost``: gradient-boosted trees, early-stopped on the validation window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from xgboost import XGBClassifier
+
+from features.prematch import FEATURES
+
+
+class ColumnLogit(BaseEstimator, ClassifierMixin):
+    """Logistic regression on a few named columns (missing values imputed by the training median)."""
+
+    def __init__(self, columns: tuple[str, ...] = ("log_rank_diff",), C: float = 1.0):
+        self.columns = columns
+        self.C = C
+
+    def fit(self, X: pd.DataFrame, y: np.ndarray) -> ColumnLogit:
+        self.pipeline_ = Pipeline([
+            ("impute", SimpleImputer(strategy="median")),
+            ("logit", LogisticRegression(C=self.C, max_iter=1000)),
+        ]).fit(X[list(self.columns)], y)
+        self.classes_ = self.pipeline_.classes_
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        return self.pipeline_.predict_proba(X[list(self.columns)])
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return (self.predict_proba(X)[:, 1] > 0.5).astype(int)
+
+
+class ProbabilityColumn(BaseEstimator, ClassifierMixin):
+    """A forecaster that reads its probability from one feature column (e.g. the Elo probability)."""
+
+    def __init__(self, column: str = "elo_prob"):
+        self.column = column
+
+    def fit(self, X: pd.DataFrame, y: np.ndarray) -> ProbabilityColumn:
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        p = np.clip(X[self.column].to_numpy(dtype=float), 1e-6, 1 - 1e-6)
+        return np.column_stack([1 - p, p])
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return (self.predict_proba(X)[:, 1] > 0.5).astype(int)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A named model recipe: how to build and fit it, and its parameters for the record."""
+
+    name: str
+    description: str
+    params: dict[str, Any] = field(default_factory=dict)
+    build: Callable[[dict[str, Any]], Any] = field(default=lambda params: None, repr=False)
+    uses_validation: bool = False
+    """True when fitting looks at the validation window (early stopping)."""
+
+
+def _logistic(params: dict[str, Any]) -> Pipeline:
+    return Pipeline([
+        ("impute", SimpleImputer(strategy="median")),
+        ("scale", StandardScaler()),
+        ("logit", LogisticRegression(C=params["C"], max_iter=2000)),
+    ])
+
+
+def _xgboost(params: dict[str, Any]) -> XGBClassifier:
+    return XGBClassifier(**params)
+
+
+XGB_PARAMS: dict[str, Any] = {
+    "n_estimators": 2000,
+    "learning_rate": 0.03,
+    "max_depth": 4,
+    "min_child_weight": 20,
+    "subsample": 0.8,
+    "colsample_bytree": 0.8,
+    "reg_lambda": 1.0,
+    "early_stopping_rounds": 100,
+    "eval_metric": "logloss",
+    "tree_method": "hist",
+    "n_jobs": 2,
+    "random_state": 7,
+}
+
+CANDIDATES: tuple[Candidate, ...] = (
+    Candidate("higher_rank", "logistic regression on log-rank difference",
+              {"columns": ("log_rank_diff",)}, lambda p: ColumnLogit(columns=p["columns"])),
+    Candidate("elo", "FiveThirtyEight Elo probability (no fitting)",
+              {"column": "elo_prob"}, lambda p: ProbabilityColumn(p["column"])),
+    Candidate("logistic", "L2 logistic regression on all features", {"C": 0.1}, _logistic),
+    Candidate("xgboost", "gradient-boosted trees, early-stopped on validation", XGB_PARAMS,
+              _xgboost, uses_validation=True),
+)
+"""Every candidate the training asset fits, in report order."""
+
+
+def fit_candidate(candidate: Candidate, train: pd.DataFrame, validation: pd.DataFrame) -> Any:
+    """Fit one candidate on the training rows (and the validation rows for early stopping only)."""
+    model = candidate.build(candidate.params)
+    X, y = train[list(FEATURES)], train["a_won"].to_numpy()
+    if candidate.uses_validation:
+        model.fit(X, y, eval_set=[(validation[list(FEATURES)], validation["a_won"].to_numpy())],
+                  verbose=False)
+    else:
+        model.fit(X, y)
+    return model
+
+
+def predict(model: Any, frame: pd.DataFrame, features: list[str] | tuple[str, ...] = FEATURES) -> np.ndarray:
+    """P(player A wins) for each row of ``frame``."""
+    return model.predict_proba(frame[list(features)])[:, 1]

@@ -1,0 +1,155 @@
+"""MLflow: runs of model candidates, the ``tennis-prematch`` registry entry and its aliases.
+
+Consumers load ``models:/tennis-prematch@champion``. Aliases are the only pointers we use
+(``challenger`` = newest registered candidate, ``champion`` = what serves); never stages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from xgboost import XGBClassifier
+
+PREMATCH_MODEL = "tennis-prematch"
+PREMATCH_EXPERIMENT = "tennis-prematch"
+CHALLENGER, CHAMPION = "challenger", "champion"
+
+
+def configure(tracking_uri: str, artifact_dir: Path | None = None,
+              experiment: str = PREMATCH_EXPERIMENT) -> str:
+    """Point MLflow at ``tracking_uri`` and make sure ``experiment`` exists; returns its id."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    mlflow.set_tracking_uri(tracking_uri)
+    client = MlflowClient()
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        location = artifact_dir.as_uri() if artifact_dir is not None else None
+        exp_id = client.create_experiment(experiment, artifact_location=location)
+    else:
+        exp_id = exp.experiment_id
+    mlflow.set_experiment(experiment_id=exp_id)
+    return exp_id
+
+
+def frame_version(*frames: pd.DataFrame) -> str:
+    """Content hash of data frames (values, column names and order): the data version of a run."""
+    h = hashlib.sha256()
+    for frame in frames:
+        h.update(",".join(map(str, frame.columns)).encode())
+        h.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _requirements(*packages: str) -> list[str]:
+    return [f"{p}=={package_version(p)}" for p in packages]
+
+
+def log_model(model: Any, features: list[str], input_example: pd.DataFrame) -> str:
+    """Log ``model`` in the active run (native XGBoost format when it is XGBoost); returns its URI."""
+    metadata = {"features": list(features)}
+    if isinstance(model, XGBClassifier):
+        info = mlflow.xgboost.log_model(
+            model, name="model", metadata=metadata, input_example=input_example,
+            pip_requirements=_requirements("xgboost", "scikit-learn", "pandas", "numpy"),
+        )
+    else:
+        info = mlflow.sklearn.log_model(
+            model, name="model", metadata=metadata, input_example=input_example,
+            serialization_format="cloudpickle", code_paths=None,
+            pip_requirements=_requirements("scikit-learn", "pandas", "numpy", "cloudpickle"),
+        )
+    return info.model_uri
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    """One version of a registered model, with what is needed to use it."""
+
+    name: str
+    version: str
+    run_id: str | None
+    model: Any
+    features: list[str]
+
+
+def load_model(uri: str) -> tuple[Any, list[str]]:
+    """The native model behind ``uri`` (no pyfunc wrapper) and the feature columns it expects."""
+    info = mlflow.models.get_model_info(uri)
+    features = list((info.metadata or {}).get("features", []))
+    if "xgboost" in info.flavors:
+        return mlflow.xgboost.load_model(uri), features
+    return mlflow.sklearn.load_model(uri), features
+
+
+def register(model_uri: str, run_id: str, name: str = PREMATCH_MODEL, alias: str = CHALLENGER,
+             description: str = "") -> str:
+    """Register ``model_uri`` as a new version of ``name`` and point ``alias`` at it."""
+    client = MlflowClient()
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(name, description="Pre-match P(player A wins); "
+                                                        "serve models:/tennis-prematch@champion")
+    mv = client.create_model_version(name, model_uri, run_id=run_id, description=description)
+    client.set_registered_model_alias(name, alias, mv.version)
+    return mv.version
+
+
+def by_alias(alias: str, name: str = PREMATCH_MODEL) -> RegisteredModel | None:
+    """The version ``alias`` points at, loaded; None when the alias is not set."""
+    client = MlflowClient()
+    try:
+        mv = client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+    model, features = load_model(f"models:/{name}@{alias}")
+    return RegisteredModel(name, mv.version, mv.run_id, model, features)
+
+
+def set_alias(version: str, alias: str, name: str = PREMATCH_MODEL) -> None:
+    """Point ``alias`` of ``name`` at ``version``."""
+    MlflowClient().set_registered_model_alias(name, alias, version)
+
+
+def run_url(tracking_ui: str, experiment_id: str, run_id: str) -> str:
+    """Link to a run in the MLflow UI."""
+    return f"{tracking_ui.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """A registered version and the tags of the run that produced it."""
+
+    version: str
+    run_id: str | None
+    tags: dict[str, str]
+
+
+def run_tags(run_id: str) -> dict[str, str]:
+    """Tags of an MLflow run."""
+    return dict(MlflowClient().get_run(run_id).data.tags)
+
+
+def version_info(alias: str, name: str = PREMATCH_MODEL) -> VersionInfo | None:
+    """The version ``alias`` points at and its run's tags; None when the alias is not set."""
+    try:
+        mv = MlflowClient().get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+    return VersionInfo(mv.version, mv.run_id, run_tags(mv.run_id) if mv.run_id else {})
+
+
+def load_version(version: str, name: str = PREMATCH_MODEL) -> RegisteredModel:
+    """One registered version, loaded."""
+    mv = MlflowClient().get_model_version(name, version)
+    model, features = load_model(f"models:/{name}/{version}")
+    return RegisteredModel(name, version, mv.run_id, model, features)
