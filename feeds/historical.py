@@ -80,6 +80,8 @@ class IngestResult:
     rejections: list[Rejection] = field(default_factory=list)
     files: list[FileReport] = field(default_factory=list)
     data_version: str = ""
+    corrections: list[Rejection] = field(default_factory=list)
+    """Values removed by a reviewed erratum (the rest of each row was kept)."""
 
     @property
     def rejected_by_reason(self) -> dict[str, int]:
@@ -225,14 +227,24 @@ SPECS: dict[str, TableSpec] = {
 """Column specs of every dataset. Columns a file has beyond its spec are kept as text."""
 
 
-def load_errata(path: Path = ERRATA_FILE) -> dict[str, dict[str, str]]:
-    """Reviewed upstream defects: dataset -> {row key ("a|b|c" of the key columns) -> reason}."""
-    errata: dict[str, dict[str, str]] = {}
+@dataclass(frozen=True)
+class Erratum:
+    """A reviewed defect of one source row: set the whole row aside, or remove one value."""
+
+    key: str
+    column: str | None
+    reason: str
+
+
+def load_errata(path: Path = ERRATA_FILE) -> dict[str, list[Erratum]]:
+    """Reviewed upstream defects by dataset (see the header of ``feeds/errata.csv``)."""
+    errata: dict[str, list[Erratum]] = {}
     if not path.exists():
         return errata
     with path.open(newline="", encoding="utf-8") as fh:
         for row in csv.DictReader(line for line in fh if not line.startswith("#")):
-            errata.setdefault(row["dataset"], {})[row["key"]] = row["reason"]
+            errata.setdefault(row["dataset"], []).append(
+                Erratum(row["key"], row.get("column") or None, row["reason"]))
     return errata
 
 
@@ -316,12 +328,13 @@ def ingest(
     source: DataSource,
     dataset: str,
     progress: Callable[[int, int], None] | None = None,
-    errata: dict[str, dict[str, str]] | None = None,
+    errata: dict[str, list[Erratum]] | None = None,
 ) -> IngestResult:
     """Read every file of ``dataset`` from ``source``: good rows typed, bad rows rejected with reasons."""
     spec = SPECS[dataset]
     errata = load_errata() if errata is None else errata
-    known = errata.get(dataset, {})
+    known_rows = {e.key: e.reason for e in errata.get(dataset, []) if e.column is None}
+    known_values = [e for e in errata.get(dataset, []) if e.column is not None]
     files = source.files(dataset)
     texts: list[pd.DataFrame] = []
     rejections: list[Rejection] = []
@@ -369,11 +382,22 @@ def ingest(
     for value in spec.na_values:
         text = text.replace(value, "")
     typed, reason = coerce(text.drop(columns=["source_file", "source_line"]), spec)
-    if known and spec.key:
+    corrections: list[Rejection] = []
+    if (known_rows or known_values) and spec.key:
         keys = row_keys(text, spec.key)
-        hit = keys.isin(known.keys()) & reason.eq("")
+        hit = keys.isin(known_rows.keys()) & reason.eq("")
         if hit.any():
-            reason = reason.mask(hit, keys[hit].map(lambda k: f"erratum: {known[k]}"))
+            reason = reason.mask(hit, keys[hit].map(lambda k: f"erratum: {known_rows[k]}"))
+        named = keys[keys.isin({e.key for e in known_values})]
+        rows_of = {k: list(idx) for k, idx in named.groupby(named).groups.items()}
+        for e in known_values:
+            for pos in rows_of.get(e.key, []):
+                if e.column in typed.columns and pd.notna(typed.at[pos, e.column]):
+                    corrections.append(Rejection(text.at[pos, "source_file"],
+                                                 int(text.at[pos, "source_line"]),
+                                                 f"{e.column}={text.at[pos, e.column]}",
+                                                 f"erratum (value removed): {e.reason}"))
+                    typed.at[pos, e.column] = None
     is_bad = reason.ne("")
     if is_bad.any():
         bad_text = text.loc[is_bad]
@@ -391,7 +415,7 @@ def ingest(
     good["source_file"] = text.loc[~is_bad, "source_file"].astype("category")
     good["source_line"] = text.loc[~is_bad, "source_line"].astype("int64")
     return IngestResult(dataset, good.reset_index(drop=True), rejections, list(reports.values()),
-                        sha256_hex(hashes))
+                        sha256_hex(hashes), corrections)
 
 
 # --- upstream adapters: tennis-data.co.uk yearly workbooks -> the local odds layouts -------------
@@ -415,8 +439,8 @@ def _tennis_data_slams(raw: bytes, _file: SourceFile) -> pd.DataFrame:
 def _set_scores(frame: pd.DataFrame) -> pd.Series:
     parts = []
     for i in range(1, 6):
-        w, l = frame.get(f"W{i}", ""), frame.get(f"L{i}", "")
-        parts.append(np.where((w != "") & (l != ""), w.astype(str) + "-" + l.astype(str), ""))
+        won, lost = frame.get(f"W{i}", ""), frame.get(f"L{i}", "")
+        parts.append(np.where((won != "") & (lost != ""), won.astype(str) + "-" + lost.astype(str), ""))
     joined = pd.Series([" ".join(p for p in row if p) for row in zip(*parts, strict=True)],
                        index=frame.index)
     return joined.map(lambda s: re.sub(r"\.0\b", "", s))

@@ -35,3 +35,13 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
 
 
 defs = build_definitions()
+
+
+def courtside_pipeline() -> dg.JobDefinition:
+    """The whole pipeline job, resolved (entry point for ``courtside pipeline``)."""
+    return defs.resolve_job_def("courtside_pipeline")
+
+
+def retrain_prematch() -> dg.JobDefinition:
+    """The pre-match retrain job, resolved."""
+    return defs.resolve_job_def("retrain_prematch")

@@ -108,14 +108,14 @@ class PromotionDecision:
 
 def decide_promotion(
     validation: pd.DataFrame,
-    challenger: Any,
+    challenger: tracking.RegisteredModel,
     champion: tracking.RegisteredModel | None,
     failed_checks: list[str],
 ) -> PromotionDecision:
     """The champion/challenger rule: promote only if every upstream data check passed and the
     challenger's log-loss is lower than the champion's on exactly the same validation rows."""
     y = validation["a_won"].to_numpy()
-    ch_ll = score(y, predict(challenger, validation))["log_loss"]
+    ch_ll = score(y, predict(challenger.model, validation, challenger.features))["log_loss"]
     if failed_checks:
         return PromotionDecision(False, f"upstream data checks failed: {', '.join(failed_checks)}",
                                  ch_ll, None, champion.version if champion else None)

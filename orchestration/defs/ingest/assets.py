@@ -33,6 +33,7 @@ def ingest_metadata(result: IngestResult, quarantined: int) -> dict[str, dg.Meta
         "rows": dg.MetadataValue.int(len(result.frame)),
         "rejected_rows": dg.MetadataValue.int(quarantined),
         "rejected_by_reason": dg.MetadataValue.json(result.rejected_by_reason),
+        "values_removed_by_errata": dg.MetadataValue.int(len(result.corrections)),
         "files_read": dg.MetadataValue.int(sum(not f.missing for f in result.files)),
         "files_missing": dg.MetadataValue.int(sum(f.missing for f in result.files)),
         "files": dg.MetadataValue.md(md_files),

@@ -12,7 +12,7 @@ from training.prematch import decide_promotion
 
 def upstream_check_failures(context: dg.AssetCheckExecutionContext, asset: dg.AssetKey) -> list[str]:
     """Names of the checks on assets upstream of ``asset`` whose latest evaluation did not pass."""
-    graph = context.repository_def.asset_graph
+    graph = context.job_def.asset_layer.asset_graph
     upstream = dg.AssetSelection.assets(asset).upstream().resolve(graph) - {asset}
     keys = [k for k in graph.asset_check_keys if k.asset_key in upstream]
     latest = context.instance.event_log_storage.get_latest_asset_check_execution_by_key(keys)
@@ -41,7 +41,7 @@ def challenger_beats_champion(context: dg.AssetCheckExecutionContext, mlflow: Ml
             "validation_rows": len(validation)})
     challenger = tracking.load_version(prematch_challenger["version"])
     current = tracking.load_version(champion.version) if champion else None
-    decision = decide_promotion(validation, challenger.model, current, failed)
+    decision = decide_promotion(validation, challenger, current, failed)
     return dg.AssetCheckResult(
         passed=decision.promote,
         metadata={
@@ -55,3 +55,20 @@ def challenger_beats_champion(context: dg.AssetCheckExecutionContext, mlflow: Ml
         },
     )
 
+
+
+LEAK_ACCURACY, LEAK_LOG_LOSS = 0.75, 0.50
+"""A full-season pre-match result beyond these is a leak until proven otherwise (MODELING.md)."""
+
+
+@dg.asset_check(asset="prematch_candidates", blocking=True)
+def no_candidate_suspiciously_good(prematch_candidates: list) -> dg.AssetCheckResult:
+    """Every candidate's validation accuracy <= 75% and log-loss >= 0.50; better is a leak."""
+    scores = {r.name: r.validation_scores for r in prematch_candidates}
+    suspects = [n for n, s in scores.items()
+                if s["accuracy"] > LEAK_ACCURACY or s["log_loss"] < LEAK_LOG_LOSS]
+    return dg.AssetCheckResult(
+        passed=not suspects,
+        metadata={"suspects": dg.MetadataValue.json(suspects),
+                  "validation": dg.MetadataValue.json(
+                      {n: {k: round(v, 4) for k, v in s.items()} for n, s in scores.items()})})

@@ -1,0 +1,32 @@
+"""Great Expectations results as Dagster asset check results."""
+
+import dagster as dg
+
+from expectations.runner import SuiteResult
+
+
+def check_result(result: SuiteResult) -> dg.AssetCheckResult:
+    """Pass/fail, the failed expectations with failing examples, and per-expectation counts."""
+    failed = {
+        f.name: {
+            "columns": list(f.columns),
+            "unexpected_count": f.unexpected_count,
+            "observed": str(f.observed_value)[:300] if f.observed_value is not None else None,
+            "error": f.error,
+            "examples": [dict(x) for x in f.examples[:5]],
+        }
+        for f in result.failures
+    }
+    return dg.AssetCheckResult(
+        passed=result.success,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=(f"{len(result.failures)} of {len(result.expectations)} expectations failed: "
+                     + ", ".join(failed)) if failed else None,
+        metadata={
+            "summary": dg.MetadataValue.md(result.summary_markdown()),
+            "evaluated_rows": result.evaluated_rows,
+            "expectations": len(result.expectations),
+            "failed_expectations": dg.MetadataValue.json(failed),
+            "seconds": round(result.seconds, 2),
+        },
+    )

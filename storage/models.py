@@ -1,0 +1,112 @@
+"""SQLAlchemy 2 declarative models of the application database.
+
+Every table hangs off :class:`Base`, whose ``MetaData`` carries a naming convention so that
+every index and constraint gets a deterministic name. Deterministic names are what let Alembic
+autogenerate migrations that drop or alter constraints on both SQLite (batch mode recreates the
+table and must find constraints by name) and Postgres (``ALTER TABLE ... DROP CONSTRAINT name``).
+
+Timestamps use :class:`UtcDateTime`: always timezone-aware UTC in Python, ``TIMESTAMP WITH TIME
+ZONE`` on Postgres and a UTC text timestamp on SQLite (which has no time zone support).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal, get_args
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    func,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+"""Constraint and index names. Names longer than the dialect's limit (63 on Postgres) are
+truncated by SQLAlchemy with a stable hash suffix. CHECK constraints need an explicit short
+``name=`` (the convention prefixes it), and stay named so SQLite batch mode keeps them."""
+
+Stage = Literal["ingest", "live"]
+"""Where a record was rejected: by a historical ingest run or by the live feed consumer."""
+STAGES: tuple[str, ...] = get_args(Stage)
+
+# BIGINT ids on Postgres; on SQLite only ``INTEGER PRIMARY KEY`` is the auto-incrementing rowid.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC ``datetime`` on every backend.
+
+    Binding a naive datetime is an error (it would be silently misread). Values read back are
+    always aware and in UTC, including SQLite's naive ``CURRENT_TIMESTAMP`` (which is UTC).
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r}: pass a timezone-aware datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of all Courtside tables (one ``MetaData`` for Alembic)."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UtcDateTime()}
+
+
+class Quarantine(Base):
+    """A record that ingest or the live feed rejected, kept verbatim with the reason."""
+
+    __tablename__ = "quarantine"
+    __table_args__ = (
+        CheckConstraint("stage IN ('ingest', 'live')", name="stage"),
+        Index(None, "source", "batch_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(100))
+    """Dataset or feed name, e.g. ``atp_matches``."""
+    location: Mapped[str] = mapped_column(Text)
+    """File path or URL (ingest) or feed name / endpoint (live)."""
+    line: Mapped[int | None] = mapped_column(Integer)
+    """1-based line number in the file when known."""
+    record: Mapped[str] = mapped_column(Text)
+    """The raw row or message as received."""
+    reason: Mapped[str] = mapped_column(Text)
+    """Human-readable reason, e.g. ``winner_id: 'abc' is not an integer``."""
+    stage: Mapped[str] = mapped_column(String(16))
+    """``ingest`` or ``live`` (see :data:`Stage`)."""
+    batch_id: Mapped[str] = mapped_column(String(64))
+    """Groups the rows of one ingest run (or one live session)."""
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    """When the row was stored (UTC, set by the database)."""
+
+    def __repr__(self) -> str:
+        return f"Quarantine(id={self.id!r}, source={self.source!r}, line={self.line!r})"

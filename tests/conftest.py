@@ -1,0 +1,98 @@
+"""Shared fixtures: a real PostgreSQL server for the tests marked ``postgres``.
+
+``postgres_url`` (session): the server's admin URL. Taken from ``COURTSIDE_TEST_POSTGRES_URL``
+when set (CI starts the server), otherwise a throwaway server is started with
+``scripts/test-postgres`` for the session and stopped at the end. When no server can be had the
+tests FAIL with the reason; ``COURTSIDE_SKIP_POSTGRES=1`` skips them instead.
+
+``postgres_database_url`` (per test): a fresh, empty database on that server, dropped after the
+test, so tests never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, make_url
+
+TEST_POSTGRES_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "test-postgres"
+_HOW_TO = (
+    "Set COURTSIDE_TEST_POSTGRES_URL=postgresql+psycopg://USER@HOST:PORT/postgres, or make "
+    f"`{TEST_POSTGRES_SCRIPT} start` work (PostgreSQL server binaries initdb/pg_ctl on PATH), "
+    "or set COURTSIDE_SKIP_POSTGRES=1 to skip the PostgreSQL tests."
+)
+
+
+def _check_reachable(url: str, origin: str) -> None:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except Exception as exc:  # noqa: BLE001 - any failure means "no usable server"
+        pytest.fail(f"PostgreSQL at {origin} is not reachable: {exc}\n{_HOW_TO}", pytrace=False)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """Admin SQLAlchemy URL of a PostgreSQL server for this test session."""
+    if os.environ.get("COURTSIDE_SKIP_POSTGRES") == "1":
+        pytest.skip("COURTSIDE_SKIP_POSTGRES=1: PostgreSQL tests skipped")
+    url = os.environ.get("COURTSIDE_TEST_POSTGRES_URL")
+    if url:
+        _check_reachable(url, "COURTSIDE_TEST_POSTGRES_URL")
+        yield url
+        return
+
+    folder = tempfile.mkdtemp(prefix="courtside-pg-")
+    try:
+        started = subprocess.run(
+            [str(TEST_POSTGRES_SCRIPT), "start", folder],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        error = started.stderr.strip() if started.returncode else ""
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        error = str(exc)
+    if error:
+        _stop(folder)
+        pytest.fail(
+            f"could not start a throwaway PostgreSQL server:\n{error}\n{_HOW_TO}", pytrace=False
+        )
+    url = started.stdout.strip().splitlines()[-1]
+    try:
+        _check_reachable(url, f"{TEST_POSTGRES_SCRIPT} start ({url})")
+        yield url
+    finally:
+        _stop(folder)
+
+
+def _stop(folder: str) -> None:
+    subprocess.run(
+        [str(TEST_POSTGRES_SCRIPT), "stop", folder], capture_output=True, timeout=120, check=False
+    )
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_database_url(postgres_url: str) -> Iterator[str]:
+    """URL of a new empty database on the test server, dropped after the test."""
+    name = f"courtside_test_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+        with admin.connect() as conn:  # FORCE: ends sessions the test left open
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        admin.dispose()
