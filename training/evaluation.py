@@ -31,56 +31,55 @@ def fair_probability(price_a: np.ndarray, price_b: np.ndarray) -> np.ndarray:
     return ia / (ia + ib)
 
 
-def orient_prices(rows: pd.DataFrame, odds: pd.DataFrame, p1: str, p2: str) -> pd.DataFrame:
-    """Prices for player A and B of each row, from odds rows matched to Sackmann matches."""
+def _orient(rows: pd.DataFrame, odds: pd.DataFrame, p1: str, p2: str) -> tuple[np.ndarray, np.ndarray]:
     o = odds.dropna(subset=["match_id", p1, p2]).drop_duplicates("match_id")
-    merged = rows[["match_id", "player_a_id"]].merge(
-        o[["match_id", "p1_id", p1, p2, *(["series"] if "series" in o else [])]],
-        on="match_id", how="left")
-    a_is_p1 = merged["p1_id"].to_numpy() == merged["player_a_id"].to_numpy()
-    out = pd.DataFrame(index=rows.index)
-    out["price_a"] = np.where(a_is_p1, merged[p1], merged[p2])
-    out["price_b"] = np.where(a_is_p1, merged[p2], merged[p1])
-    if "series" in merged:
-        out["series"] = merged["series"].to_numpy()
+    merged = rows[["match_id", "player_a_id"]].merge(o[["match_id", "p1_id", p1, p2]], on="match_id",
+                                                     how="left")
+    a_is_p1 = (merged["p1_id"] == merged["player_a_id"]).fillna(False).to_numpy(dtype=bool)
+    pa = np.where(a_is_p1, merged[p1], merged[p2]).astype(float)
+    pb = np.where(a_is_p1, merged[p2], merged[p1]).astype(float)
+    return pa, pb
+
+
+def attach_market_prices(rows: pd.DataFrame, tour_odds: pd.DataFrame, slam_odds: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` with the closing prices of both players, oriented to player A and B.
+
+    ``tour_odds``/``slam_odds`` are odds rows matched to Sackmann matches (``match_id``, ``p1_id``
+    and ``b365_p1``/``b365_p2``, plus ``ps_p1``/``ps_p2`` for the slams)."""
+    out = rows.copy()
+    out["b365_a"], out["b365_b"] = _orient(rows, tour_odds, "b365_p1", "b365_p2")
+    out["ps_a"], out["ps_b"] = _orient(rows, slam_odds, "ps_p1", "ps_p2")
+    out["slam_b365_a"], out["slam_b365_b"] = _orient(rows, slam_odds, "b365_p1", "b365_p2")
+    series = tour_odds.dropna(subset=["match_id"]).drop_duplicates("match_id").set_index("match_id")["series"]
+    out["series"] = rows["match_id"].map(series)
     return out
 
 
-def evaluate(
-    rows: pd.DataFrame,
-    forecasts: Mapping[str, np.ndarray],
-    tour_odds: pd.DataFrame,
-    slam_odds: pd.DataFrame,
-) -> pd.DataFrame:
+def evaluate(rows: pd.DataFrame, forecasts: Mapping[str, np.ndarray]) -> pd.DataFrame:
     """Scores of each forecaster and of the margin-free market, overall and by tier.
 
-    ``rows``: test-window feature rows (``a_won``, ``match_id``, ``player_a_id``, ``tourney_level``);
-    ``forecasts``: name -> P(A wins) aligned with ``rows``; the odds frames are the matched odds
-    (``match_id``, ``p1_id``, and price columns ``b365_p1``/``b365_p2``, ``ps_p1``/``ps_p2``).
-    Returns a tidy table: comparison, tier, forecaster, n, log_loss, brier, accuracy, calibration_error.
+    ``rows``: test-window rows with ``a_won``, ``tourney_level`` and the price columns of
+    :func:`attach_market_prices`; ``forecasts``: name -> P(A wins) aligned with ``rows``.
+    Returns a tidy table: comparison, tier, forecaster, n, log_loss, brier, accuracy,
+    calibration_error. Every forecaster of a comparison is scored on exactly the same rows.
     """
     rows = rows.reset_index(drop=True)
     forecasts = {k: np.asarray(v, dtype=float) for k, v in forecasts.items()}
-    b365 = orient_prices(rows, tour_odds, "b365_p1", "b365_p2")
-    ps = orient_prices(rows, slam_odds, "ps_p1", "ps_p2")
-    slam_b365 = orient_prices(rows, slam_odds, "b365_p1", "b365_p2")
-    tier = rows["tourney_level"].map(LEVEL_TIER).fillna("other")
-    if "series" in b365:
-        tier = b365["series"].map(SERIES_TIER).fillna(tier)
+    tier = rows["series"].map(SERIES_TIER).fillna(rows["tourney_level"].map(LEVEL_TIER)).fillna("other")
+
+    def has(*cols: str) -> np.ndarray:
+        return rows[list(cols)].notna().all(axis=1).to_numpy()
 
     comparisons = {
-        "tour_bet365": (b365["price_a"].notna() & b365["price_b"].notna(),
-                        {"market_bet365": fair_probability(b365["price_a"], b365["price_b"])}),
-        "slams_pinnacle": (ps["price_a"].notna() & ps["price_b"].notna()
-                           & slam_b365["price_a"].notna() & slam_b365["price_b"].notna(),
-                           {"market_pinnacle": fair_probability(ps["price_a"], ps["price_b"]),
-                            "market_bet365": fair_probability(slam_b365["price_a"],
-                                                              slam_b365["price_b"])}),
+        "tour_bet365": (has("b365_a", "b365_b"),
+                        {"market_bet365": fair_probability(rows["b365_a"], rows["b365_b"])}),
+        "slams_pinnacle": (has("ps_a", "ps_b", "slam_b365_a", "slam_b365_b"),
+                           {"market_pinnacle": fair_probability(rows["ps_a"], rows["ps_b"]),
+                            "market_bet365": fair_probability(rows["slam_b365_a"], rows["slam_b365_b"])}),
     }
     records = []
     y_all = rows["a_won"].to_numpy()
     for comparison, (mask, markets) in comparisons.items():
-        mask = mask.to_numpy()
         every = {**forecasts, **markets}
         for tier_name in ["all", *sorted(tier[mask].unique())]:
             sel = mask if tier_name == "all" else mask & (tier == tier_name).to_numpy()
@@ -90,7 +89,8 @@ def evaluate(
                 records.append({"comparison": comparison, "tier": tier_name, "forecaster": name,
                                 **score(y_all[sel], p[sel])})
     table = pd.DataFrame.from_records(records)
-    table["n"] = table["n"].astype(int)
+    if not table.empty:
+        table["n"] = table["n"].astype(int)
     return table
 
 

@@ -101,7 +101,7 @@ def register(model_uri: str, run_id: str, name: str = PREMATCH_MODEL, alias: str
                                                         "serve models:/tennis-prematch@champion")
     mv = client.create_model_version(name, model_uri, run_id=run_id, description=description)
     client.set_registered_model_alias(name, alias, mv.version)
-    return mv.version
+    return str(mv.version)
 
 
 def by_alias(alias: str, name: str = PREMATCH_MODEL) -> RegisteredModel | None:
@@ -112,7 +112,7 @@ def by_alias(alias: str, name: str = PREMATCH_MODEL) -> RegisteredModel | None:
     except MlflowException:
         return None
     model, features = load_model(f"models:/{name}@{alias}")
-    return RegisteredModel(name, mv.version, mv.run_id, model, features)
+    return RegisteredModel(name, str(mv.version), mv.run_id, model, features)
 
 
 def set_alias(version: str, alias: str, name: str = PREMATCH_MODEL) -> None:
@@ -145,11 +145,11 @@ def version_info(alias: str, name: str = PREMATCH_MODEL) -> VersionInfo | None:
         mv = MlflowClient().get_model_version_by_alias(name, alias)
     except MlflowException:
         return None
-    return VersionInfo(mv.version, mv.run_id, run_tags(mv.run_id) if mv.run_id else {})
+    return VersionInfo(str(mv.version), mv.run_id, run_tags(mv.run_id) if mv.run_id else {})
 
 
 def load_version(version: str, name: str = PREMATCH_MODEL) -> RegisteredModel:
     """One registered version, loaded."""
     mv = MlflowClient().get_model_version(name, version)
     model, features = load_model(f"models:/{name}/{version}")
-    return RegisteredModel(name, version, mv.run_id, model, features)
+    return RegisteredModel(name, str(version), mv.run_id, model, features)

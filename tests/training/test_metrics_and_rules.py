@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.evaluation import evaluate, fair_probability
+from training.evaluation import attach_market_prices, evaluate, fair_probability
 from training.metrics import accuracy, brier, calibration_error, log_loss
 from training.models import ProbabilityColumn
 from training.prematch import decide_promotion
@@ -46,7 +46,9 @@ def test_evaluation_uses_the_same_rows_for_every_forecaster():
     tour_odds = pd.DataFrame({"match_id": ["m1", "m2"], "p1_id": [2, 3], "b365_p1": [3.0, 1.5],
                               "b365_p2": [1.4, 2.6], "series": ["ATP250", "ATP250"]})
     slam_odds = pd.DataFrame(columns=["match_id", "p1_id", "b365_p1", "b365_p2", "ps_p1", "ps_p2"])
-    table = evaluate(rows, {"model": np.array([0.6, 0.4, 0.9])}, tour_odds, slam_odds)
+    priced = attach_market_prices(rows, tour_odds, slam_odds)
+    assert priced["b365_a"].tolist()[:2] == [1.4, 1.5] and np.isnan(priced["b365_a"].iloc[2])
+    table = evaluate(priced, {"model": np.array([0.6, 0.4, 0.9])})
     overall = table[(table["comparison"] == "tour_bet365") & (table["tier"] == "all")]
     assert set(overall["forecaster"]) == {"model", "market_bet365"}
     assert (overall["n"] == 2).all()  # m3 has no price: scored for nobody

@@ -22,18 +22,16 @@ def test_evaluation(
     model_dataset: pd.DataFrame,
     prematch_candidates: list[CandidateResult],
     prematch_challenger: dict,
-    odds_tour_matched: pd.DataFrame,
-    odds_slams_matched: pd.DataFrame,
 ) -> dg.Output[pd.DataFrame]:
     """Every candidate vs the margin-free Bet365 (all tour-level) and Pinnacle (Grand Slams)
     closing prices on the test window: log-loss, Brier, accuracy, calibration error, by tier."""
     test = model_dataset[model_dataset["split"] == "test"].reset_index(drop=True)
     forecasts = {r.name: predict(r.model, test) for r in prematch_candidates}
-    table = evaluate(test, forecasts, odds_tour_matched, odds_slams_matched)
+    table = evaluate(test, forecasts)
     summary = summary_markdown(table)
 
     tour = table[(table["comparison"] == "tour_bet365") & (table["tier"] == "all")]
-    sel = test["match_id"].isin(odds_tour_matched["match_id"].dropna()).to_numpy()
+    sel = test[["b365_a", "b365_b"]].notna().all(axis=1).to_numpy()
     calib = plots.png_bytes(plots.reliability_diagram(
         {name: p[sel] for name, p in forecasts.items()}, test.loc[sel, "a_won"].to_numpy(),
         "Test window calibration (tour-level rows with Bet365 prices)"))

@@ -10,6 +10,7 @@ import pandas as pd
 from orchestration.defs.shared.progress import reporter
 from orchestration.defs.shared.resources import MlflowResource
 from training import tracking
+from training.evaluation import attach_market_prices
 from training.prematch import CandidateResult, best_by_validation, train_all
 from training.splits import Windows, model_rows
 
@@ -29,14 +30,19 @@ class WindowsConfig(dg.Config):
 
 
 @dg.asset(group_name="models", kinds={"pandas", "parquet"})
-def model_dataset(config: WindowsConfig, prematch_features: pd.DataFrame) -> dg.Output[pd.DataFrame]:
-    """Tour-level matches that settle, inside the train/validation/test windows, with ``split``."""
+def model_dataset(config: WindowsConfig, prematch_features: pd.DataFrame, odds_tour_matched: pd.DataFrame,
+                  odds_slams_matched: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+    """Tour-level matches that settle, inside the train/validation/test windows, with ``split``
+    and the closing prices of both players where the odds files have them (never features: they
+    mark the rows on which models are compared with the market)."""
     windows = config.windows()
-    rows = model_rows(prematch_features, windows)
+    rows = attach_market_prices(model_rows(prematch_features, windows), odds_tour_matched, odds_slams_matched)
     counts = rows["split"].value_counts().to_dict()
+    priced = rows.groupby("split")["b365_a"].apply(lambda s: int(s.notna().sum())).to_dict()
     return dg.Output(rows, metadata={
         "dagster/row_count": len(rows),
         **{f"{k}_rows": int(v) for k, v in counts.items()},
+        **{f"{k}_rows_with_bet365": v for k, v in priced.items()},
         "windows": dg.MetadataValue.json(windows.__dict__),
         "data_version": tracking.frame_version(rows),
     })

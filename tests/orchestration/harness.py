@@ -1,0 +1,66 @@
+"""Running the real Dagster job on a data folder in a temporary home."""
+
+from __future__ import annotations
+
+import gzip
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+
+from courtside.settings import Settings
+from orchestration.definitions import build_definitions
+from tests.real_data import data_dir
+
+
+@dataclass
+class PipelineRun:
+    result: dg.ExecuteInProcessResult
+    instance: dg.DagsterInstance
+    settings: Settings
+    defs: dg.Definitions
+
+    def check(self, asset: str, name: str) -> dg.AssetCheckEvaluation:
+        """The evaluation of one asset check in this run."""
+        for ev in self.result.get_asset_check_evaluations():
+            if ev.asset_key == dg.AssetKey(asset) and ev.check_name == name:
+                return ev
+        raise KeyError(f"{asset}:{name} was not evaluated in this run")
+
+    def materialized(self) -> set[str]:
+        return {m.asset_key.to_user_string() for m in self.result.get_asset_materialization_events()
+                for m in [m.event_specific_data.materialization]}
+
+
+def settings_for(home: Path, data: Path) -> Settings:
+    return Settings.from_env({"COURTSIDE_HOME": str(home), "COURTSIDE_DATA_DIR": str(data)})
+
+
+def run_pipeline(home: Path, data: Path, instance: dg.DagsterInstance | None = None,
+                 job: str = "courtside_pipeline") -> PipelineRun:
+    """Execute a job of the real definitions, configured for ``home`` and ``data``."""
+    settings = settings_for(home, data)
+    defs = build_definitions(settings)
+    instance = instance or dg.DagsterInstance.ephemeral()
+    result = defs.resolve_job_def(job).execute_in_process(instance=instance, raise_on_error=False)
+    return PipelineRun(result, instance, settings, defs)
+
+
+def mirror_data(target: Path) -> Path:
+    """A folder laid out like the shared data whose files are links to the real ones."""
+    source = data_dir()
+    for path in source.rglob("*"):
+        if path.is_file():
+            link = target / path.relative_to(source)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(path)
+    return target
+
+
+def edit_csv(data: Path, relative: str, edit) -> None:
+    """Replace one (gzip) CSV of a mirrored folder by an edited copy: ``edit(lines) -> lines``."""
+    path = data / relative
+    lines = gzip.decompress(path.read_bytes()).decode("utf-8").splitlines()
+    edited = edit(lines)
+    path.unlink()
+    path.write_bytes(gzip.compress(("\n".join(edited) + "\n").encode("utf-8")))

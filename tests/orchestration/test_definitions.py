@@ -1,0 +1,72 @@
+"""The Dagster code location: asset graph, checks, jobs, schedule and sensor."""
+
+import json
+
+import dagster as dg
+import pytest
+
+from orchestration.definitions import build_definitions
+from orchestration.defs.ingest.checks import GATES_TRAINING
+from orchestration.defs.operations.sensors import data_files_changed
+from orchestration.defs.shared.resources import CourtsideResource
+from tests.orchestration.harness import settings_for
+
+
+@pytest.fixture(scope="module")
+def defs(tmp_path_factory):
+    home = tmp_path_factory.mktemp("home")
+    return build_definitions(settings_for(home, home))
+
+
+def test_asset_graph_reads_as_the_pipeline(defs):
+    graph = defs.resolve_asset_graph()
+    groups = {k.to_user_string(): graph.get(k).group_name for k in graph.get_all_asset_keys()}
+    assert groups["raw_atp_matches"] == "ingest"
+    assert groups["matches"] == "clean"
+    assert groups["odds_tour_matched"] == "identity"
+    assert groups["elo_ratings"] == "ratings"
+    assert groups["prematch_features"] == "features"
+    assert {groups[k] for k in ("model_dataset", "prematch_challenger", "prematch_champion")} == {"models"}
+    assert groups["test_evaluation"] == "evaluation"
+    upstream = dg.AssetSelection.assets("prematch_candidates").upstream().resolve(graph)
+    for dataset in GATES_TRAINING:
+        assert dg.AssetKey(f"raw_{dataset}") in upstream
+
+
+def test_every_dataset_has_a_gx_check_and_training_gates_are_blocking(defs):
+    graph = defs.resolve_asset_graph()
+    checks = {(k.asset_key.to_user_string(), k.name): k for k in graph.asset_check_keys}
+    for asset in [a.to_user_string() for a in graph.get_all_asset_keys() if a.path[0].startswith("raw_")]:
+        key = checks[(asset, "gx_suite")]
+        blocking = graph.get_check_spec(key).blocking
+        assert blocking == (asset.removeprefix("raw_") in GATES_TRAINING), asset
+    assert graph.get_check_spec(checks[("prematch_challenger", "challenger_beats_champion")]).blocking
+
+
+def test_jobs_schedule_and_sensor(defs):
+    assert defs.resolve_job_def("courtside_pipeline")
+    retrain = defs.resolve_job_def("retrain_prematch")
+    assert dg.AssetKey("prematch_champion") in retrain.asset_layer.asset_graph.get_all_asset_keys()
+    assert defs.resolve_schedule_def("weekly_retrain").cron_schedule == "0 5 * * 1"
+    assert defs.resolve_sensor_def("data_files_changed")
+
+
+def test_sensor_requests_a_retrain_when_a_file_changes(tmp_path):
+    (tmp_path / "atp").mkdir()
+    f = tmp_path / "atp" / "atp_matches_2030.csv"
+    f.write_text("a\n1\n")
+    resource = CourtsideResource(data_dir=str(tmp_path), database_url="sqlite://", reports_dir=str(tmp_path))
+
+    first = data_files_changed(dg.build_sensor_context(resources={"courtside": resource}))
+    assert not first.run_requests and first.cursor  # first look only records the files
+    same = data_files_changed(dg.build_sensor_context(cursor=first.cursor, resources={"courtside": resource}))
+    assert not same.run_requests
+
+    f.write_text("a\n1\n2\n")
+    changed = data_files_changed(dg.build_sensor_context(cursor=first.cursor, resources={"courtside": resource}))
+    assert len(changed.run_requests) == 1
+    assert "atp/atp_matches_2030.csv" in changed.run_requests[0].tags["courtside/changed_files"]
+    assert json.loads(changed.cursor)["digest"] != json.loads(first.cursor)["digest"]
+    # the same change is not requested twice (idempotent run key)
+    again = data_files_changed(dg.build_sensor_context(cursor=changed.cursor, resources={"courtside": resource}))
+    assert not again.run_requests
