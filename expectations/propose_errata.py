@@ -25,7 +25,7 @@ import pandas as pd
 
 from expectations.runner import SuiteResult, expectation_columns, expectation_name
 from expectations.suites import SUITES, RowBounds, validate_dataset
-from feeds.historical import SPECS, TableSpec, _read_text_frame, ingest, row_keys
+from feeds.historical import SPECS, TableSpec, ingest, read_text_frame, row_keys
 from feeds.sources import DataSource, LocalDataSource, UpstreamDataSource
 
 _DUPLICATE_TYPES = frozenset({
@@ -152,13 +152,13 @@ def _source_keys(rows: pd.DataFrame, spec: TableSpec, source: DataSource
             for i, line in zip(group.index, group["source_line"], strict=True):
                 out[(name, int(line))] = typed[i]
             continue
-        text, _ = _read_text_frame(source.read(f), f.location, len(spec.columns))
+        text, lines, _ = read_text_frame(source.read(f), f.location)
         text = text.reset_index(drop=True).fillna("")
         for value in spec.na_values:
             text = text.replace(value, "")
-        keys = row_keys(text, spec.key)
+        keys = dict(zip(lines.tolist(), row_keys(text, spec.key), strict=True))
         for line in group["source_line"]:
-            out[(name, int(line))] = keys.iloc[int(line) - 2]  # the header is line 1
+            out[(name, int(line))] = keys[int(line)]
     return out
 
 

@@ -256,23 +256,26 @@ def row_keys(frame: pd.DataFrame, key: tuple[str, ...]) -> pd.Series:
     return out
 
 
-def _read_text_frame(raw: bytes, location: str, expected: int | None) -> tuple[pd.DataFrame, list[Rejection]]:
-    """Parse CSV bytes into a frame of strings; lines with the wrong number of fields are rejected."""
+def read_text_frame(raw: bytes, location: str) -> tuple[pd.DataFrame, np.ndarray, list[Rejection]]:
+    """Parse CSV bytes into a frame of strings and the file line of each row; lines with the wrong
+    number of fields are rejected (the fast C parser first, the csv module when a line is bad)."""
     text = raw.decode("utf-8", errors="replace")
     try:
         frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, on_bad_lines="error")
-        return frame, []
+        return frame, np.arange(len(frame), dtype="int64") + 2, []  # the header is line 1
     except pd.errors.ParserError:
         pass
-    bad: list[Rejection] = []
-
-    def on_bad(fields: list[str]) -> None:
-        bad.append(Rejection(location, None, ",".join(fields),
-                             f"field count: expected {expected} fields, found {len(fields)}"))
-
-    frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, engine="python",
-                        on_bad_lines=on_bad)
-    return frame, bad
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader)
+    good, lines, bad = [], [], []
+    for row in reader:
+        if len(row) == len(header):
+            good.append(row)
+            lines.append(reader.line_num)
+        elif any(row):
+            bad.append(Rejection(location, reader.line_num, ",".join(row),
+                                 f"field count: expected {len(header)} fields, found {len(row)}"))
+    return pd.DataFrame(good, columns=header, dtype=str), np.asarray(lines, dtype="int64"), bad
 
 
 def _kind_name(kind: str) -> str:
@@ -353,8 +356,9 @@ def ingest(
         try:
             if f.layout != "csv":
                 text_frame, bad = _ADAPTERS[(f.layout, dataset)](raw, f), []
+                lines = np.arange(len(text_frame), dtype="int64") + 2
             else:
-                text_frame, bad = _read_text_frame(raw, f.location, len(spec.columns))
+                text_frame, lines, bad = read_text_frame(raw, f.location)
         except Exception as exc:  # a file that is not a table at all: reject it whole, keep going
             rejections.append(Rejection(f.location, None, raw[:500].decode("utf-8", "replace"),
                                         f"unreadable file: {exc}"))
@@ -369,7 +373,7 @@ def ingest(
         rejections.extend(bad)
         text_frame = text_frame.reset_index(drop=True)
         text_frame["source_file"] = f.name
-        text_frame["source_line"] = np.arange(len(text_frame), dtype="int64") + 2  # header: line 1
+        text_frame["source_line"] = lines
         texts.append(text_frame)
         reports[f.name] = FileReport(f.name, len(text_frame), len(bad), sha)
     if progress:
