@@ -102,7 +102,14 @@ def stop_services(procs: list[subprocess.Popen]) -> None:
             os.killpg(p.pid, signal.SIGKILL)
 
 
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def cmd_up(_: argparse.Namespace) -> int:
+    # Ctrl-C and a plain kill both stop everything (SIGINT may be ignored when started in background).
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     settings = Settings.from_env()
     prepare_environment(settings)
     procs = start_services(settings)
@@ -110,9 +117,10 @@ def cmd_up(_: argparse.Namespace) -> int:
         ok = _wait_http(f"http://127.0.0.1:{DAGSTER_PORT}/server_info", 120)
         print(f"Dagster UI: http://localhost:{DAGSTER_PORT}" + ("" if ok else " (still starting)"))
         print("running the pipeline (watch it in the Dagster UI: Runs)...")
-        success, run_id, seconds = run_pipeline()
-        status = "succeeded" if success else "FAILED"
-        print(f"\npipeline {status} in {seconds:.0f} s: http://localhost:{DAGSTER_PORT}/runs/{run_id}")
+        # A child process in our process group: Ctrl-C reaches it (Dagster marks the run failed)
+        # and reaches us, so everything stops instead of leaving the UIs up.
+        code = subprocess.call([sys.executable, "-m", "courtside.cli", "pipeline"], cwd=PROJECT_ROOT)
+        print(f"\npipeline {'succeeded' if code == 0 else 'FAILED'}: http://localhost:{DAGSTER_PORT}/runs")
         report = settings.home / "reports" / "test_evaluation.md"
         if report.exists():
             print(f"\nTest-window evaluation ({report}):\n\n{report.read_text()}")
@@ -127,6 +135,8 @@ def cmd_up(_: argparse.Namespace) -> int:
         print("\nstopping...")
         return 0
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not orphan services
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stop_services(procs)
 
 
@@ -135,6 +145,8 @@ def cmd_pipeline(_: argparse.Namespace) -> int:
     prepare_environment(settings)
     success, run_id, seconds = run_pipeline()
     print(f"pipeline {'succeeded' if success else 'FAILED'} in {seconds:.1f} s (run {run_id})")
+    if not success:
+        print(f"see the failed step in the Dagster UI (Runs -> {run_id}) or the log above")
     return 0 if success else 1
 
 
