@@ -1,0 +1,88 @@
+"""What the live lane knows about every player now: the feature state after the last match in the
+data, each player's latest ranking, and how to find a player by name.
+
+Built by the pipeline after the feature walk and loaded by the prediction service, so live
+features come from the same ``FeatureState`` code as the training features.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from features.identity import normalize_name
+from features.matches import ROUND_ORDER
+from features.prematch import Entrant, FeatureState, MatchContext
+
+
+class UnknownPlayer(LookupError):
+    """A player id or name the snapshot does not know (or a name shared by several players)."""
+
+
+@dataclass
+class PlayerSnapshot:
+    """The feature state after ``as_of`` plus latest rankings and a name index."""
+
+    state: FeatureState
+    as_of: pd.Timestamp
+    """Date of the last match in the state: predictions are for matches after it."""
+    rank: dict[int, tuple[float, float]] = field(default_factory=dict)
+    """Latest (rank, ranking points) seen for each player."""
+    names: dict[str, list[int]] = field(default_factory=dict)
+    """Normalised full name -> player ids (more than one id when the name is shared)."""
+    display: dict[int, str] = field(default_factory=dict)
+    last_played: dict[int, pd.Timestamp] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, state: FeatureState, matches: pd.DataFrame, players: pd.DataFrame) -> PlayerSnapshot:
+        """The snapshot after every match of ``matches`` (the clean, ordered table)."""
+        sides = []
+        for side in ("winner", "loser"):
+            sides.append(pd.DataFrame({
+                "player_id": matches[f"{side}_id"].to_numpy(), "order": matches["order"].to_numpy(),
+                "date": matches["match_date"].to_numpy(), "rank": matches[f"{side}_rank"].astype(float).to_numpy(),
+                "points": matches[f"{side}_rank_points"].astype(float).to_numpy()}))
+        long = pd.concat(sides).sort_values("order")
+        last = long.groupby("player_id").tail(1)
+        ranked = long.dropna(subset=["rank"]).groupby("player_id").tail(1)
+        rank = {int(r.player_id): (float(r.rank), float(r.points)) for r in ranked.itertuples()}
+        last_played = {int(r.player_id): pd.Timestamp(r.date) for r in last.itertuples()}
+        names: dict[str, list[int]] = {}
+        display: dict[int, str] = {}
+        for pid, full in zip(players["player_id"], players["full_name"], strict=True):
+            pid = int(pid)
+            display[pid] = full
+            key = normalize_name(full)
+            if key:
+                names.setdefault(key, []).append(pid)
+        return cls(state, pd.Timestamp(matches["match_date"].max()), rank, names, display, last_played)
+
+    def resolve(self, player: int | str) -> int:
+        """The player id for an id or a full name; raises ``UnknownPlayer`` with the reason."""
+        if isinstance(player, int) or (isinstance(player, str) and player.isdigit()):
+            pid = int(player)
+            if pid not in self.display:
+                raise UnknownPlayer(f"unknown player id {pid}")
+            return pid
+        ids = self.names.get(normalize_name(player), [])
+        if not ids:
+            raise UnknownPlayer(f"unknown player name {player!r}")
+        if len(ids) > 1:  # prefer the one who played most recently, if only one ever played
+            active = [i for i in ids if i in self.last_played]
+            if len(active) != 1:
+                raise UnknownPlayer(f"player name {player!r} is ambiguous: ids {sorted(ids)}")
+            return active[0]
+        return ids[0]
+
+    def entrant(self, player_id: int, rank: float | None = None, points: float | None = None) -> Entrant:
+        """The player with the given ranking, or the latest one known."""
+        known_rank, known_points = self.rank.get(player_id, (float("nan"), float("nan")))
+        return Entrant(player_id, known_rank if rank is None else float(rank),
+                       known_points if points is None else float(points))
+
+    def features(self, a: Entrant, b: Entrant, date: pd.Timestamp, surface: str | None, best_of: int,
+                 level: str, round_name: str = "R32") -> list[float]:
+        """Pre-match features of A vs B for a match on ``date`` (after ``as_of``)."""
+        ctx = MatchContext(pd.Timestamp(date), surface, best_of, level, ROUND_ORDER.get(round_name, 7))
+        return self.state.features(a, b, ctx)

@@ -1,0 +1,127 @@
+"""The models the prediction service answers with, and their hot reload.
+
+At start the service loads ``models:/tennis-prematch@champion`` from the MLflow registry and the
+player snapshot written by the pipeline. A background thread polls the alias; when it points to
+a new version the new model is loaded and compiled *beside* the old one and swapped in with one
+reference assignment, so requests in flight finish on the old model and none is dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+
+from features.prematch import FEATURES
+from features.snapshot import PlayerSnapshot
+from serving.predictor import Predict, compile_predictor
+from training import tracking
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """One consistent set: the champion version, its compiled predictor, and the snapshot."""
+
+    model_name: str
+    version: str
+    kind: str
+    features: list[str]
+    columns: list[int]
+    """Positions of the model's features in ``features.prematch.FEATURES`` (what the snapshot computes)."""
+    predict: Predict
+    snapshot: PlayerSnapshot
+    snapshot_mtime: float
+
+
+class ModelStore:
+    """The current champion and snapshot; ``current`` is swapped atomically on reload."""
+
+    def __init__(self, tracking_uri: str, snapshot_path: Path, model_name: str = tracking.PREMATCH_MODEL,
+                 alias: str = tracking.CHAMPION, poll_s: float = 10.0):
+        self.tracking_uri = tracking_uri
+        self.snapshot_path = snapshot_path
+        self.model_name = model_name
+        self.alias = alias
+        self.poll_s = poll_s
+        self.current: Loaded | None = None
+        self.reloads = 0
+        self.last_error: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _load_snapshot(self) -> tuple[PlayerSnapshot, float]:
+        if not self.snapshot_path.exists():
+            raise FileNotFoundError(f"no player snapshot at {self.snapshot_path}: run the pipeline (make up) first")
+        mtime = self.snapshot_path.stat().st_mtime
+        with self.snapshot_path.open("rb") as fh:
+            return pickle.load(fh), mtime
+
+    def load(self) -> bool:
+        """Load the alias's version (and the snapshot) if either changed; True when something was swapped in."""
+        mlflow.set_tracking_uri(self.tracking_uri)
+        info = tracking.version_info(self.alias, self.model_name)
+        if info is None:
+            raise LookupError(f"models:/{self.model_name}@{self.alias} is not set: run the pipeline first")
+        cur = self.current
+        snapshot_mtime = self.snapshot_path.stat().st_mtime if self.snapshot_path.exists() else -1.0
+        if cur and cur.version == info.version and cur.snapshot_mtime == snapshot_mtime:
+            return False
+        if cur and cur.version == info.version:
+            predict, kind, features = cur.predict, cur.kind, cur.features
+        else:
+            model, features = tracking.load_model(f"models:/{self.model_name}/{info.version}")
+            predict, kind = compile_predictor(model, features)
+        if cur and cur.snapshot_mtime == snapshot_mtime:
+            snapshot = cur.snapshot
+        else:
+            snapshot, snapshot_mtime = self._load_snapshot()
+        missing = [f for f in features if f not in FEATURES]
+        if missing:
+            raise ValueError(f"v{info.version} needs features this code does not compute: {missing[:5]}")
+        columns = [FEATURES.index(f) for f in features]
+        self.current = Loaded(self.model_name, info.version, kind, features, columns, predict, snapshot,
+                              snapshot_mtime)
+        self.reloads += 1
+        log.info("serving %s v%s (%s), features as of %s", self.model_name, info.version, kind,
+                 snapshot.as_of.date())
+        return True
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.poll_s):
+            try:
+                self.load()
+                self.last_error = None
+            except Exception as exc:  # keep serving the loaded model; report the error on /health
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("model reload failed, still serving v%s: %s",
+                            self.current.version if self.current else None, exc)
+
+    def start_polling(self) -> None:
+        """Poll the registry in the background for a new champion."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._poll, name="champion-poller", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def wait_until_loaded(self, timeout_s: float) -> bool:
+        """Try to load until it works or ``timeout_s`` passes (the pipeline may still be running)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                self.load()
+                self.last_error = None
+                return True
+            except Exception as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(min(2.0, max(0.0, deadline - time.monotonic())))

@@ -1,0 +1,116 @@
+"""The BentoML prediction service: ``POST /predict`` (pre-match, batch) and ``POST /predict_live``
+(in-play), with ``/health``, BentoML's ``/livez``, ``/readyz`` and Prometheus ``/metrics``, and
+OpenAPI docs (``/api/docs``, ``/openapi.json``).
+
+Run: ``bentoml serve serving.service:PredictionService --port 3001`` (``make up`` does). One worker;
+the model is compiled to numpy (serving/predictor.py) and adaptive batching is off — it buys
+throughput by waiting, and this is the latency-critical path. Requests are validated by pydantic
+through FastAPI, so a bad request gets 422 with the offending field named in ``detail[].loc``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import bentoml
+import numpy as np
+import pandas as pd
+from fastapi import FastAPI, HTTPException
+
+from courtside.settings import Settings
+from features.snapshot import UnknownPlayer
+from serving.model_store import ModelStore
+from serving.schemas import Health, PrematchBatch, PrematchBatchResponse, PrematchResponse
+
+app = FastAPI(
+    title="Courtside prediction service",
+    version="1",
+    description="Pre-match and in-play tennis win probabilities from the champion model.",
+    docs_url="/api/docs",
+    redoc_url=None,
+)
+
+PREDICTIONS = bentoml.metrics.Counter(
+    name="courtside_predictions", documentation="Predictions answered", labelnames=["endpoint"])
+MODEL_SECONDS = bentoml.metrics.Histogram(
+    name="courtside_model_seconds", documentation="Time in feature building and model per request",
+    labelnames=["endpoint"], buckets=(0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 1.0))
+
+
+def _unprocessable(loc: list, msg: str) -> HTTPException:
+    return HTTPException(status_code=422, detail=[{"loc": loc, "msg": msg, "type": "value_error"}])
+
+
+@bentoml.service(name="courtside_predictions", workers=1, traffic={"timeout": 30})
+@bentoml.asgi_app(app, path="/")
+class PredictionService:
+    """Loads ``models:/tennis-prematch@champion`` and the player snapshot; follows the alias."""
+
+    def __init__(self) -> None:
+        settings = Settings.from_env()
+        self.store = ModelStore(settings.mlflow_tracking_uri, settings.warehouse_dir / "player_snapshot.pickle",
+                                poll_s=float(os.environ.get("COURTSIDE_MODEL_POLL_S", "10")))
+        threading.Thread(target=self._boot, name="model-loader", daemon=True).start()
+
+    def _boot(self) -> None:
+        self.store.wait_until_loaded(timeout_s=float("inf"))
+        self.store.start_polling()
+
+    def __is_ready__(self) -> bool:
+        return self.store.current is not None
+
+
+def _store() -> ModelStore:
+    return bentoml.get_current_service().store
+
+
+@app.get("/health", response_model=Health)
+def health() -> Health:
+    """Liveness plus what is being served."""
+    store = _store()
+    cur = store.current
+    return Health(
+        status="ok" if cur else ("error" if store.last_error and "not set" not in store.last_error else "loading"),
+        model_name=store.model_name, model_version=cur.version if cur else None, model_kind=cur.kind if cur else None,
+        features_as_of=cur.snapshot.as_of.date() if cur else None, reloads=store.reloads, last_error=store.last_error)
+
+
+@app.post("/predict", response_model=PrematchBatchResponse)
+def predict(batch: PrematchBatch) -> PrematchBatchResponse:
+    """P(player one wins) for each request, from the champion pre-match model."""
+    cur = _store().current
+    if cur is None:
+        raise HTTPException(status_code=503, detail="model not loaded yet (see /health)")
+    start = time.perf_counter()
+    snap = cur.snapshot
+    rows = np.empty((len(batch.requests), len(cur.features)))
+    ids = []
+    for i, r in enumerate(batch.requests):
+        try:
+            a = snap.resolve(r.player_one)
+        except UnknownPlayer as exc:
+            raise _unprocessable(["body", "requests", i, "player_one"], str(exc)) from None
+        try:
+            b = snap.resolve(r.player_two)
+        except UnknownPlayer as exc:
+            raise _unprocessable(["body", "requests", i, "player_two"], str(exc)) from None
+        if a == b:
+            raise _unprocessable(["body", "requests", i, "player_two"], "both names resolve to the same player")
+        if pd.Timestamp(r.date) <= snap.as_of:
+            raise _unprocessable(["body", "requests", i, "date"],
+                                 f"date must be after {snap.as_of.date()} (the last match the service knows); "
+                                 "historical predictions come from the feature table")
+        values = snap.features(snap.entrant(a, r.rank_one, r.points_one), snap.entrant(b, r.rank_two, r.points_two),
+                               pd.Timestamp(r.date), r.surface, r.best_of, r.level, r.round)
+        rows[i] = [values[j] for j in cur.columns]
+        ids.append((a, b))
+    probs = cur.predict(rows)
+    MODEL_SECONDS.labels(endpoint="predict").observe(time.perf_counter() - start)
+    PREDICTIONS.labels(endpoint="predict").inc(len(ids))
+    as_of = snap.as_of.date()
+    return PrematchBatchResponse(predictions=[
+        PrematchResponse(player_one_id=a, player_two_id=b, probability=float(p), model_name=cur.model_name,
+                         model_version=cur.version, features_as_of=as_of)
+        for (a, b), p in zip(ids, probs, strict=True)])
