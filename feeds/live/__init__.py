@@ -1,0 +1,1 @@
+"""The live feed: message protocol, replay server, market simulator and resilient client."""
