@@ -69,3 +69,65 @@ class Health(BaseModel):
     features_as_of: dt.date | None
     reloads: int
     last_error: str | None = None
+
+
+class ServeStats(BaseModel):
+    """Points served and won on serve so far in the match (updates the serve probabilities)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    won_one: int = Field(0, ge=0)
+    served_one: int = Field(0, ge=0)
+    won_two: int = Field(0, ge=0)
+    served_two: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _won_within_served(self) -> ServeStats:
+        if self.won_one > self.served_one or self.won_two > self.served_two:
+            raise ValueError("won on serve cannot exceed points served")
+        return self
+
+
+class LiveRequest(BaseModel):
+    """A match state: P(player one wins from here)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    match_id: str | None = None
+    best_of: Literal[3, 5] = 3
+    tournament: str = Field("", description="decides the final-set rule, with season")
+    season: int = Field(2021, ge=1968, le=2100)
+    sets: list[tuple[int, int]] = Field(default_factory=list, description="completed sets, games (one, two)")
+    games: tuple[int, int] = (0, 0)
+    points: tuple[int, int] = Field((0, 0), description="points in the game: 0,1,2,3,4 = 0,15,30,40,A; "
+                                                        "tie-break points as counts")
+    server: Literal[1, 2] = Field(description="who serves the next point")
+    prematch_probability: float | None = Field(None, gt=0, lt=1, description="P(player one wins) before the match")
+    prematch: PrematchRequest | None = Field(None, description="players etc., when no pre-match probability is given")
+    serve_stats: ServeStats | None = None
+
+    @model_validator(mode="after")
+    def _needs_a_prior(self) -> LiveRequest:
+        if self.prematch_probability is None and self.prematch is None:
+            raise ValueError("give prematch_probability or prematch (the players)")
+        return self
+
+
+class LiveResponse(BaseModel):
+    match_id: str | None
+    probability: float = Field(ge=0, le=1, description="P(player one wins the match from this state)")
+    prematch_probability: float
+    serve_one: float = Field(description="P(player one wins a point on serve) used")
+    serve_two: float
+    model_name: str
+    model_version: str
+
+
+class LiveBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    states: list[LiveRequest] = Field(min_length=1, max_length=10_000)
+
+
+class LiveBatchResponse(BaseModel):
+    predictions: list[LiveResponse]

@@ -20,9 +20,25 @@ import pandas as pd
 from fastapi import FastAPI, HTTPException
 
 from courtside.settings import Settings
+from features.inplay import ServeTracker, match_win_probability
+from features.scoring import Score, ScoringError, match_format
 from features.snapshot import UnknownPlayer
 from serving.model_store import ModelStore
-from serving.schemas import Health, PrematchBatch, PrematchBatchResponse, PrematchResponse
+from serving.schemas import (
+    Health,
+    LiveBatch,
+    LiveBatchResponse,
+    LiveResponse,
+    PrematchBatch,
+    PrematchBatchResponse,
+    PrematchRequest,
+    PrematchResponse,
+)
+
+INPLAY_MODEL = "inplay-markov"
+INPLAY_VERSION = "1"
+"""Markov chain calibrated to the pre-match probability, serve probabilities updated in the match
+(Beta prior of 40 points). Issue 4 registers a learned ``tennis-inplay`` model to replace it."""
 
 app = FastAPI(
     title="Courtside prediction service",
@@ -77,13 +93,11 @@ def health() -> Health:
         features_as_of=cur.snapshot.as_of.date() if cur else None, reloads=store.reloads, last_error=store.last_error)
 
 
-@app.post("/predict", response_model=PrematchBatchResponse)
-def predict(batch: PrematchBatch) -> PrematchBatchResponse:
-    """P(player one wins) for each request, from the champion pre-match model."""
+def _prematch(requests: list[PrematchRequest], loc: list) -> PrematchBatchResponse:
     cur = _store().current
     if cur is None:
         raise HTTPException(status_code=503, detail="model not loaded yet (see /health)")
-    start = time.perf_counter()
+    batch = PrematchBatch(requests=requests)
     snap = cur.snapshot
     rows = np.empty((len(batch.requests), len(cur.features)))
     ids = []
@@ -91,15 +105,15 @@ def predict(batch: PrematchBatch) -> PrematchBatchResponse:
         try:
             a = snap.resolve(r.player_one)
         except UnknownPlayer as exc:
-            raise _unprocessable(["body", "requests", i, "player_one"], str(exc)) from None
+            raise _unprocessable([*loc, i, "player_one"], str(exc)) from None
         try:
             b = snap.resolve(r.player_two)
         except UnknownPlayer as exc:
-            raise _unprocessable(["body", "requests", i, "player_two"], str(exc)) from None
+            raise _unprocessable([*loc, i, "player_two"], str(exc)) from None
         if a == b:
-            raise _unprocessable(["body", "requests", i, "player_two"], "both names resolve to the same player")
+            raise _unprocessable([*loc, i, "player_two"], "both names resolve to the same player")
         if pd.Timestamp(r.date) <= snap.as_of:
-            raise _unprocessable(["body", "requests", i, "date"],
+            raise _unprocessable([*loc, i, "date"],
                                  f"date must be after {snap.as_of.date()} (the last match the service knows); "
                                  "historical predictions come from the feature table")
         values = snap.features(snap.entrant(a, r.rank_one, r.points_one), snap.entrant(b, r.rank_two, r.points_two),
@@ -107,10 +121,52 @@ def predict(batch: PrematchBatch) -> PrematchBatchResponse:
         rows[i] = [values[j] for j in cur.columns]
         ids.append((a, b))
     probs = cur.predict(rows)
-    MODEL_SECONDS.labels(endpoint="predict").observe(time.perf_counter() - start)
-    PREDICTIONS.labels(endpoint="predict").inc(len(ids))
     as_of = snap.as_of.date()
     return PrematchBatchResponse(predictions=[
         PrematchResponse(player_one_id=a, player_two_id=b, probability=float(p), model_name=cur.model_name,
                          model_version=cur.version, features_as_of=as_of)
         for (a, b), p in zip(ids, probs, strict=True)])
+
+
+@app.post("/predict", response_model=PrematchBatchResponse)
+def predict(batch: PrematchBatch) -> PrematchBatchResponse:
+    """P(player one wins) for each request, from the champion pre-match model."""
+    start = time.perf_counter()
+    out = _prematch(batch.requests, ["body", "requests"])
+    MODEL_SECONDS.labels(endpoint="predict").observe(time.perf_counter() - start)
+    PREDICTIONS.labels(endpoint="predict").inc(len(out.predictions))
+    return out
+
+
+@app.post("/predict_live", response_model=LiveBatchResponse)
+def predict_live(batch: LiveBatch) -> LiveBatchResponse:
+    """P(player one wins the match from each state): the Markov chain calibrated to the pre-match
+    probability (given, or from the champion for the players), serve probabilities updated by the
+    points observed in the match."""
+    start = time.perf_counter()
+    need = [(i, s.prematch) for i, s in enumerate(batch.states) if s.prematch_probability is None]
+    prior: dict[int, tuple[float, str]] = {}
+    if need:
+        answers = _prematch([r for _, r in need], ["body", "states", "prematch"]).predictions
+        prior = {i: (a.probability, f"{a.model_name}@v{a.model_version}") for (i, _), a in zip(need, answers,
+                                                                                               strict=True)}
+    out = []
+    for i, s in enumerate(batch.states):
+        p0, source = prior.get(i, (s.prematch_probability, "given"))
+        fmt = match_format(s.tournament, s.season, s.best_of)
+        try:
+            score = Score.at(fmt, s.sets, s.games, s.points, s.server - 1)
+        except ScoringError as exc:
+            raise _unprocessable(["body", "states", i, "sets/games/points"], f"impossible score: {exc}") from None
+        tracker = ServeTracker.from_prematch(p0, fmt)
+        st = s.serve_stats
+        if st is not None:
+            tracker = ServeTracker(tracker.prematch_p, tracker.prior_a, tracker.prior_b, tracker.strength,
+                                   st.won_one, st.served_one, st.won_two, st.served_two)
+        p_a, p_b = tracker.serve_probabilities
+        out.append(LiveResponse(match_id=s.match_id, probability=match_win_probability(score, p_a, p_b),
+                                prematch_probability=p0, serve_one=p_a, serve_two=p_b, model_name=INPLAY_MODEL,
+                                model_version=f"{INPLAY_VERSION} (prior: {source})"))
+    MODEL_SECONDS.labels(endpoint="predict_live").observe(time.perf_counter() - start)
+    PREDICTIONS.labels(endpoint="predict_live").inc(len(out))
+    return LiveBatchResponse(predictions=out)

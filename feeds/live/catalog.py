@@ -1,0 +1,119 @@
+"""The replay catalog: real matches with point-level data, ready to be published as a live feed.
+
+Two sources: Grand Slam point logs (men's singles, real timing from ``ElapsedTime``) and ATP
+point-by-point sequences (any rate). Each match carries Sackmann player ids and match id where
+identity matching found them, the real closing odds where the odds files have them, and a
+margin-free pre-match probability (Pinnacle, else Bet365, else the Elo probability before the
+match) from which the simulated in-play market starts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from features.identity import PlayerIndex, match_full_names
+
+SLAM_NAMES = {"ausopen": "Australian Open", "frenchopen": "Roland Garros", "wimbledon": "Wimbledon",
+              "usopen": "US Open"}
+SLAM_SURFACES = {"ausopen": "Hard", "frenchopen": "Clay", "wimbledon": "Grass", "usopen": "Hard"}
+
+COLUMNS = ["source", "event_key", "event_date", "tournament", "season", "round", "surface", "best_of",
+           "player1", "player2", "player1_id", "player2_id", "sackmann_match_id", "first_server", "winner",
+           "status", "prematch_p1", "prematch_source", "close_p1", "close_p2", "close_source",
+           "pbp", "point_winner", "point_server", "elapsed_s"]
+"""Catalog columns. ``pbp``: Sackmann sequence string (pbp source); ``point_winner`` / ``point_server``
+(1 or 2) and ``elapsed_s`` per point (slam source)."""
+
+
+def _seconds(clock: pd.Series) -> np.ndarray:
+    parts = clock.fillna("0:0:0").str.split(":", expand=True).reindex(columns=[0, 1, 2]).fillna("0")
+    secs = parts.apply(pd.to_numeric, errors="coerce").fillna(0).to_numpy() @ np.array([3600.0, 60.0, 1.0])
+    return np.maximum.accumulate(secs)  # a few upstream clocks lost a digit: never let time run backwards
+
+
+def slam_matches(raw_matches: pd.DataFrame, raw_points: pd.DataFrame, matches: pd.DataFrame,
+                 players: pd.DataFrame, index: PlayerIndex | None = None) -> pd.DataFrame:
+    """Men's singles matches of the Grand Slam point logs, with ids and per-point winner/server/time."""
+    men = raw_matches[raw_matches["match_num"].fillna(9999) < 2000].rename(columns={"match_id": "slam_match_id"})
+    slams = matches[matches["tourney_level"] == "G"].drop_duplicates("tourney_id")
+    starts = {(int(d.year), name): d for d, name in zip(slams["tourney_date"], slams["tourney_name"], strict=True)}
+    men["tournament"] = men["slam"].map(SLAM_NAMES)
+    men["date"] = [starts.get((int(y), t), pd.NaT) for y, t in zip(men["year"], men["tournament"], strict=True)]
+    men["date"] = pd.to_datetime(men["date"]) + pd.Timedelta(days=7)
+    matched = match_full_names(men, ["player1", "player2"], "date", matches, players, index=index,
+                               winner_col="winner", tournament_col="tournament")
+    pts = raw_points[raw_points["PointNumber"].fillna(0) > 0].copy()
+    pts = pts[pts["PointWinner"].isin([1, 2]) & pts["PointServer"].isin([1, 2])]
+    pts["elapsed"] = 0.0
+    for _, idx in pts.groupby("match_id", sort=False).groups.items():
+        pts.loc[idx, "elapsed"] = _seconds(pts.loc[idx, "ElapsedTime"])
+    pts = pts.sort_values(["match_id", "PointNumber"])
+    grouped = pts.groupby("match_id")
+    per_match = pd.DataFrame({
+        "point_winner": grouped["PointWinner"].apply(lambda s: s.astype(int).tolist()),
+        "point_server": grouped["PointServer"].apply(lambda s: s.astype(int).tolist()),
+        "elapsed_s": grouped["elapsed"].apply(list),
+    })
+    out = matched.join(per_match, on="slam_match_id", how="inner")
+    out["first_server"] = out["point_server"].str[0]
+    return pd.DataFrame({
+        "source": "slam", "event_key": out["slam_match_id"].astype(str),
+        "event_date": out["date"].dt.strftime("%Y-%m-%d"), "tournament": out["tournament"],
+        "season": out["year"].astype(int), "round": out["round"], "surface": out["slam"].map(SLAM_SURFACES),
+        "best_of": 5, "player1": out["player1"], "player2": out["player2"],
+        "player1_id": out["player1_id"], "player2_id": out["player2_id"], "sackmann_match_id": out["match_id"],
+        "first_server": out["first_server"], "winner": out["winner"],
+        "status": out["status"], "pbp": None, "point_winner": out["point_winner"],
+        "point_server": out["point_server"], "elapsed_s": out["elapsed_s"],
+    })
+
+
+def pbp_matches(pbp_matched: pd.DataFrame, matches: pd.DataFrame) -> pd.DataFrame:
+    """ATP point-by-point sequences with ids, best-of, surface and round from the Sackmann match."""
+    info = matches.set_index("match_id")[["best_of", "surface", "round", "tourney_name"]]
+    m = pbp_matched.join(info, on="match_id")
+    sets_played = m["pbp"].fillna("").str.rstrip(".").str.count(r"\.") + 1
+    implied = pd.Series(np.where(sets_played > 3, 5, 3), index=m.index)  # 4+ sets: best of 5
+    best_of = np.maximum(m["best_of"].fillna(3).astype(int), implied)
+    return pd.DataFrame({
+        "source": "pbp", "event_key": "pbp-" + m["pbp_id"].astype(str),
+        "event_date": pd.to_datetime(m["date"]).dt.strftime("%Y-%m-%d"),
+        "tournament": m["tourney_name"].fillna(m["tny_name"]), "season": pd.to_datetime(m["date"]).dt.year,
+        "round": m["round"], "surface": m["surface"], "best_of": best_of,
+        "player1": m["server1"], "player2": m["server2"], "player1_id": m["server1_id"],
+        "player2_id": m["server2_id"], "sackmann_match_id": m["match_id"], "first_server": 1,
+        "winner": m["winner"], "status": np.where(m["score"].fillna("").str.contains("RET"), "Retired", "Complete"),
+        "pbp": m["pbp"], "point_winner": None, "point_server": None, "elapsed_s": None,
+    })
+
+
+def attach_prematch(catalog: pd.DataFrame, odds_slams: pd.DataFrame, odds_tour: pd.DataFrame,
+                    elo: pd.DataFrame, matches: pd.DataFrame) -> pd.DataFrame:
+    """Closing odds (oriented to player 1) and the margin-free pre-match probability of player 1."""
+    out = catalog.copy()
+    out["close_p1"] = np.nan
+    out["close_p2"] = np.nan
+    out["close_source"] = None
+    for odds, p1, p2, name in ((odds_tour, "b365_p1", "b365_p2", "bet365-close"),
+                               (odds_slams, "b365_p1", "b365_p2", "bet365-close"),
+                               (odds_slams, "ps_p1", "ps_p2", "pinnacle-close")):
+        o = odds.dropna(subset=["match_id", p1, p2]).drop_duplicates("match_id").set_index("match_id")
+        hit = out["sackmann_match_id"].isin(o.index) & out["sackmann_match_id"].notna()
+        rows = o.loc[out.loc[hit, "sackmann_match_id"]]
+        same = (rows["p1_id"].to_numpy() == out.loc[hit, "player1_id"].to_numpy())
+        out.loc[hit, "close_p1"] = np.where(same, rows[p1], rows[p2])
+        out.loc[hit, "close_p2"] = np.where(same, rows[p2], rows[p1])
+        out.loc[hit, "close_source"] = name  # later sources win: Pinnacle over Bet365
+    inv1, inv2 = 1 / out["close_p1"], 1 / out["close_p2"]
+    out["prematch_p1"] = inv1 / (inv1 + inv2)
+    out["prematch_source"] = np.where(out["prematch_p1"].notna(), out["close_source"], None)
+    e = elo.set_index("match_id").join(matches.set_index("match_id")["winner_id"])
+    need = out["prematch_p1"].isna() & out["sackmann_match_id"].isin(e.index)
+    rows = e.loc[out.loc[need, "sackmann_match_id"]]
+    p1_won = rows["winner_id"].to_numpy() == out.loc[need, "player1_id"].to_numpy()
+    out.loc[need, "prematch_p1"] = np.where(p1_won, rows["winner_elo_prob"], 1 - rows["winner_elo_prob"])
+    out.loc[need, "prematch_source"] = "elo"
+    out["prematch_p1"] = out["prematch_p1"].fillna(0.5)
+    out["prematch_source"] = out["prematch_source"].fillna("none (0.5)")
+    return out[COLUMNS]

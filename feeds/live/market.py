@@ -1,0 +1,105 @@
+"""A SIMULATED in-play match-odds market (no public in-play price history exists in the data).
+
+EXCHANGE.md's recipe: the margin-free pre-match price becomes serve-point probabilities, the
+Markov chain gives the fair probability at the current score, and the market shows it with a lag
+of a point or two, some noise, and an overround (the back/lay spread on the exchange ladder).
+The market suspends as each point is played and reopens with new prices. Every message says
+``simulated: true``; a real exchange feed would sit behind the same protocol.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+from betting.ladder import MAX_PRICE, MIN_PRICE, round_to_tick, tick_offset
+from betting.records import Side
+from features.inplay import match_win_probability, serve_probabilities
+from features.scoring import Score
+from feeds.live.protocol import MarketUpdate, RunnerPrices
+
+LABELS = ("First Player", "Second Player")
+
+
+@dataclass(frozen=True)
+class MarketModel:
+    """How the simulated market departs from the fair Markov probability."""
+
+    lag_points: int = 1
+    """The market prices the score as it was this many points ago."""
+    noise_sd: float = 0.10
+    """Standard deviation of the noise on the log-odds of the fair probability."""
+    spread_ticks: int = 1
+    """Lay price this many ticks above the back price (the overround of the book)."""
+    min_size: float = 20.0
+    max_size: float = 800.0
+
+
+def _prices(p: float, model: MarketModel, rng: random.Random, traded: list[float]) -> list[RunnerPrices]:
+    runners = []
+    for i, pi in enumerate((p, 1 - p)):
+        pi = min(max(pi, 1 / MAX_PRICE), 1 - 1 / MAX_PRICE)
+        fair = min(max(1 / pi, MIN_PRICE), MAX_PRICE)
+        back = round_to_tick(fair, Side.BACK)
+        lay = tick_offset(back, model.spread_ticks)
+        traded[i] += rng.uniform(0, model.max_size)
+        runners.append(RunnerPrices(
+            selection=LABELS[i], back_price=back, back_size=round(rng.uniform(model.min_size, model.max_size), 2),
+            lay_price=lay, lay_size=round(rng.uniform(model.min_size, model.max_size), 2),
+            traded_volume=round(traded[i], 2)))
+    return runners
+
+
+class SimulatedMarket:
+    """The in-play market of one match, updated point by point."""
+
+    def __init__(self, event_key: str, prematch_p1: float, start: Score, model: MarketModel | None = None,
+                 seed: int | None = None):
+        self.event_key = event_key
+        self.market_id = f"sim-{event_key}"
+        self.model = model or MarketModel()
+        self.p_a, self.p_b = serve_probabilities(prematch_p1, start.fmt)
+        self.history: list[Score] = [start]
+        self.rng = random.Random(seed if seed is not None else hash(event_key) & 0xFFFFFFFF)
+        self.traded = [0.0, 0.0]
+
+    def fair_probability(self, score: Score) -> float:
+        """P(player 1 wins) at ``score`` under constant serve probabilities."""
+        return match_win_probability(score, self.p_a, self.p_b)
+
+    def suspend(self, point_number: int) -> MarketUpdate:
+        """The market as a point is being played."""
+        return MarketUpdate(event_key=self.event_key, market_id=self.market_id, status="SUSPENDED", in_play=True,
+                            simulated=True, source="simulated", point_number=point_number,
+                            runners=[RunnerPrices(selection=label) for label in LABELS])
+
+    def after_point(self, score: Score, point_number: int) -> MarketUpdate:
+        """The reopened market after a point (priced on the lagged score, with noise)."""
+        self.history.append(score)
+        lagged = self.history[max(0, len(self.history) - 1 - self.model.lag_points)]
+        if score.is_over:
+            return MarketUpdate(event_key=self.event_key, market_id=self.market_id, status="CLOSED", in_play=True,
+                                simulated=True, source="simulated", point_number=point_number,
+                                runners=[RunnerPrices(selection=label) for label in LABELS])
+        fair = self.fair_probability(lagged)
+        logit = math.log(fair / (1 - fair)) if 0 < fair < 1 else (30.0 if fair >= 1 else -30.0)
+        noisy = 1 / (1 + math.exp(-(logit + self.rng.gauss(0, self.model.noise_sd))))
+        return MarketUpdate(event_key=self.event_key, market_id=self.market_id, status="OPEN", in_play=True,
+                            simulated=True, source="simulated", point_number=point_number,
+                            runners=_prices(noisy, self.model, self.rng, self.traded))
+
+    def opening(self) -> MarketUpdate:
+        """The market when play starts (fair price at 0-0)."""
+        return MarketUpdate(event_key=self.event_key, market_id=self.market_id, status="OPEN", in_play=True,
+                            simulated=True, source="simulated", point_number=0,
+                            runners=_prices(self.fair_probability(self.history[0]), self.model, self.rng,
+                                            self.traded))
+
+
+def closing_odds(event_key: str, price_1: float, price_2: float, source: str) -> MarketUpdate:
+    """The REAL pre-match closing prices (bookmaker odds, margin included) as a market message."""
+    return MarketUpdate(event_key=event_key, market_id=f"pre-{event_key}", status="OPEN", in_play=False,
+                        simulated=False, source=source, runners=[
+                            RunnerPrices(selection=LABELS[0], back_price=round_to_tick(max(price_1, MIN_PRICE), Side.BACK)),
+                            RunnerPrices(selection=LABELS[1], back_price=round_to_tick(max(price_2, MIN_PRICE), Side.BACK))])
