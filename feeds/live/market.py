@@ -99,7 +99,7 @@ class SimulatedMarket:
 
 def closing_odds(event_key: str, price_1: float, price_2: float, source: str) -> MarketUpdate:
     """The REAL pre-match closing prices (bookmaker odds, margin included) as a market message."""
+    prices = [round_to_tick(max(p, MIN_PRICE), Side.BACK) for p in (price_1, price_2)]
     return MarketUpdate(event_key=event_key, market_id=f"pre-{event_key}", status="OPEN", in_play=False,
-                        simulated=False, source=source, runners=[
-                            RunnerPrices(selection=LABELS[0], back_price=round_to_tick(max(price_1, MIN_PRICE), Side.BACK)),
-                            RunnerPrices(selection=LABELS[1], back_price=round_to_tick(max(price_2, MIN_PRICE), Side.BACK))])
+                        simulated=False, source=source,
+                        runners=[RunnerPrices(selection=label, back_price=p) for label, p in zip(LABELS, prices)])
