@@ -102,4 +102,5 @@ def closing_odds(event_key: str, price_1: float, price_2: float, source: str) ->
     prices = [round_to_tick(max(p, MIN_PRICE), Side.BACK) for p in (price_1, price_2)]
     return MarketUpdate(event_key=event_key, market_id=f"pre-{event_key}", status="OPEN", in_play=False,
                         simulated=False, source=source,
-                        runners=[RunnerPrices(selection=label, back_price=p) for label, p in zip(LABELS, prices, strict=True)])
+                        runners=[RunnerPrices(selection=label, back_price=p)
+                                 for label, p in zip(LABELS, prices, strict=True)])
