@@ -110,3 +110,96 @@ class Quarantine(Base):
 
     def __repr__(self) -> str:
         return f"Quarantine(id={self.id!r}, source={self.source!r}, line={self.line!r})"
+
+
+class LiveEvent(Base):
+    """One step of the live message flow (the durable event log the sensor and the API read).
+
+    Appended by the engine in the same transaction as the feed cursor, so after a crash the log and
+    the cursor agree. ``kind`` is a ``betting.records.EventKind`` value.
+    """
+
+    __tablename__ = "live_events"
+    __table_args__ = (Index(None, "kind", "id"), Index(None, "match_id", "id"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    event_time: Mapped[datetime] = mapped_column()
+    """Event time (the feed's clock), not when the row was written."""
+    feed: Mapped[str | None] = mapped_column(String(64))
+    seq: Mapped[int | None] = mapped_column(BigInteger)
+    """Sequence number of the feed message that caused this entry."""
+    match_id: Mapped[str | None] = mapped_column(String(128))
+    payload: Mapped[str] = mapped_column(Text)
+    """JSON of the record (prediction, opportunity, order, ...)."""
+    recorded_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class FeedCursor(Base):
+    """The last sequence number of a feed channel whose effects are committed (resume point)."""
+
+    __tablename__ = "feed_cursors"
+
+    feed: Mapped[str] = mapped_column(String(64), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    last_seq: Mapped[int] = mapped_column(BigInteger)
+    epoch: Mapped[datetime] = mapped_column()
+    """Wall-clock moment the feed's clock started (event time = epoch + feed seconds)."""
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class OrderRow(Base):
+    """The latest known state of an order (``betting.records.Order`` as JSON, plus query columns)."""
+
+    __tablename__ = "orders"
+    __table_args__ = (Index(None, "market_id"), Index(None, "match_id"), Index(None, "status"))
+
+    customer_order_ref: Mapped[str] = mapped_column(String(32), primary_key=True)
+    market_id: Mapped[str] = mapped_column(String(128))
+    match_id: Mapped[str] = mapped_column(String(128))
+    selection: Mapped[str] = mapped_column(String(64))
+    side: Mapped[str] = mapped_column(String(8))
+    price: Mapped[float] = mapped_column()
+    size: Mapped[float] = mapped_column()
+    size_matched: Mapped[float] = mapped_column()
+    status: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(16))
+    """``inplay`` (the engine's own decisions) or ``prematch`` (requests from the control plane)."""
+    settled: Mapped[bool] = mapped_column()
+    placed_at: Mapped[datetime] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column()
+    payload: Mapped[str] = mapped_column(Text)
+
+
+class OrderRequestRow(Base):
+    """An order the control plane wants placed (pre-match value bets); the engine, which owns the
+    exchange connection, applies the risk checks and submits it. ``status``: new, submitted, rejected."""
+
+    __tablename__ = "order_requests"
+    __table_args__ = (Index(None, "status"),)
+
+    customer_order_ref: Mapped[str] = mapped_column(String(32), primary_key=True)
+    match_id: Mapped[str] = mapped_column(String(128))
+    market_id: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[str] = mapped_column(Text)
+    """``betting.records.OrderRequest`` as JSON."""
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class SettlementRow(Base):
+    """A settled market (``betting.records.Settlement`` as JSON, plus query columns)."""
+
+    __tablename__ = "settlements"
+    __table_args__ = (Index(None, "match_id"),)
+
+    market_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    match_id: Mapped[str] = mapped_column(String(128))
+    winner: Mapped[str | None] = mapped_column(String(64))
+    void: Mapped[bool] = mapped_column()
+    profit: Mapped[float] = mapped_column()
+    """Net profit after commission."""
+    commission: Mapped[float] = mapped_column()
+    settled_at: Mapped[datetime] = mapped_column()
+    payload: Mapped[str] = mapped_column(Text)

@@ -20,6 +20,8 @@ from features.scoring import Score
 from feeds.live.protocol import MarketUpdate, RunnerPrices
 
 LABELS = ("First Player", "Second Player")
+BOOKMAKER_SIZE = 1000.0
+"""Stake the bookmaker is assumed to accept at its closing price (the odds files carry no sizes)."""
 
 
 @dataclass(frozen=True)
@@ -102,5 +104,5 @@ def closing_odds(event_key: str, price_1: float, price_2: float, source: str) ->
     prices = [round_to_tick(max(p, MIN_PRICE), Side.BACK) for p in (price_1, price_2)]
     return MarketUpdate(event_key=event_key, market_id=f"pre-{event_key}", status="OPEN", in_play=False,
                         simulated=False, source=source,
-                        runners=[RunnerPrices(selection=label, back_price=p)
+                        runners=[RunnerPrices(selection=label, back_price=p, back_size=BOOKMAKER_SIZE)
                                  for label, p in zip(LABELS, prices, strict=True)])

@@ -1,0 +1,203 @@
+"""Reading and writing the live tables: the event log, feed cursors, orders, order requests and
+settlements. Records arrive as plain dicts / JSON (``storage`` knows nothing of the trading core).
+
+``commit_step`` writes everything one batch of feed messages caused — log entries, order states,
+the new cursors — in ONE transaction: after a crash either all of it is there or none of it is,
+and the engine resumes from the cursor and replays the same messages to the same decisions.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.engine import Engine
+
+from storage.models import FeedCursor, LiveEvent, OrderRequestRow, OrderRow, Quarantine, SettlementRow
+
+
+@dataclass(frozen=True)
+class EventEntry:
+    """One log entry to append."""
+
+    kind: str
+    event_time: datetime
+    payload: dict[str, Any]
+    feed: str | None = None
+    seq: int | None = None
+    match_id: str | None = None
+
+
+@dataclass(frozen=True)
+class OrderState:
+    """The latest state of one order (``payload`` is ``Order.to_dict()``)."""
+
+    customer_order_ref: str
+    match_id: str
+    source: str
+    payload: dict[str, Any]
+
+
+@dataclass
+class Step:
+    """Everything one batch of messages changed."""
+
+    events: list[EventEntry] = field(default_factory=list)
+    orders: dict[str, OrderState] = field(default_factory=dict)
+    cursors: dict[tuple[str, str], tuple[int, datetime]] = field(default_factory=dict)
+    requests_done: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    """Order-request ref -> (new status, reason)."""
+    quarantined: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _json(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, default=str, separators=(",", ":"))
+
+
+def commit_step(engine: Engine, step: Step) -> None:
+    """Write one step atomically."""
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        if step.events:
+            conn.execute(insert(LiveEvent), [
+                {"kind": e.kind, "event_time": e.event_time, "feed": e.feed, "seq": e.seq, "match_id": e.match_id,
+                 "payload": _json(e.payload), "recorded_at": now} for e in step.events])
+        for ref, st in step.orders.items():
+            o = st.payload
+            values = {"market_id": o["market_id"], "match_id": st.match_id, "selection": o["selection"],
+                      "side": str(o["side"]), "price": float(o["price"]), "size": float(o["size"]),
+                      "size_matched": float(o.get("size_matched") or 0.0), "status": str(o["status"]),
+                      "source": st.source, "settled": bool(o.get("settled", False)),
+                      "placed_at": _dt(o["placed_at"]), "updated_at": _dt(o["updated_at"]), "payload": _json(o)}
+            changed = conn.execute(update(OrderRow).where(OrderRow.customer_order_ref == ref).values(**values))
+            if changed.rowcount == 0:
+                conn.execute(insert(OrderRow).values(customer_order_ref=ref, **values))
+        for (feed, channel), (seq, epoch) in step.cursors.items():
+            changed = conn.execute(update(FeedCursor).where(FeedCursor.feed == feed, FeedCursor.channel == channel)
+                                   .values(last_seq=seq, updated_at=now))
+            if changed.rowcount == 0:
+                conn.execute(insert(FeedCursor).values(feed=feed, channel=channel, last_seq=seq, epoch=epoch,
+                                                       updated_at=now))
+        for ref, (status, reason) in step.requests_done.items():
+            conn.execute(update(OrderRequestRow).where(OrderRequestRow.customer_order_ref == ref)
+                         .values(status=status, reason=reason))
+        if step.quarantined:
+            conn.execute(insert(Quarantine), [{**q, "stage": "live", "created_at": now} for q in step.quarantined])
+
+
+def _dt(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))
+
+
+def cursors(engine: Engine) -> dict[tuple[str, str], tuple[int, datetime]]:
+    """Resume points: (feed, channel) -> (last committed sequence number, feed epoch)."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(FeedCursor.feed, FeedCursor.channel, FeedCursor.last_seq, FeedCursor.epoch))
+        return {(f, c): (int(s), e) for f, c, s, e in rows}
+
+
+def orders(engine: Engine, unsettled_only: bool = False) -> list[dict[str, Any]]:
+    """Every persisted order state (``Order.to_dict()``), oldest first."""
+    q = select(OrderRow.payload).order_by(OrderRow.placed_at)
+    if unsettled_only:
+        q = q.where(OrderRow.settled.is_(False))
+    with engine.connect() as conn:
+        return [json.loads(p) for (p,) in conn.execute(q)]
+
+
+def order_rows(engine: Engine, market_ids: Sequence[str] | None = None) -> list[tuple[str, str, dict[str, Any]]]:
+    """(match_id, source, order dict) of the orders of the given markets (all when None)."""
+    q = select(OrderRow.match_id, OrderRow.source, OrderRow.payload)
+    if market_ids is not None:
+        q = q.where(OrderRow.market_id.in_(list(market_ids)))
+    with engine.connect() as conn:
+        return [(m, s, json.loads(p)) for m, s, p in conn.execute(q)]
+
+
+def add_order_requests(engine: Engine, requests: Iterable[tuple[str, str, str, dict[str, Any]]]) -> int:
+    """Queue order requests (ref, match_id, market_id, request dict); a ref already queued is skipped."""
+    added = 0
+    with engine.begin() as conn:
+        for ref, match_id, market_id, payload in requests:
+            exists = conn.execute(select(OrderRequestRow.customer_order_ref)
+                                  .where(OrderRequestRow.customer_order_ref == ref)).first()
+            if exists:
+                continue
+            conn.execute(insert(OrderRequestRow).values(customer_order_ref=ref, match_id=match_id,
+                                                        market_id=market_id, status="new", payload=_json(payload)))
+            added += 1
+    return added
+
+
+def new_order_requests(engine: Engine) -> list[tuple[str, str, dict[str, Any]]]:
+    """(ref, match_id, request dict) of requests not yet handled by the engine, oldest first."""
+    q = (select(OrderRequestRow.customer_order_ref, OrderRequestRow.match_id, OrderRequestRow.payload)
+         .where(OrderRequestRow.status == "new").order_by(OrderRequestRow.created_at))
+    with engine.connect() as conn:
+        return [(r, m, json.loads(p)) for r, m, p in conn.execute(q)]
+
+
+def record_settlement(engine: Engine, market_id: str, match_id: str, settlement: dict[str, Any],
+                      settled_at: datetime, order_refs: Sequence[str]) -> bool:
+    """Store a market's settlement and mark its orders settled; False when it was settled before."""
+    with engine.begin() as conn:
+        if conn.execute(select(SettlementRow.market_id).where(SettlementRow.market_id == market_id)).first():
+            return False
+        pnl = settlement.get("pnl", {})
+        conn.execute(insert(SettlementRow).values(
+            market_id=market_id, match_id=match_id, winner=settlement.get("winner"),
+            void=bool(settlement.get("void")), profit=float(pnl.get("net_profit", 0.0) or 0.0),
+            commission=float(pnl.get("commission", 0.0) or 0.0), settled_at=settled_at,
+            payload=_json(settlement)))
+        if order_refs:
+            conn.execute(update(OrderRow).where(OrderRow.customer_order_ref.in_(list(order_refs)))
+                         .values(settled=True))
+    return True
+
+
+def settlements(engine: Engine, after: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Settlement dicts, oldest first (excluding the market ids in ``after``)."""
+    q = select(SettlementRow.market_id, SettlementRow.payload).order_by(SettlementRow.settled_at)
+    known = set(after)
+    with engine.connect() as conn:
+        return [json.loads(p) for m, p in conn.execute(q) if m not in known]
+
+
+def events_after(engine: Engine, after_id: int, kinds: Sequence[str] | None = None,
+                 limit: int = 10_000) -> list[tuple[int, str, datetime, str | None, str | None, dict[str, Any]]]:
+    """Log entries with id > ``after_id``: (id, kind, event_time, feed, match_id, payload)."""
+    q = select(LiveEvent.id, LiveEvent.kind, LiveEvent.event_time, LiveEvent.feed, LiveEvent.match_id,
+               LiveEvent.payload).where(LiveEvent.id > after_id).order_by(LiveEvent.id).limit(limit)
+    if kinds:
+        q = q.where(LiveEvent.kind.in_(list(kinds)))
+    with engine.connect() as conn:
+        return [(i, k, t, f, m, json.loads(p)) for i, k, t, f, m, p in conn.execute(q)]
+
+
+def last_event_id(engine: Engine) -> int:
+    """Id of the newest log entry (0 when empty)."""
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.max(LiveEvent.id))).scalar() or 0)
+
+
+def reset_live(engine: Engine) -> None:
+    """Delete all live state (a fresh paper-trading session)."""
+    with engine.begin() as conn:
+        for table in (LiveEvent, FeedCursor, OrderRow, OrderRequestRow, SettlementRow):
+            conn.execute(delete(table))
+        conn.execute(delete(Quarantine).where(Quarantine.stage == "live"))
+
+
+def latest_payloads(engine: Engine, kind: str) -> dict[str, dict[str, Any]]:
+    """The payload of the newest log entry of ``kind`` for each match."""
+    newest = (select(func.max(LiveEvent.id)).where(LiveEvent.kind == kind, LiveEvent.match_id.is_not(None))
+              .group_by(LiveEvent.match_id))
+    q = select(LiveEvent.match_id, LiveEvent.payload).where(LiveEvent.id.in_(newest))
+    with engine.connect() as conn:
+        return {m: json.loads(p) for m, p in conn.execute(q)}
