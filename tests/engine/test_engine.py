@@ -42,16 +42,14 @@ def _db(tmp_path, name="live.db"):
     return db
 
 
-async def _run(db, url, envelopes, start=0, stop_after=None, batch=7):
+async def _run(db, url, envelopes, stop_after=None, batch=7):
     """Drive an engine in process over envelopes[start:]; 'crash' (drop uncommitted work) after ``stop_after``."""
     async with PredictionClient(url, timeout_s=5) as client:
         engine = TradingEngine(EngineConfig(), db, client.predict_live)
-        items = envelopes if start == 0 else envelopes  # a restart replays from the beginning (recovery)
-        n = 0
-        for i in range(0, len(items), batch):
-            await engine.process([(0.0, e) for e in items[i:i + batch]])
+        # a restart replays from the beginning: the engine recovers silently up to its cursors
+        for n, i in enumerate(range(0, len(envelopes), batch), start=1):
+            await engine.process([(0.0, e) for e in envelopes[i:i + batch]])
             await engine.commit(wait=True)
-            n += 1
             if stop_after is not None and n >= stop_after:
                 engine._step = store.Step()  # anything not yet committed is lost, as in a kill -9
                 return engine
