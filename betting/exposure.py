@@ -1,0 +1,90 @@
+"""Exposure: the worst-case loss of a position over the outcomes of a market.
+
+A match-odds market has one outcome per runner ("this runner wins"); a void market pays nothing
+and is never the worst case. The loss in an outcome counts
+
+- every *matched* bet at its average matched price (what settlement will book), and
+- every *unmatched* live order (in the bet delay or resting) at its limit price, but only when it
+  would lose in that outcome: an unmatched order may fill completely or not at all before the
+  outcome is known, and the worst case picks whichever hurts.
+
+The matched and unmatched parts of one order win or lose together, and each order is rounded to
+the penny once (``betting.payoff``), so partial fills never add a penny and settlement never books
+more loss than the exposure showed.
+
+So the exposure bounds the loss of every possible future of the open orders (any partial fills;
+matching at a better price than the limit only lowers a loss). A hedge that is still unmatched
+lowers nothing yet, but it does not raise the exposure either (unless it over-hedges): with
+``before`` = exposure without the order and ``full`` = exposure if it matched fully, adding it
+gives ``max(before, full)`` - a loss is convex in the fill fraction.
+
+Scopes: a *selection*'s exposure uses only its own orders, over "it wins" / "it loses"; a
+*market*'s uses all its orders over every runner winning; the *total* is the sum over markets
+(separate matches are separate events, so their worst cases can coincide).
+
+When the market's runners are not known, an unnamed other runner (``OTHER_RUNNER``) is added to
+the outcomes: conservative (it makes every back lose), exact for a two-runner market once both
+runners have been seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from betting.money import round_money
+from betting.payoff import profit_units, units_to_money
+from betting.records import Order
+
+OTHER_RUNNER = "<other runner>"
+"""Stands for any runner of the market that no order names (used when runners are unknown)."""
+
+
+def order_outcome_pnl(order: Order, winner: str) -> float:
+    """Worst profit of one order when ``winner`` wins: the matched part as settlement will book it,
+    plus the unmatched part at its limit price only if it loses; rounded to the penny once."""
+    selection_won = order.selection == winner
+    units = 0
+    if order.size_matched > 0.0 and order.average_price_matched is not None:
+        units += profit_units(order.side, order.average_price_matched, order.size_matched, selection_won)
+    remaining = order.size_remaining
+    if remaining > 0.0:
+        units += min(0, profit_units(order.side, order.price, remaining, selection_won))
+    return units_to_money(units)
+
+
+def market_outcomes(orders: Iterable[Order], runners: Sequence[str] | None = None) -> tuple[str, ...]:
+    """The winners to consider: the known runners, else the selections seen plus an unnamed other runner."""
+    if runners:
+        known = list(dict.fromkeys(runners))
+        return tuple(known + [o.selection for o in orders if o.selection not in known])
+    return tuple(dict.fromkeys(o.selection for o in orders)) + (OTHER_RUNNER,)
+
+
+def outcome_losses(orders: Sequence[Order], outcomes: Sequence[str]) -> dict[str, float]:
+    """Worst loss (positive = money lost) in each outcome."""
+    return {w: round_money(-sum(order_outcome_pnl(o, w) for o in orders)) for w in outcomes}
+
+
+def market_exposure(orders: Sequence[Order], runners: Sequence[str] | None = None) -> float:
+    """Worst-case loss of all orders of one market over which runner wins (never below 0)."""
+    if not orders:
+        return 0.0
+    losses = outcome_losses(orders, market_outcomes(orders, runners))
+    return max(0.0, *losses.values())
+
+
+def selection_exposure(orders: Sequence[Order], selection: str) -> float:
+    """Worst-case loss of the orders on one selection, over it winning or losing (never below 0)."""
+    own = [o for o in orders if o.selection == selection]
+    if not own:
+        return 0.0
+    losses = outcome_losses(own, (selection, OTHER_RUNNER))
+    return max(0.0, *losses.values())
+
+
+def total_exposure(
+    orders_by_market: Mapping[str, Sequence[Order]], runners: Mapping[str, Sequence[str]] | None = None,
+) -> float:
+    """Sum of the markets' worst-case losses."""
+    runners = runners or {}
+    return round_money(sum(market_exposure(orders, runners.get(m)) for m, orders in orders_by_market.items()))

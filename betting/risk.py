@@ -1,0 +1,356 @@
+"""Risk controls, all enforced before an order leaves: ``check(order, book, now, limits)``.
+
+``RiskLimits`` is the configuration (frozen; change it with ``dataclasses.replace``, e.g. to pull
+the kill switch), ``RiskBook`` the state it is checked against (unsettled orders, bankroll, realised
+P&L by day and week, order times), ``RiskDecision`` the answer (approved, or a ``RejectReason`` and a
+message, recorded by the caller with the order).
+
+Which limits apply to which orders:
+
+- to every order: kill switch, a valid order (ladder price, penny size, an unused reference),
+  bankroll already below the floor, max stake, max open orders, max orders per hour;
+- only to orders that *add risk* - that raise the selection's, the market's or the total
+  exposure (see ``betting.exposure``): price bounds, min edge, min confidence, the daily/weekly
+  stop-loss, the daily profit-taking stop, bankroll floor after the worst case, and each exposure
+  limit (a given exposure limit rejects only when that exposure rises above it). A hedge that
+  does not raise any exposure is therefore allowed even at or over the exposure limits and after
+  a stop - that is when it is needed.
+
+Guarantees (with limits unchanged while trading; proven by the property test in
+``tests/betting/test_risk_properties.py``):
+
+1. *Exposure*: no selection, market or total exposure ever exceeds its limit. Exposure is the worst
+   case over outcomes *and* over any partial matching of open orders, and matching at a better
+   price than the limit only lowers it, so fills cannot break the bound either.
+2. *Bankroll floor*: a risk-adding order needs ``bankroll - total exposure after it >= floor``.
+   Settling a market changes the bankroll by at least minus that market's exposure, so the
+   bankroll never falls below the floor (and nothing at all is accepted if it ever is below it).
+3. *Stop-loss*: the day's (week's) realised P&L - net of commission, booked on the UTC day (ISO
+   week) of settlement - latches a stop as soon as its running loss reaches the limit: from then
+   until the day (week) ends no risk-adding order is accepted, even if later settlements win the
+   money back. Losses still settling from positions opened before the stop are not prevented, so
+   the guarantee is: realised loss of the day <= limit + E, where E is the total exposure just
+   before the settlement that made the running loss reach the limit (and < limit if it never does).
+   Exposure can only fall after the stop, and whatever settles after it loses at most E.
+4. *Kill switch*: with ``kill_switch`` set nothing is accepted, hedges included.
+5. *Rates*: at most ``max_open_orders`` live orders, and at most ``max_orders_per_hour`` orders
+   placed in any hour (a sliding 3600 s window of event time; orders the exchange rejected count).
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
+
+from betting import exposure
+from betting.clock import require_aware
+from betting.codec import JsonRecord
+from betting.ladder import is_valid_price
+from betting.market import MarketBook
+from betting.money import EPSILON, is_penny_amount, round_money
+from betting.records import Order, OrderRequest, OrderStatus, Settlement
+
+ORDER_RATE_WINDOW = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class RiskLimits:
+    """Every risk limit; amounts in the account currency."""
+
+    max_stake: float = 50.0
+    """Largest order size (backer's stake) of any single order."""
+    max_selection_exposure: float = 100.0
+    """Largest worst-case loss of the orders on one selection (it wins / it loses)."""
+    max_market_exposure: float = 150.0
+    """Largest worst-case loss of one match's market over which player wins."""
+    max_total_exposure: float = 500.0
+    """Largest sum of the markets' worst-case losses."""
+    daily_loss_limit: float = 200.0
+    """Stop-loss: once the UTC day's realised loss reaches it, no more risk that day."""
+    weekly_loss_limit: float = 500.0
+    """Stop-loss: once the ISO week's realised loss reaches it, no more risk that week."""
+    daily_profit_target: float | None = None
+    """Profit-taking stop: once the day's realised profit reaches it, no more risk that day (None = off)."""
+    min_edge: float = 0.02
+    """Least edge after commission (``betting.value.edge``) of a risk-adding order."""
+    min_confidence: float = 0.55
+    """Least model confidence (``betting.value.prediction_confidence``) of a risk-adding order."""
+    min_price: float = 1.10
+    """Lowest limit price of a risk-adding order."""
+    max_price: float = 10.0
+    """Highest limit price of a risk-adding order (lay liabilities grow with the price)."""
+    max_open_orders: int = 10
+    """Most live orders (in bet delay or resting unmatched) at once."""
+    max_orders_per_hour: int = 60
+    """Most orders placed in any sliding hour of event time."""
+    bankroll_floor: float = 0.0
+    """The bankroll must stay at or above this even if every open position loses."""
+    kill_switch: bool = False
+    """When True nothing is accepted (hedges included)."""
+
+    def __post_init__(self) -> None:
+        amounts = ("max_stake", "max_selection_exposure", "max_market_exposure", "max_total_exposure",
+                   "daily_loss_limit", "weekly_loss_limit")
+        for name in amounts:
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0")
+        if self.min_price > self.max_price:
+            raise ValueError("min_price must not exceed max_price")
+        if self.max_open_orders < 0 or self.max_orders_per_hour < 0:
+            raise ValueError("order counts must be >= 0")
+
+
+class RejectReason(StrEnum):
+    """Why the risk checks refused an order (one code per limit)."""
+
+    KILL_SWITCH = "KILL_SWITCH"
+    INVALID_ORDER = "INVALID_ORDER"
+    BANKROLL_FLOOR = "BANKROLL_FLOOR"
+    STAKE_ABOVE_MAX = "STAKE_ABOVE_MAX"
+    TOO_MANY_OPEN_ORDERS = "TOO_MANY_OPEN_ORDERS"
+    ORDER_RATE = "ORDER_RATE"
+    PRICE_OUT_OF_BOUNDS = "PRICE_OUT_OF_BOUNDS"
+    EDGE_BELOW_MIN = "EDGE_BELOW_MIN"
+    CONFIDENCE_BELOW_MIN = "CONFIDENCE_BELOW_MIN"
+    DAILY_LOSS_LIMIT = "DAILY_LOSS_LIMIT"
+    WEEKLY_LOSS_LIMIT = "WEEKLY_LOSS_LIMIT"
+    DAILY_PROFIT_TARGET = "DAILY_PROFIT_TARGET"
+    SELECTION_EXPOSURE = "SELECTION_EXPOSURE"
+    MARKET_EXPOSURE = "MARKET_EXPOSURE"
+    TOTAL_EXPOSURE = "TOTAL_EXPOSURE"
+
+
+@dataclass(frozen=True)
+class RiskDecision(JsonRecord):
+    """The risk checks' answer for one order."""
+
+    customer_order_ref: str
+    approved: bool
+    reason: RejectReason | None
+    """None when approved."""
+    message: str
+
+
+def trading_day(moment: datetime) -> date:
+    """The UTC calendar day a moment belongs to (daily limits reset at 00:00 UTC)."""
+    return require_aware(moment).astimezone(UTC).date()
+
+
+def trading_week(moment: datetime) -> tuple[int, int]:
+    """The ISO (year, week) a moment belongs to (weekly limits reset Monday 00:00 UTC)."""
+    iso = trading_day(moment).isocalendar()
+    return iso.year, iso.week
+
+
+@dataclass
+class _Running:
+    """Realised P&L of one period and the extremes it went through (the stops latch on them)."""
+
+    pnl: float = 0.0
+    low: float = 0.0
+    high: float = 0.0
+
+    def add(self, amount: float) -> None:
+        self.pnl = round_money(self.pnl + amount)
+        self.low = min(self.low, self.pnl)
+        self.high = max(self.high, self.pnl)
+
+
+class RiskBook:
+    """What the risk checks look at: unsettled orders, bankroll, realised P&L, order times.
+
+    Fed by the caller with every order snapshot the exchange returns (``record_order``) and every
+    settlement (``record_settlement``); on restart, replay the persisted orders and settlements.
+    """
+
+    def __init__(self, bankroll: float) -> None:
+        self._bankroll = round_money(bankroll)
+        self._known: dict[str, Order] = {}
+        self._open_markets: dict[str, dict[str, Order]] = {}
+        self._settled_markets: set[str] = set()
+        self._runners: dict[str, tuple[str, ...]] = {}
+        self._placed_times: list[datetime] = []
+        self._days: dict[date, _Running] = {}
+        self._weeks: dict[tuple[int, int], _Running] = {}
+
+    # --- feeding the book -------------------------------------------------------------------
+    def register_market(self, market_id: str, selections: tuple[str, ...] | list[str]) -> None:
+        """The market's runners, for exact worst cases (else an unknown other runner is assumed)."""
+        self._runners[market_id] = tuple(selections)
+
+    def record_market_book(self, book: MarketBook) -> None:
+        """Take the runners from a market update."""
+        self.register_market(book.market_id, book.selections)
+
+    def record_order(self, order: Order) -> None:
+        """The latest snapshot of an order sent to the exchange (the first one counts towards the rate)."""
+        ref = order.customer_order_ref
+        if ref not in self._known:
+            bisect.insort(self._placed_times, require_aware(order.placed_at))
+        self._known[ref] = order
+        if order.settled or order.market_id in self._settled_markets:
+            return
+        self._open_markets.setdefault(order.market_id, {})[ref] = order
+
+    def record_settlement(self, settlement: Settlement) -> None:
+        """A settled market: its orders leave the book, its net P&L goes to the bankroll and the periods."""
+        self._settled_markets.add(settlement.market_id)
+        self._open_markets.pop(settlement.market_id, None)
+        net = settlement.pnl.net_profit
+        self._bankroll = round_money(self._bankroll + net)
+        at = settlement.pnl.settled_at
+        self._days.setdefault(trading_day(at), _Running()).add(net)
+        self._weeks.setdefault(trading_week(at), _Running()).add(net)
+
+    # --- reading the book -------------------------------------------------------------------
+    @property
+    def bankroll(self) -> float:
+        """Realised balance: starting bankroll plus every settled market's net P&L."""
+        return self._bankroll
+
+    def order(self, customer_order_ref: str) -> Order | None:
+        """The latest snapshot of the order with this reference, if it was ever sent."""
+        return self._known.get(customer_order_ref)
+
+    def open_orders(self, market_id: str | None = None) -> tuple[Order, ...]:
+        """Unsettled orders (live or matched), of one market or all."""
+        markets = [market_id] if market_id is not None else list(self._open_markets)
+        return tuple(o for m in markets for o in self._open_markets.get(m, {}).values())
+
+    def live_order_count(self) -> int:
+        """Orders in the bet delay or resting with an unmatched remainder."""
+        return sum(1 for o in self.open_orders() if o.is_live)
+
+    def orders_placed_in_window(self, now: datetime, window: timedelta = ORDER_RATE_WINDOW) -> int:
+        """Orders placed in (now - window, now]."""
+        lo = bisect.bisect_right(self._placed_times, now - window)
+        hi = bisect.bisect_right(self._placed_times, now)
+        return hi - lo
+
+    def day_pnl(self, now: datetime) -> float:
+        """Realised net P&L of the UTC day of ``now``."""
+        return self._days.get(trading_day(now), _Running()).pnl
+
+    def week_pnl(self, now: datetime) -> float:
+        """Realised net P&L of the ISO week of ``now``."""
+        return self._weeks.get(trading_week(now), _Running()).pnl
+
+    def day_low(self, now: datetime) -> float:
+        """Lowest running realised P&L the day of ``now`` has reached (0 at the start of the day)."""
+        return self._days.get(trading_day(now), _Running()).low
+
+    def day_high(self, now: datetime) -> float:
+        """Highest running realised P&L the day of ``now`` has reached."""
+        return self._days.get(trading_day(now), _Running()).high
+
+    def week_low(self, now: datetime) -> float:
+        """Lowest running realised P&L the week of ``now`` has reached."""
+        return self._weeks.get(trading_week(now), _Running()).low
+
+    def _market_orders(self, market_id: str, extra: Order | None) -> list[Order]:
+        orders = list(self._open_markets.get(market_id, {}).values())
+        if extra is not None and extra.market_id == market_id:
+            orders.append(extra)
+        return orders
+
+    def selection_exposure(self, market_id: str, selection: str, extra: Order | None = None) -> float:
+        """Worst-case loss of the orders on one selection (with ``extra`` added, if given)."""
+        return exposure.selection_exposure(self._market_orders(market_id, extra), selection)
+
+    def market_exposure(self, market_id: str, extra: Order | None = None) -> float:
+        """Worst-case loss of one market (with ``extra`` added, if given)."""
+        return exposure.market_exposure(self._market_orders(market_id, extra), self._runners.get(market_id))
+
+    def total_exposure(self, extra: Order | None = None) -> float:
+        """Sum of the markets' worst-case losses (with ``extra`` added, if given)."""
+        markets = set(self._open_markets) | ({extra.market_id} if extra is not None else set())
+        return round_money(sum(self.market_exposure(m, extra) for m in markets))
+
+
+def _approve(order: OrderRequest, message: str) -> RiskDecision:
+    return RiskDecision(order.customer_order_ref, True, None, message)
+
+
+def _reject(order: OrderRequest, reason: RejectReason, message: str) -> RiskDecision:
+    return RiskDecision(order.customer_order_ref, False, reason, message)
+
+
+def check(order: OrderRequest, book: RiskBook, now: datetime, limits: RiskLimits) -> RiskDecision:
+    """Approve the order, or reject it with the first limit it breaks (see the module docstring)."""
+    require_aware(now)
+    if limits.kill_switch:
+        return _reject(order, RejectReason.KILL_SWITCH, "kill switch is on: no orders")
+
+    existing = book.order(order.customer_order_ref)
+    if existing is not None:
+        if existing.same_terms(order):
+            return _approve(order, "resubmission of an order already sent: the exchange returns it, no new risk")
+        return _reject(order, RejectReason.INVALID_ORDER,
+                       f"reference {order.customer_order_ref} already used for a different order")
+    if not is_valid_price(order.price):
+        return _reject(order, RejectReason.INVALID_ORDER, f"price {order.price} is not on the ladder")
+    if not (order.size > 0.0 and is_penny_amount(order.size)):
+        return _reject(order, RejectReason.INVALID_ORDER, f"size {order.size} is not a positive penny amount")
+
+    if book.bankroll < limits.bankroll_floor - EPSILON:
+        return _reject(order, RejectReason.BANKROLL_FLOOR,
+                       f"bankroll {book.bankroll:.2f} is below the floor {limits.bankroll_floor:.2f}")
+    if order.size > limits.max_stake + EPSILON:
+        return _reject(order, RejectReason.STAKE_ABOVE_MAX,
+                       f"stake {order.size:.2f} above the maximum {limits.max_stake:.2f}")
+    live = book.live_order_count()
+    if live >= limits.max_open_orders:
+        return _reject(order, RejectReason.TOO_MANY_OPEN_ORDERS,
+                       f"{live} open orders, the maximum is {limits.max_open_orders}")
+    recent = book.orders_placed_in_window(now)
+    if recent >= limits.max_orders_per_hour:
+        return _reject(order, RejectReason.ORDER_RATE,
+                       f"{recent} orders in the last hour, the maximum is {limits.max_orders_per_hour}")
+
+    candidate = Order.from_request(order, bet_id=None, status=OrderStatus.PENDING, placed_at=now, updated_at=now)
+    exposures = (
+        (RejectReason.SELECTION_EXPOSURE, f"selection {order.selection} exposure", limits.max_selection_exposure,
+         book.selection_exposure(order.market_id, order.selection),
+         book.selection_exposure(order.market_id, order.selection, candidate)),
+        (RejectReason.MARKET_EXPOSURE, f"market {order.market_id} exposure", limits.max_market_exposure,
+         book.market_exposure(order.market_id), book.market_exposure(order.market_id, candidate)),
+        (RejectReason.TOTAL_EXPOSURE, "total exposure", limits.max_total_exposure,
+         book.total_exposure(), book.total_exposure(candidate)),
+    )
+    if not any(after > before + EPSILON for *_, before, after in exposures):
+        return _approve(order, "adds no risk (hedge or no change in any exposure)")
+
+    if not limits.min_price <= order.price <= limits.max_price:
+        return _reject(order, RejectReason.PRICE_OUT_OF_BOUNDS,
+                       f"price {order.price} outside [{limits.min_price}, {limits.max_price}]")
+    if order.edge is None or order.edge < limits.min_edge:
+        shown = "none given" if order.edge is None else f"{order.edge:.4f}"
+        return _reject(order, RejectReason.EDGE_BELOW_MIN, f"edge {shown}, the minimum is {limits.min_edge:.4f}")
+    if order.confidence is None or order.confidence < limits.min_confidence:
+        shown = "none given" if order.confidence is None else f"{order.confidence:.3f}"
+        return _reject(order, RejectReason.CONFIDENCE_BELOW_MIN,
+                       f"confidence {shown}, the minimum is {limits.min_confidence:.3f}")
+    if book.day_low(now) <= -limits.daily_loss_limit + EPSILON:
+        return _reject(order, RejectReason.DAILY_LOSS_LIMIT,
+                       f"daily stop-loss hit: the day's realised loss reached {-book.day_low(now):.2f} "
+                       f"(limit {limits.daily_loss_limit:.2f})")
+    if book.week_low(now) <= -limits.weekly_loss_limit + EPSILON:
+        return _reject(order, RejectReason.WEEKLY_LOSS_LIMIT,
+                       f"weekly stop-loss hit: the week's realised loss reached {-book.week_low(now):.2f} "
+                       f"(limit {limits.weekly_loss_limit:.2f})")
+    target = limits.daily_profit_target
+    if target is not None and book.day_high(now) >= target - EPSILON:
+        return _reject(order, RejectReason.DAILY_PROFIT_TARGET,
+                       f"profit target hit: the day's realised profit reached {book.day_high(now):.2f} "
+                       f"(target {target:.2f})")
+    total_after = exposures[-1][-1]
+    if round_money(book.bankroll - total_after) < limits.bankroll_floor - EPSILON:
+        return _reject(order, RejectReason.BANKROLL_FLOOR,
+                       f"bankroll {book.bankroll:.2f} minus worst case {total_after:.2f} would fall below "
+                       f"the floor {limits.bankroll_floor:.2f}")
+    for reason, label, limit, before, after in exposures:
+        if after > limit + EPSILON and after > before + EPSILON:
+            return _reject(order, reason, f"{label} would be {after:.2f} (now {before:.2f}), the limit is {limit:.2f}")
+    return _approve(order, "within every limit")
