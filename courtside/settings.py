@@ -36,6 +36,12 @@ class Settings:
     """MLflow tracking (and registry) URI."""
     dagster_home: Path
     """Dagster instance folder (dagster.yaml, run and event storage)."""
+    prediction_url: str = "http://127.0.0.1:3001"
+    """The BentoML prediction service (``COURTSIDE_PREDICTION_URL``)."""
+    feed_url: str = "ws://127.0.0.1:8765"
+    """The live feed (``COURTSIDE_FEED_URL``; ``make up`` starts a replay server there)."""
+    bankroll: float = 1000.0
+    """Starting bankroll of the paper-trading session (``COURTSIDE_BANKROLL``)."""
 
     @property
     def warehouse_dir(self) -> Path:
@@ -69,6 +75,9 @@ class Settings:
             database_url=database_url,
             mlflow_tracking_uri=mlflow_uri,
             dagster_home=dagster_home,
+            prediction_url=env.get("COURTSIDE_PREDICTION_URL") or "http://127.0.0.1:3001",
+            feed_url=env.get("COURTSIDE_FEED_URL") or "ws://127.0.0.1:8765",
+            bankroll=float(env.get("COURTSIDE_BANKROLL") or 1000.0),
         )
 
     def ensure_dirs(self) -> None:

@@ -4,13 +4,19 @@
 import dagster as dg
 
 from courtside.settings import Settings
-from orchestration.defs import clean, evaluation, features, identity, ingest, models, ratings
-from orchestration.defs.operations.jobs import pipeline_job, retrain_job
+from orchestration.defs import clean, evaluation, features, identity, ingest, live, models, ratings
+from orchestration.defs.operations.jobs import (
+    live_checks_job,
+    pipeline_job,
+    prematch_value_job,
+    retrain_job,
+    settlement_job,
+)
 from orchestration.defs.operations.schedules import weekly_retrain
-from orchestration.defs.operations.sensors import data_files_changed
+from orchestration.defs.operations.sensors import data_files_changed, live_event_log
 from orchestration.defs.shared.resources import resources_from_settings
 
-DOMAINS = (ingest, clean, identity, ratings, features, models, evaluation)
+DOMAINS = (ingest, clean, identity, ratings, features, models, evaluation, live)
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
@@ -24,9 +30,9 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=assets,
         asset_checks=checks,
-        jobs=[pipeline_job, retrain_job],
+        jobs=[pipeline_job, retrain_job, prematch_value_job, settlement_job, live_checks_job],
         schedules=[weekly_retrain],
-        sensors=[data_files_changed],
+        sensors=[data_files_changed, live_event_log],
         resources=resources_from_settings(settings),
         # One process for a whole run: steps share imports (GX, MLflow, XGBoost take seconds each)
         # and this 2-core default machine gains nothing from a process per step.

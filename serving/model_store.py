@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
+import numpy as np
+import pandas as pd
 
 from features.prematch import FEATURES
 from features.snapshot import PlayerSnapshot
@@ -125,3 +127,39 @@ class ModelStore:
                 if time.monotonic() >= deadline:
                     return False
                 time.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
+
+
+class HistoricalFeatures:
+    """The pipeline's pre-match feature table (as of each historical match), for replays: loaded
+    on first use and again when the file changes."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._lock = threading.Lock()
+        self._mtime: float | None = None
+        self._ids: dict[str, int] = {}
+        self._players = np.empty((0, 2), dtype=np.int64)
+        self._values = np.empty((0, len(FEATURES)))
+
+    def _load(self) -> None:
+        if not self.path.exists():
+            raise FileNotFoundError(f"no feature table at {self.path}: run the pipeline first")
+        mtime = self.path.stat().st_mtime
+        if mtime == self._mtime:
+            return
+        with self._lock:
+            table = pd.read_parquet(self.path, columns=["match_id", "player_a_id", "player_b_id", *FEATURES])
+            self._ids = {m: i for i, m in enumerate(table["match_id"].astype(str))}
+            self._players = table[["player_a_id", "player_b_id"]].to_numpy(dtype=np.int64)
+            self._values = table[list(FEATURES)].to_numpy(dtype=float)
+            self._mtime = mtime
+            log.info("historical feature table loaded: %d matches", len(self._ids))
+
+    def row(self, match_id: str) -> tuple[int, int, np.ndarray]:
+        """(player A id, player B id, every feature in ``FEATURES`` order) of one match."""
+        self._load()
+        i = self._ids.get(match_id)
+        if i is None:
+            raise KeyError(f"match {match_id} is not in the feature table (tour-level main-draw matches only)")
+        a, b = self._players[i]
+        return int(a), int(b), self._values[i]

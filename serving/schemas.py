@@ -22,7 +22,11 @@ class PrematchRequest(BaseModel):
     player_one: PlayerRef = Field(description="Sackmann player id or full name")
     player_two: PlayerRef = Field(description="Sackmann player id or full name")
     surface: Surface
-    date: dt.date = Field(description="match day; must be after the data the service knows (as_of)")
+    date: dt.date = Field(description="match day; must be after the data the service knows (as_of), unless "
+                                      "match_id names a historical match")
+    match_id: str | None = Field(None, description="Sackmann match id of a historical match (replays, backtests): "
+                                                   "the answer uses the features as of that match, from the "
+                                                   "pipeline's feature table, never what came after it")
     best_of: Literal[3, 5] = 3
     level: Level = Field("A", description="tournament tier (Sackmann tourney_level)")
     round: str = Field("R32", description="R128 .. F, RR, Q1-Q3")

@@ -23,7 +23,7 @@ from courtside.settings import Settings
 from features.inplay import ServeTracker, match_win_probability
 from features.scoring import Score, ScoringError, match_format
 from features.snapshot import UnknownPlayer
-from serving.model_store import ModelStore
+from serving.model_store import HistoricalFeatures, ModelStore
 from serving.schemas import (
     Health,
     LiveBatch,
@@ -68,6 +68,7 @@ class PredictionService:
         settings = Settings.from_env()
         self.store = ModelStore(settings.mlflow_tracking_uri, settings.warehouse_dir / "player_snapshot.pickle",
                                 poll_s=float(os.environ.get("COURTSIDE_MODEL_POLL_S", "10")))
+        self.history = HistoricalFeatures(settings.warehouse_dir / "prematch_features.parquet")
         threading.Thread(target=self._boot, name="model-loader", daemon=True).start()
 
     def _boot(self) -> None:
@@ -80,6 +81,10 @@ class PredictionService:
 
 def _store() -> ModelStore:
     return bentoml.get_current_service().store
+
+
+def _history() -> HistoricalFeatures:
+    return bentoml.get_current_service().history
 
 
 @app.get("/health", response_model=Health)
@@ -101,6 +106,7 @@ def _prematch(requests: list[PrematchRequest], loc: list) -> PrematchBatchRespon
     snap = cur.snapshot
     rows = np.empty((len(batch.requests), len(cur.features)))
     ids = []
+    flip = np.zeros(len(batch.requests), dtype=bool)
     for i, r in enumerate(batch.requests):
         try:
             a = snap.resolve(r.player_one)
@@ -112,15 +118,28 @@ def _prematch(requests: list[PrematchRequest], loc: list) -> PrematchBatchRespon
             raise _unprocessable([*loc, i, "player_two"], str(exc)) from None
         if a == b:
             raise _unprocessable([*loc, i, "player_two"], "both names resolve to the same player")
+        if r.match_id is not None:
+            try:
+                pa, pb, values = _history().row(r.match_id)
+            except (KeyError, FileNotFoundError) as exc:
+                raise _unprocessable([*loc, i, "match_id"], str(exc).strip('"')) from None
+            if {a, b} != {pa, pb}:
+                raise _unprocessable([*loc, i, "match_id"],
+                                     f"match {r.match_id} was played by {pa} and {pb}, not {a} and {b}")
+            rows[i] = values[cur.columns]
+            flip[i] = a != pa  # the table's row is P(player A): player one is B -> 1 - p
+            ids.append((a, b))
+            continue
         if pd.Timestamp(r.date) <= snap.as_of:
             raise _unprocessable([*loc, i, "date"],
                                  f"date must be after {snap.as_of.date()} (the last match the service knows); "
-                                 "historical predictions come from the feature table")
+                                 "for a historical match give its match_id")
         values = snap.features(snap.entrant(a, r.rank_one, r.points_one), snap.entrant(b, r.rank_two, r.points_two),
                                pd.Timestamp(r.date), r.surface, r.best_of, r.level, r.round)
         rows[i] = [values[j] for j in cur.columns]
         ids.append((a, b))
     probs = cur.predict(rows)
+    probs = np.where(flip, 1.0 - probs, probs)
     as_of = snap.as_of.date()
     return PrematchBatchResponse(predictions=[
         PrematchResponse(player_one_id=a, player_two_id=b, probability=float(p), model_name=cur.model_name,

@@ -144,11 +144,15 @@ def new_order_requests(engine: Engine) -> list[tuple[str, str, dict[str, Any]]]:
 
 
 def record_settlement(engine: Engine, market_id: str, match_id: str, settlement: dict[str, Any],
-                      settled_at: datetime, order_refs: Sequence[str]) -> bool:
-    """Store a market's settlement and mark its orders settled; False when it was settled before."""
+                      settled_at: datetime, order_refs: Sequence[str], log_kind: str = "MARKET_SETTLED") -> bool:
+    """Store a market's settlement, mark its orders settled and append a ``log_kind`` entry to the
+    event log, in one transaction; False when the market was settled before."""
     with engine.begin() as conn:
         if conn.execute(select(SettlementRow.market_id).where(SettlementRow.market_id == market_id)).first():
             return False
+        conn.execute(insert(LiveEvent).values(kind=log_kind, event_time=settled_at, feed=None, seq=None,
+                                              match_id=match_id, payload=_json(settlement),
+                                              recorded_at=datetime.now(UTC)))
         pnl = settlement.get("pnl", {})
         conn.execute(insert(SettlementRow).values(
             market_id=market_id, match_id=match_id, winner=settlement.get("winner"),
@@ -201,3 +205,33 @@ def latest_payloads(engine: Engine, kind: str) -> dict[str, dict[str, Any]]:
     q = select(LiveEvent.match_id, LiveEvent.payload).where(LiveEvent.id.in_(newest))
     with engine.connect() as conn:
         return {m: json.loads(p) for m, p in conn.execute(q)}
+
+
+def requested_markets(engine: Engine) -> set[str]:
+    """Markets the control plane already queued an order request for."""
+    with engine.connect() as conn:
+        return {m for (m,) in conn.execute(select(OrderRequestRow.market_id).distinct())}
+
+
+def order_requests(engine: Engine) -> list[dict[str, Any]]:
+    """Every order request with its status and reason, oldest first."""
+    q = select(OrderRequestRow.customer_order_ref, OrderRequestRow.match_id, OrderRequestRow.market_id,
+               OrderRequestRow.status, OrderRequestRow.reason, OrderRequestRow.created_at).order_by(
+        OrderRequestRow.created_at)
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(q)]
+
+
+def append_events(engine: Engine, events: Sequence[EventEntry]) -> None:
+    """Append entries to the event log (one transaction)."""
+    if events:
+        commit_step(engine, Step(events=list(events)))
+
+
+def event_rows(engine: Engine, after_id: int, upto_id: int) -> list[dict[str, Any]]:
+    """Log entries with after_id < id <= upto_id, every column (payload parsed), oldest first."""
+    q = (select(LiveEvent.id, LiveEvent.kind, LiveEvent.event_time, LiveEvent.feed, LiveEvent.seq,
+                LiveEvent.match_id, LiveEvent.payload)
+         .where(LiveEvent.id > after_id, LiveEvent.id <= upto_id).order_by(LiveEvent.id))
+    with engine.connect() as conn:
+        return [{**r._mapping, "payload": json.loads(r.payload)} for r in conn.execute(q)]

@@ -66,3 +66,20 @@ def png_bytes(fig: Figure) -> bytes:
 def markdown_image(png: bytes, alt: str) -> str:
     """Markdown that shows a PNG inline (data URI), for UIs that render markdown."""
     return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
+
+
+def bankroll_curve(times: pd.Series, bankroll: pd.Series, start: float, title: str) -> Figure:
+    """Bankroll after each settled market (a step line from the starting bankroll)."""
+    fig, ax = plt.subplots(figsize=(7, 3.5), dpi=100)
+    x = np.arange(len(bankroll) + 1)
+    y = np.r_[start, bankroll.to_numpy(dtype=float)]
+    ax.step(x, y, where="post", color="#3b6ea8")
+    ax.axhline(start, color="grey", linestyle="--", linewidth=1)
+    ax.set_xlabel("markets settled")
+    ax.set_ylabel("bankroll")
+    if len(times):
+        ax.set_title(f"{title} (last settled {pd.Timestamp(times.iloc[-1]):%Y-%m-%d %H:%M} UTC)")
+    else:
+        ax.set_title(f"{title} (nothing settled yet)")
+    fig.tight_layout()
+    return fig

@@ -57,6 +57,17 @@ def slam_matches(raw_matches: pd.DataFrame, raw_points: pd.DataFrame, matches: p
     })
     out = matched.join(per_match, on="slam_match_id", how="inner")
     out["first_server"] = out["point_server"].str[0]
+    # Most point logs leave winner and status empty: take them from the identified Sackmann match.
+    known = matches.set_index("match_id")[["winner_id", "score"]]
+    hit = out["match_id"].isin(known.index)
+    ref = known.reindex(out["match_id"])
+    from_sackmann = np.where(ref["winner_id"].to_numpy() == out["player1_id"].to_numpy(), 1,
+                             np.where(ref["winner_id"].to_numpy() == out["player2_id"].to_numpy(), 2, np.nan))
+    out["winner"] = pd.to_numeric(out["winner"], errors="coerce").fillna(
+        pd.Series(np.where(hit, from_sackmann, np.nan), index=out.index)).astype("Int64")
+    retired = ref["score"].fillna("").str.contains("RET|DEF", regex=True).to_numpy()
+    out["status"] = out["status"].fillna(pd.Series(np.where(hit, np.where(retired, "Retired", "Complete"), None),
+                                                   index=out.index))
     return pd.DataFrame({
         "source": "slam", "event_key": out["slam_match_id"].astype(str),
         "event_date": out["date"].dt.strftime("%Y-%m-%d"), "tournament": out["tournament"],

@@ -21,6 +21,8 @@ POINT_SECONDS = 30.0
 """Spacing of points when the source has no timing (ATP point-by-point sequences)."""
 REOPEN_SECONDS = 2.0
 """The simulated market reopens this long after a point."""
+PREMATCH_LEAD_SECONDS = 60.0
+"""Default: the real closing odds are published this long (feed time) before the first point."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ def _event(row: dict, score: Score, kind: str, point: PointInfo | None, elapsed:
     winner = d.event_winner
     if kind == "match_end" and score.winner is None:  # stopped early: retirement
         status = "Retired"
-        winner = LABELS[int(row["winner"]) - 1] if row.get("winner") in (1, 2) else None
+        winner = LABELS[_int(row["winner"]) - 1] if _int(row.get("winner")) in (1, 2) else None
     return MatchEvent(
         kind=kind, event_key=str(row["event_key"]), event_date=str(row["event_date"]),
         event_first_player=str(row["player1"]), first_player_key=_int(row.get("player1_id")),
@@ -85,14 +87,19 @@ def _str(v) -> str | None:
     return None if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v)
 
 
-def match_messages(row: dict, start_at: float, market: MarketModel | None = None) -> list[Scheduled]:
-    """Every message of one match, timed from ``start_at`` (seconds on the feed's clock)."""
+def match_messages(row: dict, start_at: float, market: MarketModel | None = None,
+                   prematch_lead_s: float = PREMATCH_LEAD_SECONDS) -> list[Scheduled]:
+    """Every message of one match, timed from ``start_at`` (seconds on the feed's clock). The
+    pre-match market (real closing odds) opens ``prematch_lead_s`` before the first point and
+    closes when play starts: pre-match orders still unmatched then lapse."""
     scores, times = scores_of(row)
     fmt_start = Score.start(scores[0].fmt, int(row["first_server"]) - 1 if row["source"] == "slam" else 0)
     out: list[Scheduled] = []
     if pd.notna(row.get("close_p1")) and pd.notna(row.get("close_p2")):
-        out.append(Scheduled(start_at - 60.0, "market", closing_odds(
-            str(row["event_key"]), float(row["close_p1"]), float(row["close_p2"]), str(row["close_source"]))))
+        pre = closing_odds(str(row["event_key"]), float(row["close_p1"]), float(row["close_p2"]),
+                           str(row["close_source"]))
+        out.append(Scheduled(start_at - prematch_lead_s, "market", pre))
+        out.append(Scheduled(start_at - 0.002, "market", pre.model_copy(update={"status": "CLOSED"})))
     sim = SimulatedMarket(str(row["event_key"]), float(row["prematch_p1"]), fmt_start, market)
     out.append(Scheduled(start_at, "match", _event(row, fmt_start, "match_start", None, 0.0)))
     out.append(Scheduled(start_at, "market", sim.opening()))
@@ -112,8 +119,8 @@ def match_messages(row: dict, start_at: float, market: MarketModel | None = None
     return out
 
 
-def build_feed(rows: Iterable[dict], stagger_s: float = 600.0,
-               market: MarketModel | None = None) -> tuple[list[Scheduled], list[tuple[str, str]]]:
+def build_feed(rows: Iterable[dict], stagger_s: float = 600.0, market: MarketModel | None = None,
+               prematch_lead_s: float = PREMATCH_LEAD_SECONDS) -> tuple[list[Scheduled], list[tuple[str, str]]]:
     """Messages of many matches on one clock, match k starting at k * ``stagger_s``; matches whose
     point data the scoring rules reject are left out with the reason."""
     schedule: list[Scheduled] = []
@@ -121,7 +128,7 @@ def build_feed(rows: Iterable[dict], stagger_s: float = 600.0,
     k = 0
     for row in rows:
         try:
-            schedule.extend(match_messages(row, 60.0 + k * stagger_s, market))
+            schedule.extend(match_messages(row, prematch_lead_s + k * stagger_s, market, prematch_lead_s))
             k += 1
         except (ScoringError, ValueError, TypeError) as exc:
             skipped.append((str(row.get("event_key")), f"{type(exc).__name__}: {exc}"))

@@ -26,12 +26,13 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.engine import Engine as DbEngine
 
 from betting.clock import ManualClock
+from betting.decision import decide
 from betting.market import MarketBook, MarketStatus, PriceSize, RunnerBook
 from betting.paper import PaperExchange, PaperExchangeConfig
-from betting.records import EventKind, Order, OrderRequest, Settlement, customer_order_ref
+from betting.records import EventKind, Order, OrderRequest, Settlement
 from betting.risk import RiskBook, RiskLimits, check
-from betting.staking import StakingConfig, kelly_stake
-from betting.value import ValueConfig, detect_value
+from betting.staking import StakingConfig
+from betting.value import ValueConfig
 from features.matches import parse_outcome
 from features.scoring import ScoringError
 from feeds.live.client import FeedClient
@@ -195,9 +196,10 @@ class TradingEngine:
         self._record_updates(self.exchange.on_market_book(book))
         kind = EventKind.MARKET_SUSPENDED if update.status == "SUSPENDED" else EventKind.MARKET_UPDATE
         prices = {r.selection: [r.back_price, r.lay_price] for r in update.runners}
+        sizes = {r.selection: [r.back_size, r.lay_size] for r in update.runners}
         self._log(kind, {"market_id": update.market_id, "status": update.status, "in_play": update.in_play,
                          "simulated": update.simulated, "source": update.source, "prices": prices,
-                         "point_number": update.point_number}, update.event_key, env)
+                         "sizes": sizes, "point_number": update.point_number}, update.event_key, env)
         m = self.matches.get(update.event_key)
         if m is not None and update.in_play and update.status == "OPEN" and self._trade(m, env):
             self._decisions.append(received)
@@ -333,26 +335,14 @@ class TradingEngine:
                 or m.predicted_points != m.points_played or m.traded_points == m.points_played):
             return False
         m.traded_points = m.points_played
-        p = m.last_probability
-        found = []
-        for selection, prob in ((FIRST, p), (SECOND, 1 - p)):
-            runner = book.runner(selection)
-            if runner is None:
-                continue
-            found += detect_value(m.event_key, selection, prob, back_price=runner.best_back,
-                                  lay_price=runner.best_lay, config=self.cfg.value)
-        if not found:
+        decision = decide(m.event_key, book, m.last_probability, (FIRST, SECOND), self.risk.bankroll,
+                          self.cfg.value, self.cfg.staking, self.cfg.risk.max_stake, (m.points_played,))
+        if decision.opportunity is None:
             return True
-        opp = max(found, key=lambda o: o.edge)
         self.stats.opportunities += 1
-        self._log(EventKind.OPPORTUNITY, opp.to_dict(), m.event_key, env)
-        size = kelly_stake(opp.side, opp.model_probability, opp.price, self.risk.bankroll, self.cfg.staking,
-                           cap=self.cfg.risk.max_stake)
-        if size <= 0:
-            return True
-        ref = customer_order_ref(m.event_key, m.points_played, opp.selection, opp.side)
-        request = opp.to_order_request(market_id=book.market_id, size=size, customer_order_ref=ref)
-        self._submit(request, m.event_key, "inplay")
+        self._log(EventKind.OPPORTUNITY, decision.opportunity.to_dict(), m.event_key, env)
+        if decision.request is not None:
+            self._submit(decision.request, m.event_key, "inplay")
         return True
 
     def _submit(self, request: OrderRequest, match_id: str, source: str) -> tuple[bool, str]:

@@ -49,6 +49,12 @@ def test_jobs_schedule_and_sensor(defs):
     assert dg.AssetKey("prematch_champion") in retrain.asset_layer.asset_graph.get_all_asset_keys()
     assert defs.resolve_schedule_def("weekly_retrain").cron_schedule == "0 5 * * 1"
     assert defs.resolve_sensor_def("data_files_changed")
+    assert defs.resolve_sensor_def("live_event_log")
+    pipeline = defs.resolve_job_def("courtside_pipeline").asset_layer.selected_asset_keys
+    assert dg.AssetKey("replay_catalog") in pipeline
+    for live in ("prematch_value_scan", "live_settlements", "live_pnl", "live_event_batch"):
+        assert dg.AssetKey(live) not in pipeline  # the streaming sensor's, not the batch pipeline's
+    assert dg.AssetKey("player_snapshot") in retrain.asset_layer.selected_asset_keys
 
 
 def test_sensor_requests_a_retrain_when_a_file_changes(tmp_path):

@@ -1,12 +1,14 @@
-"""Sensors: retrain when files in the data directory are added or changed."""
+"""Sensors: retrain when files in the data directory are added or changed; the streaming sensor
+that tails the live event log."""
 
 
 import hashlib
 import json
+import time
 
 import dagster as dg
 
-from orchestration.defs.operations.jobs import retrain_job
+from orchestration.defs.operations.jobs import live_checks_job, prematch_value_job, retrain_job, settlement_job
 from orchestration.defs.shared.resources import CourtsideResource
 
 
@@ -40,3 +42,63 @@ def data_files_changed(context: dg.SensorEvaluationContext, courtside: Courtside
                                                                      ",".join(changed[:20])[:1000]})],
         cursor=json.dumps({"digest": digest, "files": current}),
     )
+
+
+LIVE_CHECK_EVERY_EVENTS = 2000
+"""A live data-check batch is requested once this many log entries are new..."""
+LIVE_CHECK_EVERY_S = 60.0
+"""...or this long after the last batch, whichever comes first (when anything is new)."""
+
+
+def _busy(context: dg.SensorEvaluationContext, job_name: str) -> bool:
+    """A run of the job is queued or in progress (its assets would see the new events anyway)."""
+    runs = context.instance.get_runs(dg.RunsFilter(job_name=job_name, statuses=[
+        dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+        dg.DagsterRunStatus.STARTED]), limit=1)
+    return bool(runs)
+
+
+@dg.sensor(jobs=[prematch_value_job, settlement_job, live_checks_job], minimum_interval_seconds=5,
+           default_status=dg.DefaultSensorStatus.RUNNING)
+def live_event_log(context: dg.SensorEvaluationContext, courtside: CourtsideResource) -> dg.SensorResult:
+    """The streaming sensor: tails the live event log by id (the cursor) and requests runs —
+    a pre-match value scan when new pre-match odds arrive, settlement (and the P&L) when matches
+    finish, and a Great Expectations batch over the new entries. A job already queued or running
+    is not requested again: its cursor stays, so the next tick asks once it is done."""
+    from storage.live import events_after, last_event_id
+
+    state = json.loads(context.cursor) if context.cursor else {}
+    newest = last_event_id(courtside.engine)
+    if state.get("newest", 0) > newest:  # the live tables were reset (a fresh paper session)
+        state = {}
+    requests, notes = [], []
+    for job, key, kinds, wanted in (
+            (prematch_value_job, "prematch", ["MARKET_UPDATE"], lambda p: not p.get("in_play")),
+            (settlement_job, "settle", ["MATCH_FINISHED"], lambda p: True)):
+        after = state.get(key, 0)
+        if after >= newest:
+            continue
+        hits = [i for i, _, _, _, _, p in events_after(courtside.engine, after, kinds=kinds, limit=100_000)
+                if i <= newest and wanted(p)]
+        if not hits:
+            state[key] = newest
+        elif _busy(context, job.name):
+            notes.append(f"{job.name} busy")
+        else:
+            requests.append(dg.RunRequest(run_key=f"{key}-{hits[-1]}", job_name=job.name,
+                                          tags={"courtside/after_event": str(after)}))
+            notes.append(f"{job.name}: {len(hits)} new")
+            state[key] = newest
+    after = state.get("checks", 0)
+    waited = context.cursor is not None and time.time() - state.get("checked_at", 0.0) >= LIVE_CHECK_EVERY_S
+    if newest > after and (newest - after >= LIVE_CHECK_EVERY_EVENTS or waited):
+        if _busy(context, live_checks_job.name):
+            notes.append("live_data_checks busy")
+        else:
+            requests.append(dg.RunRequest(run_key=f"checks-{newest}", job_name=live_checks_job.name, run_config={
+                "ops": {"live_event_batch": {"config": {"after_id": after, "upto_id": newest}}}}))
+            notes.append(f"live checks on entries {after + 1}..{newest}")
+            state["checks"], state["checked_at"] = newest, time.time()
+    state["newest"] = newest
+    skip = None if requests else f"log at entry {newest}: {', '.join(notes) or 'nothing new'}"
+    return dg.SensorResult(run_requests=requests, cursor=json.dumps(state), skip_reason=skip)

@@ -21,6 +21,10 @@ class CourtsideResource(dg.ConfigurableResource):
     database_url: str
     reports_dir: str
     """Where human-readable reports (evaluation tables and plots) are written."""
+    prediction_url: str = "http://127.0.0.1:3001"
+    """The BentoML prediction service (pre-match value scans call its ``/predict``)."""
+    bankroll: float = 1000.0
+    """Starting bankroll of the paper-trading session."""
 
     def source(self) -> DataSource:
         """Where historical files are read from (a folder, or the upstream URLs)."""
@@ -94,7 +98,8 @@ def resources_from_settings(settings: Settings) -> dict[str, Any]:
     """The resource set for a given configuration (the embedded defaults unless overridden)."""
     return {
         "courtside": CourtsideResource(data_dir=settings.data_dir, database_url=settings.database_url,
-                                       reports_dir=str(settings.home / "reports")),
+                                       reports_dir=str(settings.home / "reports"),
+                                       prediction_url=settings.prediction_url, bankroll=settings.bankroll),
         "mlflow": MlflowResource(tracking_uri=settings.mlflow_tracking_uri,
                                  artifact_dir=str(settings.mlflow_artifacts_dir)),
         "io_manager": WarehouseIOManager(base_dir=str(settings.warehouse_dir)),

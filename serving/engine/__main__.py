@@ -1,0 +1,86 @@
+"""The streaming engine as a process (``make up`` starts it).
+
+    python -m serving.engine [--feed-url ws://127.0.0.1:8765] [--prediction-url http://127.0.0.1:3001]
+
+Follows the feed, trades on the paper exchange and appends every step to the event log in
+``COURTSIDE_DATABASE_URL``. Stop it with SIGINT/SIGTERM (or kill it): started again, it resumes
+from its cursors without a duplicate bet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import statistics
+import sys
+
+from courtside.settings import Settings
+from serving.engine.engine import EngineConfig, TradingEngine
+from serving.engine.prediction import PredictionClient
+from storage.db import make_engine, migrate
+
+log = logging.getLogger("serving.engine")
+
+
+def _stats_line(engine: TradingEngine) -> str:
+    s = engine.stats
+    lat = sorted(s.decision_ms[-5000:])
+    figures = (f"decision p50 {statistics.median(lat):.2f} ms p99 {lat[int(0.99 * (len(lat) - 1))]:.2f} ms"
+               if lat else "no decisions yet")
+    return (f"messages {s.messages} (recovered {s.recovered}), quarantined {s.quarantined}, predictions "
+            f"{s.predictions} (failed {s.prediction_failures}), opportunities {s.opportunities}, orders {s.orders}, "
+            f"risk-rejected {s.rejected}; {figures}")
+
+
+async def run(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    db = make_engine(settings.database_url)
+    migrate(db)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    config = EngineConfig(feed_url=args.feed_url or settings.feed_url, feeds=tuple(args.feed),
+                          bankroll=settings.bankroll)
+    async with PredictionClient(args.prediction_url or settings.prediction_url) as client:
+        log.info("waiting for the prediction service at %s", client.url)
+        while not await client.wait_ready(timeout_s=30):
+            if stop.is_set():
+                return 0
+            log.warning("prediction service not ready yet (is the model loaded? see its /health)")
+        engine = TradingEngine(config, db, client.predict_live)
+        log.info("engine started: feeds %s at %s, bankroll %.2f, %d orders restored, resuming after %s",
+                 config.feeds, config.feed_url, engine.risk.bankroll, len(engine.exchange.orders()),
+                 {f"{f}/{c}": seq for (f, c), seq in engine.recover_upto.items()} or "nothing (fresh session)")
+
+        async def report() -> None:
+            while not stop.is_set():
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=args.report_s)
+                except TimeoutError:
+                    log.info(_stats_line(engine))
+
+        reporter = asyncio.create_task(report())
+        await engine.run(stop)
+        reporter.cancel()
+        log.info("stopped. %s", _stats_line(engine))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m serving.engine", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--feed-url", help="default COURTSIDE_FEED_URL or ws://127.0.0.1:8765")
+    parser.add_argument("--prediction-url", help="default COURTSIDE_PREDICTION_URL or http://127.0.0.1:3001")
+    parser.add_argument("--feed", action="append", default=None, help="feed name(s) to follow (default: live)")
+    parser.add_argument("--report-s", type=float, default=15.0, help="seconds between progress lines")
+    args = parser.parse_args(argv)
+    args.feed = args.feed or ["live"]
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
