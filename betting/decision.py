@@ -30,7 +30,11 @@ def decide(match_id: str, book: MarketBook, probability_first: float, selections
            bankroll: float, value: ValueConfig, staking: StakingConfig, max_stake: float,
            ref_parts: tuple[object, ...]) -> Decision:
     """The best bet on ``book`` given P(``selections[0]`` wins); the reference is derived from
-    ``(match_id, *ref_parts, selection, side)`` so the same decision always gets the same one."""
+    ``(match_id, *ref_parts, selection, side)`` so the same decision always gets the same one.
+    A decided match (probability 0 or 1, e.g. match point converted before the market closes) offers
+    no bet: there is no price at which the model's certainty is information."""
+    if not 0.0 < probability_first < 1.0:
+        return Decision(None, None)
     found: list[Opportunity] = []
     for selection, prob in zip(selections, (probability_first, 1.0 - probability_first), strict=True):
         runner = book.runner(selection)

@@ -1,7 +1,8 @@
 """The ``courtside`` command: run the pipeline, bring up the services, benchmark.
 
-    courtside up         run the whole pipeline, then keep the Dagster UI (:3000) and the
-                         MLflow UI (:5000) running until Ctrl-C
+    courtside up         run the whole pipeline, then keep the Dagster UI (:3000), the MLflow UI
+                         (:5000), the prediction service (:3001), the feed replay (:8765) and the
+                         streaming engine running until Ctrl-C
     courtside pipeline   run the whole pipeline once, recorded in the Dagster instance
     courtside bench      time the pipeline from raw files to a registered model (fresh state)
 """
@@ -24,6 +25,10 @@ from courtside.settings import PROJECT_ROOT, Settings
 
 DAGSTER_PORT = int(os.environ.get("COURTSIDE_DAGSTER_PORT", "3000"))
 MLFLOW_PORT = int(os.environ.get("COURTSIDE_MLFLOW_PORT", "5000"))
+PREDICTION_PORT = int(os.environ.get("COURTSIDE_PREDICTION_PORT", "3001"))
+FEED_PORT = int(os.environ.get("COURTSIDE_FEED_PORT", "8765"))
+REPLAY_ARGS = os.environ.get("COURTSIDE_REPLAY_ARGS", "--matches 16 --speed 30").split()
+"""Options of the feed replay ``make up`` starts (see ``python -m feeds.live --help``)."""
 
 
 def prepare_environment(settings: Settings) -> None:
@@ -69,18 +74,10 @@ def _wait_http(url: str, timeout_s: float) -> bool:
     return False
 
 
-def start_services(settings: Settings) -> list[subprocess.Popen]:
-    """Dagster UI + daemon (``dagster dev``) and the MLflow UI, each in its own process group."""
+def _spawn(settings: Settings, commands: dict[str, list[str]]) -> list[subprocess.Popen]:
+    """Start each command in its own process group, output to a log file under COURTSIDE_HOME/logs."""
     logs = settings.home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    mlflow_root = settings.mlflow_artifacts_dir.as_uri()
-    commands = {
-        "dagster": [_venv_bin("dagster"), "dev", "-m", "orchestration.definitions",
-                    "-h", "0.0.0.0", "-p", str(DAGSTER_PORT)],
-        "mlflow": [_venv_bin("mlflow"), "server", "--backend-store-uri", settings.mlflow_tracking_uri,
-                   "--default-artifact-root", mlflow_root, "--host", "0.0.0.0",
-                   "--port", str(MLFLOW_PORT), "--workers", "1", "--allowed-hosts", "*"],
-    }
     procs = []
     for name, cmd in commands.items():
         log = (logs / f"{name}.log").open("ab")
@@ -88,6 +85,42 @@ def start_services(settings: Settings) -> list[subprocess.Popen]:
                                       start_new_session=True))
         print(f"started {name} (pid {procs[-1].pid}); log: {logs / (name + '.log')}")
     return procs
+
+
+def start_services(settings: Settings) -> list[subprocess.Popen]:
+    """Dagster UI + daemon (``dagster dev``) and the MLflow UI."""
+    mlflow_root = settings.mlflow_artifacts_dir.as_uri()
+    return _spawn(settings, {
+        "dagster": [_venv_bin("dagster"), "dev", "-m", "orchestration.definitions",
+                    "-h", "0.0.0.0", "-p", str(DAGSTER_PORT)],
+        "mlflow": [_venv_bin("mlflow"), "server", "--backend-store-uri", settings.mlflow_tracking_uri,
+                   "--default-artifact-root", mlflow_root, "--host", "0.0.0.0",
+                   "--port", str(MLFLOW_PORT), "--workers", "1", "--allowed-hosts", "*"],
+    })
+
+
+def start_live(settings: Settings, procs: list[subprocess.Popen]) -> None:
+    """The live lane on a fresh paper-trading session: prediction service, then (once it is ready)
+    the feed replay and the streaming engine (appended to ``procs`` as they start, so an
+    interrupt meanwhile still stops them)."""
+    from storage.db import make_engine, migrate
+    from storage.live import reset_live
+
+    db = make_engine(settings.database_url)
+    migrate(db)
+    reset_live(db)  # the replay starts again from its first message: a fresh paper session
+    db.dispose()
+    procs += _spawn(settings, {"prediction-service": [
+        _venv_bin("bentoml"), "serve", "serving.service:PredictionService", "--host", "0.0.0.0",
+        "--port", str(PREDICTION_PORT)]})
+    ready = _wait_http(f"http://127.0.0.1:{PREDICTION_PORT}/readyz", 180)
+    print(f"prediction service: http://localhost:{PREDICTION_PORT}/api/docs" + ("" if ready else " (still loading)"))
+    procs += _spawn(settings, {
+        "feed-replay": [sys.executable, "-m", "feeds.live", "--host", "0.0.0.0", "--port", str(FEED_PORT),
+                        *REPLAY_ARGS],
+        "engine": [sys.executable, "-m", "serving.engine", "--feed-url", f"ws://127.0.0.1:{FEED_PORT}",
+                   "--prediction-url", f"http://127.0.0.1:{PREDICTION_PORT}"],
+    })
 
 
 def stop_services(procs: list[subprocess.Popen]) -> None:
@@ -124,12 +157,22 @@ def cmd_up(_: argparse.Namespace) -> int:
         report = settings.home / "reports" / "test_evaluation.md"
         if report.exists():
             print(f"\nTest-window evaluation ({report}):\n\n{report.read_text()}")
+        if code == 0:
+            start_live(settings, procs)
+        else:
+            print("the live lane needs the pipeline's model and catalog: not started")
         _wait_http(f"http://127.0.0.1:{MLFLOW_PORT}/health", 60)
-        print(f"Dagster UI: http://localhost:{DAGSTER_PORT}   MLflow UI: http://localhost:{MLFLOW_PORT}")
-        print("Ctrl-C stops everything.")
+        print(f"""
+Dagster UI          http://localhost:{DAGSTER_PORT}   (Automation: live_event_log sensor; Runs; Assets > live)
+MLflow UI           http://localhost:{MLFLOW_PORT}   (Models: tennis-prematch@champion)
+Prediction service  http://localhost:{PREDICTION_PORT}/api/docs   (POST /predict, /predict_live; /metrics)
+Live feed replay    ws://localhost:{FEED_PORT}/feeds/live/match   (and /market; simulated in-play prices)
+Engine log          {settings.home / "logs" / "engine.log"}
+Ctrl-C stops everything.""")
         while all(p.poll() is None for p in procs):
             time.sleep(1)
-        print("a service stopped unexpectedly; see the logs in", settings.home / "logs")
+        dead = [p.args[0] if isinstance(p.args, list) else p.args for p in procs if p.poll() is not None]
+        print(f"a service stopped unexpectedly ({', '.join(map(str, dead))}); see the logs in", settings.home / "logs")
         return 1
     except KeyboardInterrupt:
         print("\nstopping...")

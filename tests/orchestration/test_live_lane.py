@@ -1,0 +1,180 @@
+"""The live lane end to end on the pipeline's real state (Postgres application database): the
+prediction service started with ``bentoml serve`` answers from the registered champion; the engine
+trades real Grand Slam matches; the streaming sensor tails the event log and requests the runs that
+scan pre-match odds (``/predict`` in batch), settle finished matches, update the P&L and validate the
+live batches with Great Expectations."""
+
+import asyncio
+import dataclasses
+import json
+import urllib.error
+import urllib.request
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from betting.records import EventKind
+from feeds.live.__main__ import choose
+from feeds.live.protocol import Envelope
+from feeds.live.replay import build_feed
+from orchestration.definitions import build_definitions
+from orchestration.defs.operations.sensors import live_event_log
+from serving.engine.engine import EngineConfig, TradingEngine
+from serving.engine.prediction import PredictionClient
+from storage import live as store
+from storage.db import make_engine
+from tests.services import prediction_service
+
+MATCHES = 6
+
+
+def _post(url: str, body: dict) -> tuple[int, dict]:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def _envelopes(schedule, feed="live") -> list[Envelope]:
+    seq = {"match": 0, "market": 0}
+    out = []
+    for item in schedule:
+        seq[item.channel] += 1
+        out.append(Envelope(feed=feed, channel=item.channel, seq=seq[item.channel], event_time=item.at,
+                            data=item.payload))
+    return out
+
+
+@pytest.fixture(scope="module")
+def service(runs):
+    settings, _, first, _ = runs
+    assert first.success
+    env = {"COURTSIDE_DATA_DIR": settings.data_dir, "COURTSIDE_DATABASE_URL": settings.database_url,
+           "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri}
+    with prediction_service(settings.home, env, ready=True) as url:
+        yield url
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_predict_answers_from_the_champion_and_names_bad_fields(runs, service):
+    settings = runs[0]
+    ok, body = _post(f"{service}/predict", {"requests": [
+        {"player_one": "Novak Djokovic", "player_two": "Rafael Nadal", "surface": "Clay", "date": "2022-05-30",
+         "best_of": 5, "level": "G", "round": "QF"},
+        {"player_one": 104745, "player_two": 104925, "surface": "Clay", "date": "2022-05-30", "best_of": 5,
+         "level": "G", "round": "QF"}]})
+    assert ok == 200, body
+    a, b = body["predictions"]
+    assert (a["player_one_id"], a["player_two_id"]) == (104925, 104745)
+    assert 0 < a["probability"] < 1 and a["model_name"] == "tennis-prematch" and a["model_version"]
+    assert abs(a["probability"] + b["probability"] - 1) < 0.15  # same match, seen from each side
+
+    code, body = _post(f"{service}/predict", {"requests": [
+        {"player_one": "Nobody Atall", "player_two": "Rafael Nadal", "surface": "Clay", "date": "2022-05-30"}]})
+    assert code == 422 and body["detail"][0]["loc"][-1] == "player_one"
+    code, body = _post(f"{service}/predict", {"requests": [
+        {"player_one": 104925, "player_two": 104745, "surface": "Clay", "date": "2014-06-01"}]})
+    assert code == 422 and body["detail"][0]["loc"][-1] == "date"
+
+    catalog = pd.read_parquet(settings.warehouse_dir / "replay_catalog.parquet")
+    row = choose(catalog, "slam", 1, None).iloc[0]
+    ask = {"player_one": int(row["player1_id"]), "player_two": int(row["player2_id"]), "surface": row["surface"],
+           "date": row["event_date"], "best_of": 5, "level": "G", "match_id": row["sackmann_match_id"]}
+    code, body = _post(f"{service}/predict", {"requests": [
+        ask, {**ask, "player_one": ask["player_two"], "player_two": ask["player_one"]}]})
+    assert code == 200, body
+    one, other = body["predictions"]
+    assert abs(one["probability"] + other["probability"] - 1) < 1e-9  # the same as-of feature row
+    code, body = _post(f"{service}/predict", {"requests": [{**ask, "player_two": 104925}]})
+    assert code == 422 and body["detail"][0]["loc"][-1] == "match_id"
+
+
+def _run_requests(defs, instance, result) -> dict[str, dg.ExecuteInProcessResult]:
+    out = {}
+    for request in result.run_requests:
+        job = defs.resolve_job_def(request.job_name)
+        out[request.job_name] = job.execute_in_process(instance=instance, run_config=request.run_config,
+                                                       raise_on_error=False)
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_sensor_drives_prematch_bets_settlement_pnl_and_live_checks(runs, service):
+    settings = dataclasses.replace(runs[0], prediction_url=service)
+    defs = build_definitions(settings)
+    resource = defs.resources["courtside"]
+    db = make_engine(settings.database_url)
+    store.reset_live(db)
+    catalog = pd.read_parquet(settings.warehouse_dir / "replay_catalog.parquet")
+    schedule, skipped = build_feed(choose(catalog, "slam", MATCHES, None).to_dict("records"), stagger_s=0,
+                                   prematch_lead_s=600)
+    assert not skipped
+    envelopes = _envelopes(schedule)
+    first_point = next(i for i, e in enumerate(envelopes) if e.channel == "match")
+
+    async def session(instance):
+        async with PredictionClient(service, timeout_s=5) as client:
+            engine = TradingEngine(EngineConfig(bankroll=settings.bankroll), db, client.predict_live)
+            await engine.process([(0.0, e) for e in envelopes[:first_point]])  # pre-match odds only
+            await engine.commit(wait=True)
+
+            tick = live_event_log(dg.build_sensor_context(instance=instance, resources={"courtside": resource}))
+            assert [r.job_name for r in tick.run_requests] == ["prematch_value"]
+            runs_ = _run_requests(defs, instance, tick)
+            assert runs_["prematch_value"].success
+            meta = runs_["prematch_value"].asset_materializations_for_node("prematch_value_scan")[0].metadata
+            assert meta["new_markets"].value == MATCHES and meta["predicted"].value == MATCHES
+            queued = store.new_order_requests(db)
+            assert len(queued) == meta["order_requests"].value
+
+            await engine.housekeeping()  # the engine risk-checks and places what the control plane queued
+            await engine.commit(wait=True)
+            assert not store.new_order_requests(db)
+            again = live_event_log(dg.build_sensor_context(instance=instance, cursor=tick.cursor,
+                                                           resources={"courtside": resource}))
+            assert not again.run_requests  # nothing new: no second scan of the same odds
+
+            for i in range(first_point, len(envelopes), 50):
+                await engine.process([(0.0, e) for e in envelopes[i:i + 50]])
+            await engine.commit(wait=True)
+            return engine, queued, again.cursor
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        engine, queued, cursor = asyncio.run(session(instance))
+        placed = {o["customer_order_ref"]: src for _, src, o in store.order_rows(db)}
+        for ref, _, request in queued:
+            assert request["edge"] >= EngineConfig().value.min_edge
+            rejected = [p for *_, p in store.events_after(db, 0, kinds=[str(EventKind.ORDER_REJECTED)])
+                        if p["request"]["customer_order_ref"] == ref]
+            assert placed.get(ref) == "prematch" or rejected, ref  # placed, or refused with a logged reason
+        assert sum(1 for s in placed.values() if s == "inplay") > 0
+
+        tick = live_event_log(dg.build_sensor_context(instance=instance, cursor=cursor,
+                                                      resources={"courtside": resource}))
+        assert {r.job_name for r in tick.run_requests} == {"settle_live", "live_data_checks"}
+        runs_ = _run_requests(defs, instance, tick)
+        assert runs_["settle_live"].success and runs_["live_data_checks"].success
+        checks = runs_["live_data_checks"].get_asset_check_evaluations()
+        assert [c.check_name for c in checks] == ["gx_live_events"] and checks[0].passed
+
+        settled = store.settlements(db)
+        finished = store.events_after(db, 0, kinds=[str(EventKind.MATCH_FINISHED)])
+        assert len(finished) == MATCHES
+        markets = {m for *_, p in finished for m in p["markets"]}
+        assert {s["market_id"] for s in settled} == markets and len(settled) == len(markets)
+        assert store.orders(db) and not store.orders(db, unsettled_only=True)  # every order settled with its market
+        pnl = runs_["settle_live"].asset_materializations_for_node("live_pnl")[0].metadata
+        net = round(sum(s["pnl"]["net_profit"] for s in settled), 2)
+        assert pnl["net_profit"].value == pytest.approx(net)
+        assert pnl["bankroll"].value == pytest.approx(settings.bankroll + net)
+        assert "bankroll_chart" in pnl and "calibration_chart" in pnl
+
+        # settling again changes nothing: each market is settled exactly once
+        rerun = defs.resolve_job_def("settle_live").execute_in_process(instance=instance)
+        assert rerun.asset_materializations_for_node("live_settlements")[0].metadata["settled_now"].value == 0
+        assert len(store.settlements(db)) == len(settled)
