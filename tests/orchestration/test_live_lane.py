@@ -115,7 +115,7 @@ def test_sensor_drives_prematch_bets_settlement_pnl_and_live_checks(runs, servic
                                    prematch_lead_s=600)
     assert not skipped
     envelopes = _envelopes(schedule)
-    first_point = next(i for i, e in enumerate(envelopes) if e.channel == "match")
+    first_point = next(i for i, e in enumerate(envelopes) if e.channel == "match" or e.data.status == "CLOSED")
 
     async def session(instance):
         async with PredictionClient(service, timeout_s=5) as client:

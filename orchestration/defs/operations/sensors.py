@@ -73,7 +73,8 @@ def live_event_log(context: dg.SensorEvaluationContext, courtside: CourtsideReso
         state = {}
     requests, notes = [], []
     for job, key, kinds, wanted in (
-            (prematch_value_job, "prematch", ["MARKET_UPDATE"], lambda p: not p.get("in_play")),
+            (prematch_value_job, "prematch", ["MARKET_UPDATE"],
+             lambda p: not p.get("in_play") and p.get("status") == "OPEN"),
             (settlement_job, "settle", ["MATCH_FINISHED"], lambda p: True)):
         after = state.get(key, 0)
         if after >= newest:
@@ -90,7 +91,8 @@ def live_event_log(context: dg.SensorEvaluationContext, courtside: CourtsideReso
             notes.append(f"{job.name}: {len(hits)} new")
             state[key] = newest
     after = state.get("checks", 0)
-    waited = context.cursor is not None and time.time() - state.get("checked_at", 0.0) >= LIVE_CHECK_EVERY_S
+    state.setdefault("checked_at", time.time())  # the first tick starts the clock
+    waited = time.time() - state["checked_at"] >= LIVE_CHECK_EVERY_S
     if newest > after and (newest - after >= LIVE_CHECK_EVERY_EVENTS or waited):
         if _busy(context, live_checks_job.name):
             notes.append("live_data_checks busy")
