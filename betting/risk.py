@@ -174,11 +174,16 @@ class RiskBook:
         self._placed_times: list[datetime] = []
         self._days: dict[date, _Running] = {}
         self._weeks: dict[tuple[int, int], _Running] = {}
+        self._exposure: dict[str, float] = {}
+        """Worst-case loss of each open market as booked (recomputed only when its orders change)."""
 
     # --- feeding the book -------------------------------------------------------------------
     def register_market(self, market_id: str, selections: tuple[str, ...] | list[str]) -> None:
         """The market's runners, for exact worst cases (else an unknown other runner is assumed)."""
-        self._runners[market_id] = tuple(selections)
+        runners = tuple(selections)
+        if self._runners.get(market_id) != runners:
+            self._runners[market_id] = runners
+            self._exposure.pop(market_id, None)
 
     def record_market_book(self, book: MarketBook) -> None:
         """Take the runners from a market update."""
@@ -190,6 +195,7 @@ class RiskBook:
         if ref not in self._known:
             bisect.insort(self._placed_times, require_aware(order.placed_at))
         self._known[ref] = order
+        self._exposure.pop(order.market_id, None)
         if order.settled or order.market_id in self._settled_markets:
             return
         self._open_markets.setdefault(order.market_id, {})[ref] = order
@@ -198,6 +204,7 @@ class RiskBook:
         """A settled market: its orders leave the book, its net P&L goes to the bankroll and the periods."""
         self._settled_markets.add(settlement.market_id)
         self._open_markets.pop(settlement.market_id, None)
+        self._exposure.pop(settlement.market_id, None)
         net = settlement.pnl.net_profit
         self._bankroll = round_money(self._bankroll + net)
         at = settlement.pnl.settled_at
@@ -261,7 +268,13 @@ class RiskBook:
 
     def market_exposure(self, market_id: str, extra: Order | None = None) -> float:
         """Worst-case loss of one market (with ``extra`` added, if given)."""
-        return exposure.market_exposure(self._market_orders(market_id, extra), self._runners.get(market_id))
+        if extra is not None and extra.market_id == market_id:
+            return exposure.market_exposure(self._market_orders(market_id, extra), self._runners.get(market_id))
+        cached = self._exposure.get(market_id)
+        if cached is None:
+            cached = self._exposure[market_id] = exposure.market_exposure(self._market_orders(market_id, None),
+                                                                          self._runners.get(market_id))
+        return cached
 
     def total_exposure(self, extra: Order | None = None) -> float:
         """Sum of the markets' worst-case losses (with ``extra`` added, if given)."""
