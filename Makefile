@@ -19,7 +19,7 @@ up: env
 test: env
 	$(UV) run --frozen pytest
 
-## bench: time the full pipeline from raw files to a registered model (not a test)
+## bench: time the full pipeline from raw files to a registered model, then the live path (not a test)
 bench: env
 	$(UV) run --frozen courtside bench
 

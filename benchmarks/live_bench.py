@@ -1,6 +1,6 @@
 """The live path end to end, with real components (a benchmark, not a test).
 
-    cd /work/main && uv run --frozen python -m benchmarks.live_bench [--seconds 30] [--repeat 1]
+    uv run --frozen python -m benchmarks.live_bench [--seconds 30] [--repeat 1]
         [--max-matches 48] [--home PATH] [--http-rounds 5] [--http-requests 1000] [--output report.json]
 
 Three processes, as in production: ``bentoml serve serving.service:PredictionService`` (one worker),

@@ -4,7 +4,8 @@
                          (:5000), the prediction service (:3001), the feed replay (:8765) and the
                          streaming engine running until Ctrl-C
     courtside pipeline   run the whole pipeline once, recorded in the Dagster instance
-    courtside bench      time the pipeline from raw files to a registered model (fresh state)
+    courtside bench      time the pipeline from raw files to a registered model (fresh state), then
+                         the live path on that state (benchmarks/live_bench.py)
 """
 
 from __future__ import annotations
@@ -198,11 +199,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
     (each in a fresh process, so every repetition pays the imports): median, min and max."""
     if args.once:
         return bench_once(args)
+    if args.live_only:
+        return subprocess.call([sys.executable, "-m", "benchmarks.live_bench"], cwd=PROJECT_ROOT)
     totals, reports = [], []
     for i in range(args.repeat):
         out = Path(tempfile.mkstemp(prefix="courtside-bench-", suffix=".json")[1])
+        keep = ["--keep"] if i == args.repeat - 1 and not args.pipeline_only else []
         code = subprocess.call([sys.executable, "-m", "courtside.cli", "bench", "--once", "--quiet",
-                                "--output", str(out)])
+                                "--output", str(out), *keep])
         figures = json.loads(out.read_text()) if out.stat().st_size else {"success": False}
         out.unlink()
         if code != 0 or not figures["success"]:
@@ -219,7 +223,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.output:
         Path(args.output).write_text(json.dumps({"totals_s": totals, "median_s": median, "median_run": run},
                                                 indent=2))
-    return 0
+    if args.pipeline_only:
+        return 0
+    home = reports[-1]["home"]  # the last repetition's state: a registered champion and its snapshot
+    print(f"\nlive path on the state of the last repetition ({home}):\n", flush=True)
+    try:
+        return subprocess.call([sys.executable, "-m", "benchmarks.live_bench", "--home", home], cwd=PROJECT_ROOT)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def bench_once(args: argparse.Namespace) -> int:
@@ -254,8 +265,8 @@ def bench_once(args: argparse.Namespace) -> int:
         print(f"\n{'OK' if success else 'FAILED'}: total {total:.1f} s (target < 180 s); state in {home}")
     if args.output:
         Path(args.output).write_text(json.dumps({"success": success, "total_s": total, "import_s": import_s,
-                                                 "run_s": run_s, "steps": dict(steps), "table": report},
-                                                indent=2))
+                                                 "run_s": run_s, "steps": dict(steps), "table": report,
+                                                 "home": str(home)}, indent=2))
     if not args.keep:
         shutil.rmtree(home, ignore_errors=True)
     return 0 if success else 1
@@ -273,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--repeat", type=int, default=3, help="repetitions (default 3)")
     bench.add_argument("--once", action="store_true", help="one run in this process")
     bench.add_argument("--quiet", action="store_true", help="no table (with --once)")
+    bench.add_argument("--pipeline-only", action="store_true", help="only the pipeline benchmark")
+    bench.add_argument("--live-only", action="store_true",
+                       help="only the live-path benchmark (on $COURTSIDE_HOME, e.g. after make up)")
     bench.set_defaults(fn=cmd_bench)
     args = parser.parse_args(argv)
     return args.fn(args)
