@@ -21,19 +21,11 @@ from pathlib import Path
 import pandas as pd
 
 from courtside.settings import Settings
+from feeds.live.catalog import choose
 from feeds.live.replay import build_feed
 from feeds.live.server import ReplayServer
 
 log = logging.getLogger("feeds.live")
-
-
-def choose(catalog: pd.DataFrame, source: str, n: int, seasons: tuple[int, int] | None) -> pd.DataFrame:
-    """Matches to replay: of ``source``, with player ids and real closing odds, latest seasons first."""
-    c = catalog[(catalog["source"] == source) & catalog["close_p1"].notna() & catalog["player1_id"].notna()
-                & catalog["player2_id"].notna()]
-    if seasons is not None:
-        c = c[c["season"].between(*seasons)]
-    return c.sort_values(["event_date", "event_key"], ascending=[False, True]).head(n)
 
 
 async def serve(args: argparse.Namespace) -> int:
@@ -41,7 +33,7 @@ async def serve(args: argparse.Namespace) -> int:
     if not path.exists():
         log.error("no replay catalog at %s: run the pipeline first (make up does)", path)
         return 2
-    rows = choose(pd.read_parquet(path), args.source, args.matches, None)
+    rows = choose(pd.read_parquet(path), args.source, args.matches)
     schedule, skipped = build_feed(rows.to_dict("records"), stagger_s=args.stagger, prematch_lead_s=args.prematch_lead)
     for key, reason in skipped:
         log.warning("left out match %s: %s", key, reason)

@@ -128,3 +128,12 @@ def attach_prematch(catalog: pd.DataFrame, odds_slams: pd.DataFrame, odds_tour: 
     out["prematch_p1"] = out["prematch_p1"].fillna(0.5)
     out["prematch_source"] = out["prematch_source"].fillna("none (0.5)")
     return out[COLUMNS]
+
+
+def choose(catalog: pd.DataFrame, source: str, n: int, seasons: tuple[int, int] | None = None) -> pd.DataFrame:
+    """Matches to replay: of ``source``, with player ids and real closing odds, latest seasons first."""
+    c = catalog[(catalog["source"] == source) & catalog["close_p1"].notna() & catalog["player1_id"].notna()
+                & catalog["player2_id"].notna()]
+    if seasons is not None:
+        c = c[c["season"].between(*seasons)]
+    return c.sort_values(["event_date", "event_key"], ascending=[False, True]).head(n)

@@ -7,6 +7,7 @@ from functools import lru_cache
 import pandas as pd
 
 from feeds.live.catalog import SLAM_NAMES, SLAM_SURFACES, _seconds
+from feeds.live.protocol import Envelope
 from tests.real_data import data_dir
 
 
@@ -34,3 +35,14 @@ def slam_rows(year_slam: str = "2012-wimbledon", n: int = 3) -> tuple[dict, ...]
             "elapsed_s": list(_seconds(p["ElapsedTime"].astype(str))),
         })
     return tuple(rows)
+
+
+def envelopes_of(schedule, feed: str = "live") -> list[Envelope]:
+    """A feed schedule as the envelopes a server would publish (sequence numbers per channel)."""
+    seq = {"match": 0, "market": 0}
+    out = []
+    for item in schedule:
+        seq[item.channel] += 1
+        out.append(Envelope(feed=feed, channel=item.channel, seq=seq[item.channel], event_time=item.at,
+                            data=item.payload))
+    return out

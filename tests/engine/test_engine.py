@@ -9,31 +9,20 @@ import pytest
 from sqlalchemy import text
 
 from betting.records import EventKind
-from feeds.live.protocol import Envelope
 from feeds.live.replay import build_feed
 from feeds.live.server import ReplayServer
 from serving.engine.engine import EngineConfig, TradingEngine
 from serving.engine.prediction import PredictionClient
 from storage import live as store
 from storage.db import make_engine, migrate
-from tests.engine.fixtures import slam_rows
-
-
-def _envelopes(schedule, feed="live") -> list[Envelope]:
-    seq = {"match": 0, "market": 0}
-    out = []
-    for item in schedule:
-        seq[item.channel] += 1
-        out.append(Envelope(feed=feed, channel=item.channel, seq=seq[item.channel], event_time=item.at,
-                            data=item.payload))
-    return out
+from tests.engine.fixtures import envelopes_of, slam_rows
 
 
 @pytest.fixture(scope="module")
 def envelopes():
     schedule, skipped = build_feed(slam_rows("2012-wimbledon", 3), stagger_s=0)
     assert not skipped
-    return _envelopes(schedule)
+    return envelopes_of(schedule)
 
 
 def _db(tmp_path, name="live.db"):

@@ -15,8 +15,7 @@ import pandas as pd
 import pytest
 
 from betting.records import EventKind
-from feeds.live.__main__ import choose
-from feeds.live.protocol import Envelope
+from feeds.live.catalog import choose
 from feeds.live.replay import build_feed
 from orchestration.definitions import build_definitions
 from orchestration.defs.operations.sensors import live_event_log
@@ -24,6 +23,7 @@ from serving.engine.engine import EngineConfig, TradingEngine
 from serving.engine.prediction import PredictionClient
 from storage import live as store
 from storage.db import make_engine
+from tests.engine.fixtures import envelopes_of
 from tests.services import prediction_service
 
 MATCHES = 6
@@ -36,16 +36,6 @@ def _post(url: str, body: dict) -> tuple[int, dict]:
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
-
-
-def _envelopes(schedule, feed="live") -> list[Envelope]:
-    seq = {"match": 0, "market": 0}
-    out = []
-    for item in schedule:
-        seq[item.channel] += 1
-        out.append(Envelope(feed=feed, channel=item.channel, seq=seq[item.channel], event_time=item.at,
-                            data=item.payload))
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +71,7 @@ def test_predict_answers_from_the_champion_and_names_bad_fields(runs, service):
     assert code == 422 and body["detail"][0]["loc"][-1] == "date"
 
     catalog = pd.read_parquet(settings.warehouse_dir / "replay_catalog.parquet")
-    row = choose(catalog, "slam", 1, None).iloc[0]
+    row = choose(catalog, "slam", 1).iloc[0]
     ask = {"player_one": int(row["player1_id"]), "player_two": int(row["player2_id"]), "surface": row["surface"],
            "date": row["event_date"], "best_of": 5, "level": "G", "match_id": row["sackmann_match_id"]}
     code, body = _post(f"{service}/predict", {"requests": [
@@ -111,10 +101,10 @@ def test_sensor_drives_prematch_bets_settlement_pnl_and_live_checks(runs, servic
     db = make_engine(settings.database_url)
     store.reset_live(db)
     catalog = pd.read_parquet(settings.warehouse_dir / "replay_catalog.parquet")
-    schedule, skipped = build_feed(choose(catalog, "slam", MATCHES, None).to_dict("records"), stagger_s=0,
+    schedule, skipped = build_feed(choose(catalog, "slam", MATCHES).to_dict("records"), stagger_s=0,
                                    prematch_lead_s=600)
     assert not skipped
-    envelopes = _envelopes(schedule)
+    envelopes = envelopes_of(schedule)
     first_point = next(i for i, e in enumerate(envelopes) if e.channel == "match" or e.data.status == "CLOSED")
 
     async def session(instance):
