@@ -21,7 +21,7 @@ import pandas as pd
 from sqlalchemy.engine import Engine as DbEngine
 
 from betting.decision import decide
-from betting.market import MarketBook, MarketStatus, PriceSize, RunnerBook
+from betting.market import MarketBook, MarketStatus, RunnerBook
 from betting.records import EventKind, Order, Settlement
 from betting.settlement import MatchResult, settle_market
 from serving.engine.engine import EngineConfig
@@ -119,15 +119,11 @@ class PrematchScan:
 
 def _book_from_log(payload: dict, at: datetime) -> MarketBook:
     sizes = payload.get("sizes", {})
-    runners = []
-    for selection, (back, lay) in payload["prices"].items():
-        back_size, lay_size = sizes.get(selection, [0.0, 0.0])
-        runners.append(RunnerBook(
-            selection,
-            available_to_back=(PriceSize(back, back_size),) if back is not None and back_size else (),
-            available_to_lay=(PriceSize(lay, lay_size),) if lay is not None and lay_size else ()))
+    runners = tuple(RunnerBook.top_of_book(selection, back, sizes.get(selection, [0.0, 0.0])[0], lay,
+                                           sizes.get(selection, [0.0, 0.0])[1])
+                    for selection, (back, lay) in payload["prices"].items())
     return MarketBook(market_id=payload["market_id"], publish_time=at, status=MarketStatus(payload["status"]),
-                      in_play=bool(payload["in_play"]), runners=tuple(runners))
+                      in_play=bool(payload["in_play"]), runners=runners)
 
 
 def open_prematch_markets(db: DbEngine) -> dict[str, tuple[str, MarketBook]]:

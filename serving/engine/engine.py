@@ -27,7 +27,7 @@ from sqlalchemy.engine import Engine as DbEngine
 
 from betting.clock import ManualClock
 from betting.decision import decide
-from betting.market import MarketBook, MarketStatus, PriceSize, RunnerBook
+from betting.market import MarketBook, MarketStatus, RunnerBook
 from betting.paper import PaperExchange, PaperExchangeConfig
 from betting.records import EventKind, Order, OrderRequest, Settlement
 from betting.risk import RiskBook, RiskLimits, check
@@ -82,16 +82,10 @@ class EngineStats:
 
 
 def _book(update: MarketUpdate, at: datetime) -> MarketBook:
-    runners = []
-    for r in update.runners:
-        back = ((r.back_price, r.back_size),) if r.back_price is not None and r.back_size > 0 else ()
-        lay = ((r.lay_price, r.lay_size),) if r.lay_price is not None and r.lay_size > 0 else ()
-        traded = ((r.back_price, r.traded_volume),) if r.back_price is not None and r.traded_volume > 0 else ()
-        runners.append(RunnerBook(r.selection, available_to_back=tuple(PriceSize(*x) for x in back),
-                                  available_to_lay=tuple(PriceSize(*x) for x in lay),
-                                  traded_volume=tuple(PriceSize(*x) for x in traded)))
+    runners = tuple(RunnerBook.top_of_book(r.selection, r.back_price, r.back_size, r.lay_price, r.lay_size,
+                                           r.traded_volume) for r in update.runners)
     return MarketBook(market_id=update.market_id, publish_time=at, status=MarketStatus(update.status),
-                      in_play=update.in_play, runners=tuple(runners))
+                      in_play=update.in_play, runners=runners)
 
 
 def _mid_probability(book: MarketBook) -> float | None:
