@@ -4,7 +4,18 @@
 import dagster as dg
 
 from courtside.settings import Settings
-from orchestration.defs import clean, evaluation, features, identity, ingest, live, models, ratings
+from orchestration.defs import (
+    backtest,
+    clean,
+    evaluation,
+    features,
+    identity,
+    ingest,
+    inplay,
+    live,
+    models,
+    ratings,
+)
 from orchestration.defs.operations.jobs import (
     live_checks_job,
     pipeline_job,
@@ -16,7 +27,7 @@ from orchestration.defs.operations.schedules import weekly_retrain
 from orchestration.defs.operations.sensors import data_files_changed, live_event_log
 from orchestration.defs.shared.resources import resources_from_settings
 
-DOMAINS = (ingest, clean, identity, ratings, features, models, evaluation, live)
+DOMAINS = (ingest, clean, identity, ratings, features, models, evaluation, inplay, backtest, live)
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
