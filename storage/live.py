@@ -16,8 +16,18 @@ from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
-from storage.models import FeedCursor, LiveEvent, OrderRequestRow, OrderRow, Quarantine, SettlementRow
+from storage.models import (
+    EngineStatusRow,
+    FeedCursor,
+    LiveEvent,
+    OperatorControl,
+    OrderRequestRow,
+    OrderRow,
+    Quarantine,
+    SettlementRow,
+)
 
 
 @dataclass(frozen=True)
@@ -191,9 +201,10 @@ def last_event_id(engine: Engine) -> int:
 
 
 def reset_live(engine: Engine) -> None:
-    """Delete all live state (a fresh paper-trading session)."""
+    """Delete all live state (a fresh paper-trading session). The operator's controls stay: a kill
+    switch pulled before is still pulled in the new session."""
     with engine.begin() as conn:
-        for table in (LiveEvent, FeedCursor, OrderRow, OrderRequestRow, SettlementRow):
+        for table in (LiveEvent, FeedCursor, OrderRow, OrderRequestRow, SettlementRow, EngineStatusRow):
             conn.execute(delete(table))
         conn.execute(delete(Quarantine).where(Quarantine.stage == "live"))
 
@@ -231,7 +242,112 @@ def append_events(engine: Engine, events: Sequence[EventEntry]) -> None:
 def event_rows(engine: Engine, after_id: int, upto_id: int) -> list[dict[str, Any]]:
     """Log entries with after_id < id <= upto_id, every column (payload parsed), oldest first."""
     q = (select(LiveEvent.id, LiveEvent.kind, LiveEvent.event_time, LiveEvent.feed, LiveEvent.seq,
-                LiveEvent.match_id, LiveEvent.payload)
+                LiveEvent.match_id, LiveEvent.payload, LiveEvent.recorded_at)
          .where(LiveEvent.id > after_id, LiveEvent.id <= upto_id).order_by(LiveEvent.id))
     with engine.connect() as conn:
         return [{**r._mapping, "payload": json.loads(r.payload)} for r in conn.execute(q)]
+
+
+# --- the people-facing API: ledger pages and the operator's controls ---------------------------------
+ORDER_STATES = ("open", "settled", "all")
+"""``open``: not settled and still live or (partly) matched; ``settled``: its market is settled."""
+
+
+def order_page(engine: Engine, *, state: str = "all", match_id: str | None = None, source: str | None = None,
+               side: str | None = None, status: str | None = None, limit: int = 50,
+               offset: int = 0) -> tuple[int, list[dict[str, Any]]]:
+    """(total matching, one page of order dicts with ``match_id`` and ``source``), newest first."""
+    if state not in ORDER_STATES:
+        raise ValueError(f"state must be one of {ORDER_STATES}, not {state!r}")
+    where = []
+    if state == "open":
+        where += [OrderRow.settled.is_(False),
+                  (OrderRow.size_matched > 0) | OrderRow.status.in_(["PENDING", "EXECUTABLE"])]
+    elif state == "settled":
+        where.append(OrderRow.settled.is_(True))
+    for column, value in ((OrderRow.match_id, match_id), (OrderRow.source, source), (OrderRow.side, side),
+                          (OrderRow.status, status)):
+        if value is not None:
+            where.append(column == value)
+    q = (select(OrderRow.match_id, OrderRow.source, OrderRow.payload).where(*where)
+         .order_by(OrderRow.placed_at.desc(), OrderRow.customer_order_ref).limit(limit).offset(offset))
+    with engine.connect() as conn:
+        total = int(conn.execute(select(func.count()).select_from(OrderRow).where(*where)).scalar() or 0)
+        rows = [{**json.loads(p), "match_id": m, "source": s} for m, s, p in conn.execute(q)]
+    return total, rows
+
+
+def settlements_of(engine: Engine, market_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """market id -> settlement dict, for the given markets that are settled."""
+    if not market_ids:
+        return {}
+    q = select(SettlementRow.market_id, SettlementRow.payload).where(SettlementRow.market_id.in_(list(market_ids)))
+    with engine.connect() as conn:
+        return {m: json.loads(p) for m, p in conn.execute(q)}
+
+
+CONTROL_DEFAULTS: dict[str, Any] = {"version": 0, "paused": False, "kill_switch": False, "risk_limits": {},
+                                    "reason": None, "changed_by": None, "changed_at": None}
+"""The controls in force when no operator ever changed them."""
+
+
+def _control_dict(row: Any) -> dict[str, Any]:
+    return {"version": int(row.version), "paused": bool(row.paused), "kill_switch": bool(row.kill_switch),
+            "risk_limits": json.loads(row.risk_limits), "reason": row.reason, "changed_by": row.changed_by,
+            "changed_at": row.changed_at}
+
+
+def current_controls(engine: Engine) -> dict[str, Any]:
+    """The operator's controls in force (the newest change; ``CONTROL_DEFAULTS`` when none)."""
+    q = select(OperatorControl).order_by(OperatorControl.version.desc()).limit(1)
+    with engine.connect() as conn:
+        row = conn.execute(q).first()
+    return _control_dict(row) if row is not None else dict(CONTROL_DEFAULTS)
+
+
+def control_history(engine: Engine, limit: int = 20) -> list[dict[str, Any]]:
+    """The latest changes of the controls, newest first (the audit trail)."""
+    q = select(OperatorControl).order_by(OperatorControl.version.desc()).limit(limit)
+    with engine.connect() as conn:
+        return [_control_dict(r) for r in conn.execute(q)]
+
+
+def change_controls(engine: Engine, changed_by: str, *, paused: bool | None = None,
+                    kill_switch: bool | None = None, risk_limits: dict[str, Any] | None = None,
+                    reason: str | None = None, attempts: int = 5) -> dict[str, Any]:
+    """Append a change of the controls (fields left None keep their value) and return the new state.
+
+    The version is the previous one plus one and is the primary key, so two writers racing for the
+    same version cannot both win: the loser reads the winner's state and applies its change on top.
+    """
+    for _ in range(attempts):
+        now = current_controls(engine)
+        row = {"version": now["version"] + 1,
+               "paused": now["paused"] if paused is None else paused,
+               "kill_switch": now["kill_switch"] if kill_switch is None else kill_switch,
+               "risk_limits": _json(now["risk_limits"] if risk_limits is None else risk_limits),
+               "reason": reason, "changed_by": changed_by[:128], "changed_at": datetime.now(UTC)}
+        try:
+            with engine.begin() as conn:
+                conn.execute(insert(OperatorControl).values(**row))
+        except IntegrityError:
+            continue
+        return {**row, "risk_limits": json.loads(row["risk_limits"])}
+    raise RuntimeError(f"could not record the control change after {attempts} attempts (concurrent changes)")
+
+
+def record_engine_status(engine: Engine, name: str, controls_version: int, payload: dict[str, Any]) -> None:
+    """The engine's heartbeat: the controls version it applies and its figures (upsert)."""
+    values = {"controls_version": controls_version, "payload": _json(payload), "updated_at": datetime.now(UTC)}
+    with engine.begin() as conn:
+        changed = conn.execute(update(EngineStatusRow).where(EngineStatusRow.engine == name).values(**values))
+        if changed.rowcount == 0:
+            conn.execute(insert(EngineStatusRow).values(engine=name, **values))
+
+
+def engine_statuses(engine: Engine) -> list[dict[str, Any]]:
+    """Every engine's last heartbeat: name, controls version applied, payload, updated_at."""
+    q = select(EngineStatusRow).order_by(EngineStatusRow.engine)
+    with engine.connect() as conn:
+        return [{"engine": r.engine, "controls_version": int(r.controls_version), "payload": json.loads(r.payload),
+                 "updated_at": r.updated_at} for r in conn.execute(q)]

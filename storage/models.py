@@ -203,3 +203,36 @@ class SettlementRow(Base):
     commission: Mapped[float] = mapped_column()
     settled_at: Mapped[datetime] = mapped_column()
     payload: Mapped[str] = mapped_column(Text)
+
+
+class OperatorControl(Base):
+    """One change of the operator's controls of the live engine (append-only: the newest row is in
+    force; the rows before it are the audit trail). Written by the live API, polled by the engine,
+    so a pause or a kill switch survives a restart of either process."""
+
+    __tablename__ = "operator_controls"
+
+    version: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    paused: Mapped[bool] = mapped_column()
+    """No new orders (decisions and value bets are still computed and logged)."""
+    kill_switch: Mapped[bool] = mapped_column()
+    """Nothing accepted, hedges included; live orders are cancelled."""
+    risk_limits: Mapped[str] = mapped_column(Text)
+    """JSON object: ``betting.risk.RiskLimits`` fields overriding the engine's configured limits."""
+    reason: Mapped[str | None] = mapped_column(Text)
+    changed_by: Mapped[str] = mapped_column(String(128))
+    """Who asked (the client's address); never a credential."""
+    changed_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class EngineStatusRow(Base):
+    """What a live engine last reported: the controls version it applies and its figures (heartbeat)."""
+
+    __tablename__ = "engine_status"
+
+    engine: Mapped[str] = mapped_column(String(64), primary_key=True)
+    controls_version: Mapped[int] = mapped_column(BigInteger)
+    """``OperatorControl.version`` in force in the engine (0: none ever set)."""
+    payload: Mapped[str] = mapped_column(Text)
+    """JSON: paused, kill switch, limits in force, message counts, decision latency figures."""
+    updated_at: Mapped[datetime] = mapped_column()

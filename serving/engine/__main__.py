@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import logging
 import signal
-import statistics
 import sys
 
 from courtside.settings import Settings
@@ -26,9 +25,8 @@ log = logging.getLogger("serving.engine")
 
 def _stats_line(engine: TradingEngine) -> str:
     s = engine.stats
-    lat = sorted(s.decision_ms[-5000:])
-    figures = (f"decision p50 {statistics.median(lat):.2f} ms p99 {lat[int(0.99 * (len(lat) - 1))]:.2f} ms"
-               if lat else "no decisions yet")
+    lat = s.decision_summary()
+    figures = f"decision p50 {lat['p50_ms']:.2f} ms p99 {lat['p99_ms']:.2f} ms" if lat else "no decisions yet"
     return (f"messages {s.messages} (recovered {s.recovered}), quarantined {s.quarantined}, predictions "
             f"{s.predictions} (failed {s.prediction_failures}), opportunities {s.opportunities}, orders {s.orders}, "
             f"risk-rejected {s.rejected}; {figures}")

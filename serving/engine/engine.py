@@ -12,12 +12,19 @@ the feed up to the cursors *silently* (rebuilding match state without trading), 
 Order references are derived from (match, feed, sequence number, selection, side), so replaying a
 message that was acted on but not committed reproduces the same reference, and the exchange's
 duplicate protection returns the existing order instead of placing a second bet.
+
+Operator controls (pause, kill switch, risk limits) arrive through the database: the live API appends
+them to ``operator_controls`` and the engine reads the newest one at start and every housekeeping
+tick, so a kill switch pulled while the engine was down is in force from its first message. The
+engine answers with a heartbeat in ``engine_status`` (controls version applied, figures).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -64,7 +71,9 @@ class EngineConfig:
     session: str = "paper"
     """Names this trading session in the quarantine table."""
     housekeeping_s: float = 1.0
-    """How often order requests from the control plane and new settlements are picked up."""
+    """How often order requests from the control plane, new settlements and operator controls are picked up."""
+    status_s: float = 5.0
+    """How often the engine writes its heartbeat (``engine_status``)."""
 
 
 @dataclass
@@ -79,6 +88,14 @@ class EngineStats:
     rejected: int = 0
     decision_ms: list[float] = field(default_factory=list)
     """Feed message received -> trading decision made (order submitted, or no bet), per triggered message."""
+
+    def decision_summary(self, last: int = 5000) -> dict[str, float | int] | None:
+        """Median, p99 and max of the last ``last`` decision latencies (ms); None before the first."""
+        lat = sorted(self.decision_ms[-last:])
+        if not lat:
+            return None
+        return {"n": len(lat), "p50_ms": round(lat[len(lat) // 2], 3),
+                "p99_ms": round(lat[int(0.99 * (len(lat) - 1))], 3), "max_ms": round(lat[-1], 3)}
 
 
 def _book(update: MarketUpdate, at: datetime) -> MarketBook:
@@ -134,6 +151,14 @@ class TradingEngine:
         """Receive times of market messages that led to a trading decision in the current batch."""
         self._pending: asyncio.Queue[store.Step] = asyncio.Queue()
         self._writer: asyncio.Task | None = None
+        self.base_risk = config.risk
+        """The configured limits; the operator's overrides apply on top of them."""
+        self.paused = False
+        self.controls_version = 0
+        self.controls_error: str | None = None
+        self.started_at = datetime.now(UTC)
+        self._next_status = 0.0
+        self.apply_controls()
 
     # --- helpers --------------------------------------------------------------------------------
     @staticmethod
@@ -340,6 +365,12 @@ class TradingEngine:
         return True
 
     def _submit(self, request: OrderRequest, match_id: str, source: str) -> tuple[bool, str]:
+        if self.paused and not self.cfg.risk.kill_switch:
+            self.stats.rejected += 1
+            message = "betting paused by the operator"
+            self._log(EventKind.ORDER_REJECTED, {"request": request.to_dict(), "reason": "BETTING_PAUSED",
+                                                 "message": message, "source": source}, match_id)
+            return False, message
         decision = check(request, self.risk, self.clock.now(), self.cfg.risk)
         if not decision.approved:
             self.stats.rejected += 1
@@ -430,11 +461,67 @@ class TradingEngine:
             done += 1
         return done
 
+    # --- operator controls ----------------------------------------------------------------------
+    def apply_controls(self) -> bool:
+        """Put the operator's controls in force (newest ``operator_controls`` row); True when they changed.
+
+        Risk-limit overrides the engine cannot apply (a manual edit of the table) pause betting:
+        failing safe beats trading on limits nobody asked for."""
+        controls = store.current_controls(self.db)
+        if controls["version"] == self.controls_version:
+            return False
+        kill = self.base_risk.kill_switch or bool(controls["kill_switch"])
+        paused = bool(controls["paused"])
+        try:
+            limits = dataclasses.replace(self.base_risk, **controls["risk_limits"], kill_switch=kill)
+            self.controls_error = None
+        except (TypeError, ValueError) as exc:
+            limits = dataclasses.replace(self.cfg.risk, kill_switch=kill)
+            paused = True
+            self.controls_error = f"risk limits of controls v{controls['version']} not applied ({exc}): paused"
+            log.error(self.controls_error)
+        self.cfg = dataclasses.replace(self.cfg, risk=limits)
+        self.paused = paused
+        self.controls_version = controls["version"]
+        log.warning("operator controls v%d in force: paused=%s kill_switch=%s risk overrides=%s",
+                    self.controls_version, paused, kill, controls["risk_limits"])
+        return True
+
+    def _cancel_live_orders(self) -> int:
+        """Kill switch: cancel the unmatched remainder of every order on the book."""
+        resting = [o.customer_order_ref for o in self.exchange.orders() if o.status.value == "EXECUTABLE"]
+        for ref in resting:
+            self.exchange.cancel(ref)
+        if resting:
+            self._record_updates(self.exchange.poll())
+        return len(resting)
+
+    def status(self) -> dict:
+        """The heartbeat's payload: controls in force, counters, decision latency."""
+        s = self.stats
+        return {"pid": os.getpid(), "started_at": self.started_at.isoformat(), "paused": self.paused,
+                "kill_switch": self.cfg.risk.kill_switch, "controls_error": self.controls_error,
+                "risk_limits": dataclasses.asdict(self.cfg.risk), "bankroll": self.risk.bankroll,
+                "live_orders": self.risk.live_order_count(), "messages": s.messages, "recovered": s.recovered,
+                "quarantined": s.quarantined, "predictions": s.predictions,
+                "prediction_failures": s.prediction_failures, "opportunities": s.opportunities, "orders": s.orders,
+                "rejected": s.rejected, "decision_latency": s.decision_summary(),
+                "feed_time": self.clock.now().isoformat()}
+
+    def report_status(self) -> None:
+        """Write the heartbeat (``engine_status``)."""
+        store.record_engine_status(self.db, self.cfg.session, self.controls_version, self.status())
+
     async def housekeeping(self) -> None:
-        """Pick up settlements and order requests from the control plane."""
+        """Pick up settlements, operator controls and order requests from the control plane; heartbeat."""
         self._apply_settlements()
-        if self.submit_requests():
+        self.apply_controls()
+        cancelled = self._cancel_live_orders() if self.cfg.risk.kill_switch else 0
+        if self.submit_requests() or cancelled:
             await self.commit()
+        if time.monotonic() >= self._next_status:
+            await asyncio.to_thread(self.report_status)
+            self._next_status = time.monotonic() + self.cfg.status_s
 
     # --- following the feed -----------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
