@@ -127,3 +127,71 @@ def summary_markdown(table: pd.DataFrame) -> str:
             lines.append(f"| {tier_name} | {int(counts[tier_name])} | "
                          + " | ".join(f"{r[c]:.4f}" for c in cols) + " |")
     return "\n".join(lines)
+
+
+# --- walk-forward reports ------------------------------------------------------------------------
+
+RANK_BANDS = ((1, 10, "top 10"), (11, 50, "11-50"), (51, 100, "51-100"), (101, np.inf, "101+"))
+"""Bands of the better-ranked player's ranking (Kovalchik 2016: skill falls for lower-ranked players)."""
+
+
+def tier_of(rows: pd.DataFrame) -> pd.Series:
+    """Tournament tier of each row: the odds file's series when known, else Sackmann's level."""
+    tier = rows["series"].map(SERIES_TIER) if "series" in rows else pd.Series(np.nan, index=rows.index)
+    return tier.fillna(rows["tourney_level"].map(LEVEL_TIER)).fillna("other")
+
+
+def rank_band(rows: pd.DataFrame) -> pd.Series:
+    """Band of the better-ranked player's ranking ('unranked' when neither is ranked)."""
+    best = np.fmin(rows["rank_a"].to_numpy(dtype=float), rows["rank_b"].to_numpy(dtype=float))
+    out = pd.Series("unranked", index=rows.index, dtype=object)
+    for lo, hi, name in RANK_BANDS:
+        out[(best >= lo) & (best <= hi)] = name
+    return out
+
+
+MARKETS = {
+    "bet365": ("b365_a", "b365_b", "tour-level matches with Bet365 closing prices"),
+    "pinnacle": ("ps_a", "ps_b", "Grand Slam matches with Pinnacle closing prices"),
+}
+"""Market comparisons of the walk-forward report: price columns and what the rows are."""
+
+
+def priced_rows(table: pd.DataFrame, market: str) -> pd.DataFrame:
+    """Rows of ``table`` with both closing prices of ``market``, with ``p_market`` (margin removed)."""
+    a, b, _ = MARKETS[market]
+    rows = table[table[[a, b]].notna().all(axis=1) & (table[a] > 1) & (table[b] > 1)].copy()
+    rows["p_market"] = fair_probability(rows[a], rows[b])
+    return rows
+
+
+def breakdown(rows: pd.DataFrame, forecasters: dict[str, str], by: str | None) -> pd.DataFrame:
+    """Scores of each forecaster column (name -> column) on ``rows``, overall or by a grouping column."""
+    records = []
+    groups = [("all", rows)] if by is None else list(rows.groupby(by, sort=True))
+    for key, sub in groups:
+        y = sub["a_won"].to_numpy()
+        for name, col in forecasters.items():
+            records.append({"group": key, "forecaster": name, **score(y, sub[col].to_numpy(dtype=float))})
+    out = pd.DataFrame.from_records(records)
+    out["n"] = out["n"].astype(int)
+    return out
+
+
+def paired_bootstrap(y: np.ndarray, p_model: np.ndarray, p_ref: np.ndarray, n_boot: int = 2000,
+                     seed: int = 7) -> dict[str, float]:
+    """Mean per-match log-loss difference model minus reference with a 95% percentile bootstrap
+    interval (matches resampled with replacement; the same resample for both forecasters)."""
+    y = np.asarray(y, dtype=float)
+    eps = 1e-15
+
+    def nll(p: np.ndarray) -> np.ndarray:
+        p = np.clip(np.asarray(p, dtype=float), eps, 1 - eps)
+        return -(y * np.log(p) + (1 - y) * np.log(1 - p))
+
+    diff = nll(p_model) - nll(p_ref)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(diff), size=(n_boot, len(diff)))
+    boots = diff[idx].mean(axis=1)
+    lo, hi = np.percentile(boots, [2.5, 97.5])
+    return {"n": int(len(diff)), "mean_diff": float(diff.mean()), "ci_low": float(lo), "ci_high": float(hi)}

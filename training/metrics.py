@@ -55,3 +55,12 @@ def score(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
         "calibration_error": calibration_error(y, p),
         "n": float(len(y)),
     }
+
+
+LEAK_ACCURACY, LEAK_LOG_LOSS = 0.75, 0.50
+"""A full-season pre-match result beyond these is a leak until proven otherwise (MODELING.md trap 8)."""
+
+
+def leak_suspect(scores: dict[str, float]) -> bool:
+    """Whether one forecaster's scores on a full season are too good to be true."""
+    return scores["accuracy"] > LEAK_ACCURACY or scores["log_loss"] < LEAK_LOG_LOSS

@@ -65,6 +65,42 @@ class ProbabilityColumn(BaseEstimator, ClassifierMixin):
         return (self.predict_proba(X)[:, 1] > 0.5).astype(int)
 
 
+class BlendedElo(BaseEstimator, ClassifierMixin):
+    """Surface-blended Elo: P(A) = 1 / (1 + 10 ** (-(w * elo_diff + (1 - w) * surface_elo_diff) / 400)).
+
+    The blend weight ``w`` is the grid value (0, 0.05, .., 1) with the lowest log-loss on the rows
+    it is fitted on -- the validation rows (``eval_set``) when given, else the rows passed to ``fit``.
+    Elo itself is computed before each match, so those rows are out of sample for the ratings.
+    """
+
+    GRID = tuple(np.round(np.linspace(0.0, 1.0, 21), 2))
+
+    def fit(self, X: pd.DataFrame, y: np.ndarray, eval_set: list | None = None, verbose: bool = False) -> BlendedElo:
+        if eval_set:
+            X, y = eval_set[0]
+        y = np.asarray(y, dtype=float)
+        overall = X["elo_diff"].to_numpy(dtype=float)
+        surface = X["surface_elo_diff"].to_numpy(dtype=float)
+        best, best_ll = 0.5, np.inf
+        for w in self.GRID:
+            p = np.clip(1.0 / (1.0 + 10.0 ** (-(w * overall + (1 - w) * surface) / 400.0)), 1e-6, 1 - 1e-6)
+            ll = -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
+            if ll < best_ll:
+                best, best_ll = float(w), ll
+        self.weight_ = best
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        d = self.weight_ * X["elo_diff"].to_numpy(dtype=float) + (1 - self.weight_) * X["surface_elo_diff"].to_numpy(
+            dtype=float)
+        p = np.clip(1.0 / (1.0 + 10.0 ** (-d / 400.0)), 1e-6, 1 - 1e-6)
+        return np.column_stack([1 - p, p])
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return (self.predict_proba(X)[:, 1] > 0.5).astype(int)
+
+
 @dataclass(frozen=True)
 class Candidate:
     """A named model recipe: how to build and fit it, and its parameters for the record."""
@@ -109,6 +145,8 @@ CANDIDATES: tuple[Candidate, ...] = (
               {"columns": ("log_rank_diff",)}, lambda p: ColumnLogit(columns=p["columns"])),
     Candidate("elo", "FiveThirtyEight Elo probability (no fitting)",
               {"column": "elo_prob"}, lambda p: ProbabilityColumn(p["column"])),
+    Candidate("blend_elo", "surface-blended Elo, blend weight fitted on the validation window",
+              {}, lambda p: BlendedElo(), uses_validation=True),
     Candidate("logistic", "L2 logistic regression on all features", {"C": 0.1}, _logistic),
     Candidate("xgboost", "gradient-boosted trees, early-stopped on validation", XGB_PARAMS,
               _xgboost, uses_validation=True),
@@ -131,3 +169,10 @@ def fit_candidate(candidate: Candidate, train: pd.DataFrame, validation: pd.Data
 def predict(model: Any, frame: pd.DataFrame, features: list[str] | tuple[str, ...] = FEATURES) -> np.ndarray:
     """P(player A wins) for each row of ``frame``."""
     return model.predict_proba(frame[list(features)])[:, 1]
+
+
+def walkforward_xgboost(n_estimators: int) -> XGBClassifier:
+    """The XGBoost candidate with its tree count fixed (the early-stopping point found on the
+    validation window), for refits where no later season may be looked at."""
+    params = {k: v for k, v in XGB_PARAMS.items() if k != "early_stopping_rounds"}
+    return XGBClassifier(**{**params, "n_estimators": int(n_estimators)})

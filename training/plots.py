@@ -55,6 +55,21 @@ def scores_by_tier(table: pd.DataFrame, metric: str, title: str) -> Figure:
     return fig
 
 
+def metric_by_group(table: pd.DataFrame, metric: str, title: str, group_label: str) -> Figure:
+    """One line per forecaster of ``metric`` against ``group`` (e.g. season, or stage of a match)."""
+    pivot = table.pivot(index="group", columns="forecaster", values=metric)
+    fig, ax = plt.subplots(figsize=(7, 3.8), dpi=100)
+    for name in pivot.columns:
+        ax.plot(pivot.index.astype(str), pivot[name], marker="o", markersize=3, label=name)
+    ax.set_xlabel(group_label)
+    ax.set_ylabel(metric)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
 def png_bytes(fig: Figure) -> bytes:
     """The figure as PNG bytes (and the figure closed)."""
     buf = io.BytesIO()

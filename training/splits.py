@@ -38,9 +38,15 @@ class Windows:
         return out
 
 
+def modelling_rows(features: pd.DataFrame) -> pd.DataFrame:
+    """Rows any pre-match model learns from or is scored on: tour-level main draw, and a result that
+    settles (see ``features.matches.settles_with_winner``)."""
+    return features[features["is_tour_main"] & features["settles"]].copy()
+
+
 def model_rows(features: pd.DataFrame, windows: Windows) -> pd.DataFrame:
     """Rows a model learns from or is scored on: tour-level main draw, result that settles (see
     ``features.matches.settles_with_winner``), season inside one of the windows; with a ``split``."""
-    rows = features[features["is_tour_main"] & features["settles"]].copy()
+    rows = modelling_rows(features)
     rows["split"] = windows.split_of(rows["season"])
     return rows[rows["split"].notna()].reset_index(drop=True)

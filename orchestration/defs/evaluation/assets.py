@@ -7,11 +7,15 @@ import dagster as dg
 import mlflow as mlflow_api
 import pandas as pd
 
+from orchestration.defs.shared.progress import reporter
 from orchestration.defs.shared.resources import CourtsideResource, MlflowResource
 from training import plots, tracking
-from training.evaluation import coverage, evaluate, summary_markdown
-from training.models import predict
+from training.evaluation import attach_market_prices, coverage, evaluate, priced_rows, summary_markdown
+from training.models import predict, walkforward_xgboost
 from training.prematch import CandidateResult
+from training.splits import Windows, modelling_rows
+from training.walkforward import WalkForward, walk_forward
+from training.walkforward import report as wf_report
 
 
 @dg.asset(group_name="evaluation", kinds={"mlflow", "pandas"})
@@ -67,4 +71,101 @@ def test_evaluation(
         "report": dg.MetadataValue.path(str(reports / "test_evaluation.md")),
         "mlflow_run": dg.MetadataValue.url(mlflow.run_url(exp_id, run.info.run_id)),
         **{k: dg.MetadataValue.int(v) for k, v in coverage(test, table).items()},
+    })
+
+
+class WalkForwardConfig(dg.Config):
+    """Seasons of the walk-forward (inclusive); the test window starts where the model windows' does."""
+
+    train_start: int = WalkForward.train_start
+    first_season: int = WalkForward.first_season
+    last_season: int = Windows.test_end
+    test_start: int = Windows.test_start
+    step: int = WalkForward.step
+    warmup_seasons: int = WalkForward.warmup_seasons
+    calibration_seasons: int = WalkForward.calibration_seasons
+    blend_seasons: int = WalkForward.blend_seasons
+
+
+@dg.asset(group_name="evaluation", kinds={"xgboost", "pandas", "parquet"})
+def walkforward_predictions(
+    context: dg.AssetExecutionContext,
+    config: WalkForwardConfig,
+    prematch_features: pd.DataFrame,
+    odds_tour_matched: pd.DataFrame,
+    odds_slams_matched: pd.DataFrame,
+    prematch_candidates: list[CandidateResult],
+) -> dg.Output[pd.DataFrame]:
+    """Out-of-sample P(player A wins) for every settled tour-level match of each season from
+    ``first_season``: XGBoost refitted every ``step`` seasons on all earlier seasons (tree count fixed
+    on the validation window), calibrated by a map fitted on earlier seasons only; the surface-blended
+    Elo with its weight fitted on the preceding seasons; closing prices where the odds files have them."""
+    wf = WalkForward(**config.model_dump())
+    xgb = next(r for r in prematch_candidates if r.name == "xgboost")
+    trees = int(xgb.model.best_iteration) + 1
+    rows = attach_market_prices(modelling_rows(prematch_features), odds_tour_matched, odds_slams_matched)
+    table, summary = walk_forward(rows, wf, lambda: walkforward_xgboost(trees),
+                                  progress=reporter(context, "walk-forward folds"))
+    return dg.Output(table, metadata={
+        "dagster/row_count": len(table),
+        "xgboost_trees": trees,
+        "calibration_method": summary["calibration_method"],
+        "calibration_validation_log_loss": dg.MetadataValue.json(summary["calibration_validation_log_loss"]),
+        "folds": dg.MetadataValue.md(pd.DataFrame(summary["folds"]).to_markdown(index=False)),
+        "rows_by_split": dg.MetadataValue.json(table["split"].value_counts().to_dict()),
+        "summary": dg.MetadataValue.json(summary),
+    })
+
+
+@dg.asset(group_name="evaluation", kinds={"mlflow", "pandas"})
+def walkforward_evaluation(
+    courtside: CourtsideResource,
+    mlflow: MlflowResource,
+    walkforward_predictions: pd.DataFrame,
+) -> dg.Output[pd.DataFrame]:
+    """The walk-forward predictions scored: on the test seasons against the margin-free closing market
+    on exactly the same rows (Bet365 tour-level, Pinnacle at Grand Slams), by season, tier and ranking
+    band, with paired bootstrap differences, reliability plots and the issue's targets met or not."""
+    table = walkforward_predictions
+    rep = wf_report(table)
+    test = priced_rows(table[table["split"] == "test"], "bet365")
+    calib = plots.png_bytes(plots.reliability_diagram(
+        {"xgboost (calibrated)": test["p_model"].to_numpy(), "xgboost (raw)": test["p_model_raw"].to_numpy(),
+         "blend_elo": test["p_blend_elo"].to_numpy(), "market": test["p_market"].to_numpy()},
+        test["a_won"].to_numpy(), "Walk-forward, test seasons (Bet365 rows)"))
+    seasons = plots.png_bytes(plots.metric_by_group(
+        rep.by_season, "log_loss", "Walk-forward log-loss by season (Bet365 rows)", "season"))
+
+    reports = Path(courtside.reports_dir)
+    reports.mkdir(parents=True, exist_ok=True)
+    (reports / "walkforward.md").write_text(rep.markdown + "\n")
+    (reports / "walkforward_calibration.png").write_bytes(calib)
+    (reports / "walkforward_log_loss_by_season.png").write_bytes(seasons)
+    for name in ("overall", "by_season", "by_tier", "by_rank_band", "season_all_rows", "paired"):
+        getattr(rep, name).to_csv(reports / f"walkforward_{name}.csv", index=False)
+
+    exp_id = mlflow.configure(tracking.PREMATCH_EXPERIMENT)
+    with mlflow_api.start_run(run_name="walk-forward-evaluation") as run:
+        mlflow_api.set_tags({"kind": "evaluation", "evaluation": "walk-forward",
+                             "data_version": tracking.frame_version(table)})
+        mlflow_api.log_params({"seasons": f"{int(table['season'].min())}-{int(table['season'].max())}",
+                               "test_start": int(table.loc[table["split"] == "test", "season"].min()),
+                               "calibration_method": str(table["calibration_method"].iloc[0])})
+        for r in rep.overall.itertuples():
+            key = f"{r.market}_{r.forecaster.split(' ')[0]}"
+            mlflow_api.log_metrics({f"test_{key}_log_loss": r.log_loss, f"test_{key}_brier": r.brier,
+                                    f"test_{key}_accuracy": r.accuracy,
+                                    f"test_{key}_calibration_error": r.calibration_error})
+        mlflow_api.log_metrics({k: float(v) for k, v in rep.targets.items()})
+        mlflow_api.log_text(rep.markdown, "walkforward.md")
+        mlflow_api.log_artifact(str(reports / "walkforward_calibration.png"))
+        mlflow_api.log_artifact(str(reports / "walkforward_log_loss_by_season.png"))
+
+    return dg.Output(rep.season_all_rows, metadata={
+        "report": dg.MetadataValue.md(rep.markdown),
+        "calibration_plot": dg.MetadataValue.md(plots.markdown_image(calib, "calibration")),
+        "log_loss_by_season_plot": dg.MetadataValue.md(plots.markdown_image(seasons, "log-loss by season")),
+        "targets": dg.MetadataValue.json(rep.targets),
+        "report_path": dg.MetadataValue.path(str(reports / "walkforward.md")),
+        "mlflow_run": dg.MetadataValue.url(mlflow.run_url(exp_id, run.info.run_id)),
     })

@@ -7,6 +7,7 @@ import pandas as pd
 from orchestration.defs.models.assets import prematch_challenger as challenger_asset
 from orchestration.defs.shared.resources import MlflowResource
 from training import tracking
+from training.metrics import leak_suspect
 from training.prematch import decide_promotion
 
 
@@ -57,16 +58,11 @@ def challenger_beats_champion(context: dg.AssetCheckExecutionContext, mlflow: Ml
 
 
 
-LEAK_ACCURACY, LEAK_LOG_LOSS = 0.75, 0.50
-"""A full-season pre-match result beyond these is a leak until proven otherwise (MODELING.md)."""
-
-
 @dg.asset_check(asset="prematch_candidates", blocking=True)
 def no_candidate_suspiciously_good(prematch_candidates: list) -> dg.AssetCheckResult:
     """Every candidate's validation accuracy <= 75% and log-loss >= 0.50; better is a leak."""
     scores = {r.name: r.validation_scores for r in prematch_candidates}
-    suspects = [n for n, s in scores.items()
-                if s["accuracy"] > LEAK_ACCURACY or s["log_loss"] < LEAK_LOG_LOSS]
+    suspects = [n for n, s in scores.items() if leak_suspect(s)]
     return dg.AssetCheckResult(
         passed=not suspects,
         metadata={"suspects": dg.MetadataValue.json(suspects),
