@@ -7,7 +7,7 @@ default can be replaced by an environment variable for production (see README, "
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -20,6 +20,17 @@ UPSTREAM = "upstream"
 def _default_data_dir() -> str:
     shared = PROJECT_ROOT.parent / "shared" / "data"
     return str(shared) if shared.is_dir() else str(PROJECT_ROOT / "data")
+
+
+def _api_token(env: dict[str, str]) -> str | None:
+    """The operator token from the environment or the file it names (surrounding whitespace ignored)."""
+    token = env.get("COURTSIDE_API_TOKEN")
+    if not token and env.get("COURTSIDE_API_TOKEN_FILE"):
+        token = Path(env["COURTSIDE_API_TOKEN_FILE"]).read_text()
+    token = (token or "").strip()
+    if token and len(token) < 16:
+        raise ValueError("COURTSIDE_API_TOKEN must be at least 16 characters")
+    return token or None
 
 
 @dataclass(frozen=True)
@@ -42,6 +53,19 @@ class Settings:
     """The live feed (``COURTSIDE_FEED_URL``; ``make up`` starts a replay server there)."""
     bankroll: float = 1000.0
     """Starting bankroll of the paper-trading session (``COURTSIDE_BANKROLL``)."""
+    api_port: int = 8000
+    """The live REST API and dashboard (``COURTSIDE_API_PORT``)."""
+    ws_port: int = 8001
+    """The WebSocket gateway, in the API process (``COURTSIDE_WS_PORT``)."""
+    ws_public_url: str = ""
+    """The gateway's URL as browsers reach it (``COURTSIDE_WS_PUBLIC_URL``; default: the page's host, ws_port)."""
+    api_token: str | None = field(default=None, repr=False)
+    """Bearer token of the operator endpoints (``COURTSIDE_API_TOKEN``, or the content of the file named by
+    ``COURTSIDE_API_TOKEN_FILE``); None disables them. Never printed (not in ``repr`` either)."""
+    api_rate_limit: str = "300/60"
+    """Requests per seconds per client, sliding window (``COURTSIDE_API_RATE_LIMIT``)."""
+    dagster_url: str = "http://127.0.0.1:3000"
+    """The Dagster webserver whose GraphQL API has the live data checks (``COURTSIDE_DAGSTER_URL``)."""
 
     @property
     def warehouse_dir(self) -> Path:
@@ -78,6 +102,13 @@ class Settings:
             prediction_url=env.get("COURTSIDE_PREDICTION_URL") or "http://127.0.0.1:3001",
             feed_url=env.get("COURTSIDE_FEED_URL") or "ws://127.0.0.1:8765",
             bankroll=float(env.get("COURTSIDE_BANKROLL") or 1000.0),
+            api_port=int(env.get("COURTSIDE_API_PORT") or 8000),
+            ws_port=int(env.get("COURTSIDE_WS_PORT") or 8001),
+            ws_public_url=env.get("COURTSIDE_WS_PUBLIC_URL") or "",
+            api_token=_api_token(env),
+            api_rate_limit=env.get("COURTSIDE_API_RATE_LIMIT") or "300/60",
+            dagster_url=env.get("COURTSIDE_DAGSTER_URL")
+            or f"http://127.0.0.1:{env.get('COURTSIDE_DAGSTER_PORT') or 3000}",
         )
 
     def ensure_dirs(self) -> None:

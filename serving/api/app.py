@@ -1,0 +1,381 @@
+"""The live REST API (FastAPI): matches, predictions, value bets, bets, trading figures, value alerts,
+the operator's controls, and the dashboard page. Served by ``python -m serving.api`` (port 8000) with
+the WebSocket gateway on its own port in the same process.
+"""
+
+import asyncio
+import dataclasses
+import hmac
+import logging
+import time
+from collections import deque
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from betting.risk import RiskLimits
+from serving.api import schemas
+from serving.api.gateway import percentiles
+from serving.api.live import LiveService
+from serving.api.ratelimit import RateLimit, RateLimitMiddleware, SlidingWindowLimiter
+from serving.api.status import ServiceStatus
+from storage import live as store
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+ERROR_NAMES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+               405: "method_not_allowed", 409: "conflict", 422: "validation_error", 429: "rate_limited",
+               500: "internal_error", 503: "unavailable"}
+SURFACE_PATTERN = r"^(?i:hard|clay|grass|carpet)$"
+
+DESCRIPTION = """
+Live tennis matches, predictions, value bets and the paper-trading ledger, read from the engine's
+durable event log; operator controls for the live engine. Errors are JSON: `{"error", "message",
+"detail"}` (404 unknown match, 422 invalid parameters with the fields in `detail`, 401/403 token,
+429 rate limit with `Retry-After`). Every client may make a limited number of requests in any
+sliding window (default 300 per 60 s).
+
+**Operator endpoints** (`/control...`) need `Authorization: Bearer <token>` (the token of
+`COURTSIDE_API_TOKEN` / `COURTSIDE_API_TOKEN_FILE`); the engine applies a change within about a
+second and acknowledges it (`GET /control`: `engines[].in_force`).
+
+**WebSocket gateway** (`GET /live/config` gives its URL, default `ws://HOST:8001/ws`): rooms per
+match. Send `{"type": "subscribe", "match_id": "<id>"}` (or `"*"` for every match, `"ledger"` for bets
+and bankroll, `"alert:<id>"` for a value-alert subscription); receive `odds_update`, `game_event`,
+`prediction_update`, `value_bet` (and `bet_update`, `bankroll_update` in `ledger`), each
+`{"type", "match_id", "seq", "ts", "sent", "data"}` with a per-room sequence number; heartbeats every
+few seconds; at most a few flushes a second per room (latest state wins); a client that falls behind
+is closed with code 4008 and the reason; resume with `{"type": "subscribe", "match_id", "last_seq",
+"session"}`. Full protocol: docs/API.md.
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class ApiConfig:
+    """What the HTTP app needs besides the live service."""
+
+    token: str | None = dataclasses.field(default=None, repr=False)
+    """Bearer token of the operator endpoints; None disables them (503)."""
+    rate: RateLimit = RateLimit()
+    ws_url: str = ""
+    """The gateway's URL as clients should reach it; "" = ws://<the host the request was sent to>:ws_port/ws."""
+    ws_port: int = 8001
+    run_service: bool = True
+    """Start and stop the live service with the app (False when the caller runs it)."""
+
+
+class _Timing:
+    """Keeps the handling time of the last 10,000 HTTP requests (for /metrics)."""
+
+    def __init__(self, app: ASGIApp, window: deque[float]):
+        self.app = app
+        self.window = window
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start = time.perf_counter()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.window.append((time.perf_counter() - start) * 1000)
+
+
+def _error(status: int, message: str, detail: list | None = None, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": ERROR_NAMES.get(status, "error"), "message": message, "detail": detail},
+                        status_code=status, headers=headers)
+
+
+def create_app(service: LiveService, status: ServiceStatus, config: ApiConfig) -> FastAPI:
+    """The HTTP app over a live service (started and stopped with the app unless ``run_service`` is off)."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        if config.run_service:
+            await service.start()
+        try:
+            yield
+        finally:
+            if config.run_service:
+                await service.stop()
+            await status.close()
+
+    errors = {code: {"model": schemas.ErrorBody} for code in (404, 422, 429)}
+    app = FastAPI(title="Courtside live API", version="1", description=DESCRIPTION, lifespan=lifespan,
+                  responses={422: {"model": schemas.ErrorBody}, 429: {"model": schemas.ErrorBody}})
+    request_ms: deque[float] = deque(maxlen=10_000)
+    app.add_middleware(_Timing, window=request_ms)
+    app.add_middleware(RateLimitMiddleware, limiter=SlidingWindowLimiter(config.rate))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code == 404 and message == "Not Found":
+            message = "no such endpoint (see /docs)"
+        return _error(exc.status_code, message, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")} for e in exc.errors()]
+        first = detail[0] if detail else {"loc": [], "msg": "invalid request"}
+        where = ".".join(str(x) for x in first["loc"])
+        return _error(422, f"invalid {where}: {first['msg']}" if where else str(first["msg"]), detail)
+
+    def match_or_404(match_id: str):
+        m = service.view.match(match_id)
+        if m is None:
+            raise HTTPException(404, f"no match {match_id!r} in the event log")
+        return m
+
+    MatchId = Annotated[str, PathParam(min_length=1, max_length=128, description="the feed's event key")]
+
+    # --- live matches ------------------------------------------------------------------------------
+    @app.get("/health", tags=["service"])
+    async def health() -> JSONResponse:
+        """Liveness: database reachable, how far the log has been read, the gateway, the engine's heartbeat."""
+        try:
+            newest = await asyncio.to_thread(store.last_event_id, service.db)
+            engines = await asyncio.to_thread(store.engine_statuses, service.db)
+            database = "ok"
+        except Exception as exc:  # noqa: BLE001 - reported, not raised
+            newest, engines, database = None, [], f"error: {type(exc).__name__}: {exc}"[:300]
+        view = service.view
+        body = {"status": "ok" if database == "ok" else "degraded", "database": database,
+                "last_event_id": newest, "read_up_to": view.last_id, "last_recorded_at": view.last_recorded_at,
+                "matches": len(view.matches), "in_play": len(view.active()), "tail_errors": service.tail_errors,
+                "last_tail_error": service.last_tail_error, "gateway": service.gateway.figures(),
+                "engines": [_engine_ack(e, None) for e in engines]}
+        return JSONResponse(jsonable(body), status_code=200 if database == "ok" else 503)
+
+    @app.get("/live/games/active", response_model=schemas.ActiveGames, tags=["live"])
+    async def active_games(
+            tournament: Annotated[str | None, Query(max_length=128, description="e.g. Wimbledon")] = None,
+            surface: Annotated[str | None, Query(pattern=SURFACE_PATTERN, description="Hard, Clay, Grass, Carpet")]
+            = None) -> dict:
+        """Matches in play (started, not finished), optionally of one tournament and/or surface."""
+        matches = [m.summary() for m in service.view.active(tournament, surface)]
+        return {"count": len(matches), "matches": matches}
+
+    @app.get("/live/games/{match_id}/state", response_model=schemas.MatchState, tags=["live"],
+             responses=errors)
+    async def game_state(match_id: MatchId) -> dict:
+        """Score, odds and the latest prediction of one match."""
+        m = match_or_404(match_id)
+        return {"match": m.summary(), "odds": m.markets, "last_prediction": m.prediction(),
+                "last_event_id": service.view.last_id}
+
+    @app.get("/live/games/{match_id}/predictions", response_model=schemas.Predictions, tags=["live"],
+             responses=errors)
+    async def game_predictions(match_id: MatchId,
+                               limit: Annotated[int, Query(ge=1, le=5000, description="the latest N")] = 1000) -> dict:
+        """The in-play model's predictions of one match, oldest first, each with the market's view then."""
+        m = match_or_404(match_id)
+        points = list(m.predictions)[-limit:]
+        return {"match_id": match_id, "count": len(points), "predictions": points}
+
+    @app.get("/live/value-bets/{match_id}", response_model=schemas.ValueBets, tags=["live"], responses=errors)
+    async def value_bets(match_id: MatchId,
+                         min_edge: Annotated[float, Query(ge=0.0, le=10.0, description="least edge")] = 0.0,
+                         limit: Annotated[int, Query(ge=1, le=2000)] = 200) -> dict:
+        """Value bets detected in one match (edge after commission >= ``min_edge``), newest first."""
+        m = match_or_404(match_id)
+        bets = [b for b in reversed(m.value_bets) if float(b.get("edge", 0.0)) >= min_edge][:limit]
+        return {"match_id": match_id, "min_edge": min_edge, "count": len(bets), "value_bets": bets}
+
+    @app.get("/live/value-bets", response_model=list[schemas.ValueBet], tags=["live"])
+    async def recent_value_bets(min_edge: Annotated[float, Query(ge=0.0, le=10.0)] = 0.0,
+                                limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list:
+        """The latest value bets of every match, newest first."""
+        bets = [b for m in service.view.matches.values() for b in m.value_bets if float(b.get("edge", 0)) >= min_edge]
+        return sorted(bets, key=lambda b: b["id"], reverse=True)[:limit]
+
+    @app.get("/live/bankroll", tags=["ledger"])
+    async def bankroll() -> dict:
+        """The bankroll now and after each settled market (the P&L curve)."""
+        return {**service.bankroll_now(), "curve": service.view.bankroll_curve}
+
+    @app.get("/bets", response_model=schemas.BetsPage, tags=["ledger"])
+    async def bets(state: Annotated[str, Query(pattern="^(open|settled|all)$")] = "all",
+                   match_id: Annotated[str | None, Query(max_length=128)] = None,
+                   source: Annotated[str | None, Query(pattern="^(inplay|prematch)$")] = None,
+                   side: Annotated[str | None, Query(pattern="^(BACK|LAY)$")] = None,
+                   status: Annotated[str | None, Query(pattern="^(PENDING|EXECUTABLE|EXECUTION_COMPLETE|REJECTED)$")]
+                   = None,
+                   limit: Annotated[int, Query(ge=1, le=500)] = 50,
+                   offset: Annotated[int, Query(ge=0)] = 0) -> dict:
+        """Orders of the paper-trading ledger, newest first: ``open`` (live or matched, not settled),
+        ``settled`` (with result and profit), or ``all``; filters combine."""
+        total, rows = await asyncio.to_thread(store.order_page, service.db, state=state, match_id=match_id,
+                                              source=source, side=side, status=status, limit=limit, offset=offset)
+        settled = await asyncio.to_thread(store.settlements_of, service.db,
+                                          sorted({r["market_id"] for r in rows if r.get("settled")}))
+        results = {b["customer_order_ref"]: b for s in settled.values() for b in s.get("bets", [])}
+        for r in rows:
+            bet = results.get(r["customer_order_ref"])
+            r["result"], r["profit"] = (bet["result"], bet["profit"]) if bet else (None, None)
+        return {"total": total, "limit": limit, "offset": offset, "bets": rows}
+
+    @app.get("/metrics", tags=["service"])
+    async def metrics() -> dict:
+        """Trading performance of the session (bets, stake, P&L, ROI, hit rate, drawdown) and latency of
+        the live path: the engine's decision latency (its heartbeat), the gateway's log-to-send and
+        fan-out times, this API's request handling time."""
+        trading = await service.trading_metrics()
+        engines = await asyncio.to_thread(store.engine_statuses, service.db)
+        return jsonable({
+            "trading": trading,
+            "latency": {
+                "engine_decision_ms": {e["engine"]: e["payload"].get("decision_latency") for e in engines},
+                "gateway_log_to_send_ms": service.gateway.figures()["log_to_send_ms"],
+                "gateway_fanout_ms": service.gateway.figures()["fanout_ms"],
+                "api_request_ms": percentiles(request_ms),
+            },
+            "gateway": service.gateway.figures(),
+            "log": {"read_up_to": service.view.last_id, "entries_by_kind": dict(service.view.kinds)},
+        })
+
+    @app.get("/live/status", tags=["service"])
+    async def live_status() -> dict:
+        """The serving model, the in-play model, the data-quality status of the live log, the engine."""
+        model, quality = await asyncio.gather(status.model(), status.data_quality())
+        engines = await asyncio.to_thread(store.engine_statuses, service.db)
+        controls = await asyncio.to_thread(store.current_controls, service.db)
+        return jsonable({"serving_model": model, "inplay_model": service.view.inplay_model,
+                         "prematch_scan_model": service.view.serving_model, "data_quality": quality,
+                         "engines": [_engine_ack(e, controls["version"]) for e in engines],
+                         "controls": {k: controls[k] for k in ("version", "paused", "kill_switch")}})
+
+    def ws_url(request: Request) -> str:
+        return config.ws_url or f"ws://{request.url.hostname or '127.0.0.1'}:{config.ws_port}/ws"
+
+    @app.get("/live/config", tags=["service"])
+    async def live_config(request: Request) -> dict:
+        """What the dashboard needs: where the WebSocket gateway is and how it behaves."""
+        g = service.gateway.cfg
+        return {"ws_url": ws_url(request), "ws_port": config.ws_port, "rate_hz": g.rate_hz,
+                "heartbeat_s": g.heartbeat_s, "buffer_size": g.buffer_size, "session": service.gateway.session,
+                "bankroll": service.bankroll}
+
+    @app.post("/live/alerts/subscribe", response_model=schemas.AlertSubscription, status_code=201, tags=["live"],
+              responses={422: {"model": schemas.ErrorBody}, 503: {"model": schemas.ErrorBody}})
+    async def subscribe_alerts(criteria: schemas.AlertRequest, request: Request) -> dict:
+        """Value alerts: value bets of the chosen matches / players with at least ``min_edge`` go to a
+        room of their own; subscribe to it over the WebSocket. Kept in memory for 24 h."""
+        try:
+            alert = service.alerts.add(criteria.match_ids, criteria.players, criteria.min_edge)
+        except OverflowError as exc:
+            raise HTTPException(503, str(exc)) from None
+        return {"alert_id": alert.alert_id, "room": alert.room, "ws_url": ws_url(request), "criteria": criteria,
+                "expires_at": alert.expires_at}
+
+    # --- operator controls ---------------------------------------------------------------------
+    bearer = HTTPBearer(auto_error=False, description="the operator token")
+
+    def operator(request: Request,
+                 credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> str:
+        if config.token is None:
+            raise HTTPException(503, "operator controls are disabled: no COURTSIDE_API_TOKEN configured")
+        if credentials is None:
+            raise HTTPException(401, "missing bearer token (Authorization: Bearer <token>)",
+                                headers={"WWW-Authenticate": "Bearer"})
+        if not hmac.compare_digest(credentials.credentials.encode(), config.token.encode()):
+            raise HTTPException(403, "invalid token")
+        return request.client.host if request.client else "unknown"
+
+    Operator = Annotated[str, Depends(operator)]
+    guarded = {401: {"model": schemas.ErrorBody}, 403: {"model": schemas.ErrorBody},
+               503: {"model": schemas.ErrorBody}}
+
+    async def change(who: str, what: str, **fields: Any) -> dict:
+        new = await asyncio.to_thread(store.change_controls, service.db, who, **fields)
+        log.warning("operator controls v%d (%s) by %s: paused=%s kill_switch=%s risk overrides=%s", new["version"],
+                    what, who, new["paused"], new["kill_switch"], new["risk_limits"])
+        return await control_state()
+
+    async def control_state() -> dict:
+        controls, engines, history = await asyncio.gather(
+            asyncio.to_thread(store.current_controls, service.db), asyncio.to_thread(store.engine_statuses, service.db),
+            asyncio.to_thread(store.control_history, service.db, 20))
+        effective = dataclasses.asdict(_limits(controls["risk_limits"], controls["kill_switch"]))
+        return {"controls": controls, "effective_risk_limits": effective,
+                "engines": [_engine_ack(e, controls["version"]) for e in engines], "history": history}
+
+    @app.get("/control", response_model=schemas.ControlState, tags=["operator"], responses=guarded)
+    async def get_controls(_: Operator) -> dict:
+        """The controls in force, whether each engine applies them, and the latest changes."""
+        return await control_state()
+
+    @app.post("/control/pause", response_model=schemas.ControlState, tags=["operator"], responses=guarded)
+    async def pause(who: Operator, body: schemas.ControlReason | None = None) -> dict:
+        """Stop placing new orders (decisions and value bets are still computed and shown)."""
+        return await change(who, "pause", paused=True, reason=body.reason if body else None)
+
+    @app.post("/control/resume", response_model=schemas.ControlState, tags=["operator"], responses=guarded)
+    async def resume(who: Operator, body: schemas.ControlReason | None = None) -> dict:
+        """Place orders again (a pulled kill switch still stops everything)."""
+        return await change(who, "resume", paused=False, reason=body.reason if body else None)
+
+    @app.post("/control/kill-switch", response_model=schemas.ControlState, tags=["operator"], responses=guarded)
+    async def kill_switch(who: Operator, body: schemas.KillSwitchRequest) -> dict:
+        """Engage: nothing is accepted (hedges included) and resting orders are cancelled; survives restarts
+        of the engine and the API until released."""
+        return await change(who, "kill switch " + ("engaged" if body.engaged else "released"),
+                            kill_switch=body.engaged, reason=body.reason)
+
+    @app.put("/control/risk-limits", response_model=schemas.ControlState, tags=["operator"],
+             responses={**guarded, 422: {"model": schemas.ErrorBody}})
+    async def risk_limits(who: Operator, body: schemas.RiskLimitsRequest) -> dict:
+        """Override risk limits (fields given; null removes an override). Rejected with 422 when the
+        resulting limits are invalid."""
+        current = await asyncio.to_thread(store.current_controls, service.db)
+        overrides = dict(current["risk_limits"])
+        for name in body.model_fields_set - {"reason"}:
+            value = getattr(body, name)
+            if value is None:
+                overrides.pop(name, None)
+            else:
+                overrides[name] = value
+        try:
+            _limits(overrides, False)
+        except (TypeError, ValueError) as exc:
+            raise RequestValidationError([{"loc": ("body",), "msg": str(exc), "type": "value_error"}]) from None
+        return await change(who, "risk limits", risk_limits=overrides, reason=body.reason)
+
+    # --- the dashboard -------------------------------------------------------------------------
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/dashboard/")
+
+    app.mount("/dashboard", StaticFiles(directory=STATIC_DIR, html=True), name="dashboard")
+    return app
+
+
+def _limits(overrides: dict[str, Any], kill_switch: bool) -> RiskLimits:
+    """The engine's default limits with the operator's overrides (validated by RiskLimits itself)."""
+    return dataclasses.replace(RiskLimits(), **overrides, kill_switch=kill_switch)
+
+
+def _engine_ack(row: dict[str, Any], version: int | None) -> dict[str, Any]:
+    from datetime import UTC, datetime
+
+    age = (datetime.now(UTC) - row["updated_at"]).total_seconds()
+    return {"engine": row["engine"], "controls_version": row["controls_version"],
+            "in_force": version is None or row["controls_version"] == version, "updated_at": row["updated_at"],
+            "age_s": round(age, 1), "status": row["payload"]}
+
+
+def jsonable(value: Any) -> Any:
+    """Datetimes and containers as JSON-ready values."""
+    from fastapi.encoders import jsonable_encoder
+
+    return jsonable_encoder(value)
