@@ -1,7 +1,10 @@
 """Pre-match features of a match between player A and player B, as of the moment before it starts.
 
 ``FeatureState`` holds everything known about every player after some prefix of history: Elo
-(overall and by surface), serve and return form, recent form, rest and fatigue, head-to-head.
+(overall and by surface), serve and return form (raw, and adjusted for the opponents faced: a point
+won on serve against a strong returner counts for more; both shrunk towards the tour mean), the
+match-up probability the Markov chain gives for the two players' adjusted serve and return skills,
+recent form, rest and fatigue, head-to-head.
 Walking the chronologically ordered match table, the batch builder asks the state for a match's
 features *before* applying that match's result -- so no feature can see the match itself or
 anything after it. The live service keeps the same state up to date and asks it the same question.
@@ -21,7 +24,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from features.inplay import prematch_win_probability
 from features.ratings import EloBook, surface_or_none
+from features.scoring import MatchFormat
 
 LEVELS = ("G", "M", "A", "F", "D")
 SURFACE_NAMES = ("Hard", "Clay", "Grass", "Carpet")
@@ -43,6 +48,8 @@ FEATURES: tuple[str, ...] = (
     "log_rank_a", "log_rank_b", "log_rank_diff", "log_points_diff", "unranked_a", "unranked_b",
     "age_a", "age_b", "age_diff", "height_diff", "lefty_a", "lefty_b",
     "serve_won_a", "serve_won_b", "return_won_a", "return_won_b", "serve_return_edge",
+    "serve_adj_a", "serve_adj_b", "return_adj_a", "return_adj_b", "matchup_serve_a", "matchup_serve_b",
+    "matchup_prob",
     "form_a", "form_b", "form_diff",
     "rest_days_a", "rest_days_b", "matches_14d_a", "matches_14d_b", "minutes_14d_a", "minutes_14d_b",
     "h2h_a", "h2h_b", "h2h_diff",
@@ -53,6 +60,9 @@ FEATURES: tuple[str, ...] = (
 """Feature columns, in the order models receive them."""
 
 _NAN = float("nan")
+_FORMATS = (MatchFormat(best_of=3), MatchFormat(best_of=5))
+"""Formats for the serve/return match-up probability (a pre-match feature: the deciding-set rule is
+left at the usual tie-break)."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +94,10 @@ class _Player:
     sv_tot: float = 0.0
     rt_won: float = 0.0
     rt_tot: float = 0.0
+    sv_adj: float = 0.0
+    """Serve points won, each match's credited with the opponent's return skill (see ``update``)."""
+    rt_adj: float = 0.0
+    """Return points won, each match's credited with the opponent's serve skill."""
 
 
 @dataclass(frozen=True)
@@ -139,6 +153,18 @@ class FeatureState:
         k = SERVE_PRIOR_POINTS
         return (p.sv_won + k * mean) / (p.sv_tot + k), (p.rt_won + k * (1 - mean)) / (p.rt_tot + k)
 
+    def _mean_serve(self) -> float:
+        won, tot = self.serve_mean
+        return won / tot if tot > 0 else 0.63
+
+    def _skills(self, p: _Player) -> tuple[float, float]:
+        """Opponent-adjusted serve and return skill: the shrunk share of points a player would win on
+        serve (return) against an average opponent, minus the tour's mean share."""
+        mean, k = self._mean_serve(), SERVE_PRIOR_POINTS
+        serve = (p.sv_adj + k * mean) / (p.sv_tot + k) - mean
+        ret = (p.rt_adj + k * (1 - mean)) / (p.rt_tot + k) - (1 - mean)
+        return serve, ret
+
     def features(self, a: Entrant, b: Entrant, ctx: MatchContext) -> list[float]:
         """Feature values (in ``FEATURES`` order) for A against B before the match starts."""
         elo = self.elo
@@ -166,6 +192,12 @@ class FeatureState:
         ha = self.h2h.get((a.player_id, b.player_id), 0)
         hb = self.h2h.get((b.player_id, a.player_id), 0)
         blend_a, blend_b = 0.5 * (ea + sa), 0.5 * (eb + sb)
+        s_a, r_a = self._skills(pa)
+        s_b, r_b = self._skills(pb)
+        mean = self._mean_serve()
+        m_a = min(max(mean + s_a - r_b, 0.3), 0.95)
+        m_b = min(max(mean + s_b - r_a, 0.3), 0.95)
+        matchup = prematch_win_probability(_FORMATS[ctx.best_of == 5], round(m_a, 3), round(m_b, 3))
         return [
             ea - eb,
             1.0 / (1.0 + 10.0 ** ((eb - ea) / 400.0)),
@@ -180,6 +212,7 @@ class FeatureState:
             (ia.height if ia else _NAN) - (ib.height if ib else _NAN),
             ia.lefty if ia else _NAN, ib.lefty if ib else _NAN,
             sva, svb, rta, rtb, (sva - (1 - rtb)) - (svb - (1 - rta)),
+            s_a, s_b, r_a, r_b, m_a, m_b, matchup,
             pa.form, pb.form, pa.form - pb.form,
             float(rest_a), float(rest_b), float(len(m14a)), float(len(m14b)),
             float(sum(m14a)), float(sum(m14b)),
@@ -205,6 +238,11 @@ class FeatureState:
         if serve is not None:
             w_won, w_tot, l_won, l_tot = serve
             d = SERVE_DECAY
+            (s_w, r_w), (s_l, r_l) = self._skills(pw), self._skills(pl)  # as of before this match
+            pw.sv_adj = pw.sv_adj * d + w_won + w_tot * r_l
+            pw.rt_adj = pw.rt_adj * d + (l_tot - l_won) + l_tot * s_l
+            pl.sv_adj = pl.sv_adj * d + l_won + l_tot * r_w
+            pl.rt_adj = pl.rt_adj * d + (w_tot - w_won) + w_tot * s_w
             pw.sv_won, pw.sv_tot = pw.sv_won * d + w_won, pw.sv_tot * d + w_tot
             pw.rt_won, pw.rt_tot = pw.rt_won * d + (l_tot - l_won), pw.rt_tot * d + l_tot
             pl.sv_won, pl.sv_tot = pl.sv_won * d + l_won, pl.sv_tot * d + l_tot
