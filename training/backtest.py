@@ -741,15 +741,23 @@ class _InplayReplay:
         self.recorder.settled(settlement, key, season, str(row["source"]), opportunities)
 
 
+def inplay_rows(catalog: pd.DataFrame, sources: Sequence[str] = ("pbp", "slam"), limit: int | None = None
+                ) -> pd.DataFrame:
+    """The catalog matches of ``sources`` in date order; ``limit`` keeps that many, evenly spaced
+    (all when None)."""
+    rows = catalog[catalog["source"].isin(list(sources))].sort_values(["event_date", "event_key"], kind="mergesort")
+    if limit is not None and limit < len(rows):
+        rows = rows.iloc[np.linspace(0, len(rows) - 1, max(limit, 0)).round().astype(int)]
+    return rows
+
+
 def run_inplay(catalog: pd.DataFrame, model: InplayModel = markov_serve_updates, name: str = "markov-serve-updates",
                config: InplayConfig = InplayConfig(), limit: int | None = None,
                sources: Sequence[str] = ("pbp", "slam")) -> InplayBacktest:
     """Replay catalog matches (``feeds.live.catalog`` columns) in date order against the SIMULATED
-    in-play market; ``limit`` keeps the first matches of that order (all when None)."""
+    in-play market (:func:`inplay_rows`)."""
     started = time.perf_counter()
-    rows = catalog[catalog["source"].isin(list(sources))].sort_values(["event_date", "event_key"], kind="mergesort")
-    if limit is not None:
-        rows = rows.head(limit)
+    rows = inplay_rows(catalog, sources, limit)
     replay = _InplayReplay(model, config)
     for row in rows.to_dict("records"):
         replay.replay(row)

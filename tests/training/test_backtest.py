@@ -304,8 +304,11 @@ def test_inplay_retirement_without_a_known_winner_is_not_settled(catalog):
 
 
 def test_inplay_config_is_the_engines(catalog):
-    strict = dataclasses.replace(bt.InplayConfig().engine, value=dataclasses.replace(
-        bt.InplayConfig().engine.value, min_edge=0.5))
-    result = bt.run_inplay(catalog, config=bt.InplayConfig(engine=strict), limit=3)
-    assert result.orders == 0 and result.ledger.bets.empty
+    engine = bt.InplayConfig().engine
+    silent = dataclasses.replace(engine, value=dataclasses.replace(engine.value, min_confidence=1.0))
+    result = bt.run_inplay(catalog, config=bt.InplayConfig(engine=silent), limit=3)
+    assert result.decisions > 0 and result.orders == 0 and result.ledger.bets.empty
+    stopped = dataclasses.replace(engine, risk=dataclasses.replace(engine.risk, kill_switch=True))
+    killed = bt.run_inplay(catalog, config=bt.InplayConfig(engine=stopped), limit=3)
+    assert killed.orders == 0 and killed.ledger.counts["risk: KILL_SWITCH"] > 0
     assert math.isnan(bt.summarize(result.ledger)["roi"])

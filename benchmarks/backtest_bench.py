@@ -1,0 +1,106 @@
+"""Wall time of the backtests (a benchmark, not a test).
+
+    uv run --frozen python -m benchmarks.backtest_bench [--home DIR] [--sources pbp] [--matches 0]
+                                                        [--model markov-serve-updates] [--prematch] [--reference]
+
+PERFORMANCE.md target: "replay all ATP point-by-point matches in the shared data through the live
+engine (no network waits) <= 2 minutes". Reads the pipeline's ``replay_catalog`` (and, with
+``--prematch``, ``walkforward_predictions``) from ``<home>/warehouse`` (default: ``$COURTSIDE_HOME``,
+i.e. after ``courtside pipeline``) and replays every match (``--matches 0``) in one process through
+``training.backtest.run_inplay``: engine triggers, the in-play model, value, Kelly, risk checks, the
+paper exchange with its bet delay, settlement, against the SIMULATED market.
+
+``--reference`` also times the feed alone on the same matches (scores and simulated market prices,
+no model, no trading) so the trading share can be read as a ratio on this shared, noisy machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from courtside.settings import Settings
+from features.scoring import Score, ScoringError
+from feeds.live.market import SimulatedMarket
+from feeds.live.replay import scores_of
+from training import backtest as bt
+
+TARGET_S = 120.0
+
+
+def feed_only(rows: pd.DataFrame) -> tuple[float, int]:
+    """Seconds to compute every score and simulated market update of ``rows`` (no model, no trading)."""
+    started, points = time.perf_counter(), 0
+    for row in rows.to_dict("records"):
+        try:
+            scores, _ = scores_of(row)
+        except (ScoringError, ValueError, TypeError):
+            continue
+        first = int(row["first_server"]) - 1 if row["source"] == "slam" else 0
+        sim = SimulatedMarket(str(row["event_key"]), float(row["prematch_p1"]), Score.start(scores[0].fmt, first))
+        sim.opening()
+        for n, score in enumerate(scores, start=1):
+            sim.after_point(score, n)
+        points += len(scores)
+    return time.perf_counter() - started, points
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--home", default=str(Settings.from_env().home), help="state folder with the warehouse")
+    parser.add_argument("--sources", nargs="+", default=["pbp"], help="catalog sources (pbp, slam)")
+    parser.add_argument("--matches", type=int, default=0, help="matches to replay, evenly spaced (0 = all)")
+    parser.add_argument("--model", default="markov-serve-updates", choices=sorted(bt.INPLAY_MODELS))
+    parser.add_argument("--prematch", action="store_true", help="also time the pre-match backtest")
+    parser.add_argument("--reference", action="store_true", help="also time the feed alone on the same matches")
+    parser.add_argument("--output", help="write the figures as JSON here")
+    args = parser.parse_args()
+
+    warehouse = Path(args.home) / "warehouse"
+    catalog = pd.read_parquet(warehouse / "replay_catalog.parquet")
+    figures: dict = {"sources": args.sources, "model": args.model, "target_s": TARGET_S}
+
+    cpu = time.process_time()
+    result = bt.run_inplay(catalog, bt.INPLAY_MODELS[args.model], args.model, limit=args.matches or None,
+                           sources=tuple(args.sources))
+    cpu = time.process_time() - cpu
+    s = bt.summarize(result.ledger, n_boot=0)
+    figures["inplay"] = {
+        "matches": result.matches, "points": result.points, "predictions": result.predictions,
+        "decisions": result.decisions, "orders": result.orders, "bets": s["bets"], "pnl": s["pnl"],
+        "wall_s": round(result.seconds, 1), "cpu_s": round(cpu, 1),
+        "points_per_s": round(result.points / result.seconds),
+        "us_per_point": round(result.seconds / result.points * 1e6, 1),
+        "skipped": {k: int(v) for k, v in result.ledger.counts.items() if k.startswith("skipped")},
+        "meets_target": result.seconds <= TARGET_S,
+    }
+    print(f"in-play backtest ({bt.SIMULATED}), model {args.model}, sources {', '.join(args.sources)}:")
+    print(f"  {result.matches:,} matches, {result.points:,} points, {result.predictions:,} predictions, "
+          f"{result.orders:,} orders in {result.seconds:.1f} s wall / {cpu:.1f} s CPU "
+          f"({figures['inplay']['us_per_point']} µs a point, {figures['inplay']['points_per_s']:,} points/s); "
+          f"target <= {TARGET_S:.0f} s: {'met' if result.seconds <= TARGET_S else 'NOT met'}")
+    if args.reference:
+        seconds, points = feed_only(bt.inplay_rows(catalog, tuple(args.sources), args.matches or None))
+        figures["feed_only"] = {"wall_s": round(seconds, 1), "points": points,
+                                "trading_share": round(1 - seconds / result.seconds, 3)}
+        print(f"  reference, the feed alone (scores + simulated market, no model, no trading): {seconds:.1f} s "
+              f"for {points:,} points; model and trading are {1 - seconds / result.seconds:.0%} of the replay")
+    if args.prematch:
+        predictions = pd.read_parquet(warehouse / "walkforward_predictions.parquet")
+        started = time.perf_counter()
+        pre = bt.run_prematch(predictions)
+        figures["prematch"] = {"wall_s": round(time.perf_counter() - started, 1), "strategies": len(pre.strategies),
+                               "rows": len(predictions)}
+        print(f"pre-match backtest: {len(pre.strategies)} strategies (threshold grid included) over "
+              f"{len(predictions):,} prediction rows in {figures['prematch']['wall_s']} s")
+    if args.output:
+        Path(args.output).write_text(json.dumps(figures, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
