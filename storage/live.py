@@ -269,11 +269,12 @@ def order_page(engine: Engine, *, state: str = "all", match_id: str | None = Non
                           (OrderRow.status, status)):
         if value is not None:
             where.append(column == value)
-    q = (select(OrderRow.match_id, OrderRow.source, OrderRow.payload).where(*where)
+    q = (select(OrderRow.match_id, OrderRow.source, OrderRow.settled, OrderRow.payload).where(*where)
          .order_by(OrderRow.placed_at.desc(), OrderRow.customer_order_ref).limit(limit).offset(offset))
     with engine.connect() as conn:
         total = int(conn.execute(select(func.count()).select_from(OrderRow).where(*where)).scalar() or 0)
-        rows = [{**json.loads(p), "match_id": m, "source": s} for m, s, p in conn.execute(q)]
+        # the column, not the payload, says whether the order's market is settled (record_settlement)
+        rows = [{**json.loads(p), "match_id": m, "source": s, "settled": bool(st)} for m, s, st, p in conn.execute(q)]
     return total, rows
 
 

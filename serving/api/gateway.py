@@ -12,15 +12,17 @@ Client -> server::
 
 Server -> client::
 
-    {"type": "subscribed", "match_id", "session", "seq", "resumed": bool, "replayed": n,
+    {"type": "subscribed", "room", "match_id", "session", "seq", "resumed": bool, "replayed": n,
      "gap": null | {"from", "to", "reason"}, "snapshot": [message, ...]}
     {"type": "odds_update" | "game_event" | "prediction_update" | "value_bet"      (match rooms, "*")
             | "bet_update" | "bankroll_update",                                   ("ledger")
-     "match_id", "seq", "ts", "sent", "data"}
-    {"type": "heartbeat", "match_id", "seq", "ts"}    # every heartbeat_s per room (and to idle clients)
+     "room", "match_id", "seq", "ts", "sent", "data"}
+    {"type": "heartbeat", "room", "seq", "ts"}        # every heartbeat_s per room (and to idle clients)
     {"type": "unsubscribed", "match_id"} | {"type": "pong"} | {"type": "reset", "reason"}
     {"type": "error", "code", "message"}
 
+- ``room`` is the room a message was sent to (the match id, ``*``, ``ledger``, ``alert:<id>``): the
+  same update reaches a client once per room it is in, each time with that room's ``seq``.
 - ``seq`` counts the messages of one room (1, 2, ...) within one gateway ``session`` (a client
   ignores a message whose seq it has seen: after an unsubscribe/subscribe race one can repeat); ``ts`` is the
   event time of the update (the feed's clock), ``sent`` the server's wall clock (Unix seconds) when the
@@ -242,8 +244,8 @@ class Gateway:
         frames = []
         for u in sorted(updates, key=lambda u: u.ts):
             room.seq += 1
-            frame = encode({"type": u.type, "match_id": u.match_id, "seq": room.seq, "ts": u.ts, "sent": now,
-                            "data": u.data})
+            frame = encode({"type": u.type, "room": room.name, "match_id": u.match_id, "seq": room.seq, "ts": u.ts,
+                            "sent": now, "data": u.data})
             room.buffer.append((room.seq, frame))
             frames.append(frame)
             if u.recorded_at is not None:
@@ -357,7 +359,7 @@ class Gateway:
             client.rooms.discard(name)
             if name in self.rooms:
                 self.rooms[name].subscribers.discard(client)
-            return self._send(client, {"type": "unsubscribed", "match_id": name})
+            return self._send(client, {"type": "unsubscribed", "room": name, "match_id": name})
         if not self.room_exists(name):
             return self._error(client, "unknown_match", f"no match {name!r} in the event log (nor a known room)")
         if name not in client.rooms and len(client.rooms) >= MAX_ROOMS_PER_CLIENT:
@@ -370,8 +372,8 @@ class Gateway:
     def subscribe(self, client: Client, name: str, last_seq: int | None, session: str | None) -> None:
         """Join a room: replay what the client missed (or say why not, with a snapshot), then live."""
         room = self._room(name)
-        ack: dict[str, Any] = {"type": "subscribed", "match_id": name, "session": self.session, "seq": room.seq,
-                               "resumed": False, "replayed": 0, "gap": None, "snapshot": []}
+        ack: dict[str, Any] = {"type": "subscribed", "room": name, "match_id": name, "session": self.session,
+                               "seq": room.seq, "resumed": False, "replayed": 0, "gap": None, "snapshot": []}
         replay: list[bytes] = []
         if last_seq is not None:
             oldest = room.buffer[0][0] if room.buffer else room.seq + 1
@@ -389,7 +391,7 @@ class Gateway:
                 replay = [frame for seq, frame in room.buffer if seq > last_seq]
                 ack["resumed"], ack["replayed"] = True, len(replay)
         if not ack["resumed"]:
-            ack["snapshot"] = [{**m, "seq": room.seq} for m in self.snapshot(name)]
+            ack["snapshot"] = [{**m, "room": name, "seq": room.seq} for m in self.snapshot(name)]
         self._send(client, ack)
         if replay and not self._write(client, b"".join(replay), len(replay)):
             return
@@ -412,10 +414,10 @@ class Gateway:
         for room in list(self.rooms.values()):
             # not while a flush is being written: a heartbeat must never announce a seq before its message
             if room.subscribers and (room.writing is None or room.writing.done()):
-                frame = encode({"type": "heartbeat", "match_id": room.name, "seq": room.seq, "ts": now})
+                frame = encode({"type": "heartbeat", "room": room.name, "seq": room.seq, "ts": now})
                 for client in list(room.subscribers):
                     self._write(client, frame)
-        idle = encode({"type": "heartbeat", "match_id": None, "seq": None, "ts": now})
+        idle = encode({"type": "heartbeat", "room": None, "seq": None, "ts": now})
         for client in [c for c in self.clients if not c.rooms]:
             self._write(client, idle)
 

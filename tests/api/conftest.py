@@ -1,0 +1,82 @@
+"""Fixtures of the live API tests: a real prediction service, a real event log written by the real
+engine over real Grand Slam matches (up to the point where the first match has finished and been
+settled by the control plane's settlement function, the others still in play), and helpers to go on
+trading on a copy of it."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+
+import pytest
+
+from feeds.live.replay import build_feed
+from serving.engine import control
+from serving.engine.engine import EngineConfig, TradingEngine
+from serving.engine.prediction import PredictionClient
+from storage.db import make_engine, migrate
+from tests.engine.fixtures import envelopes_of, slam_rows
+from tests.services import prediction_service as serve
+
+MATCHES = 3
+
+
+@pytest.fixture(scope="session")
+def prediction_service(tmp_path_factory):
+    """URL of a running ``bentoml serve`` (/predict_live needs no champion)."""
+    with serve(tmp_path_factory.mktemp("api-service-home")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def envelopes():
+    """The feed of three real Wimbledon 2012 matches, played at the same time."""
+    schedule, skipped = build_feed(slam_rows("2012-wimbledon", MATCHES), stagger_s=0)
+    assert not skipped
+    return envelopes_of(schedule)
+
+
+@pytest.fixture(scope="session")
+def split(envelopes) -> int:
+    """Envelopes before this index are in the session log: one match finished, two in play."""
+    end = next(i for i, e in enumerate(envelopes) if e.channel == "match" and e.data.kind == "match_end")
+    return end + 30
+
+
+async def trade(database_url: str, prediction_url: str, envelopes, batch: int = 7) -> TradingEngine:
+    """Run a (restarted) engine over ``envelopes``: it recovers silently up to its cursors, then trades."""
+    db = make_engine(database_url)
+    async with PredictionClient(prediction_url, timeout_s=5) as client:
+        engine = TradingEngine(EngineConfig(), db, client.predict_live)
+        for i in range(0, len(envelopes), batch):
+            await engine.process([(0.0, e) for e in envelopes[i:i + batch]])
+            await engine.commit(wait=True)
+        await engine.housekeeping()
+        await engine.commit(wait=True)
+    db.dispose()
+    return engine
+
+
+@pytest.fixture(scope="session")
+def session_log(tmp_path_factory, prediction_service, envelopes, split) -> Path:
+    """A SQLite application database with the engine's log of ``envelopes[:split]``, settled."""
+    path = tmp_path_factory.mktemp("api-log") / "live.db"
+    url = f"sqlite:///{path}"
+    migrate(url)
+    asyncio.run(trade(url, prediction_service, envelopes[:split]))
+    db = make_engine(url)
+    settled = control.settle_finished(db, EngineConfig())
+    assert settled.settled and not settled.unsettleable
+    with db.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.dispose()
+    return path
+
+
+@pytest.fixture
+def log_copy(session_log, tmp_path) -> str:
+    """A private copy of the session log (for tests that trade on or change it): its URL."""
+    path = tmp_path / "live.db"
+    shutil.copyfile(session_log, path)
+    return f"sqlite:///{path}"

@@ -1,0 +1,90 @@
+"""The live view projected from a real event log, the score parser on every score the engine logged,
+and the sliding-window rate limit."""
+
+from __future__ import annotations
+
+import pytest
+
+from betting.records import EventKind
+from serving.api.ratelimit import RateLimit, SlidingWindowLimiter
+from serving.api.views import LiveView, ScoreFormatError, parse_score
+from storage import live as store
+from storage.db import make_engine
+
+
+@pytest.fixture(scope="module")
+def rows(session_log):
+    db = make_engine(f"sqlite:///{session_log}")
+    yield store.event_rows(db, 0, 10**12)
+    db.dispose()
+
+
+def test_every_logged_score_parses_and_agrees_with_the_feed(rows):
+    points = [r["payload"] for r in rows if r["kind"] == str(EventKind.FEED_MESSAGE)
+              and r["payload"].get("kind") == "point"]
+    assert len(points) > 300
+    tiebreaks = 0
+    for p in points:
+        score = parse_score(p["score"])
+        won = [sum(a > b for a, b in score["sets"]), sum(b > a for a, b in score["sets"])]
+        assert f"{won[0]} - {won[1]}" == p["sets"], p  # completed sets agree with the feed's set count
+        if score["winner"] is None:
+            assert score["server"] in (1, 2) and len(score["games"]) == 2
+            assert score["points"].replace("-", " - ") == p["game"]
+            tiebreaks += score["tiebreak"]
+    assert tiebreaks > 0  # the log has tie-breaks, and they parse
+
+
+@pytest.mark.parametrize("text, sets, games, points, server, winner", [
+    ("0-0, 0-0, A serving", [], [0, 0], "0-0", 1, None),
+    ("6-7(4) 7-5 6-0 5-4, 40-A, B serving", [[6, 7], [7, 5], [6, 0]], [5, 4], "40-A", 2, None),
+    ("6-6, tie-break 3-2, B serving", [], [6, 6], "3-2", 2, None),
+    ("6-3 6-3 6-1 won by A", [[6, 3], [6, 3], [6, 1]], None, None, None, 1),
+])
+def test_parse_score_examples(text, sets, games, points, server, winner):
+    s = parse_score(text)
+    assert (s["sets"], s["games"], s["points"], s["server"], s["winner"]) == (sets, games, points, server, winner)
+
+
+@pytest.mark.parametrize("text", ["", "6-3 6-x, 0-0, A serving", "4-3, 15-0", "4-3, 15-0, C serving", "won by"])
+def test_malformed_scores_are_refused(text):
+    with pytest.raises(ScoreFormatError):
+        parse_score(text)
+
+
+def test_view_of_the_session(rows, envelopes, split):
+    view = LiveView()
+    updates = [u for r in rows for u in view.apply(r)]
+    assert view.last_id == rows[-1]["id"]
+    assert {m.status for m in view.matches.values()} == {"in_play", "finished"}
+    assert len(view.active()) == 2 and len(view.active(surface="grass")) == 2 and not view.active(surface="Clay")
+    finished = [m for m in view.matches.values() if m.status == "finished"]
+    assert len(finished) == 1 and finished[0].winner in ("First Player", "Second Player")
+    opportunities = [r for r in rows if r["kind"] == str(EventKind.OPPORTUNITY)]
+    assert sum(len(m.value_bets) for m in view.matches.values()) == len(opportunities) > 0
+    predictions = [r for r in rows if r["kind"] == str(EventKind.PREDICTION)]
+    assert sum(len(m.predictions) for m in view.matches.values()) == len(predictions)
+    assert view.bankroll_curve and all(p["bankroll"] is not None for p in view.bankroll_curve)
+    types = {u.type for u in updates}
+    assert {"game_event", "odds_update", "prediction_update", "value_bet", "bet_update", "bankroll_update"} <= types
+    for u in updates:  # match updates go to the match's room and "*"; the ledger's to "ledger"
+        assert u.rooms == ((u.match_id, "*") if u.type in ("game_event", "odds_update", "prediction_update",
+                                                          "value_bet") else ("ledger",))
+    in_play = view.active()[0]
+    assert 0 < in_play.probability < 1 and in_play.market_probability is not None
+
+
+def test_sliding_window_rate_limit():
+    now = [0.0]
+    limiter = SlidingWindowLimiter(RateLimit(3, 10.0), clock=lambda: now[0])
+    assert [limiter.hit("a") for _ in range(3)] == [None, None, None]
+    assert limiter.hit("a") == pytest.approx(10.0)  # the oldest leaves the window in 10 s
+    assert limiter.hit("b") is None  # per client
+    now[0] = 4.0
+    assert limiter.hit("a") == pytest.approx(6.0)
+    now[0] = 10.5  # the first three left the window: a sliding window, not a fixed minute
+    assert limiter.hit("a") is None
+    assert RateLimit.parse("300/60") == RateLimit(300, 60.0)
+    for bad in ("300", "a/b", "0/60", "10/0"):
+        with pytest.raises(ValueError):
+            RateLimit.parse(bad)
