@@ -153,3 +153,20 @@ def load_version(version: str, name: str = PREMATCH_MODEL) -> RegisteredModel:
     mv = MlflowClient().get_model_version(name, version)
     model, features = load_model(f"models:/{name}/{version}")
     return RegisteredModel(name, str(version), mv.run_id, model, features)
+
+
+# --- the in-play model (issue 4) -------------------------------------------------------------------
+
+INPLAY_MODEL = "tennis-inplay"
+INPLAY_EXPERIMENT = "tennis-inplay"
+INPLAY_DESCRIPTION = ("In-play P(player A wins the match) from the score, the pre-match probability and the "
+                      "serve statistics of the match; /predict_live serves models:/tennis-inplay@champion")
+
+
+def ensure_registered_model(name: str, description: str) -> None:
+    """Create the registered model ``name`` with ``description`` if it does not exist yet."""
+    client = MlflowClient()
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(name, description=description)
