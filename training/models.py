@@ -127,7 +127,7 @@ def _xgboost(params: dict[str, Any]) -> XGBClassifier:
 
 XGB_PARAMS: dict[str, Any] = {
     "n_estimators": 2000,
-    "learning_rate": 0.03,
+    "learning_rate": 0.1,
     "max_depth": 4,
     "min_child_weight": 20,
     "subsample": 0.8,

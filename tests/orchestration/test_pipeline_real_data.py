@@ -52,7 +52,7 @@ def test_champion_registered_and_evaluated_against_the_market(runs):
     challenger = MlflowClient().get_model_version_by_alias(tracking.PREMATCH_MODEL, tracking.CHALLENGER)
     assert str(champion.version) == str(challenger.version) == "1"
     tags = MlflowClient().get_run(champion.run_id).data.tags
-    assert tags["data_version"] and tags["model_family"] in {"higher_rank", "elo", "logistic", "xgboost"}
+    assert tags["data_version"] and tags["model_family"] in {"higher_rank", "elo", "blend_elo", "logistic", "xgboost"}
     model, features = tracking.load_model(f"models:/{tracking.PREMATCH_MODEL}@champion")
     assert features and hasattr(model, "predict_proba")
 
@@ -76,3 +76,30 @@ def test_second_run_is_green_and_registers_nothing_new(runs):
     assert [str(v.version) for v in versions] == ["1"]
     reason = _checks(second)[("prematch_challenger", "challenger_beats_champion")].metadata["reason"].value
     assert "already the champion" in reason
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_walkforward_is_out_of_sample_scored_against_the_market_and_logged(runs):
+    settings, _, first, _ = runs
+    table = first.output_for_node("walkforward_predictions")
+    assert table["season"].min() == 2011 and table["season"].max() == 2021
+    assert set(table.loc[table["season"] >= 2019, "split"]) == {"test"}
+    assert table["p_model"].between(0, 1).all() and table["match_id"].is_unique
+    folds = first.asset_materializations_for_node("walkforward_predictions")[0].metadata["summary"].value["folds"]
+    assert [f["first_season"] for f in folds] == list(range(2009, 2022))  # retrained every season
+    assert all(f["train_rows"] > 50_000 for f in folds)
+
+    seasons = first.output_for_node("walkforward_evaluation")  # every full season, every forecaster
+    assert set(seasons["group"]) == set(range(2011, 2022))
+    assert ((seasons["log_loss"] > 0.50) & (seasons["log_loss"] < 0.693)).all()
+    assert (seasons["accuracy"] <= 0.75).all()
+    meta = first.asset_materializations_for_node("walkforward_evaluation")[0].metadata
+    targets = meta["targets"].value
+    assert targets["rows"] > 5000  # the Bet365-priced test rows, 2019-2021
+    report = (settings.home / "reports" / "walkforward.md").read_text()
+    assert "Pinnacle" in report and "bootstrap" in report and "ranking band" in report
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    runs_ = mlflow.search_runs(experiment_names=[tracking.PREMATCH_EXPERIMENT],
+                               filter_string="tags.evaluation = 'walk-forward'")
+    assert len(runs_) == 2 and "metrics.xgboost_minus_market" in runs_.columns  # one per pipeline run

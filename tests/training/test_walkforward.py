@@ -116,7 +116,7 @@ def test_a_planted_leak_is_flagged(walked):
     leaky["p_model"] = np.where(leaky["a_won"] == 1, 0.9, 0.1)  # a feature that saw the result
     rep = report(leaky, n_boot=50)
     flagged = rep.season_all_rows[[leak_suspect(r) for r in rep.season_all_rows.to_dict("records")]]
-    assert set(flagged["forecaster"]) == {"xgboost (walk-forward, calibrated)"}
+    assert set(flagged["forecaster"]) == {"xgboost (walk-forward)"}
     assert len(flagged) == table["season"].nunique()
     assert "none" not in rep.markdown.split("Leak guard")[1]
 
