@@ -147,7 +147,8 @@ def rank_band(rows: pd.DataFrame) -> pd.Series:
     out = pd.Series("unranked", index=rows.index, dtype=object)
     for lo, hi, name in RANK_BANDS:
         out[(best >= lo) & (best <= hi)] = name
-    return out
+    return pd.Series(pd.Categorical(out, categories=[b[2] for b in RANK_BANDS] + ["unranked"], ordered=True),
+                     index=rows.index)
 
 
 MARKETS = {
@@ -168,7 +169,7 @@ def priced_rows(table: pd.DataFrame, market: str) -> pd.DataFrame:
 def breakdown(rows: pd.DataFrame, forecasters: dict[str, str], by: str | None) -> pd.DataFrame:
     """Scores of each forecaster column (name -> column) on ``rows``, overall or by a grouping column."""
     records = []
-    groups = [("all", rows)] if by is None else list(rows.groupby(by, sort=True))
+    groups = [("all", rows)] if by is None else list(rows.groupby(by, sort=True, observed=True))
     for key, sub in groups:
         y = sub["a_won"].to_numpy()
         for name, col in forecasters.items():

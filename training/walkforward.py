@@ -196,7 +196,8 @@ class Report:
 
 def _fmt(table: pd.DataFrame, metric: str = "log_loss") -> str:
     pivot = table.pivot(index="group", columns="forecaster", values=metric)
-    n = table.groupby("group")["n"].max()
+    pivot = pivot.loc[list(dict.fromkeys(table["group"]))]  # the groups' own order
+    n = table.groupby("group", observed=True)["n"].max()
     cols = [c for c in FORECASTERS if c in pivot.columns]
     lines = ["| group | n | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
     for g, r in pivot.iterrows():
