@@ -241,7 +241,7 @@ class PrematchConfig:
     """The engine's default limits (max stake 50, exposure per market 150 / total 500, daily stop-loss
     200, weekly 500, prices 1.10-10) except order counts: a day's pre-match bets are placed together at
     its start. ``min_edge`` is the strategy's and ``min_confidence`` is off (the thresholds decide)."""
-    edge_grid: tuple[float, ...] = (0.0, 0.025, 0.05, 0.10)
+    edge_grid: tuple[float, ...] = (0.0, 0.05, 0.10)
     """Minimum edges tried on validation."""
     max_price_grid: tuple[float, ...] = (2.0, 3.0, 10.0)
     """Maximum prices tried on validation (10 is the risk limits' own bound)."""
@@ -434,13 +434,17 @@ def simulate_prematch(markets: PrematchMarkets, staking: Staking, thresholds: Th
     return recorder.ledger(config.bankroll, counts)
 
 
-def grid_search(markets: PrematchMarkets, config: PrematchConfig = PrematchConfig()) -> pd.DataFrame:
-    """Flat-stake results of every threshold pair on ``markets`` (meant for the validation rows only)."""
+def grid_search(markets: PrematchMarkets, config: PrematchConfig = PrematchConfig(),
+                ledgers: dict[Thresholds, Ledger] | None = None) -> pd.DataFrame:
+    """Flat-stake results of every threshold pair on ``markets`` (meant for the validation rows only);
+    each pair's ledger is kept in ``ledgers`` when given."""
     out = []
     for min_edge in config.edge_grid:
         for max_price in config.max_price_grid:
-            ledger = simulate_prematch(markets, Staking.FLAT, Thresholds(min_edge=min_edge, max_price=max_price),
-                                       config)
+            th = Thresholds(min_edge=min_edge, max_price=max_price)
+            ledger = simulate_prematch(markets, Staking.FLAT, th, config)
+            if ledgers is not None:
+                ledgers[th] = ledger
             s = summarize(ledger, n_boot=0)
             out.append({"min_edge": min_edge, "max_price": max_price, "bets": s["bets"], "pnl": s["pnl"],
                         "roi": s["roi"], "hit_rate": s["hit_rate"], "max_drawdown": s["max_drawdown"],
@@ -500,11 +504,13 @@ def run_prematch(predictions: pd.DataFrame, config: PrematchConfig = PrematchCon
             rows, counts = prematch_frame(predictions, book, forecaster)
             splits = {split: PrematchMarkets(rows[rows["split"] == split], book, config.commission)
                       for split in ("validation", "test")}
-            grid = grid_search(splits["validation"], config)
+            tried: dict[Thresholds, Ledger] = {}
+            grid = grid_search(splits["validation"], config, tried)
             grids[f"{book_name}/{forecaster}"] = grid
             th = choose_thresholds(grid, config)
             for staking in Staking:
-                ledgers = {split: simulate_prematch(markets, staking, th, config) for split, markets in splits.items()}
+                ledgers = {split: tried[th] if staking is Staking.FLAT and split == "validation"
+                           else simulate_prematch(markets, staking, th, config) for split, markets in splits.items()}
                 strategies.append(StrategyResult(f"{book_name}-{forecaster}-{staking}", book, staking, forecaster,
                                                  th, "validation grid, flat stakes", ledgers, counts))
         if market_baseline:

@@ -1,0 +1,238 @@
+"""Backtests as assets: history replayed through the ``betting`` code the live path uses, one MLflow
+run per strategy in the ``tennis-backtests`` experiment so strategies and models can be compared side
+by side. Thin wrappers over ``training.backtest``."""
+
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import mlflow as mlflow_api
+import pandas as pd
+
+from orchestration.defs.shared.resources import CourtsideResource, MlflowResource
+from training import backtest as bt
+from training import plots, tracking
+
+BACKTEST_EXPERIMENT = "tennis-backtests"
+HEADLINE = ["strategy", "split", "min_edge", "max_price", "bets", "staked", "pnl", "roi", "roi_ci_low",
+            "roi_ci_high", "hit_rate", "max_drawdown", "final_bankroll"]
+
+
+def _markdown(table: pd.DataFrame, columns: list[str]) -> str:
+    if table.empty:
+        return "no bets"
+    t = table[columns].copy()
+    for c in ("roi", "roi_ci_low", "roi_ci_high", "hit_rate", "max_drawdown_pct"):
+        if c in t:
+            fmt = "{:+.1%}" if c.startswith("roi") else "{:.1%}"
+            t[c] = ["n/a" if pd.isna(v) else fmt.format(v) for v in t[c]]
+    return t.to_markdown(index=False, floatfmt=".2f")
+
+
+def _metrics(summary: dict, prefix: str) -> dict[str, float]:
+    return {f"{prefix}_{k}": float(v) for k, v in summary.items()
+            if isinstance(v, int | float) and not pd.isna(v)}
+
+
+def _curve_png(ledger: bt.Ledger, title: str) -> bytes:
+    m = ledger.markets
+    return plots.png_bytes(plots.bankroll_curve(m["settled_at"], m["bankroll_after"], ledger.start_bankroll, title))
+
+
+def _season_range(rows: pd.DataFrame) -> str:
+    return f"{int(rows['season'].min())}-{int(rows['season'].max())}" if len(rows) else "none"
+
+
+class PrematchBacktestConfig(dg.Config):
+    """Pre-match backtest settings (amounts in the account currency)."""
+
+    bankroll: float = bt.PrematchConfig.bankroll
+    flat_stake: float = bt.PrematchConfig.flat_stake
+    kelly_fraction: float = bt.PrematchConfig.kelly_fraction
+    edge_grid: list[float] = list(bt.PrematchConfig.edge_grid)
+    max_price_grid: list[float] = list(bt.PrematchConfig.max_price_grid)
+    min_validation_bets: int = bt.PrematchConfig.min_validation_bets
+    bootstrap: int = bt.PrematchConfig.bootstrap
+
+    def core(self) -> bt.PrematchConfig:
+        return bt.PrematchConfig(bankroll=self.bankroll, flat_stake=self.flat_stake,
+                                 kelly_fraction=self.kelly_fraction, edge_grid=tuple(self.edge_grid),
+                                 max_price_grid=tuple(self.max_price_grid),
+                                 min_validation_bets=self.min_validation_bets, bootstrap=self.bootstrap)
+
+
+@dg.asset(group_name="evaluation", kinds={"mlflow", "pandas"})
+def prematch_backtest(
+    context: dg.AssetExecutionContext,
+    config: PrematchBacktestConfig,
+    courtside: CourtsideResource,
+    mlflow: MlflowResource,
+    walkforward_predictions: pd.DataFrame,
+) -> dg.Output[pd.DataFrame]:
+    """Value bets on the walk-forward model's out-of-sample probabilities at Pinnacle (Grand Slams) and
+    Bet365 (tour-level) closing prices, never Max prices; flat and fractional-Kelly stakes; minimum edge
+    and price cap chosen on the validation seasons, then applied once to the test seasons; ROI with a
+    bootstrap 95% interval, hit rate, drawdown, bankroll curves, by season; and a no-information
+    baseline (player A at every price) that should lose about the margin."""
+    cfg = config.core()
+    result = bt.run_prematch(walkforward_predictions, cfg)
+    table = bt.prematch_table(result, cfg)
+    seasons = bt.prematch_seasons(result, cfg)
+    windows = {split: _season_range(walkforward_predictions[walkforward_predictions["split"] == split])
+               for split in ("validation", "test")}
+    data_version = tracking.frame_version(walkforward_predictions)
+
+    reports = Path(courtside.reports_dir)
+    reports.mkdir(parents=True, exist_ok=True)
+    table.to_csv(reports / "prematch_backtest.csv", index=False)
+    seasons.to_csv(reports / "prematch_backtest_by_season.csv", index=False)
+
+    exp_id = mlflow.configure(BACKTEST_EXPERIMENT)
+    links, images = {}, {}
+    for s in result.strategies:
+        rows = table[table["strategy"] == s.name]
+        with mlflow_api.start_run(run_name=f"prematch-{s.name}") as run:
+            mlflow_api.set_tags({"kind": "backtest", "backtest": "prematch", "book": s.book.name,
+                                 "staking": str(s.staking), "forecaster": s.forecaster, "data_version": data_version,
+                                 "prices": s.book.description})
+            mlflow_api.log_params({
+                "book": s.book.name, "price_columns": f"{s.book.price_a},{s.book.price_b}", "staking": str(s.staking),
+                "forecaster": s.forecaster, "min_edge": s.thresholds.min_edge, "max_price": s.thresholds.max_price,
+                "min_price": s.thresholds.min_price, "thresholds_chosen_on": s.chosen_on,
+                "validation_seasons": windows["validation"], "test_seasons": windows["test"],
+                "bankroll": cfg.bankroll, "flat_stake": cfg.flat_stake, "kelly_fraction": cfg.kelly_fraction,
+                "commission": cfg.commission, "max_stake": cfg.risk.max_stake,
+                "risk_price_bounds": f"{cfg.risk.min_price}-{cfg.risk.max_price}",
+                "roi_interval": f"bootstrap {cfg.bootstrap} resamples of markets (one bet each), 95% percentile"})
+            for r in rows.to_dict("records"):
+                mlflow_api.log_metrics(_metrics({k: r[k] for k in HEADLINE[4:] + ["void_markets", "mean_price",
+                                                                                  "max_drawdown_pct"]},
+                                                r["split"]))
+            for split, ledger in s.ledgers.items():
+                png = _curve_png(ledger, f"{s.name} ({split}, {windows[split]})")
+                path = reports / f"prematch_backtest_{s.name}_{split}.png"
+                path.write_bytes(png)
+                mlflow_api.log_artifact(str(path))
+                if split == "test":
+                    images[s.name] = png
+                ledger.bets.to_csv(reports / f"prematch_backtest_{s.name}_{split}_bets.csv", index=False)
+                mlflow_api.log_artifact(str(reports / f"prematch_backtest_{s.name}_{split}_bets.csv"))
+            season_rows = seasons[seasons["strategy"] == s.name]
+            mlflow_api.log_text(season_rows.to_csv(index=False), "by_season.csv")
+            grid = result.grids.get(f"{s.book.name}/{s.forecaster}")
+            if grid is not None:
+                mlflow_api.log_text(grid.to_csv(index=False), "validation_grid.csv")
+            mlflow_api.log_text(json.dumps({k: int(v) for k, v in s.counts.items()}, indent=1), "skipped_rows.json")
+        links[f"mlflow_run_{s.name}"] = dg.MetadataValue.url(mlflow.run_url(exp_id, run.info.run_id))
+
+    summary = ("Bets at real bookmaker closing prices (rounded down to the exchange ladder, no commission), "
+               f"validation {windows['validation']}, test {windows['test']}; thresholds chosen on validation "
+               "only (flat stakes, highest ROI with enough bets). ROI interval: bootstrap over bets.\n\n"
+               + _markdown(table, HEADLINE))
+    (reports / "prematch_backtest.md").write_text(summary + "\n\n" + _markdown(
+        seasons, ["strategy", "split", "season", "bets", "pnl", "roi", "roi_ci_low", "roi_ci_high", "hit_rate",
+                  "max_drawdown"]) + "\n")
+    context.log.info(f"pre-match backtest: {len(result.strategies)} strategies in {result.seconds:.1f} s")
+    return dg.Output(table, metadata={
+        "summary": dg.MetadataValue.md(summary),
+        **{f"bankroll_test_{name}": dg.MetadataValue.md(plots.markdown_image(png, name))
+           for name, png in images.items() if "baseline" not in name},
+        "validation_grids": dg.MetadataValue.md("\n\n".join(f"**{k}**\n\n{g.to_markdown(index=False, floatfmt='.3f')}"
+                                                            for k, g in result.grids.items())),
+        "report": dg.MetadataValue.path(str(reports / "prematch_backtest.md")),
+        "seconds": round(result.seconds, 1),
+        "data_version": data_version,
+        **links,
+    })
+
+
+class InplayBacktestConfig(dg.Config):
+    """In-play backtest settings: which matches and models (the engine's own configuration otherwise)."""
+
+    matches: int = 120
+    """Matches replayed per model, evenly spaced in date order; 0 = every match of the sources (all ATP
+    point-by-point matches take minutes: ``benchmarks/backtest_bench.py`` measures it)."""
+    sources: list[str] = ["pbp", "slam"]
+    models: list[str] = list(bt.INPLAY_MODELS)
+    """Names in ``training.backtest.INPLAY_MODELS``."""
+
+
+@dg.asset(group_name="evaluation", kinds={"mlflow", "pandas"})
+def inplay_backtest(
+    context: dg.AssetExecutionContext,
+    config: InplayBacktestConfig,
+    courtside: CourtsideResource,
+    mlflow: MlflowResource,
+    replay_catalog: pd.DataFrame,
+) -> dg.Output[pd.DataFrame]:
+    """Point-by-point matches replayed against the SIMULATED in-play market with the live engine's
+    rules (triggers, value, Kelly, risk limits, paper exchange with bet delay, settlement): the Markov
+    chain with serve updates, and the constant-serve chain (the simulator's own fair model: what it earns
+    is the simulator's lag and noise). SIMULATED prices: a measure of the machinery, not of real-money edge."""
+    unknown = [m for m in config.models if m not in bt.INPLAY_MODELS]
+    if unknown:
+        raise ValueError(f"unknown in-play models {unknown}; known: {sorted(bt.INPLAY_MODELS)}")
+    cfg = bt.InplayConfig()
+    reports = Path(courtside.reports_dir)
+    reports.mkdir(parents=True, exist_ok=True)
+    exp_id = mlflow.configure(BACKTEST_EXPERIMENT)
+    rows, frames, links, images = [], [], {}, {}
+    for name in config.models:
+        result = bt.run_inplay(replay_catalog, bt.INPLAY_MODELS[name], name, cfg, limit=config.matches or None,
+                               sources=tuple(config.sources))
+        summary = bt.summarize(result.ledger)
+        seasons = bt.by_season(result.ledger)
+        seasons.insert(0, "model", name)
+        frames.append(seasons)
+        row = {"model": name, "market": "SIMULATED", "matches": result.matches, "points": result.points,
+               "predictions": result.predictions, "orders": result.orders, **summary,
+               "seconds": round(result.seconds, 2),
+               "points_per_second": round(result.points / result.seconds) if result.seconds else None}
+        rows.append(row)
+        png = _curve_png(result.ledger, f"SIMULATED in-play market: {name}")
+        path = reports / f"inplay_backtest_{name}.png"
+        path.write_bytes(png)
+        images[name] = png
+        with mlflow_api.start_run(run_name=f"inplay-{name}-SIMULATED") as run:
+            mlflow_api.set_tags({"kind": "backtest", "backtest": "inplay", "market": "SIMULATED",
+                                 "label": bt.SIMULATED, "model": name,
+                                 "data_version": tracking.frame_version(replay_catalog[["event_key", "prematch_p1"]])})
+            mlflow_api.log_params({
+                "model": name, "market": "SIMULATED (feeds.live.market)", "matches": result.matches,
+                "sources": ",".join(config.sources), "seasons": _season_range(
+                    replay_catalog[replay_catalog["source"].isin(config.sources)]),
+                "market_lag_points": cfg.market.lag_points, "market_noise_sd": cfg.market.noise_sd,
+                "market_spread_ticks": cfg.market.spread_ticks, "min_edge": cfg.engine.value.min_edge,
+                "commission": cfg.engine.value.commission, "kelly_fraction": cfg.engine.staking.kelly_fraction,
+                "max_stake": cfg.engine.risk.max_stake, "bet_delay_s": cfg.engine.exchange.in_play_delay_seconds,
+                "bankroll": cfg.engine.bankroll})
+            mlflow_api.log_metrics(_metrics({k: v for k, v in row.items() if k not in ("model", "market")},
+                                            "simulated"))
+            mlflow_api.log_artifact(str(path))
+            mlflow_api.log_text(seasons.to_csv(index=False), "by_season.csv")
+            mlflow_api.log_text(json.dumps({k: int(v) for k, v in result.ledger.counts.items()}, indent=1),
+                                "refused_and_skipped.json")
+        links[f"mlflow_run_{name}"] = dg.MetadataValue.url(mlflow.run_url(exp_id, run.info.run_id))
+        context.log.info(f"{name}: {result.matches} matches, {result.points} points in {result.seconds:.1f} s")
+
+    table = pd.DataFrame(rows)
+    by_season = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    table.to_csv(reports / "inplay_backtest.csv", index=False)
+    by_season.to_csv(reports / "inplay_backtest_by_season.csv", index=False)
+    summary_md = (f"**{bt.SIMULATED}.** In-play prices are simulated from the margin-free pre-match price "
+                  "(Markov chain, lag of one point, noise, one-tick spread): results measure the engine's "
+                  "machinery and the model *against the simulator*, not a real-money edge.\n\n"
+                  + _markdown(table, ["model", "market", "matches", "points", "bets", "staked", "pnl", "roi",
+                                      "roi_ci_low", "roi_ci_high", "hit_rate", "max_drawdown", "final_bankroll",
+                                      "seconds"]))
+    (reports / "inplay_backtest.md").write_text(summary_md + "\n")
+    return dg.Output(table, metadata={
+        "label": dg.MetadataValue.text(bt.SIMULATED),
+        "summary": dg.MetadataValue.md(summary_md),
+        **{f"bankroll_{name}": dg.MetadataValue.md(plots.markdown_image(png, name)) for name, png in images.items()},
+        "by_season": dg.MetadataValue.md(by_season.to_markdown(index=False, floatfmt=".3f") if len(by_season)
+                                         else "none"),
+        "report": dg.MetadataValue.path(str(reports / "inplay_backtest.md")),
+        **links,
+    })
