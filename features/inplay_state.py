@@ -68,13 +68,14 @@ means of the serve-point probabilities and ``serve_shift_*`` their move from the
 FEATURE_INDEX = {name: i for i, name in enumerate(INPLAY_FEATURES)}
 """Position of each feature in a row."""
 
+_P_LIMIT = 1.0 / (1.0 + math.exp(LOGIT_LIMIT))
+"""The probability whose logit is -LOGIT_LIMIT."""
+
 
 def logit(p: np.ndarray) -> np.ndarray:
     """log(p / (1 - p)), clipped to +-``LOGIT_LIMIT`` (element-wise)."""
-    p = np.asarray(p, dtype=float)
-    with np.errstate(divide="ignore"):
-        x = np.log(p) - np.log1p(-p)
-    return np.clip(x, -LOGIT_LIMIT, LOGIT_LIMIT)
+    p = np.minimum(np.maximum(np.asarray(p, dtype=float), _P_LIMIT), 1.0 - _P_LIMIT)
+    return np.log(p) - np.log1p(-p)
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -88,14 +89,24 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 class ScoreArrays:
     """Scores as integer arrays (one entry per score), what the vectorised chain reads."""
 
-    __slots__ = ("fmt", "winner", "sets_a", "sets_b", "games_a", "games_b", "points_a", "points_b",
-                 "game_server", "server", "in_tiebreak", "games_done_a", "games_done_b")
+    __slots__ = ("formats", "format_code", "winner", "sets_a", "sets_b", "games_a", "games_b", "points_a",
+                 "points_b", "game_server", "server", "in_tiebreak", "games_done_a", "games_done_b")
 
     def __init__(self, scores: Sequence[Score]):
         n = len(scores)
-        cols = np.zeros((12, n), dtype=np.int64)
-        fmts = []
+        cols = np.zeros((13, n), dtype=np.int64)
+        self.formats: list[MatchFormat] = []
+        """The distinct formats; ``format_code`` indexes them."""
+        by_object: dict[int, int] = {}  # states of one match share a format object: hash each object once
+        by_value: dict[MatchFormat, int] = {}
         for i, s in enumerate(scores):
+            code = by_object.get(id(s.fmt))
+            if code is None:
+                code = by_value.get(s.fmt)
+                if code is None:
+                    code = by_value[s.fmt] = len(self.formats)
+                    self.formats.append(s.fmt)
+                by_object[id(s.fmt)] = code
             done_a = done_b = won_a = 0
             for st in s.sets:
                 ga, gb = st.games
@@ -106,12 +117,11 @@ class ScoreArrays:
             server = s.game_server
             if tb and tiebreak_turn(s.points[0] + s.points[1]):
                 server = 1 - server
-            cols[:, i] = (-1 if s.winner is None else s.winner, won_a, len(s.sets) - won_a, s.games[0],
+            cols[:, i] = (code, -1 if s.winner is None else s.winner, won_a, len(s.sets) - won_a, s.games[0],
                           s.games[1], s.points[0], s.points[1], s.game_server, server, tb, done_a, done_b)
-            fmts.append(s.fmt)
-        self.fmt = fmts
-        (self.winner, self.sets_a, self.sets_b, self.games_a, self.games_b, self.points_a, self.points_b,
-         self.game_server, self.server, self.in_tiebreak, self.games_done_a, self.games_done_b) = cols
+        (self.format_code, self.winner, self.sets_a, self.sets_b, self.games_a, self.games_b, self.points_a,
+         self.points_b, self.game_server, self.server, self.in_tiebreak, self.games_done_a,
+         self.games_done_b) = cols
 
 
 # --- the chain for many states at once ---------------------------------------------------------------
@@ -334,12 +344,10 @@ def chain_probabilities(scores: Sequence[Score], p_a: np.ndarray, p_b: np.ndarra
     out = np.empty(len(scores))
     over = s.winner >= 0
     out[over] = (s.winner[over] == 0).astype(float)
-    groups: dict[MatchFormat, list[int]] = {}
-    for i in np.flatnonzero(~over):
-        groups.setdefault(s.fmt[i], []).append(i)
-    for fmt, idx in groups.items():
+    for code, fmt in enumerate(s.formats):
+        idx = np.flatnonzero((s.format_code == code) & ~over)
         for start in range(0, len(idx), CHUNK):
-            rows = np.asarray(idx[start:start + CHUNK])
+            rows = idx[start:start + CHUNK]
             out[rows] = _chain_one_format(fmt, s, rows, p_a, p_b)
     return out
 
@@ -394,10 +402,11 @@ def inplay_features(prematch_p: Sequence[float] | np.ndarray, scores: Sequence[S
     chains equal the pre-match probability (to rounding error).
     """
     p0 = np.asarray(prematch_p, dtype=float)
-    won_a, served_a, won_b, served_b = (np.asarray(v, dtype=np.int64) for v in (won_a, served_a, won_b, served_b))
     n = len(scores)
-    if not (len(p0) == len(won_a) == len(served_a) == len(won_b) == len(served_b) == n):
+    counts = np.asarray([won_a, served_a, won_b, served_b], dtype=np.int64).reshape(4, -1)
+    if not (len(p0) == counts.shape[1] == n):
         raise ValueError("prematch_p, scores and the serve counts must have one entry per state")
+    won_a, served_a, won_b, served_b = counts
     if n and not ((p0 > 0.0) & (p0 < 1.0)).all():
         raise ValueError(f"prematch_p must be strictly between 0 and 1: {p0[~((p0 > 0) & (p0 < 1))][:3]}")
     if ((won_a < 0) | (won_a > served_a) | (won_b < 0) | (won_b > served_b)).any():
@@ -417,41 +426,32 @@ def inplay_features(prematch_p: Sequence[float] | np.ndarray, scores: Sequence[S
     # ServeTracker's posterior means, element-wise over all states (the one place of the update rule)
     serve_a, serve_b = ServeTracker(p0, prior_a, prior_b, strength, won_a, served_a, won_b,  # type: ignore[arg-type]
                                     served_b).serve_probabilities
-    serve_a, serve_b = np.asarray(serve_a, dtype=float), np.asarray(serve_b, dtype=float)
     arrays = ScoreArrays(scores)
-    markov = chain_probabilities(scores, prior_a, prior_b, arrays)
-    updated = chain_probabilities(scores, serve_a, serve_b, arrays)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        observed_a = np.where(served_a > 0, won_a / np.maximum(served_a, 1), math.nan)
-        observed_b = np.where(served_b > 0, won_b / np.maximum(served_b, 1), math.nan)
-    best_of = np.array([s.fmt.best_of for s in scores], dtype=np.int64) if n else np.zeros(0, dtype=np.int64)
-    set_number = arrays.sets_a + arrays.sets_b + (arrays.winner < 0)
-    points_won_a = won_a + served_b - won_b
-    points_won_b = won_b + served_a - won_a
-    columns = {
-        "prematch_logit": logit(p0),
-        "markov_logit": logit(markov),
-        "markov_updated_logit": logit(updated),
-        "serve_a": serve_a,
-        "serve_b": serve_b,
-        "serve_shift_a": serve_a - prior_a,
-        "serve_shift_b": serve_b - prior_b,
-        "observed_serve_a": observed_a,
-        "observed_serve_b": observed_b,
-        "points_played": served_a + served_b,
-        "points_won_diff": points_won_a - points_won_b,
-        "sets_diff": arrays.sets_a - arrays.sets_b,
-        "games_diff": arrays.games_a - arrays.games_b,
-        "total_games_diff": arrays.games_done_a + arrays.games_a - arrays.games_done_b - arrays.games_b,
-        "set_number": set_number,
-        "points_a": arrays.points_a,
-        "points_b": arrays.points_b,
-        "in_tiebreak": arrays.in_tiebreak,
-        "a_serving": (arrays.server == 0),
-        "deciding_set": set_number == best_of,
-        "best_of_5": best_of == 5,
-    }
     out = np.empty((n, len(INPLAY_FEATURES)))
-    for j, name in enumerate(INPLAY_FEATURES):
-        out[:, j] = columns[name]
+    column = FEATURE_INDEX
+    out[:, column["prematch_logit"]] = logit(p0)
+    out[:, column["markov_logit"]] = logit(chain_probabilities(scores, prior_a, prior_b, arrays))
+    out[:, column["markov_updated_logit"]] = logit(chain_probabilities(scores, serve_a, serve_b, arrays))
+    out[:, column["serve_a"]] = serve_a
+    out[:, column["serve_b"]] = serve_b
+    out[:, column["serve_shift_a"]] = serve_a - prior_a
+    out[:, column["serve_shift_b"]] = serve_b - prior_b
+    np.divide(won_a, served_a, out=out[:, column["observed_serve_a"]], where=served_a > 0)
+    np.divide(won_b, served_b, out=out[:, column["observed_serve_b"]], where=served_b > 0)
+    out[served_a == 0, column["observed_serve_a"]] = math.nan
+    out[served_b == 0, column["observed_serve_b"]] = math.nan
+    out[:, column["points_played"]] = served_a + served_b
+    out[:, column["points_won_diff"]] = 2 * (won_a - won_b) + served_b - served_a
+    out[:, column["sets_diff"]] = arrays.sets_a - arrays.sets_b
+    out[:, column["games_diff"]] = arrays.games_a - arrays.games_b
+    out[:, column["total_games_diff"]] = arrays.games_done_a + arrays.games_a - arrays.games_done_b - arrays.games_b
+    set_number = arrays.sets_a + arrays.sets_b + (arrays.winner < 0)
+    best_of = np.array([f.best_of for f in arrays.formats], dtype=np.int64)[arrays.format_code]
+    out[:, column["set_number"]] = set_number
+    out[:, column["points_a"]] = arrays.points_a
+    out[:, column["points_b"]] = arrays.points_b
+    out[:, column["in_tiebreak"]] = arrays.in_tiebreak
+    out[:, column["a_serving"]] = arrays.server == 0
+    out[:, column["deciding_set"]] = set_number == best_of
+    out[:, column["best_of_5"]] = best_of == 5
     return out

@@ -1,9 +1,10 @@
 """The models the prediction service answers with, and their hot reload.
 
 At start the service loads ``models:/tennis-prematch@champion`` from the MLflow registry and the
-player snapshot written by the pipeline. A background thread polls the alias; when it points to
-a new version the new model is loaded and compiled *beside* the old one and swapped in with one
-reference assignment, so requests in flight finish on the old model and none is dropped.
+player snapshot written by the pipeline, and ``models:/tennis-inplay@champion`` for ``/predict_live``.
+A background thread per alias polls it; when it points to a new version the new model is loaded and
+compiled *beside* the old one and swapped in with one reference assignment, so requests in flight
+finish on the old model and none is dropped.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import pandas as pd
 
 from features.prematch import FEATURES
 from features.snapshot import PlayerSnapshot
-from serving.predictor import Predict, compile_predictor
+from serving.predictor import Predict, compile_inplay_predictor, compile_predictor
 from training import tracking
 
 log = logging.getLogger(__name__)
@@ -42,21 +43,73 @@ class Loaded:
     snapshot_mtime: float
 
 
-class ModelStore:
+class AliasPoller:
+    """Follows a registry alias: ``load()`` (in subclasses) swaps in a new version; a background thread
+    calls it every ``poll_s`` seconds and keeps serving the loaded version when a reload fails."""
+
+    model_name: str
+    poll_s: float
+    last_error: str | None
+    current: object | None
+
+    def __init__(self, poll_s: float) -> None:
+        self.poll_s = poll_s
+        self.last_error = None
+        self.reloads = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def load(self) -> bool:
+        raise NotImplementedError
+
+    def _version(self) -> str | None:
+        current = self.current
+        return getattr(current, "version", None) if current is not None else None
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.poll_s):
+            try:
+                self.load()
+                self.last_error = None
+            except Exception as exc:  # keep serving the loaded model; report the error on /health
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("%s reload failed, still serving v%s: %s", self.model_name, self._version(), exc)
+
+    def start_polling(self) -> None:
+        """Poll the registry in the background for a new version behind the alias."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._poll, name=f"{self.model_name}-poller", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def wait_until_loaded(self, timeout_s: float) -> bool:
+        """Try to load until it works or ``timeout_s`` passes (the pipeline may still be running)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                self.load()
+                self.last_error = None
+                return True
+            except Exception as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
+
+
+class ModelStore(AliasPoller):
     """The current champion and snapshot; ``current`` is swapped atomically on reload."""
 
     def __init__(self, tracking_uri: str, snapshot_path: Path, model_name: str = tracking.PREMATCH_MODEL,
                  alias: str = tracking.CHAMPION, poll_s: float = 10.0):
+        super().__init__(poll_s)
         self.tracking_uri = tracking_uri
         self.snapshot_path = snapshot_path
         self.model_name = model_name
         self.alias = alias
-        self.poll_s = poll_s
         self.current: Loaded | None = None
-        self.reloads = 0
-        self.last_error: str | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def _load_snapshot(self) -> tuple[PlayerSnapshot, float]:
         if not self.snapshot_path.exists():
@@ -95,40 +148,6 @@ class ModelStore:
                  snapshot.as_of.date())
         return True
 
-    def _poll(self) -> None:
-        while not self._stop.wait(self.poll_s):
-            try:
-                self.load()
-                self.last_error = None
-            except Exception as exc:  # keep serving the loaded model; report the error on /health
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("model reload failed, still serving v%s: %s",
-                            self.current.version if self.current else None, exc)
-
-    def start_polling(self) -> None:
-        """Poll the registry in the background for a new champion."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._poll, name="champion-poller", daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def wait_until_loaded(self, timeout_s: float) -> bool:
-        """Try to load until it works or ``timeout_s`` passes (the pipeline may still be running)."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                self.load()
-                self.last_error = None
-                return True
-            except Exception as exc:
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                if time.monotonic() >= deadline:
-                    return False
-                time.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
-
-
 class HistoricalFeatures:
     """The pipeline's pre-match feature table (as of each historical match), for replays: loaded
     on first use and again when the file changes."""
@@ -163,3 +182,53 @@ class HistoricalFeatures:
             raise KeyError(f"match {match_id} is not in the feature table (tour-level main-draw matches only)")
         a, b = self._players[i]
         return int(a), int(b), self._values[i]
+
+
+@dataclass(frozen=True)
+class LoadedInplay:
+    """One in-play champion version, ready to predict from ``features.inplay_state`` rows."""
+
+    model_name: str
+    version: str
+    family: str
+    serve_prior_strength: float
+    """The serve prior strength the model's features must be built with."""
+    predict: Predict
+
+
+class InplayStore(AliasPoller):
+    """The in-play champion (``models:/tennis-inplay@champion``), swapped atomically on reload.
+
+    ``current`` stays None while no champion is registered: the service then answers with the
+    Markov chain and says so in ``model_name``.
+    """
+
+    def __init__(self, tracking_uri: str, model_name: str = tracking.INPLAY_MODEL, alias: str = tracking.CHAMPION,
+                 poll_s: float = 10.0):
+        super().__init__(poll_s)
+        self.tracking_uri = tracking_uri
+        self.model_name = model_name
+        self.alias = alias
+        self.current: LoadedInplay | None = None
+        self.attempted = threading.Event()
+        """Set after the first load attempt, whatever its outcome (readiness waits for it)."""
+
+    def load(self) -> bool:
+        """Load the alias's version if it changed; True when a new version was swapped in."""
+        try:
+            mlflow.set_tracking_uri(self.tracking_uri)
+            info = tracking.version_info(self.alias, self.model_name)
+            if info is None:
+                raise LookupError(f"models:/{self.model_name}@{self.alias} is not set: serving the Markov chain")
+            cur = self.current
+            if cur and cur.version == info.version:
+                return False
+            model, features = tracking.load_model(f"models:/{self.model_name}/{info.version}")
+            predict, family = compile_inplay_predictor(model, features)
+            self.current = LoadedInplay(self.model_name, info.version, family,
+                                        float(model.serve_prior_strength), predict)
+            self.reloads += 1
+            log.info("serving %s v%s (%s) for /predict_live", self.model_name, info.version, family)
+            return True
+        finally:
+            self.attempted.set()

@@ -64,3 +64,24 @@ def compile_predictor(model: Any, features: list[str]) -> tuple[Predict, str]:
         return model.predict_proba(pd.DataFrame(x, columns=features))[:, 1]
 
     return generic, "generic"
+
+
+def compile_inplay_predictor(model: Any, features: list[str]) -> tuple[Predict, str]:
+    """A fast predict function for an in-play model (rows of ``features.inplay_state.INPLAY_FEATURES``)
+    and its family ('markov', 'markov_updated', 'learned'); single-threaded XGBoost for the live path."""
+    from features.inplay_state import INPLAY_FEATURES
+
+    if list(features) != list(INPLAY_FEATURES):
+        raise ValueError(f"the in-play model expects features {list(features)[:5]}..., this code computes "
+                         f"{list(INPLAY_FEATURES)[:5]}...")
+    predict = getattr(model, "predict_features", None)
+    if predict is None:
+
+        def generic(x: np.ndarray) -> np.ndarray:
+            return model.predict_proba(pd.DataFrame(x, columns=features))[:, 1]
+
+        return generic, "generic"
+    if hasattr(model, "single_threaded"):
+        model.single_threaded()
+    return predict, str(getattr(model, "kind", "generic"))
+

@@ -73,6 +73,11 @@ class Health(BaseModel):
     features_as_of: dt.date | None
     reloads: int
     last_error: str | None = None
+    inplay_model_name: str | None = Field(None, description="what /predict_live answers with: tennis-inplay, "
+                                                            "or the Markov fallback while no champion is registered")
+    inplay_model_version: str | None = None
+    inplay_model_family: str | None = Field(None, description="markov, markov_updated or learned")
+    inplay_last_error: str | None = None
 
 
 class ServeStats(BaseModel):

@@ -20,10 +20,10 @@ import pandas as pd
 from fastapi import FastAPI, HTTPException
 
 from courtside.settings import Settings
-from features.inplay import ServeTracker, match_win_probability
+from features.inplay_state import FEATURE_INDEX, SERVE_PRIOR_STRENGTH, inplay_features, sigmoid
 from features.scoring import Score, ScoringError, match_format
 from features.snapshot import UnknownPlayer
-from serving.model_store import HistoricalFeatures, ModelStore
+from serving.model_store import HistoricalFeatures, InplayStore, ModelStore
 from serving.schemas import (
     Health,
     LiveBatch,
@@ -35,10 +35,13 @@ from serving.schemas import (
     PrematchResponse,
 )
 
-INPLAY_MODEL = "inplay-markov"
-INPLAY_VERSION = "1"
-"""Markov chain calibrated to the pre-match probability, serve probabilities updated in the match
-(Beta prior of 40 points). Issue 4 registers a learned ``tennis-inplay`` model to replace it."""
+INPLAY_FALLBACK_MODEL = "inplay-markov-fallback"
+INPLAY_FALLBACK_VERSION = "1"
+"""What ``/predict_live`` answers with while no ``tennis-inplay@champion`` is registered (a fresh
+install, unit tests): the Markov chain calibrated to the pre-match probability, serve probabilities
+updated in the match with a Beta prior of ``SERVE_PRIOR_STRENGTH`` points."""
+
+_UPDATED, _SERVE_A, _SERVE_B = (FEATURE_INDEX[n] for n in ("markov_updated_logit", "serve_a", "serve_b"))
 
 app = FastAPI(
     title="Courtside prediction service",
@@ -62,21 +65,29 @@ def _unprocessable(loc: list, msg: str) -> HTTPException:
 @bentoml.service(name="courtside_predictions", workers=1, traffic={"timeout": 30})
 @bentoml.asgi_app(app, path="/")
 class PredictionService:
-    """Loads ``models:/tennis-prematch@champion`` and the player snapshot; follows the alias."""
+    """Loads ``models:/tennis-prematch@champion`` with the player snapshot, and
+    ``models:/tennis-inplay@champion``; follows both aliases."""
 
     def __init__(self) -> None:
         settings = Settings.from_env()
+        poll_s = float(os.environ.get("COURTSIDE_MODEL_POLL_S", "10"))
         self.store = ModelStore(settings.mlflow_tracking_uri, settings.warehouse_dir / "player_snapshot.pickle",
-                                poll_s=float(os.environ.get("COURTSIDE_MODEL_POLL_S", "10")))
+                                poll_s=poll_s)
+        self.inplay = InplayStore(settings.mlflow_tracking_uri, poll_s=poll_s)
         self.history = HistoricalFeatures(settings.warehouse_dir / "prematch_features.parquet")
         threading.Thread(target=self._boot, name="model-loader", daemon=True).start()
+        threading.Thread(target=self._boot_inplay, name="inplay-model-loader", daemon=True).start()
 
     def _boot(self) -> None:
         self.store.wait_until_loaded(timeout_s=float("inf"))
         self.store.start_polling()
 
+    def _boot_inplay(self) -> None:
+        self.inplay.wait_until_loaded(timeout_s=0.0)  # one attempt; no champion yet -> the chain until one appears
+        self.inplay.start_polling()
+
     def __is_ready__(self) -> bool:
-        return self.store.current is not None
+        return self.store.current is not None and self.inplay.attempted.is_set()
 
 
 def _store() -> ModelStore:
@@ -87,15 +98,23 @@ def _history() -> HistoricalFeatures:
     return bentoml.get_current_service().history
 
 
+def _inplay() -> InplayStore:
+    return bentoml.get_current_service().inplay
+
+
 @app.get("/health", response_model=Health)
 def health() -> Health:
     """Liveness plus what is being served."""
-    store = _store()
-    cur = store.current
+    store, inplay = _store(), _inplay()
+    cur, live = store.current, inplay.current
     return Health(
         status="ok" if cur else ("error" if store.last_error and "not set" not in store.last_error else "loading"),
         model_name=store.model_name, model_version=cur.version if cur else None, model_kind=cur.kind if cur else None,
-        features_as_of=cur.snapshot.as_of.date() if cur else None, reloads=store.reloads, last_error=store.last_error)
+        features_as_of=cur.snapshot.as_of.date() if cur else None, reloads=store.reloads, last_error=store.last_error,
+        inplay_model_name=live.model_name if live else INPLAY_FALLBACK_MODEL,
+        inplay_model_version=live.version if live else INPLAY_FALLBACK_VERSION,
+        inplay_model_family=live.family if live else "markov_updated",
+        inplay_last_error=inplay.last_error)
 
 
 def _prematch(requests: list[PrematchRequest], loc: list) -> PrematchBatchResponse:
@@ -159,9 +178,9 @@ def predict(batch: PrematchBatch) -> PrematchBatchResponse:
 
 @app.post("/predict_live", response_model=LiveBatchResponse)
 def predict_live(batch: LiveBatch) -> LiveBatchResponse:
-    """P(player one wins the match from each state): the Markov chain calibrated to the pre-match
-    probability (given, or from the champion for the players), serve probabilities updated by the
-    points observed in the match."""
+    """P(player one wins the match from each state), from ``tennis-inplay@champion`` (the Markov chain
+    with updated serve probabilities while none is registered; ``model_name`` says which). The
+    pre-match probability is given, or asked of the pre-match champion for the players."""
     start = time.perf_counter()
     need = [(i, s.prematch) for i, s in enumerate(batch.states) if s.prematch_probability is None]
     prior: dict[int, tuple[float, str]] = {}
@@ -169,23 +188,33 @@ def predict_live(batch: LiveBatch) -> LiveBatchResponse:
         answers = _prematch([r for _, r in need], ["body", "states", "prematch"]).predictions
         prior = {i: (a.probability, f"{a.model_name}@v{a.model_version}") for (i, _), a in zip(need, answers,
                                                                                                strict=True)}
-    out = []
+    model = _inplay().current  # one reference for the whole batch: a reload cannot mix versions
+    p0s, sources, scores = [], [], []
+    counts: list[list[int]] = [[], [], [], []]
     for i, s in enumerate(batch.states):
         p0, source = prior.get(i, (s.prematch_probability, "given"))
         fmt = match_format(s.tournament, s.season, s.best_of)
         try:
-            score = Score.at(fmt, s.sets, s.games, s.points, s.server - 1)
+            scores.append(Score.at(fmt, s.sets, s.games, s.points, s.server - 1))
         except ScoringError as exc:
             raise _unprocessable(["body", "states", i, "sets/games/points"], f"impossible score: {exc}") from None
-        tracker = ServeTracker.from_prematch(p0, fmt)
         st = s.serve_stats
-        if st is not None:
-            tracker = ServeTracker(tracker.prematch_p, tracker.prior_a, tracker.prior_b, tracker.strength,
-                                   st.won_one, st.served_one, st.won_two, st.served_two)
-        p_a, p_b = tracker.serve_probabilities
-        out.append(LiveResponse(match_id=s.match_id, probability=match_win_probability(score, p_a, p_b),
-                                prematch_probability=p0, serve_one=p_a, serve_two=p_b, model_name=INPLAY_MODEL,
-                                model_version=f"{INPLAY_VERSION} (prior: {source})"))
+        for values, v in zip(counts, (st.won_one, st.served_one, st.won_two, st.served_two) if st else (0, 0, 0, 0),
+                             strict=True):
+            values.append(v)
+        p0s.append(p0)
+        sources.append(source)
+    x = inplay_features(p0s, scores, *counts,
+                        strength=model.serve_prior_strength if model else SERVE_PRIOR_STRENGTH)
+    probs = model.predict(x) if model else sigmoid(x[:, _UPDATED])
+    name, version = (model.model_name, model.version) if model else (INPLAY_FALLBACK_MODEL, INPLAY_FALLBACK_VERSION)
+    out = []
+    for i, s in enumerate(batch.states):
+        decided = scores[i].winner
+        p = float(probs[i]) if decided is None else float(decided == 0)  # a finished match: exactly 0 or 1
+        out.append(LiveResponse(match_id=s.match_id, probability=p, prematch_probability=p0s[i],
+                                serve_one=float(x[i, _SERVE_A]), serve_two=float(x[i, _SERVE_B]), model_name=name,
+                                model_version=f"{version} (prior: {sources[i]})"))
     MODEL_SECONDS.labels(endpoint="predict_live").observe(time.perf_counter() - start)
     PREDICTIONS.labels(endpoint="predict_live").inc(len(out))
     return LiveBatchResponse(predictions=out)

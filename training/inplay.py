@@ -45,10 +45,13 @@ import xgboost as xgb  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from sklearn.base import BaseEstimator, ClassifierMixin  # noqa: E402
 
+from features.inplay import ServeTracker  # noqa: E402
 from features.inplay_state import (  # noqa: E402
     FEATURE_INDEX,
     INPLAY_FEATURES,
     SERVE_PRIOR_STRENGTH,
+    ScoreArrays,
+    chain_probabilities,
     inplay_features,
     sigmoid,
 )
@@ -224,7 +227,7 @@ def _new_counts() -> dict[str, int]:
     return {"replay_error": 0, "empty_record": 0, "replay_winner_disagrees": 0, "unfinished_record": 0, "matches": 0}
 
 
-STRENGTH_GRID = (40.0, 100.0, 200.0, 400.0, 800.0, 1600.0, 3200.0)
+STRENGTH_GRID = (50.0, 100.0, 200.0, 400.0, 800.0, 1600.0)
 """Serve prior strengths (points) tried for the updated chain; the best on validation is used."""
 
 
@@ -233,22 +236,35 @@ def choose_serve_strength(sequences: pd.DataFrame, config: InplayConfig = Inplay
     """The serve prior strength whose updated chain has the lowest log-loss on the validation points
     (the same points as the point table's), and the log-loss of every strength tried."""
     validation = sequences[sequences["split"] == "validation"]
-    inputs: dict[str, list] = {k: [] for k in ("p0", "score", "won_a", "served_a", "won_b", "served_b", "y")}
+    p0: list[float] = []
+    scores: list[Score] = []
+    counts: list[list[int]] = [[], [], [], []]
+    y: list[int] = []
     for m in _replay(validation, config, _new_counts(), []):
-        inputs["p0"].extend([float(m.row.prematch_p)] * len(m.keep))
-        inputs["score"].extend(m.states)
-        inputs["y"].extend([int(m.row.a_won)] * len(m.keep))
-        for name in ("won_a", "served_a", "won_b", "served_b"):
-            inputs[name].extend(getattr(m, name).tolist())
-    if not inputs["score"]:
+        p0.extend([float(m.row.prematch_p)] * len(m.keep))
+        scores.extend(m.states)
+        y.extend([int(m.row.a_won)] * len(m.keep))
+        for values, name in zip(counts, ("won_a", "served_a", "won_b", "served_b"), strict=True):
+            values.extend(getattr(m, name).tolist())
+    if not scores:
         raise ValueError("no validation points to choose the serve prior strength on")
-    y = np.asarray(inputs["y"])
+    # the features once at the first strength; for the others only the updated chain changes
+    first = inplay_features(p0, scores, *counts, grid[0])
+    prior_a = first[:, FEATURE_INDEX["serve_a"]] - first[:, FEATURE_INDEX["serve_shift_a"]]
+    prior_b = first[:, FEATURE_INDEX["serve_b"]] - first[:, FEATURE_INDEX["serve_shift_b"]]
+    won_a, served_a, won_b, served_b = (np.asarray(c, dtype=np.int64) for c in counts)
+    arrays = ScoreArrays(scores)
+    outcome = np.asarray(y)
     records = []
     for strength in grid:
-        x = inplay_features(inputs["p0"], inputs["score"], inputs["won_a"], inputs["served_a"], inputs["won_b"],
-                            inputs["served_b"], strength)
-        records.append({"serve_prior_strength": strength, "validation_points": len(y),
-                        **{k: v for k, v in score(y, sigmoid(x[:, _UPDATED])).items() if k != "n"}})
+        if strength == grid[0]:
+            p = sigmoid(first[:, _UPDATED])
+        else:
+            serve = ServeTracker(np.asarray(p0), prior_a, prior_b, strength, won_a, served_a, won_b,  # type: ignore[arg-type]
+                                 served_b).serve_probabilities
+            p = chain_probabilities(scores, serve[0], serve[1], arrays)
+        records.append({"serve_prior_strength": strength, "validation_points": len(outcome),
+                        **{k: v for k, v in score(outcome, p).items() if k != "n"}})
     table = pd.DataFrame.from_records(records)
     best = float(table.loc[table["log_loss"].idxmin(), "serve_prior_strength"])
     return best, table

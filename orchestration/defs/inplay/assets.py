@@ -1,0 +1,192 @@
+"""In-play: the point-level dataset of the ATP point-by-point matches, the three in-play models (each an
+MLflow run in ``tennis-inplay``), their test scores by stage of the match, the challenger registered as
+``tennis-inplay@challenger`` and the champion alias that ``/predict_live`` serves. Thin wrappers over
+``training.inplay``."""
+
+
+import datetime as dt
+import time
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from orchestration.defs.shared.progress import reporter
+from orchestration.defs.shared.resources import CourtsideResource, MlflowResource
+from training import plots, tracking
+from training.inplay import (
+    INPLAY_WINDOWS,
+    InplayConfig,
+    beats_at_every_stage,
+    build_points,
+    fit_and_log,
+    log_test_evaluation,
+    pbp_sequences,
+    predict_rows,
+    stage_markdown,
+    stage_plot,
+    stage_table,
+    strength_of,
+)
+from training.prematch import CandidateResult, best_by_validation
+from training.splits import Windows
+
+GROUP = "inplay"
+
+
+class InplayPointsConfig(dg.Config):
+    """Seasons of the in-play splits (inclusive) and the share of train/validation points kept."""
+
+    train_start: int = INPLAY_WINDOWS.train_start
+    train_end: int = INPLAY_WINDOWS.train_end
+    validation_start: int = INPLAY_WINDOWS.validation_start
+    validation_end: int = INPLAY_WINDOWS.validation_end
+    test_start: int = INPLAY_WINDOWS.test_start
+    test_end: int = INPLAY_WINDOWS.test_end
+    sample_share: float = InplayConfig.sample_share
+    """Share of the points of train and validation matches kept (test matches keep every point)."""
+    seed: int = InplayConfig.seed
+
+    def inplay_config(self) -> InplayConfig:
+        windows = Windows(self.train_start, self.train_end, self.validation_start, self.validation_end,
+                          self.test_start, self.test_end)
+        return InplayConfig(windows=windows, sample_share=self.sample_share, seed=self.seed)
+
+
+@dg.asset(group_name=GROUP, kinds={"pandas", "parquet"})
+def inplay_points(context: dg.AssetExecutionContext, config: InplayPointsConfig, pbp_matched: pd.DataFrame,
+                  walkforward_predictions: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+    """The state before every point of the test matches (a seeded share of the points of training and
+    validation matches) of the ATP point-by-point data, as in-play feature rows with the match's result
+    for the first server; the pre-match probability is the walk-forward model's (out of sample).
+    The serve prior strength of the updated chain is chosen on the validation points."""
+    start = time.perf_counter()
+    settings = config.inplay_config()
+    sequences, left_out = pbp_sequences(pbp_matched, walkforward_predictions, settings.windows)
+    points, chosen = build_points(sequences, settings, progress=reporter(context, "in-play points"))
+    rows = points.rows
+    return dg.Output(rows, metadata={
+        "dagster/row_count": len(rows),
+        "seconds": round(time.perf_counter() - start, 1),
+        "serve_prior_strength": chosen.serve_prior_strength,
+        "serve_prior_strength_choice": dg.MetadataValue.md(
+            points.strength_scores.to_markdown(index=False, floatfmt=".4f")),
+        "left_out_before_replay": dg.MetadataValue.json(left_out),
+        "replay": dg.MetadataValue.json(points.counts),
+        "rejected_sequences_sample": dg.MetadataValue.md(
+            "\n".join(f"- {e}" for e in points.errors) if points.errors else "none"),
+        "windows": dg.MetadataValue.json(settings.windows.__dict__),
+        "sample_share": settings.sample_share,
+        "data_version": tracking.frame_version(sequences[["match_id", "prematch_p", "a_won", "pbp"]]),
+    })
+
+
+def _validation_markdown(results: list[CandidateResult]) -> str:
+    frame = pd.DataFrame([{"model": r.name, **{f"val_{k}": v for k, v in r.validation_scores.items() if k != "n"}}
+                          for r in results])
+    return frame.sort_values("val_log_loss").to_markdown(index=False, floatfmt=".4f")
+
+
+@dg.asset(group_name=GROUP, kinds={"mlflow", "xgboost"})
+def inplay_candidates(context: dg.AssetExecutionContext, mlflow: MlflowResource,
+                      inplay_points: pd.DataFrame) -> dg.Output[list[CandidateResult]]:
+    """The three in-play models (constant-serve chain, updated chain, XGBoost correction of the updated
+    chain) fitted on the training seasons and scored on the validation points; one MLflow run each."""
+    exp_id = mlflow.configure(tracking.INPLAY_EXPERIMENT)
+    data_version = tracking.frame_version(inplay_points)
+    batch = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{context.run_id[:8]}"
+    results = fit_and_log(inplay_points, data_version, batch)
+    return dg.Output(results, metadata={
+        "validation_scores": dg.MetadataValue.md(_validation_markdown(results)),
+        "serve_prior_strength": strength_of(inplay_points),
+        "data_version": data_version,
+        "training_batch": batch,
+        **{f"mlflow_run_{r.name}": dg.MetadataValue.url(mlflow.run_url(exp_id, r.run_id)) for r in results},
+    })
+
+
+@dg.asset(group_name=GROUP, kinds={"mlflow", "pandas"})
+def inplay_evaluation(courtside: CourtsideResource, mlflow: MlflowResource, inplay_points: pd.DataFrame,
+                      inplay_candidates: list[CandidateResult]) -> dg.Output[pd.DataFrame]:
+    """Every in-play model on every point of the test matches: log-loss, Brier and accuracy before the
+    first point, after 25/50/75% of the points, and over each set; added to each model's MLflow run."""
+    test = inplay_points[inplay_points["split"] == "test"].reset_index(drop=True)
+    forecasts = {r.name: predict_rows(r.model, test) for r in inplay_candidates}
+    table = stage_table(test, forecasts)
+    summary = stage_markdown(table)
+    beats = {name: beats_at_every_stage(table, name) for name in forecasts if name != "markov"}
+
+    reports = Path(courtside.reports_dir)
+    reports.mkdir(parents=True, exist_ok=True)
+    calib = plots.png_bytes(plots.reliability_diagram(forecasts, test["a_won"].to_numpy(),
+                                                      "In-play calibration, every point of the test matches"))
+    stages = plots.png_bytes(stage_plot(table, "log_loss", "In-play log-loss by stage (test matches, lower is better)"))
+    paths = {"inplay_calibration.png": calib, "inplay_log_loss_by_stage.png": stages}
+    for name, png in paths.items():
+        (reports / name).write_bytes(png)
+    (reports / "inplay_evaluation.md").write_text(summary + "\n")
+    table.to_csv(reports / "inplay_evaluation.csv", index=False)
+    mlflow.configure(tracking.INPLAY_EXPERIMENT)
+    log_test_evaluation(inplay_candidates, table, [str(reports / name) for name in paths])
+
+    return dg.Output(table, metadata={
+        "summary": dg.MetadataValue.md(summary),
+        "test_matches": int(test["match_id"].nunique()),
+        "test_points": len(test),
+        "beats_constant_chain_at_every_stage": dg.MetadataValue.json(
+            {name: all(b.values()) for name, b in beats.items()}),
+        "beats_constant_chain_by_stage": dg.MetadataValue.json(beats),
+        "calibration_plot": dg.MetadataValue.md(plots.markdown_image(calib, "in-play calibration")),
+        "log_loss_by_stage_plot": dg.MetadataValue.md(plots.markdown_image(stages, "log-loss by stage")),
+        "report": dg.MetadataValue.path(str(reports / "inplay_evaluation.md")),
+    })
+
+
+@dg.asset(group_name=GROUP, kinds={"mlflow"})
+def inplay_challenger(context: dg.AssetExecutionContext, mlflow: MlflowResource,
+                      inplay_candidates: list[CandidateResult]) -> dg.Output[dict]:
+    """The in-play model with the lowest validation log-loss, registered as a new version of
+    ``tennis-inplay`` with alias ``challenger`` (not registered again when the current challenger is
+    the same model family trained on the same data)."""
+    exp_id = mlflow.configure(tracking.INPLAY_EXPERIMENT)
+    best = best_by_validation(inplay_candidates)
+    data_version = tracking.run_tags(best.run_id).get("data_version", "")
+    current = tracking.version_info(tracking.CHALLENGER, tracking.INPLAY_MODEL)
+    if current and current.tags.get("data_version") == data_version and \
+            current.tags.get("model_family") == best.name:
+        version, reused = current.version, True
+        context.log.info(f"challenger v{version} is already {best.name} on data {data_version}")
+    else:
+        tracking.ensure_registered_model(tracking.INPLAY_MODEL, tracking.INPLAY_DESCRIPTION)
+        version = tracking.register(best.model_uri, best.run_id, name=tracking.INPLAY_MODEL,
+                                    description=f"{best.name}: {best.description}")
+        reused = False
+    summary = {"version": version, "model_family": best.name, "run_id": best.run_id,
+               "validation_log_loss": best.validation_scores["log_loss"], "data_version": data_version,
+               "serve_prior_strength": float(best.model.serve_prior_strength)}
+    return dg.Output(summary, metadata={
+        "model": f"{tracking.INPLAY_MODEL}@{tracking.CHALLENGER}",
+        "version": version,
+        "reused_existing_version": reused,
+        "model_family": best.name,
+        "validation_log_loss": best.validation_scores["log_loss"],
+        "serve_prior_strength": summary["serve_prior_strength"],
+        "mlflow_run": dg.MetadataValue.url(mlflow.run_url(exp_id, best.run_id)),
+    })
+
+
+@dg.asset(group_name=GROUP, kinds={"mlflow"})
+def inplay_champion(context: dg.AssetExecutionContext, mlflow: MlflowResource,
+                    inplay_challenger: dict) -> dg.Output[dict]:
+    """``tennis-inplay@champion`` (what ``/predict_live`` serves): set to the challenger when the blocking
+    check ``challenger_beats_champion`` passed (otherwise this asset does not run)."""
+    mlflow.configure(tracking.INPLAY_EXPERIMENT)
+    version = inplay_challenger["version"]
+    tracking.set_alias(version, tracking.CHAMPION, tracking.INPLAY_MODEL)
+    context.log.info(f"{tracking.INPLAY_MODEL}@{tracking.CHAMPION} -> v{version}")
+    return dg.Output(inplay_challenger, metadata={
+        "model": f"{tracking.INPLAY_MODEL}@{tracking.CHAMPION}",
+        "version": version,
+        "model_family": inplay_challenger["model_family"],
+        "validation_log_loss": inplay_challenger["validation_log_loss"],
+    })

@@ -1,0 +1,63 @@
+"""Gates of the in-play models: every model starts from the pre-match probability, and the
+champion/challenger rule of the pre-match model, applied to ``tennis-inplay``."""
+
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from features.inplay_state import sigmoid
+from orchestration.defs.inplay.assets import inplay_challenger as challenger_asset
+from orchestration.defs.models.checks import upstream_check_failures
+from orchestration.defs.shared.resources import MlflowResource
+from training import tracking
+from training.inplay import decide_inplay_promotion, predict_rows
+
+POINT_ZERO_TOLERANCE = 1e-9
+"""Before the first point every model must give the pre-match probability (to rounding error)."""
+
+
+@dg.asset_check(asset="inplay_candidates", blocking=True, additional_ins={"inplay_points": dg.AssetIn()})
+def starts_at_prematch_probability(inplay_candidates: list, inplay_points: pd.DataFrame) -> dg.AssetCheckResult:
+    """Every model, on every match of every split, gives exactly the pre-match probability before the first point."""
+    start = inplay_points[inplay_points["point"] == 0]
+    prematch = sigmoid(start["prematch_logit"].to_numpy())
+    worst = {r.name: float(np.max(np.abs(predict_rows(r.model, start) - prematch))) if len(start) else 0.0
+             for r in inplay_candidates}
+    return dg.AssetCheckResult(
+        passed=bool(len(start)) and all(v <= POINT_ZERO_TOLERANCE for v in worst.values()),
+        metadata={"matches_checked": len(start), "max_abs_difference": dg.MetadataValue.json(worst),
+                  "tolerance": POINT_ZERO_TOLERANCE})
+
+
+@dg.asset_check(asset=challenger_asset, blocking=True, name="challenger_beats_champion",
+                additional_ins={"inplay_points": dg.AssetIn()})
+def inplay_challenger_beats_champion(context: dg.AssetCheckExecutionContext, mlflow: MlflowResource,
+                                     inplay_challenger: dict, inplay_points: pd.DataFrame) -> dg.AssetCheckResult:
+    """Passes when the in-play challenger may become champion: every upstream data check passed, and its
+    log-loss on the validation points is lower than the current champion's on the same points."""
+    mlflow.configure(tracking.INPLAY_EXPERIMENT)
+    validation = inplay_points[inplay_points["split"] == "validation"]
+    failed = upstream_check_failures(context, challenger_asset.key)
+    champion = tracking.version_info(tracking.CHAMPION, tracking.INPLAY_MODEL)
+    if champion and champion.version == inplay_challenger["version"] and not failed:
+        return dg.AssetCheckResult(passed=True, metadata={
+            "reason": f"challenger v{champion.version} is already the champion",
+            "validation_points": len(validation)})
+    challenger = tracking.load_version(inplay_challenger["version"], tracking.INPLAY_MODEL)
+    current = tracking.load_version(champion.version, tracking.INPLAY_MODEL) if champion else None
+    decision = decide_inplay_promotion(validation, challenger, current, failed)
+    return dg.AssetCheckResult(
+        passed=decision.promote,
+        metadata={
+            "reason": decision.reason,
+            "challenger_version": inplay_challenger["version"],
+            "challenger_log_loss": decision.challenger_log_loss,
+            "champion_version": decision.champion_version or "none",
+            "champion_log_loss": decision.champion_log_loss if decision.champion_log_loss is not None
+            else float("nan"),
+            "validation_points": len(validation),
+            "upstream_checks_failed": dg.MetadataValue.json(failed),
+        },
+    )
+
