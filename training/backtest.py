@@ -588,6 +588,14 @@ def markov_constant(state: InplayState) -> float:
 INPLAY_MODELS: dict[str, InplayModel] = {"markov-serve-updates": markov_serve_updates,
                                          "markov-constant": markov_constant}
 
+INPLAY_MARKETS: dict[str, MarketModel] = {
+    "simulated": MarketModel(),
+    "simulated-fair": MarketModel(lag_points=0, noise_sd=0.0),
+}
+"""Simulated markets: the feed's own (prices one point late, with noise: both exploitable by any model
+that knows the score, as the constant-serve chain shows) and a fair one (the constant-serve chain at
+the current score, only the one-tick spread): there, only information beyond that chain can win."""
+
 
 @dataclass(frozen=True)
 class InplayConfig:

@@ -150,12 +150,14 @@ def prematch_backtest(
 class InplayBacktestConfig(dg.Config):
     """In-play backtest settings: which matches and models (the engine's own configuration otherwise)."""
 
-    matches: int = 120
-    """Matches replayed per model, evenly spaced in date order; 0 = every match of the sources (all ATP
-    point-by-point matches take minutes: ``benchmarks/backtest_bench.py`` measures it)."""
+    matches: int = 100
+    """Matches replayed per model and market, evenly spaced in date order; 0 = every match of the sources
+    (all ATP point-by-point matches take minutes: ``benchmarks/backtest_bench.py`` measures it)."""
     sources: list[str] = ["pbp", "slam"]
     models: list[str] = list(bt.INPLAY_MODELS)
     """Names in ``training.backtest.INPLAY_MODELS``."""
+    markets: list[str] = list(bt.INPLAY_MARKETS)
+    """Names in ``training.backtest.INPLAY_MARKETS`` (every market is SIMULATED)."""
 
 
 @dg.asset(group_name="evaluation", kinds={"mlflow", "pandas"})
@@ -170,36 +172,41 @@ def inplay_backtest(
     rules (triggers, value, Kelly, risk limits, paper exchange with bet delay, settlement): the Markov
     chain with serve updates, and the constant-serve chain (the simulator's own fair model: what it earns
     is the simulator's lag and noise). SIMULATED prices: a measure of the machinery, not of real-money edge."""
-    unknown = [m for m in config.models if m not in bt.INPLAY_MODELS]
-    if unknown:
-        raise ValueError(f"unknown in-play models {unknown}; known: {sorted(bt.INPLAY_MODELS)}")
-    cfg = bt.InplayConfig()
+    for kind, names, known in (("models", config.models, bt.INPLAY_MODELS),
+                               ("markets", config.markets, bt.INPLAY_MARKETS)):
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise ValueError(f"unknown in-play {kind} {unknown}; known: {sorted(known)}")
     reports = Path(courtside.reports_dir)
     reports.mkdir(parents=True, exist_ok=True)
     exp_id = mlflow.configure(BACKTEST_EXPERIMENT)
     rows, frames, links, images = [], [], {}, {}
-    for name in config.models:
+    for market_name, name in ((mk, md) for mk in config.markets for md in config.models):
+        cfg = bt.InplayConfig(market=bt.INPLAY_MARKETS[market_name])
+        label = f"{name}@{market_name}"
         result = bt.run_inplay(replay_catalog, bt.INPLAY_MODELS[name], name, cfg, limit=config.matches or None,
                                sources=tuple(config.sources))
         summary = bt.summarize(result.ledger)
         seasons = bt.by_season(result.ledger)
+        seasons.insert(0, "market", market_name)
         seasons.insert(0, "model", name)
         frames.append(seasons)
-        row = {"model": name, "market": "SIMULATED", "matches": result.matches, "points": result.points,
+        row = {"model": name, "market": market_name, "prices": "SIMULATED", "matches": result.matches,
+               "points": result.points,
                "predictions": result.predictions, "orders": result.orders, **summary,
                "seconds": round(result.seconds, 2),
                "points_per_second": round(result.points / result.seconds) if result.seconds else None}
         rows.append(row)
-        png = _curve_png(result.ledger, f"SIMULATED in-play market: {name}")
-        path = reports / f"inplay_backtest_{name}.png"
+        png = _curve_png(result.ledger, f"SIMULATED in-play market ({market_name}): {name}")
+        path = reports / f"inplay_backtest_{name}_{market_name}.png"
         path.write_bytes(png)
-        images[name] = png
-        with mlflow_api.start_run(run_name=f"inplay-{name}-SIMULATED") as run:
+        images[label] = png
+        with mlflow_api.start_run(run_name=f"inplay-{label}-SIMULATED") as run:
             mlflow_api.set_tags({"kind": "backtest", "backtest": "inplay", "market": "SIMULATED",
-                                 "label": bt.SIMULATED, "model": name,
+                                 "simulated_market": market_name, "label": bt.SIMULATED, "model": name,
                                  "data_version": tracking.frame_version(replay_catalog[["event_key", "prematch_p1"]])})
             mlflow_api.log_params({
-                "model": name, "market": "SIMULATED (feeds.live.market)", "matches": result.matches,
+                "model": name, "market": f"SIMULATED (feeds.live.market): {market_name}", "matches": result.matches,
                 "sources": ",".join(config.sources), "seasons": _season_range(
                     replay_catalog[replay_catalog["source"].isin(config.sources)]),
                 "market_lag_points": cfg.market.lag_points, "market_noise_sd": cfg.market.noise_sd,
@@ -207,23 +214,26 @@ def inplay_backtest(
                 "commission": cfg.engine.value.commission, "kelly_fraction": cfg.engine.staking.kelly_fraction,
                 "max_stake": cfg.engine.risk.max_stake, "bet_delay_s": cfg.engine.exchange.in_play_delay_seconds,
                 "bankroll": cfg.engine.bankroll})
-            mlflow_api.log_metrics(_metrics({k: v for k, v in row.items() if k not in ("model", "market")},
+            mlflow_api.log_metrics(_metrics({k: v for k, v in row.items() if k not in ("model", "market", "prices")},
                                             "simulated"))
             mlflow_api.log_artifact(str(path))
             mlflow_api.log_text(seasons.to_csv(index=False), "by_season.csv")
             mlflow_api.log_text(json.dumps({k: int(v) for k, v in result.ledger.counts.items()}, indent=1),
                                 "refused_and_skipped.json")
-        links[f"mlflow_run_{name}"] = dg.MetadataValue.url(mlflow.run_url(exp_id, run.info.run_id))
-        context.log.info(f"{name}: {result.matches} matches, {result.points} points in {result.seconds:.1f} s")
+        links[f"mlflow_run_{label}"] = dg.MetadataValue.url(mlflow.run_url(exp_id, run.info.run_id))
+        context.log.info(f"{label}: {result.matches} matches, {result.points} points in {result.seconds:.1f} s")
 
     table = pd.DataFrame(rows)
     by_season = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     table.to_csv(reports / "inplay_backtest.csv", index=False)
     by_season.to_csv(reports / "inplay_backtest_by_season.csv", index=False)
     summary_md = (f"**{bt.SIMULATED}.** In-play prices are simulated from the margin-free pre-match price "
-                  "(Markov chain, lag of one point, noise, one-tick spread): results measure the engine's "
-                  "machinery and the model *against the simulator*, not a real-money edge.\n\n"
-                  + _markdown(table, ["model", "market", "matches", "points", "bets", "staked", "pnl", "roi",
+                  "by the constant-serve Markov chain: `simulated` (the feed's: one point late, noise 0.10 on the "
+                  "log-odds, one-tick spread) and `simulated-fair` (current score, no noise, one-tick spread). "
+                  "The late, noisy prices can be beaten by any model that knows the score (see markov-constant, "
+                  "the simulator's own model); on the fair market only information beyond it can win. Results "
+                  "measure the machinery and the model *against a simulator*, not a real-money edge.\n\n"
+                  + _markdown(table, ["model", "market", "prices", "matches", "points", "bets", "staked", "pnl", "roi",
                                       "roi_ci_low", "roi_ci_high", "hit_rate", "max_drawdown", "final_bankroll",
                                       "seconds"]))
     (reports / "inplay_backtest.md").write_text(summary_md + "\n")
