@@ -55,6 +55,7 @@ def main() -> int:
     parser.add_argument("--sources", nargs="+", default=["pbp"], help="catalog sources (pbp, slam)")
     parser.add_argument("--matches", type=int, default=0, help="matches to replay, evenly spaced (0 = all)")
     parser.add_argument("--model", default="markov-serve-updates", choices=sorted(bt.INPLAY_MODELS))
+    parser.add_argument("--market", default="simulated", choices=sorted(bt.INPLAY_MARKETS))
     parser.add_argument("--prematch", action="store_true", help="also time the pre-match backtest")
     parser.add_argument("--reference", action="store_true", help="also time the feed alone on the same matches")
     parser.add_argument("--output", help="write the figures as JSON here")
@@ -62,10 +63,11 @@ def main() -> int:
 
     warehouse = Path(args.home) / "warehouse"
     catalog = pd.read_parquet(warehouse / "replay_catalog.parquet")
-    figures: dict = {"sources": args.sources, "model": args.model, "target_s": TARGET_S}
+    figures: dict = {"sources": args.sources, "model": args.model, "market": args.market, "target_s": TARGET_S}
 
     cpu = time.process_time()
-    result = bt.run_inplay(catalog, bt.INPLAY_MODELS[args.model], args.model, limit=args.matches or None,
+    result = bt.run_inplay(catalog, bt.INPLAY_MODELS[args.model], args.model,
+                           bt.InplayConfig(market=bt.INPLAY_MARKETS[args.market]), limit=args.matches or None,
                            sources=tuple(args.sources))
     cpu = time.process_time() - cpu
     s = bt.summarize(result.ledger, n_boot=0)
@@ -78,7 +80,7 @@ def main() -> int:
         "skipped": {k: int(v) for k, v in result.ledger.counts.items() if k.startswith("skipped")},
         "meets_target": result.seconds <= TARGET_S,
     }
-    print(f"in-play backtest ({bt.SIMULATED}), model {args.model}, sources {', '.join(args.sources)}:")
+    print(f"in-play backtest ({bt.SIMULATED}: {args.market}), model {args.model}, sources {', '.join(args.sources)}:")
     print(f"  {result.matches:,} matches, {result.points:,} points, {result.predictions:,} predictions, "
           f"{result.orders:,} orders in {result.seconds:.1f} s wall / {cpu:.1f} s CPU "
           f"({figures['inplay']['us_per_point']} µs a point, {figures['inplay']['points_per_s']:,} points/s); "

@@ -22,9 +22,11 @@ engine's rules: the engine's trigger rule decides when to predict (``serving.eng
 its configuration (``EngineConfig``: value, staking, risk limits, exchange with a 3 s bet delay)
 is used as is, its prior is the margin-free pre-match price as in ``TradingEngine._state``. The
 probability is a parameter (:data:`InplayModel`); the default is the Markov chain with serve
-updates that ``/predict_live`` serves. Results against a simulated market measure the machinery
-and the model *relative to the simulator* (whose lag and noise are exploitable by construction),
-never a real-money edge: every output says SIMULATED.
+updates that ``/predict_live`` serves. Two simulated markets (:data:`INPLAY_MARKETS`): the feed's
+own (priced one point late, with noise: exploitable by construction, as the constant-serve chain,
+the simulator's own model, shows) and a fair one (current score, no noise) where only information
+beyond the constant chain can win. Results measure the machinery and the model *relative to a
+simulator*, never a real-money edge: every output says SIMULATED.
 
 Reported per strategy and split: bets, staked, P&L, ROI with a bootstrap 95% interval
 (markets resampled with replacement — one bet per market pre-match — so it ignores the path
@@ -291,7 +293,9 @@ def prematch_frame(predictions: pd.DataFrame, book: Book, probability: str | Non
     counts["skipped: probability missing or outside (0, 1)"] += int((~valid).sum())
     result_ok = out["a_won"].isin([0, 1]) | ~out["outcome"].isin(["completed"])
     counts["skipped: no result"] += int((valid & ~result_ok).sum())
-    out = out[valid & result_ok]
+    dated = out["match_date"].notna()
+    counts["skipped: no match date"] += int((valid & result_ok & ~dated).sum())
+    out = out[valid & result_ok & dated]
     out = out.sort_values(["match_date", "match_id"], kind="mergesort").reset_index(drop=True)
     return out, counts
 

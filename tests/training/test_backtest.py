@@ -122,9 +122,11 @@ def test_retirements_and_walkovers_settle_as_the_exchange_does():
 
 def test_bad_rows_are_dropped_with_a_reason_and_good_rows_kept():
     bad = KNOWN.assign(p_model=[0.6, np.nan, 1.2, 0.3, 0.62], ps_a=[2.0, 3.0, 2.5, 1.0, 2.0])
+    bad = pd.concat([bad, KNOWN.iloc[:1].assign(match_id="m6", match_date=pd.NaT)], ignore_index=True)
     frame, counts = bt.prematch_frame(bad, PIN, "p_model")
     assert counts["skipped: probability missing or outside (0, 1)"] == 2
     assert counts["skipped: price outside the ladder (1.01-1000)"] == 1
+    assert counts["skipped: no match date"] == 1
     assert frame["match_id"].tolist() == ["m1", "m5"]
     with pytest.raises(ValueError, match="missing columns"):
         bt.prematch_frame(KNOWN.drop(columns=["ps_b"]), PIN, "p_model")
