@@ -521,18 +521,23 @@ def beats_at_every_stage(table: pd.DataFrame, model: str, reference: str = "mark
 
 
 def stage_plot(table: pd.DataFrame, metric: str = "log_loss", title: str = "") -> Figure:
-    """``metric`` of each model at each stage (lower is better for log-loss and Brier)."""
-    pivot = table.pivot(index="stage", columns="model", values=metric).reindex(list(dict.fromkeys(table["stage"])))
-    fig, ax = plt.subplots(figsize=(8, 4), dpi=100)
-    x = np.arange(len(pivot))
-    for name in pivot.columns:
-        ax.plot(x, pivot[name].to_numpy(), marker="o", label=name)
-    ax.set_xticks(x, list(pivot.index), rotation=0)
-    ax.set_ylabel(metric)
-    ax.set_xlabel("stage of the match (share of points played; points of each set)")
-    ax.set_title(title or f"In-play {metric} by stage (test matches)")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
+    """``metric`` of each model by share of points played (left) and by set (right)."""
+    pivot = table.pivot(index="stage", columns="model", values=metric)
+    order = list(dict.fromkeys(table["stage"]))
+    panels = [[s for s in order if s.endswith("%")], [s for s in order if not s.endswith("%")]]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), dpi=100, sharey=True,
+                             gridspec_kw={"width_ratios": [len(panels[0]), max(1, len(panels[1]))]})
+    for ax, stages, label in zip(axes, panels, ("share of the match's points played", "points of each set"),
+                                 strict=True):
+        x = np.arange(len(stages))
+        for name in pivot.columns:
+            ax.plot(x, pivot.loc[stages, name].to_numpy(), marker="o", label=name)
+        ax.set_xticks(x, stages)
+        ax.set_xlabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(metric)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title or f"In-play {metric} by stage (test matches)")
     fig.tight_layout()
     return fig
 
