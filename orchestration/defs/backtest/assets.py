@@ -62,7 +62,7 @@ class PrematchBacktestConfig(dg.Config):
                                  min_validation_bets=self.min_validation_bets, bootstrap=self.bootstrap)
 
 
-@dg.asset(group_name="evaluation", kinds={"mlflow", "pandas"})
+@dg.asset(group_name="backtest", kinds={"mlflow", "pandas"})
 def prematch_backtest(
     context: dg.AssetExecutionContext,
     config: PrematchBacktestConfig,
@@ -160,7 +160,7 @@ class InplayBacktestConfig(dg.Config):
     """Names in ``training.backtest.INPLAY_MARKETS`` (every market is SIMULATED)."""
 
 
-@dg.asset(group_name="evaluation", kinds={"mlflow", "pandas"})
+@dg.asset(group_name="backtest", kinds={"mlflow", "pandas"})
 def inplay_backtest(
     context: dg.AssetExecutionContext,
     config: InplayBacktestConfig,
