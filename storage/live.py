@@ -250,7 +250,8 @@ def event_rows(engine: Engine, after_id: int, upto_id: int) -> list[dict[str, An
 
 # --- the people-facing API: ledger pages and the operator's controls ---------------------------------
 ORDER_STATES = ("open", "settled", "all")
-"""``open``: not settled and still live or (partly) matched; ``settled``: its market is settled."""
+"""``open``: not settled and still live or (partly) matched; ``settled``: matched and its market settled
+(an order that never matched is in ``all`` only)."""
 
 
 def order_page(engine: Engine, *, state: str = "all", match_id: str | None = None, source: str | None = None,
@@ -264,7 +265,7 @@ def order_page(engine: Engine, *, state: str = "all", match_id: str | None = Non
         where += [OrderRow.settled.is_(False),
                   (OrderRow.size_matched > 0) | OrderRow.status.in_(["PENDING", "EXECUTABLE"])]
     elif state == "settled":
-        where.append(OrderRow.settled.is_(True))
+        where += [OrderRow.settled.is_(True), OrderRow.size_matched > 0]
     for column, value in ((OrderRow.match_id, match_id), (OrderRow.source, source), (OrderRow.side, side),
                           (OrderRow.status, status)):
         if value is not None:

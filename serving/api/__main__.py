@@ -83,7 +83,7 @@ async def run(args: argparse.Namespace) -> int:
     db = make_engine(settings.database_url)
     migrate(db)
     gateway_cfg = GatewayConfig(rate_hz=args.rate_hz, heartbeat_s=args.heartbeat_s, buffer_size=args.buffer_size,
-                                max_lag_bytes=args.max_lag_bytes)
+                                max_lag_bytes=args.max_lag_bytes, send_buffer_bytes=args.send_buffer_bytes or None)
     service = LiveService(db, settings.bankroll, gateway_cfg, poll_s=args.poll_s)
     status = ServiceStatus(settings.prediction_url, settings.dagster_url)
     ws_port = args.ws_port if args.ws_port is not None else settings.ws_port
@@ -121,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--buffer-size", type=int, default=512, help="messages kept per room for resuming")
     parser.add_argument("--max-lag-bytes", type=int, default=256 << 10,
                         help="unsent bytes before a client is dropped")
+    parser.add_argument("--send-buffer-bytes", type=int, default=64 << 10,
+                        help="kernel send buffer per WebSocket connection (0: the kernel's autotuning)")
     parser.add_argument("--poll-s", type=float, default=0.1, help="seconds between reads of the event log")
     parser.add_argument("--no-access-log", action="store_true")
     args = parser.parse_args(argv)

@@ -214,7 +214,8 @@ def create_app(service: LiveService, status: ServiceStatus, config: ApiConfig) -
                    limit: Annotated[int, Query(ge=1, le=500)] = 50,
                    offset: Annotated[int, Query(ge=0)] = 0) -> dict:
         """Orders of the paper-trading ledger, newest first: ``open`` (live or matched, not settled),
-        ``settled`` (with result and profit), or ``all``; filters combine."""
+        ``settled`` (matched, market settled: with result and profit), or ``all`` (also orders that never
+        matched); filters combine."""
         total, rows = await asyncio.to_thread(store.order_page, service.db, state=state, match_id=match_id,
                                               source=source, side=side, status=status, limit=limit, offset=offset)
         settled = await asyncio.to_thread(store.settlements_of, service.db,

@@ -50,6 +50,7 @@ import asyncio
 import json
 import logging
 import secrets
+import socket
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -88,6 +89,9 @@ class GatewayConfig:
     max_lag_bytes: int = 256 << 10
     """Unsent bytes (beyond what the kernel's socket buffer holds) after which a client is dropped as
     too slow: a few seconds of a busy room. Bounds the memory a stalled client can take."""
+    send_buffer_bytes: int | None = 64 << 10
+    """Kernel send buffer of each connection (SO_SNDBUF; None: the kernel's autotuning, up to MBs): what
+    a stalled client can hold in the kernel before it counts as behind."""
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -317,6 +321,10 @@ class Gateway:
 
     # --- serving a connection -------------------------------------------------------------------
     async def handler(self, conn: ServerConnection) -> None:
+        if self.cfg.send_buffer_bytes:
+            sock = conn.transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.cfg.send_buffer_bytes)
         client = Client(conn)
         self.clients.add(client)
         self.stats.connections += 1

@@ -19,7 +19,9 @@ from storage.db import make_engine, migrate
 from tests.engine.fixtures import envelopes_of, slam_rows
 from tests.services import prediction_service as serve
 
-MATCHES = 3
+MATCHES = 6
+STAGGER_S = 1800.0
+"""Feed seconds between match starts: when the first match ends the others are in play, with hours to go."""
 
 
 @pytest.fixture(scope="session")
@@ -31,15 +33,15 @@ def prediction_service(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def envelopes():
-    """The feed of three real Wimbledon 2012 matches, played at the same time."""
-    schedule, skipped = build_feed(slam_rows("2012-wimbledon", MATCHES), stagger_s=0)
+    """The feed of six real Wimbledon 2012 matches starting half an hour apart."""
+    schedule, skipped = build_feed(slam_rows("2012-wimbledon", MATCHES), stagger_s=STAGGER_S)
     assert not skipped
     return envelopes_of(schedule)
 
 
 @pytest.fixture(scope="session")
 def split(envelopes) -> int:
-    """Envelopes before this index are in the session log: one match finished, two in play."""
+    """Envelopes before this index are in the session log: one match finished, the others in play."""
     end = next(i for i, e in enumerate(envelopes) if e.channel == "match" and e.data.kind == "match_end")
     return end + 30
 
@@ -54,6 +56,9 @@ async def trade(database_url: str, prediction_url: str, envelopes, batch: int = 
             await engine.commit(wait=True)
         await engine.housekeeping()
         await engine.commit(wait=True)
+        if engine._writer is not None:  # what engine.run does when it stops
+            engine._writer.cancel()
+            await asyncio.gather(engine._writer, return_exceptions=True)
     db.dispose()
     return engine
 
@@ -72,6 +77,17 @@ def session_log(tmp_path_factory, prediction_service, envelopes, split) -> Path:
         conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     db.dispose()
     return path
+
+
+def match_ids(db) -> tuple[set[str], set[str]]:
+    """(started, finished) match ids of an event log."""
+    from betting.records import EventKind
+    from storage import live as store
+
+    started = {m for _, _, _, _, m, p in store.events_after(db, 0, kinds=[str(EventKind.FEED_MESSAGE)], limit=10**7)
+               if p.get("kind") == "match_start"}
+    finished = {m for *_, m, _ in store.events_after(db, 0, kinds=[str(EventKind.MATCH_FINISHED)], limit=10**7)}
+    return started, finished
 
 
 @pytest.fixture
