@@ -59,6 +59,49 @@ FEATURES: tuple[str, ...] = (
 )
 """Feature columns, in the order models receive them."""
 
+_NEGATED = frozenset({"elo_diff", "surface_elo_diff", "log_rank_diff", "log_points_diff", "age_diff",
+                      "height_diff", "serve_return_edge", "form_diff", "h2h_diff"})
+_COMPLEMENTED = frozenset({"elo_prob", "surface_elo_prob", "blend_elo_prob", "matchup_prob"})
+_SHARED = frozenset({"best_of_5", "round_order", *(f"level_{lv}" for lv in LEVELS),
+                     *(f"surface_{s}" for s in SURFACE_NAMES)})
+
+
+def mirror_spec(columns: list[str] | tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """How to turn feature rows of A against B into the rows of B against A, for these ``columns``:
+    (source column of each column, columns to negate, columns to replace by 1 - x).
+
+    Every feature must be classified here (a per-player ``_a``/``_b`` pair, a difference, a
+    probability, or a property of the match); an unknown name raises, so a new feature cannot
+    silently break the symmetry of the served probabilities.
+    """
+    index = {c: i for i, c in enumerate(columns)}
+    source = np.arange(len(columns))
+    negate = np.zeros(len(columns), dtype=bool)
+    complement = np.zeros(len(columns), dtype=bool)
+    for i, c in enumerate(columns):
+        if c.endswith(("_a", "_b")):
+            partner = c[:-1] + ("b" if c.endswith("_a") else "a")
+            if partner not in index:
+                raise ValueError(f"feature {c!r} has no partner {partner!r} among the columns")
+            source[i] = index[partner]
+        elif c in _NEGATED:
+            negate[i] = True
+        elif c in _COMPLEMENTED:
+            complement[i] = True
+        elif c not in _SHARED:
+            raise ValueError(f"feature {c!r} is not classified for mirroring (features.prematch.mirror_spec)")
+    return source, negate, complement
+
+
+def mirror_rows(x: np.ndarray, spec: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+    """Feature rows with players A and B swapped (see ``mirror_spec``)."""
+    source, negate, complement = spec
+    out = np.asarray(x, dtype=float)[:, source].copy()
+    out[:, negate] = -out[:, negate]
+    out[:, complement] = 1.0 - out[:, complement]
+    return out
+
+
 _NAN = float("nan")
 _FORMATS = (MatchFormat(best_of=3), MatchFormat(best_of=5))
 """Formats for the serve/return match-up probability (a pre-match feature: the deciding-set rule is

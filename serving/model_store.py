@@ -24,6 +24,7 @@ from features.prematch import FEATURES
 from features.snapshot import PlayerSnapshot
 from serving.predictor import Predict, compile_inplay_predictor, compile_predictor
 from training import tracking
+from training.models import symmetric
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +134,7 @@ class ModelStore(AliasPoller):
         else:
             model, features = tracking.load_model(f"models:/{self.model_name}/{info.version}")
             predict, kind = compile_predictor(model, features)
+            predict = symmetric(predict, features)  # P(A beats B) + P(B beats A) == 1 exactly
         if cur and cur.snapshot_mtime == snapshot_mtime:
             snapshot = cur.snapshot
         else:

@@ -22,7 +22,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from xgboost import XGBClassifier
 
-from features.prematch import FEATURES
+from features.prematch import FEATURES, mirror_rows, mirror_spec
 
 
 class ColumnLogit(BaseEstimator, ClassifierMixin):
@@ -166,9 +166,28 @@ def fit_candidate(candidate: Candidate, train: pd.DataFrame, validation: pd.Data
     return model
 
 
+def symmetric(predict_rows: Callable[[np.ndarray], np.ndarray],
+              features: list[str] | tuple[str, ...]) -> Callable[[np.ndarray], np.ndarray]:
+    """A predictor whose answers for (A, B) and (B, A) sum to exactly one: the mean of the model's
+    P(A wins) and 1 - its P(B wins) on the mirrored rows. Trees are not symmetric in A and B by
+    themselves; a trader must never be quoted two prices for one match."""
+    spec = mirror_spec(list(features))
+
+    def predict_symmetric(x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=float)
+        return 0.5 * (predict_rows(x) + 1.0 - predict_rows(mirror_rows(x, spec)))
+
+    return predict_symmetric
+
+
 def predict(model: Any, frame: pd.DataFrame, features: list[str] | tuple[str, ...] = FEATURES) -> np.ndarray:
-    """P(player A wins) for each row of ``frame``."""
-    return model.predict_proba(frame[list(features)])[:, 1]
+    """P(player A wins) for each row of ``frame``, symmetric in A and B (see ``symmetric``)."""
+    cols = list(features)
+
+    def raw(x: np.ndarray) -> np.ndarray:
+        return model.predict_proba(pd.DataFrame(x, columns=cols))[:, 1]
+
+    return symmetric(raw, cols)(frame[cols].to_numpy(dtype=float))
 
 
 def walkforward_xgboost(n_estimators: int) -> XGBClassifier:

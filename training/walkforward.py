@@ -29,7 +29,7 @@ from features.prematch import FEATURES
 from training.calibration import METHODS, fit_calibrator
 from training.evaluation import breakdown, paired_bootstrap, priced_rows, rank_band, tier_of
 from training.metrics import leak_suspect, log_loss
-from training.models import BlendedElo
+from training.models import BlendedElo, predict
 
 OUTPUT_COLUMNS = (
     "match_id", "player_a_id", "player_b_id", "a_won", "season", "split", "match_date", "tourney_level",
@@ -113,7 +113,7 @@ def walk_forward(
             continue
         model = build_model()
         model.fit(X[train], y[train])
-        raw[target] = model.predict_proba(X[target])[:, 1]
+        raw[target] = predict(model, X[target])
         recent = (seasons >= start - config.blend_seasons) & (seasons < start)
         elo = BlendedElo().fit(X[recent], y[recent])
         blend[target] = elo.predict_proba(X[target])[:, 1]

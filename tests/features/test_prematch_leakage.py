@@ -71,3 +71,30 @@ def test_player_order_does_not_reveal_the_winner(history):
     first = table.index[:2000]
     assert (swapped.loc[first, "player_a_id"] == table.loc[first, "player_a_id"]).all()
     assert (swapped.loc[first, "a_won"] != table.loc[first, "a_won"]).all()
+
+
+def test_swapping_players_mirrors_every_feature_exactly(history, monkeypatch):
+    """The features of B against A are the mirror of A against B (mirror_spec classifies every
+    feature), so a symmetric predictor quotes one price per match whatever the order asked."""
+    import features.prematch as fp
+
+    matches, players = history
+    matches = matches[matches["tourney_date"].dt.year >= 2016].reset_index(drop=True)
+    straight = _features(matches, players)
+    monkeypatch.setattr(fp, "player_a_is_lower_id", lambda match_id: not fp.zlib.crc32(match_id.encode()) & 1)
+    swapped = _features(matches, players).loc[straight.index]
+    assert (swapped["player_a_id"] == straight["player_b_id"]).all()
+    assert (swapped["a_won"] == 1 - straight["a_won"]).all()
+    spec = fp.mirror_spec(FEATURES)
+    mirrored = fp.mirror_rows(straight[list(FEATURES)].to_numpy(), spec)
+    np.testing.assert_allclose(mirrored, swapped[list(FEATURES)].to_numpy(), rtol=1e-9, atol=1e-9)
+
+
+def test_every_feature_is_classified_for_mirroring():
+    import features.prematch as fp
+
+    fp.mirror_spec(FEATURES)
+    with pytest.raises(ValueError, match="not classified"):
+        fp.mirror_spec([*FEATURES, "new_feature"])
+    with pytest.raises(ValueError, match="no partner"):
+        fp.mirror_spec(["elo_a"])

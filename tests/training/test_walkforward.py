@@ -168,3 +168,21 @@ def test_paired_bootstrap_interval_brackets_the_mean_and_has_the_right_sign():
 def test_rank_band_uses_the_better_ranked_player():
     rows = pd.DataFrame({"rank_a": [3, 40, np.nan, 250, np.nan], "rank_b": [80, 12, 70, 400, np.nan]})
     assert rank_band(rows).tolist() == ["top 10", "11-50", "51-100", "101+", "unranked"]
+
+
+def test_served_probabilities_are_symmetric_in_the_players():
+    from xgboost import XGBClassifier
+
+    from features.prematch import mirror_rows, mirror_spec
+    from training.models import predict, symmetric
+
+    rows = _rows(seed=9, per_season=100)
+    model = XGBClassifier(n_estimators=30, max_depth=3).fit(rows[list(FEATURES)], rows["a_won"])
+    x = rows[list(FEATURES)].to_numpy()
+    raw = model.predict_proba(x)[:, 1] + model.predict_proba(mirror_rows(x, mirror_spec(FEATURES)))[:, 1]
+    assert np.abs(raw - 1).max() > 0.01  # trees alone are not symmetric ...
+    p = predict(model, rows)
+    mirrored = pd.DataFrame(mirror_rows(x, mirror_spec(FEATURES)), columns=list(FEATURES))
+    np.testing.assert_allclose(p + predict(model, mirrored), 1.0, atol=1e-12)  # ... the served answer is
+    fast = symmetric(lambda a: model.predict_proba(a)[:, 1], FEATURES)
+    np.testing.assert_allclose(fast(x), p, atol=1e-7)
