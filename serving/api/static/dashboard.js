@@ -35,9 +35,25 @@ function later(name, fn, ms = 800) {
 }
 
 // --- matches -----------------------------------------------------------------------------------
-function matchLabel(id) {
+function surname(name) {
+  return String(name || "").trim().split(/\s+/).slice(-1)[0];
+}
+
+function playersOf(id, fallback) {
   const m = state.matches.get(id);
-  return m && m.summary.players ? m.summary.players.join(" v ") : id;
+  const players = m && m.summary.players && m.summary.players[0] ? m.summary.players : fallback;
+  return players && players[0] ? players : null;
+}
+
+function matchLabel(id, fallback) {
+  const players = playersOf(id, fallback);
+  return players ? players.map(surname).join(" v ") : id;
+}
+
+function selectionName(id, selection, fallback) {
+  const players = playersOf(id, fallback);
+  const i = selection === "First Player" ? 0 : selection === "Second Player" ? 1 : -1;
+  return players && i >= 0 ? surname(players[i]) : selection;
 }
 
 function ensureMatch(summary) {
@@ -143,8 +159,9 @@ function addValueBet(bet, fresh) {
   if (state.valueBets.has(bet.id)) return;
   state.valueBets.set(bet.id, bet);
   const row = el("tr", {class: fresh ? "new" : ""},
-    el("td", {text: time(bet.ts)}), el("td", {text: matchLabel(bet.match_id)}),
-    el("td", {text: `${bet.side} ${bet.selection}`}), el("td", {text: String(bet.price)}),
+    el("td", {text: time(bet.ts)}), el("td", {text: matchLabel(bet.match_id, bet.players)}),
+    el("td", {text: `${bet.side} ${selectionName(bet.match_id, bet.selection, bet.players)}`}),
+    el("td", {text: String(bet.price)}),
     el("td", {text: pct(bet.model_probability)}), el("td", {class: "pos", text: pct(bet.edge)}),
     el("td", {text: bet.source || "inplay"}));
   const tbody = $("#value-bets tbody");
@@ -162,8 +179,9 @@ function renderOpen() {
   const rows = [...state.openBets.values()].sort((a, b) => String(b.placed_at).localeCompare(String(a.placed_at)));
   for (const o of rows.slice(0, 100)) {
     tbody.append(el("tr", {}, el("td", {text: time(o.placed_at)}), el("td", {text: matchLabel(o.match_id)}),
-      el("td", {text: `${o.side} ${o.selection}`}), el("td", {text: String(o.price)}),
-      el("td", {text: money(o.size)}), el("td", {text: money(o.size_matched)}), el("td", {text: o.status})));
+      el("td", {text: `${o.side} ${selectionName(o.match_id, o.selection)}`}), el("td", {text: String(o.price)}),
+      el("td", {text: money(o.size)}), el("td", {text: money(o.size_matched)}),
+      el("td", {text: o.status === "EXECUTION_COMPLETE" ? "matched" : o.status.toLowerCase()})));
   }
   $("#open-count").textContent = `(${rows.length})`;
 }
@@ -185,7 +203,8 @@ async function loadSettled() {
   tbody.replaceChildren();
   for (const o of body.bets) {
     tbody.append(el("tr", {}, el("td", {text: time(o.placed_at)}), el("td", {text: matchLabel(o.match_id)}),
-      el("td", {text: `${o.side} ${o.selection}`}), el("td", {text: String(o.average_price_matched ?? "–")}),
+      el("td", {text: `${o.side} ${selectionName(o.match_id, o.selection)}`}),
+      el("td", {text: String(o.average_price_matched ?? "–")}),
       el("td", {text: money(o.size_matched)}), el("td", {text: o.result || "–"}),
       el("td", {class: o.profit > 0 ? "pos" : o.profit < 0 ? "neg" : "", text: money(o.profit)})));
   }
@@ -268,7 +287,7 @@ function onMessage(msg) {
       }
       break;
     case "value_bet": addValueBet(msg.data, true); break;
-    case "bet_update": onBetUpdate(msg.data); break;
+    case "bet_update": onBetUpdate(msg.data); later("figures", loadFigures, 2000); break;
     case "bankroll_update":
       later("bankroll", loadBankroll); later("settled", loadSettled); later("figures", loadFigures);
       break;
