@@ -11,7 +11,8 @@ env: .venv/.synced
 	$(UV) sync --frozen
 	@touch $@
 
-## up: set up, run the whole pipeline, then keep Dagster UI (:3000) and MLflow UI (:5000) up until Ctrl-C
+## up: set up, run the whole pipeline, then keep Dagster UI (:3000), MLflow UI (:5000), the live lane and the
+## live dashboard (:8000/dashboard/) up until Ctrl-C
 up: env
 	$(UV) run --frozen courtside up
 
@@ -19,7 +20,8 @@ up: env
 test: env
 	$(UV) run --frozen pytest
 
-## bench: time the full pipeline from raw files to a registered model, then the live path (not a test)
+## bench: time the full pipeline from raw files to a registered model, then the live path, then the
+## WebSocket fan-out to 10,000 subscribers (benchmarks, not tests)
 bench: env
 	$(UV) run --frozen courtside bench
 

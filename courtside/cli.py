@@ -1,11 +1,13 @@
 """The ``courtside`` command: run the pipeline, bring up the services, benchmark.
 
     courtside up         run the whole pipeline, then keep the Dagster UI (:3000), the MLflow UI
-                         (:5000), the prediction service (:3001), the feed replay (:8765) and the
-                         streaming engine running until Ctrl-C
+                         (:5000), the prediction service (:3001), the feed replay (:8765), the
+                         streaming engine and the live API + dashboard (:8000, WebSocket :8001)
+                         running until Ctrl-C
     courtside pipeline   run the whole pipeline once, recorded in the Dagster instance
     courtside bench      time the pipeline from raw files to a registered model (fresh state), then
-                         the live path on that state (benchmarks/live_bench.py)
+                         the live path on that state (benchmarks/live_bench.py), then the WebSocket
+                         fan-out to 10,000 subscribers (benchmarks/fanout_bench.py)
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -100,17 +103,36 @@ def start_services(settings: Settings) -> list[subprocess.Popen]:
     })
 
 
+def operator_token_file(settings: Settings) -> Path | None:
+    """Where the live API's operator token is: a new random one in COURTSIDE_HOME/api-token (readable
+    by the owner only) unless COURTSIDE_API_TOKEN / COURTSIDE_API_TOKEN_FILE give one."""
+    if os.environ.get("COURTSIDE_API_TOKEN") or os.environ.get("COURTSIDE_API_TOKEN_FILE"):
+        return Path(os.environ["COURTSIDE_API_TOKEN_FILE"]) if os.environ.get("COURTSIDE_API_TOKEN_FILE") else None
+    path = settings.home / "api-token"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(32) + "\n")
+    os.environ["COURTSIDE_API_TOKEN_FILE"] = str(path)
+    return path
+
+
 def start_live(settings: Settings, procs: list[subprocess.Popen]) -> None:
     """The live lane on a fresh paper-trading session: prediction service, then (once it is ready)
-    the feed replay and the streaming engine (appended to ``procs`` as they start, so an
-    interrupt meanwhile still stops them)."""
+    the feed replay, the streaming engine and the live API with the dashboard (appended to ``procs``
+    as they start, so an interrupt meanwhile still stops them)."""
     from storage.db import make_engine, migrate
-    from storage.live import reset_live
+    from storage.live import current_controls, reset_live
 
     db = make_engine(settings.database_url)
     migrate(db)
     reset_live(db)  # the replay starts again from its first message: a fresh paper session
+    controls = current_controls(db)
     db.dispose()
+    if controls["kill_switch"] or controls["paused"]:
+        held = "the KILL SWITCH pulled" if controls["kill_switch"] else "betting paused"
+        print(f"NOTE: the operator's controls (v{controls['version']}) keep {held} (reason: {controls['reason']}); "
+              "release them with the live API's /control endpoints")
     procs += _spawn(settings, {"prediction-service": [
         _venv_bin("bentoml"), "serve", "serving.service:PredictionService", "--host", "0.0.0.0",
         "--port", str(PREDICTION_PORT)]})
@@ -122,6 +144,12 @@ def start_live(settings: Settings, procs: list[subprocess.Popen]) -> None:
         "engine": [sys.executable, "-m", "serving.engine", "--feed-url", f"ws://127.0.0.1:{FEED_PORT}",
                    "--prediction-url", f"http://127.0.0.1:{PREDICTION_PORT}"],
     })
+    operator_token_file(settings)
+    os.environ.setdefault("COURTSIDE_PREDICTION_URL", f"http://127.0.0.1:{PREDICTION_PORT}")  # its /health
+    procs += _spawn(settings, {"live-api": [sys.executable, "-m", "serving.api", "--host", "0.0.0.0",
+                                            "--port", str(settings.api_port), "--ws-port", str(settings.ws_port)]})
+    ok = _wait_http(f"http://127.0.0.1:{settings.api_port}/health", 60)
+    print(f"live dashboard: http://localhost:{settings.api_port}/dashboard/" + ("" if ok else " (still starting)"))
 
 
 def stop_services(procs: list[subprocess.Popen]) -> None:
@@ -169,6 +197,9 @@ MLflow UI           http://localhost:{MLFLOW_PORT}   (Models: tennis-prematch@ch
 Prediction service  http://localhost:{PREDICTION_PORT}/api/docs   (POST /predict, /predict_live; /metrics)
 Live feed replay    ws://localhost:{FEED_PORT}/feeds/live/match   (and /market; simulated in-play prices)
 Engine log          {settings.home / "logs" / "engine.log"}
+Live dashboard      http://localhost:{settings.api_port}/dashboard/   (matches, win probability, value bets, bets, P&L)
+Live API            http://localhost:{settings.api_port}/docs   (WebSocket ws://localhost:{settings.ws_port}/ws;
+                    operator token: {os.environ.get("COURTSIDE_API_TOKEN_FILE") or "COURTSIDE_API_TOKEN"})
 Ctrl-C stops everything.""")
         while all(p.poll() is None for p in procs):
             time.sleep(1)
@@ -201,6 +232,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return bench_once(args)
     if args.live_only:
         return subprocess.call([sys.executable, "-m", "benchmarks.live_bench"], cwd=PROJECT_ROOT)
+    if args.fanout_only:
+        return fanout_bench()
     totals, reports = [], []
     for i in range(args.repeat):
         out = Path(tempfile.mkstemp(prefix="courtside-bench-", suffix=".json")[1])
@@ -228,9 +261,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
     home = reports[-1]["home"]  # the last repetition's state: a registered champion and its snapshot
     print(f"\nlive path on the state of the last repetition ({home}):\n", flush=True)
     try:
-        return subprocess.call([sys.executable, "-m", "benchmarks.live_bench", "--home", home], cwd=PROJECT_ROOT)
+        code = subprocess.call([sys.executable, "-m", "benchmarks.live_bench", "--home", home], cwd=PROJECT_ROOT)
     finally:
         shutil.rmtree(home, ignore_errors=True)
+    return fanout_bench() or code
+
+
+def fanout_bench() -> int:
+    """The WebSocket fan-out benchmark (10,000 subscribers on one match); JSON in COURTSIDE_HOME/reports."""
+    reports = Settings.from_env().home / "reports"
+    reports.mkdir(parents=True, exist_ok=True)
+    print("\nWebSocket fan-out, 10,000 subscribers on one match:\n", flush=True)
+    return subprocess.call([sys.executable, "-m", "benchmarks.fanout_bench", "--output",
+                            str(reports / "fanout_bench.json")], cwd=PROJECT_ROOT)
 
 
 def bench_once(args: argparse.Namespace) -> int:
@@ -287,6 +330,8 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--pipeline-only", action="store_true", help="only the pipeline benchmark")
     bench.add_argument("--live-only", action="store_true",
                        help="only the live-path benchmark (on $COURTSIDE_HOME, e.g. after make up)")
+    bench.add_argument("--fanout-only", action="store_true",
+                       help="only the WebSocket fan-out benchmark (10,000 subscribers; needs no pipeline state)")
     bench.set_defaults(fn=cmd_bench)
     args = parser.parse_args(argv)
     return args.fn(args)
