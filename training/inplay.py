@@ -446,11 +446,15 @@ def decide_inplay_promotion(validation: pd.DataFrame, challenger: tracking.Regis
     strength = strength_of(validation)
     if champion is not None and not failed_checks and \
             float(getattr(champion.model, "serve_prior_strength", strength)) != strength:
-        decision = decide_promotion(validation, challenger, None, failed_checks)
+        decision = decide_promotion(validation, challenger, None, failed_checks, _predictor)
         return replace(decision, reason=f"champion v{champion.version} uses serve prior strength "
                                         f"{champion.model.serve_prior_strength:g}, these features {strength:g}: "
                                         "not comparable on the same rows", champion_version=champion.version)
-    return decide_promotion(validation, challenger, champion, failed_checks)
+    return decide_promotion(validation, challenger, champion, failed_checks, _predictor)
+
+
+def _predictor(model: Any, rows: pd.DataFrame, features: list[str]) -> np.ndarray:
+    return predict_rows(model, rows)
 
 
 def fit_models(train: pd.DataFrame, validation: pd.DataFrame,

@@ -111,11 +111,13 @@ def decide_promotion(
     challenger: tracking.RegisteredModel,
     champion: tracking.RegisteredModel | None,
     failed_checks: list[str],
+    predictor: Callable[[Any, pd.DataFrame, list[str]], np.ndarray] = predict,
 ) -> PromotionDecision:
     """The champion/challenger rule: promote only if every upstream data check passed and the
-    challenger's log-loss is lower than the champion's on exactly the same validation rows."""
+    challenger's log-loss is lower than the champion's on exactly the same validation rows.
+    ``predictor(model, rows, features)`` gives P(A wins) (default: the symmetric pre-match predict)."""
     y = validation["a_won"].to_numpy()
-    ch_ll = score(y, predict(challenger.model, validation, challenger.features))["log_loss"]
+    ch_ll = score(y, predictor(challenger.model, validation, challenger.features))["log_loss"]
     if failed_checks:
         return PromotionDecision(False, f"upstream data checks failed: {', '.join(failed_checks)}",
                                  ch_ll, None, champion.version if champion else None)
@@ -125,7 +127,7 @@ def decide_promotion(
     if missing:
         return PromotionDecision(True, f"champion v{champion.version} needs features no longer "
                                        f"produced: {missing[:5]}", ch_ll, None, champion.version)
-    champ_ll = score(y, predict(champion.model, validation, champion.features))["log_loss"]
+    champ_ll = score(y, predictor(champion.model, validation, champion.features))["log_loss"]
     if ch_ll < champ_ll:
         return PromotionDecision(True, f"log-loss {ch_ll:.5f} < champion v{champion.version} "
                                        f"{champ_ll:.5f}", ch_ll, champ_ll, champion.version)

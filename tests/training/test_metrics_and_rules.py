@@ -63,14 +63,19 @@ def _validation(n=400, seed=1):
     return pd.DataFrame({"good": p, "bad": np.full(n, 0.5), "a_won": (rng.uniform(size=n) < p).astype(int)})
 
 
+def _raw(model, rows, features):
+    """These toy forecasters read one probability column (not mirrorable pre-match features)."""
+    return model.predict_proba(rows[features])[:, 1]
+
+
 def test_champion_rule():
     val = _validation()
     good, bad = ProbabilityColumn("good").fit(val, None), ProbabilityColumn("bad").fit(val, None)
     champ_bad = RegisteredModel("m", "1", None, bad, ["bad"])
     champ_good = RegisteredModel("m", "2", None, good, ["good"])
-    assert decide_promotion(val, champ_good, None, []).promote
-    assert decide_promotion(val, champ_good, champ_bad, []).promote
-    assert not decide_promotion(val, champ_bad, champ_good, []).promote
-    assert not decide_promotion(val, champ_good, champ_good, []).promote  # a tie does not beat
-    blocked = decide_promotion(val, champ_good, champ_bad, ["raw_odds_tour:gx_suite (failed)"])
+    assert decide_promotion(val, champ_good, None, [], _raw).promote
+    assert decide_promotion(val, champ_good, champ_bad, [], _raw).promote
+    assert not decide_promotion(val, champ_bad, champ_good, [], _raw).promote
+    assert not decide_promotion(val, champ_good, champ_good, [], _raw).promote  # a tie does not beat
+    blocked = decide_promotion(val, champ_good, champ_bad, ["raw_odds_tour:gx_suite (failed)"], _raw)
     assert not blocked.promote and "raw_odds_tour" in blocked.reason
