@@ -268,7 +268,9 @@ def _match_envelopes(points: int):
     from feeds.live.replay import build_feed
     from tests.engine.fixtures import envelopes_of
 
-    schedule, skipped = build_feed(feed_rows(1, 0)[:1], stagger_s=0, prematch_lead_s=60)
+    rows = feed_rows(10, 0)
+    row = next((r for r in rows if len(r["point_winner"]) >= points), max(rows, key=lambda r: len(r["point_winner"])))
+    schedule, skipped = build_feed([row], stagger_s=0, prematch_lead_s=60)
     if skipped:
         raise RuntimeError(f"the benchmark match was rejected: {skipped}")
     envelopes = envelopes_of(schedule)
@@ -401,6 +403,9 @@ def run(args: argparse.Namespace) -> dict:
         result["load_average_end"] = os.getloadavg()
         children.stop_all()
         api_log.close()
+        if engine._writer is not None:  # the engine's commit task, as engine.run leaves it
+            engine._writer.cancel()
+            loop.run_until_complete(asyncio.gather(engine._writer, return_exceptions=True))
         loop.close()
         db.dispose()
     return result
