@@ -22,17 +22,6 @@ def _default_data_dir() -> str:
     return str(shared) if shared.is_dir() else str(PROJECT_ROOT / "data")
 
 
-def _api_token(env: dict[str, str]) -> str | None:
-    """The operator token from the environment or the file it names (surrounding whitespace ignored)."""
-    token = env.get("COURTSIDE_API_TOKEN")
-    if not token and env.get("COURTSIDE_API_TOKEN_FILE"):
-        token = Path(env["COURTSIDE_API_TOKEN_FILE"]).read_text()
-    token = (token or "").strip()
-    if token and len(token) < 16:
-        raise ValueError("COURTSIDE_API_TOKEN must be at least 16 characters")
-    return token or None
-
-
 @dataclass(frozen=True)
 class Settings:
     """Resolved configuration of one Courtside process."""
@@ -60,8 +49,10 @@ class Settings:
     ws_public_url: str = ""
     """The gateway's URL as browsers reach it (``COURTSIDE_WS_PUBLIC_URL``; default: the page's host, ws_port)."""
     api_token: str | None = field(default=None, repr=False)
-    """Bearer token of the operator endpoints (``COURTSIDE_API_TOKEN``, or the content of the file named by
-    ``COURTSIDE_API_TOKEN_FILE``); None disables them. Never printed (not in ``repr`` either)."""
+    """Bearer token of the operator endpoints (``COURTSIDE_API_TOKEN``); never printed (not in ``repr``)."""
+    api_token_file: str | None = None
+    """A file holding that token instead (``COURTSIDE_API_TOKEN_FILE``; ``make up`` writes one). The live API
+    reads it (``serving.api.__main__.operator_token``); without either, its operator endpoints are off."""
     api_rate_limit: str = "300/60"
     """Requests per seconds per client, sliding window (``COURTSIDE_API_RATE_LIMIT``)."""
     dagster_url: str = "http://127.0.0.1:3000"
@@ -105,7 +96,8 @@ class Settings:
             api_port=int(env.get("COURTSIDE_API_PORT") or 8000),
             ws_port=int(env.get("COURTSIDE_WS_PORT") or 8001),
             ws_public_url=env.get("COURTSIDE_WS_PUBLIC_URL") or "",
-            api_token=_api_token(env),
+            api_token=(env.get("COURTSIDE_API_TOKEN") or "").strip() or None,
+            api_token_file=env.get("COURTSIDE_API_TOKEN_FILE") or None,
             api_rate_limit=env.get("COURTSIDE_API_RATE_LIMIT") or "300/60",
             dagster_url=env.get("COURTSIDE_DAGSTER_URL")
             or f"http://127.0.0.1:{env.get('COURTSIDE_DAGSTER_PORT') or 3000}",

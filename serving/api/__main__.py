@@ -15,6 +15,7 @@ import argparse
 import logging
 import resource
 import sys
+from pathlib import Path
 
 import uvicorn
 import uvloop
@@ -59,6 +60,22 @@ def configure_logging(secrets: list[str]) -> None:
     logging.getLogger("websockets").setLevel(logging.WARNING)
 
 
+MIN_TOKEN_LENGTH = 16
+
+
+def operator_token(settings: Settings) -> str | None:
+    """The operator token: ``COURTSIDE_API_TOKEN``, else the content of ``COURTSIDE_API_TOKEN_FILE``."""
+    token = settings.api_token
+    if token is None and settings.api_token_file:
+        path = Path(settings.api_token_file)
+        if not path.is_file():
+            raise SystemExit(f"COURTSIDE_API_TOKEN_FILE names {path}, which does not exist")
+        token = path.read_text().strip() or None
+    if token is not None and len(token) < MIN_TOKEN_LENGTH:
+        raise SystemExit(f"the operator token must have at least {MIN_TOKEN_LENGTH} characters")
+    return token
+
+
 def raise_fd_limit() -> int:
     """As many open files as allowed (each WebSocket client is one)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -78,7 +95,8 @@ def _only_ws_path(connection, request):
 
 async def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    configure_logging([settings.api_token or ""])
+    token = operator_token(settings)
+    configure_logging([token or ""])
     files = raise_fd_limit()
     db = make_engine(settings.database_url)
     migrate(db)
@@ -88,7 +106,7 @@ async def run(args: argparse.Namespace) -> int:
     status = ServiceStatus(settings.prediction_url, settings.dagster_url)
     ws_port = args.ws_port if args.ws_port is not None else settings.ws_port
     port = args.port if args.port is not None else settings.api_port
-    config = ApiConfig(token=settings.api_token, rate=RateLimit.parse(args.rate_limit or settings.api_rate_limit),
+    config = ApiConfig(token=token, rate=RateLimit.parse(args.rate_limit or settings.api_rate_limit),
                        ws_url=settings.ws_public_url, ws_port=ws_port, run_service=False)
     app = create_app(service, status, config)
     await service.start()
@@ -97,7 +115,7 @@ async def run(args: argparse.Namespace) -> int:
                      process_request=_only_ws_path, backlog=4096) as ws_server:
         ws_port = ws_server.sockets[0].getsockname()[1]
         log.info("WebSocket gateway on ws://%s:%d%s (up to %d open files); operator endpoints %s", args.host, ws_port,
-                 WS_PATH, files, "enabled" if settings.api_token else "DISABLED (no COURTSIDE_API_TOKEN)")
+                 WS_PATH, files, "enabled" if token else "DISABLED (no COURTSIDE_API_TOKEN)")
         server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=port, log_config=None, loop="none",
                                                ws="none", lifespan="on", access_log=not args.no_access_log,
                                                timeout_graceful_shutdown=5))
