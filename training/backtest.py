@@ -62,7 +62,7 @@ from features.inplay import ServeTracker, live_win_probability
 from features.scoring import Score, ScoringError, check_next
 from feeds.live.market import BOOKMAKER_SIZE, LABELS, MarketModel, SimulatedMarket, closing_odds
 from feeds.live.replay import PREMATCH_LEAD_SECONDS, REOPEN_SECONDS, scores_of
-from serving.engine.engine import EngineConfig, _book, _mid_probability
+from serving.engine.engine import EngineConfig, feed_book, mid_probability
 from serving.engine.triggers import fired, momentum_leader
 from training.evaluation import fair_probability
 
@@ -699,13 +699,13 @@ class _InplayReplay:
                     self.clock.now() + timedelta(seconds=self.cfg.gap_seconds))
         sim = SimulatedMarket(key, float(row["prematch_p1"]), start_score, self.cfg.market)
         # the engine's prior (TradingEngine._state): the pre-match closing book, else the opening market
-        opening = _book(sim.opening(), start)
+        opening = feed_book(sim.opening(), start)
         prior = None
         if pd.notna(row.get("close_p1")) and pd.notna(row.get("close_p2")):
             pre = closing_odds(key, float(row["close_p1"]), float(row["close_p2"]), str(row["close_source"]))
-            prior = _mid_probability(_book(pre, start))
+            prior = mid_probability(feed_book(pre, start))
         if prior is None:
-            prior = _mid_probability(opening)
+            prior = mid_probability(opening)
         prior = min(max(prior if prior is not None else 0.5, 0.001), 0.999)
         exchange = PaperExchange(self.clock, self.engine.exchange, balance=self.risk.bankroll)
         opportunities: dict[str, tuple[float, float]] = {}
@@ -727,7 +727,7 @@ class _InplayReplay:
             at = start + timedelta(seconds=t)
             live = any(exchange.order(ref).is_live for ref in opportunities)  # the match's orders only
             if live:  # the suspension as the point is played (the engine sees every book; only live orders care)
-                self._feed(exchange, _book(sim.suspend(n), at), at - timedelta(milliseconds=1))
+                self._feed(exchange, feed_book(sim.suspend(n), at), at - timedelta(milliseconds=1))
             winner = check_next(prev, score)
             momentum_before = momentum_leader(recent, triggers)
             served[prev.server] += 1
@@ -741,12 +741,12 @@ class _InplayReplay:
             if fire:
                 p = predict(score)
                 since = 0
-                book = _book(update, reopened_at)
+                book = feed_book(update, reopened_at)
                 self._feed(exchange, book, reopened_at)
                 if book.status is MarketStatus.OPEN:
                     self._trade(exchange, key, book, p, n, opportunities)
             elif live or update.status == "CLOSED":
-                self._feed(exchange, _book(update, reopened_at), reopened_at)
+                self._feed(exchange, feed_book(update, reopened_at), reopened_at)
             prev = score
         end = start + timedelta(seconds=times[-1] + 0.01)
         self.clock.set(max(end, self.clock.now()))

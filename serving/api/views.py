@@ -17,8 +17,8 @@ from typing import Any
 
 from betting.market import MarketStatus
 from betting.records import EventKind
-from serving.engine.control import _book_from_log
-from serving.engine.engine import _mid_probability
+from serving.engine.control import logged_book
+from serving.engine.engine import mid_probability
 from serving.engine.match import FIRST, SECOND
 
 MAX_PREDICTIONS = 5_000
@@ -316,7 +316,7 @@ def _market_probability(payload: dict, at: datetime) -> float | None:
     if payload.get("status") != MarketStatus.OPEN.value or set(payload.get("prices", {})) != {FIRST, SECOND}:
         return None
     try:
-        return _mid_probability(_book_from_log(payload, at))
+        return mid_probability(logged_book(payload, at))
     except (KeyError, TypeError, ValueError):
         return None
 

@@ -117,7 +117,8 @@ class PrematchScan:
     no_value: int = 0
 
 
-def _book_from_log(payload: dict, at: datetime) -> MarketBook:
+def logged_book(payload: dict, at: datetime) -> MarketBook:
+    """The order book of a MARKET_UPDATE entry of the event log (top of book per runner)."""
     sizes = payload.get("sizes", {})
     runners = tuple(RunnerBook.top_of_book(selection, back, sizes.get(selection, [0.0, 0.0])[0], lay,
                                            sizes.get(selection, [0.0, 0.0])[1])
@@ -133,7 +134,7 @@ def open_prematch_markets(db: DbEngine) -> dict[str, tuple[str, MarketBook]]:
                                                              limit=10_000_000):
         if not payload.get("in_play"):
             latest[payload["market_id"]] = (match_id, at, payload)
-    return {m: (match_id, _book_from_log(p, at)) for m, (match_id, at, p) in latest.items() if p["status"] == "OPEN"}
+    return {m: (match_id, logged_book(p, at)) for m, (match_id, at, p) in latest.items() if p["status"] == "OPEN"}
 
 
 def _prematch_request(row: pd.Series) -> dict:

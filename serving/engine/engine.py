@@ -98,14 +98,15 @@ class EngineStats:
                 "p99_ms": round(lat[int(0.99 * (len(lat) - 1))], 3), "max_ms": round(lat[-1], 3)}
 
 
-def _book(update: MarketUpdate, at: datetime) -> MarketBook:
+def feed_book(update: MarketUpdate, at: datetime) -> MarketBook:
+    """The order book of a feed's market update (top of book per runner)."""
     runners = tuple(RunnerBook.top_of_book(r.selection, r.back_price, r.back_size, r.lay_price, r.lay_size,
                                            r.traded_volume) for r in update.runners)
     return MarketBook(market_id=update.market_id, publish_time=at, status=MarketStatus(update.status),
                       in_play=update.in_play, runners=runners)
 
 
-def _mid_probability(book: MarketBook) -> float | None:
+def mid_probability(book: MarketBook) -> float | None:
     """Margin-free P(first player) from the best back prices of both runners."""
     a, b = book.runner(FIRST), book.runner(SECOND)
     if not a or not b or a.best_back is None or b.best_back is None:
@@ -202,7 +203,7 @@ class TradingEngine:
     # --- message handling -----------------------------------------------------------------------
     def _on_market(self, env: Envelope, update: MarketUpdate, recovering: bool, received: float) -> None:
         at = self.clock.now()
-        book = _book(update, at)
+        book = feed_book(update, at)
         self.market_of[update.market_id] = update.event_key
         (self.inplay_books if update.in_play else self.prematch_books)[update.event_key] = book
         if recovering:
@@ -321,9 +322,9 @@ class TradingEngine:
     def _state(self, m: LiveMatch) -> dict:
         if m.prior is None:
             pre, inplay = self.prematch_books.get(m.event_key), self.opening_books.get(m.event_key)
-            if pre is not None and (p := _mid_probability(pre)) is not None:
+            if pre is not None and (p := mid_probability(pre)) is not None:
                 m.prior, m.prior_source = p, "pre-match closing odds, margin removed"
-            elif inplay is not None and (p := _mid_probability(inplay)) is not None:
+            elif inplay is not None and (p := mid_probability(inplay)) is not None:
                 m.prior, m.prior_source = p, "opening in-play market, margin removed"
             else:
                 m.prior, m.prior_source = 0.5, "no price: 0.5"
