@@ -62,7 +62,7 @@ from features.inplay import ServeTracker, live_win_probability
 from features.scoring import Score, ScoringError, check_next
 from feeds.live.market import BOOKMAKER_SIZE, LABELS, MarketModel, SimulatedMarket, closing_odds
 from feeds.live.replay import PREMATCH_LEAD_SECONDS, REOPEN_SECONDS, scores_of
-from serving.engine.engine import EngineConfig, feed_book, mid_probability
+from serving.engine.engine import EngineConfig, feed_book, prior_probability
 from serving.engine.triggers import fired, momentum_leader
 from training.evaluation import fair_probability
 
@@ -698,15 +698,13 @@ class _InplayReplay:
         start = max(day + timedelta(seconds=PREMATCH_LEAD_SECONDS),
                     self.clock.now() + timedelta(seconds=self.cfg.gap_seconds))
         sim = SimulatedMarket(key, float(row["prematch_p1"]), start_score, self.cfg.market)
-        # the engine's prior (TradingEngine._state): the pre-match closing book, else the opening market
+        # the engine's prior: the pre-match closing book, else the opening market
         opening = feed_book(sim.opening(), start)
-        prior = None
+        pre = None
         if pd.notna(row.get("close_p1")) and pd.notna(row.get("close_p2")):
-            pre = closing_odds(key, float(row["close_p1"]), float(row["close_p2"]), str(row["close_source"]))
-            prior = mid_probability(feed_book(pre, start))
-        if prior is None:
-            prior = mid_probability(opening)
-        prior = min(max(prior if prior is not None else 0.5, 0.001), 0.999)
+            pre = feed_book(closing_odds(key, float(row["close_p1"]), float(row["close_p2"]),
+                                         str(row["close_source"])), start)
+        prior = min(max(prior_probability(pre, opening)[0], 0.001), 0.999)
         exchange = PaperExchange(self.clock, self.engine.exchange, balance=self.risk.bankroll)
         opportunities: dict[str, tuple[float, float]] = {}
         triggers = self.engine.triggers

@@ -115,6 +115,16 @@ def mid_probability(book: MarketBook) -> float | None:
     return ia / (ia + ib)
 
 
+def prior_probability(prematch: MarketBook | None, opening: MarketBook | None) -> tuple[float, str]:
+    """The pre-match probability a live match is calibrated to, and where it came from: the pre-match
+    closing book, else the opening in-play market, else 0.5 (both margin-free)."""
+    if prematch is not None and (p := mid_probability(prematch)) is not None:
+        return p, "pre-match closing odds, margin removed"
+    if opening is not None and (p := mid_probability(opening)) is not None:
+        return p, "opening in-play market, margin removed"
+    return 0.5, "no price: 0.5"
+
+
 class TradingEngine:
     """The data plane. Feed it envelopes with ``process``; ``run`` follows the feed server."""
 
@@ -321,13 +331,8 @@ class TradingEngine:
     # --- predictions and decisions ----------------------------------------------------------------
     def _state(self, m: LiveMatch) -> dict:
         if m.prior is None:
-            pre, inplay = self.prematch_books.get(m.event_key), self.opening_books.get(m.event_key)
-            if pre is not None and (p := mid_probability(pre)) is not None:
-                m.prior, m.prior_source = p, "pre-match closing odds, margin removed"
-            elif inplay is not None and (p := mid_probability(inplay)) is not None:
-                m.prior, m.prior_source = p, "opening in-play market, margin removed"
-            else:
-                m.prior, m.prior_source = 0.5, "no price: 0.5"
+            m.prior, m.prior_source = prior_probability(self.prematch_books.get(m.event_key),
+                                                        self.opening_books.get(m.event_key))
         s = m.score
         return {"match_id": m.event_key, "best_of": m.fmt.best_of, "tournament": m.tournament, "season": m.season,
                 "sets": [list(x.games) for x in s.sets], "games": list(s.games), "points": list(s.points),
