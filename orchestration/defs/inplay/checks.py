@@ -8,7 +8,7 @@ import pandas as pd
 
 from features.inplay_state import sigmoid
 from orchestration.defs.inplay.assets import inplay_challenger as challenger_asset
-from orchestration.defs.models.checks import upstream_check_failures
+from orchestration.defs.models.checks import champion_gate
 from orchestration.defs.shared.resources import MlflowResource
 from training import tracking
 from training.inplay import decide_inplay_promotion, predict_rows
@@ -37,27 +37,6 @@ def inplay_challenger_beats_champion(context: dg.AssetCheckExecutionContext, mlf
     """Passes when the in-play challenger may become champion: every upstream data check passed, and its
     log-loss on the validation points is lower than the current champion's on the same points."""
     mlflow.configure(tracking.INPLAY_EXPERIMENT)
-    validation = inplay_points[inplay_points["split"] == "validation"]
-    failed = upstream_check_failures(context, challenger_asset.key)
-    champion = tracking.version_info(tracking.CHAMPION, tracking.INPLAY_MODEL)
-    if champion and champion.version == inplay_challenger["version"] and not failed:
-        return dg.AssetCheckResult(passed=True, metadata={
-            "reason": f"challenger v{champion.version} is already the champion",
-            "validation_points": len(validation)})
-    challenger = tracking.load_version(inplay_challenger["version"], tracking.INPLAY_MODEL)
-    current = tracking.load_version(champion.version, tracking.INPLAY_MODEL) if champion else None
-    decision = decide_inplay_promotion(validation, challenger, current, failed)
-    return dg.AssetCheckResult(
-        passed=decision.promote,
-        metadata={
-            "reason": decision.reason,
-            "challenger_version": inplay_challenger["version"],
-            "challenger_log_loss": decision.challenger_log_loss,
-            "champion_version": decision.champion_version or "none",
-            "champion_log_loss": decision.champion_log_loss if decision.champion_log_loss is not None
-            else float("nan"),
-            "validation_points": len(validation),
-            "upstream_checks_failed": dg.MetadataValue.json(failed),
-        },
-    )
-
+    return champion_gate(context, challenger_asset.key, tracking.INPLAY_MODEL, inplay_challenger["version"],
+                         inplay_points[inplay_points["split"] == "validation"], decide_inplay_promotion,
+                         rows_label="validation_points")

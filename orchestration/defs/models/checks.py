@@ -1,6 +1,8 @@
 """The champion/challenger gate: a blocking check on the challenger."""
 
 
+from collections.abc import Callable
+
 import dagster as dg
 import pandas as pd
 
@@ -8,7 +10,7 @@ from orchestration.defs.models.assets import prematch_challenger as challenger_a
 from orchestration.defs.shared.resources import MlflowResource
 from training import tracking
 from training.metrics import leak_suspect
-from training.prematch import decide_promotion
+from training.prematch import PromotionDecision, decide_promotion
 
 
 def upstream_check_failures(context: dg.AssetCheckExecutionContext, asset: dg.AssetKey) -> list[str]:
@@ -26,6 +28,34 @@ def upstream_check_failures(context: dg.AssetCheckExecutionContext, asset: dg.As
     return sorted(failed)
 
 
+def champion_gate(context: dg.AssetCheckExecutionContext, challenger: dg.AssetKey, model_name: str,
+                  challenger_version: str, validation: pd.DataFrame, decide: Callable[..., PromotionDecision],
+                  rows_label: str = "validation_rows") -> dg.AssetCheckResult:
+    """The champion/challenger gate of a registered model: passes when the challenger may become
+    champion -- every check upstream of ``challenger`` passed, and ``decide`` (the rule on the same
+    validation rows) promotes it, or it already is the champion."""
+    failed = upstream_check_failures(context, challenger)
+    champion = tracking.version_info(tracking.CHAMPION, model_name)
+    if champion and champion.version == challenger_version and not failed:
+        return dg.AssetCheckResult(passed=True, metadata={
+            "reason": f"challenger v{champion.version} is already the champion", rows_label: len(validation)})
+    candidate = tracking.load_version(challenger_version, model_name)
+    current = tracking.load_version(champion.version, model_name) if champion else None
+    decision = decide(validation, candidate, current, failed)
+    return dg.AssetCheckResult(
+        passed=decision.promote,
+        metadata={
+            "reason": decision.reason,
+            "challenger_version": challenger_version,
+            "challenger_log_loss": decision.challenger_log_loss,
+            "champion_version": decision.champion_version or "none",
+            "champion_log_loss": decision.champion_log_loss if decision.champion_log_loss is not None else float("nan"),
+            rows_label: len(validation),
+            "upstream_checks_failed": dg.MetadataValue.json(failed),
+        },
+    )
+
+
 @dg.asset_check(asset=challenger_asset, blocking=True,
                 additional_ins={"model_dataset": dg.AssetIn()})
 def challenger_beats_champion(context: dg.AssetCheckExecutionContext, mlflow: MlflowResource,
@@ -33,29 +63,8 @@ def challenger_beats_champion(context: dg.AssetCheckExecutionContext, mlflow: Ml
     """Passes when the challenger may become champion: every upstream data check passed, and its
     log-loss on the validation rows is lower than the current champion's on the same rows."""
     mlflow.configure(tracking.PREMATCH_EXPERIMENT)
-    validation = model_dataset[model_dataset["split"] == "validation"]
-    failed = upstream_check_failures(context, challenger_asset.key)
-    champion = tracking.version_info(tracking.CHAMPION)
-    if champion and champion.version == prematch_challenger["version"] and not failed:
-        return dg.AssetCheckResult(passed=True, metadata={
-            "reason": f"challenger v{champion.version} is already the champion",
-            "validation_rows": len(validation)})
-    challenger = tracking.load_version(prematch_challenger["version"])
-    current = tracking.load_version(champion.version) if champion else None
-    decision = decide_promotion(validation, challenger, current, failed)
-    return dg.AssetCheckResult(
-        passed=decision.promote,
-        metadata={
-            "reason": decision.reason,
-            "challenger_version": prematch_challenger["version"],
-            "challenger_log_loss": decision.challenger_log_loss,
-            "champion_version": decision.champion_version or "none",
-            "champion_log_loss": decision.champion_log_loss if decision.champion_log_loss is not None else float("nan"),
-            "validation_rows": len(validation),
-            "upstream_checks_failed": dg.MetadataValue.json(failed),
-        },
-    )
-
+    return champion_gate(context, challenger_asset.key, tracking.PREMATCH_MODEL, prematch_challenger["version"],
+                         model_dataset[model_dataset["split"] == "validation"], decide_promotion)
 
 
 @dg.asset_check(asset="prematch_candidates", blocking=True)
