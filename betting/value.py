@@ -39,6 +39,13 @@ def edge(side: Side, model_probability: float, price: float, commission: float) 
     return ((1.0 - p) * (1.0 - c) - p * (o - 1.0)) / (o - 1.0)
 
 
+def fair_probability(price_a, price_b):
+    """P(A wins) implied by the two decimal prices of a two-way market with the margin removed
+    proportionally: (1/o_A) / (1/o_A + 1/o_B). Floats or numpy arrays / pandas Series alike."""
+    ia, ib = 1.0 / price_a, 1.0 / price_b
+    return ia / (ia + ib)
+
+
 def fair_price(model_probability: float) -> float:
     """The decimal price the model thinks is fair: 1 / p (no commission, no margin)."""
     _check_probability(model_probability)

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from betting import value
 from training.metrics import score
 
 SERIES_TIER = {"Grand Slam": "Grand Slam", "Masters 1000": "Masters 1000", "ATP500": "ATP 500",
@@ -26,9 +27,8 @@ LEVEL_TIER = {"G": "Grand Slam", "M": "Masters 1000", "A": "ATP 250/500", "F": "
 
 
 def fair_probability(price_a: np.ndarray, price_b: np.ndarray) -> np.ndarray:
-    """P(A wins) implied by two decimal prices with the bookmaker's margin removed."""
-    ia, ib = 1.0 / np.asarray(price_a, dtype=float), 1.0 / np.asarray(price_b, dtype=float)
-    return ia / (ia + ib)
+    """P(A wins) implied by two decimal prices with the bookmaker's margin removed (as an array)."""
+    return value.fair_probability(np.asarray(price_a, dtype=float), np.asarray(price_b, dtype=float))
 
 
 def _orient(rows: pd.DataFrame, odds: pd.DataFrame, p1: str, p2: str) -> tuple[np.ndarray, np.ndarray]:

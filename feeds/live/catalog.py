@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from betting.value import fair_probability
 from features.identity import PlayerIndex, match_full_names
 
 SLAM_NAMES = {"ausopen": "Australian Open", "frenchopen": "Roland Garros", "wimbledon": "Wimbledon",
@@ -116,8 +117,7 @@ def attach_prematch(catalog: pd.DataFrame, odds_slams: pd.DataFrame, odds_tour: 
         out.loc[hit, "close_p1"] = np.where(same, rows[p1], rows[p2])
         out.loc[hit, "close_p2"] = np.where(same, rows[p2], rows[p1])
         out.loc[hit, "close_source"] = name  # later sources win: Pinnacle over Bet365
-    inv1, inv2 = 1 / out["close_p1"], 1 / out["close_p2"]
-    out["prematch_p1"] = inv1 / (inv1 + inv2)
+    out["prematch_p1"] = fair_probability(out["close_p1"], out["close_p2"])
     out["prematch_source"] = np.where(out["prematch_p1"].notna(), out["close_source"], None)
     e = elo.set_index("match_id").join(matches.set_index("match_id")["winner_id"])
     need = out["prematch_p1"].isna() & out["sackmann_match_id"].isin(e.index)

@@ -39,7 +39,7 @@ from betting.paper import PaperExchange, PaperExchangeConfig
 from betting.records import EventKind, Order, OrderRequest, Settlement
 from betting.risk import RiskBook, RiskLimits, check
 from betting.staking import StakingConfig
-from betting.value import ValueConfig
+from betting.value import ValueConfig, fair_probability
 from features.matches import parse_outcome
 from features.scoring import ScoringError
 from feeds.live.client import FeedClient
@@ -111,8 +111,7 @@ def mid_probability(book: MarketBook) -> float | None:
     a, b = book.runner(FIRST), book.runner(SECOND)
     if not a or not b or a.best_back is None or b.best_back is None:
         return None
-    ia, ib = 1 / a.best_back, 1 / b.best_back
-    return ia / (ia + ib)
+    return fair_probability(a.best_back, b.best_back)
 
 
 def prior_probability(prematch: MarketBook | None, opening: MarketBook | None) -> tuple[float, str]:
