@@ -103,6 +103,18 @@ class EventKind(StrEnum):
     MATCH_FINISHED = "MATCH_FINISHED"
     BET_SETTLED = "BET_SETTLED"
     MARKET_SETTLED = "MARKET_SETTLED"
+    PREDICTION_FAILED = "PREDICTION_FAILED"
+    MATCH_SUSPENDED = "MATCH_SUSPENDED"
+    """A match's state can no longer be trusted: no trading on it until a later message resynchronises it."""
+    MATCH_RESUMED = "MATCH_RESUMED"
+    GAP_SKIPPED = "GAP_SKIPPED"
+    """Feed messages that never arrived after the bounded re-requests, skipped."""
+    ENGINE_INPUT = "ENGINE_INPUT"
+    """Something from outside the feed the engine acted on (operator controls, control-plane order requests,
+    the kill switch's cancellations), with the feed position it took effect at: a deterministic replay
+    applies it at the same position."""
+    RECOVERED = "RECOVERED"
+    """The engine finished recovering after a start: how, from where, and whether the replay matched."""
 
 
 def customer_order_ref(*parts: object) -> str:

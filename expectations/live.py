@@ -14,8 +14,8 @@ from expectations.suites import _condition, _gxe, _meta, between, in_set, presen
 if TYPE_CHECKING:
     from great_expectations.expectations import Expectation
 
-CONTROL_PLANE_KINDS = ("PREMATCH_PREDICTION", "PREDICTION_FAILED")
-"""Entries written outside ``EventKind``: the pre-match scan's predictions, the engine's failed calls."""
+CONTROL_PLANE_KINDS = ("PREMATCH_PREDICTION",)
+"""Entries written outside ``EventKind``: the pre-match scan's predictions."""
 MAX_QUARANTINED_SHARE = 0.05
 """More quarantined feed messages than this in one batch means the feed (or our parser) is broken."""
 

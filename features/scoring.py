@@ -264,7 +264,7 @@ class Score:
             if max(won) >= fmt.sets_to_win:
                 raise ScoringError(f"set {number} was played after the match was over")
             rule = fmt.set_rules[number - 1]
-            if not _is_finished_set(completed.games, rule):
+            if not is_finished_set(completed.games, rule):
                 raise ScoringError(f"set {number} at {_pair(completed.games)} is not a finished set")
             won[completed.winner] += 1
         over = max(won) >= fmt.sets_to_win
@@ -275,7 +275,7 @@ class Score:
             return cls(fmt, done, (0, 0), (0, 0), server, winner)
         rule = fmt.set_rules[len(done)]
         ga, gb = games
-        if min(ga, gb) < 0 or _is_finished_set((ga, gb), rule) or not _is_reachable_games((ga, gb), rule):
+        if min(ga, gb) < 0 or is_finished_set((ga, gb), rule) or not _is_reachable_games((ga, gb), rule):
             raise ScoringError(f"games {_pair(games)} cannot be the score of a set in progress")
         a, b = points
         tiebreak = rule.tiebreak_at is not None and ga == gb == rule.tiebreak_at
@@ -470,7 +470,8 @@ def tiebreak_turn(points_played: int) -> int:
     return ((points_played + 1) // 2) % 2
 
 
-def _is_finished_set(games: tuple[int, int], rule: SetRule) -> bool:
+def is_finished_set(games: tuple[int, int], rule: SetRule) -> bool:
+    """Whether a set with these games is over under ``rule`` (6-4, 7-5, 7-6, 12-10 in an advantage set)."""
     hi, lo = max(games), min(games)
     if rule.tiebreak_at is not None and hi == rule.tiebreak_at + 1 and lo == rule.tiebreak_at:
         return True
@@ -523,7 +524,7 @@ def transition(
     ``reported_server`` (who serves the next point) is given, it must be right too.
     ``ScoreUnchanged`` (a ``ScoringError``) means the report repeats ``prev``.
     """
-    points = _read_points(reported_points, prev.in_tiebreak)
+    points = read_points(reported_points, prev.in_tiebreak)
     sets = tuple((int(a), int(b)) for a, b in reported_sets)
     return _point_between(prev, (sets, (int(reported_games[0]), int(reported_games[1])), points), reported_server)
 
@@ -544,8 +545,12 @@ def _point_between(prev: Score, observed: Observed, server: int | None) -> int:
     raise ScoringError(_impossible(prev, observed))
 
 
-def _read_points(reported: tuple[int, int] | tuple[str, str] | str, tiebreak: bool) -> tuple[int, int]:
-    """Points from a report: counts in a tie-break, calls ("15", "40", "A"/"AD") or counts in a game."""
+def read_points(reported: tuple[int, int] | tuple[str, str] | str, tiebreak: bool) -> tuple[int, int]:
+    """Points from a report: counts in a tie-break, calls ("15", "40", "A"/"AD") or counts in a game.
+
+    The one reader of a game result ("40 - 30", "A - 40", "5 - 4" in a tie-break): the live feed's
+    validation and the engine's match state both use it. An advantage is only ever called against
+    40 ("A - A", "A - 15" are refused), and every deuce is 40-40 whatever was played before it."""
     if isinstance(reported, str):
         text = reported.strip()
         if text in ("", "-"):
@@ -555,15 +560,20 @@ def _read_points(reported: tuple[int, int] | tuple[str, str] | str, tiebreak: bo
             raise ScoringError(f"cannot read the game result {reported!r}")
         reported = (parts[0], parts[1])
     out = []
+    advantage = []
     for value in reported:
         text = str(value).strip().upper()
         if isinstance(value, str) and not tiebreak and text in _CALL_POINTS:
             out.append(_CALL_POINTS[text])
-        elif text.isdigit():
+            advantage.append(out[-1] == 4)
+        elif text.isascii() and text.isdigit() and len(text) <= 3:
             out.append(int(text))
+            advantage.append(False)
         else:
             raise ScoringError(f"cannot read the points {reported!r}")
     a, b = out
+    if any(advantage) and sorted((a, b)) != [3, 4]:
+        raise ScoringError(f"an advantage is called against 40 only, not {reported!r}")
     if not tiebreak and a >= 3 and b >= 3:
         a, b = 3 + max(0, a - b), 3 + max(0, b - a)  # every deuce is 40-40, every advantage A-40
     return a, b
@@ -608,7 +618,7 @@ def _impossible(prev: Score, observed: Observed) -> str:
     elif len(sets) == len(before[0]) + 1:
         number = len(sets)
         rule = fmt.set_rules[number - 1]
-        if not _is_finished_set(sets[-1], rule):
+        if not is_finished_set(sets[-1], rule):
             reason = f"set {number} reported won at {_pair(sets[-1])}, which is not a finished set"
         elif prev.set_point_for is None:
             reason = f"set {number} cannot end from {_pair(before[1])}, {now} (not a set point)"
@@ -722,7 +732,7 @@ def replay_slam_points(rows: Iterable[Mapping[str, Any]], fmt: MatchFormat) -> l
         logged_games = (_logged_int(row["P1GamesWon"]), _logged_int(row["P2GamesWon"]))
         if logged_games != games:
             raise ScoringError(f"{label}: the log has games {_pair(logged_games)} at {score.describe()}")
-        logged = _read_points((str(row["P1Score"]), str(row["P2Score"])), score.in_tiebreak)
+        logged = read_points((str(row["P1Score"]), str(row["P2Score"])), score.in_tiebreak)
         if logged != score.points:
             raise ScoringError(
                 f"{label}: the log has points {row['P1Score']}-{row['P2Score']} at {score.describe()}"

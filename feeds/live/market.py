@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import random
+import zlib
 from dataclasses import dataclass
 
 from betting.ladder import MAX_PRICE, MIN_PRICE, round_to_tick, tick_offset
@@ -63,7 +64,8 @@ class SimulatedMarket:
         self.model = model or MarketModel()
         self.p_a, self.p_b = serve_probabilities(prematch_p1, start.fmt)
         self.history: list[Score] = [start]
-        self.rng = random.Random(seed if seed is not None else hash(event_key) & 0xFFFFFFFF)
+        # a stable seed (never Python's per-process str hash): the same match replays with the same prices
+        self.rng = random.Random(seed if seed is not None else zlib.crc32(event_key.encode()))
         self.traded = [0.0, 0.0]
 
     def fair_probability(self, score: Score) -> float:

@@ -1,22 +1,48 @@
 """The streaming engine: one asyncio process that follows the live feed point by point and trades.
 
-    feed message (seq n) -> validation (bad -> quarantine) -> match state (exact scoring, impossible
-    score -> quarantine) -> triggers -> /predict_live (BentoML, batched) -> value after commission
-    -> fractional Kelly -> risk limits -> paper exchange -> ledger
+    feed frame (position n) -> validation (bad -> quarantine) -> match state (exact scoring, impossible
+    score -> quarantine, match suspended) -> triggers -> /predict_live (BentoML) -> value after
+    commission -> fractional Kelly -> risk limits -> paper exchange -> ledger
 
-Every step is appended to the durable event log. All effects of a batch of messages — log entries,
-order states, feed cursors — are committed in one transaction (``storage.live.commit_step``).
+Every step is appended to the durable event log. All effects of a batch of frames — log entries, order
+states, feed cursors, quarantined frames — are committed in one transaction (``storage.live.commit_step``).
 
-Restart-safe: on start the engine reads its cursors, restores orders and settlements, replays
-the feed up to the cursors *silently* (rebuilding match state without trading), then goes on.
-Order references are derived from (match, feed, sequence number, selection, side), so replaying a
-message that was acted on but not committed reproduces the same reference, and the exchange's
-duplicate protection returns the existing order instead of placing a second bet.
+Nothing a feed sends can stop the engine: every frame goes through one guarded step (``_handle``).
+A frame that fails validation is quarantined with its reason; one that breaks a rule of the match's
+state (an impossible score, another match's players, a second match end) is quarantined too; any
+other exception while handling a frame makes it a *poison* message, quarantined with the exception.
+In every case the cursor moves past the frame (it is never handled twice, even after a restart) and,
+when the match's state can no longer be trusted, the match is suspended from trading
+(``MATCH_SUSPENDED``, with the reason) until a later message of the same channel applies cleanly
+(``MATCH_RESUMED``). Other matches trade on.
+
+Two ways to run (``EngineConfig.deterministic``):
+
+- **live** (default): frames are handled as they arrive, predictions batched across matches, a
+  prediction the service does not give in time means no bet. A restart reads the cursors, restores
+  the orders and settlements, replays the feed up to the cursors *silently* (rebuilding match state
+  without trading), shows the exchange every open market as it was at the cursors once *every*
+  channel is recovered, and only then trades on.
+- **deterministic** (audits, backtests, fault tests): frames are handled in the feed's own order
+  (``feeds.live.ordering``: event time, channel, sequence number — never arrival), one at a time,
+  each decision waits for its prediction, the clock starts at a fixed epoch. The same recorded feed
+  with the same configuration and model gives the same orders, byte for byte, however it is
+  delivered. A restart re-executes every frame up to the cursors with the predictions recorded in
+  the log and the external inputs (``ENGINE_INPUT``: operator controls, control-plane order requests,
+  kill-switch cancellations) at the positions they took effect, commits nothing of it, and checks
+  that the orders it arrives at are exactly the committed ones (``RECOVERED``: mismatches).
+
+Order references are derived from (match, point, selection, side), so a decision made again after a
+restart gets the same reference and the exchange's duplicate protection returns the existing order.
 
 Operator controls (pause, kill switch, risk limits) arrive through the database: the live API appends
 them to ``operator_controls`` and the engine reads the newest one at start and every housekeeping
 tick, so a kill switch pulled while the engine was down is in force from its first message. The
 engine answers with a heartbeat in ``engine_status`` (controls version applied, figures).
+
+The engine settles its own risk book when a match ends (``betting.settlement``, the rule the control
+plane persists with ``settle_live``): the bankroll and loss limits see a result at the feed position
+where it happened, not whenever the control plane gets to it.
 """
 
 from __future__ import annotations
@@ -24,13 +50,17 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import math
 import os
 import time
-from collections.abc import Awaitable, Callable
+import traceback
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy.engine import Engine as DbEngine
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from betting.clock import ManualClock
 from betting.decision import decide
@@ -38,13 +68,14 @@ from betting.market import MarketBook, MarketStatus, RunnerBook
 from betting.paper import PaperExchange, PaperExchangeConfig
 from betting.records import EventKind, Order, OrderRequest, Settlement
 from betting.risk import RiskBook, RiskLimits, check
+from betting.settlement import MatchResult, settle_market
 from betting.staking import StakingConfig
 from betting.value import ValueConfig, fair_probability
 from features.matches import parse_outcome
-from features.scoring import ScoringError
-from feeds.live.client import FeedClient
-from feeds.live.protocol import Envelope, MarketUpdate, MatchEvent
-from serving.engine.match import FIRST, SECOND, ImpossibleScore, LiveMatch, reported_score
+from feeds.live.client import FeedClient, Frame
+from feeds.live.ordering import FeedMerger
+from feeds.live.protocol import Envelope, Heartbeat, MarketUpdate, MatchEvent
+from serving.engine.match import FIRST, SECOND, BadMessage, LiveMatch
 from serving.engine.prediction import PredictionUnavailable
 from serving.engine.triggers import Trigger, TriggerConfig, fired
 from storage import live as store
@@ -52,6 +83,8 @@ from storage import live as store
 log = logging.getLogger(__name__)
 
 Predict = Callable[[list[dict]], Awaitable[list[dict]]]
+DETERMINISTIC_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+"""Where the feed clock starts in deterministic mode (unless ``EngineConfig.epoch`` says otherwise)."""
 
 
 @dataclass(frozen=True)
@@ -62,7 +95,7 @@ class EngineConfig:
     feeds: tuple[str, ...] = ("live",)
     bankroll: float = 1000.0
     max_batch: int = 256
-    """Most messages processed (and committed) together when they queue up."""
+    """Most frames processed (and committed) together when they queue up."""
     triggers: TriggerConfig = field(default_factory=TriggerConfig)
     value: ValueConfig = field(default_factory=ValueConfig)
     staking: StakingConfig = field(default_factory=StakingConfig)
@@ -74,18 +107,44 @@ class EngineConfig:
     """How often order requests from the control plane, new settlements and operator controls are picked up."""
     status_s: float = 5.0
     """How often the engine writes its heartbeat (``engine_status``)."""
+    deterministic: bool = False
+    """Handle frames in the feed's own order, one at a time, each decision waiting for its prediction
+    (audits, backtests, fault tests); see the module docstring. Live trading keeps it off."""
+    epoch: datetime | None = None
+    """The date the feed clock counts from; None: the wall clock at a feed's first message (live, kept in
+    the cursors), or ``DETERMINISTIC_EPOCH`` in deterministic mode."""
+    max_clock_jump_s: float = 7 * 86400.0
+    """A message more than this ahead of its channel's previous one is quarantined, unless the next one
+    confirms the jump (the feed really went quiet that long); a message behind it is quarantined too."""
+    max_gap_retries: int = 3
+    """Re-requests of missing feed messages before they are skipped (``GAP_SKIPPED``)."""
+    prediction_retry_s: float = 0.5
+    """Deterministic mode: pause between attempts when the prediction service does not answer."""
 
 
 @dataclass
 class EngineStats:
     messages: int = 0
     recovered: int = 0
+    replayed: int = 0
+    """Deterministic mode: frames re-executed after a restart (nothing committed)."""
     quarantined: int = 0
+    poison: int = 0
+    """Of the quarantined: frames whose handling raised an unexpected exception."""
+    suspensions: int = 0
+    resumptions: int = 0
+    gaps_skipped: int = 0
+    skipped_messages: int = 0
+    held: int = 0
+    """Live mode: frames that arrived while another channel was still recovering (handled after it)."""
+    replay_mismatches: int = 0
     predictions: int = 0
     prediction_failures: int = 0
     opportunities: int = 0
     orders: int = 0
     rejected: int = 0
+    commit_retries: int = 0
+    housekeeping_errors: int = 0
     decision_ms: list[float] = field(default_factory=list)
     """Feed message received -> trading decision made (order submitted, or no bet), per triggered message."""
 
@@ -124,8 +183,24 @@ def prior_probability(prematch: MarketBook | None, opening: MarketBook | None) -
     return 0.5, "no price: 0.5"
 
 
+def check_prediction(answer: dict) -> float:
+    """The probability of a prediction service answer; ``PredictionUnavailable`` when it is not one."""
+    try:
+        p = float(answer["probability"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PredictionUnavailable(f"unusable prediction {str(answer)[:200]}: {exc}") from None
+    if not (math.isfinite(p) and 0.0 <= p <= 1.0):
+        raise PredictionUnavailable(f"prediction {p!r} is not a probability")
+    return p
+
+
+# Phases of a frame: live (trade and commit), recovering (live mode: rebuild state silently), replaying
+# (deterministic mode: re-execute without committing).
+LIVE, RECOVERING, REPLAYING = "live", "recovering", "replaying"
+
+
 class TradingEngine:
-    """The data plane. Feed it envelopes with ``process``; ``run`` follows the feed server."""
+    """The data plane. Feed it frames with ``process``; ``run`` follows the feed server."""
 
     def __init__(self, config: EngineConfig, db: DbEngine, predict: Predict):
         self.cfg = config
@@ -133,16 +208,25 @@ class TradingEngine:
         self.predict = predict
         self.stats = EngineStats()
         self.clock = ManualClock(datetime(1970, 1, 1, tzinfo=UTC))
-        restored = [Order.from_dict(o) for o in store.orders(db)]
+        self.cursors = store.cursors(db)
+        self.recover_upto = {k: seq for k, (seq, _) in self.cursors.items()}
+        self.epochs = {feed: epoch for (feed, _), (_, epoch) in self.cursors.items()}
+        if config.deterministic:
+            self.epochs = dict.fromkeys(config.feeds, config.epoch or DETERMINISTIC_EPOCH)
+        elif config.epoch is not None:
+            self.epochs = {**dict.fromkeys(config.feeds, config.epoch), **self.epochs}
+        committed = [Order.from_dict(o) for o in store.orders(db)]
+        # Deterministic mode rebuilds the exchange and the risk book by re-executing the feed; live mode
+        # restores the persisted orders and settlements.
+        restored = [] if config.deterministic else committed
+        self._committed_orders = {o.customer_order_ref: o for o in committed}
         self.exchange = PaperExchange(self.clock, config.exchange, balance=config.bankroll, orders=restored)
         self.risk = RiskBook(config.bankroll)
         for order in restored:
             self.risk.record_order(order)
         self.settled: set[str] = set()
-        self._apply_settlements()
-        self.cursors = store.cursors(db)
-        self.recover_upto = {k: seq for k, (seq, _) in self.cursors.items()}
-        self.epochs = {feed: epoch for (feed, _), (_, epoch) in self.cursors.items()}
+        if not config.deterministic:
+            self._apply_settlements()
         self.matches: dict[str, LiveMatch] = {}
         self.saved_predictions = store.latest_payloads(db, str(EventKind.PREDICTION))
         """The last committed prediction of each match: restored when recovery reaches its point."""
@@ -156,6 +240,20 @@ class TradingEngine:
         """First open in-play book of each match (a prior when there are no pre-match odds)."""
         self.order_match: dict[str, tuple[str, str]] = {
             o.customer_order_ref: (self._match_of_market(o.market_id), "restored") for o in restored}
+        self.suspended: dict[str, tuple[str, str]] = {}
+        """event key -> (channel, reason) of matches not traded until a clean message of that channel."""
+        self._feed_time: dict[tuple[str, str], float] = {}
+        self._jump: dict[tuple[str, str], float] = {}
+        """A time jump quarantined on a channel, waiting for the next message to confirm it."""
+        self._done_seq: dict[tuple[str, str], int] = {}
+        """Last position handled per channel (whatever its phase)."""
+        self._held: list[Frame] = []
+        self._recovery_done = not any(self.recover_upto.values())
+        self._unreachable: set[tuple[str, str]] = set()
+        self.position = 0
+        """Frames handled in this session's order (deterministic mode: the feed's own order)."""
+        self._journal: dict[int, list[dict]] = {}
+        self._logged_predictions: dict[tuple[str, int], dict] = {}
         self._step = store.Step()
         self._decisions: list[float] = []
         """Receive times of market messages that led to a trading decision in the current batch."""
@@ -168,27 +266,42 @@ class TradingEngine:
         self.controls_error: str | None = None
         self.started_at = datetime.now(UTC)
         self._next_status = 0.0
-        self.apply_controls()
+        self.clients: list[FeedClient] = []
+        if config.deterministic and not self._recovery_done:
+            # the controls in force at each position come from the journal; the newest ones are read when
+            # the replay ends (_end_recovery)
+            self._load_replay_inputs()
+        else:
+            self.apply_controls()
 
     # --- helpers --------------------------------------------------------------------------------
-    @staticmethod
-    def _match_of_market(market_id: str) -> str:
-        return market_id.split("-", 1)[1] if "-" in market_id else market_id
+    def _match_of_market(self, market_id: str) -> str:
+        return self.market_of.get(market_id) or (market_id.split("-", 1)[1] if "-" in market_id else market_id)
+
+    def _epoch(self, feed: str, event_time: float = 0.0) -> datetime:
+        """When the feed's clock started: fixed in deterministic mode, else found at its first message."""
+        epoch = self.epochs.get(feed)
+        if epoch is None:
+            epoch = self.epochs[feed] = (self.cfg.epoch or DETERMINISTIC_EPOCH if self.cfg.deterministic
+                                         else datetime.now(UTC) - timedelta(seconds=event_time))
+        return epoch
 
     def _now_for(self, env: Envelope) -> datetime:
-        epoch = self.epochs.get(env.feed)
-        if epoch is None:
-            epoch = self.epochs[env.feed] = datetime.now(UTC) - timedelta(seconds=env.event_time)
-        at = epoch + timedelta(seconds=env.event_time)
+        at = self._epoch(env.feed, env.event_time) + timedelta(seconds=env.event_time)
         if at > self.clock.now():
             self.clock.set(at)
         return self.clock.now()
+
+    def _phase(self, frame: Frame) -> str:
+        if frame.seq > self.recover_upto.get((frame.feed, frame.channel), 0):
+            return LIVE
+        return REPLAYING if self.cfg.deterministic else RECOVERING
 
     def _log(self, kind: EventKind | str, payload: dict, match_id: str | None = None, env: Envelope | None = None):
         self._step.events.append(store.EventEntry(str(kind), self.clock.now(), payload,
                                                   env.feed if env else None, env.seq if env else None, match_id))
 
-    def _record_updates(self, updates) -> None:
+    def _record_updates(self, updates, env: Envelope | None = None) -> None:
         for u in updates:
             order = u.order
             self.risk.record_order(order)
@@ -199,27 +312,226 @@ class TradingEngine:
             payload = {"order": order.to_dict()}
             if u.fill is not None:
                 payload["fill"] = u.fill.to_dict()
-            self._log(u.kind, payload, match_id)
+            if env is not None and u.kind is EventKind.ORDER_PLACED:
+                payload["trigger"] = {"feed": env.feed, "channel": env.channel, "seq": env.seq}
+            self._log(u.kind, payload, match_id, env if u.kind is EventKind.ORDER_PLACED else None)
 
     def quarantine(self, raw: str, reason: str, seq: int | None, feed: str, channel: str) -> None:
-        """A message that failed validation (or an impossible score): keep it with the reason."""
+        """A frame that failed validation or a rule of the match's state: keep it with the reason."""
         self.stats.quarantined += 1
         self._step.quarantined.append({"source": f"live:{feed}", "location": f"{feed}/{channel}", "line": seq,
-                                       "record": raw[:20_000], "reason": reason, "batch_id": self.cfg.session})
+                                       "record": raw[:20_000], "reason": reason[:2000],
+                                       "batch_id": self.cfg.session})
         self._step.events.append(store.EventEntry(str(EventKind.QUARANTINED), self.clock.now(),
-                                                  {"reason": reason, "channel": channel}, feed, seq, None))
+                                                  {"reason": reason[:2000], "channel": channel}, feed, seq, None))
+
+    def _suspend(self, key: str, channel: str, reason: str, phase: str, env: Envelope | None) -> None:
+        """No trading on the match until a clean message of ``channel`` (the reason is logged)."""
+        if key in self.suspended:
+            return
+        self.suspended[key] = (channel, reason)
+        self.stats.suspensions += 1
+        if phase == LIVE:
+            log.warning("match %s suspended from trading: %s", key, reason)
+            self._log(EventKind.MATCH_SUSPENDED, {"reason": reason[:2000], "channel": channel}, key, env)
+
+    def _clean(self, key: str, channel: str, phase: str, env: Envelope) -> None:
+        """A message of ``channel`` applied cleanly: a match suspended by that channel trades again."""
+        held = self.suspended.get(key)
+        if held is None or held[0] != channel:
+            return
+        del self.suspended[key]
+        self.stats.resumptions += 1
+        if phase == LIVE:
+            log.info("match %s resynchronised: trading again", key)
+            self._log(EventKind.MATCH_RESUMED, {"after": held[1][:500], "channel": channel}, key, env)
+
+    # --- frames: one guarded step each ---------------------------------------------------------------
+    def _frames(self, batch: Iterable[Frame | tuple[float, Envelope]]) -> list[Frame]:
+        out = []
+        for item in batch:
+            if isinstance(item, Frame):
+                out.append(item)
+            else:
+                received, env = item
+                out.append(Frame(env.feed, env.channel, env.seq, "", env, None, None, received))
+        return out
+
+    def _admit(self, frame: Frame) -> list[Frame]:
+        """Live mode: a live frame waits until every channel is recovered (the exchange must have seen
+        every open market before the engine trades); returns the frames to handle now, in order."""
+        if self._recovery_done or self.cfg.deterministic:
+            return [frame]
+        if self._phase(frame) == LIVE:
+            self._held.append(frame)
+            self.stats.held += 1
+            return []
+        return [frame]
+
+    def _recovery_complete(self) -> bool:
+        return all(self._done_seq.get(k, 0) >= seq or k in self._unreachable for k, seq in self.recover_upto.items())
+
+    def _end_recovery(self) -> list[Frame]:
+        """Every channel is back at its cursor: the exchange sees the markets as they were there (live
+        mode) or the re-executed orders are checked against the committed ones (deterministic mode);
+        the operator's newest controls apply. Returns the frames held meanwhile."""
+        self._recovery_done = True
+        payload: dict[str, Any] = {"mode": "deterministic" if self.cfg.deterministic else "live",
+                                   "recovered_messages": self.stats.recovered + self.stats.replayed,
+                                   "cursors": {f"{f}/{c}": s for (f, c), s in self.recover_upto.items()}}
+        if self.cfg.deterministic:
+            mismatches = self._check_replay()
+            self.stats.replay_mismatches = len(mismatches)
+            payload.update(orders=len(self._committed_orders), mismatches=mismatches[:50])
+            if mismatches:
+                log.error("the replay did not reproduce %d committed orders (first: %s): decisions after a restart "
+                          "may differ from an uninterrupted run", len(mismatches), mismatches[0])
+            self._journal.clear()
+            self._logged_predictions.clear()
+        else:
+            self._resume_exchange()
+            payload["orders"] = len(self.exchange.orders())
+        if self._unreachable:
+            payload["unreachable"] = sorted(f"{f}/{c}" for f, c in self._unreachable)
+        self._log(EventKind.RECOVERED, payload)
+        log.info("recovered after a restart: %s", payload)
+        self.apply_controls()
+        held, self._held = self._held, []
+        return held
+
+    async def process(self, batch: Iterable[Frame | tuple[float, Envelope]]) -> None:
+        """Handle a batch of frames (or ``(received, envelope)`` pairs) and commit their effects."""
+        wanted: dict[str, tuple[float, Envelope, list[Trigger]]] = {}
+        queue = list(self._frames(batch))
+        if not self._recovery_done and self._recovery_complete():
+            queue = self._end_recovery() + queue  # a channel's cursor turned out to be unreachable
+        i = 0
+        while i < len(queue):
+            frame = queue[i]
+            i += 1
+            for ready in self._admit(frame):
+                await self._handle(ready, wanted)
+                if not self._recovery_done and self._recovery_complete():
+                    queue[i:i] = self._end_recovery()
+        if wanted:
+            await self._predict_batch(wanted)
+        self._record_updates(self.exchange.poll())
+        done = time.perf_counter()
+        self.stats.decision_ms.extend((done - r) * 1000 for r in self._decisions)
+        self._decisions.clear()
+        await self.commit()
+
+    async def _handle(self, frame: Frame, wanted: dict) -> None:
+        """One frame, guarded: whatever happens, it is handled once and the cursor moves past it."""
+        key = (frame.feed, frame.channel)
+        phase = self._phase(frame)
+        if self._done_seq.get(key, 0) >= frame.seq:
+            return  # handled already (a repeat delivery in one session)
+        self.stats.messages += 1
+        if phase == RECOVERING:
+            self.stats.recovered += 1
+        elif phase == REPLAYING:
+            self.stats.replayed += 1
+        committed_step = self._step
+        if phase != LIVE:
+            self._step = store.Step()  # nothing of a recovered frame is committed again
+        try:
+            if frame.gap_from is not None:
+                self._gap_skipped(frame, phase)
+            elif frame.envelope is None:
+                if phase == LIVE:
+                    self.quarantine(frame.raw, frame.reason or "invalid message", frame.seq, frame.feed,
+                                    frame.channel)
+            else:
+                await self._message(frame, frame.envelope, phase, wanted)
+        except BadMessage as exc:
+            self._reject(frame, str(exc), phase, suspend=exc.suspend)
+        except Exception as exc:  # noqa: BLE001 - a poison message must never stop the engine
+            self.stats.poison += 1
+            if phase == LIVE:
+                log.error("poison message %s/%s #%d: %s\n%s", frame.feed, frame.channel, frame.seq, exc,
+                          traceback.format_exc(limit=6))
+            self._reject(frame, f"poison message: {type(exc).__name__}: {exc}", phase, suspend=True)
+        finally:
+            self._done_seq[key] = frame.seq
+            self.position += 1
+            if phase == LIVE:
+                self._step.cursors[key] = (frame.seq, self._epoch(frame.feed))
+            else:
+                if self.cfg.deterministic:
+                    self._replay_inputs(self.position)
+                self._step = committed_step
+
+    def _reject(self, frame: Frame, reason: str, phase: str, suspend: bool) -> None:
+        env = frame.envelope
+        if phase == LIVE:
+            raw = frame.raw or (env.model_dump_json() if env is not None else "")
+            self.quarantine(raw, reason, frame.seq, frame.feed, frame.channel)
+        match_key = getattr(env.data, "event_key", None) if env is not None else None
+        if suspend and match_key is not None:
+            self._suspend(match_key, frame.channel, reason, phase, env)
+
+    def _gap_skipped(self, frame: Frame, phase: str) -> None:
+        self.stats.gaps_skipped += 1
+        self.stats.skipped_messages += frame.seq - (frame.gap_from or frame.seq) + 1
+        if phase == LIVE:
+            self._log(EventKind.GAP_SKIPPED, {"channel": frame.channel, "from": frame.gap_from, "to": frame.seq,
+                                              "reason": frame.reason})
+
+    def _check_time(self, frame: Frame, env: Envelope) -> None:
+        """A channel's clock moves forward and does not leap (``max_clock_jump_s``) unless the next message
+        confirms the leap."""
+        key = (frame.feed, frame.channel)
+        previous = self._feed_time.get(key)
+        t = env.event_time
+        if previous is not None and t < previous - 1e-6:
+            raise BadMessage(f"event time {t:.3f} s is before the channel's previous {previous:.3f} s")
+        if previous is not None and t > previous + self.cfg.max_clock_jump_s:
+            confirmed = self._jump.get(key)
+            if confirmed is None or not 0 <= t - confirmed <= self.cfg.max_clock_jump_s:
+                self._jump[key] = t
+                raise BadMessage(f"event time {t:.3f} s jumps {t - previous:.0f} s ahead of the channel "
+                                 f"({previous:.3f} s); accepted if the next message confirms it")
+        self._jump.pop(key, None)
+        self._feed_time[key] = t
+
+    async def _message(self, frame: Frame, env: Envelope, phase: str, wanted: dict) -> None:
+        self._check_time(frame, env)
+        self._now_for(env)
+        if env.channel == "market":
+            if not isinstance(env.data, MarketUpdate):
+                raise BadMessage(f"a {env.data.kind} message on the market channel")
+            await self._on_market(frame, env, env.data, phase)
+            return
+        if not isinstance(env.data, MatchEvent):
+            raise BadMessage("a market message on the match channel")
+        triggers = self._on_match(env, env.data, phase)
+        if not triggers or phase == RECOVERING:
+            return
+        if self.cfg.deterministic:
+            m = self.matches[env.data.event_key]
+            answer = await self._predict_one(m, phase)
+            self._predicted(m, answer, env, triggers)
+            self._trade(m, env)
+            if phase == LIVE:
+                self.stats.decision_ms.append((time.perf_counter() - frame.received) * 1000)
+        else:
+            wanted[env.data.event_key] = (frame.received, env, triggers)
 
     # --- message handling -----------------------------------------------------------------------
-    def _on_market(self, env: Envelope, update: MarketUpdate, recovering: bool, received: float) -> None:
+    async def _on_market(self, frame: Frame, env: Envelope, update: MarketUpdate, phase: str) -> None:
+        known = self.market_of.get(update.market_id)
+        if known is not None and known != update.event_key:
+            raise BadMessage(f"market {update.market_id} belongs to match {known}, not {update.event_key}")
         at = self.clock.now()
         book = feed_book(update, at)
         self.market_of[update.market_id] = update.event_key
         (self.inplay_books if update.in_play else self.prematch_books)[update.event_key] = book
-        if recovering:
-            self._recovered_books[update.market_id] = book
         if update.in_play and update.status == "OPEN":
             self.opening_books.setdefault(update.event_key, book)
-        if recovering:
+        if phase == RECOVERING:
+            self._recovered_books[update.market_id] = book
+            self._clean(update.event_key, env.channel, phase, env)
             return
         self.risk.record_market_book(book)
         self._record_updates(self.exchange.on_market_book(book))
@@ -229,73 +541,57 @@ class TradingEngine:
         self._log(kind, {"market_id": update.market_id, "status": update.status, "in_play": update.in_play,
                          "simulated": update.simulated, "source": update.source, "prices": prices,
                          "sizes": sizes, "point_number": update.point_number}, update.event_key, env)
+        self._clean(update.event_key, env.channel, phase, env)
         m = self.matches.get(update.event_key)
         if m is not None and update.in_play and update.status == "OPEN" and self._trade(m, env):
-            self._decisions.append(received)
+            self._decisions.append(frame.received)
 
-    def _on_match(self, env: Envelope, event: MatchEvent, recovering: bool) -> list[Trigger]:
+    def _on_match(self, env: Envelope, event: MatchEvent, phase: str) -> list[Trigger]:
         key = event.event_key
+        recovering = phase == RECOVERING
+        m = self.matches.get(key)
         if event.kind == "match_start":
+            if m is not None:
+                raise BadMessage(f"match {key} started already ({m.score.describe()}): a second start is ignored")
             m = LiveMatch.start(event, env.feed, self.cfg.triggers)
             self.matches[key] = m
             if recovering:
                 self._restore_prediction(m)
-            if not recovering:
+            if phase == LIVE:
                 self._log(EventKind.FEED_MESSAGE, {"kind": "match_start", "players": list(m.players),
                                                    "player_keys": list(m.player_keys), "tournament": m.tournament,
                                                    "season": m.season, "best_of": event.best_of,
                                                    "surface": m.surface}, key, env)
             return fired(None, m.score, 0, None, None, self.cfg.triggers)
-        m = self.matches.get(key)
         if m is None:
-            if not recovering:
-                self.quarantine(env.model_dump_json(), f"{event.kind} for unknown match {key} (no match_start)",
-                                env.seq, env.feed, env.channel)
-            return []
+            raise BadMessage(f"{event.kind} for unknown match {key} (no match_start)")
         if event.kind == "match_end":
-            self._finish(m, event, env, recovering)
+            self._finish(m, event, env, phase)
             return []
+        m.check_same_match(event)
         momentum_before = m.momentum_now(self.cfg.triggers)
         try:
             prev, _ = m.apply_point(event, self.cfg.triggers)
-        except ImpossibleScore as exc:
-            prev = self._follow_gap(m, event)
+        except BadMessage:
+            prev = m.follow_gap(event)
             if prev is None:
-                if not recovering:
-                    self.quarantine(env.model_dump_json(), f"impossible score: {exc}", env.seq, env.feed,
-                                    env.channel)
-                return []
+                raise
+        self._clean(key, env.channel, phase, env)
         if recovering:
             self._restore_prediction(m)
             return []
-        self._log(EventKind.FEED_MESSAGE, {"kind": "point", "score": m.score.describe(),
-                                           "sets": event.event_final_result, "game": event.event_game_result},
-                  key, env)
+        if phase == LIVE:
+            self._log(EventKind.FEED_MESSAGE, {"kind": "point", "score": m.score.describe(),
+                                               "sets": event.event_final_result, "game": event.event_game_result},
+                      key, env)
+        if key in self.suspended:
+            return []  # suspended by the market channel: no prediction to trade on
         return fired(prev, m.score, m.points_since_prediction, momentum_before, m.momentum_now(self.cfg.triggers),
                      self.cfg.triggers)
 
-    @staticmethod
-    def _follow_gap(m: LiveMatch, event: MatchEvent):
-        """After an impossible score the state stays put and the reported score is remembered; when
-        the next message follows from that reported score (the feed skipped points, it did not
-        lie), the state jumps to it and goes on. Returns the previous score, or None."""
-        if m.pending is not None:
-            saved, m.score = m.score, m.pending
-            try:
-                prev, _ = m.apply_point(event, TriggerConfig())
-                m.pending = None
-                return prev
-            except ImpossibleScore:
-                m.score = saved
-        try:
-            m.pending = reported_score(event, m.fmt)
-        except (ScoringError, KeyError, ValueError):
-            m.pending = None
-        return None
-
     def _resume_exchange(self) -> None:
-        """End of recovery: show the exchange the market as it was at the cursor, so orders restored
-        in their bet delay meet the same book as before the restart (queue positions of resting
+        """End of live-mode recovery: show the exchange every market as it was at the cursors, so orders
+        restored in their bet delay meet the same book as before the restart (queue positions of resting
         orders are not persisted: they restart at the back of the visible queue, conservatively)."""
         for book in self._recovered_books.values():
             self.risk.record_market_book(book)
@@ -309,23 +605,39 @@ class TradingEngine:
             m.predicted_points = m.points_played
             m.points_since_prediction = 0
 
-    def _finish(self, m: LiveMatch, event: MatchEvent, env: Envelope, recovering: bool) -> None:
+    def _finish(self, m: LiveMatch, event: MatchEvent, env: Envelope, phase: str) -> None:
+        ending = m.end(event)  # raises BadMessage: not this match's end, or a second one
         m.finished = True
-        winner = event.event_winner
-        sets = " ".join(f"{s.score_first}-{s.score_second}" for s in event.scores)
-        score_text = sets + (" RET" if event.event_status == "Retired" else "")
-        outcome, sets_completed = parse_outcome(score_text)
-        if recovering:
-            return
-        for order in self.exchange.orders():
-            if self.market_of.get(order.market_id) == m.event_key and order.is_live:
-                self.exchange.cancel(order.customer_order_ref)
-        self._record_updates(self.exchange.poll())
+        outcome, sets_completed = parse_outcome(ending.score_text)
         markets = sorted(mid for mid, k in self.market_of.items() if k == m.event_key)
-        self._log(EventKind.MATCH_FINISHED, {"event_key": m.event_key, "winner": winner, "outcome": outcome,
-                                             "sets_completed": sets_completed, "score": score_text,
-                                             "markets": markets, "players": list(m.players),
-                                             "player_keys": list(m.player_keys)}, m.event_key, env)
+        if phase != RECOVERING:
+            for order in self.exchange.orders():
+                if self.market_of.get(order.market_id) == m.event_key and order.is_live:
+                    self.exchange.cancel(order.customer_order_ref)
+            self._record_updates(self.exchange.poll())
+        self._settle_risk(markets, MatchResult(winner=ending.winner, outcome=outcome, sets_completed=sets_completed))
+        if phase == LIVE:
+            self._log(EventKind.MATCH_FINISHED, {"event_key": m.event_key, "winner": ending.winner,
+                                                 "outcome": outcome, "sets_completed": sets_completed,
+                                                 "score": ending.score_text, "markets": markets,
+                                                 "players": list(m.players), "player_keys": list(m.player_keys)},
+                      m.event_key, env)
+
+    def _settle_risk(self, markets: list[str], result: MatchResult) -> None:
+        """The finished match's markets leave the risk book with their result (what ``settle_live`` will
+        persist); a market the rules cannot settle stays open for the operator."""
+        for market_id in markets:
+            if market_id in self.settled:
+                continue
+            try:
+                s = settle_market(market_id, self.exchange.orders(market_id), result,
+                                  commission=self.cfg.exchange.commission, bankroll=self.risk.bankroll,
+                                  settled_at=self.clock.now(), config=self.cfg.exchange.settlement)
+            except ValueError as exc:
+                log.warning("market %s cannot be settled by the rules (%s): its exposure stays", market_id, exc)
+                continue
+            self.risk.record_settlement(s)
+            self.settled.add(market_id)
 
     # --- predictions and decisions ----------------------------------------------------------------
     def _state(self, m: LiveMatch) -> dict:
@@ -339,15 +651,63 @@ class TradingEngine:
                 "serve_stats": {"won_one": m.won_on_serve[0], "served_one": m.served[0],
                                 "won_two": m.won_on_serve[1], "served_two": m.served[1]}}
 
+    async def _predict_batch(self, wanted: dict[str, tuple[float, Envelope, list[Trigger]]]) -> None:
+        """Live mode: one prediction call for every match that asked in the batch, then their decisions."""
+        items = [(self.matches[k], r, e, t) for k, (r, e, t) in wanted.items() if k in self.matches]
+        try:
+            answers = await self.predict([self._state(m) for m, *_ in items])
+            if len(answers) != len(items):
+                raise PredictionUnavailable(f"{len(answers)} answers for {len(items)} states")
+            for answer in answers:
+                check_prediction(answer)
+        except PredictionUnavailable as exc:
+            self.stats.prediction_failures += 1
+            self._log(EventKind.PREDICTION_FAILED, {"error": str(exc)[:1000],
+                                                    "matches": [m.event_key for m, *_ in items]})
+            answers = []
+        for (m, received, env, triggers), answer in zip(items, answers, strict=False):
+            frame = Frame(env.feed, env.channel, env.seq, "", env, None, None, received)
+            try:
+                self._predicted(m, answer, env, triggers)
+                self._trade(m, env)
+            except Exception as exc:  # noqa: BLE001 - one match's failure is that match's poison message
+                self.stats.poison += 1
+                log.error("poison message %s/%s #%d (deciding): %s", env.feed, env.channel, env.seq, exc)
+                self._reject(frame, f"poison message: {type(exc).__name__}: {exc}", LIVE, suspend=True)
+            self.stats.decision_ms.append((time.perf_counter() - received) * 1000)
+
+    async def _predict_one(self, m: LiveMatch, phase: str) -> dict:
+        """Deterministic mode: the prediction for the match's current state — from the log when re-executing
+        (what was answered then), else from the service, waiting as long as it takes."""
+        if phase == REPLAYING:
+            logged = self._logged_predictions.get((m.event_key, m.points_played))
+            if logged is not None:
+                return {"probability": logged["probability"], "prematch_probability": logged.get("prematch"),
+                        "model_name": logged.get("model"), "model_version": logged.get("version")}
+        attempts = 0
+        while True:
+            try:
+                answers = await self.predict([self._state(m)])
+                if len(answers) != 1:
+                    raise PredictionUnavailable(f"{len(answers)} answers for 1 state")
+                check_prediction(answers[0])
+                return answers[0]
+            except PredictionUnavailable as exc:
+                attempts += 1
+                self.stats.prediction_failures += 1
+                if attempts == 1 or attempts % 20 == 0:
+                    log.warning("prediction for %s unavailable (attempt %d), waiting: %s", m.event_key, attempts, exc)
+                await asyncio.sleep(self.cfg.prediction_retry_s)
+
     def _predicted(self, m: LiveMatch, prediction: dict, env: Envelope, triggers: list[Trigger]) -> None:
-        p = float(prediction["probability"])
+        p = check_prediction(prediction)
         m.last_probability = p
         m.predicted_points = m.points_played
         m.points_since_prediction = 0
         self.stats.predictions += 1
-        self._log(EventKind.PREDICTION, {"probability": p, "prematch": prediction["prematch_probability"],
-                                         "prior_source": m.prior_source, "model": prediction["model_name"],
-                                         "version": prediction["model_version"], "score": m.score.describe(),
+        self._log(EventKind.PREDICTION, {"probability": p, "prematch": prediction.get("prematch_probability"),
+                                         "prior_source": m.prior_source, "model": prediction.get("model_name"),
+                                         "version": prediction.get("model_version"), "score": m.score.describe(),
                                          "points_played": m.points_played,
                                          "triggers": [str(t) for t in triggers]}, m.event_key, env)
 
@@ -356,7 +716,8 @@ class TradingEngine:
         at most one decision per point. True when a decision (bet or no bet) was made."""
         book = self.inplay_books.get(m.event_key)
         if (book is None or book.status is not MarketStatus.OPEN or m.finished or m.last_probability is None
-                or m.predicted_points != m.points_played or m.traded_points == m.points_played):
+                or m.predicted_points != m.points_played or m.traded_points == m.points_played
+                or m.event_key in self.suspended):
             return False
         m.traded_points = m.points_played
         decision = decide(m.event_key, book, m.last_probability, (FIRST, SECOND), self.risk.bankroll,
@@ -366,14 +727,21 @@ class TradingEngine:
         self.stats.opportunities += 1
         self._log(EventKind.OPPORTUNITY, decision.opportunity.to_dict(), m.event_key, env)
         if decision.request is not None:
-            self._submit(decision.request, m.event_key, "inplay")
+            self._submit(decision.request, m.event_key, "inplay", env)
         return True
 
-    def _submit(self, request: OrderRequest, match_id: str, source: str) -> tuple[bool, str]:
+    def _submit(self, request: OrderRequest, match_id: str, source: str,
+                env: Envelope | None = None) -> tuple[bool, str]:
         if self.paused and not self.cfg.risk.kill_switch:
             self.stats.rejected += 1
             message = "betting paused by the operator"
             self._log(EventKind.ORDER_REJECTED, {"request": request.to_dict(), "reason": "BETTING_PAUSED",
+                                                 "message": message, "source": source}, match_id)
+            return False, message
+        if match_id in self.suspended:
+            self.stats.rejected += 1
+            message = f"match suspended from trading: {self.suspended[match_id][1]}"[:500]
+            self._log(EventKind.ORDER_REJECTED, {"request": request.to_dict(), "reason": "MATCH_SUSPENDED",
                                                  "message": message, "source": source}, match_id)
             return False, message
         decision = check(request, self.risk, self.clock.now(), self.cfg.risk)
@@ -385,46 +753,8 @@ class TradingEngine:
         self.order_match[request.customer_order_ref] = (match_id, source)
         order = self.exchange.place(request)
         self.stats.orders += 1
-        self._record_updates(self.exchange.poll())
+        self._record_updates(self.exchange.poll(), env)
         return order.status.value != "REJECTED", str(order.error_code or "")
-
-    async def process(self, batch: list[tuple[float, Envelope]]) -> None:
-        """Handle a batch of feed messages (received at the given monotonic times) and commit."""
-        wanted: dict[str, tuple[float, Envelope, list[Trigger]]] = {}
-        for received, env in batch:
-            key = (env.feed, env.channel)
-            recovering = env.seq <= self.recover_upto.get(key, 0)
-            self._now_for(env)
-            self.stats.messages += 1
-            if recovering:
-                self.stats.recovered += 1
-            if env.channel == "market":
-                self._on_market(env, env.data, recovering, received)
-            else:
-                triggers = self._on_match(env, env.data, recovering)
-                if triggers and not recovering:
-                    wanted[env.data.event_key] = (received, env, triggers)
-            if not recovering:
-                self._step.cursors[key] = (env.seq, self.epochs[env.feed])
-            elif env.seq == self.recover_upto[key] and env.channel == "market":
-                self._resume_exchange()
-        if wanted:
-            items = [(self.matches[k], r, e, t) for k, (r, e, t) in wanted.items() if k in self.matches]
-            try:
-                answers = await self.predict([self._state(m) for m, *_ in items])
-            except PredictionUnavailable as exc:
-                self.stats.prediction_failures += 1
-                self._log("PREDICTION_FAILED", {"error": str(exc), "matches": [m.event_key for m, *_ in items]})
-                answers = []
-            for (m, received, env, triggers), answer in zip(items, answers, strict=False):
-                self._predicted(m, answer, env, triggers)
-                self._trade(m, env)
-                self.stats.decision_ms.append((time.perf_counter() - received) * 1000)
-        self._record_updates(self.exchange.poll())
-        done = time.perf_counter()
-        self.stats.decision_ms.extend((done - r) * 1000 for r in self._decisions)
-        self._decisions.clear()
-        await self.commit()
 
     async def commit(self, wait: bool = False) -> None:
         """Hand the batch's effects to the writer (one transaction each, in order); ``wait`` for it."""
@@ -439,18 +769,73 @@ class TradingEngine:
     async def _write_loop(self) -> None:
         # Commits run in a thread so the event loop keeps receiving and deciding meanwhile; one
         # writer keeps them in order. A crash loses at most the batches not yet written, and the
-        # cursors (written with them) make the engine replay exactly those.
+        # cursors (written with them) make the engine replay exactly those. A database that is down
+        # is waited for (the step is retried until it is written): nothing is dropped.
         while True:
             step = await self._pending.get()
             try:
-                await asyncio.to_thread(store.commit_step, self.db, step)
+                delay = 0.05
+                while True:
+                    try:
+                        await asyncio.to_thread(store.commit_step, self.db, step)
+                        break
+                    except (OperationalError, InterfaceError) as exc:  # the database is away: wait for it
+                        self.stats.commit_retries += 1
+                        log.error("commit failed (%s); retrying in %.1f s", str(exc).splitlines()[0][:200], delay)
+                        await asyncio.sleep(delay)
+                        delay = min(delay * 2, 5.0)
                 for key, value in step.cursors.items():
                     self.cursors[key] = value
             finally:
                 self._pending.task_done()
 
+    # --- deterministic replay of a session ----------------------------------------------------------
+    def _load_replay_inputs(self) -> None:
+        """What the re-execution needs from the log: the predictions answered and the external inputs."""
+        for _, _, _, _, match_id, payload in store.events_after(self.db, 0, kinds=[str(EventKind.PREDICTION)],
+                                                                limit=10_000_000):
+            if match_id is not None and "points_played" in payload:
+                self._logged_predictions[(match_id, int(payload["points_played"]))] = payload
+        for _, _, _, _, _, payload in store.events_after(self.db, 0, kinds=[str(EventKind.ENGINE_INPUT)],
+                                                         limit=10_000_000):
+            self._journal.setdefault(int(payload.get("position", 0)), []).append(payload)
+        committed_step, self._step = self._step, store.Step()
+        self._replay_inputs(0)
+        self._step = committed_step
+
+    def _replay_inputs(self, position: int) -> None:
+        """Re-apply the external inputs that took effect after ``position`` frames."""
+        for entry in self._journal.pop(position, []):
+            what = entry.get("input")
+            if what == "controls":
+                self._put_controls(entry["controls"], journal=False)
+            elif what == "order_requests":
+                for _ref, match_id, payload in entry["requests"]:
+                    self._submit(OrderRequest.from_dict(payload), match_id, "prematch")
+            elif what == "kill_switch_cancel":
+                self._cancel_live_orders(journal=False)
+
+    def _journal_input(self, payload: dict) -> None:
+        """Deterministic mode: record an external input with the position it takes effect at."""
+        if self.cfg.deterministic:
+            self._log(EventKind.ENGINE_INPUT, {**payload, "position": self.position})
+
+    def _check_replay(self) -> list[str]:
+        """References of committed orders the re-execution did not arrive at exactly (should be none)."""
+        mine = {o.customer_order_ref: o.to_dict() for o in self.exchange.orders()}
+        out = []
+        for ref, order in self._committed_orders.items():
+            expected = {**order.to_dict(), "settled": False}
+            got = mine.get(ref)
+            if got is None or {**got, "settled": False} != expected:
+                out.append(ref)
+        out += [ref for ref in mine if ref not in self._committed_orders]
+        return out
+
     # --- control-plane hand-offs ------------------------------------------------------------------
     def _apply_settlements(self) -> None:
+        """Live mode: settlements the control plane persisted for markets this engine did not settle itself
+        (an operator's decision on a market the rules could not settle)."""
         for s in store.settlements(self.db, after=sorted(self.settled)):
             settlement = Settlement.from_dict(s)
             self.risk.record_settlement(settlement)
@@ -458,23 +843,27 @@ class TradingEngine:
 
     def submit_requests(self) -> int:
         """Risk-check and place the pre-match orders the control plane queued."""
-        done = 0
-        for ref, match_id, payload in store.new_order_requests(self.db):
+        requests = store.new_order_requests(self.db)
+        if requests:
+            self._journal_input({"input": "order_requests", "requests": [list(r) for r in requests]})
+        for ref, match_id, payload in requests:
             request = OrderRequest.from_dict(payload)
             ok, why = self._submit(request, match_id, "prematch")
             self._step.requests_done[ref] = ("submitted" if ok else "rejected", why or None)
-            done += 1
-        return done
+        return len(requests)
 
     # --- operator controls ----------------------------------------------------------------------
     def apply_controls(self) -> bool:
-        """Put the operator's controls in force (newest ``operator_controls`` row); True when they changed.
-
-        Risk-limit overrides the engine cannot apply (a manual edit of the table) pause betting:
-        failing safe beats trading on limits nobody asked for."""
+        """Put the operator's controls in force (newest ``operator_controls`` row); True when they changed."""
         controls = store.current_controls(self.db)
         if controls["version"] == self.controls_version:
             return False
+        self._put_controls(controls, journal=True)
+        return True
+
+    def _put_controls(self, controls: dict, journal: bool) -> None:
+        """Risk-limit overrides the engine cannot apply (a manual edit of the table) pause betting:
+        failing safe beats trading on limits nobody asked for."""
         kill = self.base_risk.kill_switch or bool(controls["kill_switch"])
         paused = bool(controls["paused"])
         try:
@@ -488,13 +877,17 @@ class TradingEngine:
         self.cfg = dataclasses.replace(self.cfg, risk=limits)
         self.paused = paused
         self.controls_version = controls["version"]
-        log.warning("operator controls v%d in force: paused=%s kill_switch=%s risk overrides=%s",
-                    self.controls_version, paused, kill, controls["risk_limits"])
-        return True
+        if journal:
+            self._journal_input({"input": "controls", "controls": {
+                k: controls[k] for k in ("version", "paused", "kill_switch", "risk_limits")}})
+            log.warning("operator controls v%d in force: paused=%s kill_switch=%s risk overrides=%s",
+                        self.controls_version, paused, kill, controls["risk_limits"])
 
-    def _cancel_live_orders(self) -> int:
+    def _cancel_live_orders(self, journal: bool = True) -> int:
         """Kill switch: cancel the unmatched remainder of every order on the book."""
         resting = [o.customer_order_ref for o in self.exchange.orders() if o.status.value == "EXECUTABLE"]
+        if resting and journal:
+            self._journal_input({"input": "kill_switch_cancel", "orders": resting})
         for ref in resting:
             self.exchange.cancel(ref)
         if resting:
@@ -508,9 +901,12 @@ class TradingEngine:
                 "kill_switch": self.cfg.risk.kill_switch, "controls_error": self.controls_error,
                 "risk_limits": dataclasses.asdict(self.cfg.risk), "bankroll": self.risk.bankroll,
                 "live_orders": self.risk.live_order_count(), "messages": s.messages, "recovered": s.recovered,
-                "quarantined": s.quarantined, "predictions": s.predictions,
+                "replayed": s.replayed, "quarantined": s.quarantined, "poison": s.poison,
+                "suspended": {k: reason for k, (_, reason) in sorted(self.suspended.items())},
+                "gaps_skipped": s.gaps_skipped, "replay_mismatches": s.replay_mismatches,
+                "deterministic": self.cfg.deterministic, "predictions": s.predictions,
                 "prediction_failures": s.prediction_failures, "opportunities": s.opportunities, "orders": s.orders,
-                "rejected": s.rejected, "decision_latency": s.decision_summary(),
+                "rejected": s.rejected, "commit_retries": s.commit_retries, "decision_latency": s.decision_summary(),
                 "feed_time": self.clock.now().isoformat()}
 
     def report_status(self) -> None:
@@ -518,11 +914,15 @@ class TradingEngine:
         store.record_engine_status(self.db, self.cfg.session, self.controls_version, self.status())
 
     async def housekeeping(self) -> None:
-        """Pick up settlements, operator controls and order requests from the control plane; heartbeat."""
-        self._apply_settlements()
+        """Pick up settlements, operator controls and order requests from the control plane; heartbeat.
+        In deterministic mode, nothing from outside is taken while the engine re-executes its past."""
+        if not self._recovery_done and self.cfg.deterministic:
+            return
+        if not self.cfg.deterministic:
+            self._apply_settlements()
         self.apply_controls()
         cancelled = self._cancel_live_orders() if self.cfg.risk.kill_switch else 0
-        if self.submit_requests() or cancelled:
+        if self.submit_requests() or cancelled or self._step.events:
             await self.commit()
         if time.monotonic() >= self._next_status:
             await asyncio.to_thread(self.report_status)
@@ -531,35 +931,60 @@ class TradingEngine:
     # --- following the feed -----------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
         """Follow every configured feed until ``stop`` is set."""
-        queue: asyncio.Queue[tuple[float, Envelope]] = asyncio.Queue()
+        queue: asyncio.Queue[Frame] = asyncio.Queue()
+        channels = [(feed, channel) for feed in self.cfg.feeds for channel in ("match", "market")]
+        merger = FeedMerger(channels, self.cfg.max_clock_jump_s) if self.cfg.deterministic else None
 
-        def deliver_for(feed: str, channel: str):
-            async def deliver(env: Envelope) -> None:
-                await queue.put((time.perf_counter(), env))
-            return deliver
+        async def on_frame(frame: Frame) -> None:
+            for ready in (merger.push(frame) if merger is not None else [frame]):
+                queue.put_nowait(ready)
 
-        def reject_for(feed: str, channel: str):
-            async def reject(raw: str, reason: str, seq: int | None) -> None:
-                self.quarantine(raw, reason, seq, feed, channel)
-            return reject
+        async def on_heartbeat(hb: Heartbeat) -> None:
+            key = (hb.feed, hb.channel)
+            if hb.last_seq < self.recover_upto.get(key, 0) and key not in self._unreachable:
+                self._unreachable.add(key)
+                log.error("%s/%s: the feed has %d messages, fewer than the cursor %d: a different feed; "
+                          "recovery cannot reach the cursor", hb.feed, hb.channel, hb.last_seq,
+                          self.recover_upto[key])
+                if not self._recovery_done and self._recovery_complete():
+                    queue.put_nowait(Frame(hb.feed, hb.channel, 0, "", None, "recovery-check", None))
+            if merger is not None:
+                for ready in merger.heartbeat(hb):
+                    queue.put_nowait(ready)
 
-        clients = [FeedClient(self.cfg.feed_url, feed, channel, deliver_for(feed, channel), reject_for(feed, channel),
-                              last_seq=0) for feed in self.cfg.feeds for channel in ("match", "market")]
-        tasks = [asyncio.create_task(c.run(stop)) for c in clients]
+        clients = [FeedClient(self.cfg.feed_url, feed, channel, on_frame, on_heartbeat, last_seq=0,
+                              max_gap_retries=self.cfg.max_gap_retries) for feed, channel in channels]
         self.clients = clients
+        tasks = {asyncio.create_task(c.run(stop)): c for c in clients}
         next_housekeeping = 0.0
         try:
             while not stop.is_set():
+                for task in [t for t in tasks if t.done()]:
+                    client = tasks.pop(task)
+                    exc = task.exception() if not task.cancelled() else None
+                    if stop.is_set():
+                        break
+                    log.error("feed client %s/%s stopped (%s); restarting it in 1 s from %d", client.feed,
+                              client.channel, exc, client.last_seq)
+                    await asyncio.sleep(1.0)
+                    tasks[asyncio.create_task(client.run(stop))] = client
                 try:
                     first = await asyncio.wait_for(queue.get(), timeout=self.cfg.housekeeping_s)
                     batch = [first]
                     while len(batch) < self.cfg.max_batch and not queue.empty():
                         batch.append(queue.get_nowait())
+                    batch = [f for f in batch if f.seq > 0]  # drop recovery-check markers
                     await self.process(batch)
                 except TimeoutError:
-                    await self.commit()  # quarantined messages without a batch
+                    if not self._recovery_done and self._recovery_complete():
+                        await self.process([])
+                    await self.commit()  # anything logged without a batch
                 if time.monotonic() >= next_housekeeping:
-                    await self.housekeeping()
+                    try:
+                        await self.housekeeping()
+                    except Exception as exc:  # noqa: BLE001 - the database may be away for a while
+                        self.stats.housekeeping_errors += 1
+                        log.error("housekeeping failed (%s: %s); trading goes on", type(exc).__name__, exc)
                     next_housekeeping = time.monotonic() + self.cfg.housekeeping_s
         finally:
             stop.set()

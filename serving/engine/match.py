@@ -1,33 +1,62 @@
 """What the engine knows about one live match: its exact score (validated point by point), the
-points each player won on serve, recent momentum, the pre-match prior and the market."""
+points each player won on serve, recent momentum, the pre-match prior and the market.
+
+A message about a match is checked against what the engine already knows of it (the message's own
+form was checked by ``feeds.live.protocol``): the same players as at the start, a score one point on
+from the current one (``features.scoring``), a final result that agrees with the sets, one end.
+"""
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
 
-from features.scoring import Score, ScoringError, match_format, transition
+from features.scoring import Score, ScoringError, is_finished_set, match_format, read_points, transition
 from feeds.live.protocol import MatchEvent
 from serving.engine.triggers import TriggerConfig, momentum_leader
 
 FIRST, SECOND = "First Player", "Second Player"
 
 
-class ImpossibleScore(ValueError):
+class BadMessage(ValueError):
+    """A message that cannot be right given the match's state; ``suspend``: the state itself may be
+    behind (points missed), so the match is not traded until a later message resynchronises it."""
+
+    def __init__(self, reason: str, suspend: bool = False):
+        super().__init__(reason)
+        self.suspend = suspend
+
+
+class ImpossibleScore(BadMessage):
     """A reported score no point can lead to from the current one."""
+
+    def __init__(self, reason: str):
+        super().__init__(f"impossible score: {reason}", suspend=True)
+
+
+def _sets_result(sets: list[tuple[int, int]] | tuple, text: str) -> None:
+    won = [0, 0]
+    for s in sets:
+        won[0 if s[0] > s[1] else 1] += 1
+    if f"{won[0]} - {won[1]}" != text.strip():
+        raise ScoringError(f"final result {text!r} does not match the sets {won[0]} - {won[1]}")
 
 
 def reported_score(event: MatchEvent, fmt) -> Score:
-    """The score a feed message reports, as an exact ``Score`` (raises ScoringError when impossible)."""
-    sets = [(s.score_first, s.score_second) for s in event.scores[:-1]] if event.event_winner is None else [
-        (s.score_first, s.score_second) for s in event.scores]
-    current = event.scores[-1] if event.scores and event.event_winner is None else None
-    games = (current.score_first, current.score_second) if current else (0, 0)
-    points = event.event_game_result.replace(" ", "")
+    """The score a feed message reports, as an exact ``Score`` (raises ScoringError when impossible,
+    including a final result that does not agree with the sets)."""
+    finished = event.event_winner is not None
+    rows = [(s.score_first, s.score_second) for s in event.scores]
+    sets = rows if finished else rows[:-1]
+    games = (0, 0) if finished or not rows else rows[-1]
     server = 0 if event.event_serve in (None, FIRST) else 1
-    if event.event_winner is not None:
-        return Score.at(fmt, sets, (0, 0), (0, 0), server)
-    return Score.at(fmt, sets, games, _points(points, in_tiebreak=_tiebreak(games, fmt, len(sets))), server)
+    if finished:
+        score = Score.at(fmt, sets, (0, 0), (0, 0), server)
+    else:
+        tiebreak = _tiebreak(games, fmt, len(sets))
+        score = Score.at(fmt, sets, games, read_points(event.event_game_result, tiebreak), server)
+    _sets_result([s.games for s in score.sets], event.event_final_result)
+    return score
 
 
 def _tiebreak(games: tuple[int, int], fmt, set_index: int) -> bool:
@@ -35,19 +64,13 @@ def _tiebreak(games: tuple[int, int], fmt, set_index: int) -> bool:
     return rule.tiebreak_at is not None and games == (rule.tiebreak_at, rule.tiebreak_at)
 
 
-_CALLS = {"0": 0, "15": 1, "30": 2, "40": 3, "A": 4, "AD": 4}
+@dataclass(frozen=True)
+class MatchEnd:
+    """How a match ended, as the engine accepts it (the winner's label, the Sackmann-style score)."""
 
-
-def _points(text: str, in_tiebreak: bool) -> tuple[int, int]:
-    a, _, b = text.partition("-")
-    if in_tiebreak:
-        return int(a), int(b)
-    pa, pb = _CALLS[a], _CALLS[b]
-    if pa == 4:
-        pb = 3
-    if pb == 4:
-        pa = 3
-    return pa, pb
+    winner: str | None
+    score_text: str
+    retired: bool
 
 
 @dataclass
@@ -83,7 +106,7 @@ class LiveMatch:
 
     @classmethod
     def start(cls, event: MatchEvent, feed: str, triggers: TriggerConfig) -> LiveMatch:
-        season = int(event.tournament_season) if event.tournament_season.isdigit() else 2021
+        season = int(event.tournament_season)
         fmt = match_format(event.tournament_name, season, event.best_of)
         score = Score.start(fmt, 0 if event.event_serve in (None, FIRST) else 1)
         m = cls(event.event_key, feed, fmt, score, (event.event_first_player, event.event_second_player),
@@ -92,11 +115,21 @@ class LiveMatch:
         m.recent = deque(maxlen=triggers.momentum_window)
         return m
 
+    def check_same_match(self, event: MatchEvent) -> None:
+        """Every message of a match names the players and format it started with."""
+        if (event.event_first_player, event.event_second_player) != self.players:
+            raise BadMessage(f"players {event.event_first_player!r} v {event.event_second_player!r} are not "
+                             f"those of match {self.event_key} ({self.players[0]!r} v {self.players[1]!r})")
+        if event.best_of != self.fmt.best_of:
+            raise BadMessage(f"best of {event.best_of}, the match started as best of {self.fmt.best_of}")
+        if self.finished:
+            raise BadMessage(f"{event.kind} after the end of match {self.event_key} (ignored)")
+
     def apply_point(self, event: MatchEvent, triggers: TriggerConfig) -> tuple[Score, int]:
         """Advance by the point the message reports; returns (previous score, point winner).
 
         Raises ``ImpossibleScore`` when the reported score cannot follow the current one; the
-        caller quarantines the message and may resynchronise with ``resync``.
+        caller quarantines the message and may resynchronise with ``follow_gap``.
         """
         prev = self.score
         info = event.pointbypoint[-1] if event.pointbypoint else None
@@ -112,14 +145,69 @@ class LiveMatch:
                                   f"{event.event_game_result}: {exc}") from None
         if info is not None and (FIRST if winner == 0 else SECOND) != info.winner:
             raise ImpossibleScore(f"the message says {info.winner} won the point, the score says otherwise")
-        server = prev.server
-        self.score = prev.point(winner)
+        self._advance(winner)
+        return prev, winner
+
+    def _advance(self, winner: int) -> None:
+        server = self.score.server
+        self.score = self.score.point(winner)
         self.served[server] += 1
         self.won_on_serve[server] += int(winner == server)
         self.recent.append(winner)
         self.points_since_prediction += 1
         self.points_played += 1
-        return prev, winner
+        self.pending = None
+
+    def follow_gap(self, event: MatchEvent) -> Score | None:
+        """After an impossible score the state stays put and the reported score is remembered; when
+        the next message follows from that reported score (the feed skipped points, it did not
+        lie), the state jumps to it and goes on. Returns the previous score, or None."""
+        if self.pending is not None:
+            saved, self.score = self.score, self.pending
+            try:
+                prev, _ = self.apply_point(event, TriggerConfig())
+                return prev
+            except ImpossibleScore:
+                self.score = saved
+        try:
+            self.pending = reported_score(event, self.fmt)
+        except (ScoringError, KeyError, ValueError):
+            self.pending = None
+        return None
+
+    def end(self, event: MatchEvent) -> MatchEnd:
+        """Check a match end against the state: the winner and the sets must agree with the score the
+        engine followed (a retirement: the sets played so far). Raises ``BadMessage`` otherwise."""
+        self.check_same_match(event)
+        rows = [(s.score_first, s.score_second) for s in event.scores]
+        retired = event.event_status == "Retired"
+        try:
+            if retired:
+                done = [r for i, r in enumerate(rows) if _finished_set(r, self.fmt, i)]
+                if done != rows[:len(done)] or len(done) < len(rows) - 1:
+                    raise ScoringError(f"sets {rows}: only the last set can be unfinished at a retirement")
+                _sets_result(done, event.event_final_result)
+                followed = [s.games for s in self.score.sets]
+                if done[:len(followed)] != followed:
+                    raise ScoringError(f"the sets {done} are not those followed ({followed})")
+            else:
+                final = reported_score(event, self.fmt)
+                if final.winner is None or event.event_winner != (FIRST, SECOND)[final.winner]:
+                    raise ScoringError(f"the winner {event.event_winner!r} is not the winner of the sets {rows}")
+                if self.score.is_over and self.score.winner != final.winner:
+                    raise ScoringError(f"the match was won by {(FIRST, SECOND)[self.score.winner]} point by point")
+                followed = [s.games for s in self.score.sets]
+                if [s.games for s in final.sets][:len(followed)] != followed:
+                    raise ScoringError(f"the sets {rows} are not those followed ({followed})")
+        except (ScoringError, ValueError) as exc:
+            raise BadMessage(f"match end {event.event_final_result} ({event.event_status}) does not agree with "
+                             f"the match ({self.score.describe()}): {exc}", suspend=True) from None
+        sets = " ".join(f"{a}-{b}" for a, b in rows)
+        return MatchEnd(event.event_winner, sets + (" RET" if retired else ""), retired)
 
     def momentum_now(self, triggers: TriggerConfig) -> int | None:
         return momentum_leader(self.recent, triggers)
+
+
+def _finished_set(games: tuple[int, int], fmt, index: int) -> bool:
+    return index < fmt.best_of and is_finished_set(games, fmt.set_rules[index])

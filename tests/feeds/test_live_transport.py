@@ -23,15 +23,16 @@ def _schedule(n: int) -> list[Scheduled]:
     return [Scheduled(at=i * 0.001, channel="match", payload=_event(i)) for i in range(n)]
 
 
-async def _follow(server_port: int, received: list, rejected: list, stop: asyncio.Event, since: int = 0) -> FeedClient:
-    async def deliver(env):
-        received.append(env.seq)
+async def _follow(server_port: int, received: list, rejected: list, stop: asyncio.Event, since: int = 0,
+                  **options) -> FeedClient:
+    async def on_frame(frame):
+        if frame.valid:
+            received.append(frame.seq)
+        else:
+            rejected.append((frame.seq, frame.reason))
 
-    async def reject(raw, reason, seq):
-        rejected.append((seq, reason))
-
-    client = FeedClient(f"ws://127.0.0.1:{server_port}", "f1", "match", deliver, reject, last_seq=since,
-                        backoff=Backoff(base_s=0.01, cap_s=0.05))
+    client = FeedClient(f"ws://127.0.0.1:{server_port}", "f1", "match", on_frame, last_seq=since,
+                        backoff=Backoff(base_s=0.01, cap_s=0.05), **options)
     asyncio.get_running_loop().create_task(client.run(stop))
     return client
 
@@ -99,11 +100,12 @@ def test_bad_messages_are_quarantined_and_the_stream_goes_on():
         return received, rejected, client
 
     received, rejected, client = asyncio.run(scenario())
-    assert [seq for seq, _ in rejected] == [2, 3, None]
+    assert [seq for seq, _ in rejected] == [2, 3, 4]  # an unreadable frame holds its position too
     assert "data.point.event_final_result" in rejected[0][1] or "event_final_result" in rejected[0][1]
     assert "surprise" in rejected[1][1]
     assert rejected[2][1].startswith("invalid message")
     assert received == [1, 5] and client.stats.gaps == 0
+    assert client.stats.frames == 5 and client.stats.connects == 1
 
 
 def test_unknown_feed_is_refused_clearly():
@@ -114,7 +116,7 @@ def test_unknown_feed_is_refused_clearly():
         async def noop(*_):
             return None
 
-        client = FeedClient(f"ws://127.0.0.1:{port}", "nope", "match", noop, noop)
+        client = FeedClient(f"ws://127.0.0.1:{port}", "nope", "match", noop)
         with pytest.raises(SubscriptionRefused, match="unknown path"):
             await asyncio.wait_for(client.run(asyncio.Event()), 5)
         await server.stop()

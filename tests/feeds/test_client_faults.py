@@ -1,0 +1,217 @@
+"""The feed client against hostile and broken servers (real WebSocket connections): every frame is
+counted exactly once whether or not it parses, nothing livelocks, a gap is re-requested a bounded number
+of times then skipped (GAP_SKIPPED), a frame too large to receive is consumed, bad frames are never handed
+on twice across reconnects."""
+
+import asyncio
+import json
+
+from websockets.asyncio.server import serve
+
+from feeds.live.client import Backoff, FeedClient
+from feeds.live.protocol import Envelope, Heartbeat, MatchEvent, SetScore
+from feeds.live.server import ReplayServer
+
+
+def _event(i: int) -> MatchEvent:
+    return MatchEvent(kind="point", event_key="m1", event_date="2012-06-25", event_first_player="A",
+                      event_second_player="B", event_final_result="0 - 0", event_game_result=f"{i % 4} - 0",
+                      event_serve="First Player", event_status="Set 1", tournament_name="Wimbledon",
+                      tournament_season="2012", best_of=5,
+                      scores=[SetScore(score_first=0, score_second=0, score_set=1)])
+
+
+def _envelope(seq: int) -> str:
+    return Envelope(feed="f1", channel="match", seq=seq, event_time=seq, data=_event(seq)).model_dump_json()
+
+
+class Recorder:
+    def __init__(self):
+        self.frames = []
+
+    async def __call__(self, frame):
+        self.frames.append(frame)
+
+    @property
+    def delivered(self):
+        return [f.seq for f in self.frames if f.valid]
+
+    @property
+    def rejected(self):
+        return [(f.seq, f.reason) for f in self.frames if not f.valid]
+
+
+def _client(port: int, recorder: Recorder, **options) -> FeedClient:
+    return FeedClient(f"ws://127.0.0.1:{port}", "f1", "match", recorder, backoff=Backoff(0.01, 0.05), **options)
+
+
+async def _until(cond, timeout=15.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not cond():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("timed out")
+        await asyncio.sleep(0.01)
+
+
+async def _run(server: ReplayServer, recorder: Recorder, until, **options) -> FeedClient:
+    port = await server.start(publish=False)
+    stop = asyncio.Event()
+    client = _client(port, recorder, **options)
+    task = asyncio.create_task(client.run(stop))
+    try:
+        await _until(until)
+        await asyncio.sleep(0.3)  # a livelock would show as more connects or more frames meanwhile
+    finally:
+        stop.set()
+        await task
+        await server.stop()
+    return client
+
+
+def test_an_unreadable_frame_then_a_misnumbered_bad_frame_cannot_livelock():
+    """The defect of issue 9: a frame without a readable seq followed by a bad frame whose seq is not
+    last_seq+1 made the next valid frame look like a gap, re-requested from the same place forever."""
+    async def scenario():
+        server = ReplayServer({"f1": []}, heartbeat_s=0.05)
+        server.publish("f1", "match", _event(1), 1.0)
+        server.publish_raw("f1", "match", "\x00\x01 not json")                          # position 2
+        server.publish_raw("f1", "match", json.dumps({"type": "event", "seq": 7}))      # position 3, bad, seq 7
+        for i in (4, 5):
+            server.publish("f1", "match", _event(i), float(i))
+        recorder = Recorder()
+        client = await _run(server, recorder, lambda: len(recorder.frames) >= 5)
+        return recorder, client
+
+    recorder, client = asyncio.run(scenario())
+    assert recorder.delivered == [1, 4, 5]
+    assert [seq for seq, _ in recorder.rejected] == [2, 3]
+    assert "it says seq 7, it is message 3" in recorder.rejected[1][1]
+    assert client.stats.connects == 1 and client.stats.gaps == 0
+    assert client.stats.frames == 5 == client.stats.delivered + client.stats.rejected
+
+
+def test_a_valid_message_claiming_a_later_number_is_out_of_order_when_the_stream_goes_on():
+    async def scenario():
+        server = ReplayServer({"f1": []}, heartbeat_s=0.05)
+        server.publish("f1", "match", _event(1), 1.0)
+        server.publish_raw("f1", "match", _envelope(40))       # position 2 claims 40
+        server.publish_raw("f1", "match", _envelope(1))        # position 3 repeats 1
+        for i in (4, 5, 6):
+            server.publish("f1", "match", _event(i), float(i))
+        recorder = Recorder()
+        client = await _run(server, recorder, lambda: len(recorder.frames) >= 6)
+        return recorder, client
+
+    recorder, client = asyncio.run(scenario())
+    assert recorder.delivered == [1, 4, 5, 6]
+    assert [seq for seq, _ in recorder.rejected] == [2, 3]
+    assert recorder.rejected[0][1].startswith("out of order: it says seq 40")
+    assert recorder.rejected[1][1].startswith("a repeat of seq 1")
+    assert client.stats.gaps == 0 and client.stats.connects == 1
+
+
+class NumberedServer:
+    """A server whose numbering skips (it serves messages with seq > since; some never existed) and whose
+    heartbeat may claim more than it has: what a lossy upstream looks like."""
+
+    def __init__(self, seqs: list[int], heartbeat_last: int | None = None):
+        self.seqs = seqs
+        self.heartbeat_last = heartbeat_last if heartbeat_last is not None else max(seqs)
+        self.connects = 0
+
+    async def handler(self, ws):
+        self.connects += 1
+        since = int(ws.request.path.split("since=")[1])
+        for seq in self.seqs:
+            if seq > since:
+                await ws.send(_envelope(seq))
+        while True:
+            await ws.send(Heartbeat(feed="f1", channel="match", last_seq=self.heartbeat_last,
+                                    event_time=1.0).model_dump_json())
+            await asyncio.sleep(0.05)
+
+
+async def _numbered(server: NumberedServer, recorder: Recorder, until) -> FeedClient:
+    async with serve(server.handler, "127.0.0.1", 0) as ws_server:
+        port = ws_server.sockets[0].getsockname()[1]
+        stop = asyncio.Event()
+        client = _client(port, recorder)
+        task = asyncio.create_task(client.run(stop))
+        try:
+            await _until(until)
+            await asyncio.sleep(0.3)
+        finally:
+            stop.set()
+            await task
+    return client
+
+
+def test_a_gap_is_re_requested_a_bounded_number_of_times_then_skipped():
+    async def scenario():
+        server = NumberedServer([1, 2, 5, 6, 7])  # 3 and 4 never existed
+        recorder = Recorder()
+        client = await _numbered(server, recorder, lambda: 7 in recorder.delivered)
+        return server, recorder, client
+
+    server, recorder, client = asyncio.run(scenario())
+    assert recorder.delivered == [1, 2, 5, 6, 7]
+    gap = [f for f in recorder.frames if f.gap_from is not None]
+    assert [(f.gap_from, f.seq) for f in gap] == [(3, 4)] and gap[0].reason.startswith("GAP_SKIPPED")
+    assert client.stats.gaps == client.max_gap_retries == 3 and client.stats.gaps_skipped == 1
+    assert server.connects == client.max_gap_retries + 1  # bounded: no reconnect after the skip
+
+
+def test_a_heartbeat_claiming_messages_that_never_come_is_a_bounded_gap():
+    async def scenario():
+        server = NumberedServer([1, 2, 3], heartbeat_last=6)
+        recorder = Recorder()
+        client = await _numbered(server, recorder, lambda: any(f.gap_from for f in recorder.frames))
+        return server, recorder, client
+
+    server, recorder, client = asyncio.run(scenario())
+    assert recorder.delivered == [1, 2, 3]
+    assert [(f.gap_from, f.seq) for f in recorder.frames if f.gap_from] == [(4, 6)]
+    assert client.last_seq == 6 and server.connects == 4
+
+
+def test_a_frame_too_large_to_receive_is_consumed_not_retried_forever():
+    async def scenario():
+        server = ReplayServer({"f1": []}, heartbeat_s=0.05)
+        server.publish("f1", "match", _event(1), 1.0)
+        server.publish_raw("f1", "match", "x" * (2 << 20))  # 2 MB
+        server.publish("f1", "match", _event(3), 3.0)
+        recorder = Recorder()
+        client = await _run(server, recorder, lambda: 3 in recorder.delivered, max_size=1 << 20)
+        return recorder, client
+
+    recorder, client = asyncio.run(scenario())
+    assert recorder.delivered == [1, 3]
+    assert recorder.rejected == [(2, f"frame larger than {1 << 20} bytes (not received)")]
+    assert client.stats.connects == 2
+
+
+def test_bad_frames_are_handed_on_once_across_dropped_connections():
+    async def scenario():
+        server = ReplayServer({"f1": []}, heartbeat_s=0.05)
+        port = await server.start(publish=False)
+        recorder, stop = Recorder(), asyncio.Event()
+        client = _client(port, recorder)
+        task = asyncio.create_task(client.run(stop))
+        for i in range(1, 301):
+            if i % 10 == 0:
+                server.publish_raw("f1", "match", f"bad frame {i}")
+            else:
+                server.publish("f1", "match", _event(i), float(i))
+            if i % 50 == 0:
+                await asyncio.sleep(0.02)
+                await server.drop_connections()
+        await _until(lambda: len(recorder.frames) >= 300)
+        stop.set()
+        await task
+        await server.stop()
+        return recorder, client
+
+    recorder, client = asyncio.run(scenario())
+    assert [f.seq for f in recorder.frames] == list(range(1, 301))
+    assert [seq for seq, _ in recorder.rejected] == list(range(10, 301, 10))
+    assert client.stats.connects > 3
