@@ -401,7 +401,8 @@ def metered_engine_class():
         async def process(self, batch) -> None:
             meter: PredictMeter = self.predict  # type: ignore[assignment]
             if self.first_received is None and batch:
-                self.first_received = batch[0][0]
+                first = batch[0]
+                self.first_received = first.received if hasattr(first, "received") else first[0]
             n0 = len(self.stats.decision_ms)
             meter.last_answers = 0
             start = time.perf_counter()

@@ -1,10 +1,14 @@
 """The streaming engine as a process (``make up`` starts it).
 
     python -m serving.engine [--feed-url ws://127.0.0.1:8765] [--prediction-url http://127.0.0.1:3001]
+                             [--deterministic]
 
 Follows the feed, trades on the paper exchange and appends every step to the event log in
 ``COURTSIDE_DATABASE_URL``. Stop it with SIGINT/SIGTERM (or kill it): started again, it resumes
-from its cursors without a duplicate bet.
+from its cursors without a duplicate bet. ``--deterministic`` (or ``COURTSIDE_DETERMINISTIC=1``):
+the feed's own order, each decision waiting for its prediction — the same feed gives the same orders
+(audits, backtests); a restart re-executes up to its cursors and checks it arrives at the committed
+orders. Live trading keeps the default, real-time mode.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 
@@ -27,7 +32,9 @@ def _stats_line(engine: TradingEngine) -> str:
     s = engine.stats
     lat = s.decision_summary()
     figures = f"decision p50 {lat['p50_ms']:.2f} ms p99 {lat['p99_ms']:.2f} ms" if lat else "no decisions yet"
-    return (f"messages {s.messages} (recovered {s.recovered}), quarantined {s.quarantined}, predictions "
+    return (f"messages {s.messages} (recovered {s.recovered + s.replayed}), quarantined {s.quarantined} "
+            f"(poison {s.poison}), suspended matches {len(engine.suspended)}, gaps skipped {s.gaps_skipped}, "
+            f"predictions "
             f"{s.predictions} (failed {s.prediction_failures}), opportunities {s.opportunities}, orders {s.orders}, "
             f"risk-rejected {s.rejected}; {figures}")
 
@@ -40,8 +47,9 @@ async def run(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    deterministic = args.deterministic or os.environ.get("COURTSIDE_DETERMINISTIC", "") in ("1", "true", "yes")
     config = EngineConfig(feed_url=args.feed_url or settings.feed_url, feeds=tuple(args.feed),
-                          bankroll=settings.bankroll)
+                          bankroll=settings.bankroll, deterministic=deterministic)
     async with PredictionClient(args.prediction_url or settings.prediction_url) as client:
         log.info("waiting for the prediction service at %s", client.url)
         while not await client.wait_ready(timeout_s=30):
@@ -49,8 +57,9 @@ async def run(args: argparse.Namespace) -> int:
                 return 0
             log.warning("prediction service not ready yet (is the model loaded? see its /health)")
         engine = TradingEngine(config, db, client.predict_live)
-        log.info("engine started: feeds %s at %s, bankroll %.2f, %d orders restored, resuming after %s",
-                 config.feeds, config.feed_url, engine.risk.bankroll, len(engine.exchange.orders()),
+        log.info("engine started (%s mode): feeds %s at %s, bankroll %.2f, %d orders committed, resuming after %s",
+                 "deterministic" if deterministic else "live", config.feeds, config.feed_url, engine.risk.bankroll,
+                 len(engine._committed_orders),
                  {f"{f}/{c}": seq for (f, c), seq in engine.recover_upto.items()} or "nothing (fresh session)")
 
         async def report() -> None:
@@ -74,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prediction-url", help="default COURTSIDE_PREDICTION_URL or http://127.0.0.1:3001")
     parser.add_argument("--feed", action="append", default=None, help="feed name(s) to follow (default: live)")
     parser.add_argument("--report-s", type=float, default=15.0, help="seconds between progress lines")
+    parser.add_argument("--deterministic", action="store_true",
+                        help="the feed's own order, every decision waits for its prediction (audits, backtests)")
     args = parser.parse_args(argv)
     args.feed = args.feed or ["live"]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

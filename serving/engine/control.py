@@ -92,7 +92,7 @@ def settle_finished(db: DbEngine, cfg: EngineConfig) -> SettlementRun:
             orders = [Order.from_dict(o) for _, _, o in store.order_rows(db, [market_id])]
             try:
                 s = settle_market(market_id, orders, result, commission=cfg.exchange.commission, bankroll=bank,
-                                  settled_at=at)
+                                  settled_at=at, config=cfg.exchange.settlement)
             except ValueError as exc:
                 out.unsettleable.append((market_id, str(exc)))
                 continue

@@ -84,6 +84,8 @@ log = logging.getLogger(__name__)
 
 Predict = Callable[[list[dict]], Awaitable[list[dict]]]
 DETERMINISTIC_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+CONFIRM_LEAP, RECOVERY_CHECK = "confirm-leap", "recovery-check"
+"""Reasons of the marker frames (position 0) ``run`` queues after a heartbeat."""
 """Where the feed clock starts in deterministic mode (unless ``EngineConfig.epoch`` says otherwise)."""
 
 
@@ -113,9 +115,11 @@ class EngineConfig:
     epoch: datetime | None = None
     """The date the feed clock counts from; None: the wall clock at a feed's first message (live, kept in
     the cursors), or ``DETERMINISTIC_EPOCH`` in deterministic mode."""
-    max_clock_jump_s: float = 7 * 86400.0
-    """A message more than this ahead of its channel's previous one is quarantined, unless the next one
-    confirms the jump (the feed really went quiet that long); a message behind it is quarantined too."""
+    max_clock_jump_s: float = 86400.0
+    """A message more than this (feed seconds) ahead of its channel's previous one waits for the next message
+    of the channel: if that one is back near the old time, the leap is refused (quarantined); if it follows
+    on, or the server says nothing came after it, the feed really was quiet that long. A message behind its
+    channel's time is handled; the clock never goes back."""
     max_gap_retries: int = 3
     """Re-requests of missing feed messages before they are skipped (``GAP_SKIPPED``)."""
     prediction_retry_s: float = 0.5
@@ -243,8 +247,9 @@ class TradingEngine:
         self.suspended: dict[str, tuple[str, str]] = {}
         """event key -> (channel, reason) of matches not traded until a clean message of that channel."""
         self._feed_time: dict[tuple[str, str], float] = {}
-        self._jump: dict[tuple[str, str], float] = {}
-        """A time jump quarantined on a channel, waiting for the next message to confirm it."""
+        """Time of the last message handled per channel."""
+        self._leaps: dict[tuple[str, str], Frame] = {}
+        """Per channel: a message whose time leaps ahead, waiting for the next one to confirm or refute it."""
         self._done_seq: dict[tuple[str, str], int] = {}
         """Last position handled per channel (whatever its phase)."""
         self._held: list[Frame] = []
@@ -358,15 +363,45 @@ class TradingEngine:
         return out
 
     def _admit(self, frame: Frame) -> list[Frame]:
-        """Live mode: a live frame waits until every channel is recovered (the exchange must have seen
-        every open market before the engine trades); returns the frames to handle now, in order."""
+        """The frames to handle now, in order, once ``frame`` arrived: a message whose time leaps ahead
+        waits for the next of its channel (``max_clock_jump_s``); in live mode a live frame waits until
+        every channel is recovered (the exchange must have seen every open market before the engine
+        trades)."""
+        ready = self._leap_check(frame)
         if self._recovery_done or self.cfg.deterministic:
-            return [frame]
-        if self._phase(frame) == LIVE:
-            self._held.append(frame)
-            self.stats.held += 1
-            return []
-        return [frame]
+            return ready
+        out = []
+        for f in ready:
+            if self._phase(f) == LIVE:
+                self._held.append(f)
+                self.stats.held += 1
+            else:
+                out.append(f)
+        return out
+
+    def _leap_check(self, frame: Frame) -> list[Frame]:
+        key = (frame.feed, frame.channel)
+        if frame.seq == 0:  # a marker: a heartbeat said nothing came after the leap (the feed was quiet)
+            return [self._leaps.pop(key)] if frame.reason == CONFIRM_LEAP and key in self._leaps else []
+        leap = self._leaps.pop(key, None)
+        previous = self._feed_time.get(key)
+        t = frame.envelope.event_time if frame.envelope is not None else None
+        out = []
+        if leap is not None:
+            leapt = leap.envelope.event_time
+            if t is not None and t < leapt - self.cfg.max_clock_jump_s:
+                before = previous or 0.0
+                out.append(dataclasses.replace(
+                    leap, envelope=None, raw=leap.raw or leap.envelope.model_dump_json(),
+                    reason=f"event time {leapt:.3f} s leaps {leapt - before:.0f} s ahead of the channel "
+                           f"({before:.3f} s) and the next message is back at {t:.3f} s"))
+            else:
+                out.append(leap)
+                previous = leapt
+        if t is not None and previous is not None and t > previous + self.cfg.max_clock_jump_s:
+            self._leaps[key] = frame
+            return out
+        return [*out, frame]
 
     def _recovery_complete(self) -> bool:
         return all(self._done_seq.get(k, 0) >= seq or k in self._unreachable for k, seq in self.recover_upto.items())
@@ -410,7 +445,8 @@ class TradingEngine:
             frame = queue[i]
             i += 1
             for ready in self._admit(frame):
-                await self._handle(ready, wanted)
+                if ready.seq > 0:
+                    await self._handle(ready, wanted)
                 if not self._recovery_done and self._recovery_complete():
                     queue[i:i] = self._end_recovery()
         if wanted:
@@ -453,6 +489,8 @@ class TradingEngine:
                           traceback.format_exc(limit=6))
             self._reject(frame, f"poison message: {type(exc).__name__}: {exc}", phase, suspend=True)
         finally:
+            if self.cfg.deterministic and phase != RECOVERING:
+                self._poll_exchange(frame)  # orders whose bet delay ended reach the book at this frame, not later
             self._done_seq[key] = frame.seq
             self.position += 1
             if phase == LIVE:
@@ -461,6 +499,13 @@ class TradingEngine:
                 if self.cfg.deterministic:
                     self._replay_inputs(self.position)
                 self._step = committed_step
+
+    def _poll_exchange(self, frame: Frame) -> None:
+        try:
+            self._record_updates(self.exchange.poll())
+        except Exception as exc:  # noqa: BLE001 - counted as the frame's poison, never a stop
+            self.stats.poison += 1
+            log.error("exchange poll failed after %s/%s #%d: %s", frame.feed, frame.channel, frame.seq, exc)
 
     def _reject(self, frame: Frame, reason: str, phase: str, suspend: bool) -> None:
         env = frame.envelope
@@ -478,25 +523,9 @@ class TradingEngine:
             self._log(EventKind.GAP_SKIPPED, {"channel": frame.channel, "from": frame.gap_from, "to": frame.seq,
                                               "reason": frame.reason})
 
-    def _check_time(self, frame: Frame, env: Envelope) -> None:
-        """A channel's clock moves forward and does not leap (``max_clock_jump_s``) unless the next message
-        confirms the leap."""
-        key = (frame.feed, frame.channel)
-        previous = self._feed_time.get(key)
-        t = env.event_time
-        if previous is not None and t < previous - 1e-6:
-            raise BadMessage(f"event time {t:.3f} s is before the channel's previous {previous:.3f} s")
-        if previous is not None and t > previous + self.cfg.max_clock_jump_s:
-            confirmed = self._jump.get(key)
-            if confirmed is None or not 0 <= t - confirmed <= self.cfg.max_clock_jump_s:
-                self._jump[key] = t
-                raise BadMessage(f"event time {t:.3f} s jumps {t - previous:.0f} s ahead of the channel "
-                                 f"({previous:.3f} s); accepted if the next message confirms it")
-        self._jump.pop(key, None)
-        self._feed_time[key] = t
-
     async def _message(self, frame: Frame, env: Envelope, phase: str, wanted: dict) -> None:
-        self._check_time(frame, env)
+        key = (frame.feed, frame.channel)
+        self._feed_time[key] = max(self._feed_time.get(key, env.event_time), env.event_time)
         self._now_for(env)
         if env.channel == "market":
             if not isinstance(env.data, MarketUpdate):
@@ -947,10 +976,13 @@ class TradingEngine:
                           "recovery cannot reach the cursor", hb.feed, hb.channel, hb.last_seq,
                           self.recover_upto[key])
                 if not self._recovery_done and self._recovery_complete():
-                    queue.put_nowait(Frame(hb.feed, hb.channel, 0, "", None, "recovery-check", None))
+                    queue.put_nowait(Frame(hb.feed, hb.channel, 0, "", None, RECOVERY_CHECK, None))
             if merger is not None:
                 for ready in merger.heartbeat(hb):
                     queue.put_nowait(ready)
+            leap = self._leaps.get(key)
+            if leap is not None and hb.last_seq <= leap.seq and (merger is None or not merger.pending()):
+                queue.put_nowait(Frame(hb.feed, hb.channel, 0, "", None, CONFIRM_LEAP, None))
 
         clients = [FeedClient(self.cfg.feed_url, feed, channel, on_frame, on_heartbeat, last_seq=0,
                               max_gap_retries=self.cfg.max_gap_retries) for feed, channel in channels]
@@ -973,7 +1005,6 @@ class TradingEngine:
                     batch = [first]
                     while len(batch) < self.cfg.max_batch and not queue.empty():
                         batch.append(queue.get_nowait())
-                    batch = [f for f in batch if f.seq > 0]  # drop recovery-check markers
                     await self.process(batch)
                 except TimeoutError:
                     if not self._recovery_done and self._recovery_complete():

@@ -197,8 +197,13 @@ class LiveMatch:
                 if self.score.is_over and self.score.winner != final.winner:
                     raise ScoringError(f"the match was won by {(FIRST, SECOND)[self.score.winner]} point by point")
                 followed = [s.games for s in self.score.sets]
-                if [s.games for s in final.sets][:len(followed)] != followed:
+                reported = [s.games for s in final.sets]
+                if reported[:len(followed)] != followed:
                     raise ScoringError(f"the sets {rows} are not those followed ({followed})")
+                if len(reported) > len(followed) and not self.score.is_over:
+                    (fa, fb), (ga, gb) = reported[len(followed)], self.score.games
+                    if ga > fa or gb > fb:
+                        raise ScoringError(f"set {len(followed) + 1} cannot go from {ga}-{gb} to {fa}-{fb}")
         except (ScoringError, ValueError) as exc:
             raise BadMessage(f"match end {event.event_final_result} ({event.event_status}) does not agree with "
                              f"the match ({self.score.describe()}): {exc}", suspend=True) from None
