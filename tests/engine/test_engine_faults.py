@@ -166,9 +166,12 @@ def test_after_a_restart_no_order_goes_to_a_market_the_exchange_has_not_seen(tmp
     db = _db(tmp_path)
     cut = len(envelopes) // 2
     asyncio.run(_run(db, prediction_service, envelopes[:cut]))
-    # the restarted engine hears the whole match channel before the market channel catches up
-    match_first = ([e for e in envelopes if e.channel == "match"] + [e for e in envelopes if e.channel == "market"])
-    asyncio.run(_run(db, prediction_service, match_first))
+    # the restarted engine hears the market channel up to just before its cursor (the books are known),
+    # then the whole match channel, then the rest of the market channel
+    market = [e for e in envelopes if e.channel == "market"]
+    cursor = sum(1 for e in envelopes[:cut] if e.channel == "market")
+    reordered = market[:cursor - 1] + [e for e in envelopes if e.channel == "match"] + market[cursor - 1:]
+    asyncio.run(_run(db, prediction_service, reordered))
     with db.connect() as conn:
         errors = [json.loads(p).get("error_code") for (p,) in conn.execute(text("select payload from orders"))]
         held = conn.execute(text("select payload from live_events where kind = 'RECOVERED'")).all()
