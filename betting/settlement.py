@@ -22,7 +22,7 @@ from betting.codec import JsonRecord
 from betting.money import round_money
 from betting.payoff import bet_profit
 from betting.records import Bet, BetResult, Order, PnL, Settlement, Side
-from features.matches import parse_outcome, settles_with_winner
+from features.outcomes import parse_outcome, settles_with_winner
 
 _RETIREMENTS = ("retired", "defaulted")
 

@@ -8,10 +8,10 @@ earlier in this order (see ``features.prematch``).
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pandas as pd
+
+from features.outcomes import OUTCOMES, parse_outcome, settles_with_winner  # noqa: F401  (the rules live there)
 
 ROUND_ORDER: dict[str, int] = {
     "Q1": 0, "Q2": 1, "Q3": 2, "Q4": 3, "ER": 4, "R128": 5, "R64": 6, "R32": 7, "R16": 8,
@@ -26,52 +26,6 @@ _ROUND_DAY_ONE_WEEK = {"Q1": -3, "Q2": -2, "Q3": -1, "Q4": -1, "ER": 0, "R128": 
                        "R32": 2, "R16": 3, "RR": 2, "QF": 4, "SF": 5, "BR": 5, "F": 6}
 _ROUND_DAY_TWO_WEEKS = {"Q1": -6, "Q2": -5, "Q3": -4, "Q4": -3, "ER": 1, "R128": 1, "R64": 3,
                         "R32": 5, "R16": 7, "RR": 5, "QF": 9, "SF": 11, "BR": 11, "F": 13}
-
-_SET = re.compile(r"^(\d+)-(\d+)(?:\((\d+)\))?$")
-_MATCH_TIEBREAK = re.compile(r"^\[(\d+)-(\d+)\]$")
-
-OUTCOMES = ("completed", "retired", "defaulted", "walkover", "unfinished", "unknown")
-
-
-def parse_outcome(score: str | None) -> tuple[str, int]:
-    """How a match ended, and how many sets were completed, read from a Sackmann score string."""
-    if score is None or not str(score).strip():
-        return "unknown", 0
-    text = str(score).strip()
-    upper = text.upper()
-    if "W/O" in upper or upper in ("WALKOVER", "WO"):
-        return "walkover", 0
-    if "RET" in upper:
-        outcome = "retired"
-    elif "DEF" in upper or "DEFAULT" in upper:
-        outcome = "defaulted"
-    elif "UNFINISHED" in upper or "ABANDONED" in upper or "UNP" in upper:
-        outcome = "unfinished"
-    elif upper == "UNK":
-        return "unknown", 0
-    else:
-        outcome = "completed"
-    completed = 0
-    for token in text.split():
-        m = _SET.match(token)
-        if m:
-            a, b = int(m.group(1)), int(m.group(2))
-            hi, lo = max(a, b), min(a, b)
-            if m.group(3) is not None or (hi >= 6 and hi - lo >= 2) or (hi == 7 and lo == 6):
-                completed += 1
-            continue
-        if _MATCH_TIEBREAK.match(token):
-            completed += 1
-    return outcome, completed
-
-
-def settles_with_winner(outcome: str, sets_completed: int) -> bool:
-    """Exchange settlement rule: a match bet stands if the match was completed, or a player retired
-    (or was defaulted) after at least one full set; the player who advanced wins. Otherwise void."""
-    if outcome == "completed":
-        return True
-    return outcome in ("retired", "defaulted", "unfinished") and sets_completed >= 1
-
 
 def estimated_match_date(tourney_date: pd.Series, rounds: pd.Series, two_weeks: pd.Series) -> pd.Series:
     """Approximate day of each match from the tournament's Monday and the round (for rest features)."""

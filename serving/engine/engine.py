@@ -71,7 +71,7 @@ from betting.risk import RiskBook, RiskLimits, check
 from betting.settlement import MatchResult, settle_market
 from betting.staking import StakingConfig
 from betting.value import ValueConfig, fair_probability
-from features.matches import parse_outcome
+from features.outcomes import parse_outcome
 from feeds.live.client import FeedClient, Frame
 from feeds.live.ordering import FeedMerger
 from feeds.live.protocol import Envelope, Heartbeat, MarketUpdate, MatchEvent
