@@ -64,6 +64,9 @@ class Settings:
     """The address every ``make up`` listener binds (``COURTSIDE_BIND_HOST``). Loopback by default; anything
     else exposes them, and ``courtside up`` then refuses to start unless each is protected (docs/OPERATIONS.md).
     Dagster itself always stays on loopback: an authenticating proxy (``courtside.gatekeeper``) takes its port."""
+    protect: bool = False
+    """Protect the services as if exposed even on a loopback address (``COURTSIDE_PROTECT=1``): on a machine other
+    people log in to, 127.0.0.1 is reachable by all of them. Always on when ``bind_host`` is not loopback."""
     allowed_hosts: tuple[str, ...] = ()
     """Host names people use to reach the exposed services (``COURTSIDE_ALLOWED_HOSTS``, comma-separated): what
     MLflow's host check accepts besides the loopback names (empty: MLflow's default, loopback and private IPs)."""
@@ -95,6 +98,11 @@ class Settings:
     def exposed(self) -> bool:
         """True when the listeners bind an address other machines can reach."""
         return not is_loopback(self.bind_host)
+
+    @property
+    def requires_auth(self) -> bool:
+        """True when MLflow runs behind its basic-auth app and Dagster behind the authenticating proxy."""
+        return self.protect or self.exposed
 
     @property
     def warehouse_dir(self) -> Path:
@@ -141,6 +149,7 @@ class Settings:
             or f"http://127.0.0.1:{env.get('COURTSIDE_DAGSTER_PORT') or 3000}",
             # --- process exposure (issue 9, ops) ---
             bind_host=(env.get("COURTSIDE_BIND_HOST") or "127.0.0.1").strip(),
+            protect=(env.get("COURTSIDE_PROTECT") or "").strip().lower() in ("1", "true", "yes", "on"),
             allowed_hosts=tuple(h.strip() for h in (env.get("COURTSIDE_ALLOWED_HOSTS") or "").split(",") if h.strip()),
             mlflow_admin_user=env.get("COURTSIDE_MLFLOW_ADMIN_USER") or "courtside-admin",
             mlflow_admin_password=env.get("COURTSIDE_MLFLOW_ADMIN_PASSWORD") or None,

@@ -65,7 +65,7 @@ class ServiceSpec:
 
     name: str
     command: tuple[str, ...]
-    env: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
     """Set on top of the supervisor's environment (e.g. the read-only MLflow user of the prediction service)."""
     pauses_betting: bool = False
     """A crash loop of this service pauses betting (the engine; the prediction service it asks)."""
