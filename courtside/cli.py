@@ -250,7 +250,8 @@ def cmd_up(_: argparse.Namespace) -> int:
               + "\nsee docs/OPERATIONS.md (or leave COURTSIDE_BIND_HOST unset: everything on 127.0.0.1)",
               file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("courtside").setLevel(logging.INFO)  # the supervisor's starts, crashes and restarts
     from storage.db import make_engine, migrate
 
     db = make_engine(settings.database_url)

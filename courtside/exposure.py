@@ -127,14 +127,18 @@ def exposure_problems(settings: Settings, operator_token: str | None, ports: Por
     return found
 
 
+PRIVATE_HOST_PATTERNS = ("10.*", "192.168.*", *(f"172.{n}.*" for n in range(16, 32)), "[fc*", "[fd*")
+"""The private addresses (RFC 1918, RFC 4193) MLflow's host check accepts by default."""
+
+
 def mlflow_allowed_hosts(settings: Settings) -> str | None:
-    """``--allowed-hosts`` of the MLflow server: None (MLflow's default: the loopback names and private IPs)
-    unless it is exposed and ``COURTSIDE_ALLOWED_HOSTS`` names hosts; then those (any port) and the
-    loopback names local processes use."""
-    if not settings.requires_auth or not settings.allowed_hosts:
+    """``--allowed-hosts`` of the MLflow server. None on the default loopback (MLflow's default: the loopback
+    names and private IPs). When protected: the loopback names, the address local processes use, and the
+    names of ``COURTSIDE_ALLOWED_HOSTS`` (any port) — or, without them, the private IPs as MLflow would."""
+    if not settings.requires_auth:
         return None
     names = ["localhost", "127.0.0.1", "[::1]", url_host(connect_host(settings.bind_host)),
-             *settings.allowed_hosts]
+             *(settings.allowed_hosts or PRIVATE_HOST_PATTERNS)]
     patterns: list[str] = []
     for name in names:
         has_port = ":" in (name.rsplit("]", 1)[-1] if name.startswith("[") else name)
@@ -220,7 +224,10 @@ def ensure_mlflow_reader(settings: Settings, mlflow_url: str) -> str:
     admin, admin_pw = settings.mlflow_admin_user, settings.mlflow_admin_password or ""
     reader, reader_pw = settings.mlflow_reader_user, settings.mlflow_reader_password or ""
     status, body = _mlflow_call(mlflow_url, "GET", "users/get", admin, admin_pw, query={"username": reader})
-    if status in (401, 403):
+    if status == 403:  # an administrator has every permission: the request itself was refused
+        raise RuntimeError(f"MLflow refused the request to {mlflow_url} (403: {body.get('message', body)}); "
+                           "its Host check (--allowed-hosts, COURTSIDE_ALLOWED_HOSTS) must accept that address")
+    if status == 401:
         raise RuntimeError(f"MLflow refused the administrator {admin!r} ({status}): MLflow keeps the password the "
                            "administrator was created with; set COURTSIDE_MLFLOW_ADMIN_PASSWORD to it (see "
                            "docs/OPERATIONS.md, rotating MLflow passwords)")
@@ -250,7 +257,7 @@ def listeners(settings: Settings, ports: Ports) -> list[Listener]:
                f"127.0.0.1:{settings.dagster_internal_port}")
     mlflow = ("loopback only" if not guarded else
               f"MLflow basic-auth: admin {settings.mlflow_admin_user!r}, read-only {settings.mlflow_reader_user!r}"
-              f"; Host check: {'COURTSIDE_ALLOWED_HOSTS' if settings.allowed_hosts else 'loopback + private IPs'}")
+              f"; Host check: {'COURTSIDE_ALLOWED_HOSTS' if settings.allowed_hosts else 'loopback and private IPs'}")
     reads = "loopback only" if not guarded else "no credentials: read-only"
     return [
         Listener("Dagster UI", f"http://{host}:{ports.dagster}", dagster),

@@ -171,9 +171,11 @@ def test_loopback_addresses(host, loopback):
     assert Settings.from_env({"COURTSIDE_BIND_HOST": host}).requires_auth is not loopback
 
 
-def test_mlflow_host_check_keeps_its_default_unless_hosts_are_named(tmp_path):
+def test_mlflow_host_check_accepts_the_local_address_and_the_named_hosts_only(tmp_path):
     assert mlflow_allowed_hosts(settings_for(tmp_path)) is None
-    assert mlflow_allowed_hosts(settings_for(tmp_path, COURTSIDE_BIND_HOST="0.0.0.0")) is None
+    unnamed = mlflow_allowed_hosts(settings_for(tmp_path, COURTSIDE_BIND_HOST="127.0.0.2", COURTSIDE_PROTECT="1"))
+    assert {"127.0.0.2:*", "localhost:*", "10.*", "192.168.*", "172.31.*"} <= set(unnamed.split(","))
+    assert "*" not in unnamed.split(",")
     named = mlflow_allowed_hosts(settings_for(tmp_path, COURTSIDE_BIND_HOST="0.0.0.0",
                                               COURTSIDE_ALLOWED_HOSTS="ml.example, 10.0.0.5:5000")).split(",")
     assert {"ml.example", "ml.example:*", "10.0.0.5:5000", "localhost:*", "127.0.0.1:*"} <= set(named)
