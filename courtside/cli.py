@@ -263,6 +263,9 @@ def cmd_up(_: argparse.Namespace) -> int:
     try:
         supervisor.start_all(control_plane_specs(settings, ports))
         ok = _wait_http(f"http://127.0.0.1:{dagster_port(settings, ports)}/server_info", 120, supervisor)
+        # MLflow's server creates the tracking store's schema when it is new; the pipeline writes that store too
+        # (SQLite, not through the server): let the server finish first rather than race it
+        _wait_http(f"http://{local}:{ports.mlflow}/health", 120, supervisor)
         print(f"Dagster UI: http://{public_host(settings)}:{ports.dagster}" + ("" if ok else " (still starting)"))
         print("running the pipeline (watch it in the Dagster UI: Runs)...")
         # A child process in our process group: Ctrl-C reaches it (Dagster marks the run failed) and reaches us.
@@ -274,7 +277,6 @@ def cmd_up(_: argparse.Namespace) -> int:
         report = settings.home / "reports" / "test_evaluation.md"
         if report.exists():
             print(f"\nTest-window evaluation ({report}):\n\n{report.read_text()}")
-        _wait_http(f"http://{local}:{ports.mlflow}/health", 120, supervisor)
         if settings.requires_auth:
             print(f"MLflow read-only user {settings.mlflow_reader_user!r}: "
                   f"{ensure_mlflow_reader(settings, f'http://{local}:{ports.mlflow}')}")

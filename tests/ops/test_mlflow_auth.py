@@ -69,6 +69,12 @@ def server(tmp_path_factory) -> Iterator[Server]:
                                   "COURTSIDE_MLFLOW_READER_PASSWORD": READER_PW,
                                   "COURTSIDE_ALLOWED_HOSTS": "courtside.team.example"})
     settings.ensure_dirs()
+    # the pipeline registers the champion straight into the tracking store (SQLite), as in make up; first, so
+    # that it and the server do not both create the store's schema at the same time
+    env = {**child_environment(), "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri}
+    done = subprocess.run([sys.executable, "-c", REGISTER], cwd=home, env=env, capture_output=True, text=True,
+                          timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
     ports = Ports(dagster=free_port(), mlflow=free_port())
     spec = next(s for s in cli.control_plane_specs(settings, ports) if s.name == "mlflow")
     launcher = ProcessLauncher(home / "logs", cwd=ROOT, base_env=child_environment())
@@ -76,10 +82,6 @@ def server(tmp_path_factory) -> Iterator[Server]:
     url = f"http://{HOST}:{ports.mlflow}"
     log = home / "logs" / "mlflow.log"
     try:
-        # meanwhile the pipeline registers the champion straight into the tracking store, as in make up
-        env = {**child_environment(), "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri}
-        subprocess.run([sys.executable, "-c", REGISTER], cwd=home, env=env, check=True, capture_output=True,
-                       timeout=180)
         deadline = time.monotonic() + 180
         while True:
             try:
