@@ -3,7 +3,9 @@
     courtside up         run the whole pipeline, then keep the Dagster UI (:3000), the MLflow UI
                          (:5000), the prediction service (:3001), the feed replay (:8765), the
                          streaming engine and the live API + dashboard (:8000, WebSocket :8001)
-                         running until Ctrl-C
+                         running until Ctrl-C, under a supervisor that restarts what crashes
+                         (courtside.supervisor). Everything listens on 127.0.0.1 unless
+                         COURTSIDE_BIND_HOST says otherwise (courtside.exposure, docs/OPERATIONS.md)
     courtside pipeline   run the whole pipeline once, recorded in the Dagster instance
     courtside bench      time the pipeline from raw files to a registered model (fresh state), then
                          the live path on that state (benchmarks/live_bench.py), then the WebSocket
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -22,10 +25,30 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
+from sqlalchemy.engine import Engine
+
+from courtside.exposure import (
+    Ports,
+    child_environment,
+    connect_host,
+    ensure_mlflow_reader,
+    exposure_problems,
+    listeners,
+    mlflow_allowed_hosts,
+    mlflow_server_env,
+    proxy_env,
+    public_host,
+    reader_env,
+    url_host,
+)
 from courtside.settings import PROJECT_ROOT, Settings
+from courtside.supervisor import ProcessLauncher, RestartPolicy, ServiceSpec, Supervisor
+from storage.live import change_controls
+from storage.supervision import record_service_statuses, reset_service_statuses
 
 DAGSTER_PORT = int(os.environ.get("COURTSIDE_DAGSTER_PORT", "3000"))
 MLFLOW_PORT = int(os.environ.get("COURTSIDE_MLFLOW_PORT", "5000"))
@@ -67,40 +90,78 @@ def _venv_bin(name: str) -> str:
     return str(Path(sys.executable).parent / name)
 
 
-def _wait_http(url: str, timeout_s: float) -> bool:
+def _wait_http(url: str, timeout_s: float, supervisor: Supervisor | None = None) -> bool:
+    """Wait until ``url`` answers (any HTTP status), supervising meanwhile."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
             with urllib.request.urlopen(url, timeout=2):
                 return True
+        except urllib.error.HTTPError:
+            return True
         except OSError:
+            if supervisor is not None:
+                supervisor.tick()
             time.sleep(0.5)
     return False
 
 
-def _spawn(settings: Settings, commands: dict[str, list[str]]) -> list[subprocess.Popen]:
-    """Start each command in its own process group, output to a log file under COURTSIDE_HOME/logs."""
-    logs = settings.home / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    procs = []
-    for name, cmd in commands.items():
-        log = (logs / f"{name}.log").open("ab")
-        procs.append(subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                      start_new_session=True))
-        print(f"started {name} (pid {procs[-1].pid}); log: {logs / (name + '.log')}")
-    return procs
+def service_ports(settings: Settings) -> Ports:
+    """The ports of ``make up`` (``COURTSIDE_*_PORT``)."""
+    return Ports(DAGSTER_PORT, MLFLOW_PORT, PREDICTION_PORT, FEED_PORT, settings.api_port, settings.ws_port)
 
 
-def start_services(settings: Settings) -> list[subprocess.Popen]:
-    """Dagster UI + daemon (``dagster dev``) and the MLflow UI."""
-    mlflow_root = settings.mlflow_artifacts_dir.as_uri()
-    return _spawn(settings, {
-        "dagster": [_venv_bin("dagster"), "dev", "-m", "orchestration.definitions",
-                    "-h", "0.0.0.0", "-p", str(DAGSTER_PORT)],
-        "mlflow": [_venv_bin("mlflow"), "server", "--backend-store-uri", settings.mlflow_tracking_uri,
-                   "--default-artifact-root", mlflow_root, "--host", "0.0.0.0",
-                   "--port", str(MLFLOW_PORT), "--workers", "1", "--allowed-hosts", "*"],
-    })
+def dagster_port(settings: Settings, ports: Ports) -> int:
+    """Where Dagster itself listens (on 127.0.0.1): its own port, or an internal one when the proxy takes it."""
+    return settings.dagster_internal_port if settings.requires_auth else ports.dagster
+
+
+def control_plane_specs(settings: Settings, ports: Ports) -> list[ServiceSpec]:
+    """Dagster UI + daemon (``dagster dev``, always on loopback), its authenticating proxy when exposed, and
+    the MLflow UI (behind its basic-auth app when exposed)."""
+    host = settings.bind_host
+    specs = [ServiceSpec("dagster", (_venv_bin("dagster"), "dev", "-m", "orchestration.definitions",
+                                     "-h", "127.0.0.1", "-p", str(dagster_port(settings, ports))))]
+    if settings.requires_auth:
+        specs.append(ServiceSpec("dagster-proxy", (
+            sys.executable, "-m", "courtside.gatekeeper", "--host", host, "--port", str(ports.dagster),
+            "--upstream", f"http://127.0.0.1:{dagster_port(settings, ports)}"), env=proxy_env(settings)))
+    mlflow = [_venv_bin("mlflow"), "server", "--backend-store-uri", settings.mlflow_tracking_uri,
+              "--default-artifact-root", settings.mlflow_artifacts_dir.as_uri(), "--host", host,
+              "--port", str(ports.mlflow), "--workers", "1"]
+    env: dict[str, str] = {}
+    if settings.requires_auth:
+        mlflow += ["--app-name", "basic-auth"]
+        allowed = mlflow_allowed_hosts(settings)
+        if allowed:
+            mlflow += ["--allowed-hosts", allowed]
+        env = mlflow_server_env(settings)
+    specs.append(ServiceSpec("mlflow", tuple(mlflow), env=env))
+    return specs
+
+
+def live_specs(settings: Settings, ports: Ports) -> list[ServiceSpec]:
+    """The live lane: prediction service, feed replay, streaming engine, live API + gateway. When exposed,
+    the prediction service loads the champions from the MLflow server as its read-only user."""
+    host, local = settings.bind_host, url_host(connect_host(settings.bind_host))
+    prediction_url = f"http://{local}:{ports.prediction}"
+    prediction_env = reader_env(settings, f"http://{local}:{ports.mlflow}") if settings.requires_auth else {}
+    api_env = {"COURTSIDE_PREDICTION_URL": os.environ.get("COURTSIDE_PREDICTION_URL") or prediction_url,
+               "COURTSIDE_DAGSTER_URL": os.environ.get("COURTSIDE_DAGSTER_URL")
+               or f"http://127.0.0.1:{dagster_port(settings, ports)}"}
+    if os.environ.get("COURTSIDE_API_TOKEN"):  # the only service that gets the operator token
+        api_env["COURTSIDE_API_TOKEN"] = os.environ["COURTSIDE_API_TOKEN"]
+    return [
+        ServiceSpec("prediction-service", (_venv_bin("bentoml"), "serve", "serving.service:PredictionService",
+                                           "--host", host, "--port", str(ports.prediction)),
+                    env=prediction_env, pauses_betting=True),
+        ServiceSpec("feed-replay", (sys.executable, "-m", "feeds.live", "--host", host, "--port", str(ports.feed),
+                                    *REPLAY_ARGS)),
+        ServiceSpec("engine", (sys.executable, "-m", "serving.engine", "--feed-url", f"ws://{local}:{ports.feed}",
+                               "--prediction-url", prediction_url), pauses_betting=True),
+        ServiceSpec("live-api", (sys.executable, "-m", "serving.api", "--host", host, "--port", str(ports.api),
+                                 "--ws-port", str(ports.ws)), env=api_env),
+    ]
 
 
 def operator_token_file(settings: Settings) -> Path | None:
@@ -117,10 +178,35 @@ def operator_token_file(settings: Settings) -> Path | None:
     return path
 
 
-def start_live(settings: Settings, procs: list[subprocess.Popen]) -> None:
-    """The live lane on a fresh paper-trading session: prediction service, then (once it is ready)
-    the feed replay, the streaming engine and the live API with the dashboard (appended to ``procs``
-    as they start, so an interrupt meanwhile still stops them)."""
+def _operator_token() -> str | None:
+    token = (os.environ.get("COURTSIDE_API_TOKEN") or "").strip()
+    path = os.environ.get("COURTSIDE_API_TOKEN_FILE")
+    if not token and path and Path(path).is_file():
+        token = Path(path).read_text().strip()
+    return token or None
+
+
+def restart_policy(settings: Settings) -> RestartPolicy:
+    """The supervisor's policy from the settings (``COURTSIDE_CRASH_LOOP_*``, ``COURTSIDE_RESTART_BACKOFF_MAX_S``)."""
+    return RestartPolicy(max_backoff_s=settings.restart_backoff_max_s,
+                         crash_loop_restarts=settings.crash_loop_restarts,
+                         crash_loop_window_s=settings.crash_loop_window_s)
+
+
+def make_supervisor(settings: Settings, db: Engine) -> Supervisor:
+    """The supervisor of ``make up``: logs under COURTSIDE_HOME/logs, its view in ``service_status``, a crash loop
+    of the engine or the prediction service pauses betting through the operator's controls."""
+    def pause_betting(spec: ServiceSpec, reason: str) -> None:
+        change_controls(db, changed_by="supervisor", paused=True, reason=reason)
+
+    launcher = ProcessLauncher(settings.home / "logs", cwd=PROJECT_ROOT, base_env=child_environment())
+    return Supervisor(restart_policy(settings), launcher,
+                      on_crash_loop=pause_betting, on_status=lambda rows: record_service_statuses(db, rows))
+
+
+def start_live(settings: Settings, supervisor: Supervisor, ports: Ports) -> None:
+    """The live lane on a fresh paper-trading session: prediction service, then (once it is ready) the feed
+    replay, the streaming engine and the live API with the dashboard."""
     from storage.db import make_engine, migrate
     from storage.live import current_controls, reset_live
 
@@ -131,37 +217,16 @@ def start_live(settings: Settings, procs: list[subprocess.Popen]) -> None:
     db.dispose()
     if controls["kill_switch"] or controls["paused"]:
         held = "the KILL SWITCH pulled" if controls["kill_switch"] else "betting paused"
-        print(f"NOTE: the operator's controls (v{controls['version']}) keep {held} (reason: {controls['reason']}); "
-              "release them with the live API's /control endpoints")
-    procs += _spawn(settings, {"prediction-service": [
-        _venv_bin("bentoml"), "serve", "serving.service:PredictionService", "--host", "0.0.0.0",
-        "--port", str(PREDICTION_PORT)]})
-    ready = _wait_http(f"http://127.0.0.1:{PREDICTION_PORT}/readyz", 180)
-    print(f"prediction service: http://localhost:{PREDICTION_PORT}/api/docs" + ("" if ready else " (still loading)"))
-    procs += _spawn(settings, {
-        "feed-replay": [sys.executable, "-m", "feeds.live", "--host", "0.0.0.0", "--port", str(FEED_PORT),
-                        *REPLAY_ARGS],
-        "engine": [sys.executable, "-m", "serving.engine", "--feed-url", f"ws://127.0.0.1:{FEED_PORT}",
-                   "--prediction-url", f"http://127.0.0.1:{PREDICTION_PORT}"],
-    })
-    operator_token_file(settings)
-    os.environ.setdefault("COURTSIDE_PREDICTION_URL", f"http://127.0.0.1:{PREDICTION_PORT}")  # its /health
-    procs += _spawn(settings, {"live-api": [sys.executable, "-m", "serving.api", "--host", "0.0.0.0",
-                                            "--port", str(settings.api_port), "--ws-port", str(settings.ws_port)]})
-    ok = _wait_http(f"http://127.0.0.1:{settings.api_port}/health", 60)
-    print(f"live dashboard: http://localhost:{settings.api_port}/dashboard/" + ("" if ok else " (still starting)"))
-
-
-def stop_services(procs: list[subprocess.Popen]) -> None:
-    """Stop every service and its children."""
-    for p in procs:
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, signal.SIGKILL)
+        print(f"NOTE: the operator's controls (v{controls['version']}, by {controls['changed_by']}) keep {held} "
+              f"(reason: {controls['reason']}); release them with the live API's /control endpoints")
+    prediction, *rest = live_specs(settings, ports)
+    supervisor.start(prediction)
+    local = url_host(connect_host(settings.bind_host))
+    ready = _wait_http(f"http://{local}:{ports.prediction}/readyz", 180, supervisor)
+    print("prediction service " + ("ready" if ready else "still loading"))
+    supervisor.start_all(rest)
+    ok = _wait_http(f"http://{local}:{ports.api}/health", 60, supervisor)
+    print("live API " + ("up" if ok else "still starting"))
 
 
 def _interrupt(signum: int, _frame: object) -> None:
@@ -174,45 +239,78 @@ def cmd_up(_: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     settings = Settings.from_env()
     prepare_environment(settings)
-    procs = start_services(settings)
+    ports = service_ports(settings)
+    operator_token_file(settings)
+    problems = exposure_problems(settings, _operator_token(), ports)
+    if problems:
+        why = (f"COURTSIDE_BIND_HOST={settings.bind_host} exposes the services" if settings.exposed
+               else "COURTSIDE_PROTECT asks for protected services")
+        print(f"refusing to start: {why}, and not all of them are protected:\n"
+              + "\n".join(f"  - {p}" for p in problems)
+              + "\nsee docs/OPERATIONS.md (or leave COURTSIDE_BIND_HOST unset: everything on 127.0.0.1)",
+              file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("courtside").setLevel(logging.INFO)  # the supervisor's starts, crashes and restarts
+    from storage.db import make_engine, migrate
+
+    db = make_engine(settings.database_url)
+    migrate(db)
+    reset_service_statuses(db)
+    supervisor = make_supervisor(settings, db)
+    pipeline: subprocess.Popen | None = None
+    local = url_host(connect_host(settings.bind_host))
     try:
-        ok = _wait_http(f"http://127.0.0.1:{DAGSTER_PORT}/server_info", 120)
-        print(f"Dagster UI: http://localhost:{DAGSTER_PORT}" + ("" if ok else " (still starting)"))
+        supervisor.start_all(control_plane_specs(settings, ports))
+        ok = _wait_http(f"http://127.0.0.1:{dagster_port(settings, ports)}/server_info", 120, supervisor)
+        # MLflow's server creates the tracking store's schema when it is new; the pipeline writes that store too
+        # (SQLite, not through the server): let the server finish first rather than race it
+        _wait_http(f"http://{local}:{ports.mlflow}/health", 120, supervisor)
+        print(f"Dagster UI: http://{public_host(settings)}:{ports.dagster}" + ("" if ok else " (still starting)"))
         print("running the pipeline (watch it in the Dagster UI: Runs)...")
-        # A child process in our process group: Ctrl-C reaches it (Dagster marks the run failed)
-        # and reaches us, so everything stops instead of leaving the UIs up.
-        code = subprocess.call([sys.executable, "-m", "courtside.cli", "pipeline"], cwd=PROJECT_ROOT)
-        print(f"\npipeline {'succeeded' if code == 0 else 'FAILED'}: http://localhost:{DAGSTER_PORT}/runs")
+        # A child process in our process group: Ctrl-C reaches it (Dagster marks the run failed) and reaches us.
+        pipeline = subprocess.Popen([sys.executable, "-m", "courtside.cli", "pipeline"], cwd=PROJECT_ROOT,
+                                    env=child_environment())
+        supervisor.run(until=lambda: pipeline.poll() is not None)
+        code = pipeline.returncode
+        print(f"\npipeline {'succeeded' if code == 0 else 'FAILED'}: http://{public_host(settings)}:{ports.dagster}/runs")
         report = settings.home / "reports" / "test_evaluation.md"
         if report.exists():
             print(f"\nTest-window evaluation ({report}):\n\n{report.read_text()}")
+        if settings.requires_auth:
+            print(f"MLflow read-only user {settings.mlflow_reader_user!r}: "
+                  f"{ensure_mlflow_reader(settings, f'http://{local}:{ports.mlflow}')}")
         if code == 0:
-            start_live(settings, procs)
+            start_live(settings, supervisor, ports)
         else:
             print("the live lane needs the pipeline's model and catalog: not started")
-        _wait_http(f"http://127.0.0.1:{MLFLOW_PORT}/health", 60)
-        print(f"""
-Dagster UI          http://localhost:{DAGSTER_PORT}   (Automation: live_event_log sensor; Runs; Assets > live)
-MLflow UI           http://localhost:{MLFLOW_PORT}   (Models: tennis-prematch@champion)
-Prediction service  http://localhost:{PREDICTION_PORT}/api/docs   (POST /predict, /predict_live; /metrics)
-Live feed replay    ws://localhost:{FEED_PORT}/feeds/live/match   (and /market; simulated in-play prices)
-Engine log          {settings.home / "logs" / "engine.log"}
-Live dashboard      http://localhost:{settings.api_port}/dashboard/   (matches, win probability, value bets, bets, P&L)
-Live API            http://localhost:{settings.api_port}/docs   (WebSocket ws://localhost:{settings.ws_port}/ws;
-                    operator token: {os.environ.get("COURTSIDE_API_TOKEN_FILE") or "COURTSIDE_API_TOKEN"})
+        print("\n" + "\n".join(f"{lst.name:<22}{lst.url}\n{'':<22}protected by: {lst.protection}"
+                                for lst in listeners(settings, ports)))
+        print(f"""{"Engine log":<22}{settings.home / "logs" / "engine.log"}
+{"Operator token":<22}{os.environ.get("COURTSIDE_API_TOKEN_FILE") or "COURTSIDE_API_TOKEN"}
+{"Supervisor":<22}crashed services restart with backoff; {settings.crash_loop_restarts} crashes in \
+{settings.crash_loop_window_s / 60:g} min of the engine or the prediction service pause betting (resume: POST \
+/control/resume); status in /health and /live/status ("services") and on the dashboard
 Ctrl-C stops everything.""")
-        while all(p.poll() is None for p in procs):
-            time.sleep(1)
-        dead = [p.args[0] if isinstance(p.args, list) else p.args for p in procs if p.poll() is not None]
-        print(f"a service stopped unexpectedly ({', '.join(map(str, dead))}); see the logs in", settings.home / "logs")
+        supervisor.run()  # never returns: a crash is restarted, not the end of make up
         return 1
     except KeyboardInterrupt:
         print("\nstopping...")
         return 0
+    except RuntimeError as exc:  # the MLflow administrator refused
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 2
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not orphan services
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        stop_services(procs)
+        if pipeline is not None and pipeline.poll() is None:
+            pipeline.terminate()
+            try:
+                pipeline.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                pipeline.kill()
+        supervisor.stop_all()
+        db.dispose()
 
 
 def cmd_pipeline(_: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ default can be replaced by an environment variable for production (see README, "
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,51 @@ class Settings:
     dagster_url: str = "http://127.0.0.1:3000"
     """The Dagster webserver whose GraphQL API has the live data checks (``COURTSIDE_DAGSTER_URL``)."""
 
+    # --- process exposure (issue 9, ops) ---
+    bind_host: str = "127.0.0.1"
+    """The address every ``make up`` listener binds (``COURTSIDE_BIND_HOST``). Loopback by default; anything
+    else exposes them, and ``courtside up`` then refuses to start unless each is protected (docs/OPERATIONS.md).
+    Dagster itself always stays on loopback: an authenticating proxy (``courtside.gatekeeper``) takes its port."""
+    protect: bool = False
+    """Protect the services as if exposed even on a loopback address (``COURTSIDE_PROTECT=1``): on a machine other
+    people log in to, 127.0.0.1 is reachable by all of them. Always on when ``bind_host`` is not loopback."""
+    allowed_hosts: tuple[str, ...] = ()
+    """Host names people use to reach the exposed services (``COURTSIDE_ALLOWED_HOSTS``, comma-separated): what
+    MLflow's host check accepts besides the loopback names (empty: MLflow's default, loopback and private IPs)."""
+    mlflow_admin_user: str = "courtside-admin"
+    """MLflow basic-auth administrator, created on the first start (``COURTSIDE_MLFLOW_ADMIN_USER``)."""
+    mlflow_admin_password: str | None = field(default=None, repr=False)
+    """Its password (``COURTSIDE_MLFLOW_ADMIN_PASSWORD``, at least 12 characters); required when exposed."""
+    mlflow_reader_user: str = "courtside-reader"
+    """The read-only MLflow user the prediction service loads models with (``COURTSIDE_MLFLOW_READER_USER``)."""
+    mlflow_reader_password: str | None = field(default=None, repr=False)
+    """Its password (``COURTSIDE_MLFLOW_READER_PASSWORD``, at least 12 characters); required when exposed."""
+    dagster_user: str = "courtside"
+    """HTTP basic user of the Dagster proxy (``COURTSIDE_DAGSTER_USER``)."""
+    dagster_password: str | None = field(default=None, repr=False)
+    """Its password (``COURTSIDE_DAGSTER_PASSWORD``, at least 12 characters)."""
+    dagster_token: str | None = field(default=None, repr=False)
+    """Or a bearer token for the Dagster proxy (``COURTSIDE_DAGSTER_TOKEN``, at least 16 characters)."""
+    dagster_internal_port: int = 3100
+    """Where Dagster listens on 127.0.0.1 when the proxy takes its port (``COURTSIDE_DAGSTER_INTERNAL_PORT``)."""
+    crash_loop_restarts: int = 5
+    """Supervisor: this many crashes of one service ... (``COURTSIDE_CRASH_LOOP_RESTARTS``)"""
+    crash_loop_window_s: float = 600.0
+    """... within this many seconds is a crash loop; an engine crash loop pauses betting
+    (``COURTSIDE_CRASH_LOOP_WINDOW_S``)."""
+    restart_backoff_max_s: float = 60.0
+    """Supervisor: the longest wait before restarting a crashed service (``COURTSIDE_RESTART_BACKOFF_MAX_S``)."""
+
+    @property
+    def exposed(self) -> bool:
+        """True when the listeners bind an address other machines can reach."""
+        return not is_loopback(self.bind_host)
+
+    @property
+    def requires_auth(self) -> bool:
+        """True when MLflow runs behind its basic-auth app and Dagster behind the authenticating proxy."""
+        return self.protect or self.exposed
+
     @property
     def warehouse_dir(self) -> Path:
         """Parquet files written by assets."""
@@ -101,9 +147,35 @@ class Settings:
             api_rate_limit=env.get("COURTSIDE_API_RATE_LIMIT") or "300/60",
             dagster_url=env.get("COURTSIDE_DAGSTER_URL")
             or f"http://127.0.0.1:{env.get('COURTSIDE_DAGSTER_PORT') or 3000}",
+            # --- process exposure (issue 9, ops) ---
+            bind_host=(env.get("COURTSIDE_BIND_HOST") or "127.0.0.1").strip(),
+            protect=(env.get("COURTSIDE_PROTECT") or "").strip().lower() in ("1", "true", "yes", "on"),
+            allowed_hosts=tuple(h.strip() for h in (env.get("COURTSIDE_ALLOWED_HOSTS") or "").split(",") if h.strip()),
+            mlflow_admin_user=env.get("COURTSIDE_MLFLOW_ADMIN_USER") or "courtside-admin",
+            mlflow_admin_password=env.get("COURTSIDE_MLFLOW_ADMIN_PASSWORD") or None,
+            mlflow_reader_user=env.get("COURTSIDE_MLFLOW_READER_USER") or "courtside-reader",
+            mlflow_reader_password=env.get("COURTSIDE_MLFLOW_READER_PASSWORD") or None,
+            dagster_user=env.get("COURTSIDE_DAGSTER_USER") or "courtside",
+            dagster_password=env.get("COURTSIDE_DAGSTER_PASSWORD") or None,
+            dagster_token=(env.get("COURTSIDE_DAGSTER_TOKEN") or "").strip() or None,
+            dagster_internal_port=int(env.get("COURTSIDE_DAGSTER_INTERNAL_PORT") or 3100),
+            crash_loop_restarts=int(env.get("COURTSIDE_CRASH_LOOP_RESTARTS") or 5),
+            crash_loop_window_s=float(env.get("COURTSIDE_CRASH_LOOP_WINDOW_S") or 600.0),
+            restart_backoff_max_s=float(env.get("COURTSIDE_RESTART_BACKOFF_MAX_S") or 60.0),
         )
 
     def ensure_dirs(self) -> None:
         """Create the local folders the embedded defaults write to."""
         for path in (self.home, self.warehouse_dir, self.mlflow_artifacts_dir, self.dagster_home):
             path.mkdir(parents=True, exist_ok=True)
+
+
+def is_loopback(host: str) -> bool:
+    """True for an address only this machine reaches (127.0.0.0/8, ::1, ``localhost``)."""
+    host = host.strip().strip("[]")
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: assume it resolves to an address others can reach

@@ -236,3 +236,28 @@ class EngineStatusRow(Base):
     payload: Mapped[str] = mapped_column(Text)
     """JSON: paused, kill switch, limits in force, message counts, decision latency figures."""
     updated_at: Mapped[datetime] = mapped_column()
+
+
+class ServiceStatusRow(Base):
+    """What the supervisor of ``make up`` last knew of one long-running service (``courtside.supervisor``)."""
+
+    __tablename__ = "service_status"
+
+    service: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    """``running``, ``backoff`` (crashed, restart scheduled) or ``stopped``."""
+    pid: Mapped[int | None] = mapped_column(Integer)
+    restarts: Mapped[int] = mapped_column(Integer)
+    """Restarts after a crash since ``make up`` started."""
+    crashes: Mapped[int] = mapped_column(Integer)
+    last_exit_code: Mapped[int | None] = mapped_column(Integer)
+    """The last crash's exit status: the code, or minus the signal number (``Popen.returncode``)."""
+    last_exit: Mapped[str | None] = mapped_column(Text)
+    """The last crash in words (``exit code 1``, ``killed by SIGKILL``)."""
+    last_crash_at: Mapped[datetime | None] = mapped_column()
+    next_restart_at: Mapped[datetime | None] = mapped_column()
+    crash_loop: Mapped[bool] = mapped_column()
+    crash_loop_reason: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime | None] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column()
+    """The supervisor's last report (it reports every few seconds while it runs)."""

@@ -146,15 +146,16 @@ def create_app(service: LiveService, status: ServiceStatus, config: ApiConfig) -
         try:
             newest = await asyncio.to_thread(store.last_event_id, service.db)
             engines = await asyncio.to_thread(store.engine_statuses, service.db)
+            services = await asyncio.to_thread(status.services, service.db)
             database = "ok"
         except Exception as exc:  # noqa: BLE001 - reported, not raised
-            newest, engines, database = None, [], f"error: {type(exc).__name__}: {exc}"[:300]
+            newest, engines, services, database = None, [], None, f"error: {type(exc).__name__}: {exc}"[:300]
         view = service.view
         body = {"status": "ok" if database == "ok" else "degraded", "database": database,
                 "last_event_id": newest, "read_up_to": view.last_id, "last_recorded_at": view.last_recorded_at,
                 "matches": len(view.matches), "in_play": len(view.active()), "tail_errors": service.tail_errors,
                 "last_tail_error": service.last_tail_error, "gateway": service.gateway.figures(),
-                "engines": [_engine_ack(e, None) for e in engines]}
+                "engines": [_engine_ack(e, None) for e in engines], "services": services}
         return JSONResponse(jsonable(body), status_code=200 if database == "ok" else 503)
 
     @app.get("/live/games/active", response_model=schemas.ActiveGames, tags=["live"])
@@ -251,10 +252,12 @@ def create_app(service: LiveService, status: ServiceStatus, config: ApiConfig) -
         model, quality = await asyncio.gather(status.model(), status.data_quality())
         engines = await asyncio.to_thread(store.engine_statuses, service.db)
         controls = await asyncio.to_thread(store.current_controls, service.db)
+        services = await asyncio.to_thread(status.services, service.db)
         return jsonable({"serving_model": model, "inplay_model": service.view.inplay_model,
                          "prematch_scan_model": service.view.serving_model, "data_quality": quality,
                          "engines": [_engine_ack(e, controls["version"]) for e in engines],
-                         "controls": {k: controls[k] for k in ("version", "paused", "kill_switch")}})
+                         "controls": {k: controls[k] for k in ("version", "paused", "kill_switch")},
+                         "services": services})
 
     def ws_url(request: Request) -> str:
         return config.ws_url or f"ws://{request.url.hostname or '127.0.0.1'}:{config.ws_port}/ws"

@@ -1,5 +1,6 @@
 """What the dashboard shows about the services around the live lane: the model the prediction service
-serves (its ``/health``) and the data-quality status — the latest result of the Great Expectations
+serves (its ``/health``), the supervisor's view of the processes of ``make up`` (``supervised_services``)
+and the data-quality status — the latest result of the Great Expectations
 check ``gx_live_events`` on the live event log, which Dagster records as an asset check evaluation
 (read over Dagster's GraphQL API: ``serving`` never imports Dagster). Anything unreachable is
 reported as ``unknown`` with the reason, never guessed. Answers are cached for a few seconds.
@@ -11,9 +12,13 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
+from sqlalchemy.engine import Engine
+
+from storage import live, supervision
 
 LIVE_CHECK_ASSET = "live_event_batch"
 LIVE_CHECK_NAME = "gx_live_events"
@@ -54,6 +59,10 @@ class ServiceStatus:
         self._session: aiohttp.ClientSession | None = None
         self._model = _Cached()
         self._quality = _Cached()
+
+    def services(self, db: Engine) -> dict[str, Any]:
+        """The supervisor's view of the services of ``make up`` (``supervised_services``; blocking: a database read)."""
+        return supervised_services(db)
 
     async def close(self) -> None:
         if self._session is not None:
@@ -128,3 +137,32 @@ class ServiceStatus:
                 "evaluated_at": evaluation.get("timestamp") or ex.get("timestamp"),
                 "evaluated_rows": meta.get("evaluated_rows"), "expectations": meta.get("expectations"),
                 "failed_expectations": failed, "description": evaluation.get("description")}
+
+
+# --- the supervisor of make up (issue 9) ----------------------------------------------------------------
+SUPERVISOR_SILENT_S = 30.0
+"""The supervisor reports every few seconds; older than this, its view is marked ``silent``."""
+
+
+def supervised_services(db: Engine, now: datetime | None = None) -> dict[str, Any]:
+    """What the supervisor of ``make up`` last reported of each service (state, pid, restarts, last exit,
+    crash loop), and the pause of betting it put in force, if that pause is still the controls in force.
+
+    ``supervisor``: ``none`` (nothing supervised: the API runs on its own), ``reporting``, ``silent`` (no report
+    for ``SUPERVISOR_SILENT_S``: make up was killed) or ``stopped``."""
+    rows = supervision.service_statuses(db)
+    controls = live.current_controls(db)
+    now = now or datetime.now(UTC)
+    reported = max((r["updated_at"] for r in rows), default=None)
+    if not rows:
+        supervisor = "none"
+    elif all(r["state"] == "stopped" for r in rows):
+        supervisor = "stopped"
+    else:
+        supervisor = "reporting" if (now - reported).total_seconds() <= SUPERVISOR_SILENT_S else "silent"
+    pause = None
+    if controls["paused"] and controls["changed_by"] == "supervisor":
+        pause = {"reason": controls["reason"], "since": controls["changed_at"], "controls_version": controls["version"]}
+    return {"supervisor": supervisor, "reported_at": reported,
+            "crash_loop": [r["service"] for r in rows if r["crash_loop"]],
+            "betting_paused": pause, "items": rows}

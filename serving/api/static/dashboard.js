@@ -262,6 +262,7 @@ async function loadStatus() {
   chip("dq-status", `data quality: ${dq.status}` + (dq.evaluated_rows != null ? ` (${dq.evaluated_rows} rows)` : ""),
     dqKind[dq.status] ?? "warn",
     dq.status === "unknown" ? dq.reason : (dq.description || `gx_live_events, run ${dq.run_id || "?"}`));
+  renderServices(s.services);
   const c = s.controls || {};
   const e = (s.engines || [])[0];
   if (c.kill_switch) chip("engine-status", "engine: KILL SWITCH", "bad");
@@ -269,6 +270,45 @@ async function loadStatus() {
   else if (!e) chip("engine-status", "engine: no heartbeat", "warn");
   else chip("engine-status", `engine: ${e.age_s < 30 ? "running" : "silent " + Math.round(e.age_s) + " s"}`,
     e.age_s < 30 ? "ok" : "warn", `${e.status.messages} messages, ${e.status.orders} orders`);
+}
+
+// --- the supervised services (make up's supervisor) -----------------------------------------------
+function renderServices(sv) {
+  const banner = $("#crash-loop-banner");
+  const body = $("#services tbody");
+  if (!sv || sv.supervisor === "none") {
+    chip("services-status", "services: not supervised", "", "the API runs without make up's supervisor");
+    banner.hidden = true;
+    body.replaceChildren(el("tr", {}, el("td", {colspan: "6", class: "empty", text: "no supervisor report"})));
+    return;
+  }
+  const items = sv.items || [];
+  const restarts = items.reduce((n, r) => n + (r.restarts || 0), 0);
+  const running = items.filter((r) => r.state === "running").length;
+  const title = items.map((r) => `${r.service}: ${r.state}, ${r.restarts} restarts` +
+    (r.last_exit ? ` (last: ${r.last_exit})` : "")).join("\n");
+  if (sv.crash_loop.length) chip("services-status", `services: CRASH LOOP (${sv.crash_loop.join(", ")})`, "bad", title);
+  else if (sv.supervisor === "silent") chip("services-status", "services: supervisor silent", "warn", title);
+  else if (sv.supervisor === "stopped") chip("services-status", "services: stopped", "warn", title);
+  else chip("services-status", `services: ${running}/${items.length} up` + (restarts ? `, ${restarts} restarts` : ""),
+    restarts ? "warn" : "ok", title);
+  const pause = sv.betting_paused;
+  if (pause) {
+    banner.replaceChildren(`Betting paused by the supervisor: ${pause.reason}`,
+      el("small", {text: `since ${pause.since} (controls v${pause.controls_version}); an operator resumes it ` +
+        "(POST /control/resume with the operator token) once the cause is fixed — see the service's log"}));
+    banner.hidden = false;
+  } else {
+    banner.hidden = true;
+  }
+  body.replaceChildren(...items.map((r) => {
+    const tr = el("tr", {"data-state": r.state, "data-crash-loop": String(!!r.crash_loop),
+                         title: r.crash_loop_reason || ""},
+      el("td", {text: r.service + (r.crash_loop ? " (crash loop)" : "")}), el("td", {class: "state", text: r.state}),
+      el("td", {text: r.pid ?? "–"}), el("td", {text: String(r.restarts)}), el("td", {text: r.last_exit || "–"}),
+      el("td", {text: time(r.last_crash_at)}));
+    return tr;
+  }));
 }
 
 // --- the WebSocket -----------------------------------------------------------------------------
