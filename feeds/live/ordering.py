@@ -7,9 +7,11 @@ Order: (event time, channel rank, sequence number). Each channel's frames arrive
 a frame is released once no channel can still deliver an earlier one: every other channel has a
 frame waiting, or has delivered one with a later time, or its heartbeat says it is up to date
 (``last_seq`` = what arrived) as of a time at least as late. A frame without a valid time (a bad
-frame, a skipped gap) takes its channel's previous time, and a channel's time never goes back nor
-jumps more than ``max_jump_s`` ahead of its previous one (the engine quarantines such a message; here
-it only must not hold the other channels back).
+frame, a skipped gap) or a time leaping more than ``max_jump_s`` ahead takes its channel's previous
+time, and a channel's time never goes back: a hostile time cannot hold the other channels back (after
+a real pause that long, the quiet channel's frames sort at its old time until its clock is reached —
+still one order, whatever the arrival). The order depends only on each channel's own frames, so it is
+the same however they arrive.
 """
 
 from __future__ import annotations
@@ -36,20 +38,22 @@ class FeedMerger:
         """Per channel: every frame with a time below (or, when True, at) this has arrived."""
         self._last_seq: dict[Key, int] = dict.fromkeys(self.rank, 0)
 
-    def key_time(self, channel: Key, frame: Frame) -> float:
-        """The time a frame is ordered by (see the module docstring)."""
+    def _key_time(self, channel: Key, frame: Frame) -> float:
+        """The time a frame is ordered by: its own, except that a channel's time never goes back, and a
+        frame without a valid time, or whose time leaps more than ``max_jump_s`` ahead, takes the channel's
+        time (the engine decides whether a leap was real; here it must not hold the other channels back)."""
         previous = self._time[channel]
         if frame.envelope is None:
             return 0.0 if previous is None else previous
         t = frame.envelope.event_time
         if previous is None:
             return t
-        return max(previous, min(t, previous + self.max_jump_s))
+        return previous if t > previous + self.max_jump_s else max(previous, t)
 
     def push(self, frame: Frame) -> list[Frame]:
         """A frame arrived; returns the frames now released, in order."""
         channel = (frame.feed, frame.channel)
-        t = self.key_time(channel, frame)
+        t = self._key_time(channel, frame)
         self._time[channel] = t
         self._last_seq[channel] = frame.seq
         self._queues[channel].append((t, frame))

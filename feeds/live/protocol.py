@@ -40,7 +40,8 @@ MAX_ELAPSED_S = 7 * 86400.0
 """Longest a match can have been going (the longest ever lasted 11 h 5 min)."""
 FIRST_SEASON, LAST_SEASON = 1968, 2100
 
-_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
+_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
+"""No silent coercion: "114" is not a sequence number, 0 is not False."""
 _MARKET_PREFIX = re.compile(r"[A-Za-z0-9]{1,16}")
 Player = Literal["First Player", "Second Player"]
 

@@ -38,7 +38,7 @@ class Scheduled:
 
 @dataclass
 class _Channel:
-    published: list[str] = field(default_factory=list)
+    published: list[str | bytes] = field(default_factory=list)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -71,10 +71,13 @@ class ReplayServer:
         ch.changed = asyncio.Event()
         return env
 
-    def publish_raw(self, feed: str, channel: Channel, raw: str) -> None:
-        """Publish a raw text frame as the channel's next message (for tests of bad input)."""
+    def publish_raw(self, feed: str, channel: Channel, raw: str | bytes, event_time: float | None = None) -> None:
+        """Publish a raw frame (text, or bytes for a binary frame) as the channel's next message, for
+        recorded feeds and tests of bad input; ``event_time``: the feed's clock now (heartbeats say it)."""
         ch = self.channels[(feed, channel)]
         ch.published.append(raw)
+        if event_time is not None:
+            self.event_time[feed] = event_time
         ch.changed.set()
         ch.changed = asyncio.Event()
 

@@ -248,8 +248,9 @@ class TradingEngine:
         """event key -> (channel, reason) of matches not traded until a clean message of that channel."""
         self._feed_time: dict[tuple[str, str], float] = {}
         """Time of the last message handled per channel."""
-        self._leaps: dict[tuple[str, str], Frame] = {}
-        """Per channel: a message whose time leaps ahead, waiting for the next one to confirm or refute it."""
+        self._leaps: dict[tuple[str, str], list[Frame]] = {}
+        """Per channel: a message whose time leaps ahead (and the frames without a time behind it), waiting
+        for the next message with a time to confirm or refute the leap."""
         self._done_seq: dict[tuple[str, str], int] = {}
         """Last position handled per channel (whatever its phase)."""
         self._held: list[Frame] = []
@@ -381,15 +382,19 @@ class TradingEngine:
 
     def _leap_check(self, frame: Frame) -> list[Frame]:
         key = (frame.feed, frame.channel)
+        held = self._leaps.get(key)
         if frame.seq == 0:  # a marker: a heartbeat said nothing came after the leap (the feed was quiet)
-            return [self._leaps.pop(key)] if frame.reason == CONFIRM_LEAP and key in self._leaps else []
-        leap = self._leaps.pop(key, None)
-        previous = self._feed_time.get(key)
+            return self._leaps.pop(key) if frame.reason == CONFIRM_LEAP and held else []
         t = frame.envelope.event_time if frame.envelope is not None else None
-        out = []
-        if leap is not None:
+        previous = self._feed_time.get(key)
+        out: list[Frame] = []
+        if held is not None:
+            if t is None:  # a frame without a time says nothing about the leap: it waits behind it, in order
+                held.append(frame)
+                return []
+            leap, *behind = self._leaps.pop(key)
             leapt = leap.envelope.event_time
-            if t is not None and t < leapt - self.cfg.max_clock_jump_s:
+            if t < leapt - self.cfg.max_clock_jump_s:
                 before = previous or 0.0
                 out.append(dataclasses.replace(
                     leap, envelope=None, raw=leap.raw or leap.envelope.model_dump_json(),
@@ -398,8 +403,9 @@ class TradingEngine:
             else:
                 out.append(leap)
                 previous = leapt
+            out += behind
         if t is not None and previous is not None and t > previous + self.cfg.max_clock_jump_s:
-            self._leaps[key] = frame
+            self._leaps[key] = [frame]
             return out
         return [*out, frame]
 
@@ -980,8 +986,8 @@ class TradingEngine:
             if merger is not None:
                 for ready in merger.heartbeat(hb):
                     queue.put_nowait(ready)
-            leap = self._leaps.get(key)
-            if leap is not None and hb.last_seq <= leap.seq and (merger is None or not merger.pending()):
+            held = self._leaps.get(key)
+            if held and hb.last_seq <= held[-1].seq and (merger is None or not merger.pending()):
                 queue.put_nowait(Frame(hb.feed, hb.channel, 0, "", None, CONFIRM_LEAP, None))
 
         clients = [FeedClient(self.cfg.feed_url, feed, channel, on_frame, on_heartbeat, last_seq=0,

@@ -8,6 +8,10 @@ from dataclasses import dataclass
 
 import aiohttp
 
+PROBE_STATE = {"match_id": "readiness-probe", "best_of": 3, "tournament": "", "season": 2021, "server": 1,
+               "prematch_probability": 0.5}
+"""A match state any running service answers (the engine asks it before it starts following the feed)."""
+
 
 class PredictionUnavailable(RuntimeError):
     """The service did not answer in time or answered with an error."""
@@ -44,7 +48,8 @@ class PredictionClient:
             raise PredictionUnavailable(f"/predict_live unreachable: {type(exc).__name__}: {exc}") from None
 
     async def wait_ready(self, timeout_s: float = 120.0) -> bool:
-        """Wait until the service reports ready (its model is loaded)."""
+        """Wait until the service can answer the engine: ``/readyz`` (every model loaded), or at least
+        ``/predict_live`` answering a probe state (the in-play path needs no pre-match champion)."""
         assert self._session is not None
         deadline = asyncio.get_running_loop().time() + timeout_s
         while asyncio.get_running_loop().time() < deadline:
@@ -52,7 +57,9 @@ class PredictionClient:
                 async with self._session.get(f"{self.url.rstrip('/')}/readyz") as resp:
                     if resp.status == 200:
                         return True
-            except (TimeoutError, aiohttp.ClientError):
+                await self.predict_live([PROBE_STATE])
+                return True
+            except (TimeoutError, aiohttp.ClientError, PredictionUnavailable):
                 pass
             await asyncio.sleep(1.0)
         return False

@@ -108,3 +108,15 @@ def test_market_event_key_reads_the_match_of_a_market_id():
 def test_huge_numbers_are_refused_not_overflowed():
     _refused(_frame(_event()).replace('"seq": 1', '"seq": 669406683781648508518400'), "seq")
     _refused(_frame(_event(first_player_key=10**30)), "first_player_key")
+
+
+@pytest.mark.parametrize("field,value", [("seq", '"1"'), ("event_time", '"1.0"'), ("event_time", "true")])
+def test_no_silent_coercion_of_the_envelope(field, value):
+    raw = re.sub(rf'"{field}": [^,}}]+', f'"{field}": {value}', _frame(_event()), count=1)
+    _refused(raw, field)
+
+
+def test_no_silent_coercion_of_the_message():
+    _refused(_frame(_event(best_of="5")), "best_of")
+    _refused(_frame(_event(first_player_key="104745")), "first_player_key")
+    _refused(_frame({**_market(), "in_play": 1}, channel="market"), "in_play")
