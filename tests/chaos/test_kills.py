@@ -85,9 +85,15 @@ def _run(tmp_path, name, frames, prediction_service, *, rate, kills=0, seed=9):
         start = time.monotonic()
         feed.start_publishing()
         done = lambda: cursors(db) == totals  # noqa: E731
-        for _ in range(kills):
-            # a random moment of the engine's life: while it starts, recovers, or trades
-            deadline = time.monotonic() + rng.uniform(0.2, 4.0)
+        progress = lambda: (sum(cursors(db).values()), len(events(db, "RECOVERED")))  # noqa: E731
+        for k in range(kills):
+            # a random moment of the engine's life: most once it has recovered and trades on (its cursors
+            # moved), some while it is still starting or re-executing its past
+            if k % 4:
+                before = progress()
+                wait_until("the restarted engine to make progress", lambda b=before: progress() != b or done(),
+                           timeout=120, alive=proc.alive, log=proc.log_tail, every=0.05)
+            deadline = time.monotonic() + rng.uniform(0.0, 2.0)
             while time.monotonic() < deadline and not done():
                 if not proc.alive():
                     raise AssertionError(f"the engine died on its own:\n{proc.log_tail()}")
@@ -110,8 +116,9 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(tmp_path, predict
     matches, kills = (3, 50) if full() else (2, 8)
     frames = real_frames(matches)
     calm, _, calm_s, _ = _run(tmp_path, "calm", frames, prediction_service, rate=3000)
+    # published over about as long as the kills take (~4 s each), so they fall during the replay
     killed, proc, killed_s, settle_runs = _run(tmp_path, "killed", frames, prediction_service,
-                                               rate=60 if full() else 120, kills=kills)
+                                               rate=max(5.0, len(frames) / (kills * 4.0)), kills=kills)
 
     assert proc.kills == kills and proc.starts == kills + 1
     placed = [p["order"]["customer_order_ref"] for *_, p in events(killed, "ORDER_PLACED")]
