@@ -57,6 +57,21 @@ class Settings:
     """Requests per seconds per client, sliding window (``COURTSIDE_API_RATE_LIMIT``)."""
     dagster_url: str = "http://127.0.0.1:3000"
     """The Dagster webserver whose GraphQL API has the live data checks (``COURTSIDE_DAGSTER_URL``)."""
+    # --- HTTP exposure (issue 9) ---
+    trusted_proxies: tuple[str, ...] = ()
+    """Reverse proxies (IP addresses or CIDR networks) whose ``X-Forwarded-For`` the live API believes, for
+    its rate limit and the operator audit (``COURTSIDE_TRUSTED_PROXIES``, comma-separated); empty: none, the
+    client is the socket's peer."""
+    allowed_origins: tuple[str, ...] = ()
+    """Origins whose pages may open the WebSocket gateway (``COURTSIDE_ALLOWED_ORIGINS``, comma-separated, e.g.
+    ``https://desk.example``); empty: the dashboard's own, ``http://localhost:<port>`` and
+    ``http://127.0.0.1:<port>`` of the API. A handshake without ``Origin`` (not a browser) is allowed."""
+    read_token: str | None = field(default=None, repr=False)
+    """Token that opens the gateway's ``ledger`` and ``alert:<id>`` rooms (``COURTSIDE_READ_TOKEN``, at least
+    16 characters; the operator token opens them too); never printed."""
+    max_body_bytes: int | None = None
+    """Largest request body of the HTTP services, 413 beyond (``COURTSIDE_MAX_BODY_BYTES``); None: each
+    service's default (prediction service 16 MiB, live API 64 KiB)."""
 
     @property
     def warehouse_dir(self) -> Path:
@@ -101,6 +116,13 @@ class Settings:
             api_rate_limit=env.get("COURTSIDE_API_RATE_LIMIT") or "300/60",
             dagster_url=env.get("COURTSIDE_DAGSTER_URL")
             or f"http://127.0.0.1:{env.get('COURTSIDE_DAGSTER_PORT') or 3000}",
+            # --- HTTP exposure (issue 9) ---
+            trusted_proxies=tuple(p.strip() for p in (env.get("COURTSIDE_TRUSTED_PROXIES") or "").split(",")
+                                  if p.strip()),
+            allowed_origins=tuple(o.strip() for o in (env.get("COURTSIDE_ALLOWED_ORIGINS") or "").split(",")
+                                  if o.strip()),
+            read_token=(env.get("COURTSIDE_READ_TOKEN") or "").strip() or None,
+            max_body_bytes=int(env["COURTSIDE_MAX_BODY_BYTES"]) if env.get("COURTSIDE_MAX_BODY_BYTES") else None,
         )
 
     def ensure_dirs(self) -> None:
