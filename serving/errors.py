@@ -110,7 +110,9 @@ def install_error_handlers(app: FastAPI, docs: str) -> None:
         if exc.status_code == 422 and isinstance(exc.detail, list):
             return validation_response(exc.detail)
         message = exc.detail if isinstance(exc.detail, str) else excerpt(exc.detail)
-        if exc.status_code == 404 and message == "Not Found":
+        if exc.status_code == 400 and message == "There was an error parsing the body":
+            message = "the body could not be read (JSON in UTF-8 expected)"
+        elif exc.status_code == 404 and message == "Not Found":
             message = f"no such endpoint (see {docs})"
         elif exc.status_code == 405 and message == "Method Not Allowed":
             message = "method not allowed on this endpoint"

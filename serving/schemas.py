@@ -90,7 +90,9 @@ class PrematchResponse(BaseModel):
 class PrematchBatch(BaseModel):
     """A batch of pre-match questions."""
 
-    model_config = REQUESTS
+    model_config = ConfigDict(**REQUESTS, json_schema_extra={"examples": [{"requests": [
+        {"player_one": "Novak Djokovic", "player_two": "Rafael Nadal", "surface": "Clay", "date": "2030-06-01",
+         "best_of": 5, "level": "G", "round": "QF"}]}]})
 
     requests: list[PrematchRequest] = Field(min_length=1, max_length=10_000)
 
@@ -169,7 +171,10 @@ class LiveResponse(BaseModel):
 
 
 class LiveBatch(BaseModel):
-    model_config = REQUESTS
+    model_config = ConfigDict(**REQUESTS, json_schema_extra={"examples": [{"states": [
+        {"match_id": "2012-wimbledon-1103", "best_of": 5, "tournament": "Wimbledon", "season": 2012,
+         "sets": [[6, 4]], "games": [3, 2], "points": [2, 1], "server": 1, "prematch_probability": 0.62,
+         "serve_stats": {"won_one": 40, "served_one": 60, "won_two": 35, "served_two": 55}}]}]})
 
     states: list[LiveRequest] = Field(min_length=1, max_length=10_000)
 

@@ -58,7 +58,7 @@ app = FastAPI(
                 "request's index in the batch), 413 a body over the size limit, 503 no model loaded yet.",
     docs_url="/api/docs",
     redoc_url=None,
-    responses={code: {"model": ErrorBody} for code in (413, 422, 500)},
+    responses={code: {"model": ErrorBody} for code in (400, 413, 422, 500)},
 )
 install_error_handlers(app, docs="/api/docs")
 app.add_middleware(BodyLimitMiddleware,
