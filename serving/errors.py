@@ -26,8 +26,8 @@ log = logging.getLogger(__name__)
 
 ERROR_NAMES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
-               415: "unsupported_media_type", 422: "validation_error", 429: "rate_limited", 500: "internal_error",
-               503: "unavailable"}
+               415: "unsupported_media_type", 422: "validation_error", 426: "upgrade_required",
+               429: "rate_limited", 500: "internal_error", 503: "unavailable"}
 MAX_DETAILS = 10
 """Validation errors listed in ``detail`` (the message says how many there were)."""
 EXCERPT_CHARS = 200

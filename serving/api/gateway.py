@@ -113,9 +113,9 @@ def protected(room: str) -> bool:
     return room == "ledger" or room.startswith("alert:")
 
 
-def _http_error(status: int, reason: str, message: str) -> Response:
+def _http_error(status: int, reason: str, message: str, *extra: tuple[str, str]) -> Response:
     body = json.dumps(error_content(status, message)).encode()
-    return Response(status, reason, Headers([("Content-Type", "application/json"),
+    return Response(status, reason, Headers([*extra, ("Content-Type", "application/json"),
                                              ("Content-Length", str(len(body)))]), body)
 
 
@@ -131,6 +131,9 @@ def handshake_check(path: str, origins: Iterable[str]) -> Callable[[ServerConnec
         if sent and (len(sent) > 1 or sent[0] not in allowed):
             return _http_error(403, "Forbidden", f"origin {excerpt(', '.join(sent))} may not open the gateway; "
                                                  "allowed origins are set by COURTSIDE_ALLOWED_ORIGINS")
+        if "websocket" not in ",".join(request.headers.get_all("Upgrade")).lower():
+            return _http_error(426, "Upgrade Required", f"this is the WebSocket gateway: open ws://HOST:PORT{path}",
+                               ("Upgrade", "websocket"), ("Connection", "Upgrade"))
         return None
 
     return check

@@ -65,6 +65,8 @@ def test_a_page_of_a_foreign_origin_is_refused_at_the_handshake(api):
         assert status == 404 and body["error"] == "not_found"
 
     asyncio.run(scenario())
+    status, body, _ = get(api.ws_url.replace("ws://", "http://"))  # not a WebSocket handshake: JSON too
+    assert status == 426 and body["error"] == "upgrade_required"
 
 
 def test_configured_origins_replace_the_default(db_url, tmp_path):
