@@ -55,13 +55,12 @@ second and acknowledges it (`GET /control`: `engines[].in_force`).
 
 **WebSocket gateway** (`GET /live/config` gives its URL, default `ws://HOST:8001/ws`): rooms per
 match. Send `{"type": "subscribe", "match_id": "<id>"}` (or `"*"` for every match, `"ledger"` for bets
-and bankroll, `"alert:<id>"` for a value-alert subscription: these two need `"token"`, the read or operator token);
-receive `odds_update`, `game_event`,
-`prediction_update`, `value_bet` (and `bet_update`, `bankroll_update` in `ledger`), each
-`{"type", "match_id", "seq", "ts", "sent", "data"}` with a per-room sequence number; heartbeats every
-few seconds; at most a few flushes a second per room (latest state wins); a client that falls behind
-is closed with code 4008 and the reason; resume with `{"type": "subscribe", "match_id", "last_seq",
-"session"}`. Full protocol: docs/API.md.
+and bankroll, `"alert:<id>"` for a value-alert subscription: these two need `"token"`, the read or
+operator token); receive `odds_update`, `game_event`, `prediction_update`, `value_bet` (and
+`bet_update`, `bankroll_update` in `ledger`), each `{"type", "match_id", "seq", "ts", "sent", "data"}`
+with a per-room sequence number; heartbeats every few seconds; at most a few flushes a second per
+room (latest state wins); a client that falls behind is closed with code 4008 and the reason; resume
+with `{"type": "subscribe", "match_id", "last_seq", "session"}`. Full protocol: docs/API.md.
 """
 
 
