@@ -73,7 +73,7 @@ def _examples() -> int:
 
 def _config(headers: dict[str, str] | None = None) -> schemathesis.Config:
     return schemathesis.Config.from_dict({
-        "seed": 20261206,  # the same requests on every run (COURTSIDE_CHAOS_FULL widens them)
+        "seed": 20261206,  # reproducible generation (COURTSIDE_CHAOS_FULL widens it)
         "cache": {"enabled": False},  # no .schemathesis/ folder, no memory between runs
         "suppress-health-check": ["too_slow", "filter_too_much", "data_too_large"],
         "headers": headers or {},
