@@ -58,6 +58,21 @@ class Settings:
     """Requests per seconds per client, sliding window (``COURTSIDE_API_RATE_LIMIT``)."""
     dagster_url: str = "http://127.0.0.1:3000"
     """The Dagster webserver whose GraphQL API has the live data checks (``COURTSIDE_DAGSTER_URL``)."""
+    # --- HTTP exposure (issue 9) ---
+    trusted_proxies: tuple[str, ...] = ()
+    """Reverse proxies (IP addresses or CIDR networks) whose ``X-Forwarded-For`` the live API believes, for
+    its rate limit and the operator audit (``COURTSIDE_TRUSTED_PROXIES``, comma-separated); empty: none, the
+    client is the socket's peer."""
+    allowed_origins: tuple[str, ...] = ()
+    """Origins whose pages may open the WebSocket gateway (``COURTSIDE_ALLOWED_ORIGINS``, comma-separated, e.g.
+    ``https://desk.example``); empty: the dashboard's own, ``http://localhost:<port>`` and
+    ``http://127.0.0.1:<port>`` of the API. A handshake without ``Origin`` (not a browser) is allowed."""
+    read_token: str | None = field(default=None, repr=False)
+    """Token that opens the gateway's ``ledger`` and ``alert:<id>`` rooms (``COURTSIDE_READ_TOKEN``, at least
+    16 characters; the operator token opens them too); never printed."""
+    max_body_bytes: int | None = None
+    """Largest request body of the HTTP services, 413 beyond (``COURTSIDE_MAX_BODY_BYTES``); None: each
+    service's default (prediction service 16 MiB, live API 64 KiB)."""
 
     # --- process exposure (issue 9, ops) ---
     bind_host: str = "127.0.0.1"
@@ -162,6 +177,13 @@ class Settings:
             crash_loop_restarts=int(env.get("COURTSIDE_CRASH_LOOP_RESTARTS") or 5),
             crash_loop_window_s=float(env.get("COURTSIDE_CRASH_LOOP_WINDOW_S") or 600.0),
             restart_backoff_max_s=float(env.get("COURTSIDE_RESTART_BACKOFF_MAX_S") or 60.0),
+            # --- HTTP exposure (issue 9) ---
+            trusted_proxies=tuple(p.strip() for p in (env.get("COURTSIDE_TRUSTED_PROXIES") or "").split(",")
+                                  if p.strip()),
+            allowed_origins=tuple(o.strip() for o in (env.get("COURTSIDE_ALLOWED_ORIGINS") or "").split(",")
+                                  if o.strip()),
+            read_token=(env.get("COURTSIDE_READ_TOKEN") or "").strip() or None,
+            max_body_bytes=int(env["COURTSIDE_MAX_BODY_BYTES"]) if env.get("COURTSIDE_MAX_BODY_BYTES") else None,
         )
 
     def ensure_dirs(self) -> None:

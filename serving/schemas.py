@@ -1,39 +1,73 @@
-"""Request and response models of the prediction service (pydantic; shared by server, client and tests)."""
+"""Request and response models of the prediction service (pydantic; shared by server, client and tests).
+
+Requests are validated as their JSON schema says, nothing looser: numbers must be JSON numbers (no
+``"0.6"``, no ``true`` for 1), finite (no NaN or Infinity), integers within bounds that keep numpy and
+the scoring code away from overflow, strings of bounded length, dates ISO strings.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, model_validator
 
+
+def _json_integer(value: Any) -> Any:
+    """Integer choices (best of 3/5, server 1/2) take JSON integers only: not ``true``, ``"5"`` or ``5.0``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("must be an integer")
+    return value
+
+
+def _iso_date(value: Any) -> Any:
+    """Dates are ISO strings ("2024-06-30"), not numbers of seconds."""
+    if not isinstance(value, str | dt.date):
+        raise ValueError("must be an ISO date string (YYYY-MM-DD)")
+    return value
+
+
+REQUESTS = ConfigDict(extra="forbid", allow_inf_nan=False)
+"""Every request model: unknown fields and non-finite numbers refused."""
 Surface = Literal["Hard", "Clay", "Grass", "Carpet"]
 Level = Literal["G", "M", "A", "F", "D", "C"]
 """Sackmann tourney_level: Grand Slam, Masters 1000, ATP 250/500, Tour Finals, Davis Cup, Challenger."""
-PlayerRef = int | str
+PlayerId = Annotated[int, Strict(), Field(ge=1, le=10**9)]
+PlayerName = Annotated[str, Field(min_length=1, max_length=100)]
+PlayerRef = PlayerId | PlayerName
 """A Sackmann player id, or a full name ("Novak Djokovic")."""
+BestOf = Annotated[Literal[3, 5], BeforeValidator(_json_integer)]
+Server = Annotated[Literal[1, 2], BeforeValidator(_json_integer)]
+IsoDate = Annotated[dt.date, BeforeValidator(_iso_date)]
+Games = Annotated[int, Strict(), Field(ge=0, le=99)]
+"""Games in a set, or points in a game or tie-break (99: beyond any match ever played)."""
+Count = Annotated[int, Strict(), Field(ge=0, le=2000)]
+"""Points served (or won on serve) in one match by one player (the longest match ever had 980 points)."""
 
 
 class PrematchRequest(BaseModel):
     """One pre-match question: P(player one beats player two)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = REQUESTS
 
     player_one: PlayerRef = Field(description="Sackmann player id or full name")
     player_two: PlayerRef = Field(description="Sackmann player id or full name")
     surface: Surface
-    date: dt.date = Field(description="match day; must be after the data the service knows (as_of), unless "
+    date: IsoDate = Field(description="match day; must be after the data the service knows (as_of), unless "
                                       "match_id names a historical match")
-    match_id: str | None = Field(None, description="Sackmann match id of a historical match (replays, backtests): "
-                                                   "the answer uses the features as of that match, from the "
-                                                   "pipeline's feature table, never what came after it")
-    best_of: Literal[3, 5] = 3
+    match_id: str | None = Field(None, max_length=64,
+                                 description="Sackmann match id of a historical match (replays, backtests): "
+                                             "the answer uses the features as of that match, from the "
+                                             "pipeline's feature table, never what came after it")
+    best_of: BestOf = 3
     level: Level = Field("A", description="tournament tier (Sackmann tourney_level)")
-    round: str = Field("R32", description="R128 .. F, RR, Q1-Q3")
-    rank_one: int | None = Field(None, ge=1, description="current ranking of player one (latest known if omitted)")
-    rank_two: int | None = Field(None, ge=1)
-    points_one: float | None = Field(None, ge=0)
-    points_two: float | None = Field(None, ge=0)
+    round: str = Field("R32", max_length=8, description="R128 .. F, RR, Q1-Q3")
+    rank_one: Annotated[int, Strict()] | None = Field(None, ge=1, le=100_000,
+                                                      description="current ranking of player one (latest known "
+                                                                  "if omitted)")
+    rank_two: Annotated[int, Strict()] | None = Field(None, ge=1, le=100_000)
+    points_one: float | None = Field(None, ge=0, le=1e6, strict=True)
+    points_two: float | None = Field(None, ge=0, le=1e6, strict=True)
 
     @model_validator(mode="after")
     def _different_players(self) -> PrematchRequest:
@@ -56,7 +90,9 @@ class PrematchResponse(BaseModel):
 class PrematchBatch(BaseModel):
     """A batch of pre-match questions."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(**REQUESTS, json_schema_extra={"examples": [{"requests": [
+        {"player_one": "Novak Djokovic", "player_two": "Rafael Nadal", "surface": "Clay", "date": "2030-06-01",
+         "best_of": 5, "level": "G", "round": "QF"}]}]})
 
     requests: list[PrematchRequest] = Field(min_length=1, max_length=10_000)
 
@@ -83,12 +119,12 @@ class Health(BaseModel):
 class ServeStats(BaseModel):
     """Points served and won on serve so far in the match (updates the serve probabilities)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = REQUESTS
 
-    won_one: int = Field(0, ge=0)
-    served_one: int = Field(0, ge=0)
-    won_two: int = Field(0, ge=0)
-    served_two: int = Field(0, ge=0)
+    won_one: Count = 0
+    served_one: Count = 0
+    won_two: Count = 0
+    served_two: Count = 0
 
     @model_validator(mode="after")
     def _won_within_served(self) -> ServeStats:
@@ -100,18 +136,20 @@ class ServeStats(BaseModel):
 class LiveRequest(BaseModel):
     """A match state: P(player one wins from here)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = REQUESTS
 
-    match_id: str | None = None
-    best_of: Literal[3, 5] = 3
-    tournament: str = Field("", description="decides the final-set rule, with season")
-    season: int = Field(2021, ge=1968, le=2100)
-    sets: list[tuple[int, int]] = Field(default_factory=list, description="completed sets, games (one, two)")
-    games: tuple[int, int] = (0, 0)
-    points: tuple[int, int] = Field((0, 0), description="points in the game: 0,1,2,3,4 = 0,15,30,40,A; "
-                                                        "tie-break points as counts")
-    server: Literal[1, 2] = Field(description="who serves the next point")
-    prematch_probability: float | None = Field(None, gt=0, lt=1, description="P(player one wins) before the match")
+    match_id: str | None = Field(None, max_length=128)
+    best_of: BestOf = 3
+    tournament: str = Field("", max_length=200, description="decides the final-set rule, with season")
+    season: int = Field(2021, ge=1968, le=2100, strict=True)
+    sets: list[tuple[Games, Games]] = Field(default_factory=list, max_length=5,
+                                            description="completed sets, games (one, two)")
+    games: tuple[Games, Games] = (0, 0)
+    points: tuple[Games, Games] = Field((0, 0), description="points in the game: 0,1,2,3,4 = 0,15,30,40,A; "
+                                                            "tie-break points as counts")
+    server: Server = Field(description="who serves the next point")
+    prematch_probability: float | None = Field(None, gt=0, lt=1, strict=True,
+                                               description="P(player one wins) before the match")
     prematch: PrematchRequest | None = Field(None, description="players etc., when no pre-match probability is given")
     serve_stats: ServeStats | None = None
 
@@ -133,7 +171,10 @@ class LiveResponse(BaseModel):
 
 
 class LiveBatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(**REQUESTS, json_schema_extra={"examples": [{"states": [
+        {"match_id": "2012-wimbledon-1103", "best_of": 5, "tournament": "Wimbledon", "season": 2012,
+         "sets": [[6, 4]], "games": [3, 2], "points": [2, 1], "server": 1, "prematch_probability": 0.62,
+         "serve_stats": {"won_one": 40, "served_one": 60, "won_two": 35, "served_two": 55}}]}]})
 
     states: list[LiveRequest] = Field(min_length=1, max_length=10_000)
 

@@ -6,6 +6,11 @@ Run: ``bentoml serve serving.service:PredictionService --port 3001`` (``make up`
 the model is compiled to numpy (serving/predictor.py) and adaptive batching is off — it buys
 throughput by waiting, and this is the latency-critical path. Requests are validated by pydantic
 through FastAPI, so a bad request gets 422 with the offending field named in ``detail[].loc``.
+
+Hardening (issue 9): bodies over ``COURTSIDE_MAX_BODY_BYTES`` (default 16 MiB, room for a batch of
+10,000) are refused with 413 before they are read; every error is the JSON
+``{"error", "message", "detail"}`` of ``serving.errors`` (a 422 lists at most 10 fields with short input
+excerpts; a bug is a 500 ``internal_error``); the service binds 127.0.0.1 unless ``--host`` says otherwise.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from courtside.settings import Settings
 from features.inplay_state import FEATURE_INDEX, SERVE_PRIOR_STRENGTH, inplay_features, sigmoid
 from features.scoring import Score, ScoringError, match_format
 from features.snapshot import UnknownPlayer
+from serving.body_limit import PREDICTION_MAX_BODY_BYTES, BodyLimitMiddleware
+from serving.errors import ErrorBody, JsonErrorsMiddleware, install_error_handlers
 from serving.model_store import HistoricalFeatures, InplayStore, ModelStore
 from serving.schemas import (
     Health,
@@ -46,10 +53,17 @@ _UPDATED, _SERVE_A, _SERVE_B = (FEATURE_INDEX[n] for n in ("markov_updated_logit
 app = FastAPI(
     title="Courtside prediction service",
     version="1",
-    description="Pre-match and in-play tennis win probabilities from the champion model.",
+    description="Pre-match and in-play tennis win probabilities from the champion model. Errors are JSON "
+                '`{"error", "message", "detail"}`: 422 names the invalid fields in `detail[].loc` (with the '
+                "request's index in the batch), 413 a body over the size limit, 503 no model loaded yet.",
     docs_url="/api/docs",
     redoc_url=None,
+    responses={code: {"model": ErrorBody} for code in (400, 413, 422, 500)},
 )
+install_error_handlers(app, docs="/api/docs")
+app.add_middleware(BodyLimitMiddleware,
+                   max_bytes=Settings.from_env().max_body_bytes or PREDICTION_MAX_BODY_BYTES)
+UNAVAILABLE = {503: {"model": ErrorBody, "description": "no model loaded yet (see /health)"}}
 
 PREDICTIONS = bentoml.metrics.Counter(
     name="courtside_predictions", documentation="Predictions answered", labelnames=["endpoint"])
@@ -62,7 +76,7 @@ def _unprocessable(loc: list, msg: str) -> HTTPException:
     return HTTPException(status_code=422, detail=[{"loc": loc, "msg": msg, "type": "value_error"}])
 
 
-@bentoml.service(name="courtside_predictions", workers=1, traffic={"timeout": 30})
+@bentoml.service(name="courtside_predictions", workers=1, traffic={"timeout": 30}, http={"host": "127.0.0.1"})
 @bentoml.asgi_app(app, path="/")
 class PredictionService:
     """Loads ``models:/tennis-prematch@champion`` with the player snapshot, and
@@ -88,6 +102,9 @@ class PredictionService:
 
     def __is_ready__(self) -> bool:
         return self.store.current is not None and self.inplay.attempted.is_set()
+
+
+PredictionService.add_asgi_middleware(JsonErrorsMiddleware)  # BentoML's own answers (unknown paths) too
 
 
 def _store() -> ModelStore:
@@ -166,7 +183,7 @@ def _prematch(requests: list[PrematchRequest], loc: list) -> PrematchBatchRespon
         for (a, b), p in zip(ids, probs, strict=True)])
 
 
-@app.post("/predict", response_model=PrematchBatchResponse)
+@app.post("/predict", response_model=PrematchBatchResponse, responses=UNAVAILABLE)
 def predict(batch: PrematchBatch) -> PrematchBatchResponse:
     """P(player one wins) for each request, from the champion pre-match model."""
     start = time.perf_counter()
@@ -176,7 +193,7 @@ def predict(batch: PrematchBatch) -> PrematchBatchResponse:
     return out
 
 
-@app.post("/predict_live", response_model=LiveBatchResponse)
+@app.post("/predict_live", response_model=LiveBatchResponse, responses=UNAVAILABLE)
 def predict_live(batch: LiveBatch) -> LiveBatchResponse:
     """P(player one wins the match from each state), from ``tennis-inplay@champion`` (the Markov chain
     with updated serve probabilities while none is registered; ``model_name`` says which). The

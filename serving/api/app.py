@@ -19,31 +19,35 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from betting.risk import RiskLimits
 from serving.api import schemas
 from serving.api.gateway import percentiles
 from serving.api.live import LiveService
+from serving.api.proxies import ClientAddressMiddleware, TrustedProxies
 from serving.api.ratelimit import RateLimit, RateLimitMiddleware, SlidingWindowLimiter
 from serving.api.status import ServiceStatus
+from serving.body_limit import API_MAX_BODY_BYTES, BodyLimitMiddleware
+from serving.errors import ErrorBody, install_error_handlers
 from storage import live as store
 
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-ERROR_NAMES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-               405: "method_not_allowed", 409: "conflict", 422: "validation_error", 429: "rate_limited",
-               500: "internal_error", 503: "unavailable"}
 SURFACE_PATTERN = r"^(?i:hard|clay|grass|carpet)$"
+MAX_OFFSET = 1_000_000_000
+"""Largest ``offset`` of ``/bets`` (a bound keeps the database's 64-bit integers from overflowing)."""
 
 DESCRIPTION = """
 Live tennis matches, predictions, value bets and the paper-trading ledger, read from the engine's
 durable event log; operator controls for the live engine. Errors are JSON: `{"error", "message",
-"detail"}` (404 unknown match, 422 invalid parameters with the fields in `detail`, 401/403 token,
-429 rate limit with `Retry-After`). Every client may make a limited number of requests in any
-sliding window (default 300 per 60 s).
+"detail"}` (404 unknown match, 422 invalid parameters with the fields in `detail` (at most 10, inputs
+as short excerpts), 401/403 token, 413 body over the size limit, 429 rate limit with `Retry-After`,
+500 `internal_error`). Values are taken as their schema says: a number given as a string, `0` for
+`false`, NaN or Infinity are refused (422), never converted. Every client (the socket's peer, or the
+`X-Forwarded-For` client when the peer is a configured proxy) may make a limited number of requests
+in any sliding window (default 300 per 60 s).
 
 **Operator endpoints** (`/control...`) need `Authorization: Bearer <token>` (the token of
 `COURTSIDE_API_TOKEN` / `COURTSIDE_API_TOKEN_FILE`); the engine applies a change within about a
@@ -51,12 +55,12 @@ second and acknowledges it (`GET /control`: `engines[].in_force`).
 
 **WebSocket gateway** (`GET /live/config` gives its URL, default `ws://HOST:8001/ws`): rooms per
 match. Send `{"type": "subscribe", "match_id": "<id>"}` (or `"*"` for every match, `"ledger"` for bets
-and bankroll, `"alert:<id>"` for a value-alert subscription); receive `odds_update`, `game_event`,
-`prediction_update`, `value_bet` (and `bet_update`, `bankroll_update` in `ledger`), each
-`{"type", "match_id", "seq", "ts", "sent", "data"}` with a per-room sequence number; heartbeats every
-few seconds; at most a few flushes a second per room (latest state wins); a client that falls behind
-is closed with code 4008 and the reason; resume with `{"type": "subscribe", "match_id", "last_seq",
-"session"}`. Full protocol: docs/API.md.
+and bankroll, `"alert:<id>"` for a value-alert subscription: these two need `"token"`, the read or
+operator token); receive `odds_update`, `game_event`, `prediction_update`, `value_bet` (and
+`bet_update`, `bankroll_update` in `ledger`), each `{"type", "match_id", "seq", "ts", "sent", "data"}`
+with a per-room sequence number; heartbeats every few seconds; at most a few flushes a second per
+room (latest state wins); a client that falls behind is closed with code 4008 and the reason; resume
+with `{"type": "subscribe", "match_id", "last_seq", "session"}`. Full protocol: docs/API.md.
 """
 
 
@@ -72,6 +76,10 @@ class ApiConfig:
     ws_port: int = 8001
     run_service: bool = True
     """Start and stop the live service with the app (False when the caller runs it)."""
+    trusted_proxies: tuple[str, ...] = ()
+    """Reverse proxies whose ``X-Forwarded-For`` names the client (rate limit, operator audit); none: the peer."""
+    max_body_bytes: int = API_MAX_BODY_BYTES
+    """Largest request body; 413 beyond."""
 
 
 class _Timing:
@@ -91,11 +99,6 @@ class _Timing:
             self.window.append((time.perf_counter() - start) * 1000)
 
 
-def _error(status: int, message: str, detail: list | None = None, headers: dict | None = None) -> JSONResponse:
-    return JSONResponse({"error": ERROR_NAMES.get(status, "error"), "message": message, "detail": detail},
-                        status_code=status, headers=headers)
-
-
 def create_app(service: LiveService, status: ServiceStatus, config: ApiConfig) -> FastAPI:
     """The HTTP app over a live service (started and stopped with the app unless ``run_service`` is off)."""
 
@@ -110,26 +113,16 @@ def create_app(service: LiveService, status: ServiceStatus, config: ApiConfig) -
                 await service.stop()
             await status.close()
 
-    errors = {code: {"model": schemas.ErrorBody} for code in (404, 422, 429)}
+    errors = {404: {"model": ErrorBody}}
     app = FastAPI(title="Courtside live API", version="1", description=DESCRIPTION, lifespan=lifespan,
-                  responses={422: {"model": schemas.ErrorBody}, 429: {"model": schemas.ErrorBody}})
+                  responses={code: {"model": ErrorBody} for code in (400, 413, 422, 429, 500)})
     request_ms: deque[float] = deque(maxlen=10_000)
+    # outermost last: who the client is -> its rate limit -> the body's size -> timing of what is served
     app.add_middleware(_Timing, window=request_ms)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
     app.add_middleware(RateLimitMiddleware, limiter=SlidingWindowLimiter(config.rate))
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-        if exc.status_code == 404 and message == "Not Found":
-            message = "no such endpoint (see /docs)"
-        return _error(exc.status_code, message, headers=getattr(exc, "headers", None))
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")} for e in exc.errors()]
-        first = detail[0] if detail else {"loc": [], "msg": "invalid request"}
-        where = ".".join(str(x) for x in first["loc"])
-        return _error(422, f"invalid {where}: {first['msg']}" if where else str(first["msg"]), detail)
+    app.add_middleware(ClientAddressMiddleware, proxies=TrustedProxies(config.trusted_proxies))
+    install_error_handlers(app, docs="/docs")
 
     def match_or_404(match_id: str):
         m = service.view.match(match_id)
@@ -140,7 +133,7 @@ def create_app(service: LiveService, status: ServiceStatus, config: ApiConfig) -
     MatchId = Annotated[str, PathParam(min_length=1, max_length=128, description="the feed's event key")]
 
     # --- live matches ------------------------------------------------------------------------------
-    @app.get("/health", tags=["service"])
+    @app.get("/health", tags=["service"], responses={503: {"model": ErrorBody}})
     async def health() -> JSONResponse:
         """Liveness: database reachable, how far the log has been read, the gateway, the engine's heartbeat."""
         try:
@@ -186,7 +179,8 @@ def create_app(service: LiveService, status: ServiceStatus, config: ApiConfig) -
 
     @app.get("/live/value-bets/{match_id}", response_model=schemas.ValueBets, tags=["live"], responses=errors)
     async def value_bets(match_id: MatchId,
-                         min_edge: Annotated[float, Query(ge=0.0, le=10.0, description="least edge")] = 0.0,
+                         min_edge: Annotated[float, Query(ge=0.0, le=10.0, allow_inf_nan=False,
+                                                          description="least edge")] = 0.0,
                          limit: Annotated[int, Query(ge=1, le=2000)] = 200) -> dict:
         """Value bets detected in one match (edge after commission >= ``min_edge``), newest first."""
         m = match_or_404(match_id)
@@ -194,7 +188,7 @@ def create_app(service: LiveService, status: ServiceStatus, config: ApiConfig) -
         return {"match_id": match_id, "min_edge": min_edge, "count": len(bets), "value_bets": bets}
 
     @app.get("/live/value-bets", response_model=list[schemas.ValueBet], tags=["live"])
-    async def recent_value_bets(min_edge: Annotated[float, Query(ge=0.0, le=10.0)] = 0.0,
+    async def recent_value_bets(min_edge: Annotated[float, Query(ge=0.0, le=10.0, allow_inf_nan=False)] = 0.0,
                                 limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list:
         """The latest value bets of every match, newest first."""
         bets = [b for m in service.view.matches.values() for b in m.value_bets if float(b.get("edge", 0)) >= min_edge]
@@ -207,13 +201,13 @@ def create_app(service: LiveService, status: ServiceStatus, config: ApiConfig) -
 
     @app.get("/bets", response_model=schemas.BetsPage, tags=["ledger"])
     async def bets(state: Annotated[str, Query(pattern="^(open|settled|all)$")] = "all",
-                   match_id: Annotated[str | None, Query(max_length=128)] = None,
+                   match_id: Annotated[str | None, Query(max_length=128, pattern=r"^[^\x00]*$")] = None,
                    source: Annotated[str | None, Query(pattern="^(inplay|prematch)$")] = None,
                    side: Annotated[str | None, Query(pattern="^(BACK|LAY)$")] = None,
                    status: Annotated[str | None, Query(pattern="^(PENDING|EXECUTABLE|EXECUTION_COMPLETE|REJECTED)$")]
                    = None,
                    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-                   offset: Annotated[int, Query(ge=0)] = 0) -> dict:
+                   offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> dict:
         """Orders of the paper-trading ledger, newest first: ``open`` (live or matched, not settled),
         ``settled`` (matched, market settled: with result and profit), or ``all`` (also orders that never
         matched); filters combine."""
@@ -271,7 +265,7 @@ def create_app(service: LiveService, status: ServiceStatus, config: ApiConfig) -
                 "bankroll": service.bankroll}
 
     @app.post("/live/alerts/subscribe", response_model=schemas.AlertSubscription, status_code=201, tags=["live"],
-              responses={422: {"model": schemas.ErrorBody}, 503: {"model": schemas.ErrorBody}})
+              responses={503: {"model": ErrorBody}})
     async def subscribe_alerts(criteria: schemas.AlertRequest, request: Request) -> dict:
         """Value alerts: value bets of the chosen matches / players with at least ``min_edge`` go to a
         room of their own; subscribe to it over the WebSocket. Kept in memory for 24 h."""
@@ -297,8 +291,7 @@ def create_app(service: LiveService, status: ServiceStatus, config: ApiConfig) -
         return request.client.host if request.client else "unknown"
 
     Operator = Annotated[str, Depends(operator)]
-    guarded = {401: {"model": schemas.ErrorBody}, 403: {"model": schemas.ErrorBody},
-               503: {"model": schemas.ErrorBody}}
+    guarded = {401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 503: {"model": ErrorBody}}
 
     async def change(who: str, what: str, **fields: Any) -> dict:
         new = await asyncio.to_thread(store.change_controls, service.db, who, **fields)
@@ -336,8 +329,7 @@ def create_app(service: LiveService, status: ServiceStatus, config: ApiConfig) -
         return await change(who, "kill switch " + ("engaged" if body.engaged else "released"),
                             kill_switch=body.engaged, reason=body.reason)
 
-    @app.put("/control/risk-limits", response_model=schemas.ControlState, tags=["operator"],
-             responses={**guarded, 422: {"model": schemas.ErrorBody}})
+    @app.put("/control/risk-limits", response_model=schemas.ControlState, tags=["operator"], responses=guarded)
     async def risk_limits(who: Operator, body: schemas.RiskLimitsRequest) -> dict:
         """Override risk limits (fields given; null removes an override). Rejected with 422 when the
         resulting limits are invalid."""

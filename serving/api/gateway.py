@@ -6,7 +6,8 @@ Protocol (JSON text frames; full description in docs/API.md)
 Client -> server::
 
     {"type": "subscribe", "match_id": "<match id>" | "*" | "ledger" | "alert:<id>",
-     "last_seq": 41, "session": "<session>"}          # last_seq/session only to resume
+     "last_seq": 41, "session": "<session>",          # last_seq/session only to resume
+     "token": "<read or operator token>"}             # for "ledger" and "alert:<id>" only
     {"type": "unsubscribe", "match_id": "..."}
     {"type": "ping"}                                  # answered with {"type": "pong"}
 
@@ -42,11 +43,18 @@ Server -> client::
   from the room's buffer (the last ``buffer_size`` messages). When they are no longer buffered, or the
   gateway restarted (another session), ``gap`` says what is missing and why and a ``snapshot`` of the
   current state follows instead (fetch histories over REST).
+- Access: the handshake of a browser page whose ``Origin`` is not an allowed origin is refused (403,
+  ``handshake_check``); a client sending no ``Origin`` is not a browser page and may connect. Match
+  rooms and ``*`` are public; ``ledger`` and ``alert:<id>`` need one of ``GatewayConfig.tokens`` (the
+  read token, the operator token), given as ``"token"`` in a subscribe message or as
+  ``Authorization: Bearer`` on the handshake; once shown, it holds for the connection. With no token
+  configured those rooms are closed. Tokens are compared in constant time and never logged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 import secrets
@@ -59,11 +67,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
+from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
+from websockets.http11 import Request, Response
 from websockets.protocol import State
 
 from serving.api.views import Update
+from serving.errors import error_content, excerpt
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +103,40 @@ class GatewayConfig:
     send_buffer_bytes: int | None = 64 << 10
     """Kernel send buffer of each connection (SO_SNDBUF; None: the kernel's autotuning, up to MBs): what
     a stalled client can hold in the kernel before it counts as behind."""
+    tokens: tuple[str, ...] = field(default=(), repr=False)
+    """Tokens that open the ``ledger`` and ``alert:<id>`` rooms (the read token, the operator token);
+    none: those rooms are closed."""
+
+
+def protected(room: str) -> bool:
+    """Rooms with the ledger's or an alert subscriber's data: they need a token."""
+    return room == "ledger" or room.startswith("alert:")
+
+
+def _http_error(status: int, reason: str, message: str, *extra: tuple[str, str]) -> Response:
+    body = json.dumps(error_content(status, message)).encode()
+    return Response(status, reason, Headers([*extra, ("Content-Type", "application/json"),
+                                             ("Content-Length", str(len(body)))]), body)
+
+
+def handshake_check(path: str, origins: Iterable[str]) -> Callable[[ServerConnection, Request], Response | None]:
+    """The gateway's ``process_request``: its one path, and no browser page of a foreign origin (a
+    cross-site page could otherwise read the rooms with the visitor's network position)."""
+    allowed = frozenset(origins)
+
+    def check(_: ServerConnection, request: Request) -> Response | None:
+        if request.path.split("?")[0] != path:
+            return _http_error(404, "Not Found", f"the WebSocket gateway is at {path}")
+        sent = request.headers.get_all("Origin")
+        if sent and (len(sent) > 1 or sent[0] not in allowed):
+            return _http_error(403, "Forbidden", f"origin {excerpt(', '.join(sent))} may not open the gateway; "
+                                                 "allowed origins are set by COURTSIDE_ALLOWED_ORIGINS")
+        if "websocket" not in ",".join(request.headers.get_all("Upgrade")).lower():
+            return _http_error(426, "Upgrade Required", f"this is the WebSocket gateway: open ws://HOST:PORT{path}",
+                               ("Upgrade", "websocket"), ("Connection", "Upgrade"))
+        return None
+
+    return check
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -120,6 +165,8 @@ class Client:
     rooms: set[str] = field(default_factory=set)
     errors: int = 0
     dropped: str | None = None
+    authorized: bool = False
+    """Has shown a token: may enter the protected rooms."""
 
     @property
     def address(self) -> str:
@@ -326,6 +373,10 @@ class Gateway:
             if sock is not None:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.cfg.send_buffer_bytes)
         client = Client(conn)
+        sent = conn.request.headers.get_all("Authorization") if conn.request is not None else []
+        scheme, _, credentials = (sent[0] if len(sent) == 1 else "").partition(" ")
+        if scheme.lower() == "bearer" and credentials.strip():
+            client.authorized = self._valid_token(credentials.strip())
         self.clients.add(client)
         self.stats.connections += 1
         try:
@@ -368,6 +419,10 @@ class Gateway:
             if name in self.rooms:
                 self.rooms[name].subscribers.discard(client)
             return self._send(client, {"type": "unsubscribed", "room": name, "match_id": name})
+        if protected(name) and not client.authorized:
+            refused = self._authorize(client, msg.get("token"))
+            if refused is not None:
+                return self._error(client, *refused)
         if not self.room_exists(name):
             return self._error(client, "unknown_match", f"no match {name!r} in the event log (nor a known room)")
         if name not in client.rooms and len(client.rooms) >= MAX_ROOMS_PER_CLIENT:
@@ -376,6 +431,25 @@ class Gateway:
         if last_seq is not None and (not isinstance(last_seq, int) or isinstance(last_seq, bool) or last_seq < 0):
             return self._error(client, "bad_last_seq", "last_seq must be a non-negative integer")
         self.subscribe(client, name, last_seq, msg.get("session"))
+
+    def _valid_token(self, token: str) -> bool:
+        valid = False
+        for known in self.cfg.tokens:  # every one compared, in constant time
+            valid |= hmac.compare_digest(token.encode(), known.encode())
+        return valid
+
+    def _authorize(self, client: Client, token: Any) -> tuple[str, str] | None:
+        """None when ``token`` opens the protected rooms (for the rest of the connection), else (code, why)."""
+        if not self.cfg.tokens:
+            return ("room_closed", "the ledger and alert rooms are closed: the server has no COURTSIDE_READ_TOKEN "
+                                   "(nor an operator token) configured")
+        if token is None:
+            return ("token_required", 'the ledger and alert rooms need a token: send it as "token" in the subscribe '
+                                      "message (or as Authorization: Bearer on the handshake)")
+        if not isinstance(token, str) or not self._valid_token(token):
+            return ("bad_token", "invalid token")
+        client.authorized = True
+        return None
 
     def subscribe(self, client: Client, name: str, last_seq: int | None, session: str | None) -> None:
         """Join a room: replay what the client missed (or say why not, with a snapshot), then live."""

@@ -1,4 +1,9 @@
-"""Request and response models of the live API (they are its OpenAPI documentation)."""
+"""Request and response models of the live API (they are its OpenAPI documentation).
+
+Request bodies are strict: JSON types as the schema says (``0`` is not ``false``, ``"10"`` not 10),
+finite numbers only, no unknown fields. A silent coercion of an operator's command (a kill switch
+"released" by ``{"engaged": 0}``) is worse than a 422.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from serving.errors import ErrorBody
 
-class ErrorBody(BaseModel):
-    """Every error: a machine-readable code and a sentence for people."""
+__all__ = ["ErrorBody"]  # the error shape of every service (serving.errors), documented here too
 
-    error: str = Field(description="not_found, validation_error, unauthorized, forbidden, rate_limited, ...")
-    message: str
-    detail: list[dict[str, Any]] | None = Field(None, description="the invalid fields (validation errors)")
+REQUESTS = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+"""Every request body: unknown fields, coercions and non-finite numbers refused."""
 
 
 class Score(BaseModel):
@@ -137,7 +141,7 @@ class BetsPage(BaseModel):
 class AlertRequest(BaseModel):
     """Which value bets to be alerted of: all criteria given must hold."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = REQUESTS
 
     match_ids: list[str] = Field(default_factory=list, max_length=100, description="any of these matches")
     players: list[str] = Field(default_factory=list, max_length=50,
@@ -161,15 +165,16 @@ class AlertSubscription(BaseModel):
 
 
 class ControlReason(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = REQUESTS
 
     reason: str | None = Field(None, max_length=500)
 
 
 class KillSwitchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = REQUESTS
 
-    engaged: bool = Field(description="true: stop everything and cancel resting orders; false: release")
+    engaged: bool = Field(description="true: stop everything and cancel resting orders; false: release "
+                                      "(a JSON boolean: 0, 1 or \"true\" are refused)")
     reason: str | None = Field(None, max_length=500)
 
 
@@ -177,7 +182,7 @@ class RiskLimitsRequest(BaseModel):
     """Overrides of ``betting.risk.RiskLimits`` (null removes an override); the kill switch has its own
     endpoint. Validated by building the limits the engine will use."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = REQUESTS
 
     max_stake: float | None = None
     max_selection_exposure: float | None = None

@@ -131,3 +131,79 @@ def engine_process(folder: Path, database_url: str, feed_url: str, prediction_ur
         yield Process(proc, log)
     finally:
         _stop(proc)
+
+
+def send_raw(url: str, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None,
+             timeout: float = 10) -> tuple[int, bytes, dict]:
+    """One request with exactly ``body`` as its bytes (e.g. ``NaN`` in JSON, which ``json.dumps`` would
+    not write): (status, raw body, headers)."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers={"Content-Type": "application/json", **(headers or {})})
+        resp = conn.getresponse()
+        return resp.status, resp.read(), {k.lower(): v for k, v in resp.getheaders()}
+    finally:
+        conn.close()
+
+
+def oversized(url: str, path: str, declared: int = 50 << 20, sent: int = 256 << 10, chunked: bool = False,
+              timeout: float = 10) -> tuple[int, bytes]:
+    """POST a body of ``declared`` bytes (or an endless chunked one) but send only ``sent`` bytes of it
+    before reading the answer: a server that enforces a limit answers without waiting for the rest.
+    (status, body) of the answer; raises TimeoutError when the server waits for the whole body."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=timeout) as sock:
+        framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {declared}"
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: {parts.hostname}:{parts.port}\r\nContent-Type: application/json"
+                     f"\r\n{framing}\r\n\r\n".encode())
+        piece = b'{"x": "' + b"a" * (64 << 10)
+        try:
+            for _ in range(max(1, sent // len(piece))):
+                sock.sendall(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server answered and closed while we were sending: read its answer
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+        head, _, rest = answer.partition(b"\r\n\r\n")
+        status = int(head.split(b" ")[1])
+        length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                       if line.lower().startswith(b"content-length:")), None)
+        while length is not None and len(rest) < length:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            rest += chunk
+        return status, rest
+
+
+def listening_addresses(port: int) -> set[str]:
+    """Local addresses with a listening TCP socket on ``port`` (from /proc/net/tcp and tcp6)."""
+    import ipaddress
+
+    found = set()
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            address, port_hex = local.split(":")
+            if state != "0A" or int(port_hex, 16) != port:
+                continue
+            raw = bytes.fromhex(address)
+            # the kernel prints each 32-bit word in host (little-endian) order
+            packed = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+            found.add(str(ipaddress.ip_address(packed)) if width == 8 else str(ipaddress.IPv6Address(packed)))
+    return found

@@ -25,6 +25,8 @@ from tests.api.services import api_server, feed_server
 from tests.services import ROOT
 
 ARTIFACT = ROOT / ".courtside" / "artifacts" / "dashboard.png"
+READ_TOKEN = "dashboard-read-token-5e0c2b7a91"
+"""What the page sends to subscribe to the gateway's ledger room (COURTSIDE_READ_TOKEN)."""
 
 
 def _binaries() -> tuple[str, str]:
@@ -87,7 +89,8 @@ def test_dashboard_shows_the_replay_live(tmp_path, prediction_service):
 
     url = f"sqlite:///{tmp_path / 'live.db'}"
     migrate(url)
-    with feed_server(tmp_path, "2012-wimbledon", 3, rate=12) as feed_url, api_server(url, tmp_path) as api:
+    with feed_server(tmp_path, "2012-wimbledon", 3, rate=12) as feed_url, \
+            api_server(url, tmp_path, env={"COURTSIDE_READ_TOKEN": READ_TOKEN}) as api:
         engine = EngineThread(url, feed_url, prediction_service)
         engine.start()
         options = webdriver.ChromeOptions()
@@ -96,7 +99,7 @@ def test_dashboard_shows_the_replay_live(tmp_path, prediction_service):
             options.add_argument(arg)
         driver = webdriver.Chrome(options=options, service=Service(driver_path))
         try:
-            driver.get(f"{api.url}/dashboard/")
+            driver.get(f"{api.url}/dashboard/#token={READ_TOKEN}")  # the ledger room's token, never sent to a server
 
             def cards():
                 return driver.find_elements(By.CSS_SELECTOR, '#matches .card[data-status="in_play"]')

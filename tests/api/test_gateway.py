@@ -25,6 +25,8 @@ from tests.api.services import api_server, get, request
 RATE_HZ = 5.0
 BUFFER = 20
 MATCH_TYPES = {"game_event", "odds_update", "prediction_update", "value_bet"}
+READ_TOKEN = "gateway-read-token-3b9e61f0d4a2"
+"""Opens the ledger and alert rooms (tests/api/test_gateway_access.py tests who may enter them)."""
 
 
 class Feed:
@@ -49,7 +51,7 @@ def db_url(session_log, tmp_path_factory):
 def api(db_url, tmp_path_factory):
     with api_server(db_url, tmp_path_factory.mktemp("gateway-api"), "--rate-hz", str(RATE_HZ), "--heartbeat-s", "0.5",
                     "--buffer-size", str(BUFFER), "--max-lag-bytes", "4096", "--send-buffer-bytes", "8192",
-                    "--poll-s", "0.05") as server:
+                    "--poll-s", "0.05", env={"COURTSIDE_READ_TOKEN": READ_TOKEN}) as server:
         yield server
 
 
@@ -132,7 +134,7 @@ def test_rooms_deliver_numbered_coalesced_updates_and_heartbeats(api, feed, in_p
         async with connect(api.ws_url) as ws_match, connect(api.ws_url) as ws_all:
             ack = await _ask(ws_match, {"type": "subscribe", "match_id": match_id})
             ack_all = await _ask(ws_all, {"type": "subscribe", "match_id": "*"})
-            ack_ledger = await _ask(ws_all, {"type": "subscribe", "match_id": "ledger"})
+            ack_ledger = await _ask(ws_all, {"type": "subscribe", "match_id": "ledger", "token": READ_TOKEN})
             match, everything = Reader(ws_match), Reader(ws_all)
             started = time.monotonic()
             await feed.next(200)
@@ -308,7 +310,8 @@ def test_value_alerts_reach_their_room_only_when_they_match(api, feed):
 
     async def scenario():
         async with connect(alert["ws_url"]) as ws:
-            assert (await _ask(ws, {"type": "subscribe", "match_id": alert["room"]}))["type"] == "subscribed"
+            ack = await _ask(ws, {"type": "subscribe", "match_id": alert["room"], "token": READ_TOKEN})
+            assert ack["type"] == "subscribed"
             assert (await _ask(ws, {"type": "subscribe", "match_id": "*"}))["type"] == "subscribed"
             reader = Reader(ws)
             await feed.next(400)
