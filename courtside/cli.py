@@ -151,6 +151,8 @@ def live_specs(settings: Settings, ports: Ports) -> list[ServiceSpec]:
                or f"http://127.0.0.1:{dagster_port(settings, ports)}"}
     if os.environ.get("COURTSIDE_API_TOKEN"):  # the only service that gets the operator token
         api_env["COURTSIDE_API_TOKEN"] = os.environ["COURTSIDE_API_TOKEN"]
+    if read_token(settings):  # and the read token of the ledger rooms (the dashboard's URL carries it)
+        api_env["COURTSIDE_READ_TOKEN"] = read_token(settings) or ""
     return [
         ServiceSpec("prediction-service", (_venv_bin("bentoml"), "serve", "serving.service:PredictionService",
                                            "--host", host, "--port", str(ports.prediction)),
@@ -176,6 +178,20 @@ def operator_token_file(settings: Settings) -> Path | None:
             f.write(secrets.token_urlsafe(32) + "\n")
     os.environ["COURTSIDE_API_TOKEN_FILE"] = str(path)
     return path
+
+
+def read_token(settings: Settings) -> str | None:
+    """The read token of the gateway's ledger and alert rooms: ``COURTSIDE_READ_TOKEN``, else a random one
+    ``make up`` keeps in COURTSIDE_HOME/read-token (owner-only) and puts in the dashboard's URL fragment."""
+    if settings.read_token:
+        return settings.read_token
+    path = settings.home / "read-token"
+    if not path.exists():
+        settings.home.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(24) + "\n")
+    return path.read_text().strip() or None
 
 
 def _operator_token() -> str | None:
@@ -286,6 +302,10 @@ def cmd_up(_: argparse.Namespace) -> int:
             print("the live lane needs the pipeline's model and catalog: not started")
         print("\n" + "\n".join(f"{lst.name:<22}{lst.url}\n{'':<22}protected by: {lst.protection}"
                                 for lst in listeners(settings, ports)))
+        if code == 0:
+            print(f"{'Dashboard (bets live)':<22}http://{public_host(settings)}:{ports.api}/dashboard/#token="
+                  f"{read_token(settings)}\n{'':<22}(the fragment holds the read token of the ledger room; it "
+                  "never leaves the browser)")
         print(f"""{"Engine log":<22}{settings.home / "logs" / "engine.log"}
 {"Operator token":<22}{os.environ.get("COURTSIDE_API_TOKEN_FILE") or "COURTSIDE_API_TOKEN"}
 {"Supervisor":<22}crashed services restart with backoff; {settings.crash_loop_restarts} crashes in \

@@ -56,6 +56,8 @@ class MatchSummary(BaseModel):
     model_version: str | None
     points_played: int | None
     value_bets: int = Field(description="value bets detected so far in this match")
+    suspended: str | None = Field(None, description="why the engine does not trade this match now (a message it "
+                                                    "could not trust; it resumes at the next clean one), or null")
 
 
 class ActiveGames(BaseModel):

@@ -125,6 +125,8 @@ class MatchView:
     model: str | None = None
     model_version: str | None = None
     points_played: int | None = None
+    suspended: str | None = None
+    """Why the engine does not trade this match now (its state could not be trusted), or None."""
     predictions: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_PREDICTIONS))
     value_bets: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_VALUE_BETS))
 
@@ -139,7 +141,8 @@ class MatchView:
                 "market_probability": self.market_probability,
                 "prematch_market_probability": self.prematch_market_probability,
                 "prematch_model": self.prematch_model, "model": self.model, "model_version": self.model_version,
-                "points_played": self.points_played, "value_bets": len(self.value_bets)}
+                "points_played": self.points_played, "value_bets": len(self.value_bets),
+                "suspended": self.suspended}
 
     def odds(self) -> dict[str, Any]:
         """The latest odds of each market and the market's probability."""
@@ -239,6 +242,14 @@ class LiveView:
             m.players = list(payload["players"])
         return [self._update("game_event", m, entry, {"event": "match_end", **m.summary()})]
 
+    def _suspension(self, entry, kind, at, match_id, payload) -> list[Update]:
+        if not match_id:
+            return []
+        m = self._match(match_id)
+        m.suspended = payload.get("reason") if kind == str(EventKind.MATCH_SUSPENDED) else None
+        event = "suspended" if m.suspended else "resumed"
+        return [self._update("game_event", m, entry, {"event": event, **m.summary()})]
+
     def _market(self, entry, kind, at, match_id, payload) -> list[Update]:
         if not match_id:
             return []
@@ -331,5 +342,7 @@ _HANDLERS = {
     str(EventKind.OPPORTUNITY): LiveView._opportunity,
     str(EventKind.ORDER_REJECTED): LiveView._rejected,
     str(EventKind.MARKET_SETTLED): LiveView._settled,
+    str(EventKind.MATCH_SUSPENDED): LiveView._suspension,
+    str(EventKind.MATCH_RESUMED): LiveView._suspension,
     **dict.fromkeys(ORDER_KINDS, LiveView._order),
 }

@@ -84,8 +84,18 @@ def _wait(what: str, check, timeout: float = 90.0, every: float = 0.5):
 def test_dashboard_shows_the_replay_live(tmp_path, prediction_service):
     browser_path, driver_path = _binaries()
     from selenium import webdriver
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
+
+    def fresh(read):
+        """``read()`` again when the page re-rendered the elements it was reading (a live page does)."""
+        for _ in range(20):
+            try:
+                return read()
+            except StaleElementReferenceException:
+                time.sleep(0.1)
+        return read()
 
     url = f"sqlite:///{tmp_path / 'live.db'}"
     migrate(url)
@@ -107,13 +117,16 @@ def test_dashboard_shows_the_replay_live(tmp_path, prediction_service):
             _wait("a live match on the page", cards)
             assert "connected" in driver.find_element(By.ID, "ws-status").text
 
-            def snapshot() -> dict[str, tuple[str, int]]:
+            def read_snapshot() -> dict[str, tuple[str, int]]:
                 out = {}
                 for card in cards():
                     score = card.find_element(By.CSS_SELECTOR, "table.score").get_attribute("data-score")
                     points = int(card.find_element(By.CSS_SELECTOR, "svg.winprob").get_attribute("data-points"))
                     out[card.get_attribute("data-match-id")] = (score, points)
                 return out
+
+            def snapshot() -> dict[str, tuple[str, int]]:
+                return fresh(read_snapshot)
 
             first = _wait("a score and a chart", lambda: {k: v for k, v in snapshot().items() if v[0] and v[1]})
             time.sleep(4)
@@ -124,11 +137,15 @@ def test_dashboard_shows_the_replay_live(tmp_path, prediction_service):
                         if k in now and now[k][0] != score and now[k][1] > points]
 
             changed = _wait("scores and win-probability charts to move", moved, timeout=60)
-            card = driver.find_element(By.CSS_SELECTOR, f'.card[data-match-id="{changed[0]}"]')
-            rows = card.find_elements(By.CSS_SELECTOR, "table.score tr")
-            assert len(rows) == 2 and all(r.text.strip() for r in rows)  # two players with their games
-            assert card.find_element(By.CSS_SELECTOR, "svg.winprob polyline.model").get_attribute("points")
-            assert card.find_element(By.CSS_SELECTOR, "svg.winprob polyline.market").get_attribute("points")
+            def read_card():
+                card = driver.find_element(By.CSS_SELECTOR, f'.card[data-match-id="{changed[0]}"]')
+                rows = [r.text.strip() for r in card.find_elements(By.CSS_SELECTOR, "table.score tr")]
+                return (rows, card.find_element(By.CSS_SELECTOR, "svg.winprob polyline.model").get_attribute("points"),
+                        card.find_element(By.CSS_SELECTOR, "svg.winprob polyline.market").get_attribute("points"))
+
+            rows, model_line, market_line = fresh(read_card)
+            assert len(rows) == 2 and all(rows)  # two players with their games
+            assert model_line and market_line
             _wait("a value bet in the table", lambda: driver.find_elements(By.CSS_SELECTOR, "#value-bets tbody tr"),
                   timeout=60)
             for chip in ("model-status", "dq-status", "inplay-status", "engine-status"):

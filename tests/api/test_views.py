@@ -94,3 +94,19 @@ def test_sliding_window_rate_limit():
     for bad in ("300", "a/b", "0/60", "10/0"):
         with pytest.raises(ValueError):
             RateLimit.parse(bad)
+
+
+def test_a_suspended_match_says_why_until_it_resumes(rows):
+    view = LiveView()
+    match_id = next(r["match_id"] for r in rows if r["match_id"])
+    for r in rows[:50]:
+        view.apply(r)
+    last = rows[49]
+    suspended = {**last, "id": last["id"] + 1, "kind": str(EventKind.MATCH_SUSPENDED), "match_id": match_id,
+                 "payload": {"reason": "impossible score: 0-0 -> 40-30", "channel": "match"}}
+    updates = view.apply(suspended)
+    assert view.matches[match_id].summary()["suspended"] == "impossible score: 0-0 -> 40-30"
+    assert updates and updates[0].data["event"] == "suspended"
+    resumed = {**suspended, "id": suspended["id"] + 1, "kind": str(EventKind.MATCH_RESUMED), "payload": {}}
+    view.apply(resumed)
+    assert view.matches[match_id].summary()["suspended"] is None

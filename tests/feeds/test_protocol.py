@@ -33,8 +33,8 @@ def _market(**runner_changes) -> dict:
 
 
 def _frame(data: dict, event_time="1.0", channel="match") -> str:
-    return ('{"type": "event", "feed": "live", "channel": "%s", "seq": 1, "event_time": %s, "data": %s}'
-            % (channel, event_time, json.dumps(data)))
+    head = f'{{"type": "event", "feed": "live", "channel": "{channel}", "seq": 1, "event_time": {event_time}'
+    return head + ', "data": ' + json.dumps(data) + "}"
 
 
 def _refused(raw: str, field: str) -> str:

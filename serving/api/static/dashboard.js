@@ -9,6 +9,8 @@ const state = {
   valueBets: new Map(), openBets: new Map(), settled: [], curve: [], startBankroll: null,
   refresh: {}, figures: null,
 };
+// The gateway's ledger room needs COURTSIDE_READ_TOKEN: open the page as /dashboard/#token=<it> (a fragment never leaves the browser).
+const readToken = new URLSearchParams(location.hash.slice(1)).get("token");
 const $ = (sel, root = document) => root.querySelector(sel);
 const el = (tag, attrs = {}, ...children) => {
   const node = document.createElement(tag);
@@ -106,7 +108,10 @@ function renderCard(m) {
   $(".where", card).textContent = [s.tournament, s.surface, s.best_of ? `best of ${s.best_of}` : ""]
     .filter(Boolean).join(" · ");
   $(".status", card).textContent = s.status === "finished" ? `finished${s.outcome && s.outcome !== "completed"
-    ? " (" + s.outcome + ")" : ""}` : s.status === "in_play" ? "in play" : "scheduled";
+    ? " (" + s.outcome + ")" : ""}` : s.status === "in_play" ? (s.suspended ? "in play · NOT TRADED" : "in play")
+    : "scheduled";
+  $(".status", card).title = s.suspended ? `suspended from trading until the feed resynchronises: ${s.suspended}` : "";
+  card.classList.toggle("suspended", Boolean(s.suspended));
   const tbody = $("table.score tbody", card);
   tbody.replaceChildren();
   const sc = s.score || {sets: [], games: null, points: null, server: null, winner: null};
@@ -343,6 +348,7 @@ function connect() {
     chip("ws-status", "live feed: connected", "ok");
     for (const [name, r] of Object.entries(state.rooms)) {
       const msg = {type: "subscribe", match_id: name};
+      if (name === "ledger" && readToken) msg.token = readToken;
       if (r.seq !== null) { msg.last_seq = r.seq; msg.session = r.session; }
       ws.send(JSON.stringify(msg));
     }
@@ -367,6 +373,7 @@ function connect() {
       ws.close(4000, "reset");
       return;
     }
+    if (msg.type === "error" && msg.message) console.warn("live feed:", msg.code, msg.message);  // e.g. token_required
     if (msg.type === "heartbeat" || msg.type === "pong" || msg.type === "error") return;
     const r = state.rooms[msg.room];
     if (!r) return;
