@@ -1,5 +1,5 @@
 # Two commands a newcomer needs:  make up   and   make test
-.PHONY: up test bench pipeline lint env clean
+.PHONY: up test chaos bench pipeline lint env clean
 
 # uv from PATH, else the uv Python package (installed on first use with pip).
 UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
@@ -19,6 +19,14 @@ up: env
 ## test: the whole test suite (real data, real Postgres, planted defects, no-leakage)
 test: env
 	$(UV) run --frozen pytest
+
+## chaos: the full fault suite (hostile feed, 100 forced disconnects, 50 kill -9, schemathesis, open doors);
+## figures at the end and in .courtside/reports/chaos.json (CI runs a bounded version within make test)
+CHAOS_SECURITY = tests/ops/test_exposure.py tests/ops/test_mlflow_auth.py tests/ops/test_gatekeeper.py \
+	tests/api/test_gateway_access.py tests/api/test_hardening.py tests/serving/test_service_http.py
+chaos: env
+	COURTSIDE_CHAOS_FULL=1 COURTSIDE_CHAOS_REPORT=.courtside/reports/chaos.json \
+		$(UV) run --frozen pytest -q -p no:cacheprovider tests/chaos $(CHAOS_SECURITY)
 
 ## bench: time the full pipeline from raw files to a registered model, then the live path, then the
 ## WebSocket fan-out to 10,000 subscribers (benchmarks, not tests)

@@ -31,10 +31,37 @@ def prediction_service(tmp_path_factory):
         yield url
 
 
+SECURITY_TESTS = {
+    "tests/ops/test_exposure.py": "every listener on 127.0.0.1 by default; exposure refused until protected",
+    "tests/ops/test_mlflow_auth.py": "MLflow writes refused without credentials (401) and for the reader (403)",
+    "tests/ops/test_gatekeeper.py": "Dagster launchRun refused without credentials behind the proxy",
+    "tests/api/test_gateway_access.py": "gateway: foreign Origin refused, ledger/alert rooms need a token",
+    "tests/api/test_hardening.py": "spoofed X-Forwarded-For ignored, oversized bodies 413, bad values 422, JSON errors",
+    "tests/serving/test_service_http.py": "prediction service: NaN/huge/coerced values 422, 413, JSON errors, loopback",
+}
+"""The open-door checks ``make chaos`` runs with the fault suite (their results are listed with the figures)."""
+
+
+def _security_results(tr) -> dict[str, tuple[int, int]]:
+    out: dict[str, list[int]] = {}
+    for outcome, index in (("passed", 0), ("failed", 1), ("error", 1)):
+        for report in tr.stats.get(outcome, []):
+            path = getattr(report, "nodeid", "").split("::")[0]
+            if path in SECURITY_TESTS and getattr(report, "when", "call") in ("call", "setup"):
+                if outcome == "passed" and report.when != "call":
+                    continue
+                out.setdefault(path, [0, 0])[index] += 1
+    return {p: (v[0], v[1]) for p, v in out.items()}
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    tr = terminalreporter
+    security = _security_results(tr)
+    if security:
+        FIGURES["security checks (tests passed / failed)"] = {
+            f"{SECURITY_TESTS[p]}": f"{ok} / {bad}" for p, (ok, bad) in sorted(security.items())}
     if not FIGURES:
         return
-    tr = terminalreporter
     tr.section("fault suite figures")
     for test, entry in FIGURES.items():
         tr.write_line(test)
