@@ -8,6 +8,7 @@ import pandas as pd
 
 from feeds.live.catalog import SLAM_NAMES, SLAM_SURFACES, _seconds
 from feeds.live.protocol import Envelope
+from storage.db import make_engine, migrate
 from tests.real_data import data_dir
 
 
@@ -46,3 +47,10 @@ def envelopes_of(schedule, feed: str = "live") -> list[Envelope]:
         out.append(Envelope(feed=feed, channel=item.channel, seq=seq[item.channel], event_time=item.at,
                             data=item.payload))
     return out
+
+
+def live_db(folder, name: str = "live.db"):
+    """A migrated SQLite application database in ``folder``."""
+    db = make_engine(f"sqlite:///{folder / name}")
+    migrate(db)
+    return db

@@ -14,21 +14,7 @@ from feeds.live.server import ReplayServer
 from serving.engine.engine import EngineConfig, TradingEngine
 from serving.engine.prediction import PredictionClient
 from storage import live as store
-from storage.db import make_engine, migrate
-from tests.engine.fixtures import envelopes_of, slam_rows
-
-
-@pytest.fixture(scope="module")
-def envelopes():
-    schedule, skipped = build_feed(slam_rows("2012-wimbledon", 3), stagger_s=0)
-    assert not skipped
-    return envelopes_of(schedule)
-
-
-def _db(tmp_path, name="live.db"):
-    db = make_engine(f"sqlite:///{tmp_path / name}")
-    migrate(db)
-    return db
+from tests.engine.fixtures import live_db, slam_rows
 
 
 async def _run(db, url, envelopes, stop_after=None, batch=7):
@@ -58,7 +44,7 @@ def _placed(db):
 
 
 def test_engine_trades_within_limits_and_logs_every_step(tmp_path, prediction_service, envelopes):
-    db = _db(tmp_path)
+    db = live_db(tmp_path)
     engine = asyncio.run(_run(db, prediction_service, envelopes))
     s = engine.stats
     assert s.messages == len(envelopes) and s.quarantined == 0
@@ -79,11 +65,11 @@ def test_engine_trades_within_limits_and_logs_every_step(tmp_path, prediction_se
 
 @pytest.mark.parametrize("crash_after", [1, 9, 40, 77])
 def test_restart_after_a_kill_places_no_bet_twice(tmp_path, prediction_service, envelopes, crash_after):
-    reference_db = _db(tmp_path, "reference.db")
+    reference_db = live_db(tmp_path, "reference.db")
     asyncio.run(_run(reference_db, prediction_service, envelopes))
     expected = _orders(reference_db)
 
-    db = _db(tmp_path, "crashed.db")
+    db = live_db(tmp_path, "crashed.db")
     asyncio.run(_run(db, prediction_service, envelopes, stop_after=crash_after))
     before = set(_orders(db))
     asyncio.run(_run(db, prediction_service, envelopes))  # restart: recover from the cursors, go on
@@ -94,7 +80,7 @@ def test_restart_after_a_kill_places_no_bet_twice(tmp_path, prediction_service, 
 
 
 def test_impossible_scores_and_unknown_matches_are_quarantined(tmp_path, prediction_service, envelopes):
-    db = _db(tmp_path)
+    db = live_db(tmp_path)
     first_point = next(i for i, e in enumerate(envelopes) if e.channel == "match" and e.data.kind == "point")
     good = envelopes[first_point]
     jump = good.data.model_copy(update={"event_game_result": "40 - 30"})  # 0-0 -> 40-30 in one point
@@ -122,7 +108,7 @@ def test_engine_follows_a_real_websocket_feed(tmp_path, prediction_service):
     async def scenario():
         server = ReplayServer({"live": schedule}, rate=2000)
         port = await server.start()
-        db = _db(tmp_path)
+        db = live_db(tmp_path)
         async with PredictionClient(prediction_service, timeout_s=5) as client:
             engine = TradingEngine(EngineConfig(feed_url=f"ws://127.0.0.1:{port}"), db, client.predict_live)
             stop = asyncio.Event()
@@ -145,7 +131,7 @@ def test_engine_follows_a_real_websocket_feed(tmp_path, prediction_service):
 
 
 def test_a_gap_in_the_feed_is_quarantined_once_then_followed(tmp_path, prediction_service, envelopes):
-    db = _db(tmp_path)
+    db = live_db(tmp_path)
     key = envelopes[0].data.event_key
     envelopes = [e for e in envelopes if e.data.event_key == key]  # one match
     points = [i for i, e in enumerate(envelopes) if e.channel == "match" and e.data.kind == "point"]

@@ -17,21 +17,7 @@ from feeds.live.server import ReplayServer
 from serving.engine.engine import EngineConfig, TradingEngine
 from serving.engine.prediction import PredictionClient
 from storage import live as store
-from storage.db import make_engine, migrate
-from tests.engine.fixtures import envelopes_of, slam_rows
-
-
-@pytest.fixture(scope="module")
-def envelopes():
-    schedule, skipped = build_feed(slam_rows("2012-wimbledon", 3), stagger_s=0)
-    assert not skipped
-    return envelopes_of(schedule)
-
-
-def _db(tmp_path, name="live.db"):
-    db = make_engine(f"sqlite:///{tmp_path / name}")
-    migrate(db)
-    return db
+from tests.engine.fixtures import live_db, slam_rows
 
 
 def _renumber(stream):
@@ -83,7 +69,7 @@ def test_a_repeated_match_end_is_ignored_and_a_wrong_end_is_refused(tmp_path, pr
     stream = (envelopes[:first_end + 1] + [ends[0], ends[0]] + envelopes[first_end + 1:]
               + [ends[2].model_copy(update={"event_time": last}), lie])
     # the end of match 1 three times, match 3's end again, a false end of match 2 after its real end
-    db = _db(tmp_path)
+    db = live_db(tmp_path)
     engine = asyncio.run(_run(db, prediction_service, _renumber(stream)))
     assert _kinds(db)[str(EventKind.MATCH_FINISHED)] == 3  # was 5 for 3 matches
     reasons = [r for _, _, r in _quarantine(db)]
@@ -107,7 +93,7 @@ def test_a_match_end_must_agree_with_its_sets_and_with_the_score_followed(tmp_pa
                                                    if n == 0 else s for n, s in enumerate(end.data.scores)]})]
     fakes = [at.model_copy(update={"data": lie}) for lie in lies]
     stream = one[:points[30] + 1] + fakes + one[points[30] + 1:]
-    db = _db(tmp_path)
+    db = live_db(tmp_path)
     engine = asyncio.run(_run(db, prediction_service, _renumber(stream)))
     reasons = [r for _, _, r in _quarantine(db)]
     assert len(reasons) == 3, reasons
@@ -124,7 +110,7 @@ def test_another_matchs_players_and_a_second_start_are_refused(tmp_path, predict
         update={"event_first_player": "Somebody Else"})})
     restart = envelopes[starts[0]]
     stream = envelopes[:point] + [other, restart] + envelopes[point:]
-    db = _db(tmp_path)
+    db = live_db(tmp_path)
     engine = asyncio.run(_run(db, prediction_service, _renumber(stream)))
     reasons = [r for _, _, r in _quarantine(db)]
     assert any("are not those of match" in r for r in reasons)
@@ -146,7 +132,7 @@ def test_a_poison_message_is_quarantined_the_match_suspended_and_the_others_trad
         return real_decide(match_id, *args, **kwargs)
 
     monkeypatch.setattr(engine_module, "decide", decide)
-    db = _db(tmp_path)
+    db = live_db(tmp_path)
     engine = asyncio.run(_run(db, prediction_service, envelopes))
     assert engine.stats.poison == 1 and engine.stats.messages == len(envelopes)
     (location, line, reason), = _quarantine(db)
@@ -163,7 +149,7 @@ def test_a_poison_message_is_quarantined_the_match_suspended_and_the_others_trad
 def test_after_a_restart_no_order_goes_to_a_market_the_exchange_has_not_seen(tmp_path, prediction_service, envelopes):
     """The defect of issue 9: the match channel reached its cursor before the market channel, and the
     engine traded on the recovered book before the exchange knew the market (MARKET_NOT_FOUND)."""
-    db = _db(tmp_path)
+    db = live_db(tmp_path)
     cut = len(envelopes) // 2
     asyncio.run(_run(db, prediction_service, envelopes[:cut]))
     # the restarted engine hears the market channel up to just before its cursor (the books are known),
@@ -180,7 +166,7 @@ def test_after_a_restart_no_order_goes_to_a_market_the_exchange_has_not_seen(tmp
 
 
 def test_gap_skipped_is_logged_and_counted(tmp_path, prediction_service, envelopes):
-    db = _db(tmp_path)
+    db = live_db(tmp_path)
     frames = [Frame(e.feed, e.channel, e.seq, "", e, None, None, 0.0) for e in envelopes[:40]]
     market = [f for f in frames if f.channel == "market"]
     gap = Frame("live", "market", market[-1].seq + 3, "", None, "GAP_SKIPPED: messages ... never arrived",
@@ -195,7 +181,7 @@ def _deterministic_run(tmp_path, name, url, schedule, *, rate, max_batch, drops=
     async def scenario():
         server = ReplayServer({"live": schedule}, rate=rate, heartbeat_s=0.05)
         port = await server.start()
-        db = _db(tmp_path, name)
+        db = live_db(tmp_path, name)
         config = EngineConfig(feed_url=f"ws://127.0.0.1:{port}", deterministic=True, max_batch=max_batch)
         async with PredictionClient(url, timeout_s=5) as client:
             engine = TradingEngine(config, db, client.predict_live)
@@ -233,9 +219,9 @@ def test_deterministic_restart_re_executes_to_exactly_the_committed_orders(tmp_p
     logged predictions, arrives at exactly the committed orders (no mismatch), and ends with the same
     ledger as a run that never stopped (queue positions and all, which live mode cannot promise)."""
     config = EngineConfig(deterministic=True)
-    reference = _db(tmp_path, "reference.db")
+    reference = live_db(tmp_path, "reference.db")
     asyncio.run(_run(reference, prediction_service, envelopes, config=config))
-    db = _db(tmp_path, "crashed.db")
+    db = live_db(tmp_path, "crashed.db")
     asyncio.run(_run(db, prediction_service, envelopes, config=config, stop_after=crash_after))
     restarted = asyncio.run(_run(db, prediction_service, envelopes, config=config, batch=11))
     assert restarted.stats.replayed > 0 and restarted.stats.replay_mismatches == 0

@@ -9,20 +9,13 @@ import json
 from websockets.asyncio.server import serve
 
 from feeds.live.client import Backoff, FeedClient
-from feeds.live.protocol import Envelope, Heartbeat, MatchEvent, SetScore
+from feeds.live.protocol import Envelope, Heartbeat
 from feeds.live.server import ReplayServer
-
-
-def _event(i: int) -> MatchEvent:
-    return MatchEvent(kind="point", event_key="m1", event_date="2012-06-25", event_first_player="A",
-                      event_second_player="B", event_final_result="0 - 0", event_game_result=f"{i % 4} - 0",
-                      event_serve="First Player", event_status="Set 1", tournament_name="Wimbledon",
-                      tournament_season="2012", best_of=5,
-                      scores=[SetScore(score_first=0, score_second=0, score_set=1)])
+from tests.feeds.messages import point_event
 
 
 def _envelope(seq: int) -> str:
-    return Envelope(feed="f1", channel="match", seq=seq, event_time=seq, data=_event(seq)).model_dump_json()
+    return Envelope(feed="f1", channel="match", seq=seq, event_time=seq, data=point_event(seq)).model_dump_json()
 
 
 class Recorder:
@@ -73,11 +66,11 @@ def test_an_unreadable_frame_then_a_misnumbered_bad_frame_cannot_livelock():
     last_seq+1 made the next valid frame look like a gap, re-requested from the same place forever."""
     async def scenario():
         server = ReplayServer({"f1": []}, heartbeat_s=0.05)
-        server.publish("f1", "match", _event(1), 1.0)
+        server.publish("f1", "match", point_event(1), 1.0)
         server.publish_raw("f1", "match", "\x00\x01 not json")                          # position 2
         server.publish_raw("f1", "match", json.dumps({"type": "event", "seq": 7}))      # position 3, bad, seq 7
         for i in (4, 5):
-            server.publish("f1", "match", _event(i), float(i))
+            server.publish("f1", "match", point_event(i), float(i))
         recorder = Recorder()
         client = await _run(server, recorder, lambda: len(recorder.frames) >= 5)
         return recorder, client
@@ -93,11 +86,11 @@ def test_an_unreadable_frame_then_a_misnumbered_bad_frame_cannot_livelock():
 def test_a_valid_message_claiming_a_later_number_is_out_of_order_when_the_stream_goes_on():
     async def scenario():
         server = ReplayServer({"f1": []}, heartbeat_s=0.05)
-        server.publish("f1", "match", _event(1), 1.0)
+        server.publish("f1", "match", point_event(1), 1.0)
         server.publish_raw("f1", "match", _envelope(40))       # position 2 claims 40
         server.publish_raw("f1", "match", _envelope(1))        # position 3 repeats 1
         for i in (4, 5, 6):
-            server.publish("f1", "match", _event(i), float(i))
+            server.publish("f1", "match", point_event(i), float(i))
         recorder = Recorder()
         client = await _run(server, recorder, lambda: len(recorder.frames) >= 6)
         return recorder, client
@@ -177,9 +170,9 @@ def test_a_heartbeat_claiming_messages_that_never_come_is_a_bounded_gap():
 def test_a_frame_too_large_to_receive_is_consumed_not_retried_forever():
     async def scenario():
         server = ReplayServer({"f1": []}, heartbeat_s=0.05)
-        server.publish("f1", "match", _event(1), 1.0)
+        server.publish("f1", "match", point_event(1), 1.0)
         server.publish_raw("f1", "match", "x" * (2 << 20))  # 2 MB
-        server.publish("f1", "match", _event(3), 3.0)
+        server.publish("f1", "match", point_event(3), 3.0)
         recorder = Recorder()
         client = await _run(server, recorder, lambda: 3 in recorder.delivered, max_size=1 << 20)
         return recorder, client
@@ -201,7 +194,7 @@ def test_bad_frames_are_handed_on_once_across_dropped_connections():
             if i % 10 == 0:
                 server.publish_raw("f1", "match", f"bad frame {i}")
             else:
-                server.publish("f1", "match", _event(i), float(i))
+                server.publish("f1", "match", point_event(i), float(i))
             if i % 50 == 0:
                 await asyncio.sleep(0.02)
                 await server.drop_connections()

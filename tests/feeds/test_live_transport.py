@@ -7,20 +7,12 @@ import json
 import pytest
 
 from feeds.live.client import Backoff, FeedClient, SubscriptionRefused
-from feeds.live.protocol import MatchEvent, SetScore
 from feeds.live.server import ReplayServer, Scheduled
-
-
-def _event(i: int) -> MatchEvent:
-    return MatchEvent(kind="point", event_key="m1", event_date="2012-06-25", event_first_player="A",
-                      event_second_player="B", event_final_result="0 - 0", event_game_result=f"{i % 4} - 0",
-                      event_serve="First Player", event_status="Set 1", tournament_name="Wimbledon",
-                      tournament_season="2012", best_of=5,
-                      scores=[SetScore(score_first=0, score_second=0, score_set=1)])
+from tests.feeds.messages import point_event
 
 
 def _schedule(n: int) -> list[Scheduled]:
-    return [Scheduled(at=i * 0.001, channel="match", payload=_event(i)) for i in range(n)]
+    return [Scheduled(at=i * 0.001, channel="match", payload=point_event(i)) for i in range(n)]
 
 
 async def _follow(server_port: int, received: list, rejected: list, stop: asyncio.Event, since: int = 0,
@@ -84,13 +76,13 @@ def test_bad_messages_are_quarantined_and_the_stream_goes_on():
     async def scenario():
         server = ReplayServer({"f1": []}, heartbeat_s=0.1)
         port = await server.start(publish=False)
-        server.publish("f1", "match", _event(1), 0.0)
+        server.publish("f1", "match", point_event(1), 0.0)
         good = json.loads(server.channels[("f1", "match")].published[0])
         bad_score = {**good, "seq": 2, "data": {**good["data"], "event_final_result": "7-0"}}
         unknown_field = {**good, "seq": 3, "data": {**good["data"], "surprise": 1}}
         for raw in (json.dumps(bad_score), json.dumps(unknown_field), "not json at all {"):
             server.publish_raw("f1", "match", raw)
-        server.publish("f1", "match", _event(5), 1.0)  # seq 5 arrives after an unreadable seq 4
+        server.publish("f1", "match", point_event(5), 1.0)  # seq 5 arrives after an unreadable seq 4
         received, rejected, stop = [], [], asyncio.Event()
         client = await _follow(port, received, rejected, stop)
         await _until(lambda: 5 in received or client.stats.gaps > 0)
