@@ -950,14 +950,18 @@ class TradingEngine:
 
     async def housekeeping(self) -> None:
         """Pick up settlements, operator controls and order requests from the control plane; heartbeat.
-        In deterministic mode, nothing from outside is taken while the engine re-executes its past."""
+        Order requests (and the kill switch's cancellations) wait until recovery is complete; in
+        deterministic mode nothing from outside is taken while the engine re-executes its past."""
         if not self._recovery_done and self.cfg.deterministic:
             return
         if not self.cfg.deterministic:
             self._apply_settlements()
         self.apply_controls()
-        cancelled = self._cancel_live_orders() if self.cfg.risk.kill_switch else 0
-        if self.submit_requests() or cancelled or self._step.events:
+        cancelled = submitted = 0
+        if self._recovery_done:  # no order reaches an exchange that has not seen the markets yet
+            cancelled = self._cancel_live_orders() if self.cfg.risk.kill_switch else 0
+            submitted = self.submit_requests()
+        if submitted or cancelled or self._step.events:
             await self.commit()
         if time.monotonic() >= self._next_status:
             await asyncio.to_thread(self.report_status)

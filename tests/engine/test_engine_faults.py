@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 
 import serving.engine.engine as engine_module
-from betting.records import EventKind
+from betting.records import EventKind, OrderRequest, Side
 from feeds.live.client import Frame
 from feeds.live.replay import build_feed
 from feeds.live.server import ReplayServer
@@ -29,12 +29,14 @@ def _renumber(stream):
     return out
 
 
-async def _run(db, url, items, batch=7, config=None, stop_after=None):
+async def _run(db, url, items, batch=7, config=None, stop_after=None, housekeeping=False):
     async with PredictionClient(url, timeout_s=5) as client:
         engine = TradingEngine(config or EngineConfig(), db, client.predict_live)
         for n, i in enumerate(range(0, len(items), batch), start=1):
             chunk = items[i:i + batch]
             await engine.process([x if isinstance(x, Frame) else (0.0, x) for x in chunk])
+            if housekeeping:  # as engine.run does between batches
+                await engine.housekeeping()
             await engine.commit(wait=True)
             if stop_after is not None and n >= stop_after:
                 engine._step = store.Step()  # a kill -9: what is not committed is lost
@@ -157,12 +159,18 @@ def test_after_a_restart_no_order_goes_to_a_market_the_exchange_has_not_seen(tmp
     market = [e for e in envelopes if e.channel == "market"]
     cursor = sum(1 for e in envelopes[:cut] if e.channel == "market")
     reordered = market[:cursor - 1] + [e for e in envelopes if e.channel == "match"] + market[cursor - 1:]
-    asyncio.run(_run(db, prediction_service, reordered))
+    # and the control plane queued an order while the engine was down (found by running make up)
+    key = envelopes[0].data.event_key
+    request = OrderRequest(customer_order_ref="queued-while-down", market_id=f"sim-{key}", selection="First Player",
+                           side=Side.BACK, price=2.0, size=2.0, edge=0.1, confidence=0.7)
+    store.add_order_requests(db, [(request.customer_order_ref, key, request.market_id, request.to_dict())])
+    asyncio.run(_run(db, prediction_service, reordered, housekeeping=True))
     with db.connect() as conn:
         errors = [json.loads(p).get("error_code") for (p,) in conn.execute(text("select payload from orders"))]
         held = conn.execute(text("select payload from live_events where kind = 'RECOVERED'")).all()
     assert "MARKET_NOT_FOUND" not in errors
     assert len(held) == 1
+    assert [r["status"] for r in store.order_requests(db)] == ["submitted"]
 
 
 def test_gap_skipped_is_logged_and_counted(tmp_path, prediction_service, envelopes):
