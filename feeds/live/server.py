@@ -135,8 +135,9 @@ class ReplayServer:
                 try:
                     await asyncio.wait_for(waiter.wait(), timeout=self.heartbeat_s)
                 except TimeoutError:
-                    hb = Heartbeat(feed=feed, channel=channel, last_seq=len(ch.published),
-                                   event_time=self.event_time[feed])
+                    if pos < len(ch.published):
+                        continue  # published as the wait timed out: send it first, a heartbeat never runs ahead
+                    hb = Heartbeat(feed=feed, channel=channel, last_seq=pos, event_time=self.event_time[feed])
                     await ws.send(hb.model_dump_json())
         except ConnectionClosed:
             pass
