@@ -60,7 +60,8 @@ class PlayerSnapshot:
 
     def resolve(self, player: int | str) -> int:
         """The player id for an id or a full name; raises ``UnknownPlayer`` with the reason."""
-        if isinstance(player, int) or (isinstance(player, str) and player.isdigit()):
+        # ASCII digits only: "¹".isdigit() is True and int("¹") raises (found by schemathesis)
+        if isinstance(player, int) or (isinstance(player, str) and player.isascii() and player.isdigit()):
             pid = int(player)
             if pid not in self.display:
                 raise UnknownPlayer(f"unknown player id {pid}")

@@ -71,7 +71,7 @@ def _local_patterns(dataset: str) -> list[str]:
 
 def _year_of(name: str) -> int | None:
     for part in Path(name).name.replace("-", "_").replace(".", "_").split("_"):
-        if len(part) == 4 and part.isdigit():
+        if len(part) == 4 and part.isascii() and part.isdigit():
             return int(part)
     return None
 

@@ -122,8 +122,10 @@ class TcpProxy:
     def __init__(self, loop: Loop, target_port: int):
         self.loop = loop
         self.target_port = target_port
-        self.transports: set[asyncio.WriteTransport] = set()
         self.connections = 0
+        """Connections accepted."""
+        self.pairs: set[tuple[asyncio.BaseTransport, asyncio.BaseTransport]] = set()
+        """(client side, server side) of every connection forwarding now."""
         self.cuts = 0
         self.server = loop.run(asyncio.start_server(self._handle, "127.0.0.1", 0))
         self.port = self.server.sockets[0].getsockname()[1]
@@ -145,19 +147,20 @@ class TcpProxy:
         except OSError:
             writer.transport.abort()
             return
-        pair = {writer.transport, up_writer.transport}
-        self.transports |= pair
+        pair = (writer.transport, up_writer.transport)
+        self.pairs.add(pair)
         try:
             await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
         finally:
-            self.transports -= pair
+            self.pairs.discard(pair)
 
     def cut(self) -> int:
         """Abort every open connection (both sides), as a network failure would."""
         async def cut() -> int:
-            victims = list(self.transports)
-            for t in victims:
-                t.abort()
+            victims, self.pairs = self.pairs, set()
+            for pair in victims:
+                for t in pair:
+                    t.abort()
             return len(victims)
 
         self.cuts += 1
@@ -166,6 +169,11 @@ class TcpProxy:
     @property
     def url(self) -> str:
         return f"ws://127.0.0.1:{self.port}"
+
+    @property
+    def live(self) -> int:
+        """Connections forwarding now."""
+        return len(self.pairs)
 
     def stop(self) -> None:
         self.server.close()

@@ -35,8 +35,8 @@ def _replay(tmp_path, name, frames, prediction_service, *, rate, cuts=0):
     totals = feed.counts()
     try:
         proc.start()
-        wait_until("the engine to connect", lambda: proxy.connections >= 2, timeout=120, alive=proc.alive,
-                   log=proc.log_tail)
+        both = lambda: proxy.live >= 2  # noqa: E731  (the match and the market channel are connected)
+        wait_until("the engine to connect", both, timeout=120, alive=proc.alive, log=proc.log_tail)
         start = time.monotonic()
         feed.start_publishing()
         expected_s = len(frames) / rate
@@ -44,10 +44,9 @@ def _replay(tmp_path, name, frames, prediction_service, *, rate, cuts=0):
             target = start + expected_s * (k + 1) / (cuts + 1)
             while time.monotonic() < target:
                 time.sleep(0.01)
-            before = proxy.connections
             proxy.cut()
-            wait_until("the engine to reconnect", lambda b=before: proxy.connections >= b + 2, timeout=60,
-                       alive=proc.alive, log=proc.log_tail, every=0.01)
+            wait_until("the engine to reconnect both channels", both, timeout=60, alive=proc.alive,
+                       log=proc.log_tail, every=0.01)
         wait_until("the engine to handle every frame", lambda: cursors(db) == totals, timeout=600,
                    alive=proc.alive, log=proc.log_tail)
         seconds = time.monotonic() - start
