@@ -28,18 +28,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from courtside.gatekeeper import Credentials
-from courtside.settings import Settings
+from courtside.settings import MIN_TOKEN_LENGTH, Settings
 
 MIN_MLFLOW_PASSWORD = 12
 """MLflow's own password policy (``mlflow.utils.validation._validate_password``)."""
-MIN_OPERATOR_TOKEN = 16
-"""The live API's (``serving.api.__main__.MIN_TOKEN_LENGTH``)."""
+MIN_OPERATOR_TOKEN = MIN_TOKEN_LENGTH
+"""The live API's (``courtside.settings.MIN_TOKEN_LENGTH``)."""
 LEGACY_MLFLOW_PASSWORD = "password1234"
 """The admin password older MLflow versions shipped; refused."""
 WILDCARDS = ("0.0.0.0", "::", "")
 
 
-SECRET_VARS = frozenset({"COURTSIDE_MLFLOW_ADMIN_PASSWORD", "COURTSIDE_MLFLOW_READER_PASSWORD",
+SECRET_VARS = frozenset({"COURTSIDE_READ_TOKEN", "COURTSIDE_MLFLOW_ADMIN_PASSWORD", "COURTSIDE_MLFLOW_READER_PASSWORD",
                          "COURTSIDE_DAGSTER_PASSWORD", "COURTSIDE_DAGSTER_TOKEN", "COURTSIDE_API_TOKEN",
                          "MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY", "MLFLOW_TRACKING_PASSWORD"})
 """Secrets no child process inherits: each service gets only the ones it needs (``ServiceSpec.env``)."""

@@ -30,11 +30,11 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 
-from courtside.settings import Settings
+from courtside.settings import MIN_TOKEN_LENGTH, Settings
 
 log = logging.getLogger("courtside.gatekeeper")
 
-MIN_PASSWORD, MIN_TOKEN = 12, 16
+MIN_PASSWORD, MIN_TOKEN = 12, MIN_TOKEN_LENGTH
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
                         "trailers", "transfer-encoding", "upgrade", "host", "authorization"})
 """Request/response headers that belong to one connection (RFC 9110 7.6.1), plus the client's credentials
@@ -94,7 +94,11 @@ def _json_error(status: int, error: str, message: str, headers: dict[str, str] |
 
 
 def _cross_site(request: web.Request) -> bool:
-    """True when a browser sent this request from a page of another site (its Origin is not this host)."""
+    """True when a browser sent this request from a page of another site: its ``Sec-Fetch-Site`` says so, or its
+    Origin is not this host (a cross-site ``<img>`` GET carries no Origin, but browsers send Sec-Fetch-Site)."""
+    if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site":
+        # a link followed from another site opens the UI (a top-level navigation); nothing else may come in
+        return request.headers.get("Sec-Fetch-Mode", "").lower() != "navigate" or request.method != "GET"
     origin = request.headers.get("Origin")
     if not origin or origin == "null":
         return bool(origin)
@@ -134,8 +138,10 @@ def create_app(upstream: str, credentials: Credentials, realm: str = "Dagster") 
             return _json_error(401, "unauthorized", f"{realm} needs credentials: HTTP basic or a bearer token",
                                challenge)
         websocket = request.headers.get("Upgrade", "").lower() == "websocket"
-        if (websocket or request.method not in SAFE_METHODS) and _cross_site(request):
+        if _cross_site(request):  # any method: Dagster runs GraphQL mutations over GET too (?query=mutation...)
             return _json_error(403, "forbidden", f"cross-site request from {request.headers.get('Origin')} refused")
+        if request.method in SAFE_METHODS and "mutation" in request.rel_url.query.get("query", "").lower():
+            return _json_error(405, "method_not_allowed", "GraphQL mutations are accepted over POST only")
         try:
             if websocket:
                 return await _websocket(request)

@@ -14,6 +14,9 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 """The repository root (the folder holding pyproject.toml)."""
 
+MIN_TOKEN_LENGTH = 16
+"""Fewest characters of any bearer token (operator, read, Dagster proxy): the one rule every process checks."""
+
 UPSTREAM = "upstream"
 """Value of COURTSIDE_DATA_DIR that makes ingest read the public upstream URLs instead of a folder."""
 

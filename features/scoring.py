@@ -175,6 +175,9 @@ def match_format(
 # --- the score -----------------------------------------------------------------------------------
 
 PLAYER_LABELS = ("First Player", "Second Player")
+MAX_GAMES = 99
+"""Most games a player can have in one set in any message or request (the longest set ever: 70-68). The feed
+protocol and the prediction service both refuse more, so the engine never holds a state the service refuses."""
 """API-Tennis names of players 0 and 1."""
 _POINT_CALLS = ("0", "15", "30", "40", "A")
 _CALL_POINTS = {"0": 0, "00": 0, "15": 1, "30": 2, "40": 3, "A": 4, "AD": 4, "ADV": 4}
@@ -591,9 +594,15 @@ def _calls(points: tuple[int, int], tiebreak: bool) -> str:
     return f"{_POINT_CALLS[points[0]]}-{_POINT_CALLS[points[1]]}"
 
 
+def is_tiebreak(fmt: MatchFormat, sets_done: int, games: tuple[int, int]) -> bool:
+    """Whether the game at ``games`` after ``sets_done`` completed sets is a tie-break."""
+    ga, gb = games
+    return sets_done < fmt.best_of and ga == gb and ga == fmt.set_rules[sets_done].tiebreak_at
+
+
 def _in_tiebreak(observed: Observed, fmt: MatchFormat) -> bool:
-    sets, (ga, gb), _ = observed
-    return len(sets) < fmt.best_of and ga == gb and ga == fmt.set_rules[len(sets)].tiebreak_at
+    sets, games, _ = observed
+    return is_tiebreak(fmt, len(sets), games)
 
 
 def _show(observed: Observed, fmt: MatchFormat) -> str:

@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, model_validator
 
+from features.scoring import MAX_GAMES
+
 
 def _json_integer(value: Any) -> Any:
     """Integer choices (best of 3/5, server 1/2) take JSON integers only: not ``true``, ``"5"`` or ``5.0``."""
@@ -39,7 +41,7 @@ PlayerRef = PlayerId | PlayerName
 BestOf = Annotated[Literal[3, 5], BeforeValidator(_json_integer)]
 Server = Annotated[Literal[1, 2], BeforeValidator(_json_integer)]
 IsoDate = Annotated[dt.date, BeforeValidator(_iso_date)]
-Games = Annotated[int, Strict(), Field(ge=0, le=99)]
+Games = Annotated[int, Strict(), Field(ge=0, le=MAX_GAMES)]
 """Games in a set, or points in a game or tie-break (99: beyond any match ever played)."""
 Count = Annotated[int, Strict(), Field(ge=0, le=2000)]
 """Points served (or won on serve) in one match by one player (the longest match ever had 980 points)."""

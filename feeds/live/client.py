@@ -9,14 +9,16 @@ types, a repeat of an earlier number, another feed's or channel's message, a fra
 receive — is handed on with the reason (the engine quarantines it) and the position is consumed. A
 reconnect asks for what follows the last consumed position, so a frame is never handed on twice.
 
-A valid message claiming a *later* number than its position is either out of order (the next frame
-carries the next position: it is quarantined at its position) or the server skipped numbers (the
-next frame follows *its* number, or a heartbeat says the server has published that far): a gap. A
-gap is re-requested from the last consumed position at most ``max_gap_retries`` times, then the
-missing numbers are skipped with one ``Frame`` carrying ``gap_from`` (the engine logs
-``GAP_SKIPPED``) and the stream goes on. A heartbeat saying the server has published more than
-arrived is a gap too. Nothing here can livelock: every retry is counted and bounded, and every frame
-moves the position or is decided by the next one.
+A valid message claiming a *later* number than its position is held: if ``confirm_gap`` consecutive
+valid messages agree on the same jump, the server's numbering really skipped (a gap); if any other frame
+comes first, they were out of order and are quarantined at their positions. A gap is re-requested from
+the last consumed position at most ``max_gap_retries`` times, then the missing numbers (at most
+``max_gap_skip``) are skipped with one ``Frame`` carrying ``gap_from`` (the engine logs ``GAP_SKIPPED``)
+and the stream goes on — this also heals a stream that drifted from the positions (a server that stored a
+control frame). A heartbeat saying the server has more than it sent is re-requested a bounded number of
+times and then only counted: a claim never moves the position. An error message refuses a subscription
+only as a connection's first frame; later it is a bad frame like any other. Nothing here can livelock:
+every retry is counted and bounded, and every frame moves the position or is decided within a few more.
 """
 
 from __future__ import annotations
@@ -103,6 +105,8 @@ class ClientStats:
     """Heartbeats or errors that did not validate (not numbered: ignored, counted)."""
     server_behind: int = 0
     """Heartbeats saying the server has fewer messages than this client consumed (another feed?)."""
+    server_ahead: int = 0
+    """Heartbeats saying the server has more than it sends, after the bounded re-requests (not believed)."""
     last_seq_seen_on_server: int = 0
 
 
@@ -123,11 +127,18 @@ class FeedClient:
     max_size: int = 2**22
     """Largest frame received (bytes); a larger one is consumed as a bad frame."""
     max_gap_retries: int = 3
+    max_gap_skip: int = 10_000
+    """Most numbers a confirmed gap may skip; a larger jump is never believed (the frames are out of order)."""
+    confirm_gap: int = 3
+    """Consecutive valid messages that must agree on a jump in the numbering before it is a gap."""
     _gap_attempts: dict[int, int] = field(default_factory=dict)
     _attempt: int = 0
-    _ahead: tuple[str, Envelope] | None = None
-    """A valid message claiming a later number than its position, waiting for the next frame to tell
-    whether it is out of order or the first after a gap."""
+    _ahead: list[tuple[str, Envelope]] = field(default_factory=list)
+    """Valid messages claiming later numbers than their positions, by the same offset: out of order, or
+    the first after a gap — decided when ``confirm_gap`` of them agree, or when a frame breaks the run."""
+    _error: tuple[str, ErrorMessage] | None = None
+    """An error message just received: a refusal if the server closes the connection after it, else a frame
+    at a position like any other (decided by what comes next)."""
 
     def _uri(self) -> str:
         return f"{self.url.rstrip('/')}/feeds/{self.feed}/{self.channel}?since={self.last_seq}"
@@ -149,16 +160,19 @@ class FeedClient:
     async def _handle(self, raw: str | bytes) -> bool:
         """Process one frame; returns False when the stream must be re-requested (a gap)."""
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+        if self._error is not None:  # something followed the error message: it was not a refusal
+            await self._consume(self._error[0], None, "an error message in the middle of the stream: "
+                                                      f"{self._error[1].message[:200]!r}")
+            self._error = None
         try:
             msg = parse(text)
         except Exception as exc:  # noqa: BLE001 - pydantic's ValidationError, or anything a hostile frame causes
             kind, claimed = _peek(text)
-            if kind in ("heartbeat", "error"):
+            if kind == "heartbeat":
                 self.stats.bad_control_frames += 1  # not numbered: it holds no position
-                log.warning("%s/%s: invalid %s frame ignored: %s", self.feed, self.channel, kind, _reason(exc))
+                log.warning("%s/%s: invalid heartbeat ignored: %s", self.feed, self.channel, _reason(exc))
                 return True
-            if not await self._settle_ahead(claimed):
-                return False
+            await self._settle_ahead()
             reason = f"invalid message: {_reason(exc)}"
             if isinstance(raw, bytes):
                 reason = f"binary frame ({len(raw)} bytes); {reason}"
@@ -169,89 +183,121 @@ class FeedClient:
         if isinstance(msg, Heartbeat):
             return await self._heartbeat(msg)
         if isinstance(msg, ErrorMessage):
-            raise SubscriptionRefused(f"feed server refused the subscription: {msg.message}")
-        if not await self._settle_ahead(msg.seq):
-            return False
-        position = self.last_seq + 1
+            await self._settle_ahead()
+            self._error = (text, msg)  # a refusal only if the server now closes the connection
+            return True
+        position = self.last_seq + 1 + len(self._ahead)
         if (msg.feed, msg.channel) != (self.feed, self.channel):
+            await self._settle_ahead()
             await self._consume(text, None, f"a message of {msg.feed}/{msg.channel} on {self.feed}/{self.channel}")
-        elif msg.seq > position:
-            self._ahead = (text, msg)  # out of order, or the first message after a gap: the next frame tells
-        elif msg.seq < position:
-            self.stats.duplicates += 1
-            await self._consume(text, None, f"a repeat of seq {msg.seq}, it is message {position} of the channel")
+        elif msg.seq > position and self._joins_ahead(msg.seq - position):
+            self._ahead.append((text, msg))  # out of order, or the numbering jumped: the next frames tell
+            if len(self._ahead) >= self.confirm_gap:
+                return await self._decide_gap()
         else:
-            await self._consume(text, msg, None)
+            await self._settle_ahead()
+            position = self.last_seq + 1
+            if msg.seq > position:
+                self._ahead.append((text, msg))
+            elif msg.seq < position:
+                self.stats.duplicates += 1
+                await self._consume(text, None, f"a repeat of seq {msg.seq}, it is message {position} of the channel")
+            else:
+                await self._consume(text, msg, None)
         return True
 
-    async def _settle_ahead(self, next_claim: int | None, server_has: int | None = None) -> bool:
-        """Decide a message that claimed a later number than its position, now that the next frame claims
-        ``next_claim`` (or a heartbeat says the server has published ``server_has``). False: re-request."""
-        if self._ahead is None:
+    def _joins_ahead(self, offset: int) -> bool:
+        """Whether a message ``offset`` numbers ahead of its position continues the held run."""
+        if not self._ahead:
             return True
-        text, msg = self._ahead
-        self._ahead = None
-        jumped = next_claim == msg.seq + 1 or (server_has is not None and server_has >= msg.seq)
-        if not jumped:  # the stream goes on at the positions: that message was out of order
+        _, first = self._ahead[0]
+        return first.seq - (self.last_seq + 1) == offset
+
+    async def _settle_ahead(self) -> None:
+        """The held run ended before enough messages agreed on a jump: they were out of order. Each is
+        consumed at its position with the reason."""
+        held, self._ahead = self._ahead, []
+        for text, msg in held:
             self.stats.out_of_order += 1
             await self._consume(text, None, f"out of order: it says seq {msg.seq}, "
                                             f"it is message {self.last_seq + 1} of the channel")
-            return True
-        if not await self._gap(msg.seq - 1):
-            return False
-        await self._consume(text, msg, None, seq=msg.seq)
-        return True
 
-    async def _gap(self, last_missing: int) -> bool:
-        """Messages last_seq+1..``last_missing`` are missing: False to re-request them (a bounded number of
-        times), then True once they are skipped (``GAP_SKIPPED``)."""
+    async def _decide_gap(self) -> bool:
+        """``confirm_gap`` consecutive messages agree the numbering jumped: re-request the missing ones (a
+        bounded number of times), then skip them (``GAP_SKIPPED``) and deliver the run. A jump larger than
+        ``max_gap_skip`` is not believed. False: re-request."""
+        first = self._ahead[0][1].seq
+        missing = first - (self.last_seq + 1)
+        if missing > self.max_gap_skip:
+            log.error("%s/%s: %d messages claim to be %d numbers ahead (more than %d): out of order, not a gap",
+                      self.feed, self.channel, len(self._ahead), missing, self.max_gap_skip)
+            await self._settle_ahead()
+            return True
         attempts = self._gap_attempts.get(self.last_seq, 0)
         if attempts < self.max_gap_retries:
             self._gap_attempts[self.last_seq] = attempts + 1
             self.stats.gaps += 1
             log.warning("%s/%s: messages %d-%d missing; re-requesting (%d/%d)", self.feed, self.channel,
-                        self.last_seq + 1, last_missing, attempts + 1, self.max_gap_retries)
+                        self.last_seq + 1, first - 1, attempts + 1, self.max_gap_retries)
+            self._ahead = []
             return False
-        first = self.last_seq + 1
+        gap_from = self.last_seq + 1
         self.stats.gaps_skipped += 1
-        self.stats.skipped_messages += last_missing - self.last_seq
+        self.stats.skipped_messages += missing
         log.error("%s/%s: messages %d-%d never arrived after %d re-requests: skipped", self.feed, self.channel,
-                  first, last_missing, self.max_gap_retries)
-        await self._consume("", None, f"GAP_SKIPPED: messages {first}-{last_missing} never arrived after "
-                            f"{self.max_gap_retries} re-requests", gap_from=first, seq=last_missing)
+                  gap_from, first - 1, self.max_gap_retries)
+        await self._consume("", None, f"GAP_SKIPPED: messages {gap_from}-{first - 1} never arrived after "
+                            f"{self.max_gap_retries} re-requests", gap_from=gap_from, seq=first - 1)
+        held, self._ahead = self._ahead, []
+        for text, msg in held:
+            await self._consume(text, msg, None, seq=msg.seq)
         self._gap_attempts.clear()
         return True
 
     async def _heartbeat(self, hb: Heartbeat) -> bool:
         self.stats.heartbeats += 1
         self.stats.last_seq_seen_on_server = hb.last_seq
-        if not await self._settle_ahead(None, server_has=hb.last_seq):
-            return False
+        await self._settle_ahead()  # the server has nothing more: a held run is not confirmed
         if hb.last_seq < self.last_seq:
             self.stats.server_behind += 1
             if self.stats.server_behind == 1:
                 log.error("%s/%s: the server has %d messages, this client consumed %d: a different or reset feed",
                           self.feed, self.channel, hb.last_seq, self.last_seq)
-        elif hb.last_seq > self.last_seq and not await self._gap(hb.last_seq):
-            return False  # the server says it published more than it sent us: ask again
+        elif hb.last_seq > self.last_seq:
+            # The server says it published more than it sent: ask again, a bounded number of times. A
+            # heartbeat's claim never moves the position (it may be wrong; the frames are what count).
+            attempts = self._gap_attempts.get(-self.last_seq - 1, 0)
+            if attempts < self.max_gap_retries:
+                self._gap_attempts[-self.last_seq - 1] = attempts + 1
+                self.stats.gaps += 1
+                log.warning("%s/%s: the server has %d messages, %d arrived; re-requesting (%d/%d)", self.feed,
+                            self.channel, hb.last_seq, self.last_seq, attempts + 1, self.max_gap_retries)
+                return False
+            self.stats.server_ahead += 1
+            if attempts == self.max_gap_retries:
+                self._gap_attempts[-self.last_seq - 1] = attempts + 1
+                log.error("%s/%s: the server keeps saying it has %d messages but sends none after %d: "
+                          "following on", self.feed, self.channel, hb.last_seq, self.last_seq)
         if self.on_heartbeat is not None:
             await self.on_heartbeat(hb)
         return True
 
     async def _follow(self) -> None:
         try:
-            self._ahead = None  # not consumed: it comes again after a reconnect
+            self._ahead, self._error = [], None  # not consumed: they come again after a reconnect
             async with connect(self._uri(), compression=None, max_size=self.max_size, open_timeout=5) as ws:
                 self.stats.connects += 1
                 self._attempt = 0
                 async for raw in ws:
                     if not await self._handle(raw):
                         return  # a gap: reconnect with ?since=last_seq
+            self._refused()
         except ConnectionClosed as exc:
+            self._refused()
             if exc.sent is not None and exc.sent.code == MESSAGE_TOO_BIG:
                 # The next frame is larger than max_size: it can never be received. Consume its position
                 # (a message held for the next frame's verdict was out of order: this one has no number).
-                await self._settle_ahead(None)
+                await self._settle_ahead()
                 await self._consume("", None, f"frame larger than {self.max_size} bytes (not received)")
             raise
 
@@ -278,6 +324,14 @@ class FeedClient:
                     await asyncio.wait_for(asyncio.shield(stopper), timeout=delay)
         finally:
             stopper.cancel()
+
+
+    def _refused(self) -> None:
+        """The connection ended right after an error message: the server refused the subscription."""
+        if self._error is not None:
+            message = self._error[1].message
+            self._error = None
+            raise SubscriptionRefused(f"feed server refused the subscription: {message}")
 
 
 class SubscriptionRefused(RuntimeError):

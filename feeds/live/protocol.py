@@ -25,7 +25,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
 from betting.ladder import is_valid_price
-from features.scoring import ScoringError, read_points
+from features.scoring import MAX_GAMES, ScoringError, read_points
 
 Channel = Literal["match", "market"]
 
@@ -64,8 +64,8 @@ class PointInfo(BaseModel):
 class SetScore(BaseModel):
     model_config = _STRICT
 
-    score_first: int = Field(ge=0, le=200)
-    score_second: int = Field(ge=0, le=200)
+    score_first: int = Field(ge=0, le=MAX_GAMES)
+    score_second: int = Field(ge=0, le=MAX_GAMES)
     score_set: int = Field(ge=1, le=5)
 
 
@@ -220,6 +220,10 @@ class Heartbeat(BaseModel):
 
 
 class ErrorMessage(BaseModel):
+    """The server refuses a subscription (then closes the connection)."""
+
+    model_config = _STRICT
+
     type: Literal["error"] = "error"
     message: str = Field(max_length=2000)
 

@@ -1,12 +1,14 @@
 """A WebSocket server that publishes prepared match and market messages as a live feed.
 
-Messages are published on a replay clock: at their real timing (``speed`` = 1 is real time, 60 is
-a minute a second) or at a fixed ``rate`` of messages per second, or as fast as possible
-(``rate`` = 0). Every published message gets the next sequence number of its channel and is
-kept, so a client that reconnects with ``?since=N`` receives everything after N, then the live
-tail; a client that is up to date receives a heartbeat every ``heartbeat_s``.
+Messages are published on a replay clock: at their real timing (``speed`` = 1 is real time, 60 is a minute a
+second) or at a fixed ``rate`` of messages per second, or as fast as possible (``rate`` = 0) — always in time
+order, the messages of one instant together (what a heartbeat's time means, and what the deterministic
+engine's ordering relies on: ``feeds.live.ordering``). Every published message gets the next sequence number
+of its channel and is kept, so a client that reconnects with ``?since=N`` receives everything after N, then
+the live tail; a client that is up to date receives a heartbeat every ``heartbeat_s``.
 
     ws://HOST:PORT/feeds/<feed>/<channel>?since=<seq>      channel: match | market
+
 """
 
 from __future__ import annotations
@@ -85,18 +87,21 @@ class ReplayServer:
         while True:
             start = time.monotonic()
             offset = self.event_time[name]
+            previous_at = None
             for i, item in enumerate(self.schedules[name]):
-                if self.rate is None:
-                    due = start + item.at / self.speed
-                elif self.rate > 0:
-                    due = start + i / self.rate
-                else:
-                    due = 0.0
-                delay = due - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                elif i % 256 == 0:
-                    await asyncio.sleep(0)  # flat out: still let subscribers run
+                if item.at != previous_at:  # messages of one instant go out together: a heartbeat (which says
+                    if self.rate is None:   # "up to date as of this time") never falls between them
+                        due = start + item.at / self.speed
+                    elif self.rate > 0:
+                        due = start + i / self.rate
+                    else:
+                        due = 0.0
+                    delay = due - time.monotonic()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    elif i % 256 == 0:
+                        await asyncio.sleep(0)  # flat out: still let subscribers run
+                previous_at = item.at
                 self.publish(name, item.channel, item.payload, offset + item.at)
             if not self.loop_feeds:
                 return

@@ -25,7 +25,7 @@ import uvicorn
 import uvloop
 from websockets.asyncio.server import serve
 
-from courtside.settings import Settings
+from courtside.settings import MIN_TOKEN_LENGTH, Settings
 from serving.api.app import ApiConfig, create_app
 from serving.api.gateway import GatewayConfig, handshake_check
 from serving.api.live import LiveService
@@ -64,7 +64,6 @@ def configure_logging(secrets: list[str]) -> None:
     logging.getLogger("websockets").setLevel(logging.WARNING)
 
 
-MIN_TOKEN_LENGTH = 16
 
 
 def operator_token(settings: Settings) -> str | None:

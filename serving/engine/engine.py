@@ -72,11 +72,11 @@ from betting.settlement import MatchResult, settle_market
 from betting.staking import StakingConfig
 from betting.value import ValueConfig, fair_probability
 from features.outcomes import parse_outcome
-from feeds.live.client import FeedClient, Frame
+from feeds.live.client import RECORD_LIMIT, FeedClient, Frame
 from feeds.live.ordering import FeedMerger
-from feeds.live.protocol import Envelope, Heartbeat, MarketUpdate, MatchEvent
+from feeds.live.protocol import Envelope, Heartbeat, MarketUpdate, MatchEvent, market_event_key
 from serving.engine.match import FIRST, SECOND, BadMessage, LiveMatch
-from serving.engine.prediction import PredictionUnavailable
+from serving.engine.prediction import PredictionRefused, PredictionUnavailable
 from serving.engine.triggers import Trigger, TriggerConfig, fired
 from storage import live as store
 
@@ -84,9 +84,9 @@ log = logging.getLogger(__name__)
 
 Predict = Callable[[list[dict]], Awaitable[list[dict]]]
 DETERMINISTIC_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
-CONFIRM_LEAP, RECOVERY_CHECK = "confirm-leap", "recovery-check"
-"""Reasons of the marker frames (position 0) ``run`` queues after a heartbeat."""
 """Where the feed clock starts in deterministic mode (unless ``EngineConfig.epoch`` says otherwise)."""
+CONFIRM_LEAP, REFUTE_LEAP, RECOVERY_CHECK = "confirm-leap", "refute-leap", "recovery-check"
+"""Reasons of the marker frames (position 0) ``run`` queues after a heartbeat."""
 
 
 @dataclass(frozen=True)
@@ -257,7 +257,8 @@ class TradingEngine:
         self._recovery_done = not any(self.recover_upto.values())
         self._unreachable: set[tuple[str, str]] = set()
         self.position = 0
-        """Frames handled in this session's order (deterministic mode: the feed's own order)."""
+        """Valid messages handled, in this session's order (deterministic mode: the feed's own order, so the
+        journal of external inputs refers to the same point of every re-execution)."""
         self._journal: dict[int, list[dict]] = {}
         self._logged_predictions: dict[tuple[str, int], dict] = {}
         self._step = store.Step()
@@ -282,7 +283,7 @@ class TradingEngine:
 
     # --- helpers --------------------------------------------------------------------------------
     def _match_of_market(self, market_id: str) -> str:
-        return self.market_of.get(market_id) or (market_id.split("-", 1)[1] if "-" in market_id else market_id)
+        return self.market_of.get(market_id) or market_event_key(market_id) or market_id
 
     def _epoch(self, feed: str, event_time: float = 0.0) -> datetime:
         """When the feed's clock started: fixed in deterministic mode, else found at its first message."""
@@ -326,7 +327,7 @@ class TradingEngine:
         """A frame that failed validation or a rule of the match's state: keep it with the reason."""
         self.stats.quarantined += 1
         self._step.quarantined.append({"source": f"live:{feed}", "location": f"{feed}/{channel}", "line": seq,
-                                       "record": raw[:20_000], "reason": reason[:2000],
+                                       "record": raw[:RECORD_LIMIT], "reason": reason[:2000],
                                        "batch_id": self.cfg.session})
         self._step.events.append(store.EventEntry(str(EventKind.QUARANTINED), self.clock.now(),
                                                   {"reason": reason[:2000], "channel": channel}, feed, seq, None))
@@ -383,10 +384,15 @@ class TradingEngine:
     def _leap_check(self, frame: Frame) -> list[Frame]:
         key = (frame.feed, frame.channel)
         held = self._leaps.get(key)
-        if frame.seq == 0:  # a marker: a heartbeat said nothing came after the leap (the feed was quiet)
-            return self._leaps.pop(key) if frame.reason == CONFIRM_LEAP and held else []
+        if frame.seq == 0:  # a marker: a heartbeat said nothing came after the leap, and where the feed's clock is
+            if frame.reason not in (CONFIRM_LEAP, REFUTE_LEAP) or not held:
+                return []
+            leap, *behind = self._leaps.pop(key)
+            return [leap if frame.reason == CONFIRM_LEAP else self._refuted(leap, key, None), *behind]
         t = frame.envelope.event_time if frame.envelope is not None else None
         previous = self._feed_time.get(key)
+        if previous is None:  # a channel's first message: measured against the feed's other channels
+            previous = max((v for (f, _), v in self._feed_time.items() if f == frame.feed), default=None)
         out: list[Frame] = []
         if held is not None:
             if t is None:  # a frame without a time says nothing about the leap: it waits behind it, in order
@@ -395,11 +401,7 @@ class TradingEngine:
             leap, *behind = self._leaps.pop(key)
             leapt = leap.envelope.event_time
             if t < leapt - self.cfg.max_clock_jump_s:
-                before = previous or 0.0
-                out.append(dataclasses.replace(
-                    leap, envelope=None, raw=leap.raw or leap.envelope.model_dump_json(),
-                    reason=f"event time {leapt:.3f} s leaps {leapt - before:.0f} s ahead of the channel "
-                           f"({before:.3f} s) and the next message is back at {t:.3f} s"))
+                out.append(self._refuted(leap, key, t))
             else:
                 out.append(leap)
                 previous = leapt
@@ -408,6 +410,22 @@ class TradingEngine:
             self._leaps[key] = [frame]
             return out
         return [*out, frame]
+
+    def leap_verdict(self, key: tuple[str, str], hb: Heartbeat) -> str | None:
+        """After a heartbeat that says nothing followed a held leap: confirm it when the server's clock is
+        there too, else refute it (the same verdict the next message would give when the clock is truthful)."""
+        held = self._leaps.get(key)
+        if not held or hb.last_seq > held[-1].seq:
+            return None
+        return CONFIRM_LEAP if hb.event_time >= held[0].envelope.event_time - self.cfg.max_clock_jump_s else REFUTE_LEAP
+
+    def _refuted(self, leap: Frame, key: tuple[str, str], back_at: float | None) -> Frame:
+        leapt, before = leap.envelope.event_time, self._feed_time.get(key, 0.0)
+        why = (f"the next message is back at {back_at:.3f} s" if back_at is not None
+               else "the server's clock is not there")
+        return dataclasses.replace(leap, envelope=None, raw=leap.raw or leap.envelope.model_dump_json(),
+                                   reason=f"event time {leapt:.3f} s leaps {leapt - before:.0f} s ahead of the "
+                                          f"channel ({before:.3f} s) and {why}")
 
     def _recovery_complete(self) -> bool:
         return all(self._done_seq.get(k, 0) >= seq or k in self._unreachable for k, seq in self.recover_upto.items())
@@ -437,6 +455,8 @@ class TradingEngine:
         self._log(EventKind.RECOVERED, payload)
         log.info("recovered after a restart: %s", payload)
         self.apply_controls()
+        if self.cfg.risk.kill_switch:  # before a held frame can fill a restored resting order
+            self._cancel_live_orders()
         held, self._held = self._held, []
         return held
 
@@ -498,7 +518,8 @@ class TradingEngine:
             if self.cfg.deterministic and phase != RECOVERING:
                 self._poll_exchange(frame)  # orders whose bet delay ended reach the book at this frame, not later
             self._done_seq[key] = frame.seq
-            self.position += 1
+            if frame.envelope is not None:  # only messages count: where bad frames fall depends on arrival
+                self.position += 1
             if phase == LIVE:
                 self._step.cursors[key] = (frame.seq, self._epoch(frame.feed))
             else:
@@ -546,8 +567,9 @@ class TradingEngine:
         if self.cfg.deterministic:
             m = self.matches[env.data.event_key]
             answer = await self._predict_one(m, phase)
-            self._predicted(m, answer, env, triggers)
-            self._trade(m, env)
+            if answer is not None:
+                self._predicted(m, answer, env, triggers)
+                self._trade(m, env)
             if phase == LIVE:
                 self.stats.decision_ms.append((time.perf_counter() - frame.received) * 1000)
         else:
@@ -555,9 +577,6 @@ class TradingEngine:
 
     # --- message handling -----------------------------------------------------------------------
     async def _on_market(self, frame: Frame, env: Envelope, update: MarketUpdate, phase: str) -> None:
-        known = self.market_of.get(update.market_id)
-        if known is not None and known != update.event_key:
-            raise BadMessage(f"market {update.market_id} belongs to match {known}, not {update.event_key}")
         at = self.clock.now()
         book = feed_book(update, at)
         self.market_of[update.market_id] = update.event_key
@@ -697,8 +716,8 @@ class TradingEngine:
                 check_prediction(answer)
         except PredictionUnavailable as exc:
             self.stats.prediction_failures += 1
-            self._log(EventKind.PREDICTION_FAILED, {"error": str(exc)[:1000],
-                                                    "matches": [m.event_key for m, *_ in items]})
+            self._log(EventKind.PREDICTION_FAILED, {"error": str(exc)[:1000], "refused": isinstance(
+                exc, PredictionRefused), "matches": [m.event_key for m, *_ in items]})
             answers = []
         for (m, received, env, triggers), answer in zip(items, answers, strict=False):
             frame = Frame(env.feed, env.channel, env.seq, "", env, None, None, received)
@@ -711,7 +730,7 @@ class TradingEngine:
                 self._reject(frame, f"poison message: {type(exc).__name__}: {exc}", LIVE, suspend=True)
             self.stats.decision_ms.append((time.perf_counter() - received) * 1000)
 
-    async def _predict_one(self, m: LiveMatch, phase: str) -> dict:
+    async def _predict_one(self, m: LiveMatch, phase: str) -> dict | None:
         """Deterministic mode: the prediction for the match's current state — from the log when re-executing
         (what was answered then), else from the service, waiting as long as it takes."""
         if phase == REPLAYING:
@@ -727,6 +746,12 @@ class TradingEngine:
                     raise PredictionUnavailable(f"{len(answers)} answers for 1 state")
                 check_prediction(answers[0])
                 return answers[0]
+            except PredictionRefused as exc:  # the same state is refused every time: no prediction, no bet
+                self.stats.prediction_failures += 1
+                if phase == LIVE:
+                    self._log(EventKind.PREDICTION_FAILED, {"error": str(exc)[:1000], "refused": True,
+                                                            "matches": [m.event_key]}, m.event_key)
+                return None
             except PredictionUnavailable as exc:
                 attempts += 1
                 self.stats.prediction_failures += 1
@@ -972,7 +997,7 @@ class TradingEngine:
         """Follow every configured feed until ``stop`` is set."""
         queue: asyncio.Queue[Frame] = asyncio.Queue()
         channels = [(feed, channel) for feed in self.cfg.feeds for channel in ("match", "market")]
-        merger = FeedMerger(channels, self.cfg.max_clock_jump_s) if self.cfg.deterministic else None
+        merger = FeedMerger(channels) if self.cfg.deterministic else None
 
         async def on_frame(frame: Frame) -> None:
             for ready in (merger.push(frame) if merger is not None else [frame]):
@@ -982,6 +1007,8 @@ class TradingEngine:
             key = (hb.feed, hb.channel)
             if hb.last_seq < self.recover_upto.get(key, 0) and key not in self._unreachable:
                 self._unreachable.add(key)
+                # what comes later on that channel is new: handled live, never silently
+                self.recover_upto[key] = min(self.recover_upto[key], max(hb.last_seq, self._done_seq.get(key, 0)))
                 log.error("%s/%s: the feed has %d messages, fewer than the cursor %d: a different feed; "
                           "recovery cannot reach the cursor", hb.feed, hb.channel, hb.last_seq,
                           self.recover_upto[key])
@@ -990,9 +1017,9 @@ class TradingEngine:
             if merger is not None:
                 for ready in merger.heartbeat(hb):
                     queue.put_nowait(ready)
-            held = self._leaps.get(key)
-            if held and hb.last_seq <= held[-1].seq and (merger is None or not merger.pending()):
-                queue.put_nowait(Frame(hb.feed, hb.channel, 0, "", None, CONFIRM_LEAP, None))
+            verdict = self.leap_verdict(key, hb) if merger is None or not merger.pending() else None
+            if verdict is not None:
+                queue.put_nowait(Frame(hb.feed, hb.channel, 0, "", None, verdict, None))
 
         clients = [FeedClient(self.cfg.feed_url, feed, channel, on_frame, on_heartbeat, last_seq=0,
                               max_gap_retries=self.cfg.max_gap_retries) for feed, channel in channels]

@@ -11,7 +11,15 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from features.scoring import Score, ScoringError, is_finished_set, match_format, read_points, transition
+from features.scoring import (
+    Score,
+    ScoringError,
+    is_finished_set,
+    is_tiebreak,
+    match_format,
+    read_points,
+    transition,
+)
 from feeds.live.protocol import MatchEvent
 from serving.engine.triggers import TriggerConfig, momentum_leader
 
@@ -53,15 +61,10 @@ def reported_score(event: MatchEvent, fmt) -> Score:
     if finished:
         score = Score.at(fmt, sets, (0, 0), (0, 0), server)
     else:
-        tiebreak = _tiebreak(games, fmt, len(sets))
+        tiebreak = is_tiebreak(fmt, len(sets), games)
         score = Score.at(fmt, sets, games, read_points(event.event_game_result, tiebreak), server)
     _sets_result([s.games for s in score.sets], event.event_final_result)
     return score
-
-
-def _tiebreak(games: tuple[int, int], fmt, set_index: int) -> bool:
-    rule = fmt.set_rules[min(set_index, len(fmt.set_rules) - 1)]
-    return rule.tiebreak_at is not None and games == (rule.tiebreak_at, rule.tiebreak_at)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,10 @@ class PredictionUnavailable(RuntimeError):
     """The service did not answer in time or answered with an error."""
 
 
+class PredictionRefused(PredictionUnavailable):
+    """The service refused the states (4xx): asking again will not help — no prediction for them."""
+
+
 @dataclass
 class PredictionClient:
     """POSTs batches of match states to ``{url}/predict_live``."""
@@ -41,6 +45,8 @@ class PredictionClient:
         try:
             async with self._session.post(f"{self.url.rstrip('/')}/predict_live", json={"states": states}) as resp:
                 body = await resp.json(content_type=None)
+                if 400 <= resp.status < 500:
+                    raise PredictionRefused(f"/predict_live refused the states ({resp.status}): {str(body)[:300]}")
                 if resp.status != 200:
                     raise PredictionUnavailable(f"/predict_live answered {resp.status}: {str(body)[:300]}")
                 return body["predictions"]

@@ -91,13 +91,17 @@ class FeedServer:
     def start_publishing(self) -> None:
         async def publish() -> None:
             start = time.monotonic()
+            instant = None
             for i, f in enumerate(self.frames):
-                due = start + i / self.rate
-                delay = due - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                elif i % 64 == 0:
-                    await asyncio.sleep(0)
+                # one instant's messages (and the bad frames among them) go out together, as the server does
+                if f.event_time is not None and f.event_time != instant:
+                    due = start + i / self.rate
+                    delay = due - time.monotonic()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    elif i % 64 == 0:
+                        await asyncio.sleep(0)
+                    instant = f.event_time
                 self.server.publish_raw(FEED, f.channel, f.raw, f.event_time)
                 self.published = i + 1
 

@@ -93,6 +93,8 @@ def make_bad(category: str, channel: str, position: int, template: str, previous
         return previous if previous is not None else "not json"
     if category == "future_seq":
         return _with_seq(template, position + rng.randint(100, 100_000))
+    if category == "error_midstream":
+        return json.dumps({"type": "error", "message": "subscription refused (a lie in the middle of a stream)"})
     if category == "leap":
         return _replace(own, ["event_time"], json.loads(own)["event_time"] + LEAP_S)
     # --- the match channel: messages about matches ---
@@ -135,7 +137,7 @@ def make_bad(category: str, channel: str, position: int, template: str, previous
 
 
 COMMON = ("not_json", "binary", "truncated", "wrong_types", "non_finite", "unknown_field", "repeat", "future_seq",
-          "leap")
+          "future_pair", "error_midstream", "leap")
 BY_CHANNEL = {
     "match": COMMON + ("season", "advantage_both", "final_result", "impossible_score", "unknown_match",
                        "other_players"),
@@ -154,15 +156,17 @@ def hostile(real: list[Published], bad: int, seed: int = 9) -> list[Published]:
     slots: dict[int, list[str]] = {}
     counts = Counter()
     for _ in range(bad):
-        i = rng.randrange(1, len(real))
+        i = rng.randrange(0, len(real))  # before the very first real frame too
         channel = real[i].channel
         if i > last_index[channel] - len(real) // 20:
-            i = rng.randrange(1, max(2, last_index[channel] - len(real) // 20))
+            i = rng.randrange(0, max(1, last_index[channel] - len(real) // 20))
             channel = real[i].channel
         categories = list(BY_CHANNEL[channel]) + [c for c, n in RARE.items() if counts[c] < n]
         category = rng.choice(categories)
-        if category == "leap" and "leap" in slots.get(i, []):
-            category = "not_json"  # two leaps in a row agree with each other: the engine takes them as the clock
+        if category == "leap" and ("leap" in slots.get(i, []) or i == 0):
+            # two leaps in a row agree with each other (the engine takes them as the clock), and the first message
+            # of a fresh session sets the feed's clock: neither is a leap to refuse (README, Reliability)
+            category = "not_json"
         counts[category] += 1
         slots.setdefault(i, []).append(category)
     keys = sorted({json.loads(f.raw)["data"]["event_key"] for f in real})
@@ -174,9 +178,15 @@ def hostile(real: list[Published], bad: int, seed: int = 9) -> list[Published]:
         for category in slots.get(i, []):
             channel = real[i].channel
             template = latest.get(channel) or frame.raw
-            seq[channel] += 1
             this_key = json.loads(template)["data"]["event_key"]
             other = next(k for k in keys if k != this_key) if len(keys) > 1 else "other"
+            if category == "future_pair":  # two valid frames agreeing on a jump: still out of order (3 must agree)
+                claim = seq[channel] + rng.randint(100, 100_000)
+                for k in range(2):
+                    seq[channel] += 1
+                    out.append(Published(channel, seq[channel], _with_seq(template, claim + k), None, category))
+                continue
+            seq[channel] += 1
             raw = make_bad(category, channel, seq[channel], template, previous_out.get(channel), rng, other)
             out.append(Published(channel, seq[channel], raw, None, category))
         seq[frame.channel] += 1

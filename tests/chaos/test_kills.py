@@ -35,7 +35,7 @@ def _settlements(db) -> dict[str, tuple]:
 
 def _risk_breaches(db, limits: RiskLimits) -> list[str]:
     """Replay the log's orders in order, each match's markets settled (as persisted) at its end: every
-    placement must respect the stake, exposure and open-order limits at the moment it was placed."""
+    placement must respect the stake, exposure, open-order and stop-loss limits at the moment it was placed."""
     book = RiskBook(1000.0)
     persisted = {s["market_id"]: Settlement.from_dict(s) for s in store.settlements(db)}
     breaches = []
@@ -53,10 +53,16 @@ def _risk_breaches(db, limits: RiskLimits) -> list[str]:
                     book.record_settlement(persisted.pop(market_id))
         else:
             order = Order.from_dict(p["order"])
+            exposure_before = book.total_exposure()
             book.record_order(order)
             if kind != "ORDER_PLACED":
                 continue
             ref = order.customer_order_ref
+            adds_risk = book.total_exposure() > exposure_before + 1e-6
+            if adds_risk and book.day_low(order.placed_at) <= -limits.daily_loss_limit + 1e-6:
+                breaches.append(f"{ref}: placed after the day's stop-loss ({book.day_low(order.placed_at)})")
+            if adds_risk and book.week_low(order.placed_at) <= -limits.weekly_loss_limit + 1e-6:
+                breaches.append(f"{ref}: placed after the week's stop-loss ({book.week_low(order.placed_at)})")
             if order.size > limits.max_stake + 1e-9:
                 breaches.append(f"{ref}: stake {order.size} > {limits.max_stake}")
             if book.market_exposure(order.market_id) > limits.max_market_exposure + 1e-6:

@@ -238,3 +238,52 @@ def test_deterministic_restart_re_executes_to_exactly_the_committed_orders(tmp_p
         placed = [r for (r,) in conn.execute(text("select payload from live_events where kind = 'ORDER_PLACED'"))]
     refs = [json.loads(p)["order"]["customer_order_ref"] for p in placed]
     assert len(refs) == len(set(refs)), "an order was placed twice"
+
+
+def test_deterministic_restart_reapplies_the_operator_and_control_plane_inputs_where_they_took_effect(
+        tmp_path, prediction_service, envelopes):
+    """Inputs from outside the feed (a pause, a resume, a queued pre-match order, the kill switch) are journaled
+    with the position they took effect at; a restart re-executes them there and ends with the same ledger."""
+    key = envelopes[0].data.event_key
+    request = OrderRequest(customer_order_ref="control-plane-order", market_id=f"sim-{key}",
+                           selection="Second Player", side=Side.BACK, price=2.0, size=2.0, edge=0.1, confidence=0.7)
+
+    async def drive(db, stop_after=None):
+        async with PredictionClient(prediction_service, timeout_s=5) as client:
+            engine = TradingEngine(EngineConfig(deterministic=True), db, client.predict_live)
+            for n, i in enumerate(range(0, len(envelopes), 7), start=1):
+                fresh = engine.recover_upto == {}
+                if n == 20 and fresh:
+                    store.change_controls(db, "test", paused=True, reason="a pause")
+                if n == 30 and fresh:
+                    store.change_controls(db, "test", paused=False, reason="resumed")
+                if n == 35 and fresh:
+                    store.add_order_requests(db, [(request.customer_order_ref, key, request.market_id,
+                                                   request.to_dict())])
+                if n == 45 and fresh:
+                    store.change_controls(db, "test", kill_switch=True, reason="pulled")
+                if n == 55 and fresh:
+                    store.change_controls(db, "test", kill_switch=False, reason="released")
+                await engine.process([(0.0, e) for e in envelopes[i:i + 7]])
+                await engine.housekeeping()
+                await engine.commit(wait=True)
+                if stop_after is not None and n >= stop_after:
+                    engine._step = store.Step()  # a kill -9
+                    return engine
+            return engine
+
+    reference = live_db(tmp_path, "reference.db")
+    asyncio.run(drive(reference))
+    kinds = _kinds(reference)
+    assert kinds[str(EventKind.ENGINE_INPUT)] >= 5  # four control changes, the request (a cancellation sweep)
+    with reference.connect() as conn:
+        reasons = [json.loads(p).get("reason") for (p,) in conn.execute(text(
+            "select payload from live_events where kind = 'ORDER_REJECTED'"))]
+    assert "BETTING_PAUSED" in reasons and "KILL_SWITCH" in reasons  # the inputs changed what was traded
+    assert "control-plane-order" in {ref for ref, *_ in _orders(reference)}
+    db = live_db(tmp_path, "crashed.db")
+    asyncio.run(drive(db, stop_after=70))
+    restarted = asyncio.run(drive(db))
+    assert restarted.stats.replayed > 0 and restarted.stats.replay_mismatches == 0
+    assert _orders(db) == _orders(reference)
+    assert [r["status"] for r in store.order_requests(db)] == [r["status"] for r in store.order_requests(reference)]

@@ -154,17 +154,78 @@ def test_a_gap_is_re_requested_a_bounded_number_of_times_then_skipped():
     assert server.connects == client.max_gap_retries + 1  # bounded: no reconnect after the skip
 
 
-def test_a_heartbeat_claiming_messages_that_never_come_is_a_bounded_gap():
+def test_a_heartbeat_claiming_messages_that_never_come_is_re_requested_then_not_believed():
     async def scenario():
-        server = NumberedServer([1, 2, 3], heartbeat_last=6)
+        server = NumberedServer([1, 2, 3], heartbeat_last=2**53)  # a lie that would kill the channel
         recorder = Recorder()
-        client = await _numbered(server, recorder, lambda: any(f.gap_from for f in recorder.frames))
+        client = await _numbered(server, recorder, lambda: server.connects >= 4)
         return server, recorder, client
 
     server, recorder, client = asyncio.run(scenario())
-    assert recorder.delivered == [1, 2, 3]
-    assert [(f.gap_from, f.seq) for f in recorder.frames if f.gap_from] == [(4, 6)]
-    assert client.last_seq == 6 and server.connects == 4
+    assert recorder.delivered == [1, 2, 3] and client.last_seq == 3  # the claim never moved the position
+    assert not [f for f in recorder.frames if f.gap_from]
+    assert server.connects == client.max_gap_retries + 1 and client.stats.server_ahead > 0
+
+
+def test_two_messages_claiming_a_far_jump_are_out_of_order_not_a_gap():
+    async def scenario():
+        server = ReplayServer({"f1": []}, heartbeat_s=0.05)
+        server.publish("f1", "match", point_event(1), 1.0)
+        server.publish_raw("f1", "match", _envelope(10**9))        # two valid frames agreeing on a jump
+        server.publish_raw("f1", "match", _envelope(10**9 + 1))
+        for i in (4, 5, 6):
+            server.publish("f1", "match", point_event(i), float(i))
+        recorder = Recorder()
+        client = await _run(server, recorder, lambda: 6 in recorder.delivered)
+        return recorder, client
+
+    recorder, client = asyncio.run(scenario())
+    assert recorder.delivered == [1, 4, 5, 6]
+    assert [seq for seq, _ in recorder.rejected] == [2, 3] and client.stats.gaps == 0
+
+
+def test_an_error_message_in_the_middle_of_a_stream_is_a_bad_frame_not_a_refusal():
+    async def scenario():
+        server = ReplayServer({"f1": []}, heartbeat_s=0.05)
+        server.publish("f1", "match", point_event(1), 1.0)
+        server.publish_raw("f1", "match", json.dumps({"type": "error", "message": "go away"}))
+        server.publish("f1", "match", point_event(3), 3.0)
+        recorder = Recorder()
+        client = await _run(server, recorder, lambda: 3 in recorder.delivered)
+        return recorder, client
+
+    recorder, client = asyncio.run(scenario())
+    assert recorder.delivered == [1, 3] and recorder.rejected[0][0] == 2
+    assert "error message in the middle" in recorder.rejected[0][1] and client.stats.connects == 1
+
+    async def resumed():  # the same, as the first frame of a connection resuming after message 1
+        server = ReplayServer({"f1": []}, heartbeat_s=0.05)
+        server.publish("f1", "match", point_event(1), 1.0)
+        server.publish_raw("f1", "match", json.dumps({"type": "error", "message": "go away"}))
+        server.publish("f1", "match", point_event(3), 3.0)
+        recorder = Recorder()
+        client = await _run(server, recorder, lambda: 3 in recorder.delivered, last_seq=1)
+        return recorder, client
+
+    recorder, client = asyncio.run(resumed())
+    assert recorder.delivered == [3] and [seq for seq, _ in recorder.rejected] == [2]
+
+
+def test_a_stored_control_frame_that_shifts_the_numbering_heals_with_a_one_number_gap():
+    async def scenario():
+        server = ReplayServer({"f1": []}, heartbeat_s=0.05)
+        server.publish("f1", "match", point_event(1), 1.0)
+        server.publish_raw("f1", "match", Heartbeat(feed="f1", channel="match", last_seq=1,
+                                                    event_time=1.0).model_dump_json())  # holds position 2
+        for i in range(3, 9):
+            server.publish("f1", "match", point_event(i), float(i))
+        recorder = Recorder()
+        client = await _run(server, recorder, lambda: 8 in recorder.delivered)
+        return recorder, client
+
+    recorder, client = asyncio.run(scenario())
+    assert recorder.delivered == [1, 3, 4, 5, 6, 7, 8]  # nothing real lost
+    assert [(f.gap_from, f.seq) for f in recorder.frames if f.gap_from] == [(2, 2)]
 
 
 def test_a_frame_too_large_to_receive_is_consumed_not_retried_forever():

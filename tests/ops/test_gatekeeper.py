@@ -169,6 +169,25 @@ def test_the_ui_and_reads_pass_with_credentials_and_cross_site_writes_do_not(sta
     assert status == 200 and body["data"]["version"]
 
 
+def test_a_cross_site_get_cannot_launch_a_run(stack):
+    """Dagster runs GraphQL mutations over GET (``/graphql?query=mutation...``): an ``<img>`` on another site
+    would send it with the browser's cached credentials and no Origin (found in review)."""
+    import urllib.parse
+
+    before = run_ids(stack)
+    url = f"{stack.proxy}/graphql?" + urllib.parse.urlencode({"query": LAUNCH, "variables": json.dumps(LAUNCH_VARS)})
+    status, body, _ = request("GET", url, headers={**BASIC, "Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors",
+                                                  "Sec-Fetch-Dest": "image"})
+    assert status == 403 and body["error"] == "forbidden"
+    status, body, _ = request("GET", url, headers=BASIC)  # even same-site: mutations only over POST
+    assert status == 405 and body["error"] == "method_not_allowed"
+    assert run_ids(stack) == before
+    # a link from another site still opens the UI (a top-level navigation)
+    status, _, _ = request("GET", f"{stack.proxy}/server_info", headers={**BASIC, "Sec-Fetch-Site": "cross-site",
+                                                                         "Sec-Fetch-Mode": "navigate"})
+    assert status == 200
+
+
 def test_the_graphql_websocket_is_forwarded_only_with_credentials(stack):
     ws_url = stack.proxy.replace("http", "ws", 1) + "/graphql"
     with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
