@@ -67,7 +67,7 @@ def main() -> int:
 
     cpu = time.process_time()
     result = bt.run_inplay(catalog, bt.INPLAY_MODELS[args.model], args.model,
-                           bt.InplayConfig(market=bt.INPLAY_MARKETS[args.market]), limit=args.matches or None,
+                           bt.InplayBacktestConfig(market=bt.INPLAY_MARKETS[args.market]), limit=args.matches or None,
                            sources=tuple(args.sources))
     cpu = time.process_time() - cpu
     s = bt.summarize(result.ledger, n_boot=0)

@@ -132,6 +132,9 @@ class PaperExchange(BaseExchange):
         self.config = config or PaperExchangeConfig()
         self._balance = round_money(balance)
         self._orders: dict[str, Order] = {}
+        self._by_market: dict[str, dict[str, None]] = {}
+        """market id -> references of its orders, in placement order (reads stay per market however many
+        markets a long session or a backtest has seen)."""
         self._markets: dict[str, _MarketState] = {}
         self._pending: dict[str, datetime] = {}
         self._resting: dict[str, _Resting] = {}
@@ -145,7 +148,7 @@ class PaperExchange(BaseExchange):
     # --- restart ----------------------------------------------------------------------------
     def _restore(self, order: Order) -> None:
         ref = order.customer_order_ref
-        self._orders[ref] = order
+        self._add(order)
         if order.bet_id is not None and (m := re.fullmatch(r"P(\d+)", order.bet_id)):
             self._next_bet = max(self._next_bet, int(m.group(1)) + 1)
         if order.settled:
@@ -168,7 +171,13 @@ class PaperExchange(BaseExchange):
 
     def orders(self, market_id: str | None = None) -> tuple[Order, ...]:
         """Every order, of one market or all, in placement order."""
-        return tuple(o for o in self._orders.values() if market_id is None or o.market_id == market_id)
+        if market_id is None:
+            return tuple(self._orders.values())
+        return tuple(self._orders[ref] for ref in self._by_market.get(market_id, ()))
+
+    def _add(self, order: Order) -> None:
+        self._orders[order.customer_order_ref] = order
+        self._by_market.setdefault(order.market_id, {})[order.customer_order_ref] = None
 
     def market_book(self, market_id: str) -> MarketBook | None:
         """The last market update received for the market."""
@@ -191,7 +200,7 @@ class PaperExchange(BaseExchange):
         if error is not None:
             rejected = Order.from_request(request, bet_id=None, status=OrderStatus.REJECTED, placed_at=now,
                                           updated_at=now, error_code=error)
-            self._orders[request.customer_order_ref] = rejected
+            self._add(rejected)
             self._emit(EventKind.ORDER_REJECTED, rejected, now)
             return rejected
         state = self._markets[request.market_id]
@@ -202,7 +211,7 @@ class PaperExchange(BaseExchange):
             bet_delay_seconds=delay,
         )
         self._next_bet += 1
-        self._orders[order.customer_order_ref] = order
+        self._add(order)
         self._emit(EventKind.ORDER_PLACED, order, now)
         if delay > 0.0:
             self._pending[order.customer_order_ref] = now + timedelta(seconds=delay)
@@ -332,7 +341,7 @@ class PaperExchange(BaseExchange):
             resting.ahead = round_money(cap if resting.ahead is None else min(resting.ahead, cap))
 
     def _apply_status(self, book: MarketBook, previous: _MarketState | None, now: datetime) -> None:
-        market_refs = [ref for ref, o in self._orders.items() if o.market_id == book.market_id and o.is_live]
+        market_refs = [o.customer_order_ref for o in self.orders(book.market_id) if o.is_live]
         if book.status is MarketStatus.CLOSED:
             for ref in market_refs:
                 self._lapse(ref, LapseReason.MARKET_CLOSED, now)
@@ -357,19 +366,18 @@ class PaperExchange(BaseExchange):
         if market_id in self._settled_markets:
             raise ValueError(f"market {market_id} is already settled")
         now = require_aware(self._clock.now())
-        for ref, order in list(self._orders.items()):
-            if order.market_id == market_id and order.is_live:
-                self._lapse(ref, LapseReason.MARKET_CLOSED, now)
+        for order in self.orders(market_id):
+            if order.is_live:
+                self._lapse(order.customer_order_ref, LapseReason.MARKET_CLOSED, now)
         settlement = settle_market(
             market_id, self.orders(market_id), result, commission=self.config.commission,
             bankroll=self._balance, settled_at=now, config=self.config.settlement,
         )
         self._balance = settlement.pnl.bankroll_after
         self._settled_markets.add(market_id)
-        for order in list(self._orders.values()):
-            if order.market_id == market_id:
-                settled = self._update(order, now, settled=True)
-                self._emit(EventKind.BET_SETTLED, settled, now)
+        for order in self.orders(market_id):
+            settled = self._update(order, now, settled=True)
+            self._emit(EventKind.BET_SETTLED, settled, now)
         return settlement
 
     # --- bookkeeping ------------------------------------------------------------------------

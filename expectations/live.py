@@ -21,7 +21,7 @@ MAX_QUARANTINED_SHARE = 0.05
 
 
 def live_events() -> list[Expectation]:
-    """Expectations over ``serving.engine.control.events_frame``."""
+    """Expectations over ``serving.control.events_frame``."""
     kinds = [str(k) for k in EventKind] + list(CONTROL_PLANE_KINDS)
     return [
         present("id"), present("kind"), present("event_time"),

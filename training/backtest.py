@@ -18,9 +18,9 @@ realised so far and settled at its end. Thresholds (minimum edge, maximum price)
 
 **In-play** (:func:`run_inplay`): point-by-point matches replayed against the SIMULATED in-play
 market of ``feeds.live.market`` (no in-play price history exists in the data), with the live
-engine's rules: the engine's trigger rule decides when to predict (``serving.engine.triggers``),
-its configuration (``EngineConfig``: value, staking, risk limits, exchange with a 3 s bet delay)
-is used as is, its prior is the margin-free pre-match price as in ``TradingEngine._state``. The
+engine's own trading code: the messages the feed server publishes for each match go through one
+``betting.trading.TradingCore`` (triggers, prior, value, staking, risk limits, the paper exchange with
+its 3 s bet delay, settlement at the match end) under the engine's ``TradingPolicy``, synchronously. The
 probability is a parameter (:data:`InplayModel`); the default is the Markov chain with serve
 updates that ``/predict_live`` serves. Two simulated markets (:data:`INPLAY_MARKETS`): the feed's
 own (priced one point late, with noise: exploitable by construction, as the constant-serve chain,
@@ -38,7 +38,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -53,17 +53,19 @@ from betting.exchange import OrderUpdate
 from betting.ladder import MAX_PRICE, MIN_PRICE, round_to_tick
 from betting.market import MarketBook, MarketStatus, RunnerBook
 from betting.paper import PaperExchange, PaperExchangeConfig
-from betting.records import BetResult, OrderRequest, Settlement, Side, customer_order_ref
+from betting.policy import TradingPolicy
+from betting.records import BetResult, EventKind, OrderRequest, Settlement, Side, customer_order_ref
 from betting.risk import RiskBook, RiskLimits, check
 from betting.settlement import MatchResult
 from betting.staking import StakingConfig
+from betting.trading import TradingCore
 from betting.value import ValueConfig
 from features.inplay import ServeTracker, live_win_probability
-from features.scoring import Score, ScoringError, check_next
-from feeds.live.market import BOOKMAKER_SIZE, LABELS, MarketModel, SimulatedMarket, closing_odds
-from feeds.live.replay import PREMATCH_LEAD_SECONDS, REOPEN_SECONDS, scores_of
-from serving.engine.engine import EngineConfig, feed_book, prior_probability
-from serving.engine.triggers import fired, momentum_leader
+from features.scoring import Score, ScoringError
+from feeds.live.books import feed_book
+from feeds.live.market import BOOKMAKER_SIZE, LABELS, MarketModel
+from feeds.live.protocol import market_event_key
+from feeds.live.replay import PREMATCH_LEAD_SECONDS, match_messages, scores_of
 from training.evaluation import fair_probability
 
 SIMULATED = "SIMULATED in-play market (feeds.live.market): not real prices"
@@ -602,11 +604,11 @@ the current score, only the one-tick spread): there, only information beyond tha
 
 
 @dataclass(frozen=True)
-class InplayConfig:
-    """The in-play backtest: the live engine's configuration and the simulated market's."""
+class InplayBacktestConfig:
+    """The in-play backtest: the live engine's trading policy and the simulated market's."""
 
-    engine: EngineConfig = EngineConfig()
-    """Bankroll, triggers, value, staking, risk limits and exchange (bet delay) as the engine runs."""
+    policy: TradingPolicy = TradingPolicy()
+    """Bankroll, triggers, value, staking, risk limits and exchange (bet delay), as the engine runs them."""
     market: MarketModel = MarketModel()
     """How the simulated market departs from the fair price (lag, noise, spread)."""
     gap_seconds: float = 60.0
@@ -639,122 +641,86 @@ def _result(row: dict, final: Score) -> MatchResult:
 
 
 class _InplayReplay:
-    """Matches one after another on one event-time clock, one risk book, the engine's rules."""
+    """Matches one after another on one event-time clock through one ``TradingCore`` — the live engine's
+    trading code, called synchronously with the messages the feed server publishes for the match
+    (``feeds.live.replay.match_messages``), in the feed's own order (time, then market before match,
+    as ``feeds.live.ordering``), the exchange polled after each message as the deterministic engine does."""
 
-    def __init__(self, model: InplayModel, config: InplayConfig):
+    def __init__(self, model: InplayModel, config: InplayBacktestConfig):
         self.model = model
         self.cfg = config
-        self.engine = config.engine
-        self.risk = RiskBook(self.engine.bankroll)
+        policy = config.policy
         self.clock = ManualClock(datetime(1970, 1, 1, tzinfo=UTC))
+        self.exchange = PaperExchange(self.clock, policy.exchange, balance=policy.bankroll)
+        self.core = TradingCore(policy, self.clock, self.exchange, emit=self._emit, market_key=market_event_key,
+                                on_settlement=self._settled)
         self.recorder = _Recorder()
         self.counts: Counter = Counter()
-        self.points = self.predictions = self.decisions = self.orders = self.matches = 0
+        self.points = self.matches = 0
+        self._row: dict = {}
+        self._opportunity: tuple[float, float] = (math.nan, math.nan)
+        self._opportunities: dict[str, tuple[float, float]] = {}
 
-    def _feed(self, exchange: PaperExchange, book: MarketBook, at: datetime) -> None:
-        self.clock.set(max(at, self.clock.now()))
-        self.risk.record_market_book(book)
-        _record(self.risk, exchange.on_market_book(book))
+    @property
+    def risk(self) -> RiskBook:
+        return self.core.risk
 
-    def _trade(self, exchange: PaperExchange, key: str, book: MarketBook, p: float, points: int,
-               opportunities: dict[str, tuple[float, float]]) -> None:
-        """``TradingEngine._trade`` + ``_submit``: decide on the open book, risk-check, place."""
-        self.decisions += 1
-        decision = decide(key, book, p, LABELS, self.risk.bankroll, self.engine.value, self.engine.staking,
-                          self.engine.risk.max_stake, (points,))
-        request = decision.request
-        if request is None:
-            return
-        verdict = check(request, self.risk, self.clock.now(), self.engine.risk)
-        if not verdict.approved:
-            self.counts[f"risk: {verdict.reason}"] += 1
-            return
-        order = exchange.place(request)
-        self.orders += 1
-        self.risk.record_order(order)
-        _record(self.risk, exchange.poll())
-        if order.error_code is not None:
-            self.counts[f"exchange: {order.error_code}"] += 1
-        opportunities[request.customer_order_ref] = (decision.opportunity.edge, decision.opportunity.model_probability)
+    def _emit(self, kind: EventKind | str, payload: dict, _match_id: str | None, _ctx: object) -> None:
+        if kind is EventKind.OPPORTUNITY:
+            self._opportunity = (payload["edge"], payload["model_probability"])
+        elif kind is EventKind.ORDER_PLACED:
+            self._opportunities[payload["order"]["customer_order_ref"]] = self._opportunity
+        elif kind is EventKind.ORDER_REJECTED:
+            order = payload.get("order")
+            if order is not None:  # refused by the exchange
+                self.counts[f"exchange: {order.get('error_code')}"] += 1
+            else:  # refused before the exchange: risk limits (or a suspension)
+                self.counts[f"risk: {payload['reason']}"] += 1
+
+    def _settled(self, settlement: Settlement, match_id: str) -> None:
+        row = self._row
+        self.recorder.settled(settlement, match_id, int(row["season"]), str(row["source"]), self._opportunities)
 
     def replay(self, row: dict) -> None:
         key = str(row["event_key"])
         try:
-            scores, times = scores_of(row)
+            scores, _ = scores_of(row)
         except (ScoringError, ValueError, TypeError) as exc:
             self.counts[f"skipped: point data rejected ({type(exc).__name__})"] += 1
             return
         if not scores:
             self.counts["skipped: no points"] += 1
             return
-        result = _result(row, scores[-1])
-        if result.winner is None:
+        if _result(row, scores[-1]).winner is None:
             self.counts["skipped: retired without a known winner"] += 1
             return
         self.matches += 1
-        first = int(row["first_server"]) - 1 if row["source"] == "slam" else 0
-        start_score = Score.start(scores[0].fmt, first)
+        self.points += len(scores)
+        self._row = row
         day = _utc(pd.Timestamp(row["event_date"]))
         start = max(day + timedelta(seconds=PREMATCH_LEAD_SECONDS),
                     self.clock.now() + timedelta(seconds=self.cfg.gap_seconds))
-        sim = SimulatedMarket(key, float(row["prematch_p1"]), start_score, self.cfg.market)
-        # the engine's prior: the pre-match closing book, else the opening market
-        opening = feed_book(sim.opening(), start)
-        pre = None
-        if pd.notna(row.get("close_p1")) and pd.notna(row.get("close_p2")):
-            pre = feed_book(closing_odds(key, float(row["close_p1"]), float(row["close_p2"]),
-                                         str(row["close_source"])), start)
-        prior = min(max(prior_probability(pre, opening)[0], 0.001), 0.999)
-        exchange = PaperExchange(self.clock, self.engine.exchange, balance=self.risk.bankroll)
-        opportunities: dict[str, tuple[float, float]] = {}
-        triggers = self.engine.triggers
-        served, won = [0, 0], [0, 0]
-        recent: deque[int] = deque(maxlen=triggers.momentum_window)
-        season, tournament = int(row["season"]), str(row["tournament"])
-
-        def predict(score: Score) -> float:
-            self.predictions += 1
-            return self.model(InplayState(key, score, prior, (won[0], won[1]), (served[0], served[1]),
-                                          tournament, season))
-
-        self._feed(exchange, opening, start)
-        p = predict(start_score)  # MATCH_START
-        self._trade(exchange, key, opening, p, 0, opportunities)
-        prev, since = start_score, 0
-        for n, (score, t) in enumerate(zip(scores, times, strict=True), start=1):
-            at = start + timedelta(seconds=t)
-            live = any(exchange.order(ref).is_live for ref in opportunities)  # the match's orders only
-            if live:  # the suspension as the point is played (the engine sees every book; only live orders care)
-                self._feed(exchange, feed_book(sim.suspend(n), at), at - timedelta(milliseconds=1))
-            winner = check_next(prev, score)
-            momentum_before = momentum_leader(recent, triggers)
-            served[prev.server] += 1
-            won[prev.server] += int(winner == prev.server)
-            recent.append(winner)
-            since += 1
-            self.points += 1
-            fire = fired(prev, score, since, momentum_before, momentum_leader(recent, triggers), triggers)
-            reopened_at = at + timedelta(seconds=REOPEN_SECONDS)
-            update = sim.after_point(score, n)
-            if fire:
-                p = predict(score)
-                since = 0
-                book = feed_book(update, reopened_at)
-                self._feed(exchange, book, reopened_at)
-                if book.status is MarketStatus.OPEN:
-                    self._trade(exchange, key, book, p, n, opportunities)
-            elif live or update.status == "CLOSED":
-                self._feed(exchange, feed_book(update, reopened_at), reopened_at)
-            prev = score
-        end = start + timedelta(seconds=times[-1] + 0.01)
-        self.clock.set(max(end, self.clock.now()))
-        for order in exchange.orders():  # the engine cancels what is still live at the match's end
-            if order.is_live:
-                exchange.cancel(order.customer_order_ref)
-        _record(self.risk, exchange.poll())
-        settlement = exchange.settle_market(sim.market_id, result)
-        self.risk.record_settlement(settlement)
-        self.recorder.settled(settlement, key, season, str(row["source"]), opportunities)
+        messages = sorted(match_messages(row, 0.0, self.cfg.market), key=lambda s: (s.at, s.channel != "market"))
+        core, model = self.core, self.model
+        for message in messages:
+            at = start + timedelta(seconds=message.at)
+            if at > self.clock.now():
+                self.clock.set(at)
+            payload = message.payload
+            if message.channel == "market":
+                book = feed_book(payload, self.clock.now())
+                core.on_book(key, book)
+                core.after_book(key, book)
+            elif triggers := core.on_match(payload):
+                m = core.matches[key]
+                prior = core.state(m)["prematch_probability"]
+                p = model(InplayState(key, m.score, prior, (m.won_on_serve[0], m.won_on_serve[1]),
+                                      (m.served[0], m.served[1]), m.tournament, m.season))
+                core.predicted(m, p, triggers)
+                core.trade(m)
+            core.poll()
+        core.forget(key)
+        self._opportunities.clear()
 
 
 def inplay_rows(catalog: pd.DataFrame, sources: Sequence[str] = ("pbp", "slam"), limit: int | None = None
@@ -768,7 +734,7 @@ def inplay_rows(catalog: pd.DataFrame, sources: Sequence[str] = ("pbp", "slam"),
 
 
 def run_inplay(catalog: pd.DataFrame, model: InplayModel = markov_serve_updates, name: str = "markov-serve-updates",
-               config: InplayConfig = InplayConfig(), limit: int | None = None,
+               config: InplayBacktestConfig = InplayBacktestConfig(), limit: int | None = None,
                sources: Sequence[str] = ("pbp", "slam")) -> InplayBacktest:
     """Replay catalog matches (``feeds.live.catalog`` columns) in date order against the SIMULATED
     in-play market (:func:`inplay_rows`)."""
@@ -777,6 +743,7 @@ def run_inplay(catalog: pd.DataFrame, model: InplayModel = markov_serve_updates,
     replay = _InplayReplay(model, config)
     for row in rows.to_dict("records"):
         replay.replay(row)
-    ledger = replay.recorder.ledger(config.engine.bankroll, replay.counts)
-    return InplayBacktest(name, ledger, replay.matches, replay.points, replay.predictions, replay.decisions,
-                          replay.orders, time.perf_counter() - started)
+    ledger = replay.recorder.ledger(config.policy.bankroll, replay.counts)
+    counts = replay.core.counts
+    return InplayBacktest(name, ledger, replay.matches, replay.points, counts.predictions, counts.decisions,
+                          counts.orders, time.perf_counter() - started)

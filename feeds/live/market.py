@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from betting.ladder import MAX_PRICE, MIN_PRICE, round_to_tick, tick_offset
 from betting.records import Side
 from features.inplay import match_win_probability, serve_probabilities
-from features.scoring import Score
+from features.scoring import PLAYER_LABELS, Score
 from feeds.live.protocol import MarketUpdate, RunnerPrices
 
-LABELS = ("First Player", "Second Player")
+LABELS = PLAYER_LABELS
 BOOKMAKER_SIZE = 1000.0
 """Stake the bookmaker is assumed to accept at its closing price (the odds files carry no sizes)."""
 

@@ -19,10 +19,10 @@ from typing import Any
 
 from sqlalchemy.engine import Engine as DbEngine
 
+from betting.policy import TradingPolicy
+from serving import control
 from serving.api.gateway import Gateway, GatewayConfig
 from serving.api.views import LiveView, MatchView, Update
-from serving.engine import control
-from serving.engine.engine import EngineConfig
 from storage import live as store
 
 log = logging.getLogger(__name__)
@@ -228,7 +228,7 @@ class LiveService:
             return figures
 
     def _trading_metrics(self) -> dict[str, Any]:
-        pnl = control.live_pnl(self.db, EngineConfig(bankroll=self.bankroll)).summary
+        pnl = control.live_pnl(self.db, TradingPolicy(bankroll=self.bankroll)).summary
         results = [b["result"] for s in store.settlements(self.db) for b in s.get("bets", [])]
         won, lost = results.count("WON"), results.count("LOST")
         total, open_bets = store.order_page(self.db, state="all", limit=1)[0], store.order_page(

@@ -16,10 +16,10 @@ from datetime import datetime
 from typing import Any
 
 from betting.market import MarketStatus
+from betting.prior import mid_probability
 from betting.records import EventKind
-from serving.engine.control import logged_book
-from serving.engine.engine import mid_probability
-from serving.engine.match import FIRST, SECOND
+from features.live_match import FIRST, SECOND
+from feeds.live.books import logged_book
 
 MAX_PREDICTIONS = 5_000
 """Predictions kept per match (a five-set match has fewer than 500 points)."""

@@ -20,6 +20,7 @@ import os
 import signal
 import sys
 
+from betting.policy import TradingPolicy
 from courtside.settings import Settings
 from serving.engine.engine import EngineConfig, TradingEngine
 from serving.engine.prediction import PredictionClient
@@ -49,7 +50,7 @@ async def run(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     deterministic = args.deterministic or os.environ.get("COURTSIDE_DETERMINISTIC", "") in ("1", "true", "yes")
     config = EngineConfig(feed_url=args.feed_url or settings.feed_url, feeds=tuple(args.feed),
-                          bankroll=settings.bankroll, deterministic=deterministic)
+                          policy=TradingPolicy(bankroll=settings.bankroll), deterministic=deterministic)
     async with PredictionClient(args.prediction_url or settings.prediction_url) as client:
         log.info("waiting for the prediction service at %s", client.url)
         while not await client.wait_ready(timeout_s=30):

@@ -63,26 +63,24 @@ from sqlalchemy.engine import Engine as DbEngine
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from betting.clock import ManualClock
-from betting.decision import decide
-from betting.market import MarketBook, MarketStatus, RunnerBook
-from betting.paper import PaperExchange, PaperExchangeConfig
+from betting.paper import PaperExchange
+from betting.policy import TradingPolicy
 from betting.records import EventKind, Order, OrderRequest, Settlement
-from betting.risk import RiskBook, RiskLimits, check
-from betting.settlement import MatchResult, settle_market
-from betting.staking import StakingConfig
-from betting.value import ValueConfig, fair_probability
-from features.outcomes import parse_outcome
+from betting.risk import RiskBook
+from betting.trading import TradingCore, TradingCounts
+from features.live_match import BadMessage, LiveMatch
+from features.triggers import Trigger
+from feeds.live.books import feed_book, update_payload
 from feeds.live.client import RECORD_LIMIT, FeedClient, Frame
 from feeds.live.ordering import FeedMerger
 from feeds.live.protocol import Envelope, Heartbeat, MarketUpdate, MatchEvent, market_event_key
-from serving.engine.match import FIRST, SECOND, BadMessage, LiveMatch
 from serving.engine.prediction import PredictionRefused, PredictionUnavailable
-from serving.engine.triggers import Trigger, TriggerConfig, fired
 from storage import live as store
 
 log = logging.getLogger(__name__)
 
-Predict = Callable[[list[dict]], Awaitable[list[dict]]]
+PredictLive = Callable[[list[dict]], Awaitable[list[dict]]]
+"""Prediction requests (``TradingCore.state``) -> the service's answers, in order."""
 DETERMINISTIC_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 """Where the feed clock starts in deterministic mode (unless ``EngineConfig.epoch`` says otherwise)."""
 CONFIRM_LEAP, REFUTE_LEAP, RECOVERY_CHECK = "confirm-leap", "refute-leap", "recovery-check"
@@ -91,18 +89,14 @@ CONFIRM_LEAP, REFUTE_LEAP, RECOVERY_CHECK = "confirm-leap", "refute-leap", "reco
 
 @dataclass(frozen=True)
 class EngineConfig:
-    """Everything the engine's behaviour depends on."""
+    """Everything the engine's behaviour depends on: the trading policy (``betting.policy``, the same the
+    backtests and the control plane use) and the few settings of the engine process itself."""
 
     feed_url: str = "ws://127.0.0.1:8765"
     feeds: tuple[str, ...] = ("live",)
-    bankroll: float = 1000.0
+    policy: TradingPolicy = field(default_factory=TradingPolicy)
     max_batch: int = 256
     """Most frames processed (and committed) together when they queue up."""
-    triggers: TriggerConfig = field(default_factory=TriggerConfig)
-    value: ValueConfig = field(default_factory=ValueConfig)
-    staking: StakingConfig = field(default_factory=StakingConfig)
-    risk: RiskLimits = field(default_factory=RiskLimits)
-    exchange: PaperExchangeConfig = field(default_factory=PaperExchangeConfig)
     session: str = "paper"
     """Names this trading session in the quarantine table."""
     housekeeping_s: float = 1.0
@@ -127,7 +121,7 @@ class EngineConfig:
 
 
 @dataclass
-class EngineStats:
+class EngineStats(TradingCounts):
     messages: int = 0
     recovered: int = 0
     replayed: int = 0
@@ -135,18 +129,12 @@ class EngineStats:
     quarantined: int = 0
     poison: int = 0
     """Of the quarantined: frames whose handling raised an unexpected exception."""
-    suspensions: int = 0
-    resumptions: int = 0
     gaps_skipped: int = 0
     skipped_messages: int = 0
     held: int = 0
     """Live mode: frames that arrived while another channel was still recovering (handled after it)."""
     replay_mismatches: int = 0
-    predictions: int = 0
     prediction_failures: int = 0
-    opportunities: int = 0
-    orders: int = 0
-    rejected: int = 0
     commit_retries: int = 0
     housekeeping_errors: int = 0
     decision_ms: list[float] = field(default_factory=list)
@@ -159,32 +147,6 @@ class EngineStats:
             return None
         return {"n": len(lat), "p50_ms": round(lat[len(lat) // 2], 3),
                 "p99_ms": round(lat[int(0.99 * (len(lat) - 1))], 3), "max_ms": round(lat[-1], 3)}
-
-
-def feed_book(update: MarketUpdate, at: datetime) -> MarketBook:
-    """The order book of a feed's market update (top of book per runner)."""
-    runners = tuple(RunnerBook.top_of_book(r.selection, r.back_price, r.back_size, r.lay_price, r.lay_size,
-                                           r.traded_volume) for r in update.runners)
-    return MarketBook(market_id=update.market_id, publish_time=at, status=MarketStatus(update.status),
-                      in_play=update.in_play, runners=runners)
-
-
-def mid_probability(book: MarketBook) -> float | None:
-    """Margin-free P(first player) from the best back prices of both runners."""
-    a, b = book.runner(FIRST), book.runner(SECOND)
-    if not a or not b or a.best_back is None or b.best_back is None:
-        return None
-    return fair_probability(a.best_back, b.best_back)
-
-
-def prior_probability(prematch: MarketBook | None, opening: MarketBook | None) -> tuple[float, str]:
-    """The pre-match probability a live match is calibrated to, and where it came from: the pre-match
-    closing book, else the opening in-play market, else 0.5 (both margin-free)."""
-    if prematch is not None and (p := mid_probability(prematch)) is not None:
-        return p, "pre-match closing odds, margin removed"
-    if opening is not None and (p := mid_probability(opening)) is not None:
-        return p, "opening in-play market, margin removed"
-    return 0.5, "no price: 0.5"
 
 
 def check_prediction(answer: dict) -> float:
@@ -206,7 +168,7 @@ LIVE, RECOVERING, REPLAYING = "live", "recovering", "replaying"
 class TradingEngine:
     """The data plane. Feed it frames with ``process``; ``run`` follows the feed server."""
 
-    def __init__(self, config: EngineConfig, db: DbEngine, predict: Predict):
+    def __init__(self, config: EngineConfig, db: DbEngine, predict: PredictLive):
         self.cfg = config
         self.db = db
         self.predict = predict
@@ -224,28 +186,17 @@ class TradingEngine:
         # restores the persisted orders and settlements.
         restored = [] if config.deterministic else committed
         self._committed_orders = {o.customer_order_ref: o for o in committed}
-        self.exchange = PaperExchange(self.clock, config.exchange, balance=config.bankroll, orders=restored)
-        self.risk = RiskBook(config.bankroll)
-        for order in restored:
-            self.risk.record_order(order)
-        self.settled: set[str] = set()
+        policy = config.policy
+        exchange = PaperExchange(self.clock, policy.exchange, balance=policy.bankroll, orders=restored)
+        self.core = TradingCore(policy, self.clock, exchange, RiskBook(policy.bankroll), emit=self._emit,
+                                on_order=self._order_state, counts=self.stats, market_key=market_event_key)
+        """The trading rules (``betting.trading``): match states, risk book, exchange, decisions."""
+        self.core.restore_orders(restored)
         if not config.deterministic:
             self._apply_settlements()
-        self.matches: dict[str, LiveMatch] = {}
-        self.saved_predictions = store.latest_payloads(db, str(EventKind.PREDICTION))
-        """The last committed prediction of each match: restored when recovery reaches its point."""
-        self.market_of: dict[str, str] = {}
-        """market id -> event key."""
-        self.prematch_books: dict[str, MarketBook] = {}
-        self.inplay_books: dict[str, MarketBook] = {}
-        """Latest market book of each match, by event key."""
-        self._recovered_books: dict[str, MarketBook] = {}
-        self.opening_books: dict[str, MarketBook] = {}
-        """First open in-play book of each match (a prior when there are no pre-match odds)."""
-        self.order_match: dict[str, tuple[str, str]] = {
-            o.customer_order_ref: (self._match_of_market(o.market_id), "restored") for o in restored}
-        self.suspended: dict[str, tuple[str, str]] = {}
-        """event key -> (channel, reason) of matches not traded until a clean message of that channel."""
+        self.core.saved_predictions = store.latest_payloads(db, str(EventKind.PREDICTION))
+        self._phase_now = LIVE
+        """The phase of the frame being handled (what the log sink says of suspensions)."""
         self._feed_time: dict[tuple[str, str], float] = {}
         """Time of the last message handled per channel."""
         self._leaps: dict[tuple[str, str], list[Frame]] = {}
@@ -266,9 +217,8 @@ class TradingEngine:
         """Receive times of market messages that led to a trading decision in the current batch."""
         self._pending: asyncio.Queue[store.Step] = asyncio.Queue()
         self._writer: asyncio.Task | None = None
-        self.base_risk = config.risk
+        self.base_risk = config.policy.risk
         """The configured limits; the operator's overrides apply on top of them."""
-        self.paused = False
         self.controls_version = 0
         self.controls_error: str | None = None
         self.started_at = datetime.now(UTC)
@@ -281,10 +231,33 @@ class TradingEngine:
         else:
             self.apply_controls()
 
-    # --- helpers --------------------------------------------------------------------------------
-    def _match_of_market(self, market_id: str) -> str:
-        return self.market_of.get(market_id) or market_event_key(market_id) or market_id
+    # --- the core's state, for readers -------------------------------------------------------------
+    @property
+    def matches(self) -> dict[str, LiveMatch]:
+        return self.core.matches
 
+    @property
+    def risk(self) -> RiskBook:
+        return self.core.risk
+
+    @property
+    def exchange(self) -> PaperExchange:
+        return self.core.exchange  # type: ignore[return-value]
+
+    @property
+    def suspended(self) -> dict[str, tuple[str, str]]:
+        return self.core.suspended
+
+    @property
+    def paused(self) -> bool:
+        return self.core.paused
+
+    @property
+    def limits(self):
+        """The risk limits in force (configured, with the operator's overrides)."""
+        return self.core.limits
+
+    # --- helpers --------------------------------------------------------------------------------
     def _epoch(self, feed: str, event_time: float = 0.0) -> datetime:
         """When the feed's clock started: fixed in deterministic mode, else found at its first message."""
         epoch = self.epochs.get(feed)
@@ -308,20 +281,22 @@ class TradingEngine:
         self._step.events.append(store.EventEntry(str(kind), self.clock.now(), payload,
                                                   env.feed if env else None, env.seq if env else None, match_id))
 
+    def _emit(self, kind: EventKind | str, payload: dict, match_id: str | None, env: Envelope | None) -> None:
+        """The core's event-log sink: entries join the batch's step (a recovered frame's step is thrown away)."""
+        if kind is EventKind.ORDER_PLACED and env is not None:
+            payload["trigger"] = {"feed": env.feed, "channel": env.channel, "seq": env.seq}
+        elif kind is EventKind.MATCH_SUSPENDED and self._phase_now == LIVE:
+            log.warning("match %s suspended from trading: %s", match_id, payload["reason"])
+        elif kind is EventKind.MATCH_RESUMED and self._phase_now == LIVE:
+            log.info("match %s resynchronised: trading again", match_id)
+        self._log(kind, payload, match_id, env)
+
+    def _order_state(self, order: Order, match_id: str, source: str) -> None:
+        self._step.orders[order.customer_order_ref] = store.OrderState(
+            order.customer_order_ref, match_id, source, order.to_dict())
+
     def _record_updates(self, updates, env: Envelope | None = None) -> None:
-        for u in updates:
-            order = u.order
-            self.risk.record_order(order)
-            match_id, source = self.order_match.get(order.customer_order_ref,
-                                                    (self._match_of_market(order.market_id), "inplay"))
-            self._step.orders[order.customer_order_ref] = store.OrderState(
-                order.customer_order_ref, match_id, source, order.to_dict())
-            payload = {"order": order.to_dict()}
-            if u.fill is not None:
-                payload["fill"] = u.fill.to_dict()
-            if env is not None and u.kind is EventKind.ORDER_PLACED:
-                payload["trigger"] = {"feed": env.feed, "channel": env.channel, "seq": env.seq}
-            self._log(u.kind, payload, match_id, env if u.kind is EventKind.ORDER_PLACED else None)
+        self.core.record(updates, env)
 
     def quarantine(self, raw: str, reason: str, seq: int | None, feed: str, channel: str) -> None:
         """A frame that failed validation or a rule of the match's state: keep it with the reason."""
@@ -331,27 +306,6 @@ class TradingEngine:
                                        "batch_id": self.cfg.session})
         self._step.events.append(store.EventEntry(str(EventKind.QUARANTINED), self.clock.now(),
                                                   {"reason": reason[:2000], "channel": channel}, feed, seq, None))
-
-    def _suspend(self, key: str, channel: str, reason: str, phase: str, env: Envelope | None) -> None:
-        """No trading on the match until a clean message of ``channel`` (the reason is logged)."""
-        if key in self.suspended:
-            return
-        self.suspended[key] = (channel, reason)
-        self.stats.suspensions += 1
-        if phase == LIVE:
-            log.warning("match %s suspended from trading: %s", key, reason)
-            self._log(EventKind.MATCH_SUSPENDED, {"reason": reason[:2000], "channel": channel}, key, env)
-
-    def _clean(self, key: str, channel: str, phase: str, env: Envelope) -> None:
-        """A message of ``channel`` applied cleanly: a match suspended by that channel trades again."""
-        held = self.suspended.get(key)
-        if held is None or held[0] != channel:
-            return
-        del self.suspended[key]
-        self.stats.resumptions += 1
-        if phase == LIVE:
-            log.info("match %s resynchronised: trading again", key)
-            self._log(EventKind.MATCH_RESUMED, {"after": held[1][:500], "channel": channel}, key, env)
 
     # --- frames: one guarded step each ---------------------------------------------------------------
     def _frames(self, batch: Iterable[Frame | tuple[float, Envelope]]) -> list[Frame]:
@@ -448,14 +402,14 @@ class TradingEngine:
             self._journal.clear()
             self._logged_predictions.clear()
         else:
-            self._resume_exchange()
+            self.core.resume_exchange()
             payload["orders"] = len(self.exchange.orders())
         if self._unreachable:
             payload["unreachable"] = sorted(f"{f}/{c}" for f, c in self._unreachable)
         self._log(EventKind.RECOVERED, payload)
         log.info("recovered after a restart: %s", payload)
         self.apply_controls()
-        if self.cfg.risk.kill_switch:  # before a held frame can fill a restored resting order
+        if self.limits.kill_switch:  # before a held frame can fill a restored resting order
             self._cancel_live_orders()
         held, self._held = self._held, []
         return held
@@ -495,6 +449,7 @@ class TradingEngine:
         elif phase == REPLAYING:
             self.stats.replayed += 1
         committed_step = self._step
+        self._phase_now = phase
         if phase != LIVE:
             self._step = store.Step()  # nothing of a recovered frame is committed again
         try:
@@ -541,7 +496,7 @@ class TradingEngine:
             self.quarantine(raw, reason, frame.seq, frame.feed, frame.channel)
         match_key = getattr(env.data, "event_key", None) if env is not None else None
         if suspend and match_key is not None:
-            self._suspend(match_key, frame.channel, reason, phase, env)
+            self.core.suspend(match_key, frame.channel, reason, env)
 
     def _gap_skipped(self, frame: Frame, phase: str) -> None:
         self.stats.gaps_skipped += 1
@@ -561,15 +516,15 @@ class TradingEngine:
             return
         if not isinstance(env.data, MatchEvent):
             raise BadMessage("a market message on the match channel")
-        triggers = self._on_match(env, env.data, phase)
+        triggers = self.core.on_match(env.data, env.feed, env.channel, env, recovering=phase == RECOVERING)
         if not triggers or phase == RECOVERING:
             return
         if self.cfg.deterministic:
             m = self.matches[env.data.event_key]
             answer = await self._predict_one(m, phase)
             if answer is not None:
-                self._predicted(m, answer, env, triggers)
-                self._trade(m, env)
+                self.core.predicted(m, check_prediction(answer), triggers, answer, env)
+                self.core.trade(m, env)
             if phase == LIVE:
                 self.stats.decision_ms.append((time.perf_counter() - frame.received) * 1000)
         else:
@@ -577,139 +532,22 @@ class TradingEngine:
 
     # --- message handling -----------------------------------------------------------------------
     async def _on_market(self, frame: Frame, env: Envelope, update: MarketUpdate, phase: str) -> None:
-        at = self.clock.now()
-        book = feed_book(update, at)
-        self.market_of[update.market_id] = update.event_key
-        (self.inplay_books if update.in_play else self.prematch_books)[update.event_key] = book
-        if update.in_play and update.status == "OPEN":
-            self.opening_books.setdefault(update.event_key, book)
+        book = feed_book(update, self.clock.now())
         if phase == RECOVERING:
-            self._recovered_books[update.market_id] = book
-            self._clean(update.event_key, env.channel, phase, env)
+            self.core.on_book(update.event_key, book, env.channel, env, recovering=True)
             return
-        self.risk.record_market_book(book)
-        self._record_updates(self.exchange.on_market_book(book))
+        self.core.on_book(update.event_key, book, env.channel, env)
         kind = EventKind.MARKET_SUSPENDED if update.status == "SUSPENDED" else EventKind.MARKET_UPDATE
-        prices = {r.selection: [r.back_price, r.lay_price] for r in update.runners}
-        sizes = {r.selection: [r.back_size, r.lay_size] for r in update.runners}
-        self._log(kind, {"market_id": update.market_id, "status": update.status, "in_play": update.in_play,
-                         "simulated": update.simulated, "source": update.source, "prices": prices,
-                         "sizes": sizes, "point_number": update.point_number}, update.event_key, env)
-        self._clean(update.event_key, env.channel, phase, env)
-        m = self.matches.get(update.event_key)
-        if m is not None and update.in_play and update.status == "OPEN" and self._trade(m, env):
+        self._log(kind, update_payload(update), update.event_key, env)
+        if self.core.after_book(update.event_key, book, env.channel, env):
             self._decisions.append(frame.received)
 
-    def _on_match(self, env: Envelope, event: MatchEvent, phase: str) -> list[Trigger]:
-        key = event.event_key
-        recovering = phase == RECOVERING
-        m = self.matches.get(key)
-        if event.kind == "match_start":
-            if m is not None:
-                raise BadMessage(f"match {key} started already ({m.score.describe()}): a second start is ignored")
-            m = LiveMatch.start(event, env.feed, self.cfg.triggers)
-            self.matches[key] = m
-            if recovering:
-                self._restore_prediction(m)
-            if phase == LIVE:
-                self._log(EventKind.FEED_MESSAGE, {"kind": "match_start", "players": list(m.players),
-                                                   "player_keys": list(m.player_keys), "tournament": m.tournament,
-                                                   "season": m.season, "best_of": event.best_of,
-                                                   "surface": m.surface}, key, env)
-            return fired(None, m.score, 0, None, None, self.cfg.triggers)
-        if m is None:
-            raise BadMessage(f"{event.kind} for unknown match {key} (no match_start)")
-        if event.kind == "match_end":
-            self._finish(m, event, env, phase)
-            return []
-        m.check_same_match(event)
-        momentum_before = m.momentum_now(self.cfg.triggers)
-        try:
-            prev, _ = m.apply_point(event, self.cfg.triggers)
-        except BadMessage:
-            prev = m.follow_gap(event)
-            if prev is None:
-                raise
-        self._clean(key, env.channel, phase, env)
-        if recovering:
-            self._restore_prediction(m)
-            return []
-        if phase == LIVE:
-            self._log(EventKind.FEED_MESSAGE, {"kind": "point", "score": m.score.describe(),
-                                               "sets": event.event_final_result, "game": event.event_game_result},
-                      key, env)
-        if key in self.suspended:
-            return []  # suspended by the market channel: no prediction to trade on
-        return fired(prev, m.score, m.points_since_prediction, momentum_before, m.momentum_now(self.cfg.triggers),
-                     self.cfg.triggers)
-
-    def _resume_exchange(self) -> None:
-        """End of live-mode recovery: show the exchange every market as it was at the cursors, so orders
-        restored in their bet delay meet the same book as before the restart (queue positions of resting
-        orders are not persisted: they restart at the back of the visible queue, conservatively)."""
-        for book in self._recovered_books.values():
-            self.risk.record_market_book(book)
-            self._record_updates(self.exchange.on_market_book(book))
-        self._recovered_books.clear()
-
-    def _restore_prediction(self, m: LiveMatch) -> None:
-        saved = self.saved_predictions.get(m.event_key)
-        if saved is not None and saved.get("points_played") == m.points_played:
-            m.last_probability = float(saved["probability"])
-            m.predicted_points = m.points_played
-            m.points_since_prediction = 0
-
-    def _finish(self, m: LiveMatch, event: MatchEvent, env: Envelope, phase: str) -> None:
-        ending = m.end(event)  # raises BadMessage: not this match's end, or a second one
-        m.finished = True
-        outcome, sets_completed = parse_outcome(ending.score_text)
-        markets = sorted(mid for mid, k in self.market_of.items() if k == m.event_key)
-        if phase != RECOVERING:
-            for order in self.exchange.orders():
-                if self.market_of.get(order.market_id) == m.event_key and order.is_live:
-                    self.exchange.cancel(order.customer_order_ref)
-            self._record_updates(self.exchange.poll())
-        self._settle_risk(markets, MatchResult(winner=ending.winner, outcome=outcome, sets_completed=sets_completed))
-        if phase == LIVE:
-            self._log(EventKind.MATCH_FINISHED, {"event_key": m.event_key, "winner": ending.winner,
-                                                 "outcome": outcome, "sets_completed": sets_completed,
-                                                 "score": ending.score_text, "markets": markets,
-                                                 "players": list(m.players), "player_keys": list(m.player_keys)},
-                      m.event_key, env)
-
-    def _settle_risk(self, markets: list[str], result: MatchResult) -> None:
-        """The finished match's markets leave the risk book with their result (what ``settle_live`` will
-        persist); a market the rules cannot settle stays open for the operator."""
-        for market_id in markets:
-            if market_id in self.settled:
-                continue
-            try:
-                s = settle_market(market_id, self.exchange.orders(market_id), result,
-                                  commission=self.cfg.exchange.commission, bankroll=self.risk.bankroll,
-                                  settled_at=self.clock.now(), config=self.cfg.exchange.settlement)
-            except ValueError as exc:
-                log.warning("market %s cannot be settled by the rules (%s): its exposure stays", market_id, exc)
-                continue
-            self.risk.record_settlement(s)
-            self.settled.add(market_id)
-
     # --- predictions and decisions ----------------------------------------------------------------
-    def _state(self, m: LiveMatch) -> dict:
-        if m.prior is None:
-            m.prior, m.prior_source = prior_probability(self.prematch_books.get(m.event_key),
-                                                        self.opening_books.get(m.event_key))
-        s = m.score
-        return {"match_id": m.event_key, "best_of": m.fmt.best_of, "tournament": m.tournament, "season": m.season,
-                "sets": [list(x.games) for x in s.sets], "games": list(s.games), "points": list(s.points),
-                "server": s.server + 1, "prematch_probability": min(max(m.prior, 0.001), 0.999),
-                "serve_stats": {"won_one": m.won_on_serve[0], "served_one": m.served[0],
-                                "won_two": m.won_on_serve[1], "served_two": m.served[1]}}
-
     async def _predict_batch(self, wanted: dict[str, tuple[float, Envelope, list[Trigger]]]) -> None:
         """Live mode: one prediction call for every match that asked in the batch, then their decisions."""
         items = [(self.matches[k], r, e, t) for k, (r, e, t) in wanted.items() if k in self.matches]
         try:
-            answers = await self.predict([self._state(m) for m, *_ in items])
+            answers = await self.predict([self.core.state(m) for m, *_ in items])
             if len(answers) != len(items):
                 raise PredictionUnavailable(f"{len(answers)} answers for {len(items)} states")
             for answer in answers:
@@ -722,8 +560,8 @@ class TradingEngine:
         for (m, received, env, triggers), answer in zip(items, answers, strict=False):
             frame = Frame(env.feed, env.channel, env.seq, "", env, None, None, received)
             try:
-                self._predicted(m, answer, env, triggers)
-                self._trade(m, env)
+                self.core.predicted(m, check_prediction(answer), triggers, answer, env)
+                self.core.trade(m, env)
             except Exception as exc:  # noqa: BLE001 - one match's failure is that match's poison message
                 self.stats.poison += 1
                 log.error("poison message %s/%s #%d (deciding): %s", env.feed, env.channel, env.seq, exc)
@@ -741,7 +579,7 @@ class TradingEngine:
         attempts = 0
         while True:
             try:
-                answers = await self.predict([self._state(m)])
+                answers = await self.predict([self.core.state(m)])
                 if len(answers) != 1:
                     raise PredictionUnavailable(f"{len(answers)} answers for 1 state")
                 check_prediction(answers[0])
@@ -759,62 +597,8 @@ class TradingEngine:
                     log.warning("prediction for %s unavailable (attempt %d), waiting: %s", m.event_key, attempts, exc)
                 await asyncio.sleep(self.cfg.prediction_retry_s)
 
-    def _predicted(self, m: LiveMatch, prediction: dict, env: Envelope, triggers: list[Trigger]) -> None:
-        p = check_prediction(prediction)
-        m.last_probability = p
-        m.predicted_points = m.points_played
-        m.points_since_prediction = 0
-        self.stats.predictions += 1
-        self._log(EventKind.PREDICTION, {"probability": p, "prematch": prediction.get("prematch_probability"),
-                                         "prior_source": m.prior_source, "model": prediction.get("model_name"),
-                                         "version": prediction.get("model_version"), "score": m.score.describe(),
-                                         "points_played": m.points_played,
-                                         "triggers": [str(t) for t in triggers]}, m.event_key, env)
-
-    def _trade(self, m: LiveMatch, env: Envelope) -> bool:
-        """Value detection on the open in-play market with the prediction for the current score;
-        at most one decision per point. True when a decision (bet or no bet) was made."""
-        book = self.inplay_books.get(m.event_key)
-        if (book is None or book.status is not MarketStatus.OPEN or m.finished or m.last_probability is None
-                or m.predicted_points != m.points_played or m.traded_points == m.points_played
-                or m.event_key in self.suspended):
-            return False
-        m.traded_points = m.points_played
-        decision = decide(m.event_key, book, m.last_probability, (FIRST, SECOND), self.risk.bankroll,
-                          self.cfg.value, self.cfg.staking, self.cfg.risk.max_stake, (m.points_played,))
-        if decision.opportunity is None:
-            return True
-        self.stats.opportunities += 1
-        self._log(EventKind.OPPORTUNITY, decision.opportunity.to_dict(), m.event_key, env)
-        if decision.request is not None:
-            self._submit(decision.request, m.event_key, "inplay", env)
-        return True
-
-    def _submit(self, request: OrderRequest, match_id: str, source: str,
-                env: Envelope | None = None) -> tuple[bool, str]:
-        if self.paused and not self.cfg.risk.kill_switch:
-            self.stats.rejected += 1
-            message = "betting paused by the operator"
-            self._log(EventKind.ORDER_REJECTED, {"request": request.to_dict(), "reason": "BETTING_PAUSED",
-                                                 "message": message, "source": source}, match_id)
-            return False, message
-        if match_id in self.suspended:
-            self.stats.rejected += 1
-            message = f"match suspended from trading: {self.suspended[match_id][1]}"[:500]
-            self._log(EventKind.ORDER_REJECTED, {"request": request.to_dict(), "reason": "MATCH_SUSPENDED",
-                                                 "message": message, "source": source}, match_id)
-            return False, message
-        decision = check(request, self.risk, self.clock.now(), self.cfg.risk)
-        if not decision.approved:
-            self.stats.rejected += 1
-            self._log(EventKind.ORDER_REJECTED, {"request": request.to_dict(), "reason": str(decision.reason),
-                                                 "message": decision.message, "source": source}, match_id)
-            return False, decision.message
-        self.order_match[request.customer_order_ref] = (match_id, source)
-        order = self.exchange.place(request)
-        self.stats.orders += 1
-        self._record_updates(self.exchange.poll(), env)
-        return order.status.value != "REJECTED", str(order.error_code or "")
+    def _submit(self, request: OrderRequest, match_id: str, source: str) -> tuple[bool, str]:
+        return self.core.submit(request, match_id, source)
 
     async def commit(self, wait: bool = False) -> None:
         """Hand the batch's effects to the writer (one transaction each, in order); ``wait`` for it."""
@@ -896,10 +680,10 @@ class TradingEngine:
     def _apply_settlements(self) -> None:
         """Live mode: settlements the control plane persisted for markets this engine did not settle itself
         (an operator's decision on a market the rules could not settle)."""
-        for s in store.settlements(self.db, after=sorted(self.settled)):
+        for s in store.settlements(self.db, after=sorted(self.core.settled)):
             settlement = Settlement.from_dict(s)
-            self.risk.record_settlement(settlement)
-            self.settled.add(settlement.market_id)
+            self.core.risk.record_settlement(settlement)
+            self.core.settled.add(settlement.market_id)
 
     def submit_requests(self) -> int:
         """Risk-check and place the pre-match orders the control plane queued."""
@@ -930,12 +714,12 @@ class TradingEngine:
             limits = dataclasses.replace(self.base_risk, **controls["risk_limits"], kill_switch=kill)
             self.controls_error = None
         except (TypeError, ValueError) as exc:
-            limits = dataclasses.replace(self.cfg.risk, kill_switch=kill)
+            limits = dataclasses.replace(self.core.limits, kill_switch=kill)
             paused = True
             self.controls_error = f"risk limits of controls v{controls['version']} not applied ({exc}): paused"
             log.error(self.controls_error)
-        self.cfg = dataclasses.replace(self.cfg, risk=limits)
-        self.paused = paused
+        self.core.limits = limits
+        self.core.paused = paused
         self.controls_version = controls["version"]
         if journal:
             self._journal_input({"input": "controls", "controls": {
@@ -945,21 +729,18 @@ class TradingEngine:
 
     def _cancel_live_orders(self, journal: bool = True) -> int:
         """Kill switch: cancel the unmatched remainder of every order on the book."""
-        resting = [o.customer_order_ref for o in self.exchange.orders() if o.status.value == "EXECUTABLE"]
+        resting = self.core.resting_orders()
         if resting and journal:
             self._journal_input({"input": "kill_switch_cancel", "orders": resting})
-        for ref in resting:
-            self.exchange.cancel(ref)
-        if resting:
-            self._record_updates(self.exchange.poll())
+        self.core.cancel(resting)
         return len(resting)
 
     def status(self) -> dict:
         """The heartbeat's payload: controls in force, counters, decision latency."""
         s = self.stats
         return {"pid": os.getpid(), "started_at": self.started_at.isoformat(), "paused": self.paused,
-                "kill_switch": self.cfg.risk.kill_switch, "controls_error": self.controls_error,
-                "risk_limits": dataclasses.asdict(self.cfg.risk), "bankroll": self.risk.bankroll,
+                "kill_switch": self.limits.kill_switch, "controls_error": self.controls_error,
+                "risk_limits": dataclasses.asdict(self.limits), "bankroll": self.risk.bankroll,
                 "live_orders": self.risk.live_order_count(), "messages": s.messages, "recovered": s.recovered,
                 "replayed": s.replayed, "quarantined": s.quarantined, "poison": s.poison,
                 "suspended": {k: reason for k, (_, reason) in sorted(self.suspended.items())},
@@ -984,7 +765,7 @@ class TradingEngine:
         self.apply_controls()
         cancelled = submitted = 0
         if self._recovery_done:  # no order reaches an exchange that has not seen the markets yet
-            cancelled = self._cancel_live_orders() if self.cfg.risk.kill_switch else 0
+            cancelled = self._cancel_live_orders() if self.limits.kill_switch else 0
             submitted = self.submit_requests()
         if submitted or cancelled or self._step.events:
             await self.commit()

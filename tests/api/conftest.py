@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from betting.policy import TradingPolicy
 from feeds.live.replay import build_feed
-from serving.engine import control
+from serving import control
 from serving.engine.engine import EngineConfig, TradingEngine
 from serving.engine.prediction import PredictionClient
 from storage.db import make_engine, migrate
@@ -71,7 +72,7 @@ def session_log(tmp_path_factory, prediction_service, envelopes, split) -> Path:
     migrate(url)
     asyncio.run(trade(url, prediction_service, envelopes[:split]))
     db = make_engine(url)
-    settled = control.settle_finished(db, EngineConfig())
+    settled = control.settle_finished(db, TradingPolicy())
     assert settled.settled and not settled.unsettleable
     with db.connect() as conn:
         conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -86,7 +86,7 @@ def test_kill_switch_survives_engine_and_api_restarts(log_copy, tmp_path, predic
     before = store.last_event_id(db)
     for upto in (split + 300, split + 700):  # two engine restarts, each with the switch already pulled
         engine = asyncio.run(trade(log_copy, prediction_service, envelopes[:upto]))
-        assert engine.cfg.risk.kill_switch and engine.stats.orders == 0
+        assert engine.limits.kill_switch and engine.stats.orders == 0
     assert not _since(db, before, str(EventKind.ORDER_PLACED))
     rejected = _since(db, before, str(EventKind.ORDER_REJECTED))
     assert rejected and {p["reason"] for p in rejected} == {"KILL_SWITCH"}
@@ -99,7 +99,7 @@ def test_kill_switch_survives_engine_and_api_restarts(log_copy, tmp_path, predic
         request("POST", f"{api.url}/control/kill-switch", {"engaged": False}, AUTH)
     before = store.last_event_id(db)
     engine = asyncio.run(trade(log_copy, prediction_service, envelopes[:split + 1300]))
-    assert not engine.cfg.risk.kill_switch
+    assert not engine.limits.kill_switch
     assert not [p for p in _since(db, before, str(EventKind.ORDER_REJECTED)) if p["reason"] == "KILL_SWITCH"]
     db.dispose()
 
@@ -119,7 +119,7 @@ def test_risk_limit_overrides_are_validated_and_applied(log_copy, tmp_path, pred
         assert effective["max_stake"] == 5.0 and effective["max_price"] == 10.0
         before = store.last_event_id(db)
         engine = asyncio.run(trade(log_copy, prediction_service, envelopes[:split + 800]))
-        assert engine.cfg.risk.max_stake == 5.0 and engine.cfg.risk.min_edge == 0.03
+        assert engine.limits.max_stake == 5.0 and engine.limits.min_edge == 0.03
         placed = [p["order"] for p in _since(db, before, str(EventKind.ORDER_PLACED))]
         assert placed and all(o["size"] <= 5.0 for o in placed)
         status, state, _ = request("PUT", url, {"max_stake": None}, AUTH)  # null removes the override

@@ -9,9 +9,9 @@ import time
 
 import pytest
 
+from betting.policy import TradingPolicy
 from betting.records import EventKind
-from serving.engine import control
-from serving.engine.engine import EngineConfig
+from serving import control
 from storage import live as store
 from storage.db import make_engine
 from tests.api.conftest import match_ids
@@ -163,7 +163,7 @@ def test_bets_pages_and_filters(api, db):
 def test_metrics_are_the_session_s_trading_figures(api, db):
     status, body, _ = get(f"{api.url}/metrics")
     assert status == 200
-    summary = control.live_pnl(db, EngineConfig()).summary
+    summary = control.live_pnl(db, TradingPolicy()).summary
     t = body["trading"]
     for key in ("staked", "net_profit", "roi", "bankroll", "max_drawdown", "bets_settled", "markets_settled"):
         assert t[key] == summary[key], key

@@ -32,6 +32,7 @@ from pathlib import Path
 import pytest
 import schemathesis
 
+from betting.policy import TradingPolicy
 from tests.api.services import TOKEN, api_server
 from tests.services import ROOT
 from tests.services import prediction_service as serve
@@ -202,8 +203,7 @@ def prediction_url(tmp_path_factory) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def live_api_url(prediction_url, tmp_path_factory) -> Iterator[str]:
     from feeds.live.replay import build_feed
-    from serving.engine import control
-    from serving.engine.engine import EngineConfig
+    from serving import control
     from storage.db import make_engine, migrate
     from tests.api.conftest import trade
     from tests.engine.fixtures import envelopes_of, slam_rows
@@ -216,7 +216,7 @@ def live_api_url(prediction_url, tmp_path_factory) -> Iterator[str]:
     end = next(i for i, e in enumerate(envelopes) if e.channel == "match" and e.data.kind == "match_end")
     asyncio.run(trade(url, prediction_url, envelopes[:end + 30]))
     db = make_engine(url)
-    control.settle_finished(db, EngineConfig())
+    control.settle_finished(db, TradingPolicy())
     db.dispose()
     with api_server(url, folder, "--rate-limit", "1000000/60",
                     env={"COURTSIDE_READ_TOKEN": "fuzz-read-token-8d2f4a61c0b9"}) as api:

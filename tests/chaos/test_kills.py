@@ -9,9 +9,10 @@ import json
 import random
 import time
 
+from betting.policy import TradingPolicy
 from betting.records import Order, Settlement
 from betting.risk import RiskBook, RiskLimits
-from serving.engine import control
+from serving import control
 from serving.engine.engine import EngineConfig
 from storage import live as store
 from tests.chaos.harness import (
@@ -105,12 +106,12 @@ def _run(tmp_path, name, frames, prediction_service, *, rate, kills=0, seed=9):
                     raise AssertionError(f"the engine died on its own:\n{proc.log_tail()}")
                 time.sleep(0.02)
             proc.kill9()
-            control.settle_finished(db, EngineConfig())  # the control plane settles beside the engine
+            control.settle_finished(db, TradingPolicy())  # the control plane settles beside the engine
             settle_runs += 1
             proc.start()
         wait_until("the engine to handle every frame", done, timeout=900, alive=proc.alive, log=proc.log_tail)
         seconds = time.monotonic() - start
-        control.settle_finished(db, EngineConfig())
+        control.settle_finished(db, TradingPolicy())
     finally:
         proc.stop()
         feed.stop()
@@ -129,7 +130,7 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(tmp_path, predict
     assert proc.kills == kills and proc.starts == kills + 1
     placed = [p["order"]["customer_order_ref"] for *_, p in events(killed, "ORDER_PLACED")]
     assert placed and len(placed) == len(set(placed)), "an order was placed twice"
-    limits = EngineConfig().risk
+    limits = EngineConfig().policy.risk
     breaches = _risk_breaches(killed, limits)
     assert not breaches, breaches[:5]
     finished = events(killed, "MATCH_FINISHED")

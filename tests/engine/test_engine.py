@@ -56,7 +56,7 @@ def test_engine_trades_within_limits_and_logs_every_step(tmp_path, prediction_se
                  EventKind.MARKET_UPDATE, EventKind.MATCH_FINISHED):
         assert kinds.get(str(kind), 0) > 0, kind
     assert kinds[str(EventKind.MATCH_FINISHED)] == 3
-    limits = EngineConfig().risk
+    limits = EngineConfig().policy.risk
     assert all(size <= limits.max_stake for *_, size in _orders(db).values())
     assert exposures  # orders are in the table, keyed by market
     cursors = store.cursors(db)

@@ -9,7 +9,7 @@ import json
 import pytest
 from sqlalchemy import text
 
-import serving.engine.engine as engine_module
+import betting.trading as trading_module
 from betting.records import EventKind, OrderRequest, Side
 from feeds.live.client import Frame
 from feeds.live.replay import build_feed
@@ -123,7 +123,7 @@ def test_another_matchs_players_and_a_second_start_are_refused(tmp_path, predict
 def test_a_poison_message_is_quarantined_the_match_suspended_and_the_others_trade(
         tmp_path, prediction_service, envelopes, monkeypatch):
     victim = envelopes[0].data.event_key
-    real_decide = engine_module.decide
+    real_decide = trading_module.decide
     calls = {"n": 0}
 
     def decide(match_id, *args, **kwargs):
@@ -133,7 +133,7 @@ def test_a_poison_message_is_quarantined_the_match_suspended_and_the_others_trad
                 raise ZeroDivisionError("a bug in the rules")
         return real_decide(match_id, *args, **kwargs)
 
-    monkeypatch.setattr(engine_module, "decide", decide)
+    monkeypatch.setattr(trading_module, "decide", decide)
     db = live_db(tmp_path)
     engine = asyncio.run(_run(db, prediction_service, envelopes))
     assert engine.stats.poison == 1 and engine.stats.messages == len(envelopes)

@@ -14,6 +14,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from betting.policy import TradingPolicy
 from betting.records import EventKind
 from feeds.live.catalog import choose
 from feeds.live.replay import build_feed
@@ -109,7 +110,8 @@ def test_sensor_drives_prematch_bets_settlement_pnl_and_live_checks(runs, servic
 
     async def session(instance):
         async with PredictionClient(service, timeout_s=5) as client:
-            engine = TradingEngine(EngineConfig(bankroll=settings.bankroll), db, client.predict_live)
+            config = EngineConfig(policy=TradingPolicy(bankroll=settings.bankroll))
+            engine = TradingEngine(config, db, client.predict_live)
             await engine.process([(0.0, e) for e in envelopes[:first_point]])  # pre-match odds only
             await engine.commit(wait=True)
 
@@ -138,7 +140,7 @@ def test_sensor_drives_prematch_bets_settlement_pnl_and_live_checks(runs, servic
         engine, queued, cursor = asyncio.run(session(instance))
         placed = {o["customer_order_ref"]: src for _, src, o in store.order_rows(db)}
         for ref, _, request in queued:
-            assert request["edge"] >= EngineConfig().value.min_edge
+            assert request["edge"] >= EngineConfig().policy.value.min_edge
             rejected = [p for *_, p in store.events_after(db, 0, kinds=[str(EventKind.ORDER_REJECTED)])
                         if p["request"]["customer_order_ref"] == ref]
             assert placed.get(ref) == "prematch" or rejected, ref  # placed, or refused with a logged reason

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.engine.control import PredictRejected, http_predict
+from serving.control import PredictRejected, http_predict
 from tests.api.services import listening_addresses, oversized, send_raw
 from tests.services import ROOT, free_port
 from tests.services import prediction_service as serve
@@ -116,7 +116,7 @@ def test_every_error_is_json_in_one_shape(service):
 
 
 def test_the_engine_s_client_still_finds_the_rejected_request(service):
-    """``serving.engine.control.http_predict`` takes the first integer of ``detail[0].loc`` as the index."""
+    """``serving.control.http_predict`` takes the first integer of ``detail[0].loc`` as the index."""
     ok = {"player_one": 1, "player_two": 2, "surface": "Hard", "date": "2030-01-01"}
     with pytest.raises(PredictRejected) as caught:
         http_predict(service)([ok, {**ok, "surface": "Ice"}])

@@ -247,7 +247,7 @@ def test_inplay_replays_real_matches_through_the_engine_rules(catalog):
     assert 0 < result.predictions <= result.points + result.matches  # triggers: not every point
     ledger = result.ledger
     assert len(ledger.markets) > 0 and ledger.markets["market_id"].str.startswith("sim-").all()
-    limits = bt.InplayConfig().engine.risk
+    limits = bt.InplayBacktestConfig().policy.risk
     assert (ledger.bets["stake"] <= limits.max_stake).all()
     assert set(ledger.bets["side"]) <= {"BACK", "LAY"}
     # the bankroll curve is the settlements' P&L, market after market
@@ -306,11 +306,11 @@ def test_inplay_retirement_without_a_known_winner_is_not_settled(catalog):
 
 
 def test_inplay_config_is_the_engines(catalog):
-    engine = bt.InplayConfig().engine
+    engine = bt.InplayBacktestConfig().policy
     silent = dataclasses.replace(engine, value=dataclasses.replace(engine.value, min_confidence=1.0))
-    result = bt.run_inplay(catalog, config=bt.InplayConfig(engine=silent), limit=3)
+    result = bt.run_inplay(catalog, config=bt.InplayBacktestConfig(policy=silent), limit=3)
     assert result.decisions > 0 and result.orders == 0 and result.ledger.bets.empty
     stopped = dataclasses.replace(engine, risk=dataclasses.replace(engine.risk, kill_switch=True))
-    killed = bt.run_inplay(catalog, config=bt.InplayConfig(engine=stopped), limit=3)
+    killed = bt.run_inplay(catalog, config=bt.InplayBacktestConfig(policy=stopped), limit=3)
     assert killed.orders == 0 and killed.ledger.counts["risk: KILL_SWITCH"] > 0
     assert math.isnan(bt.summarize(result.ledger)["roi"])

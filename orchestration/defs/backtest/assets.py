@@ -182,7 +182,7 @@ def inplay_backtest(
     exp_id = mlflow.configure(BACKTEST_EXPERIMENT)
     rows, frames, links, images = [], [], {}, {}
     for market_name, name in ((mk, md) for mk in config.markets for md in config.models):
-        cfg = bt.InplayConfig(market=bt.INPLAY_MARKETS[market_name])
+        cfg = bt.InplayBacktestConfig(market=bt.INPLAY_MARKETS[market_name])
         label = f"{name}@{market_name}"
         result = bt.run_inplay(replay_catalog, bt.INPLAY_MODELS[name], name, cfg, limit=config.matches or None,
                                sources=tuple(config.sources))
@@ -210,10 +210,10 @@ def inplay_backtest(
                 "sources": ",".join(config.sources), "seasons": _season_range(
                     replay_catalog[replay_catalog["source"].isin(config.sources)]),
                 "market_lag_points": cfg.market.lag_points, "market_noise_sd": cfg.market.noise_sd,
-                "market_spread_ticks": cfg.market.spread_ticks, "min_edge": cfg.engine.value.min_edge,
-                "commission": cfg.engine.value.commission, "kelly_fraction": cfg.engine.staking.kelly_fraction,
-                "max_stake": cfg.engine.risk.max_stake, "bet_delay_s": cfg.engine.exchange.in_play_delay_seconds,
-                "bankroll": cfg.engine.bankroll})
+                "market_spread_ticks": cfg.market.spread_ticks, "min_edge": cfg.policy.value.min_edge,
+                "commission": cfg.policy.value.commission, "kelly_fraction": cfg.policy.staking.kelly_fraction,
+                "max_stake": cfg.policy.risk.max_stake, "bet_delay_s": cfg.policy.exchange.in_play_delay_seconds,
+                "bankroll": cfg.policy.bankroll})
             mlflow_api.log_metrics(_metrics({k: v for k, v in row.items() if k not in ("model", "market", "prices")},
                                             "simulated"))
             mlflow_api.log_artifact(str(path))

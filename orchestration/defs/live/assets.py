@@ -1,16 +1,16 @@
 """The live lane seen from the control plane: the replay catalog the feed server publishes (built by
 the pipeline), and the assets the streaming sensor materializes while the engine trades: pre-match
-value scans, settlement, live data checks and the P&L. Thin wrappers over ``serving.engine.control``."""
+value scans, settlement, live data checks and the P&L. Thin wrappers over ``serving.control``."""
 
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 
+from betting.policy import TradingPolicy
 from feeds.live.catalog import attach_prematch, pbp_matches, slam_matches
 from orchestration.defs.shared.resources import CourtsideResource
-from serving.engine import control
-from serving.engine.engine import EngineConfig
+from serving import control
 from training import plots
 from training.splits import Windows
 
@@ -18,8 +18,8 @@ LIVE_GROUP = "live"
 """Assets the streaming sensor materializes (not part of the batch pipeline)."""
 
 
-def _engine_config(courtside: CourtsideResource) -> EngineConfig:
-    return EngineConfig(bankroll=courtside.bankroll)
+def _policy(courtside: CourtsideResource) -> TradingPolicy:
+    return TradingPolicy(bankroll=courtside.bankroll)
 
 
 def _table(frame: pd.DataFrame, rows: int = 20) -> dg.MetadataValue:
@@ -58,7 +58,7 @@ def prematch_value_scan(context: dg.AssetExecutionContext, courtside: CourtsideR
     -> value after commission -> fractional-Kelly order requests, which the engine risk-checks and
     places. Each pre-match market is scanned once."""
     scan = control.scan_prematch(courtside.engine, replay_catalog, control.http_predict(courtside.prediction_url),
-                                 _engine_config(courtside))
+                                 _policy(courtside))
     context.log.info(f"{scan.markets} new pre-match markets, {scan.predicted} predicted, "
                      f"{len(scan.requests)} order requests queued, {len(scan.skipped)} skipped")
     for market, reason in scan.skipped:
@@ -80,7 +80,7 @@ def prematch_value_scan(context: dg.AssetExecutionContext, courtside: CourtsideR
 def live_settlements(context: dg.AssetExecutionContext, courtside: CourtsideResource) -> dg.MaterializeResult:
     """Every market of every finished match settled once: winner, retirement and walkover rules,
     commission on net winnings; orders marked settled in the same transaction."""
-    run = control.settle_finished(courtside.engine, _engine_config(courtside))
+    run = control.settle_finished(courtside.engine, _policy(courtside))
     for market, reason in run.unsettleable:
         context.log.error(f"cannot settle {market}: {reason}")
     rows = pd.DataFrame([{"market": s.market_id, "outcome": s.outcome, "winner": s.winner, "void": s.void,
@@ -98,7 +98,7 @@ def live_settlements(context: dg.AssetExecutionContext, courtside: CourtsideReso
 def live_pnl(courtside: CourtsideResource) -> dg.MaterializeResult:
     """The session's bankroll after each settled market, ROI, drawdown, and the calibration of the
     in-play predictions on finished matches, with charts (also written to the reports folder)."""
-    cfg = _engine_config(courtside)
+    cfg = _policy(courtside)
     pnl = control.live_pnl(courtside.engine, cfg)
     reports = Path(courtside.reports_dir)
     reports.mkdir(parents=True, exist_ok=True)

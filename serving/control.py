@@ -21,11 +21,12 @@ import pandas as pd
 from sqlalchemy.engine import Engine as DbEngine
 
 from betting.decision import decide
-from betting.market import MarketBook, MarketStatus, RunnerBook
+from betting.market import MarketBook
+from betting.policy import TradingPolicy
 from betting.records import EventKind, Order, Settlement
 from betting.settlement import MatchResult, settle_market
-from serving.engine.engine import EngineConfig
-from serving.engine.match import FIRST, SECOND
+from features.live_match import FIRST, SECOND
+from feeds.live.books import logged_book
 from storage import live as store
 
 PredictBatch = Callable[[list[dict]], list[dict]]
@@ -76,7 +77,7 @@ class SettlementRun:
     """(market id, reason) of markets that cannot be settled automatically (left for an operator)."""
 
 
-def settle_finished(db: DbEngine, cfg: EngineConfig) -> SettlementRun:
+def settle_finished(db: DbEngine, cfg: TradingPolicy) -> SettlementRun:
     """Settle every market of every finished match that is not settled yet (idempotent: a market
     is settled once, in one transaction with its orders and a log entry)."""
     out = SettlementRun()
@@ -117,16 +118,6 @@ class PrematchScan:
     no_value: int = 0
 
 
-def logged_book(payload: dict, at: datetime) -> MarketBook:
-    """The order book of a MARKET_UPDATE entry of the event log (top of book per runner)."""
-    sizes = payload.get("sizes", {})
-    runners = tuple(RunnerBook.top_of_book(selection, back, sizes.get(selection, [0.0, 0.0])[0], lay,
-                                           sizes.get(selection, [0.0, 0.0])[1])
-                    for selection, (back, lay) in payload["prices"].items())
-    return MarketBook(market_id=payload["market_id"], publish_time=at, status=MarketStatus(payload["status"]),
-                      in_play=bool(payload["in_play"]), runners=runners)
-
-
 def open_prematch_markets(db: DbEngine) -> dict[str, tuple[str, MarketBook]]:
     """market id -> (match id, latest book) of pre-match markets whose latest update is OPEN."""
     latest: dict[str, tuple[str, datetime, dict]] = {}
@@ -144,7 +135,7 @@ def _prematch_request(row: pd.Series) -> dict:
             "match_id": str(row["sackmann_match_id"])}
 
 
-def scan_prematch(db: DbEngine, catalog: pd.DataFrame, predict: PredictBatch, cfg: EngineConfig) -> PrematchScan:
+def scan_prematch(db: DbEngine, catalog: pd.DataFrame, predict: PredictBatch, cfg: TradingPolicy) -> PrematchScan:
     """For every open pre-match market not scanned before: the champion's probability (``/predict``
     in one batch), value after commission, fractional-Kelly stake -> an order request for the engine."""
     scan = PrematchScan()
@@ -228,7 +219,7 @@ class LivePnL:
     summary: dict
 
 
-def live_pnl(db: DbEngine, cfg: EngineConfig) -> LivePnL:
+def live_pnl(db: DbEngine, cfg: TradingPolicy) -> LivePnL:
     """The session's P&L curve and the calibration of its in-play predictions on finished matches."""
     settled = store.settlements(db)
     curve = pd.DataFrame([{"settled_at": s["pnl"]["settled_at"], "market_id": s["market_id"],

@@ -1,17 +1,24 @@
-"""What the engine knows about one live match: its exact score (validated point by point), the
-points each player won on serve, recent momentum, the pre-match prior and the market.
+"""What a trader knows about one live match: its exact score (validated point by point), the
+points each player won on serve, recent momentum, the pre-match prior and the last prediction.
 
-A message about a match is checked against what the engine already knows of it (the message's own
-form was checked by ``feeds.live.protocol``): the same players as at the start, a score one point on
-from the current one (``features.scoring``), a final result that agrees with the sets, one end.
+A message about a match is checked against what is already known of it (the message's own form was
+checked by ``feeds.live.protocol``): the same players as at the start, a score one point on from the
+current one (``features.scoring``), a final result that agrees with the sets, one end. The live
+engine and the backtests follow matches with this one state (through ``betting.trading``).
+
+A message is anything shaped like the live feed's ``MatchEvent`` (:class:`MatchReport`): this
+module reads its fields and imports no feed code.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from features.scoring import (
+    PLAYER_LABELS,
     Score,
     ScoringError,
     is_finished_set,
@@ -20,10 +27,42 @@ from features.scoring import (
     read_points,
     transition,
 )
-from feeds.live.protocol import MatchEvent
-from serving.engine.triggers import TriggerConfig, momentum_leader
+from features.triggers import TriggerConfig, momentum_leader
 
-FIRST, SECOND = "First Player", "Second Player"
+FIRST, SECOND = PLAYER_LABELS
+"""How the live feed (API-Tennis) names the two players, and the selections of their markets."""
+
+
+class _SetRow(Protocol):
+    score_first: int
+    score_second: int
+
+
+class _Point(Protocol):
+    winner: str
+
+
+class MatchReport(Protocol):
+    """The fields of a match message this module reads (``feeds.live.protocol.MatchEvent``)."""
+
+    kind: str
+    event_key: str
+    event_date: str
+    event_first_player: str
+    event_second_player: str
+    first_player_key: int | None
+    second_player_key: int | None
+    event_final_result: str
+    event_game_result: str
+    event_serve: str | None
+    event_winner: str | None
+    event_status: str
+    tournament_name: str
+    tournament_season: str
+    best_of: int
+    surface: str | None
+    scores: Sequence[_SetRow]
+    pointbypoint: Sequence[_Point]
 
 
 class BadMessage(ValueError):
@@ -50,7 +89,7 @@ def _sets_result(sets: list[tuple[int, int]] | tuple, text: str) -> None:
         raise ScoringError(f"final result {text!r} does not match the sets {won[0]} - {won[1]}")
 
 
-def reported_score(event: MatchEvent, fmt) -> Score:
+def reported_score(event: MatchReport, fmt) -> Score:
     """The score a feed message reports, as an exact ``Score`` (raises ScoringError when impossible,
     including a final result that does not agree with the sets)."""
     finished = event.event_winner is not None
@@ -108,7 +147,7 @@ class LiveMatch:
     """``points_played`` when the engine last made a trading decision (one per point)."""
 
     @classmethod
-    def start(cls, event: MatchEvent, feed: str, triggers: TriggerConfig) -> LiveMatch:
+    def start(cls, event: MatchReport, feed: str, triggers: TriggerConfig) -> LiveMatch:
         season = int(event.tournament_season)
         fmt = match_format(event.tournament_name, season, event.best_of)
         score = Score.start(fmt, 0 if event.event_serve in (None, FIRST) else 1)
@@ -118,7 +157,7 @@ class LiveMatch:
         m.recent = deque(maxlen=triggers.momentum_window)
         return m
 
-    def check_same_match(self, event: MatchEvent) -> None:
+    def check_same_match(self, event: MatchReport) -> None:
         """Every message of a match names the players and format it started with."""
         if (event.event_first_player, event.event_second_player) != self.players:
             raise BadMessage(f"players {event.event_first_player!r} v {event.event_second_player!r} are not "
@@ -128,7 +167,7 @@ class LiveMatch:
         if self.finished:
             raise BadMessage(f"{event.kind} after the end of match {self.event_key} (ignored)")
 
-    def apply_point(self, event: MatchEvent, triggers: TriggerConfig) -> tuple[Score, int]:
+    def apply_point(self, event: MatchReport, triggers: TriggerConfig) -> tuple[Score, int]:
         """Advance by the point the message reports; returns (previous score, point winner).
 
         Raises ``ImpossibleScore`` when the reported score cannot follow the current one; the
@@ -161,7 +200,7 @@ class LiveMatch:
         self.points_played += 1
         self.pending = None
 
-    def follow_gap(self, event: MatchEvent) -> Score | None:
+    def follow_gap(self, event: MatchReport) -> Score | None:
         """After an impossible score the state stays put and the reported score is remembered; when
         the next message follows from that reported score (the feed skipped points, it did not
         lie), the state jumps to it and goes on. Returns the previous score, or None."""
@@ -178,7 +217,7 @@ class LiveMatch:
             self.pending = None
         return None
 
-    def end(self, event: MatchEvent) -> MatchEnd:
+    def end(self, event: MatchReport) -> MatchEnd:
         """Check a match end against the state: the winner and the sets must agree with the score the
         engine followed (a retirement: the sets played so far). Raises ``BadMessage`` otherwise."""
         self.check_same_match(event)
