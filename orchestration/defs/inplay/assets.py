@@ -150,24 +150,18 @@ def inplay_challenger(context: dg.AssetExecutionContext, mlflow: MlflowResource,
     the same model family trained on the same data)."""
     exp_id = mlflow.configure(tracking.INPLAY_EXPERIMENT)
     best = best_by_validation(inplay_candidates)
-    data_version = tracking.run_tags(best.run_id).get("data_version", "")
-    current = tracking.version_info(tracking.CHALLENGER, tracking.INPLAY_MODEL)
-    if current and current.tags.get("data_version") == data_version and \
-            current.tags.get("model_family") == best.name:
-        version, reused = current.version, True
+    registered = tracking.register_challenger(best.model_uri, best.run_id, best.name, best.description,
+                                              tracking.INPLAY_MODEL)
+    version, data_version = registered.version, registered.data_version
+    if registered.reused:
         context.log.info(f"challenger v{version} is already {best.name} on data {data_version}")
-    else:
-        tracking.ensure_registered_model(tracking.INPLAY_MODEL, tracking.INPLAY_DESCRIPTION)
-        version = tracking.register(best.model_uri, best.run_id, name=tracking.INPLAY_MODEL,
-                                    description=f"{best.name}: {best.description}")
-        reused = False
     summary = {"version": version, "model_family": best.name, "run_id": best.run_id,
                "validation_log_loss": best.validation_scores["log_loss"], "data_version": data_version,
                "serve_prior_strength": float(best.model.serve_prior_strength)}
     return dg.Output(summary, metadata={
         "model": f"{tracking.INPLAY_MODEL}@{tracking.CHALLENGER}",
         "version": version,
-        "reused_existing_version": reused,
+        "reused_existing_version": registered.reused,
         "model_family": best.name,
         "validation_log_loss": best.validation_scores["log_loss"],
         "serve_prior_strength": summary["serve_prior_strength"],
@@ -182,7 +176,7 @@ def inplay_champion(context: dg.AssetExecutionContext, mlflow: MlflowResource,
     check ``challenger_beats_champion`` passed (otherwise this asset does not run)."""
     mlflow.configure(tracking.INPLAY_EXPERIMENT)
     version = inplay_challenger["version"]
-    tracking.set_alias(version, tracking.CHAMPION, tracking.INPLAY_MODEL)
+    tracking.promote_to_champion(version, tracking.INPLAY_MODEL)
     context.log.info(f"{tracking.INPLAY_MODEL}@{tracking.CHAMPION} -> v{version}")
     return dg.Output(inplay_challenger, metadata={
         "model": f"{tracking.INPLAY_MODEL}@{tracking.CHAMPION}",
