@@ -9,7 +9,7 @@ The pre-match probability of every match is the walk-forward model's (``walkforw
 fitted on earlier seasons only). Matches without one are counted and left out, as are sequences that
 the scoring rules reject or whose last point crowns the wrong player.
 
-Models (each a ``InplayModel`` reading the feature vector of ``features.inplay_state``):
+Models (each an ``InplayEstimator`` reading the feature vector of ``features.inplay_state``):
 
 - ``markov``: the Markov chain calibrated to the pre-match probability, serve probabilities constant;
 - ``markov_updated``: the same, serve probabilities updated by the points seen (empirical Bayes);
@@ -24,7 +24,7 @@ first point and after 25/50/75% of the match's points, and over the points of ea
 
 Speed: the chain costs tens of microseconds a point when the serve probabilities change (every point
 of ``markov_updated``), so training and validation matches contribute a seeded random share of their
-points (``InplayConfig.sample_share``); test matches contribute every point.
+points (``InplayTrainingConfig.sample_share``); test matches contribute every point.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ STAGE_SHARES = (0.0, 0.25, 0.5, 0.75)
 
 
 @dataclass(frozen=True)
-class InplayConfig:
+class InplayTrainingConfig:
     """How the point-level dataset is built."""
 
     windows: Windows = INPLAY_WINDOWS
@@ -177,7 +177,7 @@ class _Replayed:
     served_b: np.ndarray
 
 
-def _replay(sequences: pd.DataFrame, config: InplayConfig, counts: dict[str, int], errors: list[str],
+def _replay(sequences: pd.DataFrame, config: InplayTrainingConfig, counts: dict[str, int], errors: list[str],
             progress: Callable[[int, int], None] | None = None) -> Iterator[_Replayed]:
     """Replay every sequence, count and skip the ones the rules reject, and pick the states kept."""
     total = len(sequences)
@@ -231,7 +231,7 @@ STRENGTH_GRID = (50.0, 100.0, 200.0, 400.0, 800.0, 1600.0)
 """Serve prior strengths (points) tried for the updated chain; the best on validation is used."""
 
 
-def choose_serve_strength(sequences: pd.DataFrame, config: InplayConfig = InplayConfig(),
+def choose_serve_strength(sequences: pd.DataFrame, config: InplayTrainingConfig = InplayTrainingConfig(),
                           grid: tuple[float, ...] = STRENGTH_GRID) -> tuple[float, pd.DataFrame]:
     """The serve prior strength whose updated chain has the lowest log-loss on the validation points
     (the same points as the point table's), and the log-loss of every strength tried."""
@@ -270,7 +270,7 @@ def choose_serve_strength(sequences: pd.DataFrame, config: InplayConfig = Inplay
     return best, table
 
 
-def point_rows(sequences: pd.DataFrame, config: InplayConfig = InplayConfig(),
+def point_rows(sequences: pd.DataFrame, config: InplayTrainingConfig = InplayTrainingConfig(),
                progress: Callable[[int, int], None] | None = None) -> PointTable:
     """The state before every point (test matches) or a seeded share of them (train/validation),
     as rows of ``features.inplay_state.inplay_features`` with the match's outcome."""
@@ -318,8 +318,8 @@ def point_rows(sequences: pd.DataFrame, config: InplayConfig = InplayConfig(),
     return PointTable(rows, counts, errors)
 
 
-def build_points(sequences: pd.DataFrame, config: InplayConfig = InplayConfig(),
-                 progress: Callable[[int, int], None] | None = None) -> tuple[PointTable, InplayConfig]:
+def build_points(sequences: pd.DataFrame, config: InplayTrainingConfig = InplayTrainingConfig(),
+                 progress: Callable[[int, int], None] | None = None) -> tuple[PointTable, InplayTrainingConfig]:
     """The serve prior strength chosen on validation, then the point table built with it."""
     strength, table = choose_serve_strength(sequences, config)
     chosen = replace(config, serve_prior_strength=strength)
@@ -331,7 +331,7 @@ def build_points(sequences: pd.DataFrame, config: InplayConfig = InplayConfig(),
 # --- the models --------------------------------------------------------------------------------------
 
 
-class InplayModel(BaseEstimator, ClassifierMixin):
+class InplayEstimator(BaseEstimator, ClassifierMixin):
     """P(A wins the match) from the in-play feature vector: one of the two chains, or the chain
     corrected by boosted trees (a correction of zero before the first point).
 
@@ -352,7 +352,7 @@ class InplayModel(BaseEstimator, ClassifierMixin):
     def features(self) -> list[str]:
         return list(INPLAY_FEATURES)
 
-    def fit(self, X: Any = None, y: Any = None) -> InplayModel:
+    def fit(self, X: Any = None, y: Any = None) -> InplayEstimator:
         if self.kind not in self.KINDS:
             raise ValueError(f"kind must be one of {self.KINDS}, not {self.kind!r}")
         if self.kind == "learned" and self.booster is None:
@@ -360,7 +360,7 @@ class InplayModel(BaseEstimator, ClassifierMixin):
         self.classes_ = np.array([0, 1])
         return self
 
-    def single_threaded(self) -> InplayModel:
+    def single_threaded(self) -> InplayEstimator:
         """Predict on one thread (single-row serving: thread oversubscription costs far more than it buys)."""
         if self.booster is not None:
             self.booster.set_param({"nthread": 1})
@@ -409,7 +409,7 @@ def _matrix(rows: pd.DataFrame) -> xgb.DMatrix:
 
 
 def fit_learned(train: pd.DataFrame, validation: pd.DataFrame, strength: float = SERVE_PRIOR_STRENGTH,
-                params: dict[str, Any] | None = None) -> InplayModel:
+                params: dict[str, Any] | None = None) -> InplayEstimator:
     """Boosted trees on the training points (after the first point), early-stopped on the validation points."""
     params = {**LEARNED_PARAMS, **(params or {})}
     train = train[train["points_played"] > 0]
@@ -417,7 +417,7 @@ def fit_learned(train: pd.DataFrame, validation: pd.DataFrame, strength: float =
     booster = xgb.train(params, _matrix(train), num_boost_round=LEARNED_ROUNDS,
                         evals=[(_matrix(validation), "validation")], early_stopping_rounds=LEARNED_EARLY_STOP,
                         verbose_eval=False)
-    return InplayModel("learned", strength, booster, int(booster.best_iteration)).fit()
+    return InplayEstimator("learned", strength, booster, int(booster.best_iteration)).fit()
 
 
 MODEL_DESCRIPTIONS = {
@@ -458,10 +458,10 @@ def _predictor(model: Any, rows: pd.DataFrame, features: list[str]) -> np.ndarra
 
 
 def fit_models(train: pd.DataFrame, validation: pd.DataFrame,
-               strength: float = SERVE_PRIOR_STRENGTH) -> dict[str, InplayModel]:
+               strength: float = SERVE_PRIOR_STRENGTH) -> dict[str, InplayEstimator]:
     """The three in-play models (features built with serve prior ``strength``), in report order."""
-    return {"markov": InplayModel("markov", strength).fit(),
-            "markov_updated": InplayModel("markov_updated", strength).fit(),
+    return {"markov": InplayEstimator("markov", strength).fit(),
+            "markov_updated": InplayEstimator("markov_updated", strength).fit(),
             "learned": fit_learned(train, validation, strength)}
 
 

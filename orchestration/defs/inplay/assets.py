@@ -16,7 +16,7 @@ from orchestration.defs.shared.resources import CourtsideResource, MlflowResourc
 from training import plots, tracking
 from training.inplay import (
     INPLAY_WINDOWS,
-    InplayConfig,
+    InplayTrainingConfig,
     beats_at_every_stage,
     build_points,
     fit_and_log,
@@ -43,14 +43,14 @@ class InplayPointsConfig(dg.Config):
     validation_end: int = INPLAY_WINDOWS.validation_end
     test_start: int = INPLAY_WINDOWS.test_start
     test_end: int = INPLAY_WINDOWS.test_end
-    sample_share: float = InplayConfig.sample_share
+    sample_share: float = InplayTrainingConfig.sample_share
     """Share of the points of train and validation matches kept (test matches keep every point)."""
-    seed: int = InplayConfig.seed
+    seed: int = InplayTrainingConfig.seed
 
-    def inplay_config(self) -> InplayConfig:
+    def inplay_config(self) -> InplayTrainingConfig:
         windows = Windows(self.train_start, self.train_end, self.validation_start, self.validation_end,
                           self.test_start, self.test_end)
-        return InplayConfig(windows=windows, sample_share=self.sample_share, seed=self.seed)
+        return InplayTrainingConfig(windows=windows, sample_share=self.sample_share, seed=self.seed)
 
 
 @dg.asset(group_name=GROUP, kinds={"pandas", "parquet"})
