@@ -23,7 +23,8 @@ import pandas as pd
 
 from features import inplay
 from features.inplay import ServeTracker, live_win_probability, match_win_probability, serve_probabilities
-from features.scoring import Score, ScoringError, match_format, replay_pbp, tournament_key
+from features.replays import replay_pbp
+from features.scoring import Score, ScoringError, match_format, tournament_key
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SLAMS = ("australian_open", "roland_garros", "wimbledon", "us_open")

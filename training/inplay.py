@@ -55,7 +55,8 @@ from features.inplay_state import (  # noqa: E402
     inplay_features,
     sigmoid,
 )
-from features.scoring import MatchFormat, Score, ScoringError, match_format, replay_pbp  # noqa: E402
+from features.replays import replay_pbp  # noqa: E402
+from features.scoring import MatchFormat, Score, ScoringError, match_format  # noqa: E402
 from training import plots, tracking  # noqa: E402
 from training.metrics import score  # noqa: E402
 from training.prematch import CandidateResult, PromotionDecision, decide_promotion  # noqa: E402

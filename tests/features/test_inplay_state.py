@@ -21,7 +21,8 @@ from features.inplay_state import (
     logit,
     sigmoid,
 )
-from features.scoring import FinalSet, MatchFormat, Score, ScoringError, replay_pbp
+from features.replays import replay_pbp
+from features.scoring import FinalSet, MatchFormat, Score, ScoringError
 from tests.real_data import data_dir
 
 FORMATS = [MatchFormat(best_of, final_set) for best_of in (3, 5) for final_set in FinalSet]
