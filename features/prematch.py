@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from features.inplay import prematch_win_probability
+from features.markov.scalar import prematch_win_probability
 from features.ratings import SURFACES, EloBook, surface_or_none, win_probability
 from features.scoring import MatchFormat
 

@@ -2,7 +2,7 @@
 advances one point at a time, and the check that a reported score can follow the previous one.
 
 Both lanes use this one state machine: the live feed validator rejects impossible scores with
-``transition``/``check_next``, the in-play model (``features.inplay``) reads the state, and the
+``transition``/``check_next``, the in-play model (``features.markov``) reads the state, and the
 backtests replay history through it (``features.replays``).
 
 Conventions: players are 0 (A, "First Player") and 1 (B, "Second Player"). Points inside a game

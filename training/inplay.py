@@ -45,16 +45,15 @@ import xgboost as xgb  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from sklearn.base import BaseEstimator, ClassifierMixin  # noqa: E402
 
-from features.inplay import ServeTracker  # noqa: E402
 from features.inplay_state import (  # noqa: E402
     FEATURE_INDEX,
     INPLAY_FEATURES,
     SERVE_PRIOR_STRENGTH,
-    ScoreArrays,
-    chain_probabilities,
     inplay_features,
     sigmoid,
 )
+from features.markov.scalar import ServeTracker  # noqa: E402
+from features.markov.vector import ScoreArrays, chain_probabilities  # noqa: E402
 from features.replays import replay_pbp  # noqa: E402
 from features.scoring import MatchFormat, Score, ScoringError, match_format  # noqa: E402
 from training import plots, tracking  # noqa: E402
