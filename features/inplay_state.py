@@ -1,5 +1,5 @@
 """The in-play state as numbers: one feature matrix from (pre-match probability, exact score, points
-won on serve so far), shared by the in-play models' training (``training.inplay``) and by
+won on serve so far), shared by the in-play models' training (``training.inplay_data``) and by
 ``/predict_live`` (``serving.service``), so the two can never drift apart.
 
 Player A is the one whose pre-match probability is given (player one of a live request, the first

@@ -12,7 +12,7 @@ from features.inplay_state import FEATURE_INDEX, INPLAY_FEATURES, inplay_feature
 from features.scoring import MatchFormat, Score
 from serving.model_store import InplayStore
 from training import tracking
-from training.inplay import InplayEstimator
+from training.inplay_models import InplayEstimator
 
 
 def _rows() -> np.ndarray:

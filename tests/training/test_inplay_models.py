@@ -18,20 +18,9 @@ from features.scoring import Score, match_format
 from serving.predictor import compile_inplay_predictor
 from tests.real_data import data_dir
 from training import tracking
-from training.inplay import (
-    InplayEstimator,
-    InplayTrainingConfig,
-    beats_at_every_stage,
-    build_points,
-    decide_inplay_promotion,
-    fit_models,
-    match_states,
-    pbp_sequences,
-    point_rows,
-    predict_rows,
-    stage_masks,
-    stage_table,
-)
+from training.inplay_data import InplayTrainingConfig, build_points, match_states, pbp_sequences, point_rows
+from training.inplay_evaluation import beats_at_every_stage, stage_masks, stage_table
+from training.inplay_models import InplayEstimator, decide_inplay_promotion, fit_models, predict_rows
 from training.splits import Windows
 
 WINDOWS = Windows(2012, 2012, 2013, 2013, 2014, 2014)

@@ -1,7 +1,7 @@
 """In-play: the point-level dataset of the ATP point-by-point matches, the three in-play models (each an
 MLflow run in ``tennis-inplay``), their test scores by stage of the match, the challenger registered as
 ``tennis-inplay@challenger`` and the champion alias that ``/predict_live`` serves. Thin wrappers over
-``training.inplay``."""
+``training.inplay_data``, ``training.inplay_models`` and ``training.inplay_evaluation``."""
 
 
 import datetime as dt
@@ -14,20 +14,15 @@ import pandas as pd
 from orchestration.defs.shared.progress import reporter
 from orchestration.defs.shared.resources import CourtsideResource, MlflowResource
 from training import plots, tracking
-from training.inplay import (
-    INPLAY_WINDOWS,
-    InplayTrainingConfig,
+from training.inplay_data import INPLAY_WINDOWS, InplayTrainingConfig, build_points, pbp_sequences, strength_of
+from training.inplay_evaluation import (
     beats_at_every_stage,
-    build_points,
-    fit_and_log,
     log_test_evaluation,
-    pbp_sequences,
-    predict_rows,
     stage_markdown,
     stage_plot,
     stage_table,
-    strength_of,
 )
+from training.inplay_models import fit_and_log, predict_rows
 from training.prematch import CandidateResult, best_by_validation
 from training.splits import Windows
 
