@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from features.scoring import Score, ScoringError, check_next, match_format, replay_pbp
+from features.replays import replay_pbp
+from features.scoring import Score, ScoringError, check_next, match_format
 from feeds.live.market import LABELS, MarketModel, SimulatedMarket, closing_odds
 from feeds.live.protocol import MatchEvent, PointInfo, SetScore
 from feeds.live.server import Scheduled
