@@ -60,7 +60,7 @@ from betting.settlement import MatchResult
 from betting.staking import StakingConfig
 from betting.trading import TradingCore
 from betting.value import ValueConfig
-from features.inplay import ServeTracker, live_win_probability
+from features.markov.scalar import ServeTracker, live_win_probability
 from features.scoring import Score, ScoringError
 from feeds.live.books import feed_book
 from feeds.live.market import BOOKMAKER_SIZE, LABELS, MarketModel
