@@ -43,6 +43,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -697,17 +698,11 @@ class _InplayReplay:
         self.matches += 1
         self.points += len(scores)
         self._row = row
-        day = _utc(pd.Timestamp(row["event_date"]))
-        start = max(day + timedelta(seconds=PREMATCH_LEAD_SECONDS),
-                    self.clock.now() + timedelta(seconds=self.cfg.gap_seconds))
-        messages = sorted(match_messages(row, 0.0, self.cfg.market), key=lambda s: (s.at, s.channel != "market"))
         core, model = self.core, self.model
-        for message in messages:
-            at = start + timedelta(seconds=message.at)
+        for at, channel, payload in match_schedule(row, self.clock.now(), self.cfg):
             if at > self.clock.now():
                 self.clock.set(at)
-            payload = message.payload
-            if message.channel == "market":
+            if channel == "market":
                 book = feed_book(payload, self.clock.now())
                 core.on_book(key, book)
                 core.after_book(key, book)
@@ -721,6 +716,24 @@ class _InplayReplay:
             core.poll()
         core.forget(key)
         self._opportunities.clear()
+
+
+def match_schedule(row: dict, after: datetime, config: InplayBacktestConfig) -> list[tuple[datetime, str, Any]]:
+    """The feed messages of one match as (time, channel, message), in the feed's own order (time, then market
+    before match, as ``feeds.live.ordering``): play starts ``config.gap_seconds`` after ``after`` (the previous
+    match's end) or at its own date, the real closing odds a minute before."""
+    day = _utc(pd.Timestamp(row["event_date"]))
+    start = max(day + timedelta(seconds=PREMATCH_LEAD_SECONDS), after + timedelta(seconds=config.gap_seconds))
+    messages = sorted(match_messages(row, 0.0, config.market), key=lambda s: (s.at, s.channel != "market"))
+    return [(start + timedelta(seconds=m.at), m.channel, m.payload) for m in messages]
+
+
+def replay_inplay(rows: pd.DataFrame, model: InplayModel, config: InplayBacktestConfig) -> _InplayReplay:
+    """Replay the rows in order through one trading core; the replay keeps its core and exchange (orders)."""
+    replay = _InplayReplay(model, config)
+    for row in rows.to_dict("records"):
+        replay.replay(row)
+    return replay
 
 
 def inplay_rows(catalog: pd.DataFrame, sources: Sequence[str] = ("pbp", "slam"), limit: int | None = None
@@ -739,10 +752,7 @@ def run_inplay(catalog: pd.DataFrame, model: InplayModel = markov_serve_updates,
     """Replay catalog matches (``feeds.live.catalog`` columns) in date order against the SIMULATED
     in-play market (:func:`inplay_rows`)."""
     started = time.perf_counter()
-    rows = inplay_rows(catalog, sources, limit)
-    replay = _InplayReplay(model, config)
-    for row in rows.to_dict("records"):
-        replay.replay(row)
+    replay = replay_inplay(inplay_rows(catalog, sources, limit), model, config)
     ledger = replay.recorder.ledger(config.policy.bankroll, replay.counts)
     counts = replay.core.counts
     return InplayBacktest(name, ledger, replay.matches, replay.points, counts.predictions, counts.decisions,

@@ -116,7 +116,7 @@ def prematch_backtest(
     })
 
 
-class InplayBacktestConfig(dg.Config):
+class InplayBacktestAssetConfig(dg.Config):
     """In-play backtest settings: which matches and models (the engine's own configuration otherwise)."""
 
     matches: int = 100
@@ -132,7 +132,7 @@ class InplayBacktestConfig(dg.Config):
 @dg.asset(group_name="backtest", kinds={"mlflow", "pandas"})
 def inplay_backtest(
     context: dg.AssetExecutionContext,
-    config: InplayBacktestConfig,
+    config: InplayBacktestAssetConfig,
     courtside: CourtsideResource,
     mlflow: MlflowResource,
     replay_catalog: pd.DataFrame,
