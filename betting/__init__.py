@@ -1,7 +1,7 @@
 """betting: the trading core — value detection, staking, risk limits, the exchange port with a
 paper exchange, orders, settlement and P&L.
 
-Framework-free by design: no dagster, no bentoml, no sqlalchemy. Callers (the live engine, the
+Framework-free by design: no dagster, no bentoml, no sqlalchemy; imports only ``features`` besides itself. Callers (the live engine, the
 Dagster assets) persist the records this package produces (every record has ``to_dict`` /
 ``from_dict``) and feed them back in on restart.
 
@@ -21,4 +21,8 @@ Where a rule lives:
 - ``settlement``  settling a market from the match outcome (``features.matches`` rule)
 - ``records``     orders, fills, bets, settlements, P&L, the event-log ``EventKind``
 - ``codec``       JSON-ready ``to_dict`` / ``from_dict`` for every record
+- ``prior``       the margin-free mid of a two-runner book; the pre-match prior of an in-play match
+- ``policy``      ``TradingPolicy``: bankroll, triggers, value, staking, risk limits, exchange rules
+- ``trading``     ``TradingCore``: a match message or a market book in, decisions out — the one trading
+                  core the live engine (asyncio) and the backtests (synchronously) both run
 """
