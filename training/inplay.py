@@ -17,7 +17,8 @@ Models (each a ``InplayModel`` reading the feature vector of ``features.inplay_s
   the pre-match probability and the serve statistics of the match. Before the first point the
   correction is zero by construction, so every model equals the pre-match probability there.
 
-Splits are whole seasons (``training.splits.Windows``), so a match is never on both sides. The learned
+Splits are whole seasons (``training.splits.Windows``; configured in ``training.windows``), so a match is
+never on both sides. The learned
 model is fitted on the training seasons and early-stopped on the validation seasons; the registered
 model is chosen on validation; the test seasons are scored once, on every point, by stage: before the
 first point and after 25/50/75% of the match's points, and over the points of each set.
@@ -60,10 +61,7 @@ from training import plots, tracking  # noqa: E402
 from training.metrics import score  # noqa: E402
 from training.prematch import CandidateResult, PromotionDecision, decide_promotion  # noqa: E402
 from training.splits import Windows  # noqa: E402
-
-INPLAY_WINDOWS = Windows(train_start=2011, train_end=2013, validation_start=2014, validation_end=2014,
-                         test_start=2015, test_end=2015)
-"""Default seasons of the in-play splits (the point-by-point archive covers 2011-2015)."""
+from training.windows import INPLAY_WINDOWS  # noqa: E402  (default seasons of the in-play splits)
 
 POINT_COLUMNS = ("match_id", "season", "split", "point", "n_points", "a_won")
 """Columns of a point row besides the features: ``point`` = points played before this state (0 = before
