@@ -10,7 +10,7 @@ import dagster as dg
 import mlflow as mlflow_api
 import pandas as pd
 
-from orchestration.defs.shared.resources import CourtsideResource, MlflowResource
+from orchestration.defs.shared.resources import CourtsideResource, MlflowResource, WindowsResource
 from training import backtest as bt
 from training import plots, tracking
 
@@ -68,19 +68,22 @@ def prematch_backtest(
     config: PrematchBacktestConfig,
     courtside: CourtsideResource,
     mlflow: MlflowResource,
+    windows: WindowsResource,
     walkforward_predictions: pd.DataFrame,
 ) -> dg.Output[pd.DataFrame]:
     """Value bets on the walk-forward model's out-of-sample probabilities at Pinnacle (Grand Slams) and
     Bet365 (tour-level) closing prices, never Max prices; flat and fractional-Kelly stakes; minimum edge
     and price cap chosen on the validation seasons, then applied once to the test seasons; ROI with a
     bootstrap 95% interval, hit rate, drawdown, bankroll curves, by season; and a no-information
-    baseline (player A at every price) that should lose about the margin."""
+    baseline (player A at every price) that should lose about the margin. The seasons are the ``windows``
+    resource's: thresholds on the walk-forward's validation seasons, scored once on the test window."""
+    configured = windows.get()
+    configured.check_table(walkforward_predictions, "walkforward_predictions", configured.walkforward_splits())
     cfg = config.core()
     result = bt.run_prematch(walkforward_predictions, cfg)
     table = bt.prematch_table(result, cfg)
     seasons = bt.prematch_seasons(result, cfg)
-    windows = {split: _season_range(walkforward_predictions[walkforward_predictions["split"] == split])
-               for split in ("validation", "test")}
+    windows = {split: str(seasons) for split, seasons in configured.walkforward_splits().items()}  # as text
     data_version = tracking.frame_version(walkforward_predictions)
 
     reports = Path(courtside.reports_dir)
@@ -95,7 +98,7 @@ def prematch_backtest(
         with mlflow_api.start_run(run_name=f"prematch-{s.name}") as run:
             mlflow_api.set_tags({"kind": "backtest", "backtest": "prematch", "book": s.book.name,
                                  "staking": str(s.staking), "forecaster": s.forecaster, "data_version": data_version,
-                                 "prices": s.book.description})
+                                 "prices": s.book.description, **configured.tags()})
             mlflow_api.log_params({
                 "book": s.book.name, "price_columns": f"{s.book.price_a},{s.book.price_b}", "staking": str(s.staking),
                 "forecaster": s.forecaster, "min_edge": s.thresholds.min_edge, "max_price": s.thresholds.max_price,
@@ -132,7 +135,7 @@ def prematch_backtest(
                + _markdown(table, HEADLINE))
     (reports / "prematch_backtest.md").write_text(summary + "\n\n" + _markdown(
         seasons, ["strategy", "split", "season", "bets", "pnl", "roi", "roi_ci_low", "roi_ci_high", "hit_rate",
-                  "max_drawdown"]) + "\n")
+                  "max_drawdown"]) + "\n\n" + configured.markdown() + "\n")
     context.log.info(f"pre-match backtest: {len(result.strategies)} strategies in {result.seconds:.1f} s")
     return dg.Output(table, metadata={
         "summary": dg.MetadataValue.md(summary),
@@ -143,6 +146,7 @@ def prematch_backtest(
         "report": dg.MetadataValue.path(str(reports / "prematch_backtest.md")),
         "seconds": round(result.seconds, 1),
         "data_version": data_version,
+        "windows": dg.MetadataValue.json(configured.as_dict()),
         **links,
     })
 
@@ -166,6 +170,7 @@ def inplay_backtest(
     config: InplayBacktestConfig,
     courtside: CourtsideResource,
     mlflow: MlflowResource,
+    windows: WindowsResource,
     replay_catalog: pd.DataFrame,
 ) -> dg.Output[pd.DataFrame]:
     """Point-by-point matches replayed against the SIMULATED in-play market with the live engine's
@@ -177,6 +182,9 @@ def inplay_backtest(
         unknown = [n for n in names if n not in known]
         if unknown:
             raise ValueError(f"unknown in-play {kind} {unknown}; known: {sorted(known)}")
+    configured = windows.get()
+    replayed, replay_seasons = configured.replay_mask(replay_catalog)  # the replay seasons' matches only
+    replay_catalog = replay_catalog[replayed]
     reports = Path(courtside.reports_dir)
     reports.mkdir(parents=True, exist_ok=True)
     exp_id = mlflow.configure(BACKTEST_EXPERIMENT)
@@ -204,7 +212,8 @@ def inplay_backtest(
         with mlflow_api.start_run(run_name=f"inplay-{label}-SIMULATED") as run:
             mlflow_api.set_tags({"kind": "backtest", "backtest": "inplay", "market": "SIMULATED",
                                  "simulated_market": market_name, "label": bt.SIMULATED, "model": name,
-                                 "data_version": tracking.frame_version(replay_catalog[["event_key", "prematch_p1"]])})
+                                 "data_version": tracking.frame_version(replay_catalog[["event_key", "prematch_p1"]]),
+                                 **configured.tags()})
             mlflow_api.log_params({
                 "model": name, "market": f"SIMULATED (feeds.live.market): {market_name}", "matches": result.matches,
                 "sources": ",".join(config.sources), "seasons": _season_range(
@@ -213,7 +222,7 @@ def inplay_backtest(
                 "market_spread_ticks": cfg.market.spread_ticks, "min_edge": cfg.engine.value.min_edge,
                 "commission": cfg.engine.value.commission, "kelly_fraction": cfg.engine.staking.kelly_fraction,
                 "max_stake": cfg.engine.risk.max_stake, "bet_delay_s": cfg.engine.exchange.in_play_delay_seconds,
-                "bankroll": cfg.engine.bankroll})
+                "bankroll": cfg.engine.bankroll, "replay_seasons": json.dumps(replay_seasons)})
             mlflow_api.log_metrics(_metrics({k: v for k, v in row.items() if k not in ("model", "market", "prices")},
                                             "simulated"))
             mlflow_api.log_artifact(str(path))
@@ -235,7 +244,8 @@ def inplay_backtest(
                   "measure the machinery and the model *against a simulator*, not a real-money edge.\n\n"
                   + _markdown(table, ["model", "market", "prices", "matches", "points", "bets", "staked", "pnl", "roi",
                                       "roi_ci_low", "roi_ci_high", "hit_rate", "max_drawdown", "final_bankroll",
-                                      "seconds"]))
+                                      "seconds"])
+                  + f"\n\nReplayed seasons by source: {replay_seasons}. " + configured.markdown())
     (reports / "inplay_backtest.md").write_text(summary_md + "\n")
     return dg.Output(table, metadata={
         "label": dg.MetadataValue.text(bt.SIMULATED),
@@ -244,5 +254,7 @@ def inplay_backtest(
         "by_season": dg.MetadataValue.md(by_season.to_markdown(index=False, floatfmt=".3f") if len(by_season)
                                          else "none"),
         "report": dg.MetadataValue.path(str(reports / "inplay_backtest.md")),
+        "replay_seasons": dg.MetadataValue.json(replay_seasons),
+        "windows": dg.MetadataValue.json(configured.as_dict()),
         **links,
     })
