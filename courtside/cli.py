@@ -501,7 +501,8 @@ def bench_once(args: argparse.Namespace) -> int:
     return 0 if success else 1
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The ``courtside`` command line."""
     parser = argparse.ArgumentParser(prog="courtside", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -526,7 +527,11 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--fanout-only", action="store_true",
                        help="only the WebSocket fan-out benchmark (10,000 subscribers; needs no pipeline state)")
     bench.set_defaults(fn=cmd_bench)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     return args.fn(args)
 
 
