@@ -25,7 +25,7 @@ keys can be written in a TOML file named by ``COURTSIDE_WINDOWS_FILE`` (or ``--w
 The rule (what moves when the test window moves):
 
 - **validation and training** follow the test window unless set: validation is the season just before
-  it, training every season from 1991 up to validation.
+  it, training every season from 1991 up to validation (and the test window).
 - **walk-forward** predicts every season from ``walkforward_from`` to the last test season, each with a
   model refitted on all earlier seasons from the first training season; the seasons before the test
   window are its validation seasons (where the tree count, calibration map and thresholds are chosen),
@@ -49,6 +49,7 @@ seasons without a walk-forward prior, and (``check_data``) seasons without data.
 from __future__ import annotations
 
 import io
+import operator
 import os
 import re
 import tomllib
@@ -113,8 +114,10 @@ class WindowsError(ValueError):
 
     def __init__(self, problems: Iterable[str]):
         self.problems = list(problems)
-        super().__init__("season windows: " + "; ".join(self.problems) if len(self.problems) == 1 else
-                         "season windows:\n" + "\n".join(f"  - {p}" for p in self.problems))
+        if len(self.problems) == 1:
+            super().__init__(f"season windows: {self.problems[0]}")
+        else:
+            super().__init__("season windows:\n" + "\n".join(f"  - {p}" for p in self.problems))
 
 
 def flag(name: str) -> str:
@@ -168,7 +171,10 @@ class Seasons:
         return range(self.first, self.last + 1)
 
     def __contains__(self, season: object) -> bool:
-        return isinstance(season, int) and self.first <= season <= self.last
+        try:
+            return self.first <= operator.index(season) <= self.last  # type: ignore[arg-type]
+        except TypeError:
+            return False
 
     def common(self, other: Seasons) -> Seasons:
         return Seasons(max(self.first, other.first), min(self.last, other.last))
