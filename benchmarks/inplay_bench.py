@@ -21,9 +21,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from features import inplay
-from features.inplay import ServeTracker, live_win_probability, match_win_probability, serve_probabilities
-from features.scoring import Score, ScoringError, match_format, replay_pbp, tournament_key
+from features.markov import scalar
+from features.markov.scalar import ServeTracker, live_win_probability, match_win_probability, serve_probabilities
+from features.replays import replay_pbp
+from features.scoring import Score, ScoringError, match_format, tournament_key
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SLAMS = ("australian_open", "roland_garros", "wimbledon", "us_open")
@@ -137,7 +138,7 @@ def main() -> None:
     results: dict[str, list[int]] = {"live": [], "cold": [], "warm": [], "calibration": [], "point": [], "call": []}
     gc.disable()
     for _ in range(args.repeat):
-        inplay._chain.cache_clear()
+        scalar._chain.cache_clear()
         serve_probabilities.cache_clear()
         results["calibration"] += time_calibration(matches, prematch)
         results["live"] += time_live_path(matches, prematch)

@@ -35,7 +35,7 @@ _VALUE_TYPES = frozenset({"expect_column_values_to_be_between"})
 
 
 @dataclass(frozen=True)
-class Erratum:
+class ProposedErratum:
     """One proposed ``feeds/errata.csv`` row, with the source row it names."""
 
     dataset: str
@@ -54,7 +54,7 @@ class Proposal:
 
     dataset: str
     result: SuiteResult
-    errata: tuple[Erratum, ...]
+    errata: tuple[ProposedErratum, ...]
     failing_rows: tuple[int, ...]
     """Positions (in the validated frame) of the rows the errata list."""
     set_aside: tuple[int, ...]
@@ -98,7 +98,7 @@ def propose(dataset: str, frame: pd.DataFrame, source: DataSource, *,
     listed = sorted(reasons, key=lambda p: (str(frame.at[p, "source_file"]),
                                             int(frame.at[p, "source_line"])))
     text_keys = _source_keys(frame.iloc[listed], spec, source) if listed else {}
-    errata: dict[tuple[str, str | None], Erratum] = {}
+    errata: dict[tuple[str, str | None], ProposedErratum] = {}
     for p in listed:
         where = (str(frame.at[p, "source_file"]), int(frame.at[p, "source_line"]))
         key = text_keys[where]
@@ -110,7 +110,7 @@ def propose(dataset: str, frame: pd.DataFrame, source: DataSource, *,
                 earlier = errata[(key, column)]
                 reason = "; ".join(dict.fromkeys([earlier.reason, reason]))
                 where = (earlier.source_file, earlier.source_line)
-            errata[(key, column)] = Erratum(dataset, key, reason, *where, column=column)
+            errata[(key, column)] = ProposedErratum(dataset, key, reason, *where, column=column)
         if (key, None) in errata:  # a row set aside needs no value removed
             for k in [k for k in errata if k[0] == key and k[1] is not None]:
                 del errata[k]
@@ -192,7 +192,7 @@ def _source(data_dir: str) -> DataSource:
     return UpstreamDataSource() if data_dir == "upstream" else LocalDataSource(Path(data_dir))
 
 
-def write_errata(errata: Iterable[Erratum], out: TextIO | None = None) -> None:
+def write_errata(errata: Iterable[ProposedErratum], out: TextIO | None = None) -> None:
     """Write errata as ``feeds/errata.csv`` rows, with the header (to stdout by default)."""
     writer = csv.writer(out or sys.stdout, lineterminator="\n")
     writer.writerow(["dataset", "key", "column", "reason"])
@@ -216,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unknown datasets {unknown}; known: {', '.join(SUITES)}")
     source = _source(args.data or Settings.from_env().data_dir)
     status = 0
-    everything: list[Erratum] = []
+    everything: list[ProposedErratum] = []
     for dataset in args.datasets or list(SUITES):
         frame = ingest(source, dataset, errata={}).frame
         proposal = propose(dataset, frame, source)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from expectations.runner import SOURCE_COLUMNS, SuiteResult, validate
+from features.ratings import SURFACES
 from feeds.historical import SPECS
 from feeds.sources import SLAMS
 
@@ -39,7 +40,6 @@ ROUND_ROBIN = "RR"
 TOURNEY_LEVELS = ("G", "M", "A", "C", "S", "F", "D", "O")
 """Sackmann's levels: Grand Slam, Masters, other tour, Challenger, Satellite/ITF, Finals,
 Davis Cup, Olympics."""
-SURFACES = ("Hard", "Clay", "Grass", "Carpet")
 HANDS = ("R", "L", "U", "A")
 ODDS_ROUNDS = ("1st Round", "2nd Round", "3rd Round", "4th Round", "Quarterfinals", "Semifinals",
                "The Final", "Round Robin")

@@ -25,21 +25,33 @@ So every row is resolved in three steps, strongest first:
    within a year of the row. ``match_id`` stays null.
 
 Everything else is ``unmatched: <why>``. The Grand Slam reference mapping shipped with the
-data is a measuring stick only (:func:`measure_against_reference`); nothing here reads it.
+data is a measuring stick only (``features.identity_reference``); nothing here reads it.
+
+Names are read and compared by ``features.names``; the odds files are put in the layout
+:func:`match_odds` reads by ``features.odds_layout``.
 
 Pure pandas / numpy / stdlib: this is domain code shared by every lane.
 """
 
 from __future__ import annotations
 
-import difflib
-import re
-import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from features.names import (
+    NameReading,
+    name_similarity,
+    name_tokens,
+    normalize_name,
+    parse_abbreviated,
+    parse_full_name,
+    reading_level,
+    significant_tokens,
+    tournament_words,
+)
 
 DAYS_BEFORE = 20
 """A row dated ``d`` may belong to a tournament that started up to this many days before ``d``."""
@@ -90,81 +102,12 @@ ANY_ROUND_DAYS = (-10, 15)
 SAME_EVENT_DAYS = 2
 """Rows of one pair dated this close are one event (a repeated or suspended match)."""
 
-GENERIC_TOURNEY_WORDS = frozenset({
-    "open", "masters", "cup", "tour", "finals", "final", "championships", "championship",
-    "international", "tennis", "atp", "men", "mens", "gentlemen", "gentlemens", "singles",
-    "qualifying", "html", "grand", "prix", "trophy", "classic", "indoors", "indoor", "world",
-})
-"""Words of tournament names that say nothing about which tournament it is."""
-
-PARTICLES = frozenset({
-    "de", "da", "di", "del", "della", "dela", "der", "den", "van", "von", "la", "le", "du",
-    "dos", "das", "do", "el", "al", "y", "e", "ter", "ten", "st", "dal", "des", "los", "las",
-})
-"""Surname particles: too common to identify anyone on their own."""
-
-SUFFIXES = frozenset({"jr", "sr", "ii", "iii"})
-"""Generational suffixes, written by some sources and not by others: ignored when matching."""
-
-_CHAR_FOLD = str.maketrans({
-    "ø": "o", "Ø": "O", "ß": "ss", "đ": "d", "Đ": "D", "ł": "l", "Ł": "L", "æ": "ae", "Æ": "AE",
-    "œ": "oe", "Œ": "OE", "ı": "i", "þ": "th", "Þ": "Th", "ð": "d", "Ð": "D",
-    "\u2019": "'", "\u2018": "'", "`": "'", "\u00b4": "'",
-    "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-",
-})
-_APOSTROPHES = re.compile(r"'")
-_SEPARATORS = re.compile(r"[^a-z0-9]+")
-_SUFFIX_WORD = re.compile(r"\b(?:jr|sr)\b\.?", re.IGNORECASE)
-_NOT_A_PLAYER = re.compile(r"/|\bdoubles\b", re.IGNORECASE)
-
 _ROUND_CONFLICT = 10**7  # a fit this bad means the row's round excludes the match: never linked
 _DAY_BITS = 18
 _DAY_OFFSET = 100_000  # day numbers since 1970 are shifted to stay positive (1700..2400 fit)
 
 
-# --- normalisation ------------------------------------------------------------------------------
-
-def fold_ascii(text: str) -> str:
-    """``text`` without accents, special letters spelled in ASCII (``Müller`` -> ``Muller``)."""
-    decomposed = unicodedata.normalize("NFKD", text.translate(_CHAR_FOLD))
-    kept = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return kept.encode("ascii", "ignore").decode("ascii")
-
-
-def normalize_name(text: object) -> str:
-    """Canonical spelling of a name: ASCII, lower case, apostrophes dropped, every run of other
-    non-alphanumeric characters (hyphens, dots, spaces) turned into one space.
-
-    ``"Carreño-Busta P."`` -> ``"carreno busta p"``, ``"O'Connell"`` -> ``"oconnell"``.
-    Missing values give ``""``.
-    """
-    if text is None or (isinstance(text, float) and np.isnan(text)) or text is pd.NA:
-        return ""
-    folded = fold_ascii(str(text)).lower()
-    return _SEPARATORS.sub(" ", _APOSTROPHES.sub("", folded)).strip()
-
-
-def name_tokens(text: object) -> tuple[str, ...]:
-    """The words of a normalised name, generational suffixes (``jr``, ``sr``) left out."""
-    return tuple(t for t in normalize_name(text).split() if t not in SUFFIXES)
-
-
-def compact_name(text: object) -> str:
-    """A name without separators: ``"De Heart"`` and ``"Deheart"`` both give ``"deheart"``."""
-    return "".join(name_tokens(text))
-
-
-def tournament_words(name: object) -> frozenset[str]:
-    """Distinctive words (4+ letters, not generic like ``open``) of a tournament name."""
-    return frozenset(t for t in normalize_name(name).split()
-                     if len(t) >= 4 and t not in GENERIC_TOURNEY_WORDS)
-
-
-def significant_tokens(tokens: Iterable[str]) -> frozenset[str]:
-    """The tokens of a surname that can identify someone: no particles, no single letters."""
-    return frozenset(t for t in tokens if len(t) > 1 and t not in PARTICLES)
-
-
+# --- round hints ----------------------------------------------------------------------------------
 
 def round_hint(value: object) -> frozenset[str] | None:
     """The Sackmann round codes a source's round text allows: tennis-data names (``1st Round``,
@@ -182,148 +125,6 @@ def round_hint(value: object) -> frozenset[str] | None:
     if text.lower() == "main":
         return MAIN_ROUNDS
     return None
-
-
-# --- parsing names into readings ----------------------------------------------------------------
-
-@dataclass(frozen=True)
-class NameReading:
-    """One way to read a name: its surname tokens and its given-name part.
-
-    ``abbreviated`` readings carry initials (``("j", "m")`` for ``J.M.``, ``("an",)`` for ``An.``)
-    that must prefix the player's given names; full readings carry the given names themselves.
-    ``penalty`` is added to the match level (a swapped surname-first reading costs 1).
-    """
-
-    surname: tuple[str, ...]
-    given: tuple[str, ...]
-    abbreviated: bool
-    penalty: int = 0
-
-
-def _initial_parts(token: str, last: bool) -> tuple[str, ...] | None:
-    """The initials written in one token (``J.M.`` -> ``(j, m)``, ``An.`` -> ``(an,)``, and as
-    the ``last`` token also ``JC`` -> ``(j, c)``), or None when the token is a word."""
-    letters = re.sub(r"[^A-Za-z]", "", token)
-    if not letters:
-        return ()
-    if "." in token and len(letters) <= 3:
-        return tuple(p.lower() for p in re.split(r"[.\-\s]+", token) if p)
-    if last and token.isupper() and len(letters) <= 3:
-        return tuple(c.lower() for c in letters)
-    return None
-
-
-def parse_abbreviated(name: object) -> NameReading | None:
-    """Read a tennis-data.co.uk name ``"Surname I."`` (``"Del Potro J. M."``, ``"Stebe C-M."``,
-    ``"Aragone JC"``, ``"Zhang Ze"``, ``"Bogomolov Jr.A."``); None when nothing is left to read."""
-    if name is None or name is pd.NA or (isinstance(name, float) and np.isnan(name)):
-        return None
-    text = _SUFFIX_WORD.sub(" ", fold_ascii(str(name))).strip()
-    words = text.split()
-    if not words:
-        return None
-    initials: list[str] = []
-    while len(words) > 1:
-        parts = _initial_parts(words[-1], last=not initials)
-        if parts is None:
-            break
-        initials[:0] = parts
-        words.pop()
-    if not initials and len(words) > 1:  # "Zhang Ze": no dot, the last word is the given name
-        initials = [normalize_name(words.pop())]
-    surname = name_tokens(" ".join(words))
-    if not surname:
-        return None
-    return NameReading(surname, tuple(i for i in initials if i), abbreviated=True)
-
-
-def parse_full_name(name: object) -> tuple[NameReading, ...]:
-    """All readings of a full name ``"Given Names Surname"``: every split of its words into given
-    names and surname, and (one level worse) the surname-first order used for some Asian names.
-    Empty for doubles pairs (``"A/B"``) and team labels (``"USA Doubles"``)."""
-    if name is None or name is pd.NA or (isinstance(name, float) and np.isnan(name)):
-        return ()
-    if _NOT_A_PLAYER.search(str(name)):
-        return ()
-    tokens = name_tokens(name)
-    if len(tokens) < 2:
-        return (NameReading(tokens, (), abbreviated=False),) if tokens else ()
-    readings = [NameReading(tokens[k:], tokens[:k], abbreviated=False)
-                for k in range(1, len(tokens))]
-    readings += [NameReading(tokens[:k], tokens[k:], abbreviated=False, penalty=1)
-                 for k in range(1, len(tokens))]
-    return tuple(readings)
-
-
-# --- scoring a reading against a player --------------------------------------------------------
-
-def _surname_level(surname: tuple[str, ...], last: tuple[str, ...]) -> int | None:
-    """0: same surname once separators are gone; 1: one surname's significant words contain the
-    other's (``Bautista`` / ``Bautista Agut``); 2: they share a significant word; None: no fit."""
-    if not surname or not last:
-        return None
-    if "".join(surname) == "".join(last):
-        return 0
-    a, b = significant_tokens(surname), significant_tokens(last)
-    if not a or not b or not a & b:
-        return None
-    return 1 if a <= b or b <= a else 2
-
-
-def _given_level(reading: NameReading, first: tuple[str, ...]) -> int:
-    """0: given names agree; 1: agree loosely (initial only, short form, unknown given name,
-    second initial differs, known by a second given name); 2: they disagree."""
-    given = reading.given
-    if not given or not first:
-        return 1
-    if reading.abbreviated:
-        joined_first, joined_given = "".join(first), "".join(given)
-        if first[0].startswith(given[0]) or joined_first.startswith(joined_given):
-            if len(given) > 1 and len(first) > 1 and not first[1].startswith(given[1]):
-                return 1
-            return 0
-        if len(first) > 1 and first[1].startswith(given[0]):
-            return 1  # known by a second given name
-        return 2
-    if "".join(given) == "".join(first) or given[0] == first[0]:
-        return 0
-    if first[0].startswith(given[0]) or given[0].startswith(first[0]):
-        return 1  # an initial, or a short form: Stan / Stanislas, Alex / Alexander
-    return 2
-
-
-def reading_level(reading: NameReading, first: tuple[str, ...], last: tuple[str, ...]
-                  ) -> int | None:
-    """How well one reading of a name fits a player's (given names, surname): 0 is exact, larger
-    is looser, None means it does not fit at all."""
-    if not reading.abbreviated and reading.given and (
-        "".join(reading.given + reading.surname) == "".join(first + last)
-    ):
-        return reading.penalty
-    sur = _surname_level(reading.surname, last)
-    if sur is None:
-        return None
-    return sur + _given_level(reading, first) + reading.penalty
-
-
-def name_similarity(readings: Sequence[NameReading], first: tuple[str, ...],
-                    last: tuple[str, ...]) -> float:
-    """Similarity (0..1) of a name to a player, for the fuzzy step: the best surname similarity
-    (difflib ratio of the compact spellings) over the readings whose given part fits (level < 2),
-    or of the whole full name."""
-    best = 0.0
-    last_c = "".join(last)
-    for r in readings:
-        if not r.abbreviated and r.given and first:
-            whole = difflib.SequenceMatcher(None, "".join(r.given + r.surname),
-                                            "".join(first + last)).ratio()
-            best = max(best, whole - 0.05 * r.penalty)
-        if _given_level(r, first) >= 2 or not last_c:
-            continue
-        ratio = difflib.SequenceMatcher(None, "".join(r.surname), last_c).ratio()
-        best = max(best, ratio - 0.05 * r.penalty)
-    return best
 
 
 # --- the index over Sackmann players and matches ------------------------------------------------
@@ -824,117 +625,3 @@ def match_full_names(
     st = _resolve(index, _day_numbers(frame[date_col]), (c1, c2), names, readings, hints,
                   days_before, days_after, names_days)
     return _finish(frame, index, (f"{c1}_id", f"{c2}_id"), st)
-
-
-# --- neutral odds layouts -----------------------------------------------------------------------
-
-def _pick(frame: pd.DataFrame, mapping: Mapping[str, str]) -> pd.DataFrame:
-    return pd.DataFrame({new: frame[old] for old, new in mapping.items() if old in frame.columns})
-
-
-def odds_tour_neutral(odds_tour: pd.DataFrame) -> pd.DataFrame:
-    """The ``odds_tour`` dataset (tour level, Bet365 closing prices) in the neutral layout:
-    ``date, tournament, round, p1_name, p2_name, winner_name, b365_p1, b365_p2`` plus series,
-    court, surface, best_of, ranks, points, score and the source location."""
-    return _pick(odds_tour, {
-        "Date": "date", "Tournament": "tournament", "Round": "round",
-        "Player_1": "p1_name", "Player_2": "p2_name", "Winner": "winner_name",
-        "Odd_1": "b365_p1", "Odd_2": "b365_p2",
-        "Series": "series", "Court": "court", "Surface": "surface", "Best of": "best_of",
-        "Rank_1": "rank_p1", "Rank_2": "rank_p2", "Pts_1": "pts_p1", "Pts_2": "pts_p2",
-        "score": "score", "source_file": "source_file", "source_line": "source_line",
-    })
-
-
-def odds_slams_neutral(odds_slams: pd.DataFrame) -> pd.DataFrame:
-    """The ``odds_slams`` dataset (Grand Slams) in the neutral layout, p1 = winner, p2 = loser:
-    ``date, tournament, round, p1_name, p2_name, winner_name, comment`` and the prices
-    ``b365_p1/p2`` (Bet365), ``ps_p1/p2`` (Pinnacle), ``avg_p1/p2``, ``max_p1/p2`` (market
-    average and best), plus series, surface, best_of, ranks, points, sets and source location."""
-    out = _pick(odds_slams, {
-        "Date": "date", "Tournament": "tournament", "Round": "round",
-        "Winner": "p1_name", "Loser": "p2_name",
-        "B365W": "b365_p1", "B365L": "b365_p2", "PSW": "ps_p1", "PSL": "ps_p2",
-        "AvgW": "avg_p1", "AvgL": "avg_p2", "MaxW": "max_p1", "MaxL": "max_p2",
-        "Comment": "comment", "Location": "location", "Series": "series", "Court": "court",
-        "Surface": "surface", "Best of": "best_of", "WRank": "rank_p1", "LRank": "rank_p2",
-        "WPts": "pts_p1", "LPts": "pts_p2", "Wsets": "sets_p1", "Lsets": "sets_p2",
-        "source_file": "source_file", "source_line": "source_line",
-    })
-    out.insert(out.columns.get_loc("p2_name") + 1, "winner_name", odds_slams["Winner"])
-    return out
-
-
-# --- measuring against the reference mapping ----------------------------------------------------
-
-def compare_with_reference(matched_slams: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
-    """The reference rows (``Date, Winner, Loser, winner_id, loser_id, match_id``) joined with our
-    matched slam rows on (date, p1_name, p2_name); our columns are ``our_p1_id``, ``our_p2_id``,
-    ``our_match_id``, ``match_method`` (null when the row is absent from ``matched_slams``)."""
-    ours = matched_slams[["date", "p1_name", "p2_name", "p1_id", "p2_id", "match_id",
-                          "match_method"]].rename(columns={
-        "date": "Date", "p1_name": "Winner", "p2_name": "Loser", "p1_id": "our_p1_id",
-        "p2_id": "our_p2_id", "match_id": "our_match_id"})
-    ours = ours.drop_duplicates(["Date", "Winner", "Loser"])
-    ref = reference[["Date", "Winner", "Loser", "winner_id", "loser_id", "tourney_id", "match_id"]]
-    return ref.merge(ours, on=["Date", "Winner", "Loser"], how="left")
-
-
-def measure_against_reference(
-    matched_slams: pd.DataFrame,
-    reference: pd.DataFrame,
-    matches: pd.DataFrame | None = None,
-) -> dict[str, float | int]:
-    """Score our slam matching against the reference mapping (a measuring stick, never an input).
-
-    Player level, over both players of every reference row: ``precision`` = correct ids / ids we
-    assigned, ``recall`` = correct ids / reference ids. Match level: ``match_precision`` /
-    ``match_recall`` of ``match_id`` equality. With ``matches`` (Sackmann, as for
-    :func:`match_odds`), the same figures are also given (``consistent_*``) over the reference
-    rows that Sackmann confirms, i.e. whose two ids did meet in the reference's ``tourney_id``:
-    the reference has rows that point at unrelated Futures matches and at renumbered matches.
-    """
-    joined = compare_with_reference(matched_slams, reference)
-    out: dict[str, float | int] = {"reference_rows": len(joined),
-                                   "rows_found": int(joined["match_method"].notna().sum())}
-    out.update(_scores(joined, ""))
-    if matches is not None:
-        m = matches.loc[:, ["tourney_id", "winner_id", "loser_id", "match_id"]]
-        pair_in_tourney = pd.concat([
-            m[["tourney_id", "winner_id", "loser_id", "match_id"]],
-            m.rename(columns={"winner_id": "loser_id", "loser_id": "winner_id"})[
-                ["tourney_id", "winner_id", "loser_id", "match_id"]],
-        ]).rename(columns={"match_id": "sackmann_match_id"}).drop_duplicates(
-            ["tourney_id", "winner_id", "loser_id"])
-        checked = joined.merge(pair_in_tourney, on=["tourney_id", "winner_id", "loser_id"],
-                               how="left")
-        consistent = checked.loc[checked["sackmann_match_id"].notna()].copy()
-        consistent["match_id"] = consistent["sackmann_match_id"]
-        out["consistent_reference_rows"] = len(consistent)
-        out.update(_scores(consistent, "consistent_"))
-    return out
-
-
-def _scores(joined: pd.DataFrame, prefix: str) -> dict[str, float | int]:
-    ours = pd.concat([joined["our_p1_id"], joined["our_p2_id"]], ignore_index=True)
-    ref = pd.concat([joined["winner_id"], joined["loser_id"]], ignore_index=True)
-    assigned = ours.notna()
-    correct = assigned & ref.notna() & (ours.astype("Int64") == ref.astype("Int64")).fillna(False)
-    n_ref = int(ref.notna().sum())
-    m_ours = joined["our_match_id"].astype("string")
-    m_ref = joined["match_id"].astype("string")
-    m_assigned = m_ours.notna()
-    m_correct = (m_assigned & (m_ours == m_ref).fillna(False))
-    n_mref = int(m_ref.notna().sum())
-    return {
-        f"{prefix}ids_reference": n_ref,
-        f"{prefix}ids_assigned": int(assigned.sum()),
-        f"{prefix}ids_correct": int(correct.sum()),
-        f"{prefix}precision": float(correct.sum() / max(int(assigned.sum()), 1)),
-        f"{prefix}recall": float(correct.sum() / max(n_ref, 1)),
-        f"{prefix}matches_reference": n_mref,
-        f"{prefix}matches_assigned": int(m_assigned.sum()),
-        f"{prefix}matches_correct": int(m_correct.sum()),
-        f"{prefix}match_precision": float(m_correct.sum() / max(int(m_assigned.sum()), 1)),
-        f"{prefix}match_recall": float(m_correct.sum() / max(n_mref, 1)),
-    }

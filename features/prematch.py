@@ -24,12 +24,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from features.inplay import prematch_win_probability
-from features.ratings import EloBook, surface_or_none
+from features.markov.scalar import prematch_win_probability
+from features.ratings import SURFACES, EloBook, surface_or_none, win_probability
 from features.scoring import MatchFormat
 
 LEVELS = ("G", "M", "A", "F", "D")
-SURFACE_NAMES = ("Hard", "Clay", "Grass", "Carpet")
 
 SERVE_DECAY = 0.9
 """Weight kept by older serve/return statistics at each new match with statistics (~7-match half-life)."""
@@ -55,7 +54,7 @@ FEATURES: tuple[str, ...] = (
     "h2h_a", "h2h_b", "h2h_diff",
     "best_of_5", "round_order",
     *(f"level_{lv}" for lv in LEVELS),
-    *(f"surface_{s}" for s in SURFACE_NAMES),
+    *(f"surface_{s}" for s in SURFACES),
 )
 """Feature columns, in the order models receive them."""
 
@@ -63,7 +62,7 @@ _NEGATED = frozenset({"elo_diff", "surface_elo_diff", "log_rank_diff", "log_poin
                       "height_diff", "serve_return_edge", "form_diff", "h2h_diff"})
 _COMPLEMENTED = frozenset({"elo_prob", "surface_elo_prob", "blend_elo_prob", "matchup_prob"})
 _SHARED = frozenset({"best_of_5", "round_order", *(f"level_{lv}" for lv in LEVELS),
-                     *(f"surface_{s}" for s in SURFACE_NAMES)})
+                     *(f"surface_{s}" for s in SURFACES)})
 
 
 def mirror_spec(columns: list[str] | tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -243,10 +242,10 @@ class FeatureState:
         matchup = prematch_win_probability(_FORMATS[ctx.best_of == 5], round(m_a, 3), round(m_b, 3))
         return [
             ea - eb,
-            1.0 / (1.0 + 10.0 ** ((eb - ea) / 400.0)),
+            win_probability(ea, eb),
             sa - sb,
-            1.0 / (1.0 + 10.0 ** ((sb - sa) / 400.0)),
-            1.0 / (1.0 + 10.0 ** ((blend_b - blend_a) / 400.0)),
+            win_probability(sa, sb),
+            win_probability(blend_a, blend_b),
             ea, eb, math.log1p(ma), math.log1p(mb), math.log1p(sma), math.log1p(smb),
             math.log(ra), math.log(rb), math.log(rb) - math.log(ra),
             math.log1p(pta) - math.log1p(ptb),
@@ -262,7 +261,7 @@ class FeatureState:
             float(ha), float(hb), float(ha - hb),
             float(ctx.best_of == 5), float(ctx.round_order),
             *(float(ctx.level == lv) for lv in LEVELS),
-            *(float(surface == s) for s in SURFACE_NAMES),
+            *(float(surface == s) for s in SURFACES),
         ]
 
     def update(self, winner: int, loser: int, ctx: MatchContext, minutes: float,

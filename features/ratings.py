@@ -14,17 +14,28 @@ import numpy as np
 import pandas as pd
 
 INITIAL_RATING = 1500.0
+ELO_SCALE = 400.0
+"""Rating points for odds of 10 to 1."""
 SURFACES = ("Hard", "Clay", "Grass", "Carpet")
+"""The court surfaces of the Sackmann and tennis-data files (the one list every lane uses)."""
 
 
-def k_factor(matches_played: int) -> float:
-    """FiveThirtyEight's K for a player with ``matches_played`` earlier rated matches."""
+Ratings = float | np.ndarray | pd.Series
+"""A rating, a rating difference or many of them (the Elo formulas are element-wise)."""
+
+
+def k_factor(matches_played: int | np.ndarray) -> float | np.ndarray:
+    """FiveThirtyEight's K for a player with ``matches_played`` earlier rated matches (a number or
+    a numpy array)."""
     return 250.0 / (matches_played + 5) ** 0.4
 
 
-def win_probability(rating_a: float, rating_b: float) -> float:
-    """Elo probability that A beats B."""
-    return 1.0 / (1.0 + 10.0 ** ((rating_b - rating_a) / 400.0))
+def win_probability(rating_a: Ratings, rating_b: Ratings = 0.0) -> Ratings:
+    """Elo probability that A beats B: 1 / (1 + 10 ** ((rating_b - rating_a) / 400)).
+
+    Numbers, numpy arrays or pandas Series (element-wise). With ``rating_b`` left at 0, ``rating_a`` is
+    A's rating minus B's (or any blend of such differences)."""
+    return 1.0 / (1.0 + 10.0 ** ((rating_b - rating_a) / ELO_SCALE))
 
 
 @dataclass
@@ -51,9 +62,9 @@ class EloBook:
         ov, pl = self.overall, self.played
         rw, rl = ov.get(winner, INITIAL_RATING), ov.get(loser, INITIAL_RATING)
         mw, ml = pl.get(winner, 0), pl.get(loser, 0)
-        p = 1.0 / (1.0 + 10.0 ** ((rl - rw) / 400.0))
-        ov[winner] = rw + 250.0 / (mw + 5) ** 0.4 * (1.0 - p)
-        ov[loser] = rl - 250.0 / (ml + 5) ** 0.4 * (1.0 - p)
+        p = win_probability(rw, rl)
+        ov[winner] = rw + k_factor(mw) * (1.0 - p)
+        ov[loser] = rl - k_factor(ml) * (1.0 - p)
         pl[winner], pl[loser] = mw + 1, ml + 1
         if surface is None:
             return
@@ -61,9 +72,9 @@ class EloBook:
         kw, kl = (winner, surface), (loser, surface)
         rw, rl = sv.get(kw, INITIAL_RATING), sv.get(kl, INITIAL_RATING)
         mw, ml = sp.get(kw, 0), sp.get(kl, 0)
-        p = 1.0 / (1.0 + 10.0 ** ((rl - rw) / 400.0))
-        sv[kw] = rw + 250.0 / (mw + 5) ** 0.4 * (1.0 - p)
-        sv[kl] = rl - 250.0 / (ml + 5) ** 0.4 * (1.0 - p)
+        p = win_probability(rw, rl)
+        sv[kw] = rw + k_factor(mw) * (1.0 - p)
+        sv[kl] = rl - k_factor(ml) * (1.0 - p)
         sp[kw], sp[kl] = mw + 1, ml + 1
 
 
@@ -102,5 +113,5 @@ def elo_history(
                  "winner_elo_matches", "loser_elo_matches"],
     )
     frame.insert(0, "match_id", matches["match_id"].to_numpy())
-    frame["winner_elo_prob"] = 1.0 / (1.0 + 10.0 ** ((frame["loser_elo"] - frame["winner_elo"]) / 400.0))
+    frame["winner_elo_prob"] = win_probability(frame["winner_elo"], frame["loser_elo"])
     return frame

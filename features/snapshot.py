@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from features.identity import normalize_name
 from features.matches import ROUND_ORDER
+from features.names import normalize_name
 from features.prematch import Entrant, FeatureState, MatchContext
 
 

@@ -22,7 +22,7 @@ import pandas as pd
 
 from features.prematch import FEATURES
 from features.snapshot import PlayerSnapshot
-from serving.predictor import Predict, compile_inplay_predictor, compile_predictor
+from serving.predictor import PredictArray, compile_inplay_predictor, compile_predictor
 from training import tracking
 from training.models import symmetric
 
@@ -39,7 +39,7 @@ class Loaded:
     features: list[str]
     columns: list[int]
     """Positions of the model's features in ``features.prematch.FEATURES`` (what the snapshot computes)."""
-    predict: Predict
+    predict: PredictArray
     snapshot: PlayerSnapshot
     snapshot_mtime: float
 
@@ -195,7 +195,7 @@ class LoadedInplay:
     family: str
     serve_prior_strength: float
     """The serve prior strength the model's features must be built with."""
-    predict: Predict
+    predict: PredictArray
 
 
 class InplayStore(AliasPoller):

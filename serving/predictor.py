@@ -17,11 +17,11 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 from xgboost import XGBClassifier
 
-Predict = Callable[[np.ndarray], np.ndarray]
+PredictArray = Callable[[np.ndarray], np.ndarray]
 """Rows of features (2-D array, columns in the model's feature order) -> P(player A wins)."""
 
 
-def _logistic_pipeline(model: Pipeline) -> Predict | None:
+def _logistic_pipeline(model: Pipeline) -> PredictArray | None:
     steps = dict(model.named_steps)
     impute, scale, logit = steps.get("impute"), steps.get("scale"), steps.get("logit")
     if logit is None or impute is None or getattr(impute, "add_indicator", False):
@@ -39,7 +39,7 @@ def _logistic_pipeline(model: Pipeline) -> Predict | None:
     return predict
 
 
-def _xgboost(model: XGBClassifier) -> Predict:
+def _xgboost(model: XGBClassifier) -> PredictArray:
     booster = model.get_booster()
     booster.set_param({"nthread": 1})  # thread oversubscription turns 8 ms into 200 ms (PERFORMANCE.md)
     best = getattr(model, "best_iteration", None)
@@ -51,7 +51,7 @@ def _xgboost(model: XGBClassifier) -> Predict:
     return predict
 
 
-def compile_predictor(model: Any, features: list[str]) -> tuple[Predict, str]:
+def compile_predictor(model: Any, features: list[str]) -> tuple[PredictArray, str]:
     """A fast predict function for ``model`` and how it was compiled ('numpy', 'xgboost', 'generic')."""
     if isinstance(model, Pipeline):
         fast = _logistic_pipeline(model)
@@ -66,7 +66,7 @@ def compile_predictor(model: Any, features: list[str]) -> tuple[Predict, str]:
     return generic, "generic"
 
 
-def compile_inplay_predictor(model: Any, features: list[str]) -> tuple[Predict, str]:
+def compile_inplay_predictor(model: Any, features: list[str]) -> tuple[PredictArray, str]:
     """A fast predict function for an in-play model (rows of ``features.inplay_state.INPLAY_FEATURES``)
     and its family ('markov', 'markov_updated', 'learned'); single-threaded XGBoost for the live path."""
     from features.inplay_state import INPLAY_FEATURES

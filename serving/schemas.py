@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, model_validator
 
+from features.ratings import SURFACES
 from features.scoring import MAX_GAMES
 
 
@@ -31,7 +32,8 @@ def _iso_date(value: Any) -> Any:
 
 REQUESTS = ConfigDict(extra="forbid", allow_inf_nan=False)
 """Every request model: unknown fields and non-finite numbers refused."""
-Surface = Literal["Hard", "Clay", "Grass", "Carpet"]
+Surface = Literal[SURFACES]  # type: ignore[valid-type]
+"""One of ``features.ratings.SURFACES`` (a Literal of the tuple is a Literal of each of its values)."""
 Level = Literal["G", "M", "A", "F", "D", "C"]
 """Sackmann tourney_level: Grand Slam, Masters 1000, ATP 250/500, Tour Finals, Davis Cup, Challenger."""
 PlayerId = Annotated[int, Strict(), Field(ge=1, le=10**9)]

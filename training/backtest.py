@@ -58,7 +58,7 @@ from betting.risk import RiskBook, RiskLimits, check
 from betting.settlement import MatchResult
 from betting.staking import StakingConfig
 from betting.value import ValueConfig
-from features.inplay import ServeTracker, live_win_probability
+from features.markov.scalar import ServeTracker, live_win_probability
 from features.scoring import Score, ScoringError, check_next
 from feeds.live.market import BOOKMAKER_SIZE, LABELS, MarketModel, SimulatedMarket, closing_odds
 from feeds.live.replay import PREMATCH_LEAD_SECONDS, REOPEN_SECONDS, scores_of

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from betting import value
-from training.metrics import score
+from training.metrics import log_losses, score
 
 SERIES_TIER = {"Grand Slam": "Grand Slam", "Masters 1000": "Masters 1000", "ATP500": "ATP 500",
                "ATP250": "ATP 250", "Masters Cup": "Tour Finals"}
@@ -183,14 +183,7 @@ def paired_bootstrap(y: np.ndarray, p_model: np.ndarray, p_ref: np.ndarray, n_bo
                      seed: int = 7) -> dict[str, float]:
     """Mean per-match log-loss difference model minus reference with a 95% percentile bootstrap
     interval (matches resampled with replacement; the same resample for both forecasters)."""
-    y = np.asarray(y, dtype=float)
-    eps = 1e-15
-
-    def nll(p: np.ndarray) -> np.ndarray:
-        p = np.clip(np.asarray(p, dtype=float), eps, 1 - eps)
-        return -(y * np.log(p) + (1 - y) * np.log(1 - p))
-
-    diff = nll(p_model) - nll(p_ref)
+    diff = log_losses(y, p_model) - log_losses(y, p_ref)
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(diff), size=(n_boot, len(diff)))
     boots = diff[idx].mean(axis=1)

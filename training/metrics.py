@@ -8,11 +8,17 @@ import pandas as pd
 EPS = 1e-15
 
 
-def log_loss(y: np.ndarray, p: np.ndarray) -> float:
-    """Mean negative log-likelihood of the outcomes ``y`` (0/1) under probabilities ``p``."""
+def log_losses(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Negative log-likelihood of each outcome ``y`` (0/1) under its probability ``p`` (clipped to
+    [EPS, 1 - EPS])."""
     p = np.clip(np.asarray(p, dtype=float), EPS, 1 - EPS)
     y = np.asarray(y, dtype=float)
-    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+    return -(y * np.log(p) + (1 - y) * np.log(1 - p))
+
+
+def log_loss(y: np.ndarray, p: np.ndarray) -> float:
+    """Mean negative log-likelihood of the outcomes ``y`` (0/1) under probabilities ``p``."""
+    return float(np.mean(log_losses(y, p)))
 
 
 def brier(y: np.ndarray, p: np.ndarray) -> float:

@@ -23,6 +23,8 @@ from sklearn.preprocessing import StandardScaler
 from xgboost import XGBClassifier
 
 from features.prematch import FEATURES, mirror_rows, mirror_spec
+from features.ratings import win_probability
+from training.metrics import log_loss
 
 
 class ColumnLogit(BaseEstimator, ClassifierMixin):
@@ -66,7 +68,7 @@ class ProbabilityColumn(BaseEstimator, ClassifierMixin):
 
 
 class BlendedElo(BaseEstimator, ClassifierMixin):
-    """Surface-blended Elo: P(A) = 1 / (1 + 10 ** (-(w * elo_diff + (1 - w) * surface_elo_diff) / 400)).
+    """Surface-blended Elo: P(A) = ``features.ratings.win_probability(w * elo_diff + (1 - w) * surface_elo_diff)``.
 
     The blend weight ``w`` is the grid value (0, 0.05, .., 1) with the lowest log-loss on the rows
     it is fitted on -- the validation rows (``eval_set``) when given, else the rows passed to ``fit``.
@@ -83,8 +85,8 @@ class BlendedElo(BaseEstimator, ClassifierMixin):
         surface = X["surface_elo_diff"].to_numpy(dtype=float)
         best, best_ll = 0.5, np.inf
         for w in self.GRID:
-            p = np.clip(1.0 / (1.0 + 10.0 ** (-(w * overall + (1 - w) * surface) / 400.0)), 1e-6, 1 - 1e-6)
-            ll = -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
+            p = np.clip(win_probability(w * overall + (1 - w) * surface), 1e-6, 1 - 1e-6)
+            ll = log_loss(y, p)
             if ll < best_ll:
                 best, best_ll = float(w), ll
         self.weight_ = best
@@ -94,7 +96,7 @@ class BlendedElo(BaseEstimator, ClassifierMixin):
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         d = self.weight_ * X["elo_diff"].to_numpy(dtype=float) + (1 - self.weight_) * X["surface_elo_diff"].to_numpy(
             dtype=float)
-        p = np.clip(1.0 / (1.0 + 10.0 ** (-d / 400.0)), 1e-6, 1 - 1e-6)
+        p = np.clip(win_probability(d), 1e-6, 1 - 1e-6)
         return np.column_stack([1 - p, p])
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:

@@ -1,7 +1,8 @@
-"""MLflow: runs of model candidates, the ``tennis-prematch`` registry entry and its aliases.
+"""MLflow: runs of model candidates, the ``tennis-prematch`` and ``tennis-inplay`` registry entries and
+their aliases.
 
-Consumers load ``models:/tennis-prematch@champion``. Aliases are the only pointers we use
-(``challenger`` = newest registered candidate, ``champion`` = what serves); never stages.
+Consumers load ``models:/tennis-prematch@champion`` (``models:/tennis-inplay@champion``). Aliases are the
+only pointers we use (``challenger`` = newest registered candidate, ``champion`` = what serves); never stages.
 """
 
 from __future__ import annotations
@@ -21,7 +22,16 @@ from xgboost import XGBClassifier
 
 PREMATCH_MODEL = "tennis-prematch"
 PREMATCH_EXPERIMENT = "tennis-prematch"
+PREMATCH_DESCRIPTION = "Pre-match P(player A wins); serve models:/tennis-prematch@champion"
 CHALLENGER, CHAMPION = "challenger", "champion"
+
+INPLAY_MODEL = "tennis-inplay"
+INPLAY_EXPERIMENT = "tennis-inplay"
+INPLAY_DESCRIPTION = ("In-play P(player A wins the match) from the score, the pre-match probability and the "
+                      "serve statistics of the match; /predict_live serves models:/tennis-inplay@champion")
+
+REGISTRY_DESCRIPTIONS = {PREMATCH_MODEL: PREMATCH_DESCRIPTION, INPLAY_MODEL: INPLAY_DESCRIPTION}
+"""Description of each registered model, given when it is first created."""
 
 
 def configure(tracking_uri: str, artifact_dir: Path | None = None,
@@ -90,18 +100,54 @@ def load_model(uri: str) -> tuple[Any, list[str]]:
     return mlflow.sklearn.load_model(uri), features
 
 
-def register(model_uri: str, run_id: str, name: str = PREMATCH_MODEL, alias: str = CHALLENGER,
-             description: str = "") -> str:
-    """Register ``model_uri`` as a new version of ``name`` and point ``alias`` at it."""
+def ensure_registered_model(name: str, description: str) -> None:
+    """Create the registered model ``name`` with ``description`` if it does not exist yet."""
     client = MlflowClient()
     try:
         client.get_registered_model(name)
     except MlflowException:
-        client.create_registered_model(name, description="Pre-match P(player A wins); "
-                                                        "serve models:/tennis-prematch@champion")
+        client.create_registered_model(name, description=description)
+
+
+def register(model_uri: str, run_id: str, name: str = PREMATCH_MODEL, alias: str = CHALLENGER,
+             description: str = "") -> str:
+    """Register ``model_uri`` as a new version of ``name`` (created with its ``REGISTRY_DESCRIPTIONS``
+    entry if it does not exist yet) and point ``alias`` at it."""
+    ensure_registered_model(name, REGISTRY_DESCRIPTIONS.get(name, ""))
+    client = MlflowClient()
     mv = client.create_model_version(name, model_uri, run_id=run_id, description=description)
     client.set_registered_model_alias(name, alias, mv.version)
     return str(mv.version)
+
+
+@dataclass(frozen=True)
+class Challenger:
+    """The version a candidate's registration points ``challenger`` at."""
+
+    version: str
+    reused: bool
+    """True when the current challenger already was this model family on this data (nothing registered)."""
+    data_version: str
+    """The candidate run's ``data_version`` tag."""
+
+
+def register_challenger(model_uri: str, run_id: str, model_family: str, description: str,
+                        name: str = PREMATCH_MODEL) -> Challenger:
+    """The one registration rule of every registered model: the candidate of run ``run_id`` becomes a new
+    version of ``name`` with alias ``challenger`` -- unless the current challenger is the same model family
+    (run tag ``model_family``) trained on the same data (run tag ``data_version``), which is kept as is."""
+    data_version = run_tags(run_id).get("data_version", "")
+    current = version_info(CHALLENGER, name)
+    if current and current.tags.get("data_version") == data_version and \
+            current.tags.get("model_family") == model_family:
+        return Challenger(current.version, True, data_version)
+    version = register(model_uri, run_id, name=name, description=f"{model_family}: {description}")
+    return Challenger(version, False, data_version)
+
+
+def promote_to_champion(version: str, name: str = PREMATCH_MODEL) -> None:
+    """Point ``champion`` of ``name`` at ``version`` (once the champion/challenger gate has passed)."""
+    set_alias(version, CHAMPION, name)
 
 
 def by_alias(alias: str, name: str = PREMATCH_MODEL) -> RegisteredModel | None:
@@ -153,20 +199,3 @@ def load_version(version: str, name: str = PREMATCH_MODEL) -> RegisteredModel:
     mv = MlflowClient().get_model_version(name, version)
     model, features = load_model(f"models:/{name}/{version}")
     return RegisteredModel(name, str(version), mv.run_id, model, features)
-
-
-# --- the in-play model (issue 4) -------------------------------------------------------------------
-
-INPLAY_MODEL = "tennis-inplay"
-INPLAY_EXPERIMENT = "tennis-inplay"
-INPLAY_DESCRIPTION = ("In-play P(player A wins the match) from the score, the pre-match probability and the "
-                      "serve statistics of the match; /predict_live serves models:/tennis-inplay@champion")
-
-
-def ensure_registered_model(name: str, description: str) -> None:
-    """Create the registered model ``name`` with ``description`` if it does not exist yet."""
-    client = MlflowClient()
-    try:
-        client.get_registered_model(name)
-    except MlflowException:
-        client.create_registered_model(name, description=description)

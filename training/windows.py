@@ -372,13 +372,14 @@ class PipelineWindows:
                 f"validation {self.inplay_validation}, test {self.inplay_test} (prior: the walk-forward's); "
                 f"replay: {self.replay_rule()}.")
 
-    def tag_runs(self, run_ids: Iterable[str]) -> None:
-        """Record the windows as tags of existing MLflow runs (runs a training function created)."""
+    def tag_runs(self, run_ids: Iterable[str], extra: Mapping[str, str] | None = None) -> None:
+        """Record the windows (and ``extra`` tags) as tags of existing MLflow runs (runs a training function
+        created)."""
         from mlflow import MlflowClient
         from mlflow.entities import RunTag
 
         client = MlflowClient()
-        tags = [RunTag(k, v) for k, v in self.tags().items()]
+        tags = [RunTag(k, v) for k, v in {**self.tags(), **(extra or {})}.items()]
         for run_id in run_ids:
             client.log_batch(run_id, tags=tags)
 

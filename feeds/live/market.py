@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from betting.ladder import MAX_PRICE, MIN_PRICE, round_to_tick, tick_offset
 from betting.records import Side
-from features.inplay import match_win_probability, serve_probabilities
+from features.markov.scalar import match_win_probability, serve_probabilities
 from features.scoring import Score
 from feeds.live.protocol import MarketUpdate, RunnerPrices
 

@@ -61,7 +61,7 @@ class PointInfo(BaseModel):
     match_point: bool = False
 
 
-class SetScore(BaseModel):
+class SetGames(BaseModel):
     model_config = _STRICT
 
     score_first: int = Field(ge=0, le=MAX_GAMES)
@@ -105,7 +105,7 @@ class MatchEvent(BaseModel):
     best_of: Literal[3, 5]
     surface: str | None = Field(None, max_length=32)
     event_live: Literal["0", "1"] = "1"
-    scores: list[SetScore] = Field(max_length=5, description="games per set, current set last")
+    scores: list[SetGames] = Field(max_length=5, description="games per set, current set last")
     pointbypoint: list[PointInfo] = Field(default_factory=list, max_length=1, description="the point just played")
     elapsed_s: float | None = Field(None, ge=0, le=MAX_ELAPSED_S,
                                     description="seconds since the start of the match (real timing)")

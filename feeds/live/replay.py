@@ -10,9 +10,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from features.scoring import Score, ScoringError, check_next, match_format, replay_pbp
+from features.replays import replay_pbp
+from features.scoring import Score, ScoringError, check_next, match_format
 from feeds.live.market import LABELS, MarketModel, SimulatedMarket, closing_odds
-from feeds.live.protocol import MatchEvent, PointInfo, SetScore
+from feeds.live.protocol import MatchEvent, PointInfo, SetGames
 from feeds.live.server import Scheduled
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ def _event(row: dict, score: Score, kind: str, point: PointInfo | None, elapsed:
         tournament_name=str(row["tournament"]), tournament_round=_str(row.get("round")),
         tournament_season=str(row["season"]), best_of=int(row["best_of"]), surface=_str(row.get("surface")),
         event_live="0" if kind == "match_end" else "1",
-        scores=[SetScore(score_first=a, score_second=b, score_set=n) for a, b, n in d.scores],
+        scores=[SetGames(score_first=a, score_second=b, score_set=n) for a, b, n in d.scores],
         pointbypoint=[point] if point else [], elapsed_s=elapsed)
 
 

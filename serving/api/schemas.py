@@ -20,7 +20,7 @@ REQUESTS = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 """Every request body: unknown fields, coercions and non-finite numbers refused."""
 
 
-class Score(BaseModel):
+class ScoreView(BaseModel):
     sets: list[list[int]] = Field(description="completed sets, games of [first, second] player")
     games: list[int] | None = Field(description="games in the current set; null once finished")
     points: str | None = Field(description='points of the current game, "40-30", "A-40"; tie-break points')
@@ -40,7 +40,7 @@ class MatchSummary(BaseModel):
     status: Literal["scheduled", "in_play", "finished"]
     started_at: datetime | None
     updated_at: datetime | None = Field(description="event time (the feed's clock) of the latest entry")
-    score: Score | None
+    score: ScoreView | None
     score_text: str | None
     sets: str | None = Field(description='sets won, "1 - 0"')
     game: str | None = Field(description='points of the current game as the feed calls them, "40 - 30"')
@@ -113,7 +113,7 @@ class ValueBets(BaseModel):
     value_bets: list[ValueBet]
 
 
-class Bet(BaseModel):
+class BetView(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     customer_order_ref: str
@@ -137,7 +137,7 @@ class BetsPage(BaseModel):
     total: int
     limit: int
     offset: int
-    bets: list[Bet]
+    bets: list[BetView]
 
 
 class AlertRequest(BaseModel):

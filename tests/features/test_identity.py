@@ -9,17 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from features.identity import (
-    PlayerIndex,
-    match_full_names,
-    match_odds,
-    measure_against_reference,
-    normalize_name,
-    odds_slams_neutral,
-    odds_tour_neutral,
-    parse_abbreviated,
-    parse_full_name,
-)
+from features.identity import PlayerIndex, match_full_names, match_odds
+from features.identity_reference import measure_against_reference
+from features.names import normalize_name, parse_abbreviated, parse_full_name
+from features.odds_layout import odds_slams_neutral, odds_tour_neutral
 
 PLAYERS = pd.DataFrame(
     [

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from features.inplay import (
+from features.markov.scalar import (
     ServeTracker,
     game_win_prob,
     hold_prob,

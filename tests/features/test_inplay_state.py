@@ -1,6 +1,6 @@
-"""The in-play feature matrix: the vectorised chain and calibration equal ``features.inplay``'s scalar
-ones on every state of real matches and of every format; small batches (the live path) and large
-ones (training) give the same rows; values worked by hand; bad input refused."""
+"""The in-play feature matrix: the vectorised chain and calibration (``features.markov.vector``) equal
+``features.markov.scalar``'s ones on every state of real matches and of every format; small batches (the
+live path) and large ones (training) give the same rows; values worked by hand; bad input refused."""
 
 from __future__ import annotations
 
@@ -10,18 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.inplay import ServeTracker, match_win_probability, serve_probabilities
-from features.inplay_state import (
-    FEATURE_INDEX,
-    INPLAY_FEATURES,
-    SCALAR_UP_TO,
-    calibrated_serve_probabilities,
-    chain_probabilities,
-    inplay_features,
-    logit,
-    sigmoid,
-)
-from features.scoring import FinalSet, MatchFormat, Score, ScoringError, replay_pbp
+from features.inplay_state import FEATURE_INDEX, INPLAY_FEATURES, inplay_features, logit, sigmoid
+from features.markov.scalar import ServeTracker, match_win_probability, serve_probabilities
+from features.markov.vector import SCALAR_UP_TO, calibrated_serve_probabilities, chain_probabilities
+from features.replays import replay_pbp
+from features.scoring import FinalSet, MatchFormat, Score, ScoringError
 from tests.real_data import data_dir
 
 FORMATS = [MatchFormat(best_of, final_set) for best_of in (3, 5) for final_set in FinalSet]

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from features.replays import replay_pbp, replay_slam_points
 from features.scoring import (
     FinalSet,
     FormatRule,
@@ -22,8 +23,6 @@ from features.scoring import (
     SetScore,
     check_next,
     match_format,
-    replay_pbp,
-    replay_slam_points,
     tournament_key,
     transition,
 )

@@ -1,6 +1,6 @@
 """Small valid feed messages for the transport tests."""
 
-from feeds.live.protocol import MatchEvent, SetScore
+from feeds.live.protocol import MatchEvent, SetGames
 
 
 def point_event(i: int) -> MatchEvent:
@@ -9,4 +9,4 @@ def point_event(i: int) -> MatchEvent:
                       event_second_player="B", event_final_result="0 - 0", event_game_result=f"{i % 4} - 0",
                       event_serve="First Player", event_status="Set 1", tournament_name="Wimbledon",
                       tournament_season="2012", best_of=5,
-                      scores=[SetScore(score_first=0, score_second=0, score_set=1)])
+                      scores=[SetGames(score_first=0, score_second=0, score_set=1)])

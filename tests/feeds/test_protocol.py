@@ -8,7 +8,7 @@ import re
 import pytest
 from pydantic import ValidationError
 
-from feeds.live.protocol import Envelope, MarketUpdate, MatchEvent, RunnerPrices, SetScore, market_event_key, parse
+from feeds.live.protocol import Envelope, MarketUpdate, MatchEvent, RunnerPrices, SetGames, market_event_key, parse
 
 
 def _event(**changes) -> dict:
@@ -16,7 +16,7 @@ def _event(**changes) -> dict:
                        event_first_player="A. Player", event_second_player="B. Player", event_final_result="0 - 0",
                        event_game_result="15 - 0", event_serve="First Player", event_status="Set 1",
                        tournament_name="Wimbledon", tournament_season="2012", best_of=5,
-                       scores=[SetScore(score_first=0, score_second=0, score_set=1)])
+                       scores=[SetGames(score_first=0, score_second=0, score_set=1)])
     return {**json.loads(event.model_dump_json()), **changes}
 
 

@@ -99,7 +99,8 @@ def server(tmp_path_factory) -> Iterator[Server]:
 
 
 def api(server: Server, method: str, path: str, body: dict | None = None, headers: dict | None = None):
-    return request(method, f"{server.url}/api/2.0/mlflow/{path}", body, headers)[:2]
+    # a generous timeout: the auth plugin hashes passwords on every request, slow on a loaded 2-core machine
+    return request(method, f"{server.url}/api/2.0/mlflow/{path}", body, headers, timeout=60)[:2]
 
 
 ALIAS = ("POST", "registered-models/alias", {"name": "tennis-prematch", "alias": "champion", "version": "1"})

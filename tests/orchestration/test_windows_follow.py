@@ -209,7 +209,7 @@ def test_the_backtests_follow(followed):
     replayed = _meta(result, "inplay_backtest")["replay_seasons"]
     assert replayed == {"pbp": TEST_SEASONS, "slam": "2014"}
     runs = _runs(settings, "tennis-backtests", "tags.backtest = 'inplay'")
-    assert runs and all(json.loads(r.data.params["replay_seasons"]) == replayed for r in runs)
+    assert runs and all(json.loads(r.data.tags["windows.replayed"]) == replayed for r in runs)
     assert all(r.data.params["seasons"] == TEST_SEASONS for r in runs)
     assert "Replayed seasons by source" in (settings.home / "reports" / "inplay_backtest.md").read_text()
 

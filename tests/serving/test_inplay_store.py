@@ -12,7 +12,7 @@ from features.inplay_state import FEATURE_INDEX, INPLAY_FEATURES, inplay_feature
 from features.scoring import MatchFormat, Score
 from serving.model_store import InplayStore
 from training import tracking
-from training.inplay import InplayModel
+from training.inplay_models import InplayEstimator
 
 
 def _rows() -> np.ndarray:
@@ -21,7 +21,7 @@ def _rows() -> np.ndarray:
     return inplay_features([0.6, 0.6, 0.35], states, [0, 30, 20], [0, 45, 33], [0, 28, 22], [0, 40, 31], 300.0)
 
 
-def _register(model: InplayModel, alias: str = tracking.CHAMPION) -> str:
+def _register(model: InplayEstimator, alias: str = tracking.CHAMPION) -> str:
     example = pd.DataFrame(_rows(), columns=list(INPLAY_FEATURES))
     with mlflow.start_run() as run:
         uri = tracking.log_model(model, list(INPLAY_FEATURES), example)
@@ -46,7 +46,7 @@ def test_no_champion_means_nothing_loaded_and_a_clear_reason(registry):
 
 
 def test_champion_loaded_compiled_and_swapped_on_reload(registry):
-    first = _register(InplayModel("markov", 300.0).fit())
+    first = _register(InplayEstimator("markov", 300.0).fit())
     store = InplayStore(registry, poll_s=3600)
     assert store.wait_until_loaded(timeout_s=0.0)
     x = _rows()
@@ -57,14 +57,14 @@ def test_champion_loaded_compiled_and_swapped_on_reload(registry):
     assert cur.predict(x[:1])[0] == pytest.approx(0.6, abs=1e-12)  # before the first point: the pre-match p
     assert not store.load()  # same version: nothing to do
 
-    second = _register(InplayModel("markov_updated", 300.0).fit())
+    second = _register(InplayEstimator("markov_updated", 300.0).fit())
     assert store.load() and store.current.version == second and store.current.family == "markov_updated"
     np.testing.assert_allclose(store.current.predict(x), sigmoid(x[:, FEATURE_INDEX["markov_updated_logit"]]))
     assert store.reloads == 2
 
 
 def test_a_failed_reload_keeps_serving_the_loaded_champion(registry, tmp_path):
-    version = _register(InplayModel("markov_updated", 300.0).fit())
+    version = _register(InplayEstimator("markov_updated", 300.0).fit())
     store = InplayStore(registry, poll_s=3600)
     store.load()
     store.tracking_uri = f"sqlite:///{tmp_path / 'missing' / 'nowhere.db'}"  # the registry becomes unreachable

@@ -18,20 +18,9 @@ from features.scoring import Score, match_format
 from serving.predictor import compile_inplay_predictor
 from tests.real_data import data_dir
 from training import tracking
-from training.inplay import (
-    InplayConfig,
-    InplayModel,
-    beats_at_every_stage,
-    build_points,
-    decide_inplay_promotion,
-    fit_models,
-    match_states,
-    pbp_sequences,
-    point_rows,
-    predict_rows,
-    stage_masks,
-    stage_table,
-)
+from training.inplay_data import InplayTrainingConfig, build_points, match_states, pbp_sequences, point_rows
+from training.inplay_evaluation import beats_at_every_stage, stage_masks, stage_table
+from training.inplay_models import InplayEstimator, decide_inplay_promotion, fit_models, predict_rows
 from training.splits import Windows
 
 WINDOWS = Windows(2012, 2012, 2013, 2013, 2014, 2014)
@@ -67,7 +56,7 @@ def inputs() -> tuple[pd.DataFrame, pd.DataFrame]:
 def built(inputs):
     pbp, preds = inputs
     sequences, left_out = pbp_sequences(pbp, preds, WINDOWS)
-    points, config = build_points(sequences, InplayConfig(windows=WINDOWS, sample_share=0.5))
+    points, config = build_points(sequences, InplayTrainingConfig(windows=WINDOWS, sample_share=0.5))
     return sequences, left_out, points, config
 
 
@@ -129,7 +118,7 @@ def test_bad_and_missing_input_is_counted_and_good_input_kept(inputs):
     sequences, left_out = pbp_sequences(pbp, preds, WINDOWS)
     assert left_out["no_sackmann_match"] == 1 and left_out["no_out_of_sample_prematch"] == 1
     assert left_out["players_disagree"] == 1
-    table = point_rows(sequences, InplayConfig(windows=WINDOWS, sample_share=0.2))
+    table = point_rows(sequences, InplayTrainingConfig(windows=WINDOWS, sample_share=0.2))
     assert table.counts["replay_error"] == 2 and len(table.errors) == 2 and "position" in table.errors[0]
     assert table.counts["matches"] == len(pbp) - 5
     assert set(table.rows["match_id"]) == set(sequences["match_id"]) - {"m0", "m1"}
@@ -140,7 +129,7 @@ def test_the_record_must_crown_the_winner(inputs):
     preds = preds.copy()
     preds.loc[preds["match_id"] == "m5", "a_won"] = 1 - preds.loc[preds["match_id"] == "m5", "a_won"]
     sequences, _ = pbp_sequences(pbp, preds, WINDOWS)
-    table = point_rows(sequences, InplayConfig(windows=WINDOWS, sample_share=0.2))
+    table = point_rows(sequences, InplayTrainingConfig(windows=WINDOWS, sample_share=0.2))
     assert table.counts["replay_winner_disagrees"] == 1 and "m5" not in set(table.rows["match_id"])
 
 
@@ -194,7 +183,7 @@ def test_promotion_rule_is_the_prematch_rule_and_needs_comparable_features(built
     validation = built[2].rows[built[2].rows["split"] == "validation"]
     strength = built[3].serve_prior_strength
 
-    def registered(model: InplayModel, version: str) -> tracking.RegisteredModel:
+    def registered(model: InplayEstimator, version: str) -> tracking.RegisteredModel:
         return tracking.RegisteredModel("tennis-inplay", version, None, model, list(INPLAY_FEATURES))
 
     learned, chain = registered(models["learned"], "2"), registered(models["markov"], "1")
@@ -204,7 +193,7 @@ def test_promotion_rule_is_the_prematch_rule_and_needs_comparable_features(built
     assert not failed.promote and "upstream data checks failed" in failed.reason
     decided = decide_inplay_promotion(validation, learned, chain, [])
     assert decided.promote == (decided.challenger_log_loss < decided.champion_log_loss)
-    other = registered(InplayModel("markov_updated", strength * 2).fit(), "1")
+    other = registered(InplayEstimator("markov_updated", strength * 2).fit(), "1")
     moved = decide_inplay_promotion(validation, learned, other, [])
     assert moved.promote and "serve prior strength" in moved.reason
 

@@ -8,6 +8,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 from features.prematch import FEATURES
+from features.ratings import win_probability
 from training.calibration import fit_calibrator
 from training.evaluation import paired_bootstrap, rank_band
 from training.metrics import leak_suspect, log_loss
@@ -22,10 +23,10 @@ def _rows(seed: int = 0, first: int = 2000, last: int = 2021, per_season: int = 
     X = pd.DataFrame(rng.normal(size=(n, len(FEATURES))), columns=list(FEATURES))
     X["elo_diff"] = rng.normal(0, 150, n)
     X["surface_elo_diff"] = X["elo_diff"] + rng.normal(0, 100, n)
-    X["elo_prob"] = 1 / (1 + 10 ** (-X["elo_diff"] / 400))
+    X["elo_prob"] = win_probability(X["elo_diff"])
     X["log_rank_a"], X["log_rank_b"] = np.log(rng.integers(1, 300, n)), np.log(rng.integers(1, 300, n))
     X["unranked_a"] = X["unranked_b"] = 0.0
-    true = 1 / (1 + 10 ** (-(0.7 * X["elo_diff"] + 0.3 * X["surface_elo_diff"]) / 400))
+    true = win_probability(0.7 * X["elo_diff"] + 0.3 * X["surface_elo_diff"])
     seasons = np.repeat(np.arange(first, last + 1), per_season)
     meta = pd.DataFrame({
         "match_id": [f"{s}-x:{i}" for i, s in enumerate(seasons)], "player_a_id": rng.integers(1, 500, n),

@@ -10,7 +10,7 @@ from courtside import cli
 from courtside.settings import Settings
 from feeds.sources import LocalDataSource
 from tests.real_data import data_dir
-from training.inplay import INPLAY_WINDOWS, InplayConfig
+from training.inplay_data import INPLAY_WINDOWS, InplayTrainingConfig
 from training.splits import Windows
 from training.walkforward import WalkForward
 from training.windows import (
@@ -47,7 +47,7 @@ def test_defaults_are_the_windows_the_pipeline_always_used():
                                        "test_start": 2019}
     wf = WalkForward()
     assert (wf.train_start, wf.first_season, wf.last_season, wf.test_start) == (1991, 2011, 2021, 2019)
-    assert w.inplay == INPLAY_WINDOWS == InplayConfig().windows == Windows(2011, 2013, 2014, 2014, 2015, 2015)
+    assert w.inplay == INPLAY_WINDOWS == InplayTrainingConfig().windows == Windows(2011, 2013, 2014, 2014, 2015, 2015)
     assert (str(w.backtest_validation), str(w.backtest_test)) == ("2011-2018", "2019-2021")
     assert w.replay is None and not w.replay_all
 

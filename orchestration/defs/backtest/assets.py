@@ -1,20 +1,19 @@
 """Backtests as assets: history replayed through the ``betting`` code the live path uses, one MLflow
 run per strategy in the ``tennis-backtests`` experiment so strategies and models can be compared side
-by side. Thin wrappers over ``training.backtest``."""
+by side. Thin wrappers over ``training.backtest`` (the runs: ``training.backtest_tracking``)."""
 
 
 import json
 from pathlib import Path
 
 import dagster as dg
-import mlflow as mlflow_api
 import pandas as pd
 
 from orchestration.defs.shared.resources import CourtsideResource, MlflowResource, WindowsResource
 from training import backtest as bt
-from training import plots, tracking
+from training import backtest_tracking, plots, tracking
+from training.backtest_tracking import BACKTEST_EXPERIMENT
 
-BACKTEST_EXPERIMENT = "tennis-backtests"
 HEADLINE = ["strategy", "split", "min_edge", "max_price", "bets", "staked", "pnl", "roi", "roi_ci_low",
             "roi_ci_high", "hit_rate", "max_drawdown", "final_bankroll"]
 
@@ -30,18 +29,9 @@ def _markdown(table: pd.DataFrame, columns: list[str]) -> str:
     return t.to_markdown(index=False, floatfmt=".2f")
 
 
-def _metrics(summary: dict, prefix: str) -> dict[str, float]:
-    return {f"{prefix}_{k}": float(v) for k, v in summary.items()
-            if isinstance(v, int | float) and not pd.isna(v)}
-
-
 def _curve_png(ledger: bt.Ledger, title: str) -> bytes:
     m = ledger.markets
     return plots.png_bytes(plots.bankroll_curve(m["settled_at"], m["bankroll_after"], ledger.start_bankroll, title))
-
-
-def _season_range(rows: pd.DataFrame) -> str:
-    return f"{int(rows['season'].min())}-{int(rows['season'].max())}" if len(rows) else "none"
 
 
 class PrematchBacktestConfig(dg.Config):
@@ -94,40 +84,21 @@ def prematch_backtest(
     exp_id = mlflow.configure(BACKTEST_EXPERIMENT)
     links, images = {}, {}
     for s in result.strategies:
-        rows = table[table["strategy"] == s.name]
-        with mlflow_api.start_run(run_name=f"prematch-{s.name}") as run:
-            mlflow_api.set_tags({"kind": "backtest", "backtest": "prematch", "book": s.book.name,
-                                 "staking": str(s.staking), "forecaster": s.forecaster, "data_version": data_version,
-                                 "prices": s.book.description, **configured.tags()})
-            mlflow_api.log_params({
-                "book": s.book.name, "price_columns": f"{s.book.price_a},{s.book.price_b}", "staking": str(s.staking),
-                "forecaster": s.forecaster, "min_edge": s.thresholds.min_edge, "max_price": s.thresholds.max_price,
-                "min_price": s.thresholds.min_price, "thresholds_chosen_on": s.chosen_on,
-                "validation_seasons": windows["validation"], "test_seasons": windows["test"],
-                "bankroll": cfg.bankroll, "flat_stake": cfg.flat_stake, "kelly_fraction": cfg.kelly_fraction,
-                "commission": cfg.commission, "max_stake": cfg.risk.max_stake,
-                "risk_price_bounds": f"{cfg.risk.min_price}-{cfg.risk.max_price}",
-                "roi_interval": f"bootstrap {cfg.bootstrap} resamples of markets (one bet each), 95% percentile"})
-            for r in rows.to_dict("records"):
-                mlflow_api.log_metrics(_metrics({k: r[k] for k in HEADLINE[4:] + ["void_markets", "mean_price",
-                                                                                  "max_drawdown_pct"]},
-                                                r["split"]))
-            for split, ledger in s.ledgers.items():
-                png = _curve_png(ledger, f"{s.name} ({split}, {windows[split]})")
-                path = reports / f"prematch_backtest_{s.name}_{split}.png"
-                path.write_bytes(png)
-                mlflow_api.log_artifact(str(path))
-                if split == "test":
-                    images[s.name] = png
-                ledger.bets.to_csv(reports / f"prematch_backtest_{s.name}_{split}_bets.csv", index=False)
-                mlflow_api.log_artifact(str(reports / f"prematch_backtest_{s.name}_{split}_bets.csv"))
-            season_rows = seasons[seasons["strategy"] == s.name]
-            mlflow_api.log_text(season_rows.to_csv(index=False), "by_season.csv")
-            grid = result.grids.get(f"{s.book.name}/{s.forecaster}")
-            if grid is not None:
-                mlflow_api.log_text(grid.to_csv(index=False), "validation_grid.csv")
-            mlflow_api.log_text(json.dumps({k: int(v) for k, v in s.counts.items()}, indent=1), "skipped_rows.json")
-        links[f"mlflow_run_{s.name}"] = dg.MetadataValue.url(mlflow.run_url(exp_id, run.info.run_id))
+        artifacts = []
+        for split, ledger in s.ledgers.items():
+            png = _curve_png(ledger, f"{s.name} ({split}, {windows[split]})")
+            path = reports / f"prematch_backtest_{s.name}_{split}.png"
+            path.write_bytes(png)
+            if split == "test":
+                images[s.name] = png
+            bets = reports / f"prematch_backtest_{s.name}_{split}_bets.csv"
+            ledger.bets.to_csv(bets, index=False)
+            artifacts += [path, bets]
+        run_id = backtest_tracking.log_prematch_strategy(
+            s, table[table["strategy"] == s.name], seasons[seasons["strategy"] == s.name],
+            result.grids.get(f"{s.book.name}/{s.forecaster}"), cfg, windows, data_version, artifacts)
+        configured.tag_runs([run_id])
+        links[f"mlflow_run_{s.name}"] = dg.MetadataValue.url(mlflow.run_url(exp_id, run_id))
 
     summary = ("Bets at real bookmaker closing prices (rounded down to the exchange ladder, no commission), "
                f"validation {windows['validation']}, test {windows['test']}; thresholds chosen on validation "
@@ -209,27 +180,10 @@ def inplay_backtest(
         path = reports / f"inplay_backtest_{name}_{market_name}.png"
         path.write_bytes(png)
         images[label] = png
-        with mlflow_api.start_run(run_name=f"inplay-{label}-SIMULATED") as run:
-            mlflow_api.set_tags({"kind": "backtest", "backtest": "inplay", "market": "SIMULATED",
-                                 "simulated_market": market_name, "label": bt.SIMULATED, "model": name,
-                                 "data_version": tracking.frame_version(replay_catalog[["event_key", "prematch_p1"]]),
-                                 **configured.tags()})
-            mlflow_api.log_params({
-                "model": name, "market": f"SIMULATED (feeds.live.market): {market_name}", "matches": result.matches,
-                "sources": ",".join(config.sources), "seasons": _season_range(
-                    replay_catalog[replay_catalog["source"].isin(config.sources)]),
-                "market_lag_points": cfg.market.lag_points, "market_noise_sd": cfg.market.noise_sd,
-                "market_spread_ticks": cfg.market.spread_ticks, "min_edge": cfg.engine.value.min_edge,
-                "commission": cfg.engine.value.commission, "kelly_fraction": cfg.engine.staking.kelly_fraction,
-                "max_stake": cfg.engine.risk.max_stake, "bet_delay_s": cfg.engine.exchange.in_play_delay_seconds,
-                "bankroll": cfg.engine.bankroll, "replay_seasons": json.dumps(replay_seasons)})
-            mlflow_api.log_metrics(_metrics({k: v for k, v in row.items() if k not in ("model", "market", "prices")},
-                                            "simulated"))
-            mlflow_api.log_artifact(str(path))
-            mlflow_api.log_text(seasons.to_csv(index=False), "by_season.csv")
-            mlflow_api.log_text(json.dumps({k: int(v) for k, v in result.ledger.counts.items()}, indent=1),
-                                "refused_and_skipped.json")
-        links[f"mlflow_run_{label}"] = dg.MetadataValue.url(mlflow.run_url(exp_id, run.info.run_id))
+        run_id = backtest_tracking.log_inplay_backtest(name, market_name, cfg, result, row, seasons, replay_catalog,
+                                                       config.sources, path)
+        configured.tag_runs([run_id], {"windows.replayed": json.dumps(replay_seasons)})
+        links[f"mlflow_run_{label}"] = dg.MetadataValue.url(mlflow.run_url(exp_id, run_id))
         context.log.info(f"{label}: {result.matches} matches, {result.points} points in {result.seconds:.1f} s")
 
     table = pd.DataFrame(rows)

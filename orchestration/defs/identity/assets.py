@@ -4,14 +4,9 @@ to Sackmann player ids and matches."""
 import dagster as dg
 import pandas as pd
 
-from features.identity import (
-    PlayerIndex,
-    match_full_names,
-    match_odds,
-    measure_against_reference,
-    odds_slams_neutral,
-    odds_tour_neutral,
-)
+from features.identity import PlayerIndex, match_full_names, match_odds
+from features.identity_reference import measure_against_reference
+from features.odds_layout import odds_slams_neutral, odds_tour_neutral
 from feeds.historical import ingest
 from orchestration.defs.shared.resources import CourtsideResource
 

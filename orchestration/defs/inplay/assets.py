@@ -1,7 +1,7 @@
 """In-play: the point-level dataset of the ATP point-by-point matches, the three in-play models (each an
 MLflow run in ``tennis-inplay``), their test scores by stage of the match, the challenger registered as
 ``tennis-inplay@challenger`` and the champion alias that ``/predict_live`` serves. Thin wrappers over
-``training.inplay``."""
+``training.inplay_data``, ``training.inplay_models`` and ``training.inplay_evaluation``."""
 
 
 import datetime as dt
@@ -14,19 +14,15 @@ import pandas as pd
 from orchestration.defs.shared.progress import reporter
 from orchestration.defs.shared.resources import CourtsideResource, MlflowResource, WindowsResource
 from training import plots, tracking
-from training.inplay import (
-    InplayConfig,
+from training.inplay_data import InplayTrainingConfig, build_points, pbp_sequences, strength_of
+from training.inplay_evaluation import (
     beats_at_every_stage,
-    build_points,
-    fit_and_log,
     log_test_evaluation,
-    pbp_sequences,
-    predict_rows,
     stage_markdown,
     stage_plot,
     stage_table,
-    strength_of,
 )
+from training.inplay_models import fit_and_log, predict_rows
 from training.prematch import CandidateResult, best_by_validation
 from training.windows import require_seasons
 
@@ -36,9 +32,9 @@ GROUP = "inplay"
 class InplayPointsConfig(dg.Config):
     """The share of train/validation points kept (the seasons are the ``windows`` resource's in-play windows)."""
 
-    sample_share: float = InplayConfig.sample_share
+    sample_share: float = InplayTrainingConfig.sample_share
     """Share of the points of train and validation matches kept (test matches keep every point)."""
-    seed: int = InplayConfig.seed
+    seed: int = InplayTrainingConfig.seed
 
 
 @dg.asset(group_name=GROUP, kinds={"pandas", "parquet"})
@@ -51,7 +47,7 @@ def inplay_points(context: dg.AssetExecutionContext, config: InplayPointsConfig,
     start = time.perf_counter()
     configured = windows.get()
     configured.check_table(walkforward_predictions, "walkforward_predictions", configured.walkforward_splits())
-    settings = InplayConfig(windows=configured.inplay, sample_share=config.sample_share, seed=config.seed)
+    settings = InplayTrainingConfig(windows=configured.inplay, sample_share=config.sample_share, seed=config.seed)
     sequences, left_out = pbp_sequences(pbp_matched, walkforward_predictions, settings.windows)
     for split, window in configured.inplay_splits().items():
         require_seasons(f"inplay_{split}", window, sequences.loc[sequences["split"] == split, "season"],
@@ -150,24 +146,18 @@ def inplay_challenger(context: dg.AssetExecutionContext, mlflow: MlflowResource,
     the same model family trained on the same data)."""
     exp_id = mlflow.configure(tracking.INPLAY_EXPERIMENT)
     best = best_by_validation(inplay_candidates)
-    data_version = tracking.run_tags(best.run_id).get("data_version", "")
-    current = tracking.version_info(tracking.CHALLENGER, tracking.INPLAY_MODEL)
-    if current and current.tags.get("data_version") == data_version and \
-            current.tags.get("model_family") == best.name:
-        version, reused = current.version, True
+    registered = tracking.register_challenger(best.model_uri, best.run_id, best.name, best.description,
+                                              tracking.INPLAY_MODEL)
+    version, data_version = registered.version, registered.data_version
+    if registered.reused:
         context.log.info(f"challenger v{version} is already {best.name} on data {data_version}")
-    else:
-        tracking.ensure_registered_model(tracking.INPLAY_MODEL, tracking.INPLAY_DESCRIPTION)
-        version = tracking.register(best.model_uri, best.run_id, name=tracking.INPLAY_MODEL,
-                                    description=f"{best.name}: {best.description}")
-        reused = False
     summary = {"version": version, "model_family": best.name, "run_id": best.run_id,
                "validation_log_loss": best.validation_scores["log_loss"], "data_version": data_version,
                "serve_prior_strength": float(best.model.serve_prior_strength)}
     return dg.Output(summary, metadata={
         "model": f"{tracking.INPLAY_MODEL}@{tracking.CHALLENGER}",
         "version": version,
-        "reused_existing_version": reused,
+        "reused_existing_version": registered.reused,
         "model_family": best.name,
         "validation_log_loss": best.validation_scores["log_loss"],
         "serve_prior_strength": summary["serve_prior_strength"],
@@ -182,7 +172,7 @@ def inplay_champion(context: dg.AssetExecutionContext, mlflow: MlflowResource,
     check ``challenger_beats_champion`` passed (otherwise this asset does not run)."""
     mlflow.configure(tracking.INPLAY_EXPERIMENT)
     version = inplay_challenger["version"]
-    tracking.set_alias(version, tracking.CHAMPION, tracking.INPLAY_MODEL)
+    tracking.promote_to_champion(version, tracking.INPLAY_MODEL)
     context.log.info(f"{tracking.INPLAY_MODEL}@{tracking.CHAMPION} -> v{version}")
     return dg.Output(inplay_challenger, metadata={
         "model": f"{tracking.INPLAY_MODEL}@{tracking.CHAMPION}",

@@ -11,7 +11,7 @@ from orchestration.defs.inplay.assets import inplay_challenger as challenger_ass
 from orchestration.defs.models.checks import champion_gate
 from orchestration.defs.shared.resources import MlflowResource
 from training import tracking
-from training.inplay import decide_inplay_promotion, predict_rows
+from training.inplay_models import decide_inplay_promotion, predict_rows
 
 POINT_ZERO_TOLERANCE = 1e-9
 """Before the first point every model must give the pre-match probability (to rounding error)."""

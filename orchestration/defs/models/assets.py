@@ -73,22 +73,17 @@ def prematch_challenger(context: dg.AssetExecutionContext, mlflow: MlflowResourc
     challenger is the same model family trained on the same data)."""
     exp_id = mlflow.configure(tracking.PREMATCH_EXPERIMENT)
     best = best_by_validation(prematch_candidates)
-    data_version = tracking.run_tags(best.run_id).get("data_version", "")
-    current = tracking.version_info(tracking.CHALLENGER)
-    if current and current.tags.get("data_version") == data_version and \
-            current.tags.get("model_family") == best.name:
-        version, reused = current.version, True
+    registered = tracking.register_challenger(best.model_uri, best.run_id, best.name, best.description,
+                                              tracking.PREMATCH_MODEL)
+    version, data_version = registered.version, registered.data_version
+    if registered.reused:
         context.log.info(f"challenger v{version} is already {best.name} on data {data_version}")
-    else:
-        version = tracking.register(best.model_uri, best.run_id,
-                                    description=f"{best.name}: {best.description}")
-        reused = False
     summary = {"version": version, "model_family": best.name, "run_id": best.run_id,
                "validation_log_loss": best.validation_scores["log_loss"], "data_version": data_version}
     return dg.Output(summary, metadata={
         "model": f"{tracking.PREMATCH_MODEL}@{tracking.CHALLENGER}",
         "version": version,
-        "reused_existing_version": reused,
+        "reused_existing_version": registered.reused,
         "model_family": best.name,
         "validation_log_loss": best.validation_scores["log_loss"],
         "mlflow_run": dg.MetadataValue.url(mlflow.run_url(exp_id, best.run_id)),
@@ -102,7 +97,7 @@ def prematch_champion(context: dg.AssetExecutionContext, mlflow: MlflowResource,
     ``challenger_beats_champion`` passed (otherwise this asset does not run)."""
     mlflow.configure(tracking.PREMATCH_EXPERIMENT)
     version = prematch_challenger["version"]
-    tracking.set_alias(version, tracking.CHAMPION)
+    tracking.promote_to_champion(version, tracking.PREMATCH_MODEL)
     context.log.info(f"{tracking.PREMATCH_MODEL}@{tracking.CHAMPION} -> v{version}")
     return dg.Output(prematch_challenger, metadata={
         "model": f"{tracking.PREMATCH_MODEL}@{tracking.CHAMPION}",

@@ -7,6 +7,7 @@ import pandas as pd
 
 from features.ratings import elo_history
 from orchestration.defs.shared.progress import reporter
+from training.metrics import log_loss
 
 
 @dg.asset(group_name="ratings", kinds={"pandas", "parquet"})
@@ -21,5 +22,5 @@ def elo_ratings(context: dg.AssetExecutionContext, matches: pd.DataFrame) -> dg.
         "dagster/row_count": len(table),
         "players_rated": int(pd.unique(matches[["winner_id", "loser_id"]].to_numpy().ravel()).size),
         "recent_tour_accuracy": float((p > 0.5).mean()),
-        "recent_tour_log_loss": float(-np.log(p).mean()),
+        "recent_tour_log_loss": log_loss(np.ones(len(p)), p.to_numpy()),  # the winner's probability: y = 1
     })
