@@ -73,7 +73,7 @@ def prematch_backtest(
     result = bt.run_prematch(walkforward_predictions, cfg)
     table = bt.prematch_table(result, cfg)
     seasons = bt.prematch_seasons(result, cfg)
-    windows = {split: str(seasons) for split, seasons in configured.walkforward_splits().items()}  # as text
+    windows = {split: str(window) for split, window in configured.walkforward_splits().items()}  # as text
     data_version = tracking.frame_version(walkforward_predictions)
 
     reports = Path(courtside.reports_dir)
