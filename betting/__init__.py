@@ -1,8 +1,8 @@
 """betting: the trading core — value detection, staking, risk limits, the exchange port with a
 paper exchange, orders, settlement and P&L.
 
-Framework-free by design: no dagster, no bentoml, no sqlalchemy; imports only ``features`` besides itself. Callers (the live engine, the
-Dagster assets) persist the records this package produces (every record has ``to_dict`` /
+Framework-free by design: no dagster, no bentoml, no sqlalchemy; imports only ``features`` besides itself.
+Callers (the live engine, the Dagster assets) persist the records this package produces (every record has ``to_dict`` /
 ``from_dict``) and feed them back in on restart.
 
 Where a rule lives:

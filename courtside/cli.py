@@ -7,6 +7,12 @@
                          (courtside.supervisor). Everything listens on 127.0.0.1 unless
                          COURTSIDE_BIND_HOST says otherwise (courtside.exposure, docs/OPERATIONS.md)
     courtside pipeline   run the whole pipeline once, recorded in the Dagster instance
+    courtside windows    print the season windows the options below resolve to, checked against the data
+
+``up`` and ``pipeline`` take the season windows (``--test-seasons 2015-2016``, ``--train-seasons``, ...,
+``--windows-file``; see ``courtside pipeline --help`` and ``training.windows``): they are checked against the
+data before anything starts and passed to the pipeline, the Dagster UI and the services by the environment
+(``COURTSIDE_TEST_SEASONS``, ...), where they can be set instead.
     courtside bench      time the pipeline from raw files to a registered model (fresh state), then
                          the live path on that state (benchmarks/live_bench.py), then the WebSocket
                          fan-out to 10,000 subscribers (benchmarks/fanout_bench.py)
@@ -47,8 +53,21 @@ from courtside.exposure import (
 )
 from courtside.settings import PROJECT_ROOT, Settings
 from courtside.supervisor import ProcessLauncher, RestartPolicy, ServiceSpec, Supervisor
+from feeds.sources import data_source
 from storage.live import change_controls
 from storage.supervision import record_service_statuses, reset_service_statuses
+from training.windows import (
+    FILE_VARIABLE,
+    SETTINGS,
+    WHEN_NOT_SET,
+    PipelineWindows,
+    WindowsError,
+    WindowSettings,
+    check_data,
+    data_seasons,
+    flag,
+    label,
+)
 
 DAGSTER_PORT = int(os.environ.get("COURTSIDE_DAGSTER_PORT", "3000"))
 MLFLOW_PORT = int(os.environ.get("COURTSIDE_MLFLOW_PORT", "5000"))
@@ -56,6 +75,41 @@ PREDICTION_PORT = int(os.environ.get("COURTSIDE_PREDICTION_PORT", "3001"))
 FEED_PORT = int(os.environ.get("COURTSIDE_FEED_PORT", "8765"))
 REPLAY_ARGS = os.environ.get("COURTSIDE_REPLAY_ARGS", "--matches 16 --speed 30").split()
 """Options of the feed replay ``make up`` starts (see ``python -m feeds.live --help``)."""
+
+
+def add_window_options(parser: argparse.ArgumentParser) -> None:
+    """The season-window options (``training.windows``); each overrides its environment variable."""
+    group = parser.add_argument_group(
+        "season windows", "inclusive ranges like 2015-2016 (or 2015); what is not given comes from the environment "
+        f"({', '.join(SETTINGS.values())}), then the windows file, then the rule of training.windows (moving the test "
+        "window moves validation, training, the walk-forward, the backtests, the in-play prior and the replay)")
+    for name, variable in SETTINGS.items():
+        metavar = "SEASON" if name == "walkforward_from" else "SEASONS"
+        group.add_argument(flag(name), dest=f"window_{name}", metavar=metavar,
+                           help=f"{label(name)} ({variable}; default: {WHEN_NOT_SET[name]})")
+    group.add_argument("--windows-file", metavar="TOML", help=f"window settings in a TOML file ({FILE_VARIABLE})")
+
+
+def use_windows(args: argparse.Namespace, settings: Settings) -> PipelineWindows | None:
+    """The windows of the command line over the environment's, resolved and checked against the data before any
+    work starts; exported to the environment the pipeline and every service read. None (problems printed) when
+    they cannot be used."""
+    if getattr(args, "windows_file", None):
+        os.environ[FILE_VARIABLE] = str(Path(args.windows_file).resolve())
+    try:
+        chosen = WindowSettings.from_env().override({k: getattr(args, f"window_{k}", None) for k in SETTINGS})
+        windows = chosen.resolve()
+        if settings.uses_upstream:
+            print("season windows not checked against the data: COURTSIDE_DATA_DIR=upstream (the pipeline checks "
+                  "them once the data is read)")
+        else:
+            check_data(windows, data_seasons(data_source(settings.data_dir)), settings.data_dir)
+    except (WindowsError, FileNotFoundError) as exc:
+        print(f"refusing to start: {exc}", file=sys.stderr)
+        return None
+    os.environ.update(chosen.environment())
+    print(windows.markdown().replace("*", ""))
+    return windows
 
 
 def prepare_environment(settings: Settings) -> None:
@@ -249,11 +303,13 @@ def _interrupt(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
-def cmd_up(_: argparse.Namespace) -> int:
+def cmd_up(args: argparse.Namespace) -> int:
     # Ctrl-C and a plain kill both stop everything (SIGINT may be ignored when started in background).
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     settings = Settings.from_env()
+    if use_windows(args, settings) is None:
+        return 2
     prepare_environment(settings)
     ports = service_ports(settings)
     operator_token_file(settings)
@@ -333,14 +389,26 @@ Ctrl-C stops everything.""")
         db.dispose()
 
 
-def cmd_pipeline(_: argparse.Namespace) -> int:
+def cmd_pipeline(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
+    if use_windows(args, settings) is None:
+        return 2
     prepare_environment(settings)
     success, run_id, seconds = run_pipeline()
     print(f"pipeline {'succeeded' if success else 'FAILED'} in {seconds:.1f} s (run {run_id})")
     if not success:
         print(f"see the failed step in the Dagster UI (Runs -> {run_id}) or the log above")
     return 0 if success else 1
+
+
+def cmd_windows(args: argparse.Namespace) -> int:
+    """Print every window the options and the environment resolve to (exit 2 when they cannot be used)."""
+    windows = use_windows(args, Settings.from_env())
+    if windows is None:
+        return 2
+    width = max(map(len, windows.as_dict()))
+    print("\n".join(f"{k:<{width}}  {v}" for k, v in windows.as_dict().items()))
+    return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -433,12 +501,20 @@ def bench_once(args: argparse.Namespace) -> int:
     return 0 if success else 1
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The ``courtside`` command line."""
     parser = argparse.ArgumentParser(prog="courtside", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="run the pipeline and keep the UIs running").set_defaults(fn=cmd_up)
-    sub.add_parser("pipeline", help="run the whole pipeline once").set_defaults(fn=cmd_pipeline)
+    up = sub.add_parser("up", help="run the pipeline and keep the UIs running")
+    add_window_options(up)
+    up.set_defaults(fn=cmd_up)
+    pipeline = sub.add_parser("pipeline", help="run the whole pipeline once")
+    add_window_options(pipeline)
+    pipeline.set_defaults(fn=cmd_pipeline)
+    windows = sub.add_parser("windows", help="print the season windows, checked against the data")
+    add_window_options(windows)
+    windows.set_defaults(fn=cmd_windows)
     bench = sub.add_parser("bench", help="time the pipeline on fresh state")
     bench.add_argument("--output", help="write the figures as JSON here")
     bench.add_argument("--keep", action="store_true", help="keep the temporary state folder")
@@ -451,7 +527,11 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--fanout-only", action="store_true",
                        help="only the WebSocket fan-out benchmark (10,000 subscribers; needs no pipeline state)")
     bench.set_defaults(fn=cmd_bench)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     return args.fn(args)
 
 

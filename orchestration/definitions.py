@@ -26,12 +26,13 @@ from orchestration.defs.operations.jobs import (
 from orchestration.defs.operations.schedules import weekly_retrain
 from orchestration.defs.operations.sensors import data_files_changed, live_event_log
 from orchestration.defs.shared.resources import resources_from_settings
+from training.windows import WindowSettings
 
 DOMAINS = (ingest, clean, identity, ratings, features, models, evaluation, inplay, backtest, live)
 
 
-def build_definitions(settings: Settings | None = None) -> dg.Definitions:
-    """Definitions for one configuration (the environment's unless ``settings`` is given)."""
+def build_definitions(settings: Settings | None = None, windows: WindowSettings | None = None) -> dg.Definitions:
+    """Definitions for one configuration (the environment's unless ``settings`` / ``windows`` are given)."""
     settings = settings or Settings.from_env()
     settings.ensure_dirs()
     assets, checks = [], []
@@ -44,7 +45,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         jobs=[pipeline_job, retrain_job, prematch_value_job, settlement_job, live_checks_job],
         schedules=[weekly_retrain],
         sensors=[data_files_changed, live_event_log],
-        resources=resources_from_settings(settings),
+        resources=resources_from_settings(settings, windows),
         # One process for a whole run: steps share imports (GX, MLflow, XGBoost take seconds each)
         # and this 2-core default machine gains nothing from a process per step.
         executor=dg.in_process_executor,

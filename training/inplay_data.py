@@ -9,7 +9,8 @@ The pre-match probability of every match is the walk-forward model's (``walkforw
 fitted on earlier seasons only). Matches without one are counted and left out, as are sequences that
 the scoring rules reject or whose last point crowns the wrong player.
 
-Splits are whole seasons (``training.splits.Windows``), so a match is never on both sides. The serve
+Splits are whole seasons (``training.splits.Windows``; configured in ``training.windows``), so a match is
+never on both sides. The serve
 prior strength of the updated chain is chosen on the validation points.
 
 Speed: the chain costs tens of microseconds a point when the serve probabilities change (every point
@@ -34,10 +35,7 @@ from features.replays import replay_pbp
 from features.scoring import MatchFormat, Score, ScoringError, match_format
 from training.metrics import score
 from training.splits import Windows
-
-INPLAY_WINDOWS = Windows(train_start=2011, train_end=2013, validation_start=2014, validation_end=2014,
-                         test_start=2015, test_end=2015)
-"""Default seasons of the in-play splits (the point-by-point archive covers 2011-2015)."""
+from training.windows import INPLAY_WINDOWS  # default seasons of the in-play splits
 
 POINT_COLUMNS = ("match_id", "season", "split", "point", "n_points", "a_won")
 """Columns of a point row besides the features: ``point`` = points played before this state (0 = before

@@ -30,6 +30,7 @@ from training.calibration import METHODS, fit_calibrator
 from training.evaluation import breakdown, paired_bootstrap, priced_rows, rank_band, tier_of
 from training.metrics import leak_suspect, log_loss
 from training.models import BlendedElo, predict
+from training.windows import DEFAULT_WINDOWS, WALKFORWARD_WARMUP
 
 OUTPUT_COLUMNS = (
     "match_id", "player_a_id", "player_b_id", "a_won", "season", "split", "match_date", "tourney_level",
@@ -45,15 +46,16 @@ OUTPUT_COLUMNS = (
 class WalkForward:
     """Configuration of the walk-forward: every season bound is configuration, never the data at hand."""
 
-    train_start: int = 1991
-    first_season: int = 2011
+    train_start: int = DEFAULT_WINDOWS.train.first
+    first_season: int = DEFAULT_WINDOWS.walkforward_from
     """First reported season."""
-    last_season: int = 2021
-    test_start: int = 2019
-    """Seasons from here on are the test window (reported once); earlier reported seasons are validation."""
+    last_season: int = DEFAULT_WINDOWS.test.last
+    test_start: int = DEFAULT_WINDOWS.test.first
+    """Seasons from here on are the test window (reported once); earlier reported seasons are validation.
+    The pipeline takes all four from ``training.windows.PipelineWindows.walkforward_seasons``."""
     step: int = 1
     """Seasons predicted by each fold (the model is retrained every ``step`` seasons)."""
-    warmup_seasons: int = 2
+    warmup_seasons: int = WALKFORWARD_WARMUP
     """Folds before ``first_season`` that only feed the calibration history."""
     calibration_seasons: int = 3
     blend_seasons: int = 3

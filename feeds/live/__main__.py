@@ -24,6 +24,7 @@ from courtside.settings import Settings
 from feeds.live.catalog import choose
 from feeds.live.replay import build_feed
 from feeds.live.server import ReplayServer
+from training.windows import compact
 
 log = logging.getLogger("feeds.live")
 
@@ -34,6 +35,9 @@ async def serve(args: argparse.Namespace) -> int:
         log.error("no replay catalog at %s: run the pipeline first (make up does)", path)
         return 2
     rows = choose(pd.read_parquet(path), args.source, args.matches)
+    if "window" in rows.columns and len(rows):
+        log.info("replay seasons %s (the pipeline's windows): %s", compact(int(s) for s in rows["season"]),
+                 rows["window"].fillna("outside the windows").value_counts().to_dict())
     schedule, skipped = build_feed(rows.to_dict("records"), stagger_s=args.stagger, prematch_lead_s=args.prematch_lead)
     for key, reason in skipped:
         log.warning("left out match %s: %s", key, reason)

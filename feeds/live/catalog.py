@@ -131,9 +131,13 @@ def attach_prematch(catalog: pd.DataFrame, odds_slams: pd.DataFrame, odds_tour: 
 
 
 def choose(catalog: pd.DataFrame, source: str, n: int, seasons: tuple[int, int] | None = None) -> pd.DataFrame:
-    """Matches to replay: of ``source``, with player ids and real closing odds, latest seasons first."""
+    """Matches to replay: of ``source``, inside the replay seasons (the ``replay`` column the pipeline sets from
+    its windows, ``training.windows``; every match of a catalog without it), with player ids and real closing
+    odds, latest seasons first."""
     c = catalog[(catalog["source"] == source) & catalog["close_p1"].notna() & catalog["player1_id"].notna()
                 & catalog["player2_id"].notna()]
+    if "replay" in c.columns:
+        c = c[c["replay"].fillna(False).astype(bool)]
     if seasons is not None:
         c = c[c["season"].between(*seasons)]
     return c.sort_values(["event_date", "event_key"], ascending=[False, True]).head(n)

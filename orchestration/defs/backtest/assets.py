@@ -3,15 +3,16 @@ run per strategy in the ``tennis-backtests`` experiment so strategies and models
 by side. Thin wrappers over ``training.backtest`` (the runs: ``training.backtest_tracking``)."""
 
 
+import json
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 
-from orchestration.defs.shared.resources import CourtsideResource, MlflowResource
+from orchestration.defs.shared.resources import CourtsideResource, MlflowResource, WindowsResource
 from training import backtest as bt
 from training import backtest_tracking, plots, tracking
-from training.backtest_tracking import BACKTEST_EXPERIMENT, season_range
+from training.backtest_tracking import BACKTEST_EXPERIMENT
 
 HEADLINE = ["strategy", "split", "min_edge", "max_price", "bets", "staked", "pnl", "roi", "roi_ci_low",
             "roi_ci_high", "hit_rate", "max_drawdown", "final_bankroll"]
@@ -57,19 +58,22 @@ def prematch_backtest(
     config: PrematchBacktestConfig,
     courtside: CourtsideResource,
     mlflow: MlflowResource,
+    windows: WindowsResource,
     walkforward_predictions: pd.DataFrame,
 ) -> dg.Output[pd.DataFrame]:
     """Value bets on the walk-forward model's out-of-sample probabilities at Pinnacle (Grand Slams) and
     Bet365 (tour-level) closing prices, never Max prices; flat and fractional-Kelly stakes; minimum edge
     and price cap chosen on the validation seasons, then applied once to the test seasons; ROI with a
     bootstrap 95% interval, hit rate, drawdown, bankroll curves, by season; and a no-information
-    baseline (player A at every price) that should lose about the margin."""
+    baseline (player A at every price) that should lose about the margin. The seasons are the ``windows``
+    resource's: thresholds on the walk-forward's validation seasons, scored once on the test window."""
+    configured = windows.get()
+    configured.check_table(walkforward_predictions, "walkforward_predictions", configured.walkforward_splits())
     cfg = config.core()
     result = bt.run_prematch(walkforward_predictions, cfg)
     table = bt.prematch_table(result, cfg)
     seasons = bt.prematch_seasons(result, cfg)
-    windows = {split: season_range(walkforward_predictions[walkforward_predictions["split"] == split])
-               for split in ("validation", "test")}
+    windows = {split: str(window) for split, window in configured.walkforward_splits().items()}  # as text
     data_version = tracking.frame_version(walkforward_predictions)
 
     reports = Path(courtside.reports_dir)
@@ -93,6 +97,7 @@ def prematch_backtest(
         run_id = backtest_tracking.log_prematch_strategy(
             s, table[table["strategy"] == s.name], seasons[seasons["strategy"] == s.name],
             result.grids.get(f"{s.book.name}/{s.forecaster}"), cfg, windows, data_version, artifacts)
+        configured.tag_runs([run_id])
         links[f"mlflow_run_{s.name}"] = dg.MetadataValue.url(mlflow.run_url(exp_id, run_id))
 
     summary = ("Bets at real bookmaker closing prices (rounded down to the exchange ladder, no commission), "
@@ -101,7 +106,7 @@ def prematch_backtest(
                + _markdown(table, HEADLINE))
     (reports / "prematch_backtest.md").write_text(summary + "\n\n" + _markdown(
         seasons, ["strategy", "split", "season", "bets", "pnl", "roi", "roi_ci_low", "roi_ci_high", "hit_rate",
-                  "max_drawdown"]) + "\n")
+                  "max_drawdown"]) + "\n\n" + configured.markdown() + "\n")
     context.log.info(f"pre-match backtest: {len(result.strategies)} strategies in {result.seconds:.1f} s")
     return dg.Output(table, metadata={
         "summary": dg.MetadataValue.md(summary),
@@ -112,6 +117,7 @@ def prematch_backtest(
         "report": dg.MetadataValue.path(str(reports / "prematch_backtest.md")),
         "seconds": round(result.seconds, 1),
         "data_version": data_version,
+        "windows": dg.MetadataValue.json(configured.as_dict()),
         **links,
     })
 
@@ -135,6 +141,7 @@ def inplay_backtest(
     config: InplayBacktestAssetConfig,
     courtside: CourtsideResource,
     mlflow: MlflowResource,
+    windows: WindowsResource,
     replay_catalog: pd.DataFrame,
 ) -> dg.Output[pd.DataFrame]:
     """Point-by-point matches replayed against the SIMULATED in-play market with the live engine's
@@ -146,6 +153,9 @@ def inplay_backtest(
         unknown = [n for n in names if n not in known]
         if unknown:
             raise ValueError(f"unknown in-play {kind} {unknown}; known: {sorted(known)}")
+    configured = windows.get()
+    replayed, replay_seasons = configured.replay_mask(replay_catalog)  # the replay seasons' matches only
+    replay_catalog = replay_catalog[replayed]
     reports = Path(courtside.reports_dir)
     reports.mkdir(parents=True, exist_ok=True)
     exp_id = mlflow.configure(BACKTEST_EXPERIMENT)
@@ -172,6 +182,7 @@ def inplay_backtest(
         images[label] = png
         run_id = backtest_tracking.log_inplay_backtest(name, market_name, cfg, result, row, seasons, replay_catalog,
                                                        config.sources, path)
+        configured.tag_runs([run_id], {"windows.replayed": json.dumps(replay_seasons)})
         links[f"mlflow_run_{label}"] = dg.MetadataValue.url(mlflow.run_url(exp_id, run_id))
         context.log.info(f"{label}: {result.matches} matches, {result.points} points in {result.seconds:.1f} s")
 
@@ -187,7 +198,8 @@ def inplay_backtest(
                   "measure the machinery and the model *against a simulator*, not a real-money edge.\n\n"
                   + _markdown(table, ["model", "market", "prices", "matches", "points", "bets", "staked", "pnl", "roi",
                                       "roi_ci_low", "roi_ci_high", "hit_rate", "max_drawdown", "final_bankroll",
-                                      "seconds"]))
+                                      "seconds"])
+                  + f"\n\nReplayed seasons by source: {replay_seasons}. " + configured.markdown())
     (reports / "inplay_backtest.md").write_text(summary_md + "\n")
     return dg.Output(table, metadata={
         "label": dg.MetadataValue.text(bt.SIMULATED),
@@ -196,5 +208,7 @@ def inplay_backtest(
         "by_season": dg.MetadataValue.md(by_season.to_markdown(index=False, floatfmt=".3f") if len(by_season)
                                          else "none"),
         "report": dg.MetadataValue.path(str(reports / "inplay_backtest.md")),
+        "replay_seasons": dg.MetadataValue.json(replay_seasons),
+        "windows": dg.MetadataValue.json(configured.as_dict()),
         **links,
     })

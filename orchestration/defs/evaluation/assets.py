@@ -8,14 +8,15 @@ import mlflow as mlflow_api
 import pandas as pd
 
 from orchestration.defs.shared.progress import reporter
-from orchestration.defs.shared.resources import CourtsideResource, MlflowResource
+from orchestration.defs.shared.resources import CourtsideResource, MlflowResource, WindowsResource
 from training import plots, tracking
 from training.evaluation import attach_market_prices, coverage, evaluate, priced_rows, summary_markdown
 from training.models import predict, walkforward_xgboost
 from training.prematch import CandidateResult
-from training.splits import Windows, modelling_rows
+from training.splits import modelling_rows
 from training.walkforward import WalkForward, walk_forward
 from training.walkforward import report as wf_report
+from training.windows import require_seasons
 
 
 @dg.asset(group_name="evaluation", kinds={"mlflow", "pandas"})
@@ -23,12 +24,15 @@ def test_evaluation(
     context: dg.AssetExecutionContext,
     courtside: CourtsideResource,
     mlflow: MlflowResource,
+    windows: WindowsResource,
     model_dataset: pd.DataFrame,
     prematch_candidates: list[CandidateResult],
     prematch_challenger: dict,
 ) -> dg.Output[pd.DataFrame]:
     """Every candidate vs the margin-free Bet365 (all tour-level) and Pinnacle (Grand Slams)
     closing prices on the test window: log-loss, Brier, accuracy, calibration error, by tier."""
+    configured = windows.get()
+    configured.check_table(model_dataset, "model_dataset", configured.model_splits())
     test = model_dataset[model_dataset["split"] == "test"].reset_index(drop=True)
     forecasts = {r.name: predict(r.model, test) for r in prematch_candidates}
     table = evaluate(test, forecasts)
@@ -45,7 +49,7 @@ def test_evaluation(
 
     reports = Path(courtside.reports_dir)
     reports.mkdir(parents=True, exist_ok=True)
-    (reports / "test_evaluation.md").write_text(summary + "\n")
+    (reports / "test_evaluation.md").write_text(summary + "\n\n" + configured.markdown() + "\n")
     table.to_csv(reports / "test_evaluation.csv", index=False)
     (reports / "test_calibration.png").write_bytes(calib)
     (reports / "test_log_loss_by_tier.png").write_bytes(tiers)
@@ -53,7 +57,7 @@ def test_evaluation(
     exp_id = mlflow.configure(tracking.PREMATCH_EXPERIMENT)
     with mlflow_api.start_run(run_name="test-evaluation") as run:
         mlflow_api.set_tags({"kind": "evaluation", "challenger_version": prematch_challenger["version"],
-                             "data_version": tracking.frame_version(model_dataset)})
+                             "data_version": tracking.frame_version(model_dataset), **configured.tags()})
         for r in tour.itertuples():
             mlflow_api.log_metrics({f"test_{r.forecaster}_log_loss": r.log_loss,
                                     f"test_{r.forecaster}_brier": r.brier,
@@ -70,17 +74,15 @@ def test_evaluation(
         "log_loss_by_tier_plot": dg.MetadataValue.md(plots.markdown_image(tiers, "log-loss by tier")),
         "report": dg.MetadataValue.path(str(reports / "test_evaluation.md")),
         "mlflow_run": dg.MetadataValue.url(mlflow.run_url(exp_id, run.info.run_id)),
+        "windows": dg.MetadataValue.json(configured.as_dict()),
         **{k: dg.MetadataValue.int(v) for k, v in coverage(test, table).items()},
     })
 
 
 class WalkForwardConfig(dg.Config):
-    """Seasons of the walk-forward (inclusive); the test window starts where the model windows' does."""
+    """How the walk-forward refits and calibrates; its seasons are the ``windows`` resource's (from
+    ``walkforward_from`` to the end of the test window, trained from the first training season)."""
 
-    train_start: int = WalkForward.train_start
-    first_season: int = WalkForward.first_season
-    last_season: int = Windows.test_end
-    test_start: int = Windows.test_start
     step: int = WalkForward.step
     warmup_seasons: int = WalkForward.warmup_seasons
     calibration_seasons: int = WalkForward.calibration_seasons
@@ -91,19 +93,23 @@ class WalkForwardConfig(dg.Config):
 def walkforward_predictions(
     context: dg.AssetExecutionContext,
     config: WalkForwardConfig,
+    windows: WindowsResource,
     prematch_features: pd.DataFrame,
     odds_tour_matched: pd.DataFrame,
     odds_slams_matched: pd.DataFrame,
     prematch_candidates: list[CandidateResult],
 ) -> dg.Output[pd.DataFrame]:
-    """Out-of-sample P(player A wins) for every settled tour-level match of each season from
-    ``first_season``: XGBoost refitted every ``step`` seasons on all earlier seasons (tree count fixed
-    on the validation window), calibrated by a map fitted on earlier seasons only; the surface-blended
-    Elo with its weight fitted on the preceding seasons; closing prices where the odds files have them."""
-    wf = WalkForward(**config.model_dump())
+    """Out-of-sample P(player A wins) for every settled tour-level match of each season of the walk-forward
+    window (``walkforward_from`` to the end of the test window): XGBoost refitted every ``step`` seasons on all
+    earlier seasons (tree count fixed on the validation window), calibrated by a map fitted on earlier seasons
+    only; the surface-blended Elo with its weight fitted on the preceding seasons; closing prices where the
+    odds files have them. Seasons before the test window are ``validation``, the test window ``test``."""
+    configured = windows.get()
+    wf = WalkForward(**configured.walkforward_seasons(), **config.model_dump())
     xgb = next(r for r in prematch_candidates if r.name == "xgboost")
     trees = int(xgb.model.best_iteration) + 1
     rows = attach_market_prices(modelling_rows(prematch_features), odds_tour_matched, odds_slams_matched)
+    require_seasons("walkforward", configured.walkforward, rows["season"], "tour-level modelling rows")
     table, summary = walk_forward(rows, wf, lambda: walkforward_xgboost(trees),
                                   progress=reporter(context, "walk-forward folds"))
     return dg.Output(table, metadata={
@@ -114,6 +120,7 @@ def walkforward_predictions(
         "folds": dg.MetadataValue.md(pd.DataFrame(summary["folds"]).to_markdown(index=False)),
         "rows_by_split": dg.MetadataValue.json(table["split"].value_counts().to_dict()),
         "summary": dg.MetadataValue.json(summary),
+        "windows": dg.MetadataValue.json(configured.as_dict()),
     })
 
 
@@ -121,12 +128,15 @@ def walkforward_predictions(
 def walkforward_evaluation(
     courtside: CourtsideResource,
     mlflow: MlflowResource,
+    windows: WindowsResource,
     walkforward_predictions: pd.DataFrame,
 ) -> dg.Output[pd.DataFrame]:
     """The walk-forward predictions scored: on the test seasons against the margin-free closing market
     on exactly the same rows (Bet365 tour-level, Pinnacle at Grand Slams), by season, tier and ranking
     band, with paired bootstrap differences, reliability plots and the issue's targets met or not."""
     table = walkforward_predictions
+    configured = windows.get()
+    configured.check_table(table, "walkforward_predictions", configured.walkforward_splits())
     rep = wf_report(table)
     test = priced_rows(table[table["split"] == "test"], "bet365")
     calib = plots.png_bytes(plots.reliability_diagram(
@@ -138,7 +148,7 @@ def walkforward_evaluation(
 
     reports = Path(courtside.reports_dir)
     reports.mkdir(parents=True, exist_ok=True)
-    (reports / "walkforward.md").write_text(rep.markdown + "\n")
+    (reports / "walkforward.md").write_text(rep.markdown + "\n\n" + configured.markdown() + "\n")
     (reports / "walkforward_calibration.png").write_bytes(calib)
     (reports / "walkforward_log_loss_by_season.png").write_bytes(seasons)
     for name in ("overall", "by_season", "by_tier", "by_rank_band", "season_all_rows", "paired"):
@@ -147,7 +157,7 @@ def walkforward_evaluation(
     exp_id = mlflow.configure(tracking.PREMATCH_EXPERIMENT)
     with mlflow_api.start_run(run_name="walk-forward-evaluation") as run:
         mlflow_api.set_tags({"kind": "evaluation", "evaluation": "walk-forward",
-                             "data_version": tracking.frame_version(table)})
+                             "data_version": tracking.frame_version(table), **configured.tags()})
         mlflow_api.log_params({"seasons": f"{int(table['season'].min())}-{int(table['season'].max())}",
                                "test_start": int(table.loc[table["split"] == "test", "season"].min()),
                                "calibration_method": str(table["calibration_method"].iloc[0])})
@@ -167,5 +177,6 @@ def walkforward_evaluation(
         "log_loss_by_season_plot": dg.MetadataValue.md(plots.markdown_image(seasons, "log-loss by season")),
         "targets": dg.MetadataValue.json(rep.targets),
         "report_path": dg.MetadataValue.path(str(reports / "walkforward.md")),
+        "windows": dg.MetadataValue.json(configured.as_dict()),
         "mlflow_run": dg.MetadataValue.url(mlflow.run_url(exp_id, run.info.run_id)),
     })

@@ -12,9 +12,9 @@ import dagster as dg
 import pandas as pd
 
 from orchestration.defs.shared.progress import reporter
-from orchestration.defs.shared.resources import CourtsideResource, MlflowResource
+from orchestration.defs.shared.resources import CourtsideResource, MlflowResource, WindowsResource
 from training import plots, tracking
-from training.inplay_data import INPLAY_WINDOWS, InplayTrainingConfig, build_points, pbp_sequences, strength_of
+from training.inplay_data import InplayTrainingConfig, build_points, pbp_sequences, strength_of
 from training.inplay_evaluation import (
     beats_at_every_stage,
     log_test_evaluation,
@@ -24,40 +24,37 @@ from training.inplay_evaluation import (
 )
 from training.inplay_models import fit_and_log, predict_rows
 from training.prematch import CandidateResult, best_by_validation
-from training.splits import Windows
+from training.windows import require_seasons
 
 GROUP = "inplay"
 
 
 class InplayPointsConfig(dg.Config):
-    """Seasons of the in-play splits (inclusive) and the share of train/validation points kept."""
+    """The share of train/validation points kept (the seasons are the ``windows`` resource's in-play windows)."""
 
-    train_start: int = INPLAY_WINDOWS.train_start
-    train_end: int = INPLAY_WINDOWS.train_end
-    validation_start: int = INPLAY_WINDOWS.validation_start
-    validation_end: int = INPLAY_WINDOWS.validation_end
-    test_start: int = INPLAY_WINDOWS.test_start
-    test_end: int = INPLAY_WINDOWS.test_end
     sample_share: float = InplayTrainingConfig.sample_share
     """Share of the points of train and validation matches kept (test matches keep every point)."""
     seed: int = InplayTrainingConfig.seed
 
-    def inplay_config(self) -> InplayTrainingConfig:
-        windows = Windows(self.train_start, self.train_end, self.validation_start, self.validation_end,
-                          self.test_start, self.test_end)
-        return InplayTrainingConfig(windows=windows, sample_share=self.sample_share, seed=self.seed)
-
 
 @dg.asset(group_name=GROUP, kinds={"pandas", "parquet"})
-def inplay_points(context: dg.AssetExecutionContext, config: InplayPointsConfig, pbp_matched: pd.DataFrame,
-                  walkforward_predictions: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+def inplay_points(context: dg.AssetExecutionContext, config: InplayPointsConfig, windows: WindowsResource,
+                  pbp_matched: pd.DataFrame, walkforward_predictions: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """The state before every point of the test matches (a seeded share of the points of training and
     validation matches) of the ATP point-by-point data, as in-play feature rows with the match's result
-    for the first server; the pre-match probability is the walk-forward model's (out of sample).
-    The serve prior strength of the updated chain is chosen on the validation points."""
+    for the first server; the pre-match probability is the walk-forward model's (out of sample), made with
+    the same windows. The serve prior strength of the updated chain is chosen on the validation points."""
     start = time.perf_counter()
-    settings = config.inplay_config()
+    configured = windows.get()
+    configured.check_table(walkforward_predictions, "walkforward_predictions", configured.walkforward_splits())
+    settings = InplayTrainingConfig(windows=configured.inplay, sample_share=config.sample_share, seed=config.seed)
     sequences, left_out = pbp_sequences(pbp_matched, walkforward_predictions, settings.windows)
+    for split, window in configured.inplay_splits().items():
+        require_seasons(f"inplay_{split}", window, sequences.loc[sequences["split"] == split, "season"],
+                        "point-by-point matches with a walk-forward prior")
+    prior = sequences[["match_id", "split"]].merge(
+        walkforward_predictions[["match_id", "split"]].drop_duplicates("match_id"), on="match_id",
+        suffixes=("", "_prior"))
     points, chosen = build_points(sequences, settings, progress=reporter(context, "in-play points"))
     rows = points.rows
     return dg.Output(rows, metadata={
@@ -70,7 +67,10 @@ def inplay_points(context: dg.AssetExecutionContext, config: InplayPointsConfig,
         "replay": dg.MetadataValue.json(points.counts),
         "rejected_sequences_sample": dg.MetadataValue.md(
             "\n".join(f"- {e}" for e in points.errors) if points.errors else "none"),
-        "windows": dg.MetadataValue.json(settings.windows.__dict__),
+        "windows": dg.MetadataValue.json(configured.as_dict()),
+        "prior_split_by_inplay_split": dg.MetadataValue.json(
+            {str(k): {str(p): int(n) for p, n in g.value_counts().items()}
+             for k, g in prior.groupby("split")["split_prior"]}),
         "sample_share": settings.sample_share,
         "data_version": tracking.frame_version(sequences[["match_id", "prematch_p", "a_won", "pbp"]]),
     })
@@ -83,7 +83,7 @@ def _validation_markdown(results: list[CandidateResult]) -> str:
 
 
 @dg.asset(group_name=GROUP, kinds={"mlflow", "xgboost"})
-def inplay_candidates(context: dg.AssetExecutionContext, mlflow: MlflowResource,
+def inplay_candidates(context: dg.AssetExecutionContext, mlflow: MlflowResource, windows: WindowsResource,
                       inplay_points: pd.DataFrame) -> dg.Output[list[CandidateResult]]:
     """The three in-play models (constant-serve chain, updated chain, XGBoost correction of the updated
     chain) fitted on the training seasons and scored on the validation points; one MLflow run each."""
@@ -91,6 +91,7 @@ def inplay_candidates(context: dg.AssetExecutionContext, mlflow: MlflowResource,
     data_version = tracking.frame_version(inplay_points)
     batch = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{context.run_id[:8]}"
     results = fit_and_log(inplay_points, data_version, batch)
+    windows.get().tag_runs(r.run_id for r in results)
     return dg.Output(results, metadata={
         "validation_scores": dg.MetadataValue.md(_validation_markdown(results)),
         "serve_prior_strength": strength_of(inplay_points),
@@ -101,8 +102,8 @@ def inplay_candidates(context: dg.AssetExecutionContext, mlflow: MlflowResource,
 
 
 @dg.asset(group_name=GROUP, kinds={"mlflow", "pandas"})
-def inplay_evaluation(courtside: CourtsideResource, mlflow: MlflowResource, inplay_points: pd.DataFrame,
-                      inplay_candidates: list[CandidateResult]) -> dg.Output[pd.DataFrame]:
+def inplay_evaluation(courtside: CourtsideResource, mlflow: MlflowResource, windows: WindowsResource,
+                      inplay_points: pd.DataFrame, inplay_candidates: list[CandidateResult]) -> dg.Output[pd.DataFrame]:
     """Every in-play model on every point of the test matches: log-loss, Brier and accuracy before the
     first point, after 25/50/75% of the points, and over each set; added to each model's MLflow run."""
     test = inplay_points[inplay_points["split"] == "test"].reset_index(drop=True)
@@ -119,7 +120,7 @@ def inplay_evaluation(courtside: CourtsideResource, mlflow: MlflowResource, inpl
     paths = {"inplay_calibration.png": calib, "inplay_log_loss_by_stage.png": stages}
     for name, png in paths.items():
         (reports / name).write_bytes(png)
-    (reports / "inplay_evaluation.md").write_text(summary + "\n")
+    (reports / "inplay_evaluation.md").write_text(summary + "\n\n" + windows.get().markdown() + "\n")
     table.to_csv(reports / "inplay_evaluation.csv", index=False)
     mlflow.configure(tracking.INPLAY_EXPERIMENT)
     log_test_evaluation(inplay_candidates, table, [str(reports / name) for name in paths])

@@ -9,10 +9,10 @@ import pandas as pd
 
 from betting.policy import TradingPolicy
 from feeds.live.catalog import attach_prematch, pbp_matches, slam_matches
-from orchestration.defs.shared.resources import CourtsideResource
+from orchestration.defs.shared.resources import CourtsideResource, WindowsResource
 from serving import control
 from training import plots
-from training.splits import Windows
+from training.windows import require_seasons
 
 LIVE_GROUP = "live"
 """Assets the streaming sensor materializes (not part of the batch pipeline)."""
@@ -27,27 +27,40 @@ def _table(frame: pd.DataFrame, rows: int = 20) -> dg.MetadataValue:
 
 
 @dg.asset(group_name="replay", kinds={"pandas", "parquet"})
-def replay_catalog(raw_slam_matches: pd.DataFrame, raw_slam_points: pd.DataFrame, pbp_matched: pd.DataFrame,
-                   matches: pd.DataFrame, players: pd.DataFrame, odds_slams_matched: pd.DataFrame,
-                   odds_tour_matched: pd.DataFrame, elo_ratings: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+def replay_catalog(windows: WindowsResource, raw_slam_matches: pd.DataFrame, raw_slam_points: pd.DataFrame,
+                   pbp_matched: pd.DataFrame, matches: pd.DataFrame, players: pd.DataFrame,
+                   odds_slams_matched: pd.DataFrame, odds_tour_matched: pd.DataFrame,
+                   elo_ratings: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """Real matches with point-level data that the feed server replays as a live feed: Grand Slam
     point logs (real timing) and ATP point-by-point sequences, with Sackmann ids, real closing odds
-    and a margin-free pre-match probability."""
+    and a margin-free pre-match probability; ``window``: the match's pre-match window (``train`` = in-sample
+    for the champion), ``replay``: inside the replay seasons (what the feed publishes and the in-play backtest
+    replays; the ``windows`` resource's rule)."""
+    configured = windows.get()
     catalog = attach_prematch(pd.concat([slam_matches(raw_slam_matches, raw_slam_points, matches, players),
                                          pbp_matches(pbp_matched, matches)], ignore_index=True),
                               odds_slams_matched, odds_tour_matched, elo_ratings, matches)
+    catalog["window"] = configured.window_of(catalog["season"])
+    catalog["replay"], replay_seasons = configured.replay_mask(catalog)
+    if configured.replay is not None:
+        require_seasons("replay", configured.replay, catalog["season"], "point-level matches")
     by = catalog.groupby(["source", "season"]).agg(
         matches=("event_key", "size"), with_ids=("sackmann_match_id", lambda s: int(s.notna().sum())),
-        with_closing_odds=("close_p1", lambda s: int(s.notna().sum()))).reset_index()
-    windows = Windows()
+        with_closing_odds=("close_p1", lambda s: int(s.notna().sum())),
+        replayed=("replay", "sum")).reset_index()
+    replayed = catalog[catalog["replay"]]
+    in_sample = int((replayed["window"] == "train").mean() * 100) if len(replayed) else 0
     return dg.Output(catalog, metadata={
         "dagster/row_count": len(catalog),
         "by_source_and_season": _table(by, 50),
         "prematch_source": dg.MetadataValue.json(catalog["prematch_source"].value_counts().to_dict()),
+        "replay_seasons": dg.MetadataValue.json(replay_seasons),
+        "replayed_by_window": dg.MetadataValue.json(
+            replayed["window"].fillna("outside the windows").value_counts().to_dict()),
+        "windows": dg.MetadataValue.json(configured.as_dict()),
         "seasons_in_model_training_window": dg.MetadataValue.text(
-            f"{int((catalog['season'] <= windows.train_end).mean() * 100)}% of replay matches are from seasons "
-            f"<= {windows.train_end} (the champion's training window): pre-match value bets on them are "
-            "in-sample and exercise the machinery, they do not measure skill"),
+            f"{in_sample}% of the replayed matches are from the champion's training seasons {configured.train}: "
+            "pre-match value bets on them are in-sample and exercise the machinery, they do not measure skill"),
     })
 
 

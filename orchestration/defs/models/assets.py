@@ -8,42 +8,33 @@ import dagster as dg
 import pandas as pd
 
 from orchestration.defs.shared.progress import reporter
-from orchestration.defs.shared.resources import MlflowResource
+from orchestration.defs.shared.resources import MlflowResource, WindowsResource
 from training import tracking
 from training.evaluation import attach_market_prices
 from training.prematch import CandidateResult, best_by_validation, train_all
-from training.splits import Windows, model_rows
-
-
-class WindowsConfig(dg.Config):
-    """Season windows (inclusive). Change them here, never in code."""
-
-    train_start: int = Windows.train_start
-    train_end: int = Windows.train_end
-    validation_start: int = Windows.validation_start
-    validation_end: int = Windows.validation_end
-    test_start: int = Windows.test_start
-    test_end: int = Windows.test_end
-
-    def windows(self) -> Windows:
-        return Windows(**self.model_dump())
+from training.splits import model_rows
+from training.windows import require_seasons
 
 
 @dg.asset(group_name="models", kinds={"pandas", "parquet"})
-def model_dataset(config: WindowsConfig, prematch_features: pd.DataFrame, odds_tour_matched: pd.DataFrame,
+def model_dataset(windows: WindowsResource, prematch_features: pd.DataFrame, odds_tour_matched: pd.DataFrame,
                   odds_slams_matched: pd.DataFrame) -> dg.Output[pd.DataFrame]:
-    """Tour-level matches that settle, inside the train/validation/test windows, with ``split``
-    and the closing prices of both players where the odds files have them (never features: they
-    mark the rows on which models are compared with the market)."""
-    windows = config.windows()
-    rows = attach_market_prices(model_rows(prematch_features, windows), odds_tour_matched, odds_slams_matched)
+    """Tour-level matches that settle, inside the train/validation/test windows (the ``windows`` resource),
+    with ``split`` and the closing prices of both players where the odds files have them (never features:
+    they mark the rows on which models are compared with the market)."""
+    configured = windows.get()
+    rows = attach_market_prices(model_rows(prematch_features, configured.model), odds_tour_matched,
+                                odds_slams_matched)
+    for split in ("train", "validation", "test"):
+        require_seasons(split, getattr(configured, split), rows.loc[rows["split"] == split, "season"],
+                        "tour-level modelling rows")
     counts = rows["split"].value_counts().to_dict()
     priced = rows.groupby("split")["b365_a"].apply(lambda s: int(s.notna().sum())).to_dict()
     return dg.Output(rows, metadata={
         "dagster/row_count": len(rows),
         **{f"{k}_rows": int(v) for k, v in counts.items()},
         **{f"{k}_rows_with_bet365": v for k, v in priced.items()},
-        "windows": dg.MetadataValue.json(windows.__dict__),
+        "windows": dg.MetadataValue.json(configured.as_dict()),
         "data_version": tracking.frame_version(rows),
     })
 
@@ -55,18 +46,17 @@ def _scores_markdown(results: list[CandidateResult]) -> str:
 
 
 @dg.asset(group_name="models", kinds={"mlflow", "xgboost", "scikitlearn"})
-def prematch_candidates(context: dg.AssetExecutionContext, mlflow: MlflowResource,
+def prematch_candidates(context: dg.AssetExecutionContext, mlflow: MlflowResource, windows: WindowsResource,
                         model_dataset: pd.DataFrame) -> dg.Output[list[CandidateResult]]:
     """Every candidate (higher-rank, Elo, logistic regression, XGBoost) fitted on the training
     window and scored on the validation window; one MLflow run each, with plots and the model."""
     exp_id = mlflow.configure(tracking.PREMATCH_EXPERIMENT)
-    seasons = model_dataset.groupby("split")["season"].agg(["min", "max"])  # the windows as used
-    windows = Windows(int(seasons.loc["train", "min"]), int(seasons.loc["train", "max"]),
-                      int(seasons.loc["validation", "min"]), int(seasons.loc["validation", "max"]),
-                      int(seasons.loc["test", "min"]), int(seasons.loc["test", "max"]))
+    configured = windows.get()
+    configured.check_table(model_dataset, "model_dataset", configured.model_splits())
     data_version = tracking.frame_version(model_dataset)
     batch = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{context.run_id[:8]}"
-    results = train_all(model_dataset, windows, data_version, batch, progress=reporter(context, "train"))
+    results = train_all(model_dataset, configured.model, data_version, batch, progress=reporter(context, "train"))
+    configured.tag_runs(r.run_id for r in results)
     return dg.Output(results, metadata={
         "validation_scores": dg.MetadataValue.md(_scores_markdown(results)),
         "data_version": data_version,

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 
 from courtside.settings import Settings
 from feeds.sources import DataSource, data_source
+from training.windows import SETTINGS, PipelineWindows, WindowSettings
 
 
 class CourtsideResource(dg.ConfigurableResource):
@@ -38,6 +39,32 @@ class CourtsideResource(dg.ConfigurableResource):
         engine = make_engine(self.database_url)
         migrate(engine)
         return engine
+
+
+class WindowsResource(dg.ConfigurableResource):
+    """The season windows of every asset (``training.windows``): the settings given by the environment, a
+    windows file or the command line when the definitions load (the launchpad shows and overrides them under
+    ``resources: windows``); an empty value is derived by the one rule of ``training.windows``."""
+
+    train: str = ""
+    validation: str = ""
+    test: str = ""
+    walkforward_from: str = ""
+    inplay_train: str = ""
+    inplay_validation: str = ""
+    inplay_test: str = ""
+    replay: str = ""
+
+    @classmethod
+    def of(cls, settings: WindowSettings) -> "WindowsResource":
+        return cls(**settings.given())
+
+    def settings(self) -> WindowSettings:
+        return WindowSettings.from_mapping({k: getattr(self, k) for k in SETTINGS}, "resources.windows")
+
+    def get(self) -> PipelineWindows:
+        """Every window, set or derived, validated (``training.windows.WindowsError`` otherwise)."""
+        return self.settings().resolve()
 
 
 class MlflowResource(dg.ConfigurableResource):
@@ -94,9 +121,14 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         )
 
 
-def resources_from_settings(settings: Settings) -> dict[str, Any]:
-    """The resource set for a given configuration (the embedded defaults unless overridden)."""
+def resources_from_settings(settings: Settings, windows: WindowSettings | None = None) -> dict[str, Any]:
+    """The resource set for a given configuration (the embedded defaults unless overridden); the season windows
+    from ``windows``, else from the environment (``WindowSettings.from_env``), validated here: bad windows stop
+    the definitions from loading, before any run."""
+    windows = WindowSettings.from_env() if windows is None else windows
+    windows.resolve()
     return {
+        "windows": WindowsResource.of(windows),
         "courtside": CourtsideResource(data_dir=settings.data_dir, database_url=settings.database_url,
                                        reports_dir=str(settings.home / "reports"),
                                        prediction_url=settings.prediction_url, bankroll=settings.bankroll),
