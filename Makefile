@@ -1,5 +1,5 @@
 # Two commands a newcomer needs:  make up   and   make test
-.PHONY: up test test-tools chaos bench pipeline lint fmt fmt-check typecheck env clean
+.PHONY: up test test-fast test-tools chaos bench pipeline lint fmt fmt-check typecheck env clean
 
 # uv from PATH, else the uv Python package (installed on first use with pip).
 UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
@@ -23,6 +23,12 @@ test: env test-tools
 
 test-tools:
 	@scripts/ensure-test-tools
+
+## test-fast: the pure core and unit tests (betting, features, feeds, expectations, training, serving, storage
+## without the real-data, server and PostgreSQL tests: marker `slow`, `postgres`), about a minute; nothing to install
+FAST_TESTS = tests/betting tests/features tests/feeds tests/expectations tests/training tests/serving tests/storage
+test-fast: env
+	$(UV) run --frozen pytest -m "not slow and not postgres" $(FAST_TESTS)
 
 ## chaos: the full fault suite (hostile feed, 100 forced disconnects, 50 kill -9, schemathesis, open doors);
 ## figures at the end and in .courtside/reports/chaos.json (CI runs a bounded version within make test)

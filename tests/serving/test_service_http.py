@@ -22,6 +22,8 @@ from tests.api.services import listening_addresses, oversized, send_raw
 from tests.services import ROOT, free_port
 from tests.services import prediction_service as serve
 
+pytestmark = pytest.mark.slow  # real `bentoml serve` processes (make test-fast leaves them out)
+
 STATE = '{"match_id": "m", "server": 1, "prematch_probability": 0.6'
 
 

@@ -34,6 +34,8 @@ from training.inplay import (
 )
 from training.splits import Windows
 
+pytestmark = pytest.mark.slow  # real point-by-point data, models fitted and logged (make test-fast leaves them out)
+
 WINDOWS = Windows(2012, 2012, 2013, 2013, 2014, 2014)
 PER_SEASON = 60
 
