@@ -1,5 +1,5 @@
 # Two commands a newcomer needs:  make up   and   make test
-.PHONY: up test chaos bench pipeline lint env clean
+.PHONY: up test test-fast test-tools chaos bench pipeline lint fmt fmt-check typecheck env clean
 
 # uv from PATH, else the uv Python package (installed on first use with pip).
 UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
@@ -16,9 +16,19 @@ env: .venv/.synced
 up: env
 	$(UV) run --frozen courtside up
 
-## test: the whole test suite (real data, real Postgres, planted defects, no-leakage)
-test: env
+## test: the whole test suite (real data, real Postgres, planted defects, no-leakage); installs what its
+## tests need beyond Python (headless Chromium, PostgreSQL server binaries: scripts/ensure-test-tools)
+test: env test-tools
 	$(UV) run --frozen pytest
+
+test-tools:
+	@scripts/ensure-test-tools
+
+## test-fast: the pure core and unit tests (betting, features, feeds, expectations, training, serving, storage
+## without the real-data, server and PostgreSQL tests: marker `slow`, `postgres`), about a minute; nothing to install
+FAST_TESTS = tests/betting tests/features tests/feeds tests/expectations tests/training tests/serving tests/storage
+test-fast: env
+	$(UV) run --frozen pytest -m "not slow and not postgres" $(FAST_TESTS)
 
 ## chaos: the full fault suite (hostile feed, 100 forced disconnects, 50 kill -9, schemathesis, open doors);
 ## figures at the end and in .courtside/reports/chaos.json (CI runs a bounded version within make test)
@@ -36,8 +46,20 @@ bench: env
 pipeline: env
 	$(UV) run --frozen courtside pipeline
 
+## lint: ruff's checks and its format check (not part of make test yet); fmt: apply the format
 lint: env
 	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+
+fmt-check: env
+	$(UV) run --frozen ruff format --check .
+
+fmt: env
+	$(UV) run --frozen ruff format .
+
+## typecheck: mypy on features/, betting/, expectations/, feeds/ (settings in pyproject.toml; not in CI yet)
+typecheck: env
+	$(UV) run --frozen mypy
 
 clean:
 	rm -rf .courtside

@@ -225,9 +225,9 @@ def validate(
         else {"result_format": "SUMMARY", "partial_unexpected_count": max_examples}
     )
     results: dict[int, Any] = {}
-    for needed, group in batches.items():
+    for batch_columns, group in batches.items():
         if group:
-            data = frame.iloc[:0] if needed is None else rows_frame[list(needed)]
+            data = frame.iloc[:0] if batch_columns is None else rows_frame[list(batch_columns)]
             results.update(_run(group, data, suite_name, result_format))
     outcomes = tuple(
         _outcome(e, results[id(e)], frame, context_columns, max_examples) for e in expectations
@@ -281,7 +281,12 @@ def _run(
     with _GX_LOCK:
         batch = _batch_definition().get_batch(batch_parameters={"dataframe": data})
         validation = batch.validate(suite, result_format=result_format)
-    return {id(group[r.expectation_config.meta[_POSITION]]): r for r in validation.results}
+    out: dict[int, Any] = {}
+    for r in validation.results:
+        config = r.expectation_config
+        assert config is not None  # GX sets it on every result of a suite's validation
+        out[id(group[config.meta[_POSITION]])] = r
+    return out
 
 
 def _error_message(exception_info: Any) -> str | None:

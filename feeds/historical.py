@@ -353,6 +353,7 @@ def ingest(
             continue
         hashes.append(raw)
         sha = sha256_hex([raw])
+        bad: list[Rejection]
         try:
             if f.layout != "csv":
                 text_frame, bad = _ADAPTERS[(f.layout, dataset)](raw, f), []

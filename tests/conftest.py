@@ -96,3 +96,14 @@ def postgres_database_url(postgres_url: str) -> Iterator[str]:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def prediction_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of one running ``bentoml serve`` of the prediction service for the whole session, without a
+    champion (``/predict_live`` answers from the engine's prior): the engine, live API and fault tests
+    share it, as none changes its state. Tests that need a champion start their own."""
+    from tests.services import prediction_service as serve
+
+    with serve(tmp_path_factory.mktemp("prediction-service-home")) as url:
+        yield url

@@ -67,7 +67,8 @@ def slam_matches(raw_matches: pd.DataFrame, raw_points: pd.DataFrame, matches: p
     out["winner"] = pd.to_numeric(out["winner"], errors="coerce").fillna(
         pd.Series(np.where(hit, from_sackmann, np.nan), index=out.index)).astype("Int64")
     retired = ref["score"].fillna("").str.contains("RET|DEF", regex=True).to_numpy()
-    out["status"] = out["status"].fillna(pd.Series(np.where(hit, np.where(retired, "Retired", "Complete"), None),
+    out["status"] = out["status"].fillna(pd.Series(np.where(hit, np.where(retired, "Retired", "Complete"),
+                                                            np.array(None, dtype=object)),
                                                    index=out.index))
     return pd.DataFrame({
         "source": "slam", "event_key": out["slam_match_id"].astype(str),

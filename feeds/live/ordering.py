@@ -66,7 +66,8 @@ class FeedMerger:
             for entry in self._queues[channel]:
                 if entry[0] > hb.event_time:  # sent before this heartbeat, yet later than the server's clock
                     entry[2] = True
-            if self._time[channel] is not None and self._time[channel] > hb.event_time:
+            current = self._time[channel]
+            if current is not None and current > hb.event_time:
                 # the lie is over: the channel's time and mark are the server's again
                 self._time[channel] = hb.event_time
                 self._mark[channel] = (hb.event_time, True)

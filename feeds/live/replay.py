@@ -66,7 +66,8 @@ def _event(row: dict, score: Score, kind: str, point: PointInfo | None, elapsed:
     winner = d.event_winner
     if kind == "match_end" and score.winner is None:  # stopped early: retirement
         status = "Retired"
-        winner = LABELS[_int(row["winner"]) - 1] if _int(row.get("winner")) in (1, 2) else None
+        won = _int(row.get("winner"))
+        winner = LABELS[won - 1] if won is not None and won in (1, 2) else None
     return MatchEvent(
         kind=kind, event_key=str(row["event_key"]), event_date=str(row["event_date"]),
         event_first_player=str(row["player1"]), first_player_key=_int(row.get("player1_id")),

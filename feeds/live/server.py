@@ -112,6 +112,7 @@ class ReplayServer:
 
     # --- serving ----------------------------------------------------------------------------
     async def _handler(self, ws: ServerConnection) -> None:
+        assert ws.request is not None  # set by the opening handshake, before the handler runs
         url = urlparse(ws.request.path)
         parts = [p for p in url.path.split("/") if p]
         if len(parts) != 3 or parts[0] != "feeds" or (parts[1], parts[2]) not in self.channels:

@@ -18,18 +18,10 @@ from serving.engine.engine import EngineConfig, TradingEngine
 from serving.engine.prediction import PredictionClient
 from storage.db import make_engine, migrate
 from tests.engine.fixtures import envelopes_of, slam_rows
-from tests.services import prediction_service as serve
 
 MATCHES = 6
 STAGGER_S = 1800.0
 """Feed seconds between match starts: when the first match ends the others are in play, with hours to go."""
-
-
-@pytest.fixture(scope="session")
-def prediction_service(tmp_path_factory):
-    """URL of a running ``bentoml serve`` (/predict_live needs no champion)."""
-    with serve(tmp_path_factory.mktemp("api-service-home")) as url:
-        yield url
 
 
 @pytest.fixture(scope="session")

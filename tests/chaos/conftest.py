@@ -11,8 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.services import prediction_service as serve
-
 FIGURES: dict[str, dict[str, object]] = {}
 
 
@@ -23,12 +21,6 @@ def figures(request):
     FIGURES[request.node.name] = entry
     return entry
 
-
-@pytest.fixture(scope="session")
-def prediction_service(tmp_path_factory):
-    """A real ``bentoml serve`` of the prediction service (no champion needed: the engine gives the prior)."""
-    with serve(tmp_path_factory.mktemp("chaos-service-home")) as url:
-        yield url
 
 
 SECURITY_TESTS = {

@@ -1,17 +1,9 @@
-"""A real ``bentoml serve`` of the prediction service for the engine tests (one per session)."""
+"""Fixtures of the engine tests (the prediction service they call is the session's: tests/conftest.py)."""
 
 import pytest
 
 from feeds.live.replay import build_feed
 from tests.engine.fixtures import envelopes_of, slam_rows
-from tests.services import prediction_service as serve
-
-
-@pytest.fixture(scope="session")
-def prediction_service(tmp_path_factory):
-    """URL of a running prediction service (no champion needed for /predict_live with a prior)."""
-    with serve(tmp_path_factory.mktemp("service-home")) as url:
-        yield url
 
 
 @pytest.fixture(scope="module")

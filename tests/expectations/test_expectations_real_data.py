@@ -19,6 +19,8 @@ from expectations.suites import SUITES, validate_dataset
 from feeds.historical import SPECS, ingest
 from feeds.sources import LocalDataSource
 
+pytestmark = pytest.mark.slow  # every suite on the whole real data (make test-fast leaves it out)
+
 CLEAN_UPSTREAM = {"slam_matches"}
 """Datasets without known upstream defects: their suite passes as it is."""
 

@@ -257,6 +257,7 @@ def _data_dir() -> Path:
     return Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
+@pytest.mark.slow
 def test_real_data_meets_precision_and_recall_without_the_reference() -> None:
     from feeds.historical import ingest
     from feeds.sources import LocalDataSource

@@ -31,6 +31,7 @@ def test_settlement_rule_voids_retirement_before_a_set():
     assert not settles_with_winner("unknown", 0)
 
 
+@pytest.mark.slow
 def test_real_matches_are_in_true_chronological_order():
     table, _ = clean()
     assert table["order"].is_monotonic_increasing
@@ -43,6 +44,7 @@ def test_real_matches_are_in_true_chronological_order():
     assert brisbane["F"] > brisbane["SF"].max() > brisbane["QF"].max()
 
 
+@pytest.mark.slow
 def test_real_walkovers_dropped_and_retirements_flagged():
     table, _ = clean()
     assert not (table["outcome"] == "walkover").any()

@@ -43,6 +43,7 @@ def _falsify(matches: pd.DataFrame, start: int) -> pd.DataFrame:
     return m
 
 
+@pytest.mark.slow
 def test_features_of_a_match_ignore_it_and_everything_after(history):
     matches, players = history
     cut = int(matches.index[(matches["tourney_id"] == "2015-560") & (matches["round"] == "R32")][0])
@@ -62,6 +63,7 @@ def test_features_of_a_match_ignore_it_and_everything_after(history):
     assert not np.allclose(falsified.loc[later, "elo_diff"], truth.loc[later, "elo_diff"])
 
 
+@pytest.mark.slow
 def test_player_order_does_not_reveal_the_winner(history):
     matches, players = history
     table = _features(matches, players)
@@ -73,6 +75,7 @@ def test_player_order_does_not_reveal_the_winner(history):
     assert (swapped.loc[first, "a_won"] != table.loc[first, "a_won"]).all()
 
 
+@pytest.mark.slow
 def test_swapping_players_mirrors_every_feature_exactly(history, monkeypatch):
     """The features of B against A are the mirror of A against B (mirror_spec classifies every
     feature), so a symmetric predictor quotes one price per match whatever the order asked."""

@@ -485,6 +485,7 @@ def pbp_archive_replay() -> tuple[Counter, dict[str, list[int]]]:
     return counts, ids
 
 
+@pytest.mark.slow
 def test_real_pbp_archive_replays_exactly():
     counts, ids = pbp_archive_replay()
     assert counts["completed, disagrees"] == 0, ids.get("completed, disagrees", [])[:10]
@@ -558,6 +559,7 @@ def slam_log_replay() -> tuple[Counter, dict[str, list[str]]]:
     return counts, ids
 
 
+@pytest.mark.slow
 def test_real_slam_point_logs_replay_exactly():
     counts, ids = slam_log_replay()
     assert counts["completed, disagrees"] == 0, ids.get("completed, disagrees")

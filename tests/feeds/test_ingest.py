@@ -86,6 +86,7 @@ def upstream(tmp_path):
     server.shutdown()
 
 
+@pytest.mark.slow
 def test_same_ingest_reads_the_upstream_layout_over_http(upstream):
     source, slam_rows = upstream
     local = ingest(LocalDataSource(data_dir()), "atp_matches")

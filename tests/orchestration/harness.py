@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,12 +38,18 @@ def settings_for(home: Path, data: Path) -> Settings:
 
 
 def run_pipeline(home: Path, data: Path, instance: dg.DagsterInstance | None = None,
-                 job: str = "courtside_pipeline") -> PipelineRun:
-    """Execute a job of the real definitions, configured for ``home`` and ``data``."""
+                 job: str = "courtside_pipeline", upstream_of: Iterable[str] | None = None) -> PipelineRun:
+    """Execute a job of the real definitions, configured for ``home`` and ``data``; with ``upstream_of``,
+    only those assets and everything they need (the job's own steps and checks for them)."""
     settings = settings_for(home, data)
     defs = build_definitions(settings)
     instance = instance or dg.DagsterInstance.ephemeral()
-    result = defs.resolve_job_def(job).execute_in_process(instance=instance, raise_on_error=False)
+    selection = None
+    if upstream_of is not None:
+        selection = sorted(dg.AssetSelection.assets(*upstream_of).upstream().required_multi_asset_neighbors()
+                           .resolve(defs.resolve_asset_graph()))
+    result = defs.resolve_job_def(job).execute_in_process(instance=instance, raise_on_error=False,
+                                                          asset_selection=selection)
     return PipelineRun(result, instance, settings, defs)
 
 

@@ -2,7 +2,10 @@
 metadata names the failed expectation with the offending row, and training does not run.
 
 The data folder is the real shared data (linked, not copied) with one file replaced by an
-edited copy in a temporary folder.
+edited copy in a temporary folder. Each run is the pipeline job's part that training needs: the
+training assets and everything upstream of them, with their checks (the rest of the job — point-by-point
+ingest, walk-forward, in-play, backtests — is not upstream of training, so it cannot change whether
+training runs, and it is left out to save minutes).
 """
 
 import csv
@@ -51,7 +54,8 @@ def test_planted_defect_fails_its_check_and_stops_training(defect, tmp_path):
     data = mirror_data(tmp_path / "data")
     edit_csv(data, relative, edit)
 
-    run = run_pipeline(tmp_path / "home", data)
+    run = run_pipeline(tmp_path / "home", data, upstream_of=TRAINING)
+    assert {k.to_user_string() for k in run.result.dagster_run.asset_selection} >= TRAINING  # in the run
 
     check = run.check(asset, "gx_suite")
     assert not check.passed

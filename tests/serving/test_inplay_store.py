@@ -14,6 +14,8 @@ from serving.model_store import InplayStore
 from training import tracking
 from training.inplay_models import InplayEstimator
 
+pytestmark = pytest.mark.slow  # MLflow registry round trips (make test-fast leaves them out)
+
 
 def _rows() -> np.ndarray:
     fmt = MatchFormat(3)

@@ -20,16 +20,17 @@ import pytest
 from serving.control import PredictRejected, http_predict
 from tests.api.services import listening_addresses, oversized, send_raw
 from tests.services import ROOT, free_port
-from tests.services import prediction_service as serve
+
+pytestmark = pytest.mark.slow  # real `bentoml serve` processes (make test-fast leaves them out)
 
 STATE = '{"match_id": "m", "server": 1, "prematch_probability": 0.6'
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory):
-    """URL of a running prediction service with no champion (``/predict_live`` with a prior needs none)."""
-    with serve(tmp_path_factory.mktemp("service-http-home")) as url:
-        yield url
+def service(prediction_service):
+    """URL of a running prediction service with no champion (``/predict_live`` with a prior needs none): the
+    session's (tests/conftest.py)."""
+    return prediction_service
 
 
 def _json_error(status: int, raw: bytes, headers: dict, code: int, error: str, field: str | None = None) -> dict:

@@ -23,6 +23,8 @@ from training.inplay_evaluation import beats_at_every_stage, stage_masks, stage_
 from training.inplay_models import InplayEstimator, decide_inplay_promotion, fit_models, predict_rows
 from training.splits import Windows
 
+pytestmark = pytest.mark.slow  # real point-by-point data, models fitted and logged (make test-fast leaves them out)
+
 WINDOWS = Windows(2012, 2012, 2013, 2013, 2014, 2014)
 PER_SEASON = 60
 
