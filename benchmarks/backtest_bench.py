@@ -66,39 +66,62 @@ def main() -> int:
     figures: dict = {"sources": args.sources, "model": args.model, "market": args.market, "target_s": TARGET_S}
 
     cpu = time.process_time()
-    result = bt.run_inplay(catalog, bt.INPLAY_MODELS[args.model], args.model,
-                           bt.InplayBacktestConfig(market=bt.INPLAY_MARKETS[args.market]), limit=args.matches or None,
-                           sources=tuple(args.sources))
+    result = bt.run_inplay(
+        catalog,
+        bt.INPLAY_MODELS[args.model],
+        args.model,
+        bt.InplayBacktestConfig(market=bt.INPLAY_MARKETS[args.market]),
+        limit=args.matches or None,
+        sources=tuple(args.sources),
+    )
     cpu = time.process_time() - cpu
     s = bt.summarize(result.ledger, n_boot=0)
     figures["inplay"] = {
-        "matches": result.matches, "points": result.points, "predictions": result.predictions,
-        "decisions": result.decisions, "orders": result.orders, "bets": s["bets"], "pnl": s["pnl"],
-        "wall_s": round(result.seconds, 1), "cpu_s": round(cpu, 1),
+        "matches": result.matches,
+        "points": result.points,
+        "predictions": result.predictions,
+        "decisions": result.decisions,
+        "orders": result.orders,
+        "bets": s["bets"],
+        "pnl": s["pnl"],
+        "wall_s": round(result.seconds, 1),
+        "cpu_s": round(cpu, 1),
         "points_per_s": round(result.points / result.seconds),
         "us_per_point": round(result.seconds / result.points * 1e6, 1),
         "skipped": {k: int(v) for k, v in result.ledger.counts.items() if k.startswith("skipped")},
         "meets_target": result.seconds <= TARGET_S,
     }
     print(f"in-play backtest ({bt.SIMULATED}: {args.market}), model {args.model}, sources {', '.join(args.sources)}:")
-    print(f"  {result.matches:,} matches, {result.points:,} points, {result.predictions:,} predictions, "
-          f"{result.orders:,} orders in {result.seconds:.1f} s wall / {cpu:.1f} s CPU "
-          f"({figures['inplay']['us_per_point']} µs a point, {figures['inplay']['points_per_s']:,} points/s); "
-          f"target <= {TARGET_S:.0f} s: {'met' if result.seconds <= TARGET_S else 'NOT met'}")
+    print(
+        f"  {result.matches:,} matches, {result.points:,} points, {result.predictions:,} predictions, "
+        f"{result.orders:,} orders in {result.seconds:.1f} s wall / {cpu:.1f} s CPU "
+        f"({figures['inplay']['us_per_point']} µs a point, {figures['inplay']['points_per_s']:,} points/s); "
+        f"target <= {TARGET_S:.0f} s: {'met' if result.seconds <= TARGET_S else 'NOT met'}"
+    )
     if args.reference:
         seconds, points = feed_only(bt.inplay_rows(catalog, tuple(args.sources), args.matches or None))
-        figures["feed_only"] = {"wall_s": round(seconds, 1), "points": points,
-                                "trading_share": round(1 - seconds / result.seconds, 3)}
-        print(f"  reference, the feed alone (scores + simulated market, no model, no trading): {seconds:.1f} s "
-              f"for {points:,} points; model and trading are {1 - seconds / result.seconds:.0%} of the replay")
+        figures["feed_only"] = {
+            "wall_s": round(seconds, 1),
+            "points": points,
+            "trading_share": round(1 - seconds / result.seconds, 3),
+        }
+        print(
+            f"  reference, the feed alone (scores + simulated market, no model, no trading): {seconds:.1f} s "
+            f"for {points:,} points; model and trading are {1 - seconds / result.seconds:.0%} of the replay"
+        )
     if args.prematch:
         predictions = pd.read_parquet(warehouse / "walkforward_predictions.parquet")
         started = time.perf_counter()
         pre = bt.run_prematch(predictions)
-        figures["prematch"] = {"wall_s": round(time.perf_counter() - started, 1), "strategies": len(pre.strategies),
-                               "rows": len(predictions)}
-        print(f"pre-match backtest: {len(pre.strategies)} strategies (threshold grid included) over "
-              f"{len(predictions):,} prediction rows in {figures['prematch']['wall_s']} s")
+        figures["prematch"] = {
+            "wall_s": round(time.perf_counter() - started, 1),
+            "strategies": len(pre.strategies),
+            "rows": len(predictions),
+        }
+        print(
+            f"pre-match backtest: {len(pre.strategies)} strategies (threshold grid included) over "
+            f"{len(predictions):,} prediction rows in {figures['prematch']['wall_s']} s"
+        )
     if args.output:
         Path(args.output).write_text(json.dumps(figures, indent=1))
     return 0

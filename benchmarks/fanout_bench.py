@@ -113,9 +113,11 @@ class _WsClient(asyncio.Protocol):
     """A minimal WebSocket client: handshake, one subscribe, then frames read as they come."""
 
     def __init__(self, host: str, port: int, room: str, rec: _Recorder):
-        self.request = (f"GET /ws HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                        f"Sec-WebSocket-Key: {base64.b64encode(secrets.token_bytes(16)).decode()}\r\n"
-                        "Sec-WebSocket-Version: 13\r\n\r\n").encode()
+        self.request = (
+            f"GET /ws HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {base64.b64encode(secrets.token_bytes(16)).decode()}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
         self.subscribe = json.dumps({"type": "subscribe", "match_id": room}).encode()
         self.rec = rec
         self.buf = bytearray()
@@ -144,7 +146,7 @@ class _WsClient(asyncio.Protocol):
                 self.rec.done_one(False, bytes(self.buf[:60]).decode(errors="replace"))
                 self.transport.close()
                 return
-            del self.buf[:end + 4]
+            del self.buf[: end + 4]
             self.open = True
             self.transport.write(_masked_frame(1, self.subscribe))
         buf = self.buf
@@ -160,8 +162,8 @@ class _WsClient(asyncio.Protocol):
                 n, off = int.from_bytes(buf[2:10], "big"), 10
             if len(buf) < off + n:
                 return
-            payload = bytes(buf[off:off + n])
-            del buf[:off + n]
+            payload = bytes(buf[off : off + n])
+            del buf[: off + n]
             if opcode == 1:
                 self.on_text(payload, now)
             elif opcode == 9:
@@ -198,8 +200,9 @@ async def _client_main(args: argparse.Namespace) -> int:
         async with gate:
             for attempt in range(5):
                 try:
-                    t, _ = await loop.create_connection(lambda: _WsClient(args.host, args.port, args.room, rec),
-                                                        args.host, args.port)
+                    t, _ = await loop.create_connection(
+                        lambda: _WsClient(args.host, args.port, args.room, rec), args.host, args.port
+                    )
                     transports.append(t)
                     return
                 except OSError as exc:
@@ -211,14 +214,24 @@ async def _client_main(args: argparse.Namespace) -> int:
     await asyncio.gather(*(connect_one() for _ in range(args.count)))
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(rec.all_subscribed, timeout=180)
-    print(json.dumps({"subscribed": rec.subscribed, "failed": len(rec.failed), "failures": rec.failed[:3],
-                      "seconds": round(time.monotonic() - t0, 2)}), flush=True)
+    print(
+        json.dumps(
+            {
+                "subscribed": rec.subscribed,
+                "failed": len(rec.failed),
+                "failures": rec.failed[:3],
+                "seconds": round(time.monotonic() - t0, 2),
+            }
+        ),
+        flush=True,
+    )
     stop = asyncio.Event()
     loop.add_reader(sys.stdin.fileno(), stop.set)
     await stop.wait()
     out = Path(args.results)
-    np.savez(out, seq=np.frombuffer(rec.seq, dtype=np.int32), latency_ms=np.frombuffer(rec.latency_ms,
-                                                                                       dtype=np.float32))
+    np.savez(
+        out, seq=np.frombuffer(rec.seq, dtype=np.int32), latency_ms=np.frombuffer(rec.latency_ms, dtype=np.float32)
+    )
     out.with_suffix(".json").write_text(json.dumps({"closed": rec.closed, "subscribed": rec.subscribed}))
     for t in transports:
         t.close()
@@ -277,8 +290,8 @@ def _match_envelopes(points: int):
     start = next(i for i, e in enumerate(envelopes) if e.channel == "match")
     # batches: everything up to and including the match start, then one batch per point (the point and
     # the market messages after it)
-    batches, current = [envelopes[:start + 1]], []
-    for env in envelopes[start + 1:]:
+    batches, current = [envelopes[: start + 1]], []
+    for env in envelopes[start + 1 :]:
         if env.channel == "match" and current and any(e.channel == "match" for e in current):
             batches.append(current)
             current = []
@@ -289,15 +302,26 @@ def _match_envelopes(points: int):
 
 
 async def _stub_predict(states: list[dict]) -> list[dict]:
-    return [{"probability": s["prematch_probability"], "prematch_probability": s["prematch_probability"],
-             "model_name": "prior (fan-out benchmark stub)", "model_version": "-"} for s in states]
+    return [
+        {
+            "probability": s["prematch_probability"],
+            "prematch_probability": s["prematch_probability"],
+            "model_name": "prior (fan-out benchmark stub)",
+            "model_version": "-",
+        }
+        for s in states
+    ]
 
 
 def _dist(values: np.ndarray) -> dict:
     if len(values) == 0:
         return {"n": 0}
-    return {"n": int(len(values)), "p50": round(float(np.percentile(values, 50)), 1),
-            "p99": round(float(np.percentile(values, 99)), 1), "max": round(float(values.max()), 1)}
+    return {
+        "n": int(len(values)),
+        "p50": round(float(np.percentile(values, 50)), 1),
+        "p99": round(float(np.percentile(values, 99)), 1),
+        "max": round(float(values.max()), 1),
+    }
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -307,9 +331,13 @@ def run(args: argparse.Namespace) -> dict:
     files = raise_fd_limit()
     children = Children()
     atexit.register(children.stop_all)
-    result: dict = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "targets": TARGETS,
-                    "machine": {"cores": os.cpu_count(), "platform": platform.platform(), "open_files": files},
-                    "args": vars(args), "load_average_start": os.getloadavg()}
+    result: dict = {
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "targets": TARGETS,
+        "machine": {"cores": os.cpu_count(), "platform": platform.platform(), "open_files": files},
+        "args": vars(args),
+        "load_average_start": os.getloadavg(),
+    }
     with tempfile.TemporaryDirectory(prefix="fanout_bench-") as tmp:
         work = Path(tmp)
         url = f"sqlite:///{work / 'live.db'}"
@@ -329,9 +357,23 @@ def run(args: argparse.Namespace) -> dict:
         env = {**os.environ, "COURTSIDE_DATABASE_URL": url, "COURTSIDE_HOME": str(work)}
         env.pop("COURTSIDE_API_TOKEN", None)
         api_log = (work / "api.log").open("wb")
-        api = children.start([sys.executable, "-m", "serving.api", "--port", str(port), "--ws-port", str(ws_port),
-                              "--rate-hz", str(args.rate_hz), "--no-access-log"], env=env, stdout=api_log,
-                             stderr=subprocess.STDOUT)
+        api = children.start(
+            [
+                sys.executable,
+                "-m",
+                "serving.api",
+                "--port",
+                str(port),
+                "--ws-port",
+                str(ws_port),
+                "--rate-hz",
+                str(args.rate_hz),
+                "--no-access-log",
+            ],
+            env=env,
+            stdout=api_log,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + 120
         while _get(f"http://127.0.0.1:{port}/live/games/{match_id}/state")[0] != 200:
             if api.poll() is not None or time.monotonic() > deadline:
@@ -339,28 +381,56 @@ def run(args: argparse.Namespace) -> dict:
             time.sleep(0.3)
         time.sleep(1.0)
         result["rss_mb"] = {"idle": round(_rss_mb(api.pid), 1)}
-        print(f"API up (pid {api.pid}, RSS {result['rss_mb']['idle']:.0f} MB); match {match_id}; connecting "
-              f"{args.subscribers} subscribers from {args.client_procs} processes ...", flush=True)
+        print(
+            f"API up (pid {api.pid}, RSS {result['rss_mb']['idle']:.0f} MB); match {match_id}; connecting "
+            f"{args.subscribers} subscribers from {args.client_procs} processes ...",
+            flush=True,
+        )
 
-        share = [args.subscribers // args.client_procs + (i < args.subscribers % args.client_procs)
-                 for i in range(args.client_procs)]
+        share = [
+            args.subscribers // args.client_procs + (i < args.subscribers % args.client_procs)
+            for i in range(args.client_procs)
+        ]
         clients = []
         for i, count in enumerate(share):
-            clients.append(children.start(
-                [sys.executable, "-m", "benchmarks.fanout_bench", "--client", "--host", "127.0.0.1",
-                 "--port", str(ws_port), "--room", match_id, "--count", str(count),
-                 "--results", str(work / f"client{i}.npz")], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                text=True))
+            clients.append(
+                children.start(
+                    [
+                        sys.executable,
+                        "-m",
+                        "benchmarks.fanout_bench",
+                        "--client",
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(ws_port),
+                        "--room",
+                        match_id,
+                        "--count",
+                        str(count),
+                        "--results",
+                        str(work / f"client{i}.npz"),
+                    ],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+            )
         connected = [json.loads(c.stdout.readline() or "{}") for c in clients]
         subscribed = sum(c.get("subscribed", 0) for c in connected)
-        result["connect"] = {"subscribed": subscribed, "failed": sum(c.get("failed", 0) for c in connected),
-                             "failures": [f for c in connected for f in c.get("failures", [])][:5],
-                             "seconds": max((c.get("seconds", 0) for c in connected), default=0)}
+        result["connect"] = {
+            "subscribed": subscribed,
+            "failed": sum(c.get("failed", 0) for c in connected),
+            "failures": [f for c in connected for f in c.get("failures", [])][:5],
+            "seconds": max((c.get("seconds", 0) for c in connected), default=0),
+        }
         time.sleep(2.0)
         result["rss_mb"]["connected"] = round(_rss_mb(api.pid), 1)
-        print(f"{subscribed} subscribed in {result['connect']['seconds']:.1f} s (RSS "
-              f"{result['rss_mb']['connected']:.0f} MB); {len(batches) - 1} points at {args.points_per_s:g}/s ...",
-              flush=True)
+        print(
+            f"{subscribed} subscribed in {result['connect']['seconds']:.1f} s (RSS "
+            f"{result['rss_mb']['connected']:.0f} MB); {len(batches) - 1} points at {args.points_per_s:g}/s ...",
+            flush=True,
+        )
 
         sampler = _Sampler(api.pid)
         sampler.start()
@@ -375,10 +445,13 @@ def run(args: argparse.Namespace) -> dict:
         result["api_cpu_share"] = round((_cpu_s(api.pid) - cpu0) / elapsed, 2)
         _, metrics = _get(f"http://127.0.0.1:{port}/metrics", timeout=30)
         gateway = metrics.get("gateway", {})
-        result["server"] = {"messages": gateway.get("messages"), "frames_written": gateway.get("frames_written"),
-                            "dropped_slow": gateway.get("dropped_slow"),
-                            "log_to_send_ms": gateway.get("log_to_send_ms"),
-                            "fanout_ms": gateway.get("fanout_ms")}
+        result["server"] = {
+            "messages": gateway.get("messages"),
+            "frames_written": gateway.get("frames_written"),
+            "dropped_slow": gateway.get("dropped_slow"),
+            "log_to_send_ms": gateway.get("log_to_send_ms"),
+            "fanout_ms": gateway.get("fanout_ms"),
+        }
         for c in clients:
             c.stdin.write("stop\n")
             c.stdin.flush()
@@ -397,9 +470,13 @@ def run(args: argparse.Namespace) -> dict:
         expected = len(messages) * subscribed
         result["delivery_ms"] = _dist(lat)
         result["all_delivered_ms"] = _dist(per_message)
-        result["messages"] = {"distinct": int(len(messages)), "received": int(len(lat)), "expected": int(expected),
-                              "complete": round(len(lat) / expected, 6) if expected else None,
-                              "closed_by_server": closed}
+        result["messages"] = {
+            "distinct": int(len(messages)),
+            "received": int(len(lat)),
+            "expected": int(expected),
+            "complete": round(len(lat) / expected, 6) if expected else None,
+            "closed_by_server": closed,
+        }
         result["load_average_end"] = os.getloadavg()
         children.stop_all()
         api_log.close()
@@ -414,33 +491,45 @@ def run(args: argparse.Namespace) -> dict:
 def report(r: dict) -> str:
     d, a, s, m = r["delivery_ms"], r["all_delivered_ms"], r["server"], r["messages"]
     rss = r["rss_mb"]
-    ok = (a.get("p99", 1e9) <= TARGETS["all_delivered_p99_ms"] and rss["peak"] <= TARGETS["rss_mb"]
-          and m["complete"] == 1.0)
+    ok = (
+        a.get("p99", 1e9) <= TARGETS["all_delivered_p99_ms"]
+        and rss["peak"] <= TARGETS["rss_mb"]
+        and m["complete"] == 1.0
+    )
     lag = s.get("log_to_send_ms") or {}
     fan = s.get("fanout_ms") or {}
-    return "\n".join([
-        "| figure | p50 | p99 | max | target |", "|---|---|---|---|---|",
-        f"| delivery, message sent -> received, {d['n']:,} (message, subscriber) pairs | {d['p50']} ms | "
-        f"{d['p99']} ms | {d['max']} ms | |",
-        f"| all delivered: message sent -> last of {r['connect']['subscribed']:,} subscribers has it "
-        f"({a['n']} messages) | {a['p50']} ms | **{a['p99']} ms** | {a['max']} ms | p99 <= 500 ms |",
-        f"| server: one flush written to every subscriber | {fan.get('p50')} ms | {fan.get('p99')} ms | "
-        f"{fan.get('max')} ms | |",
-        f"| server: event-log commit -> message sent (tail poll + coalescing wait) | {lag.get('p50')} ms | "
-        f"{lag.get('p99')} ms | {lag.get('max')} ms | |",
-        "", f"API process RSS: idle {rss['idle']} MB, {r['connect']['subscribed']:,} subscribers connected "
+    return "\n".join(
+        [
+            "| figure | p50 | p99 | max | target |",
+            "|---|---|---|---|---|",
+            f"| delivery, message sent -> received, {d['n']:,} (message, subscriber) pairs | {d['p50']} ms | "
+            f"{d['p99']} ms | {d['max']} ms | |",
+            f"| all delivered: message sent -> last of {r['connect']['subscribed']:,} subscribers has it "
+            f"({a['n']} messages) | {a['p50']} ms | **{a['p99']} ms** | {a['max']} ms | p99 <= 500 ms |",
+            f"| server: one flush written to every subscriber | {fan.get('p50')} ms | {fan.get('p99')} ms | "
+            f"{fan.get('max')} ms | |",
+            f"| server: event-log commit -> message sent (tail poll + coalescing wait) | {lag.get('p50')} ms | "
+            f"{lag.get('p99')} ms | {lag.get('max')} ms | |",
+            "",
+            f"API process RSS: idle {rss['idle']} MB, {r['connect']['subscribed']:,} subscribers connected "
             f"{rss['connected']} MB, **peak {rss['peak']} MB** (target <= 400 MB); API CPU {r['api_cpu_share']} "
             f"cores while updates flowed",
-        f"messages received {m['received']:,} of {m['expected']:,} ({m['complete']}); closed by the server: "
-        f"{m['closed_by_server'] or 'none'}; subscribe failures {r['connect']['failed']}; connecting took "
-        f"{r['connect']['seconds']} s",
-        f"load average at start {r['load_average_start'][0]:.2f}, at end {r['load_average_end'][0]:.2f} (2 cores, "
-        f"shared)", f"{'OK: targets met' if ok else 'TARGET MISSED'}"])
+            f"messages received {m['received']:,} of {m['expected']:,} ({m['complete']}); closed by the server: "
+            f"{m['closed_by_server'] or 'none'}; subscribe failures {r['connect']['failed']}; connecting took "
+            f"{r['connect']['seconds']} s",
+            f"load average at start {r['load_average_start'][0]:.2f}, at end {r['load_average_end'][0]:.2f} (2 cores, "
+            f"shared)",
+            f"{'OK: targets met' if ok else 'TARGET MISSED'}",
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.fanout_bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.fanout_bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--subscribers", type=int, default=10_000)
     parser.add_argument("--client-procs", type=int, default=2)
     parser.add_argument("--points", type=int, default=60, help="points of the match to replay")

@@ -133,8 +133,10 @@ def main() -> None:
     args = parser.parse_args()
     matches = load_matches(args.matches)
     prematch = [0.3 + 0.4 * ((k * 37) % 100) / 100 for k in range(len(matches))]
-    print(f"{len(matches)} real matches, {sum(len(m) for m in matches) - len(matches):,} points; "
-          f"{args.repeat} repetitions (timings pooled)")
+    print(
+        f"{len(matches)} real matches, {sum(len(m) for m in matches) - len(matches):,} points; "
+        f"{args.repeat} repetitions (timings pooled)"
+    )
     results: dict[str, list[int]] = {"live": [], "cold": [], "warm": [], "calibration": [], "point": [], "call": []}
     gc.disable()
     for _ in range(args.repeat):

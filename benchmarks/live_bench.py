@@ -77,8 +77,13 @@ from courtside.settings import PROJECT_ROOT, Settings
 ROOT = PROJECT_ROOT
 SLAM_DATES = {"ausopen": "01-20", "frenchopen": "05-30", "wimbledon": "06-28", "usopen": "08-30"}
 DECISION_RATE = 200.0
-TARGETS = {"decision_p50_ms": 3.0, "decision_p99_ms": 10.0, "throughput_per_s": 5000.0,
-           "predict_p50_ms": 2.0, "predict_p99_ms": 8.0}
+TARGETS = {
+    "decision_p50_ms": 3.0,
+    "decision_p99_ms": 10.0,
+    "throughput_per_s": 5000.0,
+    "predict_p50_ms": 2.0,
+    "predict_p99_ms": 8.0,
+}
 
 
 # --- child processes ------------------------------------------------------------------------------
@@ -190,9 +195,21 @@ def start_service(children: Children, home: Path, log: Path, poll_s: str | None)
         env["COURTSIDE_MODEL_POLL_S"] = poll_s
     env.pop("MLFLOW_TRACKING_URI", None)
     with log.open("wb") as out:
-        proc = children.start([str(Path(sys.executable).parent / "bentoml"), "serve",
-                               "serving.service:PredictionService", "--port", str(port), "--host", "127.0.0.1"],
-                              env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        proc = children.start(
+            [
+                str(Path(sys.executable).parent / "bentoml"),
+                "serve",
+                "serving.service:PredictionService",
+                "--port",
+                str(port),
+                "--host",
+                "127.0.0.1",
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while True:
@@ -230,14 +247,32 @@ class FeedProcess:
         return None
 
 
-def start_feed(children: Children, log: Path, rate: float, min_matches: int, min_messages: int,
-               stagger_s: float) -> FeedProcess:
-    cmd = [sys.executable, "-m", "benchmarks.live_bench", "--feed-server", "--feed-rate", str(rate),
-           "--feed-min-matches", str(min_matches), "--feed-min-messages", str(min_messages),
-           "--feed-stagger", str(stagger_s)]
+def start_feed(
+    children: Children, log: Path, rate: float, min_matches: int, min_messages: int, stagger_s: float
+) -> FeedProcess:
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.live_bench",
+        "--feed-server",
+        "--feed-rate",
+        str(rate),
+        "--feed-min-matches",
+        str(min_matches),
+        "--feed-min-messages",
+        str(min_messages),
+        "--feed-stagger",
+        str(stagger_s),
+    ]
     with log.open("wb") as err:
-        proc = children.start(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True,
-                              env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        proc = children.start(
+            cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
     lines: queue.Queue = queue.Queue()
 
     def read() -> None:
@@ -266,8 +301,9 @@ def _slam_rows(data_dir: Path, year_slam: str) -> Iterator[dict]:
 
     matches = pd.read_csv(data_dir / "slam_pbp" / f"{year_slam}-matches.csv.gz")
     points = pd.read_csv(data_dir / "slam_pbp" / f"{year_slam}-points.csv.gz", low_memory=False)
-    points = points[(points["PointNumber"] > 0) & points["PointWinner"].isin([1, 2])
-                    & points["PointServer"].isin([1, 2])]
+    points = points[
+        (points["PointNumber"] > 0) & points["PointWinner"].isin([1, 2]) & points["PointServer"].isin([1, 2])
+    ]
     by_match = dict(tuple(points.groupby("match_id")))
     year, slam = year_slam.split("-")
     for m in matches[matches["match_num"] < 2000].itertuples():
@@ -276,13 +312,28 @@ def _slam_rows(data_dir: Path, year_slam: str) -> Iterator[dict]:
             continue
         p = p.sort_values("PointNumber")
         yield {
-            "source": "slam", "event_key": m.match_id, "event_date": f"{year}-{SLAM_DATES[slam]}",
-            "tournament": SLAM_NAMES[slam], "season": int(year), "round": "R128", "surface": SLAM_SURFACES[slam],
-            "best_of": 5, "player1": m.player1, "player2": m.player2, "player1_id": None, "player2_id": None,
-            "sackmann_match_id": None, "first_server": int(p["PointServer"].iloc[0]),
+            "source": "slam",
+            "event_key": m.match_id,
+            "event_date": f"{year}-{SLAM_DATES[slam]}",
+            "tournament": SLAM_NAMES[slam],
+            "season": int(year),
+            "round": "R128",
+            "surface": SLAM_SURFACES[slam],
+            "best_of": 5,
+            "player1": m.player1,
+            "player2": m.player2,
+            "player1_id": None,
+            "player2_id": None,
+            "sackmann_match_id": None,
+            "first_server": int(p["PointServer"].iloc[0]),
             "winner": None if pd.isna(m.winner) else int(m.winner),
-            "status": m.status, "prematch_p1": 0.62, "prematch_source": "bench", "close_p1": 1.55,
-            "close_p2": 2.6, "close_source": "pinnacle-close", "pbp": None,
+            "status": m.status,
+            "prematch_p1": 0.62,
+            "prematch_source": "bench",
+            "close_p1": 1.55,
+            "close_p2": 2.6,
+            "close_source": "pinnacle-close",
+            "pbp": None,
             "point_winner": p["PointWinner"].astype(int).tolist(),
             "point_server": p["PointServer"].astype(int).tolist(),
             "elapsed_s": list(_seconds(p["ElapsedTime"].astype(str))),
@@ -333,8 +384,15 @@ def serve_feed(args: argparse.Namespace) -> int:
 
         server = ReplayServer({"live": schedule}, rate=args.feed_rate)
         port = await server.start(publish=False)
-        emit({"port": port, "messages": len(schedule), "matches": len(rows) - len(skipped), "skipped": skipped,
-              "slams": sorted({str(r["event_key"]).rsplit("-", 1)[0] for r in rows})})
+        emit(
+            {
+                "port": port,
+                "messages": len(schedule),
+                "matches": len(rows) - len(skipped),
+                "skipped": skipped,
+                "slams": sorted({str(r["event_key"]).rsplit("-", 1)[0] for r in rows}),
+            }
+        )
         threading.Thread(target=read_stdin, name="stdin", daemon=True).start()
         ended = asyncio.create_task(eof.wait())
         started = asyncio.create_task(go.wait())
@@ -423,12 +481,18 @@ def dist(samples: list[float]) -> dict:
     if not samples:
         return {"count": 0}
     a = np.asarray(samples, dtype=float)
-    return {"count": int(a.size), "p50": float(np.percentile(a, 50)), "p99": float(np.percentile(a, 99)),
-            "max": float(a.max()), "mean": float(a.mean())}
+    return {
+        "count": int(a.size),
+        "p50": float(np.percentile(a, 50)),
+        "p99": float(np.percentile(a, 99)),
+        "max": float(a.max()),
+        "mean": float(a.mean()),
+    }
 
 
-async def drive_engine(feed: FeedProcess, service: Service, db_path: Path, seconds: float, timeout_s: float,
-                       predict_timeout_s: float) -> dict:
+async def drive_engine(
+    feed: FeedProcess, service: Service, db_path: Path, seconds: float, timeout_s: float, predict_timeout_s: float
+) -> dict:
     """Run the engine on the feed until ``seconds`` have passed (0: until every message is processed)."""
     from serving.engine.engine import EngineConfig
     from serving.engine.prediction import PredictionClient
@@ -439,8 +503,14 @@ async def drive_engine(feed: FeedProcess, service: Service, db_path: Path, secon
     total = int(feed.info["messages"])
     svc_cpu0, svc_pids0 = tree_cpu_s(service.proc.pid), set(process_tree(service.proc.pid))
     async with PredictionClient(service.url, timeout_s=predict_timeout_s) as client:
-        warm = {"match_id": "warm-up", "best_of": 5, "tournament": "Wimbledon", "season": 2012, "server": 1,
-                "prematch_probability": 0.6}
+        warm = {
+            "match_id": "warm-up",
+            "best_of": 5,
+            "tournament": "Wimbledon",
+            "season": 2012,
+            "server": 1,
+            "prematch_probability": 0.6,
+        }
         for _ in range(20):  # a running engine has its keep-alive connection open already
             await client.predict_live([warm])
         meter = PredictMeter(client.predict_live)
@@ -484,17 +554,33 @@ async def drive_engine(feed: FeedProcess, service: Service, db_path: Path, secon
     span = (engine.last_done - engine.first_received) if engine.first_received and engine.last_done else 0.0
     live = sum(1 for m in engine.matches.values() if not m.finished)
     return {
-        "feed_messages": total, "feed_matches": feed.info["matches"], "feed_slams": feed.info["slams"],
-        "messages": s.messages, "processing_span_s": span, "messages_per_s": s.messages / span if span else 0.0,
-        "wall_s": wall, "timed_out": timed_out, "stop_s": stop_s,
-        "decisions": dist(s.decision_ms), "decisions_with_prediction": dist(engine.with_prediction_ms),
+        "feed_messages": total,
+        "feed_matches": feed.info["matches"],
+        "feed_slams": feed.info["slams"],
+        "messages": s.messages,
+        "processing_span_s": span,
+        "messages_per_s": s.messages / span if span else 0.0,
+        "wall_s": wall,
+        "timed_out": timed_out,
+        "stop_s": stop_s,
+        "decisions": dist(s.decision_ms),
+        "decisions_with_prediction": dist(engine.with_prediction_ms),
         "decisions_on_market_reopen": dist(engine.on_market_ms),
-        "predictions": s.predictions, "prediction_calls": meter.calls, "prediction_states": meter.states,
-        "prediction_failures": s.prediction_failures, "prediction_errors": dict(meter.errors.most_common(5)),
-        "prediction_rtt_ms": dist(meter.rtt_ms), "engine_crash": crash,
-        "opportunities": s.opportunities, "orders": s.orders, "rejected": s.rejected, "quarantined": s.quarantined,
-        "matches_started": len(engine.matches), "matches_live_at_end": live,
-        "batches": len(engine.batch_sizes), "mean_batch": float(np.mean(engine.batch_sizes or [0])),
+        "predictions": s.predictions,
+        "prediction_calls": meter.calls,
+        "prediction_states": meter.states,
+        "prediction_failures": s.prediction_failures,
+        "prediction_errors": dict(meter.errors.most_common(5)),
+        "prediction_rtt_ms": dist(meter.rtt_ms),
+        "engine_crash": crash,
+        "opportunities": s.opportunities,
+        "orders": s.orders,
+        "rejected": s.rejected,
+        "quarantined": s.quarantined,
+        "matches_started": len(engine.matches),
+        "matches_live_at_end": live,
+        "batches": len(engine.batch_sizes),
+        "mean_batch": float(np.mean(engine.batch_sizes or [0])),
         "max_batch": max(engine.batch_sizes or [0]),
         "engine_busy_fraction": engine.process_s / span if span else 0.0,
         "prediction_wait_fraction": sum(meter.rtt_ms) / 1000 / span if span else 0.0,
@@ -504,8 +590,18 @@ async def drive_engine(feed: FeedProcess, service: Service, db_path: Path, secon
     }
 
 
-def engine_run(children: Children, service: Service, work: Path, name: str, rate: float, min_matches: int,
-               min_messages: int, seconds: float, timeout_s: float, predict_timeout_s: float) -> dict:
+def engine_run(
+    children: Children,
+    service: Service,
+    work: Path,
+    name: str,
+    rate: float,
+    min_matches: int,
+    min_messages: int,
+    seconds: float,
+    timeout_s: float,
+    predict_timeout_s: float,
+) -> dict:
     feed = start_feed(children, work / f"{name}-feed.log", rate, min_matches, min_messages, stagger_s=60.0)
     try:
         result = asyncio.run(drive_engine(feed, service, work / f"{name}.db", seconds, timeout_s, predict_timeout_s))
@@ -540,8 +636,9 @@ def model_seconds(port: int) -> dict[str, tuple[float, float]]:
     return {k: (v[0], v[1]) for k, v in out.items()}
 
 
-def http_latency(port: int, method: str, path: str, body: bytes | None, rounds: int, requests: int,
-                 warmup: int = 200) -> dict:
+def http_latency(
+    port: int, method: str, path: str, body: bytes | None, rounds: int, requests: int, warmup: int = 200
+) -> dict:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     headers = {"Content-Type": "application/json"} if body is not None else {}
 
@@ -571,11 +668,14 @@ def http_latency(port: int, method: str, path: str, body: bytes | None, rounds: 
         after = model_seconds(port).get(endpoint)
     finally:
         conn.close()
-    result = {"pooled": dist(all_ms), "round_p50": [r["p50"] for r in per_round],
-              "round_p99": [r["p99"] for r in per_round],
-              "median_round_p50": float(np.median([r["p50"] for r in per_round])),
-              "median_round_p99": float(np.median([r["p99"] for r in per_round])),
-              "sequential_req_per_s": len(all_ms) / wall}
+    result = {
+        "pooled": dist(all_ms),
+        "round_p50": [r["p50"] for r in per_round],
+        "round_p99": [r["p99"] for r in per_round],
+        "median_round_p50": float(np.median([r["p50"] for r in per_round])),
+        "median_round_p99": float(np.median([r["p99"] for r in per_round])),
+        "sequential_req_per_s": len(all_ms) / wall,
+    }
     if before and after and after[1] > before[1]:
         result["in_service_mean_ms"] = (after[0] - before[0]) / (after[1] - before[1]) * 1000
     return result
@@ -588,18 +688,35 @@ def pick_players(home: Path) -> tuple[int, int, str, str]:
     with (home / "warehouse" / "player_snapshot.pickle").open("rb") as fh:
         snap = pickle.load(fh)
     recent = snap.as_of - pd.Timedelta(days=365)
-    ranked = sorted((r[0], pid) for pid, r in snap.rank.items()
-                    if snap.last_played.get(pid, pd.Timestamp.min) >= recent and r[0] == r[0])
+    ranked = sorted(
+        (r[0], pid)
+        for pid, r in snap.rank.items()
+        if snap.last_played.get(pid, pd.Timestamp.min) >= recent and r[0] == r[0]
+    )
     (_, a), (_, b) = ranked[:2]
     return a, b, snap.display.get(a, str(a)), snap.display.get(b, str(b))
 
 
 def http_part(children: Children, args: argparse.Namespace, work: Path, fallback: Service) -> dict:
     home = Path(args.home).resolve()
-    live_body = json.dumps({"states": [{
-        "match_id": "bench", "best_of": 5, "tournament": "Wimbledon", "season": 2012, "sets": [[6, 4]],
-        "games": [3, 2], "points": [2, 1], "server": 1, "prematch_probability": 0.62,
-        "serve_stats": {"won_one": 40, "served_one": 60, "won_two": 35, "served_two": 55}}]}).encode()
+    live_body = json.dumps(
+        {
+            "states": [
+                {
+                    "match_id": "bench",
+                    "best_of": 5,
+                    "tournament": "Wimbledon",
+                    "season": 2012,
+                    "sets": [[6, 4]],
+                    "games": [3, 2],
+                    "points": [2, 1],
+                    "server": 1,
+                    "prematch_probability": 0.62,
+                    "serve_stats": {"won_one": 40, "served_one": 60, "won_two": 35, "served_two": 55},
+                }
+            ]
+        }
+    ).encode()
     out: dict = {"home": str(home), "rounds": args.http_rounds, "requests_per_round": args.http_requests}
     service = None
     reason = None
@@ -613,8 +730,12 @@ def http_part(children: Children, args: argparse.Namespace, work: Path, fallback
             health = service.health() or {}
             if health.get("status") == "ok":
                 break
-            if health.get("status") == "error" or (health.get("last_error") and "not set" in health["last_error"]) \
-                    or time.monotonic() > deadline or service.proc.poll() is not None:
+            if (
+                health.get("status") == "error"
+                or (health.get("last_error") and "not set" in health["last_error"])
+                or time.monotonic() > deadline
+                or service.proc.poll() is not None
+            ):
                 reason = f"no champion served from {home}: {health.get('last_error') or health or 'no /health'}"
                 children.stop(service.proc)
                 service = None
@@ -624,20 +745,37 @@ def http_part(children: Children, args: argparse.Namespace, work: Path, fallback
     if service is not None:
         children.stop(fallback.proc)  # nothing else on the machine's two cores while measuring
         out["model"] = {k: health.get(k) for k in ("model_name", "model_version", "model_kind", "features_as_of")}
-    out["service"] = "state folder (model poll every 10 s, the service default)" if service else \
-        "temporary home of parts 1-2 (no champion)"
+    out["service"] = (
+        "state folder (model poll every 10 s, the service default)"
+        if service
+        else "temporary home of parts 1-2 (no champion)"
+    )
     out["livez"] = http_latency(target.port, "GET", "/livez", None, args.http_rounds, args.http_requests)
     if service is not None:
         a, b, name_a, name_b = pick_players(home)
         day = date.fromisoformat(str(health["features_as_of"])) + timedelta(days=1)
-        body = json.dumps({"requests": [{"player_one": a, "player_two": b, "surface": "Hard", "date": day.isoformat(),
-                                         "best_of": 3, "level": "A", "round": "R32"}]}).encode()
+        body = json.dumps(
+            {
+                "requests": [
+                    {
+                        "player_one": a,
+                        "player_two": b,
+                        "surface": "Hard",
+                        "date": day.isoformat(),
+                        "best_of": 3,
+                        "level": "A",
+                        "round": "R32",
+                    }
+                ]
+            }
+        ).encode()
         out["predict_request"] = {"players": [f"{name_a} ({a})", f"{name_b} ({b})"], "date": day.isoformat()}
         out["predict"] = http_latency(target.port, "POST", "/predict", body, args.http_rounds, args.http_requests)
     else:
         out["predict"] = {"skipped": reason}
-    out["predict_live"] = http_latency(target.port, "POST", "/predict_live", live_body, args.http_rounds,
-                                       args.http_requests)
+    out["predict_live"] = http_latency(
+        target.port, "POST", "/predict_live", live_body, args.http_rounds, args.http_requests
+    )
     return out
 
 
@@ -645,8 +783,10 @@ def http_part(children: Children, args: argparse.Namespace, work: Path, fallback
 def fmt_dist(d: dict, unit: str = "ms") -> str:
     if not d.get("count"):
         return "no samples"
-    return (f"p50 {d['p50']:7.2f} {unit}   p99 {d['p99']:7.2f} {unit}   max {d['max']:8.2f} {unit}   "
-            f"mean {d['mean']:6.2f} {unit}   (n={d['count']:,})")
+    return (
+        f"p50 {d['p50']:7.2f} {unit}   p99 {d['p99']:7.2f} {unit}   max {d['max']:8.2f} {unit}   "
+        f"mean {d['mean']:6.2f} {unit}   (n={d['count']:,})"
+    )
 
 
 def verdict(value: float, target: float, higher_is_better: bool = False) -> str:
@@ -655,22 +795,31 @@ def verdict(value: float, target: float, higher_is_better: bool = False) -> str:
 
 
 def print_engine_run(r: dict, title: str) -> None:
-    print(f"  {title}: {r['messages']:,}/{r['feed_messages']:,} messages from {r['feed_matches']} matches "
-          f"({', '.join(r['feed_slams'])}), {r['matches_started']} started, {r['matches_live_at_end']} live at end")
-    published = (f"feed published all in {r['feed_published_s']:.1f} s" if r["feed_published_s"] is not None
-                 else "run ended before the feed")
-    print(f"    processed {r['messages_per_s']:,.0f} msg/s over {r['processing_span_s']:.1f} s ({published}); "
-          f"batches {r['batches']:,} (mean {r['mean_batch']:.1f}, max {r['max_batch']}); "
-          f"engine busy {100 * r['engine_busy_fraction']:.0f}% of the span "
-          f"({100 * r['prediction_wait_fraction']:.0f}% waiting for /predict_live)")
+    print(
+        f"  {title}: {r['messages']:,}/{r['feed_messages']:,} messages from {r['feed_matches']} matches "
+        f"({', '.join(r['feed_slams'])}), {r['matches_started']} started, {r['matches_live_at_end']} live at end"
+    )
+    published = (
+        f"feed published all in {r['feed_published_s']:.1f} s"
+        if r["feed_published_s"] is not None
+        else "run ended before the feed"
+    )
+    print(
+        f"    processed {r['messages_per_s']:,.0f} msg/s over {r['processing_span_s']:.1f} s ({published}); "
+        f"batches {r['batches']:,} (mean {r['mean_batch']:.1f}, max {r['max_batch']}); "
+        f"engine busy {100 * r['engine_busy_fraction']:.0f}% of the span "
+        f"({100 * r['prediction_wait_fraction']:.0f}% waiting for /predict_live)"
+    )
     print(f"    decision (all)           {fmt_dist(r['decisions'])}")
     print(f"      after /predict_live    {fmt_dist(r['decisions_with_prediction'])}")
     print(f"      on market reopen       {fmt_dist(r['decisions_on_market_reopen'])}")
     print(f"    /predict_live round trip {fmt_dist(r['prediction_rtt_ms'])}")
-    print(f"    predictions {r['predictions']:,} in {r['prediction_calls']:,} calls "
-          f"({r['prediction_states'] / max(r['prediction_calls'], 1):.2f} states/call), failures "
-          f"{r['prediction_failures']}; opportunities {r['opportunities']:,}, orders {r['orders']:,}, "
-          f"rejected {r['rejected']:,}, quarantined {r['quarantined']}")
+    print(
+        f"    predictions {r['predictions']:,} in {r['prediction_calls']:,} calls "
+        f"({r['prediction_states'] / max(r['prediction_calls'], 1):.2f} states/call), failures "
+        f"{r['prediction_failures']}; opportunities {r['opportunities']:,}, orders {r['orders']:,}, "
+        f"rejected {r['rejected']:,}, quarantined {r['quarantined']}"
+    )
     for reason, n in r["prediction_errors"].items():
         print(f"      prediction failure x{n}: {reason}")
     if r["engine_crash"]:
@@ -678,10 +827,12 @@ def print_engine_run(r: dict, title: str) -> None:
     if r["bentoml_worker_restarted"]:
         print("    WARNING: the bentoml worker process changed during the run (it died and was restarted)")
     cpu = r["cpu_s"]
-    print(f"    CPU s: engine {cpu['engine']:.1f} ({100 * cpu['engine'] / r['wall_s']:.0f}% of a core, "
-          f"{r['engine_cpu_us_per_message']:.0f} µs a message, feed client included), bentoml {cpu['bentoml']:.1f}, "
-          f"feed server {cpu.get('feed_server_total') or float('nan'):.1f} (incl. building the feed); "
-          f"wall {r['wall_s']:.1f} s")
+    print(
+        f"    CPU s: engine {cpu['engine']:.1f} ({100 * cpu['engine'] / r['wall_s']:.0f}% of a core, "
+        f"{r['engine_cpu_us_per_message']:.0f} µs a message, feed client included), bentoml {cpu['bentoml']:.1f}, "
+        f"feed server {cpu.get('feed_server_total') or float('nan'):.1f} (incl. building the feed); "
+        f"wall {r['wall_s']:.1f} s"
+    )
 
 
 def print_http(name: str, r: dict) -> None:
@@ -690,46 +841,67 @@ def print_http(name: str, r: dict) -> None:
         return
     extra = f", in service {r['in_service_mean_ms']:.3f} ms mean" if "in_service_mean_ms" in r else ""
     print(f"  {name:14s} {fmt_dist(r['pooled'])}")
-    print(f"  {'':14s} median of rounds: p50 {r['median_round_p50']:.2f} ms, p99 {r['median_round_p99']:.2f} ms; "
-          f"{r['sequential_req_per_s']:,.0f} req/s sequential{extra}")
+    print(
+        f"  {'':14s} median of rounds: p50 {r['median_round_p50']:.2f} ms, p99 {r['median_round_p99']:.2f} ms; "
+        f"{r['sequential_req_per_s']:,.0f} req/s sequential{extra}"
+    )
 
 
 def report(result: dict) -> None:
     m = result["machine"]
     print()
     print("=" * 100)
-    print(f"Courtside live path benchmark  {result['started']}  ({m['cores']} cores, {m['platform']}, "
-          f"Python {m['python']}; shared noisy machine: compare within this run)")
+    print(
+        f"Courtside live path benchmark  {result['started']}  ({m['cores']} cores, {m['platform']}, "
+        f"Python {m['python']}; shared noisy machine: compare within this run)"
+    )
     load = result.get("load_average", {})
-    print(f"1-min load average: {load.get('start', float('nan')):.2f} at start, {load.get('end', float('nan')):.2f} "
-          "at end (other people's processes included)")
-    print("Components: bentoml serve (1 worker), ReplayServer in its own process, TradingEngine in this one; "
-          "SQLite event log")
+    print(
+        f"1-min load average: {load.get('start', float('nan')):.2f} at start, {load.get('end', float('nan')):.2f} "
+        "at end (other people's processes included)"
+    )
+    print(
+        "Components: bentoml serve (1 worker), ReplayServer in its own process, TradingEngine in this one; "
+        "SQLite event log"
+    )
     print("=" * 100)
     runs = result.get("decision_latency", [])
     if runs:
-        print(f"\n1. Event -> decision latency at {DECISION_RATE:g} events/s ({len(runs)} run(s), "
-              f"{result['args']['seconds']:g} s each)")
+        print(
+            f"\n1. Event -> decision latency at {DECISION_RATE:g} events/s ({len(runs)} run(s), "
+            f"{result['args']['seconds']:g} s each)"
+        )
         for i, r in enumerate(runs, start=1):
             print_engine_run(r, f"run {i}")
         p50 = float(np.median([r["decisions"]["p50"] for r in runs]))
         p99 = float(np.median([r["decisions"]["p99"] for r in runs]))
-        print(f"  => median over runs: p50 {p50:.2f} ms {verdict(p50, TARGETS['decision_p50_ms'])}; "
-              f"p99 {p99:.2f} ms {verdict(p99, TARGETS['decision_p99_ms'])}")
+        print(
+            f"  => median over runs: p50 {p50:.2f} ms {verdict(p50, TARGETS['decision_p50_ms'])}; "
+            f"p99 {p99:.2f} ms {verdict(p99, TARGETS['decision_p99_ms'])}"
+        )
     t = result.get("throughput")
     if t:
         print("\n2. Maximum throughput (feed published flat out, rate=0)")
         print_engine_run(t, "run")
         print("    (decision latencies here include the backlog of a flat-out feed: not comparable with part 1)")
-        note = (" (ENGINE CRASHED: rate over the messages before the crash)" if t["engine_crash"]
-                else " (TIMED OUT before the end of the feed)" if t["timed_out"] else "")
+        note = (
+            " (ENGINE CRASHED: rate over the messages before the crash)"
+            if t["engine_crash"]
+            else " (TIMED OUT before the end of the feed)"
+            if t["timed_out"]
+            else ""
+        )
         met = verdict(t["messages_per_s"], TARGETS["throughput_per_s"], higher_is_better=True)
-        print(f"  => {t['messages_per_s']:,.0f} events/s with {t['predictions']:,} predictions in "
-              f"{t['prediction_calls']:,} calls{note} {met}")
+        print(
+            f"  => {t['messages_per_s']:,.0f} events/s with {t['predictions']:,} predictions in "
+            f"{t['prediction_calls']:,} calls{note} {met}"
+        )
     h = result.get("http")
     if h:
-        print(f"\n3. HTTP one row, keep-alive http.client, sequential ({h['rounds']} rounds x "
-              f"{h['requests_per_round']:,} after 200 warm-up) on the {h['service']}")
+        print(
+            f"\n3. HTTP one row, keep-alive http.client, sequential ({h['rounds']} rounds x "
+            f"{h['requests_per_round']:,} after 200 warm-up) on the {h['service']}"
+        )
         if "model" in h:
             print(f"  model {h['model']}; /predict request {h.get('predict_request')}")
         print_http("GET /livez", h["livez"])
@@ -738,18 +910,23 @@ def report(result: dict) -> None:
         if "pooled" in h["predict"]:
             p = h["predict"]
             v50 = verdict(p["median_round_p50"], TARGETS["predict_p50_ms"])
-            print(f"  => /predict p50 {p['median_round_p50']:.2f} ms {v50}; "
-                  f"p99 {p['median_round_p99']:.2f} ms {verdict(p['median_round_p99'], TARGETS['predict_p99_ms'])}"
-                  f"; {p['sequential_req_per_s']:,.0f} req/s on one sequential connection (the >= 1,000 req/s "
-                  "target is for concurrent clients, not measured here)")
+            print(
+                f"  => /predict p50 {p['median_round_p50']:.2f} ms {v50}; "
+                f"p99 {p['median_round_p99']:.2f} ms {verdict(p['median_round_p99'], TARGETS['predict_p99_ms'])}"
+                f"; {p['sequential_req_per_s']:,.0f} req/s on one sequential connection (the >= 1,000 req/s "
+                "target is for concurrent clients, not measured here)"
+            )
     print()
 
 
 # --- main -----------------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     default_home = os.environ.get("COURTSIDE_HOME") or str(ROOT / ".courtside")
-    p = argparse.ArgumentParser(prog="python -m benchmarks.live_bench", description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.live_bench",
+        description=__doc__.split("\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("--seconds", type=float, default=30.0, help="length of each 200 events/s run")
     p.add_argument("--repeat", type=int, default=1, help="runs of the 200 events/s measurement")
     p.add_argument("--min-matches", type=int, default=8, help="fewest matches in the 200 events/s feed")
@@ -798,7 +975,8 @@ def main(argv: list[str] | None = None) -> int:
     result: dict = {
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
         "machine": {"cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
-        "args": {k: v for k, v in vars(args).items() if not k.startswith("feed_")}, "targets": TARGETS,
+        "args": {k: v for k, v in vars(args).items() if not k.startswith("feed_")},
+        "targets": TARGETS,
     }
     t0 = time.monotonic()
     result["load_average"] = {"start": os.getloadavg()[0]}
@@ -806,22 +984,47 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="live_bench-") as tmp:
             work = Path(tmp)
             work_dirs.append(work)
-            print(f"starting bentoml serve (temporary home, no champion needed for /predict_live) in {work} ...",
-                  flush=True)
+            print(
+                f"starting bentoml serve (temporary home, no champion needed for /predict_live) in {work} ...",
+                flush=True,
+            )
             service = start_service(children, work / "service-home", work / "bentoml.log", poll_s="3600")
             if "latency" not in args.skip:
                 result["decision_latency"] = []
                 for i in range(args.repeat):
-                    print(f"1. decision latency at {DECISION_RATE:g} events/s: run {i + 1}/{args.repeat} "
-                          f"({args.seconds:g} s) ...", flush=True)
-                    result["decision_latency"].append(engine_run(
-                        children, service, work, f"latency{i}", DECISION_RATE, args.min_matches,
-                        int(DECISION_RATE * args.seconds * 1.2), args.seconds, args.seconds + 30,
-                        args.predict_timeout))
+                    print(
+                        f"1. decision latency at {DECISION_RATE:g} events/s: run {i + 1}/{args.repeat} "
+                        f"({args.seconds:g} s) ...",
+                        flush=True,
+                    )
+                    result["decision_latency"].append(
+                        engine_run(
+                            children,
+                            service,
+                            work,
+                            f"latency{i}",
+                            DECISION_RATE,
+                            args.min_matches,
+                            int(DECISION_RATE * args.seconds * 1.2),
+                            args.seconds,
+                            args.seconds + 30,
+                            args.predict_timeout,
+                        )
+                    )
             if "throughput" not in args.skip:
                 print(f"2. throughput: {args.max_matches} matches published flat out ...", flush=True)
-                result["throughput"] = engine_run(children, service, work, "throughput", 0.0, args.max_matches, 0,
-                                                  0.0, args.throughput_timeout, args.predict_timeout)
+                result["throughput"] = engine_run(
+                    children,
+                    service,
+                    work,
+                    "throughput",
+                    0.0,
+                    args.max_matches,
+                    0,
+                    0.0,
+                    args.throughput_timeout,
+                    args.predict_timeout,
+                )
             if "http" not in args.skip:
                 print(f"3. HTTP one-row latency (state folder {args.home}) ...", flush=True)
                 result["http"] = http_part(children, args, work, service)

@@ -26,9 +26,17 @@ class Decision:
     request: OrderRequest | None
 
 
-def decide(match_id: str, book: MarketBook, probability_first: float, selections: tuple[str, str],
-           bankroll: float, value: ValueConfig, staking: StakingConfig, max_stake: float,
-           ref_parts: tuple[object, ...]) -> Decision:
+def decide(
+    match_id: str,
+    book: MarketBook,
+    probability_first: float,
+    selections: tuple[str, str],
+    bankroll: float,
+    value: ValueConfig,
+    staking: StakingConfig,
+    max_stake: float,
+    ref_parts: tuple[object, ...],
+) -> Decision:
     """The best bet on ``book`` given P(``selections[0]`` wins); the reference is derived from
     ``(match_id, *ref_parts, selection, side)`` so the same decision always gets the same one.
     A decided match (probability 0 or 1, e.g. match point converted before the market closes) offers
@@ -40,8 +48,9 @@ def decide(match_id: str, book: MarketBook, probability_first: float, selections
         runner = book.runner(selection)
         if runner is None:
             continue
-        found += detect_value(match_id, selection, prob, back_price=runner.best_back, lay_price=runner.best_lay,
-                              config=value)
+        found += detect_value(
+            match_id, selection, prob, back_price=runner.best_back, lay_price=runner.best_lay, config=value
+        )
     if not found:
         return Decision(None, None)
     opp = max(found, key=lambda o: o.edge)

@@ -83,7 +83,8 @@ def selection_exposure(orders: Sequence[Order], selection: str) -> float:
 
 
 def total_exposure(
-    orders_by_market: Mapping[str, Sequence[Order]], runners: Mapping[str, Sequence[str]] | None = None,
+    orders_by_market: Mapping[str, Sequence[Order]],
+    runners: Mapping[str, Sequence[str]] | None = None,
 ) -> float:
     """Sum of the markets' worst-case losses."""
     runners = runners or {}

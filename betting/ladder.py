@@ -20,8 +20,18 @@ import math
 
 from betting.records import Side
 
-_BANDS_CENTS = ((200, 1), (300, 2), (400, 5), (600, 10), (1000, 20), (2000, 50), (3000, 100),
-                (5000, 200), (10000, 500), (100000, 1000))
+_BANDS_CENTS = (
+    (200, 1),
+    (300, 2),
+    (400, 5),
+    (600, 10),
+    (1000, 20),
+    (2000, 50),
+    (3000, 100),
+    (5000, 200),
+    (10000, 500),
+    (100000, 1000),
+)
 """(upper bound, increment) of each band, in hundredths of a unit of odds."""
 
 

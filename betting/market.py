@@ -63,15 +63,27 @@ class RunnerBook(JsonRecord):
         object.__setattr__(self, "traded_volume", _levels(self.traded_volume, descending=False))
 
     @classmethod
-    def top_of_book(cls, selection: str, back_price: float | None, back_size: float, lay_price: float | None,
-                    lay_size: float, traded_volume: float = 0.0) -> RunnerBook:
+    def top_of_book(
+        cls,
+        selection: str,
+        back_price: float | None,
+        back_size: float,
+        lay_price: float | None,
+        lay_size: float,
+        traded_volume: float = 0.0,
+    ) -> RunnerBook:
         """A runner as a feed shows it: only the best price on each side (a side without a price or
         size is empty), and the volume traded so far at the best back price."""
+
         def level(price: float | None, size: float) -> tuple[PriceSize, ...]:
             return (PriceSize(price, size),) if price is not None and size > 0 else ()
 
-        return cls(selection, available_to_back=level(back_price, back_size),
-                   available_to_lay=level(lay_price, lay_size), traded_volume=level(back_price, traded_volume))
+        return cls(
+            selection,
+            available_to_back=level(back_price, back_size),
+            available_to_lay=level(lay_price, lay_size),
+            traded_volume=level(back_price, traded_volume),
+        )
 
     @property
     def best_back(self) -> float | None:

@@ -125,7 +125,11 @@ class PaperExchange(BaseExchange):
     """A simulated Betfair exchange driven by market updates and an injected clock."""
 
     def __init__(
-        self, clock: Clock, config: PaperExchangeConfig | None = None, *, balance: float = 0.0,
+        self,
+        clock: Clock,
+        config: PaperExchangeConfig | None = None,
+        *,
+        balance: float = 0.0,
         orders: Iterable[Order] = (),
     ) -> None:
         self._clock = clock
@@ -198,8 +202,9 @@ class PaperExchange(BaseExchange):
         now = require_aware(self._clock.now())
         error = self._validate(request)
         if error is not None:
-            rejected = Order.from_request(request, bet_id=None, status=OrderStatus.REJECTED, placed_at=now,
-                                          updated_at=now, error_code=error)
+            rejected = Order.from_request(
+                request, bet_id=None, status=OrderStatus.REJECTED, placed_at=now, updated_at=now, error_code=error
+            )
             self._add(rejected)
             self._emit(EventKind.ORDER_REJECTED, rejected, now)
             return rejected
@@ -207,7 +212,10 @@ class PaperExchange(BaseExchange):
         delay = self.config.in_play_delay_seconds if state.book.in_play else self.config.pre_play_delay_seconds
         order = Order.from_request(
             dataclasses.replace(request, price=canonical_price(request.price)),
-            bet_id=f"P{self._next_bet:09d}", status=OrderStatus.PENDING, placed_at=now, updated_at=now,
+            bet_id=f"P{self._next_bet:09d}",
+            status=OrderStatus.PENDING,
+            placed_at=now,
+            updated_at=now,
             bet_delay_seconds=delay,
         )
         self._next_bet += 1
@@ -256,8 +264,12 @@ class PaperExchange(BaseExchange):
         now = self._clock.now()
         remaining = order.size_remaining
         self._leave_queue(customer_order_ref, remaining)
-        order = self._update(order, now, size_cancelled=round_money(order.size_cancelled + remaining),
-                             status=OrderStatus.EXECUTION_COMPLETE)
+        order = self._update(
+            order,
+            now,
+            size_cancelled=round_money(order.size_cancelled + remaining),
+            status=OrderStatus.EXECUTION_COMPLETE,
+        )
         self._emit(EventKind.ORDER_CANCELLED, order, now)
         return order
 
@@ -293,8 +305,11 @@ class PaperExchange(BaseExchange):
         order = self._orders[ref]
         state = self._markets[order.market_id]
         if state.book.status is not MarketStatus.OPEN:
-            reason = (LapseReason.MARKET_CLOSED if state.book.status is MarketStatus.CLOSED
-                      else LapseReason.SUSPENDED_DURING_DELAY)
+            reason = (
+                LapseReason.MARKET_CLOSED
+                if state.book.status is MarketStatus.CLOSED
+                else LapseReason.SUSPENDED_DURING_DELAY
+            )
             self._lapse(ref, reason, now)
             return
         order = self._update(order, now, status=OrderStatus.EXECUTABLE)
@@ -322,8 +337,9 @@ class PaperExchange(BaseExchange):
         for selection, cumulative in state.traded.items():
             before = previous.traded.get(selection, {})
             # cumulative volume never falls; if the feed restarted its counts, take the new level as base
-            deltas[selection] = {p: (v - before.get(p, 0.0)) * scale for p, v in cumulative.items()
-                                 if v - before.get(p, 0.0) > EPSILON}
+            deltas[selection] = {
+                p: (v - before.get(p, 0.0)) * scale for p, v in cumulative.items() if v - before.get(p, 0.0) > EPSILON
+            }
         for ref, resting in sorted(self._resting_in(market_id), key=lambda item: item[1].seq):
             order = self._orders[ref]
             if resting.ahead is None:
@@ -370,8 +386,13 @@ class PaperExchange(BaseExchange):
             if order.is_live:
                 self._lapse(order.customer_order_ref, LapseReason.MARKET_CLOSED, now)
         settlement = settle_market(
-            market_id, self.orders(market_id), result, commission=self.config.commission,
-            bankroll=self._balance, settled_at=now, config=self.config.settlement,
+            market_id,
+            self.orders(market_id),
+            result,
+            commission=self.config.commission,
+            bankroll=self._balance,
+            settled_at=now,
+            config=self.config.settlement,
         )
         self._balance = settlement.pnl.bankroll_after
         self._settled_markets.add(market_id)
@@ -390,8 +411,11 @@ class PaperExchange(BaseExchange):
     def _own_ahead(self, ref: str, seq: int) -> float:
         """Unmatched size of our own orders resting earlier at the same price (they are ahead of us)."""
         me = self._orders[ref]
-        return sum(self._orders[r].size_remaining for r, q in self._resting.items()
-                   if r != ref and q.seq < seq and self._same_queue(self._orders[r], me))
+        return sum(
+            self._orders[r].size_remaining
+            for r, q in self._resting.items()
+            if r != ref and q.seq < seq and self._same_queue(self._orders[r], me)
+        )
 
     def _leave_queue(self, ref: str, remaining: float) -> None:
         """An order leaves the book: our later orders at its price move up by its unmatched size."""
@@ -409,9 +433,16 @@ class PaperExchange(BaseExchange):
         matched = round_money(matched_before + size)
         average = ((order.average_price_matched or 0.0) * matched_before + price * size) / matched
         fill = Fill(
-            fill_id=f"{order.bet_id}:{round(matched_before * 100)}", customer_order_ref=ref,
-            bet_id=order.bet_id or "", market_id=order.market_id, selection=order.selection, side=order.side,
-            price=price, size=size, matched_at=now, crossed=crossed,
+            fill_id=f"{order.bet_id}:{round(matched_before * 100)}",
+            customer_order_ref=ref,
+            bet_id=order.bet_id or "",
+            market_id=order.market_id,
+            selection=order.selection,
+            side=order.side,
+            price=price,
+            size=size,
+            matched_at=now,
+            crossed=crossed,
         )
         order = self._update(order, now, size_matched=matched, average_price_matched=average)
         if order.size_remaining <= 0.0:
@@ -424,8 +455,13 @@ class PaperExchange(BaseExchange):
         remaining = order.size_remaining
         self._pending.pop(ref, None)
         self._leave_queue(ref, remaining)
-        order = self._update(order, now, size_lapsed=round_money(order.size_lapsed + remaining),
-                             status=OrderStatus.EXECUTION_COMPLETE, lapse_reason=reason)
+        order = self._update(
+            order,
+            now,
+            size_lapsed=round_money(order.size_lapsed + remaining),
+            status=OrderStatus.EXECUTION_COMPLETE,
+            lapse_reason=reason,
+        )
         self._emit(EventKind.ORDER_LAPSED, order, now)
 
     def _update(self, order: Order, now: datetime, **changes: object) -> Order:

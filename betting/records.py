@@ -215,9 +215,13 @@ class Order(JsonRecord):
     def same_terms(self, request: OrderRequest) -> bool:
         """True when the request asks for exactly this order (a genuine resubmission)."""
         return (
-            self.market_id == request.market_id and self.selection == request.selection
-            and self.side == request.side and self.price == request.price and self.size == request.size
-            and self.persistence == request.persistence and self.fill_or_kill == request.fill_or_kill
+            self.market_id == request.market_id
+            and self.selection == request.selection
+            and self.side == request.side
+            and self.price == request.price
+            and self.size == request.size
+            and self.persistence == request.persistence
+            and self.fill_or_kill == request.fill_or_kill
             and self.min_fill_size == request.min_fill_size
         )
 

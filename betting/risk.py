@@ -91,8 +91,14 @@ class RiskLimits:
     """When True nothing is accepted (hedges included)."""
 
     def __post_init__(self) -> None:
-        amounts = ("max_stake", "max_selection_exposure", "max_market_exposure", "max_total_exposure",
-                   "daily_loss_limit", "weekly_loss_limit")
+        amounts = (
+            "max_stake",
+            "max_selection_exposure",
+            "max_market_exposure",
+            "max_total_exposure",
+            "daily_loss_limit",
+            "weekly_loss_limit",
+        )
         for name in amounts:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
@@ -272,8 +278,9 @@ class RiskBook:
             return exposure.market_exposure(self._market_orders(market_id, extra), self._runners.get(market_id))
         cached = self._exposure.get(market_id)
         if cached is None:
-            cached = self._exposure[market_id] = exposure.market_exposure(self._market_orders(market_id, None),
-                                                                          self._runners.get(market_id))
+            cached = self._exposure[market_id] = exposure.market_exposure(
+                self._market_orders(market_id, None), self._runners.get(market_id)
+            )
         return cached
 
     def total_exposure(self, extra: Order | None = None) -> float:
@@ -300,69 +307,109 @@ def check(order: OrderRequest, book: RiskBook, now: datetime, limits: RiskLimits
     if existing is not None:
         if existing.same_terms(order):
             return _approve(order, "resubmission of an order already sent: the exchange returns it, no new risk")
-        return _reject(order, RejectReason.INVALID_ORDER,
-                       f"reference {order.customer_order_ref} already used for a different order")
+        return _reject(
+            order,
+            RejectReason.INVALID_ORDER,
+            f"reference {order.customer_order_ref} already used for a different order",
+        )
     if not is_valid_price(order.price):
         return _reject(order, RejectReason.INVALID_ORDER, f"price {order.price} is not on the ladder")
     if not (order.size > 0.0 and is_penny_amount(order.size)):
         return _reject(order, RejectReason.INVALID_ORDER, f"size {order.size} is not a positive penny amount")
 
     if book.bankroll < limits.bankroll_floor - EPSILON:
-        return _reject(order, RejectReason.BANKROLL_FLOOR,
-                       f"bankroll {book.bankroll:.2f} is below the floor {limits.bankroll_floor:.2f}")
+        return _reject(
+            order,
+            RejectReason.BANKROLL_FLOOR,
+            f"bankroll {book.bankroll:.2f} is below the floor {limits.bankroll_floor:.2f}",
+        )
     if order.size > limits.max_stake + EPSILON:
-        return _reject(order, RejectReason.STAKE_ABOVE_MAX,
-                       f"stake {order.size:.2f} above the maximum {limits.max_stake:.2f}")
+        return _reject(
+            order, RejectReason.STAKE_ABOVE_MAX, f"stake {order.size:.2f} above the maximum {limits.max_stake:.2f}"
+        )
     live = book.live_order_count()
     if live >= limits.max_open_orders:
-        return _reject(order, RejectReason.TOO_MANY_OPEN_ORDERS,
-                       f"{live} open orders, the maximum is {limits.max_open_orders}")
+        return _reject(
+            order, RejectReason.TOO_MANY_OPEN_ORDERS, f"{live} open orders, the maximum is {limits.max_open_orders}"
+        )
     recent = book.orders_placed_in_window(now)
     if recent >= limits.max_orders_per_hour:
-        return _reject(order, RejectReason.ORDER_RATE,
-                       f"{recent} orders in the last hour, the maximum is {limits.max_orders_per_hour}")
+        return _reject(
+            order,
+            RejectReason.ORDER_RATE,
+            f"{recent} orders in the last hour, the maximum is {limits.max_orders_per_hour}",
+        )
 
     candidate = Order.from_request(order, bet_id=None, status=OrderStatus.PENDING, placed_at=now, updated_at=now)
     exposures = (
-        (RejectReason.SELECTION_EXPOSURE, f"selection {order.selection} exposure", limits.max_selection_exposure,
-         book.selection_exposure(order.market_id, order.selection),
-         book.selection_exposure(order.market_id, order.selection, candidate)),
-        (RejectReason.MARKET_EXPOSURE, f"market {order.market_id} exposure", limits.max_market_exposure,
-         book.market_exposure(order.market_id), book.market_exposure(order.market_id, candidate)),
-        (RejectReason.TOTAL_EXPOSURE, "total exposure", limits.max_total_exposure,
-         book.total_exposure(), book.total_exposure(candidate)),
+        (
+            RejectReason.SELECTION_EXPOSURE,
+            f"selection {order.selection} exposure",
+            limits.max_selection_exposure,
+            book.selection_exposure(order.market_id, order.selection),
+            book.selection_exposure(order.market_id, order.selection, candidate),
+        ),
+        (
+            RejectReason.MARKET_EXPOSURE,
+            f"market {order.market_id} exposure",
+            limits.max_market_exposure,
+            book.market_exposure(order.market_id),
+            book.market_exposure(order.market_id, candidate),
+        ),
+        (
+            RejectReason.TOTAL_EXPOSURE,
+            "total exposure",
+            limits.max_total_exposure,
+            book.total_exposure(),
+            book.total_exposure(candidate),
+        ),
     )
     if not any(after > before + EPSILON for *_, before, after in exposures):
         return _approve(order, "adds no risk (hedge or no change in any exposure)")
 
     if not limits.min_price <= order.price <= limits.max_price:
-        return _reject(order, RejectReason.PRICE_OUT_OF_BOUNDS,
-                       f"price {order.price} outside [{limits.min_price}, {limits.max_price}]")
+        return _reject(
+            order,
+            RejectReason.PRICE_OUT_OF_BOUNDS,
+            f"price {order.price} outside [{limits.min_price}, {limits.max_price}]",
+        )
     if order.edge is None or order.edge < limits.min_edge:
         shown = "none given" if order.edge is None else f"{order.edge:.4f}"
         return _reject(order, RejectReason.EDGE_BELOW_MIN, f"edge {shown}, the minimum is {limits.min_edge:.4f}")
     if order.confidence is None or order.confidence < limits.min_confidence:
         shown = "none given" if order.confidence is None else f"{order.confidence:.3f}"
-        return _reject(order, RejectReason.CONFIDENCE_BELOW_MIN,
-                       f"confidence {shown}, the minimum is {limits.min_confidence:.3f}")
+        return _reject(
+            order, RejectReason.CONFIDENCE_BELOW_MIN, f"confidence {shown}, the minimum is {limits.min_confidence:.3f}"
+        )
     if book.day_low(now) <= -limits.daily_loss_limit + EPSILON:
-        return _reject(order, RejectReason.DAILY_LOSS_LIMIT,
-                       f"daily stop-loss hit: the day's realised loss reached {-book.day_low(now):.2f} "
-                       f"(limit {limits.daily_loss_limit:.2f})")
+        return _reject(
+            order,
+            RejectReason.DAILY_LOSS_LIMIT,
+            f"daily stop-loss hit: the day's realised loss reached {-book.day_low(now):.2f} "
+            f"(limit {limits.daily_loss_limit:.2f})",
+        )
     if book.week_low(now) <= -limits.weekly_loss_limit + EPSILON:
-        return _reject(order, RejectReason.WEEKLY_LOSS_LIMIT,
-                       f"weekly stop-loss hit: the week's realised loss reached {-book.week_low(now):.2f} "
-                       f"(limit {limits.weekly_loss_limit:.2f})")
+        return _reject(
+            order,
+            RejectReason.WEEKLY_LOSS_LIMIT,
+            f"weekly stop-loss hit: the week's realised loss reached {-book.week_low(now):.2f} "
+            f"(limit {limits.weekly_loss_limit:.2f})",
+        )
     target = limits.daily_profit_target
     if target is not None and book.day_high(now) >= target - EPSILON:
-        return _reject(order, RejectReason.DAILY_PROFIT_TARGET,
-                       f"profit target hit: the day's realised profit reached {book.day_high(now):.2f} "
-                       f"(target {target:.2f})")
+        return _reject(
+            order,
+            RejectReason.DAILY_PROFIT_TARGET,
+            f"profit target hit: the day's realised profit reached {book.day_high(now):.2f} (target {target:.2f})",
+        )
     total_after = exposures[-1][-1]
     if round_money(book.bankroll - total_after) < limits.bankroll_floor - EPSILON:
-        return _reject(order, RejectReason.BANKROLL_FLOOR,
-                       f"bankroll {book.bankroll:.2f} minus worst case {total_after:.2f} would fall below "
-                       f"the floor {limits.bankroll_floor:.2f}")
+        return _reject(
+            order,
+            RejectReason.BANKROLL_FLOOR,
+            f"bankroll {book.bankroll:.2f} minus worst case {total_after:.2f} would fall below "
+            f"the floor {limits.bankroll_floor:.2f}",
+        )
     for reason, label, limit, before, after in exposures:
         if after > limit + EPSILON and after > before + EPSILON:
             return _reject(order, reason, f"{label} would be {after:.2f} (now {before:.2f}), the limit is {limit:.2f}")

@@ -88,15 +88,37 @@ def settle_market(
             outcome = BetResult.WON if bet_won else BetResult.LOST
         else:
             profit, outcome = 0.0, BetResult.VOID
-        bets.append(Bet(
-            customer_order_ref=order.customer_order_ref, bet_id=order.bet_id or "", market_id=market_id,
-            selection=order.selection, side=order.side, size_matched=order.size_matched,
-            average_price_matched=order.average_price_matched, result=outcome, profit=profit,
-        ))
+        bets.append(
+            Bet(
+                customer_order_ref=order.customer_order_ref,
+                bet_id=order.bet_id or "",
+                market_id=market_id,
+                selection=order.selection,
+                side=order.side,
+                size_matched=order.size_matched,
+                average_price_matched=order.average_price_matched,
+                result=outcome,
+                profit=profit,
+            )
+        )
     gross = round_money(sum(b.profit for b in bets))
     charged = round_money(gross * commission) if gross > 0.0 else 0.0
     net = round_money(gross - charged)
-    pnl = PnL(market_id=market_id, gross_profit=gross, commission=charged, net_profit=net,
-              bankroll_before=round_money(bankroll), bankroll_after=round_money(bankroll + net), settled_at=settled_at)
-    return Settlement(market_id=market_id, outcome=result.outcome, sets_completed=result.sets_completed,
-                      winner=result.winner if stands else None, void=not stands, bets=tuple(bets), pnl=pnl)
+    pnl = PnL(
+        market_id=market_id,
+        gross_profit=gross,
+        commission=charged,
+        net_profit=net,
+        bankroll_before=round_money(bankroll),
+        bankroll_after=round_money(bankroll + net),
+        settled_at=settled_at,
+    )
+    return Settlement(
+        market_id=market_id,
+        outcome=result.outcome,
+        sets_completed=result.sets_completed,
+        winner=result.winner if stands else None,
+        void=not stands,
+        bets=tuple(bets),
+        pnl=pnl,
+    )

@@ -53,7 +53,11 @@ def kelly_fraction(side: Side, model_probability: float, price: float, commissio
 
 
 def kelly_stake(
-    side: Side, model_probability: float, price: float, bankroll: float, config: StakingConfig,
+    side: Side,
+    model_probability: float,
+    price: float,
+    bankroll: float,
+    config: StakingConfig,
     cap: float | None = None,
 ) -> float:
     """Order size (backer's stake) from fractional Kelly, capped, rounded down; 0 when below the minimum."""

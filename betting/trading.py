@@ -67,10 +67,18 @@ class TradingCounts:
 class TradingCore:
     """Every match's state, the risk book and the exchange port, under one ``TradingPolicy``."""
 
-    def __init__(self, policy: TradingPolicy, clock: Clock, exchange: BaseExchange, risk: RiskBook | None = None,
-                 emit: Emit = _discard, on_order: OrderSink = _discard, counts: TradingCounts | None = None,
-                 market_key: Callable[[str], str | None] = lambda _market_id: None,
-                 on_settlement: SettlementSink = _discard):
+    def __init__(
+        self,
+        policy: TradingPolicy,
+        clock: Clock,
+        exchange: BaseExchange,
+        risk: RiskBook | None = None,
+        emit: Emit = _discard,
+        on_order: OrderSink = _discard,
+        counts: TradingCounts | None = None,
+        market_key: Callable[[str], str | None] = lambda _market_id: None,
+        on_settlement: SettlementSink = _discard,
+    ):
         self.policy = policy
         self.limits: RiskLimits = policy.risk
         """The risk limits in force: the policy's, with the operator's overrides on top."""
@@ -153,8 +161,9 @@ class TradingCore:
         return True
 
     # --- market data ------------------------------------------------------------------------------
-    def on_book(self, event_key: str, book: MarketBook, channel: str = "market", ctx: Any = None,
-                recovering: bool = False) -> None:
+    def on_book(
+        self, event_key: str, book: MarketBook, channel: str = "market", ctx: Any = None, recovering: bool = False
+    ) -> None:
         """A market book of a match. Recovering (a restart rebuilding state): kept for ``resume_exchange``.
         Else the risk book and the exchange see it (then the caller logs it and calls ``after_book``)."""
         if book.market_id not in self.market_of:
@@ -187,8 +196,9 @@ class TradingCore:
         self._recovered_books.clear()
 
     # --- match messages ---------------------------------------------------------------------------
-    def on_match(self, event: MatchReport, feed: str = "live", channel: str = "match", ctx: Any = None,
-                 recovering: bool = False) -> list[Trigger]:
+    def on_match(
+        self, event: MatchReport, feed: str = "live", channel: str = "match", ctx: Any = None, recovering: bool = False
+    ) -> list[Trigger]:
         """A match message: the state follows it (``BadMessage`` when it cannot); returns the triggers it
         fired — the caller then gets a probability for ``state(match)`` and calls ``predicted``.
         Recovering: the state only, with the saved prediction restored at its point, no triggers."""
@@ -202,10 +212,20 @@ class TradingCore:
             self.matches[key] = m
             if recovering:
                 self._restore_prediction(m)
-            self.emit(EventKind.FEED_MESSAGE, {"kind": "match_start", "players": list(m.players),
-                                               "player_keys": list(m.player_keys), "tournament": m.tournament,
-                                               "season": m.season, "best_of": event.best_of,
-                                               "surface": m.surface}, key, ctx)
+            self.emit(
+                EventKind.FEED_MESSAGE,
+                {
+                    "kind": "match_start",
+                    "players": list(m.players),
+                    "player_keys": list(m.player_keys),
+                    "tournament": m.tournament,
+                    "season": m.season,
+                    "best_of": event.best_of,
+                    "surface": m.surface,
+                },
+                key,
+                ctx,
+            )
             return fired(None, m.score, 0, None, None, triggers_cfg)
         if m is None:
             raise BadMessage(f"{event.kind} for unknown match {key} (no match_start)")
@@ -224,13 +244,22 @@ class TradingCore:
         if recovering:
             self._restore_prediction(m)
             return []
-        self.emit(EventKind.FEED_MESSAGE, {"kind": "point", "score": m.score.describe(),
-                                           "sets": event.event_final_result, "game": event.event_game_result},
-                  key, ctx)
+        self.emit(
+            EventKind.FEED_MESSAGE,
+            {
+                "kind": "point",
+                "score": m.score.describe(),
+                "sets": event.event_final_result,
+                "game": event.event_game_result,
+            },
+            key,
+            ctx,
+        )
         if key in self.suspended:
             return []  # suspended by the market channel: no prediction to trade on
-        return fired(prev, m.score, m.points_since_prediction, momentum_before, m.momentum_now(triggers_cfg),
-                     triggers_cfg)
+        return fired(
+            prev, m.score, m.points_since_prediction, momentum_before, m.momentum_now(triggers_cfg), triggers_cfg
+        )
 
     def _restore_prediction(self, m: LiveMatch) -> None:
         saved = self.saved_predictions.get(m.event_key)
@@ -253,10 +282,21 @@ class TradingCore:
                         self.exchange.cancel(order.customer_order_ref)
             self.poll()
         self.settle_risk(markets, MatchResult(winner=ending.winner, outcome=outcome, sets_completed=sets_completed))
-        self.emit(EventKind.MATCH_FINISHED, {"event_key": m.event_key, "winner": ending.winner, "outcome": outcome,
-                                             "sets_completed": sets_completed, "score": ending.score_text,
-                                             "markets": markets, "players": list(m.players),
-                                             "player_keys": list(m.player_keys)}, m.event_key, ctx)
+        self.emit(
+            EventKind.MATCH_FINISHED,
+            {
+                "event_key": m.event_key,
+                "winner": ending.winner,
+                "outcome": outcome,
+                "sets_completed": sets_completed,
+                "score": ending.score_text,
+                "markets": markets,
+                "players": list(m.players),
+                "player_keys": list(m.player_keys),
+            },
+            m.event_key,
+            ctx,
+        )
 
     def forget(self, key: str) -> None:
         """Drop a finished match's state (a backtest's memory stays flat; the engine keeps its matches to
@@ -274,9 +314,15 @@ class TradingCore:
             if market_id in self.settled:
                 continue
             try:
-                s = settle_market(market_id, self.exchange.orders(market_id), result,
-                                  commission=self.policy.exchange.commission, bankroll=self.risk.bankroll,
-                                  settled_at=self.clock.now(), config=self.policy.exchange.settlement)
+                s = settle_market(
+                    market_id,
+                    self.exchange.orders(market_id),
+                    result,
+                    commission=self.policy.exchange.commission,
+                    bankroll=self.risk.bankroll,
+                    settled_at=self.clock.now(),
+                    config=self.policy.exchange.settlement,
+                )
             except ValueError as exc:
                 log.warning("market %s cannot be settled by the rules (%s): its exposure stays", market_id, exc)
                 continue
@@ -288,42 +334,81 @@ class TradingCore:
     def state(self, m: LiveMatch) -> dict:
         """The prediction request of the match's current state (a ``/predict_live`` state)."""
         if m.prior is None:
-            m.prior, m.prior_source = prior_probability(self.prematch_books.get(m.event_key),
-                                                        self.opening_books.get(m.event_key))
+            m.prior, m.prior_source = prior_probability(
+                self.prematch_books.get(m.event_key), self.opening_books.get(m.event_key)
+            )
         s = m.score
-        return {"match_id": m.event_key, "best_of": m.fmt.best_of, "tournament": m.tournament, "season": m.season,
-                "sets": [list(x.games) for x in s.sets], "games": list(s.games), "points": list(s.points),
-                "server": s.server + 1, "prematch_probability": min(max(m.prior, 0.001), 0.999),
-                "serve_stats": {"won_one": m.won_on_serve[0], "served_one": m.served[0],
-                                "won_two": m.won_on_serve[1], "served_two": m.served[1]}}
+        return {
+            "match_id": m.event_key,
+            "best_of": m.fmt.best_of,
+            "tournament": m.tournament,
+            "season": m.season,
+            "sets": [list(x.games) for x in s.sets],
+            "games": list(s.games),
+            "points": list(s.points),
+            "server": s.server + 1,
+            "prematch_probability": min(max(m.prior, 0.001), 0.999),
+            "serve_stats": {
+                "won_one": m.won_on_serve[0],
+                "served_one": m.served[0],
+                "won_two": m.won_on_serve[1],
+                "served_two": m.served[1],
+            },
+        }
 
-    def predicted(self, m: LiveMatch, probability: float, triggers: list[Trigger], answer: dict | None = None,
-                  ctx: Any = None) -> None:
+    def predicted(
+        self, m: LiveMatch, probability: float, triggers: list[Trigger], answer: dict | None = None, ctx: Any = None
+    ) -> None:
         """The probability for the match's current score (``answer``: the service's whole answer)."""
         answer = answer or {}
         m.last_probability = probability
         m.predicted_points = m.points_played
         m.points_since_prediction = 0
         self.counts.predictions += 1
-        self.emit(EventKind.PREDICTION, {"probability": probability, "prematch": answer.get("prematch_probability"),
-                                         "prior_source": m.prior_source, "model": answer.get("model_name"),
-                                         "version": answer.get("model_version"), "score": m.score.describe(),
-                                         "points_played": m.points_played,
-                                         "triggers": [str(t) for t in triggers]}, m.event_key, ctx)
+        self.emit(
+            EventKind.PREDICTION,
+            {
+                "probability": probability,
+                "prematch": answer.get("prematch_probability"),
+                "prior_source": m.prior_source,
+                "model": answer.get("model_name"),
+                "version": answer.get("model_version"),
+                "score": m.score.describe(),
+                "points_played": m.points_played,
+                "triggers": [str(t) for t in triggers],
+            },
+            m.event_key,
+            ctx,
+        )
 
     def trade(self, m: LiveMatch, ctx: Any = None) -> bool:
         """Value detection on the open in-play market with the prediction for the current score; at most
         one decision per point. True when a decision (bet or no bet) was made."""
         book = self.inplay_books.get(m.event_key)
-        if (book is None or book.status is not MarketStatus.OPEN or m.finished or m.last_probability is None
-                or m.predicted_points != m.points_played or m.traded_points == m.points_played
-                or m.event_key in self.suspended):
+        if (
+            book is None
+            or book.status is not MarketStatus.OPEN
+            or m.finished
+            or m.last_probability is None
+            or m.predicted_points != m.points_played
+            or m.traded_points == m.points_played
+            or m.event_key in self.suspended
+        ):
             return False
         m.traded_points = m.points_played
         self.counts.decisions += 1
         policy = self.policy
-        decision = decide(m.event_key, book, m.last_probability, (FIRST, SECOND), self.risk.bankroll,
-                          policy.value, policy.staking, self.limits.max_stake, (m.points_played,))
+        decision = decide(
+            m.event_key,
+            book,
+            m.last_probability,
+            (FIRST, SECOND),
+            self.risk.bankroll,
+            policy.value,
+            policy.staking,
+            self.limits.max_stake,
+            (m.points_played,),
+        )
         if decision.opportunity is None:
             return True
         self.counts.opportunities += 1
@@ -338,8 +423,13 @@ class TradingCore:
         if self.paused and not self.limits.kill_switch:
             return self._rejected(request, match_id, source, "BETTING_PAUSED", "betting paused by the operator")
         if match_id in self.suspended:
-            return self._rejected(request, match_id, source, "MATCH_SUSPENDED",
-                                  f"match suspended from trading: {self.suspended[match_id][1]}"[:500])
+            return self._rejected(
+                request,
+                match_id,
+                source,
+                "MATCH_SUSPENDED",
+                f"match suspended from trading: {self.suspended[match_id][1]}"[:500],
+            )
         verdict = check(request, self.risk, self.clock.now(), self.limits)
         if not verdict.approved:
             return self._rejected(request, match_id, source, str(verdict.reason), verdict.message)
@@ -349,11 +439,16 @@ class TradingCore:
         self.record(self.exchange.poll(), ctx)
         return order.status.value != "REJECTED", str(order.error_code or "")
 
-    def _rejected(self, request: OrderRequest, match_id: str, source: str, reason: str, message: str
-                  ) -> tuple[bool, str]:
+    def _rejected(
+        self, request: OrderRequest, match_id: str, source: str, reason: str, message: str
+    ) -> tuple[bool, str]:
         self.counts.rejected += 1
-        self.emit(EventKind.ORDER_REJECTED, {"request": request.to_dict(), "reason": reason, "message": message,
-                                             "source": source}, match_id, None)
+        self.emit(
+            EventKind.ORDER_REJECTED,
+            {"request": request.to_dict(), "reason": reason, "message": message, "source": source},
+            match_id,
+            None,
+        )
         return False, message
 
     def resting_orders(self) -> list[str]:

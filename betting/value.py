@@ -105,14 +105,24 @@ class Opportunity(JsonRecord):
     reason: str
 
     def to_order_request(
-        self, *, market_id: str, size: float, customer_order_ref: str,
+        self,
+        *,
+        market_id: str,
+        size: float,
+        customer_order_ref: str,
         persistence: Persistence = Persistence.LAPSE,
     ) -> OrderRequest:
         """A limit order at the opportunity's price, carrying its edge and confidence for the risk checks."""
         return OrderRequest(
-            customer_order_ref=customer_order_ref, market_id=market_id, selection=self.selection,
-            side=self.side, price=self.price, size=size, persistence=persistence,
-            edge=self.edge, confidence=self.confidence,
+            customer_order_ref=customer_order_ref,
+            market_id=market_id,
+            selection=self.selection,
+            side=self.side,
+            price=self.price,
+            size=size,
+            persistence=persistence,
+            edge=self.edge,
+            confidence=self.confidence,
         )
 
 
@@ -145,10 +155,21 @@ def detect_value(
         if e < config.min_edge or conf < config.min_confidence:
             continue
         verb = "back" if side is Side.BACK else "lay"
-        reason = (f"{verb} {selection} at {price:g} vs fair {fair:.2f} (p={model_probability:.3f}): "
-                  f"edge {e:+.3f} after {config.commission:.1%} commission, confidence {conf:.2f}")
-        found.append(Opportunity(
-            match_id=match_id, selection=selection, side=side, price=price,
-            model_probability=model_probability, edge=e, confidence=conf, fair_price=fair, reason=reason,
-        ))
+        reason = (
+            f"{verb} {selection} at {price:g} vs fair {fair:.2f} (p={model_probability:.3f}): "
+            f"edge {e:+.3f} after {config.commission:.1%} commission, confidence {conf:.2f}"
+        )
+        found.append(
+            Opportunity(
+                match_id=match_id,
+                selection=selection,
+                side=side,
+                price=price,
+                model_probability=model_probability,
+                edge=e,
+                confidence=conf,
+                fair_price=fair,
+                reason=reason,
+            )
+        )
     return tuple(found)

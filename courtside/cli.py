@@ -80,13 +80,19 @@ REPLAY_ARGS = os.environ.get("COURTSIDE_REPLAY_ARGS", "--matches 16 --speed 30")
 def add_window_options(parser: argparse.ArgumentParser) -> None:
     """The season-window options (``training.windows``); each overrides its environment variable."""
     group = parser.add_argument_group(
-        "season windows", "inclusive ranges like 2015-2016 (or 2015); what is not given comes from the environment "
+        "season windows",
+        "inclusive ranges like 2015-2016 (or 2015); what is not given comes from the environment "
         f"({', '.join(SETTINGS.values())}), then the windows file, then the rule of training.windows (moving the test "
-        "window moves validation, training, the walk-forward, the backtests, the in-play prior and the replay)")
+        "window moves validation, training, the walk-forward, the backtests, the in-play prior and the replay)",
+    )
     for name, variable in SETTINGS.items():
         metavar = "SEASON" if name == "walkforward_from" else "SEASONS"
-        group.add_argument(flag(name), dest=f"window_{name}", metavar=metavar,
-                           help=f"{label(name)} ({variable}; default: {WHEN_NOT_SET[name]})")
+        group.add_argument(
+            flag(name),
+            dest=f"window_{name}",
+            metavar=metavar,
+            help=f"{label(name)} ({variable}; default: {WHEN_NOT_SET[name]})",
+        )
     group.add_argument("--windows-file", metavar="TOML", help=f"window settings in a TOML file ({FILE_VARIABLE})")
 
 
@@ -100,8 +106,10 @@ def use_windows(args: argparse.Namespace, settings: Settings) -> PipelineWindows
         chosen = WindowSettings.from_env().override({k: getattr(args, f"window_{k}", None) for k in SETTINGS})
         windows = chosen.resolve()
         if settings.uses_upstream:
-            print("season windows not checked against the data: COURTSIDE_DATA_DIR=upstream (the pipeline checks "
-                  "them once the data is read)")
+            print(
+                "season windows not checked against the data: COURTSIDE_DATA_DIR=upstream (the pipeline checks "
+                "them once the data is read)"
+            )
         else:
             check_data(windows, data_seasons(data_source(settings.data_dir)), settings.data_dir)
     except (WindowsError, FileNotFoundError) as exc:
@@ -126,8 +134,9 @@ def prepare_environment(settings: Settings) -> None:
         shutil.copyfile(source_yaml, instance_yaml)
 
 
-def run_pipeline(job_name: str = "courtside_pipeline", instance=None,
-                 log_level: str = "INFO") -> tuple[bool, str, float]:
+def run_pipeline(
+    job_name: str = "courtside_pipeline", instance=None, log_level: str = "INFO"
+) -> tuple[bool, str, float]:
     """Execute a job in this process, recorded in the Dagster instance. Returns (ok, run id, seconds)."""
     import dagster as dg
     from dagster._core.definitions.reconstruct import ReconstructableJob
@@ -135,8 +144,12 @@ def run_pipeline(job_name: str = "courtside_pipeline", instance=None,
     start = time.perf_counter()
     instance = instance or dg.DagsterInstance.get()
     job = ReconstructableJob.for_module("orchestration.definitions", job_name)
-    result = dg.execute_job(job, instance=instance, raise_on_error=False, run_config={
-        "loggers": {"console": {"config": {"log_level": log_level}}}})
+    result = dg.execute_job(
+        job,
+        instance=instance,
+        raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+    )
     return result.success, result.run_id, time.perf_counter() - start
 
 
@@ -174,15 +187,53 @@ def control_plane_specs(settings: Settings, ports: Ports) -> list[ServiceSpec]:
     """Dagster UI + daemon (``dagster dev``, always on loopback), its authenticating proxy when exposed, and
     the MLflow UI (behind its basic-auth app when exposed)."""
     host = settings.bind_host
-    specs = [ServiceSpec("dagster", (_venv_bin("dagster"), "dev", "-m", "orchestration.definitions",
-                                     "-h", "127.0.0.1", "-p", str(dagster_port(settings, ports))))]
+    specs = [
+        ServiceSpec(
+            "dagster",
+            (
+                _venv_bin("dagster"),
+                "dev",
+                "-m",
+                "orchestration.definitions",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(dagster_port(settings, ports)),
+            ),
+        )
+    ]
     if settings.requires_auth:
-        specs.append(ServiceSpec("dagster-proxy", (
-            sys.executable, "-m", "courtside.gatekeeper", "--host", host, "--port", str(ports.dagster),
-            "--upstream", f"http://127.0.0.1:{dagster_port(settings, ports)}"), env=proxy_env(settings)))
-    mlflow = [_venv_bin("mlflow"), "server", "--backend-store-uri", settings.mlflow_tracking_uri,
-              "--default-artifact-root", settings.mlflow_artifacts_dir.as_uri(), "--host", host,
-              "--port", str(ports.mlflow), "--workers", "1"]
+        specs.append(
+            ServiceSpec(
+                "dagster-proxy",
+                (
+                    sys.executable,
+                    "-m",
+                    "courtside.gatekeeper",
+                    "--host",
+                    host,
+                    "--port",
+                    str(ports.dagster),
+                    "--upstream",
+                    f"http://127.0.0.1:{dagster_port(settings, ports)}",
+                ),
+                env=proxy_env(settings),
+            )
+        )
+    mlflow = [
+        _venv_bin("mlflow"),
+        "server",
+        "--backend-store-uri",
+        settings.mlflow_tracking_uri,
+        "--default-artifact-root",
+        settings.mlflow_artifacts_dir.as_uri(),
+        "--host",
+        host,
+        "--port",
+        str(ports.mlflow),
+        "--workers",
+        "1",
+    ]
     env: dict[str, str] = {}
     if settings.requires_auth:
         mlflow += ["--app-name", "basic-auth"]
@@ -200,23 +251,51 @@ def live_specs(settings: Settings, ports: Ports) -> list[ServiceSpec]:
     host, local = settings.bind_host, url_host(connect_host(settings.bind_host))
     prediction_url = f"http://{local}:{ports.prediction}"
     prediction_env = reader_env(settings, f"http://{local}:{ports.mlflow}") if settings.requires_auth else {}
-    api_env = {"COURTSIDE_PREDICTION_URL": os.environ.get("COURTSIDE_PREDICTION_URL") or prediction_url,
-               "COURTSIDE_DAGSTER_URL": os.environ.get("COURTSIDE_DAGSTER_URL")
-               or f"http://127.0.0.1:{dagster_port(settings, ports)}"}
+    api_env = {
+        "COURTSIDE_PREDICTION_URL": os.environ.get("COURTSIDE_PREDICTION_URL") or prediction_url,
+        "COURTSIDE_DAGSTER_URL": os.environ.get("COURTSIDE_DAGSTER_URL")
+        or f"http://127.0.0.1:{dagster_port(settings, ports)}",
+    }
     if os.environ.get("COURTSIDE_API_TOKEN"):  # the only service that gets the operator token
         api_env["COURTSIDE_API_TOKEN"] = os.environ["COURTSIDE_API_TOKEN"]
     if read_token(settings):  # and the read token of the ledger rooms (the dashboard's URL carries it)
         api_env["COURTSIDE_READ_TOKEN"] = read_token(settings) or ""
     return [
-        ServiceSpec("prediction-service", (_venv_bin("bentoml"), "serve", "serving.service:PredictionService",
-                                           "--host", host, "--port", str(ports.prediction)),
-                    env=prediction_env, pauses_betting=True),
-        ServiceSpec("feed-replay", (sys.executable, "-m", "feeds.live", "--host", host, "--port", str(ports.feed),
-                                    *REPLAY_ARGS)),
-        ServiceSpec("engine", (sys.executable, "-m", "serving.engine", "--feed-url", f"ws://{local}:{ports.feed}",
-                               "--prediction-url", prediction_url), pauses_betting=True),
-        ServiceSpec("live-api", (sys.executable, "-m", "serving.api", "--host", host, "--port", str(ports.api),
-                                 "--ws-port", str(ports.ws)), env=api_env),
+        ServiceSpec(
+            "prediction-service",
+            (
+                _venv_bin("bentoml"),
+                "serve",
+                "serving.service:PredictionService",
+                "--host",
+                host,
+                "--port",
+                str(ports.prediction),
+            ),
+            env=prediction_env,
+            pauses_betting=True,
+        ),
+        ServiceSpec(
+            "feed-replay", (sys.executable, "-m", "feeds.live", "--host", host, "--port", str(ports.feed), *REPLAY_ARGS)
+        ),
+        ServiceSpec(
+            "engine",
+            (
+                sys.executable,
+                "-m",
+                "serving.engine",
+                "--feed-url",
+                f"ws://{local}:{ports.feed}",
+                "--prediction-url",
+                prediction_url,
+            ),
+            pauses_betting=True,
+        ),
+        ServiceSpec(
+            "live-api",
+            (sys.executable, "-m", "serving.api", "--host", host, "--port", str(ports.api), "--ws-port", str(ports.ws)),
+            env=api_env,
+        ),
     ]
 
 
@@ -258,20 +337,27 @@ def _operator_token() -> str | None:
 
 def restart_policy(settings: Settings) -> RestartPolicy:
     """The supervisor's policy from the settings (``COURTSIDE_CRASH_LOOP_*``, ``COURTSIDE_RESTART_BACKOFF_MAX_S``)."""
-    return RestartPolicy(max_backoff_s=settings.restart_backoff_max_s,
-                         crash_loop_restarts=settings.crash_loop_restarts,
-                         crash_loop_window_s=settings.crash_loop_window_s)
+    return RestartPolicy(
+        max_backoff_s=settings.restart_backoff_max_s,
+        crash_loop_restarts=settings.crash_loop_restarts,
+        crash_loop_window_s=settings.crash_loop_window_s,
+    )
 
 
 def make_supervisor(settings: Settings, db: Engine) -> Supervisor:
     """The supervisor of ``make up``: logs under COURTSIDE_HOME/logs, its view in ``service_status``, a crash loop
     of the engine or the prediction service pauses betting through the operator's controls."""
+
     def pause_betting(spec: ServiceSpec, reason: str) -> None:
         change_controls(db, changed_by="supervisor", paused=True, reason=reason)
 
     launcher = ProcessLauncher(settings.home / "logs", cwd=PROJECT_ROOT, base_env=child_environment())
-    return Supervisor(restart_policy(settings), launcher,
-                      on_crash_loop=pause_betting, on_status=lambda rows: record_service_statuses(db, rows))
+    return Supervisor(
+        restart_policy(settings),
+        launcher,
+        on_crash_loop=pause_betting,
+        on_status=lambda rows: record_service_statuses(db, rows),
+    )
 
 
 def start_live(settings: Settings, supervisor: Supervisor, ports: Ports) -> None:
@@ -287,8 +373,10 @@ def start_live(settings: Settings, supervisor: Supervisor, ports: Ports) -> None
     db.dispose()
     if controls["kill_switch"] or controls["paused"]:
         held = "the KILL SWITCH pulled" if controls["kill_switch"] else "betting paused"
-        print(f"NOTE: the operator's controls (v{controls['version']}, by {controls['changed_by']}) keep {held} "
-              f"(reason: {controls['reason']}); release them with the live API's /control endpoints")
+        print(
+            f"NOTE: the operator's controls (v{controls['version']}, by {controls['changed_by']}) keep {held} "
+            f"(reason: {controls['reason']}); release them with the live API's /control endpoints"
+        )
     prediction, *rest = live_specs(settings, ports)
     supervisor.start(prediction)
     local = url_host(connect_host(settings.bind_host))
@@ -315,12 +403,17 @@ def cmd_up(args: argparse.Namespace) -> int:
     operator_token_file(settings)
     problems = exposure_problems(settings, _operator_token(), ports)
     if problems:
-        why = (f"COURTSIDE_BIND_HOST={settings.bind_host} exposes the services" if settings.exposed
-               else "COURTSIDE_PROTECT asks for protected services")
-        print(f"refusing to start: {why}, and not all of them are protected:\n"
-              + "\n".join(f"  - {p}" for p in problems)
-              + "\nsee docs/OPERATIONS.md (or leave COURTSIDE_BIND_HOST unset: everything on 127.0.0.1)",
-              file=sys.stderr)
+        why = (
+            f"COURTSIDE_BIND_HOST={settings.bind_host} exposes the services"
+            if settings.exposed
+            else "COURTSIDE_PROTECT asks for protected services"
+        )
+        print(
+            f"refusing to start: {why}, and not all of them are protected:\n"
+            + "\n".join(f"  - {p}" for p in problems)
+            + "\nsee docs/OPERATIONS.md (or leave COURTSIDE_BIND_HOST unset: everything on 127.0.0.1)",
+            file=sys.stderr,
+        )
         return 2
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("courtside").setLevel(logging.INFO)  # the supervisor's starts, crashes and restarts
@@ -341,27 +434,38 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"Dagster UI: http://{public_host(settings)}:{ports.dagster}" + ("" if ok else " (still starting)"))
         print("running the pipeline (watch it in the Dagster UI: Runs)...")
         # A child process in our process group: Ctrl-C reaches it (Dagster marks the run failed) and reaches us.
-        pipeline = subprocess.Popen([sys.executable, "-m", "courtside.cli", "pipeline"], cwd=PROJECT_ROOT,
-                                    env=child_environment())
+        pipeline = subprocess.Popen(
+            [sys.executable, "-m", "courtside.cli", "pipeline"], cwd=PROJECT_ROOT, env=child_environment()
+        )
         supervisor.run(until=lambda: pipeline.poll() is not None)
         code = pipeline.returncode
-        print(f"\npipeline {'succeeded' if code == 0 else 'FAILED'}: http://{public_host(settings)}:{ports.dagster}/runs")
+        print(
+            f"\npipeline {'succeeded' if code == 0 else 'FAILED'}: http://{public_host(settings)}:{ports.dagster}/runs"
+        )
         report = settings.home / "reports" / "test_evaluation.md"
         if report.exists():
             print(f"\nTest-window evaluation ({report}):\n\n{report.read_text()}")
         if settings.requires_auth:
-            print(f"MLflow read-only user {settings.mlflow_reader_user!r}: "
-                  f"{ensure_mlflow_reader(settings, f'http://{local}:{ports.mlflow}')}")
+            print(
+                f"MLflow read-only user {settings.mlflow_reader_user!r}: "
+                f"{ensure_mlflow_reader(settings, f'http://{local}:{ports.mlflow}')}"
+            )
         if code == 0:
             start_live(settings, supervisor, ports)
         else:
             print("the live lane needs the pipeline's model and catalog: not started")
-        print("\n" + "\n".join(f"{lst.name:<22}{lst.url}\n{'':<22}protected by: {lst.protection}"
-                                for lst in listeners(settings, ports)))
+        print(
+            "\n"
+            + "\n".join(
+                f"{lst.name:<22}{lst.url}\n{'':<22}protected by: {lst.protection}" for lst in listeners(settings, ports)
+            )
+        )
         if code == 0:
-            print(f"{'Dashboard (bets live)':<22}http://{public_host(settings)}:{ports.api}/dashboard/#token="
-                  f"{read_token(settings)}\n{'':<22}(the fragment holds the read token of the ledger room; it "
-                  "never leaves the browser)")
+            print(
+                f"{'Dashboard (bets live)':<22}http://{public_host(settings)}:{ports.api}/dashboard/#token="
+                f"{read_token(settings)}\n{'':<22}(the fragment holds the read token of the ledger room; it "
+                "never leaves the browser)"
+            )
         print(f"""{"Engine log":<22}{settings.home / "logs" / "engine.log"}
 {"Operator token":<22}{os.environ.get("COURTSIDE_API_TOKEN_FILE") or "COURTSIDE_API_TOKEN"}
 {"Supervisor":<22}crashed services restart with backoff; {settings.crash_loop_restarts} crashes in \
@@ -424,8 +528,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for i in range(args.repeat):
         out = Path(tempfile.mkstemp(prefix="courtside-bench-", suffix=".json")[1])
         keep = ["--keep"] if i == args.repeat - 1 and not args.pipeline_only else []
-        code = subprocess.call([sys.executable, "-m", "courtside.cli", "bench", "--once", "--quiet",
-                                "--output", str(out), *keep])
+        code = subprocess.call(
+            [sys.executable, "-m", "courtside.cli", "bench", "--once", "--quiet", "--output", str(out), *keep]
+        )
         figures = json.loads(out.read_text()) if out.stat().st_size else {"success": False}
         out.unlink()
         if code != 0 or not figures["success"]:
@@ -437,11 +542,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     median = sorted(totals)[len(totals) // 2]
     run = next(r for r in reports if r["total_s"] == median)
     print("\nsteps of the median repetition:\n" + run["table"])
-    print(f"\nfull pipeline, raw files -> registered champion + evaluation, {args.repeat} runs: "
-          f"median {median:.1f} s, min {min(totals):.1f} s, max {max(totals):.1f} s (target < 180 s)")
+    print(
+        f"\nfull pipeline, raw files -> registered champion + evaluation, {args.repeat} runs: "
+        f"median {median:.1f} s, min {min(totals):.1f} s, max {max(totals):.1f} s (target < 180 s)"
+    )
     if args.output:
-        Path(args.output).write_text(json.dumps({"totals_s": totals, "median_s": median, "median_run": run},
-                                                indent=2))
+        Path(args.output).write_text(json.dumps({"totals_s": totals, "median_s": median, "median_run": run}, indent=2))
     if args.pipeline_only:
         return 0
     home = reports[-1]["home"]  # the last repetition's state: a registered champion and its snapshot
@@ -458,8 +564,10 @@ def fanout_bench() -> int:
     reports = Settings.from_env().home / "reports"
     reports.mkdir(parents=True, exist_ok=True)
     print("\nWebSocket fan-out, 10,000 subscribers on one match:\n", flush=True)
-    return subprocess.call([sys.executable, "-m", "benchmarks.fanout_bench", "--output",
-                            str(reports / "fanout_bench.json")], cwd=PROJECT_ROOT)
+    return subprocess.call(
+        [sys.executable, "-m", "benchmarks.fanout_bench", "--output", str(reports / "fanout_bench.json")],
+        cwd=PROJECT_ROOT,
+    )
 
 
 def bench_once(args: argparse.Namespace) -> int:
@@ -479,11 +587,11 @@ def bench_once(args: argparse.Namespace) -> int:
     with dg.DagsterInstance.get() as instance:
         success, run_id, run_s = run_pipeline("courtside_pipeline", instance, "WARNING")
         stats = instance.get_run_step_stats(run_id)
-    steps = sorted(((s.step_key, (s.end_time or 0) - (s.start_time or 0)) for s in stats),
-                   key=lambda x: -x[1])
+    steps = sorted(((s.step_key, (s.end_time or 0) - (s.start_time or 0)) for s in stats), key=lambda x: -x[1])
     total = import_s + run_s
     lines = [
-        "| step | seconds |", "|---|---|",
+        "| step | seconds |",
+        "|---|---|",
         *(f"| {k} | {v:.1f} |" for k, v in steps),
         f"| (imports: dagster, GX, MLflow, XGBoost) | {import_s:.1f} |",
         f"| **total, raw files -> registered champion + evaluation** | **{total:.1f}** |",
@@ -493,9 +601,20 @@ def bench_once(args: argparse.Namespace) -> int:
         print(report)
         print(f"\n{'OK' if success else 'FAILED'}: total {total:.1f} s (target < 180 s); state in {home}")
     if args.output:
-        Path(args.output).write_text(json.dumps({"success": success, "total_s": total, "import_s": import_s,
-                                                 "run_s": run_s, "steps": dict(steps), "table": report,
-                                                 "home": str(home)}, indent=2))
+        Path(args.output).write_text(
+            json.dumps(
+                {
+                    "success": success,
+                    "total_s": total,
+                    "import_s": import_s,
+                    "run_s": run_s,
+                    "steps": dict(steps),
+                    "table": report,
+                    "home": str(home),
+                },
+                indent=2,
+            )
+        )
     if not args.keep:
         shutil.rmtree(home, ignore_errors=True)
     return 0 if success else 1
@@ -503,8 +622,9 @@ def bench_once(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``courtside`` command line."""
-    parser = argparse.ArgumentParser(prog="courtside", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="courtside", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="run the pipeline and keep the UIs running")
     add_window_options(up)
@@ -522,10 +642,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--once", action="store_true", help="one run in this process")
     bench.add_argument("--quiet", action="store_true", help="no table (with --once)")
     bench.add_argument("--pipeline-only", action="store_true", help="only the pipeline benchmark")
-    bench.add_argument("--live-only", action="store_true",
-                       help="only the live-path benchmark (on $COURTSIDE_HOME, e.g. after make up)")
-    bench.add_argument("--fanout-only", action="store_true",
-                       help="only the WebSocket fan-out benchmark (10,000 subscribers; needs no pipeline state)")
+    bench.add_argument(
+        "--live-only", action="store_true", help="only the live-path benchmark (on $COURTSIDE_HOME, e.g. after make up)"
+    )
+    bench.add_argument(
+        "--fanout-only",
+        action="store_true",
+        help="only the WebSocket fan-out benchmark (10,000 subscribers; needs no pipeline state)",
+    )
     bench.set_defaults(fn=cmd_bench)
     return parser
 

@@ -39,9 +39,19 @@ LEGACY_MLFLOW_PASSWORD = "password1234"
 WILDCARDS = ("0.0.0.0", "::", "")
 
 
-SECRET_VARS = frozenset({"COURTSIDE_READ_TOKEN", "COURTSIDE_MLFLOW_ADMIN_PASSWORD", "COURTSIDE_MLFLOW_READER_PASSWORD",
-                         "COURTSIDE_DAGSTER_PASSWORD", "COURTSIDE_DAGSTER_TOKEN", "COURTSIDE_API_TOKEN",
-                         "MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY", "MLFLOW_TRACKING_PASSWORD"})
+SECRET_VARS = frozenset(
+    {
+        "COURTSIDE_READ_TOKEN",
+        "COURTSIDE_MLFLOW_ADMIN_PASSWORD",
+        "COURTSIDE_MLFLOW_READER_PASSWORD",
+        "COURTSIDE_DAGSTER_PASSWORD",
+        "COURTSIDE_DAGSTER_TOKEN",
+        "COURTSIDE_API_TOKEN",
+        "MLFLOW_AUTH_ADMIN_PASSWORD",
+        "MLFLOW_FLASK_SERVER_SECRET_KEY",
+        "MLFLOW_TRACKING_PASSWORD",
+    }
+)
 """Secrets no child process inherits: each service gets only the ones it needs (``ServiceSpec.env``)."""
 
 
@@ -52,8 +62,11 @@ def child_environment(env: dict[str, str] | None = None) -> dict[str, str]:
 
 def proxy_env(settings: Settings) -> dict[str, str]:
     """The Dagster proxy's credentials (only the proxy gets them)."""
-    values = {"COURTSIDE_DAGSTER_USER": settings.dagster_user, "COURTSIDE_DAGSTER_PASSWORD": settings.dagster_password,
-              "COURTSIDE_DAGSTER_TOKEN": settings.dagster_token}
+    values = {
+        "COURTSIDE_DAGSTER_USER": settings.dagster_user,
+        "COURTSIDE_DAGSTER_PASSWORD": settings.dagster_password,
+        "COURTSIDE_DAGSTER_TOKEN": settings.dagster_token,
+    }
     return {k: v for k, v in values.items() if v}
 
 
@@ -106,10 +119,14 @@ def exposure_problems(settings: Settings, operator_token: str | None, ports: Por
         return []
     found = []
     if not operator_token or len(operator_token) < MIN_OPERATOR_TOKEN:
-        found.append(f"the live API's operator token (COURTSIDE_API_TOKEN or COURTSIDE_API_TOKEN_FILE) must have "
-                     f"at least {MIN_OPERATOR_TOKEN} characters")
-    for var, value in (("COURTSIDE_MLFLOW_ADMIN_PASSWORD", settings.mlflow_admin_password),
-                       ("COURTSIDE_MLFLOW_READER_PASSWORD", settings.mlflow_reader_password)):
+        found.append(
+            f"the live API's operator token (COURTSIDE_API_TOKEN or COURTSIDE_API_TOKEN_FILE) must have "
+            f"at least {MIN_OPERATOR_TOKEN} characters"
+        )
+    for var, value in (
+        ("COURTSIDE_MLFLOW_ADMIN_PASSWORD", settings.mlflow_admin_password),
+        ("COURTSIDE_MLFLOW_READER_PASSWORD", settings.mlflow_reader_password),
+    ):
         if not value:
             found.append(f"{var} is not set (MLflow's basic-auth users)")
         elif len(value) < MIN_MLFLOW_PASSWORD:
@@ -121,8 +138,14 @@ def exposure_problems(settings: Settings, operator_token: str | None, ports: Por
     elif settings.mlflow_admin_password and settings.mlflow_admin_password == settings.mlflow_reader_password:
         found.append("COURTSIDE_MLFLOW_READER_PASSWORD must differ from COURTSIDE_MLFLOW_ADMIN_PASSWORD")
     found += [f"Dagster proxy: {p}" for p in Credentials.from_settings(settings).problems()]
-    if settings.dagster_internal_port in (ports.dagster, ports.mlflow, ports.prediction, ports.feed, ports.api,
-                                          ports.ws):
+    if settings.dagster_internal_port in (
+        ports.dagster,
+        ports.mlflow,
+        ports.prediction,
+        ports.feed,
+        ports.api,
+        ports.ws,
+    ):
         found.append(f"COURTSIDE_DAGSTER_INTERNAL_PORT ({settings.dagster_internal_port}) collides with another port")
     return found
 
@@ -137,8 +160,13 @@ def mlflow_allowed_hosts(settings: Settings) -> str | None:
     names of ``COURTSIDE_ALLOWED_HOSTS`` (any port) — or, without them, the private IPs as MLflow would."""
     if not settings.requires_auth:
         return None
-    names = ["localhost", "127.0.0.1", "[::1]", url_host(connect_host(settings.bind_host)),
-             *(settings.allowed_hosts or PRIVATE_HOST_PATTERNS)]
+    names = [
+        "localhost",
+        "127.0.0.1",
+        "[::1]",
+        url_host(connect_host(settings.bind_host)),
+        *(settings.allowed_hosts or PRIVATE_HOST_PATTERNS),
+    ]
     patterns: list[str] = []
     for name in names:
         has_port = ":" in (name.rsplit("]", 1)[-1] if name.startswith("[") else name)
@@ -163,15 +191,20 @@ def mlflow_auth_config(settings: Settings) -> Path:
     the administrator's comes from the environment of the MLflow process only (``MLFLOW_AUTH_ADMIN_PASSWORD``)."""
     folder = settings.home / "mlflow"
     path = folder / "basic_auth.ini"
-    _write_private(path, "\n".join([
-        "# Written by `courtside up` (courtside/exposure.py) at every start; edits are overwritten.",
-        "[mlflow]",
-        "default_permission = READ",
-        f"database_uri = sqlite:///{folder / 'basic_auth.db'}",
-        f"admin_username = {settings.mlflow_admin_user}",
-        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth",
-        "",
-    ]))
+    _write_private(
+        path,
+        "\n".join(
+            [
+                "# Written by `courtside up` (courtside/exposure.py) at every start; edits are overwritten.",
+                "[mlflow]",
+                "default_permission = READ",
+                f"database_uri = sqlite:///{folder / 'basic_auth.db'}",
+                f"admin_username = {settings.mlflow_admin_user}",
+                "authorization_function = mlflow.server.auth:authenticate_request_basic_auth",
+                "",
+            ]
+        ),
+    )
     return path
 
 
@@ -188,24 +221,34 @@ def mlflow_secret_key(settings: Settings) -> str:
 
 def mlflow_server_env(settings: Settings) -> dict[str, str]:
     """The environment of an MLflow server behind basic-auth (the administrator bootstraps on first start)."""
-    return {"MLFLOW_AUTH_CONFIG_PATH": str(mlflow_auth_config(settings)),
-            "MLFLOW_AUTH_ADMIN_PASSWORD": settings.mlflow_admin_password or "",
-            "MLFLOW_FLASK_SERVER_SECRET_KEY": mlflow_secret_key(settings)}
+    return {
+        "MLFLOW_AUTH_CONFIG_PATH": str(mlflow_auth_config(settings)),
+        "MLFLOW_AUTH_ADMIN_PASSWORD": settings.mlflow_admin_password or "",
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": mlflow_secret_key(settings),
+    }
 
 
 def reader_env(settings: Settings, mlflow_url: str) -> dict[str, str]:
     """The environment of a process that only loads models: the MLflow server as the read-only user."""
-    return {"MLFLOW_TRACKING_URI": mlflow_url, "MLFLOW_TRACKING_USERNAME": settings.mlflow_reader_user,
-            "MLFLOW_TRACKING_PASSWORD": settings.mlflow_reader_password or ""}
+    return {
+        "MLFLOW_TRACKING_URI": mlflow_url,
+        "MLFLOW_TRACKING_USERNAME": settings.mlflow_reader_user,
+        "MLFLOW_TRACKING_PASSWORD": settings.mlflow_reader_password or "",
+    }
 
 
-def _mlflow_call(url: str, method: str, path: str, user: str, password: str, body: dict | None = None,
-                 query: dict | None = None) -> tuple[int, dict]:
+def _mlflow_call(
+    url: str, method: str, path: str, user: str, password: str, body: dict | None = None, query: dict | None = None
+) -> tuple[int, dict]:
     target = f"{url.rstrip('/')}/api/2.0/mlflow/{path}" + (f"?{urllib.parse.urlencode(query)}" if query else "")
     data = json.dumps(body).encode() if body is not None else None
     auth = base64.b64encode(f"{user}:{password}".encode()).decode()
-    req = urllib.request.Request(target, data=data, method=method, headers={
-        "Authorization": f"Basic {auth}", **({"Content-Type": "application/json"} if data else {})})
+    req = urllib.request.Request(
+        target,
+        data=data,
+        method=method,
+        headers={"Authorization": f"Basic {auth}", **({"Content-Type": "application/json"} if data else {})},
+    )
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
             raw = resp.read()
@@ -225,22 +268,29 @@ def ensure_mlflow_reader(settings: Settings, mlflow_url: str) -> str:
     reader, reader_pw = settings.mlflow_reader_user, settings.mlflow_reader_password or ""
     status, body = _mlflow_call(mlflow_url, "GET", "users/get", admin, admin_pw, query={"username": reader})
     if status == 403:  # an administrator has every permission: the request itself was refused
-        raise RuntimeError(f"MLflow refused the request to {mlflow_url} (403: {body.get('message', body)}); "
-                           "its Host check (--allowed-hosts, COURTSIDE_ALLOWED_HOSTS) must accept that address")
+        raise RuntimeError(
+            f"MLflow refused the request to {mlflow_url} (403: {body.get('message', body)}); "
+            "its Host check (--allowed-hosts, COURTSIDE_ALLOWED_HOSTS) must accept that address"
+        )
     if status == 401:
-        raise RuntimeError(f"MLflow refused the administrator {admin!r} ({status}): MLflow keeps the password the "
-                           "administrator was created with; set COURTSIDE_MLFLOW_ADMIN_PASSWORD to it (see "
-                           "docs/OPERATIONS.md, rotating MLflow passwords)")
+        raise RuntimeError(
+            f"MLflow refused the administrator {admin!r} ({status}): MLflow keeps the password the "
+            "administrator was created with; set COURTSIDE_MLFLOW_ADMIN_PASSWORD to it (see "
+            "docs/OPERATIONS.md, rotating MLflow passwords)"
+        )
     if status == 200:
         if body.get("user", {}).get("is_admin"):
-            _mlflow_call(mlflow_url, "PATCH", "users/update-admin", admin, admin_pw,
-                         {"username": reader, "is_admin": False})
-        status, body = _mlflow_call(mlflow_url, "PATCH", "users/update-password", admin, admin_pw,
-                                    {"username": reader, "password": reader_pw})
+            _mlflow_call(
+                mlflow_url, "PATCH", "users/update-admin", admin, admin_pw, {"username": reader, "is_admin": False}
+            )
+        status, body = _mlflow_call(
+            mlflow_url, "PATCH", "users/update-password", admin, admin_pw, {"username": reader, "password": reader_pw}
+        )
         done = "password set"
     else:
-        status, body = _mlflow_call(mlflow_url, "POST", "users/create", admin, admin_pw,
-                                    {"username": reader, "password": reader_pw})
+        status, body = _mlflow_call(
+            mlflow_url, "POST", "users/create", admin, admin_pw, {"username": reader, "password": reader_pw}
+        )
         done = "created"
     if status != 200:
         raise RuntimeError(f"could not set up the MLflow reader {reader!r}: {status} {body}")
@@ -251,24 +301,42 @@ def listeners(settings: Settings, ports: Ports) -> list[Listener]:
     """Every URL ``make up`` serves, and what protects it with these settings."""
     host = public_host(settings)
     guarded = settings.requires_auth
-    dagster = ("loopback only" if not guarded else
-               f"authenticating proxy (HTTP basic user {settings.dagster_user!r}"
-               + (" or bearer token" if settings.dagster_token else "") + "); Dagster itself on "
-               f"127.0.0.1:{settings.dagster_internal_port}")
-    mlflow = ("loopback only" if not guarded else
-              f"MLflow basic-auth: admin {settings.mlflow_admin_user!r}, read-only {settings.mlflow_reader_user!r}"
-              f"; Host check: {'COURTSIDE_ALLOWED_HOSTS' if settings.allowed_hosts else 'loopback and private IPs'}")
+    dagster = (
+        "loopback only"
+        if not guarded
+        else f"authenticating proxy (HTTP basic user {settings.dagster_user!r}"
+        + (" or bearer token" if settings.dagster_token else "")
+        + "); Dagster itself on "
+        f"127.0.0.1:{settings.dagster_internal_port}"
+    )
+    mlflow = (
+        "loopback only"
+        if not guarded
+        else f"MLflow basic-auth: admin {settings.mlflow_admin_user!r}, read-only {settings.mlflow_reader_user!r}"
+        f"; Host check: {'COURTSIDE_ALLOWED_HOSTS' if settings.allowed_hosts else 'loopback and private IPs'}"
+    )
     reads = "loopback only" if not guarded else "no credentials: read-only"
     return [
         Listener("Dagster UI", f"http://{host}:{ports.dagster}", dagster),
         Listener("MLflow UI", f"http://{host}:{ports.mlflow}", mlflow),
-        Listener("Prediction service", f"http://{host}:{ports.prediction}/api/docs",
-                 reads + ("" if not guarded else " predictions (it loads models as the MLflow reader)")),
-        Listener("Live feed replay", f"ws://{host}:{ports.feed}/feeds/live/match",
-                 reads + ("" if not guarded else " replay of public match data")),
-        Listener("Live dashboard + API", f"http://{host}:{ports.api}/dashboard/",
-                 "loopback only" if not guarded else
-                 "reads open and rate-limited; operator endpoints need the bearer token"),
-        Listener("WebSocket gateway", f"ws://{host}:{ports.ws}/ws",
-                 reads + ("" if not guarded else " live updates, bounded per client")),
+        Listener(
+            "Prediction service",
+            f"http://{host}:{ports.prediction}/api/docs",
+            reads + ("" if not guarded else " predictions (it loads models as the MLflow reader)"),
+        ),
+        Listener(
+            "Live feed replay",
+            f"ws://{host}:{ports.feed}/feeds/live/match",
+            reads + ("" if not guarded else " replay of public match data"),
+        ),
+        Listener(
+            "Live dashboard + API",
+            f"http://{host}:{ports.api}/dashboard/",
+            "loopback only" if not guarded else "reads open and rate-limited; operator endpoints need the bearer token",
+        ),
+        Listener(
+            "WebSocket gateway",
+            f"ws://{host}:{ports.ws}/ws",
+            reads + ("" if not guarded else " live updates, bounded per client"),
+        ),
     ]

@@ -35,12 +35,32 @@ from courtside.settings import MIN_TOKEN_LENGTH, Settings
 log = logging.getLogger("courtside.gatekeeper")
 
 MIN_PASSWORD, MIN_TOKEN = 12, MIN_TOKEN_LENGTH
-HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-                        "trailers", "transfer-encoding", "upgrade", "host", "authorization"})
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "authorization",
+    }
+)
 """Request/response headers that belong to one connection (RFC 9110 7.6.1), plus the client's credentials
 and Host, which are never passed upstream."""
-WS_HEADERS = frozenset({"sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions",
-                        "sec-websocket-protocol", "sec-websocket-accept"})
+WS_HEADERS = frozenset(
+    {
+        "sec-websocket-key",
+        "sec-websocket-version",
+        "sec-websocket-extensions",
+        "sec-websocket-protocol",
+        "sec-websocket-accept",
+    }
+)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -59,8 +79,10 @@ class Credentials:
     def problems(self) -> list[str]:
         """Why these credentials cannot protect anything (empty when they can)."""
         if not (self.password or self.token):
-            return ["no credentials: set COURTSIDE_DAGSTER_PASSWORD (HTTP basic, with COURTSIDE_DAGSTER_USER) "
-                    "or COURTSIDE_DAGSTER_TOKEN (bearer)"]
+            return [
+                "no credentials: set COURTSIDE_DAGSTER_PASSWORD (HTTP basic, with COURTSIDE_DAGSTER_USER) "
+                "or COURTSIDE_DAGSTER_TOKEN (bearer)"
+            ]
         found = []
         if self.password and len(self.password) < MIN_PASSWORD:
             found.append(f"COURTSIDE_DAGSTER_PASSWORD must have at least {MIN_PASSWORD} characters")
@@ -120,13 +142,14 @@ def create_app(upstream: str, credentials: Credentials, realm: str = "Dagster") 
     if credentials.problems():
         raise ValueError("; ".join(credentials.problems()))
     upstream = upstream.rstrip("/")
-    ws_upstream = "ws" + upstream[len("http"):] if upstream.startswith("http") else upstream
+    ws_upstream = "ws" + upstream[len("http") :] if upstream.startswith("http") else upstream
     app = web.Application(client_max_size=64 << 20)
     challenge = {"WWW-Authenticate": f'Basic realm="{realm}", charset="UTF-8"'}
 
     async def session_ctx(app: web.Application):
-        app["session"] = aiohttp.ClientSession(auto_decompress=False, timeout=aiohttp.ClientTimeout(
-            total=None, connect=10, sock_read=300))
+        app["session"] = aiohttp.ClientSession(
+            auto_decompress=False, timeout=aiohttp.ClientTimeout(total=None, connect=10, sock_read=300)
+        )
         yield
         await app["session"].close()
 
@@ -135,8 +158,9 @@ def create_app(upstream: str, credentials: Credentials, realm: str = "Dagster") 
     async def handle(request: web.Request) -> web.StreamResponse:
         if not credentials.allow(request.headers.get("Authorization")):
             log.info("401 %s %s from %s", request.method, request.path, request.remote)
-            return _json_error(401, "unauthorized", f"{realm} needs credentials: HTTP basic or a bearer token",
-                               challenge)
+            return _json_error(
+                401, "unauthorized", f"{realm} needs credentials: HTTP basic or a bearer token", challenge
+            )
         websocket = request.headers.get("Upgrade", "").lower() == "websocket"
         if _cross_site(request):  # any method: Dagster runs GraphQL mutations over GET too (?query=mutation...)
             return _json_error(403, "forbidden", f"cross-site request from {request.headers.get('Origin')} refused")
@@ -147,20 +171,24 @@ def create_app(upstream: str, credentials: Credentials, realm: str = "Dagster") 
                 return await _websocket(request)
             return await _http(request)
         except (aiohttp.ClientConnectionError, TimeoutError) as exc:
-            return _json_error(502, "bad_gateway", f"{realm} is not reachable behind the proxy: "
-                                                   f"{type(exc).__name__}")
+            return _json_error(502, "bad_gateway", f"{realm} is not reachable behind the proxy: {type(exc).__name__}")
 
     async def _http(request: web.Request) -> web.StreamResponse:
         session: aiohttp.ClientSession = request.app["session"]
         body = request.content if request.body_exists else None
-        async with session.request(request.method, upstream + request.rel_url.raw_path_qs,
-                                   headers=_forward_headers(request), data=body, allow_redirects=False) as up:
+        async with session.request(
+            request.method,
+            upstream + request.rel_url.raw_path_qs,
+            headers=_forward_headers(request),
+            data=body,
+            allow_redirects=False,
+        ) as up:
             response = web.StreamResponse(status=up.status, reason=up.reason)
             for key, value in up.headers.items():
                 if key.lower() in HOP_BY_HOP:
                     continue
                 if key.lower() == "location" and value.startswith(upstream):
-                    value = value[len(upstream):] or "/"
+                    value = value[len(upstream) :] or "/"
                 response.headers.add(key, value)
             await response.prepare(request)
             async for chunk in up.content.iter_any():
@@ -171,10 +199,14 @@ def create_app(upstream: str, credentials: Credentials, realm: str = "Dagster") 
     async def _websocket(request: web.Request) -> web.StreamResponse:
         session: aiohttp.ClientSession = request.app["session"]
         protocols = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
-        async with session.ws_connect(ws_upstream + request.rel_url.raw_path_qs, protocols=protocols,
-                                      headers=_forward_headers(request), autoping=True, max_msg_size=0) as up:
-            down = web.WebSocketResponse(protocols=[up.protocol] if up.protocol else (), autoping=True,
-                                         max_msg_size=0)
+        async with session.ws_connect(
+            ws_upstream + request.rel_url.raw_path_qs,
+            protocols=protocols,
+            headers=_forward_headers(request),
+            autoping=True,
+            max_msg_size=0,
+        ) as up:
+            down = web.WebSocketResponse(protocols=[up.protocol] if up.protocol else (), autoping=True, max_msg_size=0)
             await down.prepare(request)
 
             async def pump(src, dst) -> None:
@@ -199,8 +231,9 @@ def create_app(upstream: str, credentials: Credentials, realm: str = "Dagster") 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m courtside.gatekeeper", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m courtside.gatekeeper", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--host", default="127.0.0.1", help="the address to listen on (the exposed one)")
     parser.add_argument("--port", type=int, default=3000)
     parser.add_argument("--upstream", default="http://127.0.0.1:3100", help="the loopback UI to protect")
@@ -211,10 +244,23 @@ def main(argv: list[str] | None = None) -> int:
     if credentials.problems():
         log.error("refusing to start: %s", "; ".join(credentials.problems()))
         return 2
-    log.info("%s on http://%s:%d -> %s (HTTP basic user %r%s)", args.realm, args.host, args.port, args.upstream,
-             credentials.user if credentials.password else None, ", bearer token" if credentials.token else "")
-    web.run_app(create_app(args.upstream, credentials, args.realm), host=args.host, port=args.port,
-                print=None, access_log=None, handle_signals=True)
+    log.info(
+        "%s on http://%s:%d -> %s (HTTP basic user %r%s)",
+        args.realm,
+        args.host,
+        args.port,
+        args.upstream,
+        credentials.user if credentials.password else None,
+        ", bearer token" if credentials.token else "",
+    )
+    web.run_app(
+        create_app(args.upstream, credentials, args.realm),
+        host=args.host,
+        port=args.port,
+        print=None,
+        access_log=None,
+        handle_signals=True,
+    )
     return 0
 
 

@@ -181,10 +181,12 @@ class Settings:
             crash_loop_window_s=float(env.get("COURTSIDE_CRASH_LOOP_WINDOW_S") or 600.0),
             restart_backoff_max_s=float(env.get("COURTSIDE_RESTART_BACKOFF_MAX_S") or 60.0),
             # --- HTTP exposure (issue 9) ---
-            trusted_proxies=tuple(p.strip() for p in (env.get("COURTSIDE_TRUSTED_PROXIES") or "").split(",")
-                                  if p.strip()),
-            allowed_origins=tuple(o.strip() for o in (env.get("COURTSIDE_ALLOWED_ORIGINS") or "").split(",")
-                                  if o.strip()),
+            trusted_proxies=tuple(
+                p.strip() for p in (env.get("COURTSIDE_TRUSTED_PROXIES") or "").split(",") if p.strip()
+            ),
+            allowed_origins=tuple(
+                o.strip() for o in (env.get("COURTSIDE_ALLOWED_ORIGINS") or "").split(",") if o.strip()
+            ),
             read_token=(env.get("COURTSIDE_READ_TOKEN") or "").strip() or None,
             max_body_bytes=int(env["COURTSIDE_MAX_BODY_BYTES"]) if env.get("COURTSIDE_MAX_BODY_BYTES") else None,
         )

@@ -107,8 +107,9 @@ class ProcessLauncher:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         env = {**(os.environ if self.base_env is None else self.base_env), **spec.env}
         with self.log_path(spec).open("ab") as out:
-            return subprocess.Popen(list(spec.command), cwd=self.cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+            return subprocess.Popen(
+                list(spec.command), cwd=self.cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
 
     def terminate(self, child: Child) -> None:
         if child.poll() is None:
@@ -181,23 +182,38 @@ class ServiceState:
 
     def status(self) -> dict[str, Any]:
         """The row of ``service_status`` (``storage.supervision``)."""
-        return {"service": self.spec.name, "state": self.state, "pid": self.pid, "restarts": self.restarts,
-                "crashes": self.crashes, "last_exit_code": self.last_exit_code, "last_exit": self.last_exit,
-                "last_crash_at": self.last_crash_at, "next_restart_at": self.next_restart_at,
-                "crash_loop": self.crash_loop, "crash_loop_reason": self.crash_loop_reason,
-                "started_at": self.started_at}
+        return {
+            "service": self.spec.name,
+            "state": self.state,
+            "pid": self.pid,
+            "restarts": self.restarts,
+            "crashes": self.crashes,
+            "last_exit_code": self.last_exit_code,
+            "last_exit": self.last_exit,
+            "last_crash_at": self.last_crash_at,
+            "next_restart_at": self.next_restart_at,
+            "crash_loop": self.crash_loop,
+            "crash_loop_reason": self.crash_loop_reason,
+            "started_at": self.started_at,
+        }
 
 
 class Supervisor:
     """Starts services, restarts them when they crash, flags crash loops and pauses betting on one."""
 
-    def __init__(self, policy: RestartPolicy, launcher: Launcher, *,
-                 clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 rng: random.Random | None = None,
-                 on_crash_loop: Callable[[ServiceSpec, str], None] | None = None,
-                 on_status: Callable[[list[dict[str, Any]]], None] | None = None,
-                 status_every_s: float = 5.0, tail_lines: int = 20):
+    def __init__(
+        self,
+        policy: RestartPolicy,
+        launcher: Launcher,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+        rng: random.Random | None = None,
+        on_crash_loop: Callable[[ServiceSpec, str], None] | None = None,
+        on_status: Callable[[list[dict[str, Any]]], None] | None = None,
+        status_every_s: float = 5.0,
+        tail_lines: int = 20,
+    ):
         self.policy = policy
         self.launcher = launcher
         self.clock = clock
@@ -268,8 +284,12 @@ class Supervisor:
                 self._pause(st)
         self._report()
 
-    def run(self, until: Callable[[], bool] = lambda: False, interval_s: float = 0.5,
-            sleep: Callable[[float], None] = time.sleep) -> None:
+    def run(
+        self,
+        until: Callable[[], bool] = lambda: False,
+        interval_s: float = 0.5,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         """Tick until ``until()`` is true (by default forever: a crash never ends supervision)."""
         while not until():
             self.tick()
@@ -282,8 +302,13 @@ class Supervisor:
         if st.crash_loop and len(st.crash_times) < self.policy.crash_loop_restarts and st.state == RUNNING:
             st.crash_loop, st.crash_loop_reason = False, None
             self._dirty = True
-            log.warning("%s: no longer in a crash loop (fewer than %d crashes in %s); betting stays paused until "
-                        "an operator resumes it", st.spec.name, self.policy.crash_loop_restarts, _span(window))
+            log.warning(
+                "%s: no longer in a crash loop (fewer than %d crashes in %s); betting stays paused until "
+                "an operator resumes it",
+                st.spec.name,
+                self.policy.crash_loop_restarts,
+                _span(window),
+            )
 
     def _crashed(self, st: ServiceState, code: int, now: float) -> None:
         p = self.policy
@@ -296,8 +321,10 @@ class Supervisor:
         self._prune(st, now)
         if len(st.crash_times) >= p.crash_loop_restarts and not st.crash_loop:
             st.crash_loop = True
-            st.crash_loop_reason = (f"{st.spec.name} crash loop: {len(st.crash_times)} restarts in "
-                                    f"{_span(p.crash_loop_window_s)} (last exit: {st.last_exit})")
+            st.crash_loop_reason = (
+                f"{st.spec.name} crash loop: {len(st.crash_times)} restarts in "
+                f"{_span(p.crash_loop_window_s)} (last exit: {st.last_exit})"
+            )
             log.error("%s", st.crash_loop_reason)
             if st.spec.pauses_betting:
                 st.pause_pending = st.crash_loop_reason
@@ -306,9 +333,16 @@ class Supervisor:
         st.next_restart_at = st.last_crash_at + timedelta(seconds=delay)
         self._dirty = True
         tail = self.launcher.tail(st.spec, self.tail_lines)
-        log.warning("%s (pid %s) crashed: %s; crash %d, restart in %.1f s%s\n--- last lines of its log ---\n%s",
-                    st.spec.name, pid, st.last_exit, st.crashes, delay,
-                    " (crash loop)" if st.crash_loop else "", tail)
+        log.warning(
+            "%s (pid %s) crashed: %s; crash %d, restart in %.1f s%s\n--- last lines of its log ---\n%s",
+            st.spec.name,
+            pid,
+            st.last_exit,
+            st.crashes,
+            delay,
+            " (crash loop)" if st.crash_loop else "",
+            tail,
+        )
 
     def _pause(self, st: ServiceState) -> None:
         if self.on_crash_loop is None:

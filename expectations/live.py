@@ -24,15 +24,24 @@ def live_events() -> list[Expectation]:
     """Expectations over ``serving.control.events_frame``."""
     kinds = [str(k) for k in EventKind] + list(CONTROL_PLANE_KINDS)
     return [
-        present("id"), present("kind"), present("event_time"),
+        present("id"),
+        present("kind"),
+        present("event_time"),
         in_set("kind_known", "kind", kinds),
         between("probability_in_0_1", "probability", 0.0, 1.0),
         between("price_on_exchange_range", "price", MIN_PRICE, MAX_PRICE),
         between("size_positive", "size", 0.01, None),
         between("seq_positive", "seq", 1, None),
-        unique("feed_message_processed_once", ["feed", "seq"], where=_condition("kind == 'FEED_MESSAGE'"),
-               reason="feed {feed} message {seq} logged twice (processed twice?)"),
+        unique(
+            "feed_message_processed_once",
+            ["feed", "seq"],
+            where=_condition("kind == 'FEED_MESSAGE'"),
+            reason="feed {feed} message {seq} logged twice (processed twice?)",
+        ),
         _gxe().ExpectColumnValuesToNotBeInSet(
-            column="kind", value_set=[str(EventKind.QUARANTINED)], mostly=1 - MAX_QUARANTINED_SHARE,
-            meta=_meta("quarantined_share_below_5pct", "quarantined feed message")),
+            column="kind",
+            value_set=[str(EventKind.QUARANTINED)],
+            mostly=1 - MAX_QUARANTINED_SHARE,
+            meta=_meta("quarantined_share_below_5pct", "quarantined feed message"),
+        ),
     ]

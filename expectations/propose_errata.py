@@ -28,8 +28,7 @@ from expectations.suites import SUITES, RowBounds, validate_dataset
 from feeds.historical import SPECS, TableSpec, ingest, read_text_frame, row_keys
 from feeds.sources import DataSource, LocalDataSource, UpstreamDataSource
 
-_DUPLICATE_TYPES = frozenset({
-    "expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique"})
+_DUPLICATE_TYPES = frozenset({"expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique"})
 _VALUE_TYPES = frozenset({"expect_column_values_to_be_between"})
 """Expectations on one value: when its column is optional, removing the value fixes the row."""
 
@@ -64,8 +63,7 @@ class Proposal:
     """Failed expectations that are not about rows (schema, types, row count)."""
 
 
-def propose(dataset: str, frame: pd.DataFrame, source: DataSource, *,
-            row_bounds: RowBounds | None = None) -> Proposal:
+def propose(dataset: str, frame: pd.DataFrame, source: DataSource, *, row_bounds: RowBounds | None = None) -> Proposal:
     """Errata for every row of ``frame`` (ingested from ``source`` without errata) that fails."""
     spec = SPECS[dataset]
     frame = frame.reset_index(drop=True)
@@ -86,17 +84,18 @@ def propose(dataset: str, frame: pd.DataFrame, source: DataSource, *,
             for _, copies in ordered.groupby(key_cols, sort=False, dropna=False, observed=True):
                 first = _display(copies.iloc[0])
                 for position, row in copies.iloc[1:].iterrows():
-                    reasons.setdefault(int(position), []).append(
-                        (None, _fill(template, _display(row), first=first)))
+                    reasons.setdefault(int(position), []).append((None, _fill(template, _display(row), first=first)))
         else:
             cols = columns_of[outcome.name]
-            column = cols[0] if (outcome.expectation_type in _VALUE_TYPES and len(cols) == 1
-                                 and cols[0] in optional) else None
+            column = (
+                cols[0]
+                if (outcome.expectation_type in _VALUE_TYPES and len(cols) == 1 and cols[0] in optional)
+                else None
+            )
             for position, row in rows.iterrows():
                 reasons.setdefault(int(position), []).append((column, _fill(template, _display(row))))
 
-    listed = sorted(reasons, key=lambda p: (str(frame.at[p, "source_file"]),
-                                            int(frame.at[p, "source_line"])))
+    listed = sorted(reasons, key=lambda p: (str(frame.at[p, "source_file"]), int(frame.at[p, "source_line"])))
     text_keys = _source_keys(frame.iloc[listed], spec, source) if listed else {}
     errata: dict[tuple[str, str | None], ProposedErratum] = {}
     for p in listed:
@@ -116,12 +115,12 @@ def propose(dataset: str, frame: pd.DataFrame, source: DataSource, *,
                 del errata[k]
     typed = typed_keys(frame, spec)
     row_level = {e.key for e in errata.values() if e.column is None}
-    aside = [p for p in listed
-             if text_keys[(str(frame.at[p, "source_file"]), int(frame.at[p, "source_line"]))] in row_level]
+    aside = [
+        p for p in listed if text_keys[(str(frame.at[p, "source_file"]), int(frame.at[p, "source_line"]))] in row_level
+    ]
     proposed = set(typed.iloc[aside])
     set_aside = tuple(int(p) for p in frame.index[typed.isin(proposed)])
-    return Proposal(dataset, result, tuple(errata.values()), tuple(listed), set_aside,
-                    tuple(unfixable))
+    return Proposal(dataset, result, tuple(errata.values()), tuple(listed), set_aside, tuple(unfixable))
 
 
 def typed_keys(frame: pd.DataFrame, spec: TableSpec) -> pd.Series:
@@ -139,8 +138,7 @@ def typed_keys(frame: pd.DataFrame, spec: TableSpec) -> pd.Series:
     return row_keys(pd.DataFrame(dict(zip(spec.key, parts, strict=True))), spec.key)
 
 
-def _source_keys(rows: pd.DataFrame, spec: TableSpec, source: DataSource
-                 ) -> dict[tuple[str, int], str]:
+def _source_keys(rows: pd.DataFrame, spec: TableSpec, source: DataSource) -> dict[tuple[str, int], str]:
     """The errata key of each row, read from the source text as the ingest reads it (names keep
     their stray spaces there, e.g. ``Berrettini M. ``)."""
     files = {f.name: f for f in source.files(spec.dataset)}
@@ -205,10 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     cannot be fixed by errata."""
     from courtside.settings import Settings
 
-    parser = argparse.ArgumentParser(prog="python -m expectations.propose_errata",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("datasets", nargs="*", metavar="dataset",
-                        help=f"any of: {', '.join(SUITES)} (default: all)")
+    parser = argparse.ArgumentParser(prog="python -m expectations.propose_errata", description=__doc__.splitlines()[0])
+    parser.add_argument("datasets", nargs="*", metavar="dataset", help=f"any of: {', '.join(SUITES)} (default: all)")
     parser.add_argument("--data", default=None, help="data folder (default: COURTSIDE_DATA_DIR)")
     args = parser.parse_args(argv)
     unknown = [d for d in args.datasets if d not in SUITES]
@@ -222,14 +218,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         proposal = propose(dataset, frame, source)
         everything.extend(proposal.errata)
         r = proposal.result
-        print(f"{dataset}: {r.evaluated_rows:,} rows, {len(r.expectations)} expectations "
-              f"({r.seconds:.1f} s), {len(r.failures)} failed; {len(proposal.errata)} errata "
-              f"setting aside {len(proposal.set_aside)} rows", file=sys.stderr)
+        print(
+            f"{dataset}: {r.evaluated_rows:,} rows, {len(r.expectations)} expectations "
+            f"({r.seconds:.1f} s), {len(r.failures)} failed; {len(proposal.errata)} errata "
+            f"setting aside {len(proposal.set_aside)} rows",
+            file=sys.stderr,
+        )
         extra = len(set(proposal.set_aside) - set(proposal.failing_rows))
         if extra:
-            print(f"  note: {extra} rows not listed (e.g. the first copy of a duplicate) share a "
-                  "key with a listed row: the ingest sets them aside too, as errata name rows by "
-                  "key", file=sys.stderr)
+            print(
+                f"  note: {extra} rows not listed (e.g. the first copy of a duplicate) share a "
+                "key with a listed row: the ingest sets them aside too, as errata name rows by "
+                "key",
+                file=sys.stderr,
+            )
         for problem in proposal.unfixable:
             status = 1
             print(f"  NOT FIXABLE BY ERRATA: {problem}", file=sys.stderr)

@@ -37,14 +37,16 @@ _NARROW_FROM_CELLS = 50_000
 _GX_LOCK = threading.Lock()
 """One validation at a time through the shared context (GX does not claim thread safety)."""
 
-_SCHEMA_TYPES = frozenset({
-    "expect_table_columns_to_match_set",
-    "expect_table_columns_to_match_ordered_list",
-    "expect_table_column_count_to_equal",
-    "expect_table_column_count_to_be_between",
-    "expect_column_type_to_be",
-    "expect_column_to_exist",
-})
+_SCHEMA_TYPES = frozenset(
+    {
+        "expect_table_columns_to_match_set",
+        "expect_table_columns_to_match_ordered_list",
+        "expect_table_column_count_to_equal",
+        "expect_table_column_count_to_be_between",
+        "expect_column_type_to_be",
+        "expect_column_to_exist",
+    }
+)
 """Expectations on column names and dtypes only. Every other expectation sees only the columns it
 reads: GX filters (copies) its whole batch frame for each metric, so narrow frames are faster."""
 
@@ -229,9 +231,7 @@ def validate(
         if group:
             data = frame.iloc[:0] if batch_columns is None else rows_frame[list(batch_columns)]
             results.update(_run(group, data, suite_name, result_format))
-    outcomes = tuple(
-        _outcome(e, results[id(e)], frame, context_columns, max_examples) for e in expectations
-    )
+    outcomes = tuple(_outcome(e, results[id(e)], frame, context_columns, max_examples) for e in expectations)
     return SuiteResult(
         suite_name=suite_name,
         success=all(o.success for o in outcomes),
@@ -266,9 +266,7 @@ def _comparable(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(**out) if out else frame
 
 
-def _run(
-    group: Sequence[Expectation], data: pd.DataFrame, suite_name: str, result_format: dict
-) -> dict[int, Any]:
+def _run(group: Sequence[Expectation], data: pd.DataFrame, suite_name: str, result_format: dict) -> dict[int, Any]:
     """GX results of ``group`` on ``data``, by ``id()`` of the expectation."""
     import great_expectations as gx
 
@@ -309,25 +307,23 @@ def _outcome(
 ) -> ExpectationOutcome:
     result: dict[str, Any] = dict(res.result or {})
     error = _error_message(res.exception_info)
-    columns = tuple(dict.fromkeys(
-        [*expectation_columns(expectation), *_condition_columns(expectation, list(frame.columns))]
-    ))
+    columns = tuple(
+        dict.fromkeys([*expectation_columns(expectation), *_condition_columns(expectation, list(frame.columns))])
+    )
     index_list = result.get("unexpected_index_list")
     if index_list is None:
         index_list = result.get("partial_unexpected_index_list") or []
     positions = tuple(dict.fromkeys(int(i) for i in index_list))
-    shown = [c for c in dict.fromkeys([*SOURCE_COLUMNS, *context_columns, *columns])
-             if c in frame.columns]
-    examples = tuple(
-        {c: _plain(frame.at[p, c]) for c in shown} for p in positions[:max_examples]
-    )
+    shown = [c for c in dict.fromkeys([*SOURCE_COLUMNS, *context_columns, *columns]) if c in frame.columns]
+    examples = tuple({c: _plain(frame.at[p, c]) for c in shown} for p in positions[:max_examples])
     observed = result.get("observed_value")
     mismatched = (result.get("details") or {}).get("mismatched")
     if mismatched and not res.success:  # a failed column-set check: say what is missing/extra
         observed = mismatched
     elif observed is None and result.get("partial_unexpected_counts"):
-        integral = bool(columns) and columns[0] in frame.columns and \
-            pd.api.types.is_integer_dtype(frame[columns[0]].dtype)
+        integral = (
+            bool(columns) and columns[0] in frame.columns and pd.api.types.is_integer_dtype(frame[columns[0]].dtype)
+        )
         observed = tuple(
             (_plain(_as_int(v["value"]) if integral else v["value"]), int(v["count"]))
             for v in result["partial_unexpected_counts"][:max_examples]
@@ -361,8 +357,7 @@ def _plain(value: Any) -> Any:
         return type(value)(_plain(v) for v in value)
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
-    if value is None or (not isinstance(value, str) and pd.api.types.is_scalar(value)
-                         and pd.isna(value)):
+    if value is None or (not isinstance(value, str) and pd.api.types.is_scalar(value) and pd.isna(value)):
         return None
     if isinstance(value, dt.datetime):  # pd.Timestamp included
         stamp = pd.Timestamp(value)

@@ -41,10 +41,26 @@ TOURNEY_LEVELS = ("G", "M", "A", "C", "S", "F", "D", "O")
 """Sackmann's levels: Grand Slam, Masters, other tour, Challenger, Satellite/ITF, Finals,
 Davis Cup, Olympics."""
 HANDS = ("R", "L", "U", "A")
-ODDS_ROUNDS = ("1st Round", "2nd Round", "3rd Round", "4th Round", "Quarterfinals", "Semifinals",
-               "The Final", "Round Robin")
-ODDS_SERIES = ("ATP250", "ATP500", "Masters 1000", "Grand Slam", "Masters Cup", "International",
-               "International Gold", "Masters")
+ODDS_ROUNDS = (
+    "1st Round",
+    "2nd Round",
+    "3rd Round",
+    "4th Round",
+    "Quarterfinals",
+    "Semifinals",
+    "The Final",
+    "Round Robin",
+)
+ODDS_SERIES = (
+    "ATP250",
+    "ATP500",
+    "Masters 1000",
+    "Grand Slam",
+    "Masters Cup",
+    "International",
+    "International Gold",
+    "Masters",
+)
 SLAM_TOURNAMENTS = ("Australian Open", "French Open", "Wimbledon", "US Open")
 SLAM_COMMENTS = ("Completed", "Retired", "Walkover", "Disqualified", "Awarded", "Sched", "NSY")
 PBP_POINTS = r"^[SRAD;./]+$"
@@ -56,20 +72,72 @@ AGE_YEARS = (13, 70)
 MATCH_MINUTES = (0, 700)
 """The longest match on record (Isner-Mahut, Wimbledon 2010) lasted 665 minutes."""
 
-_SERVE_STATS = tuple(f"{side}_{s}" for side in "wl" for s in (
-    "ace", "df", "svpt", "1stIn", "1stWon", "2ndWon", "SvGms", "bpSaved", "bpFaced"))
+_SERVE_STATS = tuple(
+    f"{side}_{s}"
+    for side in "wl"
+    for s in ("ace", "df", "svpt", "1stIn", "1stWon", "2ndWon", "SvGms", "bpSaved", "bpFaced")
+)
 
 EXTRA_SOURCE_COLUMNS: dict[str, tuple[str, ...]] = {
-    "odds_slams": ("EXW", "EXL", "LBW", "LBL", "SJW", "SJL", "UBW", "UBL", "CBW", "CBL", "IWW",
-                   "IWL", "B&WW", "B&WL", "SBW", "SBL", "GBW", "GBL"),
+    "odds_slams": (
+        "EXW",
+        "EXL",
+        "LBW",
+        "LBL",
+        "SJW",
+        "SJL",
+        "UBW",
+        "UBL",
+        "CBW",
+        "CBL",
+        "IWW",
+        "IWL",
+        "B&WW",
+        "B&WL",
+        "SBW",
+        "SBL",
+        "GBW",
+        "GBL",
+    ),
     "slam_points": (
-        "P1Momentum", "P2Momentum", "P1PointsWon", "P2PointsWon", "P1Winner", "P2Winner",
-        "P1UnfErr", "P2UnfErr", "P1NetPoint", "P2NetPoint", "P1NetPointWon", "P2NetPointWon",
-        "P1BreakPoint", "P2BreakPoint", "P1BreakPointWon", "P2BreakPointWon", "P1FirstSrvIn",
-        "P2FirstSrvIn", "P1FirstSrvWon", "P2FirstSrvWon", "P1SecondSrvIn", "P2SecondSrvIn",
-        "P1SecondSrvWon", "P2SecondSrvWon", "P1ForcedError", "P2ForcedError", "History",
-        "Speed_MPH", "P1BreakPointMissed", "P2BreakPointMissed", "Serve_Direction", "Winner_FH",
-        "Winner_BH", "ServingTo", "P1TurningPoint", "P2TurningPoint", "ServeNumber", "WinnerType",
+        "P1Momentum",
+        "P2Momentum",
+        "P1PointsWon",
+        "P2PointsWon",
+        "P1Winner",
+        "P2Winner",
+        "P1UnfErr",
+        "P2UnfErr",
+        "P1NetPoint",
+        "P2NetPoint",
+        "P1NetPointWon",
+        "P2NetPointWon",
+        "P1BreakPoint",
+        "P2BreakPoint",
+        "P1BreakPointWon",
+        "P2BreakPointWon",
+        "P1FirstSrvIn",
+        "P2FirstSrvIn",
+        "P1FirstSrvWon",
+        "P2FirstSrvWon",
+        "P1SecondSrvIn",
+        "P2SecondSrvIn",
+        "P1SecondSrvWon",
+        "P2SecondSrvWon",
+        "P1ForcedError",
+        "P2ForcedError",
+        "History",
+        "Speed_MPH",
+        "P1BreakPointMissed",
+        "P2BreakPointMissed",
+        "Serve_Direction",
+        "Winner_FH",
+        "Winner_BH",
+        "ServingTo",
+        "P1TurningPoint",
+        "P2TurningPoint",
+        "ServeNumber",
+        "WinnerType",
         "WinnerShotType",
     ),
 }
@@ -103,47 +171,56 @@ def _meta(name: str, reason: str | None) -> dict[str, str]:
 
 # --- building blocks ----------------------------------------------------------------------------
 
-def between(name: str, column: str, low: Any = None, high: Any = None, *,
-            reason: str | None = None, where: Any = None) -> Expectation:
+
+def between(
+    name: str, column: str, low: Any = None, high: Any = None, *, reason: str | None = None, where: Any = None
+) -> Expectation:
     """Values of ``column``, when present, lie in [low, high]."""
     span = f"{'' if low is None else low}..{'' if high is None else high}"
     return _gxe().ExpectColumnValuesToBeBetween(
-        column=column, min_value=low, max_value=high, row_condition=where,
-        meta=_meta(name, reason or f"{column} {{{column}}} outside {span}"))
+        column=column,
+        min_value=low,
+        max_value=high,
+        row_condition=where,
+        meta=_meta(name, reason or f"{column} {{{column}}} outside {span}"),
+    )
 
 
-def in_set(name: str, column: str, values: Sequence[Any], *, reason: str | None = None,
-           where: Any = None) -> Expectation:
+def in_set(
+    name: str, column: str, values: Sequence[Any], *, reason: str | None = None, where: Any = None
+) -> Expectation:
     """Values of ``column``, when present, are among ``values``."""
     shown = ", ".join(map(str, values))
     return _gxe().ExpectColumnValuesToBeInSet(
-        column=column, value_set=list(values), row_condition=where,
-        meta=_meta(name, reason or f"{column} {{{column}}} not one of {shown}"))
+        column=column,
+        value_set=list(values),
+        row_condition=where,
+        meta=_meta(name, reason or f"{column} {{{column}}} not one of {shown}"),
+    )
 
 
 def matches(name: str, column: str, regex: str, *, reason: str | None = None) -> Expectation:
     """Values of ``column``, when present, match ``regex``."""
     return _gxe().ExpectColumnValuesToMatchRegex(
-        column=column, regex=regex,
-        meta=_meta(name, reason or f"{column} {{{column}!r}} does not match {regex}"))
+        column=column, regex=regex, meta=_meta(name, reason or f"{column} {{{column}!r}} does not match {regex}")
+    )
 
 
 def present(column: str) -> Expectation:
     """Every row has a value in ``column``."""
     return _gxe().ExpectColumnValuesToNotBeNull(
-        column=column, meta=_meta(f"{snake(column)}_present", f"{column} is missing"))
+        column=column, meta=_meta(f"{snake(column)}_present", f"{column} is missing")
+    )
 
 
-def unique(name: str, columns: Sequence[str], *, reason: str | None = None,
-           where: Any = None) -> Expectation:
+def unique(name: str, columns: Sequence[str], *, reason: str | None = None, where: Any = None) -> Expectation:
     """No two rows share the values of ``columns`` (all copies of a duplicate fail)."""
-    reason = reason or (
-        f"duplicate of line {{first[source_line]}} (same {', '.join(columns)})")
+    reason = reason or (f"duplicate of line {{first[source_line]}} (same {', '.join(columns)})")
     if len(columns) == 1:
-        return _gxe().ExpectColumnValuesToBeUnique(
-            column=columns[0], row_condition=where, meta=_meta(name, reason))
+        return _gxe().ExpectColumnValuesToBeUnique(column=columns[0], row_condition=where, meta=_meta(name, reason))
     return _gxe().ExpectCompoundColumnsToBeUnique(
-        column_list=list(columns), row_condition=where, meta=_meta(name, reason))
+        column_list=list(columns), row_condition=where, meta=_meta(name, reason)
+    )
 
 
 def differ(name: str, column_a: str, column_b: str, *, reason: str) -> Expectation:
@@ -154,14 +231,13 @@ def differ(name: str, column_a: str, column_b: str, *, reason: str) -> Expectati
     (8 s on 186k rows), this takes milliseconds and still lists the failing rows.
     """
     return _gxe().ExpectColumnValuesToBeNull(
-        column=column_a, row_condition=_condition(f"`{column_a}` == `{column_b}`"),
-        meta=_meta(name, reason))
+        column=column_a, row_condition=_condition(f"`{column_a}` == `{column_b}`"), meta=_meta(name, reason)
+    )
 
 
 def row_count(low: int, high: int) -> Expectation:
     """The number of rows is plausible: a truncated or missing file makes it too small."""
-    return _gxe().ExpectTableRowCountToBeBetween(
-        min_value=low, max_value=high, meta=_meta("row_count_plausible", None))
+    return _gxe().ExpectTableRowCountToBeBetween(min_value=low, max_value=high, meta=_meta("row_count_plausible", None))
 
 
 def schema(dataset: str) -> list[Expectation]:
@@ -170,12 +246,17 @@ def schema(dataset: str) -> list[Expectation]:
     gxe = _gxe()
     names = [*spec.names, *EXTRA_SOURCE_COLUMNS.get(dataset, ()), *SOURCE_COLUMNS]
     exact = dataset not in OPEN_LAYOUT
-    out: list[Expectation] = [gxe.ExpectTableColumnsToMatchSet(
-        column_set=names, exact_match=exact,
-        meta=_meta("columns_match_source" if exact else "columns_include_source", None))]
+    out: list[Expectation] = [
+        gxe.ExpectTableColumnsToMatchSet(
+            column_set=names,
+            exact_match=exact,
+            meta=_meta("columns_match_source" if exact else "columns_include_source", None),
+        )
+    ]
     out += [
-        gxe.ExpectColumnTypeToBe(column=c.name, type_=_GX_TYPES[c.kind],
-                                 meta=_meta(f"{snake(c.name)}_is_{c.kind}", None))
+        gxe.ExpectColumnTypeToBe(
+            column=c.name, type_=_GX_TYPES[c.kind], meta=_meta(f"{snake(c.name)}_is_{c.kind}", None)
+        )
         for c in spec.columns
     ]
     out += [present(c.name) for c in spec.columns if c.required]
@@ -199,49 +280,75 @@ def _column(name: str) -> Any:
 
 # --- suites -------------------------------------------------------------------------------------
 
+
 def _sackmann_matches(dataset: str, rows: RowBounds) -> list[Expectation]:
     out = [
         *schema(dataset),
         row_count(*rows),
-        unique("match_key_unique", ["tourney_id", "match_num"],
-               reason="match {tourney_id}:{match_num} listed more than once (first at line "
-                      "{first[source_line]} of {first[source_file]}); an erratum on the key "
-                      "sets every copy aside"),
-        unique("pairing_unique_per_round", ["tourney_id", "round", "winner_id", "loser_id"],
-               where=_column("round") != ROUND_ROBIN,
-               reason="duplicate of match {first[tourney_id]}:{first[match_num]} "
-                      "(same round {round} and players {winner_id} vs {loser_id})"),
-        differ("winner_differs_from_loser", "winner_id", "loser_id",
-               reason="winner_id equals loser_id: player {winner_id} '{winner_name}' "
-                      "recorded as playing himself"),
+        unique(
+            "match_key_unique",
+            ["tourney_id", "match_num"],
+            reason="match {tourney_id}:{match_num} listed more than once (first at line "
+            "{first[source_line]} of {first[source_file]}); an erratum on the key "
+            "sets every copy aside",
+        ),
+        unique(
+            "pairing_unique_per_round",
+            ["tourney_id", "round", "winner_id", "loser_id"],
+            where=_column("round") != ROUND_ROBIN,
+            reason="duplicate of match {first[tourney_id]}:{first[match_num]} "
+            "(same round {round} and players {winner_id} vs {loser_id})",
+        ),
+        differ(
+            "winner_differs_from_loser",
+            "winner_id",
+            "loser_id",
+            reason="winner_id equals loser_id: player {winner_id} '{winner_name}' recorded as playing himself",
+        ),
         between("match_num_non_negative", "match_num", 0),
-        between("tourney_date_in_range", "tourney_date", FIRST_TOURNEY_DATE, FAR_FUTURE,
-                reason="tourney_date {tourney_date} outside 1967-12-01..2100-01-01"),
+        between(
+            "tourney_date_in_range",
+            "tourney_date",
+            FIRST_TOURNEY_DATE,
+            FAR_FUTURE,
+            reason="tourney_date {tourney_date} outside 1967-12-01..2100-01-01",
+        ),
         in_set("best_of_allowed", "best_of", [1, 3, 5]),
         in_set("round_known", "round", ROUNDS),
         in_set("surface_known", "surface", SURFACES),
         in_set("tourney_level_known", "tourney_level", TOURNEY_LEVELS),
-        between("minutes_plausible", "minutes", *MATCH_MINUTES,
-                reason="minutes {minutes} outside the plausible range 0-700 "
-                       "(the longest match on record lasted 665)"),
+        between(
+            "minutes_plausible",
+            "minutes",
+            *MATCH_MINUTES,
+            reason="minutes {minutes} outside the plausible range 0-700 (the longest match on record lasted 665)",
+        ),
     ]
     for side in ("winner", "loser"):
         out += [
             between(f"{side}_id_positive", f"{side}_id", 1),
-            between(f"{side}_rank_at_least_1", f"{side}_rank", 1,
-                    reason=f"{side}_rank {{{side}_rank}} below 1"),
-            between(f"{side}_rank_points_non_negative", f"{side}_rank_points", 0,
-                    reason=f"{side}_rank_points {{{side}_rank_points}} is negative"),
-            between(f"{side}_age_plausible", f"{side}_age", *AGE_YEARS,
-                    reason=f"{side}_age {{{side}_age}} outside the plausible range "
-                           f"13-70 years ({{{side}_name}})"),
-            between(f"{side}_ht_plausible", f"{side}_ht", *HEIGHT_CM,
-                    reason=f"{side}_ht {{{side}_ht}} cm outside the plausible range "
-                           f"150-230 cm ({{{side}_name}})"),
+            between(f"{side}_rank_at_least_1", f"{side}_rank", 1, reason=f"{side}_rank {{{side}_rank}} below 1"),
+            between(
+                f"{side}_rank_points_non_negative",
+                f"{side}_rank_points",
+                0,
+                reason=f"{side}_rank_points {{{side}_rank_points}} is negative",
+            ),
+            between(
+                f"{side}_age_plausible",
+                f"{side}_age",
+                *AGE_YEARS,
+                reason=f"{side}_age {{{side}_age}} outside the plausible range 13-70 years ({{{side}_name}})",
+            ),
+            between(
+                f"{side}_ht_plausible",
+                f"{side}_ht",
+                *HEIGHT_CM,
+                reason=f"{side}_ht {{{side}_ht}} cm outside the plausible range 150-230 cm ({{{side}_name}})",
+            ),
             in_set(f"{side}_hand_known", f"{side}_hand", HANDS),
         ]
-    out += [between(f"{snake(s)}_non_negative", s, 0, reason=f"{s} {{{s}}} is negative")
-            for s in _SERVE_STATS]
+    out += [between(f"{snake(s)}_non_negative", s, 0, reason=f"{s} {{{s}}} is negative") for s in _SERVE_STATS]
     return out
 
 
@@ -260,33 +367,57 @@ def atp_players(row_bounds: RowBounds = (60_000, 200_000)) -> list[Expectation]:
     return [
         *schema("atp_players"),
         row_count(*row_bounds),
-        unique("player_id_unique", ["player_id"],
-               reason="player_id {player_id} listed twice: same id as line {first[source_line]}"),
+        unique(
+            "player_id_unique",
+            ["player_id"],
+            reason="player_id {player_id} listed twice: same id as line {first[source_line]}",
+        ),
         between("player_id_in_range", "player_id", 100_000, 999_999),
         in_set("hand_known", "hand", HANDS),
-        between("height_plausible", "height", *HEIGHT_CM,
-                reason="height {height} cm outside the plausible range 150-230 cm "
-                       "({name_first} {name_last})"),
-        matches("dob_is_yyyymmdd", "dob", r"^(?:18|19|20)\d\d(?:0\d|1[0-2])(?:[0-2]\d|3[01])$",
-                reason="dob {dob!r} is not YYYYMMDD (or YYYY0000)"),
+        between(
+            "height_plausible",
+            "height",
+            *HEIGHT_CM,
+            reason="height {height} cm outside the plausible range 150-230 cm ({name_first} {name_last})",
+        ),
+        matches(
+            "dob_is_yyyymmdd",
+            "dob",
+            r"^(?:18|19|20)\d\d(?:0\d|1[0-2])(?:[0-2]\d|3[01])$",
+            reason="dob {dob!r} is not YYYYMMDD (or YYYY0000)",
+        ),
     ]
 
 
 def _price_limits(column: str, bookmaker: str) -> list[Expectation]:
     label = f"{bookmaker} price {column}"
     return [
-        between(f"{snake(column)}_not_below_exchange_minimum", column, EXCHANGE_MIN_PRICE,
-                reason=f"{label} {{{column}}} below the exchange minimum {EXCHANGE_MIN_PRICE}"),
-        between(f"{snake(column)}_not_above_exchange_maximum", column, None, EXCHANGE_MAX_PRICE,
-                reason=f"{label} {{{column}}} above the exchange maximum 1000"),
+        between(
+            f"{snake(column)}_not_below_exchange_minimum",
+            column,
+            EXCHANGE_MIN_PRICE,
+            reason=f"{label} {{{column}}} below the exchange minimum {EXCHANGE_MIN_PRICE}",
+        ),
+        between(
+            f"{snake(column)}_not_above_exchange_maximum",
+            column,
+            None,
+            EXCHANGE_MAX_PRICE,
+            reason=f"{label} {{{column}}} above the exchange maximum 1000",
+        ),
     ]
 
 
 def _odds_common(rows: RowBounds) -> list[Expectation]:
     return [
         row_count(*rows),
-        between("date_in_range", "Date", dt.datetime(2000, 1, 1), FAR_FUTURE,
-                reason="Date {Date} outside 2000-01-01..2100-01-01"),
+        between(
+            "date_in_range",
+            "Date",
+            dt.datetime(2000, 1, 1),
+            FAR_FUTURE,
+            reason="Date {Date} outside 2000-01-01..2100-01-01",
+        ),
         in_set("best_of_allowed", "Best of", [3, 5]),
         in_set("round_known", "Round", ODDS_ROUNDS),
         in_set("surface_known", "Surface", SURFACES),
@@ -299,16 +430,21 @@ def odds_tour(row_bounds: RowBounds = (20_000, 80_000)) -> list[Expectation]:
     return [
         *schema("odds_tour"),
         *_odds_common(row_bounds),
-        unique("match_key_unique", ["Date", "Player_1", "Player_2"],
-               reason="duplicate of line {first[source_line]} (same Date and players)"),
-        differ("players_differ", "Player_1", "Player_2",
-               reason="Player_1 equals Player_2 ({Player_1})"),
+        unique(
+            "match_key_unique",
+            ["Date", "Player_1", "Player_2"],
+            reason="duplicate of line {first[source_line]} (same Date and players)",
+        ),
+        differ("players_differ", "Player_1", "Player_2", reason="Player_1 equals Player_2 ({Player_1})"),
         # Rows whose Winner is not Player_2 must have Player_1 as Winner.
         _gxe().ExpectColumnPairValuesToBeEqual(
-            column_A="Winner", column_B="Player_1",
+            column_A="Winner",
+            column_B="Player_1",
             row_condition=_condition("`Winner` != `Player_2`"),
-            meta=_meta("winner_is_player_1_or_2",
-                       "Winner {Winner} is neither Player_1 {Player_1} nor Player_2 {Player_2}")),
+            meta=_meta(
+                "winner_is_player_1_or_2", "Winner {Winner} is neither Player_1 {Player_1} nor Player_2 {Player_2}"
+            ),
+        ),
         in_set("series_known", "Series", ODDS_SERIES),
         *_price_limits("Odd_1", "Bet365"),
         *_price_limits("Odd_2", "Bet365"),
@@ -324,15 +460,16 @@ def odds_slams(row_bounds: RowBounds = (10_500, 40_000)) -> list[Expectation]:
     return [
         *schema("odds_slams"),
         *_odds_common(row_bounds),
-        unique("match_key_unique", ["Date", "Winner", "Loser"],
-               reason="duplicate of line {first[source_line]} (same Date, Winner and Loser)"),
-        differ("winner_differs_from_loser", "Winner", "Loser",
-               reason="Winner equals Loser ({Winner})"),
+        unique(
+            "match_key_unique",
+            ["Date", "Winner", "Loser"],
+            reason="duplicate of line {first[source_line]} (same Date, Winner and Loser)",
+        ),
+        differ("winner_differs_from_loser", "Winner", "Loser", reason="Winner equals Loser ({Winner})"),
         in_set("series_is_grand_slam", "Series", ["Grand Slam"]),
         in_set("tournament_is_a_slam", "Tournament", SLAM_TOURNAMENTS),
         in_set("comment_known", "Comment", SLAM_COMMENTS),
-        *[p for code, who in bookmakers.items() for side in "WL"
-          for p in _price_limits(f"{code}{side}", who)],
+        *[p for code, who in bookmakers.items() for side in "WL" for p in _price_limits(f"{code}{side}", who)],
         *[between(f"{snake(c)}_at_least_1", c, 1) for c in ("WRank", "LRank")],
         *[between(f"{snake(c)}_non_negative", c, 0) for c in ("WPts", "LPts")],
         *[between(f"{snake(c)}_non_negative", c, 0) for c in games],
@@ -345,20 +482,26 @@ def pbp_matches(row_bounds: RowBounds = (14_000, 40_000)) -> list[Expectation]:
     return [
         *schema("pbp_matches"),
         row_count(*row_bounds),
-        unique("pbp_id_unique", ["pbp_id"],
-               reason="pbp_id {pbp_id} listed more than once (first at line "
-                      "{first[source_line]}, tny_name {first[tny_name]!r}); an erratum on the id "
-                      "sets every copy aside"),
+        unique(
+            "pbp_id_unique",
+            ["pbp_id"],
+            reason="pbp_id {pbp_id} listed more than once (first at line "
+            "{first[source_line]}, tny_name {first[tny_name]!r}); an erratum on the id "
+            "sets every copy aside",
+        ),
         in_set("winner_is_1_or_2", "winner", [1, 2]),
-        differ("servers_differ", "server1", "server2",
-               reason="server1 equals server2 ({server1})"),
-        matches("pbp_only_point_codes", "pbp", PBP_POINTS,
-                reason="pbp has characters other than S R A D ; . /"),
+        differ("servers_differ", "server1", "server2", reason="server1 equals server2 ({server1})"),
+        matches("pbp_only_point_codes", "pbp", PBP_POINTS, reason="pbp has characters other than S R A D ; . /"),
         in_set("draw_known", "draw", ["Main", "Qual"]),
         in_set("tour_is_atp", "tour", ["ATP"]),
         in_set("adf_flag_is_0_or_1", "adf_flag", [0, 1]),
-        between("date_in_range", "date", dt.datetime(2000, 1, 1), FAR_FUTURE,
-                reason="date {date} outside 2000-01-01..2100-01-01"),
+        between(
+            "date_in_range",
+            "date",
+            dt.datetime(2000, 1, 1),
+            FAR_FUTURE,
+            reason="date {date} outside 2000-01-01..2100-01-01",
+        ),
     ]
 
 
@@ -367,14 +510,14 @@ def slam_matches(row_bounds: RowBounds = (1_400, 40_000)) -> list[Expectation]:
     return [
         *schema("slam_matches"),
         row_count(*row_bounds),
-        unique("match_id_unique", ["match_id"],
-               reason="match_id {match_id} listed twice: same id as line {first[source_line]}"),
-        matches("match_id_is_year_slam_number", "match_id",
-                rf"^\d{{4}}-(?:{'|'.join(SLAMS)})-\d+$"),
-        in_set("winner_is_0_1_or_2", "winner", [0, 1, 2],
-               reason="winner {winner} is not 1 or 2 (or 0 for unfinished)"),
-        differ("players_differ", "player1", "player2",
-               reason="player1 equals player2 ({player1})"),
+        unique(
+            "match_id_unique",
+            ["match_id"],
+            reason="match_id {match_id} listed twice: same id as line {first[source_line]}",
+        ),
+        matches("match_id_is_year_slam_number", "match_id", rf"^\d{{4}}-(?:{'|'.join(SLAMS)})-\d+$"),
+        in_set("winner_is_0_1_or_2", "winner", [0, 1, 2], reason="winner {winner} is not 1 or 2 (or 0 for unfinished)"),
+        differ("players_differ", "player1", "player2", reason="player1 equals player2 ({player1})"),
         in_set("slam_known", "slam", SLAMS),
         between("year_in_range", "year", 2011, 2100),
         between("match_num_non_negative", "match_num", 0),
@@ -388,16 +531,26 @@ def slam_points(row_bounds: RowBounds = (250_000, 5_000_000)) -> list[Expectatio
     return [
         *schema("slam_points"),
         row_count(*row_bounds),
-        unique("point_key_unique", ["match_id", "PointNumber"],
-               reason="point {PointNumber} of {match_id} listed twice: "
-                      "first at line {first[source_line]}"),
+        unique(
+            "point_key_unique",
+            ["match_id", "PointNumber"],
+            reason="point {PointNumber} of {match_id} listed twice: first at line {first[source_line]}",
+        ),
         between("point_number_non_negative", "PointNumber", 0),
-        in_set("point_winner_is_1_or_2", "PointWinner", [1, 2], where=played,
-               reason="PointWinner {PointWinner} is neither player 1 nor 2 "
-                      "(point {PointNumber} of {match_id})"),
-        in_set("point_server_is_1_or_2", "PointServer", [1, 2], where=played,
-               reason="PointServer {PointServer} is neither player 1 nor 2 "
-                      "(point {PointNumber} of {match_id})"),
+        in_set(
+            "point_winner_is_1_or_2",
+            "PointWinner",
+            [1, 2],
+            where=played,
+            reason="PointWinner {PointWinner} is neither player 1 nor 2 (point {PointNumber} of {match_id})",
+        ),
+        in_set(
+            "point_server_is_1_or_2",
+            "PointServer",
+            [1, 2],
+            where=played,
+            reason="PointServer {PointServer} is neither player 1 nor 2 (point {PointNumber} of {match_id})",
+        ),
         between("set_no_at_least_1", "SetNo", 1),
         between("game_no_at_least_1", "GameNo", 1),
         between("p1_games_won_non_negative", "P1GamesWon", 0),
@@ -405,12 +558,10 @@ def slam_points(row_bounds: RowBounds = (250_000, 5_000_000)) -> list[Expectatio
         in_set("set_winner_is_0_1_or_2", "SetWinner", [0, 1, 2]),
         in_set("game_winner_is_0_1_or_2", "GameWinner", [0, 1, 2]),
         in_set("serve_indicator_is_0_1_or_2", "ServeIndicator", [0, 1, 2]),
-        *[in_set(f"{snake(c)}_is_0_or_1", c, [0, 1])
-          for c in ("P1Ace", "P2Ace", "P1DoubleFault", "P2DoubleFault")],
+        *[in_set(f"{snake(c)}_is_0_or_1", c, [0, 1]) for c in ("P1Ace", "P2Ace", "P1DoubleFault", "P2DoubleFault")],
         between("speed_kmh_plausible", "Speed_KMH", 0, 300),
         between("rally_non_negative", "Rally", 0),
-        *[matches(f"{snake(c)}_is_a_score", c, r"^(?:AD|\d{1,2})$")
-          for c in ("P1Score", "P2Score")],
+        *[matches(f"{snake(c)}_is_a_score", c, r"^(?:AD|\d{1,2})$") for c in ("P1Score", "P2Score")],
         # Some upstream times lost a trailing digit ("2:07:3"): still a clock, so they pass.
         matches("elapsed_time_is_a_clock", "ElapsedTime", r"^\d{1,2}:\d{1,2}:\d{1,2}$"),
     ]
@@ -446,5 +597,4 @@ def validate_dataset(
     """
     builder = SUITES[dataset]
     expectations = builder() if row_bounds is None else builder(row_bounds=row_bounds)
-    return validate(frame, dataset, expectations, context_columns=SPECS[dataset].key,
-                    all_failing_rows=all_failing_rows)
+    return validate(frame, dataset, expectations, context_columns=SPECS[dataset].key, all_failing_rows=all_failing_rows)

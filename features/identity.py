@@ -72,8 +72,7 @@ NAMES_DAYS = 365
 FUZZY_THRESHOLD = 0.75
 """Least similarity (0..1) of a name to an opponent's name for the ``pair+fuzzy`` step."""
 
-MATCH_COLUMNS = ("match_id", "tourney_date", "round", "winner_id", "loser_id",
-                 "winner_name", "loser_name")
+MATCH_COLUMNS = ("match_id", "tourney_date", "round", "winner_id", "loser_id", "winner_name", "loser_name")
 """Columns :class:`PlayerIndex` needs from the Sackmann matches frame (extra ones are ignored)."""
 
 ROUND_CODES: dict[str, frozenset[str]] = {
@@ -92,9 +91,18 @@ QUALIFYING_ROUNDS = frozenset({"Q1", "Q2", "Q3", "Q4"})
 MAIN_ROUNDS = frozenset({"R128", "R64", "R32", "R16", "QF", "SF", "F", "RR", "BR"})
 
 ROUND_DAYS: dict[str, tuple[int, int]] = {
-    "Q1": (-10, 1), "Q2": (-9, 1), "Q3": (-8, 1),
-    "R128": (-2, 5), "R64": (-2, 7), "R32": (-2, 9), "R16": (-1, 11),
-    "QF": (0, 12), "SF": (1, 14), "F": (2, 15), "BR": (2, 15), "RR": (-1, 9),
+    "Q1": (-10, 1),
+    "Q2": (-9, 1),
+    "Q3": (-8, 1),
+    "R128": (-2, 5),
+    "R64": (-2, 7),
+    "R32": (-2, 9),
+    "R16": (-1, 11),
+    "QF": (0, 12),
+    "SF": (1, 14),
+    "F": (2, 15),
+    "BR": (2, 15),
+    "RR": (-1, 9),
 }
 """Plausible days from the tournament's Monday to a match of each Sackmann round (match day
 minus ``tourney_date``); used to choose between two meetings of one pair in the window."""
@@ -108,6 +116,7 @@ _DAY_OFFSET = 100_000  # day numbers since 1970 are shifted to stay positive (17
 
 
 # --- round hints ----------------------------------------------------------------------------------
+
 
 def round_hint(value: object) -> frozenset[str] | None:
     """The Sackmann round codes a source's round text allows: tennis-data names (``1st Round``,
@@ -128,6 +137,7 @@ def round_hint(value: object) -> frozenset[str] | None:
 
 
 # --- the index over Sackmann players and matches ------------------------------------------------
+
 
 def _day_numbers(values: pd.Series) -> np.ndarray:
     """Days since 1970-01-01 of a datetime column (int64)."""
@@ -151,12 +161,14 @@ class PlayerIndex:
         missing = [c for c in MATCH_COLUMNS if c not in matches.columns]
         if missing:
             raise ValueError(f"matches frame lacks columns {missing}")
-        m = matches.loc[matches["winner_id"].notna() & matches["loser_id"].notna()
-                        & matches["tourney_date"].notna()]
+        m = matches.loc[matches["winner_id"].notna() & matches["loser_id"].notna() & matches["tourney_date"].notna()]
         self.match_id = m["match_id"].astype(str).to_numpy()
         self.match_round = m["round"].astype(str).to_numpy()
-        names_of_tourneys = (m["tourney_name"].astype(object).fillna("").astype(str)
-                             if "tourney_name" in m.columns else pd.Series("", index=m.index))
+        names_of_tourneys = (
+            m["tourney_name"].astype(object).fillna("").astype(str)
+            if "tourney_name" in m.columns
+            else pd.Series("", index=m.index)
+        )
         tourney_words = {t: tournament_words(t) for t in names_of_tourneys.unique().tolist()}
         self.match_tourney_words = names_of_tourneys.map(tourney_words).to_numpy()
         self.match_day = _day_numbers(m["tourney_date"])
@@ -175,22 +187,26 @@ class PlayerIndex:
         self.career_opp, self.career_row = opp[order], row[order]
 
         # pairs: one row per match, keyed by (lower id, higher id)
-        self.pairs = pd.DataFrame({
-            "lo": np.minimum(self.winner, self.loser), "hi": np.maximum(self.winner, self.loser),
-            "mday": self.match_day, "mrow": np.arange(n),
-        })
+        self.pairs = pd.DataFrame(
+            {
+                "lo": np.minimum(self.winner, self.loser),
+                "hi": np.maximum(self.winner, self.loser),
+                "mday": self.match_day,
+                "mrow": np.arange(n),
+            }
+        )
 
         # names
         known = set(np.unique(ids).tolist())
         self.names: dict[int, list[tuple[tuple[str, ...], tuple[str, ...]]]] = {}
         pl = players.loc[players["player_id"].notna()]
         pl = pl.loc[pl["player_id"].astype(np.int64).isin(known)]
-        for pid, first, last in zip(pl["player_id"].astype(np.int64), pl["name_first"],
-                                    pl["name_last"], strict=True):
+        for pid, first, last in zip(pl["player_id"].astype(np.int64), pl["name_first"], pl["name_last"], strict=True):
             self.names.setdefault(int(pid), []).append((name_tokens(first), name_tokens(last)))
         seen = {pid: {"".join(f + last) for f, last in v} for pid, v in self.names.items()}
-        used = pd.DataFrame({"id": ids, "name": pd.concat([m["winner_name"], m["loser_name"]])
-                             .to_numpy()}).drop_duplicates()
+        used = pd.DataFrame(
+            {"id": ids, "name": pd.concat([m["winner_name"], m["loser_name"]]).to_numpy()}
+        ).drop_duplicates()
         for pid, full in zip(used["id"].tolist(), used["name"].tolist(), strict=True):
             tokens = name_tokens(full)
             if len(tokens) < 2 or "".join(tokens) in seen.get(pid, set()):
@@ -209,8 +225,7 @@ class PlayerIndex:
                     self._by_token.setdefault(t, set()).add(pid)
 
     # names -> candidates
-    def candidates(self, readings: Sequence[NameReading], max_level: int = MAX_LEVEL
-                   ) -> dict[int, int]:
+    def candidates(self, readings: Sequence[NameReading], max_level: int = MAX_LEVEL) -> dict[int, int]:
         """Candidate player ids for a name and the best level (0 = exact) at which each fits."""
         found: dict[int, int] = {}
         for r in readings:
@@ -226,19 +241,16 @@ class PlayerIndex:
 
     def similarity(self, readings: Sequence[NameReading], pid: int) -> float:
         """Best :func:`name_similarity` of a name to any spelling of player ``pid``."""
-        return max((name_similarity(readings, f, last) for f, last in self.names.get(pid, ())),
-                   default=0.0)
+        return max((name_similarity(readings, f, last) for f, last in self.names.get(pid, ())), default=0.0)
 
     # careers
     def career_slice(self, pid: int, day_from: int, day_to: int) -> slice:
         """Positions in the career arrays of ``pid``'s matches with tourney day in [from, to]."""
         lo = np.searchsorted(self._career_key, _day_key(np.array([pid]), np.array([day_from]))[0])
-        hi = np.searchsorted(self._career_key, _day_key(np.array([pid]), np.array([day_to]))[0],
-                             side="right")
+        hi = np.searchsorted(self._career_key, _day_key(np.array([pid]), np.array([day_to]))[0], side="right")
         return slice(int(lo), int(hi))
 
-    def active_counts(self, pids: np.ndarray, day_from: np.ndarray, day_to: np.ndarray
-                      ) -> np.ndarray:
+    def active_counts(self, pids: np.ndarray, day_from: np.ndarray, day_to: np.ndarray) -> np.ndarray:
         """For each (player, window): how many matches the player played in tournaments starting
         in the window (vectorised)."""
         lo = np.searchsorted(self._career_key, _day_key(pids, day_from))
@@ -247,6 +259,7 @@ class PlayerIndex:
 
 
 # --- row resolution ------------------------------------------------------------------------------
+
 
 def _explode_pairs(cands1: list[dict[int, int]], cands2: list[dict[int, int]]) -> pd.DataFrame:
     """One row per (row, candidate 1, candidate 2) with the summed level."""
@@ -259,10 +272,14 @@ def _explode_pairs(cands1: list[dict[int, int]], cands2: list[dict[int, int]]) -
                     a_ids.append(a)
                     b_ids.append(b)
                     levels.append(la + lb)
-    frame = pd.DataFrame({"row": np.array(rows, dtype=np.int64),
-                          "a": np.array(a_ids, dtype=np.int64),
-                          "b": np.array(b_ids, dtype=np.int64),
-                          "level": np.array(levels, dtype=np.int64)})
+    frame = pd.DataFrame(
+        {
+            "row": np.array(rows, dtype=np.int64),
+            "a": np.array(a_ids, dtype=np.int64),
+            "b": np.array(b_ids, dtype=np.int64),
+            "level": np.array(levels, dtype=np.int64),
+        }
+    )
     frame["lo"] = np.minimum(frame["a"], frame["b"])
     frame["hi"] = np.maximum(frame["a"], frame["b"])
     return frame
@@ -307,8 +324,7 @@ def _pair_step(index: PlayerIndex, st: _Rows, day_from: np.ndarray, day_to: np.n
     combos = _explode_pairs(*st.cands)
     hits = combos.merge(index.pairs, on=["lo", "hi"])
     rows = hits["row"].to_numpy()
-    hits = hits.loc[(hits["mday"].to_numpy() >= day_from[rows])
-                    & (hits["mday"].to_numpy() <= day_to[rows])]
+    hits = hits.loc[(hits["mday"].to_numpy() >= day_from[rows]) & (hits["mday"].to_numpy() <= day_to[rows])]
     if hits.empty:
         return
     hits = hits.loc[hits["level"] == hits.groupby("row")["level"].transform("min")]
@@ -316,8 +332,7 @@ def _pair_step(index: PlayerIndex, st: _Rows, day_from: np.ndarray, day_to: np.n
     for i in n_pairs.index[n_pairs > 1].tolist():
         st.method[i] = "unmatched: several candidate pairs played each other in the window"
     hits = hits.loc[hits["row"].map(n_pairs).to_numpy() == 1].copy()
-    hits["fit"] = _meeting_fit(index, st, hits["row"].to_numpy(), hits["mrow"].to_numpy(),
-                               hits["a"].to_numpy())
+    hits["fit"] = _meeting_fit(index, st, hits["row"].to_numpy(), hits["mrow"].to_numpy(), hits["a"].to_numpy())
     rows = hits.drop_duplicates("row")
     r = rows["row"].to_numpy()
     st.ids[0, r], st.ids[1, r] = rows["a"].to_numpy(), rows["b"].to_numpy()
@@ -337,26 +352,31 @@ def _link_meetings(st: _Rows, hits: pd.DataFrame) -> None:
     days). Events take the pair's meetings in order of fit, so two different events never share
     one Sackmann match, and a meeting in a round the row excludes is never linked. An event left
     without a meeting keeps its (pair-proven) ids and gets no ``match_id``."""
-    rows = hits.sort_values(["row", "fit", "mrow"]).drop_duplicates("row")[
-        ["row", "lo", "hi", "mrow"]].copy()
+    rows = hits.sort_values(["row", "fit", "mrow"]).drop_duplicates("row")[["row", "lo", "hi", "mrow"]].copy()
     rows["day"] = st.days[rows["row"].to_numpy()]
     rows = rows.sort_values(["lo", "hi", "day", "row"])
     h = st.hints
     events: list[int] = []
     last: tuple[int, int, int, int, int] | None = None  # lo, hi, first day, first row, best mrow
     for i, lo, hi, best, day in rows.itertuples(index=False):
-        same = (last is not None and (lo, hi, best) == (last[0], last[1], last[4])
-                and day - last[2] <= SAME_EVENT_DAYS
-                and _agree(h.winner_side[i], h.winner_side[last[3]], 0)
-                and _agree(h.rounds[i], h.rounds[last[3]], None))
+        same = (
+            last is not None
+            and (lo, hi, best) == (last[0], last[1], last[4])
+            and day - last[2] <= SAME_EVENT_DAYS
+            and _agree(h.winner_side[i], h.winner_side[last[3]], 0)
+            and _agree(h.rounds[i], h.rounds[last[3]], None)
+        )
         if not same:
             last = (lo, hi, day, i, best)
         events.append(last[3])
     event_of = pd.Series(events, index=rows["row"].to_numpy())
     hits = hits.assign(event=hits["row"].map(event_of).to_numpy())
-    options = (hits.loc[hits["fit"] < _ROUND_CONFLICT]
-               .groupby(["event", "mrow"], as_index=False)["fit"].min()
-               .sort_values(["fit", "event", "mrow"]))
+    options = (
+        hits.loc[hits["fit"] < _ROUND_CONFLICT]
+        .groupby(["event", "mrow"], as_index=False)["fit"]
+        .min()
+        .sort_values(["fit", "event", "mrow"])
+    )
     taken: set[int] = set()
     chosen: dict[int, tuple[int, int]] = {}
     for event, mrow, fit in options.itertuples(index=False):
@@ -371,25 +391,34 @@ def _link_meetings(st: _Rows, hits: pd.DataFrame) -> None:
             st.method[i] = f"{st.method[i]} (no match: the pair's meetings fit other rows)"
 
 
-def _meeting_fit(index: PlayerIndex, st: _Rows, rows: np.ndarray, mrows: np.ndarray,
-                 first: np.ndarray) -> np.ndarray:
+def _meeting_fit(index: PlayerIndex, st: _Rows, rows: np.ndarray, mrows: np.ndarray, first: np.ndarray) -> np.ndarray:
     """How well each (row, Sackmann match) fits beyond the names, as one sortable number (lower
     is better): round, winner, days since the tournament's Monday, tournament name, then gap."""
     h = st.hints
     codes = index.match_round[mrows]
-    round_ok = np.array([h.rounds[i] is None or c in h.rounds[i]
-                         for i, c in zip(rows.tolist(), codes.tolist(), strict=True)], dtype=bool)
+    round_ok = np.array(
+        [h.rounds[i] is None or c in h.rounds[i] for i, c in zip(rows.tolist(), codes.tolist(), strict=True)],
+        dtype=bool,
+    )
     w, side = index.winner[mrows], h.winner_side[rows]
     winner_ok = (side == 0) | ((side == 1) & (w == first)) | ((side == 2) & (w != first))
     offset = st.days[rows] - index.match_day[mrows]
-    bands = np.array([ROUND_DAYS.get(c, ANY_ROUND_DAYS) for c in codes.tolist()],
-                     dtype=np.int64).reshape(-1, 2)
+    bands = np.array([ROUND_DAYS.get(c, ANY_ROUND_DAYS) for c in codes.tolist()], dtype=np.int64).reshape(-1, 2)
     outside = np.maximum(bands[:, 0] - offset, 0) + np.maximum(offset - bands[:, 1], 0)
-    named = np.array([bool(h.tournaments[i]) and any(word in h.tournaments[i] for word in words)
-                      for i, words in zip(rows.tolist(), index.match_tourney_words[mrows].tolist(),
-                                          strict=True)], dtype=bool)
-    return ((~round_ok) * _ROUND_CONFLICT + (~winner_ok) * 10**6 + np.minimum(outside, 99) * 10**4
-            + (~named) * 10**3 + np.minimum(np.abs(offset), 999))
+    named = np.array(
+        [
+            bool(h.tournaments[i]) and any(word in h.tournaments[i] for word in words)
+            for i, words in zip(rows.tolist(), index.match_tourney_words[mrows].tolist(), strict=True)
+        ],
+        dtype=bool,
+    )
+    return (
+        (~round_ok) * _ROUND_CONFLICT
+        + (~winner_ok) * 10**6
+        + np.minimum(outside, 99) * 10**4
+        + (~named) * 10**3
+        + np.minimum(np.abs(offset), 999)
+    )
 
 
 def _fuzzy_step(index: PlayerIndex, st: _Rows, day_from: np.ndarray, day_to: np.ndarray) -> None:
@@ -406,10 +435,8 @@ def _fuzzy_step(index: PlayerIndex, st: _Rows, day_from: np.ndarray, day_to: np.
                 if level > ANCHOR_LEVEL:
                     continue
                 sl = index.career_slice(pid, int(day_from[i]), int(day_to[i]))
-                for opp, row in zip(index.career_opp[sl].tolist(), index.career_row[sl].tolist(),
-                                    strict=True):
-                    if opp == pid or (allowed is not None
-                                      and index.match_round[row] not in allowed):
+                for opp, row in zip(index.career_opp[sl].tolist(), index.career_row[sl].tolist(), strict=True):
+                    if opp == pid or (allowed is not None and index.match_round[row] not in allowed):
                         continue
                     if index.similarity(other, opp) < FUZZY_THRESHOLD:
                         continue
@@ -446,8 +473,9 @@ def _names_step(index: PlayerIndex, st: _Rows, names_days: int) -> None:
         days = st.days[rows_a]
         active = index.active_counts(pids_a, days - names_days, days + names_days) > 0
         options: dict[int, list[tuple[int, int]]] = {}
-        for i, pid, level in zip(rows_a[active].tolist(), pids_a[active].tolist(),
-                                 levels_a[active].tolist(), strict=True):
+        for i, pid, level in zip(
+            rows_a[active].tolist(), pids_a[active].tolist(), levels_a[active].tolist(), strict=True
+        ):
             options.setdefault(i, []).append((level, pid))
         for i in todo.tolist():
             label = f"{st.labels[side]} {st.names[side][i]!r}"
@@ -496,12 +524,16 @@ def _resolve(
     n = len(days)
     undated = days == np.iinfo(np.int64).min  # NaT
     days = np.where(undated, 0, days)
-    cands = tuple([{} if undated[i] else lookup(r) for i, r in enumerate(side)]
-                  for side in readings)
+    cands = tuple([{} if undated[i] else lookup(r) for i, r in enumerate(side)] for side in readings)
     st = _Rows(
-        days=days, labels=labels, names=names, readings=readings, cands=cands,
+        days=days,
+        labels=labels,
+        names=names,
+        readings=readings,
+        cands=cands,
         hints=hints,
-        ids=np.full((2, n), -1, dtype=np.int64), mrow=np.full(n, -1, dtype=np.int64),
+        ids=np.full((2, n), -1, dtype=np.int64),
+        mrow=np.full(n, -1, dtype=np.int64),
         fit=np.zeros(n, dtype=np.int64),
         method=np.where(undated, "unmatched: no date", None).astype(object),
     )
@@ -512,8 +544,7 @@ def _resolve(
     return st
 
 
-def _finish(frame: pd.DataFrame, index: PlayerIndex, cols: Sequence[str], st: _Rows
-            ) -> pd.DataFrame:
+def _finish(frame: pd.DataFrame, index: PlayerIndex, cols: Sequence[str], st: _Rows) -> pd.DataFrame:
     out = frame.copy()
     for col, ids in zip(cols, st.ids, strict=True):
         out[col] = pd.array([int(x) if x >= 0 else None for x in ids.tolist()], dtype="Int64")
@@ -524,6 +555,7 @@ def _finish(frame: pd.DataFrame, index: PlayerIndex, cols: Sequence[str], st: _R
 
 
 # --- public matching API ------------------------------------------------------------------------
+
 
 def match_odds(
     odds: pd.DataFrame,
@@ -552,18 +584,17 @@ def match_odds(
     index = index if index is not None else PlayerIndex(matches, players)
     n = len(odds)
     names = (odds["p1_name"].tolist(), odds["p2_name"].tolist())
-    readings = ([_one(parse_abbreviated(x)) for x in names[0]],
-                [_one(parse_abbreviated(x)) for x in names[1]])
-    rounds = ([round_hint(x) for x in odds["round"].tolist()]
-              if "round" in odds.columns else [None] * n)
+    readings = ([_one(parse_abbreviated(x)) for x in names[0]], [_one(parse_abbreviated(x)) for x in names[1]])
+    rounds = [round_hint(x) for x in odds["round"].tolist()] if "round" in odds.columns else [None] * n
     winner_side = np.zeros(n, dtype=np.int64)
     if "winner_name" in odds.columns:
         w = odds["winner_name"].astype("string")
         winner_side[(w == odds["p1_name"].astype("string")).fillna(False).to_numpy(bool)] = 1
         winner_side[(w == odds["p2_name"].astype("string")).fillna(False).to_numpy(bool)] = 2
     hints = _Hints(rounds, winner_side, _compact_texts(odds, "tournament"))
-    st = _resolve(index, _day_numbers(odds["date"]), ("p1", "p2"), names, readings, hints,
-                  days_before, days_after, names_days)
+    st = _resolve(
+        index, _day_numbers(odds["date"]), ("p1", "p2"), names, readings, hints, days_before, days_after, names_days
+    )
     return _finish(odds, index, ("p1_id", "p2_id"), st)
 
 
@@ -622,6 +653,7 @@ def match_full_names(
     hints.tournaments = _compact_texts(frame, tournament_col)
     if round_col is not None:
         hints.rounds = [round_hint(x) for x in frame[round_col].tolist()]
-    st = _resolve(index, _day_numbers(frame[date_col]), (c1, c2), names, readings, hints,
-                  days_before, days_after, names_days)
+    st = _resolve(
+        index, _day_numbers(frame[date_col]), (c1, c2), names, readings, hints, days_before, days_after, names_days
+    )
     return _finish(frame, index, (f"{c1}_id", f"{c2}_id"), st)

@@ -11,10 +11,16 @@ def compare_with_reference(matched_slams: pd.DataFrame, reference: pd.DataFrame)
     """The reference rows (``Date, Winner, Loser, winner_id, loser_id, match_id``) joined with our
     matched slam rows on (date, p1_name, p2_name); our columns are ``our_p1_id``, ``our_p2_id``,
     ``our_match_id``, ``match_method`` (null when the row is absent from ``matched_slams``)."""
-    ours = matched_slams[["date", "p1_name", "p2_name", "p1_id", "p2_id", "match_id",
-                          "match_method"]].rename(columns={
-        "date": "Date", "p1_name": "Winner", "p2_name": "Loser", "p1_id": "our_p1_id",
-        "p2_id": "our_p2_id", "match_id": "our_match_id"})
+    ours = matched_slams[["date", "p1_name", "p2_name", "p1_id", "p2_id", "match_id", "match_method"]].rename(
+        columns={
+            "date": "Date",
+            "p1_name": "Winner",
+            "p2_name": "Loser",
+            "p1_id": "our_p1_id",
+            "p2_id": "our_p2_id",
+            "match_id": "our_match_id",
+        }
+    )
     ours = ours.drop_duplicates(["Date", "Winner", "Loser"])
     ref = reference[["Date", "Winner", "Loser", "winner_id", "loser_id", "tourney_id", "match_id"]]
     return ref.merge(ours, on=["Date", "Winner", "Loser"], how="left")
@@ -35,19 +41,26 @@ def measure_against_reference(
     the reference has rows that point at unrelated Futures matches and at renumbered matches.
     """
     joined = compare_with_reference(matched_slams, reference)
-    out: dict[str, float | int] = {"reference_rows": len(joined),
-                                   "rows_found": int(joined["match_method"].notna().sum())}
+    out: dict[str, float | int] = {
+        "reference_rows": len(joined),
+        "rows_found": int(joined["match_method"].notna().sum()),
+    }
     out.update(_scores(joined, ""))
     if matches is not None:
         m = matches.loc[:, ["tourney_id", "winner_id", "loser_id", "match_id"]]
-        pair_in_tourney = pd.concat([
-            m[["tourney_id", "winner_id", "loser_id", "match_id"]],
-            m.rename(columns={"winner_id": "loser_id", "loser_id": "winner_id"})[
-                ["tourney_id", "winner_id", "loser_id", "match_id"]],
-        ]).rename(columns={"match_id": "sackmann_match_id"}).drop_duplicates(
-            ["tourney_id", "winner_id", "loser_id"])
-        checked = joined.merge(pair_in_tourney, on=["tourney_id", "winner_id", "loser_id"],
-                               how="left")
+        pair_in_tourney = (
+            pd.concat(
+                [
+                    m[["tourney_id", "winner_id", "loser_id", "match_id"]],
+                    m.rename(columns={"winner_id": "loser_id", "loser_id": "winner_id"})[
+                        ["tourney_id", "winner_id", "loser_id", "match_id"]
+                    ],
+                ]
+            )
+            .rename(columns={"match_id": "sackmann_match_id"})
+            .drop_duplicates(["tourney_id", "winner_id", "loser_id"])
+        )
+        checked = joined.merge(pair_in_tourney, on=["tourney_id", "winner_id", "loser_id"], how="left")
         consistent = checked.loc[checked["sackmann_match_id"].notna()].copy()
         consistent["match_id"] = consistent["sackmann_match_id"]
         out["consistent_reference_rows"] = len(consistent)
@@ -64,7 +77,7 @@ def _scores(joined: pd.DataFrame, prefix: str) -> dict[str, float | int]:
     m_ours = joined["our_match_id"].astype("string")
     m_ref = joined["match_id"].astype("string")
     m_assigned = m_ours.notna()
-    m_correct = (m_assigned & (m_ours == m_ref).fillna(False))
+    m_correct = m_assigned & (m_ours == m_ref).fillna(False)
     n_mref = int(m_ref.notna().sum())
     return {
         f"{prefix}ids_reference": n_ref,

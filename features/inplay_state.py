@@ -77,10 +77,15 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 # --- the features ------------------------------------------------------------------------------------
 
 
-def inplay_features(prematch_p: Sequence[float] | np.ndarray, scores: Sequence[Score],
-                    won_a: Sequence[int] | np.ndarray, served_a: Sequence[int] | np.ndarray,
-                    won_b: Sequence[int] | np.ndarray, served_b: Sequence[int] | np.ndarray,
-                    strength: float = SERVE_PRIOR_STRENGTH) -> np.ndarray:
+def inplay_features(
+    prematch_p: Sequence[float] | np.ndarray,
+    scores: Sequence[Score],
+    won_a: Sequence[int] | np.ndarray,
+    served_a: Sequence[int] | np.ndarray,
+    won_b: Sequence[int] | np.ndarray,
+    served_b: Sequence[int] | np.ndarray,
+    strength: float = SERVE_PRIOR_STRENGTH,
+) -> np.ndarray:
     """The feature matrix (rows: states, columns: ``INPLAY_FEATURES``) of match states.
 
     Row i: P(A wins) before the match ``prematch_p[i]``, the score ``scores[i]``, and the points A won
@@ -110,8 +115,16 @@ def inplay_features(prematch_p: Sequence[float] | np.ndarray, scores: Sequence[S
     unique_a, unique_b = calibrated_serve_probabilities([p for p, _ in keys], formats)
     prior_a, prior_b = unique_a[which], unique_b[which]
     # ServeTracker's posterior means, element-wise over all states (the one place of the update rule)
-    serve_a, serve_b = ServeTracker(p0, prior_a, prior_b, strength, won_a, served_a, won_b,  # type: ignore[arg-type]
-                                    served_b).serve_probabilities
+    serve_a, serve_b = ServeTracker(
+        p0,
+        prior_a,
+        prior_b,
+        strength,
+        won_a,
+        served_a,
+        won_b,  # type: ignore[arg-type]
+        served_b,
+    ).serve_probabilities
     arrays = ScoreArrays(scores)
     out = np.empty((n, len(INPLAY_FEATURES)))
     column = FEATURE_INDEX

@@ -151,17 +151,28 @@ class LiveMatch:
         season = int(event.tournament_season)
         fmt = match_format(event.tournament_name, season, event.best_of)
         score = Score.start(fmt, 0 if event.event_serve in (None, FIRST) else 1)
-        m = cls(event.event_key, feed, fmt, score, (event.event_first_player, event.event_second_player),
-                (event.first_player_key, event.second_player_key), event.event_date, event.surface,
-                event.tournament_name, season)
+        m = cls(
+            event.event_key,
+            feed,
+            fmt,
+            score,
+            (event.event_first_player, event.event_second_player),
+            (event.first_player_key, event.second_player_key),
+            event.event_date,
+            event.surface,
+            event.tournament_name,
+            season,
+        )
         m.recent = deque(maxlen=triggers.momentum_window)
         return m
 
     def check_same_match(self, event: MatchReport) -> None:
         """Every message of a match names the players and format it started with."""
         if (event.event_first_player, event.event_second_player) != self.players:
-            raise BadMessage(f"players {event.event_first_player!r} v {event.event_second_player!r} are not "
-                             f"those of match {self.event_key} ({self.players[0]!r} v {self.players[1]!r})")
+            raise BadMessage(
+                f"players {event.event_first_player!r} v {event.event_second_player!r} are not "
+                f"those of match {self.event_key} ({self.players[0]!r} v {self.players[1]!r})"
+            )
         if event.best_of != self.fmt.best_of:
             raise BadMessage(f"best of {event.best_of}, the match started as best of {self.fmt.best_of}")
         if self.finished:
@@ -180,11 +191,17 @@ class LiveMatch:
             reported_server = 0 if event.event_serve == FIRST else 1
         try:
             target = reported_score(event, self.fmt)
-            winner = transition(prev, [(s.games[0], s.games[1]) for s in target.sets], target.games,
-                                target.points, reported_server if target.winner is None else None)
+            winner = transition(
+                prev,
+                [(s.games[0], s.games[1]) for s in target.sets],
+                target.games,
+                target.points,
+                reported_server if target.winner is None else None,
+            )
         except (ScoringError, KeyError, ValueError) as exc:
-            raise ImpossibleScore(f"{self.score.describe()} -> {event.event_final_result} "
-                                  f"{event.event_game_result}: {exc}") from None
+            raise ImpossibleScore(
+                f"{self.score.describe()} -> {event.event_final_result} {event.event_game_result}: {exc}"
+            ) from None
         if info is not None and (FIRST if winner == 0 else SECOND) != info.winner:
             raise ImpossibleScore(f"the message says {info.winner} won the point, the score says otherwise")
         self._advance(winner)
@@ -226,11 +243,11 @@ class LiveMatch:
         try:
             if retired:
                 done = [r for i, r in enumerate(rows) if _finished_set(r, self.fmt, i)]
-                if done != rows[:len(done)] or len(done) < len(rows) - 1:
+                if done != rows[: len(done)] or len(done) < len(rows) - 1:
                     raise ScoringError(f"sets {rows}: only the last set can be unfinished at a retirement")
                 _sets_result(done, event.event_final_result)
                 followed = [s.games for s in self.score.sets]
-                if done[:len(followed)] != followed:
+                if done[: len(followed)] != followed:
                     raise ScoringError(f"the sets {done} are not those followed ({followed})")
             else:
                 final = reported_score(event, self.fmt)
@@ -240,15 +257,18 @@ class LiveMatch:
                     raise ScoringError(f"the match was won by {(FIRST, SECOND)[self.score.winner]} point by point")
                 followed = [s.games for s in self.score.sets]
                 reported = [s.games for s in final.sets]
-                if reported[:len(followed)] != followed:
+                if reported[: len(followed)] != followed:
                     raise ScoringError(f"the sets {rows} are not those followed ({followed})")
                 if len(reported) > len(followed) and not self.score.is_over:
                     (fa, fb), (ga, gb) = reported[len(followed)], self.score.games
                     if ga > fa or gb > fb:
                         raise ScoringError(f"set {len(followed) + 1} cannot go from {ga}-{gb} to {fa}-{fb}")
         except (ScoringError, ValueError) as exc:
-            raise BadMessage(f"match end {event.event_final_result} ({event.event_status}) does not agree with "
-                             f"the match ({self.score.describe()}): {exc}", suspend=True) from None
+            raise BadMessage(
+                f"match end {event.event_final_result} ({event.event_status}) does not agree with "
+                f"the match ({self.score.describe()}): {exc}",
+                suspend=True,
+            ) from None
         sets = " ".join(f"{a}-{b}" for a, b in rows)
         return MatchEnd(event.event_winner, sets + (" RET" if retired else ""), retired)
 

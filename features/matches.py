@@ -14,18 +14,59 @@ import pandas as pd
 from features.outcomes import OUTCOMES, parse_outcome, settles_with_winner  # noqa: F401  (the rules live there)
 
 ROUND_ORDER: dict[str, int] = {
-    "Q1": 0, "Q2": 1, "Q3": 2, "Q4": 3, "ER": 4, "R128": 5, "R64": 6, "R32": 7, "R16": 8,
-    "RR": 9, "QF": 10, "SF": 11, "BR": 12, "F": 13,
+    "Q1": 0,
+    "Q2": 1,
+    "Q3": 2,
+    "Q4": 3,
+    "ER": 4,
+    "R128": 5,
+    "R64": 6,
+    "R32": 7,
+    "R16": 8,
+    "RR": 9,
+    "QF": 10,
+    "SF": 11,
+    "BR": 12,
+    "F": 13,
 }
 """Order of rounds inside one tournament (round robin before the semi-finals)."""
 
 TOUR_LEVELS = ("G", "M", "A", "F", "D")
 """Sackmann tourney_level codes of tour-level events (Grand Slam, Masters, ATP 250/500, Finals, Davis Cup)."""
 
-_ROUND_DAY_ONE_WEEK = {"Q1": -3, "Q2": -2, "Q3": -1, "Q4": -1, "ER": 0, "R128": 0, "R64": 1,
-                       "R32": 2, "R16": 3, "RR": 2, "QF": 4, "SF": 5, "BR": 5, "F": 6}
-_ROUND_DAY_TWO_WEEKS = {"Q1": -6, "Q2": -5, "Q3": -4, "Q4": -3, "ER": 1, "R128": 1, "R64": 3,
-                        "R32": 5, "R16": 7, "RR": 5, "QF": 9, "SF": 11, "BR": 11, "F": 13}
+_ROUND_DAY_ONE_WEEK = {
+    "Q1": -3,
+    "Q2": -2,
+    "Q3": -1,
+    "Q4": -1,
+    "ER": 0,
+    "R128": 0,
+    "R64": 1,
+    "R32": 2,
+    "R16": 3,
+    "RR": 2,
+    "QF": 4,
+    "SF": 5,
+    "BR": 5,
+    "F": 6,
+}
+_ROUND_DAY_TWO_WEEKS = {
+    "Q1": -6,
+    "Q2": -5,
+    "Q3": -4,
+    "Q4": -3,
+    "ER": 1,
+    "R128": 1,
+    "R64": 3,
+    "R32": 5,
+    "R16": 7,
+    "RR": 5,
+    "QF": 9,
+    "SF": 11,
+    "BR": 11,
+    "F": 13,
+}
+
 
 def estimated_match_date(tourney_date: pd.Series, rounds: pd.Series, two_weeks: pd.Series) -> pd.Series:
     """Approximate day of each match from the tournament's Monday and the round (for rest features)."""
@@ -56,8 +97,9 @@ def clean_matches(tour: pd.DataFrame, qual_chall: pd.DataFrame) -> tuple[pd.Data
     m["settles"] = [settles_with_winner(o, s) for o, s in zip(m["outcome"], m["sets_completed"], strict=True)]
     m["round_order"] = m["round"].map(ROUND_ORDER).fillna(4).astype("int16")
     m["is_tour_main"] = (m["source"] == "tour") & m["tourney_level"].isin(TOUR_LEVELS)
-    two_weeks = (m["tourney_level"] == "G") | ((m["tourney_level"] == "M") & (
-        pd.to_numeric(m["draw_size"], errors="coerce").fillna(0) >= 96))
+    two_weeks = (m["tourney_level"] == "G") | (
+        (m["tourney_level"] == "M") & (pd.to_numeric(m["draw_size"], errors="coerce").fillna(0) >= 96)
+    )
     m["match_date"] = estimated_match_date(m["tourney_date"], m["round"], two_weeks)
     m = m.sort_values(["tourney_date", "round_order", "tourney_id", "match_num"], kind="mergesort")
     m = m.reset_index(drop=True)

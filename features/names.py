@@ -17,28 +17,102 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-GENERIC_TOURNEY_WORDS = frozenset({
-    "open", "masters", "cup", "tour", "finals", "final", "championships", "championship",
-    "international", "tennis", "atp", "men", "mens", "gentlemen", "gentlemens", "singles",
-    "qualifying", "html", "grand", "prix", "trophy", "classic", "indoors", "indoor", "world",
-})
+GENERIC_TOURNEY_WORDS = frozenset(
+    {
+        "open",
+        "masters",
+        "cup",
+        "tour",
+        "finals",
+        "final",
+        "championships",
+        "championship",
+        "international",
+        "tennis",
+        "atp",
+        "men",
+        "mens",
+        "gentlemen",
+        "gentlemens",
+        "singles",
+        "qualifying",
+        "html",
+        "grand",
+        "prix",
+        "trophy",
+        "classic",
+        "indoors",
+        "indoor",
+        "world",
+    }
+)
 """Words of tournament names that say nothing about which tournament it is."""
 
-PARTICLES = frozenset({
-    "de", "da", "di", "del", "della", "dela", "der", "den", "van", "von", "la", "le", "du",
-    "dos", "das", "do", "el", "al", "y", "e", "ter", "ten", "st", "dal", "des", "los", "las",
-})
+PARTICLES = frozenset(
+    {
+        "de",
+        "da",
+        "di",
+        "del",
+        "della",
+        "dela",
+        "der",
+        "den",
+        "van",
+        "von",
+        "la",
+        "le",
+        "du",
+        "dos",
+        "das",
+        "do",
+        "el",
+        "al",
+        "y",
+        "e",
+        "ter",
+        "ten",
+        "st",
+        "dal",
+        "des",
+        "los",
+        "las",
+    }
+)
 """Surname particles: too common to identify anyone on their own."""
 
 SUFFIXES = frozenset({"jr", "sr", "ii", "iii"})
 """Generational suffixes, written by some sources and not by others: ignored when matching."""
 
-_CHAR_FOLD = str.maketrans({
-    "ø": "o", "Ø": "O", "ß": "ss", "đ": "d", "Đ": "D", "ł": "l", "Ł": "L", "æ": "ae", "Æ": "AE",
-    "œ": "oe", "Œ": "OE", "ı": "i", "þ": "th", "Þ": "Th", "ð": "d", "Ð": "D",
-    "\u2019": "'", "\u2018": "'", "`": "'", "\u00b4": "'",
-    "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-",
-})
+_CHAR_FOLD = str.maketrans(
+    {
+        "ø": "o",
+        "Ø": "O",
+        "ß": "ss",
+        "đ": "d",
+        "Đ": "D",
+        "ł": "l",
+        "Ł": "L",
+        "æ": "ae",
+        "Æ": "AE",
+        "œ": "oe",
+        "Œ": "OE",
+        "ı": "i",
+        "þ": "th",
+        "Þ": "Th",
+        "ð": "d",
+        "Ð": "D",
+        "\u2019": "'",
+        "\u2018": "'",
+        "`": "'",
+        "\u00b4": "'",
+        "\u2010": "-",
+        "\u2011": "-",
+        "\u2012": "-",
+        "\u2013": "-",
+        "\u2014": "-",
+    }
+)
 _APOSTROPHES = re.compile(r"'")
 _SEPARATORS = re.compile(r"[^a-z0-9]+")
 _SUFFIX_WORD = re.compile(r"\b(?:jr|sr)\b\.?", re.IGNORECASE)
@@ -46,6 +120,7 @@ _NOT_A_PLAYER = re.compile(r"/|\bdoubles\b", re.IGNORECASE)
 
 
 # --- normalisation ------------------------------------------------------------------------------
+
 
 def fold_ascii(text: str) -> str:
     """``text`` without accents, special letters spelled in ASCII (``Müller`` -> ``Muller``)."""
@@ -79,8 +154,7 @@ def compact_name(text: object) -> str:
 
 def tournament_words(name: object) -> frozenset[str]:
     """Distinctive words (4+ letters, not generic like ``open``) of a tournament name."""
-    return frozenset(t for t in normalize_name(name).split()
-                     if len(t) >= 4 and t not in GENERIC_TOURNEY_WORDS)
+    return frozenset(t for t in normalize_name(name).split() if len(t) >= 4 and t not in GENERIC_TOURNEY_WORDS)
 
 
 def significant_tokens(tokens: Iterable[str]) -> frozenset[str]:
@@ -89,6 +163,7 @@ def significant_tokens(tokens: Iterable[str]) -> frozenset[str]:
 
 
 # --- parsing names into readings ----------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class NameReading:
@@ -153,14 +228,13 @@ def parse_full_name(name: object) -> tuple[NameReading, ...]:
     tokens = name_tokens(name)
     if len(tokens) < 2:
         return (NameReading(tokens, (), abbreviated=False),) if tokens else ()
-    readings = [NameReading(tokens[k:], tokens[:k], abbreviated=False)
-                for k in range(1, len(tokens))]
-    readings += [NameReading(tokens[:k], tokens[k:], abbreviated=False, penalty=1)
-                 for k in range(1, len(tokens))]
+    readings = [NameReading(tokens[k:], tokens[:k], abbreviated=False) for k in range(1, len(tokens))]
+    readings += [NameReading(tokens[:k], tokens[k:], abbreviated=False, penalty=1) for k in range(1, len(tokens))]
     return tuple(readings)
 
 
 # --- scoring a reading against a player --------------------------------------------------------
+
 
 def _surname_level(surname: tuple[str, ...], last: tuple[str, ...]) -> int | None:
     """0: same surname once separators are gone; 1: one surname's significant words contain the
@@ -197,12 +271,13 @@ def _given_level(reading: NameReading, first: tuple[str, ...]) -> int:
     return 2
 
 
-def reading_level(reading: NameReading, first: tuple[str, ...], last: tuple[str, ...]
-                  ) -> int | None:
+def reading_level(reading: NameReading, first: tuple[str, ...], last: tuple[str, ...]) -> int | None:
     """How well one reading of a name fits a player's (given names, surname): 0 is exact, larger
     is looser, None means it does not fit at all."""
-    if not reading.abbreviated and reading.given and (
-        "".join(reading.given + reading.surname) == "".join(first + last)
+    if (
+        not reading.abbreviated
+        and reading.given
+        and ("".join(reading.given + reading.surname) == "".join(first + last))
     ):
         return reading.penalty
     sur = _surname_level(reading.surname, last)
@@ -211,8 +286,7 @@ def reading_level(reading: NameReading, first: tuple[str, ...], last: tuple[str,
     return sur + _given_level(reading, first) + reading.penalty
 
 
-def name_similarity(readings: Sequence[NameReading], first: tuple[str, ...],
-                    last: tuple[str, ...]) -> float:
+def name_similarity(readings: Sequence[NameReading], first: tuple[str, ...], last: tuple[str, ...]) -> float:
     """Similarity (0..1) of a name to a player, for the fuzzy step: the best surname similarity
     (difflib ratio of the compact spellings) over the readings whose given part fits (level < 2),
     or of the whole full name."""
@@ -220,8 +294,7 @@ def name_similarity(readings: Sequence[NameReading], first: tuple[str, ...],
     last_c = "".join(last)
     for r in readings:
         if not r.abbreviated and r.given and first:
-            whole = difflib.SequenceMatcher(None, "".join(r.given + r.surname),
-                                            "".join(first + last)).ratio()
+            whole = difflib.SequenceMatcher(None, "".join(r.given + r.surname), "".join(first + last)).ratio()
             best = max(best, whole - 0.05 * r.penalty)
         if _given_level(r, first) >= 2 or not last_c:
             continue

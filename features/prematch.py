@@ -41,28 +41,77 @@ UNRANKED = 2000.0
 """Rank used for unranked players (the log-rank features need a number)."""
 
 FEATURES: tuple[str, ...] = (
-    "elo_diff", "elo_prob", "surface_elo_diff", "surface_elo_prob", "blend_elo_prob",
-    "elo_a", "elo_b", "log_elo_matches_a", "log_elo_matches_b",
-    "log_surface_matches_a", "log_surface_matches_b",
-    "log_rank_a", "log_rank_b", "log_rank_diff", "log_points_diff", "unranked_a", "unranked_b",
-    "age_a", "age_b", "age_diff", "height_diff", "lefty_a", "lefty_b",
-    "serve_won_a", "serve_won_b", "return_won_a", "return_won_b", "serve_return_edge",
-    "serve_adj_a", "serve_adj_b", "return_adj_a", "return_adj_b", "matchup_serve_a", "matchup_serve_b",
+    "elo_diff",
+    "elo_prob",
+    "surface_elo_diff",
+    "surface_elo_prob",
+    "blend_elo_prob",
+    "elo_a",
+    "elo_b",
+    "log_elo_matches_a",
+    "log_elo_matches_b",
+    "log_surface_matches_a",
+    "log_surface_matches_b",
+    "log_rank_a",
+    "log_rank_b",
+    "log_rank_diff",
+    "log_points_diff",
+    "unranked_a",
+    "unranked_b",
+    "age_a",
+    "age_b",
+    "age_diff",
+    "height_diff",
+    "lefty_a",
+    "lefty_b",
+    "serve_won_a",
+    "serve_won_b",
+    "return_won_a",
+    "return_won_b",
+    "serve_return_edge",
+    "serve_adj_a",
+    "serve_adj_b",
+    "return_adj_a",
+    "return_adj_b",
+    "matchup_serve_a",
+    "matchup_serve_b",
     "matchup_prob",
-    "form_a", "form_b", "form_diff",
-    "rest_days_a", "rest_days_b", "matches_14d_a", "matches_14d_b", "minutes_14d_a", "minutes_14d_b",
-    "h2h_a", "h2h_b", "h2h_diff",
-    "best_of_5", "round_order",
+    "form_a",
+    "form_b",
+    "form_diff",
+    "rest_days_a",
+    "rest_days_b",
+    "matches_14d_a",
+    "matches_14d_b",
+    "minutes_14d_a",
+    "minutes_14d_b",
+    "h2h_a",
+    "h2h_b",
+    "h2h_diff",
+    "best_of_5",
+    "round_order",
     *(f"level_{lv}" for lv in LEVELS),
     *(f"surface_{s}" for s in SURFACES),
 )
 """Feature columns, in the order models receive them."""
 
-_NEGATED = frozenset({"elo_diff", "surface_elo_diff", "log_rank_diff", "log_points_diff", "age_diff",
-                      "height_diff", "serve_return_edge", "form_diff", "h2h_diff"})
+_NEGATED = frozenset(
+    {
+        "elo_diff",
+        "surface_elo_diff",
+        "log_rank_diff",
+        "log_points_diff",
+        "age_diff",
+        "height_diff",
+        "serve_return_edge",
+        "form_diff",
+        "h2h_diff",
+    }
+)
 _COMPLEMENTED = frozenset({"elo_prob", "surface_elo_prob", "blend_elo_prob", "matchup_prob"})
-_SHARED = frozenset({"best_of_5", "round_order", *(f"level_{lv}" for lv in LEVELS),
-                     *(f"surface_{s}" for s in SURFACES)})
+_SHARED = frozenset(
+    {"best_of_5", "round_order", *(f"level_{lv}" for lv in LEVELS), *(f"surface_{s}" for s in SURFACES)}
+)
 
 
 def mirror_spec(columns: list[str] | tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -177,9 +226,7 @@ class FeatureState:
                 float(h) if pd.notna(h) else _NAN,
                 1.0 if hand == "L" else 0.0 if hand in ("R", "A") else _NAN,
             )
-            for pid, d, h, hand in zip(
-                players["player_id"], days, players["height"], players["hand"], strict=True
-            )
+            for pid, d, h, hand in zip(players["player_id"], days, players["height"], players["hand"], strict=True)
         }
         return cls(info=info)
 
@@ -246,26 +293,62 @@ class FeatureState:
             sa - sb,
             win_probability(sa, sb),
             win_probability(blend_a, blend_b),
-            ea, eb, math.log1p(ma), math.log1p(mb), math.log1p(sma), math.log1p(smb),
-            math.log(ra), math.log(rb), math.log(rb) - math.log(ra),
+            ea,
+            eb,
+            math.log1p(ma),
+            math.log1p(mb),
+            math.log1p(sma),
+            math.log1p(smb),
+            math.log(ra),
+            math.log(rb),
+            math.log(rb) - math.log(ra),
             math.log1p(pta) - math.log1p(ptb),
-            float(a.rank != a.rank), float(b.rank != b.rank),
-            age_a, age_b, age_a - age_b,
+            float(a.rank != a.rank),
+            float(b.rank != b.rank),
+            age_a,
+            age_b,
+            age_a - age_b,
             (ia.height if ia else _NAN) - (ib.height if ib else _NAN),
-            ia.lefty if ia else _NAN, ib.lefty if ib else _NAN,
-            sva, svb, rta, rtb, (sva - (1 - rtb)) - (svb - (1 - rta)),
-            s_a, s_b, r_a, r_b, m_a, m_b, matchup,
-            pa.form, pb.form, pa.form - pb.form,
-            float(rest_a), float(rest_b), float(len(m14a)), float(len(m14b)),
-            float(sum(m14a)), float(sum(m14b)),
-            float(ha), float(hb), float(ha - hb),
-            float(ctx.best_of == 5), float(ctx.round_order),
+            ia.lefty if ia else _NAN,
+            ib.lefty if ib else _NAN,
+            sva,
+            svb,
+            rta,
+            rtb,
+            (sva - (1 - rtb)) - (svb - (1 - rta)),
+            s_a,
+            s_b,
+            r_a,
+            r_b,
+            m_a,
+            m_b,
+            matchup,
+            pa.form,
+            pb.form,
+            pa.form - pb.form,
+            float(rest_a),
+            float(rest_b),
+            float(len(m14a)),
+            float(len(m14b)),
+            float(sum(m14a)),
+            float(sum(m14b)),
+            float(ha),
+            float(hb),
+            float(ha - hb),
+            float(ctx.best_of == 5),
+            float(ctx.round_order),
             *(float(ctx.level == lv) for lv in LEVELS),
             *(float(surface == s) for s in SURFACES),
         ]
 
-    def update(self, winner: int, loser: int, ctx: MatchContext, minutes: float,
-               serve: tuple[float, float, float, float] | None) -> None:
+    def update(
+        self,
+        winner: int,
+        loser: int,
+        ctx: MatchContext,
+        minutes: float,
+        serve: tuple[float, float, float, float] | None,
+    ) -> None:
         """Apply a finished match. ``serve`` is (winner serve points won, winner serve points,
         loser serve points won, loser serve points) when the statistics exist."""
         self.elo.update(winner, loser, surface_or_none(ctx.surface))
@@ -309,9 +392,22 @@ def _serve_stats(m: pd.DataFrame) -> np.ndarray:
 
 
 CONTEXT_COLUMNS = (
-    "match_id", "player_a_id", "player_b_id", "a_won", "tourney_id", "tourney_name",
-    "tourney_date", "match_date", "season", "tourney_level", "surface", "round", "best_of",
-    "is_tour_main", "settles", "retired",
+    "match_id",
+    "player_a_id",
+    "player_b_id",
+    "a_won",
+    "tourney_id",
+    "tourney_name",
+    "tourney_date",
+    "match_date",
+    "season",
+    "tourney_level",
+    "surface",
+    "round",
+    "best_of",
+    "is_tour_main",
+    "settles",
+    "retired",
 )
 """Identifying and descriptive columns that accompany the features in the feature table."""
 
@@ -346,14 +442,16 @@ def build_prematch_features(
     rounds = matches["round_order"].to_numpy(dtype="int64")
     minutes = matches["minutes"].to_numpy(dtype="float64", na_value=np.nan)
     ranks = matches[["winner_rank", "loser_rank", "winner_rank_points", "loser_rank_points"]].to_numpy(
-        dtype="float64", na_value=np.nan)
+        dtype="float64", na_value=np.nan
+    )
     serve = _serve_stats(matches)
     step = max(n // 50, 1)
     j = 0
     for i in range(n):
         w, lo = int(winners[i]), int(losers[i])
-        ctx = MatchContext(dates[i], surfaces[i] if isinstance(surfaces[i], str) else None,
-                           int(best_of[i]), levels[i], int(rounds[i]))
+        ctx = MatchContext(
+            dates[i], surfaces[i] if isinstance(surfaces[i], str) else None, int(best_of[i]), levels[i], int(rounds[i])
+        )
         if emit_arr[i]:
             ew = Entrant(w, ranks[i, 0], ranks[i, 2])
             el = Entrant(lo, ranks[i, 1], ranks[i, 3])
@@ -370,23 +468,25 @@ def build_prematch_features(
         progress(n, n)
 
     src = matches.iloc[emitted_idx]
-    out = pd.DataFrame({
-        "match_id": src["match_id"].to_numpy(),
-        "player_a_id": a_ids,
-        "player_b_id": b_ids,
-        "a_won": a_won,
-        "tourney_id": src["tourney_id"].to_numpy(),
-        "tourney_name": src["tourney_name"].to_numpy(),
-        "tourney_date": src["tourney_date"].to_numpy(),
-        "match_date": src["match_date"].to_numpy(),
-        "season": src["tourney_id"].str.slice(0, 4).astype("int64").to_numpy(),
-        "tourney_level": src["tourney_level"].to_numpy(),
-        "surface": src["surface"].to_numpy(),
-        "round": src["round"].to_numpy(),
-        "best_of": src["best_of"].to_numpy(),
-        "is_tour_main": src["is_tour_main"].to_numpy(),
-        "settles": src["settles"].to_numpy(),
-        "retired": src["retired"].to_numpy(),
-    })
+    out = pd.DataFrame(
+        {
+            "match_id": src["match_id"].to_numpy(),
+            "player_a_id": a_ids,
+            "player_b_id": b_ids,
+            "a_won": a_won,
+            "tourney_id": src["tourney_id"].to_numpy(),
+            "tourney_name": src["tourney_name"].to_numpy(),
+            "tourney_date": src["tourney_date"].to_numpy(),
+            "match_date": src["match_date"].to_numpy(),
+            "season": src["tourney_id"].str.slice(0, 4).astype("int64").to_numpy(),
+            "tourney_level": src["tourney_level"].to_numpy(),
+            "surface": src["surface"].to_numpy(),
+            "round": src["round"].to_numpy(),
+            "best_of": src["best_of"].to_numpy(),
+            "is_tour_main": src["is_tour_main"].to_numpy(),
+            "settles": src["settles"].to_numpy(),
+            "retired": src["retired"].to_numpy(),
+        }
+    )
     feats = pd.DataFrame(rows, columns=list(FEATURES))
     return pd.concat([out, feats], axis=1), state

@@ -83,9 +83,7 @@ def surface_or_none(value: object) -> str | None:
     return value if isinstance(value, str) and value in SURFACES else None
 
 
-def elo_history(
-    matches: pd.DataFrame, progress: Callable[[int, int], None] | None = None
-) -> pd.DataFrame:
+def elo_history(matches: pd.DataFrame, progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
     """Pre-match ratings of both players of every match (in the table's chronological order)."""
     n = len(matches)
     out = np.empty((n, 6), dtype="float64")
@@ -109,8 +107,14 @@ def elo_history(
         progress(n, n)
     frame = pd.DataFrame(
         out,
-        columns=["winner_elo", "loser_elo", "winner_surface_elo", "loser_surface_elo",
-                 "winner_elo_matches", "loser_elo_matches"],
+        columns=[
+            "winner_elo",
+            "loser_elo",
+            "winner_surface_elo",
+            "loser_surface_elo",
+            "winner_elo_matches",
+            "loser_elo_matches",
+        ],
     )
     frame.insert(0, "match_id", matches["match_id"].to_numpy())
     frame["winner_elo_prob"] = win_probability(frame["winner_elo"], frame["loser_elo"])

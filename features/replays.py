@@ -110,9 +110,7 @@ def replay_slam_points(rows: Iterable[Mapping[str, Any]], fmt: MatchFormat) -> l
             raise ScoringError(f"{label}: the log has games {logged_games[0]}-{logged_games[1]} at {score.describe()}")
         logged = read_points((str(row["P1Score"]), str(row["P2Score"])), score.in_tiebreak)
         if logged != score.points:
-            raise ScoringError(
-                f"{label}: the log has points {row['P1Score']}-{row['P2Score']} at {score.describe()}"
-            )
+            raise ScoringError(f"{label}: the log has points {row['P1Score']}-{row['P2Score']} at {score.describe()}")
     return states
 
 

@@ -163,8 +163,7 @@ def match_format(
     for rule in rules:
         known = rule.tournament in aliases
         if (key == rule.tournament if known else _NOT_LETTERS.sub("", rule.tournament.lower()) in text) and (
-            (rule.first_year is None or year >= rule.first_year)
-            and (rule.last_year is None or year <= rule.last_year)
+            (rule.first_year is None or year >= rule.first_year) and (rule.last_year is None or year <= rule.last_year)
         ):
             return MatchFormat(best_of=best_of, final_set=rule.final_set)
     return MatchFormat(best_of=best_of, final_set=FinalSet.TIEBREAK_7)
@@ -615,8 +614,7 @@ def _impossible(prev: Score, observed: Observed) -> str:
     before = _observed(prev)
     now = _calls(prev.points, prev.in_tiebreak)
     options = " or ".join(f"{_show(_observed(prev.point(p)), fmt)} ({'AB'[p]} wins it)" for p in (0, 1))
-    head = (f"impossible transition from {_show(before, fmt)} to {_show(observed, fmt)}: "
-            f"the next point gives {options}")
+    head = f"impossible transition from {_show(before, fmt)} to {_show(observed, fmt)}: the next point gives {options}"
     reason = ""
     if sets[: len(before[0])] != before[0] or len(sets) < len(before[0]):
         reason = "completed sets changed"

@@ -39,10 +39,17 @@ class PlayerSnapshot:
         """The snapshot after every match of ``matches`` (the clean, ordered table)."""
         sides = []
         for side in ("winner", "loser"):
-            sides.append(pd.DataFrame({
-                "player_id": matches[f"{side}_id"].to_numpy(), "order": matches["order"].to_numpy(),
-                "date": matches["match_date"].to_numpy(), "rank": matches[f"{side}_rank"].astype(float).to_numpy(),
-                "points": matches[f"{side}_rank_points"].astype(float).to_numpy()}))
+            sides.append(
+                pd.DataFrame(
+                    {
+                        "player_id": matches[f"{side}_id"].to_numpy(),
+                        "order": matches["order"].to_numpy(),
+                        "date": matches["match_date"].to_numpy(),
+                        "rank": matches[f"{side}_rank"].astype(float).to_numpy(),
+                        "points": matches[f"{side}_rank_points"].astype(float).to_numpy(),
+                    }
+                )
+            )
         long = pd.concat(sides).sort_values("order")
         last = long.groupby("player_id").tail(1)
         ranked = long.dropna(subset=["rank"]).groupby("player_id").tail(1)
@@ -79,11 +86,20 @@ class PlayerSnapshot:
     def entrant(self, player_id: int, rank: float | None = None, points: float | None = None) -> Entrant:
         """The player with the given ranking, or the latest one known."""
         known_rank, known_points = self.rank.get(player_id, (float("nan"), float("nan")))
-        return Entrant(player_id, known_rank if rank is None else float(rank),
-                       known_points if points is None else float(points))
+        return Entrant(
+            player_id, known_rank if rank is None else float(rank), known_points if points is None else float(points)
+        )
 
-    def features(self, a: Entrant, b: Entrant, date: pd.Timestamp, surface: str | None, best_of: int,
-                 level: str, round_name: str = "R32") -> list[float]:
+    def features(
+        self,
+        a: Entrant,
+        b: Entrant,
+        date: pd.Timestamp,
+        surface: str | None,
+        best_of: int,
+        level: str,
+        round_name: str = "R32",
+    ) -> list[float]:
         """Pre-match features of A vs B for a match on ``date`` (after ``as_of``)."""
         ctx = MatchContext(pd.Timestamp(date), surface, best_of, level, ROUND_ORDER.get(round_name, 7))
         return self.state.features(a, b, ctx)

@@ -43,8 +43,14 @@ def momentum_leader(recent: deque[int], config: TriggerConfig) -> int | None:
     return None
 
 
-def fired(prev: Score | None, new: Score, points_since: int, momentum_before: int | None,
-          momentum_now: int | None, config: TriggerConfig) -> list[Trigger]:
+def fired(
+    prev: Score | None,
+    new: Score,
+    points_since: int,
+    momentum_before: int | None,
+    momentum_now: int | None,
+    config: TriggerConfig,
+) -> list[Trigger]:
     """The triggers the transition ``prev`` -> ``new`` fires (``prev`` None: the match starts)."""
     on = config.enabled
     out: list[Trigger] = []

@@ -101,8 +101,11 @@ def _floats(*names: str) -> list[Col]:
     return [Col(n, "float") for n in names]
 
 
-_STATS = [f"{side}_{s}" for side in "wl" for s in
-          ("ace", "df", "svpt", "1stIn", "1stWon", "2ndWon", "SvGms", "bpSaved", "bpFaced")]
+_STATS = [
+    f"{side}_{s}"
+    for side in "wl"
+    for s in ("ace", "df", "svpt", "1stIn", "1stWon", "2ndWon", "SvGms", "bpSaved", "bpFaced")
+]
 
 _SACKMANN_MATCHES = (
     Col("tourney_id", required=True),
@@ -112,11 +115,21 @@ _SACKMANN_MATCHES = (
     Col("tourney_level", required=True),
     Col("tourney_date", "date", True, "%Y%m%d"),
     *_ints("match_num", "winner_id", required=True),
-    Col("winner_seed"), Col("winner_entry"), Col("winner_name"), Col("winner_hand"),
-    *_floats("winner_ht"), Col("winner_ioc"), *_floats("winner_age"),
+    Col("winner_seed"),
+    Col("winner_entry"),
+    Col("winner_name"),
+    Col("winner_hand"),
+    *_floats("winner_ht"),
+    Col("winner_ioc"),
+    *_floats("winner_age"),
     *_ints("loser_id", required=True),
-    Col("loser_seed"), Col("loser_entry"), Col("loser_name"), Col("loser_hand"),
-    *_floats("loser_ht"), Col("loser_ioc"), *_floats("loser_age"),
+    Col("loser_seed"),
+    Col("loser_entry"),
+    Col("loser_name"),
+    Col("loser_hand"),
+    *_floats("loser_ht"),
+    Col("loser_ioc"),
+    *_floats("loser_age"),
     Col("score"),
     *_ints("best_of", required=True),
     Col("round", required=True),
@@ -126,16 +139,18 @@ _SACKMANN_MATCHES = (
 
 SPECS: dict[str, TableSpec] = {
     "atp_matches": TableSpec("atp_matches", _SACKMANN_MATCHES, ("tourney_id", "match_num")),
-    "atp_matches_qual_chall": TableSpec(
-        "atp_matches_qual_chall", _SACKMANN_MATCHES, ("tourney_id", "match_num")
-    ),
+    "atp_matches_qual_chall": TableSpec("atp_matches_qual_chall", _SACKMANN_MATCHES, ("tourney_id", "match_num")),
     "atp_players": TableSpec(
         "atp_players",
         (
             Col("player_id", "int", True),
-            Col("name_first"), Col("name_last"), Col("hand"),
+            Col("name_first"),
+            Col("name_last"),
+            Col("hand"),
             Col("dob"),  # YYYYMMDD, or YYYY0000 when only the year is known: parsed by features
-            Col("ioc"), Col("height", "float"), Col("wikidata_id"),
+            Col("ioc"),
+            Col("height", "float"),
+            Col("wikidata_id"),
         ),
         ("player_id",),
     ),
@@ -144,13 +159,17 @@ SPECS: dict[str, TableSpec] = {
         (
             Col("Tournament", required=True),
             Col("Date", "date", True, "%Y-%m-%d"),
-            Col("Series"), Col("Court"), Col("Surface"),
+            Col("Series"),
+            Col("Court"),
+            Col("Surface"),
             Col("Round", required=True),
             Col("Best of", "int", True),
-            Col("Player_1", required=True), Col("Player_2", required=True),
+            Col("Player_1", required=True),
+            Col("Player_2", required=True),
             Col("Winner", required=True),
             *_ints("Rank_1", "Rank_2", "Pts_1", "Pts_2"),
-            Col("Odd_1", "float", True), Col("Odd_2", "float", True),
+            Col("Odd_1", "float", True),
+            Col("Odd_2", "float", True),
             Col("score"),
         ),
         ("Date", "Player_1", "Player_2"),
@@ -159,13 +178,17 @@ SPECS: dict[str, TableSpec] = {
     "odds_slams": TableSpec(
         "odds_slams",
         (
-            Col("ATP"), Col("Location"),
+            Col("ATP"),
+            Col("Location"),
             Col("Tournament", required=True),
             Col("Date", "date", True, "%Y-%m-%d"),
-            Col("Series"), Col("Court"), Col("Surface"),
+            Col("Series"),
+            Col("Court"),
+            Col("Surface"),
             Col("Round", required=True),
             Col("Best of", "int", True),
-            Col("Winner", required=True), Col("Loser", required=True),
+            Col("Winner", required=True),
+            Col("Loser", required=True),
             *_ints("WRank", "LRank", "WPts", "LPts"),
             *_floats(*[f"{s}{i}" for i in range(1, 6) for s in "WL"], "Wsets", "Lsets"),
             Col("Comment"),
@@ -178,9 +201,11 @@ SPECS: dict[str, TableSpec] = {
         "reference_name_mapping",
         (
             Col("Date", "date", True, "%Y-%m-%d"),
-            Col("Winner", required=True), Col("Loser", required=True),
+            Col("Winner", required=True),
+            Col("Loser", required=True),
             *_ints("winner_id", "loser_id", required=True),
-            Col("tourney_id"), Col("match_id"),
+            Col("tourney_id"),
+            Col("match_id"),
         ),
         ("Date", "Winner", "Loser"),
     ),
@@ -189,12 +214,16 @@ SPECS: dict[str, TableSpec] = {
         (
             Col("pbp_id", "int", True),
             Col("date", "date", True, "%d %b %y"),
-            Col("tny_name", required=True), Col("tour"), Col("draw"),
-            Col("server1", required=True), Col("server2", required=True),
+            Col("tny_name", required=True),
+            Col("tour"),
+            Col("draw"),
+            Col("server1", required=True),
+            Col("server2", required=True),
             Col("winner", "int", True),
             Col("pbp", required=True),
             Col("score"),
-            Col("adf_flag", "int"), Col("wh_minutes", "float"),
+            Col("adf_flag", "int"),
+            Col("wh_minutes", "float"),
         ),
         ("pbp_id",),
     ),
@@ -202,11 +231,21 @@ SPECS: dict[str, TableSpec] = {
         "slam_matches",
         (
             Col("match_id", required=True),
-            Col("year", "int", True), Col("slam", required=True), Col("match_num", "int"),
-            Col("player1", required=True), Col("player2", required=True),
-            Col("status"), Col("winner", "int"), Col("event_name"), Col("round"),
-            Col("court_name"), Col("court_id"), Col("player1id"), Col("player2id"),
-            Col("nation1"), Col("nation2"),
+            Col("year", "int", True),
+            Col("slam", required=True),
+            Col("match_num", "int"),
+            Col("player1", required=True),
+            Col("player2", required=True),
+            Col("status"),
+            Col("winner", "int"),
+            Col("event_name"),
+            Col("round"),
+            Col("court_name"),
+            Col("court_id"),
+            Col("player1id"),
+            Col("player2id"),
+            Col("nation1"),
+            Col("nation2"),
         ),
         ("match_id",),
     ),
@@ -215,9 +254,19 @@ SPECS: dict[str, TableSpec] = {
         (
             Col("match_id", required=True),
             Col("ElapsedTime"),
-            *_ints("SetNo", "P1GamesWon", "P2GamesWon", "SetWinner", "GameNo", "GameWinner",
-                   "PointNumber", "PointWinner", "PointServer"),
-            Col("P1Score"), Col("P2Score"),
+            *_ints(
+                "SetNo",
+                "P1GamesWon",
+                "P2GamesWon",
+                "SetWinner",
+                "GameNo",
+                "GameWinner",
+                "PointNumber",
+                "PointWinner",
+                "PointServer",
+            ),
+            Col("P1Score"),
+            Col("P2Score"),
             *_floats("Speed_KMH", "Rally"),
             *_ints("P1Ace", "P2Ace", "P1DoubleFault", "P2DoubleFault", "ServeIndicator"),
         ),
@@ -243,8 +292,7 @@ def load_errata(path: Path = ERRATA_FILE) -> dict[str, list[Erratum]]:
         return errata
     with path.open(newline="", encoding="utf-8") as fh:
         for row in csv.DictReader(line for line in fh if not line.startswith("#")):
-            errata.setdefault(row["dataset"], []).append(
-                Erratum(row["key"], row.get("column") or None, row["reason"]))
+            errata.setdefault(row["dataset"], []).append(Erratum(row["key"], row.get("column") or None, row["reason"]))
     return errata
 
 
@@ -273,8 +321,14 @@ def read_text_frame(raw: bytes, location: str) -> tuple[pd.DataFrame, np.ndarray
             good.append(row)
             lines.append(reader.line_num)
         elif any(row):
-            bad.append(Rejection(location, reader.line_num, ",".join(row),
-                                 f"field count: expected {len(header)} fields, found {len(row)}"))
+            bad.append(
+                Rejection(
+                    location,
+                    reader.line_num,
+                    ",".join(row),
+                    f"field count: expected {len(header)} fields, found {len(row)}",
+                )
+            )
     return pd.DataFrame(good, columns=header, dtype=str), np.asarray(lines, dtype="int64"), bad
 
 
@@ -361,14 +415,18 @@ def ingest(
             else:
                 text_frame, lines, bad = read_text_frame(raw, f.location)
         except Exception as exc:  # a file that is not a table at all: reject it whole, keep going
-            rejections.append(Rejection(f.location, None, raw[:500].decode("utf-8", "replace"),
-                                        f"unreadable file: {exc}"))
+            rejections.append(
+                Rejection(f.location, None, raw[:500].decode("utf-8", "replace"), f"unreadable file: {exc}")
+            )
             reports[f.name] = FileReport(f.name, 0, 1, sha)
             continue
         missing_cols = [c for c in spec.names if c not in text_frame.columns]
         if missing_cols:
-            rejections.append(Rejection(f.location, 1, ",".join(map(str, text_frame.columns)),
-                                        f"schema: missing columns {missing_cols}"))
+            rejections.append(
+                Rejection(
+                    f.location, 1, ",".join(map(str, text_frame.columns)), f"schema: missing columns {missing_cols}"
+                )
+            )
             reports[f.name] = FileReport(f.name, 0, len(text_frame) + 1, sha)
             continue
         rejections.extend(bad)
@@ -398,10 +456,14 @@ def ingest(
         for e in known_values:
             for pos in rows_of.get(e.key, []):
                 if e.column in typed.columns and pd.notna(typed.at[pos, e.column]):
-                    corrections.append(Rejection(text.at[pos, "source_file"],
-                                                 int(text.at[pos, "source_line"]),
-                                                 f"{e.column}={text.at[pos, e.column]}",
-                                                 f"erratum (value removed): {e.reason}"))
+                    corrections.append(
+                        Rejection(
+                            text.at[pos, "source_file"],
+                            int(text.at[pos, "source_line"]),
+                            f"{e.column}={text.at[pos, e.column]}",
+                            f"erratum (value removed): {e.reason}",
+                        )
+                    )
                     typed.at[pos, e.column] = None
     is_bad = reason.ne("")
     if is_bad.any():
@@ -410,7 +472,8 @@ def ingest(
         locations = {f.name: f.location for f in files}
         for (name, line, why), rec in zip(
             bad_text[["source_file", "source_line"]].assign(why=reason[is_bad]).itertuples(index=False),
-            records, strict=True,
+            records,
+            strict=True,
         ):
             rejections.append(Rejection(locations[name], int(line), rec, why))
         for name, n in bad_text["source_file"].value_counts().items():
@@ -419,11 +482,13 @@ def ingest(
     good = typed.loc[~is_bad].copy()
     good["source_file"] = text.loc[~is_bad, "source_file"].astype("category")
     good["source_line"] = text.loc[~is_bad, "source_line"].astype("int64")
-    return IngestResult(dataset, good.reset_index(drop=True), rejections, list(reports.values()),
-                        sha256_hex(hashes), corrections)
+    return IngestResult(
+        dataset, good.reset_index(drop=True), rejections, list(reports.values()), sha256_hex(hashes), corrections
+    )
 
 
 # --- upstream adapters: tennis-data.co.uk yearly workbooks -> the local odds layouts -------------
+
 
 def _tennis_data_frame(raw: bytes) -> pd.DataFrame:
     frame = pd.read_excel(io.BytesIO(raw), dtype=str).fillna("")
@@ -446,22 +511,34 @@ def _set_scores(frame: pd.DataFrame) -> pd.Series:
     for i in range(1, 6):
         won, lost = frame.get(f"W{i}", ""), frame.get(f"L{i}", "")
         parts.append(np.where((won != "") & (lost != ""), won.astype(str) + "-" + lost.astype(str), ""))
-    joined = pd.Series([" ".join(p for p in row if p) for row in zip(*parts, strict=True)],
-                       index=frame.index)
+    joined = pd.Series([" ".join(p for p in row if p) for row in zip(*parts, strict=True)], index=frame.index)
     return joined.map(lambda s: re.sub(r"\.0\b", "", s))
 
 
 def _tennis_data_tour(raw: bytes, _file: SourceFile) -> pd.DataFrame:
     frame = _tennis_data_frame(raw)
     frame = frame[(frame.get("B365W", "") != "") & (frame.get("B365L", "") != "")]
-    return pd.DataFrame({
-        "Tournament": frame["Tournament"], "Date": frame["Date"], "Series": frame["Series"],
-        "Court": frame["Court"], "Surface": frame["Surface"], "Round": frame["Round"],
-        "Best of": frame["Best of"], "Player_1": frame["Winner"], "Player_2": frame["Loser"],
-        "Winner": frame["Winner"], "Rank_1": frame["WRank"], "Rank_2": frame["LRank"],
-        "Pts_1": frame["WPts"], "Pts_2": frame["LPts"], "Odd_1": frame["B365W"],
-        "Odd_2": frame["B365L"], "score": _set_scores(frame),
-    }).replace({"N/A": "", "NR": ""})
+    return pd.DataFrame(
+        {
+            "Tournament": frame["Tournament"],
+            "Date": frame["Date"],
+            "Series": frame["Series"],
+            "Court": frame["Court"],
+            "Surface": frame["Surface"],
+            "Round": frame["Round"],
+            "Best of": frame["Best of"],
+            "Player_1": frame["Winner"],
+            "Player_2": frame["Loser"],
+            "Winner": frame["Winner"],
+            "Rank_1": frame["WRank"],
+            "Rank_2": frame["LRank"],
+            "Pts_1": frame["WPts"],
+            "Pts_2": frame["LPts"],
+            "Odd_1": frame["B365W"],
+            "Odd_2": frame["B365L"],
+            "score": _set_scores(frame),
+        }
+    ).replace({"N/A": "", "NR": ""})
 
 
 _ADAPTERS: dict[tuple[str, str], Adapter] = {

@@ -141,8 +141,7 @@ class UpstreamDataSource:
         if dataset in ("odds_tour", "odds_slams"):
             first = 2013 if dataset == "odds_tour" else 2000
             return [
-                SourceFile(f"tennis-data {y}", f"{o}/{y}/{y}.{'xlsx' if y >= 2013 else 'xls'}", y,
-                           layout="tennis-data")
+                SourceFile(f"tennis-data {y}", f"{o}/{y}/{y}.{'xlsx' if y >= 2013 else 'xls'}", y, layout="tennis-data")
                 for y in self._years(first)
             ]
         if dataset == "pbp_matches":

@@ -1,6 +1,5 @@
 """The Dagster code location: merges each domain's definitions and applies global policy."""
 
-
 import dagster as dg
 
 from courtside.settings import Settings

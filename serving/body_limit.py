@@ -73,9 +73,17 @@ class BodyLimitMiddleware:
     async def _refuse(self, send: Send) -> None:
         exc = BodyTooLarge(self.max_bytes)
         body = json.dumps(error_content(413, exc.detail)).encode()
-        await send({"type": "http.response.start", "status": 413, "headers": [
-            (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-            (b"connection", b"close")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 

@@ -47,8 +47,9 @@ def http_predict(url: str, timeout_s: float = 30.0) -> PredictBatch:
 
     def call(requests: list[dict]) -> list[dict]:
         body = json.dumps({"requests": requests}).encode()
-        req = urllib.request.Request(f"{url.rstrip('/')}/predict", data=body,
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            f"{url.rstrip('/')}/predict", data=body, headers={"Content-Type": "application/json"}
+        )
         try:
             with urllib.request.urlopen(req, timeout=timeout_s) as resp:
                 return json.loads(resp.read())["predictions"]
@@ -83,22 +84,40 @@ def settle_finished(db: DbEngine, cfg: TradingPolicy) -> SettlementRun:
     out = SettlementRun()
     done = {s["market_id"] for s in store.settlements(db)}
     bank = bankroll(db, cfg.bankroll)
-    for _, _, at, _, match_id, payload in store.events_after(db, 0, kinds=[str(EventKind.MATCH_FINISHED)],
-                                                             limit=1_000_000):
-        result = MatchResult(winner=payload.get("winner"), outcome=payload.get("outcome") or "unknown",
-                             sets_completed=int(payload.get("sets_completed") or 0))
+    for _, _, at, _, match_id, payload in store.events_after(
+        db, 0, kinds=[str(EventKind.MATCH_FINISHED)], limit=1_000_000
+    ):
+        result = MatchResult(
+            winner=payload.get("winner"),
+            outcome=payload.get("outcome") or "unknown",
+            sets_completed=int(payload.get("sets_completed") or 0),
+        )
         for market_id in payload.get("markets", []):
             if market_id in done:
                 continue
             orders = [Order.from_dict(o) for _, _, o in store.order_rows(db, [market_id])]
             try:
-                s = settle_market(market_id, orders, result, commission=cfg.exchange.commission, bankroll=bank,
-                                  settled_at=at, config=cfg.exchange.settlement)
+                s = settle_market(
+                    market_id,
+                    orders,
+                    result,
+                    commission=cfg.exchange.commission,
+                    bankroll=bank,
+                    settled_at=at,
+                    config=cfg.exchange.settlement,
+                )
             except ValueError as exc:
                 out.unsettleable.append((market_id, str(exc)))
                 continue
-            if store.record_settlement(db, market_id, match_id, s.to_dict(), at,
-                                       [o.customer_order_ref for o in orders], str(EventKind.MARKET_SETTLED)):
+            if store.record_settlement(
+                db,
+                market_id,
+                match_id,
+                s.to_dict(),
+                at,
+                [o.customer_order_ref for o in orders],
+                str(EventKind.MARKET_SETTLED),
+            ):
                 bank = s.pnl.bankroll_after
                 out.settled.append(s)
             done.add(market_id)
@@ -121,18 +140,25 @@ class PrematchScan:
 def open_prematch_markets(db: DbEngine) -> dict[str, tuple[str, MarketBook]]:
     """market id -> (match id, latest book) of pre-match markets whose latest update is OPEN."""
     latest: dict[str, tuple[str, datetime, dict]] = {}
-    for _, _, at, _, match_id, payload in store.events_after(db, 0, kinds=[str(EventKind.MARKET_UPDATE)],
-                                                             limit=10_000_000):
+    for _, _, at, _, match_id, payload in store.events_after(
+        db, 0, kinds=[str(EventKind.MARKET_UPDATE)], limit=10_000_000
+    ):
         if not payload.get("in_play"):
             latest[payload["market_id"]] = (match_id, at, payload)
     return {m: (match_id, logged_book(p, at)) for m, (match_id, at, p) in latest.items() if p["status"] == "OPEN"}
 
 
 def _prematch_request(row: pd.Series) -> dict:
-    return {"player_one": int(row["player1_id"]), "player_two": int(row["player2_id"]),
-            "surface": row["surface"], "date": str(row["event_date"]), "best_of": int(row["best_of"]),
-            "level": "G" if row["source"] == "slam" else "A", "round": str(row["round"] or "R32"),
-            "match_id": str(row["sackmann_match_id"])}
+    return {
+        "player_one": int(row["player1_id"]),
+        "player_two": int(row["player2_id"]),
+        "surface": row["surface"],
+        "date": str(row["event_date"]),
+        "best_of": int(row["best_of"]),
+        "level": "G" if row["source"] == "slam" else "A",
+        "round": str(row["round"] or "R32"),
+        "match_id": str(row["sackmann_match_id"]),
+    }
 
 
 def scan_prematch(db: DbEngine, catalog: pd.DataFrame, predict: PredictBatch, cfg: TradingPolicy) -> PrematchScan:
@@ -171,15 +197,44 @@ def scan_prematch(db: DbEngine, catalog: pd.DataFrame, predict: PredictBatch, cf
             continue
         scan.predicted += 1
         p = float(answer["probability"])
-        decision = decide(match_id, book, p, (FIRST, SECOND), bank, cfg.value, cfg.staking, cfg.risk.max_stake,
-                          ("prematch", market_id))
-        events.append(store.EventEntry("PREMATCH_PREDICTION", book.publish_time, {
-            "market_id": market_id, "probability": p, "model": answer["model_name"],
-            "version": answer["model_version"], "sackmann_match_id": ask["match_id"]}, None, None, match_id))
+        decision = decide(
+            match_id,
+            book,
+            p,
+            (FIRST, SECOND),
+            bank,
+            cfg.value,
+            cfg.staking,
+            cfg.risk.max_stake,
+            ("prematch", market_id),
+        )
+        events.append(
+            store.EventEntry(
+                "PREMATCH_PREDICTION",
+                book.publish_time,
+                {
+                    "market_id": market_id,
+                    "probability": p,
+                    "model": answer["model_name"],
+                    "version": answer["model_version"],
+                    "sackmann_match_id": ask["match_id"],
+                },
+                None,
+                None,
+                match_id,
+            )
+        )
         if decision.opportunity is not None:
-            events.append(store.EventEntry(str(EventKind.OPPORTUNITY), book.publish_time,
-                                           {**decision.opportunity.to_dict(), "source": "prematch"}, None, None,
-                                           match_id))
+            events.append(
+                store.EventEntry(
+                    str(EventKind.OPPORTUNITY),
+                    book.publish_time,
+                    {**decision.opportunity.to_dict(), "source": "prematch"},
+                    None,
+                    None,
+                    match_id,
+                )
+            )
         if decision.request is None:
             scan.no_value += 1
             continue
@@ -198,12 +253,22 @@ def events_frame(db: DbEngine, after_id: int, upto_id: int) -> pd.DataFrame:
     for r in store.event_rows(db, after_id, upto_id):
         payload = r["payload"]
         order = payload.get("order") or payload.get("request") or {}
-        rows.append({"id": r["id"], "kind": r["kind"], "event_time": pd.Timestamp(r["event_time"]),
-                     "feed": r["feed"], "seq": r["seq"], "match_id": r["match_id"],
-                     "probability": payload.get("probability"), "price": order.get("price"),
-                     "size": order.get("size")})
-    frame = pd.DataFrame(rows, columns=["id", "kind", "event_time", "feed", "seq", "match_id", "probability",
-                                        "price", "size"])
+        rows.append(
+            {
+                "id": r["id"],
+                "kind": r["kind"],
+                "event_time": pd.Timestamp(r["event_time"]),
+                "feed": r["feed"],
+                "seq": r["seq"],
+                "match_id": r["match_id"],
+                "probability": payload.get("probability"),
+                "price": order.get("price"),
+                "size": order.get("size"),
+            }
+        )
+    frame = pd.DataFrame(
+        rows, columns=["id", "kind", "event_time", "feed", "seq", "match_id", "probability", "price", "size"]
+    )
     frame["seq"] = frame["seq"].astype("Int64")
     for column in ("probability", "price", "size"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
@@ -222,15 +287,29 @@ class LivePnL:
 def live_pnl(db: DbEngine, cfg: TradingPolicy) -> LivePnL:
     """The session's P&L curve and the calibration of its in-play predictions on finished matches."""
     settled = store.settlements(db)
-    curve = pd.DataFrame([{"settled_at": s["pnl"]["settled_at"], "market_id": s["market_id"],
-                           "bets": len(s["bets"]), "staked": sum(b["size_matched"] for b in s["bets"]),
-                           "net_profit": s["pnl"]["net_profit"], "bankroll": s["pnl"]["bankroll_after"]}
-                          for s in settled],
-                         columns=["settled_at", "market_id", "bets", "staked", "net_profit", "bankroll"])
-    winners = {m: p.get("winner") for _, _, _, _, m, p in store.events_after(
-        db, 0, kinds=[str(EventKind.MATCH_FINISHED)], limit=1_000_000)}
-    preds = [(m, p["probability"]) for _, _, _, _, m, p in store.events_after(
-        db, 0, kinds=[str(EventKind.PREDICTION)], limit=10_000_000) if winners.get(m) in (FIRST, SECOND)]
+    curve = pd.DataFrame(
+        [
+            {
+                "settled_at": s["pnl"]["settled_at"],
+                "market_id": s["market_id"],
+                "bets": len(s["bets"]),
+                "staked": sum(b["size_matched"] for b in s["bets"]),
+                "net_profit": s["pnl"]["net_profit"],
+                "bankroll": s["pnl"]["bankroll_after"],
+            }
+            for s in settled
+        ],
+        columns=["settled_at", "market_id", "bets", "staked", "net_profit", "bankroll"],
+    )
+    winners = {
+        m: p.get("winner")
+        for _, _, _, _, m, p in store.events_after(db, 0, kinds=[str(EventKind.MATCH_FINISHED)], limit=1_000_000)
+    }
+    preds = [
+        (m, p["probability"])
+        for _, _, _, _, m, p in store.events_after(db, 0, kinds=[str(EventKind.PREDICTION)], limit=10_000_000)
+        if winners.get(m) in (FIRST, SECOND)
+    ]
     calib = pd.DataFrame(preds, columns=["match_id", "probability"])
     calib["first_won"] = [int(winners[m] == FIRST) for m in calib["match_id"]]
     y, p = calib["first_won"].to_numpy(), np.clip(calib["probability"].to_numpy(dtype=float), 1e-6, 1 - 1e-6)
@@ -239,10 +318,15 @@ def live_pnl(db: DbEngine, cfg: TradingPolicy) -> LivePnL:
     peak = np.maximum.accumulate(np.r_[cfg.bankroll, curve["bankroll"].to_numpy(dtype=float)])
     drawdown = float((peak - np.r_[cfg.bankroll, curve["bankroll"].to_numpy(dtype=float)]).max()) if len(peak) else 0.0
     summary = {
-        "markets_settled": len(curve), "bets_settled": int(curve["bets"].sum()), "staked": round(staked, 2),
-        "net_profit": round(net, 2), "roi": round(net / staked, 4) if staked else None,
-        "bankroll": round(cfg.bankroll + net, 2), "max_drawdown": round(drawdown, 2),
-        "finished_matches": len(winners), "predictions_scored": len(calib),
+        "markets_settled": len(curve),
+        "bets_settled": int(curve["bets"].sum()),
+        "staked": round(staked, 2),
+        "net_profit": round(net, 2),
+        "roi": round(net / staked, 4) if staked else None,
+        "bankroll": round(cfg.bankroll + net, 2),
+        "max_drawdown": round(drawdown, 2),
+        "finished_matches": len(winners),
+        "predictions_scored": len(calib),
         "brier": round(float(np.mean((p - y) ** 2)), 4) if len(calib) else None,
         "log_loss": round(float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))), 4) if len(calib) else None,
     }

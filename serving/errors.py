@@ -24,10 +24,21 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
 
-ERROR_NAMES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-               405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
-               415: "unsupported_media_type", 422: "validation_error", 426: "upgrade_required",
-               429: "rate_limited", 500: "internal_error", 503: "unavailable"}
+ERROR_NAMES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    426: "upgrade_required",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "unavailable",
+}
 MAX_DETAILS = 10
 """Validation errors listed in ``detail`` (the message says how many there were)."""
 EXCERPT_CHARS = 200
@@ -41,22 +52,28 @@ _excerpts.maxdict = _excerpts.maxlist = _excerpts.maxtuple = _excerpts.maxset = 
 class ErrorBody(BaseModel):
     """Every error: a machine-readable code and a sentence for people."""
 
-    error: str = Field(description="not_found, validation_error, unauthorized, forbidden, payload_too_large, "
-                                   "rate_limited, internal_error, unavailable, ...")
+    error: str = Field(
+        description="not_found, validation_error, unauthorized, forbidden, payload_too_large, "
+        "rate_limited, internal_error, unavailable, ..."
+    )
     message: str
     detail: list[dict[str, Any]] | None = Field(
-        None, description=f"the invalid fields (validation errors): at most {MAX_DETAILS}, each with `loc`, `msg`, "
-                          f"`type` and an `input` excerpt of at most {EXCERPT_CHARS} characters")
+        None,
+        description=f"the invalid fields (validation errors): at most {MAX_DETAILS}, each with `loc`, `msg`, "
+        f"`type` and an `input` excerpt of at most {EXCERPT_CHARS} characters",
+    )
 
 
 def error_content(status: int, message: str, detail: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     return {"error": ERROR_NAMES.get(status, "error"), "message": message, "detail": detail}
 
 
-def error_response(status: int, message: str, detail: list[dict[str, Any]] | None = None,
-                   headers: Mapping[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(error_content(status, message, detail), status_code=status,
-                        headers=dict(headers) if headers else None)
+def error_response(
+    status: int, message: str, detail: list[dict[str, Any]] | None = None, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        error_content(status, message, detail), status_code=status, headers=dict(headers) if headers else None
+    )
 
 
 def excerpt(value: Any) -> str:
@@ -65,7 +82,7 @@ def excerpt(value: Any) -> str:
         text = value if isinstance(value, str) else _excerpts.repr(value)
     except ValueError:  # e.g. an integer too long to print
         text = f"<{type(value).__name__}>"
-    return text if len(text) <= EXCERPT_CHARS else text[:EXCERPT_CHARS - 3] + "..."
+    return text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 3] + "..."
 
 
 def _loc_part(part: Any) -> str | int:
@@ -81,8 +98,11 @@ def bounded_details(errors: Iterable[Mapping[str, Any]]) -> tuple[int, list[dict
     for e in errors:
         total += 1
         if len(shown) < MAX_DETAILS:
-            item: dict[str, Any] = {"loc": [_loc_part(p) for p in e.get("loc", ())],
-                                    "msg": excerpt(str(e.get("msg", "invalid"))), "type": str(e.get("type", "error"))}
+            item: dict[str, Any] = {
+                "loc": [_loc_part(p) for p in e.get("loc", ())],
+                "msg": excerpt(str(e.get("msg", "invalid"))),
+                "type": str(e.get("type", "error")),
+            }
             if "input" in e:
                 item["input"] = excerpt(e["input"])
             shown.append(item)
@@ -155,8 +175,16 @@ class JsonErrorsMiddleware:
                 status = held["status"]
                 body = JSONResponse(error_content(status, text.decode("utf-8", "replace").strip() or "error")).body
                 keep = [(k, v) for k, v in held.get("headers", ()) if k not in (b"content-type", b"content-length")]
-                await send({**held, "headers": [*keep, (b"content-type", b"application/json"),
-                                                (b"content-length", str(len(body)).encode())]})
+                await send(
+                    {
+                        **held,
+                        "headers": [
+                            *keep,
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
                 await send({"type": "http.response.body", "body": body})
                 held = None
                 return

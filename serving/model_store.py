@@ -103,8 +103,14 @@ class AliasPoller:
 class ModelStore(AliasPoller):
     """The current champion and snapshot; ``current`` is swapped atomically on reload."""
 
-    def __init__(self, tracking_uri: str, snapshot_path: Path, model_name: str = tracking.PREMATCH_MODEL,
-                 alias: str = tracking.CHAMPION, poll_s: float = 10.0):
+    def __init__(
+        self,
+        tracking_uri: str,
+        snapshot_path: Path,
+        model_name: str = tracking.PREMATCH_MODEL,
+        alias: str = tracking.CHAMPION,
+        poll_s: float = 10.0,
+    ):
         super().__init__(poll_s)
         self.tracking_uri = tracking_uri
         self.snapshot_path = snapshot_path
@@ -143,12 +149,11 @@ class ModelStore(AliasPoller):
         if missing:
             raise ValueError(f"v{info.version} needs features this code does not compute: {missing[:5]}")
         columns = [FEATURES.index(f) for f in features]
-        self.current = Loaded(self.model_name, info.version, kind, features, columns, predict, snapshot,
-                              snapshot_mtime)
+        self.current = Loaded(self.model_name, info.version, kind, features, columns, predict, snapshot, snapshot_mtime)
         self.reloads += 1
-        log.info("serving %s v%s (%s), features as of %s", self.model_name, info.version, kind,
-                 snapshot.as_of.date())
+        log.info("serving %s v%s (%s), features as of %s", self.model_name, info.version, kind, snapshot.as_of.date())
         return True
+
 
 class HistoricalFeatures:
     """The pipeline's pre-match feature table (as of each historical match), for replays: loaded
@@ -205,8 +210,13 @@ class InplayStore(AliasPoller):
     Markov chain and says so in ``model_name``.
     """
 
-    def __init__(self, tracking_uri: str, model_name: str = tracking.INPLAY_MODEL, alias: str = tracking.CHAMPION,
-                 poll_s: float = 10.0):
+    def __init__(
+        self,
+        tracking_uri: str,
+        model_name: str = tracking.INPLAY_MODEL,
+        alias: str = tracking.CHAMPION,
+        poll_s: float = 10.0,
+    ):
         super().__init__(poll_s)
         self.tracking_uri = tracking_uri
         self.model_name = model_name
@@ -227,8 +237,9 @@ class InplayStore(AliasPoller):
                 return False
             model, features = tracking.load_model(f"models:/{self.model_name}/{info.version}")
             predict, family = compile_inplay_predictor(model, features)
-            self.current = LoadedInplay(self.model_name, info.version, family,
-                                        float(model.serve_prior_strength), predict)
+            self.current = LoadedInplay(
+                self.model_name, info.version, family, float(model.serve_prior_strength), predict
+            )
             self.reloads += 1
             log.info("serving %s v%s (%s) for /predict_live", self.model_name, info.version, family)
             return True

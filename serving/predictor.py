@@ -72,8 +72,10 @@ def compile_inplay_predictor(model: Any, features: list[str]) -> tuple[PredictAr
     from features.inplay_state import INPLAY_FEATURES
 
     if list(features) != list(INPLAY_FEATURES):
-        raise ValueError(f"the in-play model expects features {list(features)[:5]}..., this code computes "
-                         f"{list(INPLAY_FEATURES)[:5]}...")
+        raise ValueError(
+            f"the in-play model expects features {list(features)[:5]}..., this code computes "
+            f"{list(INPLAY_FEATURES)[:5]}..."
+        )
     predict = getattr(model, "predict_features", None)
     if predict is None:
 
@@ -84,4 +86,3 @@ def compile_inplay_predictor(model: Any, features: list[str]) -> tuple[PredictAr
     if hasattr(model, "single_threaded"):
         model.single_threaded()
     return predict, str(getattr(model, "kind", "generic"))
-

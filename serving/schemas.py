@@ -57,18 +57,23 @@ class PrematchRequest(BaseModel):
     player_one: PlayerRef = Field(description="Sackmann player id or full name")
     player_two: PlayerRef = Field(description="Sackmann player id or full name")
     surface: Surface
-    date: IsoDate = Field(description="match day; must be after the data the service knows (as_of), unless "
-                                      "match_id names a historical match")
-    match_id: str | None = Field(None, max_length=64,
-                                 description="Sackmann match id of a historical match (replays, backtests): "
-                                             "the answer uses the features as of that match, from the "
-                                             "pipeline's feature table, never what came after it")
+    date: IsoDate = Field(
+        description="match day; must be after the data the service knows (as_of), unless "
+        "match_id names a historical match"
+    )
+    match_id: str | None = Field(
+        None,
+        max_length=64,
+        description="Sackmann match id of a historical match (replays, backtests): "
+        "the answer uses the features as of that match, from the "
+        "pipeline's feature table, never what came after it",
+    )
     best_of: BestOf = 3
     level: Level = Field("A", description="tournament tier (Sackmann tourney_level)")
     round: str = Field("R32", max_length=8, description="R128 .. F, RR, Q1-Q3")
-    rank_one: Annotated[int, Strict()] | None = Field(None, ge=1, le=100_000,
-                                                      description="current ranking of player one (latest known "
-                                                                  "if omitted)")
+    rank_one: Annotated[int, Strict()] | None = Field(
+        None, ge=1, le=100_000, description="current ranking of player one (latest known if omitted)"
+    )
     rank_two: Annotated[int, Strict()] | None = Field(None, ge=1, le=100_000)
     points_one: float | None = Field(None, ge=0, le=1e6, strict=True)
     points_two: float | None = Field(None, ge=0, le=1e6, strict=True)
@@ -94,9 +99,26 @@ class PrematchResponse(BaseModel):
 class PrematchBatch(BaseModel):
     """A batch of pre-match questions."""
 
-    model_config = ConfigDict(**REQUESTS, json_schema_extra={"examples": [{"requests": [
-        {"player_one": "Novak Djokovic", "player_two": "Rafael Nadal", "surface": "Clay", "date": "2030-06-01",
-         "best_of": 5, "level": "G", "round": "QF"}]}]})
+    model_config = ConfigDict(
+        **REQUESTS,
+        json_schema_extra={
+            "examples": [
+                {
+                    "requests": [
+                        {
+                            "player_one": "Novak Djokovic",
+                            "player_two": "Rafael Nadal",
+                            "surface": "Clay",
+                            "date": "2030-06-01",
+                            "best_of": 5,
+                            "level": "G",
+                            "round": "QF",
+                        }
+                    ]
+                }
+            ]
+        },
+    )
 
     requests: list[PrematchRequest] = Field(min_length=1, max_length=10_000)
 
@@ -113,8 +135,11 @@ class Health(BaseModel):
     features_as_of: dt.date | None
     reloads: int
     last_error: str | None = None
-    inplay_model_name: str | None = Field(None, description="what /predict_live answers with: tennis-inplay, "
-                                                            "or the Markov fallback while no champion is registered")
+    inplay_model_name: str | None = Field(
+        None,
+        description="what /predict_live answers with: tennis-inplay, "
+        "or the Markov fallback while no champion is registered",
+    )
     inplay_model_version: str | None = None
     inplay_model_family: str | None = Field(None, description="markov, markov_updated or learned")
     inplay_last_error: str | None = None
@@ -146,14 +171,17 @@ class LiveRequest(BaseModel):
     best_of: BestOf = 3
     tournament: str = Field("", max_length=200, description="decides the final-set rule, with season")
     season: int = Field(2021, ge=1968, le=2100, strict=True)
-    sets: list[tuple[Games, Games]] = Field(default_factory=list, max_length=5,
-                                            description="completed sets, games (one, two)")
+    sets: list[tuple[Games, Games]] = Field(
+        default_factory=list, max_length=5, description="completed sets, games (one, two)"
+    )
     games: tuple[Games, Games] = (0, 0)
-    points: tuple[Games, Games] = Field((0, 0), description="points in the game: 0,1,2,3,4 = 0,15,30,40,A; "
-                                                            "tie-break points as counts")
+    points: tuple[Games, Games] = Field(
+        (0, 0), description="points in the game: 0,1,2,3,4 = 0,15,30,40,A; tie-break points as counts"
+    )
     server: Server = Field(description="who serves the next point")
-    prematch_probability: float | None = Field(None, gt=0, lt=1, strict=True,
-                                               description="P(player one wins) before the match")
+    prematch_probability: float | None = Field(
+        None, gt=0, lt=1, strict=True, description="P(player one wins) before the match"
+    )
     prematch: PrematchRequest | None = Field(None, description="players etc., when no pre-match probability is given")
     serve_stats: ServeStats | None = None
 
@@ -175,10 +203,29 @@ class LiveResponse(BaseModel):
 
 
 class LiveBatch(BaseModel):
-    model_config = ConfigDict(**REQUESTS, json_schema_extra={"examples": [{"states": [
-        {"match_id": "2012-wimbledon-1103", "best_of": 5, "tournament": "Wimbledon", "season": 2012,
-         "sets": [[6, 4]], "games": [3, 2], "points": [2, 1], "server": 1, "prematch_probability": 0.62,
-         "serve_stats": {"won_one": 40, "served_one": 60, "won_two": 35, "served_two": 55}}]}]})
+    model_config = ConfigDict(
+        **REQUESTS,
+        json_schema_extra={
+            "examples": [
+                {
+                    "states": [
+                        {
+                            "match_id": "2012-wimbledon-1103",
+                            "best_of": 5,
+                            "tournament": "Wimbledon",
+                            "season": 2012,
+                            "sets": [[6, 4]],
+                            "games": [3, 2],
+                            "points": [2, 1],
+                            "server": 1,
+                            "prematch_probability": 0.62,
+                            "serve_stats": {"won_one": 40, "served_one": 60, "won_two": 35, "served_two": 55},
+                        }
+                    ]
+                }
+            ]
+        },
+    )
 
     states: list[LiveRequest] = Field(min_length=1, max_length=10_000)
 

@@ -54,22 +54,25 @@ app = FastAPI(
     title="Courtside prediction service",
     version="1",
     description="Pre-match and in-play tennis win probabilities from the champion model. Errors are JSON "
-                '`{"error", "message", "detail"}`: 422 names the invalid fields in `detail[].loc` (with the '
-                "request's index in the batch), 413 a body over the size limit, 503 no model loaded yet.",
+    '`{"error", "message", "detail"}`: 422 names the invalid fields in `detail[].loc` (with the '
+    "request's index in the batch), 413 a body over the size limit, 503 no model loaded yet.",
     docs_url="/api/docs",
     redoc_url=None,
     responses={code: {"model": ErrorBody} for code in (400, 413, 422, 500)},
 )
 install_error_handlers(app, docs="/api/docs")
-app.add_middleware(BodyLimitMiddleware,
-                   max_bytes=Settings.from_env().max_body_bytes or PREDICTION_MAX_BODY_BYTES)
+app.add_middleware(BodyLimitMiddleware, max_bytes=Settings.from_env().max_body_bytes or PREDICTION_MAX_BODY_BYTES)
 UNAVAILABLE = {503: {"model": ErrorBody, "description": "no model loaded yet (see /health)"}}
 
 PREDICTIONS = bentoml.metrics.Counter(
-    name="courtside_predictions", documentation="Predictions answered", labelnames=["endpoint"])
+    name="courtside_predictions", documentation="Predictions answered", labelnames=["endpoint"]
+)
 MODEL_SECONDS = bentoml.metrics.Histogram(
-    name="courtside_model_seconds", documentation="Time in feature building and model per request",
-    labelnames=["endpoint"], buckets=(0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 1.0))
+    name="courtside_model_seconds",
+    documentation="Time in feature building and model per request",
+    labelnames=["endpoint"],
+    buckets=(0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 1.0),
+)
 
 
 def _unprocessable(loc: list, msg: str) -> HTTPException:
@@ -85,8 +88,9 @@ class PredictionService:
     def __init__(self) -> None:
         settings = Settings.from_env()
         poll_s = float(os.environ.get("COURTSIDE_MODEL_POLL_S", "10"))
-        self.store = ModelStore(settings.mlflow_tracking_uri, settings.warehouse_dir / "player_snapshot.pickle",
-                                poll_s=poll_s)
+        self.store = ModelStore(
+            settings.mlflow_tracking_uri, settings.warehouse_dir / "player_snapshot.pickle", poll_s=poll_s
+        )
         self.inplay = InplayStore(settings.mlflow_tracking_uri, poll_s=poll_s)
         self.history = HistoricalFeatures(settings.warehouse_dir / "prematch_features.parquet")
         threading.Thread(target=self._boot, name="model-loader", daemon=True).start()
@@ -126,12 +130,17 @@ def health() -> Health:
     cur, live = store.current, inplay.current
     return Health(
         status="ok" if cur else ("error" if store.last_error and "not set" not in store.last_error else "loading"),
-        model_name=store.model_name, model_version=cur.version if cur else None, model_kind=cur.kind if cur else None,
-        features_as_of=cur.snapshot.as_of.date() if cur else None, reloads=store.reloads, last_error=store.last_error,
+        model_name=store.model_name,
+        model_version=cur.version if cur else None,
+        model_kind=cur.kind if cur else None,
+        features_as_of=cur.snapshot.as_of.date() if cur else None,
+        reloads=store.reloads,
+        last_error=store.last_error,
         inplay_model_name=live.model_name if live else INPLAY_FALLBACK_MODEL,
         inplay_model_version=live.version if live else INPLAY_FALLBACK_VERSION,
         inplay_model_family=live.family if live else "markov_updated",
-        inplay_last_error=inplay.last_error)
+        inplay_last_error=inplay.last_error,
+    )
 
 
 def _prematch(requests: list[PrematchRequest], loc: list) -> PrematchBatchResponse:
@@ -160,27 +169,46 @@ def _prematch(requests: list[PrematchRequest], loc: list) -> PrematchBatchRespon
             except (KeyError, FileNotFoundError) as exc:
                 raise _unprocessable([*loc, i, "match_id"], str(exc).strip('"')) from None
             if {a, b} != {pa, pb}:
-                raise _unprocessable([*loc, i, "match_id"],
-                                     f"match {r.match_id} was played by {pa} and {pb}, not {a} and {b}")
+                raise _unprocessable(
+                    [*loc, i, "match_id"], f"match {r.match_id} was played by {pa} and {pb}, not {a} and {b}"
+                )
             rows[i] = values[cur.columns]
             flip[i] = a != pa  # the table's row is P(player A): player one is B -> 1 - p
             ids.append((a, b))
             continue
         if pd.Timestamp(r.date) <= snap.as_of:
-            raise _unprocessable([*loc, i, "date"],
-                                 f"date must be after {snap.as_of.date()} (the last match the service knows); "
-                                 "for a historical match give its match_id")
-        values = snap.features(snap.entrant(a, r.rank_one, r.points_one), snap.entrant(b, r.rank_two, r.points_two),
-                               pd.Timestamp(r.date), r.surface, r.best_of, r.level, r.round)
+            raise _unprocessable(
+                [*loc, i, "date"],
+                f"date must be after {snap.as_of.date()} (the last match the service knows); "
+                "for a historical match give its match_id",
+            )
+        values = snap.features(
+            snap.entrant(a, r.rank_one, r.points_one),
+            snap.entrant(b, r.rank_two, r.points_two),
+            pd.Timestamp(r.date),
+            r.surface,
+            r.best_of,
+            r.level,
+            r.round,
+        )
         rows[i] = [values[j] for j in cur.columns]
         ids.append((a, b))
     probs = cur.predict(rows)
     probs = np.where(flip, 1.0 - probs, probs)
     as_of = snap.as_of.date()
-    return PrematchBatchResponse(predictions=[
-        PrematchResponse(player_one_id=a, player_two_id=b, probability=float(p), model_name=cur.model_name,
-                         model_version=cur.version, features_as_of=as_of)
-        for (a, b), p in zip(ids, probs, strict=True)])
+    return PrematchBatchResponse(
+        predictions=[
+            PrematchResponse(
+                player_one_id=a,
+                player_two_id=b,
+                probability=float(p),
+                model_name=cur.model_name,
+                model_version=cur.version,
+                features_as_of=as_of,
+            )
+            for (a, b), p in zip(ids, probs, strict=True)
+        ]
+    )
 
 
 @app.post("/predict", response_model=PrematchBatchResponse, responses=UNAVAILABLE)
@@ -203,8 +231,9 @@ def predict_live(batch: LiveBatch) -> LiveBatchResponse:
     prior: dict[int, tuple[float, str]] = {}
     if need:
         answers = _prematch([r for _, r in need], ["body", "states", "prematch"]).predictions
-        prior = {i: (a.probability, f"{a.model_name}@v{a.model_version}") for (i, _), a in zip(need, answers,
-                                                                                               strict=True)}
+        prior = {
+            i: (a.probability, f"{a.model_name}@v{a.model_version}") for (i, _), a in zip(need, answers, strict=True)
+        }
     model = _inplay().current  # one reference for the whole batch: a reload cannot mix versions
     p0s, sources, scores = [], [], []
     counts: list[list[int]] = [[], [], [], []]
@@ -216,22 +245,30 @@ def predict_live(batch: LiveBatch) -> LiveBatchResponse:
         except ScoringError as exc:
             raise _unprocessable(["body", "states", i, "sets/games/points"], f"impossible score: {exc}") from None
         st = s.serve_stats
-        for values, v in zip(counts, (st.won_one, st.served_one, st.won_two, st.served_two) if st else (0, 0, 0, 0),
-                             strict=True):
+        for values, v in zip(
+            counts, (st.won_one, st.served_one, st.won_two, st.served_two) if st else (0, 0, 0, 0), strict=True
+        ):
             values.append(v)
         p0s.append(p0)
         sources.append(source)
-    x = inplay_features(p0s, scores, *counts,
-                        strength=model.serve_prior_strength if model else SERVE_PRIOR_STRENGTH)
+    x = inplay_features(p0s, scores, *counts, strength=model.serve_prior_strength if model else SERVE_PRIOR_STRENGTH)
     probs = model.predict(x) if model else sigmoid(x[:, _UPDATED])
     name, version = (model.model_name, model.version) if model else (INPLAY_FALLBACK_MODEL, INPLAY_FALLBACK_VERSION)
     out = []
     for i, s in enumerate(batch.states):
         decided = scores[i].winner
         p = float(probs[i]) if decided is None else float(decided == 0)  # a finished match: exactly 0 or 1
-        out.append(LiveResponse(match_id=s.match_id, probability=p, prematch_probability=p0s[i],
-                                serve_one=float(x[i, _SERVE_A]), serve_two=float(x[i, _SERVE_B]), model_name=name,
-                                model_version=f"{version} (prior: {sources[i]})"))
+        out.append(
+            LiveResponse(
+                match_id=s.match_id,
+                probability=p,
+                prematch_probability=p0s[i],
+                serve_one=float(x[i, _SERVE_A]),
+                serve_two=float(x[i, _SERVE_B]),
+                model_name=name,
+                model_version=f"{version} (prior: {sources[i]})",
+            )
+        )
     MODEL_SECONDS.labels(endpoint="predict_live").observe(time.perf_counter() - start)
     PREDICTIONS.labels(endpoint="predict_live").inc(len(out))
     return LiveBatchResponse(predictions=out)

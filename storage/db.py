@@ -7,7 +7,7 @@ in production; the same code serves both. Typical process start::
     from storage.db import Database
 
     db = Database(Settings.from_env().database_url)
-    db.migrate()                # idempotent, safe at every start, safe when processes race
+    db.migrate()  # idempotent, safe at every start, safe when processes race
     with db.session() as session, session.begin():
         ...
 

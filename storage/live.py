@@ -73,28 +73,57 @@ def commit_step(engine: Engine, step: Step) -> None:
     now = datetime.now(UTC)
     with engine.begin() as conn:
         if step.events:
-            conn.execute(insert(LiveEvent), [
-                {"kind": e.kind, "event_time": e.event_time, "feed": e.feed, "seq": e.seq, "match_id": e.match_id,
-                 "payload": _json(e.payload), "recorded_at": now} for e in step.events])
+            conn.execute(
+                insert(LiveEvent),
+                [
+                    {
+                        "kind": e.kind,
+                        "event_time": e.event_time,
+                        "feed": e.feed,
+                        "seq": e.seq,
+                        "match_id": e.match_id,
+                        "payload": _json(e.payload),
+                        "recorded_at": now,
+                    }
+                    for e in step.events
+                ],
+            )
         for ref, st in step.orders.items():
             o = st.payload
-            values = {"market_id": o["market_id"], "match_id": st.match_id, "selection": o["selection"],
-                      "side": str(o["side"]), "price": float(o["price"]), "size": float(o["size"]),
-                      "size_matched": float(o.get("size_matched") or 0.0), "status": str(o["status"]),
-                      "source": st.source, "settled": bool(o.get("settled", False)),
-                      "placed_at": _dt(o["placed_at"]), "updated_at": _dt(o["updated_at"]), "payload": _json(o)}
+            values = {
+                "market_id": o["market_id"],
+                "match_id": st.match_id,
+                "selection": o["selection"],
+                "side": str(o["side"]),
+                "price": float(o["price"]),
+                "size": float(o["size"]),
+                "size_matched": float(o.get("size_matched") or 0.0),
+                "status": str(o["status"]),
+                "source": st.source,
+                "settled": bool(o.get("settled", False)),
+                "placed_at": _dt(o["placed_at"]),
+                "updated_at": _dt(o["updated_at"]),
+                "payload": _json(o),
+            }
             changed = conn.execute(update(OrderRow).where(OrderRow.customer_order_ref == ref).values(**values))
             if changed.rowcount == 0:
                 conn.execute(insert(OrderRow).values(customer_order_ref=ref, **values))
         for (feed, channel), (seq, epoch) in step.cursors.items():
-            changed = conn.execute(update(FeedCursor).where(FeedCursor.feed == feed, FeedCursor.channel == channel)
-                                   .values(last_seq=seq, updated_at=now))
+            changed = conn.execute(
+                update(FeedCursor)
+                .where(FeedCursor.feed == feed, FeedCursor.channel == channel)
+                .values(last_seq=seq, updated_at=now)
+            )
             if changed.rowcount == 0:
-                conn.execute(insert(FeedCursor).values(feed=feed, channel=channel, last_seq=seq, epoch=epoch,
-                                                       updated_at=now))
+                conn.execute(
+                    insert(FeedCursor).values(feed=feed, channel=channel, last_seq=seq, epoch=epoch, updated_at=now)
+                )
         for ref, (status, reason) in step.requests_done.items():
-            conn.execute(update(OrderRequestRow).where(OrderRequestRow.customer_order_ref == ref)
-                         .values(status=status, reason=reason))
+            conn.execute(
+                update(OrderRequestRow)
+                .where(OrderRequestRow.customer_order_ref == ref)
+                .values(status=status, reason=reason)
+            )
         if step.quarantined:
             conn.execute(insert(Quarantine), [{**q, "stage": "live", "created_at": now} for q in step.quarantined])
 
@@ -135,43 +164,71 @@ def add_order_requests(engine: Engine, requests: Iterable[tuple[str, str, str, d
     added = 0
     with engine.begin() as conn:
         for ref, match_id, market_id, payload in requests:
-            exists = conn.execute(select(OrderRequestRow.customer_order_ref)
-                                  .where(OrderRequestRow.customer_order_ref == ref)).first()
+            exists = conn.execute(
+                select(OrderRequestRow.customer_order_ref).where(OrderRequestRow.customer_order_ref == ref)
+            ).first()
             if exists:
                 continue
-            conn.execute(insert(OrderRequestRow).values(customer_order_ref=ref, match_id=match_id,
-                                                        market_id=market_id, status="new", payload=_json(payload)))
+            conn.execute(
+                insert(OrderRequestRow).values(
+                    customer_order_ref=ref, match_id=match_id, market_id=market_id, status="new", payload=_json(payload)
+                )
+            )
             added += 1
     return added
 
 
 def new_order_requests(engine: Engine) -> list[tuple[str, str, dict[str, Any]]]:
     """(ref, match_id, request dict) of requests not yet handled by the engine, oldest first."""
-    q = (select(OrderRequestRow.customer_order_ref, OrderRequestRow.match_id, OrderRequestRow.payload)
-         .where(OrderRequestRow.status == "new").order_by(OrderRequestRow.created_at))
+    q = (
+        select(OrderRequestRow.customer_order_ref, OrderRequestRow.match_id, OrderRequestRow.payload)
+        .where(OrderRequestRow.status == "new")
+        .order_by(OrderRequestRow.created_at)
+    )
     with engine.connect() as conn:
         return [(r, m, json.loads(p)) for r, m, p in conn.execute(q)]
 
 
-def record_settlement(engine: Engine, market_id: str, match_id: str, settlement: dict[str, Any],
-                      settled_at: datetime, order_refs: Sequence[str], log_kind: str = "MARKET_SETTLED") -> bool:
+def record_settlement(
+    engine: Engine,
+    market_id: str,
+    match_id: str,
+    settlement: dict[str, Any],
+    settled_at: datetime,
+    order_refs: Sequence[str],
+    log_kind: str = "MARKET_SETTLED",
+) -> bool:
     """Store a market's settlement, mark its orders settled and append a ``log_kind`` entry to the
     event log, in one transaction; False when the market was settled before."""
     with engine.begin() as conn:
         if conn.execute(select(SettlementRow.market_id).where(SettlementRow.market_id == market_id)).first():
             return False
-        conn.execute(insert(LiveEvent).values(kind=log_kind, event_time=settled_at, feed=None, seq=None,
-                                              match_id=match_id, payload=_json(settlement),
-                                              recorded_at=datetime.now(UTC)))
+        conn.execute(
+            insert(LiveEvent).values(
+                kind=log_kind,
+                event_time=settled_at,
+                feed=None,
+                seq=None,
+                match_id=match_id,
+                payload=_json(settlement),
+                recorded_at=datetime.now(UTC),
+            )
+        )
         pnl = settlement.get("pnl", {})
-        conn.execute(insert(SettlementRow).values(
-            market_id=market_id, match_id=match_id, winner=settlement.get("winner"),
-            void=bool(settlement.get("void")), profit=float(pnl.get("net_profit", 0.0) or 0.0),
-            commission=float(pnl.get("commission", 0.0) or 0.0), settled_at=settled_at,
-            payload=_json(settlement)))
+        conn.execute(
+            insert(SettlementRow).values(
+                market_id=market_id,
+                match_id=match_id,
+                winner=settlement.get("winner"),
+                void=bool(settlement.get("void")),
+                profit=float(pnl.get("net_profit", 0.0) or 0.0),
+                commission=float(pnl.get("commission", 0.0) or 0.0),
+                settled_at=settled_at,
+                payload=_json(settlement),
+            )
+        )
         if order_refs:
-            conn.execute(update(OrderRow).where(OrderRow.customer_order_ref.in_(list(order_refs)))
-                         .values(settled=True))
+            conn.execute(update(OrderRow).where(OrderRow.customer_order_ref.in_(list(order_refs))).values(settled=True))
     return True
 
 
@@ -183,11 +240,18 @@ def settlements(engine: Engine, after: Sequence[str] = ()) -> list[dict[str, Any
         return [json.loads(p) for m, p in conn.execute(q) if m not in known]
 
 
-def events_after(engine: Engine, after_id: int, kinds: Sequence[str] | None = None,
-                 limit: int = 10_000) -> list[tuple[int, str, datetime, str | None, str | None, dict[str, Any]]]:
+def events_after(
+    engine: Engine, after_id: int, kinds: Sequence[str] | None = None, limit: int = 10_000
+) -> list[tuple[int, str, datetime, str | None, str | None, dict[str, Any]]]:
     """Log entries with id > ``after_id``: (id, kind, event_time, feed, match_id, payload)."""
-    q = select(LiveEvent.id, LiveEvent.kind, LiveEvent.event_time, LiveEvent.feed, LiveEvent.match_id,
-               LiveEvent.payload).where(LiveEvent.id > after_id).order_by(LiveEvent.id).limit(limit)
+    q = (
+        select(
+            LiveEvent.id, LiveEvent.kind, LiveEvent.event_time, LiveEvent.feed, LiveEvent.match_id, LiveEvent.payload
+        )
+        .where(LiveEvent.id > after_id)
+        .order_by(LiveEvent.id)
+        .limit(limit)
+    )
     if kinds:
         q = q.where(LiveEvent.kind.in_(list(kinds)))
     with engine.connect() as conn:
@@ -211,8 +275,11 @@ def reset_live(engine: Engine) -> None:
 
 def latest_payloads(engine: Engine, kind: str) -> dict[str, dict[str, Any]]:
     """The payload of the newest log entry of ``kind`` for each match."""
-    newest = (select(func.max(LiveEvent.id)).where(LiveEvent.kind == kind, LiveEvent.match_id.is_not(None))
-              .group_by(LiveEvent.match_id))
+    newest = (
+        select(func.max(LiveEvent.id))
+        .where(LiveEvent.kind == kind, LiveEvent.match_id.is_not(None))
+        .group_by(LiveEvent.match_id)
+    )
     q = select(LiveEvent.match_id, LiveEvent.payload).where(LiveEvent.id.in_(newest))
     with engine.connect() as conn:
         return {m: json.loads(p) for m, p in conn.execute(q)}
@@ -226,9 +293,14 @@ def requested_markets(engine: Engine) -> set[str]:
 
 def order_requests(engine: Engine) -> list[dict[str, Any]]:
     """Every order request with its status and reason, oldest first."""
-    q = select(OrderRequestRow.customer_order_ref, OrderRequestRow.match_id, OrderRequestRow.market_id,
-               OrderRequestRow.status, OrderRequestRow.reason, OrderRequestRow.created_at).order_by(
-        OrderRequestRow.created_at)
+    q = select(
+        OrderRequestRow.customer_order_ref,
+        OrderRequestRow.match_id,
+        OrderRequestRow.market_id,
+        OrderRequestRow.status,
+        OrderRequestRow.reason,
+        OrderRequestRow.created_at,
+    ).order_by(OrderRequestRow.created_at)
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(q)]
 
@@ -241,9 +313,20 @@ def append_events(engine: Engine, events: Sequence[EventEntry]) -> None:
 
 def event_rows(engine: Engine, after_id: int, upto_id: int) -> list[dict[str, Any]]:
     """Log entries with after_id < id <= upto_id, every column (payload parsed), oldest first."""
-    q = (select(LiveEvent.id, LiveEvent.kind, LiveEvent.event_time, LiveEvent.feed, LiveEvent.seq,
-                LiveEvent.match_id, LiveEvent.payload, LiveEvent.recorded_at)
-         .where(LiveEvent.id > after_id, LiveEvent.id <= upto_id).order_by(LiveEvent.id))
+    q = (
+        select(
+            LiveEvent.id,
+            LiveEvent.kind,
+            LiveEvent.event_time,
+            LiveEvent.feed,
+            LiveEvent.seq,
+            LiveEvent.match_id,
+            LiveEvent.payload,
+            LiveEvent.recorded_at,
+        )
+        .where(LiveEvent.id > after_id, LiveEvent.id <= upto_id)
+        .order_by(LiveEvent.id)
+    )
     with engine.connect() as conn:
         return [{**r._mapping, "payload": json.loads(r.payload)} for r in conn.execute(q)]
 
@@ -254,24 +337,43 @@ ORDER_STATES = ("open", "settled", "all")
 (an order that never matched is in ``all`` only)."""
 
 
-def order_page(engine: Engine, *, state: str = "all", match_id: str | None = None, source: str | None = None,
-               side: str | None = None, status: str | None = None, limit: int = 50,
-               offset: int = 0) -> tuple[int, list[dict[str, Any]]]:
+def order_page(
+    engine: Engine,
+    *,
+    state: str = "all",
+    match_id: str | None = None,
+    source: str | None = None,
+    side: str | None = None,
+    status: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[int, list[dict[str, Any]]]:
     """(total matching, one page of order dicts with ``match_id`` and ``source``), newest first."""
     if state not in ORDER_STATES:
         raise ValueError(f"state must be one of {ORDER_STATES}, not {state!r}")
     where = []
     if state == "open":
-        where += [OrderRow.settled.is_(False),
-                  (OrderRow.size_matched > 0) | OrderRow.status.in_(["PENDING", "EXECUTABLE"])]
+        where += [
+            OrderRow.settled.is_(False),
+            (OrderRow.size_matched > 0) | OrderRow.status.in_(["PENDING", "EXECUTABLE"]),
+        ]
     elif state == "settled":
         where += [OrderRow.settled.is_(True), OrderRow.size_matched > 0]
-    for column, value in ((OrderRow.match_id, match_id), (OrderRow.source, source), (OrderRow.side, side),
-                          (OrderRow.status, status)):
+    for column, value in (
+        (OrderRow.match_id, match_id),
+        (OrderRow.source, source),
+        (OrderRow.side, side),
+        (OrderRow.status, status),
+    ):
         if value is not None:
             where.append(column == value)
-    q = (select(OrderRow.match_id, OrderRow.source, OrderRow.settled, OrderRow.payload).where(*where)
-         .order_by(OrderRow.placed_at.desc(), OrderRow.customer_order_ref).limit(limit).offset(offset))
+    q = (
+        select(OrderRow.match_id, OrderRow.source, OrderRow.settled, OrderRow.payload)
+        .where(*where)
+        .order_by(OrderRow.placed_at.desc(), OrderRow.customer_order_ref)
+        .limit(limit)
+        .offset(offset)
+    )
     with engine.connect() as conn:
         total = int(conn.execute(select(func.count()).select_from(OrderRow).where(*where)).scalar() or 0)
         # the column, not the payload, says whether the order's market is settled (record_settlement)
@@ -288,15 +390,28 @@ def settlements_of(engine: Engine, market_ids: Sequence[str]) -> dict[str, dict[
         return {m: json.loads(p) for m, p in conn.execute(q)}
 
 
-CONTROL_DEFAULTS: dict[str, Any] = {"version": 0, "paused": False, "kill_switch": False, "risk_limits": {},
-                                    "reason": None, "changed_by": None, "changed_at": None}
+CONTROL_DEFAULTS: dict[str, Any] = {
+    "version": 0,
+    "paused": False,
+    "kill_switch": False,
+    "risk_limits": {},
+    "reason": None,
+    "changed_by": None,
+    "changed_at": None,
+}
 """The controls in force when no operator ever changed them."""
 
 
 def _control_dict(row: Any) -> dict[str, Any]:
-    return {"version": int(row.version), "paused": bool(row.paused), "kill_switch": bool(row.kill_switch),
-            "risk_limits": json.loads(row.risk_limits), "reason": row.reason, "changed_by": row.changed_by,
-            "changed_at": row.changed_at}
+    return {
+        "version": int(row.version),
+        "paused": bool(row.paused),
+        "kill_switch": bool(row.kill_switch),
+        "risk_limits": json.loads(row.risk_limits),
+        "reason": row.reason,
+        "changed_by": row.changed_by,
+        "changed_at": row.changed_at,
+    }
 
 
 def current_controls(engine: Engine) -> dict[str, Any]:
@@ -314,9 +429,16 @@ def control_history(engine: Engine, limit: int = 20) -> list[dict[str, Any]]:
         return [_control_dict(r) for r in conn.execute(q)]
 
 
-def change_controls(engine: Engine, changed_by: str, *, paused: bool | None = None,
-                    kill_switch: bool | None = None, risk_limits: dict[str, Any] | None = None,
-                    reason: str | None = None, attempts: int = 5) -> dict[str, Any]:
+def change_controls(
+    engine: Engine,
+    changed_by: str,
+    *,
+    paused: bool | None = None,
+    kill_switch: bool | None = None,
+    risk_limits: dict[str, Any] | None = None,
+    reason: str | None = None,
+    attempts: int = 5,
+) -> dict[str, Any]:
     """Append a change of the controls (fields left None keep their value) and return the new state.
 
     The version is the previous one plus one and is the primary key, so two writers racing for the
@@ -324,11 +446,15 @@ def change_controls(engine: Engine, changed_by: str, *, paused: bool | None = No
     """
     for _ in range(attempts):
         now = current_controls(engine)
-        row = {"version": now["version"] + 1,
-               "paused": now["paused"] if paused is None else paused,
-               "kill_switch": now["kill_switch"] if kill_switch is None else kill_switch,
-               "risk_limits": _json(now["risk_limits"] if risk_limits is None else risk_limits),
-               "reason": reason, "changed_by": changed_by[:128], "changed_at": datetime.now(UTC)}
+        row = {
+            "version": now["version"] + 1,
+            "paused": now["paused"] if paused is None else paused,
+            "kill_switch": now["kill_switch"] if kill_switch is None else kill_switch,
+            "risk_limits": _json(now["risk_limits"] if risk_limits is None else risk_limits),
+            "reason": reason,
+            "changed_by": changed_by[:128],
+            "changed_at": datetime.now(UTC),
+        }
         try:
             with engine.begin() as conn:
                 conn.execute(insert(OperatorControl).values(**row))
@@ -351,5 +477,12 @@ def engine_statuses(engine: Engine) -> list[dict[str, Any]]:
     """Every engine's last heartbeat: name, controls version applied, payload, updated_at."""
     q = select(EngineStatusRow).order_by(EngineStatusRow.engine)
     with engine.connect() as conn:
-        return [{"engine": r.engine, "controls_version": int(r.controls_version), "payload": json.loads(r.payload),
-                 "updated_at": r.updated_at} for r in conn.execute(q)]
+        return [
+            {
+                "engine": r.engine,
+                "controls_version": int(r.controls_version),
+                "payload": json.loads(r.payload),
+                "updated_at": r.updated_at,
+            }
+            for r in conn.execute(q)
+        ]

@@ -118,11 +118,7 @@ def _bulk_insert(conn: Connection, values: list[tuple[object, ...]]) -> None:
 
 def quarantine_counts(engine: Engine) -> dict[str, int]:
     """Number of quarantined rows per source (all stages), sorted by source."""
-    stmt = (
-        select(Quarantine.source, func.count())
-        .group_by(Quarantine.source)
-        .order_by(Quarantine.source)
-    )
+    stmt = select(Quarantine.source, func.count()).group_by(Quarantine.source).order_by(Quarantine.source)
     with engine.connect() as conn:
         return {source: count for source, count in conn.execute(stmt)}
 

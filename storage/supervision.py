@@ -14,13 +14,23 @@ from sqlalchemy.engine import Engine
 
 from storage.models import ServiceStatusRow
 
-COLUMNS = ("state", "pid", "restarts", "crashes", "last_exit_code", "last_exit", "last_crash_at", "next_restart_at",
-           "crash_loop", "crash_loop_reason", "started_at")
+COLUMNS = (
+    "state",
+    "pid",
+    "restarts",
+    "crashes",
+    "last_exit_code",
+    "last_exit",
+    "last_crash_at",
+    "next_restart_at",
+    "crash_loop",
+    "crash_loop_reason",
+    "started_at",
+)
 """What one service's status holds besides its name and ``updated_at``."""
 
 
-def record_service_statuses(engine: Engine, statuses: Iterable[Mapping[str, Any]],
-                            at: datetime | None = None) -> None:
+def record_service_statuses(engine: Engine, statuses: Iterable[Mapping[str, Any]], at: datetime | None = None) -> None:
     """Upsert the status of each service (a mapping with ``service`` and the ``COLUMNS``), one transaction."""
     now = at or datetime.now(UTC)
     with engine.begin() as conn:
@@ -40,8 +50,10 @@ def service_statuses(engine: Engine) -> list[dict[str, Any]]:
     """Every supervised service's last reported status, by name."""
     q = select(ServiceStatusRow).order_by(ServiceStatusRow.service)
     with engine.connect() as conn:
-        return [{"service": r.service, **{k: getattr(r, k) for k in COLUMNS}, "updated_at": r.updated_at}
-                for r in conn.execute(q)]
+        return [
+            {"service": r.service, **{k: getattr(r, k) for k in COLUMNS}, "updated_at": r.updated_at}
+            for r in conn.execute(q)
+        ]
 
 
 def reset_service_statuses(engine: Engine) -> None:

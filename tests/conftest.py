@@ -65,9 +65,7 @@ def postgres_url() -> Iterator[str]:
         error = str(exc)
     if error:
         _stop(folder)
-        pytest.fail(
-            f"could not start a throwaway PostgreSQL server:\n{error}\n{_HOW_TO}", pytrace=False
-        )
+        pytest.fail(f"could not start a throwaway PostgreSQL server:\n{error}\n{_HOW_TO}", pytrace=False)
     url = started.stdout.strip().splitlines()[-1]
     try:
         _check_reachable(url, f"{TEST_POSTGRES_SCRIPT} start ({url})")
@@ -77,9 +75,7 @@ def postgres_url() -> Iterator[str]:
 
 
 def _stop(folder: str) -> None:
-    subprocess.run(
-        [str(TEST_POSTGRES_SCRIPT), "stop", folder], capture_output=True, timeout=120, check=False
-    )
+    subprocess.run([str(TEST_POSTGRES_SCRIPT), "stop", folder], capture_output=True, timeout=120, check=False)
     shutil.rmtree(folder, ignore_errors=True)
 
 

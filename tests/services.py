@@ -23,8 +23,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def prediction_service(home: Path, env: dict[str, str] | None = None, ready: bool = False,
-                       timeout_s: float = 180) -> Iterator[str]:
+def prediction_service(
+    home: Path, env: dict[str, str] | None = None, ready: bool = False, timeout_s: float = 180
+) -> Iterator[str]:
     """Start ``bentoml serve serving.service:PredictionService`` on a free port with COURTSIDE_HOME
     = ``home``; yield its URL once it is live (``ready``: once the champion is loaded)."""
     port = free_port()
@@ -33,9 +34,22 @@ def prediction_service(home: Path, env: dict[str, str] | None = None, ready: boo
         full_env.pop("MLFLOW_TRACKING_URI", None)
     log_path = home / f"bentoml-{port}.log"
     with log_path.open("wb") as log:
-        proc = subprocess.Popen([str(Path(sys.executable).parent / "bentoml"), "serve",
-                                 "serving.service:PredictionService", "--port", str(port), "--host", "127.0.0.1"],
-                                cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "bentoml"),
+                "serve",
+                "serving.service:PredictionService",
+                "--port",
+                str(port),
+                "--host",
+                "127.0.0.1",
+            ],
+            cwd=ROOT,
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout_s
     try:

@@ -10,11 +10,32 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("courtside", "orchestration", "features", "training", "serving", "expectations", "betting", "feeds",
-            "storage")
+PACKAGES = (
+    "courtside",
+    "orchestration",
+    "features",
+    "training",
+    "serving",
+    "expectations",
+    "betting",
+    "feeds",
+    "storage",
+)
 CORE = ("features", "betting", "expectations")
-FRAMEWORKS = {"dagster", "bentoml", "mlflow", "sqlalchemy", "alembic", "fastapi", "starlette", "uvicorn", "aiohttp",
-              "httpx", "websockets", "psycopg"}
+FRAMEWORKS = {
+    "dagster",
+    "bentoml",
+    "mlflow",
+    "sqlalchemy",
+    "alembic",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "aiohttp",
+    "httpx",
+    "websockets",
+    "psycopg",
+}
 """What the core never imports: orchestration, serving, tracking, storage and network frameworks."""
 
 
@@ -47,23 +68,36 @@ def test_the_scan_sees_imports_inside_functions():
 def test_nothing_outside_the_engine_imports_it():
     """The engine process owns only its loop: the rules it runs live in the core, so nothing — the backtests,
     the control plane, the API, the assets — needs ``serving.engine``."""
-    offenders = [f"{path.relative_to(ROOT)}: {name}" for package in PACKAGES for path in _modules(package)
-                 if "serving/engine" not in path.as_posix()
-                 for name in _imports(path) if name == "serving.engine" or name.startswith("serving.engine.")]
+    offenders = [
+        f"{path.relative_to(ROOT)}: {name}"
+        for package in PACKAGES
+        for path in _modules(package)
+        if "serving/engine" not in path.as_posix()
+        for name in _imports(path)
+        if name == "serving.engine" or name.startswith("serving.engine.")
+    ]
     assert offenders == []
 
 
 @pytest.mark.parametrize("package", CORE)
 def test_the_core_imports_no_framework(package):
-    offenders = [f"{path.relative_to(ROOT)}: {name}" for path in _modules(package) for name in _imports(path)
-                 if name.split(".")[0] in FRAMEWORKS]
+    offenders = [
+        f"{path.relative_to(ROOT)}: {name}"
+        for path in _modules(package)
+        for name in _imports(path)
+        if name.split(".")[0] in FRAMEWORKS
+    ]
     assert offenders == []
 
 
 @pytest.mark.parametrize("package", [p for p in PACKAGES if p not in ("orchestration", "courtside")])
 def test_only_orchestration_imports_dagster(package):
-    offenders = [f"{path.relative_to(ROOT)}: {name}" for path in _modules(package) for name in _imports(path)
-                 if name.split(".")[0] == "dagster"]
+    offenders = [
+        f"{path.relative_to(ROOT)}: {name}"
+        for path in _modules(package)
+        for name in _imports(path)
+        if name.split(".")[0] == "dagster"
+    ]
     assert offenders == []
 
 
@@ -94,9 +128,26 @@ def test_class_names_are_unique():
     assert {name: where for name, where in classes.items() if len(where) > 1} == {}
 
 
-RULES = ("win_probability", "k_factor", "SURFACES", "log_loss", "log_losses", "fired", "momentum_leader",
-         "mid_probability", "prior_probability", "feed_book", "logged_book", "decide", "check", "kelly_stake",
-         "settle_market", "TradingPolicy", "TradingCore", "Windows")
+RULES = (
+    "win_probability",
+    "k_factor",
+    "SURFACES",
+    "log_loss",
+    "log_losses",
+    "fired",
+    "momentum_leader",
+    "mid_probability",
+    "prior_probability",
+    "feed_book",
+    "logged_book",
+    "decide",
+    "check",
+    "kelly_stake",
+    "settle_market",
+    "TradingPolicy",
+    "TradingCore",
+    "Windows",
+)
 """Rules a reader must find by name in one place."""
 
 
@@ -111,8 +162,24 @@ def test_the_elo_formula_is_written_once():
     for package in PACKAGES:
         for path in _modules(package):
             for node in ast.walk(ast.parse(path.read_text(), str(path))):
-                if (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow) and isinstance(node.left, ast.Constant)
-                        and node.left.value in (10, 10.0) and isinstance(node.right, ast.BinOp)
-                        and isinstance(node.right.op, ast.Div)):
+                if (
+                    isinstance(node, ast.BinOp)
+                    and isinstance(node.op, ast.Pow)
+                    and isinstance(node.left, ast.Constant)
+                    and node.left.value in (10, 10.0)
+                    and isinstance(node.right, ast.BinOp)
+                    and isinstance(node.right.op, ast.Div)
+                ):
                     hits.append(path.relative_to(ROOT).as_posix())
     assert hits == ["features/ratings.py"]
+
+
+def test_the_code_is_formatted():
+    """``ruff format`` applied everywhere (``make fmt``); a change that is not formatted fails here."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--check", "."], cwd=ROOT, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

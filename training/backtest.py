@@ -78,10 +78,34 @@ PLAYERS = ("player_a", "player_b")
 
 # --- results -----------------------------------------------------------------------------------
 
-MARKET_COLUMNS = ["market_id", "match_id", "season", "split", "settled_at", "bets", "staked", "won", "lost",
-                  "void", "net_profit", "bankroll_after"]
-BET_COLUMNS = ["market_id", "match_id", "season", "split", "selection", "side", "price", "stake", "result",
-               "profit", "edge", "model_probability"]
+MARKET_COLUMNS = [
+    "market_id",
+    "match_id",
+    "season",
+    "split",
+    "settled_at",
+    "bets",
+    "staked",
+    "won",
+    "lost",
+    "void",
+    "net_profit",
+    "bankroll_after",
+]
+BET_COLUMNS = [
+    "market_id",
+    "match_id",
+    "season",
+    "split",
+    "selection",
+    "side",
+    "price",
+    "stake",
+    "result",
+    "profit",
+    "edge",
+    "model_probability",
+]
 
 
 @dataclass
@@ -102,28 +126,54 @@ class _Recorder:
         self.markets: list[dict] = []
         self.bets: list[dict] = []
 
-    def settled(self, s: Settlement, match_id: str, season: int, split: str,
-                opportunities: dict[str, tuple[float, float]]) -> None:
+    def settled(
+        self, s: Settlement, match_id: str, season: int, split: str, opportunities: dict[str, tuple[float, float]]
+    ) -> None:
         matched = [b for b in s.bets if b.size_matched > 0]
         if not matched:
             return
         for b in matched:
             edge, prob = opportunities.get(b.customer_order_ref, (math.nan, math.nan))
-            self.bets.append({"market_id": s.market_id, "match_id": match_id, "season": season, "split": split,
-                              "selection": b.selection, "side": str(b.side), "price": b.average_price_matched,
-                              "stake": b.size_matched, "result": str(b.result), "profit": b.profit, "edge": edge,
-                              "model_probability": prob})
-        self.markets.append({
-            "market_id": s.market_id, "match_id": match_id, "season": season, "split": split,
-            "settled_at": s.pnl.settled_at, "bets": len(matched),
-            "staked": round(sum(b.size_matched for b in matched), 2),
-            "won": sum(b.result is BetResult.WON for b in matched),
-            "lost": sum(b.result is BetResult.LOST for b in matched),
-            "void": bool(s.void), "net_profit": s.pnl.net_profit, "bankroll_after": s.pnl.bankroll_after})
+            self.bets.append(
+                {
+                    "market_id": s.market_id,
+                    "match_id": match_id,
+                    "season": season,
+                    "split": split,
+                    "selection": b.selection,
+                    "side": str(b.side),
+                    "price": b.average_price_matched,
+                    "stake": b.size_matched,
+                    "result": str(b.result),
+                    "profit": b.profit,
+                    "edge": edge,
+                    "model_probability": prob,
+                }
+            )
+        self.markets.append(
+            {
+                "market_id": s.market_id,
+                "match_id": match_id,
+                "season": season,
+                "split": split,
+                "settled_at": s.pnl.settled_at,
+                "bets": len(matched),
+                "staked": round(sum(b.size_matched for b in matched), 2),
+                "won": sum(b.result is BetResult.WON for b in matched),
+                "lost": sum(b.result is BetResult.LOST for b in matched),
+                "void": bool(s.void),
+                "net_profit": s.pnl.net_profit,
+                "bankroll_after": s.pnl.bankroll_after,
+            }
+        )
 
     def ledger(self, start: float, counts: Counter) -> Ledger:
-        return Ledger(start, pd.DataFrame(self.markets, columns=MARKET_COLUMNS),
-                      pd.DataFrame(self.bets, columns=BET_COLUMNS), counts)
+        return Ledger(
+            start,
+            pd.DataFrame(self.markets, columns=MARKET_COLUMNS),
+            pd.DataFrame(self.bets, columns=BET_COLUMNS),
+            counts,
+        )
 
 
 def max_drawdown(start: float, bankroll: Sequence[float] | np.ndarray) -> tuple[float, float]:
@@ -136,8 +186,9 @@ def max_drawdown(start: float, bankroll: Sequence[float] | np.ndarray) -> tuple[
     return float(fall[i]), float(fall[i] / peak[i]) if peak[i] > 0 else 0.0
 
 
-def bootstrap_roi(net: np.ndarray, staked: np.ndarray, n: int = 2000, seed: int = 0,
-                  level: float = 0.95) -> tuple[float, float]:
+def bootstrap_roi(
+    net: np.ndarray, staked: np.ndarray, n: int = 2000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float]:
     """Percentile bootstrap interval of ROI = sum(net) / sum(staked), resampling markets with replacement."""
     net, staked = np.asarray(net, dtype=float), np.asarray(staked, dtype=float)
     if n <= 0 or len(net) == 0 or staked.sum() <= 0:
@@ -157,16 +208,26 @@ def summarize(ledger: Ledger, markets: pd.DataFrame | None = None, n_boot: int =
     staked = float(m["staked"].sum())
     net = float(m["net_profit"].sum())
     decided = int(m["won"].sum() + m["lost"].sum())
-    start = ledger.start_bankroll if markets is None or m.empty else float(
-        m["bankroll_after"].iloc[0] - m["net_profit"].iloc[0])
+    start = (
+        ledger.start_bankroll
+        if markets is None or m.empty
+        else float(m["bankroll_after"].iloc[0] - m["net_profit"].iloc[0])
+    )
     dd, dd_share = max_drawdown(start, m["bankroll_after"].to_numpy()) if len(m) else (0.0, 0.0)
     lo, hi = bootstrap_roi(m["net_profit"].to_numpy(), m["staked"].to_numpy(), n_boot, seed)
     return {
-        "markets": len(m), "bets": len(bets), "staked": round(staked, 2), "pnl": round(net, 2),
-        "roi": net / staked if staked > 0 else math.nan, "roi_ci_low": lo, "roi_ci_high": hi,
+        "markets": len(m),
+        "bets": len(bets),
+        "staked": round(staked, 2),
+        "pnl": round(net, 2),
+        "roi": net / staked if staked > 0 else math.nan,
+        "roi_ci_low": lo,
+        "roi_ci_high": hi,
         "hit_rate": float(m["won"].sum()) / decided if decided else math.nan,
-        "void_markets": int(m["void"].sum()), "mean_price": float(bets["price"].mean()) if len(bets) else math.nan,
-        "max_drawdown": round(dd, 2), "max_drawdown_pct": dd_share,
+        "void_markets": int(m["void"].sum()),
+        "mean_price": float(bets["price"].mean()) if len(bets) else math.nan,
+        "max_drawdown": round(dd, 2),
+        "max_drawdown_pct": dd_share,
         "start_bankroll": round(start, 2),
         "final_bankroll": round(float(m["bankroll_after"].iloc[-1]), 2) if len(m) else round(start, 2),
     }
@@ -174,8 +235,10 @@ def summarize(ledger: Ledger, markets: pd.DataFrame | None = None, n_boot: int =
 
 def by_season(ledger: Ledger, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
     """:func:`summarize` of each season's markets (bankroll and drawdown as that season saw them)."""
-    rows = [{"season": int(season), **summarize(ledger, g, n_boot, seed)}
-            for season, g in ledger.markets.groupby("season", sort=True)]
+    rows = [
+        {"season": int(season), **summarize(ledger, g, n_boot, seed)}
+        for season, g in ledger.markets.groupby("season", sort=True)
+    ]
     return pd.DataFrame(rows)
 
 
@@ -268,20 +331,29 @@ def prematch_frame(predictions: pd.DataFrame, book: Book, probability: str | Non
     are not bets at this book (``skipped: no <book> price``); rows with a price off the ladder's
     range or an invalid probability are dropped and counted.
     """
-    missing = [c for c in (*REQUIRED, book.price_a, book.price_b, *([probability] if probability else []))
-               if c not in predictions.columns]
+    missing = [
+        c
+        for c in (*REQUIRED, book.price_a, book.price_b, *([probability] if probability else []))
+        if c not in predictions.columns
+    ]
     if missing:
         raise ValueError(f"pre-match backtest at {book.name}: missing columns {missing}")
     counts: Counter = Counter()
-    out = pd.DataFrame({
-        "match_id": predictions["match_id"].astype(str), "season": predictions["season"].astype(int),
-        "split": predictions["split"].astype(str), "match_date": pd.to_datetime(predictions["match_date"]),
-        "a_won": predictions["a_won"], "price_a": predictions[book.price_a].astype(float),
-        "price_b": predictions[book.price_b].astype(float),
-        "outcome": predictions["outcome"].astype(str) if "outcome" in predictions else "completed",
-        "sets_completed": (predictions["sets_completed"].fillna(0).astype(int)
-                           if "sets_completed" in predictions else 0),
-    })
+    out = pd.DataFrame(
+        {
+            "match_id": predictions["match_id"].astype(str),
+            "season": predictions["season"].astype(int),
+            "split": predictions["split"].astype(str),
+            "match_date": pd.to_datetime(predictions["match_date"]),
+            "a_won": predictions["a_won"],
+            "price_a": predictions[book.price_a].astype(float),
+            "price_b": predictions[book.price_b].astype(float),
+            "outcome": predictions["outcome"].astype(str) if "outcome" in predictions else "completed",
+            "sets_completed": (
+                predictions["sets_completed"].fillna(0).astype(int) if "sets_completed" in predictions else 0
+            ),
+        }
+    )
     priced = out["price_a"].notna() & out["price_b"].notna()
     counts[f"skipped: no {book.name} price"] += int((~priced).sum())
     out = out[priced]
@@ -307,9 +379,12 @@ def _bookmaker_book(market_id: str, at: datetime, price_a: float, price_b: float
     """The closing prices as a pre-match market: back only, rounded down to the ladder (as
     ``feeds.live.market.closing_odds`` publishes them), ``BOOKMAKER_SIZE`` available at each
     (no price for B: only A can be backed)."""
-    runners = tuple(RunnerBook.top_of_book(sel, None if price is None else round_to_tick(price, Side.BACK),
-                                           BOOKMAKER_SIZE, None, 0.0)
-                    for sel, price in zip(PLAYERS, (price_a, price_b), strict=True))
+    runners = tuple(
+        RunnerBook.top_of_book(
+            sel, None if price is None else round_to_tick(price, Side.BACK), BOOKMAKER_SIZE, None, 0.0
+        )
+        for sel, price in zip(PLAYERS, (price_a, price_b), strict=True)
+    )
     return MarketBook(market_id=market_id, publish_time=at, status=MarketStatus.OPEN, in_play=False, runners=runners)
 
 
@@ -339,11 +414,17 @@ class PrematchMarkets:
             day = _utc(r["match_date"])
             market_id = f"{book.name}:{r['match_id']}"
             winner = PLAYERS[0] if r["a_won"] == 1 else PLAYERS[1] if r["a_won"] == 0 else None
-            self.matches.append(_Match(
-                r["match_id"], int(r["season"]), r["split"], day,
-                _bookmaker_book(market_id, day, r["price_a"], None if only_a else r["price_b"]),
-                float(r["probability"]),
-                MatchResult(winner=winner, outcome=r["outcome"], sets_completed=int(r["sets_completed"]))))
+            self.matches.append(
+                _Match(
+                    r["match_id"],
+                    int(r["season"]),
+                    r["split"],
+                    day,
+                    _bookmaker_book(market_id, day, r["price_a"], None if only_a else r["price_b"]),
+                    float(r["probability"]),
+                    MatchResult(winner=winner, outcome=r["outcome"], sets_completed=int(r["sets_completed"])),
+                )
+            )
         self._found: dict[float, list[tuple[_Match, Decision]]] = {}
 
     def __len__(self) -> int:
@@ -360,16 +441,26 @@ class PrematchMarkets:
             value = self.value(min_edge)
             found = []
             for m in self.matches:
-                d = decide(m.match_id, m.market, m.probability, PLAYERS, 1000.0, value, kelly, max_stake,
-                           ("prematch", self.book.name))
+                d = decide(
+                    m.match_id,
+                    m.market,
+                    m.probability,
+                    PLAYERS,
+                    1000.0,
+                    value,
+                    kelly,
+                    max_stake,
+                    ("prematch", self.book.name),
+                )
                 if d.opportunity is not None:
                     found.append((m, d))
             self._found[min_edge] = found
         return self._found[min_edge]
 
 
-def _flat_request(decision: Decision, match_id: str, market_id: str, ref_parts: tuple, stake: float
-                  ) -> OrderRequest | None:
+def _flat_request(
+    decision: Decision, match_id: str, market_id: str, ref_parts: tuple, stake: float
+) -> OrderRequest | None:
     """The decision's best opportunity at a flat stake (the Kelly size replaced, nothing else)."""
     opp = decision.opportunity
     if opp is None:
@@ -378,8 +469,9 @@ def _flat_request(decision: Decision, match_id: str, market_id: str, ref_parts: 
     return opp.to_order_request(market_id=market_id, size=stake, customer_order_ref=ref)
 
 
-def simulate_prematch(markets: PrematchMarkets, staking: Staking, thresholds: Thresholds,
-                      config: PrematchConfig = PrematchConfig()) -> Ledger:
+def simulate_prematch(
+    markets: PrematchMarkets, staking: Staking, thresholds: Thresholds, config: PrematchConfig = PrematchConfig()
+) -> Ledger:
     """One strategy over one split's markets, day by day in date order, from ``config.bankroll``:
     each day's bets placed at its start with the bankroll realised so far, settled at its end."""
     book = markets.book
@@ -409,12 +501,22 @@ def simulate_prematch(markets: PrematchMarkets, staking: Staking, thresholds: Th
                 counts["outside the price band"] += 1
                 continue
             if staking is Staking.KELLY:
-                decision = decide(m.match_id, m.market, m.probability, PLAYERS, risk.bankroll, value, kelly,
-                                  limits.max_stake, ("prematch", book.name))
+                decision = decide(
+                    m.match_id,
+                    m.market,
+                    m.probability,
+                    PLAYERS,
+                    risk.bankroll,
+                    value,
+                    kelly,
+                    limits.max_stake,
+                    ("prematch", book.name),
+                )
                 request = decision.request
             else:
-                request = _flat_request(decision, m.match_id, m.market.market_id, ("prematch", book.name),
-                                        config.flat_stake)
+                request = _flat_request(
+                    decision, m.match_id, m.market.market_id, ("prematch", book.name), config.flat_stake
+                )
             if request is None:
                 counts["no stake (Kelly size below the minimum)"] += 1
                 continue
@@ -430,8 +532,10 @@ def simulate_prematch(markets: PrematchMarkets, staking: Staking, thresholds: Th
             if order.error_code is not None:
                 counts[f"exchange: {order.error_code}"] += 1
                 continue
-            opportunities[request.customer_order_ref] = (decision.opportunity.edge,
-                                                         decision.opportunity.model_probability)
+            opportunities[request.customer_order_ref] = (
+                decision.opportunity.edge,
+                decision.opportunity.model_probability,
+            )
             placed.append((m, m.market.market_id))
         clock.set(day + timedelta(hours=23, minutes=59))
         for m, market_id in placed:
@@ -441,8 +545,9 @@ def simulate_prematch(markets: PrematchMarkets, staking: Staking, thresholds: Th
     return recorder.ledger(config.bankroll, counts)
 
 
-def grid_search(markets: PrematchMarkets, config: PrematchConfig = PrematchConfig(),
-                ledgers: dict[Thresholds, Ledger] | None = None) -> pd.DataFrame:
+def grid_search(
+    markets: PrematchMarkets, config: PrematchConfig = PrematchConfig(), ledgers: dict[Thresholds, Ledger] | None = None
+) -> pd.DataFrame:
     """Flat-stake results of every threshold pair on ``markets`` (meant for the validation rows only);
     each pair's ledger is kept in ``ledgers`` when given."""
     out = []
@@ -453,9 +558,18 @@ def grid_search(markets: PrematchMarkets, config: PrematchConfig = PrematchConfi
             if ledgers is not None:
                 ledgers[th] = ledger
             s = summarize(ledger, n_boot=0)
-            out.append({"min_edge": min_edge, "max_price": max_price, "bets": s["bets"], "pnl": s["pnl"],
-                        "roi": s["roi"], "hit_rate": s["hit_rate"], "max_drawdown": s["max_drawdown"],
-                        "final_bankroll": s["final_bankroll"]})
+            out.append(
+                {
+                    "min_edge": min_edge,
+                    "max_price": max_price,
+                    "bets": s["bets"],
+                    "pnl": s["pnl"],
+                    "roi": s["roi"],
+                    "hit_rate": s["hit_rate"],
+                    "max_drawdown": s["max_drawdown"],
+                    "final_bankroll": s["final_bankroll"],
+                }
+            )
     return pd.DataFrame(out)
 
 
@@ -495,9 +609,13 @@ class PrematchBacktest:
     seconds: float
 
 
-def run_prematch(predictions: pd.DataFrame, config: PrematchConfig = PrematchConfig(),
-                 forecasters: Sequence[str] = ("p_model",), books: Sequence[str] = ("pinnacle", "bet365"),
-                 market_baseline: bool = True) -> PrematchBacktest:
+def run_prematch(
+    predictions: pd.DataFrame,
+    config: PrematchConfig = PrematchConfig(),
+    forecasters: Sequence[str] = ("p_model",),
+    books: Sequence[str] = ("pinnacle", "bet365"),
+    market_baseline: bool = True,
+) -> PrematchBacktest:
     """Every book x forecaster x staking: thresholds from the validation grid (flat stakes), then
     validation and test each replayed once with them. With ``market_baseline``: player A (the rows'
     random side) backed on every priced test match at a flat stake, with the book's own margin-free
@@ -509,24 +627,49 @@ def run_prematch(predictions: pd.DataFrame, config: PrematchConfig = PrematchCon
         book = BOOKS[book_name]
         for forecaster in forecasters:
             rows, counts = prematch_frame(predictions, book, forecaster)
-            splits = {split: PrematchMarkets(rows[rows["split"] == split], book, config.commission)
-                      for split in ("validation", "test")}
+            splits = {
+                split: PrematchMarkets(rows[rows["split"] == split], book, config.commission)
+                for split in ("validation", "test")
+            }
             tried: dict[Thresholds, Ledger] = {}
             grid = grid_search(splits["validation"], config, tried)
             grids[f"{book_name}/{forecaster}"] = grid
             th = choose_thresholds(grid, config)
             for staking in Staking:
-                ledgers = {split: tried[th] if staking is Staking.FLAT and split == "validation"
-                           else simulate_prematch(markets, staking, th, config) for split, markets in splits.items()}
-                strategies.append(StrategyResult(f"{book_name}-{forecaster}-{staking}", book, staking, forecaster,
-                                                 th, "validation grid, flat stakes", ledgers, counts))
+                ledgers = {
+                    split: tried[th]
+                    if staking is Staking.FLAT and split == "validation"
+                    else simulate_prematch(markets, staking, th, config)
+                    for split, markets in splits.items()
+                }
+                strategies.append(
+                    StrategyResult(
+                        f"{book_name}-{forecaster}-{staking}",
+                        book,
+                        staking,
+                        forecaster,
+                        th,
+                        "validation grid, flat stakes",
+                        ledgers,
+                        counts,
+                    )
+                )
         if market_baseline:
             rows, counts = prematch_frame(predictions, book, None)
             th = Thresholds(min_edge=-1.0, max_price=config.risk.max_price)
             test = PrematchMarkets(rows[rows["split"] == "test"], book, config.commission, only_a=True)
-            strategies.append(StrategyResult(f"{book_name}-baseline-flat", book, Staking.FLAT, "market", th,
-                                             "fixed: player A (a random side) at every price, no minimum edge",
-                                             {"test": simulate_prematch(test, Staking.FLAT, th, config)}, counts))
+            strategies.append(
+                StrategyResult(
+                    f"{book_name}-baseline-flat",
+                    book,
+                    Staking.FLAT,
+                    "market",
+                    th,
+                    "fixed: player A (a random side) at every price, no minimum edge",
+                    {"test": simulate_prematch(test, Staking.FLAT, th, config)},
+                    counts,
+                )
+            )
     return PrematchBacktest(strategies, grids, time.perf_counter() - started)
 
 
@@ -535,10 +678,18 @@ def prematch_table(result: PrematchBacktest, config: PrematchConfig = PrematchCo
     rows = []
     for s in result.strategies:
         for split, ledger in s.ledgers.items():
-            rows.append({"strategy": s.name, "book": s.book.name, "forecaster": s.forecaster,
-                         "staking": str(s.staking), "split": split, "min_edge": s.thresholds.min_edge,
-                         "max_price": s.thresholds.max_price,
-                         **summarize(ledger, n_boot=config.bootstrap, seed=config.seed)})
+            rows.append(
+                {
+                    "strategy": s.name,
+                    "book": s.book.name,
+                    "forecaster": s.forecaster,
+                    "staking": str(s.staking),
+                    "split": split,
+                    "min_edge": s.thresholds.min_edge,
+                    "max_price": s.thresholds.max_price,
+                    **summarize(ledger, n_boot=config.bootstrap, seed=config.seed),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -580,9 +731,13 @@ InplayModel = Callable[[InplayState], float]
 def markov_serve_updates(state: InplayState) -> float:
     """The Markov chain calibrated to the prior, serve probabilities updated by the match's points
     (what ``/predict_live`` serves as ``inplay-markov``)."""
-    tracker = dataclasses.replace(ServeTracker.from_prematch(state.prematch_probability, state.score.fmt),
-                                  won_a=state.won_on_serve[0], served_a=state.served[0],
-                                  won_b=state.won_on_serve[1], served_b=state.served[1])
+    tracker = dataclasses.replace(
+        ServeTracker.from_prematch(state.prematch_probability, state.score.fmt),
+        won_a=state.won_on_serve[0],
+        served_a=state.served[0],
+        won_b=state.won_on_serve[1],
+        served_b=state.served[1],
+    )
     return live_win_probability(state.prematch_probability, state.score, tracker)
 
 
@@ -592,8 +747,10 @@ def markov_constant(state: InplayState) -> float:
     return live_win_probability(state.prematch_probability, state.score)
 
 
-INPLAY_MODELS: dict[str, InplayModel] = {"markov-serve-updates": markov_serve_updates,
-                                         "markov-constant": markov_constant}
+INPLAY_MODELS: dict[str, InplayModel] = {
+    "markov-serve-updates": markov_serve_updates,
+    "markov-constant": markov_constant,
+}
 
 INPLAY_MARKETS: dict[str, MarketModel] = {
     "simulated": MarketModel(),
@@ -653,8 +810,9 @@ class _InplayReplay:
         policy = config.policy
         self.clock = ManualClock(datetime(1970, 1, 1, tzinfo=UTC))
         self.exchange = PaperExchange(self.clock, policy.exchange, balance=policy.bankroll)
-        self.core = TradingCore(policy, self.clock, self.exchange, emit=self._emit, market_key=market_event_key,
-                                on_settlement=self._settled)
+        self.core = TradingCore(
+            policy, self.clock, self.exchange, emit=self._emit, market_key=market_event_key, on_settlement=self._settled
+        )
         self.recorder = _Recorder()
         self.counts: Counter = Counter()
         self.points = self.matches = 0
@@ -709,8 +867,17 @@ class _InplayReplay:
             elif triggers := core.on_match(payload):
                 m = core.matches[key]
                 prior = core.state(m)["prematch_probability"]
-                p = model(InplayState(key, m.score, prior, (m.won_on_serve[0], m.won_on_serve[1]),
-                                      (m.served[0], m.served[1]), m.tournament, m.season))
+                p = model(
+                    InplayState(
+                        key,
+                        m.score,
+                        prior,
+                        (m.won_on_serve[0], m.won_on_serve[1]),
+                        (m.served[0], m.served[1]),
+                        m.tournament,
+                        m.season,
+                    )
+                )
                 core.predicted(m, p, triggers)
                 core.trade(m)
             core.poll()
@@ -736,8 +903,9 @@ def replay_inplay(rows: pd.DataFrame, model: InplayModel, config: InplayBacktest
     return replay
 
 
-def inplay_rows(catalog: pd.DataFrame, sources: Sequence[str] = ("pbp", "slam"), limit: int | None = None
-                ) -> pd.DataFrame:
+def inplay_rows(
+    catalog: pd.DataFrame, sources: Sequence[str] = ("pbp", "slam"), limit: int | None = None
+) -> pd.DataFrame:
     """The catalog matches of ``sources`` in date order; ``limit`` keeps that many, evenly spaced
     (all when None)."""
     rows = catalog[catalog["source"].isin(list(sources))].sort_values(["event_date", "event_key"], kind="mergesort")
@@ -746,14 +914,27 @@ def inplay_rows(catalog: pd.DataFrame, sources: Sequence[str] = ("pbp", "slam"),
     return rows
 
 
-def run_inplay(catalog: pd.DataFrame, model: InplayModel = markov_serve_updates, name: str = "markov-serve-updates",
-               config: InplayBacktestConfig = InplayBacktestConfig(), limit: int | None = None,
-               sources: Sequence[str] = ("pbp", "slam")) -> InplayBacktest:
+def run_inplay(
+    catalog: pd.DataFrame,
+    model: InplayModel = markov_serve_updates,
+    name: str = "markov-serve-updates",
+    config: InplayBacktestConfig = InplayBacktestConfig(),
+    limit: int | None = None,
+    sources: Sequence[str] = ("pbp", "slam"),
+) -> InplayBacktest:
     """Replay catalog matches (``feeds.live.catalog`` columns) in date order against the SIMULATED
     in-play market (:func:`inplay_rows`)."""
     started = time.perf_counter()
     replay = replay_inplay(inplay_rows(catalog, sources, limit), model, config)
     ledger = replay.recorder.ledger(config.policy.bankroll, replay.counts)
     counts = replay.core.counts
-    return InplayBacktest(name, ledger, replay.matches, replay.points, counts.predictions, counts.decisions,
-                          counts.orders, time.perf_counter() - started)
+    return InplayBacktest(
+        name,
+        ledger,
+        replay.matches,
+        replay.points,
+        counts.predictions,
+        counts.decisions,
+        counts.orders,
+        time.perf_counter() - started,
+    )

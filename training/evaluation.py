@@ -20,10 +20,14 @@ import pandas as pd
 from betting import value
 from training.metrics import log_losses, score
 
-SERIES_TIER = {"Grand Slam": "Grand Slam", "Masters 1000": "Masters 1000", "ATP500": "ATP 500",
-               "ATP250": "ATP 250", "Masters Cup": "Tour Finals"}
-LEVEL_TIER = {"G": "Grand Slam", "M": "Masters 1000", "A": "ATP 250/500", "F": "Tour Finals",
-              "D": "Davis Cup"}
+SERIES_TIER = {
+    "Grand Slam": "Grand Slam",
+    "Masters 1000": "Masters 1000",
+    "ATP500": "ATP 500",
+    "ATP250": "ATP 250",
+    "Masters Cup": "Tour Finals",
+}
+LEVEL_TIER = {"G": "Grand Slam", "M": "Masters 1000", "A": "ATP 250/500", "F": "Tour Finals", "D": "Davis Cup"}
 
 
 def fair_probability(price_a: np.ndarray, price_b: np.ndarray) -> np.ndarray:
@@ -33,8 +37,7 @@ def fair_probability(price_a: np.ndarray, price_b: np.ndarray) -> np.ndarray:
 
 def _orient(rows: pd.DataFrame, odds: pd.DataFrame, p1: str, p2: str) -> tuple[np.ndarray, np.ndarray]:
     o = odds.dropna(subset=["match_id", p1, p2]).drop_duplicates("match_id")
-    merged = rows[["match_id", "player_a_id"]].merge(o[["match_id", "p1_id", p1, p2]], on="match_id",
-                                                     how="left")
+    merged = rows[["match_id", "player_a_id"]].merge(o[["match_id", "p1_id", p1, p2]], on="match_id", how="left")
     a_is_p1 = (merged["p1_id"] == merged["player_a_id"]).fillna(False).to_numpy(dtype=bool)
     pa = np.where(a_is_p1, merged[p1], merged[p2]).astype(float)
     pb = np.where(a_is_p1, merged[p2], merged[p1]).astype(float)
@@ -71,11 +74,14 @@ def evaluate(rows: pd.DataFrame, forecasts: Mapping[str, np.ndarray]) -> pd.Data
         return rows[list(cols)].notna().all(axis=1).to_numpy()
 
     comparisons = {
-        "tour_bet365": (has("b365_a", "b365_b"),
-                        {"market_bet365": fair_probability(rows["b365_a"], rows["b365_b"])}),
-        "slams_pinnacle": (has("ps_a", "ps_b", "slam_b365_a", "slam_b365_b"),
-                           {"market_pinnacle": fair_probability(rows["ps_a"], rows["ps_b"]),
-                            "market_bet365": fair_probability(rows["slam_b365_a"], rows["slam_b365_b"])}),
+        "tour_bet365": (has("b365_a", "b365_b"), {"market_bet365": fair_probability(rows["b365_a"], rows["b365_b"])}),
+        "slams_pinnacle": (
+            has("ps_a", "ps_b", "slam_b365_a", "slam_b365_b"),
+            {
+                "market_pinnacle": fair_probability(rows["ps_a"], rows["ps_b"]),
+                "market_bet365": fair_probability(rows["slam_b365_a"], rows["slam_b365_b"]),
+            },
+        ),
     }
     records = []
     y_all = rows["a_won"].to_numpy()
@@ -86,8 +92,9 @@ def evaluate(rows: pd.DataFrame, forecasts: Mapping[str, np.ndarray]) -> pd.Data
             if sel.sum() == 0:
                 continue
             for name, p in every.items():
-                records.append({"comparison": comparison, "tier": tier_name, "forecaster": name,
-                                **score(y_all[sel], p[sel])})
+                records.append(
+                    {"comparison": comparison, "tier": tier_name, "forecaster": name, **score(y_all[sel], p[sel])}
+                )
     table = pd.DataFrame.from_records(records)
     if not table.empty:
         table["n"] = table["n"].astype(int)
@@ -103,29 +110,40 @@ def coverage(rows: pd.DataFrame, table: pd.DataFrame) -> dict[str, int]:
 def summary_markdown(table: pd.DataFrame) -> str:
     """A readable table: overall scores per comparison, then log-loss by tier."""
     lines = []
-    for comparison, title in (("tour_bet365", "All tour-level test matches with Bet365 prices"),
-                              ("slams_pinnacle", "Grand Slam test matches with Pinnacle prices")):
+    for comparison, title in (
+        ("tour_bet365", "All tour-level test matches with Bet365 prices"),
+        ("slams_pinnacle", "Grand Slam test matches with Pinnacle prices"),
+    ):
         sub = table[(table["comparison"] == comparison) & (table["tier"] == "all")]
         if sub.empty:
             continue
         n = int(sub["n"].iloc[0])
-        lines += [f"**{title}** ({n} matches)", "",
-                  "| forecaster | log-loss | Brier | accuracy | calibration error |",
-                  "|---|---|---|---|---|"]
+        lines += [
+            f"**{title}** ({n} matches)",
+            "",
+            "| forecaster | log-loss | Brier | accuracy | calibration error |",
+            "|---|---|---|---|---|",
+        ]
         for r in sub.sort_values("log_loss").itertuples():
-            lines.append(f"| {r.forecaster} | {r.log_loss:.4f} | {r.brier:.4f} | "
-                         f"{r.accuracy:.1%} | {r.calibration_error:.4f} |")
+            lines.append(
+                f"| {r.forecaster} | {r.log_loss:.4f} | {r.brier:.4f} | {r.accuracy:.1%} | {r.calibration_error:.4f} |"
+            )
         lines.append("")
     tiers = table[(table["comparison"] == "tour_bet365") & (table["tier"] != "all")]
     if not tiers.empty:
         pivot = tiers.pivot(index="tier", columns="forecaster", values="log_loss")
         counts = tiers.groupby("tier")["n"].max()
         cols = list(pivot.columns)
-        lines += ["**Log-loss by tier** (tour-level, Bet365 rows)", "",
-                  "| tier | n | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
+        lines += [
+            "**Log-loss by tier** (tour-level, Bet365 rows)",
+            "",
+            "| tier | n | " + " | ".join(cols) + " |",
+            "|---|---|" + "---|" * len(cols),
+        ]
         for tier_name, r in pivot.iterrows():
-            lines.append(f"| {tier_name} | {int(counts[tier_name])} | "
-                         + " | ".join(f"{r[c]:.4f}" for c in cols) + " |")
+            lines.append(
+                f"| {tier_name} | {int(counts[tier_name])} | " + " | ".join(f"{r[c]:.4f}" for c in cols) + " |"
+            )
     return "\n".join(lines)
 
 
@@ -147,8 +165,9 @@ def rank_band(rows: pd.DataFrame) -> pd.Series:
     out = pd.Series("unranked", index=rows.index, dtype=object)
     for lo, hi, name in RANK_BANDS:
         out[(best >= lo) & (best <= hi)] = name
-    return pd.Series(pd.Categorical(out, categories=[b[2] for b in RANK_BANDS] + ["unranked"], ordered=True),
-                     index=rows.index)
+    return pd.Series(
+        pd.Categorical(out, categories=[b[2] for b in RANK_BANDS] + ["unranked"], ordered=True), index=rows.index
+    )
 
 
 MARKETS = {
@@ -179,8 +198,9 @@ def breakdown(rows: pd.DataFrame, forecasters: dict[str, str], by: str | None) -
     return out
 
 
-def paired_bootstrap(y: np.ndarray, p_model: np.ndarray, p_ref: np.ndarray, n_boot: int = 2000,
-                     seed: int = 7) -> dict[str, float]:
+def paired_bootstrap(
+    y: np.ndarray, p_model: np.ndarray, p_ref: np.ndarray, n_boot: int = 2000, seed: int = 7
+) -> dict[str, float]:
     """Mean per-match log-loss difference model minus reference with a 95% percentile bootstrap
     interval (matches resampled with replacement; the same resample for both forecasters)."""
     diff = log_losses(y, p_model) - log_losses(y, p_ref)

@@ -63,12 +63,12 @@ class InplayTrainingConfig:
 # --- the matches -------------------------------------------------------------------------------------
 
 
-PREDICTION_COLUMNS = ("match_id", "player_a_id", "player_b_id", "a_won", "season", "tourney_name", "best_of",
-                      "p_model")
+PREDICTION_COLUMNS = ("match_id", "player_a_id", "player_b_id", "a_won", "season", "tourney_name", "best_of", "p_model")
 
 
-def pbp_sequences(pbp_matched: pd.DataFrame, predictions: pd.DataFrame,
-                  windows: Windows) -> tuple[pd.DataFrame, dict[str, int]]:
+def pbp_sequences(
+    pbp_matched: pd.DataFrame, predictions: pd.DataFrame, windows: Windows
+) -> tuple[pd.DataFrame, dict[str, int]]:
     """One row per usable point-by-point match: the sequence, its season and split, and the pre-match
     probability and result oriented to the first server. Returns the rows and what was left out, counted."""
     missing = [c for c in PREDICTION_COLUMNS if c not in predictions.columns]
@@ -144,8 +144,13 @@ class _Replayed:
     served_b: np.ndarray
 
 
-def _replay(sequences: pd.DataFrame, config: InplayTrainingConfig, counts: dict[str, int], errors: list[str],
-            progress: Callable[[int, int], None] | None = None) -> Iterator[_Replayed]:
+def _replay(
+    sequences: pd.DataFrame,
+    config: InplayTrainingConfig,
+    counts: dict[str, int],
+    errors: list[str],
+    progress: Callable[[int, int], None] | None = None,
+) -> Iterator[_Replayed]:
     """Replay every sequence, count and skip the ones the rules reject, and pick the states kept."""
     total = len(sequences)
     step = max(1, total // 20)
@@ -183,8 +188,17 @@ def _replay(sequences: pd.DataFrame, config: InplayTrainingConfig, counts: dict[
         served_a = np.concatenate([[0], np.cumsum(a_serves)[:-1]])  # before each point
         won_a = np.concatenate([[0], np.cumsum(won * a_serves)[:-1]])
         won_b = np.concatenate([[0], np.cumsum(won * ~a_serves)[:-1]])
-        yield _Replayed(kept, row, n, keep, [states[k] for k in keep], won_a[keep], served_a[keep], won_b[keep],
-                        (np.arange(n) - served_a)[keep])
+        yield _Replayed(
+            kept,
+            row,
+            n,
+            keep,
+            [states[k] for k in keep],
+            won_a[keep],
+            served_a[keep],
+            won_b[keep],
+            (np.arange(n) - served_a)[keep],
+        )
         kept += 1
     if progress:
         progress(total, total)
@@ -198,8 +212,11 @@ STRENGTH_GRID = (50.0, 100.0, 200.0, 400.0, 800.0, 1600.0)
 """Serve prior strengths (points) tried for the updated chain; the best on validation is used."""
 
 
-def choose_serve_strength(sequences: pd.DataFrame, config: InplayTrainingConfig = InplayTrainingConfig(),
-                          grid: tuple[float, ...] = STRENGTH_GRID) -> tuple[float, pd.DataFrame]:
+def choose_serve_strength(
+    sequences: pd.DataFrame,
+    config: InplayTrainingConfig = InplayTrainingConfig(),
+    grid: tuple[float, ...] = STRENGTH_GRID,
+) -> tuple[float, pd.DataFrame]:
     """The serve prior strength whose updated chain has the lowest log-loss on the validation points
     (the same points as the point table's), and the log-loss of every strength tried."""
     validation = sequences[sequences["split"] == "validation"]
@@ -227,18 +244,34 @@ def choose_serve_strength(sequences: pd.DataFrame, config: InplayTrainingConfig 
         if strength == grid[0]:
             p = sigmoid(first[:, FEATURE_INDEX["markov_updated_logit"]])
         else:
-            serve = ServeTracker(np.asarray(p0), prior_a, prior_b, strength, won_a, served_a, won_b,  # type: ignore[arg-type]
-                                 served_b).serve_probabilities
+            serve = ServeTracker(
+                np.asarray(p0),
+                prior_a,
+                prior_b,
+                strength,
+                won_a,
+                served_a,
+                won_b,  # type: ignore[arg-type]
+                served_b,
+            ).serve_probabilities
             p = chain_probabilities(scores, serve[0], serve[1], arrays)
-        records.append({"serve_prior_strength": strength, "validation_points": len(outcome),
-                        **{k: v for k, v in score(outcome, p).items() if k != "n"}})
+        records.append(
+            {
+                "serve_prior_strength": strength,
+                "validation_points": len(outcome),
+                **{k: v for k, v in score(outcome, p).items() if k != "n"},
+            }
+        )
     table = pd.DataFrame.from_records(records)
     best = float(table.loc[table["log_loss"].idxmin(), "serve_prior_strength"])
     return best, table
 
 
-def point_rows(sequences: pd.DataFrame, config: InplayTrainingConfig = InplayTrainingConfig(),
-               progress: Callable[[int, int], None] | None = None) -> PointTable:
+def point_rows(
+    sequences: pd.DataFrame,
+    config: InplayTrainingConfig = InplayTrainingConfig(),
+    progress: Callable[[int, int], None] | None = None,
+) -> PointTable:
     """The state before every point (test matches) or a seeded share of them (train/validation),
     as rows of ``features.inplay_state.inplay_features`` with the match's outcome."""
     counts = _new_counts()
@@ -249,8 +282,17 @@ def point_rows(sequences: pd.DataFrame, config: InplayTrainingConfig = InplayTra
 
     def flush() -> None:
         if buffer["score"]:
-            blocks.append(inplay_features(buffer["p0"], buffer["score"], buffer["won_a"], buffer["served_a"],
-                                          buffer["won_b"], buffer["served_b"], config.serve_prior_strength))
+            blocks.append(
+                inplay_features(
+                    buffer["p0"],
+                    buffer["score"],
+                    buffer["won_a"],
+                    buffer["served_a"],
+                    buffer["won_b"],
+                    buffer["served_b"],
+                    config.serve_prior_strength,
+                )
+            )
             for values in buffer.values():
                 values.clear()
 
@@ -267,14 +309,16 @@ def point_rows(sequences: pd.DataFrame, config: InplayTrainingConfig = InplayTra
     flush()
     matches = sequences.loc[kept_matches].reset_index(drop=True)
     idx = np.concatenate(meta) if meta else np.zeros((0, 3), dtype=np.int64)
-    rows = pd.DataFrame({
-        "match_id": matches["match_id"].to_numpy()[idx[:, 0]],
-        "season": matches["season"].to_numpy()[idx[:, 0]].astype(int),
-        "split": matches["split"].to_numpy()[idx[:, 0]],
-        "point": idx[:, 1],
-        "n_points": idx[:, 2],
-        "a_won": matches["a_won"].to_numpy()[idx[:, 0]].astype(int),
-    })
+    rows = pd.DataFrame(
+        {
+            "match_id": matches["match_id"].to_numpy()[idx[:, 0]],
+            "season": matches["season"].to_numpy()[idx[:, 0]].astype(int),
+            "split": matches["split"].to_numpy()[idx[:, 0]],
+            "point": idx[:, 1],
+            "n_points": idx[:, 2],
+            "a_won": matches["a_won"].to_numpy()[idx[:, 0]].astype(int),
+        }
+    )
     values = np.concatenate(blocks) if blocks else np.zeros((0, len(INPLAY_FEATURES)))
     rows = pd.concat([rows, pd.DataFrame(values, columns=list(INPLAY_FEATURES))], axis=1)
     rows["serve_prior_strength"] = config.serve_prior_strength
@@ -285,8 +329,11 @@ def point_rows(sequences: pd.DataFrame, config: InplayTrainingConfig = InplayTra
     return PointTable(rows, counts, errors)
 
 
-def build_points(sequences: pd.DataFrame, config: InplayTrainingConfig = InplayTrainingConfig(),
-                 progress: Callable[[int, int], None] | None = None) -> tuple[PointTable, InplayTrainingConfig]:
+def build_points(
+    sequences: pd.DataFrame,
+    config: InplayTrainingConfig = InplayTrainingConfig(),
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[PointTable, InplayTrainingConfig]:
     """The serve prior strength chosen on validation, then the point table built with it."""
     strength, table = choose_serve_strength(sequences, config)
     chosen = replace(config, serve_prior_strength=strength)

@@ -27,8 +27,9 @@ def stage_masks(rows: pd.DataFrame) -> dict[str, np.ndarray]:
     point, n = rows["point"].to_numpy(), rows["n_points"].to_numpy()
     per_match = rows.groupby("match_id")["point"].size()
     if (per_match.to_numpy() != rows.groupby("match_id")["n_points"].first().to_numpy()).any():
-        raise ValueError("scores by stage need every point of each match (sample_share applies to train and "
-                         "validation only)")
+        raise ValueError(
+            "scores by stage need every point of each match (sample_share applies to train and validation only)"
+        )
     masks = {f"{int(q * 100)}%": point == np.floor(q * n).astype(int) for q in STAGE_SHARES}
     set_number = rows["set_number"].to_numpy().astype(int)
     for s in range(1, int(set_number.max()) + 1 if len(rows) else 1):
@@ -46,9 +47,17 @@ def stage_table(rows: pd.DataFrame, forecasts: dict[str, np.ndarray]) -> pd.Data
             continue
         for name, p in forecasts.items():
             s = score(y[mask], np.asarray(p)[mask])
-            records.append({"stage": stage, "model": name, "n": int(mask.sum()), "matches":
-                            int(rows.loc[mask, "match_id"].nunique()), "log_loss": s["log_loss"],
-                            "brier": s["brier"], "accuracy": s["accuracy"]})
+            records.append(
+                {
+                    "stage": stage,
+                    "model": name,
+                    "n": int(mask.sum()),
+                    "matches": int(rows.loc[mask, "match_id"].nunique()),
+                    "log_loss": s["log_loss"],
+                    "brier": s["brier"],
+                    "accuracy": s["accuracy"],
+                }
+            )
     return pd.DataFrame.from_records(records)
 
 
@@ -59,8 +68,9 @@ def stage_markdown(table: pd.DataFrame) -> str:
     lines = [head, "|---|---|" + "---|" * len(models)]
     for stage, sub in table.groupby("stage", sort=False):
         by = sub.set_index("model")
-        cells = [f"{by.loc[m, 'log_loss']:.4f} / {by.loc[m, 'brier']:.4f} / {by.loc[m, 'accuracy']:.1%}"
-                 for m in models]
+        cells = [
+            f"{by.loc[m, 'log_loss']:.4f} / {by.loc[m, 'brier']:.4f} / {by.loc[m, 'accuracy']:.1%}" for m in models
+        ]
         lines.append(f"| {stage} | {int(sub['n'].iloc[0]):,} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -68,8 +78,11 @@ def stage_markdown(table: pd.DataFrame) -> str:
 def beats_at_every_stage(table: pd.DataFrame, model: str, reference: str = "markov") -> dict[str, bool]:
     """For each stage after the first point: whether ``model``'s log-loss is below ``reference``'s."""
     pivot = table.pivot(index="stage", columns="model", values="log_loss")
-    return {stage: bool(pivot.loc[stage, model] < pivot.loc[stage, reference])
-            for stage in dict.fromkeys(table["stage"]) if stage != "0%"}
+    return {
+        stage: bool(pivot.loc[stage, model] < pivot.loc[stage, reference])
+        for stage in dict.fromkeys(table["stage"])
+        if stage != "0%"
+    }
 
 
 def stage_plot(table: pd.DataFrame, metric: str = "log_loss", title: str = "") -> Figure:
@@ -77,10 +90,17 @@ def stage_plot(table: pd.DataFrame, metric: str = "log_loss", title: str = "") -
     pivot = table.pivot(index="stage", columns="model", values=metric)
     order = list(dict.fromkeys(table["stage"]))
     panels = [[s for s in order if s.endswith("%")], [s for s in order if not s.endswith("%")]]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), dpi=100, sharey=True,
-                             gridspec_kw={"width_ratios": [len(panels[0]), max(1, len(panels[1]))]})
-    for ax, stages, label in zip(axes, panels, ("share of the match's points played", "points of each set"),
-                                 strict=True):
+    fig, axes = plt.subplots(
+        1,
+        2,
+        figsize=(10, 4),
+        dpi=100,
+        sharey=True,
+        gridspec_kw={"width_ratios": [len(panels[0]), max(1, len(panels[1]))]},
+    )
+    for ax, stages, label in zip(
+        axes, panels, ("share of the match's points played", "points of each set"), strict=True
+    ):
         x = np.arange(len(stages))
         for name in pivot.columns:
             ax.plot(x, pivot.loc[stages, name].to_numpy(), marker="o", label=name)
@@ -102,8 +122,9 @@ def log_test_evaluation(results: list[CandidateResult], table: pd.DataFrame, art
         metrics = {}
         for t in mine.itertuples():
             key = t.stage.replace("%", "pct").replace(" ", "_")
-            metrics.update({f"test_{key}_log_loss": t.log_loss, f"test_{key}_brier": t.brier,
-                            f"test_{key}_accuracy": t.accuracy})
+            metrics.update(
+                {f"test_{key}_log_loss": t.log_loss, f"test_{key}_brier": t.brier, f"test_{key}_accuracy": t.accuracy}
+            )
         with mlflow.start_run(run_id=r.run_id):
             mlflow.log_metrics(metrics)
             mlflow.log_text(markdown, "test_by_stage.md")

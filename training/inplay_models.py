@@ -41,8 +41,13 @@ class InplayEstimator(BaseEstimator, ClassifierMixin):
 
     KINDS = ("markov", "markov_updated", "learned")
 
-    def __init__(self, kind: str = "markov_updated", serve_prior_strength: float = SERVE_PRIOR_STRENGTH,
-                 booster: xgb.Booster | None = None, best_iteration: int | None = None):
+    def __init__(
+        self,
+        kind: str = "markov_updated",
+        serve_prior_strength: float = SERVE_PRIOR_STRENGTH,
+        booster: xgb.Booster | None = None,
+        best_iteration: int | None = None,
+    ):
         self.kind = kind
         self.serve_prior_strength = serve_prior_strength
         self.booster = booster
@@ -108,40 +113,59 @@ def _matrix(rows: pd.DataFrame) -> xgb.DMatrix:
     return xgb.DMatrix(x, label=rows["a_won"].to_numpy(), base_margin=x[:, _UPDATED])
 
 
-def fit_learned(train: pd.DataFrame, validation: pd.DataFrame, strength: float = SERVE_PRIOR_STRENGTH,
-                params: dict[str, Any] | None = None) -> InplayEstimator:
+def fit_learned(
+    train: pd.DataFrame,
+    validation: pd.DataFrame,
+    strength: float = SERVE_PRIOR_STRENGTH,
+    params: dict[str, Any] | None = None,
+) -> InplayEstimator:
     """Boosted trees on the training points (after the first point), early-stopped on the validation points."""
     params = {**LEARNED_PARAMS, **(params or {})}
     train = train[train["points_played"] > 0]
     validation = validation[validation["points_played"] > 0]
-    booster = xgb.train(params, _matrix(train), num_boost_round=LEARNED_ROUNDS,
-                        evals=[(_matrix(validation), "validation")], early_stopping_rounds=LEARNED_EARLY_STOP,
-                        verbose_eval=False)
+    booster = xgb.train(
+        params,
+        _matrix(train),
+        num_boost_round=LEARNED_ROUNDS,
+        evals=[(_matrix(validation), "validation")],
+        early_stopping_rounds=LEARNED_EARLY_STOP,
+        verbose_eval=False,
+    )
     return InplayEstimator("learned", strength, booster, int(booster.best_iteration)).fit()
 
 
 MODEL_DESCRIPTIONS = {
     "markov": "Markov chain calibrated to the pre-match probability, constant serve probabilities",
     "markov_updated": "the same chain, serve probabilities updated by the points seen (Beta prior of the "
-                      "serve prior strength, chosen on validation)",
+    "serve prior strength, chosen on validation)",
     "learned": "XGBoost correction to the logit of markov_updated (score, pre-match probability, serve "
-               "statistics); zero correction before the first point",
+    "statistics); zero correction before the first point",
 }
 
 
-def decide_inplay_promotion(validation: pd.DataFrame, challenger: tracking.RegisteredModel,
-                            champion: tracking.RegisteredModel | None,
-                            failed_checks: list[str]) -> PromotionDecision:
+def decide_inplay_promotion(
+    validation: pd.DataFrame,
+    challenger: tracking.RegisteredModel,
+    champion: tracking.RegisteredModel | None,
+    failed_checks: list[str],
+) -> PromotionDecision:
     """The pre-match champion/challenger rule (``training.prematch.decide_promotion``) on the validation
     points. A champion whose features were built with another serve prior strength cannot be scored on
     these rows: like a champion needing features no longer produced, it gives way (checks permitting)."""
     strength = strength_of(validation)
-    if champion is not None and not failed_checks and \
-            float(getattr(champion.model, "serve_prior_strength", strength)) != strength:
+    if (
+        champion is not None
+        and not failed_checks
+        and float(getattr(champion.model, "serve_prior_strength", strength)) != strength
+    ):
         decision = decide_promotion(validation, challenger, None, failed_checks, _predictor)
-        return replace(decision, reason=f"champion v{champion.version} uses serve prior strength "
-                                        f"{champion.model.serve_prior_strength:g}, these features {strength:g}: "
-                                        "not comparable on the same rows", champion_version=champion.version)
+        return replace(
+            decision,
+            reason=f"champion v{champion.version} uses serve prior strength "
+            f"{champion.model.serve_prior_strength:g}, these features {strength:g}: "
+            "not comparable on the same rows",
+            champion_version=champion.version,
+        )
     return decide_promotion(validation, challenger, champion, failed_checks, _predictor)
 
 
@@ -149,12 +173,15 @@ def _predictor(model: Any, rows: pd.DataFrame, features: list[str]) -> np.ndarra
     return predict_rows(model, rows)
 
 
-def fit_models(train: pd.DataFrame, validation: pd.DataFrame,
-               strength: float = SERVE_PRIOR_STRENGTH) -> dict[str, InplayEstimator]:
+def fit_models(
+    train: pd.DataFrame, validation: pd.DataFrame, strength: float = SERVE_PRIOR_STRENGTH
+) -> dict[str, InplayEstimator]:
     """The three in-play models (features built with serve prior ``strength``), in report order."""
-    return {"markov": InplayEstimator("markov", strength).fit(),
-            "markov_updated": InplayEstimator("markov_updated", strength).fit(),
-            "learned": fit_learned(train, validation, strength)}
+    return {
+        "markov": InplayEstimator("markov", strength).fit(),
+        "markov_updated": InplayEstimator("markov_updated", strength).fit(),
+        "learned": fit_learned(train, validation, strength),
+    }
 
 
 def predict_rows(model: Any, rows: pd.DataFrame) -> np.ndarray:
@@ -175,15 +202,25 @@ def fit_and_log(rows: pd.DataFrame, data_version: str, batch_id: str) -> list[Ca
     results = []
     for name, model in models.items():
         with mlflow.start_run(run_name=f"inplay-{name}") as run:
-            mlflow.set_tags({"model_family": name, "data_version": data_version, "training_batch": batch_id,
-                             "description": MODEL_DESCRIPTIONS[name]})
-            mlflow.log_params({
-                **{f"{split}_seasons": f"{r['min']}-{r['max']}" for split, r in seasons.iterrows()},
-                "serve_prior_strength": strength, "train_points": len(train),
-                "validation_points": len(validation), "train_matches": train["match_id"].nunique(),
-                "validation_matches": validation["match_id"].nunique(),
-                **({f"xgb_{k}": v for k, v in LEARNED_PARAMS.items()} if name == "learned" else {}),
-            })
+            mlflow.set_tags(
+                {
+                    "model_family": name,
+                    "data_version": data_version,
+                    "training_batch": batch_id,
+                    "description": MODEL_DESCRIPTIONS[name],
+                }
+            )
+            mlflow.log_params(
+                {
+                    **{f"{split}_seasons": f"{r['min']}-{r['max']}" for split, r in seasons.iterrows()},
+                    "serve_prior_strength": strength,
+                    "train_points": len(train),
+                    "validation_points": len(validation),
+                    "train_matches": train["match_id"].nunique(),
+                    "validation_matches": validation["match_id"].nunique(),
+                    **({f"xgb_{k}": v for k, v in LEARNED_PARAMS.items()} if name == "learned" else {}),
+                }
+            )
             p_train, p_val = predict_rows(model, train), predict_rows(model, validation)
             train_scores, val_scores = score(y_train, p_train), score(y_val, p_val)
             mlflow.log_metrics({f"train_{k}": v for k, v in train_scores.items()})
@@ -194,6 +231,7 @@ def fit_and_log(rows: pd.DataFrame, data_version: str, batch_id: str) -> list[Ca
             mlflow.log_figure(fig, "calibration_validation.png")
             plots.png_bytes(fig)
             uri = tracking.log_model(model, list(INPLAY_FEATURES), validation[list(INPLAY_FEATURES)].head(3))
-        results.append(CandidateResult(name, MODEL_DESCRIPTIONS[name], run.info.run_id, uri, train_scores,
-                                       val_scores, model))
+        results.append(
+            CandidateResult(name, MODEL_DESCRIPTIONS[name], run.info.run_id, uri, train_scores, val_scores, model)
+        )
     return results

@@ -35,10 +35,12 @@ class ColumnLogit(BaseEstimator, ClassifierMixin):
         self.C = C
 
     def fit(self, X: pd.DataFrame, y: np.ndarray) -> ColumnLogit:
-        self.pipeline_ = Pipeline([
-            ("impute", SimpleImputer(strategy="median")),
-            ("logit", LogisticRegression(C=self.C, max_iter=1000)),
-        ]).fit(X[list(self.columns)], y)
+        self.pipeline_ = Pipeline(
+            [
+                ("impute", SimpleImputer(strategy="median")),
+                ("logit", LogisticRegression(C=self.C, max_iter=1000)),
+            ]
+        ).fit(X[list(self.columns)], y)
         self.classes_ = self.pipeline_.classes_
         return self
 
@@ -95,7 +97,8 @@ class BlendedElo(BaseEstimator, ClassifierMixin):
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         d = self.weight_ * X["elo_diff"].to_numpy(dtype=float) + (1 - self.weight_) * X["surface_elo_diff"].to_numpy(
-            dtype=float)
+            dtype=float
+        )
         p = np.clip(win_probability(d), 1e-6, 1 - 1e-6)
         return np.column_stack([1 - p, p])
 
@@ -116,11 +119,13 @@ class Candidate:
 
 
 def _logistic(params: dict[str, Any]) -> Pipeline:
-    return Pipeline([
-        ("impute", SimpleImputer(strategy="median")),
-        ("scale", StandardScaler()),
-        ("logit", LogisticRegression(C=params["C"], max_iter=2000)),
-    ])
+    return Pipeline(
+        [
+            ("impute", SimpleImputer(strategy="median")),
+            ("scale", StandardScaler()),
+            ("logit", LogisticRegression(C=params["C"], max_iter=2000)),
+        ]
+    )
 
 
 def _xgboost(params: dict[str, Any]) -> XGBClassifier:
@@ -143,15 +148,29 @@ XGB_PARAMS: dict[str, Any] = {
 }
 
 CANDIDATES: tuple[Candidate, ...] = (
-    Candidate("higher_rank", "logistic regression on log-rank difference",
-              {"columns": ("log_rank_diff",)}, lambda p: ColumnLogit(columns=p["columns"])),
-    Candidate("elo", "FiveThirtyEight Elo probability (no fitting)",
-              {"column": "elo_prob"}, lambda p: ProbabilityColumn(p["column"])),
-    Candidate("blend_elo", "surface-blended Elo, blend weight fitted on the validation window",
-              {}, lambda p: BlendedElo(), uses_validation=True),
+    Candidate(
+        "higher_rank",
+        "logistic regression on log-rank difference",
+        {"columns": ("log_rank_diff",)},
+        lambda p: ColumnLogit(columns=p["columns"]),
+    ),
+    Candidate(
+        "elo",
+        "FiveThirtyEight Elo probability (no fitting)",
+        {"column": "elo_prob"},
+        lambda p: ProbabilityColumn(p["column"]),
+    ),
+    Candidate(
+        "blend_elo",
+        "surface-blended Elo, blend weight fitted on the validation window",
+        {},
+        lambda p: BlendedElo(),
+        uses_validation=True,
+    ),
     Candidate("logistic", "L2 logistic regression on all features", {"C": 0.1}, _logistic),
-    Candidate("xgboost", "gradient-boosted trees, early-stopped on validation", XGB_PARAMS,
-              _xgboost, uses_validation=True),
+    Candidate(
+        "xgboost", "gradient-boosted trees, early-stopped on validation", XGB_PARAMS, _xgboost, uses_validation=True
+    ),
 )
 """Every candidate the training asset fits, in report order."""
 
@@ -161,15 +180,15 @@ def fit_candidate(candidate: Candidate, train: pd.DataFrame, validation: pd.Data
     model = candidate.build(candidate.params)
     X, y = train[list(FEATURES)], train["a_won"].to_numpy()
     if candidate.uses_validation:
-        model.fit(X, y, eval_set=[(validation[list(FEATURES)], validation["a_won"].to_numpy())],
-                  verbose=False)
+        model.fit(X, y, eval_set=[(validation[list(FEATURES)], validation["a_won"].to_numpy())], verbose=False)
     else:
         model.fit(X, y)
     return model
 
 
-def symmetric(predict_rows: Callable[[np.ndarray], np.ndarray],
-              features: list[str] | tuple[str, ...]) -> Callable[[np.ndarray], np.ndarray]:
+def symmetric(
+    predict_rows: Callable[[np.ndarray], np.ndarray], features: list[str] | tuple[str, ...]
+) -> Callable[[np.ndarray], np.ndarray]:
     """A predictor whose answers for (A, B) and (B, A) sum to exactly one: the mean of the model's
     P(A wins) and 1 - its P(B wins) on the mirrored rows. Trees are not symmetric in A and B by
     themselves; a trader must never be quoted two prices for one match."""

@@ -40,20 +40,31 @@ def _importance(model: Any) -> np.ndarray | None:
     return None
 
 
-def fit_and_log(candidate: Candidate, rows: pd.DataFrame, windows: Windows, data_version: str,
-                batch_id: str) -> CandidateResult:
+def fit_and_log(
+    candidate: Candidate, rows: pd.DataFrame, windows: Windows, data_version: str, batch_id: str
+) -> CandidateResult:
     """Fit one candidate and record it as one MLflow run (params, scores, plots, model)."""
     train, validation = rows[rows["split"] == "train"], rows[rows["split"] == "validation"]
     with mlflow.start_run(run_name=candidate.name) as run:
-        mlflow.set_tags({
-            "model_family": candidate.name, "data_version": data_version,
-            "training_batch": batch_id, "description": candidate.description,
-        })
+        mlflow.set_tags(
+            {
+                "model_family": candidate.name,
+                "data_version": data_version,
+                "training_batch": batch_id,
+                "description": candidate.description,
+            }
+        )
         params = {k: (",".join(v) if isinstance(v, tuple) else v) for k, v in candidate.params.items()}
-        mlflow.log_params({**params, "train_seasons": f"{windows.train_start}-{windows.train_end}",
-                           "validation_seasons": f"{windows.validation_start}-{windows.validation_end}",
-                           "train_rows": len(train), "validation_rows": len(validation),
-                           "n_features": len(FEATURES)})
+        mlflow.log_params(
+            {
+                **params,
+                "train_seasons": f"{windows.train_start}-{windows.train_end}",
+                "validation_seasons": f"{windows.validation_start}-{windows.validation_end}",
+                "train_rows": len(train),
+                "validation_rows": len(validation),
+                "n_features": len(FEATURES),
+            }
+        )
         model = fit_candidate(candidate, train, validation)
         p_train, p_val = predict(model, train), predict(model, validation)
         train_scores = score(train["a_won"].to_numpy(), p_train)
@@ -62,8 +73,9 @@ def fit_and_log(candidate: Candidate, rows: pd.DataFrame, windows: Windows, data
         mlflow.log_metrics({f"validation_{k}": v for k, v in val_scores.items()})
         if hasattr(model, "best_iteration"):
             mlflow.log_metric("best_iteration", float(model.best_iteration))
-        fig = plots.reliability_diagram({candidate.name: p_val}, validation["a_won"].to_numpy(),
-                                        f"{candidate.name}: validation calibration")
+        fig = plots.reliability_diagram(
+            {candidate.name: p_val}, validation["a_won"].to_numpy(), f"{candidate.name}: validation calibration"
+        )
         mlflow.log_figure(fig, "calibration_validation.png")
         plots.png_bytes(fig)
         imp = _importance(model)
@@ -73,12 +85,18 @@ def fit_and_log(candidate: Candidate, rows: pd.DataFrame, windows: Windows, data
             mlflow.log_figure(fig, "feature_importance.png")
             plots.png_bytes(fig)
         model_uri = tracking.log_model(model, list(FEATURES), validation[list(FEATURES)].head(3))
-    return CandidateResult(candidate.name, candidate.description, run.info.run_id, model_uri,
-                           train_scores, val_scores, model)
+    return CandidateResult(
+        candidate.name, candidate.description, run.info.run_id, model_uri, train_scores, val_scores, model
+    )
 
 
-def train_all(rows: pd.DataFrame, windows: Windows, data_version: str, batch_id: str,
-              progress: Callable[[int, int], None] | None = None) -> list[CandidateResult]:
+def train_all(
+    rows: pd.DataFrame,
+    windows: Windows,
+    data_version: str,
+    batch_id: str,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[CandidateResult]:
     """Fit and log every candidate of ``training.models.CANDIDATES``."""
     results = []
     for i, candidate in enumerate(CANDIDATES):
@@ -119,18 +137,37 @@ def decide_promotion(
     y = validation["a_won"].to_numpy()
     ch_ll = score(y, predictor(challenger.model, validation, challenger.features))["log_loss"]
     if failed_checks:
-        return PromotionDecision(False, f"upstream data checks failed: {', '.join(failed_checks)}",
-                                 ch_ll, None, champion.version if champion else None)
+        return PromotionDecision(
+            False,
+            f"upstream data checks failed: {', '.join(failed_checks)}",
+            ch_ll,
+            None,
+            champion.version if champion else None,
+        )
     if champion is None:
         return PromotionDecision(True, "no champion yet", ch_ll, None, None)
     missing = [f for f in champion.features if f not in validation.columns]
     if missing:
-        return PromotionDecision(True, f"champion v{champion.version} needs features no longer "
-                                       f"produced: {missing[:5]}", ch_ll, None, champion.version)
+        return PromotionDecision(
+            True,
+            f"champion v{champion.version} needs features no longer produced: {missing[:5]}",
+            ch_ll,
+            None,
+            champion.version,
+        )
     champ_ll = score(y, predictor(champion.model, validation, champion.features))["log_loss"]
     if ch_ll < champ_ll:
-        return PromotionDecision(True, f"log-loss {ch_ll:.5f} < champion v{champion.version} "
-                                       f"{champ_ll:.5f}", ch_ll, champ_ll, champion.version)
-    return PromotionDecision(False, f"log-loss {ch_ll:.5f} does not beat champion "
-                                    f"v{champion.version} {champ_ll:.5f}", ch_ll, champ_ll,
-                             champion.version)
+        return PromotionDecision(
+            True,
+            f"log-loss {ch_ll:.5f} < champion v{champion.version} {champ_ll:.5f}",
+            ch_ll,
+            champ_ll,
+            champion.version,
+        )
+    return PromotionDecision(
+        False,
+        f"log-loss {ch_ll:.5f} does not beat champion v{champion.version} {champ_ll:.5f}",
+        ch_ll,
+        champ_ll,
+        champion.version,
+    )

@@ -25,8 +25,14 @@ class Windows:
     test_end: int = 2021
 
     def __post_init__(self) -> None:
-        if not (self.train_start <= self.train_end < self.validation_start
-                <= self.validation_end < self.test_start <= self.test_end):
+        if not (
+            self.train_start
+            <= self.train_end
+            < self.validation_start
+            <= self.validation_end
+            < self.test_start
+            <= self.test_end
+        ):
             raise ValueError(f"windows must be ordered train < validation < test: {self}")
 
     def split_of(self, season: pd.Series) -> pd.Series:

@@ -27,15 +27,16 @@ CHALLENGER, CHAMPION = "challenger", "champion"
 
 INPLAY_MODEL = "tennis-inplay"
 INPLAY_EXPERIMENT = "tennis-inplay"
-INPLAY_DESCRIPTION = ("In-play P(player A wins the match) from the score, the pre-match probability and the "
-                      "serve statistics of the match; /predict_live serves models:/tennis-inplay@champion")
+INPLAY_DESCRIPTION = (
+    "In-play P(player A wins the match) from the score, the pre-match probability and the "
+    "serve statistics of the match; /predict_live serves models:/tennis-inplay@champion"
+)
 
 REGISTRY_DESCRIPTIONS = {PREMATCH_MODEL: PREMATCH_DESCRIPTION, INPLAY_MODEL: INPLAY_DESCRIPTION}
 """Description of each registered model, given when it is first created."""
 
 
-def configure(tracking_uri: str, artifact_dir: Path | None = None,
-              experiment: str = PREMATCH_EXPERIMENT) -> str:
+def configure(tracking_uri: str, artifact_dir: Path | None = None, experiment: str = PREMATCH_EXPERIMENT) -> str:
     """Point MLflow at ``tracking_uri`` and make sure ``experiment`` exists; returns its id."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     mlflow.set_tracking_uri(tracking_uri)
@@ -68,13 +69,20 @@ def log_model(model: Any, features: list[str], input_example: pd.DataFrame) -> s
     metadata = {"features": list(features)}
     if isinstance(model, XGBClassifier):
         info = mlflow.xgboost.log_model(
-            model, name="model", metadata=metadata, input_example=input_example,
+            model,
+            name="model",
+            metadata=metadata,
+            input_example=input_example,
             pip_requirements=_requirements("xgboost", "scikit-learn", "pandas", "numpy"),
         )
     else:
         info = mlflow.sklearn.log_model(
-            model, name="model", metadata=metadata, input_example=input_example,
-            serialization_format="cloudpickle", code_paths=None,
+            model,
+            name="model",
+            metadata=metadata,
+            input_example=input_example,
+            serialization_format="cloudpickle",
+            code_paths=None,
             pip_requirements=_requirements("scikit-learn", "pandas", "numpy", "cloudpickle"),
         )
     return info.model_uri
@@ -109,8 +117,9 @@ def ensure_registered_model(name: str, description: str) -> None:
         client.create_registered_model(name, description=description)
 
 
-def register(model_uri: str, run_id: str, name: str = PREMATCH_MODEL, alias: str = CHALLENGER,
-             description: str = "") -> str:
+def register(
+    model_uri: str, run_id: str, name: str = PREMATCH_MODEL, alias: str = CHALLENGER, description: str = ""
+) -> str:
     """Register ``model_uri`` as a new version of ``name`` (created with its ``REGISTRY_DESCRIPTIONS``
     entry if it does not exist yet) and point ``alias`` at it."""
     ensure_registered_model(name, REGISTRY_DESCRIPTIONS.get(name, ""))
@@ -131,15 +140,19 @@ class Challenger:
     """The candidate run's ``data_version`` tag."""
 
 
-def register_challenger(model_uri: str, run_id: str, model_family: str, description: str,
-                        name: str = PREMATCH_MODEL) -> Challenger:
+def register_challenger(
+    model_uri: str, run_id: str, model_family: str, description: str, name: str = PREMATCH_MODEL
+) -> Challenger:
     """The one registration rule of every registered model: the candidate of run ``run_id`` becomes a new
     version of ``name`` with alias ``challenger`` -- unless the current challenger is the same model family
     (run tag ``model_family``) trained on the same data (run tag ``data_version``), which is kept as is."""
     data_version = run_tags(run_id).get("data_version", "")
     current = version_info(CHALLENGER, name)
-    if current and current.tags.get("data_version") == data_version and \
-            current.tags.get("model_family") == model_family:
+    if (
+        current
+        and current.tags.get("data_version") == data_version
+        and current.tags.get("model_family") == model_family
+    ):
         return Challenger(current.version, True, data_version)
     version = register(model_uri, run_id, name=name, description=f"{model_family}: {description}")
     return Challenger(version, False, data_version)

@@ -33,11 +33,35 @@ from training.models import BlendedElo, predict
 from training.windows import DEFAULT_WINDOWS, WALKFORWARD_WARMUP
 
 OUTPUT_COLUMNS = (
-    "match_id", "player_a_id", "player_b_id", "a_won", "season", "split", "match_date", "tourney_level",
-    "tourney_name", "surface", "round", "best_of", "series", "rank_a", "rank_b",
-    "p_model", "p_model_raw", "p_model_platt", "p_model_isotonic", "calibration_method",
-    "p_blend_elo", "p_elo", "blend_weight",
-    "b365_a", "b365_b", "ps_a", "ps_b", "slam_b365_a", "slam_b365_b",
+    "match_id",
+    "player_a_id",
+    "player_b_id",
+    "a_won",
+    "season",
+    "split",
+    "match_date",
+    "tourney_level",
+    "tourney_name",
+    "surface",
+    "round",
+    "best_of",
+    "series",
+    "rank_a",
+    "rank_b",
+    "p_model",
+    "p_model_raw",
+    "p_model_platt",
+    "p_model_isotonic",
+    "calibration_method",
+    "p_blend_elo",
+    "p_elo",
+    "blend_weight",
+    "b365_a",
+    "b365_b",
+    "ps_a",
+    "ps_b",
+    "slam_b365_a",
+    "slam_b365_b",
 )
 """Columns of the walk-forward prediction table (the contract the backtests and in-play models read)."""
 
@@ -61,10 +85,14 @@ class WalkForward:
     blend_seasons: int = 3
 
     def __post_init__(self) -> None:
-        if not (self.train_start < self.first_season - self.warmup_seasons
-                and self.first_season < self.test_start <= self.last_season):
-            raise ValueError(f"walk-forward seasons must satisfy train_start < first_season - warmup "
-                             f"and first_season < test_start <= last_season: {self}")
+        if not (
+            self.train_start < self.first_season - self.warmup_seasons
+            and self.first_season < self.test_start <= self.last_season
+        ):
+            raise ValueError(
+                f"walk-forward seasons must satisfy train_start < first_season - warmup "
+                f"and first_season < test_start <= last_season: {self}"
+            )
         if self.step < 1 or self.calibration_seasons < 1 or self.blend_seasons < 1:
             raise ValueError(f"step, calibration_seasons and blend_seasons must be >= 1: {self}")
 
@@ -120,9 +148,15 @@ def walk_forward(
         elo = BlendedElo().fit(X[recent], y[recent])
         blend[target] = elo.predict_proba(X[target])[:, 1]
         weight[target] = elo.weight_
-        folds.append({"first_season": start, "last_season": min(end, config.last_season),
-                      "train_rows": int(train.sum()), "predicted_rows": int(target.sum()),
-                      "blend_weight": float(elo.weight_)})
+        folds.append(
+            {
+                "first_season": start,
+                "last_season": min(end, config.last_season),
+                "train_rows": int(train.sum()),
+                "predicted_rows": int(target.sum()),
+                "blend_weight": float(elo.weight_),
+            }
+        )
     if progress:
         progress(len(starts), len(starts))
 
@@ -143,8 +177,11 @@ def walk_forward(
     for col in OUTPUT_COLUMNS:
         if col not in out.columns:
             out[col] = np.nan
-    summary = {"folds": folds, "calibration_method": method,
-               "calibration_validation_log_loss": {m: round(v, 5) for m, v in choice.items()}}
+    summary = {
+        "folds": folds,
+        "calibration_method": method,
+        "calibration_validation_log_loss": {m: round(v, 5) for m, v in choice.items()},
+    }
     return out[list(OUTPUT_COLUMNS)].reset_index(drop=True), summary
 
 
@@ -159,8 +196,9 @@ def calibration_choice(table: pd.DataFrame) -> dict[str, float]:
     return {m: round(log_loss(y, val[c].to_numpy(dtype=float)), 5) for m, c in CALIBRATION_COLUMNS.items()}
 
 
-def _sequential_calibration(method: str, raw: np.ndarray, y: np.ndarray, seasons: np.ndarray,
-                            config: WalkForward) -> np.ndarray:
+def _sequential_calibration(
+    method: str, raw: np.ndarray, y: np.ndarray, seasons: np.ndarray, config: WalkForward
+) -> np.ndarray:
     """Raw predictions of each season mapped by a calibrator fitted on earlier seasons' raw predictions."""
     out = np.full(len(raw), np.nan)
     for season in np.unique(seasons[~np.isnan(raw)]):
@@ -175,8 +213,12 @@ def _sequential_calibration(method: str, raw: np.ndarray, y: np.ndarray, seasons
 
 # --- the report ----------------------------------------------------------------------------------
 
-FORECASTERS = {"xgboost (walk-forward)": "p_model", "blend_elo": "p_blend_elo", "elo": "p_elo",
-               "market (margin removed)": "p_market"}
+FORECASTERS = {
+    "xgboost (walk-forward)": "p_model",
+    "blend_elo": "p_blend_elo",
+    "elo": "p_elo",
+    "market (margin removed)": "p_market",
+}
 TARGETS = {"vs_blend_elo": -0.005, "vs_market": 0.02, "calibration_error": 0.02}
 """Issue 4's bar on the test seasons: at least 0.005 lower log-loss than the blended Elo, within 0.02 of
 the margin-free market on the same rows, calibration error at most 0.02."""
@@ -221,8 +263,13 @@ def report(table: pd.DataFrame, n_boot: int = 2000) -> Report:
         overall.append(t)
         y = rows["a_won"].to_numpy()
         for ref in ("p_market", "p_blend_elo"):
-            paired.append({"market_rows": market, "comparison": f"xgboost - {ref.removeprefix('p_')}",
-                           **paired_bootstrap(y, rows["p_model"], rows[ref], n_boot)})
+            paired.append(
+                {
+                    "market_rows": market,
+                    "comparison": f"xgboost - {ref.removeprefix('p_')}",
+                    **paired_bootstrap(y, rows["p_model"], rows[ref], n_boot),
+                }
+            )
     overall_t = pd.concat(overall, ignore_index=True)
     paired_t = pd.DataFrame(paired)
 
@@ -253,40 +300,78 @@ def report(table: pd.DataFrame, n_boot: int = 2000) -> Report:
 
     seasons = f"{int(test['season'].min())}-{int(test['season'].max())}" if len(test) else "none"
     method = str(table["calibration_method"].iloc[0]) if len(table) else "none"
-    sections.append(f"**Test seasons {seasons}, scored once** (calibration map: `{method}`, chosen on "
-                    f"the validation seasons by log-loss {calibration_choice(table)})")
-    for market, rows_desc in (("bet365", "tour-level matches with Bet365 closing prices"),
-                              ("pinnacle", "Grand Slam matches with Pinnacle closing prices")):
+    sections.append(
+        f"**Test seasons {seasons}, scored once** (calibration map: `{method}`, chosen on "
+        f"the validation seasons by log-loss {calibration_choice(table)})"
+    )
+    for market, rows_desc in (
+        ("bet365", "tour-level matches with Bet365 closing prices"),
+        ("pinnacle", "Grand Slam matches with Pinnacle closing prices"),
+    ):
         sub = overall_t[overall_t["market"] == market]
         if sub.empty:
             continue
-        sections += ["", f"*{rows_desc}* ({int(sub['n'].iloc[0])} matches)", "",
-                     "| forecaster | log-loss | Brier | accuracy | calibration error |", "|---|---|---|---|---|"]
+        sections += [
+            "",
+            f"*{rows_desc}* ({int(sub['n'].iloc[0])} matches)",
+            "",
+            "| forecaster | log-loss | Brier | accuracy | calibration error |",
+            "|---|---|---|---|---|",
+        ]
         for r in sub.sort_values("log_loss").itertuples():
-            sections.append(f"| {r.forecaster} | {r.log_loss:.4f} | {r.brier:.4f} | {r.accuracy:.1%} | "
-                            f"{r.calibration_error:.4f} |")
+            sections.append(
+                f"| {r.forecaster} | {r.log_loss:.4f} | {r.brier:.4f} | {r.accuracy:.1%} | {r.calibration_error:.4f} |"
+            )
     maps = priced_rows(test, "bet365")
     if not maps.empty:
         y = maps["a_won"].to_numpy()
-        sections += ["", "*Calibration maps on the same test rows* (reported only; the map was chosen on validation)",
-                     "", "| map | log-loss | calibration error |", "|---|---|---|"]
+        sections += [
+            "",
+            "*Calibration maps on the same test rows* (reported only; the map was chosen on validation)",
+            "",
+            "| map | log-loss | calibration error |",
+            "|---|---|---|",
+        ]
         for name, col in CALIBRATION_COLUMNS.items():
             sc = breakdown(maps, {name: col}, None).iloc[0]
             sections.append(f"| {name} | {sc['log_loss']:.4f} | {sc['calibration_error']:.4f} |")
-    sections += ["", "*Paired log-loss difference per match (negative = XGBoost better), 95% bootstrap CI*", "",
-                 "| rows | comparison | n | mean | 95% CI |", "|---|---|---|---|---|"]
+    sections += [
+        "",
+        "*Paired log-loss difference per match (negative = XGBoost better), 95% bootstrap CI*",
+        "",
+        "| rows | comparison | n | mean | 95% CI |",
+        "|---|---|---|---|---|",
+    ]
     for r in paired_t.itertuples():
-        sections.append(f"| {r.market_rows} | {r.comparison} | {r.n} | {r.mean_diff:+.4f} | "
-                        f"[{r.ci_low:+.4f}, {r.ci_high:+.4f}] |")
-    sections += ["", "*Targets (Bet365 rows of the test seasons)*", "",
-                 f"- XGBoost minus blended Elo: {vs_blend:+.4f} (target <= -0.005): {yes(targets['met_vs_blend_elo'])}",
-                 f"- XGBoost minus market: {vs_market:+.4f} (target <= +0.02): {yes(targets['met_vs_market'])}",
-                 f"- XGBoost calibration error: {model['calibration_error']:.4f} (target <= 0.02): "
-                 f"{yes(targets['met_calibration'])}",
-                 "", "*Log-loss by season* (Bet365 rows; seasons before the test window are validation)", "",
-                 _fmt(by_season), "", "*Log-loss by tier* (test, Bet365 rows)", "", _fmt(by_tier),
-                 "", "*Log-loss by ranking band of the better-ranked player* (test, Bet365 rows)", "", _fmt(by_band),
-                 "", "*Accuracy by ranking band* (test, Bet365 rows)", "", _fmt(by_band, "accuracy"),
-                 "", f"*Leak guard*: seasons with accuracy > 75% or log-loss < 0.50 over all rows: "
-                 f"{'none' if leaks.empty else leaks[['group', 'forecaster']].to_dict('records')}"]
+        sections.append(
+            f"| {r.market_rows} | {r.comparison} | {r.n} | {r.mean_diff:+.4f} | [{r.ci_low:+.4f}, {r.ci_high:+.4f}] |"
+        )
+    sections += [
+        "",
+        "*Targets (Bet365 rows of the test seasons)*",
+        "",
+        f"- XGBoost minus blended Elo: {vs_blend:+.4f} (target <= -0.005): {yes(targets['met_vs_blend_elo'])}",
+        f"- XGBoost minus market: {vs_market:+.4f} (target <= +0.02): {yes(targets['met_vs_market'])}",
+        f"- XGBoost calibration error: {model['calibration_error']:.4f} (target <= 0.02): "
+        f"{yes(targets['met_calibration'])}",
+        "",
+        "*Log-loss by season* (Bet365 rows; seasons before the test window are validation)",
+        "",
+        _fmt(by_season),
+        "",
+        "*Log-loss by tier* (test, Bet365 rows)",
+        "",
+        _fmt(by_tier),
+        "",
+        "*Log-loss by ranking band of the better-ranked player* (test, Bet365 rows)",
+        "",
+        _fmt(by_band),
+        "",
+        "*Accuracy by ranking band* (test, Bet365 rows)",
+        "",
+        _fmt(by_band, "accuracy"),
+        "",
+        f"*Leak guard*: seasons with accuracy > 75% or log-loss < 0.50 over all rows: "
+        f"{'none' if leaks.empty else leaks[['group', 'forecaster']].to_dict('records')}",
+    ]
     return Report(overall_t, by_season, by_tier, by_band, season_all, paired_t, targets, "\n".join(sections))

@@ -75,8 +75,9 @@ WALKFORWARD_FROM = 2011
 """First season the walk-forward reports when ``walkforward_from`` is not set."""
 WALKFORWARD_WARMUP = 2
 """Warm-up folds before the walk-forward's first season (they only feed its calibration history)."""
-INPLAY_WINDOWS = Windows(train_start=2011, train_end=2013, validation_start=2014, validation_end=2014,
-                         test_start=2015, test_end=2015)
+INPLAY_WINDOWS = Windows(
+    train_start=2011, train_end=2013, validation_start=2014, validation_end=2014, test_start=2015, test_end=2015
+)
 """Default seasons of the in-play splits (the point-by-point archive covers 2011-2015)."""
 
 SETTINGS: dict[str, str] = {
@@ -155,8 +156,12 @@ class Seasons:
     def parse(cls, text: str | int, name: str) -> Seasons:
         m = _RANGE.match(str(text))
         if not m:
-            raise WindowsError([f"{label(name)} seasons {str(text)!r}: not a season range "
-                                f"(write e.g. 2019-2021, or 2019 for one season)"])
+            raise WindowsError(
+                [
+                    f"{label(name)} seasons {str(text)!r}: not a season range "
+                    f"(write e.g. 2019-2021, or 2019 for one season)"
+                ]
+            )
         first = int(m.group(1))
         return cls(first, int(m.group(2) or first))
 
@@ -263,14 +268,26 @@ class PipelineWindows:
     @property
     def model(self) -> Windows:
         """Train / validation / test of the pre-match models (``model_dataset``, ``test_evaluation``)."""
-        return Windows(self.train.first, self.train.last, self.validation.first, self.validation.last,
-                       self.test.first, self.test.last)
+        return Windows(
+            self.train.first,
+            self.train.last,
+            self.validation.first,
+            self.validation.last,
+            self.test.first,
+            self.test.last,
+        )
 
     @property
     def inplay(self) -> Windows:
         """Train / validation / test of the in-play models."""
-        return Windows(self.inplay_train.first, self.inplay_train.last, self.inplay_validation.first,
-                       self.inplay_validation.last, self.inplay_test.first, self.inplay_test.last)
+        return Windows(
+            self.inplay_train.first,
+            self.inplay_train.last,
+            self.inplay_validation.first,
+            self.inplay_validation.last,
+            self.inplay_test.first,
+            self.inplay_test.last,
+        )
 
     @property
     def walkforward(self) -> Seasons:
@@ -294,8 +311,12 @@ class PipelineWindows:
 
     def walkforward_seasons(self) -> dict[str, int]:
         """The season arguments of ``training.walkforward.WalkForward``."""
-        return {"train_start": self.train.first, "first_season": self.walkforward_from,
-                "last_season": self.test.last, "test_start": self.test.first}
+        return {
+            "train_start": self.train.first,
+            "first_season": self.walkforward_from,
+            "last_season": self.test.last,
+            "test_start": self.test.first,
+        }
 
     def replay_rule(self) -> str:
         if self.replay_all:
@@ -333,12 +354,15 @@ class PipelineWindows:
         problems = []
         for split, seasons in frame.groupby("split")["season"]:
             window = splits.get(str(split))
-            outside = sorted({int(x) for x in seasons} if window is None else
-                             {int(x) for x in seasons[~window.mask(seasons)]})
+            outside = sorted(
+                {int(x) for x in seasons} if window is None else {int(x) for x in seasons[~window.mask(seasons)]}
+            )
             if outside:
-                problems.append(f"{asset} has {split} rows of {compact(outside)}, outside the {split} seasons "
-                                f"{window if window is not None else '(none)'} of these windows: it was made with "
-                                f"other windows; materialize {asset} again")
+                problems.append(
+                    f"{asset} has {split} rows of {compact(outside)}, outside the {split} seasons "
+                    f"{window if window is not None else '(none)'} of these windows: it was made with "
+                    f"other windows; materialize {asset} again"
+                )
         if problems:
             raise WindowsError(problems)
 
@@ -351,11 +375,17 @@ class PipelineWindows:
     def as_dict(self) -> dict[str, str]:
         """Every window, as text (asset metadata, MLflow tags as ``windows.<name>``)."""
         return {
-            "train": str(self.train), "validation": str(self.validation), "test": str(self.test),
-            "walkforward": str(self.walkforward), "walkforward_validation": str(self.walkforward_validation),
-            "backtest_validation": str(self.backtest_validation), "backtest_test": str(self.backtest_test),
-            "inplay_train": str(self.inplay_train), "inplay_validation": str(self.inplay_validation),
-            "inplay_test": str(self.inplay_test), "inplay_prior": f"walk-forward {self.walkforward}",
+            "train": str(self.train),
+            "validation": str(self.validation),
+            "test": str(self.test),
+            "walkforward": str(self.walkforward),
+            "walkforward_validation": str(self.walkforward_validation),
+            "backtest_validation": str(self.backtest_validation),
+            "backtest_test": str(self.backtest_test),
+            "inplay_train": str(self.inplay_train),
+            "inplay_validation": str(self.inplay_validation),
+            "inplay_test": str(self.inplay_test),
+            "inplay_prior": f"walk-forward {self.walkforward}",
             "replay": self.replay_rule(),
             "derived": ",".join(sorted(self.derived)) or "none",
         }
@@ -366,11 +396,13 @@ class PipelineWindows:
 
     def markdown(self) -> str:
         """One line for the top of a report."""
-        return (f"*Windows*: train {self.train}, validation {self.validation}, test {self.test}; walk-forward "
-                f"{self.walkforward} (validation {self.walkforward_validation}); pre-match backtest thresholds "
-                f"on {self.backtest_validation}, scored on {self.backtest_test}; in-play train {self.inplay_train}, "
-                f"validation {self.inplay_validation}, test {self.inplay_test} (prior: the walk-forward's); "
-                f"replay: {self.replay_rule()}.")
+        return (
+            f"*Windows*: train {self.train}, validation {self.validation}, test {self.test}; walk-forward "
+            f"{self.walkforward} (validation {self.walkforward_validation}); pre-match backtest thresholds "
+            f"on {self.backtest_validation}, scored on {self.backtest_test}; in-play train {self.inplay_train}, "
+            f"validation {self.inplay_validation}, test {self.inplay_test} (prior: the walk-forward's); "
+            f"replay: {self.replay_rule()}."
+        )
 
     def tag_runs(self, run_ids: Iterable[str], extra: Mapping[str, str] | None = None) -> None:
         """Record the windows (and ``extra`` tags) as tags of existing MLflow runs (runs a training function
@@ -384,8 +416,9 @@ class PipelineWindows:
             client.log_batch(run_id, tags=tags)
 
 
-def missing_seasons(name: str, window: Seasons, present: Iterable[int], what: str,
-                    where: str = "the data") -> str | None:
+def missing_seasons(
+    name: str, window: Seasons, present: Iterable[int], what: str, where: str = "the data"
+) -> str | None:
     """The problem when seasons of ``window`` have no ``what`` (``present``: the seasons that do), else None."""
     have = {int(s) for s in present}
     missing = [s for s in window.seasons() if s not in have]
@@ -419,14 +452,23 @@ def _resolve(s: WindowSettings) -> PipelineWindows:
 
     derived = {name for name in SETTINGS if getattr(s, name) is None}
     test = parse("test", s.test, Seasons(*TEST))
-    validation = parse("validation", s.validation,
-                       None if test is None else Seasons(test.first - VALIDATION_LENGTH, test.first - 1))
-    train = parse("train", s.train, None if validation is None or test is None
-                  else Seasons(TRAIN_FROM, min(validation.first, test.first) - 1))
-    inplay = [parse("inplay_train", s.inplay_train, Seasons(INPLAY_WINDOWS.train_start, INPLAY_WINDOWS.train_end)),
-              parse("inplay_validation", s.inplay_validation,
-                    Seasons(INPLAY_WINDOWS.validation_start, INPLAY_WINDOWS.validation_end)),
-              parse("inplay_test", s.inplay_test, Seasons(INPLAY_WINDOWS.test_start, INPLAY_WINDOWS.test_end))]
+    validation = parse(
+        "validation", s.validation, None if test is None else Seasons(test.first - VALIDATION_LENGTH, test.first - 1)
+    )
+    train = parse(
+        "train",
+        s.train,
+        None if validation is None or test is None else Seasons(TRAIN_FROM, min(validation.first, test.first) - 1),
+    )
+    inplay = [
+        parse("inplay_train", s.inplay_train, Seasons(INPLAY_WINDOWS.train_start, INPLAY_WINDOWS.train_end)),
+        parse(
+            "inplay_validation",
+            s.inplay_validation,
+            Seasons(INPLAY_WINDOWS.validation_start, INPLAY_WINDOWS.validation_end),
+        ),
+        parse("inplay_test", s.inplay_test, Seasons(INPLAY_WINDOWS.test_start, INPLAY_WINDOWS.test_end)),
+    ]
     replay_all = s.replay is not None and s.replay.strip().lower() == ALL
     replay = None if s.replay is None or replay_all else parse("replay", s.replay, None)
     walkforward_from: int | None = None
@@ -438,24 +480,35 @@ def _resolve(s: WindowSettings) -> PipelineWindows:
     elif validation is not None:
         walkforward_from = min(WALKFORWARD_FROM, validation.first)
 
-    why = {"train": f"derived: {TRAIN_FROM} up to the season before validation; set {flag('train')} or move "
-                    f"the test window later",
-           "validation": f"derived: the season before the test window; set {flag('validation')}"}
-    named = {"train": train, "validation": validation, "test": test, "inplay_train": inplay[0],
-             "inplay_validation": inplay[1], "inplay_test": inplay[2], "replay": replay}
+    why = {
+        "train": f"derived: {TRAIN_FROM} up to the season before validation; set {flag('train')} or move "
+        f"the test window later",
+        "validation": f"derived: the season before the test window; set {flag('validation')}",
+    }
+    named = {
+        "train": train,
+        "validation": validation,
+        "test": test,
+        "inplay_train": inplay[0],
+        "inplay_validation": inplay[1],
+        "inplay_test": inplay[2],
+        "replay": replay,
+    }
     for name, window in named.items():
         if window is None or not window.empty:
             continue
         if name in derived:
             problems.append(f"{label(name)} seasons {window.first}-{window.last} are empty ({why.get(name, '')})")
         else:
-            problems.append(f"{label(name)} seasons {window.first}-{window.last}: reversed range "
-                            f"({window.first} is after {window.last})")
+            problems.append(
+                f"{label(name)} seasons {window.first}-{window.last}: reversed range "
+                f"({window.first} is after {window.last})"
+            )
 
     def ordered(names: tuple[str, str, str]) -> None:
         ws = [(n, named[n]) for n in names]
         for i, (a, wa) in enumerate(ws):
-            for b, wb in ws[i + 1:]:
+            for b, wb in ws[i + 1 :]:
                 if wa is None or wb is None or wa.empty or wb.empty:
                     continue
                 both = wa.common(wb)
@@ -469,13 +522,17 @@ def _resolve(s: WindowSettings) -> PipelineWindows:
 
     if walkforward_from is not None and test is not None and not test.empty:
         if walkforward_from >= test.first:
-            problems.append(f"walk-forward seasons {walkforward_from}-{test.last}: no validation seasons before "
-                            f"the test window {test} (set {flag('walkforward_from')} before {test.first})")
+            problems.append(
+                f"walk-forward seasons {walkforward_from}-{test.last}: no validation seasons before "
+                f"the test window {test} (set {flag('walkforward_from')} before {test.first})"
+            )
         elif train is not None and not train.empty and walkforward_from - WALKFORWARD_WARMUP <= train.first:
-            problems.append(f"walk-forward from {walkforward_from}: its {WALKFORWARD_WARMUP} warm-up seasons "
-                            f"({walkforward_from - WALKFORWARD_WARMUP}-{walkforward_from - 1}) need training "
-                            f"seasons before them, and training starts in {train.first} (set "
-                            f"{flag('walkforward_from')} to {train.first + WALKFORWARD_WARMUP + 1} or later)")
+            problems.append(
+                f"walk-forward from {walkforward_from}: its {WALKFORWARD_WARMUP} warm-up seasons "
+                f"({walkforward_from - WALKFORWARD_WARMUP}-{walkforward_from - 1}) need training "
+                f"seasons before them, and training starts in {train.first} (set "
+                f"{flag('walkforward_from')} to {train.first + WALKFORWARD_WARMUP + 1} or later)"
+            )
         else:
             predicted = Seasons(walkforward_from, test.last)
             for name, window in zip(("inplay_train", "inplay_validation", "inplay_test"), inplay, strict=True):
@@ -483,15 +540,27 @@ def _resolve(s: WindowSettings) -> PipelineWindows:
                     continue
                 outside = [x for x in window.seasons() if x not in predicted]
                 if outside:
-                    problems.append(f"{label(name)} seasons {window}: no out-of-sample pre-match prior for "
-                                    f"{compact(outside)} (the walk-forward predicts {predicted}, from "
-                                    f"{flag('walkforward_from')} to the end of the test window); move the "
-                                    f"in-play windows, the test window or the walk-forward start")
+                    problems.append(
+                        f"{label(name)} seasons {window}: no out-of-sample pre-match prior for "
+                        f"{compact(outside)} (the walk-forward predicts {predicted}, from "
+                        f"{flag('walkforward_from')} to the end of the test window); move the "
+                        f"in-play windows, the test window or the walk-forward start"
+                    )
     if problems:
         raise WindowsError(problems)
     assert train and validation and test and walkforward_from is not None and all(inplay)
-    return PipelineWindows(train, validation, test, walkforward_from, inplay[0], inplay[1], inplay[2],  # type: ignore[arg-type]
-                           replay, replay_all, frozenset(derived))
+    return PipelineWindows(
+        train,
+        validation,
+        test,
+        walkforward_from,
+        inplay[0],
+        inplay[1],
+        inplay[2],  # type: ignore[arg-type]
+        replay,
+        replay_all,
+        frozenset(derived),
+    )
 
 
 DEFAULT_WINDOWS = DEFAULT_WINDOWS_SETTINGS.resolve()
@@ -535,8 +604,12 @@ def check_data(windows: PipelineWindows, have: DataSeasons, where: str) -> None:
 
     for name in ("train", "validation", "test"):
         need(name, getattr(windows, name), have.results, "ATP results")
-    need("walkforward", Seasons(windows.walkforward_from - WALKFORWARD_WARMUP, windows.test.first - 1),
-         have.results, "ATP results")  # with its warm-up folds; the test window is checked above
+    need(
+        "walkforward",
+        Seasons(windows.walkforward_from - WALKFORWARD_WARMUP, windows.test.first - 1),
+        have.results,
+        "ATP results",
+    )  # with its warm-up folds; the test window is checked above
     for name in ("inplay_train", "inplay_validation", "inplay_test"):
         need(name, getattr(windows, name), have.pbp, "point-by-point matches")
     if windows.replay is not None:

@@ -302,8 +302,9 @@ def serve_probabilities(prematch_p: float, fmt: MatchFormat, mean_serve: float =
             low = middle
         else:
             high = middle
-    best = min((low, high), key=lambda d: abs(prematch_win_probability(fmt, mean_serve + d, mean_serve - d)
-                                               - prematch_p))
+    best = min(
+        (low, high), key=lambda d: abs(prematch_win_probability(fmt, mean_serve + d, mean_serve - d) - prematch_p)
+    )
     return mean_serve + best, mean_serve - best
 
 
@@ -352,10 +353,26 @@ class ServeTracker:
             raise ValueError(f"players are 0 or 1, not server={server!r}, point_winner={point_winner!r}")
         held = 1 if point_winner == server else 0
         if server == 0:
-            return ServeTracker(self.prematch_p, self.prior_a, self.prior_b, self.strength,
-                                self.won_a + held, self.served_a + 1, self.won_b, self.served_b)
-        return ServeTracker(self.prematch_p, self.prior_a, self.prior_b, self.strength,
-                            self.won_a, self.served_a, self.won_b + held, self.served_b + 1)
+            return ServeTracker(
+                self.prematch_p,
+                self.prior_a,
+                self.prior_b,
+                self.strength,
+                self.won_a + held,
+                self.served_a + 1,
+                self.won_b,
+                self.served_b,
+            )
+        return ServeTracker(
+            self.prematch_p,
+            self.prior_a,
+            self.prior_b,
+            self.strength,
+            self.won_a,
+            self.served_a,
+            self.won_b + held,
+            self.served_b + 1,
+        )
 
     def observe_transition(self, prev: Score, new: Score) -> ServeTracker:
         """The tracker after the point that took ``prev`` to ``new`` (``ScoringError`` if none can)."""

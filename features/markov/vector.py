@@ -30,8 +30,22 @@ CHUNK = 20_000
 class ScoreArrays:
     """Scores as integer arrays (one entry per score), what the vectorised chain reads."""
 
-    __slots__ = ("formats", "format_code", "winner", "sets_a", "sets_b", "games_a", "games_b", "points_a",
-                 "points_b", "game_server", "server", "in_tiebreak", "games_done_a", "games_done_b")
+    __slots__ = (
+        "formats",
+        "format_code",
+        "winner",
+        "sets_a",
+        "sets_b",
+        "games_a",
+        "games_b",
+        "points_a",
+        "points_b",
+        "game_server",
+        "server",
+        "in_tiebreak",
+        "games_done_a",
+        "games_done_b",
+    )
 
     def __init__(self, scores: Sequence[Score]):
         n = len(scores)
@@ -58,11 +72,36 @@ class ScoreArrays:
             server = s.game_server
             if tb and tiebreak_turn(s.points[0] + s.points[1]):
                 server = 1 - server
-            cols[:, i] = (code, -1 if s.winner is None else s.winner, won_a, len(s.sets) - won_a, s.games[0],
-                          s.games[1], s.points[0], s.points[1], s.game_server, server, tb, done_a, done_b)
-        (self.format_code, self.winner, self.sets_a, self.sets_b, self.games_a, self.games_b, self.points_a,
-         self.points_b, self.game_server, self.server, self.in_tiebreak, self.games_done_a,
-         self.games_done_b) = cols
+            cols[:, i] = (
+                code,
+                -1 if s.winner is None else s.winner,
+                won_a,
+                len(s.sets) - won_a,
+                s.games[0],
+                s.games[1],
+                s.points[0],
+                s.points[1],
+                s.game_server,
+                server,
+                tb,
+                done_a,
+                done_b,
+            )
+        (
+            self.format_code,
+            self.winner,
+            self.sets_a,
+            self.sets_b,
+            self.games_a,
+            self.games_b,
+            self.points_a,
+            self.points_b,
+            self.game_server,
+            self.server,
+            self.in_tiebreak,
+            self.games_done_a,
+            self.games_done_b,
+        ) = cols
 
 
 # --- the chain for many states at once ---------------------------------------------------------------
@@ -108,8 +147,9 @@ def _a_point(p_a: np.ndarray, p_b: np.ndarray, first: np.ndarray, played: int | 
     return np.where(first ^ turn == 0, p_a, 1.0 - p_b)
 
 
-def _tiebreak_table(p_a: np.ndarray, p_b: np.ndarray, first: np.ndarray, target: int
-                    ) -> dict[tuple[int, int], np.ndarray]:
+def _tiebreak_table(
+    p_a: np.ndarray, p_b: np.ndarray, first: np.ndarray, target: int
+) -> dict[tuple[int, int], np.ndarray]:
     """P(A wins the tie-break) at every score x-y with x, y < ``target``; (target-1, target-1) is level."""
     last = target - 1
     table = {(last, last): _first_of_pair(p_a * (1.0 - p_b), (1.0 - p_a) * p_b)}
@@ -129,8 +169,9 @@ def _tiebreak_start(p_a: np.ndarray, p_b: np.ndarray, target: int) -> np.ndarray
     return _tiebreak_table(p_a, p_b, np.zeros(len(p_a), dtype=np.int64), target)[(0, 0)]
 
 
-def _tiebreak(p_a: np.ndarray, p_b: np.ndarray, first: np.ndarray, a: np.ndarray, b: np.ndarray,
-              target: int) -> np.ndarray:
+def _tiebreak(
+    p_a: np.ndarray, p_b: np.ndarray, first: np.ndarray, a: np.ndarray, b: np.ndarray, target: int
+) -> np.ndarray:
     """P(A wins the tie-break to ``target``) at points a-b, ``first`` having served its first point."""
     last = target - 1
     table = _tiebreak_table(p_a, p_b, first, target)
@@ -149,8 +190,9 @@ def _tiebreak(p_a: np.ndarray, p_b: np.ndarray, first: np.ndarray, a: np.ndarray
 class _SetRuleValues:
     """P(A wins a set under one rule) from any games score, for many states (each its own hold probabilities)."""
 
-    def __init__(self, rule: SetRule, hold_a: np.ndarray, hold_b: np.ndarray, tiebreak: np.ndarray,
-                 first_server: np.ndarray):
+    def __init__(
+        self, rule: SetRule, hold_a: np.ndarray, hold_b: np.ndarray, tiebreak: np.ndarray, first_server: np.ndarray
+    ):
         self.rule, self.hold_a, self.hold_b, self.tiebreak = rule, hold_a, hold_b, tiebreak
         self.first = first_server
         self.win = hold_a * (1.0 - hold_b)  # A wins the next two games (one on each serve)
@@ -177,8 +219,7 @@ class _SetRuleValues:
         pairs = rule.tiebreak_at - np.asarray(games)
         split = 1.0 - self.win - self.lose
         carried = split ** np.maximum(pairs, 0)
-        played_out = np.divide(self.win * (1.0 - carried), 1.0 - split, out=np.zeros(len(split)),
-                               where=split < 1.0)
+        played_out = np.divide(self.win * (1.0 - carried), 1.0 - split, out=np.zeros(len(split)), where=split < 1.0)
         return np.where((pairs <= 0) | (split >= 1.0), self.tiebreak, played_out + carried * self.tiebreak)
 
     def _late(self, ga: np.ndarray, gb: np.ndarray) -> np.ndarray:
@@ -211,16 +252,20 @@ class _SetRuleValues:
         return out
 
 
-def _match_tables(fmt: MatchFormat, pa: np.ndarray, pb: np.ndarray, first_of_set: np.ndarray
-                  ) -> tuple[dict[str, _SetRuleValues], dict[tuple[int, int], np.ndarray | float]]:
+def _match_tables(
+    fmt: MatchFormat, pa: np.ndarray, pb: np.ndarray, first_of_set: np.ndarray
+) -> tuple[dict[str, _SetRuleValues], dict[tuple[int, int], np.ndarray | float]]:
     """Set values of the format's regular and final rules, and P(A wins the match) at the start of a set
     with sets won (x, y): ``from_sets[(x, y)]``."""
     hold_a, hold_b = _hold(pa), _hold(pb)
     regular, final = fmt.set_rules[0], fmt.set_rules[-1]
     tiebreaks = {t: _tiebreak_start(pa, pb, t) for t in {regular.tiebreak_points, final.tiebreak_points}}
     rules = {"regular": _SetRuleValues(regular, hold_a, hold_b, tiebreaks[regular.tiebreak_points], first_of_set)}
-    rules["final"] = rules["regular"] if final == regular else _SetRuleValues(
-        final, hold_a, hold_b, tiebreaks[final.tiebreak_points], first_of_set)
+    rules["final"] = (
+        rules["regular"]
+        if final == regular
+        else _SetRuleValues(final, hold_a, hold_b, tiebreaks[final.tiebreak_points], first_of_set)
+    )
     start = {k: v.table[(0, 0)] for k, v in rules.items()}  # from 0-0: the same whoever serves first
     need = fmt.sets_to_win
     from_sets: dict[tuple[int, int], np.ndarray | float] = {}
@@ -236,8 +281,9 @@ def _match_tables(fmt: MatchFormat, pa: np.ndarray, pb: np.ndarray, first_of_set
     return rules, from_sets
 
 
-def _chain_one_format(fmt: MatchFormat, s: ScoreArrays, rows: np.ndarray, p_a: np.ndarray,
-                      p_b: np.ndarray) -> np.ndarray:
+def _chain_one_format(
+    fmt: MatchFormat, s: ScoreArrays, rows: np.ndarray, p_a: np.ndarray, p_b: np.ndarray
+) -> np.ndarray:
     """``match_win_probability`` for the states ``rows`` (all of format ``fmt``)."""
     n = len(rows)
     pa, pb = p_a[rows], p_b[rows]
@@ -264,19 +310,21 @@ def _chain_one_format(fmt: MatchFormat, s: ScoreArrays, rows: np.ndarray, p_a: n
         for key, rule in (("regular", regular), ("final", final)):
             mask = tb & (in_final if key == "final" else ~in_final)
             if mask.any():
-                set_prob[mask] = _tiebreak(pa[mask], pb[mask], gs[mask], s.points_a[rows][mask],
-                                           s.points_b[rows][mask], rule.tiebreak_points)
+                set_prob[mask] = _tiebreak(
+                    pa[mask], pb[mask], gs[mask], s.points_a[rows][mask], s.points_b[rows][mask], rule.tiebreak_points
+                )
     win_set = np.empty(n)
     lose_set = np.empty(n)
-    for (x, y) in {(int(a), int(b)) for a, b in zip(sets_a, sets_b, strict=True)}:
+    for x, y in {(int(a), int(b)) for a, b in zip(sets_a, sets_b, strict=True)}:
         hit = (sets_a == x) & (sets_b == y)
         win_set[hit] = np.broadcast_to(from_sets[(x + 1, y)], n)[hit]
         lose_set[hit] = np.broadcast_to(from_sets[(x, y + 1)], n)[hit]
     return set_prob * win_set + (1.0 - set_prob) * lose_set
 
 
-def chain_probabilities(scores: Sequence[Score], p_a: np.ndarray, p_b: np.ndarray,
-                        arrays: ScoreArrays | None = None) -> np.ndarray:
+def chain_probabilities(
+    scores: Sequence[Score], p_a: np.ndarray, p_b: np.ndarray, arrays: ScoreArrays | None = None
+) -> np.ndarray:
     """``scalar.match_win_probability`` of every score, each with its own serve probabilities."""
     p_a, p_b = np.asarray(p_a, dtype=float), np.asarray(p_b, dtype=float)
     if len(scores) <= SCALAR_UP_TO:
@@ -288,13 +336,14 @@ def chain_probabilities(scores: Sequence[Score], p_a: np.ndarray, p_b: np.ndarra
     for code, fmt in enumerate(s.formats):
         idx = np.flatnonzero((s.format_code == code) & ~over)
         for start in range(0, len(idx), CHUNK):
-            rows = idx[start:start + CHUNK]
+            rows = idx[start : start + CHUNK]
             out[rows] = _chain_one_format(fmt, s, rows, p_a, p_b)
     return out
 
 
-def calibrated_serve_probabilities(prematch_p: Sequence[float] | np.ndarray, fmts: Sequence[MatchFormat],
-                                   mean_serve: float = 0.64) -> tuple[np.ndarray, np.ndarray]:
+def calibrated_serve_probabilities(
+    prematch_p: Sequence[float] | np.ndarray, fmts: Sequence[MatchFormat], mean_serve: float = 0.64
+) -> tuple[np.ndarray, np.ndarray]:
     """``scalar.serve_probabilities`` of many matches: the same bisection, run for all at once."""
     p = np.asarray(prematch_p, dtype=float)
     if len(p) <= SCALAR_UP_TO:

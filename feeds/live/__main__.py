@@ -36,16 +36,27 @@ async def serve(args: argparse.Namespace) -> int:
         return 2
     rows = choose(pd.read_parquet(path), args.source, args.matches)
     if "window" in rows.columns and len(rows):
-        log.info("replay seasons %s (the pipeline's windows): %s", compact(int(s) for s in rows["season"]),
-                 rows["window"].fillna("outside the windows").value_counts().to_dict())
+        log.info(
+            "replay seasons %s (the pipeline's windows): %s",
+            compact(int(s) for s in rows["season"]),
+            rows["window"].fillna("outside the windows").value_counts().to_dict(),
+        )
     schedule, skipped = build_feed(rows.to_dict("records"), stagger_s=args.stagger, prematch_lead_s=args.prematch_lead)
     for key, reason in skipped:
         log.warning("left out match %s: %s", key, reason)
     server = ReplayServer({args.feed: schedule}, speed=args.speed, rate=args.rate)
     port = await server.start(args.host, args.port)
     span = (schedule[-1].at - schedule[0].at) / args.speed if schedule else 0.0
-    log.info("replaying %d matches (%d messages, ~%.0f s at speed %g) on ws://%s:%d/feeds/%s/<match|market>",
-             len(rows) - len(skipped), len(schedule), span, args.speed, args.host, port, args.feed)
+    log.info(
+        "replaying %d matches (%d messages, ~%.0f s at speed %g) on ws://%s:%d/feeds/%s/<match|market>",
+        len(rows) - len(skipped),
+        len(schedule),
+        span,
+        args.speed,
+        args.host,
+        port,
+        args.feed,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -60,8 +71,9 @@ async def serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m feeds.live", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m feeds.live", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--catalog", help="replay catalog parquet (default: the pipeline's)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
@@ -71,8 +83,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--speed", type=float, default=30.0, help="replay speed factor (1 = real time)")
     parser.add_argument("--rate", type=float, default=None, help="messages per second instead of real timing")
     parser.add_argument("--stagger", type=float, default=600.0, help="feed seconds between match starts")
-    parser.add_argument("--prematch-lead", type=float, default=1200.0,
-                        help="feed seconds the pre-match market is open before the first point")
+    parser.add_argument(
+        "--prematch-lead",
+        type=float,
+        default=1200.0,
+        help="feed seconds the pre-match market is open before the first point",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return asyncio.run(serve(args))

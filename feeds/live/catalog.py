@@ -15,14 +15,41 @@ import pandas as pd
 from betting.value import fair_probability
 from features.identity import PlayerIndex, match_full_names
 
-SLAM_NAMES = {"ausopen": "Australian Open", "frenchopen": "Roland Garros", "wimbledon": "Wimbledon",
-              "usopen": "US Open"}
+SLAM_NAMES = {
+    "ausopen": "Australian Open",
+    "frenchopen": "Roland Garros",
+    "wimbledon": "Wimbledon",
+    "usopen": "US Open",
+}
 SLAM_SURFACES = {"ausopen": "Hard", "frenchopen": "Clay", "wimbledon": "Grass", "usopen": "Hard"}
 
-COLUMNS = ["source", "event_key", "event_date", "tournament", "season", "round", "surface", "best_of",
-           "player1", "player2", "player1_id", "player2_id", "sackmann_match_id", "first_server", "winner",
-           "status", "prematch_p1", "prematch_source", "close_p1", "close_p2", "close_source",
-           "pbp", "point_winner", "point_server", "elapsed_s"]
+COLUMNS = [
+    "source",
+    "event_key",
+    "event_date",
+    "tournament",
+    "season",
+    "round",
+    "surface",
+    "best_of",
+    "player1",
+    "player2",
+    "player1_id",
+    "player2_id",
+    "sackmann_match_id",
+    "first_server",
+    "winner",
+    "status",
+    "prematch_p1",
+    "prematch_source",
+    "close_p1",
+    "close_p2",
+    "close_source",
+    "pbp",
+    "point_winner",
+    "point_server",
+    "elapsed_s",
+]
 """Catalog columns. ``pbp``: Sackmann sequence string (pbp source); ``point_winner`` / ``point_server``
 (1 or 2) and ``elapsed_s`` per point (slam source)."""
 
@@ -33,8 +60,13 @@ def _seconds(clock: pd.Series) -> np.ndarray:
     return np.maximum.accumulate(secs)  # a few upstream clocks lost a digit: never let time run backwards
 
 
-def slam_matches(raw_matches: pd.DataFrame, raw_points: pd.DataFrame, matches: pd.DataFrame,
-                 players: pd.DataFrame, index: PlayerIndex | None = None) -> pd.DataFrame:
+def slam_matches(
+    raw_matches: pd.DataFrame,
+    raw_points: pd.DataFrame,
+    matches: pd.DataFrame,
+    players: pd.DataFrame,
+    index: PlayerIndex | None = None,
+) -> pd.DataFrame:
     """Men's singles matches of the Grand Slam point logs, with ids and per-point winner/server/time."""
     men = raw_matches[raw_matches["match_num"].fillna(9999) < 2000].rename(columns={"match_id": "slam_match_id"})
     slams = matches[matches["tourney_level"] == "G"].drop_duplicates("tourney_id")
@@ -42,8 +74,16 @@ def slam_matches(raw_matches: pd.DataFrame, raw_points: pd.DataFrame, matches: p
     men["tournament"] = men["slam"].map(SLAM_NAMES)
     men["date"] = [starts.get((int(y), t), pd.NaT) for y, t in zip(men["year"], men["tournament"], strict=True)]
     men["date"] = pd.to_datetime(men["date"]) + pd.Timedelta(days=7)
-    matched = match_full_names(men, ["player1", "player2"], "date", matches, players, index=index,
-                               winner_col="winner", tournament_col="tournament")
+    matched = match_full_names(
+        men,
+        ["player1", "player2"],
+        "date",
+        matches,
+        players,
+        index=index,
+        winner_col="winner",
+        tournament_col="tournament",
+    )
     pts = raw_points[raw_points["PointNumber"].fillna(0) > 0].copy()
     pts = pts[pts["PointWinner"].isin([1, 2]) & pts["PointServer"].isin([1, 2])]
     pts["elapsed"] = 0.0
@@ -51,35 +91,59 @@ def slam_matches(raw_matches: pd.DataFrame, raw_points: pd.DataFrame, matches: p
         pts.loc[idx, "elapsed"] = _seconds(pts.loc[idx, "ElapsedTime"])
     pts = pts.sort_values(["match_id", "PointNumber"])
     grouped = pts.groupby("match_id")
-    per_match = pd.DataFrame({
-        "point_winner": grouped["PointWinner"].apply(lambda s: s.astype(int).tolist()),
-        "point_server": grouped["PointServer"].apply(lambda s: s.astype(int).tolist()),
-        "elapsed_s": grouped["elapsed"].apply(list),
-    })
+    per_match = pd.DataFrame(
+        {
+            "point_winner": grouped["PointWinner"].apply(lambda s: s.astype(int).tolist()),
+            "point_server": grouped["PointServer"].apply(lambda s: s.astype(int).tolist()),
+            "elapsed_s": grouped["elapsed"].apply(list),
+        }
+    )
     out = matched.join(per_match, on="slam_match_id", how="inner")
     out["first_server"] = out["point_server"].str[0]
     # Most point logs leave winner and status empty: take them from the identified Sackmann match.
     known = matches.set_index("match_id")[["winner_id", "score"]]
     hit = out["match_id"].isin(known.index)
     ref = known.reindex(out["match_id"])
-    from_sackmann = np.where(ref["winner_id"].to_numpy() == out["player1_id"].to_numpy(), 1,
-                             np.where(ref["winner_id"].to_numpy() == out["player2_id"].to_numpy(), 2, np.nan))
-    out["winner"] = pd.to_numeric(out["winner"], errors="coerce").fillna(
-        pd.Series(np.where(hit, from_sackmann, np.nan), index=out.index)).astype("Int64")
+    from_sackmann = np.where(
+        ref["winner_id"].to_numpy() == out["player1_id"].to_numpy(),
+        1,
+        np.where(ref["winner_id"].to_numpy() == out["player2_id"].to_numpy(), 2, np.nan),
+    )
+    out["winner"] = (
+        pd.to_numeric(out["winner"], errors="coerce")
+        .fillna(pd.Series(np.where(hit, from_sackmann, np.nan), index=out.index))
+        .astype("Int64")
+    )
     retired = ref["score"].fillna("").str.contains("RET|DEF", regex=True).to_numpy()
-    out["status"] = out["status"].fillna(pd.Series(np.where(hit, np.where(retired, "Retired", "Complete"),
-                                                            np.array(None, dtype=object)),
-                                                   index=out.index))
-    return pd.DataFrame({
-        "source": "slam", "event_key": out["slam_match_id"].astype(str),
-        "event_date": out["date"].dt.strftime("%Y-%m-%d"), "tournament": out["tournament"],
-        "season": out["year"].astype(int), "round": out["round"], "surface": out["slam"].map(SLAM_SURFACES),
-        "best_of": 5, "player1": out["player1"], "player2": out["player2"],
-        "player1_id": out["player1_id"], "player2_id": out["player2_id"], "sackmann_match_id": out["match_id"],
-        "first_server": out["first_server"], "winner": out["winner"],
-        "status": out["status"], "pbp": None, "point_winner": out["point_winner"],
-        "point_server": out["point_server"], "elapsed_s": out["elapsed_s"],
-    })
+    out["status"] = out["status"].fillna(
+        pd.Series(
+            np.where(hit, np.where(retired, "Retired", "Complete"), np.array(None, dtype=object)), index=out.index
+        )
+    )
+    return pd.DataFrame(
+        {
+            "source": "slam",
+            "event_key": out["slam_match_id"].astype(str),
+            "event_date": out["date"].dt.strftime("%Y-%m-%d"),
+            "tournament": out["tournament"],
+            "season": out["year"].astype(int),
+            "round": out["round"],
+            "surface": out["slam"].map(SLAM_SURFACES),
+            "best_of": 5,
+            "player1": out["player1"],
+            "player2": out["player2"],
+            "player1_id": out["player1_id"],
+            "player2_id": out["player2_id"],
+            "sackmann_match_id": out["match_id"],
+            "first_server": out["first_server"],
+            "winner": out["winner"],
+            "status": out["status"],
+            "pbp": None,
+            "point_winner": out["point_winner"],
+            "point_server": out["point_server"],
+            "elapsed_s": out["elapsed_s"],
+        }
+    )
 
 
 def pbp_matches(pbp_matched: pd.DataFrame, matches: pd.DataFrame) -> pd.DataFrame:
@@ -89,32 +153,49 @@ def pbp_matches(pbp_matched: pd.DataFrame, matches: pd.DataFrame) -> pd.DataFram
     sets_played = m["pbp"].fillna("").str.rstrip(".").str.count(r"\.") + 1
     implied = pd.Series(np.where(sets_played > 3, 5, 3), index=m.index)  # 4+ sets: best of 5
     best_of = np.maximum(m["best_of"].fillna(3).astype(int), implied)
-    return pd.DataFrame({
-        "source": "pbp", "event_key": "pbp-" + m["pbp_id"].astype(str),
-        "event_date": pd.to_datetime(m["date"]).dt.strftime("%Y-%m-%d"),
-        "tournament": m["tourney_name"].fillna(m["tny_name"]), "season": pd.to_datetime(m["date"]).dt.year,
-        "round": m["round"], "surface": m["surface"], "best_of": best_of,
-        "player1": m["server1"], "player2": m["server2"], "player1_id": m["server1_id"],
-        "player2_id": m["server2_id"], "sackmann_match_id": m["match_id"], "first_server": 1,
-        "winner": m["winner"], "status": np.where(m["score"].fillna("").str.contains("RET"), "Retired", "Complete"),
-        "pbp": m["pbp"], "point_winner": None, "point_server": None, "elapsed_s": None,
-    })
+    return pd.DataFrame(
+        {
+            "source": "pbp",
+            "event_key": "pbp-" + m["pbp_id"].astype(str),
+            "event_date": pd.to_datetime(m["date"]).dt.strftime("%Y-%m-%d"),
+            "tournament": m["tourney_name"].fillna(m["tny_name"]),
+            "season": pd.to_datetime(m["date"]).dt.year,
+            "round": m["round"],
+            "surface": m["surface"],
+            "best_of": best_of,
+            "player1": m["server1"],
+            "player2": m["server2"],
+            "player1_id": m["server1_id"],
+            "player2_id": m["server2_id"],
+            "sackmann_match_id": m["match_id"],
+            "first_server": 1,
+            "winner": m["winner"],
+            "status": np.where(m["score"].fillna("").str.contains("RET"), "Retired", "Complete"),
+            "pbp": m["pbp"],
+            "point_winner": None,
+            "point_server": None,
+            "elapsed_s": None,
+        }
+    )
 
 
-def attach_prematch(catalog: pd.DataFrame, odds_slams: pd.DataFrame, odds_tour: pd.DataFrame,
-                    elo: pd.DataFrame, matches: pd.DataFrame) -> pd.DataFrame:
+def attach_prematch(
+    catalog: pd.DataFrame, odds_slams: pd.DataFrame, odds_tour: pd.DataFrame, elo: pd.DataFrame, matches: pd.DataFrame
+) -> pd.DataFrame:
     """Closing odds (oriented to player 1) and the margin-free pre-match probability of player 1."""
     out = catalog.copy()
     out["close_p1"] = np.nan
     out["close_p2"] = np.nan
     out["close_source"] = None
-    for odds, p1, p2, name in ((odds_tour, "b365_p1", "b365_p2", "bet365-close"),
-                               (odds_slams, "b365_p1", "b365_p2", "bet365-close"),
-                               (odds_slams, "ps_p1", "ps_p2", "pinnacle-close")):
+    for odds, p1, p2, name in (
+        (odds_tour, "b365_p1", "b365_p2", "bet365-close"),
+        (odds_slams, "b365_p1", "b365_p2", "bet365-close"),
+        (odds_slams, "ps_p1", "ps_p2", "pinnacle-close"),
+    ):
         o = odds.dropna(subset=["match_id", p1, p2]).drop_duplicates("match_id").set_index("match_id")
         hit = out["sackmann_match_id"].isin(o.index) & out["sackmann_match_id"].notna()
         rows = o.loc[out.loc[hit, "sackmann_match_id"]]
-        same = (rows["p1_id"].to_numpy() == out.loc[hit, "player1_id"].to_numpy())
+        same = rows["p1_id"].to_numpy() == out.loc[hit, "player1_id"].to_numpy()
         out.loc[hit, "close_p1"] = np.where(same, rows[p1], rows[p2])
         out.loc[hit, "close_p2"] = np.where(same, rows[p2], rows[p1])
         out.loc[hit, "close_source"] = name  # later sources win: Pinnacle over Bet365
@@ -135,8 +216,12 @@ def choose(catalog: pd.DataFrame, source: str, n: int, seasons: tuple[int, int] 
     """Matches to replay: of ``source``, inside the replay seasons (the ``replay`` column the pipeline sets from
     its windows, ``training.windows``; every match of a catalog without it), with player ids and real closing
     odds, latest seasons first."""
-    c = catalog[(catalog["source"] == source) & catalog["close_p1"].notna() & catalog["player1_id"].notna()
-                & catalog["player2_id"].notna()]
+    c = catalog[
+        (catalog["source"] == source)
+        & catalog["close_p1"].notna()
+        & catalog["player1_id"].notna()
+        & catalog["player2_id"].notna()
+    ]
     if "replay" in c.columns:
         c = c[c["replay"].fillna(False).astype(bool)]
     if seasons is not None:

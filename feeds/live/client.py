@@ -143,11 +143,25 @@ class FeedClient:
     def _uri(self) -> str:
         return f"{self.url.rstrip('/')}/feeds/{self.feed}/{self.channel}?since={self.last_seq}"
 
-    async def _consume(self, raw: str, envelope: Envelope | None, reason: str | None,
-                       gap_from: int | None = None, seq: int | None = None) -> None:
+    async def _consume(
+        self,
+        raw: str,
+        envelope: Envelope | None,
+        reason: str | None,
+        gap_from: int | None = None,
+        seq: int | None = None,
+    ) -> None:
         position = self.last_seq + 1 if seq is None else seq
-        frame = Frame(self.feed, self.channel, position, raw[:RECORD_LIMIT] if envelope is None else raw,
-                      envelope, reason, gap_from, time.perf_counter())
+        frame = Frame(
+            self.feed,
+            self.channel,
+            position,
+            raw[:RECORD_LIMIT] if envelope is None else raw,
+            envelope,
+            reason,
+            gap_from,
+            time.perf_counter(),
+        )
         await self.on_frame(frame)
         self.last_seq = position
         if gap_from is None:
@@ -161,8 +175,9 @@ class FeedClient:
         """Process one frame; returns False when the stream must be re-requested (a gap)."""
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
         if self._error is not None:  # something followed the error message: it was not a refusal
-            await self._consume(self._error[0], None, "an error message in the middle of the stream: "
-                                                      f"{self._error[1].message[:200]!r}")
+            await self._consume(
+                self._error[0], None, f"an error message in the middle of the stream: {self._error[1].message[:200]!r}"
+            )
             self._error = None
         try:
             msg = parse(text)
@@ -219,8 +234,9 @@ class FeedClient:
         held, self._ahead = self._ahead, []
         for text, msg in held:
             self.stats.out_of_order += 1
-            await self._consume(text, None, f"out of order: it says seq {msg.seq}, "
-                                            f"it is message {self.last_seq + 1} of the channel")
+            await self._consume(
+                text, None, f"out of order: it says seq {msg.seq}, it is message {self.last_seq + 1} of the channel"
+            )
 
     async def _decide_gap(self) -> bool:
         """``confirm_gap`` consecutive messages agree the numbering jumped: re-request the missing ones (a
@@ -229,25 +245,49 @@ class FeedClient:
         first = self._ahead[0][1].seq
         missing = first - (self.last_seq + 1)
         if missing > self.max_gap_skip:
-            log.error("%s/%s: %d messages claim to be %d numbers ahead (more than %d): out of order, not a gap",
-                      self.feed, self.channel, len(self._ahead), missing, self.max_gap_skip)
+            log.error(
+                "%s/%s: %d messages claim to be %d numbers ahead (more than %d): out of order, not a gap",
+                self.feed,
+                self.channel,
+                len(self._ahead),
+                missing,
+                self.max_gap_skip,
+            )
             await self._settle_ahead()
             return True
         attempts = self._gap_attempts.get(self.last_seq, 0)
         if attempts < self.max_gap_retries:
             self._gap_attempts[self.last_seq] = attempts + 1
             self.stats.gaps += 1
-            log.warning("%s/%s: messages %d-%d missing; re-requesting (%d/%d)", self.feed, self.channel,
-                        self.last_seq + 1, first - 1, attempts + 1, self.max_gap_retries)
+            log.warning(
+                "%s/%s: messages %d-%d missing; re-requesting (%d/%d)",
+                self.feed,
+                self.channel,
+                self.last_seq + 1,
+                first - 1,
+                attempts + 1,
+                self.max_gap_retries,
+            )
             self._ahead = []
             return False
         gap_from = self.last_seq + 1
         self.stats.gaps_skipped += 1
         self.stats.skipped_messages += missing
-        log.error("%s/%s: messages %d-%d never arrived after %d re-requests: skipped", self.feed, self.channel,
-                  gap_from, first - 1, self.max_gap_retries)
-        await self._consume("", None, f"GAP_SKIPPED: messages {gap_from}-{first - 1} never arrived after "
-                            f"{self.max_gap_retries} re-requests", gap_from=gap_from, seq=first - 1)
+        log.error(
+            "%s/%s: messages %d-%d never arrived after %d re-requests: skipped",
+            self.feed,
+            self.channel,
+            gap_from,
+            first - 1,
+            self.max_gap_retries,
+        )
+        await self._consume(
+            "",
+            None,
+            f"GAP_SKIPPED: messages {gap_from}-{first - 1} never arrived after {self.max_gap_retries} re-requests",
+            gap_from=gap_from,
+            seq=first - 1,
+        )
         held, self._ahead = self._ahead, []
         for text, msg in held:
             await self._consume(text, msg, None, seq=msg.seq)
@@ -261,8 +301,13 @@ class FeedClient:
         if hb.last_seq < self.last_seq:
             self.stats.server_behind += 1
             if self.stats.server_behind == 1:
-                log.error("%s/%s: the server has %d messages, this client consumed %d: a different or reset feed",
-                          self.feed, self.channel, hb.last_seq, self.last_seq)
+                log.error(
+                    "%s/%s: the server has %d messages, this client consumed %d: a different or reset feed",
+                    self.feed,
+                    self.channel,
+                    hb.last_seq,
+                    self.last_seq,
+                )
         elif hb.last_seq > self.last_seq:
             # The server says it published more than it sent: ask again, a bounded number of times. A
             # heartbeat's claim never moves the position (it may be wrong; the frames are what count).
@@ -270,14 +315,26 @@ class FeedClient:
             if attempts < self.max_gap_retries:
                 self._gap_attempts[-self.last_seq - 1] = attempts + 1
                 self.stats.gaps += 1
-                log.warning("%s/%s: the server has %d messages, %d arrived; re-requesting (%d/%d)", self.feed,
-                            self.channel, hb.last_seq, self.last_seq, attempts + 1, self.max_gap_retries)
+                log.warning(
+                    "%s/%s: the server has %d messages, %d arrived; re-requesting (%d/%d)",
+                    self.feed,
+                    self.channel,
+                    hb.last_seq,
+                    self.last_seq,
+                    attempts + 1,
+                    self.max_gap_retries,
+                )
                 return False
             self.stats.server_ahead += 1
             if attempts == self.max_gap_retries:
                 self._gap_attempts[-self.last_seq - 1] = attempts + 1
-                log.error("%s/%s: the server keeps saying it has %d messages but sends none after %d: "
-                          "following on", self.feed, self.channel, hb.last_seq, self.last_seq)
+                log.error(
+                    "%s/%s: the server keeps saying it has %d messages but sends none after %d: following on",
+                    self.feed,
+                    self.channel,
+                    hb.last_seq,
+                    self.last_seq,
+                )
         if self.on_heartbeat is not None:
             await self.on_heartbeat(hb)
         return True
@@ -324,7 +381,6 @@ class FeedClient:
                     await asyncio.wait_for(asyncio.shield(stopper), timeout=delay)
         finally:
             stopper.cancel()
-
 
     def _refused(self) -> None:
         """The connection ended right after an error message: the server refused the subscription."""

@@ -47,18 +47,30 @@ def _prices(p: float, model: MarketModel, rng: random.Random, traded: list[float
         back = round_to_tick(fair, Side.BACK)
         lay = tick_offset(back, model.spread_ticks)
         traded[i] += rng.uniform(0, model.max_size)
-        runners.append(RunnerPrices(
-            selection=LABELS[i], back_price=back, back_size=round(rng.uniform(model.min_size, model.max_size), 2),
-            lay_price=lay, lay_size=round(rng.uniform(model.min_size, model.max_size), 2),
-            traded_volume=round(traded[i], 2)))
+        runners.append(
+            RunnerPrices(
+                selection=LABELS[i],
+                back_price=back,
+                back_size=round(rng.uniform(model.min_size, model.max_size), 2),
+                lay_price=lay,
+                lay_size=round(rng.uniform(model.min_size, model.max_size), 2),
+                traded_volume=round(traded[i], 2),
+            )
+        )
     return runners
 
 
 class SimulatedMarket:
     """The in-play market of one match, updated point by point."""
 
-    def __init__(self, event_key: str, prematch_p1: float, start: Score, model: MarketModel | None = None,
-                 seed: int | None = None):
+    def __init__(
+        self,
+        event_key: str,
+        prematch_p1: float,
+        start: Score,
+        model: MarketModel | None = None,
+        seed: int | None = None,
+    ):
         self.event_key = event_key
         self.market_id = f"sim-{event_key}"
         self.model = model or MarketModel()
@@ -74,37 +86,72 @@ class SimulatedMarket:
 
     def suspend(self, point_number: int) -> MarketUpdate:
         """The market as a point is being played."""
-        return MarketUpdate(event_key=self.event_key, market_id=self.market_id, status="SUSPENDED", in_play=True,
-                            simulated=True, source="simulated", point_number=point_number,
-                            runners=[RunnerPrices(selection=label) for label in LABELS])
+        return MarketUpdate(
+            event_key=self.event_key,
+            market_id=self.market_id,
+            status="SUSPENDED",
+            in_play=True,
+            simulated=True,
+            source="simulated",
+            point_number=point_number,
+            runners=[RunnerPrices(selection=label) for label in LABELS],
+        )
 
     def after_point(self, score: Score, point_number: int) -> MarketUpdate:
         """The reopened market after a point (priced on the lagged score, with noise)."""
         self.history.append(score)
         lagged = self.history[max(0, len(self.history) - 1 - self.model.lag_points)]
         if score.is_over:
-            return MarketUpdate(event_key=self.event_key, market_id=self.market_id, status="CLOSED", in_play=True,
-                                simulated=True, source="simulated", point_number=point_number,
-                                runners=[RunnerPrices(selection=label) for label in LABELS])
+            return MarketUpdate(
+                event_key=self.event_key,
+                market_id=self.market_id,
+                status="CLOSED",
+                in_play=True,
+                simulated=True,
+                source="simulated",
+                point_number=point_number,
+                runners=[RunnerPrices(selection=label) for label in LABELS],
+            )
         fair = self.fair_probability(lagged)
         logit = math.log(fair / (1 - fair)) if 0 < fair < 1 else (30.0 if fair >= 1 else -30.0)
         noisy = 1 / (1 + math.exp(-(logit + self.rng.gauss(0, self.model.noise_sd))))
-        return MarketUpdate(event_key=self.event_key, market_id=self.market_id, status="OPEN", in_play=True,
-                            simulated=True, source="simulated", point_number=point_number,
-                            runners=_prices(noisy, self.model, self.rng, self.traded))
+        return MarketUpdate(
+            event_key=self.event_key,
+            market_id=self.market_id,
+            status="OPEN",
+            in_play=True,
+            simulated=True,
+            source="simulated",
+            point_number=point_number,
+            runners=_prices(noisy, self.model, self.rng, self.traded),
+        )
 
     def opening(self) -> MarketUpdate:
         """The market when play starts (fair price at 0-0)."""
-        return MarketUpdate(event_key=self.event_key, market_id=self.market_id, status="OPEN", in_play=True,
-                            simulated=True, source="simulated", point_number=0,
-                            runners=_prices(self.fair_probability(self.history[0]), self.model, self.rng,
-                                            self.traded))
+        return MarketUpdate(
+            event_key=self.event_key,
+            market_id=self.market_id,
+            status="OPEN",
+            in_play=True,
+            simulated=True,
+            source="simulated",
+            point_number=0,
+            runners=_prices(self.fair_probability(self.history[0]), self.model, self.rng, self.traded),
+        )
 
 
 def closing_odds(event_key: str, price_1: float, price_2: float, source: str) -> MarketUpdate:
     """The REAL pre-match closing prices (bookmaker odds, margin included) as a market message."""
     prices = [round_to_tick(max(p, MIN_PRICE), Side.BACK) for p in (price_1, price_2)]
-    return MarketUpdate(event_key=event_key, market_id=f"pre-{event_key}", status="OPEN", in_play=False,
-                        simulated=False, source=source,
-                        runners=[RunnerPrices(selection=label, back_price=p, back_size=BOOKMAKER_SIZE)
-                                 for label, p in zip(LABELS, prices, strict=True)])
+    return MarketUpdate(
+        event_key=event_key,
+        market_id=f"pre-{event_key}",
+        status="OPEN",
+        in_play=False,
+        simulated=False,
+        source=source,
+        runners=[
+            RunnerPrices(selection=label, back_price=p, back_size=BOOKMAKER_SIZE)
+            for label, p in zip(LABELS, prices, strict=True)
+        ],
+    )

@@ -77,7 +77,7 @@ def check_game_result(text: str) -> str:
             return text
         except ScoringError:
             continue
-    raise ValueError(f"{text!r} is not a game result (\"40 - 30\", \"A - 40\", \"5 - 4\" in a tie-break)")
+    raise ValueError(f'{text!r} is not a game result ("40 - 30", "A - 40", "5 - 4" in a tie-break)')
 
 
 class MatchEvent(BaseModel):
@@ -93,8 +93,9 @@ class MatchEvent(BaseModel):
     event_second_player: str = Field(min_length=1, max_length=200)
     second_player_key: int | None = Field(None, ge=1, le=10**12)
     event_final_result: str = Field(pattern=r"^[0-3] - [0-3]$", description='sets, e.g. "1 - 0"')
-    event_game_result: str = Field(max_length=16,
-                                   description='points in the current game, e.g. "40 - 30", "A - 40", "5 - 4"')
+    event_game_result: str = Field(
+        max_length=16, description='points in the current game, e.g. "40 - 30", "A - 40", "5 - 4"'
+    )
     event_serve: Player | None
     event_winner: Player | None = None
     event_status: str = Field(max_length=64, description='"Set 2", "Finished", "Retired"')
@@ -107,8 +108,9 @@ class MatchEvent(BaseModel):
     event_live: Literal["0", "1"] = "1"
     scores: list[SetGames] = Field(max_length=5, description="games per set, current set last")
     pointbypoint: list[PointInfo] = Field(default_factory=list, max_length=1, description="the point just played")
-    elapsed_s: float | None = Field(None, ge=0, le=MAX_ELAPSED_S,
-                                    description="seconds since the start of the match (real timing)")
+    elapsed_s: float | None = Field(
+        None, ge=0, le=MAX_ELAPSED_S, description="seconds since the start of the match (real timing)"
+    )
 
     @field_validator("event_game_result")
     @classmethod
@@ -132,8 +134,10 @@ class MatchEvent(BaseModel):
             raise ValueError(f"{len(self.scores)} sets in a best-of-{self.best_of} match")
         won = [int(x) for x in self.event_final_result.split(" - ")]
         if max(won) > self.best_of // 2 + 1 or sum(won) > len(self.scores):
-            raise ValueError(f"final result {self.event_final_result} is impossible with {len(self.scores)} "
-                             f"sets in a best-of-{self.best_of} match")
+            raise ValueError(
+                f"final result {self.event_final_result} is impossible with {len(self.scores)} "
+                f"sets in a best-of-{self.best_of} match"
+            )
         if self.event_winner is not None and self.kind == "match_start":
             raise ValueError("a match that starts has no winner")
         return self
@@ -186,8 +190,9 @@ class MarketUpdate(BaseModel):
     @model_validator(mode="after")
     def _belongs(self) -> MarketUpdate:
         if market_event_key(self.market_id) != self.event_key:
-            raise ValueError(f"market id {self.market_id!r} does not name match {self.event_key!r} "
-                             "(expected <kind>-<event_key>)")
+            raise ValueError(
+                f"market id {self.market_id!r} does not name match {self.event_key!r} (expected <kind>-<event_key>)"
+            )
         if {r.selection for r in self.runners} != {"First Player", "Second Player"}:
             raise ValueError("the two runners must be First Player and Second Player")
         return self

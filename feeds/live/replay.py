@@ -69,16 +69,28 @@ def _event(row: dict, score: Score, kind: str, point: PointInfo | None, elapsed:
         won = _int(row.get("winner"))
         winner = LABELS[won - 1] if won is not None and won in (1, 2) else None
     return MatchEvent(
-        kind=kind, event_key=str(row["event_key"]), event_date=str(row["event_date"]),
-        event_first_player=str(row["player1"]), first_player_key=_int(row.get("player1_id")),
-        event_second_player=str(row["player2"]), second_player_key=_int(row.get("player2_id")),
-        event_final_result=d.event_final_result, event_game_result=d.event_game_result,
-        event_serve=d.event_serve, event_winner=winner, event_status=status,
-        tournament_name=str(row["tournament"]), tournament_round=_str(row.get("round")),
-        tournament_season=str(row["season"]), best_of=int(row["best_of"]), surface=_str(row.get("surface")),
+        kind=kind,
+        event_key=str(row["event_key"]),
+        event_date=str(row["event_date"]),
+        event_first_player=str(row["player1"]),
+        first_player_key=_int(row.get("player1_id")),
+        event_second_player=str(row["player2"]),
+        second_player_key=_int(row.get("player2_id")),
+        event_final_result=d.event_final_result,
+        event_game_result=d.event_game_result,
+        event_serve=d.event_serve,
+        event_winner=winner,
+        event_status=status,
+        tournament_name=str(row["tournament"]),
+        tournament_round=_str(row.get("round")),
+        tournament_season=str(row["season"]),
+        best_of=int(row["best_of"]),
+        surface=_str(row.get("surface")),
         event_live="0" if kind == "match_end" else "1",
         scores=[SetGames(score_first=a, score_second=b, score_set=n) for a, b, n in d.scores],
-        pointbypoint=[point] if point else [], elapsed_s=elapsed)
+        pointbypoint=[point] if point else [],
+        elapsed_s=elapsed,
+    )
 
 
 def _int(v) -> int | None:
@@ -89,8 +101,9 @@ def _str(v) -> str | None:
     return None if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v)
 
 
-def match_messages(row: dict, start_at: float, market: MarketModel | None = None,
-                   prematch_lead_s: float = PREMATCH_LEAD_SECONDS) -> list[Scheduled]:
+def match_messages(
+    row: dict, start_at: float, market: MarketModel | None = None, prematch_lead_s: float = PREMATCH_LEAD_SECONDS
+) -> list[Scheduled]:
     """Every message of one match, timed from ``start_at`` (seconds on the feed's clock). The
     pre-match market (real closing odds) opens ``prematch_lead_s`` before the first point and
     closes when play starts: pre-match orders still unmatched then lapse."""
@@ -98,8 +111,9 @@ def match_messages(row: dict, start_at: float, market: MarketModel | None = None
     fmt_start = Score.start(scores[0].fmt, int(row["first_server"]) - 1 if row["source"] == "slam" else 0)
     out: list[Scheduled] = []
     if pd.notna(row.get("close_p1")) and pd.notna(row.get("close_p2")):
-        pre = closing_odds(str(row["event_key"]), float(row["close_p1"]), float(row["close_p2"]),
-                           str(row["close_source"]))
+        pre = closing_odds(
+            str(row["event_key"]), float(row["close_p1"]), float(row["close_p2"]), str(row["close_source"])
+        )
         out.append(Scheduled(start_at - prematch_lead_s, "market", pre))
         out.append(Scheduled(start_at - 0.002, "market", pre.model_copy(update={"status": "CLOSED"})))
     sim = SimulatedMarket(str(row["event_key"]), float(row["prematch_p1"]), fmt_start, market)
@@ -108,10 +122,16 @@ def match_messages(row: dict, start_at: float, market: MarketModel | None = None
     prev = fmt_start
     for n, (score, t) in enumerate(zip(scores, times, strict=True), start=1):
         set_no = len(prev.sets) + 1
-        info = PointInfo(set_number=set_no, game_number=sum(prev.games) + 1, point_number=n,
-                         winner=LABELS[check_next(prev, score)],
-                         server=LABELS[prev.server], break_point=prev.is_break_point,
-                         set_point=prev.is_set_point, match_point=prev.is_match_point)
+        info = PointInfo(
+            set_number=set_no,
+            game_number=sum(prev.games) + 1,
+            point_number=n,
+            winner=LABELS[check_next(prev, score)],
+            server=LABELS[prev.server],
+            break_point=prev.is_break_point,
+            set_point=prev.is_set_point,
+            match_point=prev.is_match_point,
+        )
         at = start_at + t
         out.append(Scheduled(at - 0.001, "market", sim.suspend(n)))
         out.append(Scheduled(at, "match", _event(row, score, "point", info, t)))
@@ -121,8 +141,12 @@ def match_messages(row: dict, start_at: float, market: MarketModel | None = None
     return out
 
 
-def build_feed(rows: Iterable[dict], stagger_s: float = 600.0, market: MarketModel | None = None,
-               prematch_lead_s: float = PREMATCH_LEAD_SECONDS) -> tuple[list[Scheduled], list[tuple[str, str]]]:
+def build_feed(
+    rows: Iterable[dict],
+    stagger_s: float = 600.0,
+    market: MarketModel | None = None,
+    prematch_lead_s: float = PREMATCH_LEAD_SECONDS,
+) -> tuple[list[Scheduled], list[tuple[str, str]]]:
     """Messages of many matches on one clock, match k starting at k * ``stagger_s``; matches whose
     point data the scoring rules reject are left out with the reason."""
     schedule: list[Scheduled] = []

@@ -47,15 +47,22 @@ class _Channel:
 class ReplayServer:
     """Publishes one schedule per feed and serves subscribers with resume by sequence number."""
 
-    def __init__(self, feeds: dict[str, list[Scheduled]], speed: float = 1.0, rate: float | None = None,
-                 heartbeat_s: float = 1.0, loop_feeds: bool = False):
+    def __init__(
+        self,
+        feeds: dict[str, list[Scheduled]],
+        speed: float = 1.0,
+        rate: float | None = None,
+        heartbeat_s: float = 1.0,
+        loop_feeds: bool = False,
+    ):
         self.schedules = {name: sorted(items, key=lambda s: s.at) for name, items in feeds.items()}
         self.speed = speed
         self.rate = rate
         self.heartbeat_s = heartbeat_s
         self.loop_feeds = loop_feeds
         self.channels: dict[tuple[str, str], _Channel] = {
-            (name, ch): _Channel() for name in feeds for ch in ("match", "market")}
+            (name, ch): _Channel() for name in feeds for ch in ("match", "market")
+        }
         self.event_time: dict[str, float] = dict.fromkeys(feeds, 0.0)
         self.done = asyncio.Event()
         self._connections: set[ServerConnection] = set()
@@ -90,7 +97,7 @@ class ReplayServer:
             previous_at = None
             for i, item in enumerate(self.schedules[name]):
                 if item.at != previous_at:  # messages of one instant go out together: a heartbeat (which says
-                    if self.rate is None:   # "up to date as of this time") never falls between them
+                    if self.rate is None:  # "up to date as of this time") never falls between them
                         due = start + item.at / self.speed
                     elif self.rate > 0:
                         due = start + i / self.rate
@@ -116,8 +123,15 @@ class ReplayServer:
         url = urlparse(ws.request.path)
         parts = [p for p in url.path.split("/") if p]
         if len(parts) != 3 or parts[0] != "feeds" or (parts[1], parts[2]) not in self.channels:
-            await ws.send(json.dumps({"type": "error", "message": f"unknown path {url.path}; "
-                                      f"use /feeds/<feed>/<match|market>?since=N; feeds: {sorted(self.schedules)}"}))
+            await ws.send(
+                json.dumps(
+                    {
+                        "type": "error",
+                        "message": f"unknown path {url.path}; "
+                        f"use /feeds/<feed>/<match|market>?since=N; feeds: {sorted(self.schedules)}",
+                    }
+                )
+            )
             await ws.close(1008, "unknown feed")
             return
         feed, channel = parts[1], parts[2]
@@ -159,8 +173,9 @@ class ReplayServer:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0, publish: bool = True) -> int:
         """Start serving (and publishing); returns the port."""
-        self._server = await serve(self._handler, host, port, compression=None, max_queue=None,
-                                   ping_interval=20, ping_timeout=20)
+        self._server = await serve(
+            self._handler, host, port, compression=None, max_queue=None, ping_interval=20, ping_timeout=20
+        )
         if publish:
             self._tasks.append(asyncio.create_task(self._run_all()))
         return self._server.sockets[0].getsockname()[1]

@@ -64,8 +64,6 @@ def configure_logging(secrets: list[str]) -> None:
     logging.getLogger("websockets").setLevel(logging.WARNING)
 
 
-
-
 def operator_token(settings: Settings) -> str | None:
     """The operator token: ``COURTSIDE_API_TOKEN``, else the content of ``COURTSIDE_API_TOKEN_FILE``."""
     token = settings.api_token
@@ -115,35 +113,73 @@ async def run(args: argparse.Namespace) -> int:
     files = raise_fd_limit()
     db = make_engine(settings.database_url)
     migrate(db)
-    gateway_cfg = GatewayConfig(rate_hz=args.rate_hz, heartbeat_s=args.heartbeat_s, buffer_size=args.buffer_size,
-                                max_lag_bytes=args.max_lag_bytes, send_buffer_bytes=args.send_buffer_bytes or None,
-                                tokens=tuple(t for t in (reader, token) if t))
+    gateway_cfg = GatewayConfig(
+        rate_hz=args.rate_hz,
+        heartbeat_s=args.heartbeat_s,
+        buffer_size=args.buffer_size,
+        max_lag_bytes=args.max_lag_bytes,
+        send_buffer_bytes=args.send_buffer_bytes or None,
+        tokens=tuple(t for t in (reader, token) if t),
+    )
     service = LiveService(db, settings.bankroll, gateway_cfg, poll_s=args.poll_s)
     status = ServiceStatus(settings.prediction_url, settings.dagster_url)
     ws_port = args.ws_port if args.ws_port is not None else settings.ws_port
     port = args.port if args.port is not None else settings.api_port
     origins = settings.allowed_origins or dashboard_origins(args.host, port)
-    config = ApiConfig(token=token, rate=RateLimit.parse(args.rate_limit or settings.api_rate_limit),
-                       ws_url=settings.ws_public_url, ws_port=ws_port, run_service=False,
-                       trusted_proxies=settings.trusted_proxies,
-                       max_body_bytes=settings.max_body_bytes or API_MAX_BODY_BYTES)
+    config = ApiConfig(
+        token=token,
+        rate=RateLimit.parse(args.rate_limit or settings.api_rate_limit),
+        ws_url=settings.ws_public_url,
+        ws_port=ws_port,
+        run_service=False,
+        trusted_proxies=settings.trusted_proxies,
+        max_body_bytes=settings.max_body_bytes or API_MAX_BODY_BYTES,
+    )
     app = create_app(service, status, config)
     await service.start()
-    async with serve(service.gateway.handler, args.host, ws_port, compression=None, max_size=64 * 1024,
-                     max_queue=16, ping_interval=20, ping_timeout=20, close_timeout=5,
-                     process_request=handshake_check(WS_PATH, origins), backlog=4096) as ws_server:
+    async with serve(
+        service.gateway.handler,
+        args.host,
+        ws_port,
+        compression=None,
+        max_size=64 * 1024,
+        max_queue=16,
+        ping_interval=20,
+        ping_timeout=20,
+        close_timeout=5,
+        process_request=handshake_check(WS_PATH, origins),
+        backlog=4096,
+    ) as ws_server:
         ws_port = ws_server.sockets[0].getsockname()[1]
-        log.info("WebSocket gateway on ws://%s:%d%s (up to %d open files); browser origins allowed: %s; ledger and "
-                 "alert rooms %s; operator endpoints %s", args.host, ws_port, WS_PATH, files, ", ".join(origins),
-                 "need a token" if gateway_cfg.tokens else "CLOSED (no COURTSIDE_READ_TOKEN nor operator token)",
-                 "enabled" if token else "DISABLED (no COURTSIDE_API_TOKEN)")
+        log.info(
+            "WebSocket gateway on ws://%s:%d%s (up to %d open files); browser origins allowed: %s; ledger and "
+            "alert rooms %s; operator endpoints %s",
+            args.host,
+            ws_port,
+            WS_PATH,
+            files,
+            ", ".join(origins),
+            "need a token" if gateway_cfg.tokens else "CLOSED (no COURTSIDE_READ_TOKEN nor operator token)",
+            "enabled" if token else "DISABLED (no COURTSIDE_API_TOKEN)",
+        )
         if settings.trusted_proxies:
             log.info("X-Forwarded-For believed from %s", ", ".join(settings.trusted_proxies))
         # proxy_headers off: the client address is decided by one rule (serving.api.proxies), not uvicorn's
-        server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=port, log_config=None, loop="none",
-                                               ws="none", lifespan="on", access_log=not args.no_access_log,
-                                               timeout_graceful_shutdown=5, proxy_headers=False,
-                                               server_header=False))
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host=args.host,
+                port=port,
+                log_config=None,
+                loop="none",
+                ws="none",
+                lifespan="on",
+                access_log=not args.no_access_log,
+                timeout_graceful_shutdown=5,
+                proxy_headers=False,
+                server_header=False,
+            )
+        )
         try:
             await server.serve()
         finally:
@@ -153,20 +189,27 @@ async def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m serving.api", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="address of the REST API and of the gateway (default 127.0.0.1: this machine only)")
+    parser = argparse.ArgumentParser(
+        prog="python -m serving.api", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address of the REST API and of the gateway (default 127.0.0.1: this machine only)",
+    )
     parser.add_argument("--port", type=int, help="REST API and dashboard (default COURTSIDE_API_PORT or 8000)")
     parser.add_argument("--ws-port", type=int, help="WebSocket gateway (default COURTSIDE_WS_PORT or 8001)")
     parser.add_argument("--rate-limit", help="requests/seconds per client (default COURTSIDE_API_RATE_LIMIT, 300/60)")
     parser.add_argument("--rate-hz", type=float, default=4.0, help="flushes per second per room at most")
     parser.add_argument("--heartbeat-s", type=float, default=5.0)
     parser.add_argument("--buffer-size", type=int, default=512, help="messages kept per room for resuming")
-    parser.add_argument("--max-lag-bytes", type=int, default=256 << 10,
-                        help="unsent bytes before a client is dropped")
-    parser.add_argument("--send-buffer-bytes", type=int, default=64 << 10,
-                        help="kernel send buffer per WebSocket connection (0: the kernel's autotuning)")
+    parser.add_argument("--max-lag-bytes", type=int, default=256 << 10, help="unsent bytes before a client is dropped")
+    parser.add_argument(
+        "--send-buffer-bytes",
+        type=int,
+        default=64 << 10,
+        help="kernel send buffer per WebSocket connection (0: the kernel's autotuning)",
+    )
     parser.add_argument("--poll-s", type=float, default=0.1, help="seconds between reads of the event log")
     parser.add_argument("--no-access-log", action="store_true")
     args = parser.parse_args(argv)

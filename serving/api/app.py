@@ -114,8 +114,13 @@ def create_app(service: LiveService, status: ServiceStatus, config: ApiConfig) -
             await status.close()
 
     errors = {404: {"model": ErrorBody}}
-    app = FastAPI(title="Courtside live API", version="1", description=DESCRIPTION, lifespan=lifespan,
-                  responses={code: {"model": ErrorBody} for code in (400, 413, 422, 429, 500)})
+    app = FastAPI(
+        title="Courtside live API",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        responses={code: {"model": ErrorBody} for code in (400, 413, 422, 429, 500)},
+    )
     request_ms: deque[float] = deque(maxlen=10_000)
     # outermost last: who the client is -> its rate limit -> the body's size -> timing of what is served
     app.add_middleware(_Timing, window=request_ms)
@@ -144,52 +149,67 @@ def create_app(service: LiveService, status: ServiceStatus, config: ApiConfig) -
         except Exception as exc:  # noqa: BLE001 - reported, not raised
             newest, engines, services, database = None, [], None, f"error: {type(exc).__name__}: {exc}"[:300]
         view = service.view
-        body = {"status": "ok" if database == "ok" else "degraded", "database": database,
-                "last_event_id": newest, "read_up_to": view.last_id, "last_recorded_at": view.last_recorded_at,
-                "matches": len(view.matches), "in_play": len(view.active()), "tail_errors": service.tail_errors,
-                "last_tail_error": service.last_tail_error, "gateway": service.gateway.figures(),
-                "engines": [_engine_ack(e, None) for e in engines], "services": services}
+        body = {
+            "status": "ok" if database == "ok" else "degraded",
+            "database": database,
+            "last_event_id": newest,
+            "read_up_to": view.last_id,
+            "last_recorded_at": view.last_recorded_at,
+            "matches": len(view.matches),
+            "in_play": len(view.active()),
+            "tail_errors": service.tail_errors,
+            "last_tail_error": service.last_tail_error,
+            "gateway": service.gateway.figures(),
+            "engines": [_engine_ack(e, None) for e in engines],
+            "services": services,
+        }
         return JSONResponse(jsonable(body), status_code=200 if database == "ok" else 503)
 
     @app.get("/live/games/active", response_model=schemas.ActiveGames, tags=["live"])
     async def active_games(
-            tournament: Annotated[str | None, Query(max_length=128, description="e.g. Wimbledon")] = None,
-            surface: Annotated[str | None, Query(pattern=SURFACE_PATTERN, description="Hard, Clay, Grass, Carpet")]
-            = None) -> dict:
+        tournament: Annotated[str | None, Query(max_length=128, description="e.g. Wimbledon")] = None,
+        surface: Annotated[str | None, Query(pattern=SURFACE_PATTERN, description="Hard, Clay, Grass, Carpet")] = None,
+    ) -> dict:
         """Matches in play (started, not finished), optionally of one tournament and/or surface."""
         matches = [m.summary() for m in service.view.active(tournament, surface)]
         return {"count": len(matches), "matches": matches}
 
-    @app.get("/live/games/{match_id}/state", response_model=schemas.MatchState, tags=["live"],
-             responses=errors)
+    @app.get("/live/games/{match_id}/state", response_model=schemas.MatchState, tags=["live"], responses=errors)
     async def game_state(match_id: MatchId) -> dict:
         """Score, odds and the latest prediction of one match."""
         m = match_or_404(match_id)
-        return {"match": m.summary(), "odds": m.markets, "last_prediction": m.prediction(),
-                "last_event_id": service.view.last_id}
+        return {
+            "match": m.summary(),
+            "odds": m.markets,
+            "last_prediction": m.prediction(),
+            "last_event_id": service.view.last_id,
+        }
 
-    @app.get("/live/games/{match_id}/predictions", response_model=schemas.Predictions, tags=["live"],
-             responses=errors)
-    async def game_predictions(match_id: MatchId,
-                               limit: Annotated[int, Query(ge=1, le=5000, description="the latest N")] = 1000) -> dict:
+    @app.get("/live/games/{match_id}/predictions", response_model=schemas.Predictions, tags=["live"], responses=errors)
+    async def game_predictions(
+        match_id: MatchId, limit: Annotated[int, Query(ge=1, le=5000, description="the latest N")] = 1000
+    ) -> dict:
         """The in-play model's predictions of one match, oldest first, each with the market's view then."""
         m = match_or_404(match_id)
         points = list(m.predictions)[-limit:]
         return {"match_id": match_id, "count": len(points), "predictions": points}
 
     @app.get("/live/value-bets/{match_id}", response_model=schemas.ValueBets, tags=["live"], responses=errors)
-    async def value_bets(match_id: MatchId,
-                         min_edge: Annotated[float, Query(ge=0.0, le=10.0, allow_inf_nan=False,
-                                                          description="least edge")] = 0.0,
-                         limit: Annotated[int, Query(ge=1, le=2000)] = 200) -> dict:
+    async def value_bets(
+        match_id: MatchId,
+        min_edge: Annotated[float, Query(ge=0.0, le=10.0, allow_inf_nan=False, description="least edge")] = 0.0,
+        limit: Annotated[int, Query(ge=1, le=2000)] = 200,
+    ) -> dict:
         """Value bets detected in one match (edge after commission >= ``min_edge``), newest first."""
         m = match_or_404(match_id)
         bets = [b for b in reversed(m.value_bets) if float(b.get("edge", 0.0)) >= min_edge][:limit]
         return {"match_id": match_id, "min_edge": min_edge, "count": len(bets), "value_bets": bets}
 
     @app.get("/live/value-bets", response_model=list[schemas.ValueBet], tags=["live"])
-    async def recent_value_bets(min_edge: Annotated[float, Query(ge=0.0, le=10.0, allow_inf_nan=False)] = 0.0,
-                                limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list:
+    async def recent_value_bets(
+        min_edge: Annotated[float, Query(ge=0.0, le=10.0, allow_inf_nan=False)] = 0.0,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    ) -> list:
         """The latest value bets of every match, newest first."""
         bets = [b for m in service.view.matches.values() for b in m.value_bets if float(b.get("edge", 0)) >= min_edge]
         return sorted(bets, key=lambda b: b["id"], reverse=True)[:limit]
@@ -200,21 +220,32 @@ def create_app(service: LiveService, status: ServiceStatus, config: ApiConfig) -
         return {**service.bankroll_now(), "curve": service.view.bankroll_curve}
 
     @app.get("/bets", response_model=schemas.BetsPage, tags=["ledger"])
-    async def bets(state: Annotated[str, Query(pattern="^(open|settled|all)$")] = "all",
-                   match_id: Annotated[str | None, Query(max_length=128, pattern=r"^[^\x00]*$")] = None,
-                   source: Annotated[str | None, Query(pattern="^(inplay|prematch)$")] = None,
-                   side: Annotated[str | None, Query(pattern="^(BACK|LAY)$")] = None,
-                   status: Annotated[str | None, Query(pattern="^(PENDING|EXECUTABLE|EXECUTION_COMPLETE|REJECTED)$")]
-                   = None,
-                   limit: Annotated[int, Query(ge=1, le=500)] = 50,
-                   offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> dict:
+    async def bets(
+        state: Annotated[str, Query(pattern="^(open|settled|all)$")] = "all",
+        match_id: Annotated[str | None, Query(max_length=128, pattern=r"^[^\x00]*$")] = None,
+        source: Annotated[str | None, Query(pattern="^(inplay|prematch)$")] = None,
+        side: Annotated[str | None, Query(pattern="^(BACK|LAY)$")] = None,
+        status: Annotated[str | None, Query(pattern="^(PENDING|EXECUTABLE|EXECUTION_COMPLETE|REJECTED)$")] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    ) -> dict:
         """Orders of the paper-trading ledger, newest first: ``open`` (live or matched, not settled),
         ``settled`` (matched, market settled: with result and profit), or ``all`` (also orders that never
         matched); filters combine."""
-        total, rows = await asyncio.to_thread(store.order_page, service.db, state=state, match_id=match_id,
-                                              source=source, side=side, status=status, limit=limit, offset=offset)
-        settled = await asyncio.to_thread(store.settlements_of, service.db,
-                                          sorted({r["market_id"] for r in rows if r.get("settled")}))
+        total, rows = await asyncio.to_thread(
+            store.order_page,
+            service.db,
+            state=state,
+            match_id=match_id,
+            source=source,
+            side=side,
+            status=status,
+            limit=limit,
+            offset=offset,
+        )
+        settled = await asyncio.to_thread(
+            store.settlements_of, service.db, sorted({r["market_id"] for r in rows if r.get("settled")})
+        )
         results = {b["customer_order_ref"]: b for s in settled.values() for b in s.get("bets", [])}
         for r in rows:
             bet = results.get(r["customer_order_ref"])
@@ -228,17 +259,19 @@ def create_app(service: LiveService, status: ServiceStatus, config: ApiConfig) -
         fan-out times, this API's request handling time."""
         trading = await service.trading_metrics()
         engines = await asyncio.to_thread(store.engine_statuses, service.db)
-        return jsonable({
-            "trading": trading,
-            "latency": {
-                "engine_decision_ms": {e["engine"]: e["payload"].get("decision_latency") for e in engines},
-                "gateway_log_to_send_ms": service.gateway.figures()["log_to_send_ms"],
-                "gateway_fanout_ms": service.gateway.figures()["fanout_ms"],
-                "api_request_ms": percentiles(request_ms),
-            },
-            "gateway": service.gateway.figures(),
-            "log": {"read_up_to": service.view.last_id, "entries_by_kind": dict(service.view.kinds)},
-        })
+        return jsonable(
+            {
+                "trading": trading,
+                "latency": {
+                    "engine_decision_ms": {e["engine"]: e["payload"].get("decision_latency") for e in engines},
+                    "gateway_log_to_send_ms": service.gateway.figures()["log_to_send_ms"],
+                    "gateway_fanout_ms": service.gateway.figures()["fanout_ms"],
+                    "api_request_ms": percentiles(request_ms),
+                },
+                "gateway": service.gateway.figures(),
+                "log": {"read_up_to": service.view.last_id, "entries_by_kind": dict(service.view.kinds)},
+            }
+        )
 
     @app.get("/live/status", tags=["service"])
     async def live_status() -> dict:
@@ -247,11 +280,17 @@ def create_app(service: LiveService, status: ServiceStatus, config: ApiConfig) -
         engines = await asyncio.to_thread(store.engine_statuses, service.db)
         controls = await asyncio.to_thread(store.current_controls, service.db)
         services = await asyncio.to_thread(status.services, service.db)
-        return jsonable({"serving_model": model, "inplay_model": service.view.inplay_model,
-                         "prematch_scan_model": service.view.serving_model, "data_quality": quality,
-                         "engines": [_engine_ack(e, controls["version"]) for e in engines],
-                         "controls": {k: controls[k] for k in ("version", "paused", "kill_switch")},
-                         "services": services})
+        return jsonable(
+            {
+                "serving_model": model,
+                "inplay_model": service.view.inplay_model,
+                "prematch_scan_model": service.view.serving_model,
+                "data_quality": quality,
+                "engines": [_engine_ack(e, controls["version"]) for e in engines],
+                "controls": {k: controls[k] for k in ("version", "paused", "kill_switch")},
+                "services": services,
+            }
+        )
 
     def ws_url(request: Request) -> str:
         return config.ws_url or f"ws://{request.url.hostname or '127.0.0.1'}:{config.ws_port}/ws"
@@ -260,12 +299,23 @@ def create_app(service: LiveService, status: ServiceStatus, config: ApiConfig) -
     async def live_config(request: Request) -> dict:
         """What the dashboard needs: where the WebSocket gateway is and how it behaves."""
         g = service.gateway.cfg
-        return {"ws_url": ws_url(request), "ws_port": config.ws_port, "rate_hz": g.rate_hz,
-                "heartbeat_s": g.heartbeat_s, "buffer_size": g.buffer_size, "session": service.gateway.session,
-                "bankroll": service.bankroll}
+        return {
+            "ws_url": ws_url(request),
+            "ws_port": config.ws_port,
+            "rate_hz": g.rate_hz,
+            "heartbeat_s": g.heartbeat_s,
+            "buffer_size": g.buffer_size,
+            "session": service.gateway.session,
+            "bankroll": service.bankroll,
+        }
 
-    @app.post("/live/alerts/subscribe", response_model=schemas.AlertSubscription, status_code=201, tags=["live"],
-              responses={503: {"model": ErrorBody}})
+    @app.post(
+        "/live/alerts/subscribe",
+        response_model=schemas.AlertSubscription,
+        status_code=201,
+        tags=["live"],
+        responses={503: {"model": ErrorBody}},
+    )
     async def subscribe_alerts(criteria: schemas.AlertRequest, request: Request) -> dict:
         """Value alerts: value bets of the chosen matches / players with at least ``min_edge`` go to a
         room of their own; subscribe to it over the WebSocket. Kept in memory for 24 h."""
@@ -273,19 +323,24 @@ def create_app(service: LiveService, status: ServiceStatus, config: ApiConfig) -
             alert = service.alerts.add(criteria.match_ids, criteria.players, criteria.min_edge)
         except OverflowError as exc:
             raise HTTPException(503, str(exc)) from None
-        return {"alert_id": alert.alert_id, "room": alert.room, "ws_url": ws_url(request), "criteria": criteria,
-                "expires_at": alert.expires_at}
+        return {
+            "alert_id": alert.alert_id,
+            "room": alert.room,
+            "ws_url": ws_url(request),
+            "criteria": criteria,
+            "expires_at": alert.expires_at,
+        }
 
     # --- operator controls ---------------------------------------------------------------------
     bearer = HTTPBearer(auto_error=False, description="the operator token")
 
-    def operator(request: Request,
-                 credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> str:
+    def operator(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> str:
         if config.token is None:
             raise HTTPException(503, "operator controls are disabled: no COURTSIDE_API_TOKEN configured")
         if credentials is None:
-            raise HTTPException(401, "missing bearer token (Authorization: Bearer <token>)",
-                                headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(
+                401, "missing bearer token (Authorization: Bearer <token>)", headers={"WWW-Authenticate": "Bearer"}
+            )
         if not hmac.compare_digest(credentials.credentials.encode(), config.token.encode()):
             raise HTTPException(403, "invalid token")
         return request.client.host if request.client else "unknown"
@@ -295,17 +350,30 @@ def create_app(service: LiveService, status: ServiceStatus, config: ApiConfig) -
 
     async def change(who: str, what: str, **fields: Any) -> dict:
         new = await asyncio.to_thread(store.change_controls, service.db, who, **fields)
-        log.warning("operator controls v%d (%s) by %s: paused=%s kill_switch=%s risk overrides=%s", new["version"],
-                    what, who, new["paused"], new["kill_switch"], new["risk_limits"])
+        log.warning(
+            "operator controls v%d (%s) by %s: paused=%s kill_switch=%s risk overrides=%s",
+            new["version"],
+            what,
+            who,
+            new["paused"],
+            new["kill_switch"],
+            new["risk_limits"],
+        )
         return await control_state()
 
     async def control_state() -> dict:
         controls, engines, history = await asyncio.gather(
-            asyncio.to_thread(store.current_controls, service.db), asyncio.to_thread(store.engine_statuses, service.db),
-            asyncio.to_thread(store.control_history, service.db, 20))
+            asyncio.to_thread(store.current_controls, service.db),
+            asyncio.to_thread(store.engine_statuses, service.db),
+            asyncio.to_thread(store.control_history, service.db, 20),
+        )
         effective = dataclasses.asdict(_limits(controls["risk_limits"], controls["kill_switch"]))
-        return {"controls": controls, "effective_risk_limits": effective,
-                "engines": [_engine_ack(e, controls["version"]) for e in engines], "history": history}
+        return {
+            "controls": controls,
+            "effective_risk_limits": effective,
+            "engines": [_engine_ack(e, controls["version"]) for e in engines],
+            "history": history,
+        }
 
     @app.get("/control", response_model=schemas.ControlState, tags=["operator"], responses=guarded)
     async def get_controls(_: Operator) -> dict:
@@ -326,8 +394,12 @@ def create_app(service: LiveService, status: ServiceStatus, config: ApiConfig) -
     async def kill_switch(who: Operator, body: schemas.KillSwitchRequest) -> dict:
         """Engage: nothing is accepted (hedges included) and resting orders are cancelled; survives restarts
         of the engine and the API until released."""
-        return await change(who, "kill switch " + ("engaged" if body.engaged else "released"),
-                            kill_switch=body.engaged, reason=body.reason)
+        return await change(
+            who,
+            "kill switch " + ("engaged" if body.engaged else "released"),
+            kill_switch=body.engaged,
+            reason=body.reason,
+        )
 
     @app.put("/control/risk-limits", response_model=schemas.ControlState, tags=["operator"], responses=guarded)
     async def risk_limits(who: Operator, body: schemas.RiskLimitsRequest) -> dict:
@@ -365,9 +437,14 @@ def _engine_ack(row: dict[str, Any], version: int | None) -> dict[str, Any]:
     from datetime import UTC, datetime
 
     age = (datetime.now(UTC) - row["updated_at"]).total_seconds()
-    return {"engine": row["engine"], "controls_version": row["controls_version"],
-            "in_force": version is None or row["controls_version"] == version, "updated_at": row["updated_at"],
-            "age_s": round(age, 1), "status": row["payload"]}
+    return {
+        "engine": row["engine"],
+        "controls_version": row["controls_version"],
+        "in_force": version is None or row["controls_version"] == version,
+        "updated_at": row["updated_at"],
+        "age_s": round(age, 1),
+        "status": row["payload"],
+    }
 
 
 def jsonable(value: Any) -> Any:

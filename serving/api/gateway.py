@@ -5,11 +5,15 @@ Protocol (JSON text frames; full description in docs/API.md)
 -----------------------------------------------------------
 Client -> server::
 
-    {"type": "subscribe", "match_id": "<match id>" | "*" | "ledger" | "alert:<id>",
-     "last_seq": 41, "session": "<session>",          # last_seq/session only to resume
-     "token": "<read or operator token>"}             # for "ledger" and "alert:<id>" only
+    {
+        "type": "subscribe",
+        "match_id": "<match id>" | "*" | "ledger" | "alert:<id>",
+        "last_seq": 41,
+        "session": "<session>",  # last_seq/session only to resume
+        "token": "<read or operator token>",
+    }  # for "ledger" and "alert:<id>" only
     {"type": "unsubscribe", "match_id": "..."}
-    {"type": "ping"}                                  # answered with {"type": "pong"}
+    {"type": "ping"}  # answered with {"type": "pong"}
 
 Server -> client::
 
@@ -115,8 +119,12 @@ def protected(room: str) -> bool:
 
 def _http_error(status: int, reason: str, message: str, *extra: tuple[str, str]) -> Response:
     body = json.dumps(error_content(status, message)).encode()
-    return Response(status, reason, Headers([*extra, ("Content-Type", "application/json"),
-                                             ("Content-Length", str(len(body)))]), body)
+    return Response(
+        status,
+        reason,
+        Headers([*extra, ("Content-Type", "application/json"), ("Content-Length", str(len(body)))]),
+        body,
+    )
 
 
 def handshake_check(path: str, origins: Iterable[str]) -> Callable[[ServerConnection, Request], Response | None]:
@@ -129,11 +137,20 @@ def handshake_check(path: str, origins: Iterable[str]) -> Callable[[ServerConnec
             return _http_error(404, "Not Found", f"the WebSocket gateway is at {path}")
         sent = request.headers.get_all("Origin")
         if sent and (len(sent) > 1 or sent[0] not in allowed):
-            return _http_error(403, "Forbidden", f"origin {excerpt(', '.join(sent))} may not open the gateway; "
-                                                 "allowed origins are set by COURTSIDE_ALLOWED_ORIGINS")
+            return _http_error(
+                403,
+                "Forbidden",
+                f"origin {excerpt(', '.join(sent))} may not open the gateway; "
+                "allowed origins are set by COURTSIDE_ALLOWED_ORIGINS",
+            )
         if "websocket" not in ",".join(request.headers.get_all("Upgrade")).lower():
-            return _http_error(426, "Upgrade Required", f"this is the WebSocket gateway: open ws://HOST:PORT{path}",
-                               ("Upgrade", "websocket"), ("Connection", "Upgrade"))
+            return _http_error(
+                426,
+                "Upgrade Required",
+                f"this is the WebSocket gateway: open ws://HOST:PORT{path}",
+                ("Upgrade", "websocket"),
+                ("Connection", "Upgrade"),
+            )
         return None
 
     return check
@@ -213,16 +230,21 @@ def percentiles(values: Iterable[float]) -> dict[str, float | int] | None:
     v = sorted(values)
     if not v:
         return None
-    return {"n": len(v), "p50": round(v[len(v) // 2], 3), "p99": round(v[int(0.99 * (len(v) - 1))], 3),
-            "max": round(v[-1], 3)}
+    return {
+        "n": len(v),
+        "p50": round(v[len(v) // 2], 3),
+        "p99": round(v[int(0.99 * (len(v) - 1))], 3),
+        "max": round(v[-1], 3),
+    }
 
 
 class Gateway:
     """Rooms, coalescing and delivery. ``publish`` takes updates from the log tailer; ``handler``
     serves one WebSocket connection (give it to ``websockets.asyncio.server.serve``)."""
 
-    def __init__(self, config: GatewayConfig, room_exists: Callable[[str], bool],
-                 snapshot: Callable[[str], list[dict[str, Any]]]):
+    def __init__(
+        self, config: GatewayConfig, room_exists: Callable[[str], bool], snapshot: Callable[[str], list[dict[str, Any]]]
+    ):
         self.cfg = config
         self.room_exists = room_exists
         self.snapshot = snapshot
@@ -295,8 +317,17 @@ class Gateway:
         frames = []
         for u in sorted(updates, key=lambda u: u.ts):
             room.seq += 1
-            frame = encode({"type": u.type, "room": room.name, "match_id": u.match_id, "seq": room.seq, "ts": u.ts,
-                            "sent": now, "data": u.data})
+            frame = encode(
+                {
+                    "type": u.type,
+                    "room": room.name,
+                    "match_id": u.match_id,
+                    "seq": room.seq,
+                    "ts": u.ts,
+                    "sent": now,
+                    "data": u.data,
+                }
+            )
             room.buffer.append((room.seq, frame))
             frames.append(frame)
             if u.recorded_at is not None:
@@ -313,13 +344,14 @@ class Gateway:
                 self.stats.fanout_ms.append((time.perf_counter() - started) * 1000)
             return
         room.writing = asyncio.get_running_loop().create_task(
-            self._write_slices(subscribers, blob, len(frames), started))
+            self._write_slices(subscribers, blob, len(frames), started)
+        )
 
     async def _write_slices(self, subscribers: list[Client], blob: bytes, count: int, started: float) -> None:
         for i in range(0, len(subscribers), WRITE_SLICE):
             if i:
                 await asyncio.sleep(0)
-            for client in subscribers[i:i + WRITE_SLICE]:
+            for client in subscribers[i : i + WRITE_SLICE]:
                 self._write(client, blob, count)
         self.stats.fanout_ms.append((time.perf_counter() - started) * 1000)
 
@@ -336,9 +368,12 @@ class Gateway:
         transport = conn.transport
         backlog = transport.get_write_buffer_size()
         if backlog > self.cfg.max_lag_bytes:
-            self.drop(client, SLOW_CLIENT_CLOSE,
-                      f"slow consumer: {backlog} bytes unsent (limit {self.cfg.max_lag_bytes}); "
-                      "reconnect and resume with last_seq")
+            self.drop(
+                client,
+                SLOW_CLIENT_CLOSE,
+                f"slow consumer: {backlog} bytes unsent (limit {self.cfg.max_lag_bytes}); "
+                "reconnect and resume with last_seq",
+            )
             return False
         try:
             transport.write(frames)
@@ -409,8 +444,9 @@ class Gateway:
         if kind == "ping":
             return self._send(client, {"type": "pong", "ts": _iso(datetime.now(UTC))})
         if kind not in ("subscribe", "unsubscribe"):
-            return self._error(client, "unknown_type", f"unknown message type {kind!r}: use subscribe, "
-                                                       "unsubscribe or ping")
+            return self._error(
+                client, "unknown_type", f"unknown message type {kind!r}: use subscribe, unsubscribe or ping"
+            )
         name = msg.get("match_id")
         if not isinstance(name, str) or not name or len(name) > 128:
             return self._error(client, "bad_match_id", "match_id must be a non-empty string (<= 128 chars)")
@@ -441,11 +477,17 @@ class Gateway:
     def _authorize(self, client: Client, token: Any) -> tuple[str, str] | None:
         """None when ``token`` opens the protected rooms (for the rest of the connection), else (code, why)."""
         if not self.cfg.tokens:
-            return ("room_closed", "the ledger and alert rooms are closed: the server has no COURTSIDE_READ_TOKEN "
-                                   "(nor an operator token) configured")
+            return (
+                "room_closed",
+                "the ledger and alert rooms are closed: the server has no COURTSIDE_READ_TOKEN "
+                "(nor an operator token) configured",
+            )
         if token is None:
-            return ("token_required", 'the ledger and alert rooms need a token: send it as "token" in the subscribe '
-                                      "message (or as Authorization: Bearer on the handshake)")
+            return (
+                "token_required",
+                'the ledger and alert rooms need a token: send it as "token" in the subscribe '
+                "message (or as Authorization: Bearer on the handshake)",
+            )
         if not isinstance(token, str) or not self._valid_token(token):
             return ("bad_token", "invalid token")
         client.authorized = True
@@ -454,21 +496,39 @@ class Gateway:
     def subscribe(self, client: Client, name: str, last_seq: int | None, session: str | None) -> None:
         """Join a room: replay what the client missed (or say why not, with a snapshot), then live."""
         room = self._room(name)
-        ack: dict[str, Any] = {"type": "subscribed", "room": name, "match_id": name, "session": self.session,
-                               "seq": room.seq, "resumed": False, "replayed": 0, "gap": None, "snapshot": []}
+        ack: dict[str, Any] = {
+            "type": "subscribed",
+            "room": name,
+            "match_id": name,
+            "session": self.session,
+            "seq": room.seq,
+            "resumed": False,
+            "replayed": 0,
+            "gap": None,
+            "snapshot": [],
+        }
         replay: list[bytes] = []
         if last_seq is not None:
             oldest = room.buffer[0][0] if room.buffer else room.seq + 1
             if session is not None and session != self.session:
-                ack["gap"] = {"from": last_seq + 1, "to": None,
-                              "reason": "the gateway restarted (another session): sequence numbers started again"}
+                ack["gap"] = {
+                    "from": last_seq + 1,
+                    "to": None,
+                    "reason": "the gateway restarted (another session): sequence numbers started again",
+                }
             elif last_seq > room.seq:
-                ack["gap"] = {"from": room.seq + 1, "to": last_seq,
-                              "reason": f"last_seq {last_seq} is ahead of this room ({room.seq})"}
+                ack["gap"] = {
+                    "from": room.seq + 1,
+                    "to": last_seq,
+                    "reason": f"last_seq {last_seq} is ahead of this room ({room.seq})",
+                }
             elif last_seq + 1 < oldest:
-                ack["gap"] = {"from": last_seq + 1, "to": oldest - 1,
-                              "reason": f"messages {last_seq + 1}..{oldest - 1} are no longer buffered (the last "
-                                        f"{self.cfg.buffer_size} of each room are kept)"}
+                ack["gap"] = {
+                    "from": last_seq + 1,
+                    "to": oldest - 1,
+                    "reason": f"messages {last_seq + 1}..{oldest - 1} are no longer buffered (the last "
+                    f"{self.cfg.buffer_size} of each room are kept)",
+                }
             else:
                 replay = [frame for seq, frame in room.buffer if seq > last_seq]
                 ack["resumed"], ack["replayed"] = True, len(replay)
@@ -506,8 +566,15 @@ class Gateway:
     def figures(self) -> dict[str, Any]:
         """Connections, rooms and delivery figures (for /metrics and /health)."""
         s = self.stats
-        return {"session": self.session, "clients": len(self.clients), "connections_total": s.connections,
-                "rooms": sum(1 for r in self.rooms.values() if r.subscribers),
-                "subscriptions": sum(len(r.subscribers) for r in self.rooms.values()),
-                "dropped_slow": s.dropped_slow, "messages": s.messages, "frames_written": s.frames_written,
-                "log_to_send_ms": percentiles(s.lag_ms), "fanout_ms": percentiles(s.fanout_ms)}
+        return {
+            "session": self.session,
+            "clients": len(self.clients),
+            "connections_total": s.connections,
+            "rooms": sum(1 for r in self.rooms.values() if r.subscribers),
+            "subscriptions": sum(len(r.subscribers) for r in self.rooms.values()),
+            "dropped_slow": s.dropped_slow,
+            "messages": s.messages,
+            "frames_written": s.frames_written,
+            "log_to_send_ms": percentiles(s.lag_ms),
+            "fanout_ms": percentiles(s.fanout_ms),
+        }

@@ -74,8 +74,14 @@ class AlertBook:
         if len(self.alerts) >= self.max_alerts:
             raise OverflowError(f"{self.max_alerts} alert subscriptions already: try again later")
         now = datetime.now(UTC)
-        alert = Alert(secrets.token_hex(8), frozenset(match_ids), tuple(p.casefold() for p in players), min_edge,
-                      now, now + self.ttl)
+        alert = Alert(
+            secrets.token_hex(8),
+            frozenset(match_ids),
+            tuple(p.casefold() for p in players),
+            min_edge,
+            now,
+            now + self.ttl,
+        )
         self.alerts[alert.alert_id] = alert
         return alert
 
@@ -94,8 +100,14 @@ class AlertBook:
 class LiveService:
     """Log tailer + view + gateway + alerts of one API process."""
 
-    def __init__(self, db: DbEngine, bankroll: float, gateway: GatewayConfig | None = None, poll_s: float = 0.1,
-                 gap_grace_s: float = 2.0):
+    def __init__(
+        self,
+        db: DbEngine,
+        bankroll: float,
+        gateway: GatewayConfig | None = None,
+        poll_s: float = 0.1,
+        gap_grace_s: float = 2.0,
+    ):
         self.db = db
         self.bankroll = bankroll
         self.poll_s = poll_s
@@ -193,35 +205,48 @@ class LiveService:
             return {"type": type_, "match_id": m.match_id, "ts": m.updated_at, "sent": now, "data": data}
 
         def of_match(m: MatchView) -> list[dict[str, Any]]:
-            out = [message("game_event", m, {"event": "snapshot", **m.summary()}),
-                   message("odds_update", m, {"market_id": None, **m.odds()})]
+            out = [
+                message("game_event", m, {"event": "snapshot", **m.summary()}),
+                message("odds_update", m, {"market_id": None, **m.odds()}),
+            ]
             if m.predictions:
                 out.append(message("prediction_update", m, {"phase": "inplay", **m.predictions[-1]}))
             return out
 
         if room == "*":
-            recent = sorted(self.view.matches.values(), key=lambda m: m.updated_at or self.started_at,
-                            reverse=True)[:SNAPSHOT_MATCHES]
+            recent = sorted(self.view.matches.values(), key=lambda m: m.updated_at or self.started_at, reverse=True)[
+                :SNAPSHOT_MATCHES
+            ]
             return [msg for m in recent for msg in of_match(m)]
         if room == "ledger":
-            return [{"type": "bankroll_update", "match_id": None, "ts": self.view.last_event_time, "sent": now,
-                     "data": {"snapshot": True, **self.bankroll_now()}}]
+            return [
+                {
+                    "type": "bankroll_update",
+                    "match_id": None,
+                    "ts": self.view.last_event_time,
+                    "sent": now,
+                    "data": {"snapshot": True, **self.bankroll_now()},
+                }
+            ]
         m = self.view.match(room)
         return of_match(m) if m is not None else []
 
     def bankroll_now(self) -> dict[str, Any]:
         curve = self.view.bankroll_curve
         net = round(sum(float(p["net_profit"] or 0.0) for p in curve), 2)
-        return {"start": self.bankroll, "bankroll": round(self.bankroll + net, 2), "net_profit": net,
-                "settled_markets": len(curve)}
+        return {
+            "start": self.bankroll,
+            "bankroll": round(self.bankroll + net, 2),
+            "net_profit": net,
+            "settled_markets": len(curve),
+        }
 
     # --- trading figures --------------------------------------------------------------------------
     async def trading_metrics(self, min_interval_s: float = 2.0) -> dict[str, Any]:
         """Bets, stake, P&L, ROI, hit rate, drawdown of the session (recomputed when the log moved)."""
         async with self._metrics_lock:
             cached = self._metrics
-            if cached is not None and (cached[0] == self.view.last_id
-                                       or time.monotonic() - cached[1] < min_interval_s):
+            if cached is not None and (cached[0] == self.view.last_id or time.monotonic() - cached[1] < min_interval_s):
                 return cached[2]
             figures = await asyncio.to_thread(self._trading_metrics)
             self._metrics = (self.view.last_id, time.monotonic(), figures)
@@ -231,9 +256,17 @@ class LiveService:
         pnl = control.live_pnl(self.db, TradingPolicy(bankroll=self.bankroll)).summary
         results = [b["result"] for s in store.settlements(self.db) for b in s.get("bets", [])]
         won, lost = results.count("WON"), results.count("LOST")
-        total, open_bets = store.order_page(self.db, state="all", limit=1)[0], store.order_page(
-            self.db, state="open", limit=1)[0]
-        return {**pnl, "orders": total, "open_bets": open_bets, "bets_won": won, "bets_lost": lost,
-                "bets_void": results.count("VOID"),
-                "hit_rate": round(won / (won + lost), 4) if won + lost else None,
-                "rejected_by_reason": dict(self.view.rejections)}
+        total, open_bets = (
+            store.order_page(self.db, state="all", limit=1)[0],
+            store.order_page(self.db, state="open", limit=1)[0],
+        )
+        return {
+            **pnl,
+            "orders": total,
+            "open_bets": open_bets,
+            "bets_won": won,
+            "bets_lost": lost,
+            "bets_void": results.count("VOID"),
+            "hit_rate": round(won / (won + lost), 4) if won + lost else None,
+            "rejected_by_reason": dict(self.view.rejections),
+        }

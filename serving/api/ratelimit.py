@@ -87,9 +87,22 @@ class RateLimitMiddleware:
             return await self.app(scope, receive, send)
         retry = max(1, math.ceil(wait))
         rate = self.limiter.rate
-        body = json.dumps({"error": "rate_limited", "message": f"more than {rate.limit} requests in "
-                           f"{rate.window_s:g} s from {key}; retry in {retry} s", "detail": None}).encode()
-        await send({"type": "http.response.start", "status": 429, "headers": [
-            (b"content-type", b"application/json"), (b"retry-after", str(retry).encode()),
-            (b"content-length", str(len(body)).encode())]})
+        body = json.dumps(
+            {
+                "error": "rate_limited",
+                "message": f"more than {rate.limit} requests in {rate.window_s:g} s from {key}; retry in {retry} s",
+                "detail": None,
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 429,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"retry-after", str(retry).encode()),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})

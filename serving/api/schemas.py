@@ -49,15 +49,19 @@ class MatchSummary(BaseModel):
     final_score: str | None
     probability: float | None = Field(description="the in-play model's latest P(first player wins)")
     market_probability: float | None = Field(
-        description="P(first player) of the latest open market, margin removed (in-play prices are SIMULATED)")
+        description="P(first player) of the latest open market, margin removed (in-play prices are SIMULATED)"
+    )
     prematch_market_probability: float | None
     prematch_model: dict[str, Any] | None = Field(description="the pre-match champion's probability, if scanned")
     model: str | None
     model_version: str | None
     points_played: int | None
     value_bets: int = Field(description="value bets detected so far in this match")
-    suspended: str | None = Field(None, description="why the engine does not trade this match now (a message it "
-                                                    "could not trust; it resumes at the next clean one), or null")
+    suspended: str | None = Field(
+        None,
+        description="why the engine does not trade this match now (a message it "
+        "could not trust; it resumes at the next clean one), or null",
+    )
 
 
 class ActiveGames(BaseModel):
@@ -146,8 +150,11 @@ class AlertRequest(BaseModel):
     model_config = REQUESTS
 
     match_ids: list[str] = Field(default_factory=list, max_length=100, description="any of these matches")
-    players: list[str] = Field(default_factory=list, max_length=50,
-                               description="a player of the match contains one of these (case-insensitive)")
+    players: list[str] = Field(
+        default_factory=list,
+        max_length=50,
+        description="a player of the match contains one of these (case-insensitive)",
+    )
     min_edge: float = Field(0.0, ge=0.0, le=10.0, description="least edge after commission")
 
     @field_validator("players", "match_ids")
@@ -175,8 +182,10 @@ class ControlReason(BaseModel):
 class KillSwitchRequest(BaseModel):
     model_config = REQUESTS
 
-    engaged: bool = Field(description="true: stop everything and cancel resting orders; false: release "
-                                      "(a JSON boolean: 0, 1 or \"true\" are refused)")
+    engaged: bool = Field(
+        description="true: stop everything and cancel resting orders; false: release "
+        '(a JSON boolean: 0, 1 or "true" are refused)'
+    )
     reason: str | None = Field(None, max_length=500)
 
 

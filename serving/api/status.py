@@ -37,8 +37,13 @@ query LiveChecks($assetKey: AssetKeyInput!, $checkName: String!) {
     }
   }
 }"""
-_STATUS = {"SUCCEEDED": "passed", "FAILED": "failed", "IN_PROGRESS": "running", "EXECUTION_FAILED": "error",
-           "SKIPPED": "skipped"}
+_STATUS = {
+    "SUCCEEDED": "passed",
+    "FAILED": "failed",
+    "IN_PROGRESS": "running",
+    "EXECUTION_FAILED": "error",
+    "SKIPPED": "skipped",
+}
 
 
 @dataclass
@@ -95,17 +100,28 @@ class ServiceStatus:
                     return {"status": "unknown", "reason": f"{url} answered {resp.status}", "url": url}
                 body = await resp.json()
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            return {"status": "unknown", "reason": f"prediction service unreachable at {url}: "
-                                                   f"{type(exc).__name__} {exc}".strip(), "url": url}
-        return {"status": body.get("status", "unknown"), "model_name": body.get("model_name"),
-                "model_version": body.get("model_version"), "model_kind": body.get("model_kind"),
-                "features_as_of": body.get("features_as_of"), "last_error": body.get("last_error"), "url": url}
+            return {
+                "status": "unknown",
+                "reason": f"prediction service unreachable at {url}: {type(exc).__name__} {exc}".strip(),
+                "url": url,
+            }
+        return {
+            "status": body.get("status", "unknown"),
+            "model_name": body.get("model_name"),
+            "model_version": body.get("model_version"),
+            "model_kind": body.get("model_kind"),
+            "features_as_of": body.get("features_as_of"),
+            "last_error": body.get("last_error"),
+            "url": url,
+        }
 
     async def _fetch_quality(self) -> dict[str, Any]:
         url = f"{self.dagster_url}/graphql"
         base = {"check": LIVE_CHECK_NAME, "asset": LIVE_CHECK_ASSET, "source": url}
-        payload = {"query": _QUERY, "variables": {"assetKey": {"path": [LIVE_CHECK_ASSET]},
-                                                  "checkName": LIVE_CHECK_NAME}}
+        payload = {
+            "query": _QUERY,
+            "variables": {"assetKey": {"path": [LIVE_CHECK_ASSET]}, "checkName": LIVE_CHECK_NAME},
+        }
         try:
             async with self._http().post(url, json=payload) as resp:
                 text = await resp.text()
@@ -113,18 +129,27 @@ class ServiceStatus:
                     return {**base, "status": "unknown", "reason": f"Dagster answered {resp.status}: {text[:200]}"}
                 body = json.loads(text)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            return {**base, "status": "unknown",
-                    "reason": f"Dagster unreachable at {url}: {type(exc).__name__} {exc}".strip()}
+            return {
+                **base,
+                "status": "unknown",
+                "reason": f"Dagster unreachable at {url}: {type(exc).__name__} {exc}".strip(),
+            }
         if body.get("errors"):
             return {**base, "status": "unknown", "reason": f"Dagster GraphQL error: {body['errors'][0].get('message')}"}
         executions = (body.get("data") or {}).get("assetCheckExecutions") or []
         if not executions:
-            return {**base, "status": "unknown", "reason": "no evaluation recorded yet: the streaming sensor requests "
-                                                           "live_data_checks when new log entries arrive"}
+            return {
+                **base,
+                "status": "unknown",
+                "reason": "no evaluation recorded yet: the streaming sensor requests "
+                "live_data_checks when new log entries arrive",
+            }
         ex = executions[0]
         evaluation = ex.get("evaluation") or {}
-        meta = {m["label"]: m.get("intValue", m.get("floatValue", m.get("jsonString")))
-                for m in evaluation.get("metadataEntries") or []}
+        meta = {
+            m["label"]: m.get("intValue", m.get("floatValue", m.get("jsonString")))
+            for m in evaluation.get("metadataEntries") or []
+        }
         failed = meta.get("failed_expectations")
         try:
             failed = list(json.loads(failed)) if isinstance(failed, str) else []
@@ -133,10 +158,16 @@ class ServiceStatus:
         status = _STATUS.get(ex.get("status"), "unknown")
         if status == "failed" and evaluation.get("success"):
             status = "passed"
-        return {**base, "status": status, "run_id": ex.get("runId"),
-                "evaluated_at": evaluation.get("timestamp") or ex.get("timestamp"),
-                "evaluated_rows": meta.get("evaluated_rows"), "expectations": meta.get("expectations"),
-                "failed_expectations": failed, "description": evaluation.get("description")}
+        return {
+            **base,
+            "status": status,
+            "run_id": ex.get("runId"),
+            "evaluated_at": evaluation.get("timestamp") or ex.get("timestamp"),
+            "evaluated_rows": meta.get("evaluated_rows"),
+            "expectations": meta.get("expectations"),
+            "failed_expectations": failed,
+            "description": evaluation.get("description"),
+        }
 
 
 # --- the supervisor of make up (issue 9) ----------------------------------------------------------------
@@ -163,6 +194,10 @@ def supervised_services(db: Engine, now: datetime | None = None) -> dict[str, An
     pause = None
     if controls["paused"] and controls["changed_by"] == "supervisor":
         pause = {"reason": controls["reason"], "since": controls["changed_at"], "controls_version": controls["version"]}
-    return {"supervisor": supervisor, "reported_at": reported,
-            "crash_loop": [r["service"] for r in rows if r["crash_loop"]],
-            "betting_paused": pause, "items": rows}
+    return {
+        "supervisor": supervisor,
+        "reported_at": reported,
+        "crash_loop": [r["service"] for r in rows if r["crash_loop"]],
+        "betting_paused": pause,
+        "items": rows,
+    }

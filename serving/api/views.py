@@ -25,8 +25,9 @@ MAX_PREDICTIONS = 5_000
 """Predictions kept per match (a five-set match has fewer than 500 points)."""
 MAX_VALUE_BETS = 2_000
 """Value bets kept per match."""
-ORDER_KINDS = {str(k) for k in (EventKind.ORDER_PLACED, EventKind.ORDER_FILLED, EventKind.ORDER_CANCELLED,
-                                EventKind.ORDER_LAPSED)}
+ORDER_KINDS = {
+    str(k) for k in (EventKind.ORDER_PLACED, EventKind.ORDER_FILLED, EventKind.ORDER_CANCELLED, EventKind.ORDER_LAPSED)
+}
 MATCH_ROOM_TYPES = ("game_event", "odds_update", "prediction_update", "value_bet")
 """Message types of a match room (and of the ``*`` room, which carries every match)."""
 LEDGER_TYPES = ("bet_update", "bankroll_update")
@@ -46,6 +47,7 @@ def parse_score(text: str) -> dict[str, Any]:
     "6-7(4) 7-5 5-4, 40-30, A serving" -> sets [[6, 7], [7, 5]], games [5, 4], points "40-30",
     tiebreak False, server 1; "6-3 6-3 6-1 won by A" -> sets of the match, winner 1.
     """
+
     def sets_of(tokens: list[str]) -> list[list[int]]:
         out = []
         for token in tokens:
@@ -57,8 +59,14 @@ def parse_score(text: str) -> dict[str, Any]:
 
     won = _WINNER.match(text.strip())
     if won:
-        return {"sets": sets_of(won.group(1).split()), "games": None, "points": None, "tiebreak": False,
-                "server": None, "winner": "AB".index(won.group(2)) + 1}
+        return {
+            "sets": sets_of(won.group(1).split()),
+            "games": None,
+            "points": None,
+            "tiebreak": False,
+            "server": None,
+            "winner": "AB".index(won.group(2)) + 1,
+        }
     parts = [p.strip() for p in text.split(",")]
     if len(parts) != 3 or not parts[2].endswith(" serving") or parts[2][0] not in "AB":
         raise ScoreFormatError(f"score {text!r}: expected 'SETS GAMES, POINTS, X serving'")
@@ -67,8 +75,14 @@ def parse_score(text: str) -> dict[str, Any]:
         raise ScoreFormatError(f"score {text!r}: no games")
     games = sets_of(tokens[-1:])[0]
     tiebreak = parts[1].startswith("tie-break ")
-    return {"sets": sets_of(tokens[:-1]), "games": games, "points": parts[1].removeprefix("tie-break "),
-            "tiebreak": tiebreak, "server": "AB".index(parts[2][0]) + 1, "winner": None}
+    return {
+        "sets": sets_of(tokens[:-1]),
+        "games": games,
+        "points": parts[1].removeprefix("tie-break "),
+        "tiebreak": tiebreak,
+        "server": "AB".index(parts[2][0]) + 1,
+        "winner": None,
+    }
 
 
 @dataclass(frozen=True)
@@ -132,22 +146,42 @@ class MatchView:
 
     def summary(self) -> dict[str, Any]:
         """The match without its histories."""
-        return {"match_id": self.match_id, "players": self.players, "player_keys": self.player_keys,
-                "tournament": self.tournament, "season": self.season, "surface": self.surface,
-                "best_of": self.best_of, "status": self.status, "started_at": self.started_at,
-                "updated_at": self.updated_at, "score": self.score, "score_text": self.score_text,
-                "sets": self.sets_text, "game": self.game_text, "winner": self.winner, "outcome": self.outcome,
-                "final_score": self.final_score, "probability": self.probability,
-                "market_probability": self.market_probability,
-                "prematch_market_probability": self.prematch_market_probability,
-                "prematch_model": self.prematch_model, "model": self.model, "model_version": self.model_version,
-                "points_played": self.points_played, "value_bets": len(self.value_bets),
-                "suspended": self.suspended}
+        return {
+            "match_id": self.match_id,
+            "players": self.players,
+            "player_keys": self.player_keys,
+            "tournament": self.tournament,
+            "season": self.season,
+            "surface": self.surface,
+            "best_of": self.best_of,
+            "status": self.status,
+            "started_at": self.started_at,
+            "updated_at": self.updated_at,
+            "score": self.score,
+            "score_text": self.score_text,
+            "sets": self.sets_text,
+            "game": self.game_text,
+            "winner": self.winner,
+            "outcome": self.outcome,
+            "final_score": self.final_score,
+            "probability": self.probability,
+            "market_probability": self.market_probability,
+            "prematch_market_probability": self.prematch_market_probability,
+            "prematch_model": self.prematch_model,
+            "model": self.model,
+            "model_version": self.model_version,
+            "points_played": self.points_played,
+            "value_bets": len(self.value_bets),
+            "suspended": self.suspended,
+        }
 
     def odds(self) -> dict[str, Any]:
         """The latest odds of each market and the market's probability."""
-        return {"markets": self.markets, "market_probability": self.market_probability,
-                "prematch_market_probability": self.prematch_market_probability}
+        return {
+            "markets": self.markets,
+            "market_probability": self.market_probability,
+            "prematch_market_probability": self.prematch_market_probability,
+        }
 
     def prediction(self) -> dict[str, Any] | None:
         """The latest in-play prediction with the market's view at that moment."""
@@ -205,8 +239,9 @@ class LiveView:
         return m
 
     def _update(self, type_: str, m: MatchView, entry: dict, data: dict, coalesce: bool = True) -> Update:
-        return Update(type_, (m.match_id, "*"), m.match_id, entry["event_time"], data, entry.get("recorded_at"),
-                      coalesce)
+        return Update(
+            type_, (m.match_id, "*"), m.match_id, entry["event_time"], data, entry.get("recorded_at"), coalesce
+        )
 
     def _feed(self, entry, kind, at, match_id, payload) -> list[Update]:
         if not match_id:
@@ -220,8 +255,7 @@ class LiveView:
             m.surface, m.best_of = payload.get("surface"), payload.get("best_of")
             m.status, m.started_at = "in_play", at
             m.score_text, m.sets_text, m.game_text = None, "0 - 0", "0 - 0"
-            m.score = {"sets": [], "games": [0, 0], "points": "0-0", "tiebreak": False, "server": None,
-                       "winner": None}
+            m.score = {"sets": [], "games": [0, 0], "points": "0-0", "tiebreak": False, "server": None, "winner": None}
         elif payload.get("kind") == "point":
             if m.status == "scheduled":
                 m.status = "in_play"
@@ -255,9 +289,15 @@ class LiveView:
             return []
         m = self._match(match_id)
         market_id = payload.get("market_id", "")
-        m.markets[market_id] = {"market_id": market_id, "status": payload.get("status"),
-                                "in_play": bool(payload.get("in_play")), "simulated": bool(payload.get("simulated")),
-                                "source": payload.get("source"), "prices": payload.get("prices", {}), "at": at}
+        m.markets[market_id] = {
+            "market_id": market_id,
+            "status": payload.get("status"),
+            "in_play": bool(payload.get("in_play")),
+            "simulated": bool(payload.get("simulated")),
+            "source": payload.get("source"),
+            "prices": payload.get("prices", {}),
+            "at": at,
+        }
         p = _market_probability(payload, at)
         if p is not None:
             if payload.get("in_play"):
@@ -266,8 +306,14 @@ class LiveView:
                 m.prematch_market_probability = p
                 if m.status == "scheduled" or m.market_probability is None:
                     m.market_probability = p
-        return [self._update("odds_update", m, entry, {"market_id": market_id, **m.markets[market_id],
-                                                        "market_probability": m.market_probability})]
+        return [
+            self._update(
+                "odds_update",
+                m,
+                entry,
+                {"market_id": market_id, **m.markets[market_id], "market_probability": m.market_probability},
+            )
+        ]
 
     def _prediction(self, entry, kind, at, match_id, payload) -> list[Update]:
         if not match_id:
@@ -277,9 +323,16 @@ class LiveView:
         m.model, m.model_version = payload.get("model"), payload.get("version")
         m.points_played = payload.get("points_played")
         self.inplay_model = {"name": m.model, "version": m.model_version, "at": at}
-        point = {"ts": at, "probability": m.probability, "market_probability": m.market_probability,
-                 "score": payload.get("score"), "points_played": m.points_played, "model": m.model,
-                 "model_version": m.model_version, "triggers": payload.get("triggers", [])}
+        point = {
+            "ts": at,
+            "probability": m.probability,
+            "market_probability": m.market_probability,
+            "score": payload.get("score"),
+            "points_played": m.points_played,
+            "model": m.model,
+            "model_version": m.model_version,
+            "triggers": payload.get("triggers", []),
+        }
         m.predictions.append(point)
         return [self._update("prediction_update", m, entry, {"phase": "inplay", **point})]
 
@@ -287,18 +340,40 @@ class LiveView:
         if not match_id:
             return []
         m = self._match(match_id)
-        m.prematch_model = {"probability": payload.get("probability"), "model": payload.get("model"),
-                            "version": payload.get("version"), "market_id": payload.get("market_id")}
+        m.prematch_model = {
+            "probability": payload.get("probability"),
+            "model": payload.get("model"),
+            "version": payload.get("version"),
+            "market_id": payload.get("market_id"),
+        }
         self.serving_model = {"name": payload.get("model"), "version": payload.get("version"), "at": at}
-        return [self._update("prediction_update", m, entry, {"phase": "prematch", "ts": at, **m.prematch_model,
-                                                              "market_probability": m.prematch_market_probability})]
+        return [
+            self._update(
+                "prediction_update",
+                m,
+                entry,
+                {
+                    "phase": "prematch",
+                    "ts": at,
+                    **m.prematch_model,
+                    "market_probability": m.prematch_market_probability,
+                },
+            )
+        ]
 
     def _opportunity(self, entry, kind, at, match_id, payload) -> list[Update]:
         if not match_id:
             return []
         m = self._match(match_id)
-        bet = {"id": int(entry["id"]), "ts": at, "source": payload.get("source", "inplay"), **payload,
-               "players": m.players, "tournament": m.tournament, "score": m.score_text}
+        bet = {
+            "id": int(entry["id"]),
+            "ts": at,
+            "source": payload.get("source", "inplay"),
+            **payload,
+            "players": m.players,
+            "tournament": m.tournament,
+            "score": m.score_text,
+        }
         m.value_bets.append(bet)
         return [self._update("value_bet", m, entry, bet, coalesce=False)]
 
@@ -315,9 +390,16 @@ class LiveView:
 
     def _settled(self, entry, kind, at, match_id, payload) -> list[Update]:
         pnl = payload.get("pnl") or {}
-        point = {"settled_at": pnl.get("settled_at") or at, "market_id": payload.get("market_id"),
-                 "match_id": match_id, "net_profit": pnl.get("net_profit"), "bankroll": pnl.get("bankroll_after"),
-                 "bets": len(payload.get("bets") or []), "winner": payload.get("winner"), "void": payload.get("void")}
+        point = {
+            "settled_at": pnl.get("settled_at") or at,
+            "market_id": payload.get("market_id"),
+            "match_id": match_id,
+            "net_profit": pnl.get("net_profit"),
+            "bankroll": pnl.get("bankroll_after"),
+            "bets": len(payload.get("bets") or []),
+            "winner": payload.get("winner"),
+            "void": payload.get("void"),
+        }
         self.bankroll_curve.append(point)
         return [Update("bankroll_update", ("ledger",), match_id, at, point, entry.get("recorded_at"), coalesce=False)]
 

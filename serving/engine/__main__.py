@@ -33,11 +33,13 @@ def _stats_line(engine: TradingEngine) -> str:
     s = engine.stats
     lat = s.decision_summary()
     figures = f"decision p50 {lat['p50_ms']:.2f} ms p99 {lat['p99_ms']:.2f} ms" if lat else "no decisions yet"
-    return (f"messages {s.messages} (recovered {s.recovered + s.replayed}), quarantined {s.quarantined} "
-            f"(poison {s.poison}), suspended matches {len(engine.suspended)}, gaps skipped {s.gaps_skipped}, "
-            f"predictions "
-            f"{s.predictions} (failed {s.prediction_failures}), opportunities {s.opportunities}, orders {s.orders}, "
-            f"risk-rejected {s.rejected}; {figures}")
+    return (
+        f"messages {s.messages} (recovered {s.recovered + s.replayed}), quarantined {s.quarantined} "
+        f"(poison {s.poison}), suspended matches {len(engine.suspended)}, gaps skipped {s.gaps_skipped}, "
+        f"predictions "
+        f"{s.predictions} (failed {s.prediction_failures}), opportunities {s.opportunities}, orders {s.orders}, "
+        f"risk-rejected {s.rejected}; {figures}"
+    )
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -49,8 +51,12 @@ async def run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     deterministic = args.deterministic or os.environ.get("COURTSIDE_DETERMINISTIC", "") in ("1", "true", "yes")
-    config = EngineConfig(feed_url=args.feed_url or settings.feed_url, feeds=tuple(args.feed),
-                          policy=TradingPolicy(bankroll=settings.bankroll), deterministic=deterministic)
+    config = EngineConfig(
+        feed_url=args.feed_url or settings.feed_url,
+        feeds=tuple(args.feed),
+        policy=TradingPolicy(bankroll=settings.bankroll),
+        deterministic=deterministic,
+    )
     async with PredictionClient(args.prediction_url or settings.prediction_url) as client:
         log.info("waiting for the prediction service at %s", client.url)
         while not await client.wait_ready(timeout_s=30):
@@ -58,10 +64,15 @@ async def run(args: argparse.Namespace) -> int:
                 return 0
             log.warning("prediction service not ready yet (is the model loaded? see its /health)")
         engine = TradingEngine(config, db, client.predict_live)
-        log.info("engine started (%s mode): feeds %s at %s, bankroll %.2f, %d orders committed, resuming after %s",
-                 "deterministic" if deterministic else "live", config.feeds, config.feed_url, engine.risk.bankroll,
-                 len(engine._committed_orders),
-                 {f"{f}/{c}": seq for (f, c), seq in engine.recover_upto.items()} or "nothing (fresh session)")
+        log.info(
+            "engine started (%s mode): feeds %s at %s, bankroll %.2f, %d orders committed, resuming after %s",
+            "deterministic" if deterministic else "live",
+            config.feeds,
+            config.feed_url,
+            engine.risk.bankroll,
+            len(engine._committed_orders),
+            {f"{f}/{c}": seq for (f, c), seq in engine.recover_upto.items()} or "nothing (fresh session)",
+        )
 
         async def report() -> None:
             while not stop.is_set():
@@ -78,14 +89,18 @@ async def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m serving.engine", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m serving.engine", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--feed-url", help="default COURTSIDE_FEED_URL or ws://127.0.0.1:8765")
     parser.add_argument("--prediction-url", help="default COURTSIDE_PREDICTION_URL or http://127.0.0.1:3001")
     parser.add_argument("--feed", action="append", default=None, help="feed name(s) to follow (default: live)")
     parser.add_argument("--report-s", type=float, default=15.0, help="seconds between progress lines")
-    parser.add_argument("--deterministic", action="store_true",
-                        help="the feed's own order, every decision waits for its prediction (audits, backtests)")
+    parser.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="the feed's own order, every decision waits for its prediction (audits, backtests)",
+    )
     args = parser.parse_args(argv)
     args.feed = args.feed or ["live"]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

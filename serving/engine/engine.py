@@ -145,8 +145,12 @@ class EngineStats(TradingCounts):
         lat = sorted(self.decision_ms[-last:])
         if not lat:
             return None
-        return {"n": len(lat), "p50_ms": round(lat[len(lat) // 2], 3),
-                "p99_ms": round(lat[int(0.99 * (len(lat) - 1))], 3), "max_ms": round(lat[-1], 3)}
+        return {
+            "n": len(lat),
+            "p50_ms": round(lat[len(lat) // 2], 3),
+            "p99_ms": round(lat[int(0.99 * (len(lat) - 1))], 3),
+            "max_ms": round(lat[-1], 3),
+        }
 
 
 def check_prediction(answer: dict) -> float:
@@ -188,8 +192,16 @@ class TradingEngine:
         self._committed_orders = {o.customer_order_ref: o for o in committed}
         policy = config.policy
         exchange = PaperExchange(self.clock, policy.exchange, balance=policy.bankroll, orders=restored)
-        self.core = TradingCore(policy, self.clock, exchange, RiskBook(policy.bankroll), emit=self._emit,
-                                on_order=self._order_state, counts=self.stats, market_key=market_event_key)
+        self.core = TradingCore(
+            policy,
+            self.clock,
+            exchange,
+            RiskBook(policy.bankroll),
+            emit=self._emit,
+            on_order=self._order_state,
+            counts=self.stats,
+            market_key=market_event_key,
+        )
         """The trading rules (``betting.trading``): match states, risk book, exchange, decisions."""
         self.core.restore_orders(restored)
         if not config.deterministic:
@@ -262,8 +274,11 @@ class TradingEngine:
         """When the feed's clock started: fixed in deterministic mode, else found at its first message."""
         epoch = self.epochs.get(feed)
         if epoch is None:
-            epoch = self.epochs[feed] = (self.cfg.epoch or DETERMINISTIC_EPOCH if self.cfg.deterministic
-                                         else datetime.now(UTC) - timedelta(seconds=event_time))
+            epoch = self.epochs[feed] = (
+                self.cfg.epoch or DETERMINISTIC_EPOCH
+                if self.cfg.deterministic
+                else datetime.now(UTC) - timedelta(seconds=event_time)
+            )
         return epoch
 
     def _now_for(self, env: Envelope) -> datetime:
@@ -278,8 +293,11 @@ class TradingEngine:
         return REPLAYING if self.cfg.deterministic else RECOVERING
 
     def _log(self, kind: EventKind | str, payload: dict, match_id: str | None = None, env: Envelope | None = None):
-        self._step.events.append(store.EventEntry(str(kind), self.clock.now(), payload,
-                                                  env.feed if env else None, env.seq if env else None, match_id))
+        self._step.events.append(
+            store.EventEntry(
+                str(kind), self.clock.now(), payload, env.feed if env else None, env.seq if env else None, match_id
+            )
+        )
 
     def _emit(self, kind: EventKind | str, payload: dict, match_id: str | None, env: Envelope | None) -> None:
         """The core's event-log sink: entries join the batch's step (a recovered frame's step is thrown away)."""
@@ -293,7 +311,8 @@ class TradingEngine:
 
     def _order_state(self, order: Order, match_id: str, source: str) -> None:
         self._step.orders[order.customer_order_ref] = store.OrderState(
-            order.customer_order_ref, match_id, source, order.to_dict())
+            order.customer_order_ref, match_id, source, order.to_dict()
+        )
 
     def _record_updates(self, updates, env: Envelope | None = None) -> None:
         self.core.record(updates, env)
@@ -301,11 +320,26 @@ class TradingEngine:
     def quarantine(self, raw: str, reason: str, seq: int | None, feed: str, channel: str) -> None:
         """A frame that failed validation or a rule of the match's state: keep it with the reason."""
         self.stats.quarantined += 1
-        self._step.quarantined.append({"source": f"live:{feed}", "location": f"{feed}/{channel}", "line": seq,
-                                       "record": raw[:RECORD_LIMIT], "reason": reason[:2000],
-                                       "batch_id": self.cfg.session})
-        self._step.events.append(store.EventEntry(str(EventKind.QUARANTINED), self.clock.now(),
-                                                  {"reason": reason[:2000], "channel": channel}, feed, seq, None))
+        self._step.quarantined.append(
+            {
+                "source": f"live:{feed}",
+                "location": f"{feed}/{channel}",
+                "line": seq,
+                "record": raw[:RECORD_LIMIT],
+                "reason": reason[:2000],
+                "batch_id": self.cfg.session,
+            }
+        )
+        self._step.events.append(
+            store.EventEntry(
+                str(EventKind.QUARANTINED),
+                self.clock.now(),
+                {"reason": reason[:2000], "channel": channel},
+                feed,
+                seq,
+                None,
+            )
+        )
 
     # --- frames: one guarded step each ---------------------------------------------------------------
     def _frames(self, batch: Iterable[Frame | tuple[float, Envelope]]) -> list[Frame]:
@@ -375,11 +409,16 @@ class TradingEngine:
 
     def _refuted(self, leap: Frame, key: tuple[str, str], back_at: float | None) -> Frame:
         leapt, before = leap.envelope.event_time, self._feed_time.get(key, 0.0)
-        why = (f"the next message is back at {back_at:.3f} s" if back_at is not None
-               else "the server's clock is not there")
-        return dataclasses.replace(leap, envelope=None, raw=leap.raw or leap.envelope.model_dump_json(),
-                                   reason=f"event time {leapt:.3f} s leaps {leapt - before:.0f} s ahead of the "
-                                          f"channel ({before:.3f} s) and {why}")
+        why = (
+            f"the next message is back at {back_at:.3f} s" if back_at is not None else "the server's clock is not there"
+        )
+        return dataclasses.replace(
+            leap,
+            envelope=None,
+            raw=leap.raw or leap.envelope.model_dump_json(),
+            reason=f"event time {leapt:.3f} s leaps {leapt - before:.0f} s ahead of the "
+            f"channel ({before:.3f} s) and {why}",
+        )
 
     def _recovery_complete(self) -> bool:
         return all(self._done_seq.get(k, 0) >= seq or k in self._unreachable for k, seq in self.recover_upto.items())
@@ -389,16 +428,22 @@ class TradingEngine:
         mode) or the re-executed orders are checked against the committed ones (deterministic mode);
         the operator's newest controls apply. Returns the frames held meanwhile."""
         self._recovery_done = True
-        payload: dict[str, Any] = {"mode": "deterministic" if self.cfg.deterministic else "live",
-                                   "recovered_messages": self.stats.recovered + self.stats.replayed,
-                                   "cursors": {f"{f}/{c}": s for (f, c), s in self.recover_upto.items()}}
+        payload: dict[str, Any] = {
+            "mode": "deterministic" if self.cfg.deterministic else "live",
+            "recovered_messages": self.stats.recovered + self.stats.replayed,
+            "cursors": {f"{f}/{c}": s for (f, c), s in self.recover_upto.items()},
+        }
         if self.cfg.deterministic:
             mismatches = self._check_replay()
             self.stats.replay_mismatches = len(mismatches)
             payload.update(orders=len(self._committed_orders), mismatches=mismatches[:50])
             if mismatches:
-                log.error("the replay did not reproduce %d committed orders (first: %s): decisions after a restart "
-                          "may differ from an uninterrupted run", len(mismatches), mismatches[0])
+                log.error(
+                    "the replay did not reproduce %d committed orders (first: %s): decisions after a restart "
+                    "may differ from an uninterrupted run",
+                    len(mismatches),
+                    mismatches[0],
+                )
             self._journal.clear()
             self._logged_predictions.clear()
         else:
@@ -457,8 +502,7 @@ class TradingEngine:
                 self._gap_skipped(frame, phase)
             elif frame.envelope is None:
                 if phase == LIVE:
-                    self.quarantine(frame.raw, frame.reason or "invalid message", frame.seq, frame.feed,
-                                    frame.channel)
+                    self.quarantine(frame.raw, frame.reason or "invalid message", frame.seq, frame.feed, frame.channel)
             else:
                 await self._message(frame, frame.envelope, phase, wanted)
         except BadMessage as exc:
@@ -466,8 +510,14 @@ class TradingEngine:
         except Exception as exc:  # noqa: BLE001 - a poison message must never stop the engine
             self.stats.poison += 1
             if phase == LIVE:
-                log.error("poison message %s/%s #%d: %s\n%s", frame.feed, frame.channel, frame.seq, exc,
-                          traceback.format_exc(limit=6))
+                log.error(
+                    "poison message %s/%s #%d: %s\n%s",
+                    frame.feed,
+                    frame.channel,
+                    frame.seq,
+                    exc,
+                    traceback.format_exc(limit=6),
+                )
             self._reject(frame, f"poison message: {type(exc).__name__}: {exc}", phase, suspend=True)
         finally:
             if self.cfg.deterministic and phase != RECOVERING:
@@ -502,8 +552,10 @@ class TradingEngine:
         self.stats.gaps_skipped += 1
         self.stats.skipped_messages += frame.seq - (frame.gap_from or frame.seq) + 1
         if phase == LIVE:
-            self._log(EventKind.GAP_SKIPPED, {"channel": frame.channel, "from": frame.gap_from, "to": frame.seq,
-                                              "reason": frame.reason})
+            self._log(
+                EventKind.GAP_SKIPPED,
+                {"channel": frame.channel, "from": frame.gap_from, "to": frame.seq, "reason": frame.reason},
+            )
 
     async def _message(self, frame: Frame, env: Envelope, phase: str, wanted: dict) -> None:
         key = (frame.feed, frame.channel)
@@ -554,8 +606,14 @@ class TradingEngine:
                 check_prediction(answer)
         except PredictionUnavailable as exc:
             self.stats.prediction_failures += 1
-            self._log(EventKind.PREDICTION_FAILED, {"error": str(exc)[:1000], "refused": isinstance(
-                exc, PredictionRefused), "matches": [m.event_key for m, *_ in items]})
+            self._log(
+                EventKind.PREDICTION_FAILED,
+                {
+                    "error": str(exc)[:1000],
+                    "refused": isinstance(exc, PredictionRefused),
+                    "matches": [m.event_key for m, *_ in items],
+                },
+            )
             answers = []
         for (m, received, env, triggers), answer in zip(items, answers, strict=False):
             frame = Frame(env.feed, env.channel, env.seq, "", env, None, None, received)
@@ -574,8 +632,12 @@ class TradingEngine:
         if phase == REPLAYING:
             logged = self._logged_predictions.get((m.event_key, m.points_played))
             if logged is not None:
-                return {"probability": logged["probability"], "prematch_probability": logged.get("prematch"),
-                        "model_name": logged.get("model"), "model_version": logged.get("version")}
+                return {
+                    "probability": logged["probability"],
+                    "prematch_probability": logged.get("prematch"),
+                    "model_name": logged.get("model"),
+                    "model_version": logged.get("version"),
+                }
         attempts = 0
         while True:
             try:
@@ -587,8 +649,11 @@ class TradingEngine:
             except PredictionRefused as exc:  # the same state is refused every time: no prediction, no bet
                 self.stats.prediction_failures += 1
                 if phase == LIVE:
-                    self._log(EventKind.PREDICTION_FAILED, {"error": str(exc)[:1000], "refused": True,
-                                                            "matches": [m.event_key]}, m.event_key)
+                    self._log(
+                        EventKind.PREDICTION_FAILED,
+                        {"error": str(exc)[:1000], "refused": True, "matches": [m.event_key]},
+                        m.event_key,
+                    )
                 return None
             except PredictionUnavailable as exc:
                 attempts += 1
@@ -636,12 +701,14 @@ class TradingEngine:
     # --- deterministic replay of a session ----------------------------------------------------------
     def _load_replay_inputs(self) -> None:
         """What the re-execution needs from the log: the predictions answered and the external inputs."""
-        for _, _, _, _, match_id, payload in store.events_after(self.db, 0, kinds=[str(EventKind.PREDICTION)],
-                                                                limit=10_000_000):
+        for _, _, _, _, match_id, payload in store.events_after(
+            self.db, 0, kinds=[str(EventKind.PREDICTION)], limit=10_000_000
+        ):
             if match_id is not None and "points_played" in payload:
                 self._logged_predictions[(match_id, int(payload["points_played"]))] = payload
-        for _, _, _, _, _, payload in store.events_after(self.db, 0, kinds=[str(EventKind.ENGINE_INPUT)],
-                                                         limit=10_000_000):
+        for _, _, _, _, _, payload in store.events_after(
+            self.db, 0, kinds=[str(EventKind.ENGINE_INPUT)], limit=10_000_000
+        ):
             self._journal.setdefault(int(payload.get("position", 0)), []).append(payload)
         committed_step, self._step = self._step, store.Step()
         self._replay_inputs(0)
@@ -722,10 +789,19 @@ class TradingEngine:
         self.core.paused = paused
         self.controls_version = controls["version"]
         if journal:
-            self._journal_input({"input": "controls", "controls": {
-                k: controls[k] for k in ("version", "paused", "kill_switch", "risk_limits")}})
-            log.warning("operator controls v%d in force: paused=%s kill_switch=%s risk overrides=%s",
-                        self.controls_version, paused, kill, controls["risk_limits"])
+            self._journal_input(
+                {
+                    "input": "controls",
+                    "controls": {k: controls[k] for k in ("version", "paused", "kill_switch", "risk_limits")},
+                }
+            )
+            log.warning(
+                "operator controls v%d in force: paused=%s kill_switch=%s risk overrides=%s",
+                self.controls_version,
+                paused,
+                kill,
+                controls["risk_limits"],
+            )
 
     def _cancel_live_orders(self, journal: bool = True) -> int:
         """Kill switch: cancel the unmatched remainder of every order on the book."""
@@ -738,17 +814,33 @@ class TradingEngine:
     def status(self) -> dict:
         """The heartbeat's payload: controls in force, counters, decision latency."""
         s = self.stats
-        return {"pid": os.getpid(), "started_at": self.started_at.isoformat(), "paused": self.paused,
-                "kill_switch": self.limits.kill_switch, "controls_error": self.controls_error,
-                "risk_limits": dataclasses.asdict(self.limits), "bankroll": self.risk.bankroll,
-                "live_orders": self.risk.live_order_count(), "messages": s.messages, "recovered": s.recovered,
-                "replayed": s.replayed, "quarantined": s.quarantined, "poison": s.poison,
-                "suspended": {k: reason for k, (_, reason) in sorted(self.suspended.items())},
-                "gaps_skipped": s.gaps_skipped, "replay_mismatches": s.replay_mismatches,
-                "deterministic": self.cfg.deterministic, "predictions": s.predictions,
-                "prediction_failures": s.prediction_failures, "opportunities": s.opportunities, "orders": s.orders,
-                "rejected": s.rejected, "commit_retries": s.commit_retries, "decision_latency": s.decision_summary(),
-                "feed_time": self.clock.now().isoformat()}
+        return {
+            "pid": os.getpid(),
+            "started_at": self.started_at.isoformat(),
+            "paused": self.paused,
+            "kill_switch": self.limits.kill_switch,
+            "controls_error": self.controls_error,
+            "risk_limits": dataclasses.asdict(self.limits),
+            "bankroll": self.risk.bankroll,
+            "live_orders": self.risk.live_order_count(),
+            "messages": s.messages,
+            "recovered": s.recovered,
+            "replayed": s.replayed,
+            "quarantined": s.quarantined,
+            "poison": s.poison,
+            "suspended": {k: reason for k, (_, reason) in sorted(self.suspended.items())},
+            "gaps_skipped": s.gaps_skipped,
+            "replay_mismatches": s.replay_mismatches,
+            "deterministic": self.cfg.deterministic,
+            "predictions": s.predictions,
+            "prediction_failures": s.prediction_failures,
+            "opportunities": s.opportunities,
+            "orders": s.orders,
+            "rejected": s.rejected,
+            "commit_retries": s.commit_retries,
+            "decision_latency": s.decision_summary(),
+            "feed_time": self.clock.now().isoformat(),
+        }
 
     def report_status(self) -> None:
         """Write the heartbeat (``engine_status``)."""
@@ -781,7 +873,7 @@ class TradingEngine:
         merger = FeedMerger(channels) if self.cfg.deterministic else None
 
         async def on_frame(frame: Frame) -> None:
-            for ready in (merger.push(frame) if merger is not None else [frame]):
+            for ready in merger.push(frame) if merger is not None else [frame]:
                 queue.put_nowait(ready)
 
         async def on_heartbeat(hb: Heartbeat) -> None:
@@ -790,9 +882,14 @@ class TradingEngine:
                 self._unreachable.add(key)
                 # what comes later on that channel is new: handled live, never silently
                 self.recover_upto[key] = min(self.recover_upto[key], max(hb.last_seq, self._done_seq.get(key, 0)))
-                log.error("%s/%s: the feed has %d messages, fewer than the cursor %d: a different feed; "
-                          "recovery cannot reach the cursor", hb.feed, hb.channel, hb.last_seq,
-                          self.recover_upto[key])
+                log.error(
+                    "%s/%s: the feed has %d messages, fewer than the cursor %d: a different feed; "
+                    "recovery cannot reach the cursor",
+                    hb.feed,
+                    hb.channel,
+                    hb.last_seq,
+                    self.recover_upto[key],
+                )
                 if not self._recovery_done and self._recovery_complete():
                     queue.put_nowait(Frame(hb.feed, hb.channel, 0, "", None, RECOVERY_CHECK, None))
             if merger is not None:
@@ -802,8 +899,18 @@ class TradingEngine:
             if verdict is not None:
                 queue.put_nowait(Frame(hb.feed, hb.channel, 0, "", None, verdict, None))
 
-        clients = [FeedClient(self.cfg.feed_url, feed, channel, on_frame, on_heartbeat, last_seq=0,
-                              max_gap_retries=self.cfg.max_gap_retries) for feed, channel in channels]
+        clients = [
+            FeedClient(
+                self.cfg.feed_url,
+                feed,
+                channel,
+                on_frame,
+                on_heartbeat,
+                last_seq=0,
+                max_gap_retries=self.cfg.max_gap_retries,
+            )
+            for feed, channel in channels
+        ]
         self.clients = clients
         tasks = {asyncio.create_task(c.run(stop)): c for c in clients}
         next_housekeeping = 0.0
@@ -814,8 +921,13 @@ class TradingEngine:
                     exc = task.exception() if not task.cancelled() else None
                     if stop.is_set():
                         break
-                    log.error("feed client %s/%s stopped (%s); restarting it in 1 s from %d", client.feed,
-                              client.channel, exc, client.last_seq)
+                    log.error(
+                        "feed client %s/%s stopped (%s); restarting it in 1 s from %d",
+                        client.feed,
+                        client.channel,
+                        exc,
+                        client.last_seq,
+                    )
                     await asyncio.sleep(1.0)
                     tasks[asyncio.create_task(client.run(stop))] = client
                 try:

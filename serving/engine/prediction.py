@@ -8,8 +8,14 @@ from dataclasses import dataclass
 
 import aiohttp
 
-PROBE_STATE = {"match_id": "readiness-probe", "best_of": 3, "tournament": "", "season": 2021, "server": 1,
-               "prematch_probability": 0.5}
+PROBE_STATE = {
+    "match_id": "readiness-probe",
+    "best_of": 3,
+    "tournament": "",
+    "season": 2021,
+    "server": 1,
+    "prematch_probability": 0.5,
+}
 """A match state any running service answers (the engine asks it before it starts following the feed)."""
 
 
@@ -31,8 +37,7 @@ class PredictionClient:
 
     async def __aenter__(self) -> PredictionClient:
         connector = aiohttp.TCPConnector(limit=4, keepalive_timeout=60)
-        self._session = aiohttp.ClientSession(connector=connector,
-                                              timeout=aiohttp.ClientTimeout(total=self.timeout_s))
+        self._session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=self.timeout_s))
         return self
 
     async def __aexit__(self, *exc) -> None:

@@ -45,7 +45,7 @@ async def trade(database_url: str, prediction_url: str, envelopes, batch: int = 
     async with PredictionClient(prediction_url, timeout_s=5) as client:
         engine = TradingEngine(EngineConfig(), db, client.predict_live)
         for i in range(0, len(envelopes), batch):
-            await engine.process([(0.0, e) for e in envelopes[i:i + batch]])
+            await engine.process([(0.0, e) for e in envelopes[i : i + batch]])
             await engine.commit(wait=True)
         await engine.housekeeping()
         await engine.commit(wait=True)
@@ -77,8 +77,11 @@ def match_ids(db) -> tuple[set[str], set[str]]:
     from betting.records import EventKind
     from storage import live as store
 
-    started = {m for _, _, _, _, m, p in store.events_after(db, 0, kinds=[str(EventKind.FEED_MESSAGE)], limit=10**7)
-               if p.get("kind") == "match_start"}
+    started = {
+        m
+        for _, _, _, _, m, p in store.events_after(db, 0, kinds=[str(EventKind.FEED_MESSAGE)], limit=10**7)
+        if p.get("kind") == "match_start"
+    }
     finished = {m for *_, m, _ in store.events_after(db, 0, kinds=[str(EventKind.MATCH_FINISHED)], limit=10**7)}
     return started, finished
 

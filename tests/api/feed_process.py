@@ -18,8 +18,9 @@ from tests.engine.fixtures import slam_rows
 
 
 async def serve(args: argparse.Namespace) -> int:
-    schedule, skipped = build_feed(slam_rows(args.year_slam, args.matches), stagger_s=args.stagger,
-                                   prematch_lead_s=args.prematch_lead)
+    schedule, skipped = build_feed(
+        slam_rows(args.year_slam, args.matches), stagger_s=args.stagger, prematch_lead_s=args.prematch_lead
+    )
     if skipped:
         print(f"left out: {skipped}", flush=True)
     server = ReplayServer({"live": schedule}, rate=args.rate)

@@ -49,8 +49,9 @@ def _stop(proc: subprocess.Popen) -> None:
 
 def _start(cmd: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
     with log.open("ab") as out:
-        return subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        return subprocess.Popen(
+            cmd, cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
 
 def get(url: str, headers: dict[str, str] | None = None, timeout: float = 10) -> tuple[int, dict, dict]:
@@ -58,11 +59,16 @@ def get(url: str, headers: dict[str, str] | None = None, timeout: float = 10) ->
     return request("GET", url, None, headers, timeout)
 
 
-def request(method: str, url: str, body: dict | None = None, headers: dict[str, str] | None = None,
-            timeout: float = 10) -> tuple[int, dict, dict]:
+def request(
+    method: str, url: str, body: dict | None = None, headers: dict[str, str] | None = None, timeout: float = 10
+) -> tuple[int, dict, dict]:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers={**({"Content-Type": "application/json"} if data else {}), **(headers or {})})
+    req = urllib.request.Request(
+        url,
+        data=data,
+        method=method,
+        headers={**({"Content-Type": "application/json"} if data else {}), **(headers or {})},
+    )
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             raw = resp.read()
@@ -73,20 +79,31 @@ def request(method: str, url: str, body: dict | None = None, headers: dict[str, 
 
 
 @contextmanager
-def api_server(database_url: str, folder: Path, *args: str, token: str | None = TOKEN,
-               env: dict[str, str] | None = None, timeout_s: float = 90) -> Iterator[Api]:
+def api_server(
+    database_url: str,
+    folder: Path,
+    *args: str,
+    token: str | None = TOKEN,
+    env: dict[str, str] | None = None,
+    timeout_s: float = 90,
+) -> Iterator[Api]:
     """``python -m serving.api`` on free ports over ``database_url``; yields once /health answers."""
     port, ws_port = free_port(), free_port()
-    full_env = {"COURTSIDE_DATABASE_URL": database_url, "COURTSIDE_HOME": str(folder),
-                "COURTSIDE_PREDICTION_URL": f"http://127.0.0.1:{free_port()}",  # nothing there: "unknown"
-                "COURTSIDE_DAGSTER_URL": f"http://127.0.0.1:{free_port()}", **(env or {})}
+    full_env = {
+        "COURTSIDE_DATABASE_URL": database_url,
+        "COURTSIDE_HOME": str(folder),
+        "COURTSIDE_PREDICTION_URL": f"http://127.0.0.1:{free_port()}",  # nothing there: "unknown"
+        "COURTSIDE_DAGSTER_URL": f"http://127.0.0.1:{free_port()}",
+        **(env or {}),
+    }
     if token:
         full_env["COURTSIDE_API_TOKEN"] = token
     else:
         full_env["COURTSIDE_API_TOKEN"] = ""
     log = folder / f"api-{port}.log"
-    proc = _start([sys.executable, "-m", "serving.api", "--port", str(port), "--ws-port", str(ws_port), *args],
-                  log, full_env)
+    proc = _start(
+        [sys.executable, "-m", "serving.api", "--port", str(port), "--ws-port", str(ws_port), *args], log, full_env
+    )
     api = Api(proc, log, f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{ws_port}/ws")
     deadline = time.monotonic() + timeout_s
     try:
@@ -108,8 +125,23 @@ def feed_server(folder: Path, year_slam: str, matches: int, rate: float) -> Iter
     """The replay server (``feeds.live.server.ReplayServer``) publishing real matches in its own process."""
     port = free_port()
     log = folder / f"feed-{port}.log"
-    proc = _start([sys.executable, "-m", "tests.api.feed_process", "--port", str(port), "--year-slam", year_slam,
-                   "--matches", str(matches), "--rate", str(rate)], log, {})
+    proc = _start(
+        [
+            sys.executable,
+            "-m",
+            "tests.api.feed_process",
+            "--port",
+            str(port),
+            "--year-slam",
+            year_slam,
+            "--matches",
+            str(matches),
+            "--rate",
+            str(rate),
+        ],
+        log,
+        {},
+    )
     deadline = time.monotonic() + 60
     try:
         while "serving" not in log.read_text():
@@ -125,16 +157,30 @@ def feed_server(folder: Path, year_slam: str, matches: int, rate: float) -> Iter
 def engine_process(folder: Path, database_url: str, feed_url: str, prediction_url: str) -> Iterator[Process]:
     """``python -m serving.engine`` following the feed and writing to ``database_url``."""
     log = folder / "engine.log"
-    proc = _start([sys.executable, "-m", "serving.engine", "--feed-url", feed_url, "--prediction-url", prediction_url,
-                   "--report-s", "5"], log, {"COURTSIDE_DATABASE_URL": database_url, "COURTSIDE_HOME": str(folder)})
+    proc = _start(
+        [
+            sys.executable,
+            "-m",
+            "serving.engine",
+            "--feed-url",
+            feed_url,
+            "--prediction-url",
+            prediction_url,
+            "--report-s",
+            "5",
+        ],
+        log,
+        {"COURTSIDE_DATABASE_URL": database_url, "COURTSIDE_HOME": str(folder)},
+    )
     try:
         yield Process(proc, log)
     finally:
         _stop(proc)
 
 
-def send_raw(url: str, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None,
-             timeout: float = 10) -> tuple[int, bytes, dict]:
+def send_raw(
+    url: str, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None, timeout: float = 10
+) -> tuple[int, bytes, dict]:
     """One request with exactly ``body`` as its bytes (e.g. ``NaN`` in JSON, which ``json.dumps`` would
     not write): (status, raw body, headers)."""
     import http.client
@@ -150,8 +196,9 @@ def send_raw(url: str, method: str, path: str, body: bytes = b"", headers: dict[
         conn.close()
 
 
-def oversized(url: str, path: str, declared: int = 50 << 20, sent: int = 256 << 10, chunked: bool = False,
-              timeout: float = 10) -> tuple[int, bytes]:
+def oversized(
+    url: str, path: str, declared: int = 50 << 20, sent: int = 256 << 10, chunked: bool = False, timeout: float = 10
+) -> tuple[int, bytes]:
     """POST a body of ``declared`` bytes (or an endless chunked one) but send only ``sent`` bytes of it
     before reading the answer: a server that enforces a limit answers without waiting for the rest.
     (status, body) of the answer; raises TimeoutError when the server waits for the whole body."""
@@ -161,8 +208,10 @@ def oversized(url: str, path: str, declared: int = 50 << 20, sent: int = 256 << 
     parts = urlsplit(url)
     with socket.create_connection((parts.hostname, parts.port), timeout=timeout) as sock:
         framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {declared}"
-        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: {parts.hostname}:{parts.port}\r\nContent-Type: application/json"
-                     f"\r\n{framing}\r\n\r\n".encode())
+        sock.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: {parts.hostname}:{parts.port}\r\nContent-Type: application/json"
+            f"\r\n{framing}\r\n\r\n".encode()
+        )
         piece = b'{"x": "' + b"a" * (64 << 10)
         try:
             for _ in range(max(1, sent // len(piece))):
@@ -177,8 +226,10 @@ def oversized(url: str, path: str, declared: int = 50 << 20, sent: int = 256 << 
             answer += chunk
         head, _, rest = answer.partition(b"\r\n\r\n")
         status = int(head.split(b" ")[1])
-        length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                       if line.lower().startswith(b"content-length:")), None)
+        length = next(
+            (int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")),
+            None,
+        )
         while length is not None and len(rest) < length:
             chunk = sock.recv(65536)
             if not chunk:
@@ -204,6 +255,6 @@ def listening_addresses(port: int) -> set[str]:
                 continue
             raw = bytes.fromhex(address)
             # the kernel prints each 32-bit word in host (little-endian) order
-            packed = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+            packed = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
             found.add(str(ipaddress.ip_address(packed)) if width == 8 else str(ipaddress.IPv6Address(packed)))
     return found

@@ -24,9 +24,13 @@ def _since(db, after: int, kind: str) -> list[dict]:
 
 def test_operator_endpoints_need_the_token_and_it_is_never_logged(log_copy, tmp_path):
     with api_server(log_copy, tmp_path) as api:
-        for method, path, body in (("GET", "/control", None), ("POST", "/control/pause", None),
-                                   ("POST", "/control/resume", {}), ("POST", "/control/kill-switch", {"engaged": True}),
-                                   ("PUT", "/control/risk-limits", {"max_stake": 10})):
+        for method, path, body in (
+            ("GET", "/control", None),
+            ("POST", "/control/pause", None),
+            ("POST", "/control/resume", {}),
+            ("POST", "/control/kill-switch", {"engaged": True}),
+            ("PUT", "/control/risk-limits", {"max_stake": 10}),
+        ):
             status, err, headers = request(method, api.url + path, body)
             assert status == 401 and err["error"] == "unauthorized" and headers.get("www-authenticate") == "Bearer"
             status, err, _ = request(method, api.url + path, body, {"Authorization": f"Bearer {WRONG}"})
@@ -61,7 +65,7 @@ def test_pause_stops_new_orders_and_resume_restarts_them(log_copy, tmp_path, pre
         state = request("POST", f"{api.url}/control/pause", {"reason": "test"}, AUTH)[1]
         version = state["controls"]["version"]
         assert state["engines"][0]["in_force"] is False  # the engine has not taken it yet
-        asyncio.run(trade(log_copy, prediction_service, envelopes[:split + 400]))  # restart, go on trading
+        asyncio.run(trade(log_copy, prediction_service, envelopes[: split + 400]))  # restart, go on trading
         assert not _since(db, before, str(EventKind.ORDER_PLACED))
         paused = [p for p in _since(db, before, str(EventKind.ORDER_REJECTED)) if p["reason"] == "BETTING_PAUSED"]
         assert paused and all(p["message"] == "betting paused by the operator" for p in paused)
@@ -72,7 +76,7 @@ def test_pause_stops_new_orders_and_resume_restarts_them(log_copy, tmp_path, pre
 
         before = store.last_event_id(db)
         request("POST", f"{api.url}/control/resume", None, AUTH)
-        asyncio.run(trade(log_copy, prediction_service, envelopes[:split + 1200]))
+        asyncio.run(trade(log_copy, prediction_service, envelopes[: split + 1200]))
         assert not [p for p in _since(db, before, str(EventKind.ORDER_REJECTED)) if p["reason"] == "BETTING_PAUSED"]
         assert _since(db, before, str(EventKind.ORDER_PLACED))  # trading again
     db.dispose()
@@ -91,14 +95,15 @@ def test_kill_switch_survives_engine_and_api_restarts(log_copy, tmp_path, predic
     rejected = _since(db, before, str(EventKind.ORDER_REJECTED))
     assert rejected and {p["reason"] for p in rejected} == {"KILL_SWITCH"}
     assert not store.orders(db, unsettled_only=True) or all(
-        o["status"] != "EXECUTABLE" for o in store.orders(db, unsettled_only=True))  # nothing resting on the book
+        o["status"] != "EXECUTABLE" for o in store.orders(db, unsettled_only=True)
+    )  # nothing resting on the book
     with api_server(log_copy, tmp_path) as api:  # the API restarted: the switch is still pulled
         state = request("GET", f"{api.url}/control", None, AUTH)[1]
         assert state["controls"]["kill_switch"] and state["engines"][0]["status"]["kill_switch"]
         assert get(f"{api.url}/live/status")[1]["controls"]["kill_switch"] is True
         request("POST", f"{api.url}/control/kill-switch", {"engaged": False}, AUTH)
     before = store.last_event_id(db)
-    engine = asyncio.run(trade(log_copy, prediction_service, envelopes[:split + 1300]))
+    engine = asyncio.run(trade(log_copy, prediction_service, envelopes[: split + 1300]))
     assert not engine.limits.kill_switch
     assert not [p for p in _since(db, before, str(EventKind.ORDER_REJECTED)) if p["reason"] == "KILL_SWITCH"]
     db.dispose()
@@ -108,8 +113,12 @@ def test_risk_limit_overrides_are_validated_and_applied(log_copy, tmp_path, pred
     db = make_engine(log_copy)
     with api_server(log_copy, tmp_path) as api:
         url = f"{api.url}/control/risk-limits"
-        for bad, field in (({"max_stake": -5}, "body"), ({"min_price": 12}, "body"),
-                           ({"kill_switch": True}, "kill_switch"), ({"max_open_orders": "many"}, "max_open_orders")):
+        for bad, field in (
+            ({"max_stake": -5}, "body"),
+            ({"min_price": 12}, "body"),
+            ({"kill_switch": True}, "kill_switch"),
+            ({"max_open_orders": "many"}, "max_open_orders"),
+        ):
             status, body, _ = request("PUT", url, bad, AUTH)
             assert status == 422 and body["error"] == "validation_error", bad
             assert any(d["loc"][-1] == field for d in body["detail"]), body
@@ -118,7 +127,7 @@ def test_risk_limit_overrides_are_validated_and_applied(log_copy, tmp_path, pred
         effective = state["effective_risk_limits"]
         assert effective["max_stake"] == 5.0 and effective["max_price"] == 10.0
         before = store.last_event_id(db)
-        engine = asyncio.run(trade(log_copy, prediction_service, envelopes[:split + 800]))
+        engine = asyncio.run(trade(log_copy, prediction_service, envelopes[: split + 800]))
         assert engine.limits.max_stake == 5.0 and engine.limits.min_edge == 0.03
         placed = [p["order"] for p in _since(db, before, str(EventKind.ORDER_PLACED))]
         assert placed and all(o["size"] <= 5.0 for o in placed)
@@ -135,11 +144,13 @@ def test_limits_the_engine_cannot_apply_pause_it(log_copy, prediction_service, e
     """Fail safe: an override written to the table by hand that RiskLimits refuses pauses betting."""
     db = make_engine(log_copy)
     with db.begin() as conn:
-        conn.exec_driver_sql("insert into operator_controls (version, paused, kill_switch, risk_limits, reason, "
-                             "changed_by, changed_at) values (1, 0, 0, ?, 'by hand', 'psql', CURRENT_TIMESTAMP)",
-                             (bad,))
+        conn.exec_driver_sql(
+            "insert into operator_controls (version, paused, kill_switch, risk_limits, reason, "
+            "changed_by, changed_at) values (1, 0, 0, ?, 'by hand', 'psql', CURRENT_TIMESTAMP)",
+            (bad,),
+        )
     before = store.last_event_id(db)
-    engine = asyncio.run(trade(log_copy, prediction_service, envelopes[:split + 300]))
+    engine = asyncio.run(trade(log_copy, prediction_service, envelopes[: split + 300]))
     assert engine.paused and "not applied" in engine.controls_error
     assert not _since(db, before, str(EventKind.ORDER_PLACED))
     db.dispose()

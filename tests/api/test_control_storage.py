@@ -13,8 +13,11 @@ from storage.db import make_engine, migrate
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db(request, tmp_path):
-    url = (f"sqlite:///{tmp_path / 'controls.db'}" if request.param == "sqlite"
-           else request.getfixturevalue("postgres_database_url"))
+    url = (
+        f"sqlite:///{tmp_path / 'controls.db'}"
+        if request.param == "sqlite"
+        else request.getfixturevalue("postgres_database_url")
+    )
     migrate(url)
     engine = make_engine(url)
     yield engine
@@ -26,8 +29,12 @@ def test_changes_are_versioned_and_keep_what_they_do_not_touch(db):
     store.change_controls(db, "10.0.0.1", paused=True, reason="lunch")
     store.change_controls(db, "10.0.0.2", risk_limits={"max_stake": 20.0})
     now = store.current_controls(db)
-    assert (now["version"], now["paused"], now["kill_switch"], now["risk_limits"]) == (2, True, False,
-                                                                                       {"max_stake": 20.0})
+    assert (now["version"], now["paused"], now["kill_switch"], now["risk_limits"]) == (
+        2,
+        True,
+        False,
+        {"max_stake": 20.0},
+    )
     assert now["changed_by"] == "10.0.0.2" and now["changed_at"].tzinfo is not None
     assert [h["version"] for h in store.control_history(db)] == [2, 1]
     assert store.control_history(db)[1]["reason"] == "lunch"

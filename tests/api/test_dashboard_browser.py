@@ -33,9 +33,12 @@ def _binaries() -> tuple[str, str]:
     browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
     driver = shutil.which("chromedriver")
     if not browser or not driver:
-        pytest.fail("headless Chromium is needed for the dashboard test: install Debian's chromium and "
-                    f"chromium-driver (apt-get install chromium chromium-driver); found browser={browser}, "
-                    f"driver={driver}", pytrace=False)
+        pytest.fail(
+            "headless Chromium is needed for the dashboard test: install Debian's chromium and "
+            f"chromium-driver (apt-get install chromium chromium-driver); found browser={browser}, "
+            f"driver={driver}",
+            pytrace=False,
+        )
     return browser, driver
 
 
@@ -99,8 +102,10 @@ def test_dashboard_shows_the_replay_live(tmp_path, prediction_service):
 
     url = f"sqlite:///{tmp_path / 'live.db'}"
     migrate(url)
-    with feed_server(tmp_path, "2012-wimbledon", 3, rate=12) as feed_url, \
-            api_server(url, tmp_path, env={"COURTSIDE_READ_TOKEN": READ_TOKEN}) as api:
+    with (
+        feed_server(tmp_path, "2012-wimbledon", 3, rate=12) as feed_url,
+        api_server(url, tmp_path, env={"COURTSIDE_READ_TOKEN": READ_TOKEN}) as api,
+    ):
         engine = EngineThread(url, feed_url, prediction_service)
         engine.start()
         options = webdriver.ChromeOptions()
@@ -133,21 +138,29 @@ def test_dashboard_shows_the_replay_live(tmp_path, prediction_service):
 
             def moved():
                 now = snapshot()
-                return [k for k, (score, points) in first.items()
-                        if k in now and now[k][0] != score and now[k][1] > points]
+                return [
+                    k for k, (score, points) in first.items() if k in now and now[k][0] != score and now[k][1] > points
+                ]
 
             changed = _wait("scores and win-probability charts to move", moved, timeout=60)
+
             def read_card():
                 card = driver.find_element(By.CSS_SELECTOR, f'.card[data-match-id="{changed[0]}"]')
                 rows = [r.text.strip() for r in card.find_elements(By.CSS_SELECTOR, "table.score tr")]
-                return (rows, card.find_element(By.CSS_SELECTOR, "svg.winprob polyline.model").get_attribute("points"),
-                        card.find_element(By.CSS_SELECTOR, "svg.winprob polyline.market").get_attribute("points"))
+                return (
+                    rows,
+                    card.find_element(By.CSS_SELECTOR, "svg.winprob polyline.model").get_attribute("points"),
+                    card.find_element(By.CSS_SELECTOR, "svg.winprob polyline.market").get_attribute("points"),
+                )
 
             rows, model_line, market_line = fresh(read_card)
             assert len(rows) == 2 and all(rows)  # two players with their games
             assert model_line and market_line
-            _wait("a value bet in the table", lambda: driver.find_elements(By.CSS_SELECTOR, "#value-bets tbody tr"),
-                  timeout=60)
+            _wait(
+                "a value bet in the table",
+                lambda: driver.find_elements(By.CSS_SELECTOR, "#value-bets tbody tr"),
+                timeout=60,
+            )
             for chip in ("model-status", "dq-status", "inplay-status", "engine-status"):
                 assert driver.find_element(By.ID, chip).text.split(":")[1].strip() not in ("", "?"), chip
             # nothing runs the control plane here: the data quality is unknown, and the page says why

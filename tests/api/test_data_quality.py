@@ -30,9 +30,22 @@ def _webserver(home: Path, log: Path) -> tuple[subprocess.Popen, str]:
     workspace.write_text("load_from: []\n")
     port = free_port()
     with log.open("wb") as out:
-        proc = subprocess.Popen([str(Path(sys.executable).parent / "dagster-webserver"), "-w", str(workspace),
-                                 "-h", "127.0.0.1", "-p", str(port)], cwd=home, stdout=out, stderr=subprocess.STDOUT,
-                                env={**os.environ, "DAGSTER_HOME": str(home)}, start_new_session=True)
+        proc = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "dagster-webserver"),
+                "-w",
+                str(workspace),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+            ],
+            cwd=home,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "DAGSTER_HOME": str(home)},
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while True:
@@ -49,8 +62,7 @@ def test_live_status_shows_the_latest_gx_check_of_the_live_log(log_copy, tmp_pat
     home = tmp_path / "dagster"
     home.mkdir()
     (home / "dagster.yaml").write_bytes((PROJECT_ROOT / "dagster.yaml").read_bytes())
-    settings = dataclasses.replace(Settings.from_env(), database_url=log_copy, home=tmp_path,
-                                   dagster_home=home)
+    settings = dataclasses.replace(Settings.from_env(), database_url=log_copy, home=tmp_path, dagster_home=home)
     defs = build_definitions(settings)
 
     def check() -> tuple[dg.ExecuteInProcessResult, dg.AssetCheckEvaluation]:
@@ -68,8 +80,14 @@ def test_live_status_shows_the_latest_gx_check_of_the_live_log(log_copy, tmp_pat
             # a defect planted in the log: a probability above 1
             db = make_engine(log_copy)
             last = store.event_rows(db, store.last_event_id(db) - 1, store.last_event_id(db))[0]
-            store.append_events(db, [store.EventEntry("PREDICTION", last["event_time"], {"probability": 1.7},
-                                                      None, None, last["match_id"])])
+            store.append_events(
+                db,
+                [
+                    store.EventEntry(
+                        "PREDICTION", last["event_time"], {"probability": 1.7}, None, None, last["match_id"]
+                    )
+                ],
+            )
             db.dispose()
             failed_run, failed = check()
             time.sleep(10.5)  # the API caches the status for 10 s

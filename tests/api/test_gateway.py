@@ -37,7 +37,7 @@ class Feed:
 
     async def next(self, n: int) -> None:
         self.pos = min(self.pos + n, len(self.envelopes))
-        await trade(self.url, self.prediction_url, self.envelopes[:self.pos])
+        await trade(self.url, self.prediction_url, self.envelopes[: self.pos])
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +49,23 @@ def db_url(session_log, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def api(db_url, tmp_path_factory):
-    with api_server(db_url, tmp_path_factory.mktemp("gateway-api"), "--rate-hz", str(RATE_HZ), "--heartbeat-s", "0.5",
-                    "--buffer-size", str(BUFFER), "--max-lag-bytes", "4096", "--send-buffer-bytes", "8192",
-                    "--poll-s", "0.05", env={"COURTSIDE_READ_TOKEN": READ_TOKEN}) as server:
+    with api_server(
+        db_url,
+        tmp_path_factory.mktemp("gateway-api"),
+        "--rate-hz",
+        str(RATE_HZ),
+        "--heartbeat-s",
+        "0.5",
+        "--buffer-size",
+        str(BUFFER),
+        "--max-lag-bytes",
+        "4096",
+        "--send-buffer-bytes",
+        "8192",
+        "--poll-s",
+        "0.05",
+        env={"COURTSIDE_READ_TOKEN": READ_TOKEN},
+    ) as server:
         yield server
 
 
@@ -109,17 +123,21 @@ def test_bad_messages_get_errors_and_the_connection_stays(api, in_play):
         async with connect(api.ws_url) as ws:
             await ws.send("not json")
             assert json.loads(await ws.recv())["code"] == "bad_json"
-            for msg, code in (({"type": "dance"}, "unknown_type"), ({"type": "subscribe"}, "bad_match_id"),
-                              ({"type": "subscribe", "match_id": "no-such-match"}, "unknown_match"),
-                              ({"type": "subscribe", "match_id": in_play[0]["match_id"], "last_seq": -3},
-                               "bad_last_seq")):
+            for msg, code in (
+                ({"type": "dance"}, "unknown_type"),
+                ({"type": "subscribe"}, "bad_match_id"),
+                ({"type": "subscribe", "match_id": "no-such-match"}, "unknown_match"),
+                ({"type": "subscribe", "match_id": in_play[0]["match_id"], "last_seq": -3}, "bad_last_seq"),
+            ):
                 reply = await _ask(ws, msg)
                 assert reply["type"] == "error" and reply["code"] == code and reply["message"], msg
             assert (await _ask(ws, {"type": "ping"}))["type"] == "pong"
             ack = await _ask(ws, {"type": "subscribe", "match_id": in_play[0]["match_id"]})
             assert ack["type"] == "subscribed"
-            assert (await _ask(ws, {"type": "unsubscribe", "match_id": in_play[0]["match_id"]}))["type"] == \
-                "unsubscribed"
+            assert (await _ask(ws, {"type": "unsubscribe", "match_id": in_play[0]["match_id"]}))[
+                "type"
+            ] == "unsubscribed"
+
     asyncio.run(scenario())
     status, _, _ = get(api.url.replace("http", "http") + "/health")
     assert status == 200
@@ -161,8 +179,9 @@ def test_rooms_deliver_numbered_coalesced_updates_and_heartbeats(api, feed, in_p
     orders = store.events_after(db, before, kinds=sorted(ORDER_KINDS))
     db.dispose()
     bets = everything.of("ledger", {"bet_update"})
-    assert [(m["data"]["event"], m["data"]["customer_order_ref"]) for m in bets] == \
-        [(kind, p["order"]["customer_order_ref"]) for _, kind, _, _, _, p in orders]
+    assert [(m["data"]["event"], m["data"]["customer_order_ref"]) for m in bets] == [
+        (kind, p["order"]["customer_order_ref"]) for _, kind, _, _, _, p in orders
+    ]
     assert {m["match_id"] for m in everything.of("*", MATCH_TYPES)} >= {m["match_id"] for m in in_play}
     # coalescing: at most RATE_HZ flushes a second per room, and never two states of one kind in a flush
     flushes = {}
@@ -170,19 +189,21 @@ def test_rooms_deliver_numbered_coalesced_updates_and_heartbeats(api, feed, in_p
         flushes.setdefault(m["sent"], []).append(m["type"])
     assert len(flushes) <= seconds * RATE_HZ + 2
     assert all(types.count("game_event") <= 1 and types.count("odds_update") <= 1 for types in flushes.values())
-    points = sum(1 for e in feed.envelopes[feed.pos - 200:feed.pos] if e.channel == "match"
-                 and e.data.event_key == match_id)
+    points = sum(
+        1 for e in feed.envelopes[feed.pos - 200 : feed.pos] if e.channel == "match" and e.data.event_key == match_id
+    )
     assert sum(m["type"] == "game_event" for m in updates) < points  # points were coalesced, not queued
     # the last state sent is the state REST shows now
-    assert [m for m in updates if m["type"] == "game_event"][-1]["data"]["score_text"] == \
-        get(f"{api.url}/live/games/{match_id}/state")[1]["match"]["score_text"]
+    assert [m for m in updates if m["type"] == "game_event"][-1]["data"]["score_text"] == get(
+        f"{api.url}/live/games/{match_id}/state"
+    )[1]["match"]["score_text"]
     beats = match.of(match_id, {"heartbeat"})
     assert len(beats) >= 2 and all(b["seq"] >= ack["seq"] for b in beats)
 
 
 def test_resume_replays_what_was_missed_or_says_why_it_cannot(api, feed):
     active = [m["match_id"] for m in get(f"{api.url}/live/games/active")[1]["matches"]]
-    ahead = feed.envelopes[feed.pos:]
+    ahead = feed.envelopes[feed.pos :]
     match_id = max(active, key=lambda k: sum(e.channel == "match" and e.data.event_key == k for e in ahead))
 
     async def scenario():
@@ -204,8 +225,10 @@ def test_resume_replays_what_was_missed_or_says_why_it_cannot(api, feed):
             missed = after(first["seq"])
             assert 0 < len(missed) <= BUFFER
             async with connect(api.ws_url) as ws:
-                resumed = await _ask(ws, {"type": "subscribe", "match_id": match_id, "last_seq": first["seq"],
-                                          "session": first["session"]})
+                resumed = await _ask(
+                    ws,
+                    {"type": "subscribe", "match_id": match_id, "last_seq": first["seq"], "session": first["session"]},
+                )
                 replayed = [json.loads(await asyncio.wait_for(ws.recv(), 5)) for _ in range(resumed["replayed"])]
             # far behind: more than the buffer was sent since
             for _ in range(15):
@@ -214,8 +237,10 @@ def test_resume_replays_what_was_missed_or_says_why_it_cannot(api, feed):
                 if len(after(first["seq"])) > BUFFER + 1:
                     break
             async with connect(api.ws_url) as ws:
-                behind = await _ask(ws, {"type": "subscribe", "match_id": match_id, "last_seq": first["seq"],
-                                         "session": first["session"]})
+                behind = await _ask(
+                    ws,
+                    {"type": "subscribe", "match_id": match_id, "last_seq": first["seq"], "session": first["session"]},
+                )
                 other = await _ask(ws, {"type": "subscribe", "match_id": "*", "last_seq": 3, "session": "restarted"})
             return first, missed, resumed, replayed, behind, other
 
@@ -236,8 +261,10 @@ def _raw_subscriber(ws_url: str, room: str) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
     sock.connect((host, int(port)))
     key = base64.b64encode(secrets.token_bytes(16)).decode()
-    sock.sendall(f"GET /ws HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                 f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+    sock.sendall(
+        f"GET /ws HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
     head = b""
     while b"\r\n\r\n" not in head:
         head += sock.recv(1)
@@ -261,7 +288,7 @@ def _close_frame(sock: socket.socket, timeout: float = 15.0) -> tuple[int, str] 
                 n, off = int.from_bytes(buf[2:4], "big"), 4
             if len(buf) < off + n:
                 break
-            opcode, payload, buf = buf[0] & 0x0F, buf[off:off + n], buf[off + n:]
+            opcode, payload, buf = buf[0] & 0x0F, buf[off : off + n], buf[off + n :]
             if opcode == 8:
                 return int.from_bytes(payload[:2], "big"), payload[2:].decode()
         chunk = sock.recv(65536)

@@ -29,8 +29,9 @@ def db_url(session_log, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def api(db_url, tmp_path_factory):
-    with api_server(db_url, tmp_path_factory.mktemp("gateway-access-api"),
-                    env={"COURTSIDE_READ_TOKEN": READ}) as server:
+    with api_server(
+        db_url, tmp_path_factory.mktemp("gateway-access-api"), env={"COURTSIDE_READ_TOKEN": READ}
+    ) as server:
         yield server
 
 
@@ -54,8 +55,12 @@ def test_a_page_of_a_foreign_origin_is_refused_at_the_handshake(api):
     port = api.url.rsplit(":", 1)[1]
 
     async def scenario():
-        for origin in ("http://evil.example", f"http://evil.example:{port}", f"http://127.0.0.1:{int(port) + 1}",
-                       "null"):
+        for origin in (
+            "http://evil.example",
+            f"http://evil.example:{port}",
+            f"http://127.0.0.1:{int(port) + 1}",
+            "null",
+        ):
             status, body = await _refused(api.ws_url, origin=origin)
             assert status == 403 and body["error"] == "forbidden" and "COURTSIDE_ALLOWED_ORIGINS" in body["message"]
         for origin in (api.url, f"http://localhost:{port}", None):  # the dashboard's own origins, or no browser
@@ -72,6 +77,7 @@ def test_a_page_of_a_foreign_origin_is_refused_at_the_handshake(api):
 def test_configured_origins_replace_the_default(db_url, tmp_path):
     env = {"COURTSIDE_ALLOWED_ORIGINS": "https://trader.example, https://desk.example:8443"}
     with api_server(db_url, tmp_path, env=env) as api:
+
         async def scenario():
             for origin in ("https://trader.example", "https://desk.example:8443"):
                 async with connect(api.ws_url, origin=origin) as ws:
@@ -103,8 +109,7 @@ def test_ledger_and_alert_rooms_need_a_token_match_rooms_do_not(api):
             # the connection has shown a token: its other protected rooms need no second one
             assert (await _ask(ws, {"type": "subscribe", "match_id": alert["room"]}))["type"] == "subscribed"
         async with connect(api.ws_url) as ws:  # the operator's token opens them too
-            assert (await _ask(ws, {"type": "subscribe", "match_id": "ledger", "token": TOKEN}))["type"] == \
-                "subscribed"
+            assert (await _ask(ws, {"type": "subscribe", "match_id": "ledger", "token": TOKEN}))["type"] == "subscribed"
         for token in (READ, TOKEN):  # or a bearer token on the handshake (clients that can set headers)
             async with connect(api.ws_url, additional_headers={"Authorization": f"Bearer {token}"}) as ws:
                 assert (await _ask(ws, {"type": "subscribe", "match_id": "ledger"}))["type"] == "subscribed"
@@ -119,10 +124,13 @@ def test_ledger_and_alert_rooms_need_a_token_match_rooms_do_not(api):
 
 def test_without_any_token_configured_the_ledger_is_closed(db_url, tmp_path):
     with api_server(db_url, tmp_path, token=None) as api:
+
         async def scenario():
             async with connect(api.ws_url) as ws:
-                for msg in ({"type": "subscribe", "match_id": "ledger"},
-                            {"type": "subscribe", "match_id": "ledger", "token": READ}):
+                for msg in (
+                    {"type": "subscribe", "match_id": "ledger"},
+                    {"type": "subscribe", "match_id": "ledger", "token": READ},
+                ):
                     reply = await _ask(ws, msg)
                     assert reply["type"] == "error" and reply["code"] == "room_closed", reply
                     assert "COURTSIDE_READ_TOKEN" in reply["message"]
@@ -132,6 +140,8 @@ def test_without_any_token_configured_the_ledger_is_closed(db_url, tmp_path):
 
 
 def test_a_read_token_shorter_than_16_characters_is_refused_at_start(db_url, tmp_path):
-    with pytest.raises(RuntimeError, match="at least 16"), \
-            api_server(db_url, tmp_path, env={"COURTSIDE_READ_TOKEN": "short-token"}, timeout_s=30):
+    with (
+        pytest.raises(RuntimeError, match="at least 16"),
+        api_server(db_url, tmp_path, env={"COURTSIDE_READ_TOKEN": "short-token"}, timeout_s=30),
+    ):
         pass

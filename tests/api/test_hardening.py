@@ -46,40 +46,46 @@ def _version(api) -> int:
 
 def test_huge_integers_and_non_numbers_in_query_parameters_are_422(api):
     match_id = get(f"{api.url}/live/games/active")[1]["matches"][0]["match_id"]
-    for path, field in (("/bets?offset=669406683781648508518400", "offset"),
-                        ("/bets?offset=9223372036854775808", "offset"), ("/bets?limit=1" + "0" * 30, "limit"),
-                        ("/bets?offset=1e3", "offset"),
-                        (f"/live/value-bets/{match_id}?min_edge=nan", "min_edge"),
-                        (f"/live/value-bets/{match_id}?min_edge=inf", "min_edge"),
-                        ("/live/value-bets?min_edge=-infinity", "min_edge"),
-                        (f"/live/games/{match_id}/predictions?limit=" + "9" * 40, "limit")):
+    for path, field in (
+        ("/bets?offset=669406683781648508518400", "offset"),
+        ("/bets?offset=9223372036854775808", "offset"),
+        ("/bets?limit=1" + "0" * 30, "limit"),
+        ("/bets?offset=1e3", "offset"),
+        (f"/live/value-bets/{match_id}?min_edge=nan", "min_edge"),
+        (f"/live/value-bets/{match_id}?min_edge=inf", "min_edge"),
+        ("/live/value-bets?min_edge=-infinity", "min_edge"),
+        (f"/live/games/{match_id}/predictions?limit=" + "9" * 40, "limit"),
+    ):
         _json_error(*send_raw(api.url, "GET", path), 422, "validation_error", field)
 
 
 def test_nan_and_infinity_in_bodies_are_422_naming_the_field(api):
     before = _version(api)
-    for method, path, text, field in (("PUT", "/control/risk-limits", '{"max_stake": NaN}', "max_stake"),
-                                      ("PUT", "/control/risk-limits", '{"daily_loss_limit": Infinity}',
-                                       "daily_loss_limit"),
-                                      ("PUT", "/control/risk-limits", '{"min_edge": -Infinity}', "min_edge"),
-                                      ("POST", "/live/alerts/subscribe", '{"min_edge": NaN}', "min_edge")):
+    for method, path, text, field in (
+        ("PUT", "/control/risk-limits", '{"max_stake": NaN}', "max_stake"),
+        ("PUT", "/control/risk-limits", '{"daily_loss_limit": Infinity}', "daily_loss_limit"),
+        ("PUT", "/control/risk-limits", '{"min_edge": -Infinity}', "min_edge"),
+        ("POST", "/live/alerts/subscribe", '{"min_edge": NaN}', "min_edge"),
+    ):
         _json_error(*send_raw(api.url, method, path, text.encode(), AUTH), 422, "validation_error", field)
     assert _version(api) == before  # nothing was recorded
 
 
 def test_operator_bodies_are_never_coerced(api):
     before = _version(api)
-    for method, path, body, field in (("POST", "/control/kill-switch", {"engaged": 0}, "engaged"),
-                                      ("POST", "/control/kill-switch", {"engaged": 1}, "engaged"),
-                                      ("POST", "/control/kill-switch", {"engaged": "true"}, "engaged"),
-                                      ("POST", "/control/kill-switch", {"engaged": "false"}, "engaged"),
-                                      ("POST", "/control/kill-switch", {"engaged": None}, "engaged"),
-                                      ("PUT", "/control/risk-limits", {"max_open_orders": True}, "max_open_orders"),
-                                      ("PUT", "/control/risk-limits", {"max_open_orders": 2.0}, "max_open_orders"),
-                                      ("PUT", "/control/risk-limits", {"max_stake": "10"}, "max_stake"),
-                                      ("PUT", "/control/risk-limits", {"max_stake": True}, "max_stake"),
-                                      ("POST", "/control/pause", {"reason": 5}, "reason"),
-                                      ("POST", "/live/alerts/subscribe", {"min_edge": "0.1"}, "min_edge")):
+    for method, path, body, field in (
+        ("POST", "/control/kill-switch", {"engaged": 0}, "engaged"),
+        ("POST", "/control/kill-switch", {"engaged": 1}, "engaged"),
+        ("POST", "/control/kill-switch", {"engaged": "true"}, "engaged"),
+        ("POST", "/control/kill-switch", {"engaged": "false"}, "engaged"),
+        ("POST", "/control/kill-switch", {"engaged": None}, "engaged"),
+        ("PUT", "/control/risk-limits", {"max_open_orders": True}, "max_open_orders"),
+        ("PUT", "/control/risk-limits", {"max_open_orders": 2.0}, "max_open_orders"),
+        ("PUT", "/control/risk-limits", {"max_stake": "10"}, "max_stake"),
+        ("PUT", "/control/risk-limits", {"max_stake": True}, "max_stake"),
+        ("POST", "/control/pause", {"reason": 5}, "reason"),
+        ("POST", "/live/alerts/subscribe", {"min_edge": "0.1"}, "min_edge"),
+    ):
         status, err, _ = request(method, api.url + path, body, AUTH)
         assert status == 422 and err["error"] == "validation_error", (body, status, err)
         assert any(d["loc"][-1] == field for d in err["detail"]), err
@@ -98,10 +104,24 @@ def test_bodies_over_the_limit_are_refused_before_they_are_read(api):
 
 
 def test_validation_errors_are_bounded(api):
-    body = {name: "x" * 4_000 for name in ("max_stake", "max_selection_exposure", "max_market_exposure",
-                                             "max_total_exposure", "daily_loss_limit", "weekly_loss_limit",
-                                             "daily_profit_target", "min_edge", "min_confidence", "min_price",
-                                             "max_price", "max_open_orders", "max_orders_per_hour")}
+    body = {
+        name: "x" * 4_000
+        for name in (
+            "max_stake",
+            "max_selection_exposure",
+            "max_market_exposure",
+            "max_total_exposure",
+            "daily_loss_limit",
+            "weekly_loss_limit",
+            "daily_profit_target",
+            "min_edge",
+            "min_confidence",
+            "min_price",
+            "max_price",
+            "max_open_orders",
+            "max_orders_per_hour",
+        )
+    }
     status, raw, headers = send_raw(api.url, "PUT", "/control/risk-limits", json.dumps(body).encode(), AUTH)
     err = _json_error(status, raw, headers, 422, "validation_error", "max_stake")
     assert len(err["detail"]) <= 10 and len(raw) < 5000, len(raw)
@@ -127,8 +147,9 @@ def test_an_unexpected_exception_is_a_json_500_without_details(tmp_path):
     url = f"sqlite:///{tmp_path / 'live.db'}"
     migrate(url)
     db = make_engine(url)
-    app = create_app(LiveService(db, 1000.0), ServiceStatus("http://127.0.0.1:9", "http://127.0.0.1:9"),
-                     ApiConfig(run_service=False))
+    app = create_app(
+        LiveService(db, 1000.0), ServiceStatus("http://127.0.0.1:9", "http://127.0.0.1:9"), ApiConfig(run_service=False)
+    )
 
     @app.get("/boom")
     async def boom() -> dict:
@@ -147,9 +168,12 @@ def test_a_spoofed_forwarded_for_changes_neither_the_rate_limit_nor_the_audit(lo
         codes = [get(f"{api.url}/live/games/active", {"X-Forwarded-For": f"198.51.100.{i}"})[0] for i in range(6)]
         assert codes == [200] * 5 + [429]  # one client (the socket's peer), whatever it claims
         time.sleep(3.1)
-        status, state, _ = request("POST", f"{api.url}/control/pause", {"reason": "spoof"},
-                                   {**AUTH, "X-Forwarded-For": "203.0.113.9", "X-Real-IP": "203.0.113.10",
-                                    "Forwarded": "for=203.0.113.11"})
+        status, state, _ = request(
+            "POST",
+            f"{api.url}/control/pause",
+            {"reason": "spoof"},
+            {**AUTH, "X-Forwarded-For": "203.0.113.9", "X-Real-IP": "203.0.113.10", "Forwarded": "for=203.0.113.11"},
+        )
         assert status == 200 and state["controls"]["changed_by"] == "127.0.0.1"
 
 
@@ -162,8 +186,9 @@ def test_forwarded_for_is_believed_from_a_configured_proxy_only(log_copy, tmp_pa
         assert codes == [200] * 5 + [429]
         assert "198.51.100.20" in get(f"{api.url}/live/games/active", one)[1]["message"]
         assert get(f"{api.url}/live/games/active", {"X-Forwarded-For": "198.51.100.21"})[0] == 200  # another client
-        status, state, _ = request("POST", f"{api.url}/control/pause", None,
-                                   {**AUTH, "X-Forwarded-For": "198.51.100.7, 203.0.113.9, 10.1.2.3"})
+        status, state, _ = request(
+            "POST", f"{api.url}/control/pause", None, {**AUTH, "X-Forwarded-For": "198.51.100.7, 203.0.113.9, 10.1.2.3"}
+        )
         assert status == 200 and state["controls"]["changed_by"] == "203.0.113.9"  # rightmost untrusted hop
 
 

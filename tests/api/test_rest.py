@@ -39,8 +39,11 @@ def db(db_url):
 
 
 def _log(db, kind: str, match_id: str | None = None):
-    return [(i, p) for i, _, _, _, m, p in store.events_after(db, 0, kinds=[kind], limit=10**7)
-            if match_id is None or m == match_id]
+    return [
+        (i, p)
+        for i, _, _, _, m, p in store.events_after(db, 0, kinds=[kind], limit=10**7)
+        if match_id is None or m == match_id
+    ]
 
 
 def _assert_error(status, body, code, error, *fields):
@@ -66,8 +69,14 @@ def test_active_games_and_their_filters(api, db):
     status, body, _ = get(f"{api.url}/live/games/active")
     assert status == 200 and body["count"] == n and {m["match_id"] for m in body["matches"]} == started - finished
     assert all(m["status"] == "in_play" and m["score"] and m["players"][0] for m in body["matches"])
-    for query, count in (("surface=grass", n), ("surface=GRASS", n), ("surface=Clay", 0), ("tournament=wimbledon", n),
-                         ("tournament=Roland%20Garros", 0), ("tournament=Wimbledon&surface=Hard", 0)):
+    for query, count in (
+        ("surface=grass", n),
+        ("surface=GRASS", n),
+        ("surface=Clay", 0),
+        ("tournament=wimbledon", n),
+        ("tournament=Roland%20Garros", 0),
+        ("tournament=Wimbledon&surface=Hard", 0),
+    ):
         assert get(f"{api.url}/live/games/active?{query}")[1]["count"] == count, query
     _assert_error(*get(f"{api.url}/live/games/active?surface=ice")[:2], 422, "validation_error", "surface")
 
@@ -120,8 +129,7 @@ def test_value_bets_with_a_minimum_edge(api, db):
         assert all(b["edge"] >= min_edge and b["match_id"] == match_id for b in body["value_bets"])
         assert [b["id"] for b in body["value_bets"]] == sorted((b["id"] for b in body["value_bets"]), reverse=True)
     _assert_error(*get(f"{api.url}/live/value-bets/{match_id}?min_edge=-1")[:2], 422, "validation_error", "min_edge")
-    _assert_error(*get(f"{api.url}/live/value-bets/{match_id}?min_edge=lots")[:2], 422, "validation_error",
-                  "min_edge")
+    _assert_error(*get(f"{api.url}/live/value-bets/{match_id}?min_edge=lots")[:2], 422, "validation_error", "min_edge")
     _assert_error(*get(f"{api.url}/live/value-bets/nope")[:2], 404, "not_found")
     recent = get(f"{api.url}/live/value-bets?limit=5")[1]
     assert len(recent) == 5 and recent[0]["id"] == max(i for i, _ in _log(db, str(EventKind.OPPORTUNITY)))
@@ -147,16 +155,23 @@ def test_bets_pages_and_filters(api, db):
         assert b["profit"] == pytest.approx(results[b["customer_order_ref"]]["profit"])
     open_ = get(f"{api.url}/bets?state=open&limit=500")[1]
     assert open_["total"] + settled["total"] <= len(orders)
-    assert all(not b["settled"] and (b["size_matched"] > 0 or b["status"] in ("PENDING", "EXECUTABLE"))
-               for b in open_["bets"])
+    assert all(
+        not b["settled"] and (b["size_matched"] > 0 or b["status"] in ("PENDING", "EXECUTABLE")) for b in open_["bets"]
+    )
     match_id = next(iter(orders.values()))["market_id"].split("-", 1)[1]
-    for query, check in (("side=BACK", lambda b: b["side"] == "BACK"),
-                         ("source=inplay", lambda b: b["source"] == "inplay"),
-                         (f"match_id={match_id}", lambda b: b["match_id"] == match_id)):
+    for query, check in (
+        ("side=BACK", lambda b: b["side"] == "BACK"),
+        ("source=inplay", lambda b: b["source"] == "inplay"),
+        (f"match_id={match_id}", lambda b: b["match_id"] == match_id),
+    ):
         page = get(f"{api.url}/bets?limit=500&{query}")[1]
         assert page["bets"] and all(check(b) for b in page["bets"]), query
-    for query, field in (("state=maybe", "state"), ("limit=1000", "limit"), ("offset=-1", "offset"),
-                         ("side=UP", "side")):
+    for query, field in (
+        ("state=maybe", "state"),
+        ("limit=1000", "limit"),
+        ("offset=-1", "offset"),
+        ("side=UP", "side"),
+    ):
         _assert_error(*get(f"{api.url}/bets?{query}")[:2], 422, "validation_error", field)
 
 
@@ -177,21 +192,38 @@ def test_metrics_are_the_session_s_trading_figures(api, db):
 
 
 def test_value_alert_subscriptions(api):
-    status, body, _ = request("POST", f"{api.url}/live/alerts/subscribe",
-                              {"players": ["Djokovic"], "match_ids": [], "min_edge": 0.05})
+    status, body, _ = request(
+        "POST", f"{api.url}/live/alerts/subscribe", {"players": ["Djokovic"], "match_ids": [], "min_edge": 0.05}
+    )
     assert status == 201 and body["room"] == f"alert:{body['alert_id']}"
     assert body["ws_url"].startswith("ws://127.0.0.1:") and body["criteria"]["min_edge"] == 0.05
-    for bad, field in (({"min_edge": -0.1}, "min_edge"), ({"players": [""]}, "players"),
-                       ({"colour": "red"}, "colour"), ({"match_ids": "x"}, "match_ids")):
+    for bad, field in (
+        ({"min_edge": -0.1}, "min_edge"),
+        ({"players": [""]}, "players"),
+        ({"colour": "red"}, "colour"),
+        ({"match_ids": "x"}, "match_ids"),
+    ):
         _assert_error(*request("POST", f"{api.url}/live/alerts/subscribe", bad)[:2], 422, "validation_error", field)
 
 
 def test_openapi_documents_the_endpoints_and_the_websocket_protocol(api):
     status, spec, _ = get(f"{api.url}/openapi.json")
     assert status == 200
-    for path in ("/health", "/live/games/active", "/live/games/{match_id}/state", "/live/games/{match_id}/predictions",
-                 "/live/value-bets/{match_id}", "/bets", "/metrics", "/live/alerts/subscribe", "/control",
-                 "/control/pause", "/control/resume", "/control/kill-switch", "/control/risk-limits"):
+    for path in (
+        "/health",
+        "/live/games/active",
+        "/live/games/{match_id}/state",
+        "/live/games/{match_id}/predictions",
+        "/live/value-bets/{match_id}",
+        "/bets",
+        "/metrics",
+        "/live/alerts/subscribe",
+        "/control",
+        "/control/pause",
+        "/control/resume",
+        "/control/kill-switch",
+        "/control/risk-limits",
+    ):
         assert path in spec["paths"], path
     assert "subscribe" in spec["info"]["description"] and "odds_update" in spec["info"]["description"]
     assert "ErrorBody" in spec["components"]["schemas"]

@@ -26,8 +26,9 @@ def rows(log):
 
 
 def test_every_logged_score_parses_and_agrees_with_the_feed(rows):
-    points = [r["payload"] for r in rows if r["kind"] == str(EventKind.FEED_MESSAGE)
-              and r["payload"].get("kind") == "point"]
+    points = [
+        r["payload"] for r in rows if r["kind"] == str(EventKind.FEED_MESSAGE) and r["payload"].get("kind") == "point"
+    ]
     assert len(points) > 300
     for p in points:
         score = parse_score(p["score"])
@@ -38,12 +39,15 @@ def test_every_logged_score_parses_and_agrees_with_the_feed(rows):
             assert score["points"].replace("-", " - ") == p["game"]
 
 
-@pytest.mark.parametrize("text, sets, games, points, server, winner", [
-    ("0-0, 0-0, A serving", [], [0, 0], "0-0", 1, None),
-    ("6-7(4) 7-5 6-0 5-4, 40-A, B serving", [[6, 7], [7, 5], [6, 0]], [5, 4], "40-A", 2, None),
-    ("6-6, tie-break 3-2, B serving", [], [6, 6], "3-2", 2, None),
-    ("6-3 6-3 6-1 won by A", [[6, 3], [6, 3], [6, 1]], None, None, None, 1),
-])
+@pytest.mark.parametrize(
+    "text, sets, games, points, server, winner",
+    [
+        ("0-0, 0-0, A serving", [], [0, 0], "0-0", 1, None),
+        ("6-7(4) 7-5 6-0 5-4, 40-A, B serving", [[6, 7], [7, 5], [6, 0]], [5, 4], "40-A", 2, None),
+        ("6-6, tie-break 3-2, B serving", [], [6, 6], "3-2", 2, None),
+        ("6-3 6-3 6-1 won by A", [[6, 3], [6, 3], [6, 1]], None, None, None, 1),
+    ],
+)
 def test_parse_score_examples(text, sets, games, points, server, winner):
     s = parse_score(text)
     assert (s["sets"], s["games"], s["points"], s["server"], s["winner"]) == (sets, games, points, server, winner)
@@ -74,8 +78,11 @@ def test_view_of_the_session(log):
     types = {u.type for u in updates}
     assert {"game_event", "odds_update", "prediction_update", "value_bet", "bet_update", "bankroll_update"} <= types
     for u in updates:  # match updates go to the match's room and "*"; the ledger's to "ledger"
-        assert u.rooms == ((u.match_id, "*") if u.type in ("game_event", "odds_update", "prediction_update",
-                                                          "value_bet") else ("ledger",))
+        assert u.rooms == (
+            (u.match_id, "*")
+            if u.type in ("game_event", "odds_update", "prediction_update", "value_bet")
+            else ("ledger",)
+        )
     in_play = view.active()[0]
     assert 0 < in_play.probability < 1 and in_play.market_probability is not None
 
@@ -102,8 +109,13 @@ def test_a_suspended_match_says_why_until_it_resumes(rows):
     for r in rows[:50]:
         view.apply(r)
     last = rows[49]
-    suspended = {**last, "id": last["id"] + 1, "kind": str(EventKind.MATCH_SUSPENDED), "match_id": match_id,
-                 "payload": {"reason": "impossible score: 0-0 -> 40-30", "channel": "match"}}
+    suspended = {
+        **last,
+        "id": last["id"] + 1,
+        "kind": str(EventKind.MATCH_SUSPENDED),
+        "match_id": match_id,
+        "payload": {"reason": "impossible score: 0-0 -> 40-30", "channel": "match"},
+    }
     updates = view.apply(suspended)
     assert view.matches[match_id].summary()["suspended"] == "impossible score: 0-0 -> 40-30"
     assert updates and updates[0].data["event"] == "suspended"

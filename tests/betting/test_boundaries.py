@@ -28,10 +28,13 @@ def test_no_framework_imports():
 
 
 def test_importing_betting_loads_no_framework():
-    code = ("import sys, betting.paper, betting.risk, betting.staking, betting.value, betting.settlement; "
-            f"print([m for m in sys.modules if m.split('.')[0] in {FORBIDDEN!r}])")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=PACKAGE.parent).stdout.strip()
+    code = (
+        "import sys, betting.paper, betting.risk, betting.staking, betting.value, betting.settlement; "
+        f"print([m for m in sys.modules if m.split('.')[0] in {FORBIDDEN!r}])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PACKAGE.parent
+    ).stdout.strip()
     assert out == "[]"
 
 

@@ -8,8 +8,9 @@ from betting.staking import StakingConfig
 from betting.value import ValueConfig, edge
 from tests.betting.builders import market_book, runner
 
-BOOK = market_book("m1", runner("A", back=[(2.2, 500)], lay=[(2.26, 500)]),
-                   runner("B", back=[(1.8, 500)], lay=[(1.84, 500)]))
+BOOK = market_book(
+    "m1", runner("A", back=[(2.2, 500)], lay=[(2.26, 500)]), runner("B", back=[(1.8, 500)], lay=[(1.84, 500)])
+)
 
 
 def _decide(p, bankroll=1000.0, max_stake=50.0, parts=(7,)):

@@ -23,11 +23,21 @@ def test_ladder_has_350_ascending_ticks_from_1_01_to_1000():
     assert all(a < b for a, b in zip(TICKS, TICKS[1:], strict=False))
 
 
-@pytest.mark.parametrize(("low", "high", "step", "count"), [
-    (1.0, 2.0, 0.01, 100), (2.0, 3.0, 0.02, 50), (3.0, 4.0, 0.05, 20), (4.0, 6.0, 0.1, 20),
-    (6.0, 10.0, 0.2, 20), (10.0, 20.0, 0.5, 20), (20.0, 30.0, 1.0, 10), (30.0, 50.0, 2.0, 10),
-    (50.0, 100.0, 5.0, 10), (100.0, 1000.0, 10.0, 90),
-])
+@pytest.mark.parametrize(
+    ("low", "high", "step", "count"),
+    [
+        (1.0, 2.0, 0.01, 100),
+        (2.0, 3.0, 0.02, 50),
+        (3.0, 4.0, 0.05, 20),
+        (4.0, 6.0, 0.1, 20),
+        (6.0, 10.0, 0.2, 20),
+        (10.0, 20.0, 0.5, 20),
+        (20.0, 30.0, 1.0, 10),
+        (30.0, 50.0, 2.0, 10),
+        (50.0, 100.0, 5.0, 10),
+        (100.0, 1000.0, 10.0, 90),
+    ],
+)
 def test_increments_by_band(low, high, step, count):
     band = [t for t in TICKS if low < t <= high]
     assert len(band) == count
@@ -41,8 +51,9 @@ def test_valid_prices(price):
     assert TICKS[tick_index(price)] == price
 
 
-@pytest.mark.parametrize("price", [1.0, 1.005, 2.01, 2.03, 3.02, 4.05, 6.1, 10.2, 20.5, 31, 52, 105, 1010, 0, -2,
-                                   float("nan"), float("inf")])
+@pytest.mark.parametrize(
+    "price", [1.0, 1.005, 2.01, 2.03, 3.02, 4.05, 6.1, 10.2, 20.5, 31, 52, 105, 1010, 0, -2, float("nan"), float("inf")]
+)
 def test_off_ladder_prices_are_invalid_odds(price):
     assert not is_valid_price(price)
     with pytest.raises(InvalidPrice):
@@ -54,10 +65,20 @@ def test_float_noise_on_a_tick_is_still_that_tick():
     assert canonical_price(1.1 * 3) == 3.3
 
 
-@pytest.mark.parametrize(("price", "back", "lay"), [
-    (2.01, 2.0, 2.02), (1.855, 1.85, 1.86), (3.33, 3.3, 3.35), (5.55, 5.5, 5.6), (17.7, 17.5, 18.0),
-    (2.0, 2.0, 2.0), (1.0, None, 1.01), (1200.0, 1000.0, None), (999.0, 990.0, 1000.0),
-])
+@pytest.mark.parametrize(
+    ("price", "back", "lay"),
+    [
+        (2.01, 2.0, 2.02),
+        (1.855, 1.85, 1.86),
+        (3.33, 3.3, 3.35),
+        (5.55, 5.5, 5.6),
+        (17.7, 17.5, 18.0),
+        (2.0, 2.0, 2.0),
+        (1.0, None, 1.01),
+        (1200.0, 1000.0, None),
+        (999.0, 990.0, 1000.0),
+    ],
+)
 def test_round_to_tick_is_conservative_down_for_back_up_for_lay(price, back, lay):
     if back is None:
         with pytest.raises(InvalidPrice):

@@ -39,11 +39,18 @@ def test_off_ladder_price_is_rejected_as_invalid_odds():
     assert [u.kind for u in exchange.poll()] == [EventKind.ORDER_REJECTED]
 
 
-@pytest.mark.parametrize(("size", "price", "ok"), [
-    (1.00, 2.0, True), (0.99, 2.0, False),  # minimum stake 1.00
-    (0.50, 20.0, True), (0.49, 20.0, False),  # below it, a payout of at least 10 is enough
-    (1.005, 2.0, False), (0.0, 2.0, False), (-5.0, 2.0, False),  # sizes are positive whole pennies
-])
+@pytest.mark.parametrize(
+    ("size", "price", "ok"),
+    [
+        (1.00, 2.0, True),
+        (0.99, 2.0, False),  # minimum stake 1.00
+        (0.50, 20.0, True),
+        (0.49, 20.0, False),  # below it, a payout of at least 10 is enough
+        (1.005, 2.0, False),
+        (0.0, 2.0, False),
+        (-5.0, 2.0, False),  # sizes are positive whole pennies
+    ],
+)
 def test_minimum_stake_or_minimum_payout(size, price, ok):
     exchange, _ = make()
     order = exchange.place(request("r", size=size, price=price))
@@ -78,7 +85,10 @@ def test_crossing_lay_walks_up_to_its_limit_and_taken_liquidity_is_gone():
     exchange, _ = make()
     first = exchange.place(request("r1", side=Side.LAY, price=2.06, size=25.0))
     assert (first.size_matched, first.average_price_matched, first.status) == (
-        25.0, 2.06, OrderStatus.EXECUTION_COMPLETE)
+        25.0,
+        2.06,
+        OrderStatus.EXECUTION_COMPLETE,
+    )
     second = exchange.place(request("r2", side=Side.LAY, price=2.1, size=30.0))
     assert second.size_matched == 30.0  # 15 left at 2.06, then 15 at 2.1
     assert second.average_price_matched == pytest.approx((15 * 2.06 + 15 * 2.1) / 30)
@@ -91,12 +101,19 @@ def test_a_non_crossing_order_rests_unmatched():
 
 
 # --- queue position from traded volume ---------------------------------------------------------
-def queue_book(traded_at_2: float, *, waiting_at_2: float = 50.0, traded_better: float = 0.0,
-               traded_worse: float = 0.0):
-    return market_book("m1", runner(
-        "A", back=[(1.98, 100)], lay=[(2.0, waiting_at_2), (2.02, 30)],
-        traded=[(2.0, traded_at_2), (2.02, traded_better), (1.98, traded_worse)],
-    ), runner("B"))
+def queue_book(
+    traded_at_2: float, *, waiting_at_2: float = 50.0, traded_better: float = 0.0, traded_worse: float = 0.0
+):
+    return market_book(
+        "m1",
+        runner(
+            "A",
+            back=[(1.98, 100)],
+            lay=[(2.0, waiting_at_2), (2.02, 30)],
+            traded=[(2.0, traded_at_2), (2.02, traded_better), (1.98, traded_worse)],
+        ),
+        runner("B"),
+    )
 
 
 def test_resting_order_fills_only_after_the_volume_ahead_has_traded():
@@ -180,7 +197,8 @@ def test_min_fill_size_needs_fill_or_kill_and_fits_the_size():
     exchange, _ = make()
     assert exchange.place(request("r1", min_fill_size=5.0)).error_code is ExchangeError.INVALID_MIN_FILL_SIZE
     assert exchange.place(request("r2", size=5.0, fill_or_kill=True, min_fill_size=6.0)).error_code is (
-        ExchangeError.INVALID_MIN_FILL_SIZE)
+        ExchangeError.INVALID_MIN_FILL_SIZE
+    )
 
 
 # --- bet delay ---------------------------------------------------------------------------------
@@ -230,7 +248,10 @@ def test_suspension_lapses_lapse_orders_and_keeps_persist_orders():
     updates = exchange.on_market_book(in_play(status=MarketStatus.SUSPENDED))
     lapsed, kept = exchange.order("lapse"), exchange.order("persist")
     assert (lapsed.status, lapsed.size_lapsed, lapsed.lapse_reason) == (
-        OrderStatus.EXECUTION_COMPLETE, 10.0, LapseReason.MARKET_SUSPENDED)
+        OrderStatus.EXECUTION_COMPLETE,
+        10.0,
+        LapseReason.MARKET_SUSPENDED,
+    )
     assert (kept.status, kept.size_remaining) == (OrderStatus.EXECUTABLE, 10.0)
     assert [u.order.customer_order_ref for u in updates if u.kind is EventKind.ORDER_LAPSED] == ["lapse"]
 
@@ -242,7 +263,10 @@ def test_an_order_in_its_bet_delay_lapses_if_the_market_suspends():
     exchange.on_market_book(in_play(status=MarketStatus.SUSPENDED))
     order = exchange.order("r1")
     assert (order.size_matched, order.size_lapsed, order.lapse_reason) == (
-        0.0, 10.0, LapseReason.SUSPENDED_DURING_DELAY)
+        0.0,
+        10.0,
+        LapseReason.SUSPENDED_DURING_DELAY,
+    )
     assert exchange.cancel("r1") == order  # finished orders are returned unchanged
 
 
@@ -286,8 +310,9 @@ def test_duplicate_protection_survives_a_restart_from_persisted_orders():
 
     from betting.records import Order
 
-    rebuilt = PaperExchange(clock, PaperExchangeConfig(), balance=1000.0,
-                            orders=[Order.from_dict(d) for d in persisted])
+    rebuilt = PaperExchange(
+        clock, PaperExchangeConfig(), balance=1000.0, orders=[Order.from_dict(d) for d in persisted]
+    )
     rebuilt.on_market_book(queue_book(0.0, waiting_at_2=5.0))
     again = rebuilt.place(request("r1", side=Side.BACK, price=2.0, size=10.0))
     assert again.bet_id == exchange.order("r1").bet_id

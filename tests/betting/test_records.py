@@ -28,11 +28,22 @@ def roundtrip(record):
 def test_orders_fills_settlements_and_decisions_survive_json():
     order = matched("r1", side=Side.LAY, price=2.5, size=12.34)
     assert roundtrip(order).placed_at.tzinfo is not None
-    fill = Fill(fill_id="P1:0", customer_order_ref="r1", bet_id="P1", market_id="m1", selection="A", side=Side.LAY,
-                price=2.5, size=12.34, matched_at=T0, crossed=True)
+    fill = Fill(
+        fill_id="P1:0",
+        customer_order_ref="r1",
+        bet_id="P1",
+        market_id="m1",
+        selection="A",
+        side=Side.LAY,
+        price=2.5,
+        size=12.34,
+        matched_at=T0,
+        crossed=True,
+    )
     roundtrip(fill)
-    s = settle_market("m1", [order], MatchResult.from_score("B", "6-1 6-1"), commission=0.05, bankroll=100.0,
-                      settled_at=T0)
+    s = settle_market(
+        "m1", [order], MatchResult.from_score("B", "6-1 6-1"), commission=0.05, bankroll=100.0, settled_at=T0
+    )
     assert isinstance(roundtrip(s), Settlement) and roundtrip(s).bets[0].side is Side.LAY
     roundtrip(RiskDecision("r1", False, RejectReason.ORDER_RATE, "too many"))
     roundtrip(OrderUpdate(kind=EventKind.ORDER_FILLED, order=order, at=T0, fill=fill))
@@ -41,8 +52,12 @@ def test_orders_fills_settlements_and_decisions_survive_json():
 
 
 def test_market_books_survive_json_and_sort_their_levels():
-    book = market_book("m1", runner("A", back=[(1.9, 5), (2.0, 3)], lay=[(2.1, 1), (2.02, 2)], traded=[(2.0, 9)]),
-                       status=MarketStatus.SUSPENDED, in_play=True)
+    book = market_book(
+        "m1",
+        runner("A", back=[(1.9, 5), (2.0, 3)], lay=[(2.1, 1), (2.02, 2)], traded=[(2.0, 9)]),
+        status=MarketStatus.SUSPENDED,
+        in_play=True,
+    )
     assert [lv.price for lv in book.runner("A").available_to_back] == [2.0, 1.9]
     assert [lv.price for lv in book.runner("A").available_to_lay] == [2.02, 2.1]
     assert roundtrip(book) == book and isinstance(book, MarketBook)
@@ -63,5 +78,16 @@ def test_client_reference_is_deterministic_and_fits_betfair():
 
 def test_event_kinds_cover_the_message_flow():
     names = {k.name for k in EventKind}
-    assert {"FEED_MESSAGE", "QUARANTINED", "PREDICTION", "OPPORTUNITY", "ORDER_REJECTED", "ORDER_PLACED",
-            "ORDER_FILLED", "ORDER_CANCELLED", "MARKET_SUSPENDED", "MATCH_FINISHED", "BET_SETTLED"} <= names
+    assert {
+        "FEED_MESSAGE",
+        "QUARANTINED",
+        "PREDICTION",
+        "OPPORTUNITY",
+        "ORDER_REJECTED",
+        "ORDER_PLACED",
+        "ORDER_FILLED",
+        "ORDER_CANCELLED",
+        "MARKET_SUSPENDED",
+        "MATCH_FINISHED",
+        "BET_SETTLED",
+    } <= names

@@ -10,9 +10,20 @@ from betting.risk import RejectReason, RiskBook, RiskLimits, check
 from tests.betting.builders import T0, matched, request, resting, settlement
 
 LOOSE = RiskLimits(
-    max_stake=1000.0, max_selection_exposure=1000.0, max_market_exposure=1000.0, max_total_exposure=1000.0,
-    daily_loss_limit=1000.0, weekly_loss_limit=1000.0, daily_profit_target=None, min_edge=0.0, min_confidence=0.0,
-    min_price=1.01, max_price=1000.0, max_open_orders=100, max_orders_per_hour=1000, bankroll_floor=0.0,
+    max_stake=1000.0,
+    max_selection_exposure=1000.0,
+    max_market_exposure=1000.0,
+    max_total_exposure=1000.0,
+    daily_loss_limit=1000.0,
+    weekly_loss_limit=1000.0,
+    daily_profit_target=None,
+    min_edge=0.0,
+    min_confidence=0.0,
+    min_price=1.01,
+    max_price=1000.0,
+    max_open_orders=100,
+    max_orders_per_hour=1000,
+    bankroll_floor=0.0,
 )
 """Nothing binds; each test tightens one limit."""
 
@@ -48,7 +59,8 @@ def test_selection_exposure_of_a_lay_is_its_liability():
     limits = replace(LOOSE, max_selection_exposure=100.0)
     assert verdict(limits, book_with(), request("r", side=Side.LAY, price=5.0, size=25.0)) == "ok"  # 4 x 25 = 100
     assert verdict(limits, book_with(), request("r", side=Side.LAY, price=5.0, size=25.01)) is (
-        RejectReason.SELECTION_EXPOSURE)
+        RejectReason.SELECTION_EXPOSURE
+    )
 
 
 def test_max_market_exposure():
@@ -57,7 +69,8 @@ def test_max_market_exposure():
     # laying B adds to the loss when B wins; B's own exposure (50) stays under its limit
     assert verdict(limits, book, request("r", selection="B", side=Side.LAY, price=2.0, size=50.0)) == "ok"
     assert verdict(limits, book, request("r", selection="B", side=Side.LAY, price=2.0, size=50.01)) is (
-        RejectReason.MARKET_EXPOSURE)
+        RejectReason.MARKET_EXPOSURE
+    )
 
 
 def test_max_total_exposure():
@@ -138,11 +151,13 @@ def test_price_bounds(price, ok):
 
 def test_max_open_orders():
     limits = replace(LOOSE, max_open_orders=3)
-    two = book_with(resting("x1", price=3.0, size=2.0), resting("x2", price=3.0, size=2.0),
-                    matched("done", size=2.0))  # matched orders are not open
+    two = book_with(
+        resting("x1", price=3.0, size=2.0), resting("x2", price=3.0, size=2.0), matched("done", size=2.0)
+    )  # matched orders are not open
     assert verdict(limits, two, request("r")) == "ok"
-    three = book_with(resting("x1", price=3.0, size=2.0), resting("x2", price=3.0, size=2.0),
-                      resting("x3", price=3.0, size=2.0))
+    three = book_with(
+        resting("x1", price=3.0, size=2.0), resting("x2", price=3.0, size=2.0), resting("x3", price=3.0, size=2.0)
+    )
     assert verdict(limits, three, request("r")) is RejectReason.TOO_MANY_OPEN_ORDERS
 
 
@@ -169,7 +184,8 @@ def test_nothing_is_accepted_below_the_bankroll_floor_not_even_a_hedge():
     position = matched("x", side=Side.BACK, price=2.0, size=10.0)
     assert verdict(limits, book_with(position, bankroll=900.0), request("h", side=Side.LAY, size=10.0)) == "ok"
     assert verdict(limits, book_with(position, bankroll=899.99), request("h", side=Side.LAY, size=10.0)) is (
-        RejectReason.BANKROLL_FLOOR)
+        RejectReason.BANKROLL_FLOOR
+    )
 
 
 def test_kill_switch_rejects_everything():
@@ -180,8 +196,16 @@ def test_kill_switch_rejects_everything():
 
 
 def test_a_hedge_is_allowed_at_the_exposure_limits_and_after_a_stop():
-    limits = replace(LOOSE, max_selection_exposure=100.0, max_market_exposure=100.0, max_total_exposure=100.0,
-                     daily_loss_limit=50.0, min_edge=0.05, min_price=1.5, max_price=3.0)
+    limits = replace(
+        LOOSE,
+        max_selection_exposure=100.0,
+        max_market_exposure=100.0,
+        max_total_exposure=100.0,
+        daily_loss_limit=50.0,
+        min_edge=0.05,
+        min_price=1.5,
+        max_price=3.0,
+    )
     book = book_with(matched("x", side=Side.BACK, price=2.0, size=100.0))
     book.record_settlement(settlement("old", -60.0, T0))  # the daily stop is on
     hedge = request("h", side=Side.LAY, price=1.4, size=100.0, edge=None, confidence=None)  # locks in a profit

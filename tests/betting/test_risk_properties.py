@@ -67,8 +67,15 @@ DEPTHS = [0.0, 2.0, 5.0, 13.0, 50.0]
 TRADES = [0.0, 3.0, 10.0, 40.0]
 STATUSES = [MarketStatus.OPEN] * 4 + [MarketStatus.SUSPENDED]
 WAITS = [0.5, 1.0, 2.5, 60.0, 900.0, 3600.0, 6 * 3600.0, 86400.0, 7 * 86400.0]
-RESULTS = [("A", "6-4 6-4"), ("B", "6-4 6-4"), ("A", "6-3 7-5"), ("B", "7-6(3) 6-2"), ("A", "6-4 1-0 RET"),
-           ("B", "3-1 RET"), (None, "W/O")]
+RESULTS = [
+    ("A", "6-4 6-4"),
+    ("B", "6-4 6-4"),
+    ("A", "6-3 7-5"),
+    ("B", "7-6(3) 6-2"),
+    ("A", "6-4 1-0 RET"),
+    ("B", "3-1 RET"),
+    (None, "W/O"),
+]
 
 
 def penny(amount: Decimal) -> Decimal:
@@ -86,8 +93,9 @@ class Session:
         self.limits = limits
         self.note = note
         self.clock = ManualClock(T0)
-        self.exchange = PaperExchange(self.clock, PaperExchangeConfig(in_play_delay_seconds=2.0, min_payout=None),
-                                      balance=BANKROLL)
+        self.exchange = PaperExchange(
+            self.clock, PaperExchangeConfig(in_play_delay_seconds=2.0, min_payout=None), balance=BANKROLL
+        )
         self.book = RiskBook(BANKROLL)
         self.serial = itertools.count()
         self.in_play: dict[str, bool] = {}
@@ -127,8 +135,13 @@ class Session:
             back = [(TICKS[mid - i], d) for i, d in enumerate(depth)]
             lay = [(TICKS[mid + spread + i], d) for i, d in enumerate(depth)]
             runners.append(runner(selection, back=back, lay=lay, traded=self.traded[market_id][selection].items()))
-        return MarketBook(market_id=market_id, publish_time=self.clock.now(), status=status,
-                          in_play=self.in_play[market_id], runners=tuple(runners))
+        return MarketBook(
+            market_id=market_id,
+            publish_time=self.clock.now(),
+            status=status,
+            in_play=self.in_play[market_id],
+            runners=tuple(runners),
+        )
 
     # --- independent worst case --------------------------------------------------------------
     def order_profit(self, order: Order, winner: str, full: bool) -> Decimal:
@@ -165,9 +178,16 @@ class Session:
         now = self.clock.now()
         market_id = self.markets[which]
         request = OrderRequest(
-            customer_order_ref=f"o{next(self.serial)}", market_id=market_id, selection=selection, side=side,
+            customer_order_ref=f"o{next(self.serial)}",
+            market_id=market_id,
+            selection=selection,
+            side=side,
             price=TICKS[self.mids[market_id][selection] + offset],  # near the market: crosses or joins a queue
-            size=size, persistence=persistence, fill_or_kill=fill_or_kill, edge=edge, confidence=confidence,
+            size=size,
+            persistence=persistence,
+            fill_or_kill=fill_or_kill,
+            edge=edge,
+            confidence=confidence,
         )
         live_before = sum(1 for o in self.exchange.orders() if o.is_live)
         decision = check(request, self.book, now, self.limits)
@@ -185,8 +205,9 @@ class Session:
         self.exchange.place(request)
         self.sync(self.exchange.poll())
 
-    def market_update(self, which, mid_a, mid_b, spread, depth, trade_selection, trade_offset, trade_size, status,
-                      turn_in_play) -> None:
+    def market_update(
+        self, which, mid_a, mid_b, spread, depth, trade_selection, trade_offset, trade_size, status, turn_in_play
+    ) -> None:
         market_id = self.markets[which]
         self.mids[market_id] = {"A": mid_a, "B": mid_b}
         if trade_size:
@@ -217,8 +238,10 @@ class Session:
         assert -net <= market_before, "a settled market lost more than its exposure"
 
         now = self.clock.now()
-        for key, limit in (((trading_day(now), "day"), self.limits.daily_loss_limit),
-                           ((trading_week(now), "week"), self.limits.weekly_loss_limit)):
+        for key, limit in (
+            ((trading_day(now), "day"), self.limits.daily_loss_limit),
+            ((trading_week(now), "week"), self.limits.weekly_loss_limit),
+        ):
             period = self.periods.setdefault(key, {"pnl": Decimal(0), "exposure_at_stop": None, "target": False})
             period["pnl"] += net
             target_profit = self.limits.daily_profit_target
@@ -229,7 +252,8 @@ class Session:
                 self.note(f"{key[1]} stop-loss reached")
             allowance = period["exposure_at_stop"] if period["exposure_at_stop"] is not None else Decimal(0)
             assert -period["pnl"] <= dec(limit) + allowance, (
-                f"{key[1]} realised loss {-period['pnl']} exceeds limit {limit} + exposure at the stop {allowance}")
+                f"{key[1]} realised loss {-period['pnl']} exceeds limit {limit} + exposure at the stop {allowance}"
+            )
             if -period["pnl"] > dec(limit):
                 self.note(f"{key[1]} loss beyond its limit, within the exposure committed before the stop")
             self.worst_loss_ratio = max(self.worst_loss_ratio, float(-period["pnl"]) / limit)
@@ -273,17 +297,32 @@ class TradingSession(RuleBasedStateMachine):
     def start(self, limits) -> None:
         self.session = Session(RiskLimits(**limits), note=event)
 
-    @rule(which=st.integers(0, 1), selection=st.sampled_from(RUNNERS), side=st.sampled_from(Side),
-          offset=st.integers(-4, 4), size=st.sampled_from(SIZES), persistence=st.sampled_from(Persistence),
-          fill_or_kill=st.sampled_from([False, False, False, True]), edge=st.sampled_from(EDGES),
-          confidence=st.sampled_from(CONFIDENCES))
+    @rule(
+        which=st.integers(0, 1),
+        selection=st.sampled_from(RUNNERS),
+        side=st.sampled_from(Side),
+        offset=st.integers(-4, 4),
+        size=st.sampled_from(SIZES),
+        persistence=st.sampled_from(Persistence),
+        fill_or_kill=st.sampled_from([False, False, False, True]),
+        edge=st.sampled_from(EDGES),
+        confidence=st.sampled_from(CONFIDENCES),
+    )
     def place(self, **kw) -> None:
         self.session.place(**kw)
 
-    @rule(which=st.integers(0, 1), mid_a=st.integers(60, 150), mid_b=st.integers(60, 150), spread=st.integers(1, 3),
-          depth=st.tuples(*[st.sampled_from(DEPTHS)] * 3), trade_selection=st.sampled_from(RUNNERS),
-          trade_offset=st.integers(-3, 3), trade_size=st.sampled_from(TRADES), status=st.sampled_from(STATUSES),
-          turn_in_play=st.booleans())
+    @rule(
+        which=st.integers(0, 1),
+        mid_a=st.integers(60, 150),
+        mid_b=st.integers(60, 150),
+        spread=st.integers(1, 3),
+        depth=st.tuples(*[st.sampled_from(DEPTHS)] * 3),
+        trade_selection=st.sampled_from(RUNNERS),
+        trade_offset=st.integers(-3, 3),
+        trade_size=st.sampled_from(TRADES),
+        status=st.sampled_from(STATUSES),
+        turn_in_play=st.booleans(),
+    )
     def market_update(self, **kw) -> None:
         self.session.market_update(**kw)
 
@@ -314,7 +353,10 @@ class TradingSession(RuleBasedStateMachine):
 
 
 TradingSession.TestCase.settings = settings(
-    max_examples=150, stateful_step_count=50, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+    max_examples=150,
+    stateful_step_count=50,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
 )
 test_risk_guarantees_hold_on_hypothesis_sessions = TradingSession.TestCase
 
@@ -325,13 +367,30 @@ def random_session(rng: random.Random, note: Callable[[str], None], steps: int =
     for _ in range(steps):
         action = rng.choice(["place", "place", "place", "update", "update", "wait", "cancel", "settle", "kill"])
         if action == "place":
-            session.place(rng.randint(0, 1), rng.choice(RUNNERS), rng.choice(list(Side)), rng.randint(-4, 4),
-                          rng.choice(SIZES), rng.choice(list(Persistence)), rng.random() < 0.25, rng.choice(EDGES),
-                          rng.choice(CONFIDENCES))
+            session.place(
+                rng.randint(0, 1),
+                rng.choice(RUNNERS),
+                rng.choice(list(Side)),
+                rng.randint(-4, 4),
+                rng.choice(SIZES),
+                rng.choice(list(Persistence)),
+                rng.random() < 0.25,
+                rng.choice(EDGES),
+                rng.choice(CONFIDENCES),
+            )
         elif action == "update":
-            session.market_update(rng.randint(0, 1), rng.randint(60, 150), rng.randint(60, 150), rng.randint(1, 3),
-                                  tuple(rng.choice(DEPTHS) for _ in range(3)), rng.choice(RUNNERS),
-                                  rng.randint(-3, 3), rng.choice(TRADES), rng.choice(STATUSES), rng.random() < 0.2)
+            session.market_update(
+                rng.randint(0, 1),
+                rng.randint(60, 150),
+                rng.randint(60, 150),
+                rng.randint(1, 3),
+                tuple(rng.choice(DEPTHS) for _ in range(3)),
+                rng.choice(RUNNERS),
+                rng.randint(-3, 3),
+                rng.choice(TRADES),
+                rng.choice(STATUSES),
+                rng.random() < 0.2,
+            )
         elif action == "wait":
             session.wait(rng.choice(WAITS))
         elif action == "cancel":
@@ -348,13 +407,28 @@ def test_risk_guarantees_hold_on_seeded_sessions_that_reach_every_limit():
     for seed in range(150):
         random_session(random.Random(seed), lambda label: notes.update([label]))
     reached = {
-        "rejected KILL_SWITCH", "rejected BANKROLL_FLOOR", "rejected STAKE_ABOVE_MAX", "rejected TOO_MANY_OPEN_ORDERS",
-        "rejected ORDER_RATE", "rejected PRICE_OUT_OF_BOUNDS", "rejected EDGE_BELOW_MIN",
-        "rejected CONFIDENCE_BELOW_MIN", "rejected DAILY_LOSS_LIMIT", "rejected WEEKLY_LOSS_LIMIT",
-        "rejected DAILY_PROFIT_TARGET", "rejected SELECTION_EXPOSURE", "rejected MARKET_EXPOSURE",
-        "rejected TOTAL_EXPOSURE", "approved: adds no risk (hedge or no change in any exposure)",
-        "fill crossed", "fill from the queue", "settled: loss", "settled: win", "day stop-loss reached",
-        "week stop-loss reached", "day loss beyond its limit, within the exposure committed before the stop",
+        "rejected KILL_SWITCH",
+        "rejected BANKROLL_FLOOR",
+        "rejected STAKE_ABOVE_MAX",
+        "rejected TOO_MANY_OPEN_ORDERS",
+        "rejected ORDER_RATE",
+        "rejected PRICE_OUT_OF_BOUNDS",
+        "rejected EDGE_BELOW_MIN",
+        "rejected CONFIDENCE_BELOW_MIN",
+        "rejected DAILY_LOSS_LIMIT",
+        "rejected WEEKLY_LOSS_LIMIT",
+        "rejected DAILY_PROFIT_TARGET",
+        "rejected SELECTION_EXPOSURE",
+        "rejected MARKET_EXPOSURE",
+        "rejected TOTAL_EXPOSURE",
+        "approved: adds no risk (hedge or no change in any exposure)",
+        "fill crossed",
+        "fill from the queue",
+        "settled: loss",
+        "settled: win",
+        "day stop-loss reached",
+        "week stop-loss reached",
+        "day loss beyond its limit, within the exposure committed before the stop",
         "exposure checked after a stop",
     }
     assert not reached - set(notes), f"never reached: {sorted(reached - set(notes))}"

@@ -108,18 +108,28 @@ def test_detect_value_lays_when_the_market_overrates_the_selection():
     found = detect_value("m1", "A", 0.40, back_price=2.1, lay_price=2.2, config=config)
     assert [(o.side, o.price) for o in found] == [(Side.LAY, 2.2)]
     assert found[0].edge == pytest.approx(0.075)
-    assert detect_value("m1", "A", 0.40, back_price=2.1, lay_price=2.2,
-                        config=ValueConfig(min_edge=0.05, allow_lay=False)) == ()
+    assert (
+        detect_value("m1", "A", 0.40, back_price=2.1, lay_price=2.2, config=ValueConfig(min_edge=0.05, allow_lay=False))
+        == ()
+    )
 
 
 def test_detect_value_thresholds_on_edge_and_confidence():
     just = edge(Side.BACK, 0.55, 2.0, 0.05)
     assert detect_value("m", "A", 0.55, back_price=2.0, lay_price=None, config=ValueConfig(min_edge=just - 1e-9))
     assert not detect_value("m", "A", 0.55, back_price=2.0, lay_price=None, config=ValueConfig(min_edge=just + 1e-9))
-    assert not detect_value("m", "A", 0.55, back_price=2.0, lay_price=None,
-                            config=ValueConfig(min_edge=0.0, min_confidence=0.56))
-    assert detect_value("m", "A", 0.55, back_price=2.0, lay_price=None,
-                        config=ValueConfig(min_edge=0.0, min_confidence=0.5), confidence=0.9)
+    assert not detect_value(
+        "m", "A", 0.55, back_price=2.0, lay_price=None, config=ValueConfig(min_edge=0.0, min_confidence=0.56)
+    )
+    assert detect_value(
+        "m",
+        "A",
+        0.55,
+        back_price=2.0,
+        lay_price=None,
+        config=ValueConfig(min_edge=0.0, min_confidence=0.5),
+        confidence=0.9,
+    )
 
 
 def test_detect_value_rounds_off_ladder_market_prices_conservatively():
@@ -134,4 +144,9 @@ def test_opportunity_becomes_an_order_request_with_its_risk_context():
     opp = detect_value("m", "A", 0.65, back_price=1.85, lay_price=None, config=ValueConfig())[0]
     request = opp.to_order_request(market_id="mkt", size=10.0, customer_order_ref="r1")
     assert (request.price, request.side, request.size, request.edge, request.confidence) == (
-        1.85, Side.BACK, 10.0, opp.edge, opp.confidence)
+        1.85,
+        Side.BACK,
+        10.0,
+        opp.edge,
+        opp.confidence,
+    )

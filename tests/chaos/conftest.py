@@ -22,7 +22,6 @@ def figures(request):
     return entry
 
 
-
 SECURITY_TESTS = {
     "tests/ops/test_exposure.py": "every listener on 127.0.0.1 by default; exposure refused until protected",
     "tests/ops/test_mlflow_auth.py": "MLflow writes refused without credentials (401) and for the reader (403)",
@@ -51,7 +50,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     security = _security_results(tr)
     if security:
         FIGURES["security checks (tests passed / failed)"] = {
-            f"{SECURITY_TESTS[p]}": f"{ok} / {bad}" for p, (ok, bad) in sorted(security.items())}
+            f"{SECURITY_TESTS[p]}": f"{ok} / {bad}" for p, (ok, bad) in sorted(security.items())
+        }
     if not FIGURES:
         return
     tr.section("fault suite figures")

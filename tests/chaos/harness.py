@@ -160,6 +160,7 @@ class TcpProxy:
 
     def cut(self) -> int:
         """Abort every open connection (both sides), as a network failure would."""
+
         async def cut() -> int:
             victims, self.pairs = self.pairs, set()
             for pair in victims:
@@ -199,13 +200,27 @@ class EngineProcess:
     """Exit codes of runs that ended on their own (a crash would show here)."""
 
     def start(self) -> None:
-        env = {**os.environ, "COURTSIDE_HOME": str(self.home), "COURTSIDE_DATABASE_URL": self.database_url,
-               "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            "COURTSIDE_HOME": str(self.home),
+            "COURTSIDE_DATABASE_URL": self.database_url,
+            "PYTHONUNBUFFERED": "1",
+        }
         log = (self.home / "engine.log").open("ab")
-        args = [sys.executable, "-m", "serving.engine", "--feed-url", self.feed_url, "--prediction-url",
-                self.prediction_url, "--report-s", "5"] + (["--deterministic"] if self.deterministic else [])
-        self.proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        args = [
+            sys.executable,
+            "-m",
+            "serving.engine",
+            "--feed-url",
+            self.feed_url,
+            "--prediction-url",
+            self.prediction_url,
+            "--report-s",
+            "5",
+        ] + (["--deterministic"] if self.deterministic else [])
+        self.proc = subprocess.Popen(
+            args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         self.starts += 1
 
     def alive(self) -> bool:
@@ -250,16 +265,23 @@ def cursors(db) -> dict[str, int]:
         return {c: s for c, s in conn.execute(text("select channel, last_seq from feed_cursors"))}
 
 
-def wait_until(what: str, check: Callable[[], bool], timeout: float, every: float = 0.2,
-               alive: Callable[[], bool] | None = None, log: Callable[[], str] | None = None) -> float:
+def wait_until(
+    what: str,
+    check: Callable[[], bool],
+    timeout: float,
+    every: float = 0.2,
+    alive: Callable[[], bool] | None = None,
+    log: Callable[[], str] | None = None,
+) -> float:
     """Seconds it took; fails with ``what`` (and the log) on a timeout or a dead process."""
     start = time.monotonic()
     while not check():
         if alive is not None and not alive():
             raise AssertionError(f"the engine died while waiting for {what}:\n{log() if log else ''}")
         if time.monotonic() - start > timeout:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (a stall?)\n"
-                                 f"{log() if log else ''}")
+            raise AssertionError(
+                f"timed out after {timeout:.0f} s waiting for {what} (a stall?)\n{log() if log else ''}"
+            )
         time.sleep(every)
     return time.monotonic() - start
 
@@ -267,22 +289,37 @@ def wait_until(what: str, check: Callable[[], bool], timeout: float, every: floa
 def orders(db) -> list[tuple]:
     """The ledger's orders, every column that matters, by reference."""
     with db.connect() as conn:
-        return [tuple(r) for r in conn.execute(text(
-            "select customer_order_ref, match_id, source, status, size_matched, payload from orders "
-            "order by customer_order_ref"))]
+        return [
+            tuple(r)
+            for r in conn.execute(
+                text(
+                    "select customer_order_ref, match_id, source, status, size_matched, payload from orders "
+                    "order by customer_order_ref"
+                )
+            )
+        ]
 
 
 def events(db, kind: str) -> list[tuple[int, str | None, int | None, str | None, dict]]:
     """(id, feed, seq, match_id, payload) of the log entries of one kind, in log order."""
     with db.connect() as conn:
-        return [(i, f, s, m, json.loads(p)) for i, f, s, m, p in conn.execute(text(
-            "select id, feed, seq, match_id, payload from live_events where kind = :k order by id"), {"k": kind})]
+        return [
+            (i, f, s, m, json.loads(p))
+            for i, f, s, m, p in conn.execute(
+                text("select id, feed, seq, match_id, payload from live_events where kind = :k order by id"),
+                {"k": kind},
+            )
+        ]
 
 
 def quarantined(db) -> list[tuple[str, int, str]]:
     with db.connect() as conn:
-        return [tuple(r) for r in conn.execute(text(
-            "select location, line, reason from quarantine where stage = 'live' order by id"))]
+        return [
+            tuple(r)
+            for r in conn.execute(
+                text("select location, line, reason from quarantine where stage = 'live' order by id")
+            )
+        ]
 
 
 def engine(url: str):

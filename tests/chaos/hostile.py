@@ -55,13 +55,25 @@ def _number(raw: str, field: str, literal: str) -> str:
     return json.dumps(data).replace(f'"{marker}"', literal, 1)
 
 
-def make_bad(category: str, channel: str, position: int, template: str, previous: str | None,
-             rng: random.Random, other_key: str) -> str | bytes:
+def make_bad(
+    category: str, channel: str, position: int, template: str, previous: str | None, rng: random.Random, other_key: str
+) -> str | bytes:
     """One malformed frame of ``category`` at ``position``, built from the channel's latest real frame."""
     own = _with_seq(template, position)
     if category == "not_json":
-        return rng.choice(["not json at all {", "{\"type\": \"event\", \"seq\": ", "]]]", "", "null", "42",
-                           "\"a string\"", "{\"type\": \"event\"}", "[1, 2, 3]"])
+        return rng.choice(
+            [
+                "not json at all {",
+                '{"type": "event", "seq": ',
+                "]]]",
+                "",
+                "null",
+                "42",
+                '"a string"',
+                '{"type": "event"}',
+                "[1, 2, 3]",
+            ]
+        )
     if category == "binary":
         return rng.randbytes(rng.randint(1, 2048))
     if category == "truncated":
@@ -69,8 +81,9 @@ def make_bad(category: str, channel: str, position: int, template: str, previous
     if category == "deep_json":
         return "[" * 50_000 + "]" * 50_000
     if category == "huge":
-        return json.dumps({"type": "event", "feed": "live", "channel": channel, "seq": position,
-                           "padding": "x" * (1 << 20)})
+        return json.dumps(
+            {"type": "event", "feed": "live", "channel": channel, "seq": position, "padding": "x" * (1 << 20)}
+        )
     if category == "wrong_types":
         data = json.loads(own)
         choice = rng.randrange(5)
@@ -106,8 +119,10 @@ def make_bad(category: str, channel: str, position: int, template: str, previous
         return _replace(own, ["data", "event_final_result"], "3 - 3")
     if category == "impossible_score":
         data = json.loads(own)
-        data["data"]["scores"] = [{"score_first": 5, "score_second": 4, "score_set": 1},
-                                  {"score_first": 0, "score_second": 0, "score_set": 2}]
+        data["data"]["scores"] = [
+            {"score_first": 5, "score_second": 4, "score_set": 1},
+            {"score_first": 0, "score_second": 0, "score_set": 2},
+        ]
         data["data"]["event_final_result"] = "1 - 0"
         data["data"]["kind"] = "point"
         data["data"]["event_winner"] = None
@@ -123,8 +138,11 @@ def make_bad(category: str, channel: str, position: int, template: str, previous
         return json.dumps(data)
     # --- the market channel ---
     if category == "sizes":
-        return _number(own, rng.choice(["back_size", "lay_size", "traded_volume"]), rng.choice(
-            ["Infinity", "1e400", "NaN", "1e12"]))
+        return _number(
+            own,
+            rng.choice(["back_size", "lay_size", "traded_volume"]),
+            rng.choice(["Infinity", "1e400", "NaN", "1e12"]),
+        )
     if category == "price_off_ladder":
         data = json.loads(own)
         data["data"]["runners"][0]["back_price"] = rng.choice([1.011, 0.5, 1e308, 1001])
@@ -136,11 +154,22 @@ def make_bad(category: str, channel: str, position: int, template: str, previous
     raise ValueError(category)
 
 
-COMMON = ("not_json", "binary", "truncated", "wrong_types", "non_finite", "unknown_field", "repeat", "future_seq",
-          "future_pair", "error_midstream", "leap")
+COMMON = (
+    "not_json",
+    "binary",
+    "truncated",
+    "wrong_types",
+    "non_finite",
+    "unknown_field",
+    "repeat",
+    "future_seq",
+    "future_pair",
+    "error_midstream",
+    "leap",
+)
 BY_CHANNEL = {
-    "match": COMMON + ("season", "advantage_both", "final_result", "impossible_score", "unknown_match",
-                       "other_players"),
+    "match": COMMON
+    + ("season", "advantage_both", "final_result", "impossible_score", "unknown_match", "other_players"),
     "market": COMMON + ("sizes", "price_off_ladder", "junk_market"),
 }
 RARE = {"huge": 20, "deep_json": 20}

@@ -45,10 +45,21 @@ def _replay(tmp_path, name, frames, prediction_service, *, rate, cuts=0):
             while time.monotonic() < target:
                 time.sleep(0.01)
             proxy.cut()
-            wait_until("the engine to reconnect both channels", both, timeout=60, alive=proc.alive,
-                       log=proc.log_tail, every=0.01)
-        wait_until("the engine to handle every frame", lambda: cursors(db) == totals, timeout=600,
-                   alive=proc.alive, log=proc.log_tail)
+            wait_until(
+                "the engine to reconnect both channels",
+                both,
+                timeout=60,
+                alive=proc.alive,
+                log=proc.log_tail,
+                every=0.01,
+            )
+        wait_until(
+            "the engine to handle every frame",
+            lambda: cursors(db) == totals,
+            timeout=600,
+            alive=proc.alive,
+            log=proc.log_tail,
+        )
         seconds = time.monotonic() - start
     finally:
         proc.stop()
@@ -67,8 +78,9 @@ def test_cut_connections_lose_nothing_and_change_no_order(tmp_path, prediction_s
 
     assert proxy.cuts == cuts and proxy.connections >= 2 * (cuts + 1)
     for db in (calm, cut):
-        seqs = [s for _, _, s, _, _ in events(db, "FEED_MESSAGE")] + [s for _, _, s, _, _ in
-                                                                      events(db, "MATCH_FINISHED")]
+        seqs = [s for _, _, s, _, _ in events(db, "FEED_MESSAGE")] + [
+            s for _, _, s, _, _ in events(db, "MATCH_FINISHED")
+        ]
         assert len(seqs) == len(set(seqs)) == sum(1 for f in frames if f.channel == "match"), "lost or twice"
         market = [s for _, _, s, _, _ in events(db, "MARKET_UPDATE") + events(db, "MARKET_SUSPENDED")]
         assert len(market) == len(set(market)) == sum(1 for f in frames if f.channel == "market")
@@ -77,13 +89,15 @@ def test_cut_connections_lose_nothing_and_change_no_order(tmp_path, prediction_s
     assert calm_orders, "the replay placed no order: nothing was compared"
     assert cut_orders == calm_orders  # byte for byte
 
-    figures.update({
-        "matches replayed": matches,
-        "frames": len(frames),
-        "forced disconnects (both directions cut)": proxy.cuts,
-        "connections made by the engine": proxy.connections,
-        "feed events lost / handled twice": "0 / 0",
-        "orders, undisturbed run": len(calm_orders),
-        "orders equal to the undisturbed run (byte for byte)": "yes",
-        "seconds, undisturbed / with cuts": f"{calm_s:.1f} / {cut_s:.1f}",
-    })
+    figures.update(
+        {
+            "matches replayed": matches,
+            "frames": len(frames),
+            "forced disconnects (both directions cut)": proxy.cuts,
+            "connections made by the engine": proxy.connections,
+            "feed events lost / handled twice": "0 / 0",
+            "orders, undisturbed run": len(calm_orders),
+            "orders equal to the undisturbed run (byte for byte)": "yes",
+            "seconds, undisturbed / with cuts": f"{calm_s:.1f} / {cut_s:.1f}",
+        }
+    )

@@ -38,8 +38,13 @@ def test_a_hostile_feed_cannot_stop_stall_or_fool_the_engine(tmp_path, predictio
         start = time.monotonic()
         feed.start_publishing()
         totals = feed.counts()
-        wait_until("the engine to handle every frame", lambda: cursors(db) == totals, timeout=600,
-                   alive=proc.alive, log=proc.log_tail)
+        wait_until(
+            "the engine to handle every frame",
+            lambda: cursors(db) == totals,
+            timeout=600,
+            alive=proc.alive,
+            log=proc.log_tail,
+        )
         seconds = time.monotonic() - start
         assert proc.alive(), proc.log_tail()
     finally:
@@ -70,18 +75,20 @@ def test_a_hostile_feed_cannot_stop_stall_or_fool_the_engine(tmp_path, predictio
     assert not [t for t in triggers if t in bad_positions], "an order caused by a bad frame"
 
     by_category = Counter(bad_positions.values())
-    figures.update({
-        "matches replayed (real Grand Slam point logs)": matches,
-        "real frames": sum(valid.values()),
-        "malformed frames sent": len(bad_positions),
-        "malformed categories": len(by_category),
-        "engine process exits during the run / stalls": "0 / 0",
-        "bad frames quarantined exactly once, with a reason": f"{len(bad_positions) - len(missing)}"
-                                                              f"/{len(bad_positions)}",
-        "real frames handled / quarantined": f"{sum(valid.values())} / {len(wrongly)}",
-        "orders placed / caused by a bad frame": f"{len(placed)} / 0",
-        "matches suspended and resynchronised": f"{len(events(db, 'MATCH_SUSPENDED'))} / "
-                                                f"{len(events(db, 'MATCH_RESUMED'))}",
-        "seconds for the whole feed": round(seconds, 1),
-        "channels": ", ".join(CHANNELS),
-    })
+    figures.update(
+        {
+            "matches replayed (real Grand Slam point logs)": matches,
+            "real frames": sum(valid.values()),
+            "malformed frames sent": len(bad_positions),
+            "malformed categories": len(by_category),
+            "engine process exits during the run / stalls": "0 / 0",
+            "bad frames quarantined exactly once, with a reason": f"{len(bad_positions) - len(missing)}"
+            f"/{len(bad_positions)}",
+            "real frames handled / quarantined": f"{sum(valid.values())} / {len(wrongly)}",
+            "orders placed / caused by a bad frame": f"{len(placed)} / 0",
+            "matches suspended and resynchronised": f"{len(events(db, 'MATCH_SUSPENDED'))} / "
+            f"{len(events(db, 'MATCH_RESUMED'))}",
+            "seconds for the whole feed": round(seconds, 1),
+            "channels": ", ".join(CHANNELS),
+        }
+    )

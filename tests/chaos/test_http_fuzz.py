@@ -41,8 +41,12 @@ FULL = os.environ.get("COURTSIDE_CHAOS_FULL") == "1"
 MAX_EXAMPLES = 25
 FULL_EXAMPLES = 500
 ARTIFACT = ROOT / ".courtside" / "artifacts" / "http_fuzz.json"
-SEASONS = ("atp_matches_2020.csv.gz", "atp_matches_2021.csv.gz", "atp_matches_qual_chall_2021.csv.gz",
-           "atp_players.csv.gz")
+SEASONS = (
+    "atp_matches_2020.csv.gz",
+    "atp_matches_2021.csv.gz",
+    "atp_matches_qual_chall_2021.csv.gz",
+    "atp_players.csv.gz",
+)
 ACCEPTED = ["2xx", "401", "403", "404", "409", "422", "429"]
 """Answers to schema-valid data that are not a fault (422: players, dates, scores the schema cannot judge)."""
 
@@ -60,9 +64,16 @@ class Figures:
     seconds: float = 0.0
 
     def summary(self) -> dict:
-        return {"operations": len(self.operations), "requests": self.requests, "5xx": self.server_errors,
-                "schema_violations": self.violations, "statuses": {str(k): v for k, v in self.statuses.items()},
-                "seconds": round(self.seconds, 1), "max_examples": _examples(), "problems": self.problems[:20]}
+        return {
+            "operations": len(self.operations),
+            "requests": self.requests,
+            "5xx": self.server_errors,
+            "schema_violations": self.violations,
+            "statuses": {str(k): v for k, v in self.statuses.items()},
+            "seconds": round(self.seconds, 1),
+            "max_examples": _examples(),
+            "problems": self.problems[:20],
+        }
 
 
 FIGURES: dict[str, Figures] = {}
@@ -73,15 +84,17 @@ def _examples() -> int:
 
 
 def _config(headers: dict[str, str] | None = None) -> schemathesis.Config:
-    return schemathesis.Config.from_dict({
-        "seed": 20261206,  # reproducible generation (COURTSIDE_CHAOS_FULL widens it)
-        "cache": {"enabled": False},  # no .schemathesis/ folder, no memory between runs
-        "suppress-health-check": ["too_slow", "filter_too_much", "data_too_large"],
-        "headers": headers or {},
-        "request-timeout": 30,
-        "generation": {"max-examples": _examples(), "mode": "all"},
-        "checks": {"positive_data_acceptance": {"expected-statuses": ACCEPTED}},
-    })
+    return schemathesis.Config.from_dict(
+        {
+            "seed": 20261206,  # reproducible generation (COURTSIDE_CHAOS_FULL widens it)
+            "cache": {"enabled": False},  # no .schemathesis/ folder, no memory between runs
+            "suppress-health-check": ["too_slow", "filter_too_much", "data_too_large"],
+            "headers": headers or {},
+            "request-timeout": 30,
+            "generation": {"max-examples": _examples(), "mode": "all"},
+            "checks": {"positive_data_acceptance": {"expected-statuses": ACCEPTED}},
+        }
+    )
 
 
 def fuzz(name: str, schema) -> Figures:
@@ -126,8 +139,7 @@ def _record(request, figures: Figures) -> None:
 
 
 def _assert_clean(figures: Figures, operations: int) -> None:
-    assert figures.server_errors == 0 and figures.violations == 0 and not figures.problems, \
-        "\n".join(figures.problems)
+    assert figures.server_errors == 0 and figures.violations == 0 and not figures.problems, "\n".join(figures.problems)
     assert len(figures.operations) >= operations and figures.requests > operations * 10, figures.summary()
 
 
@@ -139,9 +151,11 @@ def report(request) -> Iterator[None]:
     capture = request.config.pluginmanager.getplugin("capturemanager")
     out = {name: f.summary() for name, f in FIGURES.items()}
     for name, s in out.items():
-        line = (f"http fuzz {name}: {s['operations']} operations, {s['requests']} requests, {s['5xx']} 5xx, "
-                f"{s['schema_violations']} schema violations, {s['seconds']} s (max_examples {s['max_examples']}); "
-                f"statuses {s['statuses']}")
+        line = (
+            f"http fuzz {name}: {s['operations']} operations, {s['requests']} requests, {s['5xx']} 5xx, "
+            f"{s['schema_violations']} schema violations, {s['seconds']} s (max_examples {s['max_examples']}); "
+            f"statuses {s['statuses']}"
+        )
         with capture.global_and_fixture_disabled():  # shown even when the tests pass
             print(f"\n{line}", flush=True)
     ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
@@ -214,12 +228,13 @@ def live_api_url(prediction_url, tmp_path_factory) -> Iterator[str]:
     schedule, _ = build_feed(slam_rows("2012-wimbledon", 2), stagger_s=1800.0)
     envelopes = envelopes_of(schedule)
     end = next(i for i, e in enumerate(envelopes) if e.channel == "match" and e.data.kind == "match_end")
-    asyncio.run(trade(url, prediction_url, envelopes[:end + 30]))
+    asyncio.run(trade(url, prediction_url, envelopes[: end + 30]))
     db = make_engine(url)
     control.settle_finished(db, TradingPolicy())
     db.dispose()
-    with api_server(url, folder, "--rate-limit", "1000000/60",
-                    env={"COURTSIDE_READ_TOKEN": "fuzz-read-token-8d2f4a61c0b9"}) as api:
+    with api_server(
+        url, folder, "--rate-limit", "1000000/60", env={"COURTSIDE_READ_TOKEN": "fuzz-read-token-8d2f4a61c0b9"}
+    ) as api:
         yield api.url
 
 
@@ -231,8 +246,9 @@ def test_the_prediction_service_answers_every_request_as_documented(prediction_u
 
 
 def test_the_live_api_answers_every_request_as_documented(live_api_url, request):
-    schema = schemathesis.openapi.from_url(f"{live_api_url}/openapi.json",
-                                           config=_config({"Authorization": f"Bearer {TOKEN}"}))
+    schema = schemathesis.openapi.from_url(
+        f"{live_api_url}/openapi.json", config=_config({"Authorization": f"Bearer {TOKEN}"})
+    )
     figures = fuzz("live API", schema)
     _record(request, figures)
     _assert_clean(figures, operations=16)

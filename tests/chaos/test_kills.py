@@ -43,7 +43,8 @@ def _risk_breaches(db, limits: RiskLimits) -> list[str]:
     with db.connect() as conn:
         rows = conn.exec_driver_sql(
             "select kind, payload from live_events where kind in ('ORDER_PLACED','ORDER_FILLED','ORDER_CANCELLED',"
-            "'ORDER_LAPSED','MATCH_FINISHED','MARKET_UPDATE') order by id").all()
+            "'ORDER_LAPSED','MATCH_FINISHED','MARKET_UPDATE') order by id"
+        ).all()
     for kind, payload in rows:
         p = json.loads(payload)
         if kind == "MARKET_UPDATE":
@@ -98,8 +99,14 @@ def _run(tmp_path, name, frames, prediction_service, *, rate, kills=0, seed=9):
             # moved), some while it is still starting or re-executing its past
             if k % 4:
                 before = progress()
-                wait_until("the restarted engine to make progress", lambda b=before: progress() != b or done(),
-                           timeout=120, alive=proc.alive, log=proc.log_tail, every=0.05)
+                wait_until(
+                    "the restarted engine to make progress",
+                    lambda b=before: progress() != b or done(),
+                    timeout=120,
+                    alive=proc.alive,
+                    log=proc.log_tail,
+                    every=0.05,
+                )
             deadline = time.monotonic() + rng.uniform(0.0, 2.0)
             while time.monotonic() < deadline and not done():
                 if not proc.alive():
@@ -124,8 +131,9 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(tmp_path, predict
     frames = real_frames(matches)
     calm, _, calm_s, _ = _run(tmp_path, "calm", frames, prediction_service, rate=3000)
     # published over about as long as the kills take (~4 s each), so they fall during the replay
-    killed, proc, killed_s, settle_runs = _run(tmp_path, "killed", frames, prediction_service,
-                                               rate=max(5.0, len(frames) / (kills * 4.0)), kills=kills)
+    killed, proc, killed_s, settle_runs = _run(
+        tmp_path, "killed", frames, prediction_service, rate=max(5.0, len(frames) / (kills * 4.0)), kills=kills
+    )
 
     assert proc.kills == kills and proc.starts == kills + 1
     placed = [p["order"]["customer_order_ref"] for *_, p in events(killed, "ORDER_PLACED")]
@@ -143,16 +151,18 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(tmp_path, predict
     mismatches = sum(len(p.get("mismatches", [])) for *_, p in recovered)
     assert mismatches == 0
 
-    figures.update({
-        "matches replayed": matches,
-        "kill -9 of the engine (random moments)": proc.kills,
-        "restarts that re-executed the feed (RECOVERED)": len(recovered),
-        "re-executions that did not reach the committed orders": mismatches,
-        "orders placed / placed twice": f"{len(placed)} / 0",
-        "risk-limit breaches (log replayed against the limits)": len(breaches),
-        "finished markets / settled (control plane ran after every kill)": f"{len(markets)} / "
-                                                                           f"{len(_settlements(killed))}",
-        "final ledger equal to the undisturbed run (orders, settlements)": "yes",
-        "seconds, undisturbed / with kills": f"{calm_s:.1f} / {killed_s:.1f}",
-        "control-plane settlement runs during the kills": settle_runs,
-    })
+    figures.update(
+        {
+            "matches replayed": matches,
+            "kill -9 of the engine (random moments)": proc.kills,
+            "restarts that re-executed the feed (RECOVERED)": len(recovered),
+            "re-executions that did not reach the committed orders": mismatches,
+            "orders placed / placed twice": f"{len(placed)} / 0",
+            "risk-limit breaches (log replayed against the limits)": len(breaches),
+            "finished markets / settled (control plane ran after every kill)": f"{len(markets)} / "
+            f"{len(_settlements(killed))}",
+            "final ledger equal to the undisturbed run (orders, settlements)": "yes",
+            "seconds, undisturbed / with kills": f"{calm_s:.1f} / {killed_s:.1f}",
+            "control-plane settlement runs during the kills": settle_runs,
+        }
+    )

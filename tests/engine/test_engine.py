@@ -23,7 +23,7 @@ async def _run(db, url, envelopes, stop_after=None, batch=7):
         engine = TradingEngine(EngineConfig(), db, client.predict_live)
         # a restart replays from the beginning: the engine recovers silently up to its cursors
         for n, i in enumerate(range(0, len(envelopes), batch), start=1):
-            await engine.process([(0.0, e) for e in envelopes[i:i + batch]])
+            await engine.process([(0.0, e) for e in envelopes[i : i + batch]])
             await engine.commit(wait=True)
             if stop_after is not None and n >= stop_after:
                 engine._step = store.Step()  # anything not yet committed is lost, as in a kill -9
@@ -33,14 +33,18 @@ async def _run(db, url, envelopes, stop_after=None, batch=7):
 
 def _orders(db):
     with db.connect() as conn:
-        return {r[0]: (r[1], r[2], r[3]) for r in conn.execute(text(
-            "select customer_order_ref, selection, side, size from orders"))}
+        return {
+            r[0]: (r[1], r[2], r[3])
+            for r in conn.execute(text("select customer_order_ref, selection, side, size from orders"))
+        }
 
 
 def _placed(db):
     with db.connect() as conn:
-        return [json.loads(p)["order"]["customer_order_ref"] for (p,) in conn.execute(text(
-            "select payload from live_events where kind = 'ORDER_PLACED'"))]
+        return [
+            json.loads(p)["order"]["customer_order_ref"]
+            for (p,) in conn.execute(text("select payload from live_events where kind = 'ORDER_PLACED'"))
+        ]
 
 
 def test_engine_trades_within_limits_and_logs_every_step(tmp_path, prediction_service, envelopes):
@@ -52,8 +56,14 @@ def test_engine_trades_within_limits_and_logs_every_step(tmp_path, prediction_se
     with db.connect() as conn:
         kinds = dict(conn.execute(text("select kind, count(*) from live_events group by kind")).all())
         exposures = conn.execute(text("select market_id, sum(size) from orders group by market_id")).all()
-    for kind in (EventKind.FEED_MESSAGE, EventKind.PREDICTION, EventKind.OPPORTUNITY, EventKind.ORDER_PLACED,
-                 EventKind.MARKET_UPDATE, EventKind.MATCH_FINISHED):
+    for kind in (
+        EventKind.FEED_MESSAGE,
+        EventKind.PREDICTION,
+        EventKind.OPPORTUNITY,
+        EventKind.ORDER_PLACED,
+        EventKind.MARKET_UPDATE,
+        EventKind.MATCH_FINISHED,
+    ):
         assert kinds.get(str(kind), 0) > 0, kind
     assert kinds[str(EventKind.MATCH_FINISHED)] == 3
     limits = EngineConfig().policy.risk
@@ -86,7 +96,7 @@ def test_impossible_scores_and_unknown_matches_are_quarantined(tmp_path, predict
     jump = good.data.model_copy(update={"event_game_result": "40 - 30"})  # 0-0 -> 40-30 in one point
     ghost = good.data.model_copy(update={"event_key": "no-such-match"})
     bad = [good.model_copy(update={"data": jump}), good.model_copy(update={"data": ghost})]
-    stream = envelopes[:first_point] + bad + envelopes[first_point:first_point + 5]
+    stream = envelopes[:first_point] + bad + envelopes[first_point : first_point + 5]
     seq = {"match": 0, "market": 0}
     renumbered = []
     for e in stream:

@@ -33,7 +33,7 @@ async def _run(db, url, items, batch=7, config=None, stop_after=None, housekeepi
     async with PredictionClient(url, timeout_s=5) as client:
         engine = TradingEngine(config or EngineConfig(), db, client.predict_live)
         for n, i in enumerate(range(0, len(items), batch), start=1):
-            chunk = items[i:i + batch]
+            chunk = items[i : i + batch]
             await engine.process([x if isinstance(x, Frame) else (0.0, x) for x in chunk])
             if housekeeping:  # as engine.run does between batches
                 await engine.housekeeping()
@@ -51,14 +51,22 @@ def _kinds(db):
 
 def _quarantine(db):
     with db.connect() as conn:
-        return [tuple(r) for r in conn.execute(text(
-            "select location, line, reason from quarantine where stage = 'live' order by id"))]
+        return [
+            tuple(r)
+            for r in conn.execute(
+                text("select location, line, reason from quarantine where stage = 'live' order by id")
+            )
+        ]
 
 
 def _orders(db):
     with db.connect() as conn:
-        return [tuple(r) for r in conn.execute(text(
-            "select customer_order_ref, status, size_matched, payload from orders order by customer_order_ref"))]
+        return [
+            tuple(r)
+            for r in conn.execute(
+                text("select customer_order_ref, status, size_matched, payload from orders order by customer_order_ref")
+            )
+        ]
 
 
 def test_a_repeated_match_end_is_ignored_and_a_wrong_end_is_refused(tmp_path, prediction_service, envelopes):
@@ -66,10 +74,15 @@ def test_a_repeated_match_end_is_ignored_and_a_wrong_end_is_refused(tmp_path, pr
     first_end = envelopes.index(ends[0])
     wrong_winner = "First Player" if ends[1].data.event_winner == "Second Player" else "Second Player"
     last = envelopes[-1].event_time
-    lie = ends[1].model_copy(update={"event_time": last,
-                                     "data": ends[1].data.model_copy(update={"event_winner": wrong_winner})})
-    stream = (envelopes[:first_end + 1] + [ends[0], ends[0]] + envelopes[first_end + 1:]
-              + [ends[2].model_copy(update={"event_time": last}), lie])
+    lie = ends[1].model_copy(
+        update={"event_time": last, "data": ends[1].data.model_copy(update={"event_winner": wrong_winner})}
+    )
+    stream = (
+        envelopes[: first_end + 1]
+        + [ends[0], ends[0]]
+        + envelopes[first_end + 1 :]
+        + [ends[2].model_copy(update={"event_time": last}), lie]
+    )
     # the end of match 1 three times, match 3's end again, a false end of match 2 after its real end
     db = live_db(tmp_path)
     engine = asyncio.run(_run(db, prediction_service, _renumber(stream)))
@@ -88,13 +101,22 @@ def test_a_match_end_must_agree_with_its_sets_and_with_the_score_followed(tmp_pa
     at = one[points[30]]
     sets = end.data.event_final_result
     won = "3 - 0" if sets != "3 - 0" else "0 - 3"
-    lies = [end.data.model_copy(update={"event_final_result": won}),  # the final result is not the sets'
-            end.data.model_copy(update={"event_winner": "Second Player" if end.data.event_winner == "First Player"
-                                        else "First Player"}),  # the winner is not the sets' winner
-            end.data.model_copy(update={"scores": [s.model_copy(update={"score_first": 0, "score_second": 0})
-                                                   if n == 0 else s for n, s in enumerate(end.data.scores)]})]
+    lies = [
+        end.data.model_copy(update={"event_final_result": won}),  # the final result is not the sets'
+        end.data.model_copy(
+            update={"event_winner": "Second Player" if end.data.event_winner == "First Player" else "First Player"}
+        ),  # the winner is not the sets' winner
+        end.data.model_copy(
+            update={
+                "scores": [
+                    s.model_copy(update={"score_first": 0, "score_second": 0}) if n == 0 else s
+                    for n, s in enumerate(end.data.scores)
+                ]
+            }
+        ),
+    ]
     fakes = [at.model_copy(update={"data": lie}) for lie in lies]
-    stream = one[:points[30] + 1] + fakes + one[points[30] + 1:]
+    stream = one[: points[30] + 1] + fakes + one[points[30] + 1 :]
     db = live_db(tmp_path)
     engine = asyncio.run(_run(db, prediction_service, _renumber(stream)))
     reasons = [r for _, _, r in _quarantine(db)]
@@ -108,8 +130,9 @@ def test_a_match_end_must_agree_with_its_sets_and_with_the_score_followed(tmp_pa
 def test_another_matchs_players_and_a_second_start_are_refused(tmp_path, prediction_service, envelopes):
     starts = [i for i, e in enumerate(envelopes) if e.channel == "match" and e.data.kind == "match_start"]
     point = next(i for i, e in enumerate(envelopes) if e.channel == "match" and e.data.kind == "point")
-    other = envelopes[point].model_copy(update={"data": envelopes[point].data.model_copy(
-        update={"event_first_player": "Somebody Else"})})
+    other = envelopes[point].model_copy(
+        update={"data": envelopes[point].data.model_copy(update={"event_first_player": "Somebody Else"})}
+    )
     restart = envelopes[starts[0]]
     stream = envelopes[:point] + [other, restart] + envelopes[point:]
     db = live_db(tmp_path)
@@ -121,7 +144,8 @@ def test_another_matchs_players_and_a_second_start_are_refused(tmp_path, predict
 
 
 def test_a_poison_message_is_quarantined_the_match_suspended_and_the_others_trade(
-        tmp_path, prediction_service, envelopes, monkeypatch):
+    tmp_path, prediction_service, envelopes, monkeypatch
+):
     victim = envelopes[0].data.event_key
     real_decide = trading_module.decide
     calls = {"n": 0}
@@ -137,7 +161,7 @@ def test_a_poison_message_is_quarantined_the_match_suspended_and_the_others_trad
     db = live_db(tmp_path)
     engine = asyncio.run(_run(db, prediction_service, envelopes))
     assert engine.stats.poison == 1 and engine.stats.messages == len(envelopes)
-    (location, line, reason), = _quarantine(db)
+    ((location, line, reason),) = _quarantine(db)
     assert reason.startswith("poison message: ZeroDivisionError: a bug in the rules") and line is not None
     kinds = _kinds(db)
     assert kinds[str(EventKind.MATCH_SUSPENDED)] == 1 and kinds[str(EventKind.MATCH_RESUMED)] == 1
@@ -158,11 +182,19 @@ def test_after_a_restart_no_order_goes_to_a_market_the_exchange_has_not_seen(tmp
     # then the whole match channel, then the rest of the market channel
     market = [e for e in envelopes if e.channel == "market"]
     cursor = sum(1 for e in envelopes[:cut] if e.channel == "market")
-    reordered = market[:cursor - 1] + [e for e in envelopes if e.channel == "match"] + market[cursor - 1:]
+    reordered = market[: cursor - 1] + [e for e in envelopes if e.channel == "match"] + market[cursor - 1 :]
     # and the control plane queued an order while the engine was down (found by running make up)
     key = envelopes[0].data.event_key
-    request = OrderRequest(customer_order_ref="queued-while-down", market_id=f"sim-{key}", selection="First Player",
-                           side=Side.BACK, price=2.0, size=2.0, edge=0.1, confidence=0.7)
+    request = OrderRequest(
+        customer_order_ref="queued-while-down",
+        market_id=f"sim-{key}",
+        selection="First Player",
+        side=Side.BACK,
+        price=2.0,
+        size=2.0,
+        edge=0.1,
+        confidence=0.7,
+    )
     store.add_order_requests(db, [(request.customer_order_ref, key, request.market_id, request.to_dict())])
     asyncio.run(_run(db, prediction_service, reordered, housekeeping=True))
     with db.connect() as conn:
@@ -177,8 +209,9 @@ def test_gap_skipped_is_logged_and_counted(tmp_path, prediction_service, envelop
     db = live_db(tmp_path)
     frames = [Frame(e.feed, e.channel, e.seq, "", e, None, None, 0.0) for e in envelopes[:40]]
     market = [f for f in frames if f.channel == "market"]
-    gap = Frame("live", "market", market[-1].seq + 3, "", None, "GAP_SKIPPED: messages ... never arrived",
-                market[-1].seq + 1)
+    gap = Frame(
+        "live", "market", market[-1].seq + 3, "", None, "GAP_SKIPPED: messages ... never arrived", market[-1].seq + 1
+    )
     engine = asyncio.run(_run(db, prediction_service, [*frames, gap]))
     assert engine.stats.gaps_skipped == 1 and engine.stats.skipped_messages == 3
     assert _kinds(db)[str(EventKind.GAP_SKIPPED)] == 1
@@ -213,16 +246,18 @@ def test_deterministic_mode_gives_the_same_orders_whatever_the_delivery(tmp_path
     """The defect of issue 9: the same replay gave 62 orders in one run and 85 in another."""
     schedule, _ = build_feed(slam_rows("2012-wimbledon", 3), stagger_s=300)
     fast, db_fast = _deterministic_run(tmp_path, "fast.db", prediction_service, schedule, rate=0, max_batch=256)
-    slow, db_slow = _deterministic_run(tmp_path, "slow.db", prediction_service, schedule, rate=1500, max_batch=3,
-                                       drops=4)
+    slow, db_slow = _deterministic_run(
+        tmp_path, "slow.db", prediction_service, schedule, rate=1500, max_batch=3, drops=4
+    )
     assert fast.stats.orders > 0
     assert _orders(db_fast) == _orders(db_slow)  # byte for byte: references, states, fills, times
     assert fast.clients[0].stats.connects == 1 and slow.clients[0].stats.connects >= 3
 
 
 @pytest.mark.parametrize("crash_after", [2, 25, 90, 160])
-def test_deterministic_restart_re_executes_to_exactly_the_committed_orders(tmp_path, prediction_service, envelopes,
-                                                                            crash_after):
+def test_deterministic_restart_re_executes_to_exactly_the_committed_orders(
+    tmp_path, prediction_service, envelopes, crash_after
+):
     """A kill -9 anywhere, then a restart: the engine re-executes the feed up to its cursors from the
     logged predictions, arrives at exactly the committed orders (no mismatch), and ends with the same
     ledger as a run that never stopped (queue positions and all, which live mode cannot promise)."""
@@ -241,12 +276,21 @@ def test_deterministic_restart_re_executes_to_exactly_the_committed_orders(tmp_p
 
 
 def test_deterministic_restart_reapplies_the_operator_and_control_plane_inputs_where_they_took_effect(
-        tmp_path, prediction_service, envelopes):
+    tmp_path, prediction_service, envelopes
+):
     """Inputs from outside the feed (a pause, a resume, a queued pre-match order, the kill switch) are journaled
     with the position they took effect at; a restart re-executes them there and ends with the same ledger."""
     key = envelopes[0].data.event_key
-    request = OrderRequest(customer_order_ref="control-plane-order", market_id=f"sim-{key}",
-                           selection="Second Player", side=Side.BACK, price=2.0, size=2.0, edge=0.1, confidence=0.7)
+    request = OrderRequest(
+        customer_order_ref="control-plane-order",
+        market_id=f"sim-{key}",
+        selection="Second Player",
+        side=Side.BACK,
+        price=2.0,
+        size=2.0,
+        edge=0.1,
+        confidence=0.7,
+    )
 
     async def drive(db, stop_after=None):
         async with PredictionClient(prediction_service, timeout_s=5) as client:
@@ -258,13 +302,14 @@ def test_deterministic_restart_reapplies_the_operator_and_control_plane_inputs_w
                 if n == 30 and fresh:
                     store.change_controls(db, "test", paused=False, reason="resumed")
                 if n == 35 and fresh:
-                    store.add_order_requests(db, [(request.customer_order_ref, key, request.market_id,
-                                                   request.to_dict())])
+                    store.add_order_requests(
+                        db, [(request.customer_order_ref, key, request.market_id, request.to_dict())]
+                    )
                 if n == 45 and fresh:
                     store.change_controls(db, "test", kill_switch=True, reason="pulled")
                 if n == 55 and fresh:
                     store.change_controls(db, "test", kill_switch=False, reason="released")
-                await engine.process([(0.0, e) for e in envelopes[i:i + 7]])
+                await engine.process([(0.0, e) for e in envelopes[i : i + 7]])
                 await engine.housekeeping()
                 await engine.commit(wait=True)
                 if stop_after is not None and n >= stop_after:
@@ -277,8 +322,10 @@ def test_deterministic_restart_reapplies_the_operator_and_control_plane_inputs_w
     kinds = _kinds(reference)
     assert kinds[str(EventKind.ENGINE_INPUT)] >= 5  # four control changes, the request (a cancellation sweep)
     with reference.connect() as conn:
-        reasons = [json.loads(p).get("reason") for (p,) in conn.execute(text(
-            "select payload from live_events where kind = 'ORDER_REJECTED'"))]
+        reasons = [
+            json.loads(p).get("reason")
+            for (p,) in conn.execute(text("select payload from live_events where kind = 'ORDER_REJECTED'"))
+        ]
     assert "BETTING_PAUSED" in reasons and "KILL_SWITCH" in reasons  # the inputs changed what was traded
     assert "control-plane-order" in {ref for ref, *_ in _orders(reference)}
     db = live_db(tmp_path, "crashed.db")

@@ -60,8 +60,7 @@ def test_negative_rank_fails(dataset: str) -> None:
     outcome = result.outcome("loser_rank_at_least_1")
     assert outcome.unexpected_count == 1
     assert failing_lines(result, "loser_rank_at_least_1") == [4]
-    assert outcome.examples[0] | {"loser_rank": -3, "tourney_id": "2019-0301", "match_num": 3} \
-        == outcome.examples[0]
+    assert outcome.examples[0] | {"loser_rank": -3, "tourney_id": "2019-0301", "match_num": 3} == outcome.examples[0]
 
 
 def test_winner_equal_to_loser_fails() -> None:
@@ -91,22 +90,24 @@ def test_same_pairing_twice_in_a_round_fails_even_with_a_new_match_number() -> N
 
 
 def test_round_robin_rematches_pass() -> None:
-    rows = [atp_row(1, 0, 1, round="RR"), atp_row(2, 0, 1, round="RR"),
-            atp_row(3, 2, 3, round="SF")]
+    rows = [atp_row(1, 0, 1, round="RR"), atp_row(2, 0, 1, round="RR"), atp_row(3, 2, 3, round="SF")]
     assert check("atp_matches", typed_frame("atp_matches", rows)).success
 
 
-@pytest.mark.parametrize(("field", "value", "name"), [
-    ("best_of", "4", "best_of_allowed"),
-    ("round", "R256", "round_known"),
-    ("surface", "Sand", "surface_known"),
-    ("tourney_level", "X", "tourney_level_known"),
-    ("winner_age", "8", "winner_age_plausible"),
-    ("loser_ht", "3", "loser_ht_plausible"),
-    ("w_ace", "-1", "w_ace_non_negative"),
-    ("tourney_date", "19500101", "tourney_date_in_range"),
-    ("minutes", "4756", "minutes_plausible"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "name"),
+    [
+        ("best_of", "4", "best_of_allowed"),
+        ("round", "R256", "round_known"),
+        ("surface", "Sand", "surface_known"),
+        ("tourney_level", "X", "tourney_level_known"),
+        ("winner_age", "8", "winner_age_plausible"),
+        ("loser_ht", "3", "loser_ht_plausible"),
+        ("w_ace", "-1", "w_ace_non_negative"),
+        ("tourney_date", "19500101", "tourney_date_in_range"),
+        ("minutes", "4756", "minutes_plausible"),
+    ],
+)
 def test_out_of_range_values_fail_their_expectation(field: str, value: str, name: str) -> None:
     rows = clean_atp_rows()
     rows[0][field] = value
@@ -115,8 +116,7 @@ def test_out_of_range_values_fail_their_expectation(field: str, value: str, name
     assert failing_lines(result, name) == [2]
 
 
-def test_missing_column_fails_the_schema_expectation(atp_frame_without_surface: pd.DataFrame
-                                                     ) -> None:
+def test_missing_column_fails_the_schema_expectation(atp_frame_without_surface: pd.DataFrame) -> None:
     result = check("atp_matches", atp_frame_without_surface)
     schema = result.outcome("columns_match_source")
     assert not schema.success
@@ -143,10 +143,11 @@ def test_too_few_rows_fail_the_row_count() -> None:
 
 
 def tour_rows() -> list[dict[str, str]]:
-    return [odds_tour_row("2019-01-01", "Nishikori K.", "Dimitrov G."),
-            odds_tour_row("2019-01-01", "Medvedev D.", "Tsonga J.W.", Winner="Tsonga J.W.",
-                          Odd_1="1.5", Odd_2="2.6"),
-            odds_tour_row("2019-01-02", "Nishikori K.", "Medvedev D.")]
+    return [
+        odds_tour_row("2019-01-01", "Nishikori K.", "Dimitrov G."),
+        odds_tour_row("2019-01-01", "Medvedev D.", "Tsonga J.W.", Winner="Tsonga J.W.", Odd_1="1.5", Odd_2="2.6"),
+        odds_tour_row("2019-01-02", "Nishikori K.", "Medvedev D."),
+    ]
 
 
 def test_clean_tour_odds_pass() -> None:
@@ -181,8 +182,10 @@ def test_tour_duplicated_match_fails() -> None:
 
 
 def slam_rows() -> list[dict[str, str]]:
-    return [odds_slams_row("2019-01-14", "Djokovic N.", "Krueger M."),
-            odds_slams_row("2019-01-14", "Nadal R.", "Duckworth J.", PSW="", PSL="")]
+    return [
+        odds_slams_row("2019-01-14", "Djokovic N.", "Krueger M."),
+        odds_slams_row("2019-01-14", "Nadal R.", "Duckworth J.", PSW="", PSL=""),
+    ]
 
 
 def test_clean_slam_odds_pass() -> None:
@@ -190,13 +193,16 @@ def test_clean_slam_odds_pass() -> None:
     assert result.success, result.summary_markdown()
 
 
-@pytest.mark.parametrize(("field", "value", "name"), [
-    ("B365W", "1.002", "b365w_not_below_exchange_minimum"),
-    ("PSW", "1.005", "psw_not_below_exchange_minimum"),
-    ("MaxL", "42586", "maxl_not_above_exchange_maximum"),
-    ("Loser", "Djokovic N.", "winner_differs_from_loser"),
-    ("Best of", "4", "best_of_allowed"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "name"),
+    [
+        ("B365W", "1.002", "b365w_not_below_exchange_minimum"),
+        ("PSW", "1.005", "psw_not_below_exchange_minimum"),
+        ("MaxL", "42586", "maxl_not_above_exchange_maximum"),
+        ("Loser", "Djokovic N.", "winner_differs_from_loser"),
+        ("Best of", "4", "best_of_allowed"),
+    ],
+)
 def test_slam_odds_defects_fail(field: str, value: str, name: str) -> None:
     rows = slam_rows()
     rows[0][field] = value
@@ -206,10 +212,25 @@ def test_slam_odds_defects_fail(field: str, value: str, name: str) -> None:
 
 
 def test_players() -> None:
-    rows = [{"player_id": "104925", "name_first": "Novak", "name_last": "Djokovic", "hand": "R",
-             "dob": "19870522", "ioc": "SRB", "height": "188"},
-            {"player_id": "100001", "name_first": "Gardnar", "name_last": "Mulloy", "hand": "R",
-             "dob": "19130000", "ioc": "USA"}]
+    rows = [
+        {
+            "player_id": "104925",
+            "name_first": "Novak",
+            "name_last": "Djokovic",
+            "hand": "R",
+            "dob": "19870522",
+            "ioc": "SRB",
+            "height": "188",
+        },
+        {
+            "player_id": "100001",
+            "name_first": "Gardnar",
+            "name_last": "Mulloy",
+            "hand": "R",
+            "dob": "19130000",
+            "ioc": "USA",
+        },
+    ]
     assert check("atp_players", typed_frame("atp_players", rows)).success
     bad = [rows[0], rows[1] | {"hand": "X", "height": "3"}, rows[0]]
     result = check("atp_players", typed_frame("atp_players", bad))
@@ -218,21 +239,46 @@ def test_players() -> None:
 
 
 def pbp_rows() -> list[dict[str, str]]:
-    return [{"pbp_id": "2231275", "date": "28 Jul 11", "tny_name": "ATPUmag2011", "tour": "ATP",
-             "draw": "Main", "server1": "Olivier Rochus", "server2": "Fabio Fognini",
-             "winner": "2", "pbp": "SSSS;RRRR;SRSRA/DS.SSSS", "score": "6-4 6-1", "adf_flag": "0",
-             "wh_minutes": "66"},
-            {"pbp_id": "2231276", "date": "28 Jul 11", "tny_name": "ATPUmag2011", "tour": "ATP",
-             "draw": "Qual", "server1": "Robin Haase", "server2": "Marin Cilic", "winner": "1",
-             "pbp": "SSRSS;RRSSRSSS", "score": "4-6 6-4 6-3", "adf_flag": "1"}]
+    return [
+        {
+            "pbp_id": "2231275",
+            "date": "28 Jul 11",
+            "tny_name": "ATPUmag2011",
+            "tour": "ATP",
+            "draw": "Main",
+            "server1": "Olivier Rochus",
+            "server2": "Fabio Fognini",
+            "winner": "2",
+            "pbp": "SSSS;RRRR;SRSRA/DS.SSSS",
+            "score": "6-4 6-1",
+            "adf_flag": "0",
+            "wh_minutes": "66",
+        },
+        {
+            "pbp_id": "2231276",
+            "date": "28 Jul 11",
+            "tny_name": "ATPUmag2011",
+            "tour": "ATP",
+            "draw": "Qual",
+            "server1": "Robin Haase",
+            "server2": "Marin Cilic",
+            "winner": "1",
+            "pbp": "SSRSS;RRSSRSSS",
+            "score": "4-6 6-4 6-3",
+            "adf_flag": "1",
+        },
+    ]
 
 
-@pytest.mark.parametrize(("field", "value", "name"), [
-    ("winner", "3", "winner_is_1_or_2"),
-    ("pbp", "SSXS;RRRR", "pbp_only_point_codes"),
-    ("server2", "Olivier Rochus", "servers_differ"),
-    ("pbp_id", "2231276", "pbp_id_unique"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "name"),
+    [
+        ("winner", "3", "winner_is_1_or_2"),
+        ("pbp", "SSXS;RRRR", "pbp_only_point_codes"),
+        ("server2", "Olivier Rochus", "servers_differ"),
+        ("pbp_id", "2231276", "pbp_id_unique"),
+    ],
+)
 def test_point_by_point_matches(field: str, value: str, name: str) -> None:
     assert check("pbp_matches", typed_frame("pbp_matches", pbp_rows())).success
     rows = pbp_rows()
@@ -243,27 +289,64 @@ def test_point_by_point_matches(field: str, value: str, name: str) -> None:
 
 
 def test_slam_matches_allow_winner_0_for_unfinished() -> None:
-    row = {"match_id": "2011-usopen-1101", "year": "2011", "slam": "usopen", "match_num": "1101",
-           "player1": "Novak Djokovic", "player2": "Conor Niland", "status": "Retired",
-           "winner": "1"}
-    rows = [row, row | {"match_id": "2011-usopen-1102", "match_num": "1102", "winner": "0",
-                        "status": "In Progress"}]
+    row = {
+        "match_id": "2011-usopen-1101",
+        "year": "2011",
+        "slam": "usopen",
+        "match_num": "1101",
+        "player1": "Novak Djokovic",
+        "player2": "Conor Niland",
+        "status": "Retired",
+        "winner": "1",
+    }
+    rows = [row, row | {"match_id": "2011-usopen-1102", "match_num": "1102", "winner": "0", "status": "In Progress"}]
     assert check("slam_matches", typed_frame("slam_matches", rows)).success
     rows[1]["winner"] = "3"
-    assert failed(check("slam_matches", typed_frame("slam_matches", rows))) == {
-        "winner_is_0_1_or_2"}
+    assert failed(check("slam_matches", typed_frame("slam_matches", rows))) == {"winner_is_0_1_or_2"}
 
 
 def test_slam_points_opening_row_may_have_no_winner_but_a_played_point_must() -> None:
-    base = {"match_id": "2011-usopen-1101", "ElapsedTime": "0:00:00", "SetNo": "1",
-            "P1GamesWon": "0", "P2GamesWon": "0", "SetWinner": "0", "GameNo": "1",
-            "GameWinner": "0", "P1Score": "0", "P2Score": "0", "Speed_KMH": "0", "P1Ace": "0",
-            "P2Ace": "0", "P1DoubleFault": "0", "P2DoubleFault": "0", "ServeIndicator": "0"}
-    rows = [base | {"PointNumber": "0", "PointWinner": "0", "PointServer": "0"},
-            base | {"PointNumber": "1", "PointWinner": "1", "PointServer": "1", "P1Score": "15",
-                    "ElapsedTime": "0:00:31", "ServeIndicator": "1", "Speed_KMH": "201"},
-            base | {"PointNumber": "2", "PointWinner": "2", "PointServer": "1", "P1Score": "15",
-                    "P2Score": "15", "ElapsedTime": "0:01:05", "ServeIndicator": "2"}]
+    base = {
+        "match_id": "2011-usopen-1101",
+        "ElapsedTime": "0:00:00",
+        "SetNo": "1",
+        "P1GamesWon": "0",
+        "P2GamesWon": "0",
+        "SetWinner": "0",
+        "GameNo": "1",
+        "GameWinner": "0",
+        "P1Score": "0",
+        "P2Score": "0",
+        "Speed_KMH": "0",
+        "P1Ace": "0",
+        "P2Ace": "0",
+        "P1DoubleFault": "0",
+        "P2DoubleFault": "0",
+        "ServeIndicator": "0",
+    }
+    rows = [
+        base | {"PointNumber": "0", "PointWinner": "0", "PointServer": "0"},
+        base
+        | {
+            "PointNumber": "1",
+            "PointWinner": "1",
+            "PointServer": "1",
+            "P1Score": "15",
+            "ElapsedTime": "0:00:31",
+            "ServeIndicator": "1",
+            "Speed_KMH": "201",
+        },
+        base
+        | {
+            "PointNumber": "2",
+            "PointWinner": "2",
+            "PointServer": "1",
+            "P1Score": "15",
+            "P2Score": "15",
+            "ElapsedTime": "0:01:05",
+            "ServeIndicator": "2",
+        },
+    ]
     assert check("slam_points", typed_frame("slam_points", rows)).success
     rows[2]["PointWinner"] = "0"
     result = check("slam_points", typed_frame("slam_points", rows))

@@ -37,8 +37,7 @@ NAMES = {int(r.player_id): f"{r.name_first} {r.name_last}" for r in PLAYERS.iter
 
 def _matches(rows: list[tuple[str, str, str, int, int]]) -> pd.DataFrame:
     """Sackmann-like matches from (match_id, tourney_date, round, winner_id, loser_id)."""
-    frame = pd.DataFrame(rows, columns=["match_id", "tourney_date", "round", "winner_id",
-                                        "loser_id"])
+    frame = pd.DataFrame(rows, columns=["match_id", "tourney_date", "round", "winner_id", "loser_id"])
     frame["tourney_id"] = frame["match_id"].str.split(":").str[0]
     frame["tourney_name"] = "Somewhere"
     frame["tourney_level"] = "A"
@@ -48,18 +47,20 @@ def _matches(rows: list[tuple[str, str, str, int, int]]) -> pd.DataFrame:
     return frame
 
 
-MATCHES = _matches([
-    ("2018-100:1", "2018-01-15", "R128", 3, 2),   # Carreno Busta d. Del Potro
-    ("2018-100:2", "2018-01-15", "R128", 8, 10),  # Jarry d. O'Connell
-    ("2018-100:3", "2018-01-15", "R128", 9, 7),   # Ramos d. Bautista Agut
-    ("2018-100:4", "2018-01-15", "R64", 4, 6),    # Andrey Kuznetsov d. Monfils
-    ("2018-100:5", "2018-01-15", "R64", 1, 5),    # Djokovic d. Alex Kuznetsov
-    ("2018-200:1", "2018-03-05", "R32", 6, 4),    # Monfils d. Andrey Kuznetsov
-    ("2018-200:2", "2018-03-05", "R32", 6, 5),    # Monfils d. Alex Kuznetsov, same week
-    ("2018-200:3", "2018-03-05", "R32", 11, 13),  # Wawrinka d. Murray
-    ("2018-300:1", "2018-04-02", "R32", 12, 1),   # Thiem d. Djokovic
-    ("2018-400:1", "2018-04-09", "F", 12, 1),     # Thiem d. Djokovic again, next week
-])
+MATCHES = _matches(
+    [
+        ("2018-100:1", "2018-01-15", "R128", 3, 2),  # Carreno Busta d. Del Potro
+        ("2018-100:2", "2018-01-15", "R128", 8, 10),  # Jarry d. O'Connell
+        ("2018-100:3", "2018-01-15", "R128", 9, 7),  # Ramos d. Bautista Agut
+        ("2018-100:4", "2018-01-15", "R64", 4, 6),  # Andrey Kuznetsov d. Monfils
+        ("2018-100:5", "2018-01-15", "R64", 1, 5),  # Djokovic d. Alex Kuznetsov
+        ("2018-200:1", "2018-03-05", "R32", 6, 4),  # Monfils d. Andrey Kuznetsov
+        ("2018-200:2", "2018-03-05", "R32", 6, 5),  # Monfils d. Alex Kuznetsov, same week
+        ("2018-200:3", "2018-03-05", "R32", 11, 13),  # Wawrinka d. Murray
+        ("2018-300:1", "2018-04-02", "R32", 12, 1),  # Thiem d. Djokovic
+        ("2018-400:1", "2018-04-09", "F", 12, 1),  # Thiem d. Djokovic again, next week
+    ]
+)
 
 
 def _odds(rows: list[tuple[str, str, str, str]]) -> pd.DataFrame:
@@ -72,11 +73,11 @@ def _odds(rows: list[tuple[str, str, str, str]]) -> pd.DataFrame:
 
 
 def _ids(frame: pd.DataFrame, cols: tuple[str, str] = ("p1_id", "p2_id")) -> list[tuple]:
-    return [tuple(None if pd.isna(v) else int(v) for v in row)
-            for row in frame[list(cols)].itertuples(index=False)]
+    return [tuple(None if pd.isna(v) else int(v) for v in row) for row in frame[list(cols)].itertuples(index=False)]
 
 
 # --- names ---------------------------------------------------------------------------------------
+
 
 def test_normalize_name_folds_accents_hyphens_apostrophes_and_spaces() -> None:
     assert normalize_name("Carreño-Busta  P.") == "carreno busta p"
@@ -104,8 +105,7 @@ def test_normalize_name_folds_accents_hyphens_apostrophes_and_spaces() -> None:
         ("O Connell C.", ("o", "connell"), ("c",)),
     ],
 )
-def test_parse_abbreviated_reads_surname_and_initials(text: str, surname: tuple,
-                                                       given: tuple) -> None:
+def test_parse_abbreviated_reads_surname_and_initials(text: str, surname: tuple, given: tuple) -> None:
     reading = parse_abbreviated(text)
     assert reading is not None
     assert (reading.surname, reading.given) == (surname, given)
@@ -119,12 +119,15 @@ def test_parse_full_name_rejects_doubles_and_team_labels() -> None:
 
 # --- bookmaker rows ------------------------------------------------------------------------------
 
+
 def test_spelling_variants_match_the_pair_and_the_match() -> None:
-    odds = _odds([
-        ("2018-01-16", "1st Round", "Carreno-Busta P.", "Del Potro J. M."),
-        ("2018-01-16", "1st Round", "Jarry N.", "O Connell C."),
-        ("2018-01-17", "1st Round", "Ramos-Vinolas A.", "Bautista R."),
-    ])
+    odds = _odds(
+        [
+            ("2018-01-16", "1st Round", "Carreno-Busta P.", "Del Potro J. M."),
+            ("2018-01-16", "1st Round", "Jarry N.", "O Connell C."),
+            ("2018-01-17", "1st Round", "Ramos-Vinolas A.", "Bautista R."),
+        ]
+    )
     out = match_odds(odds, MATCHES, PLAYERS)
     assert _ids(out) == [(3, 2), (8, 10), (9, 7)]
     assert out["match_id"].tolist() == ["2018-100:1", "2018-100:2", "2018-100:3"]
@@ -134,10 +137,12 @@ def test_spelling_variants_match_the_pair_and_the_match() -> None:
 
 
 def test_two_players_sharing_surname_and_initial_are_told_apart_by_who_played() -> None:
-    odds = _odds([
-        ("2018-01-18", "2nd Round", "Kuznetsov A.", "Monfils G."),
-        ("2018-01-18", "2nd Round", "Djokovic N.", "Kuznetsov A."),
-    ])
+    odds = _odds(
+        [
+            ("2018-01-18", "2nd Round", "Kuznetsov A.", "Monfils G."),
+            ("2018-01-18", "2nd Round", "Djokovic N.", "Kuznetsov A."),
+        ]
+    )
     out = match_odds(odds, MATCHES, PLAYERS)
     assert _ids(out) == [(4, 6), (1, 5)]
     assert out["match_id"].tolist() == ["2018-100:4", "2018-100:5"]
@@ -177,10 +182,12 @@ def test_names_alone_when_sackmann_lacks_the_match() -> None:
 
 
 def test_round_and_date_choose_between_two_meetings_of_one_pair() -> None:
-    odds = _odds([
-        ("2018-04-15", "The Final", "Thiem D.", "Djokovic N."),
-        ("2018-04-04", "1st Round", "Thiem D.", "Djokovic N."),
-    ])
+    odds = _odds(
+        [
+            ("2018-04-15", "The Final", "Thiem D.", "Djokovic N."),
+            ("2018-04-04", "1st Round", "Thiem D.", "Djokovic N."),
+        ]
+    )
     out = match_odds(odds, MATCHES, PLAYERS)
     assert out["match_id"].tolist() == ["2018-400:1", "2018-300:1"]
 
@@ -195,12 +202,15 @@ def test_a_prebuilt_index_gives_the_same_answer() -> None:
 
 # --- full names ----------------------------------------------------------------------------------
 
+
 def test_full_names_match_ids_and_match() -> None:
-    frame = pd.DataFrame({
-        "date": pd.to_datetime(["2018-01-16", "2018-01-18", "2018-01-18"]),
-        "server1": ["Juan Martin Del Potro", "Andrey Kuznetsov", "Marin Cilic/Ivan Dodig"],
-        "server2": ["Pablo Carreño-Busta", "Gaël Monfils", "Novak Djokovic"],
-    })
+    frame = pd.DataFrame(
+        {
+            "date": pd.to_datetime(["2018-01-16", "2018-01-18", "2018-01-18"]),
+            "server1": ["Juan Martin Del Potro", "Andrey Kuznetsov", "Marin Cilic/Ivan Dodig"],
+            "server2": ["Pablo Carreño-Busta", "Gaël Monfils", "Novak Djokovic"],
+        }
+    )
     out = match_full_names(frame, ["server1", "server2"], "date", MATCHES, PLAYERS)
     assert _ids(out, ("server1_id", "server2_id")) == [(2, 3), (4, 6), (None, None)]
     assert out["match_id"].tolist()[:2] == ["2018-100:1", "2018-100:4"]
@@ -209,39 +219,85 @@ def test_full_names_match_ids_and_match() -> None:
 
 # --- layouts and measuring ---------------------------------------------------------------------
 
+
 def test_neutral_layouts_name_the_prices_clearly() -> None:
-    tour = pd.DataFrame({"Tournament": ["X"], "Date": pd.to_datetime(["2019-01-01"]),
-                         "Series": ["ATP250"], "Surface": ["Hard"], "Round": ["1st Round"],
-                         "Best of": [3], "Player_1": ["A B."], "Player_2": ["C D."],
-                         "Winner": ["C D."], "Odd_1": [2.5], "Odd_2": [1.5]})
+    tour = pd.DataFrame(
+        {
+            "Tournament": ["X"],
+            "Date": pd.to_datetime(["2019-01-01"]),
+            "Series": ["ATP250"],
+            "Surface": ["Hard"],
+            "Round": ["1st Round"],
+            "Best of": [3],
+            "Player_1": ["A B."],
+            "Player_2": ["C D."],
+            "Winner": ["C D."],
+            "Odd_1": [2.5],
+            "Odd_2": [1.5],
+        }
+    )
     t = odds_tour_neutral(tour)
-    assert {"date", "tournament", "round", "p1_name", "p2_name", "winner_name", "b365_p1",
-            "b365_p2", "series", "surface", "best_of"} <= set(t.columns)
+    assert {
+        "date",
+        "tournament",
+        "round",
+        "p1_name",
+        "p2_name",
+        "winner_name",
+        "b365_p1",
+        "b365_p2",
+        "series",
+        "surface",
+        "best_of",
+    } <= set(t.columns)
     assert (t["b365_p1"].iloc[0], t["winner_name"].iloc[0]) == (2.5, "C D.")
-    slams = pd.DataFrame({"Date": pd.to_datetime(["2019-01-14"]), "Tournament": ["AO"],
-                          "Series": ["Grand Slam"], "Surface": ["Hard"], "Round": ["1st Round"],
-                          "Best of": [5], "Winner": ["A B."], "Loser": ["C D."],
-                          "Comment": ["Completed"], "B365W": [1.2], "B365L": [4.0],
-                          "PSW": [1.21], "PSL": [4.5], "MaxW": [1.25], "MaxL": [5.0],
-                          "AvgW": [1.2], "AvgL": [4.2]})
+    slams = pd.DataFrame(
+        {
+            "Date": pd.to_datetime(["2019-01-14"]),
+            "Tournament": ["AO"],
+            "Series": ["Grand Slam"],
+            "Surface": ["Hard"],
+            "Round": ["1st Round"],
+            "Best of": [5],
+            "Winner": ["A B."],
+            "Loser": ["C D."],
+            "Comment": ["Completed"],
+            "B365W": [1.2],
+            "B365L": [4.0],
+            "PSW": [1.21],
+            "PSL": [4.5],
+            "MaxW": [1.25],
+            "MaxL": [5.0],
+            "AvgW": [1.2],
+            "AvgL": [4.2],
+        }
+    )
     s = odds_slams_neutral(slams)
     row = s.iloc[0]
-    assert (row.p1_name, row.p2_name, row.winner_name, row.comment) == ("A B.", "C D.", "A B.",
-                                                                        "Completed")
+    assert (row.p1_name, row.p2_name, row.winner_name, row.comment) == ("A B.", "C D.", "A B.", "Completed")
     assert (row.b365_p1, row.b365_p2, row.ps_p1, row.ps_p2) == (1.2, 4.0, 1.21, 4.5)
     assert (row.avg_p1, row.avg_p2, row.max_p1, row.max_p2) == (1.2, 4.2, 1.25, 5.0)
 
 
 def test_measure_against_reference_counts_ids_and_matches() -> None:
-    ours = _odds([("2018-01-16", "1st Round", "Carreno-Busta P.", "Del Potro J.M."),
-                  ("2018-01-16", "1st Round", "Nobody X.", "Djokovic N.")])
+    ours = _odds(
+        [
+            ("2018-01-16", "1st Round", "Carreno-Busta P.", "Del Potro J.M."),
+            ("2018-01-16", "1st Round", "Nobody X.", "Djokovic N."),
+        ]
+    )
     ours = match_odds(ours, MATCHES, PLAYERS)
-    reference = pd.DataFrame({
-        "Date": pd.to_datetime(["2018-01-16", "2018-01-16"]),
-        "Winner": ["Carreno-Busta P.", "Nobody X."], "Loser": ["Del Potro J.M.", "Djokovic N."],
-        "winner_id": [3, 99], "loser_id": [2, 1],
-        "tourney_id": ["2018-100", "2018-100"], "match_id": ["2018-100:1", "2018-100:9"],
-    })
+    reference = pd.DataFrame(
+        {
+            "Date": pd.to_datetime(["2018-01-16", "2018-01-16"]),
+            "Winner": ["Carreno-Busta P.", "Nobody X."],
+            "Loser": ["Del Potro J.M.", "Djokovic N."],
+            "winner_id": [3, 99],
+            "loser_id": [2, 1],
+            "tourney_id": ["2018-100", "2018-100"],
+            "match_id": ["2018-100:1", "2018-100:9"],
+        }
+    )
     got = measure_against_reference(ours, reference)
     assert (got["ids_reference"], got["ids_assigned"], got["ids_correct"]) == (4, 2, 2)
     assert got["precision"] == 1.0 and got["recall"] == 0.5
@@ -249,6 +305,7 @@ def test_measure_against_reference_counts_ids_and_matches() -> None:
 
 
 # --- the real data -------------------------------------------------------------------------------
+
 
 def _data_dir() -> Path:
     env = os.environ.get("COURTSIDE_DATA_DIR")
@@ -267,8 +324,9 @@ def test_real_data_meets_precision_and_recall_without_the_reference() -> None:
         pytest.skip(f"no shared tennis data at {root}")
     src = LocalDataSource(root)
     players = ingest(src, "atp_players").frame
-    matches = pd.concat([ingest(src, "atp_matches").frame,
-                         ingest(src, "atp_matches_qual_chall").frame], ignore_index=True)
+    matches = pd.concat(
+        [ingest(src, "atp_matches").frame, ingest(src, "atp_matches_qual_chall").frame], ignore_index=True
+    )
     matches["match_id"] = matches["tourney_id"] + ":" + matches["match_num"].astype(str)
     odds_tour = odds_tour_neutral(ingest(src, "odds_tour").frame)
     odds_slams = odds_slams_neutral(ingest(src, "odds_slams").frame)
@@ -278,8 +336,16 @@ def test_real_data_meets_precision_and_recall_without_the_reference() -> None:
     index = PlayerIndex(matches, players)
     slams = match_odds(odds_slams, matches, players, index=index)  # no reference given
     tour = match_odds(odds_tour, matches, players, index=index)
-    points = match_full_names(pbp, ["server1", "server2"], "date", matches, players,
-                              index=index, winner_col="winner", tournament_col="tny_name")
+    points = match_full_names(
+        pbp,
+        ["server1", "server2"],
+        "date",
+        matches,
+        players,
+        index=index,
+        winner_col="winner",
+        tournament_col="tny_name",
+    )
     elapsed = time.perf_counter() - started
 
     reference = ingest(src, "reference_name_mapping").frame  # read only now, to measure

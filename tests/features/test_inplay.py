@@ -258,8 +258,7 @@ def random_score(fmt: MatchFormat, first: int, winners: list[int]) -> Score:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.sampled_from(FORMATS), st.integers(0, 1), st.lists(st.integers(0, 1), max_size=350), probability,
-       probability)
+@given(st.sampled_from(FORMATS), st.integers(0, 1), st.lists(st.integers(0, 1), max_size=350), probability, probability)
 def test_markov_property_bounds_and_monotonicity_on_random_scores(fmt, first, winners, p_a, p_b):
     score = random_score(fmt, first, winners)
     value = match_win_probability(score, p_a, p_b)
@@ -285,8 +284,11 @@ def test_first_server_does_not_matter_before_the_first_point(fmt, p_a, p_b):
 
 def test_who_serves_matters_inside_a_set_only_at_odd_games():
     fmt = MatchFormat(3)
-    at = {(games, server): match_win_probability(Score.at(fmt, [], games, (0, 0), server), 0.65, 0.65)
-          for games in ((4, 4), (5, 4)) for server in (A, B)}
+    at = {
+        (games, server): match_win_probability(Score.at(fmt, [], games, (0, 0), server), 0.65, 0.65)
+        for games in ((4, 4), (5, 4))
+        for server in (A, B)
+    }
     # at 4-4 both serve once before 5-5 whatever the order; at 5-4 A serving for the set is better
     assert at[(4, 4), A] == pytest.approx(0.5, abs=1e-14) and at[(4, 4), B] == pytest.approx(0.5, abs=1e-14)
     assert at[(5, 4), A] > at[(5, 4), B] > 0.5

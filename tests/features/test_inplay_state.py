@@ -72,8 +72,20 @@ def test_small_batches_and_large_batches_give_the_same_rows(real_states):
     states = real_states[::7][:3000]
     p0, won_a, served_a, won_b, served_b = _inputs(states, 2)
     large = inplay_features(p0, states, won_a, served_a, won_b, served_b, 200.0)
-    small = np.vstack([inplay_features(p0[i:i + 5], states[i:i + 5], won_a[i:i + 5], served_a[i:i + 5],
-                                       won_b[i:i + 5], served_b[i:i + 5], 200.0) for i in range(0, len(states), 5)])
+    small = np.vstack(
+        [
+            inplay_features(
+                p0[i : i + 5],
+                states[i : i + 5],
+                won_a[i : i + 5],
+                served_a[i : i + 5],
+                won_b[i : i + 5],
+                served_b[i : i + 5],
+                200.0,
+            )
+            for i in range(0, len(states), 5)
+        ]
+    )
     assert large.shape == (len(states), len(INPLAY_FEATURES))
     np.testing.assert_allclose(large, small, rtol=0, atol=1e-12, equal_nan=True)
 

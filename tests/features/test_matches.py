@@ -7,18 +7,21 @@ from features.matches import ROUND_ORDER, parse_outcome, settles_with_winner
 from tests.real_data import clean
 
 
-@pytest.mark.parametrize(("score", "expected"), [
-    ("6-4 6-4", ("completed", 2)),
-    ("7-6(5) 3-6 7-6(10)", ("completed", 3)),
-    ("6-7(3) 6-4 12-10", ("completed", 3)),
-    ("2-6 1-4 RET", ("retired", 1)),
-    ("3-1 RET", ("retired", 0)),
-    ("W/O", ("walkover", 0)),
-    ("6-3 2-0 DEF", ("defaulted", 1)),
-    ("6-4 3-6 [10-8]", ("completed", 3)),
-    ("", ("unknown", 0)),
-    (None, ("unknown", 0)),
-])
+@pytest.mark.parametrize(
+    ("score", "expected"),
+    [
+        ("6-4 6-4", ("completed", 2)),
+        ("7-6(5) 3-6 7-6(10)", ("completed", 3)),
+        ("6-7(3) 6-4 12-10", ("completed", 3)),
+        ("2-6 1-4 RET", ("retired", 1)),
+        ("3-1 RET", ("retired", 0)),
+        ("W/O", ("walkover", 0)),
+        ("6-3 2-0 DEF", ("defaulted", 1)),
+        ("6-4 3-6 [10-8]", ("completed", 3)),
+        ("", ("unknown", 0)),
+        (None, ("unknown", 0)),
+    ],
+)
 def test_parse_outcome(score, expected):
     assert parse_outcome(score) == expected
 

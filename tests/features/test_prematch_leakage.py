@@ -13,8 +13,7 @@ import pytest
 from features.prematch import FEATURES, build_prematch_features
 from tests.real_data import clean
 
-SWAP = [("winner_id", "loser_id"), ("winner_rank", "loser_rank"),
-        ("winner_rank_points", "loser_rank_points")]
+SWAP = [("winner_id", "loser_id"), ("winner_rank", "loser_rank"), ("winner_rank_points", "loser_rank_points")]
 
 
 @pytest.fixture(scope="module")

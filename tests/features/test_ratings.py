@@ -31,6 +31,7 @@ def test_the_book_moves_both_ratings_by_k_times_the_surprise():
     gain = k_factor(0) * (1 - win_probability(INITIAL_RATING, INITIAL_RATING))
     assert book.rating(1) == INITIAL_RATING + gain and book.rating(2) == INITIAL_RATING - gain
     assert book.surface_rating(1, "Clay") == INITIAL_RATING + gain and book.surface_rating(1, "Grass") == INITIAL_RATING
-    table = elo_history(pd.DataFrame({"match_id": ["m1", "m2"], "winner_id": [1, 1], "loser_id": [2, 2],
-                                      "surface": ["Clay", None]}))
+    table = elo_history(
+        pd.DataFrame({"match_id": ["m1", "m2"], "winner_id": [1, 1], "loser_id": [2, 2], "surface": ["Clay", None]})
+    )
     assert table["winner_elo_prob"].tolist() == [0.5, win_probability(book.rating(1), book.rating(2))]

@@ -87,8 +87,10 @@ def test_loose_names_and_lookalikes():
 
 
 def test_callers_can_bring_their_own_rules_table():
-    table = (FormatRule("hopmancup", FinalSet.TIEBREAK_10, first_year=2012),
-             FormatRule("wimbledon", FinalSet.TIEBREAK_7))
+    table = (
+        FormatRule("hopmancup", FinalSet.TIEBREAK_10, first_year=2012),
+        FormatRule("wimbledon", FinalSet.TIEBREAK_7),
+    )
     assert match_format("Hopman Cup", 2013, 3, rules=table).final_set is FinalSet.TIEBREAK_10
     assert match_format("Hopman Cup", 2011, 3, rules=table).final_set is FinalSet.TIEBREAK_7
     assert match_format("Wimbledon", 2015, 5, rules=table).final_set is FinalSet.TIEBREAK_7
@@ -347,13 +349,18 @@ def test_any_point_sequence_keeps_the_score_consistent(fmt, first_server, winner
             break
         after = score.point(winner)
         assert check_next(score, after) == winner
-        assert transition(score, [s.games for s in after.sets], after.games, after.display().event_game_result) \
-            == winner
+        assert (
+            transition(score, [s.games for s in after.sets], after.games, after.display().event_game_result) == winner
+        )
         # a score rebuilt from what a feed shows (plus who serves) is the same score
         if not after.is_over:
             rebuilt = Score.at(fmt, [s.games for s in after.sets], after.games, after.points, after.server)
             assert (rebuilt.games, rebuilt.points, rebuilt.server, rebuilt.in_tiebreak) == (
-                after.games, after.points, after.server, after.in_tiebreak)
+                after.games,
+                after.points,
+                after.server,
+                after.in_tiebreak,
+            )
             # the server changes between games exactly once, and never inside a regular game
             if after.games != score.games or len(after.sets) != len(score.sets):
                 assert after.game_server != score.game_server
@@ -415,17 +422,36 @@ def test_replay_pbp_rejects_points_after_the_match_and_allows_one_closing_dot():
 
 def slam_rows(points: list[tuple[int, int, str, str, int, int]], set_no: int = 1) -> list[dict]:
     """Log rows (winner, server, P1Score, P2Score, P1GamesWon, P2GamesWon) after a point-0 placeholder."""
-    rows = [dict(PointNumber=0, PointWinner=0, PointServer=0, SetNo=1, P1GamesWon=0, P2GamesWon=0, P1Score="0",
-                 P2Score="0")]
+    rows = [
+        dict(PointNumber=0, PointWinner=0, PointServer=0, SetNo=1, P1GamesWon=0, P2GamesWon=0, P1Score="0", P2Score="0")
+    ]
     for number, (winner, server, p1, p2, g1, g2) in enumerate(points, start=1):
-        rows.append(dict(PointNumber=number, PointWinner=winner, PointServer=server, SetNo=set_no, P1GamesWon=g1,
-                         P2GamesWon=g2, P1Score=p1, P2Score=p2))
+        rows.append(
+            dict(
+                PointNumber=number,
+                PointWinner=winner,
+                PointServer=server,
+                SetNo=set_no,
+                P1GamesWon=g1,
+                P2GamesWon=g2,
+                P1Score=p1,
+                P2Score=p2,
+            )
+        )
     return rows
 
 
 def test_replay_slam_points_checks_server_games_and_points():
-    hold = [(1, 1, "15", "0", 0, 0), (2, 1, "15", "15", 0, 0), (1, 1, "30", "15", 0, 0), (1, 1, "40", "15", 0, 0),
-            (2, 1, "40", "30", 0, 0), (2, 1, "40", "40", 0, 0), (1, 1, "AD", "40", 0, 0), (1, 1, "0", "0", 1, 0)]
+    hold = [
+        (1, 1, "15", "0", 0, 0),
+        (2, 1, "15", "15", 0, 0),
+        (1, 1, "30", "15", 0, 0),
+        (1, 1, "40", "15", 0, 0),
+        (2, 1, "40", "30", 0, 0),
+        (2, 1, "40", "40", 0, 0),
+        (1, 1, "AD", "40", 0, 0),
+        (1, 1, "0", "0", 1, 0),
+    ]
     states = replay_slam_points(pd.DataFrame(slam_rows(hold)), BO3)
     assert len(states) == 8 and states[-1].games == (1, 0) and states[-1].server == B
     wrong_server = hold[:-1] + [(1, 2, "0", "0", 1, 0)]
@@ -472,8 +498,11 @@ def pbp_archive_replay() -> tuple[Counter, dict[str, list[int]]]:
         else:
             side = row.winner - 1
             if final.is_over:
-                outcome = "completed, agrees" if final.winner == side and final.sackmann(side) == row.score else (
-                    "completed, disagrees")
+                outcome = (
+                    "completed, agrees"
+                    if final.winner == side and final.sackmann(side) == row.score
+                    else ("completed, disagrees")
+                )
             else:
                 shown = final.sackmann(side)
                 if final.games != (0, 0):
@@ -506,8 +535,12 @@ KNOWN_SLAM_LOG_DEFECTS = {
     "2013-ausopen-1120": "the first point's server is the receiver of the rest of the game",
     "2014-ausopen-1211": "PointWinner 1 on a point the scores give to player 2",
 }
-SLAM_NAMES = {"ausopen": "Australian Open", "frenchopen": "Roland Garros", "wimbledon": "Wimbledon",
-              "usopen": "US Open"}
+SLAM_NAMES = {
+    "ausopen": "Australian Open",
+    "frenchopen": "Roland Garros",
+    "wimbledon": "Wimbledon",
+    "usopen": "US Open",
+}
 
 
 def _words(name: str) -> list[str]:
@@ -532,8 +565,10 @@ def slam_log_replay() -> tuple[Counter, dict[str, list[str]]]:
         logs = {key: frame.to_dict("records") for key, frame in points.groupby("match_id", sort=False)}
         results = pd.read_csv(data_dir() / "atp" / f"atp_matches_{year}.csv.gz")
         results = results[results["tourney_name"] == SLAM_NAMES[slam]]
-        by_name = {frozenset((" ".join(_words(r.winner_name)), " ".join(_words(r.loser_name)))): r
-                   for r in results.itertuples()}
+        by_name = {
+            frozenset((" ".join(_words(r.winner_name)), " ".join(_words(r.loser_name)))): r
+            for r in results.itertuples()
+        }
         by_surname = {frozenset((_words(r.winner_name)[-1], _words(r.loser_name)[-1])): r for r in results.itertuples()}
         fmt = match_format(slam, int(year), 5)
         for match in matches[matches["match_num"] < 2000].itertuples():

@@ -7,8 +7,12 @@ from features.snapshot import PlayerSnapshot, UnknownPlayer
 
 
 def _snapshot() -> PlayerSnapshot:
-    return PlayerSnapshot(state=None, as_of=pd.Timestamp("2021-12-19"), names={"novak djokovic": [104925]},
-                          display={104925: "Novak Djokovic"})
+    return PlayerSnapshot(
+        state=None,
+        as_of=pd.Timestamp("2021-12-19"),
+        names={"novak djokovic": [104925]},
+        display={104925: "Novak Djokovic"},
+    )
 
 
 @pytest.mark.parametrize("player", ["¹", "²", "１０４９２５", "104925x", "", "  "])

@@ -64,11 +64,12 @@ async def _run(server: ReplayServer, recorder: Recorder, until, **options) -> Fe
 def test_an_unreadable_frame_then_a_misnumbered_bad_frame_cannot_livelock():
     """The defect of issue 9: a frame without a readable seq followed by a bad frame whose seq is not
     last_seq+1 made the next valid frame look like a gap, re-requested from the same place forever."""
+
     async def scenario():
         server = ReplayServer({"f1": []}, heartbeat_s=0.05)
         server.publish("f1", "match", point_event(1), 1.0)
-        server.publish_raw("f1", "match", "\x00\x01 not json")                          # position 2
-        server.publish_raw("f1", "match", json.dumps({"type": "event", "seq": 7}))      # position 3, bad, seq 7
+        server.publish_raw("f1", "match", "\x00\x01 not json")  # position 2
+        server.publish_raw("f1", "match", json.dumps({"type": "event", "seq": 7}))  # position 3, bad, seq 7
         for i in (4, 5):
             server.publish("f1", "match", point_event(i), float(i))
         recorder = Recorder()
@@ -87,8 +88,8 @@ def test_a_valid_message_claiming_a_later_number_is_out_of_order_when_the_stream
     async def scenario():
         server = ReplayServer({"f1": []}, heartbeat_s=0.05)
         server.publish("f1", "match", point_event(1), 1.0)
-        server.publish_raw("f1", "match", _envelope(40))       # position 2 claims 40
-        server.publish_raw("f1", "match", _envelope(1))        # position 3 repeats 1
+        server.publish_raw("f1", "match", _envelope(40))  # position 2 claims 40
+        server.publish_raw("f1", "match", _envelope(1))  # position 3 repeats 1
         for i in (4, 5, 6):
             server.publish("f1", "match", point_event(i), float(i))
         recorder = Recorder()
@@ -119,8 +120,9 @@ class NumberedServer:
             if seq > since:
                 await ws.send(_envelope(seq))
         while True:
-            await ws.send(Heartbeat(feed="f1", channel="match", last_seq=self.heartbeat_last,
-                                    event_time=1.0).model_dump_json())
+            await ws.send(
+                Heartbeat(feed="f1", channel="match", last_seq=self.heartbeat_last, event_time=1.0).model_dump_json()
+            )
             await asyncio.sleep(0.05)
 
 
@@ -171,7 +173,7 @@ def test_two_messages_claiming_a_far_jump_are_out_of_order_not_a_gap():
     async def scenario():
         server = ReplayServer({"f1": []}, heartbeat_s=0.05)
         server.publish("f1", "match", point_event(1), 1.0)
-        server.publish_raw("f1", "match", _envelope(10**9))        # two valid frames agreeing on a jump
+        server.publish_raw("f1", "match", _envelope(10**9))  # two valid frames agreeing on a jump
         server.publish_raw("f1", "match", _envelope(10**9 + 1))
         for i in (4, 5, 6):
             server.publish("f1", "match", point_event(i), float(i))
@@ -215,8 +217,9 @@ def test_a_stored_control_frame_that_shifts_the_numbering_heals_with_a_one_numbe
     async def scenario():
         server = ReplayServer({"f1": []}, heartbeat_s=0.05)
         server.publish("f1", "match", point_event(1), 1.0)
-        server.publish_raw("f1", "match", Heartbeat(feed="f1", channel="match", last_seq=1,
-                                                    event_time=1.0).model_dump_json())  # holds position 2
+        server.publish_raw(
+            "f1", "match", Heartbeat(feed="f1", channel="match", last_seq=1, event_time=1.0).model_dump_json()
+        )  # holds position 2
         for i in range(3, 9):
             server.publish("f1", "match", point_event(i), float(i))
         recorder = Recorder()

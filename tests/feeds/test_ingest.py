@@ -13,24 +13,36 @@ from feeds.historical import Erratum, ingest
 from feeds.sources import LocalDataSource, UpstreamDataSource
 from tests.real_data import data_dir
 
-HEADER = ("tourney_id,tourney_name,surface,draw_size,tourney_level,tourney_date,match_num,winner_id,winner_seed,"
-          "winner_entry,winner_name,winner_hand,winner_ht,winner_ioc,winner_age,loser_id,loser_seed,loser_entry,"
-          "loser_name,loser_hand,loser_ht,loser_ioc,loser_age,score,best_of,round,minutes,w_ace,w_df,w_svpt,"
-          "w_1stIn,w_1stWon,w_2ndWon,w_SvGms,w_bpSaved,w_bpFaced,l_ace,l_df,l_svpt,l_1stIn,l_1stWon,l_2ndWon,"
-          "l_SvGms,l_bpSaved,l_bpFaced,winner_rank,winner_rank_points,loser_rank,loser_rank_points")
+HEADER = (
+    "tourney_id,tourney_name,surface,draw_size,tourney_level,tourney_date,match_num,winner_id,winner_seed,"
+    "winner_entry,winner_name,winner_hand,winner_ht,winner_ioc,winner_age,loser_id,loser_seed,loser_entry,"
+    "loser_name,loser_hand,loser_ht,loser_ioc,loser_age,score,best_of,round,minutes,w_ace,w_df,w_svpt,"
+    "w_1stIn,w_1stWon,w_2ndWon,w_SvGms,w_bpSaved,w_bpFaced,l_ace,l_df,l_svpt,l_1stIn,l_1stWon,l_2ndWon,"
+    "l_SvGms,l_bpSaved,l_bpFaced,winner_rank,winner_rank_points,loser_rank,loser_rank_points"
+)
 
 
 def _row(match_num="1", winner_id="104925", date="20300107", rank="1", ht="188"):
-    return (f"2030-001,Somewhere,Hard,32,A,{date},{match_num},{winner_id},,,Novak Djokovic,R,{ht},SRB,42.0,"
-            "104745,,,Rafael Nadal,L,185,ESP,43.0,6-4 6-4,3,R32,90,5,1,60,40,30,10,10,1,2,3,2,"
-            f"70,45,28,12,10,4,6,{rank},9000,2,8000")
+    return (
+        f"2030-001,Somewhere,Hard,32,A,{date},{match_num},{winner_id},,,Novak Djokovic,R,{ht},SRB,42.0,"
+        "104745,,,Rafael Nadal,L,185,ESP,43.0,6-4 6-4,3,R32,90,5,1,60,40,30,10,10,1,2,3,2,"
+        f"70,45,28,12,10,4,6,{rank},9000,2,8000"
+    )
 
 
 @pytest.fixture
 def folder(tmp_path):
     (tmp_path / "atp").mkdir()
-    lines = [HEADER, _row("1"), _row("2", winner_id="abc"), _row("3", date="2030-01-07"),
-             _row("4") + ",extra,fields", _row("5", winner_id=""), _row("6", rank="-3"), _row("7", ht="3")]
+    lines = [
+        HEADER,
+        _row("1"),
+        _row("2", winner_id="abc"),
+        _row("3", date="2030-01-07"),
+        _row("4") + ",extra,fields",
+        _row("5", winner_id=""),
+        _row("6", rank="-3"),
+        _row("7", ht="3"),
+    ]
     (tmp_path / "atp" / "atp_matches_2030.csv.gz").write_bytes(gzip.compress("\n".join(lines).encode()))
     return tmp_path
 
@@ -49,8 +61,12 @@ def test_bad_rows_are_quarantined_with_reasons_and_good_rows_kept(folder):
 
 
 def test_errata_set_rows_aside_or_remove_one_value(folder):
-    errata = {"atp_matches": [Erratum("2030-001|6", None, "reviewed: rank typo"),
-                              Erratum("2030-001|7", "winner_ht", "reviewed: height 3 cm")]}
+    errata = {
+        "atp_matches": [
+            Erratum("2030-001|6", None, "reviewed: rank typo"),
+            Erratum("2030-001|7", "winner_ht", "reviewed: height 3 cm"),
+        ]
+    }
     result = ingest(LocalDataSource(folder), "atp_matches", errata=errata)
     assert sorted(result.frame["match_num"].tolist()) == [1, 7]
     assert pd.isna(result.frame.loc[result.frame["match_num"] == 7, "winner_ht"].item())
@@ -81,8 +97,12 @@ def upstream(tmp_path):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}"
-    yield UpstreamDataSource(first_year=2018, last_year=2020, atp_base=f"{base}/atp", odds_base=f"{base}/odds",
-                             retries=0), year
+    yield (
+        UpstreamDataSource(
+            first_year=2018, last_year=2020, atp_base=f"{base}/atp", odds_base=f"{base}/odds", retries=0
+        ),
+        year,
+    )
     server.shutdown()
 
 

@@ -15,16 +15,24 @@ def _schedule(n: int) -> list[Scheduled]:
     return [Scheduled(at=i * 0.001, channel="match", payload=point_event(i)) for i in range(n)]
 
 
-async def _follow(server_port: int, received: list, rejected: list, stop: asyncio.Event, since: int = 0,
-                  **options) -> FeedClient:
+async def _follow(
+    server_port: int, received: list, rejected: list, stop: asyncio.Event, since: int = 0, **options
+) -> FeedClient:
     async def on_frame(frame):
         if frame.valid:
             received.append(frame.seq)
         else:
             rejected.append((frame.seq, frame.reason))
 
-    client = FeedClient(f"ws://127.0.0.1:{server_port}", "f1", "match", on_frame, last_seq=since,
-                        backoff=Backoff(base_s=0.01, cap_s=0.05), **options)
+    client = FeedClient(
+        f"ws://127.0.0.1:{server_port}",
+        "f1",
+        "match",
+        on_frame,
+        last_seq=since,
+        backoff=Backoff(base_s=0.01, cap_s=0.05),
+        **options,
+    )
     asyncio.get_running_loop().create_task(client.run(stop))
     return client
 

@@ -14,16 +14,25 @@ CHANNELS = [("f", "market"), ("f", "match")]
 
 
 def _env(channel: str, seq: int, t: float) -> Envelope:
-    data = MarketUpdate(event_key="m", market_id="sim-m", status="SUSPENDED", in_play=True, simulated=True,
-                        source="simulated", runners=[RunnerPrices(selection="First Player"),
-                                                     RunnerPrices(selection="Second Player")])
+    data = MarketUpdate(
+        event_key="m",
+        market_id="sim-m",
+        status="SUSPENDED",
+        in_play=True,
+        simulated=True,
+        source="simulated",
+        runners=[RunnerPrices(selection="First Player"), RunnerPrices(selection="Second Player")],
+    )
     return Envelope.model_construct(type="event", feed="f", channel=channel, seq=seq, event_time=t, data=data)
 
 
 # the server's schedule: (time step since the previous instant, channel, bad frame?) — steps of 0 are ties,
 # steps of 25 are long quiet periods
-schedules = st.lists(st.tuples(st.sampled_from([0.0, 0.0, 1.0, 2.5, 25.0]), st.sampled_from(["match", "market"]),
-                               st.booleans()), min_size=1, max_size=30)
+schedules = st.lists(
+    st.tuples(st.sampled_from([0.0, 0.0, 1.0, 2.5, 25.0]), st.sampled_from(["match", "market"]), st.booleans()),
+    min_size=1,
+    max_size=30,
+)
 
 
 def _wire(schedule, idle_points) -> dict[str, list]:

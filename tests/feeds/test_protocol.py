@@ -12,21 +12,37 @@ from feeds.live.protocol import Envelope, MarketUpdate, MatchEvent, RunnerPrices
 
 
 def _event(**changes) -> dict:
-    event = MatchEvent(kind="point", event_key="2012-wimbledon-1101", event_date="2012-06-25",
-                       event_first_player="A. Player", event_second_player="B. Player", event_final_result="0 - 0",
-                       event_game_result="15 - 0", event_serve="First Player", event_status="Set 1",
-                       tournament_name="Wimbledon", tournament_season="2012", best_of=5,
-                       scores=[SetGames(score_first=0, score_second=0, score_set=1)])
+    event = MatchEvent(
+        kind="point",
+        event_key="2012-wimbledon-1101",
+        event_date="2012-06-25",
+        event_first_player="A. Player",
+        event_second_player="B. Player",
+        event_final_result="0 - 0",
+        event_game_result="15 - 0",
+        event_serve="First Player",
+        event_status="Set 1",
+        tournament_name="Wimbledon",
+        tournament_season="2012",
+        best_of=5,
+        scores=[SetGames(score_first=0, score_second=0, score_set=1)],
+    )
     return {**json.loads(event.model_dump_json()), **changes}
 
 
 def _market(**runner_changes) -> dict:
-    update = MarketUpdate(event_key="2012-wimbledon-1101", market_id="sim-2012-wimbledon-1101", status="OPEN",
-                          in_play=True, simulated=True, source="simulated",
-                          runners=[RunnerPrices(selection="First Player", back_price=1.5, back_size=10, lay_price=1.52,
-                                                lay_size=10),
-                                   RunnerPrices(selection="Second Player", back_price=2.9, back_size=10,
-                                                lay_price=3.0, lay_size=10)])
+    update = MarketUpdate(
+        event_key="2012-wimbledon-1101",
+        market_id="sim-2012-wimbledon-1101",
+        status="OPEN",
+        in_play=True,
+        simulated=True,
+        source="simulated",
+        runners=[
+            RunnerPrices(selection="First Player", back_price=1.5, back_size=10, lay_price=1.52, lay_size=10),
+            RunnerPrices(selection="Second Player", back_price=2.9, back_size=10, lay_price=3.0, lay_size=10),
+        ],
+    )
     data = json.loads(update.model_dump_json())
     data["runners"][0].update(runner_changes)
     return data
@@ -78,9 +94,19 @@ def test_final_result_and_sets_must_be_possible():
     _refused(_frame(_event(event_second_player="A. Player")), "same name")
 
 
-@pytest.mark.parametrize("field,value", [("back_size", "Infinity"), ("back_size", "1e400"), ("lay_size", "NaN"),
-                                         ("traded_volume", "1e12"), ("back_size", "-1"),
-                                         ("back_price", "1.511"), ("back_price", "1e308"), ("lay_price", "0.5")])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("back_size", "Infinity"),
+        ("back_size", "1e400"),
+        ("lay_size", "NaN"),
+        ("traded_volume", "1e12"),
+        ("back_size", "-1"),
+        ("back_price", "1.511"),
+        ("back_price", "1e308"),
+        ("lay_price", "0.5"),
+    ],
+)
 def test_sizes_and_prices_must_be_finite_on_the_ladder_and_bounded(field, value):
     raw = re.sub(rf'"{field}": [^,}}]+', f'"{field}": {value}', _frame(_market(), channel="market"), count=1)
     assert f'"{field}": {value}' in raw
@@ -91,8 +117,9 @@ def test_crossed_prices_are_refused():
     _refused(_frame(_market(back_price=1.6, lay_price=1.5), channel="market"), "crossed")
 
 
-@pytest.mark.parametrize("market_id", ["", "five", "sim-other-match", "sim-", "-2012-wimbledon-1101",
-                                       "s i m-2012-wimbledon-1101"])
+@pytest.mark.parametrize(
+    "market_id", ["", "five", "sim-other-match", "sim-", "-2012-wimbledon-1101", "s i m-2012-wimbledon-1101"]
+)
 def test_market_ids_must_name_their_match(market_id):
     data = _market()
     data["market_id"] = market_id

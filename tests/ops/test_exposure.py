@@ -25,8 +25,11 @@ from courtside.exposure import (
 from courtside.settings import Settings, is_loopback
 from tests.services import ROOT
 
-CREDENTIALS = {"COURTSIDE_MLFLOW_ADMIN_PASSWORD": "admin-password-1f9e", "COURTSIDE_MLFLOW_READER_PASSWORD":
-               "reader-password-77c2", "COURTSIDE_DAGSTER_PASSWORD": "dagster-password-0b3a"}
+CREDENTIALS = {
+    "COURTSIDE_MLFLOW_ADMIN_PASSWORD": "admin-password-1f9e",
+    "COURTSIDE_MLFLOW_READER_PASSWORD": "reader-password-77c2",
+    "COURTSIDE_DAGSTER_PASSWORD": "dagster-password-0b3a",
+}
 TOKEN = "operator-token-5a1e9c0d2b"
 
 
@@ -57,13 +60,21 @@ def test_every_listener_of_make_up_binds_loopback_by_default(tmp_path):
     assert services["prediction-service"].env == {}  # loads models straight from the tracking store
     assert services["engine"].pauses_betting and services["prediction-service"].pauses_betting
     assert not services["feed-replay"].pauses_betting
-    assert all(lst.protection == "loopback only" for lst in listeners(settings_for(tmp_path), Ports())
-               if not lst.name.startswith("Live dashboard"))
+    assert all(
+        lst.protection == "loopback only"
+        for lst in listeners(settings_for(tmp_path), Ports())
+        if not lst.name.startswith("Live dashboard")
+    )
 
 
 def test_exposed_mlflow_runs_its_basic_auth_app_and_dagster_stays_on_loopback_behind_the_proxy(tmp_path):
-    settings = settings_for(tmp_path, COURTSIDE_BIND_HOST="127.0.0.2", COURTSIDE_PROTECT="1",
-                            COURTSIDE_ALLOWED_HOSTS="courtside.team.example", **CREDENTIALS)
+    settings = settings_for(
+        tmp_path,
+        COURTSIDE_BIND_HOST="127.0.0.2",
+        COURTSIDE_PROTECT="1",
+        COURTSIDE_ALLOWED_HOSTS="courtside.team.example",
+        **CREDENTIALS,
+    )
     assert settings.requires_auth and not settings.exposed
     services = specs(settings)
     assert bind_addresses(services["dagster"].command) == ["127.0.0.1"]
@@ -93,8 +104,10 @@ def test_exposed_mlflow_runs_its_basic_auth_app_and_dagster_stays_on_loopback_be
 
     # the prediction service loads the champions through the server, as the read-only user
     assert services["prediction-service"].env == {
-        "MLFLOW_TRACKING_URI": f"http://127.0.0.2:{cli.MLFLOW_PORT}", "MLFLOW_TRACKING_USERNAME": "courtside-reader",
-        "MLFLOW_TRACKING_PASSWORD": CREDENTIALS["COURTSIDE_MLFLOW_READER_PASSWORD"]}
+        "MLFLOW_TRACKING_URI": f"http://127.0.0.2:{cli.MLFLOW_PORT}",
+        "MLFLOW_TRACKING_USERNAME": "courtside-reader",
+        "MLFLOW_TRACKING_PASSWORD": CREDENTIALS["COURTSIDE_MLFLOW_READER_PASSWORD"],
+    }
     engine = services["engine"].command
     assert engine[engine.index("--feed-url") + 1].startswith("ws://127.0.0.2:")
     assert engine[engine.index("--prediction-url") + 1].startswith("http://127.0.0.2:")
@@ -111,30 +124,59 @@ def test_exposure_is_refused_until_every_service_is_protected(tmp_path):
     assert exposure_problems(settings_for(tmp_path), None, ports) == []  # loopback: nothing to protect
     bare = settings_for(tmp_path, COURTSIDE_BIND_HOST="0.0.0.0")
     found = " ".join(exposure_problems(bare, None, ports))
-    for name in ("operator token", "COURTSIDE_MLFLOW_ADMIN_PASSWORD", "COURTSIDE_MLFLOW_READER_PASSWORD",
-                 "COURTSIDE_DAGSTER_PASSWORD"):
+    for name in (
+        "operator token",
+        "COURTSIDE_MLFLOW_ADMIN_PASSWORD",
+        "COURTSIDE_MLFLOW_READER_PASSWORD",
+        "COURTSIDE_DAGSTER_PASSWORD",
+    ):
         assert name in found
     full = settings_for(tmp_path, COURTSIDE_BIND_HOST="0.0.0.0", **CREDENTIALS)
     assert exposure_problems(full, TOKEN, ports) == []
-    weak = settings_for(tmp_path, COURTSIDE_BIND_HOST="0.0.0.0", **{**CREDENTIALS,
-                        "COURTSIDE_MLFLOW_ADMIN_PASSWORD": "password1234",
-                        "COURTSIDE_MLFLOW_READER_PASSWORD": "short"})
+    weak = settings_for(
+        tmp_path,
+        COURTSIDE_BIND_HOST="0.0.0.0",
+        **{
+            **CREDENTIALS,
+            "COURTSIDE_MLFLOW_ADMIN_PASSWORD": "password1234",
+            "COURTSIDE_MLFLOW_READER_PASSWORD": "short",
+        },
+    )
     found = exposure_problems(weak, TOKEN, ports)
     assert any("old default" in p for p in found) and any("at least 12" in p for p in found)
-    same = settings_for(tmp_path, COURTSIDE_BIND_HOST="0.0.0.0", **{
-        **CREDENTIALS, "COURTSIDE_MLFLOW_READER_PASSWORD": CREDENTIALS["COURTSIDE_MLFLOW_ADMIN_PASSWORD"]})
+    same = settings_for(
+        tmp_path,
+        COURTSIDE_BIND_HOST="0.0.0.0",
+        **{**CREDENTIALS, "COURTSIDE_MLFLOW_READER_PASSWORD": CREDENTIALS["COURTSIDE_MLFLOW_ADMIN_PASSWORD"]},
+    )
     assert any("must differ" in p for p in exposure_problems(same, TOKEN, ports))
-    bearer_only = settings_for(tmp_path, COURTSIDE_BIND_HOST="0.0.0.0", **{
-        **CREDENTIALS, "COURTSIDE_DAGSTER_PASSWORD": "", "COURTSIDE_DAGSTER_TOKEN": "dagster-bearer-token-4e2f"})
+    bearer_only = settings_for(
+        tmp_path,
+        COURTSIDE_BIND_HOST="0.0.0.0",
+        **{**CREDENTIALS, "COURTSIDE_DAGSTER_PASSWORD": "", "COURTSIDE_DAGSTER_TOKEN": "dagster-bearer-token-4e2f"},
+    )
     assert exposure_problems(bearer_only, TOKEN, ports) == []
 
 
 def test_courtside_up_refuses_to_start_unprotected_and_says_why(tmp_path):
     env = {k: v for k, v in child_environment().items() if not k.startswith(("COURTSIDE_", "MLFLOW_", "DAGSTER_"))}
-    env.update({"COURTSIDE_HOME": str(tmp_path), "COURTSIDE_BIND_HOST": "127.0.0.2", "COURTSIDE_PROTECT": "1",
-                "COURTSIDE_MLFLOW_ADMIN_PASSWORD": "admin-password-1f9e"})
-    proc = subprocess.Popen([sys.executable, "-m", "courtside.cli", "up"], cwd=ROOT, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    env.update(
+        {
+            "COURTSIDE_HOME": str(tmp_path),
+            "COURTSIDE_BIND_HOST": "127.0.0.2",
+            "COURTSIDE_PROTECT": "1",
+            "COURTSIDE_MLFLOW_ADMIN_PASSWORD": "admin-password-1f9e",
+        }
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "courtside.cli", "up"],
+        cwd=ROOT,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     try:
         out, err = proc.communicate(timeout=120)
     finally:
@@ -163,9 +205,19 @@ def test_services_inherit_no_secret_they_do_not_need(tmp_path, monkeypatch):
         assert CREDENTIALS["COURTSIDE_MLFLOW_ADMIN_PASSWORD"] not in repr(spec)
 
 
-@pytest.mark.parametrize(("host", "loopback"), [("127.0.0.1", True), ("127.0.0.2", True), ("::1", True),
-                                                ("localhost", True), ("0.0.0.0", False), ("10.1.2.3", False),
-                                                ("::", False), ("courtside.example", False)])
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.0.0.2", True),
+        ("::1", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("10.1.2.3", False),
+        ("::", False),
+        ("courtside.example", False),
+    ],
+)
 def test_loopback_addresses(host, loopback):
     assert is_loopback(host) is loopback
     assert Settings.from_env({"COURTSIDE_BIND_HOST": host}).requires_auth is not loopback
@@ -176,7 +228,8 @@ def test_mlflow_host_check_accepts_the_local_address_and_the_named_hosts_only(tm
     unnamed = mlflow_allowed_hosts(settings_for(tmp_path, COURTSIDE_BIND_HOST="127.0.0.2", COURTSIDE_PROTECT="1"))
     assert {"127.0.0.2:*", "localhost:*", "10.*", "192.168.*", "172.31.*"} <= set(unnamed.split(","))
     assert "*" not in unnamed.split(",")
-    named = mlflow_allowed_hosts(settings_for(tmp_path, COURTSIDE_BIND_HOST="0.0.0.0",
-                                              COURTSIDE_ALLOWED_HOSTS="ml.example, 10.0.0.5:5000")).split(",")
+    named = mlflow_allowed_hosts(
+        settings_for(tmp_path, COURTSIDE_BIND_HOST="0.0.0.0", COURTSIDE_ALLOWED_HOSTS="ml.example, 10.0.0.5:5000")
+    ).split(",")
     assert {"ml.example", "ml.example:*", "10.0.0.5:5000", "localhost:*", "127.0.0.1:*"} <= set(named)
     assert "10.0.0.5:5000:*" not in named

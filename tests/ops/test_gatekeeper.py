@@ -33,7 +33,7 @@ BEARER = {"Authorization": f"Bearer {TOKEN}"}
 EXPOSED_HOST = "127.0.0.2"
 """The "exposed" address of the tests: another loopback address, so nothing leaves the machine."""
 
-JOB = '''
+JOB = """
 import dagster as dg
 
 @dg.op
@@ -45,12 +45,20 @@ def gatekeeper_probe():
     probe()
 
 defs = dg.Definitions(jobs=[gatekeeper_probe])
-'''
+"""
 LAUNCH = """mutation Launch($p: ExecutionParams!) {
   launchRun(executionParams: $p) { __typename ... on LaunchRunSuccess { run { runId status } } }
 }"""
-LAUNCH_VARS = {"p": {"selector": {"repositoryLocationName": "probe", "repositoryName": "__repository__",
-                                  "jobName": "gatekeeper_probe"}, "runConfigData": {}}}
+LAUNCH_VARS = {
+    "p": {
+        "selector": {
+            "repositoryLocationName": "probe",
+            "repositoryName": "__repository__",
+            "jobName": "gatekeeper_probe",
+        },
+        "runConfigData": {},
+    }
+}
 RUNS = "{ runsOrError { __typename ... on Runs { results { runId } } } }"
 
 
@@ -63,8 +71,9 @@ class Stack:
 
 def _start(cmd: list[str], log: Path, env: dict[str, str], cwd: Path = ROOT) -> subprocess.Popen:
     with log.open("wb") as out:
-        return subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **env},
-                                start_new_session=True)
+        return subprocess.Popen(
+            cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **env}, start_new_session=True
+        )
 
 
 def _wait(url: str, proc: subprocess.Popen, log: Path, timeout_s: float = 120) -> None:
@@ -98,17 +107,40 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
     home.mkdir()
     (home / "dagster.yaml").write_bytes((PROJECT_ROOT / "dagster.yaml").read_bytes())  # queued runs, no daemon
     (folder / "probe_job.py").write_text(JOB)
-    (folder / "workspace.yaml").write_text("load_from:\n  - python_file:\n      relative_path: probe_job.py\n"
-                                           "      location_name: probe\n")
+    (folder / "workspace.yaml").write_text(
+        "load_from:\n  - python_file:\n      relative_path: probe_job.py\n      location_name: probe\n"
+    )
     dagster_port, proxy_port = free_port(), free_port()
-    dagster = _start([str(Path(sys.executable).parent / "dagster-webserver"), "-w", str(folder / "workspace.yaml"),
-                      "-h", "127.0.0.1", "-p", str(dagster_port)], folder / "dagster.log",
-                     {"DAGSTER_HOME": str(home)}, cwd=folder)
+    dagster = _start(
+        [
+            str(Path(sys.executable).parent / "dagster-webserver"),
+            "-w",
+            str(folder / "workspace.yaml"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(dagster_port),
+        ],
+        folder / "dagster.log",
+        {"DAGSTER_HOME": str(home)},
+        cwd=folder,
+    )
     proxy_log = folder / "proxy.log"
-    proxy = _start([sys.executable, "-m", "courtside.gatekeeper", "--host", EXPOSED_HOST, "--port", str(proxy_port),
-                    "--upstream", f"http://127.0.0.1:{dagster_port}"], proxy_log,
-                   {"COURTSIDE_DAGSTER_USER": USER, "COURTSIDE_DAGSTER_PASSWORD": PASSWORD,
-                    "COURTSIDE_DAGSTER_TOKEN": TOKEN})
+    proxy = _start(
+        [
+            sys.executable,
+            "-m",
+            "courtside.gatekeeper",
+            "--host",
+            EXPOSED_HOST,
+            "--port",
+            str(proxy_port),
+            "--upstream",
+            f"http://127.0.0.1:{dagster_port}",
+        ],
+        proxy_log,
+        {"COURTSIDE_DAGSTER_USER": USER, "COURTSIDE_DAGSTER_PASSWORD": PASSWORD, "COURTSIDE_DAGSTER_TOKEN": TOKEN},
+    )
     try:
         _wait(f"http://127.0.0.1:{dagster_port}/server_info", dagster, folder / "dagster.log")
         _wait(f"http://{EXPOSED_HOST}:{proxy_port}/server_info", proxy, proxy_log, timeout_s=30)
@@ -131,10 +163,15 @@ def run_ids(stack: Stack) -> set[str]:
 
 def test_launch_run_without_credentials_is_refused_by_the_proxy_and_launches_nothing(stack):
     before = run_ids(stack)
-    for headers in ({}, {"Authorization": "Basic " + base64.b64encode(f"{USER}:wrong-password".encode()).decode()},
-                    {"Authorization": "Bearer not-the-token-at-all"}, {"Authorization": f"Basic {PASSWORD}"}):
-        status, body, response_headers = request("POST", f"{stack.proxy}/graphql",
-                                                 {"query": LAUNCH, "variables": LAUNCH_VARS}, headers)
+    for headers in (
+        {},
+        {"Authorization": "Basic " + base64.b64encode(f"{USER}:wrong-password".encode()).decode()},
+        {"Authorization": "Bearer not-the-token-at-all"},
+        {"Authorization": f"Basic {PASSWORD}"},
+    ):
+        status, body, response_headers = request(
+            "POST", f"{stack.proxy}/graphql", {"query": LAUNCH, "variables": LAUNCH_VARS}, headers
+        )
         assert status == 401, body
         assert body["error"] == "unauthorized" and "credentials" in body["message"]
         assert response_headers["WWW-Authenticate"].startswith("Basic realm=")
@@ -161,8 +198,12 @@ def test_the_ui_and_reads_pass_with_credentials_and_cross_site_writes_do_not(sta
     status, body, _ = request("GET", f"{stack.proxy}/server_info", headers=BEARER)
     assert status == 200 and body["dagster_webserver_version"]
     # a page of another site driving a browser that holds the credentials
-    status, body, _ = request("POST", f"{stack.proxy}/graphql", {"query": LAUNCH, "variables": LAUNCH_VARS},
-                              {**BASIC, "Origin": "http://evil.example"})
+    status, body, _ = request(
+        "POST",
+        f"{stack.proxy}/graphql",
+        {"query": LAUNCH, "variables": LAUNCH_VARS},
+        {**BASIC, "Origin": "http://evil.example"},
+    )
     assert status == 403 and body["error"] == "forbidden"
     same_site = {**BASIC, "Origin": stack.proxy}
     status, body, _ = request("POST", f"{stack.proxy}/graphql", {"query": "{ version }"}, same_site)
@@ -176,15 +217,21 @@ def test_a_cross_site_get_cannot_launch_a_run(stack):
 
     before = run_ids(stack)
     url = f"{stack.proxy}/graphql?" + urllib.parse.urlencode({"query": LAUNCH, "variables": json.dumps(LAUNCH_VARS)})
-    status, body, _ = request("GET", url, headers={**BASIC, "Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors",
-                                                  "Sec-Fetch-Dest": "image"})
+    status, body, _ = request(
+        "GET",
+        url,
+        headers={**BASIC, "Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Dest": "image"},
+    )
     assert status == 403 and body["error"] == "forbidden"
     status, body, _ = request("GET", url, headers=BASIC)  # even same-site: mutations only over POST
     assert status == 405 and body["error"] == "method_not_allowed"
     assert run_ids(stack) == before
     # a link from another site still opens the UI (a top-level navigation)
-    status, _, _ = request("GET", f"{stack.proxy}/server_info", headers={**BASIC, "Sec-Fetch-Site": "cross-site",
-                                                                         "Sec-Fetch-Mode": "navigate"})
+    status, _, _ = request(
+        "GET",
+        f"{stack.proxy}/server_info",
+        headers={**BASIC, "Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"},
+    )
     assert status == 200
 
 
@@ -198,9 +245,18 @@ def test_the_graphql_websocket_is_forwarded_only_with_credentials(stack):
         ws.send(json.dumps({"type": "connection_init", "payload": {}}))
         assert json.loads(ws.recv(timeout=10))["type"] == "connection_ack"
         run_id = next(iter(run_ids(stack)), "00000000-0000-0000-0000-000000000000")
-        ws.send(json.dumps({"id": "1", "type": "start", "payload": {
-            "query": "subscription($r: ID!) { pipelineRunLogs(runId: $r) { __typename } }",
-            "variables": {"r": run_id}}}))
+        ws.send(
+            json.dumps(
+                {
+                    "id": "1",
+                    "type": "start",
+                    "payload": {
+                        "query": "subscription($r: ID!) { pipelineRunLogs(runId: $r) { __typename } }",
+                        "variables": {"r": run_id},
+                    },
+                }
+            )
+        )
         message = json.loads(ws.recv(timeout=20))
         while message["type"] == "ka":
             message = json.loads(ws.recv(timeout=20))
@@ -222,6 +278,12 @@ def test_credentials_rules():
 
 def test_the_proxy_refuses_to_start_without_credentials(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("COURTSIDE_DAGSTER_")}
-    done = subprocess.run([sys.executable, "-m", "courtside.gatekeeper", "--host", EXPOSED_HOST, "--port",
-                           str(free_port())], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "courtside.gatekeeper", "--host", EXPOSED_HOST, "--port", str(free_port())],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2 and "COURTSIDE_DAGSTER_PASSWORD" in done.stderr

@@ -64,16 +64,23 @@ def basic(user: str, password: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[Server]:
     home = tmp_path_factory.mktemp("mlflow-auth")
-    settings = Settings.from_env({"COURTSIDE_HOME": str(home), "COURTSIDE_BIND_HOST": HOST, "COURTSIDE_PROTECT": "1",
-                                  "COURTSIDE_MLFLOW_ADMIN_PASSWORD": ADMIN_PW,
-                                  "COURTSIDE_MLFLOW_READER_PASSWORD": READER_PW,
-                                  "COURTSIDE_ALLOWED_HOSTS": "courtside.team.example"})
+    settings = Settings.from_env(
+        {
+            "COURTSIDE_HOME": str(home),
+            "COURTSIDE_BIND_HOST": HOST,
+            "COURTSIDE_PROTECT": "1",
+            "COURTSIDE_MLFLOW_ADMIN_PASSWORD": ADMIN_PW,
+            "COURTSIDE_MLFLOW_READER_PASSWORD": READER_PW,
+            "COURTSIDE_ALLOWED_HOSTS": "courtside.team.example",
+        }
+    )
     settings.ensure_dirs()
     # the pipeline registers the champion straight into the tracking store (SQLite), as in make up; first, so
     # that it and the server do not both create the store's schema at the same time
     env = {**child_environment(), "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri}
-    done = subprocess.run([sys.executable, "-c", REGISTER], cwd=home, env=env, capture_output=True, text=True,
-                          timeout=180)
+    done = subprocess.run(
+        [sys.executable, "-c", REGISTER], cwd=home, env=env, capture_output=True, text=True, timeout=180
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     ports = Ports(dagster=free_port(), mlflow=free_port())
     spec = next(s for s in cli.control_plane_specs(settings, ports) if s.name == "mlflow")
@@ -126,8 +133,13 @@ def test_the_reader_may_read_but_not_move_the_champion_nor_delete_the_model(serv
         assert status == 403, (path, status, answer)
     status, body = api(server, "GET", "registered-models/alias?name=tennis-prematch&alias=champion", None, reader)
     assert status == 200 and body["model_version"]["version"] == "1"
-    status, _ = api(server, "GET", "registered-models/get?name=tennis-prematch", None, basic("courtside-reader",
-                                                                                           "wrong-password-123"))
+    status, _ = api(
+        server,
+        "GET",
+        "registered-models/get?name=tennis-prematch",
+        None,
+        basic("courtside-reader", "wrong-password-123"),
+    )
     assert status == 401
 
 
@@ -135,8 +147,9 @@ def test_the_prediction_service_environment_loads_the_champion_as_the_reader(ser
     """What the prediction service does (training.tracking, as serving.model_store calls it) with the
     environment ``courtside up`` gives it."""
     env = {**child_environment(), **reader_env(server.settings, server.url)}
-    done = subprocess.run([sys.executable, "-c", LOAD_CHAMPION], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=180)
+    done = subprocess.run(
+        [sys.executable, "-c", LOAD_CHAMPION], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     loaded = json.loads(done.stdout.strip().splitlines()[-1])
     assert loaded["version"] == "1" and loaded["features"] == ["elo_diff"] and 0.5 < loaded["p"] < 1
@@ -149,8 +162,9 @@ def test_the_administrator_may_write_and_the_reader_setup_is_idempotent(server):
     status, _ = api(server, *ALIAS, admin)
     assert status == 200
     assert ensure_mlflow_reader(server.settings, server.url) == "password set"
-    wrong = Settings.from_env({"COURTSIDE_MLFLOW_ADMIN_PASSWORD": "not-the-admin-password",
-                               "COURTSIDE_MLFLOW_READER_PASSWORD": READER_PW})
+    wrong = Settings.from_env(
+        {"COURTSIDE_MLFLOW_ADMIN_PASSWORD": "not-the-admin-password", "COURTSIDE_MLFLOW_READER_PASSWORD": READER_PW}
+    )
     with pytest.raises(RuntimeError, match="refused the administrator"):
         ensure_mlflow_reader(wrong, server.url)
     assert ADMIN_PW not in server.log.read_text() and READER_PW not in server.log.read_text()

@@ -16,9 +16,21 @@ REASON = "engine crash loop: 5 restarts in 10 min (last exit: killed by SIGKILL)
 
 
 def status_row(service: str, **values) -> dict:
-    return {"service": service, "state": "running", "pid": 4242, "restarts": 0, "crashes": 0, "last_exit_code": None,
-            "last_exit": None, "last_crash_at": None, "next_restart_at": None, "crash_loop": False,
-            "crash_loop_reason": None, "started_at": datetime.now(UTC), **values}
+    return {
+        "service": service,
+        "state": "running",
+        "pid": 4242,
+        "restarts": 0,
+        "crashes": 0,
+        "last_exit_code": None,
+        "last_exit": None,
+        "last_crash_at": None,
+        "next_restart_at": None,
+        "crash_loop": False,
+        "crash_loop_reason": None,
+        "started_at": datetime.now(UTC),
+        **values,
+    }
 
 
 def test_health_and_live_status_answer_the_services_and_the_crash_loop_pause(tmp_path):
@@ -30,10 +42,24 @@ def test_health_and_live_status_answer_the_services_and_the_crash_loop_pause(tmp
             services = get(api.url + path)[1]["services"]
             assert services["supervisor"] == "none" and services["items"] == [] and services["betting_paused"] is None
         crashed = datetime.now(UTC)
-        supervision.record_service_statuses(db, [
-            status_row("engine", state="backoff", pid=None, restarts=4, crashes=5, last_exit_code=-9,
-                       last_exit="killed by SIGKILL", last_crash_at=crashed, crash_loop=True, crash_loop_reason=REASON),
-            status_row("live-api")])
+        supervision.record_service_statuses(
+            db,
+            [
+                status_row(
+                    "engine",
+                    state="backoff",
+                    pid=None,
+                    restarts=4,
+                    crashes=5,
+                    last_exit_code=-9,
+                    last_exit="killed by SIGKILL",
+                    last_crash_at=crashed,
+                    crash_loop=True,
+                    crash_loop_reason=REASON,
+                ),
+                status_row("live-api"),
+            ],
+        )
         controls_store.change_controls(db, changed_by="supervisor", paused=True, reason=REASON)
         for path in ("/health", "/live/status"):
             status, body, _ = get(api.url + path)

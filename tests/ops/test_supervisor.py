@@ -53,16 +53,30 @@ class Clock:
         return datetime(2026, 12, 6, tzinfo=UTC) + timedelta(seconds=self.t)
 
 
-POLICY = RestartPolicy(initial_backoff_s=1.0, max_backoff_s=8.0, factor=2.0, jitter=0.2, crash_loop_restarts=5,
-                       crash_loop_window_s=600.0, stable_s=60.0)
+POLICY = RestartPolicy(
+    initial_backoff_s=1.0,
+    max_backoff_s=8.0,
+    factor=2.0,
+    jitter=0.2,
+    crash_loop_restarts=5,
+    crash_loop_window_s=600.0,
+    stable_s=60.0,
+)
 ENGINE = ServiceSpec("engine", ("python", "-m", "serving.engine"), pauses_betting=True)
 
 
 def supervisor(**kwargs) -> tuple[Supervisor, FakeLauncher, Clock, list, list]:
     launcher, clock, pauses, reports = FakeLauncher(), Clock(), [], []
-    sup = Supervisor(kwargs.pop("policy", POLICY), launcher, clock=clock, wall=clock.wall, rng=random.Random(7),
-                     on_crash_loop=kwargs.pop("on_crash_loop", lambda spec, reason: pauses.append((spec.name, reason))),
-                     on_status=reports.append, **kwargs)
+    sup = Supervisor(
+        kwargs.pop("policy", POLICY),
+        launcher,
+        clock=clock,
+        wall=clock.wall,
+        rng=random.Random(7),
+        on_crash_loop=kwargs.pop("on_crash_loop", lambda spec, reason: pauses.append((spec.name, reason))),
+        on_status=reports.append,
+        **kwargs,
+    )
     return sup, launcher, clock, pauses, reports
 
 
@@ -82,8 +96,9 @@ def restart(sup: Supervisor, clock: Clock) -> None:
 
 
 def test_a_crash_is_counted_and_restarted_after_a_growing_jittered_capped_backoff():
-    sup, launcher, clock, pauses, _ = supervisor(policy=RestartPolicy(
-        initial_backoff_s=1.0, max_backoff_s=8.0, jitter=0.2, crash_loop_restarts=100))
+    sup, launcher, clock, pauses, _ = supervisor(
+        policy=RestartPolicy(initial_backoff_s=1.0, max_backoff_s=8.0, jitter=0.2, crash_loop_restarts=100)
+    )
     sup.start(ENGINE)
     waits = []
     for _ in range(7):
@@ -95,7 +110,7 @@ def test_a_crash_is_counted_and_restarted_after_a_growing_jittered_capped_backof
         assert len(launcher.children) == before, "restarted before its backoff was over"
         restart(sup, clock)
     for i, wait in enumerate(waits[:3]):  # 1, 2, 4 s, each +-20 %
-        assert 0.8 * 2 ** i <= wait <= 1.2 * 2 ** i
+        assert 0.8 * 2**i <= wait <= 1.2 * 2**i
     assert all(w <= 8.0 for w in waits) and waits[-1] >= 8.0 * 0.8  # capped
     assert len({round(w, 6) for w in waits[:3]}) == 3
     st = sup.services["engine"]
@@ -157,8 +172,11 @@ def test_the_flag_clears_when_the_window_passes_and_a_new_crash_loop_pauses_agai
 
 
 def test_running_stable_resets_the_backoff():
-    sup, launcher, clock, _, _ = supervisor(policy=RestartPolicy(initial_backoff_s=1.0, max_backoff_s=60.0,
-                                                                  jitter=0.0, crash_loop_restarts=100, stable_s=60))
+    sup, launcher, clock, _, _ = supervisor(
+        policy=RestartPolicy(
+            initial_backoff_s=1.0, max_backoff_s=60.0, jitter=0.0, crash_loop_restarts=100, stable_s=60
+        )
+    )
     sup.start(ENGINE)
     assert crash(sup, launcher, clock) == 1.0
     restart(sup, clock)

@@ -21,8 +21,9 @@ from storage import supervision
 from storage.db import make_engine, migrate
 from tests.services import ROOT, free_port
 
-FAST = RestartPolicy(initial_backoff_s=0.1, max_backoff_s=0.4, jitter=0.2, crash_loop_restarts=3,
-                     crash_loop_window_s=60.0, stable_s=30.0)
+FAST = RestartPolicy(
+    initial_backoff_s=0.1, max_backoff_s=0.4, jitter=0.2, crash_loop_restarts=3, crash_loop_window_s=60.0, stable_s=30.0
+)
 
 
 @pytest.fixture
@@ -58,8 +59,12 @@ def alive(pid: int) -> bool:
 def test_a_failing_child_is_restarted_counted_logged_and_its_crash_loop_pauses_betting(db, tmp_path, caplog):
     caplog.set_level(logging.WARNING, logger="courtside.supervisor")
     launcher = ProcessLauncher(tmp_path / "logs", cwd=ROOT)
-    sup = Supervisor(FAST, launcher, on_crash_loop=pause_betting(db),
-                     on_status=lambda rows: supervision.record_service_statuses(db, rows))
+    sup = Supervisor(
+        FAST,
+        launcher,
+        on_crash_loop=pause_betting(db),
+        on_status=lambda rows: supervision.record_service_statuses(db, rows),
+    )
     script = "import sys, time; print('engine going down', flush=True); time.sleep(0.2); sys.exit(1)"
     started = time.monotonic()
     sup.start(ServiceSpec("engine", (sys.executable, "-c", script), pauses_betting=True))
@@ -92,8 +97,9 @@ def test_a_failing_child_is_restarted_counted_logged_and_its_crash_loop_pauses_b
 def test_a_child_killed_with_sigkill_is_restarted_and_stop_all_leaves_nothing_running(db, tmp_path):
     launcher = ProcessLauncher(tmp_path / "logs", cwd=ROOT)
     sup = Supervisor(FAST, launcher, on_status=lambda rows: supervision.record_service_statuses(db, rows))
-    sup.start(ServiceSpec("feed-replay", (sys.executable, "-c", "import time; print('up', flush=True); "
-                                                               "time.sleep(120)")))
+    sup.start(
+        ServiceSpec("feed-replay", (sys.executable, "-c", "import time; print('up', flush=True); time.sleep(120)"))
+    )
     try:
         first = sup.services["feed-replay"].pid
         os.kill(first, signal.SIGKILL)
@@ -116,12 +122,27 @@ def test_the_real_engine_killed_under_the_supervisor_is_started_again(db, tmp_pa
     for the prediction service, as it does at every start)."""
     url = db.url.render_as_string(hide_password=False)
     env = {"COURTSIDE_DATABASE_URL": url, "COURTSIDE_HOME": str(tmp_path)}
-    spec = ServiceSpec("engine", (sys.executable, "-m", "serving.engine", "--feed-url",
-                                  f"ws://127.0.0.1:{free_port()}", "--prediction-url",
-                                  f"http://127.0.0.1:{free_port()}"), env=env, pauses_betting=True)
+    spec = ServiceSpec(
+        "engine",
+        (
+            sys.executable,
+            "-m",
+            "serving.engine",
+            "--feed-url",
+            f"ws://127.0.0.1:{free_port()}",
+            "--prediction-url",
+            f"http://127.0.0.1:{free_port()}",
+        ),
+        env=env,
+        pauses_betting=True,
+    )
     launcher = ProcessLauncher(tmp_path / "logs", cwd=ROOT)
-    sup = Supervisor(FAST, launcher, on_crash_loop=pause_betting(db),
-                     on_status=lambda rows: supervision.record_service_statuses(db, rows))
+    sup = Supervisor(
+        FAST,
+        launcher,
+        on_crash_loop=pause_betting(db),
+        on_status=lambda rows: supervision.record_service_statuses(db, rows),
+    )
     log = tmp_path / "logs" / "engine.log"
 
     def waiting() -> int:

@@ -20,13 +20,12 @@ def runs(tmp_path_factory, postgres_url):
     admin.dispose()
     db_url = postgres_url.rsplit("/", 1)[0] + "/courtside_pipeline_test"
     home = tmp_path_factory.mktemp("home")
-    settings = Settings.from_env({"COURTSIDE_HOME": str(home), "COURTSIDE_DATA_DIR": str(data_dir()),
-                                  "COURTSIDE_DATABASE_URL": db_url})
+    settings = Settings.from_env(
+        {"COURTSIDE_HOME": str(home), "COURTSIDE_DATA_DIR": str(data_dir()), "COURTSIDE_DATABASE_URL": db_url}
+    )
     defs = build_definitions(settings)
     job = defs.resolve_job_def("courtside_pipeline")
     with dg.DagsterInstance.ephemeral() as instance:
         first = job.execute_in_process(instance=instance, raise_on_error=False)
         second = job.execute_in_process(instance=instance, raise_on_error=False)
         yield settings, defs, first, second
-
-

@@ -29,16 +29,24 @@ class PipelineRun:
         raise KeyError(f"{asset}:{name} was not evaluated in this run")
 
     def materialized(self) -> set[str]:
-        return {m.asset_key.to_user_string() for m in self.result.get_asset_materialization_events()
-                for m in [m.event_specific_data.materialization]}
+        return {
+            m.asset_key.to_user_string()
+            for m in self.result.get_asset_materialization_events()
+            for m in [m.event_specific_data.materialization]
+        }
 
 
 def settings_for(home: Path, data: Path) -> Settings:
     return Settings.from_env({"COURTSIDE_HOME": str(home), "COURTSIDE_DATA_DIR": str(data)})
 
 
-def run_pipeline(home: Path, data: Path, instance: dg.DagsterInstance | None = None,
-                 job: str = "courtside_pipeline", upstream_of: Iterable[str] | None = None) -> PipelineRun:
+def run_pipeline(
+    home: Path,
+    data: Path,
+    instance: dg.DagsterInstance | None = None,
+    job: str = "courtside_pipeline",
+    upstream_of: Iterable[str] | None = None,
+) -> PipelineRun:
     """Execute a job of the real definitions, configured for ``home`` and ``data``; with ``upstream_of``,
     only those assets and everything they need (the job's own steps and checks for them)."""
     settings = settings_for(home, data)
@@ -46,10 +54,15 @@ def run_pipeline(home: Path, data: Path, instance: dg.DagsterInstance | None = N
     instance = instance or dg.DagsterInstance.ephemeral()
     selection = None
     if upstream_of is not None:
-        selection = sorted(dg.AssetSelection.assets(*upstream_of).upstream().required_multi_asset_neighbors()
-                           .resolve(defs.resolve_asset_graph()))
-    result = defs.resolve_job_def(job).execute_in_process(instance=instance, raise_on_error=False,
-                                                          asset_selection=selection)
+        selection = sorted(
+            dg.AssetSelection.assets(*upstream_of)
+            .upstream()
+            .required_multi_asset_neighbors()
+            .resolve(defs.resolve_asset_graph())
+        )
+    result = defs.resolve_job_def(job).execute_in_process(
+        instance=instance, raise_on_error=False, asset_selection=selection
+    )
     return PipelineRun(result, instance, settings, defs)
 
 

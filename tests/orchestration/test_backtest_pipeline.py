@@ -19,7 +19,8 @@ def test_prematch_backtest_on_the_walk_forward_predictions(runs):
     table = first.output_for_node("prematch_backtest")
     model = table[table["forecaster"] == "p_model"]
     assert set(zip(model["book"], model["staking"], model["split"], strict=True)) == {
-        (b, s, split) for b in ("pinnacle", "bet365") for s in ("flat", "kelly") for split in ("validation", "test")}
+        (b, s, split) for b in ("pinnacle", "bet365") for s in ("flat", "kelly") for split in ("validation", "test")
+    }
     # one threshold pair per book, chosen on validation, applied unchanged to test
     per_book = model.groupby("book")[["min_edge", "max_price"]].nunique()
     assert (per_book == 1).all().all()
@@ -61,7 +62,8 @@ def test_inplay_backtest_is_labelled_simulated(runs):
     settings, _, first, _ = runs
     table = first.output_for_node("inplay_backtest")
     assert set(zip(table["model"], table["market"], strict=True)) == {
-        (m, k) for m in bt.INPLAY_MODELS for k in bt.INPLAY_MARKETS}
+        (m, k) for m in bt.INPLAY_MODELS for k in bt.INPLAY_MARKETS
+    }
     assert (table["prices"] == "SIMULATED").all()
     # on the fair simulated market the simulator's own model never finds value
     fair = table.set_index(["model", "market"]).loc[("markov-constant", "simulated-fair")]

@@ -31,10 +31,11 @@ def _checks(result):
 def test_inplay_assets_materialize_with_their_checks_green(runs):
     _, _, first, _ = runs
     assert first.success
-    done = {e.event_specific_data.materialization.asset_key.to_user_string()
-            for e in first.get_asset_materialization_events()}
-    assert {"inplay_points", "inplay_candidates", "inplay_evaluation", "inplay_challenger",
-            "inplay_champion"} <= done
+    done = {
+        e.event_specific_data.materialization.asset_key.to_user_string()
+        for e in first.get_asset_materialization_events()
+    }
+    assert {"inplay_points", "inplay_candidates", "inplay_evaluation", "inplay_challenger", "inplay_champion"} <= done
     checks = _checks(first)
     assert checks[("inplay_candidates", "starts_at_prematch_probability")].passed
     assert checks[("inplay_challenger", "challenger_beats_champion")].passed
@@ -128,17 +129,35 @@ def _post(url: str, body: dict) -> dict:
 @pytest.mark.postgres
 def test_predict_live_serves_the_inplay_champion(runs):
     settings, _, first, _ = runs
-    env = {"COURTSIDE_DATA_DIR": settings.data_dir, "COURTSIDE_DATABASE_URL": settings.database_url,
-           "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri}
+    env = {
+        "COURTSIDE_DATA_DIR": settings.data_dir,
+        "COURTSIDE_DATABASE_URL": settings.database_url,
+        "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+    }
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     champion = MlflowClient().get_model_version_by_alias(tracking.INPLAY_MODEL, tracking.CHAMPION)
     model, _ = tracking.load_model(f"models:/{tracking.INPLAY_MODEL}/{champion.version}")
     states = [
-        {"match_id": "start", "best_of": 3, "tournament": "Miami", "season": 2015, "server": 1,
-         "prematch_probability": 0.64},
-        {"match_id": "late", "best_of": 5, "tournament": "Wimbledon", "season": 2015, "sets": [[6, 4], [3, 6]],
-         "games": [5, 4], "points": [2, 3], "server": 2, "prematch_probability": 0.55,
-         "serve_stats": {"won_one": 60, "served_one": 90, "won_two": 58, "served_two": 88}},
+        {
+            "match_id": "start",
+            "best_of": 3,
+            "tournament": "Miami",
+            "season": 2015,
+            "server": 1,
+            "prematch_probability": 0.64,
+        },
+        {
+            "match_id": "late",
+            "best_of": 5,
+            "tournament": "Wimbledon",
+            "season": 2015,
+            "sets": [[6, 4], [3, 6]],
+            "games": [5, 4],
+            "points": [2, 3],
+            "server": 2,
+            "prematch_probability": 0.55,
+            "serve_stats": {"won_one": 60, "served_one": 90, "won_two": 58, "served_two": 88},
+        },
         {"match_id": "over", "best_of": 3, "sets": [[6, 4], [6, 3]], "server": 1, "prematch_probability": 0.4},
     ]
     with prediction_service(settings.home, env, ready=True) as url:

@@ -43,8 +43,11 @@ def _post(url: str, body: dict) -> tuple[int, dict]:
 def service(runs):
     settings, _, first, _ = runs
     assert first.success
-    env = {"COURTSIDE_DATA_DIR": settings.data_dir, "COURTSIDE_DATABASE_URL": settings.database_url,
-           "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri}
+    env = {
+        "COURTSIDE_DATA_DIR": settings.data_dir,
+        "COURTSIDE_DATABASE_URL": settings.database_url,
+        "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+    }
     with prediction_service(settings.home, env, ready=True) as url:
         yield url
 
@@ -53,30 +56,67 @@ def service(runs):
 @pytest.mark.postgres
 def test_predict_answers_from_the_champion_and_names_bad_fields(runs, service):
     settings = runs[0]
-    ok, body = _post(f"{service}/predict", {"requests": [
-        {"player_one": "Novak Djokovic", "player_two": "Rafael Nadal", "surface": "Clay", "date": "2022-05-30",
-         "best_of": 5, "level": "G", "round": "QF"},
-        {"player_one": 104745, "player_two": 104925, "surface": "Clay", "date": "2022-05-30", "best_of": 5,
-         "level": "G", "round": "QF"}]})
+    ok, body = _post(
+        f"{service}/predict",
+        {
+            "requests": [
+                {
+                    "player_one": "Novak Djokovic",
+                    "player_two": "Rafael Nadal",
+                    "surface": "Clay",
+                    "date": "2022-05-30",
+                    "best_of": 5,
+                    "level": "G",
+                    "round": "QF",
+                },
+                {
+                    "player_one": 104745,
+                    "player_two": 104925,
+                    "surface": "Clay",
+                    "date": "2022-05-30",
+                    "best_of": 5,
+                    "level": "G",
+                    "round": "QF",
+                },
+            ]
+        },
+    )
     assert ok == 200, body
     a, b = body["predictions"]
     assert (a["player_one_id"], a["player_two_id"]) == (104925, 104745)
     assert 0 < a["probability"] < 1 and a["model_name"] == "tennis-prematch" and a["model_version"]
     assert abs(a["probability"] + b["probability"] - 1) < 1e-6  # same match, seen from each side: one price
 
-    code, body = _post(f"{service}/predict", {"requests": [
-        {"player_one": "Nobody Atall", "player_two": "Rafael Nadal", "surface": "Clay", "date": "2022-05-30"}]})
+    code, body = _post(
+        f"{service}/predict",
+        {
+            "requests": [
+                {"player_one": "Nobody Atall", "player_two": "Rafael Nadal", "surface": "Clay", "date": "2022-05-30"}
+            ]
+        },
+    )
     assert code == 422 and body["detail"][0]["loc"][-1] == "player_one"
-    code, body = _post(f"{service}/predict", {"requests": [
-        {"player_one": 104925, "player_two": 104745, "surface": "Clay", "date": "2014-06-01"}]})
+    code, body = _post(
+        f"{service}/predict",
+        {"requests": [{"player_one": 104925, "player_two": 104745, "surface": "Clay", "date": "2014-06-01"}]},
+    )
     assert code == 422 and body["detail"][0]["loc"][-1] == "date"
 
     catalog = pd.read_parquet(settings.warehouse_dir / "replay_catalog.parquet")
     row = choose(catalog, "slam", 1).iloc[0]
-    ask = {"player_one": int(row["player1_id"]), "player_two": int(row["player2_id"]), "surface": row["surface"],
-           "date": row["event_date"], "best_of": 5, "level": "G", "match_id": row["sackmann_match_id"]}
-    code, body = _post(f"{service}/predict", {"requests": [
-        ask, {**ask, "player_one": ask["player_two"], "player_two": ask["player_one"]}]})
+    ask = {
+        "player_one": int(row["player1_id"]),
+        "player_two": int(row["player2_id"]),
+        "surface": row["surface"],
+        "date": row["event_date"],
+        "best_of": 5,
+        "level": "G",
+        "match_id": row["sackmann_match_id"],
+    }
+    code, body = _post(
+        f"{service}/predict",
+        {"requests": [ask, {**ask, "player_one": ask["player_two"], "player_two": ask["player_one"]}]},
+    )
     assert code == 200, body
     one, other = body["predictions"]
     assert abs(one["probability"] + other["probability"] - 1) < 1e-9  # the same as-of feature row
@@ -88,8 +128,9 @@ def _run_requests(defs, instance, result) -> dict[str, dg.ExecuteInProcessResult
     out = {}
     for request in result.run_requests:
         job = defs.resolve_job_def(request.job_name)
-        out[request.job_name] = job.execute_in_process(instance=instance, run_config=request.run_config,
-                                                       raise_on_error=False)
+        out[request.job_name] = job.execute_in_process(
+            instance=instance, run_config=request.run_config, raise_on_error=False
+        )
     return out
 
 
@@ -102,8 +143,9 @@ def test_sensor_drives_prematch_bets_settlement_pnl_and_live_checks(runs, servic
     db = make_engine(settings.database_url)
     store.reset_live(db)
     catalog = pd.read_parquet(settings.warehouse_dir / "replay_catalog.parquet")
-    schedule, skipped = build_feed(choose(catalog, "slam", MATCHES).to_dict("records"), stagger_s=0,
-                                   prematch_lead_s=600)
+    schedule, skipped = build_feed(
+        choose(catalog, "slam", MATCHES).to_dict("records"), stagger_s=0, prematch_lead_s=600
+    )
     assert not skipped
     envelopes = envelopes_of(schedule)
     first_point = next(i for i, e in enumerate(envelopes) if e.channel == "match" or e.data.status == "CLOSED")
@@ -127,12 +169,13 @@ def test_sensor_drives_prematch_bets_settlement_pnl_and_live_checks(runs, servic
             await engine.housekeeping()  # the engine risk-checks and places what the control plane queued
             await engine.commit(wait=True)
             assert not store.new_order_requests(db)
-            again = live_event_log(dg.build_sensor_context(instance=instance, cursor=tick.cursor,
-                                                           resources={"courtside": resource}))
+            again = live_event_log(
+                dg.build_sensor_context(instance=instance, cursor=tick.cursor, resources={"courtside": resource})
+            )
             assert not again.run_requests  # nothing new: no second scan of the same odds
 
             for i in range(first_point, len(envelopes), 50):
-                await engine.process([(0.0, e) for e in envelopes[i:i + 50]])
+                await engine.process([(0.0, e) for e in envelopes[i : i + 50]])
             await engine.commit(wait=True)
             return engine, queued, again.cursor
 
@@ -141,13 +184,17 @@ def test_sensor_drives_prematch_bets_settlement_pnl_and_live_checks(runs, servic
         placed = {o["customer_order_ref"]: src for _, src, o in store.order_rows(db)}
         for ref, _, request in queued:
             assert request["edge"] >= EngineConfig().policy.value.min_edge
-            rejected = [p for *_, p in store.events_after(db, 0, kinds=[str(EventKind.ORDER_REJECTED)])
-                        if p["request"]["customer_order_ref"] == ref]
+            rejected = [
+                p
+                for *_, p in store.events_after(db, 0, kinds=[str(EventKind.ORDER_REJECTED)])
+                if p["request"]["customer_order_ref"] == ref
+            ]
             assert placed.get(ref) == "prematch" or rejected, ref  # placed, or refused with a logged reason
         assert sum(1 for s in placed.values() if s == "inplay") > 0
 
-        tick = live_event_log(dg.build_sensor_context(instance=instance, cursor=cursor,
-                                                      resources={"courtside": resource}))
+        tick = live_event_log(
+            dg.build_sensor_context(instance=instance, cursor=cursor, resources={"courtside": resource})
+        )
         assert {r.job_name for r in tick.run_requests} == {"settle_live", "live_data_checks"}
         runs_ = _run_requests(defs, instance, tick)
         assert runs_["settle_live"].success and runs_["live_data_checks"].success

@@ -23,15 +23,18 @@ def test_first_run_materializes_everything_with_every_check_green(runs):
     settings, defs, first, _ = runs
     assert first.success
     graph = defs.resolve_asset_graph()
-    done = {m.asset_key for m in (e.event_specific_data.materialization
-                                  for e in first.get_asset_materialization_events())}
+    done = {
+        m.asset_key for m in (e.event_specific_data.materialization for e in first.get_asset_materialization_events())
+    }
     pipeline = defs.resolve_job_def("courtside_pipeline").asset_layer.selected_asset_keys
     assert done == set(pipeline)
     assert pipeline == set(graph.get_all_asset_keys()) - {
-        dg.AssetKey(k) for k in ("prematch_value_scan", "live_settlements", "live_pnl", "live_event_batch")}
+        dg.AssetKey(k) for k in ("prematch_value_scan", "live_settlements", "live_pnl", "live_event_batch")
+    }
     checks = _checks(first)
-    assert set(checks) == {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys
-                           if k.asset_key in pipeline}
+    assert set(checks) == {
+        (k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys if k.asset_key in pipeline
+    }
     assert all(e.passed for e in checks.values()), [k for k, e in checks.items() if not e.passed]
 
     # identity measured against the reference: the targets
@@ -100,6 +103,7 @@ def test_walkforward_is_out_of_sample_scored_against_the_market_and_logged(runs)
     report = (settings.home / "reports" / "walkforward.md").read_text()
     assert "Pinnacle" in report and "bootstrap" in report and "ranking band" in report
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    runs_ = mlflow.search_runs(experiment_names=[tracking.PREMATCH_EXPERIMENT],
-                               filter_string="tags.evaluation = 'walk-forward'")
+    runs_ = mlflow.search_runs(
+        experiment_names=[tracking.PREMATCH_EXPERIMENT], filter_string="tags.evaluation = 'walk-forward'"
+    )
     assert len(runs_) == 2 and "metrics.xgboost_minus_market" in runs_.columns  # one per pipeline run

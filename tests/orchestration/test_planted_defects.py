@@ -36,14 +36,34 @@ def _copy_winner_to_loser(lines, line_no):
 
 
 DEFECTS = {
-    "negative_rank": ("atp/atp_matches_2019.csv.gz", "raw_atp_matches", "winner_rank_at_least_1", 40,
-                      lambda lines: _set_field(lines, 40, "winner_rank", "-5")),
-    "winner_equals_loser": ("atp/atp_matches_2019.csv.gz", "raw_atp_matches", "winner_differs_from_loser", 41,
-                            lambda lines: _copy_winner_to_loser(lines, 41)),
-    "odds_below_1_01": ("odds/atp_tour_odds_2013_onward.csv.gz", "raw_odds_tour",
-                        "odd_1_not_below_exchange_minimum", 2, lambda lines: _set_field(lines, 2, "Odd_1", "1.005")),
-    "duplicated_match": ("atp/atp_matches_2019.csv.gz", "raw_atp_matches", "match_key_unique", 3,
-                         lambda lines: [*lines[:2], lines[1], *lines[2:]]),
+    "negative_rank": (
+        "atp/atp_matches_2019.csv.gz",
+        "raw_atp_matches",
+        "winner_rank_at_least_1",
+        40,
+        lambda lines: _set_field(lines, 40, "winner_rank", "-5"),
+    ),
+    "winner_equals_loser": (
+        "atp/atp_matches_2019.csv.gz",
+        "raw_atp_matches",
+        "winner_differs_from_loser",
+        41,
+        lambda lines: _copy_winner_to_loser(lines, 41),
+    ),
+    "odds_below_1_01": (
+        "odds/atp_tour_odds_2013_onward.csv.gz",
+        "raw_odds_tour",
+        "odd_1_not_below_exchange_minimum",
+        2,
+        lambda lines: _set_field(lines, 2, "Odd_1", "1.005"),
+    ),
+    "duplicated_match": (
+        "atp/atp_matches_2019.csv.gz",
+        "raw_atp_matches",
+        "match_key_unique",
+        3,
+        lambda lines: [*lines[:2], lines[1], *lines[2:]],
+    ),
 }
 
 
@@ -62,8 +82,9 @@ def test_planted_defect_fails_its_check_and_stops_training(defect, tmp_path):
     failed = check.metadata["failed_expectations"].value
     assert expectation in failed, list(failed)
     examples = failed[expectation]["examples"]
-    assert any(x["source_file"].endswith(relative.split("/")[-1]) and x["source_line"] == planted_line
-               for x in examples), examples
+    assert any(
+        x["source_file"].endswith(relative.split("/")[-1]) and x["source_line"] == planted_line for x in examples
+    ), examples
     assert expectation in check.metadata["summary"].value  # the markdown the UI shows
     assert not (TRAINING & run.materialized())
     assert not run.result.success

@@ -36,11 +36,19 @@ from training.windows import FILE_VARIABLE, SETTINGS, WindowSettings
 
 TEST_SEASONS = "2014-2015"
 """Moved from 2019-2021: validation becomes 2013, training 1991-2012, the walk-forward 2011-2015."""
-FOLLOWERS = ["model_dataset", "walkforward_predictions", "walkforward_evaluation", "prematch_backtest",
-             "inplay_points", "replay_catalog", "inplay_backtest"]
+FOLLOWERS = [
+    "model_dataset",
+    "walkforward_predictions",
+    "walkforward_evaluation",
+    "prematch_backtest",
+    "inplay_points",
+    "replay_catalog",
+    "inplay_backtest",
+]
 
-RUN_CONFIG = {"ops": {"prematch_backtest": {"config": {"bootstrap": 200}},
-                      "inplay_backtest": {"config": {"matches": 8}}}}
+RUN_CONFIG = {
+    "ops": {"prematch_backtest": {"config": {"bootstrap": 200}}, "inplay_backtest": {"config": {"matches": 8}}}
+}
 """Fewer bootstrap resamples and replayed matches: the seasons are what is tested, not the figures."""
 
 
@@ -64,21 +72,38 @@ def _features(matches: pd.DataFrame, keep: set[str], rng: np.random.Generator) -
     sample = real.groupby(real["tourney_id"].str.slice(0, 4), group_keys=False).sample(150, random_state=1)
     real = real[real["match_id"].isin(keep | set(sample["match_id"])) | (real["tourney_level"] == "G")]
     swap = rng.random(len(real)) < 0.5
-    meta = pd.DataFrame({
-        "match_id": real["match_id"].to_numpy(),
-        "player_a_id": np.where(swap, real["loser_id"], real["winner_id"]),
-        "player_b_id": np.where(swap, real["winner_id"], real["loser_id"]),
-        "a_won": (~swap).astype(int), "season": real["tourney_id"].str.slice(0, 4).astype(int).to_numpy(),
-        "match_date": real["match_date"].to_numpy(), "tourney_level": real["tourney_level"].to_numpy(),
-        "tourney_name": real["tourney_name"].to_numpy(), "surface": real["surface"].to_numpy(),
-        "round": real["round"].to_numpy(), "best_of": real["best_of"].to_numpy()})
+    meta = pd.DataFrame(
+        {
+            "match_id": real["match_id"].to_numpy(),
+            "player_a_id": np.where(swap, real["loser_id"], real["winner_id"]),
+            "player_b_id": np.where(swap, real["winner_id"], real["loser_id"]),
+            "a_won": (~swap).astype(int),
+            "season": real["tourney_id"].str.slice(0, 4).astype(int).to_numpy(),
+            "match_date": real["match_date"].to_numpy(),
+            "tourney_level": real["tourney_level"].to_numpy(),
+            "tourney_name": real["tourney_name"].to_numpy(),
+            "surface": real["surface"].to_numpy(),
+            "round": real["round"].to_numpy(),
+            "best_of": real["best_of"].to_numpy(),
+        }
+    )
     seasons = np.repeat(np.arange(1991, 2010), 120)
     n = len(seasons)
-    fake = pd.DataFrame({
-        "match_id": [f"{s}-syn:{i}" for i, s in enumerate(seasons)], "player_a_id": rng.integers(1, 500, n),
-        "player_b_id": rng.integers(500, 1000, n), "a_won": rng.integers(0, 2, n), "season": seasons,
-        "match_date": pd.to_datetime(seasons.astype(str)) + pd.to_timedelta(np.arange(n) % 300, unit="D"),
-        "tourney_level": "A", "tourney_name": "Synthetic", "surface": "Hard", "round": "R32", "best_of": 3})
+    fake = pd.DataFrame(
+        {
+            "match_id": [f"{s}-syn:{i}" for i, s in enumerate(seasons)],
+            "player_a_id": rng.integers(1, 500, n),
+            "player_b_id": rng.integers(500, 1000, n),
+            "a_won": rng.integers(0, 2, n),
+            "season": seasons,
+            "match_date": pd.to_datetime(seasons.astype(str)) + pd.to_timedelta(np.arange(n) % 300, unit="D"),
+            "tourney_level": "A",
+            "tourney_name": "Synthetic",
+            "surface": "Hard",
+            "round": "R32",
+            "best_of": 3,
+        }
+    )
     rows = pd.concat([fake, meta], ignore_index=True)
     n = len(rows)
     X = pd.DataFrame(rng.normal(size=(n, len(FEATURES))), columns=list(FEATURES))
@@ -94,8 +119,15 @@ def _features(matches: pd.DataFrame, keep: set[str], rng: np.random.Generator) -
 def _odds(features: pd.DataFrame, rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Closing prices (a 5% book) for every row: the tour file's columns, and the slams' for Grand Slam rows."""
     fair = np.clip(features["elo_prob"].to_numpy() + rng.normal(0, 0.05, len(features)), 0.05, 0.95)
-    tour = pd.DataFrame({"match_id": features["match_id"], "p1_id": features["player_a_id"],
-                         "b365_p1": 1 / (fair * 1.05), "b365_p2": 1 / ((1 - fair) * 1.05), "series": "ATP250"})
+    tour = pd.DataFrame(
+        {
+            "match_id": features["match_id"],
+            "p1_id": features["player_a_id"],
+            "b365_p1": 1 / (fair * 1.05),
+            "b365_p2": 1 / ((1 - fair) * 1.05),
+            "series": "ATP250",
+        }
+    )
     slams = tour[features["tourney_level"].to_numpy() == "G"].drop(columns="series")
     slams = slams.assign(ps_p1=slams["b365_p1"] * 1.02, ps_p2=slams["b365_p2"] * 1.02)
     return tour, slams
@@ -119,19 +151,42 @@ def small_inputs(warehouse: Path, data: Path) -> None:
     pbp = ingest(source, "pbp_matches").frame
     pbp = pbp[pbp["draw"] == "Main"]
     pbp = pbp.groupby(pd.to_datetime(pbp["date"]).dt.year, group_keys=False).sample(40, random_state=3)
-    pbp_matched = match_full_names(pbp.reset_index(drop=True), ["server1", "server2"], "date", matches, players,
-                                   index=PlayerIndex(matches, players), winner_col="winner", tournament_col="tny_name")
+    pbp_matched = match_full_names(
+        pbp.reset_index(drop=True),
+        ["server1", "server2"],
+        "date",
+        matches,
+        players,
+        index=PlayerIndex(matches, players),
+        winner_col="winner",
+        tournament_col="tny_name",
+    )
     features = _features(matches, set(pbp_matched["match_id"].dropna()), rng)
     tour, slams = _odds(features, rng)
-    xgboost = CandidateResult("xgboost", "stub: only its tree count is read", "", "", {}, {"log_loss": 0.6},
-                              SimpleNamespace(best_iteration=14))
-    _write(warehouse, {
-        "matches": matches, "players": players, "pbp_matched": pbp_matched, "prematch_features": features,
-        "odds_tour_matched": tour, "odds_slams_matched": slams, "prematch_candidates": [xgboost],
-        "raw_slam_matches": ingest(source, "slam_matches").frame,
-        "raw_slam_points": ingest(source, "slam_points").frame,
-        "elo_ratings": pd.DataFrame({"match_id": pd.Series(dtype=str), "winner_elo_prob": pd.Series(dtype=float)}),
-    })
+    xgboost = CandidateResult(
+        "xgboost",
+        "stub: only its tree count is read",
+        "",
+        "",
+        {},
+        {"log_loss": 0.6},
+        SimpleNamespace(best_iteration=14),
+    )
+    _write(
+        warehouse,
+        {
+            "matches": matches,
+            "players": players,
+            "pbp_matched": pbp_matched,
+            "prematch_features": features,
+            "odds_tour_matched": tour,
+            "odds_slams_matched": slams,
+            "prematch_candidates": [xgboost],
+            "raw_slam_matches": ingest(source, "slam_matches").frame,
+            "raw_slam_points": ingest(source, "slam_points").frame,
+            "elo_ratings": pd.DataFrame({"match_id": pd.Series(dtype=str), "winner_elo_prob": pd.Series(dtype=float)}),
+        },
+    )
 
 
 @pytest.fixture(scope="module")
@@ -147,11 +202,21 @@ def followed(tmp_path_factory):
         small_inputs(settings.warehouse_dir, _mirror(tmp_path_factory.mktemp("data")))
         defs = build_definitions(settings)  # reads the windows the command line exported
         with dg.DagsterInstance.ephemeral() as instance:  # step timings: instance.get_run_step_stats
-            result = dg.materialize(list(defs.assets), selection=FOLLOWERS, resources=defs.resources,
-                                    instance=instance, raise_on_error=False, run_config=RUN_CONFIG)
-            stale = dg.materialize(list(build_definitions(settings, WindowSettings()).assets),
-                                   selection=["prematch_backtest"], resources=build_definitions(
-                                       settings, WindowSettings()).resources, instance=instance, raise_on_error=False)
+            result = dg.materialize(
+                list(defs.assets),
+                selection=FOLLOWERS,
+                resources=defs.resources,
+                instance=instance,
+                raise_on_error=False,
+                run_config=RUN_CONFIG,
+            )
+            stale = dg.materialize(
+                list(build_definitions(settings, WindowSettings()).assets),
+                selection=["prematch_backtest"],
+                resources=build_definitions(settings, WindowSettings()).resources,
+                instance=instance,
+                raise_on_error=False,
+            )
         yield settings, windows, result, stale
 
 
@@ -187,7 +252,7 @@ def test_the_walk_forward_follows(followed):
     assert [f["first_season"] for f in folds] == list(range(2009, 2016))  # two warm-up folds, then every season
     report = (settings.home / "reports" / "walkforward.md").read_text()
     assert "test 2014-2015" in report and "walk-forward 2011-2015 (validation 2011-2013)" in report
-    run, = _runs(settings, tracking.PREMATCH_EXPERIMENT, "tags.evaluation = 'walk-forward'")
+    (run,) = _runs(settings, tracking.PREMATCH_EXPERIMENT, "tags.evaluation = 'walk-forward'")
     assert run.data.tags["windows.test"] == TEST_SEASONS and run.data.params["test_start"] == "2014"
     assert run.data.tags["windows.walkforward"] == "2011-2015"
 
@@ -198,8 +263,12 @@ def test_the_backtests_follow(followed):
     assert set(table["split"]) == {"validation", "test"} and table["bets"].sum() > 0
     assert _meta(result, "prematch_backtest")["windows"]["backtest_validation"] == "2011-2013"
     runs = _runs(settings, "tennis-backtests", "tags.backtest = 'prematch'")
-    assert runs and all(r.data.params["validation_seasons"] == "2011-2013" and r.data.params["test_seasons"]
-                        == TEST_SEASONS and r.data.tags["windows.backtest_test"] == TEST_SEASONS for r in runs)
+    assert runs and all(
+        r.data.params["validation_seasons"] == "2011-2013"
+        and r.data.params["test_seasons"] == TEST_SEASONS
+        and r.data.tags["windows.backtest_test"] == TEST_SEASONS
+        for r in runs
+    )
     by_season = pd.read_csv(settings.home / "reports" / "prematch_backtest_by_season.csv")
     assert set(by_season.loc[by_season["split"] == "test", "season"]) <= {2014, 2015}
     assert set(by_season.loc[by_season["split"] == "validation", "season"]) <= {2011, 2012, 2013}
@@ -223,8 +292,11 @@ def test_the_inplay_prior_follows(followed):
     # every choice fixed on 2011-2013; in-play training (2011-2013) from its validation seasons
     assert meta["prior_split_by_inplay_split"].keys() == {"train", "validation", "test"}
     assert set(meta["prior_split_by_inplay_split"]["train"]) == {"validation"}
-    assert set(meta["prior_split_by_inplay_split"]["validation"]) == set(meta["prior_split_by_inplay_split"]["test"]) \
+    assert (
+        set(meta["prior_split_by_inplay_split"]["validation"])
+        == set(meta["prior_split_by_inplay_split"]["test"])
         == {"test"}
+    )
     wf = result.output_for_node("walkforward_predictions").set_index("match_id")
     start = points[points["point"] == 0].set_index("match_id")
     p = 1 / (1 + np.exp(-start["prematch_logit"]))
@@ -238,8 +310,11 @@ def test_the_replay_follows(followed):
     settings, _, result, _ = followed
     catalog = result.output_for_node("replay_catalog")
     replayed = catalog[catalog["replay"]]
-    assert set(zip(replayed["source"], replayed["season"], strict=True)) == {("pbp", 2014), ("pbp", 2015),
-                                                                            ("slam", 2014)}
+    assert set(zip(replayed["source"], replayed["season"], strict=True)) == {
+        ("pbp", 2014),
+        ("pbp", 2015),
+        ("slam", 2014),
+    }
     window = catalog.groupby("season")["window"].agg(lambda s: set(s))
     assert window[2012] == {"train"} and window[2013] == {"validation"} and window[2015] == {"test"}
     meta = _meta(result, "replay_catalog")

@@ -54,7 +54,11 @@ def test_champion_loaded_compiled_and_swapped_on_reload(registry):
     x = _rows()
     cur = store.current
     assert (cur.model_name, cur.version, cur.family, cur.serve_prior_strength) == (
-        tracking.INPLAY_MODEL, first, "markov", 300.0)
+        tracking.INPLAY_MODEL,
+        first,
+        "markov",
+        300.0,
+    )
     np.testing.assert_allclose(cur.predict(x), sigmoid(x[:, FEATURE_INDEX["markov_logit"]]))
     assert cur.predict(x[:1])[0] == pytest.approx(0.6, abs=1e-12)  # before the first point: the pre-match p
     assert not store.load()  # same version: nothing to do

@@ -54,22 +54,29 @@ def test_a_good_state_is_answered(service):
 
 
 def test_nan_and_infinity_are_422_naming_the_field(service):
-    for text, field in ((', "prematch_probability": NaN', "prematch_probability"),
-                        (', "prematch_probability": Infinity', "prematch_probability"),
-                        (', "season": -Infinity', "season"),
-                        (', "serve_stats": {"won_one": NaN, "served_one": 4}', "won_one")):
+    for text, field in (
+        (', "prematch_probability": NaN', "prematch_probability"),
+        (', "prematch_probability": Infinity', "prematch_probability"),
+        (', "season": -Infinity', "season"),
+        (', "serve_stats": {"won_one": NaN, "served_one": 4}', "won_one"),
+    ):
         body = f'{{"states": [{{"server": 1{text}}}]}}'.encode()
         _json_error(*send_raw(service, "POST", "/predict_live", body), 422, "validation_error", field)
-    body = (b'{"requests": [{"player_one": 1, "player_two": 2, "surface": "Hard", "date": "2030-01-01", '
-            b'"points_one": NaN}]}')
+    body = (
+        b'{"requests": [{"player_one": 1, "player_two": 2, "surface": "Hard", "date": "2030-01-01", '
+        b'"points_one": NaN}]}'
+    )
     _json_error(*send_raw(service, "POST", "/predict", body), 422, "validation_error", "points_one")
 
 
 def test_huge_integers_are_422_not_500(service):
     huge = "1" + "0" * 30
-    for text, field in ((f', "serve_stats": {{"won_one": {huge}, "served_one": {huge}}}', "won_one"),
-                        (f', "sets": [[{huge}, 0]]', 0), (f', "games": [{huge}, 0]', 0),
-                        (f', "points": [0, {huge}]', 1)):
+    for text, field in (
+        (f', "serve_stats": {{"won_one": {huge}, "served_one": {huge}}}', "won_one"),
+        (f', "sets": [[{huge}, 0]]', 0),
+        (f', "games": [{huge}, 0]', 0),
+        (f', "points": [0, {huge}]', 1),
+    ):
         _json_error(*_live(service, text), 422, "validation_error", field)
     body = f'{{"requests": [{{"player_one": {huge}, "player_two": 2, "surface": "Hard", "date": "2030-01-01"}}]}}'
     status, raw, headers = send_raw(service, "POST", "/predict", body.encode())
@@ -77,19 +84,24 @@ def test_huge_integers_are_422_not_500(service):
 
 
 def test_values_pydantic_would_coerce_are_refused(service):
-    for text, field in ((', "server": true', "server"), (', "best_of": "5"', "best_of"),
-                        (', "best_of": 5.0', "best_of"), (', "prematch_probability": "0.6"', "prematch_probability"),
-                        (', "season": "2012"', "season"), (', "serve_stats": {"won_one": true, "served_one": 4}',
-                                                          "won_one"),
-                        (', "match_id": 42', "match_id")):
+    for text, field in (
+        (', "server": true', "server"),
+        (', "best_of": "5"', "best_of"),
+        (', "best_of": 5.0', "best_of"),
+        (', "prematch_probability": "0.6"', "prematch_probability"),
+        (', "season": "2012"', "season"),
+        (', "serve_stats": {"won_one": true, "served_one": 4}', "won_one"),
+        (', "match_id": 42', "match_id"),
+    ):
         _json_error(*_live(service, text), 422, "validation_error", field)
 
 
 def test_bodies_over_the_limit_are_refused_before_they_are_read(service):
     for path in ("/predict_live", "/predict"):
         for chunked in (False, True):
-            status, raw = oversized(service, path, declared=64 << 20, sent=20 << 20 if chunked else 1 << 20,
-                                    chunked=chunked, timeout=20)
+            status, raw = oversized(
+                service, path, declared=64 << 20, sent=20 << 20 if chunked else 1 << 20, chunked=chunked, timeout=20
+            )
             assert status == 413 and len(raw) < 1000, raw[:300]
             assert json.loads(raw)["error"] == "payload_too_large"
     test_a_good_state_is_answered(service)  # still serving
@@ -131,9 +143,20 @@ def test_the_service_listens_on_loopback_by_default(tmp_path):
     env.pop("MLFLOW_TRACKING_URI", None)
     log = tmp_path / "bentoml.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen([str(Path(sys.executable).parent / "bentoml"), "serve",
-                                 "serving.service:PredictionService", "--port", str(port)],
-                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "bentoml"),
+                "serve",
+                "serving.service:PredictionService",
+                "--port",
+                str(port),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + 180
         while True:

@@ -128,9 +128,7 @@ def test_unicode_and_very_long_records_survive(engine: Engine) -> None:
 def test_text_no_backend_can_store_is_escaped_not_lost(engine: Engine) -> None:
     """NUL (refused by Postgres) and lone surrogates (undecodable bytes) are escaped."""
     undecodable = b"caf\xe9".decode("utf-8", "surrogateescape")
-    replace_quarantine(
-        engine, "atp_matches", [QuarantinedRecord("f\x00.csv", 1, f"a\x00b,{undecodable}", "r")]
-    )
+    replace_quarantine(engine, "atp_matches", [QuarantinedRecord("f\x00.csv", 1, f"a\x00b,{undecodable}", "r")])
     [stored] = quarantined_rows(engine, "atp_matches")
     assert stored.location == "f\\x00.csv"
     assert stored.record == "a\\x00b,caf\\udce9"

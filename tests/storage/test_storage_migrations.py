@@ -100,10 +100,7 @@ def test_concurrent_migrate_calls_do_not_collide(database_url: str) -> None:
     workers = 4
     barrier = mp.Barrier(workers)
     errors = mp.Queue()
-    processes = [
-        mp.Process(target=_start_process, args=(database_url, barrier, errors))
-        for _ in range(workers)
-    ]
+    processes = [mp.Process(target=_start_process, args=(database_url, barrier, errors)) for _ in range(workers)]
     for process in processes:
         process.start()
     for process in processes:

@@ -31,13 +31,15 @@ def _rows(spec: list[tuple]) -> pd.DataFrame:
 
 
 # Five bets at flat stakes of 10, each on the side with the larger edge (all edges >= 0.2):
-KNOWN = _rows([
-    ("m1", "2016-01-04", 0.60, 2.00, 1.90, 1),  # back A at 2.00, wins  +10
-    ("m2", "2016-01-04", 0.50, 3.00, 1.50, 0),  # back A at 3.00, loses -10
-    ("m3", "2016-01-05", 0.50, 2.50, 1.60, 1),  # back A at 2.50, wins  +15
-    ("m4", "2016-01-05", 0.30, 1.80, 2.20, 1),  # back B at 2.20, loses -10
-    ("m5", "2016-01-05", 0.62, 2.00, 1.85, 0),  # back A at 2.00, loses -10
-])
+KNOWN = _rows(
+    [
+        ("m1", "2016-01-04", 0.60, 2.00, 1.90, 1),  # back A at 2.00, wins  +10
+        ("m2", "2016-01-04", 0.50, 3.00, 1.50, 0),  # back A at 3.00, loses -10
+        ("m3", "2016-01-05", 0.50, 2.50, 1.60, 1),  # back A at 2.50, wins  +15
+        ("m4", "2016-01-05", 0.30, 1.80, 2.20, 1),  # back B at 2.20, loses -10
+        ("m5", "2016-01-05", 0.62, 2.00, 1.85, 0),  # back A at 2.00, loses -10
+    ]
+)
 
 
 def _simulate(rows, staking=bt.Staking.FLAT, th=EDGE_10, config=FLAT_10, book=PIN, prob="p_model"):
@@ -64,16 +66,22 @@ def test_known_bet_sequence_gives_exact_pnl_roi_and_drawdown():
 
 
 def test_kelly_stakes_come_from_betting_staking_on_the_bankroll_realised_before_the_day():
-    rows = _rows([("k1", "2016-01-04", 0.55, 2.00, 1.90, 1),   # edge 0.10: quarter Kelly 2.5% of 1000
-                  ("k2", "2016-01-05", 0.50, 2.50, 1.60, 0),   # next day: on the bankroll after k1
-                  ("k3", "2016-01-05", 0.48, 2.50, 1.60, 1)])
+    rows = _rows(
+        [
+            ("k1", "2016-01-04", 0.55, 2.00, 1.90, 1),  # edge 0.10: quarter Kelly 2.5% of 1000
+            ("k2", "2016-01-05", 0.50, 2.50, 1.60, 0),  # next day: on the bankroll after k1
+            ("k3", "2016-01-05", 0.48, 2.50, 1.60, 1),
+        ]
+    )
     ledger = _simulate(rows, staking=bt.Staking.KELLY, config=bt.PrematchConfig())
     cfg = StakingConfig(kelly_fraction=0.25, commission=0.0)
     first = kelly_stake(Side.BACK, 0.55, 2.0, 1000.0, cfg, cap=50.0)
     assert first == 25.0 and ledger.bets["stake"].iloc[0] == first
     bankroll = 1000.0 + first
-    assert ledger.bets["stake"].tolist()[1:] == [kelly_stake(Side.BACK, 0.50, 2.5, bankroll, cfg, cap=50.0),
-                                                 kelly_stake(Side.BACK, 0.48, 2.5, bankroll, cfg, cap=50.0)]
+    assert ledger.bets["stake"].tolist()[1:] == [
+        kelly_stake(Side.BACK, 0.50, 2.5, bankroll, cfg, cap=50.0),
+        kelly_stake(Side.BACK, 0.48, 2.5, bankroll, cfg, cap=50.0),
+    ]
     assert ledger.bets["stake"].iloc[1] == 42.7  # 0.25 x (0.25 / 1.5) x 1025, rounded down to the penny
 
 
@@ -86,8 +94,18 @@ def test_max_prices_are_never_seen():
     with_max = KNOWN.assign(max_a=1000.0, max_b=1000.0, MaxW=1000.0, MaxL=1000.0)
     frame, _ = bt.prematch_frame(with_max, PIN, "p_model")
     assert not {c for c in frame.columns if "max" in c.lower()}
-    assert set(frame.columns) == {"match_id", "season", "split", "match_date", "a_won", "price_a", "price_b",
-                                  "outcome", "sets_completed", "probability"}
+    assert set(frame.columns) == {
+        "match_id",
+        "season",
+        "split",
+        "match_date",
+        "a_won",
+        "price_a",
+        "price_b",
+        "outcome",
+        "sets_completed",
+        "probability",
+    }
     pd.testing.assert_frame_equal(_simulate(with_max).bets, _simulate(KNOWN).bets)
     # a row with only Max prices is no bet at Pinnacle
     only_max = with_max.assign(ps_a=np.nan, ps_b=np.nan)
@@ -105,8 +123,9 @@ def test_bet365_strategy_reads_only_bet365_columns():
 
 
 def test_retirements_and_walkovers_settle_as_the_exchange_does():
-    rows = KNOWN.assign(outcome=["completed", "retired", "retired", "walkover", "defaulted"],
-                        sets_completed=[2, 0, 1, 0, 2])
+    rows = KNOWN.assign(
+        outcome=["completed", "retired", "retired", "walkover", "defaulted"], sets_completed=[2, 0, 1, 0, 2]
+    )
     ledger = _simulate(rows)
     by_match = ledger.markets.set_index("match_id")
     assert by_match.loc["m2", "void"] and by_match.loc["m2", "net_profit"] == 0.0  # retired in the first set
@@ -158,12 +177,19 @@ def test_max_drawdown_counts_from_the_starting_bankroll():
 
 
 def test_choose_thresholds_takes_the_best_eligible_validation_roi():
-    grid = pd.DataFrame({"min_edge": [0.0, 0.05, 0.10, 0.10], "max_price": [10.0, 10.0, 3.0, 10.0],
-                         "bets": [900, 400, 100, 200], "roi": [-0.05, 0.01, 0.30, 0.01]})
+    grid = pd.DataFrame(
+        {
+            "min_edge": [0.0, 0.05, 0.10, 0.10],
+            "max_price": [10.0, 10.0, 3.0, 10.0],
+            "bets": [900, 400, 100, 200],
+            "roi": [-0.05, 0.01, 0.30, 0.01],
+        }
+    )
     cfg = bt.PrematchConfig(min_validation_bets=150)
     assert bt.choose_thresholds(grid, cfg) == bt.Thresholds(min_edge=0.10, max_price=10.0)  # tie: larger edge
     assert bt.choose_thresholds(grid.iloc[:1].assign(bets=10), cfg) == bt.Thresholds(
-        min_edge=max(cfg.edge_grid), max_price=min(cfg.max_price_grid))
+        min_edge=max(cfg.edge_grid), max_price=min(cfg.max_price_grid)
+    )
 
 
 def _history(seed: int = 0) -> pd.DataFrame:
@@ -176,10 +202,18 @@ def _history(seed: int = 0) -> pd.DataFrame:
     noise = rng.normal(0, 0.05, n)
     ps_a = np.round(1 / (np.clip(true_p + noise, 0.05, 0.95) * margin), 2)
     ps_b = np.round(1 / ((1 - np.clip(true_p + noise, 0.05, 0.95)) * margin), 2)
-    f = pd.DataFrame({"match_id": [f"t{i}" for i in range(n)], "match_date": days,
-                      "p_model": np.clip(true_p + rng.normal(0, 0.03, n), 0.02, 0.98),
-                      "ps_a": ps_a, "ps_b": ps_b, "b365_a": ps_a * 0.97, "b365_b": ps_b * 0.97,
-                      "a_won": (rng.random(n) < true_p).astype(int)})
+    f = pd.DataFrame(
+        {
+            "match_id": [f"t{i}" for i in range(n)],
+            "match_date": days,
+            "p_model": np.clip(true_p + rng.normal(0, 0.03, n), 0.02, 0.98),
+            "ps_a": ps_a,
+            "ps_b": ps_b,
+            "b365_a": ps_a * 0.97,
+            "b365_b": ps_b * 0.97,
+            "a_won": (rng.random(n) < true_p).astype(int),
+        }
+    )
     f["season"] = f["match_date"].dt.year
     f["split"] = np.where(f["season"] <= 2016, "validation", "test")
     return f
@@ -208,8 +242,14 @@ def test_run_prematch_reports_every_book_staking_and_split_with_the_baseline():
     result = bt.run_prematch(_history(), SMALL)
     table = bt.prematch_table(result, SMALL)
     names = set(table["strategy"])
-    assert names == {"pinnacle-p_model-flat", "pinnacle-p_model-kelly", "bet365-p_model-flat",
-                     "bet365-p_model-kelly", "pinnacle-baseline-flat", "bet365-baseline-flat"}
+    assert names == {
+        "pinnacle-p_model-flat",
+        "pinnacle-p_model-kelly",
+        "bet365-p_model-flat",
+        "bet365-p_model-kelly",
+        "pinnacle-baseline-flat",
+        "bet365-baseline-flat",
+    }
     model = table[table["forecaster"] == "p_model"]
     assert set(model["split"]) == {"validation", "test"} and (model["bets"] > 0).all()
     assert ((model["roi_ci_low"] <= model["roi"]) & (model["roi"] <= model["roi_ci_high"])).all()
@@ -223,17 +263,40 @@ def test_run_prematch_reports_every_book_staking_and_split_with_the_baseline():
 
 # --- in-play on real point-by-point data ---------------------------------------------------------
 
+
 def _pbp_rows(n: int = 4) -> list[dict]:
     """The first ``n`` ATP point-by-point matches of the shared data as replay-catalog rows."""
     raw = pd.read_csv(data_dir() / "pbp" / "pbp_matches_atp_main_archive.csv.gz").head(n)
-    return [{"source": "pbp", "event_key": f"pbp-{r.pbp_id}", "event_date": str(pd.to_datetime(r.date).date()),
-             "tournament": r.tny_name, "season": pd.to_datetime(r.date).year, "round": None, "surface": None,
-             "best_of": 3, "player1": r.server1, "player2": r.server2, "player1_id": None, "player2_id": None,
-             "sackmann_match_id": None, "first_server": 1, "winner": int(r.winner),
-             "status": "Retired" if "RET" in str(r.score) else "Complete", "prematch_p1": 0.55,
-             "prematch_source": "test", "close_p1": 1.70, "close_p2": 2.20, "close_source": "bet365-close",
-             "pbp": r.pbp, "point_winner": None, "point_server": None, "elapsed_s": None}
-            for r in raw.itertuples()]
+    return [
+        {
+            "source": "pbp",
+            "event_key": f"pbp-{r.pbp_id}",
+            "event_date": str(pd.to_datetime(r.date).date()),
+            "tournament": r.tny_name,
+            "season": pd.to_datetime(r.date).year,
+            "round": None,
+            "surface": None,
+            "best_of": 3,
+            "player1": r.server1,
+            "player2": r.server2,
+            "player1_id": None,
+            "player2_id": None,
+            "sackmann_match_id": None,
+            "first_server": 1,
+            "winner": int(r.winner),
+            "status": "Retired" if "RET" in str(r.score) else "Complete",
+            "prematch_p1": 0.55,
+            "prematch_source": "test",
+            "close_p1": 1.70,
+            "close_p2": 2.20,
+            "close_source": "bet365-close",
+            "pbp": r.pbp,
+            "point_winner": None,
+            "point_server": None,
+            "elapsed_s": None,
+        }
+        for r in raw.itertuples()
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -345,8 +408,11 @@ def test_inplay_backtest_trades_exactly_as_the_engine(tmp_path, catalog):
     envelopes = []
     for at, channel, payload in schedule:
         seq[channel] += 1
-        envelopes.append(Envelope(feed="live", channel=channel, seq=seq[channel],
-                                  event_time=(at - epoch).total_seconds(), data=payload))
+        envelopes.append(
+            Envelope(
+                feed="live", channel=channel, seq=seq[channel], event_time=(at - epoch).total_seconds(), data=payload
+            )
+        )
 
     async def run() -> TradingEngine:
         engine: TradingEngine
@@ -355,14 +421,23 @@ def test_inplay_backtest_trades_exactly_as_the_engine(tmp_path, catalog):
             out = []
             for state in states:
                 m = engine.matches[state["match_id"]]
-                p = bt.markov_serve_updates(bt.InplayState(
-                    m.event_key, m.score, state["prematch_probability"], tuple(m.won_on_serve), tuple(m.served),
-                    m.tournament, m.season))
+                p = bt.markov_serve_updates(
+                    bt.InplayState(
+                        m.event_key,
+                        m.score,
+                        state["prematch_probability"],
+                        tuple(m.won_on_serve),
+                        tuple(m.served),
+                        m.tournament,
+                        m.season,
+                    )
+                )
                 out.append({"probability": p})
             return out
 
-        engine = TradingEngine(EngineConfig(policy=config.policy, deterministic=True, epoch=epoch),
-                               live_db(tmp_path), predict)
+        engine = TradingEngine(
+            EngineConfig(policy=config.policy, deterministic=True, epoch=epoch), live_db(tmp_path), predict
+        )
         await engine.process([(0.0, e) for e in envelopes])
         await engine.commit(wait=True)
         return engine

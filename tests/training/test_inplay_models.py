@@ -35,22 +35,31 @@ def inputs() -> tuple[pd.DataFrame, pd.DataFrame]:
     (player A is server2 for every third match, so the orientation is exercised)."""
     raw = pd.read_csv(data_dir() / "pbp" / "pbp_matches_atp_main_archive.csv.gz")
     raw["season"] = pd.to_datetime(raw["date"], format="%d %b %y").dt.year
-    raw = raw[~raw["tny_name"].str.contains("Davis|Open.html|Open\\.$|Wimbledon|French|Australian|USOpen",
-                                            regex=True)]  # best-of-3 events: the format is known without Sackmann
+    raw = raw[
+        ~raw["tny_name"].str.contains("Davis|Open.html|Open\\.$|Wimbledon|French|Australian|USOpen", regex=True)
+    ]  # best-of-3 events: the format is known without Sackmann
     raw = raw.groupby("season").head(PER_SEASON)
     raw = raw[raw["season"].between(2012, 2014)].reset_index(drop=True)
-    pbp = raw.assign(match_id=[f"m{i}" for i in range(len(raw))], server1_id=np.arange(len(raw)) * 2 + 1,
-                     server2_id=np.arange(len(raw)) * 2 + 2)
+    pbp = raw.assign(
+        match_id=[f"m{i}" for i in range(len(raw))],
+        server1_id=np.arange(len(raw)) * 2 + 1,
+        server2_id=np.arange(len(raw)) * 2 + 2,
+    )
     rng = np.random.default_rng(11)
     flip = np.arange(len(raw)) % 3 == 0
     server1_won = (raw["winner"] == 1).to_numpy()
-    preds = pd.DataFrame({
-        "match_id": pbp["match_id"], "season": raw["season"], "tourney_name": raw["tny_name"], "best_of": 3,
-        "player_a_id": np.where(flip, pbp["server2_id"], pbp["server1_id"]),
-        "player_b_id": np.where(flip, pbp["server1_id"], pbp["server2_id"]),
-        "a_won": np.where(flip, ~server1_won, server1_won).astype(int),
-        "p_model": rng.uniform(0.2, 0.8, len(raw)),
-    })
+    preds = pd.DataFrame(
+        {
+            "match_id": pbp["match_id"],
+            "season": raw["season"],
+            "tourney_name": raw["tny_name"],
+            "best_of": 3,
+            "player_a_id": np.where(flip, pbp["server2_id"], pbp["server1_id"]),
+            "player_b_id": np.where(flip, pbp["server1_id"], pbp["server2_id"]),
+            "a_won": np.where(flip, ~server1_won, server1_won).astype(int),
+            "p_model": rng.uniform(0.2, 0.8, len(raw)),
+        }
+    )
     return pbp, preds
 
 
@@ -65,8 +74,9 @@ def built(inputs):
 @pytest.fixture(scope="module")
 def models(built):
     rows = built[2].rows
-    return fit_models(rows[rows["split"] == "train"], rows[rows["split"] == "validation"],
-                      built[3].serve_prior_strength)
+    return fit_models(
+        rows[rows["split"] == "train"], rows[rows["split"] == "validation"], built[3].serve_prior_strength
+    )
 
 
 def _counts_before_each_point(states: list[Score], held: list[bool]) -> np.ndarray:
@@ -211,8 +221,9 @@ def test_mlflow_round_trip_and_serving_compilation_predict_the_same(tmp_path, bu
         assert features == list(INPLAY_FEATURES) and loaded.serve_prior_strength == model.serve_prior_strength
         predict, family = compile_inplay_predictor(loaded, features)
         assert family == name
-        np.testing.assert_allclose(predict(sample[list(INPLAY_FEATURES)].to_numpy()), predict_rows(model, sample),
-                                   rtol=0, atol=1e-12)
+        np.testing.assert_allclose(
+            predict(sample[list(INPLAY_FEATURES)].to_numpy()), predict_rows(model, sample), rtol=0, atol=1e-12
+        )
     with pytest.raises(ValueError, match="expects features"):
         compile_inplay_predictor(models["markov"], list(INPLAY_FEATURES)[:-1])
 
@@ -226,10 +237,13 @@ def test_service_states_give_the_training_rows(built):
     states, held, _ = match_states(match["pbp"], fmt)
     counts = _counts_before_each_point(states, held)
     picks = [0, 1, len(states) // 2, len(states) - 1]
-    reported = [Score.at(fmt, [s.games for s in states[k].sets], states[k].games, states[k].points, states[k].server)
-                for k in picks]
-    got = inplay_features([match["prematch_p"]] * len(picks), reported, *counts[picks].T,
-                          strength=config.serve_prior_strength)
+    reported = [
+        Score.at(fmt, [s.games for s in states[k].sets], states[k].games, states[k].points, states[k].server)
+        for k in picks
+    ]
+    got = inplay_features(
+        [match["prematch_p"]] * len(picks), reported, *counts[picks].T, strength=config.serve_prior_strength
+    )
     rows = points.rows[points.rows["match_id"] == match["match_id"]].set_index("point").loc[picks]
     np.testing.assert_allclose(got, rows[list(INPLAY_FEATURES)].to_numpy(), rtol=0, atol=1e-12, equal_nan=True)
     assert got[0, FEATURE_INDEX["points_played"]] == 0 and got[-1, FEATURE_INDEX["points_played"]] == len(states) - 1

@@ -34,17 +34,26 @@ def test_fair_probability_removes_the_margin():
 def test_windows_must_be_ordered_and_split_rows():
     with pytest.raises(ValueError):
         Windows(train_end=2018, validation_start=2018)
-    f = pd.DataFrame({"season": [2016, 2017, 2018, 2019, 2022], "is_tour_main": True,
-                      "settles": [True, True, True, False, True]})
+    f = pd.DataFrame(
+        {"season": [2016, 2017, 2018, 2019, 2022], "is_tour_main": True, "settles": [True, True, True, False, True]}
+    )
     rows = model_rows(f, Windows(test_end=2021))
     assert rows["split"].tolist() == ["train", "train", "validation"]
 
 
 def test_evaluation_uses_the_same_rows_for_every_forecaster():
-    rows = pd.DataFrame({"match_id": ["m1", "m2", "m3"], "player_a_id": [1, 3, 5],
-                         "a_won": [1, 0, 1], "tourney_level": ["A", "A", "G"]})
-    tour_odds = pd.DataFrame({"match_id": ["m1", "m2"], "p1_id": [2, 3], "b365_p1": [3.0, 1.5],
-                              "b365_p2": [1.4, 2.6], "series": ["ATP250", "ATP250"]})
+    rows = pd.DataFrame(
+        {"match_id": ["m1", "m2", "m3"], "player_a_id": [1, 3, 5], "a_won": [1, 0, 1], "tourney_level": ["A", "A", "G"]}
+    )
+    tour_odds = pd.DataFrame(
+        {
+            "match_id": ["m1", "m2"],
+            "p1_id": [2, 3],
+            "b365_p1": [3.0, 1.5],
+            "b365_p2": [1.4, 2.6],
+            "series": ["ATP250", "ATP250"],
+        }
+    )
     slam_odds = pd.DataFrame(columns=["match_id", "p1_id", "b365_p1", "b365_p2", "ps_p1", "ps_p2"])
     priced = attach_market_prices(rows, tour_odds, slam_odds)
     assert priced["b365_a"].tolist()[:2] == [1.4, 1.5] and np.isnan(priced["b365_a"].iloc[2])

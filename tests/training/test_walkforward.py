@@ -28,13 +28,22 @@ def _rows(seed: int = 0, first: int = 2000, last: int = 2021, per_season: int = 
     X["unranked_a"] = X["unranked_b"] = 0.0
     true = win_probability(0.7 * X["elo_diff"] + 0.3 * X["surface_elo_diff"])
     seasons = np.repeat(np.arange(first, last + 1), per_season)
-    meta = pd.DataFrame({
-        "match_id": [f"{s}-x:{i}" for i, s in enumerate(seasons)], "player_a_id": rng.integers(1, 500, n),
-        "player_b_id": rng.integers(500, 1000, n), "a_won": (rng.random(n) < true).astype(int), "season": seasons,
-        "match_date": pd.to_datetime(seasons.astype(str)) + pd.to_timedelta(np.arange(n) % 300, unit="D"),
-        "tourney_level": "A", "tourney_name": "X", "surface": "Hard", "round": "R32", "best_of": 3,
-        "series": "ATP250",
-    })
+    meta = pd.DataFrame(
+        {
+            "match_id": [f"{s}-x:{i}" for i, s in enumerate(seasons)],
+            "player_a_id": rng.integers(1, 500, n),
+            "player_b_id": rng.integers(500, 1000, n),
+            "a_won": (rng.random(n) < true).astype(int),
+            "season": seasons,
+            "match_date": pd.to_datetime(seasons.astype(str)) + pd.to_timedelta(np.arange(n) % 300, unit="D"),
+            "tourney_level": "A",
+            "tourney_name": "X",
+            "surface": "Hard",
+            "round": "R32",
+            "best_of": 3,
+            "series": "ATP250",
+        }
+    )
     fair = np.clip(true + rng.normal(0, 0.03, n), 0.02, 0.98)
     meta["b365_a"], meta["b365_b"] = 1 / (fair * 1.03), 1 / ((1 - fair) * 1.03)
     meta["ps_a"] = meta["ps_b"] = meta["slam_b365_a"] = meta["slam_b365_b"] = np.nan
@@ -122,9 +131,15 @@ def test_a_planted_leak_is_flagged(walked):
     assert "none" not in rep.markdown.split("Leak guard")[1]
 
 
-@pytest.mark.parametrize("scores,suspect", [
-    ({"accuracy": 0.70, "log_loss": 0.58}, False), ({"accuracy": 0.751, "log_loss": 0.58}, True),
-    ({"accuracy": 0.70, "log_loss": 0.499}, True), ({"accuracy": 0.75, "log_loss": 0.50}, False)])
+@pytest.mark.parametrize(
+    "scores,suspect",
+    [
+        ({"accuracy": 0.70, "log_loss": 0.58}, False),
+        ({"accuracy": 0.751, "log_loss": 0.58}, True),
+        ({"accuracy": 0.70, "log_loss": 0.499}, True),
+        ({"accuracy": 0.75, "log_loss": 0.50}, False),
+    ],
+)
 def test_leak_thresholds(scores, suspect):
     assert leak_suspect(scores) is suspect
 

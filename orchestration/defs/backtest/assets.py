@@ -2,7 +2,6 @@
 run per strategy in the ``tennis-backtests`` experiment so strategies and models can be compared side
 by side. Thin wrappers over ``training.backtest`` (the runs: ``training.backtest_tracking``)."""
 
-
 import json
 from pathlib import Path
 
@@ -14,8 +13,21 @@ from training import backtest as bt
 from training import backtest_tracking, plots, tracking
 from training.backtest_tracking import BACKTEST_EXPERIMENT
 
-HEADLINE = ["strategy", "split", "min_edge", "max_price", "bets", "staked", "pnl", "roi", "roi_ci_low",
-            "roi_ci_high", "hit_rate", "max_drawdown", "final_bankroll"]
+HEADLINE = [
+    "strategy",
+    "split",
+    "min_edge",
+    "max_price",
+    "bets",
+    "staked",
+    "pnl",
+    "roi",
+    "roi_ci_low",
+    "roi_ci_high",
+    "hit_rate",
+    "max_drawdown",
+    "final_bankroll",
+]
 
 
 def _markdown(table: pd.DataFrame, columns: list[str]) -> str:
@@ -46,10 +58,15 @@ class PrematchBacktestConfig(dg.Config):
     bootstrap: int = bt.PrematchConfig.bootstrap
 
     def core(self) -> bt.PrematchConfig:
-        return bt.PrematchConfig(bankroll=self.bankroll, flat_stake=self.flat_stake,
-                                 kelly_fraction=self.kelly_fraction, edge_grid=tuple(self.edge_grid),
-                                 max_price_grid=tuple(self.max_price_grid),
-                                 min_validation_bets=self.min_validation_bets, bootstrap=self.bootstrap)
+        return bt.PrematchConfig(
+            bankroll=self.bankroll,
+            flat_stake=self.flat_stake,
+            kelly_fraction=self.kelly_fraction,
+            edge_grid=tuple(self.edge_grid),
+            max_price_grid=tuple(self.max_price_grid),
+            min_validation_bets=self.min_validation_bets,
+            bootstrap=self.bootstrap,
+        )
 
 
 @dg.asset(group_name="backtest", kinds={"mlflow", "pandas"})
@@ -95,31 +112,66 @@ def prematch_backtest(
             ledger.bets.to_csv(bets, index=False)
             artifacts += [path, bets]
         run_id = backtest_tracking.log_prematch_strategy(
-            s, table[table["strategy"] == s.name], seasons[seasons["strategy"] == s.name],
-            result.grids.get(f"{s.book.name}/{s.forecaster}"), cfg, windows, data_version, artifacts)
+            s,
+            table[table["strategy"] == s.name],
+            seasons[seasons["strategy"] == s.name],
+            result.grids.get(f"{s.book.name}/{s.forecaster}"),
+            cfg,
+            windows,
+            data_version,
+            artifacts,
+        )
         configured.tag_runs([run_id])
         links[f"mlflow_run_{s.name}"] = dg.MetadataValue.url(mlflow.run_url(exp_id, run_id))
 
-    summary = ("Bets at real bookmaker closing prices (rounded down to the exchange ladder, no commission), "
-               f"validation {windows['validation']}, test {windows['test']}; thresholds chosen on validation "
-               "only (flat stakes, highest ROI with enough bets). ROI interval: bootstrap over bets.\n\n"
-               + _markdown(table, HEADLINE))
-    (reports / "prematch_backtest.md").write_text(summary + "\n\n" + _markdown(
-        seasons, ["strategy", "split", "season", "bets", "pnl", "roi", "roi_ci_low", "roi_ci_high", "hit_rate",
-                  "max_drawdown"]) + "\n\n" + configured.markdown() + "\n")
+    summary = (
+        "Bets at real bookmaker closing prices (rounded down to the exchange ladder, no commission), "
+        f"validation {windows['validation']}, test {windows['test']}; thresholds chosen on validation "
+        "only (flat stakes, highest ROI with enough bets). ROI interval: bootstrap over bets.\n\n"
+        + _markdown(table, HEADLINE)
+    )
+    (reports / "prematch_backtest.md").write_text(
+        summary
+        + "\n\n"
+        + _markdown(
+            seasons,
+            [
+                "strategy",
+                "split",
+                "season",
+                "bets",
+                "pnl",
+                "roi",
+                "roi_ci_low",
+                "roi_ci_high",
+                "hit_rate",
+                "max_drawdown",
+            ],
+        )
+        + "\n\n"
+        + configured.markdown()
+        + "\n"
+    )
     context.log.info(f"pre-match backtest: {len(result.strategies)} strategies in {result.seconds:.1f} s")
-    return dg.Output(table, metadata={
-        "summary": dg.MetadataValue.md(summary),
-        **{f"bankroll_test_{name}": dg.MetadataValue.md(plots.markdown_image(png, name))
-           for name, png in images.items() if "baseline" not in name},
-        "validation_grids": dg.MetadataValue.md("\n\n".join(f"**{k}**\n\n{g.to_markdown(index=False, floatfmt='.3f')}"
-                                                            for k, g in result.grids.items())),
-        "report": dg.MetadataValue.path(str(reports / "prematch_backtest.md")),
-        "seconds": round(result.seconds, 1),
-        "data_version": data_version,
-        "windows": dg.MetadataValue.json(configured.as_dict()),
-        **links,
-    })
+    return dg.Output(
+        table,
+        metadata={
+            "summary": dg.MetadataValue.md(summary),
+            **{
+                f"bankroll_test_{name}": dg.MetadataValue.md(plots.markdown_image(png, name))
+                for name, png in images.items()
+                if "baseline" not in name
+            },
+            "validation_grids": dg.MetadataValue.md(
+                "\n\n".join(f"**{k}**\n\n{g.to_markdown(index=False, floatfmt='.3f')}" for k, g in result.grids.items())
+            ),
+            "report": dg.MetadataValue.path(str(reports / "prematch_backtest.md")),
+            "seconds": round(result.seconds, 1),
+            "data_version": data_version,
+            "windows": dg.MetadataValue.json(configured.as_dict()),
+            **links,
+        },
+    )
 
 
 class InplayBacktestAssetConfig(dg.Config):
@@ -148,8 +200,10 @@ def inplay_backtest(
     rules (triggers, value, Kelly, risk limits, paper exchange with bet delay, settlement): the Markov
     chain with serve updates, and the constant-serve chain (the simulator's own fair model: what it earns
     is the simulator's lag and noise). SIMULATED prices: a measure of the machinery, not of real-money edge."""
-    for kind, names, known in (("models", config.models, bt.INPLAY_MODELS),
-                               ("markets", config.markets, bt.INPLAY_MARKETS)):
+    for kind, names, known in (
+        ("models", config.models, bt.INPLAY_MODELS),
+        ("markets", config.markets, bt.INPLAY_MARKETS),
+    ):
         unknown = [n for n in names if n not in known]
         if unknown:
             raise ValueError(f"unknown in-play {kind} {unknown}; known: {sorted(known)}")
@@ -163,25 +217,39 @@ def inplay_backtest(
     for market_name, name in ((mk, md) for mk in config.markets for md in config.models):
         cfg = bt.InplayBacktestConfig(market=bt.INPLAY_MARKETS[market_name])
         label = f"{name}@{market_name}"
-        result = bt.run_inplay(replay_catalog, bt.INPLAY_MODELS[name], name, cfg, limit=config.matches or None,
-                               sources=tuple(config.sources))
+        result = bt.run_inplay(
+            replay_catalog,
+            bt.INPLAY_MODELS[name],
+            name,
+            cfg,
+            limit=config.matches or None,
+            sources=tuple(config.sources),
+        )
         summary = bt.summarize(result.ledger)
         seasons = bt.by_season(result.ledger)
         seasons.insert(0, "market", market_name)
         seasons.insert(0, "model", name)
         frames.append(seasons)
-        row = {"model": name, "market": market_name, "prices": "SIMULATED", "matches": result.matches,
-               "points": result.points,
-               "predictions": result.predictions, "orders": result.orders, **summary,
-               "seconds": round(result.seconds, 2),
-               "points_per_second": round(result.points / result.seconds) if result.seconds else None}
+        row = {
+            "model": name,
+            "market": market_name,
+            "prices": "SIMULATED",
+            "matches": result.matches,
+            "points": result.points,
+            "predictions": result.predictions,
+            "orders": result.orders,
+            **summary,
+            "seconds": round(result.seconds, 2),
+            "points_per_second": round(result.points / result.seconds) if result.seconds else None,
+        }
         rows.append(row)
         png = _curve_png(result.ledger, f"SIMULATED in-play market ({market_name}): {name}")
         path = reports / f"inplay_backtest_{name}_{market_name}.png"
         path.write_bytes(png)
         images[label] = png
-        run_id = backtest_tracking.log_inplay_backtest(name, market_name, cfg, result, row, seasons, replay_catalog,
-                                                       config.sources, path)
+        run_id = backtest_tracking.log_inplay_backtest(
+            name, market_name, cfg, result, row, seasons, replay_catalog, config.sources, path
+        )
         configured.tag_runs([run_id], {"windows.replayed": json.dumps(replay_seasons)})
         links[f"mlflow_run_{label}"] = dg.MetadataValue.url(mlflow.run_url(exp_id, run_id))
         context.log.info(f"{label}: {result.matches} matches, {result.points} points in {result.seconds:.1f} s")
@@ -190,25 +258,51 @@ def inplay_backtest(
     by_season = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     table.to_csv(reports / "inplay_backtest.csv", index=False)
     by_season.to_csv(reports / "inplay_backtest_by_season.csv", index=False)
-    summary_md = (f"**{bt.SIMULATED}.** In-play prices are simulated from the margin-free pre-match price "
-                  "by the constant-serve Markov chain: `simulated` (the feed's: one point late, noise 0.10 on the "
-                  "log-odds, one-tick spread) and `simulated-fair` (current score, no noise, one-tick spread). "
-                  "The late, noisy prices can be beaten by any model that knows the score (see markov-constant, "
-                  "the simulator's own model); on the fair market only information beyond it can win. Results "
-                  "measure the machinery and the model *against a simulator*, not a real-money edge.\n\n"
-                  + _markdown(table, ["model", "market", "prices", "matches", "points", "bets", "staked", "pnl", "roi",
-                                      "roi_ci_low", "roi_ci_high", "hit_rate", "max_drawdown", "final_bankroll",
-                                      "seconds"])
-                  + f"\n\nReplayed seasons by source: {replay_seasons}. " + configured.markdown())
+    summary_md = (
+        f"**{bt.SIMULATED}.** In-play prices are simulated from the margin-free pre-match price "
+        "by the constant-serve Markov chain: `simulated` (the feed's: one point late, noise 0.10 on the "
+        "log-odds, one-tick spread) and `simulated-fair` (current score, no noise, one-tick spread). "
+        "The late, noisy prices can be beaten by any model that knows the score (see markov-constant, "
+        "the simulator's own model); on the fair market only information beyond it can win. Results "
+        "measure the machinery and the model *against a simulator*, not a real-money edge.\n\n"
+        + _markdown(
+            table,
+            [
+                "model",
+                "market",
+                "prices",
+                "matches",
+                "points",
+                "bets",
+                "staked",
+                "pnl",
+                "roi",
+                "roi_ci_low",
+                "roi_ci_high",
+                "hit_rate",
+                "max_drawdown",
+                "final_bankroll",
+                "seconds",
+            ],
+        )
+        + f"\n\nReplayed seasons by source: {replay_seasons}. "
+        + configured.markdown()
+    )
     (reports / "inplay_backtest.md").write_text(summary_md + "\n")
-    return dg.Output(table, metadata={
-        "label": dg.MetadataValue.text(bt.SIMULATED),
-        "summary": dg.MetadataValue.md(summary_md),
-        **{f"bankroll_{name}": dg.MetadataValue.md(plots.markdown_image(png, name)) for name, png in images.items()},
-        "by_season": dg.MetadataValue.md(by_season.to_markdown(index=False, floatfmt=".3f") if len(by_season)
-                                         else "none"),
-        "report": dg.MetadataValue.path(str(reports / "inplay_backtest.md")),
-        "replay_seasons": dg.MetadataValue.json(replay_seasons),
-        "windows": dg.MetadataValue.json(configured.as_dict()),
-        **links,
-    })
+    return dg.Output(
+        table,
+        metadata={
+            "label": dg.MetadataValue.text(bt.SIMULATED),
+            "summary": dg.MetadataValue.md(summary_md),
+            **{
+                f"bankroll_{name}": dg.MetadataValue.md(plots.markdown_image(png, name)) for name, png in images.items()
+            },
+            "by_season": dg.MetadataValue.md(
+                by_season.to_markdown(index=False, floatfmt=".3f") if len(by_season) else "none"
+            ),
+            "report": dg.MetadataValue.path(str(reports / "inplay_backtest.md")),
+            "replay_seasons": dg.MetadataValue.json(replay_seasons),
+            "windows": dg.MetadataValue.json(configured.as_dict()),
+            **links,
+        },
+    )

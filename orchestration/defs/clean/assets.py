@@ -1,6 +1,5 @@
 """Clean tables: every played match in true chronological order, and the players."""
 
-
 import dagster as dg
 import pandas as pd
 
@@ -12,19 +11,25 @@ def matches(raw_atp_matches: pd.DataFrame, raw_atp_matches_qual_chall: pd.DataFr
     """Tour, qualifying and Challenger matches ordered by date, round and match number; walkovers
     dropped; retirements flagged; the exchange settlement outcome of each match."""
     table, counts = clean_matches(raw_atp_matches, raw_atp_matches_qual_chall)
-    return dg.Output(table, metadata={
-        "dagster/row_count": len(table),
-        **{k: dg.MetadataValue.int(v) for k, v in counts.items()},
-        "first_match": str(table["tourney_date"].min().date()),
-        "last_match": str(table["tourney_date"].max().date()),
-    })
+    return dg.Output(
+        table,
+        metadata={
+            "dagster/row_count": len(table),
+            **{k: dg.MetadataValue.int(v) for k, v in counts.items()},
+            "first_match": str(table["tourney_date"].min().date()),
+            "last_match": str(table["tourney_date"].max().date()),
+        },
+    )
 
 
 @dg.asset(group_name="clean", kinds={"pandas", "parquet"})
 def players(raw_atp_players: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """Players with parsed birth dates and full names."""
     table = clean_players(raw_atp_players)
-    return dg.Output(table, metadata={
-        "dagster/row_count": len(table),
-        "with_birth_date": int(table["dob"].notna().sum()),
-    })
+    return dg.Output(
+        table,
+        metadata={
+            "dagster/row_count": len(table),
+            "with_birth_date": int(table["dob"].notna().sum()),
+        },
+    )

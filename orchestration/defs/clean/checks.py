@@ -12,8 +12,7 @@ def matches_are_consistent(matches: pd.DataFrame, players: pd.DataFrame) -> dg.A
     every winner and loser id is a known player (referential integrity)."""
     known = set(players["player_id"].astype("int64"))
     unknown = matches[~matches["winner_id"].isin(known) | ~matches["loser_id"].isin(known)]
-    rounds_ok = matches.groupby("tourney_id", sort=False)["round_order"].apply(
-        lambda s: s.is_monotonic_increasing)
+    rounds_ok = matches.groupby("tourney_id", sort=False)["round_order"].apply(lambda s: s.is_monotonic_increasing)
     problems = {
         "duplicate_match_ids": int(matches["match_id"].duplicated().sum()),
         "order_not_increasing": int((matches["order"].diff().fillna(1) <= 0).sum()),
@@ -22,7 +21,14 @@ def matches_are_consistent(matches: pd.DataFrame, players: pd.DataFrame) -> dg.A
     }
     return dg.AssetCheckResult(
         passed=not any(problems.values()),
-        metadata={**problems, "unknown_player_examples": dg.MetadataValue.md(
-            unknown[["match_id", "winner_id", "loser_id", "source_file", "source_line"]].head(5)
-            .to_markdown(index=False) if len(unknown) else "none")},
+        metadata={
+            **problems,
+            "unknown_player_examples": dg.MetadataValue.md(
+                unknown[["match_id", "winner_id", "loser_id", "source_file", "source_line"]]
+                .head(5)
+                .to_markdown(index=False)
+                if len(unknown)
+                else "none"
+            ),
+        },
     )

@@ -1,6 +1,5 @@
 """Evaluation on the test window against the bookmakers, on exactly the same rows."""
 
-
 from pathlib import Path
 
 import dagster as dg
@@ -40,12 +39,20 @@ def test_evaluation(
 
     tour = table[(table["comparison"] == "tour_bet365") & (table["tier"] == "all")]
     sel = test[["b365_a", "b365_b"]].notna().all(axis=1).to_numpy()
-    calib = plots.png_bytes(plots.reliability_diagram(
-        {name: p[sel] for name, p in forecasts.items()}, test.loc[sel, "a_won"].to_numpy(),
-        "Test window calibration (tour-level rows with Bet365 prices)"))
-    tiers = plots.png_bytes(plots.scores_by_tier(
-        table[(table["comparison"] == "tour_bet365") & (table["tier"] != "all")], "log_loss",
-        "Test-window log-loss by tier (lower is better)"))
+    calib = plots.png_bytes(
+        plots.reliability_diagram(
+            {name: p[sel] for name, p in forecasts.items()},
+            test.loc[sel, "a_won"].to_numpy(),
+            "Test window calibration (tour-level rows with Bet365 prices)",
+        )
+    )
+    tiers = plots.png_bytes(
+        plots.scores_by_tier(
+            table[(table["comparison"] == "tour_bet365") & (table["tier"] != "all")],
+            "log_loss",
+            "Test-window log-loss by tier (lower is better)",
+        )
+    )
 
     reports = Path(courtside.reports_dir)
     reports.mkdir(parents=True, exist_ok=True)
@@ -56,27 +63,40 @@ def test_evaluation(
 
     exp_id = mlflow.configure(tracking.PREMATCH_EXPERIMENT)
     with mlflow_api.start_run(run_name="test-evaluation") as run:
-        mlflow_api.set_tags({"kind": "evaluation", "challenger_version": prematch_challenger["version"],
-                             "data_version": tracking.frame_version(model_dataset), **configured.tags()})
+        mlflow_api.set_tags(
+            {
+                "kind": "evaluation",
+                "challenger_version": prematch_challenger["version"],
+                "data_version": tracking.frame_version(model_dataset),
+                **configured.tags(),
+            }
+        )
         for r in tour.itertuples():
-            mlflow_api.log_metrics({f"test_{r.forecaster}_log_loss": r.log_loss,
-                                    f"test_{r.forecaster}_brier": r.brier,
-                                    f"test_{r.forecaster}_accuracy": r.accuracy,
-                                    f"test_{r.forecaster}_calibration_error": r.calibration_error})
+            mlflow_api.log_metrics(
+                {
+                    f"test_{r.forecaster}_log_loss": r.log_loss,
+                    f"test_{r.forecaster}_brier": r.brier,
+                    f"test_{r.forecaster}_accuracy": r.accuracy,
+                    f"test_{r.forecaster}_calibration_error": r.calibration_error,
+                }
+            )
         mlflow_api.log_text(summary, "test_evaluation.md")
         mlflow_api.log_table(table, "test_evaluation.json")
         mlflow_api.log_artifact(str(reports / "test_calibration.png"))
         mlflow_api.log_artifact(str(reports / "test_log_loss_by_tier.png"))
 
-    return dg.Output(table, metadata={
-        "summary": dg.MetadataValue.md(summary),
-        "calibration_plot": dg.MetadataValue.md(plots.markdown_image(calib, "calibration")),
-        "log_loss_by_tier_plot": dg.MetadataValue.md(plots.markdown_image(tiers, "log-loss by tier")),
-        "report": dg.MetadataValue.path(str(reports / "test_evaluation.md")),
-        "mlflow_run": dg.MetadataValue.url(mlflow.run_url(exp_id, run.info.run_id)),
-        "windows": dg.MetadataValue.json(configured.as_dict()),
-        **{k: dg.MetadataValue.int(v) for k, v in coverage(test, table).items()},
-    })
+    return dg.Output(
+        table,
+        metadata={
+            "summary": dg.MetadataValue.md(summary),
+            "calibration_plot": dg.MetadataValue.md(plots.markdown_image(calib, "calibration")),
+            "log_loss_by_tier_plot": dg.MetadataValue.md(plots.markdown_image(tiers, "log-loss by tier")),
+            "report": dg.MetadataValue.path(str(reports / "test_evaluation.md")),
+            "mlflow_run": dg.MetadataValue.url(mlflow.run_url(exp_id, run.info.run_id)),
+            "windows": dg.MetadataValue.json(configured.as_dict()),
+            **{k: dg.MetadataValue.int(v) for k, v in coverage(test, table).items()},
+        },
+    )
 
 
 class WalkForwardConfig(dg.Config):
@@ -110,18 +130,22 @@ def walkforward_predictions(
     trees = int(xgb.model.best_iteration) + 1
     rows = attach_market_prices(modelling_rows(prematch_features), odds_tour_matched, odds_slams_matched)
     require_seasons("walkforward", configured.walkforward, rows["season"], "tour-level modelling rows")
-    table, summary = walk_forward(rows, wf, lambda: walkforward_xgboost(trees),
-                                  progress=reporter(context, "walk-forward folds"))
-    return dg.Output(table, metadata={
-        "dagster/row_count": len(table),
-        "xgboost_trees": trees,
-        "calibration_method": summary["calibration_method"],
-        "calibration_validation_log_loss": dg.MetadataValue.json(summary["calibration_validation_log_loss"]),
-        "folds": dg.MetadataValue.md(pd.DataFrame(summary["folds"]).to_markdown(index=False)),
-        "rows_by_split": dg.MetadataValue.json(table["split"].value_counts().to_dict()),
-        "summary": dg.MetadataValue.json(summary),
-        "windows": dg.MetadataValue.json(configured.as_dict()),
-    })
+    table, summary = walk_forward(
+        rows, wf, lambda: walkforward_xgboost(trees), progress=reporter(context, "walk-forward folds")
+    )
+    return dg.Output(
+        table,
+        metadata={
+            "dagster/row_count": len(table),
+            "xgboost_trees": trees,
+            "calibration_method": summary["calibration_method"],
+            "calibration_validation_log_loss": dg.MetadataValue.json(summary["calibration_validation_log_loss"]),
+            "folds": dg.MetadataValue.md(pd.DataFrame(summary["folds"]).to_markdown(index=False)),
+            "rows_by_split": dg.MetadataValue.json(table["split"].value_counts().to_dict()),
+            "summary": dg.MetadataValue.json(summary),
+            "windows": dg.MetadataValue.json(configured.as_dict()),
+        },
+    )
 
 
 @dg.asset(group_name="evaluation", kinds={"mlflow", "pandas"})
@@ -139,12 +163,21 @@ def walkforward_evaluation(
     configured.check_table(table, "walkforward_predictions", configured.walkforward_splits())
     rep = wf_report(table)
     test = priced_rows(table[table["split"] == "test"], "bet365")
-    calib = plots.png_bytes(plots.reliability_diagram(
-        {"xgboost (calibrated)": test["p_model"].to_numpy(), "xgboost (raw)": test["p_model_raw"].to_numpy(),
-         "blend_elo": test["p_blend_elo"].to_numpy(), "market": test["p_market"].to_numpy()},
-        test["a_won"].to_numpy(), "Walk-forward, test seasons (Bet365 rows)"))
-    seasons = plots.png_bytes(plots.metric_by_group(
-        rep.by_season, "log_loss", "Walk-forward log-loss by season (Bet365 rows)", "season"))
+    calib = plots.png_bytes(
+        plots.reliability_diagram(
+            {
+                "xgboost (calibrated)": test["p_model"].to_numpy(),
+                "xgboost (raw)": test["p_model_raw"].to_numpy(),
+                "blend_elo": test["p_blend_elo"].to_numpy(),
+                "market": test["p_market"].to_numpy(),
+            },
+            test["a_won"].to_numpy(),
+            "Walk-forward, test seasons (Bet365 rows)",
+        )
+    )
+    seasons = plots.png_bytes(
+        plots.metric_by_group(rep.by_season, "log_loss", "Walk-forward log-loss by season (Bet365 rows)", "season")
+    )
 
     reports = Path(courtside.reports_dir)
     reports.mkdir(parents=True, exist_ok=True)
@@ -156,27 +189,45 @@ def walkforward_evaluation(
 
     exp_id = mlflow.configure(tracking.PREMATCH_EXPERIMENT)
     with mlflow_api.start_run(run_name="walk-forward-evaluation") as run:
-        mlflow_api.set_tags({"kind": "evaluation", "evaluation": "walk-forward",
-                             "data_version": tracking.frame_version(table), **configured.tags()})
-        mlflow_api.log_params({"seasons": f"{int(table['season'].min())}-{int(table['season'].max())}",
-                               "test_start": int(table.loc[table["split"] == "test", "season"].min()),
-                               "calibration_method": str(table["calibration_method"].iloc[0])})
+        mlflow_api.set_tags(
+            {
+                "kind": "evaluation",
+                "evaluation": "walk-forward",
+                "data_version": tracking.frame_version(table),
+                **configured.tags(),
+            }
+        )
+        mlflow_api.log_params(
+            {
+                "seasons": f"{int(table['season'].min())}-{int(table['season'].max())}",
+                "test_start": int(table.loc[table["split"] == "test", "season"].min()),
+                "calibration_method": str(table["calibration_method"].iloc[0]),
+            }
+        )
         for r in rep.overall.itertuples():
             key = f"{r.market}_{r.forecaster.split(' ')[0]}"
-            mlflow_api.log_metrics({f"test_{key}_log_loss": r.log_loss, f"test_{key}_brier": r.brier,
-                                    f"test_{key}_accuracy": r.accuracy,
-                                    f"test_{key}_calibration_error": r.calibration_error})
+            mlflow_api.log_metrics(
+                {
+                    f"test_{key}_log_loss": r.log_loss,
+                    f"test_{key}_brier": r.brier,
+                    f"test_{key}_accuracy": r.accuracy,
+                    f"test_{key}_calibration_error": r.calibration_error,
+                }
+            )
         mlflow_api.log_metrics({k: float(v) for k, v in rep.targets.items()})
         mlflow_api.log_text(rep.markdown, "walkforward.md")
         mlflow_api.log_artifact(str(reports / "walkforward_calibration.png"))
         mlflow_api.log_artifact(str(reports / "walkforward_log_loss_by_season.png"))
 
-    return dg.Output(rep.season_all_rows, metadata={
-        "report": dg.MetadataValue.md(rep.markdown),
-        "calibration_plot": dg.MetadataValue.md(plots.markdown_image(calib, "calibration")),
-        "log_loss_by_season_plot": dg.MetadataValue.md(plots.markdown_image(seasons, "log-loss by season")),
-        "targets": dg.MetadataValue.json(rep.targets),
-        "report_path": dg.MetadataValue.path(str(reports / "walkforward.md")),
-        "windows": dg.MetadataValue.json(configured.as_dict()),
-        "mlflow_run": dg.MetadataValue.url(mlflow.run_url(exp_id, run.info.run_id)),
-    })
+    return dg.Output(
+        rep.season_all_rows,
+        metadata={
+            "report": dg.MetadataValue.md(rep.markdown),
+            "calibration_plot": dg.MetadataValue.md(plots.markdown_image(calib, "calibration")),
+            "log_loss_by_season_plot": dg.MetadataValue.md(plots.markdown_image(seasons, "log-loss by season")),
+            "targets": dg.MetadataValue.json(rep.targets),
+            "report_path": dg.MetadataValue.path(str(reports / "walkforward.md")),
+            "windows": dg.MetadataValue.json(configured.as_dict()),
+            "mlflow_run": dg.MetadataValue.url(mlflow.run_url(exp_id, run.info.run_id)),
+        },
+    )

@@ -22,29 +22,40 @@ class FeatureConfig(dg.Config):
         "prematch_features": dg.AssetOut(
             kinds={"pandas", "parquet"},
             description="One row per tour-level main-draw match since ``first_season``: player A vs "
-                        "player B (order independent of the result), label ``a_won``, and the features "
-                        "known before the match."),
+            "player B (order independent of the result), label ``a_won``, and the features "
+            "known before the match.",
+        ),
         "player_snapshot": dg.AssetOut(
             kinds={"python"},
             description="Feature state after the last match, latest rankings and a name index: what "
-                        "the prediction service computes live features from."),
+            "the prediction service computes live features from.",
+        ),
     },
 )
-def prematch_features(context: dg.AssetExecutionContext, config: FeatureConfig, matches: pd.DataFrame,
-                      players: pd.DataFrame):
+def prematch_features(
+    context: dg.AssetExecutionContext, config: FeatureConfig, matches: pd.DataFrame, players: pd.DataFrame
+):
     emit = matches["is_tour_main"] & (matches["tourney_date"].dt.year >= config.first_season)
     table, state = build_prematch_features(matches, players, emit, progress=reporter(context, "features"))
     missing = table[list(FEATURES)].isna().mean()
-    yield dg.Output(table, output_name="prematch_features", metadata={
-        "dagster/row_count": len(table),
-        "features": dg.MetadataValue.json(list(FEATURES)),
-        "matches_walked": state.matches_seen,
-        "a_won_rate": float(table["a_won"].mean()),
-        "most_missing": dg.MetadataValue.json(missing.sort_values(ascending=False).head(5).round(4).to_dict()),
-    })
+    yield dg.Output(
+        table,
+        output_name="prematch_features",
+        metadata={
+            "dagster/row_count": len(table),
+            "features": dg.MetadataValue.json(list(FEATURES)),
+            "matches_walked": state.matches_seen,
+            "a_won_rate": float(table["a_won"].mean()),
+            "most_missing": dg.MetadataValue.json(missing.sort_values(ascending=False).head(5).round(4).to_dict()),
+        },
+    )
     snapshot = PlayerSnapshot.build(state, matches, players)
-    yield dg.Output(snapshot, output_name="player_snapshot", metadata={
-        "as_of": str(snapshot.as_of.date()),
-        "players_with_history": len(state.players),
-        "players_ranked": len(snapshot.rank),
-    })
+    yield dg.Output(
+        snapshot,
+        output_name="player_snapshot",
+        metadata={
+            "as_of": str(snapshot.as_of.date()),
+            "players_with_history": len(state.players),
+            "players_ranked": len(snapshot.rank),
+        },
+    )

@@ -22,13 +22,16 @@ def _match_metadata(table: pd.DataFrame, id_cols: list[str]) -> dict:
         "by_method": dg.MetadataValue.json({k: int(v) for k, v in methods.items()}),
         "unmatched_sample": dg.MetadataValue.md(
             table.loc[table["match_id"].isna()].head(10).to_markdown(index=False)
-            if (~table["match_id"].notna()).any() else "none"),
+            if (~table["match_id"].notna()).any()
+            else "none"
+        ),
     }
 
 
 @dg.asset(group_name="identity", kinds={"pandas", "parquet"})
-def odds_tour_matched(raw_odds_tour: pd.DataFrame, matches: pd.DataFrame,
-                      players: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+def odds_tour_matched(
+    raw_odds_tour: pd.DataFrame, matches: pd.DataFrame, players: pd.DataFrame
+) -> dg.Output[pd.DataFrame]:
     """Bet365 closing odds of tour-level matches with both players' Sackmann ids and the match."""
     table = match_odds(odds_tour_neutral(raw_odds_tour), matches, players)
     sample_cols = ["date", "tournament", "p1_name", "p2_name", "match_method"]
@@ -37,8 +40,9 @@ def odds_tour_matched(raw_odds_tour: pd.DataFrame, matches: pd.DataFrame,
 
 
 @dg.asset(group_name="identity", kinds={"pandas", "parquet"})
-def odds_slams_matched(courtside: CourtsideResource, raw_odds_slams: pd.DataFrame,
-                       matches: pd.DataFrame, players: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+def odds_slams_matched(
+    courtside: CourtsideResource, raw_odds_slams: pd.DataFrame, matches: pd.DataFrame, players: pd.DataFrame
+) -> dg.Output[pd.DataFrame]:
     """Grand Slam closing odds (Bet365, Pinnacle, ...) with Sackmann ids and match; precision and
     recall of the name matching measured against ``reference_name_mapping`` (measurement only)."""
     table = match_odds(odds_slams_neutral(raw_odds_slams), matches, players)
@@ -50,19 +54,29 @@ def odds_slams_matched(courtside: CourtsideResource, raw_odds_slams: pd.DataFram
         meta["identity_precision"] = float(scores["precision"])
         meta["identity_recall"] = float(scores["recall"])
         meta["reference_scores"] = dg.MetadataValue.json(
-            {k: (round(v, 5) if isinstance(v, float) else v) for k, v in scores.items()})
+            {k: (round(v, 5) if isinstance(v, float) else v) for k, v in scores.items()}
+        )
     else:
         meta["identity_precision"] = dg.MetadataValue.text("no reference available")
     return dg.Output(table, metadata=meta)
 
 
 @dg.asset(group_name="identity", kinds={"pandas", "parquet"})
-def pbp_matched(raw_pbp_matches: pd.DataFrame, matches: pd.DataFrame,
-                players: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+def pbp_matched(raw_pbp_matches: pd.DataFrame, matches: pd.DataFrame, players: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """ATP point-by-point sequences with both servers' Sackmann ids and the Sackmann match."""
     index = PlayerIndex(matches, players)
-    table = match_full_names(raw_pbp_matches, ["server1", "server2"], "date", matches, players,
-                             index=index, winner_col="winner", tournament_col="tny_name")
-    meta = _match_metadata(table[["date", "tny_name", "server1", "server2", "match_method",
-                                  "server1_id", "server2_id", "match_id"]], ["server1_id", "server2_id"])
+    table = match_full_names(
+        raw_pbp_matches,
+        ["server1", "server2"],
+        "date",
+        matches,
+        players,
+        index=index,
+        winner_col="winner",
+        tournament_col="tny_name",
+    )
+    meta = _match_metadata(
+        table[["date", "tny_name", "server1", "server2", "match_method", "server1_id", "server2_id", "match_id"]],
+        ["server1_id", "server2_id"],
+    )
     return dg.Output(table, metadata=meta)

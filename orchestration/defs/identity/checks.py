@@ -26,12 +26,15 @@ def name_matching_precision_recall(context: dg.AssetCheckExecutionContext) -> dg
     meta = _latest_metadata(context, odds_slams_matched.key)
     precision, recall = _value(meta, "identity_precision"), _value(meta, "identity_recall")
     if precision is None or recall is None:
-        return dg.AssetCheckResult(passed=True, severity=dg.AssetCheckSeverity.WARN,
-                                   metadata={"note": "no reference mapping in this data source"})
+        return dg.AssetCheckResult(
+            passed=True,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"note": "no reference mapping in this data source"},
+        )
     return dg.AssetCheckResult(
         passed=precision >= MIN_PRECISION and recall >= MIN_RECALL,
-        metadata={"precision": precision, "recall": recall,
-                  "min_precision": MIN_PRECISION, "min_recall": MIN_RECALL})
+        metadata={"precision": precision, "recall": recall, "min_precision": MIN_PRECISION, "min_recall": MIN_RECALL},
+    )
 
 
 @dg.asset_check(asset=odds_tour_matched, blocking=True)
@@ -40,5 +43,6 @@ def odds_rows_matched(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckRe
     against the market would silently lose rows)."""
     meta = _latest_metadata(context, odds_tour_matched.key)
     rate = _value(meta, "match_rate") or 0.0
-    return dg.AssetCheckResult(passed=rate >= MIN_MATCH_RATE,
-                               metadata={"match_rate": rate, "min_match_rate": MIN_MATCH_RATE})
+    return dg.AssetCheckResult(
+        passed=rate >= MIN_MATCH_RATE, metadata={"match_rate": rate, "min_match_rate": MIN_MATCH_RATE}
+    )

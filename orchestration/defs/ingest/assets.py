@@ -1,7 +1,6 @@
 """Ingest: one asset per historical dataset. Good rows go on, rejected rows go to the quarantine
 table with their reason, and the counts are in the asset's metadata."""
 
-
 import dagster as dg
 import pandas as pd
 
@@ -45,17 +44,18 @@ def ingest_metadata(result: IngestResult, quarantined: int) -> dict[str, dg.Meta
 def raw_asset(dataset: str, description: str) -> dg.AssetsDefinition:
     """The ingest asset of one dataset."""
 
-    @dg.asset(name=f"raw_{dataset}", group_name="ingest", description=description,
-              kinds={"pandas", "parquet"})
+    @dg.asset(name=f"raw_{dataset}", group_name="ingest", description=description, kinds={"pandas", "parquet"})
     def _ingest(context: dg.AssetExecutionContext, courtside: CourtsideResource) -> dg.Output[pd.DataFrame]:
         result = ingest(courtside.source(), dataset, progress=reporter(context, f"read {dataset}"))
         records = [QuarantinedRecord(r.location, r.line, r.record, r.reason) for r in result.rejections]
         quarantined = replace_quarantine(courtside.engine, dataset, records)
         if result.rejections:
-            context.log.warning(f"{dataset}: {len(result.rejections)} rows quarantined "
-                                f"{result.rejected_by_reason}")
-        return dg.Output(result.frame, data_version=dg.DataVersion(result.data_version[:16]),
-                         metadata=ingest_metadata(result, quarantined))
+            context.log.warning(f"{dataset}: {len(result.rejections)} rows quarantined {result.rejected_by_reason}")
+        return dg.Output(
+            result.frame,
+            data_version=dg.DataVersion(result.data_version[:16]),
+            metadata=ingest_metadata(result, quarantined),
+        )
 
     return _ingest
 

@@ -18,10 +18,13 @@ def gx_check(dataset: str) -> dg.AssetChecksDefinition:
     """The asset check running the suite of ``dataset`` on its ingest asset."""
     blocking = dataset in GATES_TRAINING
 
-    @dg.asset_check(asset=f"raw_{dataset}", name=GX_CHECK, blocking=blocking,
-                    description=f"Great Expectations suite '{dataset}' (schema, types, ranges, "
-                                f"uniqueness, allowed values, row counts)"
-                                + (" - blocking: gates training." if blocking else "."))
+    @dg.asset_check(
+        asset=f"raw_{dataset}",
+        name=GX_CHECK,
+        blocking=blocking,
+        description=f"Great Expectations suite '{dataset}' (schema, types, ranges, "
+        f"uniqueness, allowed values, row counts)" + (" - blocking: gates training." if blocking else "."),
+    )
     def _check(frame: pd.DataFrame) -> dg.AssetCheckResult:
         return check_result(validate_dataset(dataset, frame))
 

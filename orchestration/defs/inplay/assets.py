@@ -3,7 +3,6 @@ MLflow run in ``tennis-inplay``), their test scores by stage of the match, the c
 ``tennis-inplay@challenger`` and the champion alias that ``/predict_live`` serves. Thin wrappers over
 ``training.inplay_data``, ``training.inplay_models`` and ``training.inplay_evaluation``."""
 
-
 import datetime as dt
 import time
 from pathlib import Path
@@ -38,8 +37,13 @@ class InplayPointsConfig(dg.Config):
 
 
 @dg.asset(group_name=GROUP, kinds={"pandas", "parquet"})
-def inplay_points(context: dg.AssetExecutionContext, config: InplayPointsConfig, windows: WindowsResource,
-                  pbp_matched: pd.DataFrame, walkforward_predictions: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+def inplay_points(
+    context: dg.AssetExecutionContext,
+    config: InplayPointsConfig,
+    windows: WindowsResource,
+    pbp_matched: pd.DataFrame,
+    walkforward_predictions: pd.DataFrame,
+) -> dg.Output[pd.DataFrame]:
     """The state before every point of the test matches (a seeded share of the points of training and
     validation matches) of the ATP point-by-point data, as in-play feature rows with the match's result
     for the first server; the pre-match probability is the walk-forward model's (out of sample), made with
@@ -50,41 +54,57 @@ def inplay_points(context: dg.AssetExecutionContext, config: InplayPointsConfig,
     settings = InplayTrainingConfig(windows=configured.inplay, sample_share=config.sample_share, seed=config.seed)
     sequences, left_out = pbp_sequences(pbp_matched, walkforward_predictions, settings.windows)
     for split, window in configured.inplay_splits().items():
-        require_seasons(f"inplay_{split}", window, sequences.loc[sequences["split"] == split, "season"],
-                        "point-by-point matches with a walk-forward prior")
+        require_seasons(
+            f"inplay_{split}",
+            window,
+            sequences.loc[sequences["split"] == split, "season"],
+            "point-by-point matches with a walk-forward prior",
+        )
     prior = sequences[["match_id", "split"]].merge(
-        walkforward_predictions[["match_id", "split"]].drop_duplicates("match_id"), on="match_id",
-        suffixes=("", "_prior"))
+        walkforward_predictions[["match_id", "split"]].drop_duplicates("match_id"),
+        on="match_id",
+        suffixes=("", "_prior"),
+    )
     points, chosen = build_points(sequences, settings, progress=reporter(context, "in-play points"))
     rows = points.rows
-    return dg.Output(rows, metadata={
-        "dagster/row_count": len(rows),
-        "seconds": round(time.perf_counter() - start, 1),
-        "serve_prior_strength": chosen.serve_prior_strength,
-        "serve_prior_strength_choice": dg.MetadataValue.md(
-            points.strength_scores.to_markdown(index=False, floatfmt=".4f")),
-        "left_out_before_replay": dg.MetadataValue.json(left_out),
-        "replay": dg.MetadataValue.json(points.counts),
-        "rejected_sequences_sample": dg.MetadataValue.md(
-            "\n".join(f"- {e}" for e in points.errors) if points.errors else "none"),
-        "windows": dg.MetadataValue.json(configured.as_dict()),
-        "prior_split_by_inplay_split": dg.MetadataValue.json(
-            {str(k): {str(p): int(n) for p, n in g.value_counts().items()}
-             for k, g in prior.groupby("split")["split_prior"]}),
-        "sample_share": settings.sample_share,
-        "data_version": tracking.frame_version(sequences[["match_id", "prematch_p", "a_won", "pbp"]]),
-    })
+    return dg.Output(
+        rows,
+        metadata={
+            "dagster/row_count": len(rows),
+            "seconds": round(time.perf_counter() - start, 1),
+            "serve_prior_strength": chosen.serve_prior_strength,
+            "serve_prior_strength_choice": dg.MetadataValue.md(
+                points.strength_scores.to_markdown(index=False, floatfmt=".4f")
+            ),
+            "left_out_before_replay": dg.MetadataValue.json(left_out),
+            "replay": dg.MetadataValue.json(points.counts),
+            "rejected_sequences_sample": dg.MetadataValue.md(
+                "\n".join(f"- {e}" for e in points.errors) if points.errors else "none"
+            ),
+            "windows": dg.MetadataValue.json(configured.as_dict()),
+            "prior_split_by_inplay_split": dg.MetadataValue.json(
+                {
+                    str(k): {str(p): int(n) for p, n in g.value_counts().items()}
+                    for k, g in prior.groupby("split")["split_prior"]
+                }
+            ),
+            "sample_share": settings.sample_share,
+            "data_version": tracking.frame_version(sequences[["match_id", "prematch_p", "a_won", "pbp"]]),
+        },
+    )
 
 
 def _validation_markdown(results: list[CandidateResult]) -> str:
-    frame = pd.DataFrame([{"model": r.name, **{f"val_{k}": v for k, v in r.validation_scores.items() if k != "n"}}
-                          for r in results])
+    frame = pd.DataFrame(
+        [{"model": r.name, **{f"val_{k}": v for k, v in r.validation_scores.items() if k != "n"}} for r in results]
+    )
     return frame.sort_values("val_log_loss").to_markdown(index=False, floatfmt=".4f")
 
 
 @dg.asset(group_name=GROUP, kinds={"mlflow", "xgboost"})
-def inplay_candidates(context: dg.AssetExecutionContext, mlflow: MlflowResource, windows: WindowsResource,
-                      inplay_points: pd.DataFrame) -> dg.Output[list[CandidateResult]]:
+def inplay_candidates(
+    context: dg.AssetExecutionContext, mlflow: MlflowResource, windows: WindowsResource, inplay_points: pd.DataFrame
+) -> dg.Output[list[CandidateResult]]:
     """The three in-play models (constant-serve chain, updated chain, XGBoost correction of the updated
     chain) fitted on the training seasons and scored on the validation points; one MLflow run each."""
     exp_id = mlflow.configure(tracking.INPLAY_EXPERIMENT)
@@ -92,18 +112,26 @@ def inplay_candidates(context: dg.AssetExecutionContext, mlflow: MlflowResource,
     batch = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{context.run_id[:8]}"
     results = fit_and_log(inplay_points, data_version, batch)
     windows.get().tag_runs(r.run_id for r in results)
-    return dg.Output(results, metadata={
-        "validation_scores": dg.MetadataValue.md(_validation_markdown(results)),
-        "serve_prior_strength": strength_of(inplay_points),
-        "data_version": data_version,
-        "training_batch": batch,
-        **{f"mlflow_run_{r.name}": dg.MetadataValue.url(mlflow.run_url(exp_id, r.run_id)) for r in results},
-    })
+    return dg.Output(
+        results,
+        metadata={
+            "validation_scores": dg.MetadataValue.md(_validation_markdown(results)),
+            "serve_prior_strength": strength_of(inplay_points),
+            "data_version": data_version,
+            "training_batch": batch,
+            **{f"mlflow_run_{r.name}": dg.MetadataValue.url(mlflow.run_url(exp_id, r.run_id)) for r in results},
+        },
+    )
 
 
 @dg.asset(group_name=GROUP, kinds={"mlflow", "pandas"})
-def inplay_evaluation(courtside: CourtsideResource, mlflow: MlflowResource, windows: WindowsResource,
-                      inplay_points: pd.DataFrame, inplay_candidates: list[CandidateResult]) -> dg.Output[pd.DataFrame]:
+def inplay_evaluation(
+    courtside: CourtsideResource,
+    mlflow: MlflowResource,
+    windows: WindowsResource,
+    inplay_points: pd.DataFrame,
+    inplay_candidates: list[CandidateResult],
+) -> dg.Output[pd.DataFrame]:
     """Every in-play model on every point of the test matches: log-loss, Brier and accuracy before the
     first point, after 25/50/75% of the points, and over each set; added to each model's MLflow run."""
     test = inplay_points[inplay_points["split"] == "test"].reset_index(drop=True)
@@ -114,8 +142,11 @@ def inplay_evaluation(courtside: CourtsideResource, mlflow: MlflowResource, wind
 
     reports = Path(courtside.reports_dir)
     reports.mkdir(parents=True, exist_ok=True)
-    calib = plots.png_bytes(plots.reliability_diagram(forecasts, test["a_won"].to_numpy(),
-                                                      "In-play calibration, every point of the test matches"))
+    calib = plots.png_bytes(
+        plots.reliability_diagram(
+            forecasts, test["a_won"].to_numpy(), "In-play calibration, every point of the test matches"
+        )
+    )
     stages = plots.png_bytes(stage_plot(table, "log_loss", "In-play log-loss by stage (test matches, lower is better)"))
     paths = {"inplay_calibration.png": calib, "inplay_log_loss_by_stage.png": stages}
     for name, png in paths.items():
@@ -125,58 +156,76 @@ def inplay_evaluation(courtside: CourtsideResource, mlflow: MlflowResource, wind
     mlflow.configure(tracking.INPLAY_EXPERIMENT)
     log_test_evaluation(inplay_candidates, table, [str(reports / name) for name in paths])
 
-    return dg.Output(table, metadata={
-        "summary": dg.MetadataValue.md(summary),
-        "test_matches": int(test["match_id"].nunique()),
-        "test_points": len(test),
-        "beats_constant_chain_at_every_stage": dg.MetadataValue.json(
-            {name: all(b.values()) for name, b in beats.items()}),
-        "beats_constant_chain_by_stage": dg.MetadataValue.json(beats),
-        "calibration_plot": dg.MetadataValue.md(plots.markdown_image(calib, "in-play calibration")),
-        "log_loss_by_stage_plot": dg.MetadataValue.md(plots.markdown_image(stages, "log-loss by stage")),
-        "report": dg.MetadataValue.path(str(reports / "inplay_evaluation.md")),
-    })
+    return dg.Output(
+        table,
+        metadata={
+            "summary": dg.MetadataValue.md(summary),
+            "test_matches": int(test["match_id"].nunique()),
+            "test_points": len(test),
+            "beats_constant_chain_at_every_stage": dg.MetadataValue.json(
+                {name: all(b.values()) for name, b in beats.items()}
+            ),
+            "beats_constant_chain_by_stage": dg.MetadataValue.json(beats),
+            "calibration_plot": dg.MetadataValue.md(plots.markdown_image(calib, "in-play calibration")),
+            "log_loss_by_stage_plot": dg.MetadataValue.md(plots.markdown_image(stages, "log-loss by stage")),
+            "report": dg.MetadataValue.path(str(reports / "inplay_evaluation.md")),
+        },
+    )
 
 
 @dg.asset(group_name=GROUP, kinds={"mlflow"})
-def inplay_challenger(context: dg.AssetExecutionContext, mlflow: MlflowResource,
-                      inplay_candidates: list[CandidateResult]) -> dg.Output[dict]:
+def inplay_challenger(
+    context: dg.AssetExecutionContext, mlflow: MlflowResource, inplay_candidates: list[CandidateResult]
+) -> dg.Output[dict]:
     """The in-play model with the lowest validation log-loss, registered as a new version of
     ``tennis-inplay`` with alias ``challenger`` (not registered again when the current challenger is
     the same model family trained on the same data)."""
     exp_id = mlflow.configure(tracking.INPLAY_EXPERIMENT)
     best = best_by_validation(inplay_candidates)
-    registered = tracking.register_challenger(best.model_uri, best.run_id, best.name, best.description,
-                                              tracking.INPLAY_MODEL)
+    registered = tracking.register_challenger(
+        best.model_uri, best.run_id, best.name, best.description, tracking.INPLAY_MODEL
+    )
     version, data_version = registered.version, registered.data_version
     if registered.reused:
         context.log.info(f"challenger v{version} is already {best.name} on data {data_version}")
-    summary = {"version": version, "model_family": best.name, "run_id": best.run_id,
-               "validation_log_loss": best.validation_scores["log_loss"], "data_version": data_version,
-               "serve_prior_strength": float(best.model.serve_prior_strength)}
-    return dg.Output(summary, metadata={
-        "model": f"{tracking.INPLAY_MODEL}@{tracking.CHALLENGER}",
+    summary = {
         "version": version,
-        "reused_existing_version": registered.reused,
         "model_family": best.name,
+        "run_id": best.run_id,
         "validation_log_loss": best.validation_scores["log_loss"],
-        "serve_prior_strength": summary["serve_prior_strength"],
-        "mlflow_run": dg.MetadataValue.url(mlflow.run_url(exp_id, best.run_id)),
-    })
+        "data_version": data_version,
+        "serve_prior_strength": float(best.model.serve_prior_strength),
+    }
+    return dg.Output(
+        summary,
+        metadata={
+            "model": f"{tracking.INPLAY_MODEL}@{tracking.CHALLENGER}",
+            "version": version,
+            "reused_existing_version": registered.reused,
+            "model_family": best.name,
+            "validation_log_loss": best.validation_scores["log_loss"],
+            "serve_prior_strength": summary["serve_prior_strength"],
+            "mlflow_run": dg.MetadataValue.url(mlflow.run_url(exp_id, best.run_id)),
+        },
+    )
 
 
 @dg.asset(group_name=GROUP, kinds={"mlflow"})
-def inplay_champion(context: dg.AssetExecutionContext, mlflow: MlflowResource,
-                    inplay_challenger: dict) -> dg.Output[dict]:
+def inplay_champion(
+    context: dg.AssetExecutionContext, mlflow: MlflowResource, inplay_challenger: dict
+) -> dg.Output[dict]:
     """``tennis-inplay@champion`` (what ``/predict_live`` serves): set to the challenger when the blocking
     check ``challenger_beats_champion`` passed (otherwise this asset does not run)."""
     mlflow.configure(tracking.INPLAY_EXPERIMENT)
     version = inplay_challenger["version"]
     tracking.promote_to_champion(version, tracking.INPLAY_MODEL)
     context.log.info(f"{tracking.INPLAY_MODEL}@{tracking.CHAMPION} -> v{version}")
-    return dg.Output(inplay_challenger, metadata={
-        "model": f"{tracking.INPLAY_MODEL}@{tracking.CHAMPION}",
-        "version": version,
-        "model_family": inplay_challenger["model_family"],
-        "validation_log_loss": inplay_challenger["validation_log_loss"],
-    })
+    return dg.Output(
+        inplay_challenger,
+        metadata={
+            "model": f"{tracking.INPLAY_MODEL}@{tracking.CHAMPION}",
+            "version": version,
+            "model_family": inplay_challenger["model_family"],
+            "validation_log_loss": inplay_challenger["validation_log_loss"],
+        },
+    )

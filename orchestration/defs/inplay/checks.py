@@ -1,7 +1,6 @@
 """Gates of the in-play models: every model starts from the pre-match probability, and the
 champion/challenger rule of the pre-match model, applied to ``tennis-inplay``."""
 
-
 import dagster as dg
 import numpy as np
 import pandas as pd
@@ -22,21 +21,38 @@ def starts_at_prematch_probability(inplay_candidates: list, inplay_points: pd.Da
     """Every model, on every match of every split, gives exactly the pre-match probability before the first point."""
     start = inplay_points[inplay_points["point"] == 0]
     prematch = sigmoid(start["prematch_logit"].to_numpy())
-    worst = {r.name: float(np.max(np.abs(predict_rows(r.model, start) - prematch))) if len(start) else 0.0
-             for r in inplay_candidates}
+    worst = {
+        r.name: float(np.max(np.abs(predict_rows(r.model, start) - prematch))) if len(start) else 0.0
+        for r in inplay_candidates
+    }
     return dg.AssetCheckResult(
         passed=bool(len(start)) and all(v <= POINT_ZERO_TOLERANCE for v in worst.values()),
-        metadata={"matches_checked": len(start), "max_abs_difference": dg.MetadataValue.json(worst),
-                  "tolerance": POINT_ZERO_TOLERANCE})
+        metadata={
+            "matches_checked": len(start),
+            "max_abs_difference": dg.MetadataValue.json(worst),
+            "tolerance": POINT_ZERO_TOLERANCE,
+        },
+    )
 
 
-@dg.asset_check(asset=challenger_asset, blocking=True, name="challenger_beats_champion",
-                additional_ins={"inplay_points": dg.AssetIn()})
-def inplay_challenger_beats_champion(context: dg.AssetCheckExecutionContext, mlflow: MlflowResource,
-                                     inplay_challenger: dict, inplay_points: pd.DataFrame) -> dg.AssetCheckResult:
+@dg.asset_check(
+    asset=challenger_asset,
+    blocking=True,
+    name="challenger_beats_champion",
+    additional_ins={"inplay_points": dg.AssetIn()},
+)
+def inplay_challenger_beats_champion(
+    context: dg.AssetCheckExecutionContext, mlflow: MlflowResource, inplay_challenger: dict, inplay_points: pd.DataFrame
+) -> dg.AssetCheckResult:
     """Passes when the in-play challenger may become champion: every upstream data check passed, and its
     log-loss on the validation points is lower than the current champion's on the same points."""
     mlflow.configure(tracking.INPLAY_EXPERIMENT)
-    return champion_gate(context, challenger_asset.key, tracking.INPLAY_MODEL, inplay_challenger["version"],
-                         inplay_points[inplay_points["split"] == "validation"], decide_inplay_promotion,
-                         rows_label="validation_points")
+    return champion_gate(
+        context,
+        challenger_asset.key,
+        tracking.INPLAY_MODEL,
+        inplay_challenger["version"],
+        inplay_points[inplay_points["split"] == "validation"],
+        decide_inplay_promotion,
+        rows_label="validation_points",
+    )

@@ -1,6 +1,5 @@
 """The champion/challenger gate: a blocking check on the challenger."""
 
-
 from collections.abc import Callable
 
 import dagster as dg
@@ -28,17 +27,25 @@ def upstream_check_failures(context: dg.AssetCheckExecutionContext, asset: dg.As
     return sorted(failed)
 
 
-def champion_gate(context: dg.AssetCheckExecutionContext, challenger: dg.AssetKey, model_name: str,
-                  challenger_version: str, validation: pd.DataFrame, decide: Callable[..., PromotionDecision],
-                  rows_label: str = "validation_rows") -> dg.AssetCheckResult:
+def champion_gate(
+    context: dg.AssetCheckExecutionContext,
+    challenger: dg.AssetKey,
+    model_name: str,
+    challenger_version: str,
+    validation: pd.DataFrame,
+    decide: Callable[..., PromotionDecision],
+    rows_label: str = "validation_rows",
+) -> dg.AssetCheckResult:
     """The champion/challenger gate of a registered model: passes when the challenger may become
     champion -- every check upstream of ``challenger`` passed, and ``decide`` (the rule on the same
     validation rows) promotes it, or it already is the champion."""
     failed = upstream_check_failures(context, challenger)
     champion = tracking.version_info(tracking.CHAMPION, model_name)
     if champion and champion.version == challenger_version and not failed:
-        return dg.AssetCheckResult(passed=True, metadata={
-            "reason": f"challenger v{champion.version} is already the champion", rows_label: len(validation)})
+        return dg.AssetCheckResult(
+            passed=True,
+            metadata={"reason": f"challenger v{champion.version} is already the champion", rows_label: len(validation)},
+        )
     candidate = tracking.load_version(challenger_version, model_name)
     current = tracking.load_version(champion.version, model_name) if champion else None
     decision = decide(validation, candidate, current, failed)
@@ -56,15 +63,24 @@ def champion_gate(context: dg.AssetCheckExecutionContext, challenger: dg.AssetKe
     )
 
 
-@dg.asset_check(asset=challenger_asset, blocking=True,
-                additional_ins={"model_dataset": dg.AssetIn()})
-def challenger_beats_champion(context: dg.AssetCheckExecutionContext, mlflow: MlflowResource,
-                              prematch_challenger: dict, model_dataset: pd.DataFrame) -> dg.AssetCheckResult:
+@dg.asset_check(asset=challenger_asset, blocking=True, additional_ins={"model_dataset": dg.AssetIn()})
+def challenger_beats_champion(
+    context: dg.AssetCheckExecutionContext,
+    mlflow: MlflowResource,
+    prematch_challenger: dict,
+    model_dataset: pd.DataFrame,
+) -> dg.AssetCheckResult:
     """Passes when the challenger may become champion: every upstream data check passed, and its
     log-loss on the validation rows is lower than the current champion's on the same rows."""
     mlflow.configure(tracking.PREMATCH_EXPERIMENT)
-    return champion_gate(context, challenger_asset.key, tracking.PREMATCH_MODEL, prematch_challenger["version"],
-                         model_dataset[model_dataset["split"] == "validation"], decide_promotion)
+    return champion_gate(
+        context,
+        challenger_asset.key,
+        tracking.PREMATCH_MODEL,
+        prematch_challenger["version"],
+        model_dataset[model_dataset["split"] == "validation"],
+        decide_promotion,
+    )
 
 
 @dg.asset_check(asset="prematch_candidates", blocking=True)
@@ -74,6 +90,8 @@ def no_candidate_suspiciously_good(prematch_candidates: list) -> dg.AssetCheckRe
     suspects = [n for n, s in scores.items() if leak_suspect(s)]
     return dg.AssetCheckResult(
         passed=not suspects,
-        metadata={"suspects": dg.MetadataValue.json(suspects),
-                  "validation": dg.MetadataValue.json(
-                      {n: {k: round(v, 4) for k, v in s.items()} for n, s in scores.items()})})
+        metadata={
+            "suspects": dg.MetadataValue.json(suspects),
+            "validation": dg.MetadataValue.json({n: {k: round(v, 4) for k, v in s.items()} for n, s in scores.items()}),
+        },
+    )

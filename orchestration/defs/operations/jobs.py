@@ -1,6 +1,5 @@
 """Jobs: the whole pipeline, and the pre-match retrain."""
 
-
 import dagster as dg
 
 LIVE = dg.AssetSelection.groups("live")
@@ -16,17 +15,23 @@ retrain_job = dg.define_asset_job(
     "retrain_prematch",
     selection=dg.AssetSelection.assets("prematch_champion", "test_evaluation", "player_snapshot").upstream(),
     description="Re-ingest, re-check, rebuild features (and the player snapshot the prediction service "
-                "reads) and retrain the pre-match models; promote the challenger when it beats the champion.",
+    "reads) and retrain the pre-match models; promote the challenger when it beats the champion.",
 )
 
 prematch_value_job = dg.define_asset_job(
-    "prematch_value", selection=dg.AssetSelection.assets("prematch_value_scan"),
-    description="New pre-match odds -> /predict in batch -> value -> order requests for the engine.")
+    "prematch_value",
+    selection=dg.AssetSelection.assets("prematch_value_scan"),
+    description="New pre-match odds -> /predict in batch -> value -> order requests for the engine.",
+)
 
 settlement_job = dg.define_asset_job(
-    "settle_live", selection=dg.AssetSelection.assets("live_settlements", "live_pnl"),
-    description="Settle finished matches and update the live P&L.")
+    "settle_live",
+    selection=dg.AssetSelection.assets("live_settlements", "live_pnl"),
+    description="Settle finished matches and update the live P&L.",
+)
 
 live_checks_job = dg.define_asset_job(
-    "live_data_checks", selection=dg.AssetSelection.assets("live_event_batch"),
-    description="Great Expectations over one batch of the live event log.")
+    "live_data_checks",
+    selection=dg.AssetSelection.assets("live_event_batch"),
+    description="Great Expectations over one batch of the live event log.",
+)

@@ -1,6 +1,5 @@
 """Schedules: the weekly retrain."""
 
-
 import dagster as dg
 
 from orchestration.defs.operations.jobs import retrain_job

@@ -1,7 +1,6 @@
 """Sensors: retrain when files in the data directory are added or changed; the streaming sensor
 that tails the live event log."""
 
-
 import hashlib
 import json
 import time
@@ -29,8 +28,9 @@ def data_files_changed(context: dg.SensorEvaluationContext, courtside: Courtside
         return dg.SensorResult(skip_reason="data source has no local files to watch (upstream URLs)")
     digest = fingerprint_digest(current)
     if context.cursor is None:
-        return dg.SensorResult(cursor=json.dumps({"digest": digest, "files": current}),
-                               skip_reason=f"recorded {len(current)} files")
+        return dg.SensorResult(
+            cursor=json.dumps({"digest": digest, "files": current}), skip_reason=f"recorded {len(current)} files"
+        )
     previous = json.loads(context.cursor)
     if previous["digest"] == digest:
         return dg.SensorResult(skip_reason="no file changed")
@@ -38,8 +38,9 @@ def data_files_changed(context: dg.SensorEvaluationContext, courtside: Courtside
     changed = sorted(k for k in set(current) | set(before) if current.get(k) != before.get(k))
     context.log.info(f"{len(changed)} data files changed: {changed[:10]}")
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(run_key=f"data-{digest}", tags={"courtside/changed_files":
-                                                                     ",".join(changed[:20])[:1000]})],
+        run_requests=[
+            dg.RunRequest(run_key=f"data-{digest}", tags={"courtside/changed_files": ",".join(changed[:20])[:1000]})
+        ],
         cursor=json.dumps({"digest": digest, "files": current}),
     )
 
@@ -52,14 +53,26 @@ LIVE_CHECK_EVERY_S = 60.0
 
 def _busy(context: dg.SensorEvaluationContext, job_name: str) -> bool:
     """A run of the job is queued or in progress (its assets would see the new events anyway)."""
-    runs = context.instance.get_runs(dg.RunsFilter(job_name=job_name, statuses=[
-        dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-        dg.DagsterRunStatus.STARTED]), limit=1)
+    runs = context.instance.get_runs(
+        dg.RunsFilter(
+            job_name=job_name,
+            statuses=[
+                dg.DagsterRunStatus.QUEUED,
+                dg.DagsterRunStatus.NOT_STARTED,
+                dg.DagsterRunStatus.STARTING,
+                dg.DagsterRunStatus.STARTED,
+            ],
+        ),
+        limit=1,
+    )
     return bool(runs)
 
 
-@dg.sensor(jobs=[prematch_value_job, settlement_job, live_checks_job], minimum_interval_seconds=5,
-           default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(
+    jobs=[prematch_value_job, settlement_job, live_checks_job],
+    minimum_interval_seconds=5,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
 def live_event_log(context: dg.SensorEvaluationContext, courtside: CourtsideResource) -> dg.SensorResult:
     """The streaming sensor: tails the live event log by id (the cursor) and requests runs —
     a pre-match value scan when new pre-match odds arrive, settlement (and the P&L) when matches
@@ -73,21 +86,32 @@ def live_event_log(context: dg.SensorEvaluationContext, courtside: CourtsideReso
         state = {}
     requests, notes = [], []
     for job, key, kinds, wanted in (
-            (prematch_value_job, "prematch", ["MARKET_UPDATE"],
-             lambda p: not p.get("in_play") and p.get("status") == "OPEN"),
-            (settlement_job, "settle", ["MATCH_FINISHED"], lambda p: True)):
+        (
+            prematch_value_job,
+            "prematch",
+            ["MARKET_UPDATE"],
+            lambda p: not p.get("in_play") and p.get("status") == "OPEN",
+        ),
+        (settlement_job, "settle", ["MATCH_FINISHED"], lambda p: True),
+    ):
         after = state.get(key, 0)
         if after >= newest:
             continue
-        hits = [i for i, _, _, _, _, p in events_after(courtside.engine, after, kinds=kinds, limit=100_000)
-                if i <= newest and wanted(p)]
+        hits = [
+            i
+            for i, _, _, _, _, p in events_after(courtside.engine, after, kinds=kinds, limit=100_000)
+            if i <= newest and wanted(p)
+        ]
         if not hits:
             state[key] = newest
         elif _busy(context, job.name):
             notes.append(f"{job.name} busy")
         else:
-            requests.append(dg.RunRequest(run_key=f"{key}-{hits[-1]}", job_name=job.name,
-                                          tags={"courtside/after_event": str(after)}))
+            requests.append(
+                dg.RunRequest(
+                    run_key=f"{key}-{hits[-1]}", job_name=job.name, tags={"courtside/after_event": str(after)}
+                )
+            )
             notes.append(f"{job.name}: {len(hits)} new")
             state[key] = newest
     after = state.get("checks", 0)
@@ -97,8 +121,13 @@ def live_event_log(context: dg.SensorEvaluationContext, courtside: CourtsideReso
         if _busy(context, live_checks_job.name):
             notes.append("live_data_checks busy")
         else:
-            requests.append(dg.RunRequest(run_key=f"checks-{newest}", job_name=live_checks_job.name, run_config={
-                "ops": {"live_event_batch": {"config": {"after_id": after, "upto_id": newest}}}}))
+            requests.append(
+                dg.RunRequest(
+                    run_key=f"checks-{newest}",
+                    job_name=live_checks_job.name,
+                    run_config={"ops": {"live_event_batch": {"config": {"after_id": after, "upto_id": newest}}}},
+                )
+            )
             notes.append(f"live checks on entries {after + 1}..{newest}")
             state["checks"], state["checked_at"] = newest, time.time()
     state["newest"] = newest

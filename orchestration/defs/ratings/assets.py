@@ -1,6 +1,5 @@
 """Ratings: Elo overall and by surface as of each match."""
 
-
 import dagster as dg
 import numpy as np
 import pandas as pd
@@ -18,9 +17,12 @@ def elo_ratings(context: dg.AssetExecutionContext, matches: pd.DataFrame) -> dg.
     tour = matches["is_tour_main"].to_numpy() & matches["settles"].to_numpy()
     recent = tour & (matches["tourney_date"].dt.year >= matches["tourney_date"].dt.year.max() - 4).to_numpy()
     p = table.loc[recent, "winner_elo_prob"].clip(1e-9, 1)
-    return dg.Output(table, metadata={
-        "dagster/row_count": len(table),
-        "players_rated": int(pd.unique(matches[["winner_id", "loser_id"]].to_numpy().ravel()).size),
-        "recent_tour_accuracy": float((p > 0.5).mean()),
-        "recent_tour_log_loss": log_loss(np.ones(len(p)), p.to_numpy()),  # the winner's probability: y = 1
-    })
+    return dg.Output(
+        table,
+        metadata={
+            "dagster/row_count": len(table),
+            "players_rated": int(pd.unique(matches[["winner_id", "loser_id"]].to_numpy().ravel()).size),
+            "recent_tour_accuracy": float((p > 0.5).mean()),
+            "recent_tour_log_loss": log_loss(np.ones(len(p)), p.to_numpy()),  # the winner's probability: y = 1
+        },
+    )

@@ -20,8 +20,9 @@ def check_result(result: SuiteResult) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         passed=result.success,
         severity=dg.AssetCheckSeverity.ERROR,
-        description=(f"{len(result.failures)} of {len(result.expectations)} expectations failed: "
-                     + ", ".join(failed)) if failed else None,
+        description=(f"{len(result.failures)} of {len(result.expectations)} expectations failed: " + ", ".join(failed))
+        if failed
+        else None,
         metadata={
             "summary": dg.MetadataValue.md(result.summary_markdown()),
             "evaluated_rows": result.evaluated_rows,

@@ -1,6 +1,5 @@
 """Progress of long steps: a log line every 10% in Dagster, and a bar when run from a terminal."""
 
-
 import sys
 import time
 from collections.abc import Callable

@@ -1,6 +1,5 @@
 """Resources every domain uses: where the data and databases are, MLflow, and the parquet warehouse."""
 
-
 import pickle
 from functools import cached_property
 from pathlib import Path
@@ -129,10 +128,15 @@ def resources_from_settings(settings: Settings, windows: WindowSettings | None =
     windows.resolve()
     return {
         "windows": WindowsResource.of(windows),
-        "courtside": CourtsideResource(data_dir=settings.data_dir, database_url=settings.database_url,
-                                       reports_dir=str(settings.home / "reports"),
-                                       prediction_url=settings.prediction_url, bankroll=settings.bankroll),
-        "mlflow": MlflowResource(tracking_uri=settings.mlflow_tracking_uri,
-                                 artifact_dir=str(settings.mlflow_artifacts_dir)),
+        "courtside": CourtsideResource(
+            data_dir=settings.data_dir,
+            database_url=settings.database_url,
+            reports_dir=str(settings.home / "reports"),
+            prediction_url=settings.prediction_url,
+            bankroll=settings.bankroll,
+        ),
+        "mlflow": MlflowResource(
+            tracking_uri=settings.mlflow_tracking_uri, artifact_dir=str(settings.mlflow_artifacts_dir)
+        ),
         "io_manager": WarehouseIOManager(base_dir=str(settings.warehouse_dir)),
     }

@@ -44,9 +44,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_quarantine")),
     )
     with op.batch_alter_table("quarantine") as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_quarantine_source_batch_id"), ["source", "batch_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_quarantine_source_batch_id"), ["source", "batch_id"], unique=False)
 
 
 def downgrade() -> None:
