@@ -201,6 +201,20 @@ def bootstrap_roi(
     return float(lo), float(hi)
 
 
+HEADLINE_FIGURES = (
+    "bets",
+    "staked",
+    "pnl",
+    "roi",
+    "roi_ci_low",
+    "roi_ci_high",
+    "hit_rate",
+    "max_drawdown",
+    "final_bankroll",
+)
+"""The figures of ``summarize`` every backtest table and run shows first."""
+
+
 def summarize(ledger: Ledger, markets: pd.DataFrame | None = None, n_boot: int = 2000, seed: int = 0) -> dict:
     """Headline figures of a ledger (or of a subset of its markets, e.g. one season)."""
     m = ledger.markets if markets is None else markets

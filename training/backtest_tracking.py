@@ -19,15 +19,7 @@ from training import tracking
 BACKTEST_EXPERIMENT = "tennis-backtests"
 
 PREMATCH_METRICS = (
-    "bets",
-    "staked",
-    "pnl",
-    "roi",
-    "roi_ci_low",
-    "roi_ci_high",
-    "hit_rate",
-    "max_drawdown",
-    "final_bankroll",
+    *bt.HEADLINE_FIGURES,
     "void_markets",
     "mean_price",
     "max_drawdown_pct",

@@ -13,21 +13,7 @@ from training import backtest as bt
 from training import backtest_tracking, plots, tracking
 from training.backtest_tracking import BACKTEST_EXPERIMENT
 
-HEADLINE = [
-    "strategy",
-    "split",
-    "min_edge",
-    "max_price",
-    "bets",
-    "staked",
-    "pnl",
-    "roi",
-    "roi_ci_low",
-    "roi_ci_high",
-    "hit_rate",
-    "max_drawdown",
-    "final_bankroll",
-]
+HEADLINE = ["strategy", "split", "min_edge", "max_price", *bt.HEADLINE_FIGURES]
 
 
 def _markdown(table: pd.DataFrame, columns: list[str]) -> str:
@@ -267,23 +253,7 @@ def inplay_backtest(
         "measure the machinery and the model *against a simulator*, not a real-money edge.\n\n"
         + _markdown(
             table,
-            [
-                "model",
-                "market",
-                "prices",
-                "matches",
-                "points",
-                "bets",
-                "staked",
-                "pnl",
-                "roi",
-                "roi_ci_low",
-                "roi_ci_high",
-                "hit_rate",
-                "max_drawdown",
-                "final_bankroll",
-                "seconds",
-            ],
+            ["model", "market", "prices", "matches", "points", *bt.HEADLINE_FIGURES, "seconds"],
         )
         + f"\n\nReplayed seasons by source: {replay_seasons}. "
         + configured.markdown()
