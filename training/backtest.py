@@ -61,6 +61,7 @@ from betting.settlement import MatchResult
 from betting.staking import StakingConfig
 from betting.trading import TradingCore
 from betting.value import ValueConfig
+from features.live_match import BadMessage
 from features.markov.scalar import ServeTracker, live_win_probability
 from features.scoring import Score, ScoringError
 from feeds.live.books import feed_book
@@ -830,6 +831,7 @@ class _InplayReplay:
         self.recorder = _Recorder()
         self.counts: Counter = Counter()
         self.points = self.matches = 0
+        self._seen: set[str] = set()
         self._row: dict = {}
         self._opportunity: tuple[float, float] = (math.nan, math.nan)
         self._opportunities: dict[str, tuple[float, float]] = {}
@@ -854,6 +856,32 @@ class _InplayReplay:
         row = self._row
         self.recorder.settled(settlement, match_id, int(row["season"]), str(row["source"]), self._opportunities)
 
+    def _match_message(self, key: str, channel: str, event: Any) -> None:
+        """A match message through the core; on its triggers the model's probability, then a decision."""
+        core = self.core
+        try:
+            triggers = core.on_match(event)
+        except BadMessage as exc:  # what the engine quarantines (and suspends the match for)
+            self.counts["quarantined: the match state refused a message"] += 1
+            if exc.suspend:
+                core.suspend(key, channel, str(exc))
+            return
+        if not triggers:
+            return
+        m = core.matches[key]
+        prior = core.state(m)["prematch_probability"]
+        state = InplayState(
+            key,
+            m.score,
+            prior,
+            (m.won_on_serve[0], m.won_on_serve[1]),
+            (m.served[0], m.served[1]),
+            m.tournament,
+            m.season,
+        )
+        core.predicted(m, self.model(state), triggers)
+        core.trade(m)
+
     def replay(self, row: dict) -> None:
         key = str(row["event_key"])
         try:
@@ -867,10 +895,14 @@ class _InplayReplay:
         if _result(row, scores[-1]).winner is None:
             self.counts["skipped: retired without a known winner"] += 1
             return
+        if key in self._seen:  # the engine refuses a second start of a match (its orders are the first's)
+            self.counts["skipped: match key replayed already"] += 1
+            return
+        self._seen.add(key)
         self.matches += 1
         self.points += len(scores)
         self._row = row
-        core, model = self.core, self.model
+        core = self.core
         for at, channel, payload in match_schedule(row, self.clock.now(), self.cfg):
             if at > self.clock.now():
                 self.clock.set(at)
@@ -878,22 +910,8 @@ class _InplayReplay:
                 book = feed_book(payload, self.clock.now())
                 core.on_book(key, book)
                 core.after_book(key, book)
-            elif triggers := core.on_match(payload):
-                m = core.matches[key]
-                prior = core.state(m)["prematch_probability"]
-                p = model(
-                    InplayState(
-                        key,
-                        m.score,
-                        prior,
-                        (m.won_on_serve[0], m.won_on_serve[1]),
-                        (m.served[0], m.served[1]),
-                        m.tournament,
-                        m.season,
-                    )
-                )
-                core.predicted(m, p, triggers)
-                core.trade(m)
+            else:
+                self._match_message(key, channel, payload)
             core.poll()
         core.forget(key)
         self._opportunities.clear()

@@ -449,3 +449,11 @@ def test_inplay_backtest_trades_exactly_as_the_engine(tmp_path, catalog):
     assert len(mine) == replay.core.counts.orders and mine == theirs
     assert engine.stats.predictions == replay.core.counts.predictions
     assert engine.risk.bankroll == replay.risk.bankroll != config.policy.bankroll
+
+
+def test_inplay_a_repeated_match_key_is_replayed_once(catalog):
+    """The engine refuses a second start of a match; the backtest skips it with the reason."""
+    twice = pd.concat([catalog, catalog.iloc[[4]]], ignore_index=True)
+    result = bt.run_inplay(twice)
+    assert result.matches == 7 and result.ledger.counts["skipped: match key replayed already"] == 1
+    pd.testing.assert_frame_equal(result.ledger.bets, bt.run_inplay(catalog).ledger.bets)
