@@ -99,7 +99,9 @@ def server(tmp_path_factory) -> Iterator[Server]:
 
 
 def api(server: Server, method: str, path: str, body: dict | None = None, headers: dict | None = None):
-    return request(method, f"{server.url}/api/2.0/mlflow/{path}", body, headers)[:2]
+    # 60 s, not the helpers' 10: an authenticated request to the MLflow auth app took over 10 s on a loaded
+    # 2-core machine (make test with other jobs running), failing the test on time, not on its answer
+    return request(method, f"{server.url}/api/2.0/mlflow/{path}", body, headers, timeout=60)[:2]
 
 
 ALIAS = ("POST", "registered-models/alias", {"name": "tennis-prematch", "alias": "champion", "version": "1"})
