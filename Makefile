@@ -17,18 +17,22 @@ up: env
 	$(UV) run --frozen courtside up
 
 ## test: the whole test suite (real data, real Postgres, planted defects, no-leakage); installs what its
-## tests need beyond Python (headless Chromium, PostgreSQL server binaries: scripts/ensure-test-tools)
+## tests need beyond Python (headless Chromium, PostgreSQL server binaries: scripts/ensure-test-tools).
+## Two pytest-xdist workers, a test module (or the modules sharing the pipeline run) to a worker: tests/conftest.py;
+## each worker's numeric libraries (XGBoost, BLAS) one thread, so two workers never oversubscribe two cores.
+## `make test XDIST=` runs it in one process
+XDIST ?= -n 2 --dist loadscope --no-loadscope-reorder
 test: env test-tools
-	$(UV) run --frozen pytest
+	$(if $(strip $(XDIST)),OMP_NUM_THREADS=1 )$(UV) run --frozen pytest $(XDIST)
 
 test-tools:
 	@scripts/ensure-test-tools
 
 ## test-fast: the pure core and unit tests (betting, features, feeds, expectations, training, serving, storage
-## without the real-data, server and PostgreSQL tests: marker `slow`, `postgres`), about a minute; nothing to install
+## without the real-data, server and PostgreSQL tests: markers `slow`, `postgres`); nothing to install
 FAST_TESTS = tests/betting tests/features tests/feeds tests/expectations tests/training tests/serving tests/storage
 test-fast: env
-	$(UV) run --frozen pytest -m "not slow and not postgres" $(FAST_TESTS)
+	$(if $(strip $(XDIST)),OMP_NUM_THREADS=1 )$(UV) run --frozen pytest $(XDIST) -m "not slow and not postgres" $(FAST_TESTS)
 
 ## chaos: the full fault suite (hostile feed, 100 forced disconnects, 50 kill -9, schemathesis, open doors);
 ## figures at the end and in .courtside/reports/chaos.json (CI runs a bounded version within make test)

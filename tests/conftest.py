@@ -7,6 +7,15 @@ tests FAIL with the reason; ``COURTSIDE_SKIP_POSTGRES=1`` skips them instead.
 
 ``postgres_database_url`` (per test): a fresh, empty database on that server, dropped after the
 test, so tests never see each other's rows.
+
+``prediction_service`` (session): one ``bentoml serve`` without a champion, shared by the engine, API
+and fault tests.
+
+Under pytest-xdist with ``--dist loadscope`` (``make test`` runs two workers) each test module is one
+unit of work, so module fixtures (servers, real-data builds) are built once; the modules that share the
+session's pipeline run (fixture ``runs``, tests/orchestration/conftest.py) are one unit, scheduled
+first, as they are the longest chain. Each worker has its own session fixtures (and, without
+``COURTSIDE_TEST_POSTGRES_URL``, its own throwaway PostgreSQL server).
 """
 
 from __future__ import annotations
@@ -21,6 +30,8 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, make_url
+
+pytest_plugins = ["tests.chaos.figures"]  # the fault suite's figures, printed at the end of the run
 
 TEST_POSTGRES_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "test-postgres"
 _HOW_TO = (
@@ -103,3 +114,39 @@ def prediction_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
 
     with serve(tmp_path_factory.mktemp("prediction-service-home")) as url:
         yield url
+
+
+PIPELINE_MODULES = (
+    "tests/orchestration/test_backtest_pipeline.py",
+    "tests/orchestration/test_inplay_pipeline.py",
+    "tests/orchestration/test_live_lane.py",
+    "tests/orchestration/test_pipeline_real_data.py",
+)
+"""The modules whose tests use the session's pipeline run (fixture ``runs``): one unit of work under xdist."""
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadscope``: a test module is a unit of work, and the pipeline modules together are one."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class PipelineTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "pipeline" if module in PIPELINE_MODULES else super()._split_scope(nodeid)
+
+    return PipelineTogether(config, log)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not hasattr(config, "workerinput"):  # only in an xdist worker
+        return
+    strays = [i.nodeid for i in items if "runs" in getattr(i, "fixturenames", ())
+              and i.nodeid.split("::", 1)[0] not in PIPELINE_MODULES]
+    if strays:
+        raise pytest.UsageError(f"tests using the pipeline run outside PIPELINE_MODULES (tests/conftest.py): {strays}")
+    # the pipeline unit first: the longest chain starts at once (with --no-loadscope-reorder the work
+    # queue keeps the collection order)
+    items.sort(key=lambda i: i.nodeid.split("::", 1)[0] not in PIPELINE_MODULES)
