@@ -143,8 +143,11 @@ def pytest_xdist_make_scheduler(config, log):
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if not hasattr(config, "workerinput"):  # only in an xdist worker
         return
-    strays = [i.nodeid for i in items if "runs" in getattr(i, "fixturenames", ())
-              and i.nodeid.split("::", 1)[0] not in PIPELINE_MODULES]
+    strays = [
+        i.nodeid
+        for i in items
+        if "runs" in getattr(i, "fixturenames", ()) and i.nodeid.split("::", 1)[0] not in PIPELINE_MODULES
+    ]
     if strays:
         raise pytest.UsageError(f"tests using the pipeline run outside PIPELINE_MODULES (tests/conftest.py): {strays}")
     # the pipeline unit first: the longest chain starts at once (with --no-loadscope-reorder the work

@@ -50,7 +50,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     security = _security_results(tr)
     if security:
         FIGURES["security checks (tests passed / failed)"] = {
-            f"{SECURITY_TESTS[p]}": f"{ok} / {bad}" for p, (ok, bad) in sorted(security.items())}
+            f"{SECURITY_TESTS[p]}": f"{ok} / {bad}" for p, (ok, bad) in sorted(security.items())
+        }
     tr.section("fault suite figures")
     for test, entry in FIGURES.items():
         tr.write_line(test)
