@@ -29,7 +29,7 @@ runners have been seen.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from betting.money import round_money
 from betting.payoff import profit_units, units_to_money
@@ -60,25 +60,33 @@ def market_outcomes(orders: Iterable[Order], runners: Sequence[str] | None = Non
     return tuple(dict.fromkeys(o.selection for o in orders)) + (OTHER_RUNNER,)
 
 
-def outcome_losses(orders: Sequence[Order], outcomes: Sequence[str]) -> dict[str, float]:
+OutcomePnl = Callable[[Order, str], float]
+"""``order_outcome_pnl`` or a memo of it (``betting.risk.RiskBook`` keeps one per booked order)."""
+
+
+def outcome_losses(
+    orders: Sequence[Order], outcomes: Sequence[str], pnl: OutcomePnl = order_outcome_pnl
+) -> dict[str, float]:
     """Worst loss (positive = money lost) in each outcome."""
-    return {w: round_money(-sum(order_outcome_pnl(o, w) for o in orders)) for w in outcomes}
+    return {w: round_money(-sum(pnl(o, w) for o in orders)) for w in outcomes}
 
 
-def market_exposure(orders: Sequence[Order], runners: Sequence[str] | None = None) -> float:
+def market_exposure(
+    orders: Sequence[Order], runners: Sequence[str] | None = None, pnl: OutcomePnl = order_outcome_pnl
+) -> float:
     """Worst-case loss of all orders of one market over which runner wins (never below 0)."""
     if not orders:
         return 0.0
-    losses = outcome_losses(orders, market_outcomes(orders, runners))
+    losses = outcome_losses(orders, market_outcomes(orders, runners), pnl)
     return max(0.0, *losses.values())
 
 
-def selection_exposure(orders: Sequence[Order], selection: str) -> float:
+def selection_exposure(orders: Sequence[Order], selection: str, pnl: OutcomePnl = order_outcome_pnl) -> float:
     """Worst-case loss of the orders on one selection, over it winning or losing (never below 0)."""
     own = [o for o in orders if o.selection == selection]
     if not own:
         return 0.0
-    losses = outcome_losses(own, (selection, OTHER_RUNNER))
+    losses = outcome_losses(own, (selection, OTHER_RUNNER), pnl)
     return max(0.0, *losses.values())
 
 

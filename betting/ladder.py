@@ -53,6 +53,9 @@ MIN_PRICE: float = TICKS[0]
 MAX_PRICE: float = TICKS[-1]
 
 _INDEX = {c: i for i, c in enumerate(TICK_CENTS)}
+_EXACT: dict[float, int] = {t: i for i, t in enumerate(TICKS)}
+"""The ladder's own floats (what prices almost always are): their index in one dict lookup, the
+tolerant hundredths arithmetic only for the rest (2.0000000001, an int)."""
 _TOLERANCE = 1e-6  # in hundredths: 2.0000000001 is 2.00, 2.001 is not a tick
 
 assert len(TICKS) == 350
@@ -72,11 +75,17 @@ def _cents(price: float) -> int | None:
 
 def is_valid_price(price: float) -> bool:
     """True when the price is one of the 350 ticks."""
+    if type(price) is float and price in _EXACT:
+        return True
     return _cents(price) in _INDEX
 
 
 def tick_index(price: float) -> int:
     """Position of the price on the ladder (1.01 -> 0, 1000 -> 349); invalid odds raise."""
+    if type(price) is float:
+        exact = _EXACT.get(price)
+        if exact is not None:
+            return exact
     index = _INDEX.get(_cents(price))  # type: ignore[arg-type]
     if index is None:
         raise InvalidPrice(f"{price!r} is not on the Betfair price ladder")

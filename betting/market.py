@@ -97,6 +97,8 @@ class RunnerBook(JsonRecord):
 
 
 def _levels(levels: tuple[PriceSize, ...] | list, descending: bool) -> tuple[PriceSize, ...]:
+    if len(levels) == 1 and isinstance(levels[0], PriceSize):  # a feed's top of book: nothing to merge or sort
+        return tuple(levels) if levels[0].size > 0.0 else ()
     items = [lv if isinstance(lv, PriceSize) else PriceSize(*lv) for lv in levels]
     merged: dict[float, float] = {}
     for lv in items:

@@ -182,6 +182,9 @@ class RiskBook:
         self._weeks: dict[tuple[int, int], _Running] = {}
         self._exposure: dict[str, float] = {}
         """Worst-case loss of each open market as booked (recomputed only when its orders change)."""
+        self._outcome_pnl: dict[str, tuple[Order, dict[str, float]]] = {}
+        """``exposure.order_outcome_pnl`` of each booked open order by winner, for the snapshot it was
+        computed on (an order's terms are fixed; its fills change the snapshot and so the entry)."""
 
     # --- feeding the book -------------------------------------------------------------------
     def register_market(self, market_id: str, selections: tuple[str, ...] | list[str]) -> None:
@@ -209,7 +212,8 @@ class RiskBook:
     def record_settlement(self, settlement: Settlement) -> None:
         """A settled market: its orders leave the book, its net P&L goes to the bankroll and the periods."""
         self._settled_markets.add(settlement.market_id)
-        self._open_markets.pop(settlement.market_id, None)
+        for ref in self._open_markets.pop(settlement.market_id, {}):
+            self._outcome_pnl.pop(ref, None)
         self._exposure.pop(settlement.market_id, None)
         net = settlement.pnl.net_profit
         self._bankroll = round_money(self._bankroll + net)
@@ -262,6 +266,19 @@ class RiskBook:
         """Lowest running realised P&L the week of ``now`` has reached."""
         return self._weeks.get(trading_week(now), _Running()).low
 
+    def _pnl(self, order: Order, winner: str) -> float:
+        """``exposure.order_outcome_pnl``, remembered for the booked snapshot of an open order."""
+        ref = order.customer_order_ref
+        if self._open_markets.get(order.market_id, {}).get(ref) is not order:  # a candidate: not kept
+            return exposure.order_outcome_pnl(order, winner)
+        entry = self._outcome_pnl.get(ref)
+        if entry is None or entry[0] is not order:
+            entry = self._outcome_pnl[ref] = (order, {})
+        value = entry[1].get(winner)
+        if value is None:
+            value = entry[1][winner] = exposure.order_outcome_pnl(order, winner)
+        return value
+
     def _market_orders(self, market_id: str, extra: Order | None) -> list[Order]:
         orders = list(self._open_markets.get(market_id, {}).values())
         if extra is not None and extra.market_id == market_id:
@@ -270,16 +287,18 @@ class RiskBook:
 
     def selection_exposure(self, market_id: str, selection: str, extra: Order | None = None) -> float:
         """Worst-case loss of the orders on one selection (with ``extra`` added, if given)."""
-        return exposure.selection_exposure(self._market_orders(market_id, extra), selection)
+        return exposure.selection_exposure(self._market_orders(market_id, extra), selection, self._pnl)
 
     def market_exposure(self, market_id: str, extra: Order | None = None) -> float:
         """Worst-case loss of one market (with ``extra`` added, if given)."""
         if extra is not None and extra.market_id == market_id:
-            return exposure.market_exposure(self._market_orders(market_id, extra), self._runners.get(market_id))
+            return exposure.market_exposure(
+                self._market_orders(market_id, extra), self._runners.get(market_id), self._pnl
+            )
         cached = self._exposure.get(market_id)
         if cached is None:
             cached = self._exposure[market_id] = exposure.market_exposure(
-                self._market_orders(market_id, None), self._runners.get(market_id)
+                self._market_orders(market_id, None), self._runners.get(market_id), self._pnl
             )
         return cached
 

@@ -80,64 +80,43 @@ class SimulatedMarket:
         self.rng = random.Random(seed if seed is not None else zlib.crc32(event_key.encode()))
         self.traded = [0.0, 0.0]
 
+    def _update(self, status: str, point_number: int, p: float | None = None) -> MarketUpdate:
+        """The market's message: prices around P(player 1 wins) ``p``, or none (suspended, closed)."""
+        return MarketUpdate(
+            event_key=self.event_key,
+            market_id=self.market_id,
+            status=status,
+            in_play=True,
+            simulated=True,
+            source="simulated",
+            point_number=point_number,
+            runners=[RunnerPrices(selection=label) for label in LABELS]
+            if p is None
+            else _prices(p, self.model, self.rng, self.traded),
+        )
+
     def fair_probability(self, score: Score) -> float:
         """P(player 1 wins) at ``score`` under constant serve probabilities."""
         return match_win_probability(score, self.p_a, self.p_b)
 
     def suspend(self, point_number: int) -> MarketUpdate:
         """The market as a point is being played."""
-        return MarketUpdate(
-            event_key=self.event_key,
-            market_id=self.market_id,
-            status="SUSPENDED",
-            in_play=True,
-            simulated=True,
-            source="simulated",
-            point_number=point_number,
-            runners=[RunnerPrices(selection=label) for label in LABELS],
-        )
+        return self._update("SUSPENDED", point_number)
 
     def after_point(self, score: Score, point_number: int) -> MarketUpdate:
         """The reopened market after a point (priced on the lagged score, with noise)."""
         self.history.append(score)
         lagged = self.history[max(0, len(self.history) - 1 - self.model.lag_points)]
         if score.is_over:
-            return MarketUpdate(
-                event_key=self.event_key,
-                market_id=self.market_id,
-                status="CLOSED",
-                in_play=True,
-                simulated=True,
-                source="simulated",
-                point_number=point_number,
-                runners=[RunnerPrices(selection=label) for label in LABELS],
-            )
+            return self._update("CLOSED", point_number)
         fair = self.fair_probability(lagged)
         logit = math.log(fair / (1 - fair)) if 0 < fair < 1 else (30.0 if fair >= 1 else -30.0)
         noisy = 1 / (1 + math.exp(-(logit + self.rng.gauss(0, self.model.noise_sd))))
-        return MarketUpdate(
-            event_key=self.event_key,
-            market_id=self.market_id,
-            status="OPEN",
-            in_play=True,
-            simulated=True,
-            source="simulated",
-            point_number=point_number,
-            runners=_prices(noisy, self.model, self.rng, self.traded),
-        )
+        return self._update("OPEN", point_number, noisy)
 
     def opening(self) -> MarketUpdate:
         """The market when play starts (fair price at 0-0)."""
-        return MarketUpdate(
-            event_key=self.event_key,
-            market_id=self.market_id,
-            status="OPEN",
-            in_play=True,
-            simulated=True,
-            source="simulated",
-            point_number=0,
-            runners=_prices(self.fair_probability(self.history[0]), self.model, self.rng, self.traded),
-        )
+        return self._update("OPEN", 0, self.fair_probability(self.history[0]))
 
 
 def closing_odds(event_key: str, price_1: float, price_2: float, source: str) -> MarketUpdate:
