@@ -3,15 +3,19 @@
     uv run --frozen python -m benchmarks.backtest_bench [--home DIR] [--sources pbp] [--matches 0]
                                                         [--model markov-serve-updates] [--prematch] [--reference]
 
-PERFORMANCE.md target: "replay all ATP point-by-point matches in the shared data through the live
-engine (no network waits) <= 2 minutes". Reads the pipeline's ``replay_catalog`` (and, with
-``--prematch``, ``walkforward_predictions``) from ``<home>/warehouse`` (default: ``$COURTSIDE_HOME``,
-i.e. after ``courtside pipeline``) and replays every match (``--matches 0``) in one process through
-``training.backtest.run_inplay``: engine triggers, the in-play model, value, Kelly, risk checks, the
-paper exchange with its bet delay, settlement, against the SIMULATED market.
+PERFORMANCE.md target: every ATP point-by-point match in the shared data through the trading core
+(no network) in <= 60 s, beside a bare vectorised Markov scorer of the same points. Reads the pipeline's
+``replay_catalog`` (and, with ``--prematch``, ``walkforward_predictions``) from ``<home>/warehouse``
+(default: ``$COURTSIDE_HOME``, i.e. after ``courtside pipeline``) and replays every match
+(``--matches 0``) in one process through ``training.backtest.run_inplay`` — the trading core: triggers,
+the in-play model, value, Kelly, risk checks, the paper exchange with its bet delay, settlement —
+against the SIMULATED market.
 
-``--reference`` also times the feed alone on the same matches (scores and simulated market prices,
-no model, no trading) so the trading share can be read as a ratio on this shared, noisy machine.
+``--reference`` also times, on the same matches, (1) the feed alone (scores and simulated market
+prices, no model, no trading) and (2) PERFORMANCE.md's baseline, a bare vectorised Markov scorer: every
+point's score from the point sequence and P(player 1 wins) from the chain for all of them at once
+(``features.markov.vector``), calibrated to each match's prior — so the figures read as ratios on this
+shared, noisy machine.
 """
 
 from __future__ import annotations
@@ -21,15 +25,19 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from courtside.settings import Settings
+from features.markov.vector import calibrated_serve_probabilities, chain_probabilities
 from features.scoring import Score, ScoringError
 from feeds.live.market import SimulatedMarket
 from feeds.live.replay import scores_of
 from training import backtest as bt
 
-TARGET_S = 120.0
+TARGET_S = 60.0
+SCORER_BATCH = 200_000
+"""Points per vectorised chain call of the bare scorer (bounds its memory)."""
 
 
 def feed_only(rows: pd.DataFrame) -> tuple[float, int]:
@@ -47,6 +55,41 @@ def feed_only(rows: pd.DataFrame) -> tuple[float, int]:
             sim.after_point(score, n)
         points += len(scores)
     return time.perf_counter() - started, points
+
+
+def markov_scorer(rows: pd.DataFrame) -> tuple[float, int, float]:
+    """Seconds for the bare vectorised Markov scorer of ``rows`` (every point's score, then P(player 1 wins)
+    for all points at once), the points scored, and their mean probability (a checksum)."""
+    started, points, total = time.perf_counter(), 0, 0.0
+    scores: list[Score] = []
+    priors: list[float] = []  # one a match
+    lengths: list[int] = []
+
+    def flush() -> None:
+        nonlocal total
+        if not scores:
+            return
+        p_a, p_b = calibrated_serve_probabilities(priors, [scores[i].fmt for i in np.cumsum([0, *lengths[:-1]])])
+        total += float(chain_probabilities(scores, np.repeat(p_a, lengths), np.repeat(p_b, lengths)).sum())
+        scores.clear()
+        priors.clear()
+        lengths.clear()
+
+    for row in rows.to_dict("records"):
+        try:
+            match, _ = scores_of(row)
+        except (ScoringError, ValueError, TypeError):
+            continue
+        if not match:
+            continue
+        scores.extend(match)
+        priors.append(float(row["prematch_p1"]))
+        lengths.append(len(match))
+        points += len(match)
+        if len(scores) >= SCORER_BATCH:
+            flush()
+    flush()
+    return time.perf_counter() - started, points, total / max(points, 1)
 
 
 def main() -> int:
@@ -89,14 +132,18 @@ def main() -> int:
         "points_per_s": round(result.points / result.seconds),
         "us_per_point": round(result.seconds / result.points * 1e6, 1),
         "skipped": {k: int(v) for k, v in result.ledger.counts.items() if k.startswith("skipped")},
-        "meets_target": result.seconds <= TARGET_S,
+        "meets_target": result.seconds <= TARGET_S if not args.matches else None,
     }
     print(f"in-play backtest ({bt.SIMULATED}: {args.market}), model {args.model}, sources {', '.join(args.sources)}:")
     print(
         f"  {result.matches:,} matches, {result.points:,} points, {result.predictions:,} predictions, "
         f"{result.orders:,} orders in {result.seconds:.1f} s wall / {cpu:.1f} s CPU "
         f"({figures['inplay']['us_per_point']} µs a point, {figures['inplay']['points_per_s']:,} points/s); "
-        f"target <= {TARGET_S:.0f} s: {'met' if result.seconds <= TARGET_S else 'NOT met'}"
+        + (
+            f"target for all matches <= {TARGET_S:.0f} s: {'met' if result.seconds <= TARGET_S else 'NOT met'}"
+            if not args.matches
+            else f"a sample (the target, <= {TARGET_S:.0f} s, is for all matches: --matches 0)"
+        )
     )
     if args.reference:
         seconds, points = feed_only(bt.inplay_rows(catalog, tuple(args.sources), args.matches or None))
@@ -108,6 +155,17 @@ def main() -> int:
         print(
             f"  reference, the feed alone (scores + simulated market, no model, no trading): {seconds:.1f} s "
             f"for {points:,} points; model and trading are {1 - seconds / result.seconds:.0%} of the replay"
+        )
+        seconds, points, mean_p = markov_scorer(bt.inplay_rows(catalog, tuple(args.sources), args.matches or None))
+        figures["markov_scorer"] = {
+            "wall_s": round(seconds, 1),
+            "points": points,
+            "mean_probability": round(mean_p, 6),
+            "backtest_ratio": round(result.seconds / seconds, 2),
+        }
+        print(
+            f"  baseline, a bare vectorised Markov scorer of the same points: {seconds:.1f} s for {points:,} points; "
+            f"the backtest takes {result.seconds / seconds:.1f}x as long"
         )
     if args.prematch:
         predictions = pd.read_parquet(warehouse / "walkforward_predictions.parquet")
