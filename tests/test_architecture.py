@@ -101,12 +101,22 @@ def test_only_orchestration_imports_dagster(package):
     assert offenders == []
 
 
+def _is_overload(node: ast.AST) -> bool:
+    """A ``typing.overload`` signature (only the function under them is a definition)."""
+    return isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and any(
+        (isinstance(d, ast.Name) and d.id == "overload") or (isinstance(d, ast.Attribute) and d.attr == "overload")
+        for d in node.decorator_list
+    )
+
+
 def _top_level_definitions() -> dict[str, list[str]]:
     found: dict[str, list[str]] = collections.defaultdict(list)
     for package in PACKAGES:
         for path in _modules(package):
             for node in ast.parse(path.read_text(), str(path)).body:
                 names: list[str] = []
+                if _is_overload(node):
+                    continue
                 if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
                     names = [node.name]
                 elif isinstance(node, ast.Assign):
