@@ -193,3 +193,14 @@ def test_the_code_is_formatted():
         [sys.executable, "-m", "ruff", "format", "--check", "."], cwd=ROOT, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_core_type_checks():
+    """mypy reports nothing on ``features/``, ``betting/``, ``expectations/`` and ``feeds/`` (``make typecheck``;
+    settings and the package list in pyproject.toml's ``[tool.mypy]``). Its cache is ``.mypy_cache`` at the
+    repository's root (git-ignored): a cold run (a fresh clone) takes about 40 s of CPU, a warm one about 1 s."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "mypy"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
