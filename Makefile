@@ -61,7 +61,8 @@ fmt-check: env
 fmt: env
 	$(UV) run --frozen ruff format .
 
-## typecheck: mypy on features/, betting/, expectations/, feeds/ (settings in pyproject.toml; not in CI yet)
+## typecheck: mypy on features/, betting/, expectations/, feeds/ (settings in pyproject.toml); make test runs it too
+## (tests/test_architecture.py::test_the_core_type_checks), so CI fails on a type error
 typecheck: env
 	$(UV) run --frozen mypy
 

@@ -40,6 +40,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TypedDict, Unpack
 
 from betting.clock import Clock, require_aware
 from betting.exchange import BaseExchange, OrderUpdate, UnknownOrder
@@ -60,6 +61,18 @@ from betting.records import (
     Side,
 )
 from betting.settlement import MatchResult, SettlementConfig, settle_market
+
+
+class _OrderChanges(TypedDict, total=False):
+    """The fields of an ``Order`` the paper exchange changes after placing it (``PaperExchange._update``)."""
+
+    status: OrderStatus
+    size_matched: float
+    average_price_matched: float | None
+    size_cancelled: float
+    size_lapsed: float
+    lapse_reason: LapseReason | None
+    settled: bool
 
 
 @dataclass(frozen=True)
@@ -464,7 +477,7 @@ class PaperExchange(BaseExchange):
         )
         self._emit(EventKind.ORDER_LAPSED, order, now)
 
-    def _update(self, order: Order, now: datetime, **changes: object) -> Order:
+    def _update(self, order: Order, now: datetime, **changes: Unpack[_OrderChanges]) -> Order:
         updated = dataclasses.replace(order, updated_at=now, **changes)
         self._orders[order.customer_order_ref] = updated
         return updated

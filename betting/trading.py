@@ -237,9 +237,10 @@ class TradingCore:
         try:
             prev, _ = m.apply_point(event, triggers_cfg)
         except BadMessage:
-            prev = m.follow_gap(event)
-            if prev is None:
+            gap = m.follow_gap(event)
+            if gap is None:
                 raise
+            prev = gap
         self.clean(key, channel, ctx)
         if recovering:
             self._restore_prediction(m)

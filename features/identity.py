@@ -366,7 +366,7 @@ def _link_meetings(st: _Rows, hits: pd.DataFrame) -> None:
             and _agree(h.winner_side[i], h.winner_side[last[3]], 0)
             and _agree(h.rounds[i], h.rounds[last[3]], None)
         )
-        if not same:
+        if not same or last is None:
             last = (lo, hi, day, i, best)
         events.append(last[3])
     event_of = pd.Series(events, index=rows["row"].to_numpy())
@@ -524,18 +524,20 @@ def _resolve(
     n = len(days)
     undated = days == np.iinfo(np.int64).min  # NaT
     days = np.where(undated, 0, days)
-    cands = tuple([{} if undated[i] else lookup(r) for i, r in enumerate(side)] for side in readings)
+    first, second = ([{} if undated[i] else lookup(r) for i, r in enumerate(side)] for side in readings)
+    method = np.full(n, None, dtype=object)
+    method[undated] = "unmatched: no date"
     st = _Rows(
         days=days,
         labels=labels,
         names=names,
         readings=readings,
-        cands=cands,
+        cands=(first, second),
         hints=hints,
         ids=np.full((2, n), -1, dtype=np.int64),
         mrow=np.full(n, -1, dtype=np.int64),
         fit=np.zeros(n, dtype=np.int64),
-        method=np.where(undated, "unmatched: no date", None).astype(object),
+        method=method,
     )
     day_from, day_to = days - days_before, days + days_after
     _pair_step(index, st, day_from, day_to)
@@ -585,7 +587,9 @@ def match_odds(
     n = len(odds)
     names = (odds["p1_name"].tolist(), odds["p2_name"].tolist())
     readings = ([_one(parse_abbreviated(x)) for x in names[0]], [_one(parse_abbreviated(x)) for x in names[1]])
-    rounds = [round_hint(x) for x in odds["round"].tolist()] if "round" in odds.columns else [None] * n
+    rounds: list[frozenset[str] | None] = (
+        [round_hint(x) for x in odds["round"].tolist()] if "round" in odds.columns else [None] * n
+    )
     winner_side = np.zeros(n, dtype=np.int64)
     if "winner_name" in odds.columns:
         w = odds["winner_name"].astype("string")

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from features.markov.scalar import ServeTracker
+from features.markov.scalar import posterior_serve_probability
 from features.markov.vector import ScoreArrays, calibrated_serve_probabilities, chain_probabilities
 from features.scoring import MatchFormat, Score
 
@@ -115,16 +115,8 @@ def inplay_features(
     unique_a, unique_b = calibrated_serve_probabilities([p for p, _ in keys], formats)
     prior_a, prior_b = unique_a[which], unique_b[which]
     # ServeTracker's posterior means, element-wise over all states (the one place of the update rule)
-    serve_a, serve_b = ServeTracker(
-        p0,
-        prior_a,
-        prior_b,
-        strength,
-        won_a,
-        served_a,
-        won_b,  # type: ignore[arg-type]
-        served_b,
-    ).serve_probabilities
+    serve_a = posterior_serve_probability(prior_a, won_a, served_a, strength)
+    serve_b = posterior_serve_probability(prior_b, won_b, served_b, strength)
     arrays = ScoreArrays(scores)
     out = np.empty((n, len(INPLAY_FEATURES)))
     column = FEATURE_INDEX

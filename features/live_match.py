@@ -19,6 +19,7 @@ from typing import Protocol
 
 from features.scoring import (
     PLAYER_LABELS,
+    MatchFormat,
     Score,
     ScoringError,
     is_finished_set,
@@ -121,7 +122,7 @@ class LiveMatch:
 
     event_key: str
     feed: str
-    fmt: object
+    fmt: MatchFormat
     score: Score
     players: tuple[str, str]
     player_keys: tuple[int | None, int | None]
@@ -253,7 +254,7 @@ class LiveMatch:
                 final = reported_score(event, self.fmt)
                 if final.winner is None or event.event_winner != (FIRST, SECOND)[final.winner]:
                     raise ScoringError(f"the winner {event.event_winner!r} is not the winner of the sets {rows}")
-                if self.score.is_over and self.score.winner != final.winner:
+                if self.score.winner is not None and self.score.winner != final.winner:
                     raise ScoringError(f"the match was won by {(FIRST, SECOND)[self.score.winner]} point by point")
                 followed = [s.games for s in self.score.sets]
                 reported = [s.games for s in final.sets]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeAlias, overload
 
 import numpy as np
 import pandas as pd
@@ -20,16 +21,24 @@ SURFACES = ("Hard", "Clay", "Grass", "Carpet")
 """The court surfaces of the Sackmann and tennis-data files (the one list every lane uses)."""
 
 
-Ratings = float | np.ndarray | pd.Series
+Ratings: TypeAlias = float | np.ndarray | pd.Series
 """A rating, a rating difference or many of them (the Elo formulas are element-wise)."""
 
 
+@overload
+def k_factor(matches_played: int) -> float: ...
+@overload
+def k_factor(matches_played: np.ndarray) -> np.ndarray: ...
 def k_factor(matches_played: int | np.ndarray) -> float | np.ndarray:
     """FiveThirtyEight's K for a player with ``matches_played`` earlier rated matches (a number or
     a numpy array)."""
     return 250.0 / (matches_played + 5) ** 0.4
 
 
+@overload
+def win_probability(rating_a: float, rating_b: float = ...) -> float: ...
+@overload
+def win_probability(rating_a: Ratings, rating_b: Ratings = ...) -> Ratings: ...
 def win_probability(rating_a: Ratings, rating_b: Ratings = 0.0) -> Ratings:
     """Elo probability that A beats B: 1 / (1 + 10 ** ((rating_b - rating_a) / 400)).
 

@@ -76,7 +76,7 @@ def replay_slam_points(rows: Iterable[Mapping[str, Any]], fmt: MatchFormat) -> l
     ``ScoringError`` naming the point where the log and the rules disagree.
     """
     if hasattr(rows, "to_dict"):  # a pandas DataFrame iterates over its column names, not its rows
-        rows = rows.to_dict("records")  # type: ignore[union-attr]
+        rows = rows.to_dict("records")
     score: Score | None = None
     states: list[Score] = []
     for number, row in enumerate(rows):

@@ -101,12 +101,22 @@ def test_only_orchestration_imports_dagster(package):
     assert offenders == []
 
 
+def _is_overload(node: ast.AST) -> bool:
+    """A ``typing.overload`` signature (only the function under them is a definition)."""
+    return isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and any(
+        (isinstance(d, ast.Name) and d.id == "overload") or (isinstance(d, ast.Attribute) and d.attr == "overload")
+        for d in node.decorator_list
+    )
+
+
 def _top_level_definitions() -> dict[str, list[str]]:
     found: dict[str, list[str]] = collections.defaultdict(list)
     for package in PACKAGES:
         for path in _modules(package):
             for node in ast.parse(path.read_text(), str(path)).body:
                 names: list[str] = []
+                if _is_overload(node):
+                    continue
                 if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
                     names = [node.name]
                 elif isinstance(node, ast.Assign):
@@ -182,4 +192,15 @@ def test_the_code_is_formatted():
     done = subprocess.run(
         [sys.executable, "-m", "ruff", "format", "--check", "."], cwd=ROOT, capture_output=True, text=True
     )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_core_type_checks():
+    """mypy reports nothing on ``features/``, ``betting/``, ``expectations/`` and ``feeds/`` (``make typecheck``;
+    settings and the package list in pyproject.toml's ``[tool.mypy]``). Its cache is ``.mypy_cache`` at the
+    repository's root (git-ignored): a cold run (a fresh clone) takes about 40 s of CPU, a warm one about 1 s."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "mypy"], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr

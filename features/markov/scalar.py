@@ -26,8 +26,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from math import comb
+from typing import TYPE_CHECKING, TypeVar
 
 from features.scoring import MatchFormat, Score, SetRule, check_next, tiebreak_turn
+
+if TYPE_CHECKING:
+    import numpy as np
+
+_Serve = TypeVar("_Serve", float, "np.ndarray")
 
 _BINOMIAL = tuple(tuple(comb(n, k) for k in range(n + 1)) for n in range(64))
 
@@ -311,6 +317,12 @@ def serve_probabilities(prematch_p: float, fmt: MatchFormat, mean_serve: float =
 # --- updating with the points of the match -------------------------------------------------------
 
 
+def posterior_serve_probability(prior: _Serve, won: _Serve, served: _Serve, strength: float) -> _Serve:
+    """Posterior mean of a player's serve-point probability: prior mean ``prior`` with weight ``strength``
+    points, then ``won`` of ``served`` points won on serve (numbers, or numpy arrays element-wise)."""
+    return (strength * prior + won) / (strength + served)
+
+
 @dataclass(frozen=True, slots=True)
 class ServeTracker:
     """Beta posteriors of both players' serve-point probabilities (empirical Bayes, Kovalchik & Reid 2019).
@@ -381,10 +393,9 @@ class ServeTracker:
     @property
     def serve_probabilities(self) -> tuple[float, float]:
         """Posterior means of (p_a, p_b)."""
-        weight = self.strength
         return (
-            (weight * self.prior_a + self.won_a) / (weight + self.served_a),
-            (weight * self.prior_b + self.won_b) / (weight + self.served_b),
+            posterior_serve_probability(self.prior_a, self.won_a, self.served_a, self.strength),
+            posterior_serve_probability(self.prior_b, self.won_b, self.served_b, self.strength),
         )
 
 

@@ -143,7 +143,7 @@ def _game(p: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
 
 def _a_point(p_a: np.ndarray, p_b: np.ndarray, first: np.ndarray, played: int | np.ndarray) -> np.ndarray:
     """P(A wins the tie-break's point number ``played`` (from 0)), ``first`` having served the first point."""
-    turn = tiebreak_turn(played) if np.isscalar(played) else (played + 1) // 2 % 2
+    turn = (played + 1) // 2 % 2 if isinstance(played, np.ndarray) else tiebreak_turn(played)
     return np.where(first ^ turn == 0, p_a, 1.0 - p_b)
 
 
