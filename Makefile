@@ -42,8 +42,9 @@ chaos: env
 	COURTSIDE_CHAOS_FULL=1 COURTSIDE_CHAOS_REPORT=.courtside/reports/chaos.json \
 		$(UV) run --frozen pytest -q -p no:cacheprovider tests/chaos $(CHAOS_SECURITY)
 
-## bench: time the full pipeline from raw files to a registered model, then the live path, then the
-## WebSocket fan-out to 10,000 subscribers (benchmarks, not tests)
+## bench: time the full pipeline from raw files to a registered model (3 fresh runs), then the live path, the
+## in-play backtest of every ATP point-by-point match and the WebSocket fan-out, each beside its baseline;
+## ends with one table of every figure (also .courtside/reports/bench.md); benchmarks, not tests; about 40 min
 bench: env
 	$(UV) run --frozen courtside bench
 

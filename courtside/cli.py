@@ -14,8 +14,10 @@
 data before anything starts and passed to the pipeline, the Dagster UI and the services by the environment
 (``COURTSIDE_TEST_SEASONS``, ...), where they can be set instead.
     courtside bench      time the pipeline from raw files to a registered model (fresh state), then
-                         the live path on that state (benchmarks/live_bench.py), then the WebSocket
-                         fan-out to 10,000 subscribers (benchmarks/fanout_bench.py)
+                         the live path on that state (benchmarks/live_bench.py), the in-play backtest of
+                         every ATP point-by-point match (benchmarks/backtest_bench.py), the WebSocket
+                         fan-out to 10,000 subscribers (benchmarks/fanout_bench.py), and one table of all
+                         of them beside their baselines (benchmarks/summary.py, reports/bench.md)
 """
 
 from __future__ import annotations
@@ -551,12 +553,28 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.pipeline_only:
         return 0
     home = reports[-1]["home"]  # the last repetition's state: a registered champion and its snapshot
+    out_dir = Settings.from_env().home / "reports"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    parts = {name: out_dir / f"{name}_bench.json" for name in ("pipeline", "live", "backtest", "fanout")}
+    for path in parts.values():
+        path.unlink(missing_ok=True)
+    parts["pipeline"].write_text(json.dumps({"totals_s": totals, "median_s": median, "median_run": run}, indent=2))
     print(f"\nlive path on the state of the last repetition ({home}):\n", flush=True)
     try:
-        code = subprocess.call([sys.executable, "-m", "benchmarks.live_bench", "--home", home], cwd=PROJECT_ROOT)
+        code = subprocess.call(
+            [sys.executable, "-m", "benchmarks.live_bench", "--home", home, "--output", str(parts["live"])],
+            cwd=PROJECT_ROOT,
+        )
+        print("\nin-play backtest of every ATP point-by-point match, beside a bare vectorised Markov scorer:\n")
+        backtest = [sys.executable, "-m", "benchmarks.backtest_bench", "--home", home, "--matches", "0"]
+        code = subprocess.call([*backtest, "--reference", "--output", str(parts["backtest"])], cwd=PROJECT_ROOT) or code
     finally:
         shutil.rmtree(home, ignore_errors=True)
-    return fanout_bench() or code
+    code = fanout_bench() or code
+    print("\nall figures of this run (PERFORMANCE.md's targets, baselines measured in the same run):\n", flush=True)
+    summary = [sys.executable, "-m", "benchmarks.summary", "--output", str(out_dir / "bench.md")]
+    summary += [f"--{name}={path}" for name, path in parts.items()]
+    return subprocess.call(summary, cwd=PROJECT_ROOT) or code
 
 
 def fanout_bench() -> int:

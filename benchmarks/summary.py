@@ -1,0 +1,172 @@
+"""One table of ``make bench``: every figure of PERFORMANCE.md's targets beside the baseline measured in
+the same run, the ratio, and whether the target is met — from the JSON each benchmark writes.
+
+    uv run --frozen python -m benchmarks.summary --pipeline P.json --live L.json --backtest B.json [--fanout F.json]
+
+A part that did not run (or a figure a benchmark did not produce) shows as "not measured", never as met.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Row:
+    path: str
+    figure: str
+    baseline: str
+    ratio: str
+    target: str
+    met: bool | None
+
+
+def _get(d: dict | None, *keys: str) -> Any:
+    for k in keys:
+        if not isinstance(d, dict) or k not in d:
+            return None
+        d = d[k]
+    return d
+
+
+def _median(values: list[float]) -> float | None:
+    values = sorted(v for v in values if v is not None)
+    return values[len(values) // 2] if values else None
+
+
+def _ms(v: float | None) -> str:
+    return "not measured" if v is None else f"{v:.2f} ms"
+
+
+def pipeline_rows(p: dict | None) -> list[Row]:
+    total = _get(p, "median_s")
+    runs = _get(p, "totals_s") or []
+    figure = "not measured" if total is None else f"{total:.1f} s (median of {len(runs)})"
+    return [
+        Row(
+            "full pipeline, raw files -> registered champion, fresh state",
+            figure,
+            "—",
+            "—",
+            "<= 90 s",
+            None if total is None else total <= 90.0,
+        )
+    ]
+
+
+def backtest_rows(b: dict | None) -> list[Row]:
+    wall = _get(b, "inplay", "wall_s")
+    points = _get(b, "inplay", "points")
+    scorer = _get(b, "markov_scorer", "wall_s")
+    full = _get(b, "inplay", "meets_target") is not None  # None: a sample, not every match
+    figure = "not measured" if wall is None else f"{wall:.1f} s for {points:,} points" + ("" if full else " (a sample)")
+    baseline = "not measured" if scorer is None else f"bare vectorised Markov scorer {scorer:.1f} s"
+    ratio = "—" if wall is None or not scorer else f"{wall / scorer:.1f}x the scorer"
+    met = None if wall is None or not full else wall <= 60.0
+    return [
+        Row(
+            "in-play backtest, every ATP point-by-point match through the trading core",
+            figure,
+            baseline,
+            ratio,
+            "<= 60 s",
+            met,
+        )
+    ]
+
+
+def live_rows(live: dict | None) -> list[Row]:
+    rows: list[Row] = []
+    runs = _get(live, "decision_latency") or []
+    p50 = _median([_get(r, "decisions", "p50") for r in runs])
+    p99 = _median([_get(r, "decisions", "p99") for r in runs])
+    rows.append(
+        Row(
+            f"event -> decision at 200 events/s with BentoML ({len(runs)} run(s), median)",
+            f"p50 {_ms(p50)}, p99 {_ms(p99)}",
+            "brief: sub-100 ms",
+            "—",
+            "p50 <= 1.5 ms, p99 <= 5 ms",
+            None if p50 is None or p99 is None else p50 <= 1.5 and p99 <= 5.0,
+        )
+    )
+    t = _get(live, "throughput")
+    rate = _get(t, "messages_per_s")
+    bare = _get(t, "parse_only", "messages_per_s") or _get(live, "parse_only", "messages_per_s")
+    rows.append(
+        Row(
+            "engine flat out, with predictions",
+            "not measured" if rate is None else f"{rate:,.0f} msg/s",
+            "not measured" if bare is None else f"parse-only loop {bare:,.0f} msg/s",
+            "—" if rate is None or not bare else f"{rate / bare:.2f} of the loop",
+            ">= 20,000 msg/s and >= 1/3 of the loop",
+            None if rate is None or not bare else rate >= 20_000 and rate >= bare / 3,
+        )
+    )
+    predict = _get(live, "http", "predict")
+    mlflow = _get(live, "http", "mlflow_serve") or _get(live, "http", "mlflow")
+    p50, p99 = _get(predict, "median_round_p50"), _get(predict, "median_round_p99")
+    m50, m99 = _get(mlflow, "median_round_p50"), _get(mlflow, "median_round_p99")
+    rows.append(
+        Row(
+            "BentoML /predict, one row over HTTP",
+            f"p50 {_ms(p50)}, p99 {_ms(p99)}",
+            "not measured" if m50 is None else f"`mlflow models serve` p50 {_ms(m50)}, p99 {_ms(m99)}",
+            "—" if p50 is None or not m50 else f"{p50 / m50:.2f} of mlflow's p50",
+            "p50 <= 1.5 ms, p99 <= 5 ms; faster than mlflow",
+            None if p50 is None or p99 is None or m50 is None else p50 <= 1.5 and p99 <= 5.0 and p50 < m50,
+        )
+    )
+    return rows
+
+
+def fanout_rows(f: dict | None) -> list[Row]:
+    p99 = _get(f, "all_delivered_ms", "p99")
+    peak = _get(f, "rss_mb", "peak")
+    return [
+        Row(
+            "WebSocket fan-out, 10,000 subscribers of one match: last subscriber has it",
+            "not measured" if p99 is None else f"p99 {p99:.0f} ms, peak RSS {peak:.0f} MB",
+            "not measured (raw websockets.broadcast baseline not built)",
+            "—",
+            "p99 <= 250 ms, <= 300 MB",
+            None if p99 is None or peak is None else p99 <= 250.0 and peak <= 300.0,
+        )
+    ]
+
+
+def table(pipeline: dict | None, live: dict | None, backtest: dict | None, fanout: dict | None) -> str:
+    rows = pipeline_rows(pipeline) + backtest_rows(backtest) + live_rows(live) + fanout_rows(fanout)
+    lines = ["| path | measured | baseline, same run | ratio | target | met |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        met = "not measured" if r.met is None else ("**yes**" if r.met else "no")
+        lines.append(f"| {r.path} | {r.figure} | {r.baseline} | {r.ratio} | {r.target} | {met} |")
+    return "\n".join(lines)
+
+
+def _load(path: str | None) -> dict | None:
+    return json.loads(Path(path).read_text()) if path and Path(path).exists() else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for part in ("pipeline", "live", "backtest", "fanout"):
+        parser.add_argument(f"--{part}", help=f"the {part} benchmark's JSON")
+    parser.add_argument("--output", help="also write the table (markdown) here")
+    args = parser.parse_args(argv)
+    text = table(_load(args.pipeline), _load(args.live), _load(args.backtest), _load(args.fanout))
+    load = os.getloadavg()
+    text += f"\n\n(2 cores; 1/5/15-min load average at the end: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f})"
+    print(text)
+    if args.output:
+        Path(args.output).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
