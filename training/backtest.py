@@ -36,6 +36,7 @@ dependence of Kelly stakes), hit rate, maximum drawdown, final bankroll, by seas
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import time
 from collections import Counter
@@ -75,6 +76,8 @@ SIMULATED = "SIMULATED in-play market (feeds.live.market): not real prices"
 
 PLAYERS = ("player_a", "player_b")
 """Selections of a pre-match market: player A and player B of the predictions' rows."""
+
+log = logging.getLogger(__name__)
 
 
 # --- results -----------------------------------------------------------------------------------
@@ -898,12 +901,18 @@ class _InplayReplay:
         if key in self._seen:  # the engine refuses a second start of a match (its orders are the first's)
             self.counts["skipped: match key replayed already"] += 1
             return
+        try:
+            schedule = match_schedule(row, self.clock.now(), self.cfg)
+        except ValueError as exc:  # a message the feed's protocol refuses (pydantic's ValidationError is one)
+            self.counts[f"skipped: feed message rejected ({type(exc).__name__})"] += 1
+            log.warning("in-play backtest: match %s skipped, a feed message was rejected: %s", key, exc)
+            return
         self._seen.add(key)
         self.matches += 1
         self.points += len(scores)
         self._row = row
         core = self.core
-        for at, channel, payload in match_schedule(row, self.clock.now(), self.cfg):
+        for at, channel, payload in schedule:
             if at > self.clock.now():
                 self.clock.set(at)
             if channel == "market":

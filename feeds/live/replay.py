@@ -84,7 +84,7 @@ def _event(row: dict, score: Score, kind: str, point: PointInfo | None, elapsed:
         tournament_name=str(row["tournament"]),
         tournament_round=_str(row.get("round")),
         tournament_season=str(row["season"]),
-        best_of=int(row["best_of"]),
+        best_of=score.fmt.best_of,  # the format the points were replayed in (scores_of may correct the row)
         surface=_str(row.get("surface")),
         event_live="0" if kind == "match_end" else "1",
         scores=[SetGames(score_first=a, score_second=b, score_set=n) for a, b, n in d.scores],

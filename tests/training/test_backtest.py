@@ -457,3 +457,13 @@ def test_inplay_a_repeated_match_key_is_replayed_once(catalog):
     result = bt.run_inplay(twice)
     assert result.matches == 7 and result.ledger.counts["skipped: match key replayed already"] == 1
     pd.testing.assert_frame_equal(result.ledger.bets, bt.run_inplay(catalog).ledger.bets)
+
+
+def test_inplay_a_match_whose_feed_messages_are_refused_is_skipped_and_the_rest_replayed(catalog):
+    """A row the scoring rules accept but whose messages the feed's protocol refuses (here: both players
+    with one name) is counted and skipped; it does not stop the replay of every other match."""
+    rows = catalog.copy()
+    rows.loc[4, "player2"] = rows.loc[4, "player1"]
+    result = bt.run_inplay(rows)
+    assert result.matches == 6
+    assert result.ledger.counts["skipped: feed message rejected (ValidationError)"] == 1
