@@ -72,6 +72,34 @@ def request(
     )
 
 
+def _order(
+    ref: str,
+    status: OrderStatus,
+    matched: bool,
+    market: str,
+    selection: str,
+    side: Side,
+    price: float,
+    size: float,
+    at: datetime,
+) -> Order:
+    return Order(
+        customer_order_ref=ref,
+        bet_id=f"B-{ref}",
+        market_id=market,
+        selection=selection,
+        side=side,
+        price=price,
+        size=size,
+        persistence=Persistence.LAPSE,
+        status=status,
+        placed_at=at,
+        updated_at=at,
+        size_matched=size if matched else 0.0,
+        average_price_matched=price if matched else None,
+    )
+
+
 def matched(
     ref: str,
     *,
@@ -83,21 +111,7 @@ def matched(
     at: datetime = T0,
 ) -> Order:
     """A fully matched order snapshot."""
-    return Order(
-        customer_order_ref=ref,
-        bet_id=f"B-{ref}",
-        market_id=market,
-        selection=selection,
-        side=side,
-        price=price,
-        size=size,
-        persistence=Persistence.LAPSE,
-        status=OrderStatus.EXECUTION_COMPLETE,
-        placed_at=at,
-        updated_at=at,
-        size_matched=size,
-        average_price_matched=price,
-    )
+    return _order(ref, OrderStatus.EXECUTION_COMPLETE, True, market, selection, side, price, size, at)
 
 
 def resting(
@@ -111,19 +125,7 @@ def resting(
     at: datetime = T0,
 ) -> Order:
     """An unmatched order on the book."""
-    return Order(
-        customer_order_ref=ref,
-        bet_id=f"B-{ref}",
-        market_id=market,
-        selection=selection,
-        side=side,
-        price=price,
-        size=size,
-        persistence=Persistence.LAPSE,
-        status=OrderStatus.EXECUTABLE,
-        placed_at=at,
-        updated_at=at,
-    )
+    return _order(ref, OrderStatus.EXECUTABLE, False, market, selection, side, price, size, at)
 
 
 def settlement(market_id: str, net: float, at: datetime, bankroll_before: float = 1000.0) -> Settlement:
