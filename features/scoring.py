@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from functools import lru_cache
 
 
 class ScoringError(ValueError):
@@ -552,13 +553,24 @@ def read_points(reported: tuple[int, int] | tuple[str, str] | str, tiebreak: boo
     validation and the engine's match state both use it. An advantage is only ever called against
     40 ("A - A", "A - 15" are refused), and every deuce is 40-40 whatever was played before it."""
     if isinstance(reported, str):
-        text = reported.strip()
-        if text in ("", "-"):
-            return 0, 0
-        parts = [p.strip() for p in text.split("-")]
-        if len(parts) != 2:
-            raise ScoringError(f"cannot read the game result {reported!r}")
-        reported = (parts[0], parts[1])
+        return _read_text(reported, tiebreak)
+    return _read_pair(reported, tiebreak)
+
+
+@lru_cache(maxsize=4096)
+def _read_text(reported: str, tiebreak: bool) -> tuple[int, int]:
+    """``read_points`` of a text (a feed calls the same few dozen results over and over: remembered;
+    a refused text raises every time, it is not remembered)."""
+    text = reported.strip()
+    if text in ("", "-"):
+        return 0, 0
+    parts = [p.strip() for p in text.split("-")]
+    if len(parts) != 2:
+        raise ScoringError(f"cannot read the game result {reported!r}")
+    return _read_pair((parts[0], parts[1]), tiebreak)
+
+
+def _read_pair(reported: tuple[int, int] | tuple[str, str], tiebreak: bool) -> tuple[int, int]:
     out = []
     advantage = []
     for value in reported:
