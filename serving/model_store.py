@@ -140,7 +140,8 @@ class ModelStore(AliasPoller):
         else:
             model, features = tracking.load_model(f"models:/{self.model_name}/{info.version}")
             predict, kind = compile_predictor(model, features)
-            predict = symmetric(predict, features)  # P(A beats B) + P(B beats A) == 1 exactly
+            # P(A beats B) + P(B beats A) == 1 exactly; XGBoost answers each row alike in any batch: one call
+            predict = symmetric(predict, features, stacked=kind == "xgboost")
         if cur and cur.snapshot_mtime == snapshot_mtime:
             snapshot = cur.snapshot
         else:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -68,13 +68,52 @@ def _json(payload: dict[str, Any]) -> str:
     return json.dumps(payload, default=str, separators=(",", ":"))
 
 
+_ORDER_COLUMNS = (
+    "market_id",
+    "match_id",
+    "selection",
+    "side",
+    "price",
+    "size",
+    "size_matched",
+    "status",
+    "source",
+    "settled",
+    "placed_at",
+    "updated_at",
+    "payload",
+)
+# The statements of commit_step, built once with bound parameters: the engine commits a step per batch
+# of feed messages (at 200 messages/s nearly one per message), and building an UPDATE ... WHERE with
+# SQLAlchemy's operators on every call cost more than executing it (~0.4 ms of ~0.8 ms a commit).
+_INSERT_EVENTS = insert(LiveEvent)
+_UPDATE_ORDER = (
+    update(OrderRow)
+    .where(OrderRow.customer_order_ref == bindparam("b_ref"))
+    .values({c: bindparam(f"b_{c}") for c in _ORDER_COLUMNS})
+)
+_INSERT_ORDER = insert(OrderRow)
+_UPDATE_CURSOR = (
+    update(FeedCursor)
+    .where(FeedCursor.feed == bindparam("b_feed"), FeedCursor.channel == bindparam("b_channel"))
+    .values(last_seq=bindparam("b_last_seq"), updated_at=bindparam("b_updated_at"))
+)
+_INSERT_CURSOR = insert(FeedCursor)
+_UPDATE_REQUEST = (
+    update(OrderRequestRow)
+    .where(OrderRequestRow.customer_order_ref == bindparam("b_ref"))
+    .values(status=bindparam("b_status"), reason=bindparam("b_reason"))
+)
+_INSERT_QUARANTINE = insert(Quarantine)
+
+
 def commit_step(engine: Engine, step: Step) -> None:
     """Write one step atomically."""
     now = datetime.now(UTC)
     with engine.begin() as conn:
         if step.events:
             conn.execute(
-                insert(LiveEvent),
+                _INSERT_EVENTS,
                 [
                     {
                         "kind": e.kind,
@@ -105,27 +144,22 @@ def commit_step(engine: Engine, step: Step) -> None:
                 "updated_at": _dt(o["updated_at"]),
                 "payload": _json(o),
             }
-            changed = conn.execute(update(OrderRow).where(OrderRow.customer_order_ref == ref).values(**values))
+            changed = conn.execute(_UPDATE_ORDER, {"b_ref": ref, **{f"b_{k}": v for k, v in values.items()}})
             if changed.rowcount == 0:
-                conn.execute(insert(OrderRow).values(customer_order_ref=ref, **values))
+                conn.execute(_INSERT_ORDER, {"customer_order_ref": ref, **values})
         for (feed, channel), (seq, epoch) in step.cursors.items():
             changed = conn.execute(
-                update(FeedCursor)
-                .where(FeedCursor.feed == feed, FeedCursor.channel == channel)
-                .values(last_seq=seq, updated_at=now)
+                _UPDATE_CURSOR, {"b_feed": feed, "b_channel": channel, "b_last_seq": seq, "b_updated_at": now}
             )
             if changed.rowcount == 0:
                 conn.execute(
-                    insert(FeedCursor).values(feed=feed, channel=channel, last_seq=seq, epoch=epoch, updated_at=now)
+                    _INSERT_CURSOR,
+                    {"feed": feed, "channel": channel, "last_seq": seq, "epoch": epoch, "updated_at": now},
                 )
         for ref, (status, reason) in step.requests_done.items():
-            conn.execute(
-                update(OrderRequestRow)
-                .where(OrderRequestRow.customer_order_ref == ref)
-                .values(status=status, reason=reason)
-            )
+            conn.execute(_UPDATE_REQUEST, {"b_ref": ref, "b_status": status, "b_reason": reason})
         if step.quarantined:
-            conn.execute(insert(Quarantine), [{**q, "stage": "live", "created_at": now} for q in step.quarantined])
+            conn.execute(_INSERT_QUARANTINE, [{**q, "stage": "live", "created_at": now} for q in step.quarantined])
 
 
 def _dt(value: Any) -> datetime:

@@ -10,7 +10,9 @@ real matches and of every format.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -341,16 +343,97 @@ def chain_probabilities(
     return out
 
 
+CALIBRATION_CACHE_SIZE = 8192
+"""Calibrations kept (per path, see ``calibrated_serve_probabilities``): a match's pre-match probability
+does not change during the match, so a live service asks for the same few thousand again and again."""
+
+
+class _Calibrations:
+    """A bounded LRU of calibrations keyed by (prematch p, format, mean serve); thread safe (the service
+    answers requests from a thread pool). Values are the exact results of the computation they cache."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple[float, MatchFormat, float], tuple[float, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_many(self, keys: list[tuple[float, MatchFormat, float]]) -> list[tuple[float, float] | None]:
+        with self._lock:
+            out = [self._items.get(k) for k in keys]
+            for k, v in zip(keys, out, strict=True):
+                if v is not None:
+                    self._items.move_to_end(k)
+            return out
+
+    def put_many(self, items: Iterable[tuple[tuple[float, MatchFormat, float], tuple[float, float]]]) -> None:
+        with self._lock:
+            for k, v in items:
+                self._items[k] = v
+                self._items.move_to_end(k)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+_SCALAR_CALIBRATIONS = _Calibrations(CALIBRATION_CACHE_SIZE)
+_VECTOR_CALIBRATIONS = _Calibrations(CALIBRATION_CACHE_SIZE)
+
+
 def calibrated_serve_probabilities(
     prematch_p: Sequence[float] | np.ndarray, fmts: Sequence[MatchFormat], mean_serve: float = 0.64
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``scalar.serve_probabilities`` of many matches: the same bisection, run for all at once."""
+    """``scalar.serve_probabilities`` of many matches: the same bisection, run for all at once.
+
+    Up to ``SCALAR_UP_TO`` matches go to the scalar bisection, more to the vectorised one (they agree to
+    1e-12, not always to the last bit). Both paths keep their results in a bounded LRU of their own,
+    keyed by (p, format, mean serve), and which path a call takes still depends only on its length, so
+    a cached answer is bit for bit the one the call would have computed (each match's vectorised
+    bisection is element-wise, independent of the other matches in the batch)."""
     p = np.asarray(prematch_p, dtype=float)
+    if len(p) != len(fmts):
+        raise ValueError("prematch_p and fmts must have one entry per match")
+    values = p.tolist()
     if len(p) <= SCALAR_UP_TO:
-        pairs = [serve_probabilities(float(x), f, mean_serve) for x, f in zip(p, fmts, strict=True)]
+        keys = [(x, f, mean_serve) for x, f in zip(values, fmts, strict=True)]
+        found = _SCALAR_CALIBRATIONS.get_many(keys)
+        new = []
+        pairs = []
+        for key, hit in zip(keys, found, strict=True):
+            if hit is None:
+                hit = serve_probabilities(key[0], key[1], mean_serve)
+                new.append((key, hit))
+            pairs.append(hit)
+        if new:
+            _SCALAR_CALIBRATIONS.put_many(new)
         return np.array([a for a, _ in pairs], dtype=float), np.array([b for _, b in pairs], dtype=float)
     if ((p < 0.0) | (p > 1.0)).any():
         raise ValueError(f"prematch_p must be probabilities: {p[(p < 0) | (p > 1)][:3]}")
+    keys = [(x, f, mean_serve) for x, f in zip(values, fmts, strict=True)]
+    found = _VECTOR_CALIBRATIONS.get_many(keys)
+    missing = [i for i, hit in enumerate(found) if hit is None]
+    out_a, out_b = np.empty(len(p)), np.empty(len(p))
+    if missing:
+        todo = {keys[i]: None for i in missing}  # distinct, in order
+        miss_keys = list(todo)
+        got_a, got_b = _bisect_serve_probabilities(
+            np.array([k[0] for k in miss_keys], dtype=float), [k[1] for k in miss_keys], mean_serve
+        )
+        computed = {k: (float(a), float(b)) for k, a, b in zip(miss_keys, got_a.tolist(), got_b.tolist(), strict=True)}
+        _VECTOR_CALIBRATIONS.put_many(computed.items())
+        for i in missing:
+            found[i] = computed[keys[i]]
+    for i, (a, b) in enumerate(found):  # type: ignore[misc]
+        out_a[i], out_b[i] = a, b
+    return out_a, out_b
+
+
+def _bisect_serve_probabilities(
+    p: np.ndarray, fmts: Sequence[MatchFormat], mean_serve: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The vectorised bisection of ``calibrated_serve_probabilities`` (every match on its own, element-wise)."""
     best = np.empty(len(p))
     span = min(mean_serve, 1.0 - mean_serve)
     groups: dict[MatchFormat, list[int]] = {}

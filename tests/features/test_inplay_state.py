@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from features.inplay_state import FEATURE_INDEX, INPLAY_FEATURES, inplay_features, logit, sigmoid
+from features.markov import vector
 from features.markov.scalar import ServeTracker, match_win_probability, serve_probabilities
 from features.markov.vector import SCALAR_UP_TO, calibrated_serve_probabilities, chain_probabilities
 from features.replays import replay_pbp
@@ -56,6 +57,31 @@ def test_vectorised_calibration_is_serve_probabilities():
     expected = np.array([serve_probabilities(float(x), f) for x, f in zip(p, fmts, strict=True)])
     np.testing.assert_allclose(got_a, expected[:, 0], rtol=0, atol=1e-12)
     np.testing.assert_allclose(got_b, expected[:, 1], rtol=0, atol=1e-12)
+
+
+def test_cached_calibrations_are_bit_for_bit_the_computed_ones():
+    """The calibration LRU (a live service asks for a match's pre-match probability on every request)
+    returns exactly what the call computes without it, on both paths, for batches mixing cached and new
+    matches, and repeats within a batch."""
+    rng = np.random.default_rng(5)
+    pool = np.r_[rng.uniform(0.01, 0.99, 120), 0.5, 1e-4, 1 - 1e-4]
+
+    def fresh(p, fmts):
+        vector._SCALAR_CALIBRATIONS.clear()
+        vector._VECTOR_CALIBRATIONS.clear()
+        return calibrated_serve_probabilities(p, fmts)
+
+    for n in (1, 5, SCALAR_UP_TO, SCALAR_UP_TO + 1, 40, 80):
+        for _ in range(3):
+            p = pool[rng.integers(0, len(pool), n)]
+            fmts = [FORMATS[i] for i in rng.integers(0, len(FORMATS), n)]
+            cached = calibrated_serve_probabilities(p, fmts)  # some of these were calibrated before
+            again = calibrated_serve_probabilities(p, fmts)  # all cached now
+            computed = fresh(p, fmts)
+            for got in (cached, again):
+                for g, c in zip(got, computed, strict=True):
+                    assert g.tolist() == c.tolist()
+    assert len(vector._VECTOR_CALIBRATIONS._items) <= vector.CALIBRATION_CACHE_SIZE
 
 
 def _inputs(states: list[Score], seed: int) -> tuple:

@@ -42,3 +42,19 @@ def test_pipeline_without_scaler_or_imputer_falls_back_to_the_model():
     model = Pipeline([("logit", LogisticRegression())]).fit(x, (x[:, 0] > 0).astype(int))
     predict, kind = compile_predictor(model, ["a", "b"])
     assert kind == "generic"
+
+
+def test_stacked_symmetric_xgboost_is_bit_for_bit_the_two_call_one(frames):
+    """The service asks XGBoost once for a row and its mirror (``symmetric(..., stacked=True)``): the same
+    bits as two calls, for one row (the live path) and for batches."""
+    from training.models import symmetric
+
+    train, valid = frames
+    candidate = next(c for c in CANDIDATES if c.name == "xgboost")
+    candidate = type(candidate)(**{**candidate.__dict__, "params": {**candidate.params, "n_estimators": 50}})
+    predict, kind = compile_predictor(fit_candidate(candidate, train, valid), list(FEATURES))
+    assert kind == "xgboost"
+    two_calls, one_call = symmetric(predict, FEATURES), symmetric(predict, FEATURES, stacked=True)
+    x = valid[list(FEATURES)].to_numpy()
+    for rows in [x[i : i + 1] for i in range(0, 200, 7)] + [x[:5], x]:
+        assert one_call(rows).tolist() == two_calls(rows).tolist()
