@@ -97,7 +97,7 @@ def live_rows(live: dict | None) -> list[Row]:
     )
     t = _get(live, "throughput")
     rate = _get(t, "messages_per_s")
-    bare = _get(t, "parse_only", "messages_per_s") or _get(live, "parse_only", "messages_per_s")
+    bare = _get(live, "parse_only", "median_per_s")  # median of its passes
     rows.append(
         Row(
             "engine flat out, with predictions",
@@ -109,7 +109,7 @@ def live_rows(live: dict | None) -> list[Row]:
         )
     )
     predict = _get(live, "http", "predict")
-    mlflow = _get(live, "http", "mlflow_serve") or _get(live, "http", "mlflow")
+    mlflow = _get(live, "http", "mlflow")
     p50, p99 = _get(predict, "median_round_p50"), _get(predict, "median_round_p99")
     m50, m99 = _get(mlflow, "median_round_p50"), _get(mlflow, "median_round_p99")
     rows.append(
