@@ -87,37 +87,41 @@ def api_server(
     env: dict[str, str] | None = None,
     timeout_s: float = 90,
 ) -> Iterator[Api]:
-    """``python -m serving.api`` on free ports over ``database_url``; yields once /health answers."""
-    port, ws_port = free_port(), free_port()
-    full_env = {
-        "COURTSIDE_DATABASE_URL": database_url,
-        "COURTSIDE_HOME": str(folder),
-        "COURTSIDE_PREDICTION_URL": f"http://127.0.0.1:{free_port()}",  # nothing there: "unknown"
-        "COURTSIDE_DAGSTER_URL": f"http://127.0.0.1:{free_port()}",
-        **(env or {}),
-    }
-    if token:
-        full_env["COURTSIDE_API_TOKEN"] = token
-    else:
-        full_env["COURTSIDE_API_TOKEN"] = ""
-    log = folder / f"api-{port}.log"
-    proc = _start(
-        [sys.executable, "-m", "serving.api", "--port", str(port), "--ws-port", str(ws_port), *args], log, full_env
-    )
-    api = Api(proc, log, f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{ws_port}/ws")
-    deadline = time.monotonic() + timeout_s
-    try:
-        while True:
-            try:
-                with urllib.request.urlopen(f"{api.url}/health", timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the API did not start:\n{api.output()[-3000:]}") from None
-                time.sleep(0.3)
-        yield api
-    finally:
-        _stop(proc)
+    """``python -m serving.api`` on free ports over ``database_url``; yields once /health answers. A port
+    another process took between ``free_port`` and the bind is given up for new ones (3 tries)."""
+    for attempt in range(3):
+        port, ws_port = free_port(), free_port()
+        full_env = {
+            "COURTSIDE_DATABASE_URL": database_url,
+            "COURTSIDE_HOME": str(folder),
+            "COURTSIDE_PREDICTION_URL": f"http://127.0.0.1:{free_port()}",  # nothing there: "unknown"
+            "COURTSIDE_DAGSTER_URL": f"http://127.0.0.1:{free_port()}",
+            **(env or {}),
+            "COURTSIDE_API_TOKEN": token or "",
+        }
+        log = folder / f"api-{port}.log"
+        proc = _start(
+            [sys.executable, "-m", "serving.api", "--port", str(port), "--ws-port", str(ws_port), *args], log, full_env
+        )
+        api = Api(proc, log, f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{ws_port}/ws")
+        deadline = time.monotonic() + timeout_s
+        started = False
+        try:
+            while not started:
+                try:
+                    with urllib.request.urlopen(f"{api.url}/health", timeout=2):
+                        started = True
+                except OSError:
+                    if proc.poll() is not None and "address already in use" in api.output() and attempt < 2:
+                        break  # lost the port race: new ports
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(f"the API did not start:\n{api.output()[-3000:]}") from None
+                    time.sleep(0.3)
+            if started:
+                yield api
+                return
+        finally:
+            _stop(proc)
 
 
 @contextmanager
