@@ -10,6 +10,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from orchestration.defs.shared.execution import CRITICAL_PATH
 from orchestration.defs.shared.progress import reporter
 from orchestration.defs.shared.resources import CourtsideResource, MlflowResource, WindowsResource
 from training import plots, tracking
@@ -36,7 +37,7 @@ class InplayPointsConfig(dg.Config):
     seed: int = InplayTrainingConfig.seed
 
 
-@dg.asset(group_name=GROUP, kinds={"pandas", "parquet"})
+@dg.asset(group_name=GROUP, kinds={"pandas", "parquet"}, op_tags=CRITICAL_PATH)
 def inplay_points(
     context: dg.AssetExecutionContext,
     config: InplayPointsConfig,
@@ -101,7 +102,7 @@ def _validation_markdown(results: list[CandidateResult]) -> str:
     return frame.sort_values("val_log_loss").to_markdown(index=False, floatfmt=".4f")
 
 
-@dg.asset(group_name=GROUP, kinds={"mlflow", "xgboost"})
+@dg.asset(group_name=GROUP, kinds={"mlflow", "xgboost"}, op_tags=CRITICAL_PATH)
 def inplay_candidates(
     context: dg.AssetExecutionContext, mlflow: MlflowResource, windows: WindowsResource, inplay_points: pd.DataFrame
 ) -> dg.Output[list[CandidateResult]]:
