@@ -10,8 +10,8 @@ from orchestration.defs.shared.progress import reporter
 from orchestration.defs.shared.resources import CourtsideResource
 from storage.quarantine import QuarantinedRecord, replace_quarantine
 
-CRITICAL = ("atp_matches", "atp_matches_qual_chall", "atp_players")
-"""Datasets the clean tables (and so every model) wait for: ingested and checked first."""
+CRITICAL = ("atp_matches", "atp_matches_qual_chall", "atp_players", "odds_tour", "odds_slams")
+"""Datasets the clean tables and the modelling table (and so every model) wait for: ingested and checked first."""
 
 DATASETS: dict[str, str] = {
     "atp_matches": "ATP tour-level main-draw results (Sackmann), one row a match.",

@@ -125,7 +125,7 @@ def inplay_candidates(
     )
 
 
-@dg.asset(group_name=GROUP, kinds={"mlflow", "pandas"})
+@dg.asset(group_name=GROUP, kinds={"mlflow", "pandas"}, op_tags=CRITICAL_PATH)
 def inplay_evaluation(
     courtside: CourtsideResource,
     mlflow: MlflowResource,
@@ -174,7 +174,7 @@ def inplay_evaluation(
     )
 
 
-@dg.asset(group_name=GROUP, kinds={"mlflow"})
+@dg.asset(group_name=GROUP, kinds={"mlflow"}, op_tags=CRITICAL_PATH)
 def inplay_challenger(
     context: dg.AssetExecutionContext, mlflow: MlflowResource, inplay_candidates: list[CandidateResult]
 ) -> dg.Output[dict]:
@@ -211,7 +211,7 @@ def inplay_challenger(
     )
 
 
-@dg.asset(group_name=GROUP, kinds={"mlflow"})
+@dg.asset(group_name=GROUP, kinds={"mlflow"}, op_tags=CRITICAL_PATH)
 def inplay_champion(
     context: dg.AssetExecutionContext, mlflow: MlflowResource, inplay_challenger: dict
 ) -> dg.Output[dict]:

@@ -43,6 +43,7 @@ def starts_at_prematch_probability(inplay_candidates: list, inplay_points: pd.Da
     blocking=True,
     name="challenger_beats_champion",
     additional_ins={"inplay_points": dg.AssetIn()},
+    op_tags=CRITICAL_PATH,
 )
 def inplay_challenger_beats_champion(
     context: dg.AssetCheckExecutionContext, mlflow: MlflowResource, inplay_challenger: dict, inplay_points: pd.DataFrame

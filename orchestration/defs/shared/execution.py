@@ -15,9 +15,10 @@ import dagster as dg
 from orchestration.defs.shared.processes import PRELOAD, STEP_PROCESSES
 
 CRITICAL_PATH = {"dagster/priority": "10"}
-"""Op tags of the steps on the run's longest chain (ingest of the match and player files and their checks, the
-clean tables, the odds matching, the feature walk, the candidates, the walk-forward, the in-play points and
-models): started before any other ready step."""
+"""Op tags of the steps on the run's longest chain (ingest of the match, player and odds files and their checks,
+the clean tables, the odds matching, the feature walk, the candidates, the walk-forward, the in-play points,
+models, evaluation and registration): started before any other ready step. The rest (the other files, the
+replay catalog and both backtests, the pre-match evaluations and registration) fill the other process."""
 
 pipeline_executor = dg.multiprocess_executor.configured(
     {
