@@ -140,10 +140,13 @@ def run_pipeline(
     job_name: str = "courtside_pipeline", instance=None, log_level: str = "INFO"
 ) -> tuple[bool, str, float]:
     """Execute a job in this process, recorded in the Dagster instance. Returns (ok, run id, seconds)."""
+    from orchestration.defs.shared.processes import start_fork_server
+
+    start = time.perf_counter()
+    start_fork_server()  # the step processes' imports, on the other core while this one loads the definitions
     import dagster as dg
     from dagster._core.definitions.reconstruct import ReconstructableJob
 
-    start = time.perf_counter()
     instance = instance or dg.DagsterInstance.get()
     job = ReconstructableJob.for_module("orchestration.definitions", job_name)
     result = dg.execute_job(
@@ -597,6 +600,9 @@ def bench_once(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     prepare_environment(settings)
     t0 = time.perf_counter()
+    from orchestration.defs.shared.processes import start_fork_server
+
+    start_fork_server()  # as ``courtside pipeline`` does: the step processes' imports beside this process's
     import dagster as dg
 
     import orchestration.definitions  # noqa: F401  (imports GX, MLflow, XGBoost, sklearn)

@@ -24,6 +24,7 @@ from orchestration.defs.operations.jobs import (
 )
 from orchestration.defs.operations.schedules import weekly_retrain
 from orchestration.defs.operations.sensors import data_files_changed, live_event_log
+from orchestration.defs.shared.execution import pipeline_executor
 from orchestration.defs.shared.resources import resources_from_settings
 from training.windows import WindowSettings
 
@@ -45,9 +46,9 @@ def build_definitions(settings: Settings | None = None, windows: WindowSettings 
         schedules=[weekly_retrain],
         sensors=[data_files_changed, live_event_log],
         resources=resources_from_settings(settings, windows),
-        # One process for a whole run: steps share imports (GX, MLflow, XGBoost take seconds each)
-        # and this 2-core default machine gains nothing from a process per step.
-        executor=dg.in_process_executor,
+        # Two step processes at a time, forked from a server that imported everything once (see
+        # ``orchestration.defs.shared.execution``); ``execute_in_process`` still runs one step at a time.
+        executor=pipeline_executor,
     )
 
 

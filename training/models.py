@@ -219,8 +219,15 @@ def predict(model: Any, frame: pd.DataFrame, features: list[str] | tuple[str, ..
     return symmetric(raw, cols)(frame[cols].to_numpy(dtype=float))
 
 
+WALKFORWARD_THREADS = 1
+"""Threads of each walk-forward refit. The fitted trees are the same for any thread count (the booster's bytes
+were compared, 1 vs 2 threads); on this shared 2-core machine two OpenMP threads made a refit 2.5-4x slower than
+one whenever the other core was busy (with another pipeline step or another job), and cost nearly 2x the CPU."""
+
+
 def walkforward_xgboost(n_estimators: int) -> XGBClassifier:
     """The XGBoost candidate with its tree count fixed (the early-stopping point found on the
-    validation window), for refits where no later season may be looked at."""
+    validation window), for refits where no later season may be looked at; single-threaded
+    (``WALKFORWARD_THREADS``)."""
     params = {k: v for k, v in XGB_PARAMS.items() if k != "early_stopping_rounds"}
-    return XGBClassifier(**{**params, "n_estimators": int(n_estimators)})
+    return XGBClassifier(**{**params, "n_estimators": int(n_estimators), "n_jobs": WALKFORWARD_THREADS})

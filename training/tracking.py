@@ -7,8 +7,11 @@ only pointers we use (``challenger`` = newest registered candidate, ``champion``
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -36,17 +39,38 @@ REGISTRY_DESCRIPTIONS = {PREMATCH_MODEL: PREMATCH_DESCRIPTION, INPLAY_MODEL: INP
 """Description of each registered model, given when it is first created."""
 
 
+@contextmanager
+def _store_lock(tracking_uri: str) -> Iterator[None]:
+    """An exclusive lock across processes on an embedded SQLite store (``<store>.lock`` beside it); nothing for
+    other stores. Two pipeline steps in two processes may configure MLflow at once: on a fresh store both would
+    create its schema (one fails: table exists), and both would create the same experiment."""
+    prefix = "sqlite:///"
+    if not tracking_uri.startswith(prefix):
+        yield
+        return
+    lock = Path(tracking_uri[len(prefix) :].split("?", 1)[0] + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def configure(tracking_uri: str, artifact_dir: Path | None = None, experiment: str = PREMATCH_EXPERIMENT) -> str:
-    """Point MLflow at ``tracking_uri`` and make sure ``experiment`` exists; returns its id."""
+    """Point MLflow at ``tracking_uri`` and make sure ``experiment`` exists; returns its id. Safe in processes
+    starting at the same time (``_store_lock``)."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     mlflow.set_tracking_uri(tracking_uri)
-    client = MlflowClient()
-    exp = client.get_experiment_by_name(experiment)
-    if exp is None:
-        location = artifact_dir.as_uri() if artifact_dir is not None else None
-        exp_id = client.create_experiment(experiment, artifact_location=location)
-    else:
-        exp_id = exp.experiment_id
+    with _store_lock(tracking_uri):
+        client = MlflowClient()
+        exp = client.get_experiment_by_name(experiment)
+        if exp is None:
+            location = artifact_dir.as_uri() if artifact_dir is not None else None
+            exp_id = client.create_experiment(experiment, artifact_location=location)
+        else:
+            exp_id = exp.experiment_id
     mlflow.set_experiment(experiment_id=exp_id)
     return exp_id
 

@@ -8,6 +8,7 @@ from features.identity import PlayerIndex, match_full_names, match_odds
 from features.identity_reference import measure_against_reference
 from features.odds_layout import odds_slams_neutral, odds_tour_neutral
 from feeds.historical import ingest
+from orchestration.defs.shared.execution import CRITICAL_PATH
 from orchestration.defs.shared.resources import CourtsideResource
 
 
@@ -28,7 +29,7 @@ def _match_metadata(table: pd.DataFrame, id_cols: list[str]) -> dict:
     }
 
 
-@dg.asset(group_name="identity", kinds={"pandas", "parquet"})
+@dg.asset(group_name="identity", kinds={"pandas", "parquet"}, op_tags=CRITICAL_PATH)
 def odds_tour_matched(
     raw_odds_tour: pd.DataFrame, matches: pd.DataFrame, players: pd.DataFrame
 ) -> dg.Output[pd.DataFrame]:
@@ -39,7 +40,7 @@ def odds_tour_matched(
     return dg.Output(table, metadata=meta)
 
 
-@dg.asset(group_name="identity", kinds={"pandas", "parquet"})
+@dg.asset(group_name="identity", kinds={"pandas", "parquet"}, op_tags=CRITICAL_PATH)
 def odds_slams_matched(
     courtside: CourtsideResource, raw_odds_slams: pd.DataFrame, matches: pd.DataFrame, players: pd.DataFrame
 ) -> dg.Output[pd.DataFrame]:

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from orchestration.defs.identity.assets import odds_slams_matched, odds_tour_matched
+from orchestration.defs.shared.execution import CRITICAL_PATH
 
 MIN_PRECISION, MIN_RECALL = 0.99, 0.97
 MIN_MATCH_RATE = 0.99
@@ -19,7 +20,7 @@ def _value(meta: dict, name: str) -> float | None:
     return float(v) if isinstance(v, int | float) else None
 
 
-@dg.asset_check(asset=odds_slams_matched, blocking=True)
+@dg.asset_check(asset=odds_slams_matched, blocking=True, op_tags=CRITICAL_PATH)
 def name_matching_precision_recall(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     """Player-level precision >= 99% and recall >= 97% of "Surname I." -> Sackmann id matching,
     measured against reference_name_mapping.csv.gz (when the data source has it)."""
@@ -37,7 +38,7 @@ def name_matching_precision_recall(context: dg.AssetCheckExecutionContext) -> dg
     )
 
 
-@dg.asset_check(asset=odds_tour_matched, blocking=True)
+@dg.asset_check(asset=odds_tour_matched, blocking=True, op_tags=CRITICAL_PATH)
 def odds_rows_matched(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     """At least 99% of tour-level odds rows are linked to a Sackmann match (else the evaluation
     against the market would silently lose rows)."""

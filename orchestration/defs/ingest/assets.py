@@ -5,9 +5,13 @@ import dagster as dg
 import pandas as pd
 
 from feeds.historical import IngestResult, ingest
+from orchestration.defs.shared.execution import CRITICAL_PATH
 from orchestration.defs.shared.progress import reporter
 from orchestration.defs.shared.resources import CourtsideResource
 from storage.quarantine import QuarantinedRecord, replace_quarantine
+
+CRITICAL = ("atp_matches", "atp_matches_qual_chall", "atp_players", "odds_tour", "odds_slams")
+"""Datasets the clean tables and the modelling table (and so every model) wait for: ingested and checked first."""
 
 DATASETS: dict[str, str] = {
     "atp_matches": "ATP tour-level main-draw results (Sackmann), one row a match.",
@@ -44,7 +48,13 @@ def ingest_metadata(result: IngestResult, quarantined: int) -> dict[str, dg.Meta
 def raw_asset(dataset: str, description: str) -> dg.AssetsDefinition:
     """The ingest asset of one dataset."""
 
-    @dg.asset(name=f"raw_{dataset}", group_name="ingest", description=description, kinds={"pandas", "parquet"})
+    @dg.asset(
+        name=f"raw_{dataset}",
+        group_name="ingest",
+        description=description,
+        kinds={"pandas", "parquet"},
+        op_tags=CRITICAL_PATH if dataset in CRITICAL else None,
+    )
     def _ingest(context: dg.AssetExecutionContext, courtside: CourtsideResource) -> dg.Output[pd.DataFrame]:
         result = ingest(courtside.source(), dataset, progress=reporter(context, f"read {dataset}"))
         records = [QuarantinedRecord(r.location, r.line, r.record, r.reason) for r in result.rejections]

@@ -10,6 +10,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from orchestration.defs.shared.execution import CRITICAL_PATH
 from orchestration.defs.shared.progress import reporter
 from orchestration.defs.shared.resources import CourtsideResource, MlflowResource, WindowsResource
 from training import plots, tracking
@@ -36,7 +37,7 @@ class InplayPointsConfig(dg.Config):
     seed: int = InplayTrainingConfig.seed
 
 
-@dg.asset(group_name=GROUP, kinds={"pandas", "parquet"})
+@dg.asset(group_name=GROUP, kinds={"pandas", "parquet"}, op_tags=CRITICAL_PATH)
 def inplay_points(
     context: dg.AssetExecutionContext,
     config: InplayPointsConfig,
@@ -101,7 +102,7 @@ def _validation_markdown(results: list[CandidateResult]) -> str:
     return frame.sort_values("val_log_loss").to_markdown(index=False, floatfmt=".4f")
 
 
-@dg.asset(group_name=GROUP, kinds={"mlflow", "xgboost"})
+@dg.asset(group_name=GROUP, kinds={"mlflow", "xgboost"}, op_tags=CRITICAL_PATH)
 def inplay_candidates(
     context: dg.AssetExecutionContext, mlflow: MlflowResource, windows: WindowsResource, inplay_points: pd.DataFrame
 ) -> dg.Output[list[CandidateResult]]:
@@ -124,7 +125,7 @@ def inplay_candidates(
     )
 
 
-@dg.asset(group_name=GROUP, kinds={"mlflow", "pandas"})
+@dg.asset(group_name=GROUP, kinds={"mlflow", "pandas"}, op_tags=CRITICAL_PATH)
 def inplay_evaluation(
     courtside: CourtsideResource,
     mlflow: MlflowResource,
@@ -173,7 +174,7 @@ def inplay_evaluation(
     )
 
 
-@dg.asset(group_name=GROUP, kinds={"mlflow"})
+@dg.asset(group_name=GROUP, kinds={"mlflow"}, op_tags=CRITICAL_PATH)
 def inplay_challenger(
     context: dg.AssetExecutionContext, mlflow: MlflowResource, inplay_candidates: list[CandidateResult]
 ) -> dg.Output[dict]:
@@ -210,7 +211,7 @@ def inplay_challenger(
     )
 
 
-@dg.asset(group_name=GROUP, kinds={"mlflow"})
+@dg.asset(group_name=GROUP, kinds={"mlflow"}, op_tags=CRITICAL_PATH)
 def inplay_champion(
     context: dg.AssetExecutionContext, mlflow: MlflowResource, inplay_challenger: dict
 ) -> dg.Output[dict]:

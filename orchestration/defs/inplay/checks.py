@@ -8,6 +8,7 @@ import pandas as pd
 from features.inplay_state import sigmoid
 from orchestration.defs.inplay.assets import inplay_challenger as challenger_asset
 from orchestration.defs.models.checks import champion_gate
+from orchestration.defs.shared.execution import CRITICAL_PATH
 from orchestration.defs.shared.resources import MlflowResource
 from training import tracking
 from training.inplay_models import decide_inplay_promotion, predict_rows
@@ -16,7 +17,9 @@ POINT_ZERO_TOLERANCE = 1e-9
 """Before the first point every model must give the pre-match probability (to rounding error)."""
 
 
-@dg.asset_check(asset="inplay_candidates", blocking=True, additional_ins={"inplay_points": dg.AssetIn()})
+@dg.asset_check(
+    asset="inplay_candidates", blocking=True, additional_ins={"inplay_points": dg.AssetIn()}, op_tags=CRITICAL_PATH
+)
 def starts_at_prematch_probability(inplay_candidates: list, inplay_points: pd.DataFrame) -> dg.AssetCheckResult:
     """Every model, on every match of every split, gives exactly the pre-match probability before the first point."""
     start = inplay_points[inplay_points["point"] == 0]
@@ -40,6 +43,7 @@ def starts_at_prematch_probability(inplay_candidates: list, inplay_points: pd.Da
     blocking=True,
     name="challenger_beats_champion",
     additional_ins={"inplay_points": dg.AssetIn()},
+    op_tags=CRITICAL_PATH,
 )
 def inplay_challenger_beats_champion(
     context: dg.AssetCheckExecutionContext, mlflow: MlflowResource, inplay_challenger: dict, inplay_points: pd.DataFrame
