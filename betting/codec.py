@@ -14,7 +14,6 @@ from datetime import date, datetime
 from enum import Enum
 from typing import Any, Self, Union
 
-
 _PLAIN = frozenset({str, int, float, bool, type(None)})
 _FIELDS: dict[type, tuple[str, ...]] = {}
 """Field names of each record class seen (``dataclasses.fields`` is slow to ask on every record)."""
