@@ -33,6 +33,10 @@ from sqlalchemy import create_engine, make_url
 
 pytest_plugins = ["tests.chaos.figures"]  # the fault suite's figures, printed at the end of the run
 
+# OpenMP threads sleep when idle, as in the pipeline (orchestration/__init__.py), set before any test module
+# loads XGBoost: two xdist workers each running multi-threaded XGBoost otherwise spin at every barrier
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 TEST_POSTGRES_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "test-postgres"
 _HOW_TO = (
     "Set COURTSIDE_TEST_POSTGRES_URL=postgresql+psycopg://USER@HOST:PORT/postgres, or make "
