@@ -36,7 +36,10 @@ def _get(d: dict | None, *keys: str) -> Any:
 
 def _median(values: list[float]) -> float | None:
     values = sorted(v for v in values if v is not None)
-    return values[len(values) // 2] if values else None
+    if not values:
+        return None
+    half = len(values) // 2
+    return values[half] if len(values) % 2 else (values[half - 1] + values[half]) / 2
 
 
 def _ms(v: float | None) -> str:
