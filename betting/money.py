@@ -32,8 +32,21 @@ def _decimal(amount: float) -> Decimal:
     return Decimal(repr(float(amount)))
 
 
+_FAST_LIMIT = 1e7
+"""Below this size an amount in cents is known to ~1e-7 of a cent, so ``round_money`` can tell a half penny."""
+
+
 def round_money(amount: float) -> float:
-    """The amount to the penny, half away from zero."""
+    """The amount to the penny, half away from zero (on the decimal representation).
+
+    Fast path, the same float: away from a half penny, the float's nearest penny (``round``, correctly
+    rounded) is the one its decimal representation rounds to — they differ by less than a float's spacing;
+    within 1e-6 of a cent of a half penny (or beyond ``_FAST_LIMIT``, or not finite) the decimal rule
+    decides."""
+    if -_FAST_LIMIT < amount < _FAST_LIMIT:
+        fraction = abs(amount * 100.0) % 1.0
+        if abs(fraction - 0.5) > 1e-6:
+            return round(amount, 2) + 0.0
     return float(_decimal(amount).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)) + 0.0
 
 

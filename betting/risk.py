@@ -182,6 +182,8 @@ class RiskBook:
         self._weeks: dict[tuple[int, int], _Running] = {}
         self._exposure: dict[str, float] = {}
         """Worst-case loss of each open market as booked (recomputed only when its orders change)."""
+        self._total: float | None = None
+        """Their sum, to the penny (None when a market's changed since it was summed)."""
         self._outcome_pnl: dict[str, tuple[Order, dict[str, float]]] = {}
         """``exposure.order_outcome_pnl`` of each booked open order by winner, for the snapshot it was
         computed on (an order's terms are fixed; its fills change the snapshot and so the entry)."""
@@ -192,7 +194,7 @@ class RiskBook:
         runners = tuple(selections)
         if self._runners.get(market_id) != runners:
             self._runners[market_id] = runners
-            self._exposure.pop(market_id, None)
+            self._changed(market_id)
 
     def record_market_book(self, book: MarketBook) -> None:
         """Take the runners from a market update."""
@@ -204,7 +206,7 @@ class RiskBook:
         if ref not in self._known:
             bisect.insort(self._placed_times, require_aware(order.placed_at))
         self._known[ref] = order
-        self._exposure.pop(order.market_id, None)
+        self._changed(order.market_id)
         if order.settled or order.market_id in self._settled_markets:
             return
         self._open_markets.setdefault(order.market_id, {})[ref] = order
@@ -214,12 +216,17 @@ class RiskBook:
         self._settled_markets.add(settlement.market_id)
         for ref in self._open_markets.pop(settlement.market_id, {}):
             self._outcome_pnl.pop(ref, None)
-        self._exposure.pop(settlement.market_id, None)
+        self._changed(settlement.market_id)
         net = settlement.pnl.net_profit
         self._bankroll = round_money(self._bankroll + net)
         at = settlement.pnl.settled_at
         self._days.setdefault(trading_day(at), _Running()).add(net)
         self._weeks.setdefault(trading_week(at), _Running()).add(net)
+
+    def _changed(self, market_id: str) -> None:
+        """The market's orders, runners or settlement changed: its exposure and the total are computed again."""
+        self._exposure.pop(market_id, None)
+        self._total = None
 
     # --- reading the book -------------------------------------------------------------------
     @property
@@ -303,9 +310,16 @@ class RiskBook:
         return cached
 
     def total_exposure(self, extra: Order | None = None) -> float:
-        """Sum of the markets' worst-case losses (with ``extra`` added, if given)."""
-        markets = set(self._open_markets) | ({extra.market_id} if extra is not None else set())
-        return round_money(sum(self.market_exposure(m, extra) for m in markets))
+        """Sum of the markets' worst-case losses (with ``extra`` added, if given). The booked sum is kept until
+        a market changes, so a check costs one market's exposure, not every open market's (all terms are
+        whole pennies: swapping one market's term in the sum gives the same penny as summing afresh)."""
+        if self._total is None:
+            self._total = round_money(sum(self.market_exposure(m) for m in self._open_markets))
+        if extra is None:
+            return self._total
+        market_id = extra.market_id
+        booked = self.market_exposure(market_id) if market_id in self._open_markets else 0.0
+        return round_money(self._total - booked + self.market_exposure(market_id, extra))
 
 
 def _approve(order: OrderRequest, message: str) -> RiskDecision:

@@ -40,7 +40,7 @@ import logging
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -885,34 +885,20 @@ class _InplayReplay:
         core.predicted(m, self.model(state), triggers)
         core.trade(m)
 
-    def replay(self, row: dict) -> None:
-        key = str(row["event_key"])
-        try:
-            scores, _ = scores_of(row)
-        except (ScoringError, ValueError, TypeError) as exc:
-            self.counts[f"skipped: point data rejected ({type(exc).__name__})"] += 1
+    def replay(self, row: dict, prepared: _Prepared | str | None = None) -> None:
+        """One match through the core; ``prepared``: its feed messages (or why it is skipped) when a replay
+        of another model on the same rows and market made them already (``replay_inplay_models``)."""
+        if prepared is None:
+            prepared = prepare_match(row, self.clock.now(), self.cfg, self._seen)
+        if isinstance(prepared, str):
+            self.counts[prepared] += 1
             return
-        if not scores:
-            self.counts["skipped: no points"] += 1
-            return
-        if _result(row, scores[-1]).winner is None:
-            self.counts["skipped: retired without a known winner"] += 1
-            return
-        if key in self._seen:  # the engine refuses a second start of a match (its orders are the first's)
-            self.counts["skipped: match key replayed already"] += 1
-            return
-        try:
-            schedule = match_schedule(row, self.clock.now(), self.cfg)
-        except ValueError as exc:  # a message the feed's protocol refuses (pydantic's ValidationError is one)
-            self.counts[f"skipped: feed message rejected ({type(exc).__name__})"] += 1
-            log.warning("in-play backtest: match %s skipped, a feed message was rejected: %s", key, exc)
-            return
-        self._seen.add(key)
+        key = prepared.key
         self.matches += 1
-        self.points += len(scores)
+        self.points += prepared.points
         self._row = row
         core = self.core
-        for at, channel, payload in schedule:
+        for at, channel, payload in prepared.schedule:
             if at > self.clock.now():
                 self.clock.set(at)
             if channel == "market":
@@ -926,13 +912,54 @@ class _InplayReplay:
         self._opportunities.clear()
 
 
-def match_schedule(row: dict, after: datetime, config: InplayBacktestConfig) -> list[tuple[datetime, str, Any]]:
+@dataclass(frozen=True)
+class _Prepared:
+    """One match ready to replay: its feed messages in the feed's order."""
+
+    key: str
+    points: int
+    schedule: list[tuple[datetime, str, Any]]
+
+
+def prepare_match(row: dict, after: datetime, config: InplayBacktestConfig, seen: set[str]) -> _Prepared | str:
+    """The match's feed messages, play starting after ``after`` (``match_schedule``), or why it is skipped;
+    its key joins ``seen`` (a key seen already is skipped: the engine refuses a second start of a match)."""
+    key = str(row["event_key"])
+    try:
+        scored = scores_of(row)
+    except (ScoringError, ValueError, TypeError) as exc:
+        return f"skipped: point data rejected ({type(exc).__name__})"
+    scores = scored[0]
+    if not scores:
+        return "skipped: no points"
+    if _result(row, scores[-1]).winner is None:
+        return "skipped: retired without a known winner"
+    if key in seen:
+        return "skipped: match key replayed already"
+    try:
+        schedule = match_schedule(row, after, config, scored)
+    except ValueError as exc:  # a message the feed's protocol refuses (pydantic's ValidationError is one)
+        log.warning("in-play backtest: match %s skipped, a feed message was rejected: %s", key, exc)
+        return f"skipped: feed message rejected ({type(exc).__name__})"
+    seen.add(key)
+    return _Prepared(key, len(scores), schedule)
+
+
+def match_schedule(
+    row: dict,
+    after: datetime,
+    config: InplayBacktestConfig,
+    scored: tuple[list[Score], list[float]] | None = None,
+) -> list[tuple[datetime, str, Any]]:
     """The feed messages of one match as (time, channel, message), in the feed's own order (time, then market
     before match, as ``feeds.live.ordering``): play starts ``config.gap_seconds`` after ``after`` (the previous
-    match's end) or at its own date, the real closing odds a minute before."""
+    match's end) or at its own date, the real closing odds a minute before. ``scored``: the row's ``scores_of``
+    when the caller has it already."""
     day = _utc(pd.Timestamp(row["event_date"]))
     start = max(day + timedelta(seconds=PREMATCH_LEAD_SECONDS), after + timedelta(seconds=config.gap_seconds))
-    messages = sorted(match_messages(row, 0.0, config.market), key=lambda s: (s.at, s.channel != "market"))
+    messages = sorted(
+        match_messages(row, 0.0, config.market, scored=scored), key=lambda s: (s.at, s.channel != "market")
+    )
     return [(start + timedelta(seconds=m.at), m.channel, m.payload) for m in messages]
 
 
@@ -942,6 +969,28 @@ def replay_inplay(rows: pd.DataFrame, model: InplayModel, config: InplayBacktest
     for row in rows.to_dict("records"):
         replay.replay(row)
     return replay
+
+
+def replay_inplay_models(
+    rows: pd.DataFrame, models: Mapping[str, InplayModel], config: InplayBacktestConfig
+) -> tuple[dict[str, _InplayReplay], dict[str, float]]:
+    """Each model through its own trading core on the same rows and market, match by match, each match's feed
+    messages built once for all (they depend on the row, the market and the start — the same for every
+    model: the matches follow one another on the same clock whatever is traded). Returns the replays and
+    each model's seconds: the messages (what it would have cost alone) plus its own replay."""
+    replays = {name: _InplayReplay(model, config) for name, model in models.items()}
+    seconds = dict.fromkeys(replays, 0.0)
+    seen: set[str] = set()
+    first = next(iter(replays.values()), None)
+    for row in rows.to_dict("records"):
+        started = time.perf_counter()
+        prepared = prepare_match(row, first.clock.now(), config, seen) if first is not None else "no model"
+        made = time.perf_counter() - started
+        for name, replay in replays.items():
+            started = time.perf_counter()
+            replay.replay(row, prepared)
+            seconds[name] += made + time.perf_counter() - started
+    return replays, seconds
 
 
 def inplay_rows(
@@ -965,17 +1014,31 @@ def run_inplay(
 ) -> InplayBacktest:
     """Replay catalog matches (``feeds.live.catalog`` columns) in date order against the SIMULATED
     in-play market (:func:`inplay_rows`)."""
-    started = time.perf_counter()
-    replay = replay_inplay(inplay_rows(catalog, sources, limit), model, config)
-    ledger = replay.recorder.ledger(config.policy.bankroll, replay.counts)
-    counts = replay.core.counts
-    return InplayBacktest(
-        name,
-        ledger,
-        replay.matches,
-        replay.points,
-        counts.predictions,
-        counts.decisions,
-        counts.orders,
-        time.perf_counter() - started,
-    )
+    return run_inplay_models(catalog, {name: model}, config, limit, sources)[name]
+
+
+def run_inplay_models(
+    catalog: pd.DataFrame,
+    models: Mapping[str, InplayModel],
+    config: InplayBacktestConfig = InplayBacktestConfig(),
+    limit: int | None = None,
+    sources: Sequence[str] = ("pbp", "slam"),
+) -> dict[str, InplayBacktest]:
+    """``run_inplay`` of several models on the same market, the feed messages built once
+    (:func:`replay_inplay_models`)."""
+    replays, seconds = replay_inplay_models(inplay_rows(catalog, sources, limit), models, config)
+    out = {}
+    for name, replay in replays.items():
+        ledger = replay.recorder.ledger(config.policy.bankroll, replay.counts)
+        counts = replay.core.counts
+        out[name] = InplayBacktest(
+            name,
+            ledger,
+            replay.matches,
+            replay.points,
+            counts.predictions,
+            counts.decisions,
+            counts.orders,
+            seconds[name],
+        )
+    return out

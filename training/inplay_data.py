@@ -21,7 +21,7 @@ points (``InplayTrainingConfig.sample_share``); test matches contribute every po
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -208,6 +208,22 @@ def _new_counts() -> dict[str, int]:
     return {"replay_error": 0, "empty_record": 0, "replay_winner_disagrees": 0, "unfinished_record": 0, "matches": 0}
 
 
+@dataclass
+class _Replays:
+    """Every sequence replayed once (``build_points`` gives them to the strength choice and the point rows)."""
+
+    matches: list[_Replayed]
+    counts: dict[str, int]
+    errors: list[str]
+
+
+def _replay_all(
+    sequences: pd.DataFrame, config: InplayTrainingConfig, progress: Callable[[int, int], None] | None = None
+) -> _Replays:
+    counts, errors = _new_counts(), []
+    return _Replays(list(_replay(sequences, config, counts, errors, progress)), counts, errors)
+
+
 STRENGTH_GRID = (50.0, 100.0, 200.0, 400.0, 800.0, 1600.0)
 """Serve prior strengths (points) tried for the updated chain; the best on validation is used."""
 
@@ -216,15 +232,21 @@ def choose_serve_strength(
     sequences: pd.DataFrame,
     config: InplayTrainingConfig = InplayTrainingConfig(),
     grid: tuple[float, ...] = STRENGTH_GRID,
+    replays: _Replays | None = None,
 ) -> tuple[float, pd.DataFrame]:
     """The serve prior strength whose updated chain has the lowest log-loss on the validation points
-    (the same points as the point table's), and the log-loss of every strength tried."""
-    validation = sequences[sequences["split"] == "validation"]
+    (the same points as the point table's), and the log-loss of every strength tried. ``replays``: the
+    sequences replayed already (with the same sampling), else the validation ones are replayed here."""
+    if replays is None:
+        validation = sequences[sequences["split"] == "validation"]
+        replayed: Iterable[_Replayed] = _replay(validation, config, _new_counts(), [])
+    else:
+        replayed = (m for m in replays.matches if m.row.split == "validation")
     p0: list[float] = []
     scores: list[Score] = []
     counts: list[list[int]] = [[], [], [], []]
     y: list[int] = []
-    for m in _replay(validation, config, _new_counts(), []):
+    for m in replayed:
         p0.extend([float(m.row.prematch_p)] * len(m.keep))
         scores.extend(m.states)
         y.extend([int(m.row.a_won)] * len(m.keep))
@@ -271,11 +293,15 @@ def point_rows(
     sequences: pd.DataFrame,
     config: InplayTrainingConfig = InplayTrainingConfig(),
     progress: Callable[[int, int], None] | None = None,
+    replays: _Replays | None = None,
 ) -> PointTable:
     """The state before every point (test matches) or a seeded share of them (train/validation),
-    as rows of ``features.inplay_state.inplay_features`` with the match's outcome."""
-    counts = _new_counts()
-    errors: list[str] = []
+    as rows of ``features.inplay_state.inplay_features`` with the match's outcome (``replays``: the
+    sequences replayed already, with the same sampling)."""
+    if replays is None:
+        replays = _replay_all(sequences, config, progress)
+    counts = dict(replays.counts)
+    errors = list(replays.errors)
     meta: list[np.ndarray] = []  # (match position, point, n_points) of the kept states
     blocks: list[np.ndarray] = []
     buffer: dict[str, list] = {k: [] for k in ("p0", "score", "won_a", "served_a", "won_b", "served_b")}
@@ -297,7 +323,7 @@ def point_rows(
                 values.clear()
 
     kept_matches: list[int] = []
-    for m in _replay(sequences, config, counts, errors, progress):
+    for m in replays.matches:
         buffer["p0"].extend([float(m.row.prematch_p)] * len(m.keep))
         buffer["score"].extend(m.states)
         for name in ("won_a", "served_a", "won_b", "served_b"):
@@ -334,10 +360,12 @@ def build_points(
     config: InplayTrainingConfig = InplayTrainingConfig(),
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[PointTable, InplayTrainingConfig]:
-    """The serve prior strength chosen on validation, then the point table built with it."""
-    strength, table = choose_serve_strength(sequences, config)
+    """The serve prior strength chosen on validation, then the point table built with it (the sequences
+    replayed once for both)."""
+    replays = _replay_all(sequences, config, progress)
+    strength, table = choose_serve_strength(sequences, config, replays=replays)
     chosen = replace(config, serve_prior_strength=strength)
-    points = point_rows(sequences, chosen, progress)
+    points = point_rows(sequences, chosen, replays=replays)
     points.strength_scores = table
     return points, chosen
 

@@ -278,8 +278,10 @@ def match_win_probability(score: Score, p_a: float, p_b: float) -> float:
     return set_prob * rows[won_a + 1][won_b] + (1.0 - set_prob) * rows[won_a][won_b + 1]
 
 
+@lru_cache(maxsize=1 << 16)
 def prematch_win_probability(fmt: MatchFormat, p_a: float, p_b: float) -> float:
-    """P(A wins the match) before the first point (the same whoever serves first)."""
+    """P(A wins the match) before the first point (the same whoever serves first). Remembered: the feature walk
+    asks it with serve shares rounded to 0.001, 43k distinct of 103k matches."""
     return _chain(p_a, p_b, fmt).from_sets[0][0]
 
 

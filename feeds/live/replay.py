@@ -102,12 +102,17 @@ def _str(v) -> str | None:
 
 
 def match_messages(
-    row: dict, start_at: float, market: MarketModel | None = None, prematch_lead_s: float = PREMATCH_LEAD_SECONDS
+    row: dict,
+    start_at: float,
+    market: MarketModel | None = None,
+    prematch_lead_s: float = PREMATCH_LEAD_SECONDS,
+    scored: tuple[list[Score], list[float]] | None = None,
 ) -> list[Scheduled]:
     """Every message of one match, timed from ``start_at`` (seconds on the feed's clock). The
     pre-match market (real closing odds) opens ``prematch_lead_s`` before the first point and
-    closes when play starts: pre-match orders still unmatched then lapse."""
-    scores, times = scores_of(row)
+    closes when play starts: pre-match orders still unmatched then lapse. ``scored``: the row's
+    ``scores_of`` when the caller has it already."""
+    scores, times = scored if scored is not None else scores_of(row)
     fmt_start = Score.start(scores[0].fmt, int(row["first_server"]) - 1 if row["source"] == "slam" else 0)
     out: list[Scheduled] = []
     if pd.notna(row.get("close_p1")) and pd.notna(row.get("close_p2")):

@@ -467,3 +467,22 @@ def test_inplay_a_match_whose_feed_messages_are_refused_is_skipped_and_the_rest_
     result = bt.run_inplay(rows)
     assert result.matches == 6
     assert result.ledger.counts["skipped: feed message rejected (ValidationError)"] == 1
+
+
+def test_inplay_models_side_by_side_trade_as_each_alone(catalog):
+    """The pipeline replays its models match by match on one market with the feed messages built once: each
+    model's orders, counts and skips are those of its replay alone (a repeated key among the rows too)."""
+    rows = pd.concat([catalog, catalog.iloc[[4]]], ignore_index=True)
+    together = bt.run_inplay_models(rows, bt.INPLAY_MODELS)
+    assert set(together) == set(bt.INPLAY_MODELS)
+    for name, model in bt.INPLAY_MODELS.items():
+        alone = bt.run_inplay(rows, model, name)
+        pd.testing.assert_frame_equal(together[name].ledger.bets, alone.ledger.bets)
+        pd.testing.assert_frame_equal(together[name].ledger.markets, alone.ledger.markets)
+        assert together[name].ledger.counts == alone.ledger.counts
+        assert (together[name].orders, together[name].predictions, together[name].points) == (
+            alone.orders,
+            alone.predictions,
+            alone.points,
+        )
+    assert together["markov-serve-updates"].orders != together["markov-constant"].orders  # not one model twice

@@ -200,17 +200,19 @@ def inplay_backtest(
     reports.mkdir(parents=True, exist_ok=True)
     exp_id = mlflow.configure(BACKTEST_EXPERIMENT)
     rows, frames, links, images = [], [], {}, {}
-    for market_name, name in ((mk, md) for mk in config.markets for md in config.models):
+    results = {}
+    for market_name in config.markets:  # the models side by side on each market: its messages built once
         cfg = bt.InplayBacktestConfig(market=bt.INPLAY_MARKETS[market_name])
-        label = f"{name}@{market_name}"
-        result = bt.run_inplay(
+        by_model = bt.run_inplay_models(
             replay_catalog,
-            bt.INPLAY_MODELS[name],
-            name,
+            {name: bt.INPLAY_MODELS[name] for name in config.models},
             cfg,
             limit=config.matches or None,
             sources=tuple(config.sources),
         )
+        results.update({(market_name, name): (cfg, result) for name, result in by_model.items()})
+    for (market_name, name), (cfg, result) in results.items():
+        label = f"{name}@{market_name}"
         summary = bt.summarize(result.ledger)
         seasons = bt.by_season(result.ledger)
         seasons.insert(0, "market", market_name)
