@@ -72,7 +72,6 @@ import threading
 import time
 import traceback
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -83,7 +82,6 @@ import pandas as pd
 from courtside.settings import PROJECT_ROOT, Settings
 
 ROOT = PROJECT_ROOT
-SLAM_DATES = {"ausopen": "01-20", "frenchopen": "05-30", "wimbledon": "06-28", "usopen": "08-30"}
 DECISION_RATE = 200.0
 TARGETS = {
     "decision_p50_ms": 1.5,
@@ -305,56 +303,13 @@ def _slam_files(data_dir: Path) -> list[str]:
     return sorted(p.name.removesuffix("-matches.csv.gz") for p in (data_dir / "slam_pbp").glob("*-matches.csv.gz"))
 
 
-def _slam_rows(data_dir: Path, year_slam: str) -> Iterator[dict]:
-    """Men's singles matches of one slam point log as catalog rows (as tests/engine/fixtures.py builds them)."""
-    from feeds.live.catalog import SLAM_NAMES, SLAM_SURFACES, _seconds
-
-    matches = pd.read_csv(data_dir / "slam_pbp" / f"{year_slam}-matches.csv.gz")
-    points = pd.read_csv(data_dir / "slam_pbp" / f"{year_slam}-points.csv.gz", low_memory=False)
-    points = points[
-        (points["PointNumber"] > 0) & points["PointWinner"].isin([1, 2]) & points["PointServer"].isin([1, 2])
-    ]
-    by_match = dict(tuple(points.groupby("match_id")))
-    year, slam = year_slam.split("-")
-    for m in matches[matches["match_num"] < 2000].itertuples():
-        p = by_match.get(m.match_id)
-        if p is None or len(p) < 20:
-            continue
-        p = p.sort_values("PointNumber")
-        yield {
-            "source": "slam",
-            "event_key": m.match_id,
-            "event_date": f"{year}-{SLAM_DATES[slam]}",
-            "tournament": SLAM_NAMES[slam],
-            "season": int(year),
-            "round": "R128",
-            "surface": SLAM_SURFACES[slam],
-            "best_of": 5,
-            "player1": m.player1,
-            "player2": m.player2,
-            "player1_id": None,
-            "player2_id": None,
-            "sackmann_match_id": None,
-            "first_server": int(p["PointServer"].iloc[0]),
-            "winner": None if pd.isna(m.winner) else int(m.winner),
-            "status": m.status,
-            "prematch_p1": 0.62,
-            "prematch_source": "bench",
-            "close_p1": 1.55,
-            "close_p2": 2.6,
-            "close_source": "pinnacle-close",
-            "pbp": None,
-            "point_winner": p["PointWinner"].astype(int).tolist(),
-            "point_server": p["PointServer"].astype(int).tolist(),
-            "elapsed_s": list(_seconds(p["ElapsedTime"].astype(str))),
-        }
-
-
 def feed_rows(min_matches: int, min_messages: int) -> list[dict]:
     """Matches taken in turn from every slam/year of the shared data until there are at least
     ``min_matches`` and about ``min_messages`` feed messages (3 a point)."""
+    from feeds.live.catalog import slam_log_rows
+
     data_dir = Path(Settings.from_env().data_dir)
-    sources = [_slam_rows(data_dir, ys) for ys in _slam_files(data_dir)]
+    sources = [slam_log_rows(data_dir, ys, min_points=20, prematch_source="bench") for ys in _slam_files(data_dir)]
     rows: list[dict] = []
     messages = 0
     while sources and (len(rows) < min_matches or messages < min_messages):
@@ -850,24 +805,9 @@ def http_interleaved(targets: dict[str, tuple[int, str, str, bytes | None]], rou
 
 def http_part(children: Children, args: argparse.Namespace, work: Path, fallback: Service) -> dict:
     home = Path(args.home).resolve()
-    live_body = json.dumps(
-        {
-            "states": [
-                {
-                    "match_id": "bench",
-                    "best_of": 5,
-                    "tournament": "Wimbledon",
-                    "season": 2012,
-                    "sets": [[6, 4]],
-                    "games": [3, 2],
-                    "points": [2, 1],
-                    "server": 1,
-                    "prematch_probability": 0.62,
-                    "serve_stats": {"won_one": 40, "served_one": 60, "won_two": 35, "served_two": 55},
-                }
-            ]
-        }
-    ).encode()
+    from serving.schemas import LIVE_EXAMPLE
+
+    live_body = json.dumps(LIVE_EXAMPLE).encode()
     out: dict = {"home": str(home), "rounds": args.http_rounds, "requests_per_round": args.http_requests}
     service = None
     reason = None

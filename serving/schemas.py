@@ -202,30 +202,27 @@ class LiveResponse(BaseModel):
     model_version: str
 
 
+LIVE_EXAMPLE: dict = {
+    "states": [
+        {
+            "match_id": "2012-wimbledon-1103",
+            "best_of": 5,
+            "tournament": "Wimbledon",
+            "season": 2012,
+            "sets": [[6, 4]],
+            "games": [3, 2],
+            "points": [2, 1],
+            "server": 1,
+            "prematch_probability": 0.62,
+            "serve_stats": {"won_one": 40, "served_one": 60, "won_two": 35, "served_two": 55},
+        }
+    ]
+}
+"""A ``/predict_live`` body: the schema's example (OpenAPI) and the live benchmark's request."""
+
+
 class LiveBatch(BaseModel):
-    model_config = ConfigDict(
-        **REQUESTS,
-        json_schema_extra={
-            "examples": [
-                {
-                    "states": [
-                        {
-                            "match_id": "2012-wimbledon-1103",
-                            "best_of": 5,
-                            "tournament": "Wimbledon",
-                            "season": 2012,
-                            "sets": [[6, 4]],
-                            "games": [3, 2],
-                            "points": [2, 1],
-                            "server": 1,
-                            "prematch_probability": 0.62,
-                            "serve_stats": {"won_one": 40, "served_one": 60, "won_two": 35, "served_two": 55},
-                        }
-                    ]
-                }
-            ]
-        },
-    )
+    model_config = ConfigDict(**REQUESTS, json_schema_extra={"examples": [LIVE_EXAMPLE]})
 
     states: list[LiveRequest] = Field(min_length=1, max_length=10_000)
 

@@ -9,6 +9,9 @@ match) from which the simulated in-play market starts.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -227,3 +230,59 @@ def choose(catalog: pd.DataFrame, source: str, n: int, seasons: tuple[int, int] 
     if seasons is not None:
         c = c[c["season"].between(*seasons)]
     return c.sort_values(["event_date", "event_key"], ascending=[False, True]).head(n)
+
+
+SLAM_DATES = {"ausopen": "01-20", "frenchopen": "05-30", "wimbledon": "06-28", "usopen": "08-30"}
+"""A day of each slam (month-day) for catalog rows built without the odds files."""
+
+
+def slam_log_rows(
+    data_dir: Path | str,
+    year_slam: str,
+    *,
+    month_day: str | None = None,
+    min_points: int = 1,
+    prematch_source: str = "fixed",
+) -> Iterator[dict]:
+    """Men's singles matches of one slam point log (``<data>/slam_pbp/<year>-<slam>-*.csv.gz``) as catalog
+    rows with a fixed prior (0.62) and closing odds (1.55 / 2.60), in the log's order, without the pipeline:
+    what the engine tests and the live benchmark replay. Matches with fewer than ``min_points`` points are
+    left out; ``month_day`` (default ``SLAM_DATES``) is the rows' date in the year."""
+    folder = Path(data_dir) / "slam_pbp"
+    matches = pd.read_csv(folder / f"{year_slam}-matches.csv.gz")
+    points = pd.read_csv(folder / f"{year_slam}-points.csv.gz", low_memory=False)
+    points = points[(points["PointNumber"] > 0) & points["PointWinner"].isin([1, 2])]
+    by_match = dict(tuple(points.groupby("match_id")))
+    year, slam = year_slam.split("-")
+    for m in matches[matches["match_num"] < 2000].itertuples():
+        p = by_match.get(m.match_id)
+        if p is None or len(p) < min_points:
+            continue
+        p = p.sort_values("PointNumber")
+        yield {
+            "source": "slam",
+            "event_key": m.match_id,
+            "event_date": f"{year}-{month_day or SLAM_DATES[slam]}",
+            "tournament": SLAM_NAMES[slam],
+            "season": int(year),
+            "round": "R128",
+            "surface": SLAM_SURFACES[slam],
+            "best_of": 5,
+            "player1": m.player1,
+            "player2": m.player2,
+            "player1_id": None,
+            "player2_id": None,
+            "sackmann_match_id": None,
+            "first_server": int(p["PointServer"].iloc[0]),
+            "winner": None if pd.isna(m.winner) else int(m.winner),
+            "status": m.status,
+            "prematch_p1": 0.62,
+            "prematch_source": prematch_source,
+            "close_p1": 1.55,
+            "close_p2": 2.6,
+            "close_source": "pinnacle-close",
+            "pbp": None,
+            "point_winner": p["PointWinner"].astype(int).tolist(),
+            "point_server": p["PointServer"].astype(int).tolist(),
+            "elapsed_s": list(_seconds(p["ElapsedTime"].astype(str))),
+        }
