@@ -182,6 +182,10 @@ class RiskBook:
         self._weeks: dict[tuple[int, int], _Running] = {}
         self._exposure: dict[str, float] = {}
         """Worst-case loss of each open market as booked (recomputed only when its orders change)."""
+        self._selection_exposure: dict[str, dict[str, float]] = {}
+        """market -> selection -> worst-case loss of its booked orders (forgotten when the market changes)."""
+        self._live: set[str] = set()
+        """References of the booked open orders that are live (in the bet delay or resting)."""
         self._total: float | None = None
         """Their sum, to the penny (None when a market's changed since it was summed)."""
         self._outcome_pnl: dict[str, tuple[Order, dict[str, float]]] = {}
@@ -210,12 +214,17 @@ class RiskBook:
         if order.settled or order.market_id in self._settled_markets:
             return
         self._open_markets.setdefault(order.market_id, {})[ref] = order
+        if order.is_live:
+            self._live.add(ref)
+        else:
+            self._live.discard(ref)
 
     def record_settlement(self, settlement: Settlement) -> None:
         """A settled market: its orders leave the book, its net P&L goes to the bankroll and the periods."""
         self._settled_markets.add(settlement.market_id)
         for ref in self._open_markets.pop(settlement.market_id, {}):
             self._outcome_pnl.pop(ref, None)
+            self._live.discard(ref)
         self._changed(settlement.market_id)
         net = settlement.pnl.net_profit
         self._bankroll = round_money(self._bankroll + net)
@@ -226,6 +235,7 @@ class RiskBook:
     def _changed(self, market_id: str) -> None:
         """The market's orders, runners or settlement changed: its exposure and the total are computed again."""
         self._exposure.pop(market_id, None)
+        self._selection_exposure.pop(market_id, None)
         self._total = None
 
     # --- reading the book -------------------------------------------------------------------
@@ -245,7 +255,7 @@ class RiskBook:
 
     def live_order_count(self) -> int:
         """Orders in the bet delay or resting with an unmatched remainder."""
-        return sum(1 for o in self.open_orders() if o.is_live)
+        return len(self._live)
 
     def orders_placed_in_window(self, now: datetime, window: timedelta = ORDER_RATE_WINDOW) -> int:
         """Orders placed in (now - window, now]."""
@@ -294,7 +304,15 @@ class RiskBook:
 
     def selection_exposure(self, market_id: str, selection: str, extra: Order | None = None) -> float:
         """Worst-case loss of the orders on one selection (with ``extra`` added, if given)."""
-        return exposure.selection_exposure(self._market_orders(market_id, extra), selection, self._pnl)
+        if extra is not None and extra.market_id == market_id:
+            return exposure.selection_exposure(self._market_orders(market_id, extra), selection, self._pnl)
+        by_selection = self._selection_exposure.setdefault(market_id, {})
+        cached = by_selection.get(selection)
+        if cached is None:
+            cached = by_selection[selection] = exposure.selection_exposure(
+                self._market_orders(market_id, None), selection, self._pnl
+            )
+        return cached
 
     def market_exposure(self, market_id: str, extra: Order | None = None) -> float:
         """Worst-case loss of one market (with ``extra`` added, if given)."""
@@ -309,17 +327,19 @@ class RiskBook:
             )
         return cached
 
-    def total_exposure(self, extra: Order | None = None) -> float:
+    def total_exposure(self, extra: Order | None = None, extra_market: float | None = None) -> float:
         """Sum of the markets' worst-case losses (with ``extra`` added, if given). The booked sum is kept until
         a market changes, so a check costs one market's exposure, not every open market's (all terms are
-        whole pennies: swapping one market's term in the sum gives the same penny as summing afresh)."""
+        whole pennies: swapping one market's term in the sum gives the same penny as summing afresh).
+        ``extra_market``: ``market_exposure(extra.market_id, extra)`` when the caller has it already."""
         if self._total is None:
             self._total = round_money(sum(self.market_exposure(m) for m in self._open_markets))
         if extra is None:
             return self._total
         market_id = extra.market_id
         booked = self.market_exposure(market_id) if market_id in self._open_markets else 0.0
-        return round_money(self._total - booked + self.market_exposure(market_id, extra))
+        after = self.market_exposure(market_id, extra) if extra_market is None else extra_market
+        return round_money(self._total - booked + after)
 
 
 def _approve(order: OrderRequest, message: str) -> RiskDecision:
@@ -374,6 +394,7 @@ def check(order: OrderRequest, book: RiskBook, now: datetime, limits: RiskLimits
         )
 
     candidate = Order.from_request(order, bet_id=None, status=OrderStatus.PENDING, placed_at=now, updated_at=now)
+    market_after = book.market_exposure(order.market_id, candidate)
     exposures = (
         (
             RejectReason.SELECTION_EXPOSURE,
@@ -387,14 +408,14 @@ def check(order: OrderRequest, book: RiskBook, now: datetime, limits: RiskLimits
             f"market {order.market_id} exposure",
             limits.max_market_exposure,
             book.market_exposure(order.market_id),
-            book.market_exposure(order.market_id, candidate),
+            market_after,
         ),
         (
             RejectReason.TOTAL_EXPOSURE,
             "total exposure",
             limits.max_total_exposure,
             book.total_exposure(),
-            book.total_exposure(candidate),
+            book.total_exposure(candidate, market_after),
         ),
     )
     if not any(after > before + EPSILON for *_, before, after in exposures):

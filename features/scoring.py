@@ -14,7 +14,7 @@ deuces were played, so equal situations are equal scores. Tie-break points are s
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import lru_cache
@@ -238,6 +238,11 @@ class Score:
     """Who serves the current game; in a tie-break, who served its first point."""
     winner: int | None = None
     """The winner of the match; None while it is played."""
+    _decisive: tuple[int | None, int | None, int | None] | None = field(
+        default=None, init=False, repr=False, compare=False, hash=False
+    )
+    """Remembered (game, set, match) point holders: a score is immutable, and the triggers and the feed ask each
+    of them several times a point."""
 
     @classmethod
     def start(cls, fmt: MatchFormat, first_server: int = 0) -> Score:
@@ -377,7 +382,7 @@ class Score:
     @property
     def game_point_for(self) -> int | None:
         """The player who wins the current game (or tie-break) by winning the next point, if any."""
-        return self._decisive_for(lambda before, after: after.games != before.games or after.sets != before.sets)
+        return self._decisive_points()[0]
 
     @property
     def break_point_for(self) -> int | None:
@@ -395,7 +400,7 @@ class Score:
     @property
     def set_point_for(self) -> int | None:
         """The player who wins the set by winning the next point, if any."""
-        return self._decisive_for(lambda before, after: len(after.sets) > len(before.sets))
+        return self._decisive_points()[1]
 
     @property
     def is_set_point(self) -> bool:
@@ -405,20 +410,30 @@ class Score:
     @property
     def match_point_for(self) -> int | None:
         """The player who wins the match by winning the next point, if any."""
-        return self._decisive_for(lambda before, after: after.winner is not None)
+        return self._decisive_points()[2]
 
     @property
     def is_match_point(self) -> bool:
         """Whether the next point can end the match."""
         return self.match_point_for is not None
 
-    def _decisive_for(self, decided: Callable[[Score, Score], bool]) -> int | None:
-        if self.winner is not None:
-            return None
-        for player in (0, 1):
-            if decided(self, self.point(player)):
-                return player
-        return None
+    def _decisive_points(self) -> tuple[int | None, int | None, int | None]:
+        """The first player (A, then B) who wins the game, the set, the match by winning the next point."""
+        held = self._decisive
+        if held is None:
+            game = set_ = match = None
+            if self.winner is None:
+                for player in (0, 1):
+                    after = self.point(player)
+                    if game is None and (after.games != self.games or after.sets != self.sets):
+                        game = player
+                    if set_ is None and len(after.sets) > len(self.sets):
+                        set_ = player
+                    if match is None and after.winner is not None:
+                        match = player
+            held = (game, set_, match)
+            object.__setattr__(self, "_decisive", held)
+        return held
 
     def game_result(self) -> str:
         """The points of the current game as called: "40 - 30", "A - 40", "6 - 5" in a tie-break."""

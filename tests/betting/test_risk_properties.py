@@ -33,6 +33,7 @@ from hypothesis import HealthCheck, event, settings, target
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
+from betting import exposure as exposure_rules
 from betting.clock import ManualClock
 from betting.ladder import TICKS
 from betting.market import MarketBook, MarketStatus
@@ -287,6 +288,15 @@ class Session:
         assert self.exchange.balance >= self.limits.bankroll_floor, "bankroll below the floor"
         assert self.book.bankroll == self.exchange.balance
         assert sum(1 for o in self.exchange.orders() if o.is_live) <= self.limits.max_open_orders
+        # what the book keeps between changes is what it would compute afresh from its orders
+        assert self.book.live_order_count() == sum(1 for o in self.book.open_orders() if o.is_live)
+        for market_id in self.markets:
+            booked = self.book.open_orders(market_id)
+            for selection in RUNNERS:
+                assert self.book.selection_exposure(market_id, selection) == exposure_rules.selection_exposure(
+                    booked, selection
+                )
+            assert self.book.market_exposure(market_id) == exposure_rules.market_exposure(booked, RUNNERS)
 
 
 # --- driver 1: hypothesis ------------------------------------------------------------------------
