@@ -187,7 +187,7 @@ class RiskBook:
         self._live: set[str] = set()
         """References of the booked open orders that are live (in the bet delay or resting)."""
         self._total: float | None = None
-        """Their sum, to the penny (None when a market's changed since it was summed)."""
+        """The sum of the markets' exposures, to the penny (None once a market changed since it was summed)."""
         self._outcome_pnl: dict[str, tuple[Order, dict[str, float]]] = {}
         """``exposure.order_outcome_pnl`` of each booked open order by winner, for the snapshot it was
         computed on (an order's terms are fixed; its fills change the snapshot and so the entry)."""

@@ -980,11 +980,13 @@ def replay_inplay_models(
     each model's seconds: the messages (what it would have cost alone) plus its own replay."""
     replays = {name: _InplayReplay(model, config) for name, model in models.items()}
     seconds = dict.fromkeys(replays, 0.0)
+    if not replays:
+        return replays, seconds
     seen: set[str] = set()
-    first = next(iter(replays.values()), None)
+    clock = next(iter(replays.values())).clock  # every replay's clock is at the same time between matches
     for row in rows.to_dict("records"):
         started = time.perf_counter()
-        prepared = prepare_match(row, first.clock.now(), config, seen) if first is not None else "no model"
+        prepared = prepare_match(row, clock.now(), config, seen)
         made = time.perf_counter() - started
         for name, replay in replays.items():
             started = time.perf_counter()
