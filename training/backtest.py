@@ -834,7 +834,6 @@ class _InplayReplay:
         self.recorder = _Recorder()
         self.counts: Counter = Counter()
         self.points = self.matches = 0
-        self._seen: set[str] = set()
         self._row: dict = {}
         self._opportunity: tuple[float, float] = (math.nan, math.nan)
         self._opportunities: dict[str, tuple[float, float]] = {}
@@ -885,11 +884,8 @@ class _InplayReplay:
         core.predicted(m, self.model(state), triggers)
         core.trade(m)
 
-    def replay(self, row: dict, prepared: _Prepared | str | None = None) -> None:
-        """One match through the core; ``prepared``: its feed messages (or why it is skipped) when a replay
-        of another model on the same rows and market made them already (``replay_inplay_models``)."""
-        if prepared is None:
-            prepared = prepare_match(row, self.clock.now(), self.cfg, self._seen)
+    def replay(self, row: dict, prepared: _Prepared | str) -> None:
+        """One match through the core: its feed messages (``prepare_match``), or why it is skipped."""
         if isinstance(prepared, str):
             self.counts[prepared] += 1
             return
@@ -965,10 +961,8 @@ def match_schedule(
 
 def replay_inplay(rows: pd.DataFrame, model: InplayModel, config: InplayBacktestConfig) -> _InplayReplay:
     """Replay the rows in order through one trading core; the replay keeps its core and exchange (orders)."""
-    replay = _InplayReplay(model, config)
-    for row in rows.to_dict("records"):
-        replay.replay(row)
-    return replay
+    replays, _ = replay_inplay_models(rows, {"model": model}, config)
+    return replays["model"]
 
 
 def replay_inplay_models(

@@ -21,7 +21,7 @@ points (``InplayTrainingConfig.sample_share``); test matches contribute every po
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -238,15 +238,14 @@ def choose_serve_strength(
     (the same points as the point table's), and the log-loss of every strength tried. ``replays``: the
     sequences replayed already (with the same sampling), else the validation ones are replayed here."""
     if replays is None:
-        validation = sequences[sequences["split"] == "validation"]
-        replayed: Iterable[_Replayed] = _replay(validation, config, _new_counts(), [])
-    else:
-        replayed = (m for m in replays.matches if m.row.split == "validation")
+        replays = _replay_all(sequences[sequences["split"] == "validation"], config)
     p0: list[float] = []
     scores: list[Score] = []
     counts: list[list[int]] = [[], [], [], []]
     y: list[int] = []
-    for m in replayed:
+    for m in replays.matches:
+        if m.row.split != "validation":
+            continue
         p0.extend([float(m.row.prematch_p)] * len(m.keep))
         scores.extend(m.states)
         y.extend([int(m.row.a_won)] * len(m.keep))
