@@ -243,12 +243,17 @@ class Score:
     )
     """Remembered (game, set, match) point holders: a score is immutable, and the triggers and the feed ask each
     of them several times a point."""
+    in_tiebreak: bool = field(default=False, repr=False, compare=False, hash=False)
+    """Whether the current game is a tie-break (never after the end). Set by the constructors below
+    (``_made``), which every score comes from: a replay asks it several times a point."""
+    server: int = field(default=0, repr=False, compare=False, hash=False)
+    """Who serves the next point (after the end: who would have served). Set with ``in_tiebreak``."""
 
     @classmethod
     def start(cls, fmt: MatchFormat, first_server: int = 0) -> Score:
         """The score before the first point, ``first_server`` to serve."""
         _check_player(first_server, "first_server")
-        return cls(fmt, (), (0, 0), (0, 0), first_server)
+        return _made(fmt, (), (0, 0), (0, 0), first_server)
 
     @classmethod
     def at(
@@ -278,7 +283,7 @@ class Score:
         if over:
             if games != (0, 0) or points != (0, 0):
                 raise ScoringError("games or points after the end of the match")
-            return cls(fmt, done, (0, 0), (0, 0), server, winner)
+            return _made(fmt, done, (0, 0), (0, 0), server, winner)
         rule = fmt.set_rules[len(done)]
         ga, gb = games
         if min(ga, gb) < 0 or is_finished_set((ga, gb), rule) or not _is_reachable_games((ga, gb), rule):
@@ -296,7 +301,7 @@ class Score:
             if min(a, b) < 0 or max(a, b) > 4 or (max(a, b) == 4 and min(a, b) != 3):
                 raise ScoringError(f"points {_pair(points)} cannot be a game in progress")
             game_server = server
-        return cls(fmt, done, (ga, gb), (a, b), game_server)
+        return _made(fmt, done, (ga, gb), (a, b), game_server)
 
     # --- advancing ---
 
@@ -315,26 +320,37 @@ class Score:
         rule = fmt.set_rules[len(self.sets)]
         ga, gb = self.games
         tiebreak = ga == gb and ga == rule.tiebreak_at
+        game_server = self.game_server
         if tiebreak:
             target = rule.tiebreak_points
             if (a < target and b < target) or -2 < a - b < 2:
-                return Score(fmt, self.sets, self.games, (a, b), self.game_server)
+                turn = ((a + b + 1) // 2) % 2  # tiebreak_turn, inline: the hottest line of every replay
+                return Score(
+                    fmt,
+                    self.sets,
+                    self.games,
+                    (a, b),
+                    game_server,
+                    None,
+                    True,
+                    1 - game_server if turn else game_server,
+                )
         elif (a < 4 and b < 4) or -2 < a - b < 2:
             if a == 4 and b == 4:
                 a = b = 3
-            return Score(fmt, self.sets, self.games, (a, b), self.game_server)
+            return Score(fmt, self.sets, self.games, (a, b), game_server, None, False, game_server)
         # the game is won
         if winner == 0:
             ga += 1
         else:
             gb += 1
-        next_server = 1 - self.game_server
+        next_server = 1 - game_server
         if not tiebreak and (max(ga, gb) < rule.games or -2 < ga - gb < 2):
-            return Score(fmt, self.sets, (ga, gb), (0, 0), next_server)
+            return Score(fmt, self.sets, (ga, gb), (0, 0), next_server, None, ga == gb == rule.tiebreak_at, next_server)
         # the set is won
         sets = (*self.sets, SetScore((ga, gb), (a, b) if tiebreak else None))
         won = sum(1 for s in sets if s.winner == winner)
-        return Score(fmt, sets, (0, 0), (0, 0), next_server, winner if won == fmt.sets_to_win else None)
+        return _made(fmt, sets, (0, 0), (0, 0), next_server, winner if won == fmt.sets_to_win else None)
 
     # --- reading ---
 
@@ -342,21 +358,6 @@ class Score:
     def is_over(self) -> bool:
         """Whether the match has been won."""
         return self.winner is not None
-
-    @property
-    def in_tiebreak(self) -> bool:
-        """Whether the current game is a tie-break."""
-        if self.winner is not None:
-            return False
-        ga, gb = self.games
-        return ga == gb and ga == self.fmt.set_rules[len(self.sets)].tiebreak_at
-
-    @property
-    def server(self) -> int:
-        """Who serves the next point (after the end: who would have served)."""
-        if self.in_tiebreak and tiebreak_turn(self.points[0] + self.points[1]):
-            return 1 - self.game_server
-        return self.game_server
 
     @property
     def set_first_server(self) -> int:
@@ -476,6 +477,22 @@ class Score:
 def _check_player(player: object, what: str) -> None:
     if player != 0 and player != 1:
         raise ScoringError(f"{what} must be player 0 or 1, not {player!r}")
+
+
+def _made(
+    fmt: MatchFormat,
+    sets: tuple[SetScore, ...],
+    games: tuple[int, int],
+    points: tuple[int, int],
+    game_server: int,
+    winner: int | None = None,
+) -> Score:
+    """A ``Score`` with its ``in_tiebreak`` and ``server`` worked out (``Score.point`` sets them itself on its
+    common paths)."""
+    ga, gb = games
+    tiebreak = winner is None and ga == gb and ga == fmt.set_rules[len(sets)].tiebreak_at
+    server = 1 - game_server if tiebreak and tiebreak_turn(points[0] + points[1]) else game_server
+    return Score(fmt, sets, games, points, game_server, winner, tiebreak, server)
 
 
 def tiebreak_turn(points_played: int) -> int:

@@ -23,6 +23,7 @@ from features.scoring import (
     SetScore,
     check_next,
     match_format,
+    tiebreak_turn,
     tournament_key,
     transition,
 )
@@ -349,6 +350,12 @@ def test_any_point_sequence_keeps_the_score_consistent(fmt, first_server, winner
             break
         after = score.point(winner)
         assert check_next(score, after) == winner
+        # the tie-break flag and the server each score carries are those the rules give
+        ga, gb = after.games
+        tiebreak = not after.is_over and ga == gb == fmt.set_rules[len(after.sets)].tiebreak_at
+        assert after.in_tiebreak == tiebreak
+        turn = tiebreak and tiebreak_turn(after.points[0] + after.points[1])
+        assert after.server == (1 - after.game_server if turn else after.game_server)
         assert (
             transition(score, [s.games for s in after.sets], after.games, after.display().event_game_result) == winner
         )
