@@ -478,7 +478,7 @@ class PaperExchange(BaseExchange):
         self._emit(EventKind.ORDER_LAPSED, order, now)
 
     def _update(self, order: Order, now: datetime, **changes: Unpack[_OrderChanges]) -> Order:
-        updated = dataclasses.replace(order, updated_at=now, **changes)
+        updated = order.evolve(updated_at=now, **changes)
         self._orders[order.customer_order_ref] = updated
         return updated
 

@@ -8,7 +8,7 @@ Sizes are the backer's stake (Betfair's convention, also for a lay order, whose 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -184,6 +184,18 @@ class Order(JsonRecord):
     settled: bool = False
     """The market of this order has been settled (its matched part is in a ``Settlement``)."""
 
+    def evolve(self, **changes: Any) -> Order:
+        """This order with ``changes``: what ``dataclasses.replace`` gives (an unknown field is a TypeError),
+        without running ``__init__`` field by field again — ``Order`` validates nothing there, and the paper
+        exchange makes a new snapshot at every order event (the backtests' hottest allocation)."""
+        if not changes.keys() <= _ORDER_FIELDS:
+            raise TypeError(f"Order has no field(s) {sorted(changes.keys() - _ORDER_FIELDS)}")
+        new = object.__new__(Order)
+        state = new.__dict__
+        state.update(self.__dict__)
+        state.update(changes)
+        return new
+
     @property
     def is_live(self) -> bool:
         """Still able to match (in the bet delay or on the book)."""
@@ -224,6 +236,9 @@ class Order(JsonRecord):
             and self.fill_or_kill == request.fill_or_kill
             and self.min_fill_size == request.min_fill_size
         )
+
+
+_ORDER_FIELDS = frozenset(f.name for f in fields(Order))
 
 
 @dataclass(frozen=True)
