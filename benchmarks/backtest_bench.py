@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmarks import targets
 from courtside.settings import Settings
 from features.markov.vector import calibrated_serve_probabilities, chain_probabilities
 from features.scoring import Score, ScoringError
@@ -35,7 +36,7 @@ from feeds.live.market import SimulatedMarket
 from feeds.live.replay import scores_of
 from training import backtest as bt
 
-TARGET_S = 60.0
+TARGET_S = targets.BACKTEST_S
 SCORER_BATCH = 200_000
 """Points per vectorised chain call of the bare scorer (bounds its memory)."""
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks import targets
+
 
 @dataclass(frozen=True)
 class Row:
@@ -56,8 +58,8 @@ def pipeline_rows(p: dict | None) -> list[Row]:
             figure,
             "—",
             "—",
-            "<= 90 s",
-            None if total is None else total <= 90.0,
+            f"<= {targets.PIPELINE_S:.0f} s",
+            None if total is None else total <= targets.PIPELINE_S,
         )
     ]
 
@@ -70,14 +72,14 @@ def backtest_rows(b: dict | None) -> list[Row]:
     figure = "not measured" if wall is None else f"{wall:.1f} s for {points:,} points" + ("" if full else " (a sample)")
     baseline = "not measured" if scorer is None else f"bare vectorised Markov scorer {scorer:.1f} s"
     ratio = "—" if wall is None or not scorer else f"{wall / scorer:.1f}x the scorer"
-    met = None if wall is None or not full else wall <= 60.0
+    met = None if wall is None or not full else wall <= targets.BACKTEST_S
     return [
         Row(
             "in-play backtest, every ATP point-by-point match through the trading core",
             figure,
             baseline,
             ratio,
-            "<= 60 s",
+            f"<= {targets.BACKTEST_S:.0f} s",
             met,
         )
     ]
@@ -94,8 +96,8 @@ def live_rows(live: dict | None) -> list[Row]:
             f"p50 {_ms(p50)}, p99 {_ms(p99)}",
             "brief: sub-100 ms",
             "—",
-            "p50 <= 1.5 ms, p99 <= 5 ms",
-            None if p50 is None or p99 is None else p50 <= 1.5 and p99 <= 5.0,
+            f"p50 <= {targets.DECISION_P50_MS} ms, p99 <= {targets.DECISION_P99_MS:.0f} ms",
+            None if p50 is None or p99 is None else p50 <= targets.DECISION_P50_MS and p99 <= targets.DECISION_P99_MS,
         )
     )
     t = _get(live, "throughput")
@@ -107,8 +109,10 @@ def live_rows(live: dict | None) -> list[Row]:
             "not measured" if rate is None else f"{rate:,.0f} msg/s",
             "not measured" if bare is None else f"parse-only loop {bare:,.0f} msg/s",
             "—" if rate is None or not bare else f"{rate / bare:.2f} of the loop",
-            ">= 20,000 msg/s and >= 1/3 of the loop",
-            None if rate is None or not bare else rate >= 20_000 and rate >= bare / 3,
+            f">= {targets.THROUGHPUT_PER_S:,.0f} msg/s and >= 1/3 of the loop",
+            None
+            if rate is None or not bare
+            else rate >= targets.THROUGHPUT_PER_S and rate >= bare * targets.THROUGHPUT_VS_PARSE_ONLY,
         )
     )
     predict = _get(live, "http", "predict")
@@ -121,8 +125,10 @@ def live_rows(live: dict | None) -> list[Row]:
             f"p50 {_ms(p50)}, p99 {_ms(p99)}",
             "not measured" if m50 is None else f"`mlflow models serve` p50 {_ms(m50)}, p99 {_ms(m99)}",
             "—" if p50 is None or not m50 else f"{p50 / m50:.2f} of mlflow's p50",
-            "p50 <= 1.5 ms, p99 <= 5 ms; faster than mlflow",
-            None if p50 is None or p99 is None or m50 is None else p50 <= 1.5 and p99 <= 5.0 and p50 < m50,
+            f"p50 <= {targets.PREDICT_P50_MS} ms, p99 <= {targets.PREDICT_P99_MS:.0f} ms; faster than mlflow",
+            None
+            if p50 is None or p99 is None or m50 is None
+            else p50 <= targets.PREDICT_P50_MS and p99 <= targets.PREDICT_P99_MS and p50 < m50,
         )
     )
     return rows
@@ -137,8 +143,8 @@ def fanout_rows(f: dict | None) -> list[Row]:
             "not measured" if p99 is None else f"p99 {p99:.0f} ms, peak RSS {peak:.0f} MB",
             "not measured (raw websockets.broadcast baseline not built)",
             "—",
-            "p99 <= 250 ms, <= 300 MB",
-            None if p99 is None or peak is None else p99 <= 250.0 and peak <= 300.0,
+            f"p99 <= {targets.FANOUT_P99_MS:.0f} ms, <= {targets.FANOUT_RSS_MB:.0f} MB",
+            None if p99 is None or peak is None else p99 <= targets.FANOUT_P99_MS and peak <= targets.FANOUT_RSS_MB,
         )
     ]
 

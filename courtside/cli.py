@@ -523,6 +523,8 @@ def cmd_windows(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     """Full pipeline from raw files to a registered model, on fresh state, ``--repeat`` times
     (each in a fresh process, so every repetition pays the imports): median, min and max."""
+    from benchmarks import targets  # the repository's benchmarks, as every part of ``bench`` runs them
+
     if args.once:
         return bench_once(args)
     if args.live_only:
@@ -549,7 +551,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print("\nsteps of the median repetition:\n" + run["table"])
     print(
         f"\nfull pipeline, raw files -> registered champion + evaluation, {args.repeat} runs: "
-        f"median {median:.1f} s, min {min(totals):.1f} s, max {max(totals):.1f} s (target < 180 s)"
+        f"median {median:.1f} s, min {min(totals):.1f} s, max {max(totals):.1f} s "
+        f"(target <= {targets.PIPELINE_S:.0f} s)"
     )
     if args.output:
         Path(args.output).write_text(json.dumps({"totals_s": totals, "median_s": median, "median_run": run}, indent=2))
@@ -593,6 +596,8 @@ def fanout_bench() -> int:
 
 def bench_once(args: argparse.Namespace) -> int:
     """One timed pipeline run on fresh embedded state."""
+    from benchmarks import targets  # the repository's benchmarks, as every part of ``bench`` runs them
+
     home = Path(tempfile.mkdtemp(prefix="courtside-bench-"))
     os.environ["COURTSIDE_HOME"] = str(home)
     for var in ("COURTSIDE_DATABASE_URL", "MLFLOW_TRACKING_URI", "DAGSTER_HOME"):
@@ -623,7 +628,10 @@ def bench_once(args: argparse.Namespace) -> int:
     report = "\n".join(lines)
     if not args.quiet:
         print(report)
-        print(f"\n{'OK' if success else 'FAILED'}: total {total:.1f} s (target < 180 s); state in {home}")
+        print(
+            f"\n{'OK' if success else 'FAILED'}: total {total:.1f} s "
+            f"(target <= {targets.PIPELINE_S:.0f} s); state in {home}"
+        )
     if args.output:
         Path(args.output).write_text(
             json.dumps(

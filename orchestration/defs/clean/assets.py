@@ -4,10 +4,10 @@ import dagster as dg
 import pandas as pd
 
 from features.matches import clean_matches, clean_players
-from orchestration.defs.shared.execution import CRITICAL_PATH
+from orchestration.defs.shared.execution import LONGEST_CHAIN
 
 
-@dg.asset(group_name="clean", kinds={"pandas", "parquet"}, op_tags=CRITICAL_PATH)
+@dg.asset(group_name="clean", kinds={"pandas", "parquet"}, op_tags=LONGEST_CHAIN)
 def matches(raw_atp_matches: pd.DataFrame, raw_atp_matches_qual_chall: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """Tour, qualifying and Challenger matches ordered by date, round and match number; walkovers
     dropped; retirements flagged; the exchange settlement outcome of each match."""
@@ -23,7 +23,7 @@ def matches(raw_atp_matches: pd.DataFrame, raw_atp_matches_qual_chall: pd.DataFr
     )
 
 
-@dg.asset(group_name="clean", kinds={"pandas", "parquet"}, op_tags=CRITICAL_PATH)
+@dg.asset(group_name="clean", kinds={"pandas", "parquet"}, op_tags=LONGEST_CHAIN)
 def players(raw_atp_players: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """Players with parsed birth dates and full names."""
     table = clean_players(raw_atp_players)

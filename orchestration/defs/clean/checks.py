@@ -4,10 +4,10 @@ import dagster as dg
 import pandas as pd
 
 from orchestration.defs.clean.assets import matches as matches_asset
-from orchestration.defs.shared.execution import CRITICAL_PATH
+from orchestration.defs.shared.execution import LONGEST_CHAIN
 
 
-@dg.asset_check(asset=matches_asset, blocking=True, additional_ins={"players": dg.AssetIn()}, op_tags=CRITICAL_PATH)
+@dg.asset_check(asset=matches_asset, blocking=True, additional_ins={"players": dg.AssetIn()}, op_tags=LONGEST_CHAIN)
 def matches_are_consistent(matches: pd.DataFrame, players: pd.DataFrame) -> dg.AssetCheckResult:
     """match_id unique; order strictly increasing; rounds never go backwards inside a tournament;
     every winner and loser id is a known player (referential integrity)."""

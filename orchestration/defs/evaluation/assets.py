@@ -6,7 +6,7 @@ import dagster as dg
 import mlflow as mlflow_api
 import pandas as pd
 
-from orchestration.defs.shared.execution import CRITICAL_PATH
+from orchestration.defs.shared.execution import LONGEST_CHAIN
 from orchestration.defs.shared.progress import reporter
 from orchestration.defs.shared.resources import CourtsideResource, MlflowResource, WindowsResource
 from training import plots, tracking
@@ -110,7 +110,7 @@ class WalkForwardConfig(dg.Config):
     blend_seasons: int = WalkForward.blend_seasons
 
 
-@dg.asset(group_name="evaluation", kinds={"xgboost", "pandas", "parquet"}, op_tags=CRITICAL_PATH)
+@dg.asset(group_name="evaluation", kinds={"xgboost", "pandas", "parquet"}, op_tags=LONGEST_CHAIN)
 def walkforward_predictions(
     context: dg.AssetExecutionContext,
     config: WalkForwardConfig,

@@ -6,7 +6,7 @@ import pandas as pd
 
 from features.prematch import FEATURES, build_prematch_features
 from features.snapshot import PlayerSnapshot
-from orchestration.defs.shared.execution import CRITICAL_PATH
+from orchestration.defs.shared.execution import LONGEST_CHAIN
 from orchestration.defs.shared.progress import reporter
 
 
@@ -19,7 +19,7 @@ class FeatureConfig(dg.Config):
 
 @dg.multi_asset(
     group_name="features",
-    op_tags=CRITICAL_PATH,
+    op_tags=LONGEST_CHAIN,
     outs={
         "prematch_features": dg.AssetOut(
             kinds={"pandas", "parquet"},

@@ -5,13 +5,21 @@ import dagster as dg
 import pandas as pd
 
 from feeds.historical import IngestResult, ingest
-from orchestration.defs.shared.execution import CRITICAL_PATH
+from orchestration.defs.shared.execution import CRITICAL_PATH, LONGEST_CHAIN
 from orchestration.defs.shared.progress import reporter
 from orchestration.defs.shared.resources import CourtsideResource
 from storage.quarantine import QuarantinedRecord, replace_quarantine
 
 CRITICAL = ("atp_matches", "atp_matches_qual_chall", "atp_players", "odds_tour", "odds_slams")
 """Datasets the clean tables and the modelling table (and so every model) wait for: ingested and checked first."""
+FIRST = ("atp_matches", "atp_matches_qual_chall", "atp_players")
+"""Of those, the ones the feature walk waits for (the head of the run's longest chain)."""
+
+
+def priority(dataset: str) -> dict[str, str] | None:
+    """The op tags of a dataset's ingest step and of its suite's check (``orchestration.defs.shared.execution``)."""
+    return LONGEST_CHAIN if dataset in FIRST else CRITICAL_PATH if dataset in CRITICAL else None
+
 
 DATASETS: dict[str, str] = {
     "atp_matches": "ATP tour-level main-draw results (Sackmann), one row a match.",
@@ -53,7 +61,7 @@ def raw_asset(dataset: str, description: str) -> dg.AssetsDefinition:
         group_name="ingest",
         description=description,
         kinds={"pandas", "parquet"},
-        op_tags=CRITICAL_PATH if dataset in CRITICAL else None,
+        op_tags=priority(dataset),
     )
     def _ingest(context: dg.AssetExecutionContext, courtside: CourtsideResource) -> dg.Output[pd.DataFrame]:
         result = ingest(courtside.source(), dataset, progress=reporter(context, f"read {dataset}"))

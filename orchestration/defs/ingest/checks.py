@@ -5,8 +5,7 @@ import dagster as dg
 import pandas as pd
 
 from expectations.suites import validate_dataset
-from orchestration.defs.ingest.assets import CRITICAL, DATASETS
-from orchestration.defs.shared.execution import CRITICAL_PATH
+from orchestration.defs.ingest.assets import DATASETS, priority
 from orchestration.defs.shared.gx import check_result
 
 GATES_TRAINING = {"atp_matches", "atp_matches_qual_chall", "atp_players", "odds_tour", "odds_slams"}
@@ -23,7 +22,7 @@ def gx_check(dataset: str) -> dg.AssetChecksDefinition:
         asset=f"raw_{dataset}",
         name=GX_CHECK,
         blocking=blocking,
-        op_tags=CRITICAL_PATH if dataset in CRITICAL else None,
+        op_tags=priority(dataset),
         description=f"Great Expectations suite '{dataset}' (schema, types, ranges, "
         f"uniqueness, allowed values, row counts)" + (" - blocking: gates training." if blocking else "."),
     )

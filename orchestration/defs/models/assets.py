@@ -6,7 +6,7 @@ import datetime as dt
 import dagster as dg
 import pandas as pd
 
-from orchestration.defs.shared.execution import CRITICAL_PATH
+from orchestration.defs.shared.execution import LONGEST_CHAIN
 from orchestration.defs.shared.progress import reporter
 from orchestration.defs.shared.resources import MlflowResource, WindowsResource
 from training import tracking
@@ -16,7 +16,7 @@ from training.splits import model_rows
 from training.windows import require_seasons
 
 
-@dg.asset(group_name="models", kinds={"pandas", "parquet"}, op_tags=CRITICAL_PATH)
+@dg.asset(group_name="models", kinds={"pandas", "parquet"}, op_tags=LONGEST_CHAIN)
 def model_dataset(
     windows: WindowsResource,
     prematch_features: pd.DataFrame,
@@ -53,7 +53,7 @@ def _scores_markdown(results: list[CandidateResult]) -> str:
     return frame.sort_values("val_log_loss").to_markdown(index=False, floatfmt=".4f")
 
 
-@dg.asset(group_name="models", kinds={"mlflow", "xgboost", "scikitlearn"}, op_tags=CRITICAL_PATH)
+@dg.asset(group_name="models", kinds={"mlflow", "xgboost", "scikitlearn"}, op_tags=LONGEST_CHAIN)
 def prematch_candidates(
     context: dg.AssetExecutionContext, mlflow: MlflowResource, windows: WindowsResource, model_dataset: pd.DataFrame
 ) -> dg.Output[list[CandidateResult]]:

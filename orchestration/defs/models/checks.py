@@ -6,7 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from orchestration.defs.models.assets import prematch_challenger as challenger_asset
-from orchestration.defs.shared.execution import CRITICAL_PATH
+from orchestration.defs.shared.execution import LONGEST_CHAIN
 from orchestration.defs.shared.resources import MlflowResource
 from training import tracking
 from training.metrics import leak_suspect
@@ -84,7 +84,7 @@ def challenger_beats_champion(
     )
 
 
-@dg.asset_check(asset="prematch_candidates", blocking=True, op_tags=CRITICAL_PATH)
+@dg.asset_check(asset="prematch_candidates", blocking=True, op_tags=LONGEST_CHAIN)
 def no_candidate_suspiciously_good(prematch_candidates: list) -> dg.AssetCheckResult:
     """Every candidate's validation accuracy <= 75% and log-loss >= 0.50; better is a leak."""
     scores = {r.name: r.validation_scores for r in prematch_candidates}
