@@ -345,6 +345,9 @@ class PaperExchange(BaseExchange):
             self._resting[ref] = _Resting(seq=self._seq, ahead=round_money(ahead))
 
     def _fill_from_traded(self, market_id: str, previous: _MarketState, state: _MarketState, now: datetime) -> None:
+        resting_here = sorted(self._resting_in(market_id), key=lambda item: item[1].seq)
+        if not resting_here:  # nothing of ours rests on this market: the traded volume moves no queue
+            return
         scale = 0.5 if self.config.traded_volume_counts_both_sides else 1.0
         deltas: dict[str, dict[float, float]] = {}
         for selection, cumulative in state.traded.items():
@@ -353,7 +356,7 @@ class PaperExchange(BaseExchange):
             deltas[selection] = {
                 p: (v - before.get(p, 0.0)) * scale for p, v in cumulative.items() if v - before.get(p, 0.0) > EPSILON
             }
-        for ref, resting in sorted(self._resting_in(market_id), key=lambda item: item[1].seq):
+        for ref, resting in resting_here:
             order = self._orders[ref]
             if resting.ahead is None:
                 continue

@@ -79,6 +79,7 @@ class SimulatedMarket:
         # a stable seed (never Python's per-process str hash): the same match replays with the same prices
         self.rng = random.Random(seed if seed is not None else zlib.crc32(event_key.encode()))
         self.traded = [0.0, 0.0]
+        self._suspended: MarketUpdate | None = None
 
     def _update(self, status: str, point_number: int, p: float | None = None) -> MarketUpdate:
         """The market's message: prices around P(player 1 wins) ``p``, or none (suspended, closed)."""
@@ -100,8 +101,12 @@ class SimulatedMarket:
         return match_win_probability(score, self.p_a, self.p_b)
 
     def suspend(self, point_number: int) -> MarketUpdate:
-        """The market as a point is being played."""
-        return self._update("SUSPENDED", point_number)
+        """The market as a point is being played: the same message every point but for its number (validated
+        once a match, then copied: a replay sends one a point)."""
+        if self._suspended is None:
+            self._suspended = self._update("SUSPENDED", point_number)
+            return self._suspended
+        return self._suspended.model_copy(update={"point_number": point_number})
 
     def after_point(self, score: Score, point_number: int) -> MarketUpdate:
         """The reopened market after a point (priced on the lagged score, with noise)."""
