@@ -78,12 +78,16 @@ class RunnerBook(JsonRecord):
         def level(price: float | None, size: float) -> tuple[PriceSize, ...]:
             return (PriceSize(price, size),) if price is not None and size > 0 else ()
 
-        return cls(
-            selection,
+        # Built without ``__post_init__``: a side here is empty or one positive level, which is what ``_levels``
+        # would return unchanged (the simulated market and the backtests make two of these a book, a point).
+        runner = object.__new__(cls)
+        runner.__dict__.update(
+            selection=selection,
             available_to_back=level(back_price, back_size),
             available_to_lay=level(lay_price, lay_size),
             traded_volume=level(back_price, traded_volume),
         )
+        return runner
 
     @property
     def best_back(self) -> float | None:

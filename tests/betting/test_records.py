@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from betting.exchange import OrderUpdate
 from betting.market import MarketBook, MarketStatus
 from betting.records import (
@@ -91,3 +93,33 @@ def test_event_kinds_cover_the_message_flow():
         "MATCH_FINISHED",
         "BET_SETTLED",
     } <= names
+
+
+def test_a_feeds_top_of_book_is_the_runner_the_constructor_builds():
+    """``RunnerBook.top_of_book`` skips the constructor's level sorting (one level a side at most): the same
+    runner, equal and hashing alike, for every kind of side a feed sends (a price, none, a zero or no size)."""
+    from betting.market import PriceSize, RunnerBook
+
+    for back, back_size, lay, lay_size, traded in [
+        (2.0, 10.0, 2.02, 5.5, 100.0),
+        (None, 0.0, 1.5, 3.0, 0.0),
+        (3.05, 0.0, None, 0.0, 12.5),
+        (None, 0.0, None, 0.0, 0.0),
+        (1000.0, 1.0, 1000.0, 0.0, 0.0),
+    ]:
+        fast = RunnerBook.top_of_book("First Player", back, back_size, lay, lay_size, traded)
+
+        def level(price, size):
+            return [PriceSize(price, size)] if price is not None and size > 0 else []
+
+        built = RunnerBook(
+            "First Player",
+            available_to_back=level(back, back_size),
+            available_to_lay=level(lay, lay_size),
+            traded_volume=level(back, traded),
+        )
+        assert fast == built and hash(fast) == hash(built)
+        assert type(fast.available_to_back) is tuple and fast.best_back == built.best_back
+        assert roundtrip(fast) == built
+    with pytest.raises(ValueError, match="not on the ladder"):  # prices are still checked against the ladder
+        RunnerBook.top_of_book("First Player", 2.03, 1.0, None, 0.0)
