@@ -324,7 +324,6 @@ class Score:
         if tiebreak:
             target = rule.tiebreak_points
             if (a < target and b < target) or -2 < a - b < 2:
-                turn = ((a + b + 1) // 2) % 2  # tiebreak_turn, inline: the hottest line of every replay
                 return Score(
                     fmt,
                     self.sets,
@@ -333,7 +332,7 @@ class Score:
                     game_server,
                     None,
                     True,
-                    1 - game_server if turn else game_server,
+                    1 - game_server if tiebreak_turn(a + b) else game_server,
                 )
         elif (a < 4 and b < 4) or -2 < a - b < 2:
             if a == 4 and b == 4:
