@@ -196,6 +196,12 @@ class PaperExchange(BaseExchange):
         self._orders[order.customer_order_ref] = order
         self._by_market.setdefault(order.market_id, {})[order.customer_order_ref] = None
 
+    @property
+    def idle(self) -> bool:
+        """No order in its bet delay or resting and no update waiting: a market update would only be kept
+        (``on_market_book`` changes no order) and ``poll`` would return nothing."""
+        return not (self._pending or self._resting or self._outbox)
+
     def market_book(self, market_id: str) -> MarketBook | None:
         """The last market update received for the market."""
         state = self._markets.get(market_id)

@@ -19,12 +19,13 @@ message being handled (the engine's feed envelope), passed through untouched.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from betting.clock import Clock
-from betting.decision import decide
+from betting.decision import Decision, decide
 from betting.exchange import BaseExchange, OrderUpdate
 from betting.market import MarketBook, MarketStatus
 from betting.policy import TradingPolicy
@@ -34,6 +35,7 @@ from betting.risk import RiskBook, RiskLimits, check
 from betting.settlement import MatchResult, settle_market
 from features.live_match import FIRST, SECOND, BadMessage, LiveMatch, MatchReport
 from features.outcomes import parse_outcome
+from features.scoring import Score
 from features.triggers import Trigger, fired
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,8 @@ OrderSink = Callable[[Order, str, str], None]
 """An order-state sink: (order, match id, source — "inplay", "prematch" or "restored")."""
 SettlementSink = Callable[[Settlement, str], None]
 """A settlement sink: (the market's settlement in the risk book, match id)."""
+DecisionSink = Callable[[LiveMatch, Decision], None]
+"""A decision sink: (the match, what ``decide`` gave), before the order goes to the risk checks."""
 
 
 def _discard(*_args: Any) -> None:
@@ -78,6 +82,8 @@ class TradingCore:
         counts: TradingCounts | None = None,
         market_key: Callable[[str], str | None] = lambda _market_id: None,
         on_settlement: SettlementSink = _discard,
+        logged: Collection[EventKind] | None = None,
+        on_decision: DecisionSink = _discard,
     ):
         self.policy = policy
         self.limits: RiskLimits = policy.risk
@@ -91,6 +97,11 @@ class TradingCore:
         self.on_order = on_order
         self.counts = counts if counts is not None else TradingCounts()
         self.on_settlement = on_settlement
+        self.logged = None if logged is None else frozenset(logged)
+        """The kinds ``emit`` keeps (None: every kind); the payloads of the others are not built (a backtest)."""
+        self.on_decision = on_decision
+        self.refusals: Counter[str] = Counter()
+        """Orders refused before the exchange, by reason (``_rejected``)."""
         self.market_key = market_key
         """The match a market id names by itself (the feed protocol's rule), for markets not seen yet."""
         self.matches: dict[str, LiveMatch] = {}
@@ -131,10 +142,14 @@ class TradingCore:
             ref = order.customer_order_ref
             match_id, source = self.order_match.get(ref) or (self.match_of_market(order.market_id), "inplay")
             self.on_order(order, match_id, source)
-            payload: dict[str, Any] = {"order": order.to_dict()}
-            if u.fill is not None:
-                payload["fill"] = u.fill.to_dict()
-            self.emit(u.kind, payload, match_id, ctx if u.kind is EventKind.ORDER_PLACED else None)
+            if self._logs(u.kind):
+                payload: dict[str, Any] = {"order": order.to_dict()}
+                if u.fill is not None:
+                    payload["fill"] = u.fill.to_dict()
+                self.emit(u.kind, payload, match_id, ctx if u.kind is EventKind.ORDER_PLACED else None)
+
+    def _logs(self, kind: EventKind) -> bool:
+        return self.logged is None or kind in self.logged
 
     def poll(self, ctx: Any = None) -> None:
         """Orders whose bet delay ended or that matched since the last call."""
@@ -147,7 +162,8 @@ class TradingCore:
             return False
         self.suspended[key] = (channel, reason)
         self.counts.suspensions += 1
-        self.emit(EventKind.MATCH_SUSPENDED, {"reason": reason[:2000], "channel": channel}, key, ctx)
+        if self._logs(EventKind.MATCH_SUSPENDED):
+            self.emit(EventKind.MATCH_SUSPENDED, {"reason": reason[:2000], "channel": channel}, key, ctx)
         return True
 
     def clean(self, key: str, channel: str, ctx: Any = None) -> bool:
@@ -157,7 +173,8 @@ class TradingCore:
             return False
         del self.suspended[key]
         self.counts.resumptions += 1
-        self.emit(EventKind.MATCH_RESUMED, {"after": held[1][:500], "channel": channel}, key, ctx)
+        if self._logs(EventKind.MATCH_RESUMED):
+            self.emit(EventKind.MATCH_RESUMED, {"after": held[1][:500], "channel": channel}, key, ctx)
         return True
 
     # --- market data ------------------------------------------------------------------------------
@@ -212,20 +229,21 @@ class TradingCore:
             self.matches[key] = m
             if recovering:
                 self._restore_prediction(m)
-            self.emit(
-                EventKind.FEED_MESSAGE,
-                {
-                    "kind": "match_start",
-                    "players": list(m.players),
-                    "player_keys": list(m.player_keys),
-                    "tournament": m.tournament,
-                    "season": m.season,
-                    "best_of": event.best_of,
-                    "surface": m.surface,
-                },
-                key,
-                ctx,
-            )
+            if self._logs(EventKind.FEED_MESSAGE):
+                self.emit(
+                    EventKind.FEED_MESSAGE,
+                    {
+                        "kind": "match_start",
+                        "players": list(m.players),
+                        "player_keys": list(m.player_keys),
+                        "tournament": m.tournament,
+                        "season": m.season,
+                        "best_of": event.best_of,
+                        "surface": m.surface,
+                    },
+                    key,
+                    ctx,
+                )
             return fired(None, m.score, 0, None, None, triggers_cfg)
         if m is None:
             raise BadMessage(f"{event.kind} for unknown match {key} (no match_start)")
@@ -245,22 +263,34 @@ class TradingCore:
         if recovering:
             self._restore_prediction(m)
             return []
-        self.emit(
-            EventKind.FEED_MESSAGE,
-            {
-                "kind": "point",
-                "score": m.score.describe(),
-                "sets": event.event_final_result,
-                "game": event.event_game_result,
-            },
-            key,
-            ctx,
-        )
-        if key in self.suspended:
+        if self._logs(EventKind.FEED_MESSAGE):
+            self.emit(
+                EventKind.FEED_MESSAGE,
+                {
+                    "kind": "point",
+                    "score": m.score.describe(),
+                    "sets": event.event_final_result,
+                    "game": event.event_game_result,
+                },
+                key,
+                ctx,
+            )
+        return self._fired(m, prev, momentum_before)
+
+    def replayed_point(self, key: str, winner: int, score: Score) -> list[Trigger]:
+        """A point of a backtest's replay, whose scores came from the exact scorer: the match state follows it
+        (``LiveMatch.follow``: nothing to check, nothing logged) and the triggers it fired are returned, as
+        ``on_match`` does for a feed's point message."""
+        m = self.matches[key]
+        momentum_before = m.momentum_now(self.policy.triggers)
+        prev = m.follow(winner, score)
+        return self._fired(m, prev, momentum_before)
+
+    def _fired(self, m: LiveMatch, prev: Score, momentum_before: int | None) -> list[Trigger]:
+        if m.event_key in self.suspended:
             return []  # suspended by the market channel: no prediction to trade on
-        return fired(
-            prev, m.score, m.points_since_prediction, momentum_before, m.momentum_now(triggers_cfg), triggers_cfg
-        )
+        cfg = self.policy.triggers
+        return fired(prev, m.score, m.points_since_prediction, momentum_before, m.momentum_now(cfg), cfg)
 
     def _restore_prediction(self, m: LiveMatch) -> None:
         saved = self.saved_predictions.get(m.event_key)
@@ -283,21 +313,22 @@ class TradingCore:
                         self.exchange.cancel(order.customer_order_ref)
             self.poll()
         self.settle_risk(markets, MatchResult(winner=ending.winner, outcome=outcome, sets_completed=sets_completed))
-        self.emit(
-            EventKind.MATCH_FINISHED,
-            {
-                "event_key": m.event_key,
-                "winner": ending.winner,
-                "outcome": outcome,
-                "sets_completed": sets_completed,
-                "score": ending.score_text,
-                "markets": markets,
-                "players": list(m.players),
-                "player_keys": list(m.player_keys),
-            },
-            m.event_key,
-            ctx,
-        )
+        if self._logs(EventKind.MATCH_FINISHED):
+            self.emit(
+                EventKind.MATCH_FINISHED,
+                {
+                    "event_key": m.event_key,
+                    "winner": ending.winner,
+                    "outcome": outcome,
+                    "sets_completed": sets_completed,
+                    "score": ending.score_text,
+                    "markets": markets,
+                    "players": list(m.players),
+                    "player_keys": list(m.player_keys),
+                },
+                m.event_key,
+                ctx,
+            )
 
     def forget(self, key: str) -> None:
         """Drop a finished match's state (a backtest's memory stays flat; the engine keeps its matches to
@@ -334,10 +365,7 @@ class TradingCore:
     # --- predictions and decisions ----------------------------------------------------------------
     def state(self, m: LiveMatch) -> dict:
         """The prediction request of the match's current state (a ``/predict_live`` state)."""
-        if m.prior is None:
-            m.prior, m.prior_source = prior_probability(
-                self.prematch_books.get(m.event_key), self.opening_books.get(m.event_key)
-            )
+        prior = self.prior(m)
         s = m.score
         return {
             "match_id": m.event_key,
@@ -348,7 +376,7 @@ class TradingCore:
             "games": list(s.games),
             "points": list(s.points),
             "server": s.server + 1,
-            "prematch_probability": min(max(m.prior, 0.001), 0.999),
+            "prematch_probability": prior,
             "serve_stats": {
                 "won_one": m.won_on_serve[0],
                 "served_one": m.served[0],
@@ -356,6 +384,14 @@ class TradingCore:
                 "served_two": m.served[1],
             },
         }
+
+    def prior(self, m: LiveMatch) -> float:
+        """P(first player wins) before the match, as the model is given it (``betting.prior``, in [0.001, 0.999])."""
+        if m.prior is None:
+            m.prior, m.prior_source = prior_probability(
+                self.prematch_books.get(m.event_key), self.opening_books.get(m.event_key)
+            )
+        return min(max(m.prior, 0.001), 0.999)
 
     def predicted(
         self, m: LiveMatch, probability: float, triggers: list[Trigger], answer: dict | None = None, ctx: Any = None
@@ -366,21 +402,22 @@ class TradingCore:
         m.predicted_points = m.points_played
         m.points_since_prediction = 0
         self.counts.predictions += 1
-        self.emit(
-            EventKind.PREDICTION,
-            {
-                "probability": probability,
-                "prematch": answer.get("prematch_probability"),
-                "prior_source": m.prior_source,
-                "model": answer.get("model_name"),
-                "version": answer.get("model_version"),
-                "score": m.score.describe(),
-                "points_played": m.points_played,
-                "triggers": [str(t) for t in triggers],
-            },
-            m.event_key,
-            ctx,
-        )
+        if self._logs(EventKind.PREDICTION):
+            self.emit(
+                EventKind.PREDICTION,
+                {
+                    "probability": probability,
+                    "prematch": answer.get("prematch_probability"),
+                    "prior_source": m.prior_source,
+                    "model": answer.get("model_name"),
+                    "version": answer.get("model_version"),
+                    "score": m.score.describe(),
+                    "points_played": m.points_played,
+                    "triggers": [str(t) for t in triggers],
+                },
+                m.event_key,
+                ctx,
+            )
 
     def trade(self, m: LiveMatch, ctx: Any = None) -> bool:
         """Value detection on the open in-play market with the prediction for the current score; at most
@@ -410,10 +447,12 @@ class TradingCore:
             self.limits.max_stake,
             (m.points_played,),
         )
+        self.on_decision(m, decision)
         if decision.opportunity is None:
             return True
         self.counts.opportunities += 1
-        self.emit(EventKind.OPPORTUNITY, decision.opportunity.to_dict(), m.event_key, ctx)
+        if self._logs(EventKind.OPPORTUNITY):
+            self.emit(EventKind.OPPORTUNITY, decision.opportunity.to_dict(), m.event_key, ctx)
         if decision.request is not None:
             self.submit(decision.request, m.event_key, "inplay", ctx)
         return True
@@ -444,12 +483,14 @@ class TradingCore:
         self, request: OrderRequest, match_id: str, source: str, reason: str, message: str
     ) -> tuple[bool, str]:
         self.counts.rejected += 1
-        self.emit(
-            EventKind.ORDER_REJECTED,
-            {"request": request.to_dict(), "reason": reason, "message": message, "source": source},
-            match_id,
-            None,
-        )
+        self.refusals[reason] += 1
+        if self._logs(EventKind.ORDER_REJECTED):
+            self.emit(
+                EventKind.ORDER_REJECTED,
+                {"request": request.to_dict(), "reason": reason, "message": message, "source": source},
+                match_id,
+                None,
+            )
         return False, message
 
     def resting_orders(self) -> list[str]:

@@ -208,9 +208,17 @@ class LiveMatch:
         self._advance(winner)
         return prev, winner
 
-    def _advance(self, winner: int) -> None:
+    def follow(self, winner: int, score: Score) -> Score:
+        """Advance by a point of a replay whose scores came from the exact scorer (``score`` is the score after
+        ``winner`` won the point: nothing to check, as ``apply_point`` checks an outside feed's message);
+        returns the previous score."""
+        prev = self.score
+        self._advance(winner, score)
+        return prev
+
+    def _advance(self, winner: int, score: Score | None = None) -> None:
         server = self.score.server
-        self.score = self.score.point(winner)
+        self.score = self.score.point(winner) if score is None else score
         self.served[server] += 1
         self.won_on_serve[server] += int(winner == server)
         self.recent.append(winner)

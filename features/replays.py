@@ -18,7 +18,13 @@ _RETURNER_WINS = frozenset("RD")
 
 
 def replay_pbp(pbp: str, fmt: MatchFormat, first_server: int = 0) -> list[Score]:
-    """The score after every point of a Sackmann ``pbp`` string, checking its game and set marks.
+    """The score after every point of a Sackmann ``pbp`` string (``replay_pbp_points`` without the winners)."""
+    return replay_pbp_points(pbp, fmt, first_server)[0]
+
+
+def replay_pbp_points(pbp: str, fmt: MatchFormat, first_server: int = 0) -> tuple[list[Score], list[int]]:
+    """The score after every point of a Sackmann ``pbp`` string and who won each point (0/1), checking the
+    string's game and set marks.
 
     ``S``/``A``: the server wins the point; ``R``/``D``: the receiver does; ``;`` ends a game,
     ``.`` a set, ``/`` marks a change of server inside a tie-break. A string that stops before the
@@ -27,6 +33,7 @@ def replay_pbp(pbp: str, fmt: MatchFormat, first_server: int = 0) -> list[Score]
     """
     score = Score.start(fmt, first_server)
     states: list[Score] = []
+    winners: list[int] = []
     expect: str | None = None  # the mark the last point calls for: ";", "." or "/"
     closed = False  # whether a "." closed the match (the archive writes one after five-set matches)
     for position, char in enumerate(pbp):
@@ -40,7 +47,8 @@ def replay_pbp(pbp: str, fmt: MatchFormat, first_server: int = 0) -> list[Score]
                     f"but no {expect!r} follows it"
                 )
             server = score.server
-            after = score.point(server if char in _SERVER_WINS else 1 - server)
+            winner = server if char in _SERVER_WINS else 1 - server
+            after = score.point(winner)
             if len(after.sets) > len(score.sets):
                 expect = "." if after.winner is None else None
             elif after.games != score.games:
@@ -49,6 +57,7 @@ def replay_pbp(pbp: str, fmt: MatchFormat, first_server: int = 0) -> list[Score]
                 expect = "/"
             score = after
             states.append(score)
+            winners.append(winner)
         elif char in ";./":
             if char == expect:
                 expect = None
@@ -63,7 +72,7 @@ def replay_pbp(pbp: str, fmt: MatchFormat, first_server: int = 0) -> list[Score]
                 )
         elif not char.isspace():
             raise ScoringError(f"position {position}: unknown point code {char!r}")
-    return states
+    return states, winners
 
 
 def replay_slam_points(rows: Iterable[Mapping[str, Any]], fmt: MatchFormat) -> list[Score]:

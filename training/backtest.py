@@ -43,7 +43,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from typing import Any
 
 import numpy as np
@@ -56,19 +56,26 @@ from betting.ladder import MAX_PRICE, MIN_PRICE, round_to_tick
 from betting.market import MarketBook, MarketStatus, RunnerBook
 from betting.paper import PaperExchange, PaperExchangeConfig
 from betting.policy import TradingPolicy
-from betting.records import BetResult, EventKind, OrderRequest, Settlement, Side, customer_order_ref
+from betting.records import BetResult, OrderRequest, OrderStatus, Settlement, Side, customer_order_ref
 from betting.risk import RiskBook, RiskLimits, check
 from betting.settlement import MatchResult
 from betting.staking import StakingConfig
 from betting.trading import TradingCore
 from betting.value import ValueConfig
-from features.live_match import BadMessage
+from features.live_match import BadMessage, LiveMatch
 from features.markov.scalar import ServeTracker, live_win_probability
 from features.scoring import Score, ScoringError
-from feeds.live.books import feed_book
-from feeds.live.market import BOOKMAKER_SIZE, LABELS, MarketModel
-from feeds.live.protocol import market_event_key
-from feeds.live.replay import PREMATCH_LEAD_SECONDS, match_messages, scores_of
+from feeds.live.books import feed_book, quoted_book
+from feeds.live.market import BOOKMAKER_SIZE, LABELS, MarketModel, Quotes, SimulatedMarket
+from feeds.live.protocol import MarketUpdate, MatchEvent, market_event_key
+from feeds.live.replay import (
+    PREMATCH_LEAD_SECONDS,
+    REOPEN_SECONDS,
+    closing_message,
+    match_event,
+    match_messages,
+    points_of,
+)
 from training.evaluation import fair_probability
 
 SIMULATED = "SIMULATED in-play market (feeds.live.market): not real prices"
@@ -790,6 +797,12 @@ class InplayBacktestConfig:
     gap_seconds: float = 60.0
     """Matches are replayed one after another: the next starts this long after the previous ended
     (or at its own date, if later)."""
+    messages: bool = False
+    """Replay every feed message as the engine receives it (the reference: scores read back from each point's
+    message and checked, every market update shown to the core). False: the same trading calls in the same
+    order, with the scorer's points given to the core as they are and a market update shown only when it can
+    change something — an order is live, a decision is due, the market opens or closes (``_FastReplay``); a
+    test holds both to identical orders, ledgers and counts."""
 
 
 @dataclass
@@ -829,30 +842,43 @@ class _InplayReplay:
         self.clock = ManualClock(datetime(1970, 1, 1, tzinfo=UTC))
         self.exchange = PaperExchange(self.clock, policy.exchange, balance=policy.bankroll)
         self.core = TradingCore(
-            policy, self.clock, self.exchange, emit=self._emit, market_key=market_event_key, on_settlement=self._settled
+            policy,
+            self.clock,
+            self.exchange,
+            on_decision=self._decided,
+            market_key=market_event_key,
+            on_settlement=self._settled,
+            logged=(),  # nothing is logged: what the ledger needs comes from the orders and the counts
         )
         self.recorder = _Recorder()
-        self.counts: Counter = Counter()
+        self.skipped: Counter = Counter()
+        """Matches skipped and messages quarantined, by reason."""
         self.points = self.matches = 0
         self._row: dict = {}
-        self._opportunity: tuple[float, float] = (math.nan, math.nan)
         self._opportunities: dict[str, tuple[float, float]] = {}
 
     @property
     def risk(self) -> RiskBook:
         return self.core.risk
 
-    def _emit(self, kind: EventKind | str, payload: dict, _match_id: str | None, _ctx: object) -> None:
-        if kind is EventKind.OPPORTUNITY:
-            self._opportunity = (payload["edge"], payload["model_probability"])
-        elif kind is EventKind.ORDER_PLACED:
-            self._opportunities[payload["order"]["customer_order_ref"]] = self._opportunity
-        elif kind is EventKind.ORDER_REJECTED:
-            order = payload.get("order")
-            if order is not None:  # refused by the exchange
-                self.counts[f"exchange: {order.get('error_code')}"] += 1
-            else:  # refused before the exchange: risk limits (or a suspension)
-                self.counts[f"risk: {payload['reason']}"] += 1
+    @property
+    def counts(self) -> Counter:
+        """What did not trade, by reason: matches skipped (``skipped: ...``), messages quarantined, orders the
+        core refused (``risk: ...``: the risk limits, a suspension) and orders the exchange rejected
+        (``exchange: ...``)."""
+        counts = Counter(self.skipped)
+        for reason, n in self.core.refusals.items():
+            counts[f"risk: {reason}"] += n
+        for order in self.exchange.orders():
+            if order.status is OrderStatus.REJECTED:
+                counts[f"exchange: {order.error_code}"] += 1
+        return counts
+
+    def _decided(self, _m: LiveMatch, decision: Decision) -> None:
+        """An order decided: its opportunity's edge and model probability, for the ledger's bets."""
+        if decision.request is not None and decision.opportunity is not None:
+            opportunity = decision.opportunity
+            self._opportunities[decision.request.customer_order_ref] = (opportunity.edge, opportunity.model_probability)
 
     def _settled(self, settlement: Settlement, match_id: str) -> None:
         row = self._row
@@ -864,7 +890,7 @@ class _InplayReplay:
         try:
             triggers = core.on_match(event)
         except BadMessage as exc:  # what the engine quarantines (and suspends the match for)
-            self.counts["quarantined: the match state refused a message"] += 1
+            self.skipped["quarantined: the match state refused a message"] += 1
             if exc.suspend:
                 core.suspend(key, channel, str(exc))
             return
@@ -887,7 +913,7 @@ class _InplayReplay:
     def replay(self, row: dict, prepared: _Prepared | str) -> None:
         """One match through the core: its feed messages (``prepare_match``), or why it is skipped."""
         if isinstance(prepared, str):
-            self.counts[prepared] += 1
+            self.skipped[prepared] += 1
             return
         key = prepared.key
         self.matches += 1
@@ -908,6 +934,124 @@ class _InplayReplay:
         self._opportunities.clear()
 
 
+class _FastReplay(_InplayReplay):
+    """``_InplayReplay`` without the messages: the scorer's points go to the core as they are
+    (``TradingCore.replayed_point``) and a simulated market update reaches the core only when showing it can
+    change something — the paper exchange has an order live (or the core's match is suspended), a decision
+    is due on an open book, the market opens or closes. A book left out would only have been kept: the
+    exchange changes no order on it and the next book shown replaces it, the risk book knows the market's
+    runners from its first book, and no decision is made on it. The clock, the exchange's polls and the
+    trading calls are those of the message replay, in the same order."""
+
+    def _to(self, start: datetime, at: float) -> None:
+        """The clock to ``at`` seconds after ``start``, as the message replay sets it (never backwards)."""
+        moment = start + timedelta(seconds=at)
+        if moment > self.clock.now():
+            self.clock.set(moment)
+
+    def _show(self, key: str, book: MarketBook) -> None:
+        self.core.on_book(key, book)
+        self.core.after_book(key, book)
+
+    def replay(self, row: dict, prepared: _Points | _Prepared | str) -> None:
+        if not isinstance(prepared, _Points):  # skipped, or its messages to replay (``prepare_points``)
+            super().replay(row, prepared)
+            return
+        key, start, scores, winners = prepared.key, prepared.start, prepared.scores, prepared.winners
+        self.matches += 1
+        self.points += prepared.points
+        self._row = row
+        core, exchange, market_id = self.core, self.exchange, prepared.market_id
+        m = None
+        in_play_open = False  # the in-play market as the last update left it
+        hidden: tuple[float, MarketStatus, Any] | None = None  # the last update not shown to the core
+        for at, event, n in prepared.events:
+            if event is _Event.POINT:
+                triggers = core.replayed_point(key, winners[n - 1], scores[n - 1])
+                if triggers:
+                    self._predict(core.matches[key], triggers, prepared, at, in_play_open, hidden)
+                    hidden = None if in_play_open else hidden
+            elif event is _Event.SUSPEND or event is _Event.REOPEN:
+                quotes = None if event is _Event.SUSPEND else prepared.quotes[n - 1]
+                status = (
+                    MarketStatus.SUSPENDED
+                    if event is _Event.SUSPEND
+                    else MarketStatus.CLOSED
+                    if quotes is None
+                    else MarketStatus.OPEN
+                )
+                in_play_open = status is MarketStatus.OPEN
+                if (
+                    status is MarketStatus.CLOSED
+                    or not exchange.idle
+                    or key in core.suspended
+                    or (in_play_open and m is not None and _decision_due(m))
+                ):
+                    self._to(start, at)
+                    self._show(key, quoted_book(market_id, self.clock.now(), status, quotes))
+                    hidden = None
+                else:
+                    hidden = (at, status, quotes)
+            elif event is _Event.OPENING:
+                self._to(start, at)
+                self._show(key, quoted_book(market_id, self.clock.now(), MarketStatus.OPEN, prepared.opening))
+                in_play_open = True
+            elif event is _Event.START or event is _Event.END:
+                self._to(start, at)
+                self._match_message(
+                    key, "match", prepared.start_message if event is _Event.START else prepared.end_message
+                )
+                m = core.matches.get(key)
+            else:  # the pre-match market: its real closing odds, open then closed
+                assert prepared.prematch is not None
+                self._to(start, at)
+                update = prepared.prematch
+                if event is _Event.PREMATCH_CLOSED:
+                    update = update.model_copy(update={"status": "CLOSED"})
+                self._show(key, feed_book(update, self.clock.now()))
+            if not exchange.idle:
+                self._to(start, at)
+                core.poll()
+        core.forget(key)
+        self._opportunities.clear()
+
+    def _predict(
+        self,
+        m: LiveMatch,
+        triggers: list,
+        prepared: _Points,
+        at: float,
+        in_play_open: bool,
+        hidden: tuple[float, MarketStatus, Any] | None,
+    ) -> None:
+        """The model's probability for the point's state, then a decision if the market is open (the message
+        replay's ``_match_message`` after a clean point)."""
+        core = self.core
+        state = InplayState(
+            m.event_key,
+            m.score,
+            core.prior(m),
+            (m.won_on_serve[0], m.won_on_serve[1]),
+            (m.served[0], m.served[1]),
+            m.tournament,
+            m.season,
+        )
+        core.predicted(m, self.model(state), triggers)
+        if not in_play_open:
+            return  # the message replay's ``trade`` finds the market suspended
+        start = prepared.start
+        self._to(start, at)
+        if hidden is not None:  # the open book the market shows now, not shown yet
+            h_at, status, quotes = hidden
+            core.on_book(m.event_key, quoted_book(prepared.market_id, start + timedelta(seconds=h_at), status, quotes))
+        core.trade(m)
+
+
+def _decision_due(m: LiveMatch) -> bool:
+    """The core would decide on an open book now (``TradingCore.trade``'s own conditions on the match)."""
+    return not m.finished and m.predicted_points == m.points_played and m.traded_points != m.points_played
+
+
 @dataclass(frozen=True)
 class _Prepared:
     """One match ready to replay: its feed messages in the feed's order."""
@@ -917,28 +1061,144 @@ class _Prepared:
     schedule: list[tuple[datetime, str, Any]]
 
 
-def prepare_match(row: dict, after: datetime, config: InplayBacktestConfig, seen: set[str]) -> _Prepared | str:
-    """The match's feed messages, play starting after ``after`` (``match_schedule``), or why it is skipped;
-    its key joins ``seen`` (a key seen already is skipped: the engine refuses a second start of a match)."""
+class _Event(IntEnum):
+    """What happens at one moment of a match in the fast replay (one feed message each, ``match_messages``)."""
+
+    PREMATCH_OPEN = 0
+    PREMATCH_CLOSED = 1
+    START = 2
+    OPENING = 3
+    SUSPEND = 4
+    POINT = 5
+    REOPEN = 6
+    END = 7
+
+
+_MARKET_EVENTS = frozenset(
+    {_Event.PREMATCH_OPEN, _Event.PREMATCH_CLOSED, _Event.OPENING, _Event.SUSPEND, _Event.REOPEN}
+)
+
+
+@dataclass(frozen=True)
+class _Points:
+    """One match ready for the fast replay: the scorer's points, and the feed's moments in the feed's order."""
+
+    key: str
+    start: datetime
+    scores: list[Score]
+    winners: list[int]
+    events: list[tuple[float, _Event, int]]
+    """(seconds from ``start``, what, point number), sorted as ``match_schedule`` sorts the messages."""
+    start_message: MatchEvent
+    end_message: MatchEvent
+    prematch: MarketUpdate | None
+    market_id: str
+    opening: Quotes
+    quotes: list[Quotes | None]
+    """The simulated market's quotes after each point (None: closed), made once for every model replayed."""
+
+    @property
+    def points(self) -> int:
+        return len(self.scores)
+
+
+def _checked_points(row: dict, seen: set[str]) -> tuple[list[Score], list[int], list[float]] | str:
+    """The row's points (``points_of``), or why the match is skipped (the reasons of both replays)."""
     key = str(row["event_key"])
     try:
-        scored = scores_of(row)
+        points = points_of(row)
     except (ScoringError, ValueError, TypeError) as exc:
         return f"skipped: point data rejected ({type(exc).__name__})"
-    scores = scored[0]
+    scores = points[0]
     if not scores:
         return "skipped: no points"
     if _result(row, scores[-1]).winner is None:
         return "skipped: retired without a known winner"
     if key in seen:
         return "skipped: match key replayed already"
+    return points
+
+
+def _refused(key: str, exc: ValueError) -> str:
+    log.warning("in-play backtest: match %s skipped, a feed message was rejected: %s", key, exc)
+    return f"skipped: feed message rejected ({type(exc).__name__})"
+
+
+def prepare_match(row: dict, after: datetime, config: InplayBacktestConfig, seen: set[str]) -> _Prepared | str:
+    """The match's feed messages, play starting after ``after`` (``match_schedule``), or why it is skipped;
+    its key joins ``seen`` (a key seen already is skipped: the engine refuses a second start of a match)."""
+    key = str(row["event_key"])
+    points = _checked_points(row, seen)
+    if isinstance(points, str):
+        return points
+    scores, _, times = points
     try:
-        schedule = match_schedule(row, after, config, scored)
+        schedule = match_schedule(row, after, config, (scores, times))
     except ValueError as exc:  # a message the feed's protocol refuses (pydantic's ValidationError is one)
-        log.warning("in-play backtest: match %s skipped, a feed message was rejected: %s", key, exc)
-        return f"skipped: feed message rejected ({type(exc).__name__})"
+        return _refused(key, exc)
     seen.add(key)
     return _Prepared(key, len(scores), schedule)
+
+
+def prepare_points(
+    row: dict, after: datetime, config: InplayBacktestConfig, seen: set[str]
+) -> _Points | _Prepared | str:
+    """``prepare_match`` for the fast replay: the points and the moments of the feed's messages, only the
+    match's own messages built (its start and end, the closing odds: what the feed's protocol could refuse
+    of a row; the point messages are the scorer's scores written out, and the simulated quotes are made as
+    the replay reaches them, from the same ``SimulatedMarket``). A row whose times put its points out of order
+    gets its messages (``prepare_match``)."""
+    key = str(row["event_key"])
+    points = _checked_points(row, seen)
+    if isinstance(points, str):
+        return points
+    scores, winners, times = points
+    try:
+        first = Score.start(scores[0].fmt, int(row["first_server"]) - 1 if row["source"] == "slam" else 0)
+        start_message = match_event(row, first, "match_start", None, 0.0)
+        end_message = match_event(row, scores[-1], "match_end", None, times[-1])
+        prematch = closing_message(row)
+        market = SimulatedMarket(key, float(row["prematch_p1"]), first, config.market)
+        market.suspend(0)  # the suspended market's message, validated once a match as the feed does
+    except ValueError as exc:
+        return _refused(key, exc)
+    opening = market.opening_quotes()
+    quotes = [market.quotes_after(score) for score in scores]
+    # the moments of ``match_messages`` (start_at 0.0), with its arithmetic, sorted as ``match_schedule`` sorts
+    events: list[tuple[float, _Event, int]] = []
+    if prematch is not None:
+        events += [(0.0 - PREMATCH_LEAD_SECONDS, _Event.PREMATCH_OPEN, 0), (0.0 - 0.002, _Event.PREMATCH_CLOSED, 0)]
+    events += [(0.0, _Event.START, 0), (0.0, _Event.OPENING, 0)]
+    for n, t in enumerate(times, start=1):
+        at = 0.0 + t
+        events += [(at - 0.001, _Event.SUSPEND, n), (at, _Event.POINT, n), (at + REOPEN_SECONDS, _Event.REOPEN, n)]
+    events.append((0.0 + times[-1] + 0.01, _Event.END, 0))
+    events.sort(key=lambda e: (e[0], e[1] not in _MARKET_EVENTS))
+    if [n for _, event, n in events if event is _Event.POINT] != list(range(1, len(scores) + 1)):
+        # the row's times put points out of order: the feed sends them so, and the engine reads each point's
+        # score from its message — a replay of the messages follows what it makes of them
+        return prepare_match(row, after, config, seen)
+    seen.add(key)
+    return _Points(
+        key,
+        _start(row, after, config),
+        scores,
+        winners,
+        events,
+        start_message,
+        end_message,
+        prematch,
+        market.market_id,
+        opening,
+        quotes,
+    )
+
+
+def _start(row: dict, after: datetime, config: InplayBacktestConfig) -> datetime:
+    """When play starts: ``config.gap_seconds`` after ``after`` (the previous match's end) or at the match's
+    own date (with the closing odds a minute before), whichever is later."""
+    day = _utc(pd.Timestamp(row["event_date"]))
+    return max(day + timedelta(seconds=PREMATCH_LEAD_SECONDS), after + timedelta(seconds=config.gap_seconds))
 
 
 def match_schedule(
@@ -951,8 +1211,7 @@ def match_schedule(
     before match, as ``feeds.live.ordering``): play starts ``config.gap_seconds`` after ``after`` (the previous
     match's end) or at its own date, the real closing odds a minute before. ``scored``: the row's ``scores_of``
     when the caller has it already."""
-    day = _utc(pd.Timestamp(row["event_date"]))
-    start = max(day + timedelta(seconds=PREMATCH_LEAD_SECONDS), after + timedelta(seconds=config.gap_seconds))
+    start = _start(row, after, config)
     messages = sorted(
         match_messages(row, 0.0, config.market, scored=scored), key=lambda s: (s.at, s.channel != "market")
     )
@@ -972,7 +1231,9 @@ def replay_inplay_models(
     messages built once for all (they depend on the row, the market and the start — the same for every
     model: the matches follow one another on the same clock whatever is traded). Returns the replays and
     each model's seconds: the messages (what it would have cost alone) plus its own replay."""
-    replays = {name: _InplayReplay(model, config) for name, model in models.items()}
+    kind = _InplayReplay if config.messages else _FastReplay
+    prepare = prepare_match if config.messages else prepare_points
+    replays = {name: kind(model, config) for name, model in models.items()}
     seconds = dict.fromkeys(replays, 0.0)
     if not replays:
         return replays, seconds
@@ -980,7 +1241,7 @@ def replay_inplay_models(
     clock = next(iter(replays.values())).clock  # every replay's clock is at the same time between matches
     for row in rows.to_dict("records"):
         started = time.perf_counter()
-        prepared = prepare_match(row, clock.now(), config, seen)
+        prepared = prepare(row, clock.now(), config, seen)
         made = time.perf_counter() - started
         for name, replay in replays.items():
             started = time.perf_counter()

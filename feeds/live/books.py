@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from betting.market import MarketBook, MarketStatus, RunnerBook
+from feeds.live.market import LABELS, Quotes
 from feeds.live.protocol import MarketUpdate
 
 
@@ -22,6 +23,18 @@ def feed_book(update: MarketUpdate, at: datetime) -> MarketBook:
         in_play=update.in_play,
         runners=runners,
     )
+
+
+def quoted_book(market_id: str, at: datetime, status: MarketStatus, quotes: Quotes | None) -> MarketBook:
+    """The in-play order book of the simulated market's quotes (``feeds.live.market``; None: no prices) —
+    ``feed_book`` of the message those quotes make, without the message (a fast replay)."""
+    runners = tuple(
+        RunnerBook.top_of_book(label, None, 0.0, None, 0.0)
+        if quotes is None
+        else RunnerBook.top_of_book(label, q[0], q[1], q[2], q[3], q[4])
+        for label, q in zip(LABELS, quotes or (None, None), strict=True)
+    )
+    return MarketBook(market_id=market_id, publish_time=at, status=status, in_play=True, runners=runners)
 
 
 def update_payload(update: MarketUpdate) -> dict:

@@ -39,7 +39,13 @@ class MarketModel:
     max_size: float = 800.0
 
 
-def _prices(p: float, model: MarketModel, rng: random.Random, traded: list[float]) -> list[RunnerPrices]:
+RunnerQuote = tuple[float, float, float, float, float]
+"""One runner's prices as the simulated market quotes them: (back, back size, lay, lay size, traded volume)."""
+Quotes = tuple[RunnerQuote, RunnerQuote]
+"""Both runners' quotes (first player, second player)."""
+
+
+def _quotes(p: float, model: MarketModel, rng: random.Random, traded: list[float]) -> Quotes:
     runners = []
     for i, pi in enumerate((p, 1 - p)):
         pi = min(max(pi, 1 / MAX_PRICE), 1 - 1 / MAX_PRICE)
@@ -47,17 +53,20 @@ def _prices(p: float, model: MarketModel, rng: random.Random, traded: list[float
         back = round_to_tick(fair, Side.BACK)
         lay = tick_offset(back, model.spread_ticks)
         traded[i] += rng.uniform(0, model.max_size)
-        runners.append(
-            RunnerPrices(
-                selection=LABELS[i],
-                back_price=back,
-                back_size=round(rng.uniform(model.min_size, model.max_size), 2),
-                lay_price=lay,
-                lay_size=round(rng.uniform(model.min_size, model.max_size), 2),
-                traded_volume=round(traded[i], 2),
-            )
-        )
-    return runners
+        back_size = round(rng.uniform(model.min_size, model.max_size), 2)
+        lay_size = round(rng.uniform(model.min_size, model.max_size), 2)
+        runners.append((back, back_size, lay, lay_size, round(traded[i], 2)))
+    return runners[0], runners[1]
+
+
+def runner_prices(quotes: Quotes | None) -> list[RunnerPrices]:
+    """The feed protocol's runners of a quote (no prices: a suspended or closed market)."""
+    if quotes is None:
+        return [RunnerPrices(selection=label) for label in LABELS]
+    return [
+        RunnerPrices(selection=label, back_price=back, back_size=bs, lay_price=lay, lay_size=ls, traded_volume=traded)
+        for label, (back, bs, lay, ls, traded) in zip(LABELS, quotes, strict=True)
+    ]
 
 
 class SimulatedMarket:
@@ -81,8 +90,8 @@ class SimulatedMarket:
         self.traded = [0.0, 0.0]
         self._suspended: MarketUpdate | None = None
 
-    def _update(self, status: str, point_number: int, p: float | None = None) -> MarketUpdate:
-        """The market's message: prices around P(player 1 wins) ``p``, or none (suspended, closed)."""
+    def _update(self, status: str, point_number: int, quotes: Quotes | None = None) -> MarketUpdate:
+        """The market's message: the quotes, or none (suspended, closed)."""
         return MarketUpdate(
             event_key=self.event_key,
             market_id=self.market_id,
@@ -91,9 +100,7 @@ class SimulatedMarket:
             simulated=True,
             source="simulated",
             point_number=point_number,
-            runners=[RunnerPrices(selection=label) for label in LABELS]
-            if p is None
-            else _prices(p, self.model, self.rng, self.traded),
+            runners=runner_prices(quotes),
         )
 
     def fair_probability(self, score: Score) -> float:
@@ -108,20 +115,30 @@ class SimulatedMarket:
             return self._suspended
         return self._suspended.model_copy(update={"point_number": point_number})
 
-    def after_point(self, score: Score, point_number: int) -> MarketUpdate:
-        """The reopened market after a point (priced on the lagged score, with noise)."""
+    def quotes_after(self, score: Score) -> Quotes | None:
+        """The reopened market's quotes after a point (priced on the lagged score, with noise); None: the match
+        is over (the market closes). What ``after_point`` sends, without the message (a fast replay)."""
         self.history.append(score)
         lagged = self.history[max(0, len(self.history) - 1 - self.model.lag_points)]
         if score.is_over:
-            return self._update("CLOSED", point_number)
+            return None
         fair = self.fair_probability(lagged)
         logit = math.log(fair / (1 - fair)) if 0 < fair < 1 else (30.0 if fair >= 1 else -30.0)
         noisy = 1 / (1 + math.exp(-(logit + self.rng.gauss(0, self.model.noise_sd))))
-        return self._update("OPEN", point_number, noisy)
+        return _quotes(noisy, self.model, self.rng, self.traded)
+
+    def after_point(self, score: Score, point_number: int) -> MarketUpdate:
+        """The reopened market after a point (``quotes_after``), or the closed one when the match is over."""
+        quotes = self.quotes_after(score)
+        return self._update("CLOSED" if quotes is None else "OPEN", point_number, quotes)
+
+    def opening_quotes(self) -> Quotes:
+        """The quotes when play starts (fair price at 0-0)."""
+        return _quotes(self.fair_probability(self.history[0]), self.model, self.rng, self.traded)
 
     def opening(self) -> MarketUpdate:
-        """The market when play starts (fair price at 0-0)."""
-        return self._update("OPEN", 0, self.fair_probability(self.history[0]))
+        """The market when play starts (``opening_quotes``)."""
+        return self._update("OPEN", 0, self.opening_quotes())
 
 
 def closing_odds(event_key: str, price_1: float, price_2: float, source: str) -> MarketUpdate:

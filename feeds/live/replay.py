@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from features.replays import replay_pbp
+from features.replays import replay_pbp_points
 from features.scoring import Score, ScoringError, check_next, match_format
 from feeds.live.market import LABELS, MarketModel, SimulatedMarket, closing_odds
-from feeds.live.protocol import MatchEvent, PointInfo, SetGames
+from feeds.live.protocol import MarketUpdate, MatchEvent, PointInfo, SetGames
 from feeds.live.server import Scheduled
 
 log = logging.getLogger(__name__)
@@ -37,30 +37,39 @@ class ReplayMatch:
 
 def scores_of(row: dict) -> tuple[list[Score], list[float]]:
     """Score after each point and its time (seconds from the match start); raises ScoringError."""
+    scores, _, times = points_of(row)
+    return scores, times
+
+
+def points_of(row: dict) -> tuple[list[Score], list[int], list[float]]:
+    """Score after each point, who won it (0/1) and its time (seconds from the match start); raises
+    ScoringError."""
     fmt = match_format(str(row["tournament"]), int(row["season"]), int(row["best_of"]))
     if row["source"] == "pbp":
         try:
-            scores = replay_pbp(str(row["pbp"]), fmt, first_server=0)
+            scores, winners = replay_pbp_points(str(row["pbp"]), fmt, first_server=0)
         except ScoringError:
             if fmt.best_of == 5:
                 raise
             # The sequence goes on after a best-of-3 would be over (Davis Cup, some linked matches
             # miss their format): it is a best-of-5 match.
             fmt = match_format(str(row["tournament"]), int(row["season"]), 5)
-            scores = replay_pbp(str(row["pbp"]), fmt, first_server=0)
-        return scores, [POINT_SECONDS * (i + 1) for i in range(len(scores))]
+            scores, winners = replay_pbp_points(str(row["pbp"]), fmt, first_server=0)
+        return scores, winners, [POINT_SECONDS * (i + 1) for i in range(len(scores))]
     score = Score.start(fmt, int(row["first_server"]) - 1)
-    scores = []
+    scores, winners = [], []
     for i, (winner, server) in enumerate(zip(row["point_winner"], row["point_server"], strict=True)):
         if score.server != int(server) - 1:
             raise ScoringError(f"point {i + 1}: log says player {server} serves, the rules say {score.server + 1}")
         score = score.point(int(winner) - 1)
         scores.append(score)
+        winners.append(int(winner) - 1)
     times = [float(t) for t in row["elapsed_s"]]
-    return scores, [max(t, POINT_SECONDS * 0.1 * (i + 1)) if t <= 0 else t for i, t in enumerate(times)]
+    return scores, winners, [max(t, POINT_SECONDS * 0.1 * (i + 1)) if t <= 0 else t for i, t in enumerate(times)]
 
 
-def _event(row: dict, score: Score, kind: str, point: PointInfo | None, elapsed: float) -> MatchEvent:
+def match_event(row: dict, score: Score, kind: str, point: PointInfo | None, elapsed: float) -> MatchEvent:
+    """The feed's message about the row's match at ``score`` (``kind``: match_start, point, match_end)."""
     d = score.display()
     status = d.event_status
     winner = d.event_winner
@@ -101,6 +110,15 @@ def _str(v) -> str | None:
     return None if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v)
 
 
+def closing_message(row: dict) -> MarketUpdate | None:
+    """The row's real pre-match closing odds as the feed's market message (None: the row has none)."""
+    if pd.notna(row.get("close_p1")) and pd.notna(row.get("close_p2")):
+        return closing_odds(
+            str(row["event_key"]), float(row["close_p1"]), float(row["close_p2"]), str(row["close_source"])
+        )
+    return None
+
+
 def match_messages(
     row: dict,
     start_at: float,
@@ -115,14 +133,12 @@ def match_messages(
     scores, times = scored if scored is not None else scores_of(row)
     fmt_start = Score.start(scores[0].fmt, int(row["first_server"]) - 1 if row["source"] == "slam" else 0)
     out: list[Scheduled] = []
-    if pd.notna(row.get("close_p1")) and pd.notna(row.get("close_p2")):
-        pre = closing_odds(
-            str(row["event_key"]), float(row["close_p1"]), float(row["close_p2"]), str(row["close_source"])
-        )
+    pre = closing_message(row)
+    if pre is not None:
         out.append(Scheduled(start_at - prematch_lead_s, "market", pre))
         out.append(Scheduled(start_at - 0.002, "market", pre.model_copy(update={"status": "CLOSED"})))
     sim = SimulatedMarket(str(row["event_key"]), float(row["prematch_p1"]), fmt_start, market)
-    out.append(Scheduled(start_at, "match", _event(row, fmt_start, "match_start", None, 0.0)))
+    out.append(Scheduled(start_at, "match", match_event(row, fmt_start, "match_start", None, 0.0)))
     out.append(Scheduled(start_at, "market", sim.opening()))
     prev = fmt_start
     for n, (score, t) in enumerate(zip(scores, times, strict=True), start=1):
@@ -139,10 +155,12 @@ def match_messages(
         )
         at = start_at + t
         out.append(Scheduled(at - 0.001, "market", sim.suspend(n)))
-        out.append(Scheduled(at, "match", _event(row, score, "point", info, t)))
+        out.append(Scheduled(at, "match", match_event(row, score, "point", info, t)))
         out.append(Scheduled(at + REOPEN_SECONDS, "market", sim.after_point(score, n)))
         prev = score
-    out.append(Scheduled(start_at + times[-1] + 0.01, "match", _event(row, scores[-1], "match_end", None, times[-1])))
+    out.append(
+        Scheduled(start_at + times[-1] + 0.01, "match", match_event(row, scores[-1], "match_end", None, times[-1]))
+    )
     return out
 
 

@@ -4,6 +4,7 @@ intervals, and the in-play replay on real point-by-point matches against the SIM
 
 import dataclasses
 import math
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -449,6 +450,36 @@ def test_inplay_backtest_trades_exactly_as_the_engine(tmp_path, catalog):
     assert len(mine) == replay.core.counts.orders and mine == theirs
     assert engine.stats.predictions == replay.core.counts.predictions
     assert engine.risk.bankroll == replay.risk.bankroll != config.policy.bankroll
+
+
+def _same_trading(fast: bt._InplayReplay, reference: bt._InplayReplay) -> None:
+    assert [o.to_dict() for o in fast.exchange.orders()] == [o.to_dict() for o in reference.exchange.orders()]
+    assert fast.core.counts == reference.core.counts and fast.counts == reference.counts
+    assert fast.risk.bankroll == reference.risk.bankroll
+    pd.testing.assert_frame_equal(fast.recorder.ledger(0, Counter()).bets, reference.recorder.ledger(0, Counter()).bets)
+
+
+@pytest.mark.parametrize("market", ["simulated", "simulated-fair"])
+def test_inplay_fast_replay_trades_exactly_as_the_message_replay(catalog, market):
+    """The default replay (the scorer's points given to the core, a market update shown only when it can change
+    something) against the reference that sends every feed message through the core: the same orders, fills,
+    counts, refusals and ledger, with two models — also when points come faster than the market reopens and
+    the bet delay lasts (the Grand Slam rows' times squeezed twentyfold), so orders live across points, and when
+    a row's times put points out of order."""
+    slam = catalog["source"] == "slam"
+    squeezed, shuffled = catalog.copy(), catalog.copy()
+    squeezed.loc[slam, "elapsed_s"] = squeezed.loc[slam, "elapsed_s"].map(lambda ts: [3 + t / 20 for t in ts])
+    # times out of order (points 10 and 11 swapped): the feed sends those points so; such a row is replayed
+    # through its messages, which the engine reads as they come
+    shuffled.loc[slam, "elapsed_s"] = shuffled.loc[slam, "elapsed_s"].map(lambda ts: [*ts[:9], ts[10], ts[9], *ts[11:]])
+    models = {"serve": bt.markov_serve_updates, "constant": bt.markov_constant}
+    for rows in (catalog, squeezed, shuffled):
+        config = bt.InplayBacktestConfig(market=bt.INPLAY_MARKETS[market])
+        fast, _ = bt.replay_inplay_models(bt.inplay_rows(rows), models, config)
+        reference, _ = bt.replay_inplay_models(bt.inplay_rows(rows), models, dataclasses.replace(config, messages=True))
+        assert reference["serve"].core.counts.orders > 5  # (the constant chain is the fair market's own model)
+        for name in models:
+            _same_trading(fast[name], reference[name])
 
 
 def test_inplay_a_repeated_match_key_is_replayed_once(catalog):
