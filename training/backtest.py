@@ -63,8 +63,7 @@ from betting.staking import StakingConfig
 from betting.trading import TradingCore
 from betting.value import ValueConfig
 from features.live_match import BadMessage, LiveMatch
-from features.markov.scalar import ServeTracker, posterior_serve_probability
-from features.markov.vector import chain_probabilities
+from features.markov.scalar import ServeTracker, live_win_probability
 from features.scoring import Score, ScoringError
 from feeds.live.books import feed_book, quoted_book
 from feeds.live.market import BOOKMAKER_SIZE, LABELS, MarketModel, Quotes, SimulatedMarket
@@ -754,42 +753,23 @@ InplayModel = Callable[[InplayState], float]
 """P(first player wins) from a state; a learned ``tennis-inplay`` model plugs in here."""
 
 
-class MarkovModel:
-    """The Markov chain calibrated to the prior, as an in-play model: with serve updates (the serve probabilities
-    moved by the points the match has played: what ``/predict_live`` serves as ``inplay-markov``), or with
-    constant serve probabilities (the simulated market's own fair model, so whatever it earns comes from the
-    simulator's lag and noise).
-
-    One state (``__call__``) or every point of a match at once (``path``) give the same numbers, bit for bit:
-    both go through the vectorised chain's tables, which are element-wise (``features.markov.vector``); the
-    scalar chain agrees with them to 1e-12 only. A replay can so ask a match's path once and still trade
-    exactly as an engine asking state by state."""
-
-    def __init__(self, serve_updates: bool):
-        self.serve_updates = serve_updates
-
-    def __call__(self, state: InplayState) -> float:
-        return float(
-            self.path(
-                state.prematch_probability, [state.score], np.array([state.won_on_serve]), np.array([state.served])
-            )[0]
-        )
-
-    def path(self, prior: float, scores: Sequence[Score], won: np.ndarray, served: np.ndarray) -> np.ndarray:
-        """P(first player wins) at each of ``scores`` (states of one match, ``prior`` its pre-match probability);
-        ``won`` and ``served``: (n, 2) points each player won on serve and served before each state."""
-        fmt = scores[0].fmt
-        tracker = ServeTracker.from_prematch(prior, fmt)
-        if self.serve_updates:
-            p_a = posterior_serve_probability(tracker.prior_a, won[:, 0], served[:, 0], tracker.strength)
-            p_b = posterior_serve_probability(tracker.prior_b, won[:, 1], served[:, 1], tracker.strength)
-        else:
-            p_a, p_b = np.full(len(scores), tracker.prior_a), np.full(len(scores), tracker.prior_b)
-        return chain_probabilities(scores, p_a, p_b, scalar_up_to=0)
+def markov_serve_updates(state: InplayState) -> float:
+    """The Markov chain calibrated to the prior, serve probabilities updated by the match's points
+    (what ``/predict_live`` serves as ``inplay-markov``)."""
+    tracker = dataclasses.replace(
+        ServeTracker.from_prematch(state.prematch_probability, state.score.fmt),
+        won_a=state.won_on_serve[0],
+        served_a=state.served[0],
+        won_b=state.won_on_serve[1],
+        served_b=state.served[1],
+    )
+    return live_win_probability(state.prematch_probability, state.score, tracker)
 
 
-markov_serve_updates = MarkovModel(serve_updates=True)
-markov_constant = MarkovModel(serve_updates=False)
+def markov_constant(state: InplayState) -> float:
+    """The Markov chain calibrated to the prior with constant serve probabilities: the simulated
+    market's own fair model, so whatever it earns comes from the simulator's lag and noise."""
+    return live_win_probability(state.prematch_probability, state.score)
 
 
 INPLAY_MODELS: dict[str, InplayModel] = {
@@ -876,8 +856,6 @@ class _InplayReplay:
         self.points = self.matches = 0
         self._row: dict = {}
         self._opportunities: dict[str, tuple[float, float]] = {}
-        self._match: _Points | None = None
-        self._path: np.ndarray | None = None
 
     @property
     def risk(self) -> RiskBook:
@@ -919,21 +897,18 @@ class _InplayReplay:
         if not triggers:
             return
         m = core.matches[key]
-        core.predicted(m, self._probability(m), triggers)
-        core.trade(m)
-
-    def _probability(self, m: LiveMatch) -> float:
-        """The model's P(first player wins) at the match's state."""
+        prior = core.state(m)["prematch_probability"]
         state = InplayState(
-            m.event_key,
+            key,
             m.score,
-            self.core.prior(m),
+            prior,
             (m.won_on_serve[0], m.won_on_serve[1]),
             (m.served[0], m.served[1]),
             m.tournament,
             m.season,
         )
-        return self.model(state)
+        core.predicted(m, self.model(state), triggers)
+        core.trade(m)
 
     def replay(self, row: dict, prepared: _Prepared | str) -> None:
         """One match through the core: its feed messages (``prepare_match``), or why it is skipped."""
@@ -980,11 +955,9 @@ class _FastReplay(_InplayReplay):
 
     def replay(self, row: dict, prepared: _Points | _Prepared | str) -> None:
         if not isinstance(prepared, _Points):  # skipped, or its messages to replay (``prepare_points``)
-            self._match = self._path = None
             super().replay(row, prepared)
             return
         key, start, scores, winners = prepared.key, prepared.start, prepared.scores, prepared.winners
-        self._match, self._path = prepared, None
         self.matches += 1
         self.points += prepared.points
         self._row = row
@@ -1042,24 +1015,6 @@ class _FastReplay(_InplayReplay):
         core.forget(key)
         self._opportunities.clear()
 
-    def _probability(self, m: LiveMatch) -> float:
-        """The model's probability at the match's state: from the model's path of the whole match (asked once,
-        at the first prediction) when it has one (``MarkovModel.path``: the same numbers as state by state)."""
-        path = getattr(self.model, "path", None)
-        if path is None or self._match is None:  # a model without a path, or a match replayed by its messages
-            return super()._probability(m)
-        if self._path is None:
-            match = self._match
-            states = [match.first, *match.scores]
-            servers = np.fromiter((s.server for s in states[:-1]), dtype=np.int64, count=len(match.scores))
-            won_point = servers == np.asarray(match.winners, dtype=np.int64)
-            served, won = np.zeros((len(states), 2), dtype=np.int64), np.zeros((len(states), 2), dtype=np.int64)
-            for player in (0, 1):
-                served[1:, player] = np.cumsum(servers == player)
-                won[1:, player] = np.cumsum((servers == player) & won_point)
-            self._path = path(self.core.prior(m), states, won, served)
-        return float(self._path[m.points_played])
-
     def _predict(
         self,
         m: LiveMatch,
@@ -1072,7 +1027,16 @@ class _FastReplay(_InplayReplay):
         """The model's probability for the point's state, then a decision if the market is open (the message
         replay's ``_match_message`` after a clean point)."""
         core = self.core
-        core.predicted(m, self._probability(m), triggers)
+        state = InplayState(
+            m.event_key,
+            m.score,
+            core.prior(m),
+            (m.won_on_serve[0], m.won_on_serve[1]),
+            (m.served[0], m.served[1]),
+            m.tournament,
+            m.season,
+        )
+        core.predicted(m, self.model(state), triggers)
         if not in_play_open:
             return  # the message replay's ``trade`` finds the market suspended
         start = prepared.start
@@ -1121,8 +1085,6 @@ class _Points:
 
     key: str
     start: datetime
-    first: Score
-    """The score before the first point."""
     scores: list[Score]
     winners: list[int]
     events: list[tuple[float, _Event, int]]
@@ -1220,7 +1182,6 @@ def prepare_points(
     return _Points(
         key,
         _start(row, after, config),
-        first,
         scores,
         winners,
         events,

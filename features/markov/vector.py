@@ -325,17 +325,11 @@ def _chain_one_format(
 
 
 def chain_probabilities(
-    scores: Sequence[Score],
-    p_a: np.ndarray,
-    p_b: np.ndarray,
-    arrays: ScoreArrays | None = None,
-    scalar_up_to: int = SCALAR_UP_TO,
+    scores: Sequence[Score], p_a: np.ndarray, p_b: np.ndarray, arrays: ScoreArrays | None = None
 ) -> np.ndarray:
-    """``scalar.match_win_probability`` of every score, each with its own serve probabilities. Up to
-    ``scalar_up_to`` scores go to the scalar chain (they agree to 1e-12); with 0 every score goes through the
-    tables, whose values are element-wise: a score's probability is then the same in any batch."""
+    """``scalar.match_win_probability`` of every score, each with its own serve probabilities."""
     p_a, p_b = np.asarray(p_a, dtype=float), np.asarray(p_b, dtype=float)
-    if len(scores) <= scalar_up_to:
+    if len(scores) <= SCALAR_UP_TO:
         return np.array([match_win_probability(s, a, b) for s, a, b in zip(scores, p_a, p_b, strict=True)])
     s = arrays or ScoreArrays(scores)
     out = np.empty(len(scores))

@@ -452,36 +452,6 @@ def test_inplay_backtest_trades_exactly_as_the_engine(tmp_path, catalog):
     assert engine.risk.bankroll == replay.risk.bankroll != config.policy.bankroll
 
 
-def test_markov_models_give_a_match_path_as_state_by_state_and_as_the_scalar_chain(catalog):
-    """``MarkovModel.path`` (a whole match at once, what the fast replay asks) equals the model asked state by
-    state (what the engine and the message replay ask) bit for bit, and the scalar chain to 1e-12."""
-    from features.markov.scalar import ServeTracker, live_win_probability
-    from features.scoring import Score
-    from feeds.live.replay import points_of
-
-    for row in catalog.to_dict("records"):
-        scores, winners, _ = points_of(row)
-        states = [Score.start(scores[0].fmt, int(row["first_server"]) - 1 if row["source"] == "slam" else 0), *scores]
-        rng = np.random.default_rng(len(states))
-        served = rng.integers(0, 60, (len(states), 2))
-        won = (served * rng.uniform(0.4, 0.9, (len(states), 2))).astype(int)
-        prior = float(row["prematch_p1"])
-        for model in (bt.markov_serve_updates, bt.markov_constant):
-            path = model.path(prior, states, won, served)
-            one = [
-                model(bt.InplayState("m", s, prior, tuple(won[i]), tuple(served[i]), "t", 2012))
-                for i, s in enumerate(states)
-            ]
-            assert path.tolist() == one
-            for i in range(0, len(states), 7):
-                tracker = ServeTracker.from_prematch(prior, states[i].fmt)
-                if model.serve_updates:
-                    tracker = dataclasses.replace(
-                        tracker, won_a=won[i, 0], served_a=served[i, 0], won_b=won[i, 1], served_b=served[i, 1]
-                    )
-                assert path[i] == pytest.approx(live_win_probability(prior, states[i], tracker), abs=1e-12)
-
-
 def _same_trading(fast: bt._InplayReplay, reference: bt._InplayReplay) -> None:
     assert [o.to_dict() for o in fast.exchange.orders()] == [o.to_dict() for o in reference.exchange.orders()]
     assert fast.core.counts == reference.core.counts and fast.counts == reference.counts
