@@ -18,11 +18,14 @@ realised so far and settled at its end. Thresholds (minimum edge, maximum price)
 
 **In-play** (:func:`run_inplay`): point-by-point matches replayed against the SIMULATED in-play
 market of ``feeds.live.market`` (no in-play price history exists in the data), with the live
-engine's own trading code: the messages the feed server publishes for each match go through one
-``betting.trading.TradingCore`` (triggers, prior, value, staking, risk limits, the paper exchange with
-its 3 s bet delay, settlement at the match end) under the engine's ``TradingPolicy``, synchronously. The
-probability is a parameter (:data:`InplayModel`); the default is the Markov chain with serve
-updates that ``/predict_live`` serves. Two simulated markets (:data:`INPLAY_MARKETS`): the feed's
+engine's own trading code: each match goes through one ``betting.trading.TradingCore`` (triggers, prior,
+value, staking, risk limits, the paper exchange with its 3 s bet delay, settlement at the match end)
+under the engine's ``TradingPolicy``, synchronously, in the order of the messages the feed server
+publishes for it. By default the scorer's points go to the core as they are and a market update reaches
+it only when showing it can change something (``_FastReplay``); ``InplayBacktestConfig(messages=True)``
+sends every message instead, as the engine receives them (the reference: a test holds both to identical
+orders, counts and ledgers, and the default to the engine's own orders). The probability is a parameter
+(:data:`InplayModel`); the default is the Markov chain with serve updates that ``/predict_live`` serves. Two simulated markets (:data:`INPLAY_MARKETS`): the feed's
 own (priced one point late, with noise: exploitable by construction, as the constant-serve chain,
 the simulator's own model, shows) and a fair one (current score, no noise) where only information
 beyond the constant chain can win. Results measure the machinery and the model *relative to a

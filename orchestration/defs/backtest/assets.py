@@ -201,7 +201,7 @@ def inplay_backtest(
     exp_id = mlflow.configure(BACKTEST_EXPERIMENT)
     rows, frames, links, images = [], [], {}, {}
     results = {}
-    for market_name in config.markets:  # the models side by side on each market: its messages built once
+    for market_name in config.markets:  # the models side by side on each market: each match prepared once
         cfg = bt.InplayBacktestConfig(market=bt.INPLAY_MARKETS[market_name])
         by_model = bt.run_inplay_models(
             replay_catalog,
