@@ -1,7 +1,8 @@
 """Wall time of the backtests (a benchmark, not a test).
 
     uv run --frozen python -m benchmarks.backtest_bench [--home DIR] [--sources pbp] [--matches 0]
-                                                        [--model markov-serve-updates] [--prematch] [--reference]
+                                                        [--model markov-serve-updates] [--messages] [--prematch]
+                                                        [--reference]
 
 PERFORMANCE.md target: every ATP point-by-point match in the shared data through the trading core
 (no network) in <= 60 s, beside a bare vectorised Markov scorer of the same points. Reads the pipeline's
@@ -9,7 +10,7 @@ PERFORMANCE.md target: every ATP point-by-point match in the shared data through
 (default: ``$COURTSIDE_HOME``, i.e. after ``courtside pipeline``) and replays every match
 (``--matches 0``) in one process through ``training.backtest.run_inplay`` — the trading core: triggers,
 the in-play model, value, Kelly, risk checks, the paper exchange with its bet delay, settlement —
-against the SIMULATED market.
+against the SIMULATED market (the fast replay; ``--messages``: every feed message, the reference).
 
 ``--reference`` also times, on the same matches, (1) the feed alone (scores and simulated market
 prices, no model, no trading) and (2) PERFORMANCE.md's baseline, a bare vectorised Markov scorer: every
@@ -100,6 +101,9 @@ def main() -> int:
     parser.add_argument("--matches", type=int, default=0, help="matches to replay, evenly spaced (0 = all)")
     parser.add_argument("--model", default="markov-serve-updates", choices=sorted(bt.INPLAY_MODELS))
     parser.add_argument("--market", default="simulated", choices=sorted(bt.INPLAY_MARKETS))
+    parser.add_argument(
+        "--messages", action="store_true", help="replay every feed message (the reference replay, ~3x slower)"
+    )
     parser.add_argument("--prematch", action="store_true", help="also time the pre-match backtest")
     parser.add_argument("--reference", action="store_true", help="also time the feed alone on the same matches")
     parser.add_argument("--output", help="write the figures as JSON here")
@@ -107,14 +111,20 @@ def main() -> int:
 
     warehouse = Path(args.home) / "warehouse"
     catalog = pd.read_parquet(warehouse / "replay_catalog.parquet")
-    figures: dict = {"sources": args.sources, "model": args.model, "market": args.market, "target_s": TARGET_S}
+    figures: dict = {
+        "sources": args.sources,
+        "model": args.model,
+        "market": args.market,
+        "messages": args.messages,
+        "target_s": TARGET_S,
+    }
 
     cpu = time.process_time()
     result = bt.run_inplay(
         catalog,
         bt.INPLAY_MODELS[args.model],
         args.model,
-        bt.InplayBacktestConfig(market=bt.INPLAY_MARKETS[args.market]),
+        bt.InplayBacktestConfig(market=bt.INPLAY_MARKETS[args.market], messages=args.messages),
         limit=args.matches or None,
         sources=tuple(args.sources),
     )
