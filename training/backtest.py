@@ -1148,9 +1148,9 @@ def prepare_points(
 ) -> _Points | _Prepared | str:
     """``prepare_match`` for the fast replay: the points and the moments of the feed's messages, only the
     match's own messages built (its start and end, the closing odds: what the feed's protocol could refuse
-    of a row; the point messages are the scorer's scores written out, and the simulated quotes are made as
-    the replay reaches them, from the same ``SimulatedMarket``). A row whose times put its points out of order
-    gets its messages (``prepare_match``)."""
+    of a row; the point messages are the scorer's scores written out), and the simulated market's quotes, made
+    here by the same ``SimulatedMarket`` as the feed's, once for every model replayed. A row whose times put its
+    points out of order gets its messages (``prepare_match``)."""
     key = str(row["event_key"])
     points = _checked_points(row, seen)
     if isinstance(points, str):
