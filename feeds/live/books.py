@@ -28,12 +28,10 @@ def feed_book(update: MarketUpdate, at: datetime) -> MarketBook:
 def quoted_book(market_id: str, at: datetime, status: MarketStatus, quotes: Quotes | None) -> MarketBook:
     """The in-play order book of the simulated market's quotes (``feeds.live.market``; None: no prices) —
     ``feed_book`` of the message those quotes make, without the message (a fast replay)."""
-    runners = tuple(
-        RunnerBook.top_of_book(label, None, 0.0, None, 0.0)
-        if quotes is None
-        else RunnerBook.top_of_book(label, q[0], q[1], q[2], q[3], q[4])
-        for label, q in zip(LABELS, quotes or (None, None), strict=True)
-    )
+    if quotes is None:
+        runners = tuple(RunnerBook.top_of_book(label, None, 0.0, None, 0.0) for label in LABELS)
+    else:
+        runners = tuple(RunnerBook.top_of_book(label, *q) for label, q in zip(LABELS, quotes, strict=True))
     return MarketBook(market_id=market_id, publish_time=at, status=status, in_play=True, runners=runners)
 
 
