@@ -419,19 +419,23 @@ class TradingCore:
                 ctx,
             )
 
+    def decision_due(self, m: LiveMatch) -> bool:
+        """Whether ``trade`` decides on an open in-play book now: the match's prediction is for its current score,
+        no decision was made at this score yet, and the match is neither finished nor suspended."""
+        return (
+            not m.finished
+            and m.last_probability is not None
+            and m.predicted_points == m.points_played
+            and m.traded_points != m.points_played
+            and m.event_key not in self.suspended
+        )
+
     def trade(self, m: LiveMatch, ctx: Any = None) -> bool:
         """Value detection on the open in-play market with the prediction for the current score; at most
         one decision per point. True when a decision (bet or no bet) was made."""
         book = self.inplay_books.get(m.event_key)
-        if (
-            book is None
-            or book.status is not MarketStatus.OPEN
-            or m.finished
-            or m.last_probability is None
-            or m.predicted_points != m.points_played
-            or m.traded_points == m.points_played
-            or m.event_key in self.suspended
-        ):
+        probability = m.last_probability
+        if book is None or book.status is not MarketStatus.OPEN or probability is None or not self.decision_due(m):
             return False
         m.traded_points = m.points_played
         self.counts.decisions += 1
@@ -439,7 +443,7 @@ class TradingCore:
         decision = decide(
             m.event_key,
             book,
-            m.last_probability,
+            probability,
             (FIRST, SECOND),
             self.risk.bankroll,
             policy.value,

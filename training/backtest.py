@@ -25,11 +25,11 @@ publishes for it. By default the scorer's points go to the core as they are and 
 it only when showing it can change something (``_FastReplay``); ``InplayBacktestConfig(messages=True)``
 sends every message instead, as the engine receives them (the reference: a test holds both to identical
 orders, counts and ledgers, and the default to the engine's own orders). The probability is a parameter
-(:data:`InplayModel`); the default is the Markov chain with serve updates that ``/predict_live`` serves. Two simulated markets (:data:`INPLAY_MARKETS`): the feed's
-own (priced one point late, with noise: exploitable by construction, as the constant-serve chain,
-the simulator's own model, shows) and a fair one (current score, no noise) where only information
-beyond the constant chain can win. Results measure the machinery and the model *relative to a
-simulator*, never a real-money edge: every output says SIMULATED.
+(:data:`InplayModel`); the default is the Markov chain with serve updates that ``/predict_live`` serves.
+Two simulated markets (:data:`INPLAY_MARKETS`): the feed's own (priced one point late, with noise:
+exploitable by construction, as the constant-serve chain, the simulator's own model, shows) and a fair one
+(current score, no noise) where only information beyond the constant chain can win. Results measure the
+machinery and the model *relative to a simulator*, never a real-money edge: every output says SIMULATED.
 
 Reported per strategy and split: bets, staked, P&L, ROI with a bootstrap 95% interval
 (markets resampled with replacement — one bet per market pre-match — so it ignores the path
@@ -900,18 +900,20 @@ class _InplayReplay:
         if not triggers:
             return
         m = core.matches[key]
-        prior = core.state(m)["prematch_probability"]
-        state = InplayState(
-            key,
+        core.predicted(m, self.model(self._state(m)), triggers)
+        core.trade(m)
+
+    def _state(self, m: LiveMatch) -> InplayState:
+        """What the model sees of the match now (the fields of a ``/predict_live`` state)."""
+        return InplayState(
+            m.event_key,
             m.score,
-            prior,
+            self.core.prior(m),
             (m.won_on_serve[0], m.won_on_serve[1]),
             (m.served[0], m.served[1]),
             m.tournament,
             m.season,
         )
-        core.predicted(m, self.model(state), triggers)
-        core.trade(m)
 
     def replay(self, row: dict, prepared: _Prepared | str) -> None:
         """One match through the core: its feed messages (``prepare_match``), or why it is skipped."""
@@ -988,7 +990,7 @@ class _FastReplay(_InplayReplay):
                     status is MarketStatus.CLOSED
                     or not exchange.idle
                     or key in core.suspended
-                    or (in_play_open and m is not None and _decision_due(m))
+                    or (in_play_open and m is not None and core.decision_due(m))
                 ):
                     self._to(start, at)
                     self._show(key, quoted_book(market_id, self.clock.now(), status, quotes))
@@ -1030,16 +1032,7 @@ class _FastReplay(_InplayReplay):
         """The model's probability for the point's state, then a decision if the market is open (the message
         replay's ``_match_message`` after a clean point)."""
         core = self.core
-        state = InplayState(
-            m.event_key,
-            m.score,
-            core.prior(m),
-            (m.won_on_serve[0], m.won_on_serve[1]),
-            (m.served[0], m.served[1]),
-            m.tournament,
-            m.season,
-        )
-        core.predicted(m, self.model(state), triggers)
+        core.predicted(m, self.model(self._state(m)), triggers)
         if not in_play_open:
             return  # the message replay's ``trade`` finds the market suspended
         start = prepared.start
@@ -1048,11 +1041,6 @@ class _FastReplay(_InplayReplay):
             h_at, status, quotes = hidden
             core.on_book(m.event_key, quoted_book(prepared.market_id, start + timedelta(seconds=h_at), status, quotes))
         core.trade(m)
-
-
-def _decision_due(m: LiveMatch) -> bool:
-    """The core would decide on an open book now (``TradingCore.trade``'s own conditions on the match)."""
-    return not m.finished and m.predicted_points == m.points_played and m.traded_points != m.points_played
 
 
 @dataclass(frozen=True)
