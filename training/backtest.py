@@ -41,12 +41,17 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
+import pickle
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import IntEnum, StrEnum
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -806,6 +811,9 @@ class InplayBacktestConfig:
     order, with the scorer's points given to the core as they are and a market update shown only when it can
     change something — an order is live, a decision is due, the market opens or closes (``_FastReplay``); a
     test holds both to identical orders, ledgers and counts."""
+    parallel_from: int = 200
+    """Replays of this many rows or more prepare the matches (scores, simulated quotes, messages) in a second
+    process while this one trades (0: never); the results are the same."""
 
 
 @dataclass
@@ -832,17 +840,35 @@ def _result(row: dict, final: Score) -> MatchResult:
     return MatchResult(winner=winner, outcome="retired", sets_completed=len(final.sets))
 
 
+def inplay_state(core: TradingCore, m: LiveMatch) -> InplayState:
+    """What the model sees of the match now (the fields of a ``/predict_live`` state)."""
+    return InplayState(
+        m.event_key,
+        m.score,
+        core.prior(m),
+        (m.won_on_serve[0], m.won_on_serve[1]),
+        (m.served[0], m.served[1]),
+        m.tournament,
+        m.season,
+    )
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+"""Where a replay's clock starts."""
+
+
 class _InplayReplay:
     """Matches one after another on one event-time clock through one ``TradingCore`` — the live engine's
     trading code, called synchronously with the messages the feed server publishes for the match
     (``feeds.live.replay.match_messages``), in the feed's own order (time, then market before match,
     as ``feeds.live.ordering``), the exchange polled after each message as the deterministic engine does."""
 
-    def __init__(self, model: InplayModel, config: InplayBacktestConfig):
+    def __init__(self, model: InplayModel, config: InplayBacktestConfig, name: str = "model"):
         self.model = model
+        self.name = name
         self.cfg = config
         policy = config.policy
-        self.clock = ManualClock(datetime(1970, 1, 1, tzinfo=UTC))
+        self.clock = ManualClock(_EPOCH)
         self.exchange = PaperExchange(self.clock, policy.exchange, balance=policy.bankroll)
         self.core = TradingCore(
             policy,
@@ -887,7 +913,9 @@ class _InplayReplay:
         row = self._row
         self.recorder.settled(settlement, match_id, int(row["season"]), str(row["source"]), self._opportunities)
 
-    def _match_message(self, key: str, channel: str, event: Any) -> None:
+    def _match_message(
+        self, key: str, channel: str, event: Any, ahead: dict[int, tuple[InplayState, float]] | None = None
+    ) -> None:
         """A match message through the core; on its triggers the model's probability, then a decision."""
         core = self.core
         try:
@@ -900,20 +928,21 @@ class _InplayReplay:
         if not triggers:
             return
         m = core.matches[key]
-        core.predicted(m, self.model(self._state(m)), triggers)
+        core.predicted(m, self._probability(m, ahead), triggers)
         core.trade(m)
 
     def _state(self, m: LiveMatch) -> InplayState:
-        """What the model sees of the match now (the fields of a ``/predict_live`` state)."""
-        return InplayState(
-            m.event_key,
-            m.score,
-            self.core.prior(m),
-            (m.won_on_serve[0], m.won_on_serve[1]),
-            (m.served[0], m.served[1]),
-            m.tournament,
-            m.season,
-        )
+        return inplay_state(self.core, m)
+
+    def _probability(self, m: LiveMatch, ahead: dict[int, tuple[InplayState, float]] | None) -> float:
+        """The model's probability for the match's state now: the one worked out ahead for this point
+        (``predicted_ahead``) when it was for this very state, else the model's answer now."""
+        state = self._state(m)
+        if ahead is not None:
+            early = ahead.get(m.points_played)
+            if early is not None and early[0] == state:
+                return early[1]
+        return self.model(state)
 
     def replay(self, row: dict, prepared: _Prepared | str) -> None:
         """One match through the core: its feed messages (``prepare_match``), or why it is skipped."""
@@ -963,6 +992,7 @@ class _FastReplay(_InplayReplay):
             super().replay(row, prepared)
             return
         key, start, scores, winners = prepared.key, prepared.start, prepared.scores, prepared.winners
+        ahead = prepared.ahead.get(self.name)
         self.matches += 1
         self.points += prepared.points
         self._row = row
@@ -974,7 +1004,7 @@ class _FastReplay(_InplayReplay):
             if event is _Event.POINT:
                 triggers = core.replayed_point(key, winners[n - 1], scores[n - 1])
                 if triggers:
-                    self._predict(core.matches[key], triggers, prepared, at, in_play_open, hidden)
+                    self._predict(core.matches[key], triggers, prepared, at, in_play_open, hidden, ahead)
                     hidden = None if in_play_open else hidden
             elif event is _Event.SUSPEND or event is _Event.REOPEN:
                 quotes = None if event is _Event.SUSPEND else prepared.quotes[n - 1]
@@ -1004,7 +1034,7 @@ class _FastReplay(_InplayReplay):
             elif event is _Event.START or event is _Event.END:
                 self._to(start, at)
                 self._match_message(
-                    key, "match", prepared.start_message if event is _Event.START else prepared.end_message
+                    key, "match", prepared.start_message if event is _Event.START else prepared.end_message, ahead
                 )
                 m = core.matches.get(key)
             else:  # the pre-match market: its real closing odds, open then closed
@@ -1017,6 +1047,7 @@ class _FastReplay(_InplayReplay):
             if not exchange.idle:
                 self._to(start, at)
                 core.poll()
+        self._to(start, prepared.events[-1][0])  # the last message's time, as the message replay leaves the clock
         core.forget(key)
         self._opportunities.clear()
 
@@ -1028,11 +1059,12 @@ class _FastReplay(_InplayReplay):
         at: float,
         in_play_open: bool,
         hidden: tuple[float, MarketStatus, Any] | None,
+        ahead: dict[int, tuple[InplayState, float]] | None,
     ) -> None:
         """The model's probability for the point's state, then a decision if the market is open (the message
         replay's ``_match_message`` after a clean point)."""
         core = self.core
-        core.predicted(m, self.model(self._state(m)), triggers)
+        core.predicted(m, self._probability(m, ahead), triggers)
         if not in_play_open:
             return  # the message replay's ``trade`` finds the market suspended
         start = prepared.start
@@ -1087,6 +1119,10 @@ class _Points:
     opening: Quotes
     quotes: list[Quotes | None]
     """The simulated market's quotes after each point (None: closed), made once for every model replayed."""
+    ahead: dict[str, dict[int, tuple[InplayState, float]]] = field(default_factory=dict)
+    """By model: the states the match's triggers ask a probability for, by points played, with the model's
+    answer, worked out ahead by the preparing process (``predicted_ahead``); the replay uses one only for the
+    very same state."""
 
     @property
     def points(self) -> int:
@@ -1215,29 +1251,154 @@ def replay_inplay(rows: pd.DataFrame, model: InplayModel, config: InplayBacktest
     return replays["model"]
 
 
+_Ready = _Points | _Prepared | str
+"""A match prepared for the replay (``prepare_points`` / ``prepare_match``), or why it is skipped."""
+
+
+def _ended(prepared: _Ready, after: datetime) -> datetime:
+    """Where the replay's clock stands after ``prepared``: its last moment (every replay sets the clock to the
+    match end and to the closed market, the last two moments), or ``after`` for a skipped match."""
+    if isinstance(prepared, _Points):
+        return max(after, prepared.start + timedelta(seconds=prepared.events[-1][0]))
+    if isinstance(prepared, _Prepared):
+        return max(after, prepared.schedule[-1][0]) if prepared.schedule else after
+    return after
+
+
+def predicted_ahead(prepared: _Points, models: Mapping[str, InplayModel], config: InplayBacktestConfig) -> None:
+    """Each model's probabilities for the states the match's triggers will ask for (``_Points.ahead``), worked
+    out by the trading core's own rules (``on_match``, ``replayed_point``, ``predicted``) on the match's books and
+    points. What the core asks depends on the points only — the triggers, the prior and the serve counts, not
+    on anything traded — and the replay checks each state anyway."""
+    for name, model in models.items():
+        clock = ManualClock(prepared.start)
+        exchange = PaperExchange(clock, config.policy.exchange, balance=config.policy.bankroll)
+        core = TradingCore(config.policy, clock, exchange, market_key=market_event_key, logged=())
+        key, found = prepared.key, {}
+        for at, event, n in prepared.events:
+            if event is _Event.PREMATCH_OPEN or event is _Event.PREMATCH_CLOSED:
+                assert prepared.prematch is not None
+                closed = prepared.prematch.model_copy(update={"status": "CLOSED"})
+                update = prepared.prematch if event is _Event.PREMATCH_OPEN else closed
+                core.on_book(key, feed_book(update, prepared.start + timedelta(seconds=at)))
+            elif event is _Event.OPENING:
+                core.on_book(key, quoted_book(prepared.market_id, prepared.start, MarketStatus.OPEN, prepared.opening))
+            elif event is _Event.START or event is _Event.POINT:
+                if event is _Event.START:
+                    try:
+                        triggers = core.on_match(prepared.start_message)
+                    except BadMessage:
+                        return  # the replay finds the same, and asks nothing
+                else:
+                    triggers = core.replayed_point(key, prepared.winners[n - 1], prepared.scores[n - 1])
+                if triggers:
+                    m = core.matches[key]
+                    state = inplay_state(core, m)
+                    probability = model(state)
+                    found[m.points_played] = (state, probability)
+                    core.predicted(m, probability, triggers)
+        prepared.ahead[name] = found
+
+
+def prepared_matches(
+    rows: Iterable[dict],
+    config: InplayBacktestConfig,
+    after: datetime = _EPOCH,
+    models: Mapping[str, InplayModel] | None = None,
+) -> Iterable[tuple[dict, _Ready, float]]:
+    """Each row prepared in order, play starting after the previous match ended: (row, prepared, seconds taken).
+    The preparation depends on the row, the market and the start only, not on what is traded. ``models``: their
+    probabilities worked out ahead too (``predicted_ahead``)."""
+    prepare = prepare_match if config.messages else prepare_points
+    seen: set[str] = set()
+    for row in rows:
+        started = time.perf_counter()
+        prepared = prepare(row, after, config, seen)
+        if models and isinstance(prepared, _Points):
+            predicted_ahead(prepared, models, config)
+        after = _ended(prepared, after)
+        yield row, prepared, time.perf_counter() - started
+
+
+PREPARE_CHUNK = 64
+"""Matches the preparing process sends at a time."""
+
+
+def _prepared_in_parallel(
+    rows: list[dict], config: InplayBacktestConfig, models: Mapping[str, InplayModel]
+) -> Iterable[tuple[dict, _Ready, float]]:
+    """``prepared_matches`` computed in a second process (``training.replay_worker``) while this one replays: the
+    two CPU halves of the backtest on two cores. The rows come back in order, prepared by the same code, with
+    the models' probabilities worked out ahead (models that cannot be pickled are asked by the replay), so
+    the replay is the same. A plain child process (no ``multiprocessing``): nothing of the caller's main module
+    is imported again, whatever script or Dagster step calls this."""
+    sendable = {}
+    for name, model in models.items():
+        if getattr(model, "__module__", None) == "__main__" or type(model).__module__ == "__main__":
+            continue  # defined in the caller's script, which the other process does not run: asked here
+        try:
+            pickle.dumps(model)
+        except Exception:  # noqa: BLE001 - e.g. a closure, a native handle: the replay asks it itself
+            continue
+        sendable[name] = model
+    env = dict(os.environ)
+    # whatever this process imports, the other finds (a model's module included)
+    path = [str(Path(__file__).resolve().parents[1]), *(p for p in sys.path if p and Path(p).exists())]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(path))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "training.replay_worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        pickle.dump((rows, config, sendable, PREPARE_CHUNK), proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+        proc.stdin.close()
+        while True:
+            try:
+                chunk = pickle.load(proc.stdout)
+            except EOFError:
+                raise RuntimeError(f"the in-play replay's preparing process ended early (exit {proc.wait()})") from None
+            if chunk is None:
+                break
+            if isinstance(chunk, BaseException):
+                raise chunk
+            yield from chunk
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        proc.stdout.close()
+
+
 def replay_inplay_models(
     rows: pd.DataFrame, models: Mapping[str, InplayModel], config: InplayBacktestConfig
 ) -> tuple[dict[str, _InplayReplay], dict[str, float]]:
     """Each model through its own trading core on the same rows and market, match by match, each match's feed
     messages built once for all (they depend on the row, the market and the start — the same for every
-    model: the matches follow one another on the same clock whatever is traded). Returns the replays and
-    each model's seconds: the messages (what it would have cost alone) plus its own replay."""
+    model: the matches follow one another on the same clock whatever is traded). With
+    ``config.parallel_from`` rows or more, a second process prepares the matches while this one replays.
+    Returns the replays and each model's seconds: the preparation (what it would have cost alone; in
+    parallel, the time spent waiting for it) plus its own replay."""
     kind = _InplayReplay if config.messages else _FastReplay
-    prepare = prepare_match if config.messages else prepare_points
-    replays = {name: kind(model, config) for name, model in models.items()}
+    replays = {name: kind(model, config, name) for name, model in models.items()}
     seconds = dict.fromkeys(replays, 0.0)
     if not replays:
         return replays, seconds
-    seen: set[str] = set()
+    records = rows.to_dict("records")
+    parallel = 0 < config.parallel_from <= len(records)
+    matches = _prepared_in_parallel(records, config, models) if parallel else prepared_matches(records, config)
     clock = next(iter(replays.values())).clock  # every replay's clock is at the same time between matches
-    for row in rows.to_dict("records"):
-        started = time.perf_counter()
-        prepared = prepare(row, clock.now(), config, seen)
-        made = time.perf_counter() - started
+    after = clock.now()
+    waited = time.perf_counter()
+    for row, prepared, made in matches:
+        made = time.perf_counter() - waited if parallel else made
         for name, replay in replays.items():
             started = time.perf_counter()
             replay.replay(row, prepared)
             seconds[name] += made + time.perf_counter() - started
+        after = _ended(prepared, after)
+        if clock.now() != after:
+            raise RuntimeError(f"in-play replay: the clock is at {clock.now()} after {row['event_key']}, not {after}")
+        waited = time.perf_counter()
     return replays, seconds
 
 

@@ -472,14 +472,69 @@ def test_inplay_fast_replay_trades_exactly_as_the_message_replay(catalog, market
     # times out of order (points 10 and 11 swapped): the feed sends those points so; such a row is replayed
     # through its messages, which the engine reads as they come
     shuffled.loc[slam, "elapsed_s"] = shuffled.loc[slam, "elapsed_s"].map(lambda ts: [*ts[:9], ts[10], ts[9], *ts[11:]])
+    # retirements after the first set, every match the same day: each next match starts a gap after the
+    # previous one's last message (its market reopening after the last point, later than its end message)
+    retired = catalog.assign(event_date=catalog["event_date"].min())
+    pbp = retired["source"] == "pbp"
+    retired.loc[pbp, "pbp"] = retired.loc[pbp, "pbp"].map(lambda text: text.split(".")[0] + ".")
     models = {"serve": bt.markov_serve_updates, "constant": bt.markov_constant}
-    for rows in (catalog, squeezed, shuffled):
+    for rows in (catalog, squeezed, shuffled, retired):
         config = bt.InplayBacktestConfig(market=bt.INPLAY_MARKETS[market])
         fast, _ = bt.replay_inplay_models(bt.inplay_rows(rows), models, config)
         reference, _ = bt.replay_inplay_models(bt.inplay_rows(rows), models, dataclasses.replace(config, messages=True))
         assert reference["serve"].core.counts.orders > 5  # (the constant chain is the fair market's own model)
         for name in models:
             _same_trading(fast[name], reference[name])
+
+
+class _Refusing:
+    """An in-play model that fails (importable by module, so a preparing process can be sent it)."""
+
+    def __call__(self, state: bt.InplayState) -> float:
+        raise ValueError(f"no probability for {state.match_id}")
+
+
+def test_inplay_parallel_preparation_trades_exactly_as_one_process(catalog):
+    """A large replay prepares its matches in a second process (scores, simulated quotes, the models'
+    probabilities worked out ahead) while the first trades: the same orders, counts and ledgers as one process,
+    on the squeezed and reordered rows, a repeated key, and a model the other process cannot be sent (asked by
+    the replay itself). Every state the replay asks a probability for was worked out ahead, the same."""
+    slam = catalog["source"] == "slam"
+    squeezed, shuffled = catalog.copy(), catalog.copy()
+    squeezed.loc[slam, "elapsed_s"] = squeezed.loc[slam, "elapsed_s"].map(lambda ts: [3 + t / 20 for t in ts])
+    shuffled.loc[slam, "elapsed_s"] = shuffled.loc[slam, "elapsed_s"].map(lambda ts: [*ts[:9], ts[10], ts[9], *ts[11:]])
+    squeezed["event_key"] += "-squeezed"
+    shuffled["event_key"] += "-shuffled"
+    rows = bt.inplay_rows(pd.concat([catalog, squeezed, shuffled, catalog.iloc[[4]]], ignore_index=True))
+    asked: dict[tuple[str, int], bt.InplayState] = {}
+
+    def recording(state: bt.InplayState) -> float:  # a closure: it cannot be sent, the replay asks it
+        asked[(state.match_id, sum(state.served))] = state
+        return bt.markov_serve_updates(state)
+
+    models = {"serve": bt.markov_serve_updates, "constant": bt.markov_constant, "recorded": recording}
+    config = bt.InplayBacktestConfig(parallel_from=0)
+    alone, _ = bt.replay_inplay_models(rows, models, config)
+    parallel, _ = bt.replay_inplay_models(rows, models, dataclasses.replace(config, parallel_from=1))
+    assert alone["serve"].core.counts.orders > 5 and alone["serve"].matches == 3 * len(catalog)
+    for name in models:
+        _same_trading(parallel[name], alone[name])
+    _same_trading(parallel["recorded"], parallel["serve"])
+    ahead = {}
+    for _, prepared, _ in bt.prepared_matches(
+        rows.to_dict("records"), config, models={"serve": bt.markov_serve_updates}
+    ):
+        if isinstance(prepared, bt._Points):
+            ahead.update({(prepared.key, n): state for n, (state, _) in prepared.ahead["serve"].items()})
+    asked_of_points = {k: v for k, v in asked.items() if k[0] in {key for key, _ in ahead}}
+    assert asked_of_points and all(ahead[k] == state for k, state in asked_of_points.items())
+
+
+def test_inplay_parallel_preparation_stops_with_the_other_process_error(catalog):
+    """A failure in the preparing process stops the replay with its reason (never a silent, partial result)."""
+    config = bt.InplayBacktestConfig(parallel_from=1)
+    with pytest.raises(RuntimeError, match="preparing the in-play replay failed: ValueError: no probability for"):
+        bt.replay_inplay_models(bt.inplay_rows(catalog), {"refusing": _Refusing()}, config)
 
 
 def test_inplay_a_repeated_match_key_is_replayed_once(catalog):
