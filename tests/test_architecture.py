@@ -195,6 +195,16 @@ def test_the_code_is_formatted():
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def test_the_code_passes_the_linter():
+    """``ruff check`` (``make lint``; rules in pyproject.toml's ``[tool.ruff]``) finds nothing: a change with a lint
+    error fails the README's test command, not only a separate step."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "ruff", "check", "."], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 def test_the_core_type_checks():
     """mypy reports nothing on ``features/``, ``betting/``, ``expectations/`` and ``feeds/`` (``make typecheck``;
     settings and the package list in pyproject.toml's ``[tool.mypy]``). Its cache is ``.mypy_cache`` at the

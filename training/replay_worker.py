@@ -10,15 +10,39 @@ from __future__ import annotations
 
 import os
 import pickle
+import queue
 import sys
+import threading
 
 FIRST_CHUNK = 4
 """Matches in the first chunk; each next chunk is twice as large, up to the replay's chunk size."""
+AHEAD = 16
+"""Chunks prepared and not yet read by the replay, at most (the replay reads a chunk when it needs one)."""
 
 
 def main() -> int:
     out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints cannot corrupt the stream
+    # pickled chunks wait here while the replay is busy: this process keeps preparing, up to AHEAD chunks ahead
+    ready: queue.Queue[bytes | None] = queue.Queue(maxsize=AHEAD)
+    gone = threading.Event()  # the replaying process stopped reading
+
+    def send() -> None:
+        while (blob := ready.get()) is not None:
+            if gone.is_set():
+                continue
+            try:
+                out.write(blob)
+                out.flush()
+            except (BrokenPipeError, OSError):
+                gone.set()
+
+    sender = threading.Thread(target=send, name="send", daemon=True)
+    sender.start()
+
+    def put(obj: object) -> None:
+        ready.put(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+
     try:
         from training.backtest import prepared_matches
 
@@ -28,20 +52,20 @@ def main() -> int:
         for item in prepared_matches(rows, config, models=models):
             chunk.append(item)
             if len(chunk) >= min(size, FIRST_CHUNK * 2**sent):
-                pickle.dump(chunk, out, protocol=pickle.HIGHEST_PROTOCOL)
-                out.flush()
+                put(chunk)
                 chunk = []
                 sent += 1
-        pickle.dump(chunk, out, protocol=pickle.HIGHEST_PROTOCOL)
-        pickle.dump(None, out)
-        out.flush()
-        return 0
-    except BrokenPipeError:  # the replaying process stopped reading (it failed or was stopped)
-        return 1
+                if gone.is_set():
+                    return 1
+        put(chunk)
+        put(None)
+        code = 0
     except BaseException as exc:  # noqa: BLE001 - shown by the replaying process, which raises it
-        pickle.dump(RuntimeError(f"preparing the in-play replay failed: {type(exc).__name__}: {exc}"), out)
-        out.flush()
-        return 1
+        put(RuntimeError(f"preparing the in-play replay failed: {type(exc).__name__}: {exc}"))
+        code = 1
+    ready.put(None)
+    sender.join()
+    return 1 if gone.is_set() else code
 
 
 if __name__ == "__main__":
