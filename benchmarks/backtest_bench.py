@@ -8,7 +8,7 @@ PERFORMANCE.md target: every ATP point-by-point match in the shared data through
 (no network) in <= 60 s, beside a bare vectorised Markov scorer of the same points. Reads the pipeline's
 ``replay_catalog`` (and, with ``--prematch``, ``walkforward_predictions``) from ``<home>/warehouse``
 (default: ``$COURTSIDE_HOME``, i.e. after ``courtside pipeline``) and replays every match
-(``--matches 0``) through ``training.backtest.run_inplay`` — the trading core: triggers,
+(``--matches 0``) through ``training.inplay_backtest.run_inplay`` — the trading core: triggers,
 the in-play model, value, Kelly, risk checks, the paper exchange with its bet delay, settlement —
 against the SIMULATED market (the fast replay; ``--messages``: every feed message, the reference). One
 process trades; a second prepares the matches meanwhile (scores, simulated quotes, the model's probabilities
@@ -40,6 +40,7 @@ from features.scoring import Score, ScoringError
 from feeds.live.market import SimulatedMarket
 from feeds.live.replay import scores_of
 from training import backtest as bt
+from training import inplay_backtest as ib
 
 TARGET_S = targets.BACKTEST_S
 SCORER_BATCH = 200_000
@@ -109,8 +110,8 @@ def main() -> int:
     parser.add_argument("--home", default=str(Settings.from_env().home), help="state folder with the warehouse")
     parser.add_argument("--sources", nargs="+", default=["pbp"], help="catalog sources (pbp, slam)")
     parser.add_argument("--matches", type=int, default=0, help="matches to replay, evenly spaced (0 = all)")
-    parser.add_argument("--model", default="markov-serve-updates", choices=sorted(bt.INPLAY_MODELS))
-    parser.add_argument("--market", default="simulated", choices=sorted(bt.INPLAY_MARKETS))
+    parser.add_argument("--model", default="markov-serve-updates", choices=sorted(ib.INPLAY_MODELS))
+    parser.add_argument("--market", default="simulated", choices=sorted(ib.INPLAY_MARKETS))
     parser.add_argument(
         "--messages", action="store_true", help="replay every feed message (the reference replay, ~3x slower)"
     )
@@ -133,12 +134,12 @@ def main() -> int:
     }
 
     cpu, children = time.process_time(), _children_cpu()
-    result = bt.run_inplay(
+    result = ib.run_inplay(
         catalog,
-        bt.INPLAY_MODELS[args.model],
+        ib.INPLAY_MODELS[args.model],
         args.model,
-        bt.InplayBacktestConfig(
-            market=bt.INPLAY_MARKETS[args.market],
+        ib.InplayBacktestConfig(
+            market=ib.INPLAY_MARKETS[args.market],
             messages=args.messages,
             **({"parallel_from": 0} if args.one_process else {}),
         ),
@@ -163,7 +164,7 @@ def main() -> int:
         "skipped": {k: int(v) for k, v in result.ledger.counts.items() if k.startswith("skipped")},
         "meets_target": result.seconds <= TARGET_S if not args.matches else None,
     }
-    print(f"in-play backtest ({bt.SIMULATED}: {args.market}), model {args.model}, sources {', '.join(args.sources)}:")
+    print(f"in-play backtest ({ib.SIMULATED}: {args.market}), model {args.model}, sources {', '.join(args.sources)}:")
     print(
         f"  {result.matches:,} matches, {result.points:,} points, {result.predictions:,} predictions, "
         f"{result.orders:,} orders in {result.seconds:.1f} s wall / CPU {cpu:.1f} s trading + {children:.1f} s "
@@ -176,7 +177,7 @@ def main() -> int:
         )
     )
     if args.reference:
-        seconds, points = feed_only(bt.inplay_rows(catalog, tuple(args.sources), args.matches or None))
+        seconds, points = feed_only(ib.inplay_rows(catalog, tuple(args.sources), args.matches or None))
         figures["feed_only"] = {
             "wall_s": round(seconds, 1),
             "points": points,
@@ -186,7 +187,7 @@ def main() -> int:
             f"  reference, the feed alone (scores + simulated market, no model, no trading): {seconds:.1f} s "
             f"for {points:,} points; model and trading are {1 - seconds / result.seconds:.0%} of the replay"
         )
-        seconds, points, mean_p = markov_scorer(bt.inplay_rows(catalog, tuple(args.sources), args.matches or None))
+        seconds, points, mean_p = markov_scorer(ib.inplay_rows(catalog, tuple(args.sources), args.matches or None))
         figures["markov_scorer"] = {
             "wall_s": round(seconds, 1),
             "points": points,

@@ -14,6 +14,7 @@ import mlflow
 import pandas as pd
 
 from training import backtest as bt
+from training import inplay_backtest as ib
 from training import tracking
 
 BACKTEST_EXPERIMENT = "tennis-backtests"
@@ -99,8 +100,8 @@ def log_prematch_strategy(
 def log_inplay_backtest(
     model: str,
     market: str,
-    config: bt.InplayBacktestConfig,
-    result: bt.InplayBacktest,
+    config: ib.InplayBacktestConfig,
+    result: ib.InplayBacktest,
     row: dict,
     seasons: pd.DataFrame,
     catalog: pd.DataFrame,
@@ -120,7 +121,7 @@ def log_inplay_backtest(
                 "backtest": "inplay",
                 "market": "SIMULATED",
                 "simulated_market": market,
-                "label": bt.SIMULATED,
+                "label": ib.SIMULATED,
                 "model": model,
                 "data_version": tracking.frame_version(catalog[["event_key", "prematch_p1"]]),
             }

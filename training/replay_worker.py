@@ -1,4 +1,4 @@
-"""The preparing process of a parallel in-play replay (``training.backtest._prepared_in_parallel``).
+"""The preparing process of a parallel in-play replay (``training.inplay_backtest._prepared_in_parallel``).
 
 Reads ``(rows, config, models, chunk)`` pickled on stdin; writes the prepared matches (``prepared_matches``, with the
 models' probabilities worked out ahead) to stdout as pickled lists of ``chunk`` items (the first few smaller, so
@@ -44,7 +44,7 @@ def main() -> int:
         ready.put(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
 
     try:
-        from training.backtest import prepared_matches
+        from training.inplay_backtest import prepared_matches
 
         rows, config, models, size = pickle.load(sys.stdin.buffer)
         chunk: list = []

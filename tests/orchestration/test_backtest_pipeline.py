@@ -9,6 +9,7 @@ import pytest
 from mlflow import MlflowClient
 
 from training import backtest as bt
+from training import inplay_backtest as ib
 
 
 @pytest.mark.slow
@@ -62,7 +63,7 @@ def test_inplay_backtest_is_labelled_simulated(runs):
     settings, _, first, _ = runs
     table = first.output_for_node("inplay_backtest")
     assert set(zip(table["model"], table["market"], strict=True)) == {
-        (m, k) for m in bt.INPLAY_MODELS for k in bt.INPLAY_MARKETS
+        (m, k) for m in ib.INPLAY_MODELS for k in ib.INPLAY_MARKETS
     }
     assert (table["prices"] == "SIMULATED").all()
     # on the fair simulated market the simulator's own model never finds value

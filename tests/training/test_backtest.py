@@ -16,6 +16,7 @@ from betting.staking import StakingConfig, kelly_stake
 from tests.engine.fixtures import slam_rows
 from tests.real_data import data_dir
 from training import backtest as bt
+from training import inplay_backtest as ib
 
 PIN = bt.BOOKS["pinnacle"]
 FLAT_10 = bt.PrematchConfig(flat_stake=10.0)
@@ -306,45 +307,45 @@ def catalog() -> pd.DataFrame:
 
 
 def test_inplay_replays_real_matches_through_the_engine_rules(catalog):
-    result = bt.run_inplay(catalog)
-    assert result.label == bt.SIMULATED and "SIMULATED" in result.label
+    result = ib.run_inplay(catalog)
+    assert result.label == ib.SIMULATED and "SIMULATED" in result.label
     assert result.matches == 7 and result.points > 7 * 100
     assert 0 < result.predictions <= result.points + result.matches  # triggers: not every point
     ledger = result.ledger
     assert len(ledger.markets) > 0 and ledger.markets["market_id"].str.startswith("sim-").all()
-    limits = bt.InplayBacktestConfig().policy.risk
+    limits = ib.InplayBacktestConfig().policy.risk
     assert (ledger.bets["stake"] <= limits.max_stake).all()
     assert set(ledger.bets["side"]) <= {"BACK", "LAY"}
     # the bankroll curve is the settlements' P&L, market after market
     curve = 1000.0 + ledger.markets["net_profit"].cumsum()
     np.testing.assert_allclose(ledger.markets["bankroll_after"], curve.round(2))
     # deterministic: the simulated market is seeded by the match
-    again = bt.run_inplay(catalog)
+    again = ib.run_inplay(catalog)
     pd.testing.assert_frame_equal(ledger.bets, again.ledger.bets)
 
 
 def test_inplay_probability_is_a_parameter_and_sees_consistent_states(catalog):
-    seen: list[bt.InplayState] = []
+    seen: list[ib.InplayState] = []
 
-    def spy(state: bt.InplayState) -> float:
+    def spy(state: ib.InplayState) -> float:
         seen.append(state)
-        return bt.markov_serve_updates(state)
+        return ib.markov_serve_updates(state)
 
-    result = bt.run_inplay(catalog, spy, "spy", limit=2)
+    result = ib.run_inplay(catalog, spy, "spy", limit=2)
     assert len(seen) == result.predictions
     for s in seen:
         points = sum(s.served)
         assert 0 <= s.won_on_serve[0] <= s.served[0] and 0 <= s.won_on_serve[1] <= s.served[1]
         if points == 0:  # at point 0 the model answers the prior
-            assert bt.markov_serve_updates(s) == pytest.approx(s.prematch_probability, abs=1e-6)
-    baseline = bt.run_inplay(catalog, bt.markov_constant, "markov-constant", limit=2)
+            assert ib.markov_serve_updates(s) == pytest.approx(s.prematch_probability, abs=1e-6)
+    baseline = ib.run_inplay(catalog, ib.markov_constant, "markov-constant", limit=2)
     assert not baseline.ledger.bets.equals(result.ledger.bets)
 
 
 def test_inplay_prior_is_the_margin_free_closing_price(catalog):
     priors = []
     slams = catalog[catalog["source"] == "slam"]
-    bt.run_inplay(slams, lambda s: priors.append(s.prematch_probability) or 0.5, "prior", limit=1)
+    ib.run_inplay(slams, lambda s: priors.append(s.prematch_probability) or 0.5, "prior", limit=1)
     fair = (1 / 1.55) / (1 / 1.55 + 1 / 2.6)  # the fixture's closing prices (on the ladder)
     assert len(priors) > 10 and priors == pytest.approx([fair] * len(priors))
 
@@ -353,7 +354,7 @@ def test_inplay_skips_bad_matches_with_a_reason(catalog):
     bad = catalog.copy()
     bad.loc[0, "pbp"], bad.loc[0, "source"] = "SSSSXYZ", "pbp"
     bad.loc[0, ["point_winner", "point_server", "elapsed_s"]] = None
-    result = bt.run_inplay(bad)
+    result = ib.run_inplay(bad)
     assert result.matches == 6
     assert sum(v for k, v in result.ledger.counts.items() if k.startswith("skipped: point data")) == 1
 
@@ -363,20 +364,20 @@ def test_inplay_retirement_without_a_known_winner_is_not_settled(catalog):
     pbp = rows.loc[3, "pbp"]
     rows.loc[3, "pbp"] = pbp[: len(pbp) // 2].rstrip(";./")  # stopped mid-match
     rows.loc[3, "winner"] = None
-    result = bt.run_inplay(rows)
+    result = ib.run_inplay(rows)
     assert result.ledger.counts["skipped: retired without a known winner"] == 1
     rows.loc[3, "winner"] = 1
-    settled = bt.run_inplay(rows)
+    settled = ib.run_inplay(rows)
     assert settled.matches == 7
 
 
 def test_inplay_config_is_the_engines(catalog):
-    engine = bt.InplayBacktestConfig().policy
+    engine = ib.InplayBacktestConfig().policy
     silent = dataclasses.replace(engine, value=dataclasses.replace(engine.value, min_confidence=1.0))
-    result = bt.run_inplay(catalog, config=bt.InplayBacktestConfig(policy=silent), limit=3)
+    result = ib.run_inplay(catalog, config=ib.InplayBacktestConfig(policy=silent), limit=3)
     assert result.decisions > 0 and result.orders == 0 and result.ledger.bets.empty
     stopped = dataclasses.replace(engine, risk=dataclasses.replace(engine.risk, kill_switch=True))
-    killed = bt.run_inplay(catalog, config=bt.InplayBacktestConfig(policy=stopped), limit=3)
+    killed = ib.run_inplay(catalog, config=ib.InplayBacktestConfig(policy=stopped), limit=3)
     assert killed.orders == 0 and killed.ledger.counts["risk: KILL_SWITCH"] > 0
     assert math.isnan(bt.summarize(result.ledger)["roi"])
 
@@ -391,15 +392,15 @@ def test_inplay_backtest_trades_exactly_as_the_engine(tmp_path, catalog):
     from serving.engine.engine import EngineConfig, TradingEngine
     from tests.engine.fixtures import live_db
 
-    config = bt.InplayBacktestConfig()
-    rows = bt.inplay_rows(catalog)
-    replay = bt.replay_inplay(rows, bt.markov_serve_updates, config)
+    config = ib.InplayBacktestConfig()
+    rows = ib.inplay_rows(catalog)
+    replay = ib.replay_inplay(rows, ib.markov_serve_updates, config)
     assert replay.core.counts.orders > 5  # a sample that trades
 
     schedule, after = [], datetime(1970, 1, 1, tzinfo=UTC)
     for row in rows.to_dict("records"):
         try:
-            messages = bt.match_schedule(row, after, config)
+            messages = ib.match_schedule(row, after, config)
         except ValueError:
             continue
         schedule += messages
@@ -422,8 +423,8 @@ def test_inplay_backtest_trades_exactly_as_the_engine(tmp_path, catalog):
             out = []
             for state in states:
                 m = engine.matches[state["match_id"]]
-                p = bt.markov_serve_updates(
-                    bt.InplayState(
+                p = ib.markov_serve_updates(
+                    ib.InplayState(
                         m.event_key,
                         m.score,
                         state["prematch_probability"],
@@ -452,7 +453,7 @@ def test_inplay_backtest_trades_exactly_as_the_engine(tmp_path, catalog):
     assert engine.risk.bankroll == replay.risk.bankroll != config.policy.bankroll
 
 
-def _same_trading(fast: bt._InplayReplay, reference: bt._InplayReplay) -> None:
+def _same_trading(fast: ib._InplayReplay, reference: ib._InplayReplay) -> None:
     assert [o.to_dict() for o in fast.exchange.orders()] == [o.to_dict() for o in reference.exchange.orders()]
     assert fast.core.counts == reference.core.counts and fast.counts == reference.counts
     assert fast.risk.bankroll == reference.risk.bankroll
@@ -477,11 +478,11 @@ def test_inplay_fast_replay_trades_exactly_as_the_message_replay(catalog, market
     retired = catalog.assign(event_date=catalog["event_date"].min())
     pbp = retired["source"] == "pbp"
     retired.loc[pbp, "pbp"] = retired.loc[pbp, "pbp"].map(lambda text: text.split(".")[0] + ".")
-    models = {"serve": bt.markov_serve_updates, "constant": bt.markov_constant}
+    models = {"serve": ib.markov_serve_updates, "constant": ib.markov_constant}
     for rows in (catalog, squeezed, shuffled, retired):
-        config = bt.InplayBacktestConfig(market=bt.INPLAY_MARKETS[market])
-        fast, _ = bt.replay_inplay_models(bt.inplay_rows(rows), models, config)
-        reference, _ = bt.replay_inplay_models(bt.inplay_rows(rows), models, dataclasses.replace(config, messages=True))
+        config = ib.InplayBacktestConfig(market=ib.INPLAY_MARKETS[market])
+        fast, _ = ib.replay_inplay_models(ib.inplay_rows(rows), models, config)
+        reference, _ = ib.replay_inplay_models(ib.inplay_rows(rows), models, dataclasses.replace(config, messages=True))
         assert reference["serve"].core.counts.orders > 5  # (the constant chain is the fair market's own model)
         for name in models:
             _same_trading(fast[name], reference[name])
@@ -490,7 +491,7 @@ def test_inplay_fast_replay_trades_exactly_as_the_message_replay(catalog, market
 class _Refusing:
     """An in-play model that fails (importable by module, so a preparing process can be sent it)."""
 
-    def __call__(self, state: bt.InplayState) -> float:
+    def __call__(self, state: ib.InplayState) -> float:
         raise ValueError(f"no probability for {state.match_id}")
 
 
@@ -505,26 +506,26 @@ def test_inplay_parallel_preparation_trades_exactly_as_one_process(catalog):
     shuffled.loc[slam, "elapsed_s"] = shuffled.loc[slam, "elapsed_s"].map(lambda ts: [*ts[:9], ts[10], ts[9], *ts[11:]])
     squeezed["event_key"] += "-squeezed"
     shuffled["event_key"] += "-shuffled"
-    rows = bt.inplay_rows(pd.concat([catalog, squeezed, shuffled, catalog.iloc[[4]]], ignore_index=True))
-    asked: dict[tuple[str, int], bt.InplayState] = {}
+    rows = ib.inplay_rows(pd.concat([catalog, squeezed, shuffled, catalog.iloc[[4]]], ignore_index=True))
+    asked: dict[tuple[str, int], ib.InplayState] = {}
 
-    def recording(state: bt.InplayState) -> float:  # a closure: it cannot be sent, the replay asks it
+    def recording(state: ib.InplayState) -> float:  # a closure: it cannot be sent, the replay asks it
         asked[(state.match_id, sum(state.served))] = state
-        return bt.markov_serve_updates(state)
+        return ib.markov_serve_updates(state)
 
-    models = {"serve": bt.markov_serve_updates, "constant": bt.markov_constant, "recorded": recording}
-    config = bt.InplayBacktestConfig(parallel_from=0)
-    alone, _ = bt.replay_inplay_models(rows, models, config)
-    parallel, _ = bt.replay_inplay_models(rows, models, dataclasses.replace(config, parallel_from=1))
+    models = {"serve": ib.markov_serve_updates, "constant": ib.markov_constant, "recorded": recording}
+    config = ib.InplayBacktestConfig(parallel_from=0)
+    alone, _ = ib.replay_inplay_models(rows, models, config)
+    parallel, _ = ib.replay_inplay_models(rows, models, dataclasses.replace(config, parallel_from=1))
     assert alone["serve"].core.counts.orders > 5 and alone["serve"].matches == 3 * len(catalog)
     for name in models:
         _same_trading(parallel[name], alone[name])
     _same_trading(parallel["recorded"], parallel["serve"])
     ahead = {}
-    for _, prepared, _ in bt.prepared_matches(
-        rows.to_dict("records"), config, models={"serve": bt.markov_serve_updates}
+    for _, prepared, _ in ib.prepared_matches(
+        rows.to_dict("records"), config, models={"serve": ib.markov_serve_updates}
     ):
-        if isinstance(prepared, bt._Points):
+        if isinstance(prepared, ib._Points):
             ahead.update({(prepared.key, n): state for n, (state, _) in prepared.ahead["serve"].items()})
     asked_of_points = {k: v for k, v in asked.items() if k[0] in {key for key, _ in ahead}}
     assert asked_of_points and all(ahead[k] == state for k, state in asked_of_points.items())
@@ -532,17 +533,17 @@ def test_inplay_parallel_preparation_trades_exactly_as_one_process(catalog):
 
 def test_inplay_parallel_preparation_stops_with_the_other_process_error(catalog):
     """A failure in the preparing process stops the replay with its reason (never a silent, partial result)."""
-    config = bt.InplayBacktestConfig(parallel_from=1)
+    config = ib.InplayBacktestConfig(parallel_from=1)
     with pytest.raises(RuntimeError, match="preparing the in-play replay failed: ValueError: no probability for"):
-        bt.replay_inplay_models(bt.inplay_rows(catalog), {"refusing": _Refusing()}, config)
+        ib.replay_inplay_models(ib.inplay_rows(catalog), {"refusing": _Refusing()}, config)
 
 
 def test_inplay_a_repeated_match_key_is_replayed_once(catalog):
     """The engine refuses a second start of a match; the backtest skips it with the reason."""
     twice = pd.concat([catalog, catalog.iloc[[4]]], ignore_index=True)
-    result = bt.run_inplay(twice)
+    result = ib.run_inplay(twice)
     assert result.matches == 7 and result.ledger.counts["skipped: match key replayed already"] == 1
-    pd.testing.assert_frame_equal(result.ledger.bets, bt.run_inplay(catalog).ledger.bets)
+    pd.testing.assert_frame_equal(result.ledger.bets, ib.run_inplay(catalog).ledger.bets)
 
 
 def test_inplay_a_match_whose_feed_messages_are_refused_is_skipped_and_the_rest_replayed(catalog):
@@ -550,7 +551,7 @@ def test_inplay_a_match_whose_feed_messages_are_refused_is_skipped_and_the_rest_
     with one name) is counted and skipped; it does not stop the replay of every other match."""
     rows = catalog.copy()
     rows.loc[4, "player2"] = rows.loc[4, "player1"]
-    result = bt.run_inplay(rows)
+    result = ib.run_inplay(rows)
     assert result.matches == 6
     assert result.ledger.counts["skipped: feed message rejected (ValidationError)"] == 1
 
@@ -559,10 +560,10 @@ def test_inplay_models_side_by_side_trade_as_each_alone(catalog):
     """The pipeline replays its models match by match on one market with the feed messages built once: each
     model's orders, counts and skips are those of its replay alone (a repeated key among the rows too)."""
     rows = pd.concat([catalog, catalog.iloc[[4]]], ignore_index=True)
-    together = bt.run_inplay_models(rows, bt.INPLAY_MODELS)
-    assert set(together) == set(bt.INPLAY_MODELS)
-    for name, model in bt.INPLAY_MODELS.items():
-        alone = bt.run_inplay(rows, model, name)
+    together = ib.run_inplay_models(rows, ib.INPLAY_MODELS)
+    assert set(together) == set(ib.INPLAY_MODELS)
+    for name, model in ib.INPLAY_MODELS.items():
+        alone = ib.run_inplay(rows, model, name)
         pd.testing.assert_frame_equal(together[name].ledger.bets, alone.ledger.bets)
         pd.testing.assert_frame_equal(together[name].ledger.markets, alone.ledger.markets)
         assert together[name].ledger.counts == alone.ledger.counts

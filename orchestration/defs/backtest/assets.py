@@ -11,6 +11,7 @@ import pandas as pd
 from orchestration.defs.shared.resources import CourtsideResource, MlflowResource, WindowsResource
 from training import backtest as bt
 from training import backtest_tracking, plots, tracking
+from training import inplay_backtest as ib
 from training.backtest_tracking import BACKTEST_EXPERIMENT
 
 HEADLINE = ["strategy", "split", "min_edge", "max_price", *bt.HEADLINE_FIGURES]
@@ -167,10 +168,10 @@ class InplayBacktestAssetConfig(dg.Config):
     """Matches replayed per model and market, evenly spaced in date order; 0 = every match of the sources
     (all ATP point-by-point matches take minutes: ``benchmarks/backtest_bench.py`` measures it)."""
     sources: list[str] = ["pbp", "slam"]
-    models: list[str] = list(bt.INPLAY_MODELS)
-    """Names in ``training.backtest.INPLAY_MODELS``."""
-    markets: list[str] = list(bt.INPLAY_MARKETS)
-    """Names in ``training.backtest.INPLAY_MARKETS`` (every market is SIMULATED)."""
+    models: list[str] = list(ib.INPLAY_MODELS)
+    """Names in ``training.inplay_backtest.INPLAY_MODELS``."""
+    markets: list[str] = list(ib.INPLAY_MARKETS)
+    """Names in ``training.inplay_backtest.INPLAY_MARKETS`` (every market is SIMULATED)."""
 
 
 @dg.asset(group_name="backtest", kinds={"mlflow", "pandas"})
@@ -187,8 +188,8 @@ def inplay_backtest(
     chain with serve updates, and the constant-serve chain (the simulator's own fair model: what it earns
     is the simulator's lag and noise). SIMULATED prices: a measure of the machinery, not of real-money edge."""
     for kind, names, known in (
-        ("models", config.models, bt.INPLAY_MODELS),
-        ("markets", config.markets, bt.INPLAY_MARKETS),
+        ("models", config.models, ib.INPLAY_MODELS),
+        ("markets", config.markets, ib.INPLAY_MARKETS),
     ):
         unknown = [n for n in names if n not in known]
         if unknown:
@@ -202,10 +203,10 @@ def inplay_backtest(
     rows, frames, links, images = [], [], {}, {}
     results = {}
     for market_name in config.markets:  # the models side by side on each market: each match prepared once
-        cfg = bt.InplayBacktestConfig(market=bt.INPLAY_MARKETS[market_name])
-        by_model = bt.run_inplay_models(
+        cfg = ib.InplayBacktestConfig(market=ib.INPLAY_MARKETS[market_name])
+        by_model = ib.run_inplay_models(
             replay_catalog,
-            {name: bt.INPLAY_MODELS[name] for name in config.models},
+            {name: ib.INPLAY_MODELS[name] for name in config.models},
             cfg,
             limit=config.matches or None,
             sources=tuple(config.sources),
@@ -247,7 +248,7 @@ def inplay_backtest(
     table.to_csv(reports / "inplay_backtest.csv", index=False)
     by_season.to_csv(reports / "inplay_backtest_by_season.csv", index=False)
     summary_md = (
-        f"**{bt.SIMULATED}.** In-play prices are simulated from the margin-free pre-match price "
+        f"**{ib.SIMULATED}.** In-play prices are simulated from the margin-free pre-match price "
         "by the constant-serve Markov chain: `simulated` (the feed's: one point late, noise 0.10 on the "
         "log-odds, one-tick spread) and `simulated-fair` (current score, no noise, one-tick spread). "
         "The late, noisy prices can be beaten by any model that knows the score (see markov-constant, "
@@ -264,7 +265,7 @@ def inplay_backtest(
     return dg.Output(
         table,
         metadata={
-            "label": dg.MetadataValue.text(bt.SIMULATED),
+            "label": dg.MetadataValue.text(ib.SIMULATED),
             "summary": dg.MetadataValue.md(summary_md),
             **{
                 f"bankroll_{name}": dg.MetadataValue.md(plots.markdown_image(png, name)) for name, png in images.items()
