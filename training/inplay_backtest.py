@@ -678,8 +678,11 @@ def _prepared_in_parallel(
     )
     assert proc.stdin is not None and proc.stdout is not None
     try:
-        pickle.dump((rows, config, sendable, PREPARE_CHUNK), proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
-        proc.stdin.close()
+        try:
+            pickle.dump((rows, config, sendable, PREPARE_CHUNK), proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            proc.stdin.close()
+        except BrokenPipeError:
+            raise RuntimeError(f"the in-play replay's preparing process ended early (exit {proc.wait()})") from None
         while True:
             try:
                 chunk = pickle.load(proc.stdout)
