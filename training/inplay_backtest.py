@@ -357,7 +357,7 @@ class _FastReplay(_InplayReplay):
                     hidden = (at, status, quotes)
             elif event is _Event.OPENING:
                 self._to(start, at)
-                self._show(key, quoted_book(market_id, self.clock.now(), MarketStatus.OPEN, prepared.opening))
+                self._show(key, prepared.market_book(event, self.clock.now()))
                 in_play_open = True
             elif event is _Event.START or event is _Event.END:
                 self._to(start, at)
@@ -366,12 +366,8 @@ class _FastReplay(_InplayReplay):
                 )
                 m = core.matches.get(key)
             else:  # the pre-match market: its real closing odds, open then closed
-                assert prepared.prematch is not None
                 self._to(start, at)
-                update = prepared.prematch
-                if event is _Event.PREMATCH_CLOSED:
-                    update = update.model_copy(update={"status": "CLOSED"})
-                self._show(key, feed_book(update, self.clock.now()))
+                self._show(key, prepared.market_book(event, self.clock.now()))
             if not exchange.idle:
                 self._to(start, at)
                 core.poll()
@@ -425,6 +421,9 @@ class _Event(IntEnum):
     END = 7
 
 
+_OPENING_BOOKS = frozenset({_Event.PREMATCH_OPEN, _Event.PREMATCH_CLOSED, _Event.OPENING})
+"""The moments whose books ``_Points.market_book`` builds."""
+
 _MARKET_EVENTS = frozenset(
     {_Event.PREMATCH_OPEN, _Event.PREMATCH_CLOSED, _Event.OPENING, _Event.SUSPEND, _Event.REOPEN}
 )
@@ -455,6 +454,17 @@ class _Points:
     @property
     def points(self) -> int:
         return len(self.scores)
+
+    def market_book(self, event: _Event, moment: datetime) -> MarketBook:
+        """The book of the pre-match market (its real closing odds, open then closed) or of the in-play market's
+        opening, as the feed's message at ``moment`` gives it."""
+        if event is _Event.OPENING:
+            return quoted_book(self.market_id, moment, MarketStatus.OPEN, self.opening)
+        assert self.prematch is not None and event in (_Event.PREMATCH_OPEN, _Event.PREMATCH_CLOSED)
+        update = self.prematch
+        if event is _Event.PREMATCH_CLOSED:
+            update = update.model_copy(update={"status": "CLOSED"})
+        return feed_book(update, moment)
 
 
 def _checked_points(row: dict, seen: set[str]) -> tuple[list[Score], list[int], list[float]] | str:
@@ -604,13 +614,8 @@ def predicted_ahead(prepared: _Points, models: Mapping[str, InplayModel], config
         core = TradingCore(config.policy, clock, exchange, market_key=market_event_key, logged=())
         key, found = prepared.key, {}
         for at, event, n in prepared.events:
-            if event is _Event.PREMATCH_OPEN or event is _Event.PREMATCH_CLOSED:
-                assert prepared.prematch is not None
-                closed = prepared.prematch.model_copy(update={"status": "CLOSED"})
-                update = prepared.prematch if event is _Event.PREMATCH_OPEN else closed
-                core.on_book(key, feed_book(update, prepared.start + timedelta(seconds=at)))
-            elif event is _Event.OPENING:
-                core.on_book(key, quoted_book(prepared.market_id, prepared.start, MarketStatus.OPEN, prepared.opening))
+            if event in _OPENING_BOOKS:  # the books the prior is taken from
+                core.on_book(key, prepared.market_book(event, prepared.start + timedelta(seconds=at)))
             elif event is _Event.START or event is _Event.POINT:
                 if event is _Event.START:
                     try:
