@@ -64,11 +64,31 @@ OutcomePnl = Callable[[Order, str], float]
 """``order_outcome_pnl`` or a memo of it (``betting.risk.RiskBook`` keeps one per booked order)."""
 
 
+def outcome_sums(
+    orders: Sequence[Order], outcomes: Sequence[str], pnl: OutcomePnl = order_outcome_pnl
+) -> dict[str, float]:
+    """Summed profit of the orders in each outcome, added up in the orders' order and not rounded: so the sums
+    of some orders plus one more order's profit are, to the bit, the sums of all of them (``RiskBook`` checks a
+    candidate order this way without summing the booked ones again)."""
+    sums: dict[str, float] = {}
+    for w in outcomes:
+        total = 0.0
+        for o in orders:
+            total += pnl(o, w)
+        sums[w] = total
+    return sums
+
+
+def worst_loss(sums: Mapping[str, float]) -> float:
+    """Worst loss (never below 0) over outcomes, from their summed profits (``outcome_sums``)."""
+    return max(0.0, *(round_money(-s) for s in sums.values()))
+
+
 def outcome_losses(
     orders: Sequence[Order], outcomes: Sequence[str], pnl: OutcomePnl = order_outcome_pnl
 ) -> dict[str, float]:
     """Worst loss (positive = money lost) in each outcome."""
-    return {w: round_money(-sum(pnl(o, w) for o in orders)) for w in outcomes}
+    return {w: round_money(-s) for w, s in outcome_sums(orders, outcomes, pnl).items()}
 
 
 def market_exposure(
@@ -77,8 +97,12 @@ def market_exposure(
     """Worst-case loss of all orders of one market over which runner wins (never below 0)."""
     if not orders:
         return 0.0
-    losses = outcome_losses(orders, market_outcomes(orders, runners), pnl)
-    return max(0.0, *losses.values())
+    return worst_loss(outcome_sums(orders, market_outcomes(orders, runners), pnl))
+
+
+def selection_outcomes(selection: str) -> tuple[str, ...]:
+    """The outcomes of one selection's exposure: it wins, it loses (some other runner wins)."""
+    return (selection, OTHER_RUNNER)
 
 
 def selection_exposure(orders: Sequence[Order], selection: str, pnl: OutcomePnl = order_outcome_pnl) -> float:
@@ -86,8 +110,7 @@ def selection_exposure(orders: Sequence[Order], selection: str, pnl: OutcomePnl 
     own = [o for o in orders if o.selection == selection]
     if not own:
         return 0.0
-    losses = outcome_losses(own, (selection, OTHER_RUNNER), pnl)
-    return max(0.0, *losses.values())
+    return worst_loss(outcome_sums(own, selection_outcomes(selection), pnl))
 
 
 def total_exposure(

@@ -180,10 +180,12 @@ class RiskBook:
         self._placed_times: list[datetime] = []
         self._days: dict[date, _Running] = {}
         self._weeks: dict[tuple[int, int], _Running] = {}
-        self._exposure: dict[str, float] = {}
-        """Worst-case loss of each open market as booked (recomputed only when its orders change)."""
-        self._selection_exposure: dict[str, dict[str, float]] = {}
-        """market -> selection -> worst-case loss of its booked orders (forgotten when the market changes)."""
+        self._exposure: dict[str, tuple[tuple[str, ...], dict[str, float], float]] = {}
+        """Each open market as booked: its outcomes, the orders' summed profit in each, the worst-case loss
+        (recomputed only when its orders change; a candidate order adds its own profit to the sums)."""
+        self._selection_exposure: dict[str, dict[str, dict[str, float] | None]] = {}
+        """market -> selection -> summed profit of its booked orders in each outcome (forgotten when the market
+        changes; None: no orders)."""
         self._live: set[str] = set()
         """References of the booked open orders that are live (in the bet delay or resting)."""
         self._total: float | None = None
@@ -302,30 +304,47 @@ class RiskBook:
             orders.append(extra)
         return orders
 
+    def _with(self, sums: dict[str, float], extra: Order) -> float:
+        """The worst loss of booked orders whose outcome sums are ``sums``, with ``extra`` added after them: the
+        same bits as summing them all afresh (``exposure.outcome_sums``), at the cost of one order."""
+        pnl = self._pnl
+        return exposure.worst_loss({w: s + pnl(extra, w) for w, s in sums.items()})
+
+    def _selection_sums(self, market_id: str, selection: str) -> dict[str, float] | None:
+        """Outcome sums of the booked orders on one selection (None: it has none), kept until the market changes."""
+        by_selection = self._selection_exposure.setdefault(market_id, {})
+        if selection not in by_selection:
+            own = [o for o in self._open_markets.get(market_id, {}).values() if o.selection == selection]
+            by_selection[selection] = (
+                exposure.outcome_sums(own, exposure.selection_outcomes(selection), self._pnl) if own else None
+            )
+        return by_selection[selection]
+
     def selection_exposure(self, market_id: str, selection: str, extra: Order | None = None) -> float:
         """Worst-case loss of the orders on one selection (with ``extra`` added, if given)."""
-        if extra is not None and extra.market_id == market_id:
-            return exposure.selection_exposure(self._market_orders(market_id, extra), selection, self._pnl)
-        by_selection = self._selection_exposure.setdefault(market_id, {})
-        cached = by_selection.get(selection)
+        sums = self._selection_sums(market_id, selection)
+        if extra is not None and extra.market_id == market_id and extra.selection == selection:
+            return self._with(sums or dict.fromkeys(exposure.selection_outcomes(selection), 0.0), extra)
+        return 0.0 if sums is None else exposure.worst_loss(sums)
+
+    def _market_sums(self, market_id: str) -> tuple[tuple[str, ...], dict[str, float], float]:
+        """The outcomes of the booked orders of one market, their sums and the worst loss, kept until it changes."""
+        cached = self._exposure.get(market_id)
         if cached is None:
-            cached = by_selection[selection] = exposure.selection_exposure(
-                self._market_orders(market_id, None), selection, self._pnl
-            )
+            orders = self._market_orders(market_id, None)
+            outcomes = exposure.market_outcomes(orders, self._runners.get(market_id))
+            sums = exposure.outcome_sums(orders, outcomes, self._pnl)
+            cached = self._exposure[market_id] = (outcomes, sums, exposure.worst_loss(sums) if orders else 0.0)
         return cached
 
     def market_exposure(self, market_id: str, extra: Order | None = None) -> float:
         """Worst-case loss of one market (with ``extra`` added, if given)."""
-        if extra is not None and extra.market_id == market_id:
-            return exposure.market_exposure(
-                self._market_orders(market_id, extra), self._runners.get(market_id), self._pnl
-            )
-        cached = self._exposure.get(market_id)
-        if cached is None:
-            cached = self._exposure[market_id] = exposure.market_exposure(
-                self._market_orders(market_id, None), self._runners.get(market_id), self._pnl
-            )
-        return cached
+        outcomes, sums, booked = self._market_sums(market_id)
+        if extra is None or extra.market_id != market_id:
+            return booked
+        if extra.selection in outcomes:  # the same outcomes with it as without it
+            return self._with(sums, extra)
+        return exposure.market_exposure(self._market_orders(market_id, extra), self._runners.get(market_id), self._pnl)
 
     def total_exposure(self, extra: Order | None = None, extra_market: float | None = None) -> float:
         """Sum of the markets' worst-case losses (with ``extra`` added, if given). The booked sum is kept until

@@ -38,7 +38,7 @@ from betting.clock import ManualClock
 from betting.ladder import TICKS
 from betting.market import MarketBook, MarketStatus
 from betting.paper import PaperExchange, PaperExchangeConfig
-from betting.records import Order, OrderRequest, Persistence, Side
+from betting.records import Order, OrderRequest, OrderStatus, Persistence, Side
 from betting.risk import RiskBook, RiskLimits, check, trading_day, trading_week
 from betting.settlement import MatchResult
 from tests.betting.builders import T0, runner
@@ -192,6 +192,13 @@ class Session:
         )
         live_before = sum(1 for o in self.exchange.orders() if o.is_live)
         decision = check(request, self.book, now, self.limits)
+        # the book checks a candidate by adding its profit to the booked sums: the same penny as afresh
+        candidate = Order.from_request(request, bet_id=None, status=OrderStatus.PENDING, placed_at=now, updated_at=now)
+        with_it = [*self.book.open_orders(market_id), candidate]
+        assert self.book.selection_exposure(market_id, selection, candidate) == exposure_rules.selection_exposure(
+            with_it, selection
+        )
+        assert self.book.market_exposure(market_id, candidate) == exposure_rules.market_exposure(with_it, RUNNERS)
         if self.limits.kill_switch or self.book.bankroll < self.limits.bankroll_floor:
             assert not decision.approved, "accepted with the kill switch on or below the bankroll floor"
         if not decision.approved:
