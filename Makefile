@@ -30,7 +30,7 @@ test-tools:
 
 ## test-fast: the pure core and unit tests (betting, features, feeds, expectations, training, serving, storage
 ## without the real-data, server and PostgreSQL tests: markers `slow`, `postgres`); nothing to install
-FAST_TESTS = tests/betting tests/features tests/feeds tests/expectations tests/training tests/serving tests/storage
+FAST_TESTS = tests/betting tests/features tests/feeds tests/expectations tests/training tests/serving tests/storage tests/adapters
 test-fast: env
 	$(if $(strip $(XDIST)),OMP_NUM_THREADS=1 )$(UV) run --frozen pytest $(XDIST) -m "not slow and not postgres" $(FAST_TESTS)
 

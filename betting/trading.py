@@ -66,6 +66,8 @@ class TradingCounts:
     rejected: int = 0
     suspensions: int = 0
     resumptions: int = 0
+    resyncs: int = 0
+    """Score jumps a feed of snapshots reported after skipping points (``LiveMatch.resync``)."""
 
 
 class TradingCore:
@@ -251,6 +253,8 @@ class TradingCore:
             self.finish(m, event, ctx, recovering)
             return []
         m.check_same_match(event)
+        if event.kind == "resync":
+            return self._resynced(m, event, channel, ctx, recovering)
         momentum_before = m.momentum_now(triggers_cfg)
         try:
             prev, _ = m.apply_point(event, triggers_cfg)
@@ -276,6 +280,29 @@ class TradingCore:
                 ctx,
             )
         return self._fired(m, prev, momentum_before)
+
+    def _resynced(self, m: LiveMatch, event: MatchReport, channel: str, ctx: Any, recovering: bool) -> list[Trigger]:
+        """A resync message: the state jumps to the reported score (``LiveMatch.resync``), logged as such."""
+        prev = m.resync(event)
+        self.counts.resyncs += 1
+        self.clean(m.event_key, channel, ctx)
+        if recovering:
+            self._restore_prediction(m)
+            return []
+        if self._logs(EventKind.FEED_MESSAGE):
+            self.emit(
+                EventKind.FEED_MESSAGE,
+                {
+                    "kind": "resync",
+                    "from": prev.describe(),
+                    "score": m.score.describe(),
+                    "sets": event.event_final_result,
+                    "game": event.event_game_result,
+                },
+                m.event_key,
+                ctx,
+            )
+        return self._fired(m, prev, None)
 
     def replayed_point(self, key: str, winner: int, score: Score) -> list[Trigger]:
         """A point of a backtest's replay, whose scores came from the exact scorer: the match state follows it

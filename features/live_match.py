@@ -31,6 +31,8 @@ from features.scoring import (
 from features.triggers import TriggerConfig, momentum_leader
 
 FIRST, SECOND = PLAYER_LABELS
+WALKOVER_STATUSES = frozenset({"Walk Over", "Walkover", "W/O"})
+"""How a feed says a match was not played (the market is void)."""
 """How the live feed (API-Tennis) names the two players, and the selections of their markets."""
 
 
@@ -41,6 +43,7 @@ class _SetRow(Protocol):
 
 class _Point(Protocol):
     winner: str
+    point_number: int
 
 
 class MatchReport(Protocol):
@@ -208,6 +211,29 @@ class LiveMatch:
         self._advance(winner)
         return prev, winner
 
+    def resync(self, event: MatchReport) -> Score:
+        """Jump to the score a feed reports after it skipped points (a feed of snapshots, as API-Tennis's,
+        misses points across a reconnect or a late push): the state takes the reported score as it is and
+        invents no point, so the serve counts leave the missed points out and the momentum window starts
+        again. ``points_played`` becomes the reported point number (at least one more). Returns the previous
+        score; raises ``ImpossibleScore`` when the reported score is no score or goes back a game or a set."""
+        try:
+            target = reported_score(event, self.fmt)
+        except (ScoringError, KeyError, ValueError) as exc:
+            raise ImpossibleScore(f"resync to {event.event_final_result} {event.event_game_result}: {exc}") from None
+        if target.winner is not None:
+            raise ImpossibleScore("a resync cannot end the match (the end is its own message)")
+        if _progress(target) < _progress(self.score):
+            raise ImpossibleScore(f"resync from {self.score.describe()} back to {target.describe()}")
+        prev = self.score
+        self.score = target
+        self.pending = None
+        self.recent.clear()
+        info = event.pointbypoint[-1] if event.pointbypoint else None
+        self.points_played = max(self.points_played + 1, info.point_number if info is not None else 0)
+        self.points_since_prediction += 1
+        return prev
+
     def follow(self, winner: int, score: Score) -> Score:
         """Advance by a point of a replay whose scores came from the exact scorer (``score`` is the score after
         ``winner`` won the point: nothing to check, as ``apply_point`` checks an outside feed's message);
@@ -247,6 +273,12 @@ class LiveMatch:
         """Check a match end against the state: the winner and the sets must agree with the score the
         engine followed (a retirement: the sets played so far). Raises ``BadMessage`` otherwise."""
         self.check_same_match(event)
+        if event.event_status in WALKOVER_STATUSES:
+            if self.points_played:
+                raise BadMessage(
+                    f"a walkover after {self.points_played} points of match {self.event_key}", suspend=True
+                )
+            return MatchEnd(event.event_winner, "W/O", retired=False)
         rows = [(s.score_first, s.score_second) for s in event.scores]
         retired = event.event_status == "Retired"
         try:
@@ -283,6 +315,11 @@ class LiveMatch:
 
     def momentum_now(self, triggers: TriggerConfig) -> int | None:
         return momentum_leader(self.recent, triggers)
+
+
+def _progress(score: Score) -> tuple[int, int]:
+    """Sets and games played: neither goes back as a match goes on."""
+    return len(score.sets), score.games[0] + score.games[1]
 
 
 def _finished_set(games: tuple[int, int], fmt, index: int) -> bool:

@@ -20,6 +20,7 @@ PACKAGES = (
     "betting",
     "feeds",
     "storage",
+    "adapters",
 )
 CORE = ("features", "betting", "expectations")
 FRAMEWORKS = {

@@ -1,0 +1,116 @@
+"""A local stand-in for API-Tennis: its live push (WebSocket ``/live?APIkey=KEY``) and its REST
+``get_livescore`` (``/tennis/?method=get_livescore&APIkey=KEY``), on one aiohttp server bound to 127.0.0.1.
+
+It plays matches given as the vendor's snapshots (``vendor.snapshots``, built from real point-by-point
+data): each tick pushes every live match's next snapshot, as one JSON list, to the connected clients. Like
+the vendor it keeps no history for a client: what is pushed while a client is away is lost to it, and
+``get_livescore`` answers the matches' latest snapshots. A wrong key gets HTTP 403 on the push and the
+vendor's error object on REST. Faults for tests: ``duplicate_every`` (a snapshot pushed twice) and
+``drop()`` (close every connection now).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+
+from aiohttp import WSCloseCode, web
+
+WRONG_KEY = {"error": "1", "result": [{"param": "APIkey", "msg": "Wrong login credentials", "cod": 1}]}
+
+
+@dataclass
+class ApiTennisStandIn:
+    matches: list[list[dict]]
+    """Each match's snapshots in order (they start together and go on one snapshot a tick)."""
+    key: str = "test-key"
+    duplicate_every: int = 0
+    """Push every n-th snapshot twice (0: never)."""
+    ticks: int = 0
+    pushes: int = 0
+    rest_calls: int = 0
+    latest: dict[str, dict] = field(default_factory=dict)
+    _clients: set[web.WebSocketResponse] = field(default_factory=set)
+    _runner: web.AppRunner | None = None
+
+    @property
+    def done(self) -> bool:
+        return all(self.ticks >= len(m) for m in self.matches)
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        app = web.Application()
+        app.router.add_get("/live", self._live)
+        app.router.add_get("/tennis/", self._rest)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        server = site._server
+        assert server is not None and server.sockets  # type: ignore[attr-defined]
+        return server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+
+    async def stop(self) -> None:
+        await self.drop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _live(self, request: web.Request) -> web.StreamResponse:
+        if request.query.get("APIkey") != self.key:
+            return web.json_response(WRONG_KEY, status=403)
+        ws = web.WebSocketResponse(heartbeat=20)
+        await ws.prepare(request)
+        self._clients.add(ws)
+        try:
+            async for _ in ws:  # the client says nothing; this waits for the close
+                pass
+        finally:
+            self._clients.discard(ws)
+        return ws
+
+    async def _rest(self, request: web.Request) -> web.Response:
+        self.rest_calls += 1
+        if request.query.get("APIkey") != self.key:
+            return web.json_response(WRONG_KEY)
+        if request.query.get("method") != "get_livescore":
+            return web.json_response({"error": "1", "result": [{"msg": "method not served by the stand-in"}]})
+        live = [s for s in self.latest.values() if s.get("event_live") == "1"]
+        return web.json_response({"success": 1, "result": live})
+
+    async def tick(self) -> int:
+        """Push every live match's next snapshot; returns how many matches moved."""
+        batch = []
+        for snapshots in self.matches:
+            if self.ticks < len(snapshots):
+                snap = snapshots[self.ticks]
+                self.latest[str(snap["event_key"])] = snap
+                batch.append(snap)
+        self.ticks += 1
+        if not batch:
+            return 0
+        text = json.dumps(batch)
+        repeats = 2 if self.duplicate_every and self.ticks % self.duplicate_every == 0 else 1
+        for ws in list(self._clients):
+            for _ in range(repeats):
+                try:
+                    await ws.send_str(text)
+                    self.pushes += 1
+                except ConnectionResetError:
+                    self._clients.discard(ws)
+        return len(batch)
+
+    async def play(self, interval_s: float = 0.0) -> None:
+        while not self.done:
+            await self.tick()
+            await asyncio.sleep(interval_s)
+
+    @property
+    def clients(self) -> int:
+        return len(self._clients)
+
+    async def drop(self) -> int:
+        """Close every client's connection (the vendor restarts, a network cut)."""
+        clients = list(self._clients)
+        for ws in clients:
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"stand-in dropped the connection")
+        return len(clients)
