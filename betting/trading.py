@@ -253,56 +253,29 @@ class TradingCore:
             self.finish(m, event, ctx, recovering)
             return []
         m.check_same_match(event)
-        if event.kind == "resync":
-            return self._resynced(m, event, channel, ctx, recovering)
         momentum_before = m.momentum_now(triggers_cfg)
-        try:
-            prev, _ = m.apply_point(event, triggers_cfg)
-        except BadMessage:
-            gap = m.follow_gap(event)
-            if gap is None:
-                raise
-            prev = gap
+        if event.kind == "resync":  # the feed skipped points: the state jumps to the reported score
+            prev = m.resync(event)
+            self.counts.resyncs += 1
+        else:
+            try:
+                prev, _ = m.apply_point(event, triggers_cfg)
+            except BadMessage:
+                gap = m.follow_gap(event)
+                if gap is None:
+                    raise
+                prev = gap
         self.clean(key, channel, ctx)
         if recovering:
             self._restore_prediction(m)
             return []
         if self._logs(EventKind.FEED_MESSAGE):
-            self.emit(
-                EventKind.FEED_MESSAGE,
-                {
-                    "kind": "point",
-                    "score": m.score.describe(),
-                    "sets": event.event_final_result,
-                    "game": event.event_game_result,
-                },
-                key,
-                ctx,
-            )
+            said = {"kind": event.kind, "score": m.score.describe()}
+            if event.kind == "resync":
+                said["from"] = prev.describe()
+            said |= {"sets": event.event_final_result, "game": event.event_game_result}
+            self.emit(EventKind.FEED_MESSAGE, said, key, ctx)
         return self._fired(m, prev, momentum_before)
-
-    def _resynced(self, m: LiveMatch, event: MatchReport, channel: str, ctx: Any, recovering: bool) -> list[Trigger]:
-        """A resync message: the state jumps to the reported score (``LiveMatch.resync``), logged as such."""
-        prev = m.resync(event)
-        self.counts.resyncs += 1
-        self.clean(m.event_key, channel, ctx)
-        if recovering:
-            self._restore_prediction(m)
-            return []
-        if self._logs(EventKind.FEED_MESSAGE):
-            self.emit(
-                EventKind.FEED_MESSAGE,
-                {
-                    "kind": "resync",
-                    "from": prev.describe(),
-                    "score": m.score.describe(),
-                    "sets": event.event_final_result,
-                    "game": event.event_game_result,
-                },
-                m.event_key,
-                ctx,
-            )
-        return self._fired(m, prev, None)
 
     def replayed_point(self, key: str, winner: int, score: Score) -> list[Trigger]:
         """A point of a backtest's replay, whose scores came from the exact scorer: the match state follows it
