@@ -1,0 +1,372 @@
+"""A local stand-in for the Betfair Exchange, for tests and demos: what betfairlightweight talks to, on 127.0.0.1.
+
+- HTTPS (a self-signed certificate made at start): the identity endpoints (``/api/certlogin``, ``/api/login``,
+  ``/api/keepAlive``, ``/api/logout``), answering in the shapes of the real payloads in
+  ``../shared/data/betfair/`` (``login_success.json``, ``login_fail.json``, ``keep_alive_success.json``), and
+  API-NG JSON-RPC (``/exchange/betting/json-rpc/v1``): ``listEventTypes`` and ``listMarketCatalogue`` of its
+  tennis markets; any call needs the app key and a live session token (else the real ``APINGException``).
+- The Exchange Stream API over TLS: CRLF-delimited JSON; ``connection`` on connect, ``authentication``
+  (app key + session) answered by ``status``, ``marketSubscription`` answered by ``status`` and the markets'
+  changes (``mcm``: a ``SUB_IMAGE``, then deltas as the stand-in plays the markets, each with its ``clk``);
+  a subscription that gives ``initialClk``/``clk`` gets only what came after that ``clk`` (``RESUB_DELTA``),
+  so a client that reconnects loses nothing; ``heartbeat`` is answered.
+
+Its markets are Stream API messages (``historical.stream_messages``: built from real matches' prices) played
+one message a market per ``advance()``. ``drop()`` closes every stream connection (a network cut).
+Orders (``placeOrders``, the order stream) are not served yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import itertools
+import json
+import ssl
+import tempfile
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+CRLF = b"\r\n"
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate and key for 127.0.0.1 (cryptography), written to ``folder``."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "standin.crt", folder / "standin.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_path, key_path
+
+
+@dataclass
+class StandInMarket:
+    """One market the stand-in plays: its catalogue entry and its stream messages (``mcm``) in order."""
+
+    market_id: str
+    event_name: str
+    runners: Sequence[tuple[int, str]]
+    start: dt.datetime
+    messages: list[dict]
+    played: int = 0
+
+
+@dataclass
+class _Subscriber:
+    writer: asyncio.StreamWriter
+    sub_id: int
+    markets: set[str]
+
+
+@dataclass
+class BetfairStandIn:
+    markets: list[StandInMarket]
+    app_key: str = "standin-app-key"
+    username: str = "trader"
+    password: str = "secret"
+    sessions: set[str] = field(default_factory=set)
+    logins: int = 0
+    connections: int = 0
+    subscriptions: list[dict] = field(default_factory=list)
+    _clk: itertools.count = field(default_factory=lambda: itertools.count(1))
+    _log: list[tuple[int, str, dict, int]] = field(default_factory=list)
+    """Every market change played: (clk, market id, the change, its publish time in ms)."""
+    _subscribers: list[_Subscriber] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._folder = Path(tempfile.mkdtemp(prefix="betfair-standin-"))
+        self.cert, self._key = self_signed(self._folder)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="betfair-standin", daemon=True)
+        self.https_port = self.stream_port = 0
+
+    # --- life -----------------------------------------------------------------------------------
+    def start(self) -> BetfairStandIn:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=30)
+        return self
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(timeout=30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+
+    def _ssl(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.cert, self._key)
+        return context
+
+    async def _start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/api/certlogin", self._certlogin)
+        app.router.add_post("/api/login", self._login)
+        app.router.add_post("/api/keepAlive", self._keep_alive)
+        app.router.add_post("/api/logout", self._logout)
+        app.router.add_post("/exchange/betting/json-rpc/v1", self._rpc)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self._ssl())
+        await site.start()
+        self.https_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._stream_server = await asyncio.start_server(self._stream, "127.0.0.1", 0, ssl=self._ssl())
+        self.stream_port = self._stream_server.sockets[0].getsockname()[1]
+
+    async def _stop(self) -> None:
+        await self._drop()
+        self._stream_server.close()
+        await self._runner.cleanup()
+
+    # --- identity and API-NG ----------------------------------------------------------------------
+    def _new_session(self) -> str:
+        token = f"standin-session-{len(self.sessions) + 1}"
+        self.sessions.add(token)
+        self.logins += 1
+        return token
+
+    async def _credentials(self, request: web.Request) -> bool:
+        form = await request.post()
+        return (
+            request.headers.get("X-Application") == self.app_key
+            and form.get("username") == self.username
+            and form.get("password") == self.password
+        )
+
+    async def _certlogin(self, request: web.Request) -> web.Response:
+        if not await self._credentials(request):
+            return web.json_response({"loginStatus": "INVALID_USERNAME_OR_PASSWORD"})
+        return web.json_response({"sessionToken": self._new_session(), "loginStatus": "SUCCESS"})
+
+    async def _login(self, request: web.Request) -> web.Response:
+        if not await self._credentials(request):
+            return web.json_response(
+                {"token": "", "product": self.app_key, "status": "FAIL", "error": "INVALID_USERNAME_OR_PASSWORD"}
+            )
+        return web.json_response(
+            {"token": self._new_session(), "product": self.app_key, "status": "SUCCESS", "error": ""}
+        )
+
+    async def _keep_alive(self, request: web.Request) -> web.Response:
+        token = request.headers.get("X-Authentication", "")
+        if token not in self.sessions:
+            return web.json_response({"token": token, "product": self.app_key, "status": "FAIL", "error": "NO_SESSION"})
+        return web.json_response({"token": token, "product": self.app_key, "status": "SUCCESS", "error": ""})
+
+    async def _logout(self, request: web.Request) -> web.Response:
+        token = request.headers.get("X-Authentication", "")
+        self.sessions.discard(token)
+        return web.json_response({"token": token, "product": self.app_key, "status": "SUCCESS", "error": ""})
+
+    def _authorised(self, request: web.Request) -> bool:
+        return (
+            request.headers.get("X-Application") == self.app_key
+            and request.headers.get("X-Authentication") in self.sessions
+        )
+
+    async def _rpc(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        call_id = body.get("id", 1)
+        method = str(body.get("method", "")).split("/")[-1]
+        if not self._authorised(request):
+            return web.json_response(_rpc_error(call_id, "INVALID_SESSION_INFORMATION", method))
+        if method == "listEventTypes":
+            result: Any = [{"eventType": {"id": "2", "name": "Tennis"}, "marketCount": len(self.markets)}]
+        elif method == "listMarketCatalogue":
+            wanted = body.get("params", {}).get("filter", {})
+            types = set(wanted.get("eventTypeIds") or ["2"])
+            result = [self._catalogue(m) for m in self.markets if "2" in types]
+        else:
+            return web.json_response(_rpc_error(call_id, "INVALID_INPUT_DATA", method, "not served by the stand-in"))
+        return web.json_response({"jsonrpc": "2.0", "result": result, "id": call_id})
+
+    @staticmethod
+    def _catalogue(m: StandInMarket) -> dict:
+        when = m.start.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        return {  # the shape of the real answer (list_market_catalogue.json)
+            "marketId": m.market_id,
+            "marketName": "Match Odds",
+            "marketStartTime": when,
+            "description": {
+                "priceLadderDescription": {"type": "CLASSIC"},
+                "persistenceEnabled": True,
+                "bspMarket": False,
+                "marketTime": when,
+                "suspendTime": when,
+                "bettingType": "ODDS",
+                "turnInPlayEnabled": True,
+                "marketType": "MATCH_ODDS",
+                "regulator": "MALTA LOTTERIES AND GAMBLING AUTHORITY",
+                "marketBaseRate": 5.0,
+                "discountAllowed": True,
+                "wallet": "UK wallet",
+                "rulesHasDate": True,
+            },
+            "totalMatched": 0.0,
+            "runners": [
+                {
+                    "selectionId": sel,
+                    "runnerName": name,
+                    "handicap": 0.0,
+                    "sortPriority": n,
+                    "metadata": {"runnerId": str(sel)},
+                }
+                for n, (sel, name) in enumerate(m.runners, start=1)
+            ],
+            "eventType": {"id": "2", "name": "Tennis"},
+            "competition": {"id": "2", "name": "Stand-in Open"},
+            "event": {
+                "id": m.market_id.replace(".", ""),
+                "name": m.event_name,
+                "countryCode": "GB",
+                "timezone": "Europe/London",
+                "openDate": when,
+            },
+        }
+
+    # --- the Exchange Stream API ------------------------------------------------------------------
+    async def _stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        await self._send(writer, {"op": "connection", "connectionId": f"standin-{self.connections}"})
+        authenticated = False
+        try:
+            while line := await reader.readline():
+                try:
+                    request = json.loads(line)
+                except ValueError:
+                    continue
+                op, rid = request.get("op"), request.get("id")
+                if op == "authentication":
+                    authenticated = request.get("appKey") == self.app_key and request.get("session") in self.sessions
+                    status = {
+                        "op": "status",
+                        "id": rid,
+                        "statusCode": "SUCCESS" if authenticated else "FAILURE",
+                        "connectionClosed": not authenticated,
+                    }
+                    if not authenticated:
+                        status.update(errorCode="NO_SESSION", errorMessage="the session token is not valid")
+                    await self._send(writer, status)
+                    if not authenticated:
+                        break
+                elif op == "heartbeat":
+                    await self._send(
+                        writer, {"op": "status", "id": rid, "statusCode": "SUCCESS", "connectionClosed": False}
+                    )
+                elif op == "marketSubscription" and authenticated:
+                    await self._subscribe(writer, request)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self._subscribers = [s for s in self._subscribers if s.writer is not writer]
+            writer.close()
+
+    async def _subscribe(self, writer: asyncio.StreamWriter, request: dict) -> None:
+        self.subscriptions.append(request)
+        rid = request["id"]
+        ids = set((request.get("marketFilter") or {}).get("marketIds") or [m.market_id for m in self.markets])
+        await self._send(writer, {"op": "status", "id": rid, "statusCode": "SUCCESS", "connectionClosed": False})
+        after = int(request["clk"]) if request.get("clk") else 0
+        backlog = [(clk, change, pt) for clk, mid, change, pt in self._log if mid in ids and clk > after]
+        ct = "RESUB_DELTA" if after else "SUB_IMAGE"
+        if not backlog:  # nothing yet (or nothing missed): the image is empty, the clk where it stands
+            latest = max((clk for clk, *_ in self._log), default=0)
+            await self._send(
+                writer,
+                {"op": "mcm", "id": rid, "initialClk": "0", "clk": str(max(latest, after)), "ct": ct, "pt": _now_ms()},
+            )
+        for n, (clk, change, pt) in enumerate(backlog):
+            message: dict[str, Any] = {"op": "mcm", "id": rid, "clk": str(clk), "pt": pt, "mc": [change]}
+            if n == 0:
+                message.update(initialClk="0", ct=ct)
+            await self._send(writer, message)
+        self._subscribers.append(_Subscriber(writer, rid, ids))
+
+    async def _send(self, writer: asyncio.StreamWriter, message: dict) -> None:
+        writer.write(json.dumps(message).encode() + CRLF)
+        await writer.drain()
+
+    def advance(self, steps: int = 1) -> int:
+        """Play each market's next ``steps`` messages to the subscribers; returns the messages played."""
+        return asyncio.run_coroutine_threadsafe(self._advance(steps), self._loop).result(timeout=30)
+
+    async def _advance(self, steps: int) -> int:
+        played = 0
+        for _ in range(steps):
+            for m in self.markets:
+                if m.played >= len(m.messages):
+                    continue
+                message = m.messages[m.played]
+                m.played += 1
+                clk = next(self._clk)
+                for change in message["mc"]:
+                    self._log.append((clk, m.market_id, change, message["pt"]))
+                    for sub in list(self._subscribers):
+                        if m.market_id in sub.markets:
+                            out = {"op": "mcm", "id": sub.sub_id, "clk": str(clk), "pt": message["pt"], "mc": [change]}
+                            try:
+                                await self._send(sub.writer, out)
+                            except ConnectionError:
+                                self._subscribers.remove(sub)
+                played += 1
+        return played
+
+    @property
+    def done(self) -> bool:
+        return all(m.played >= len(m.messages) for m in self.markets)
+
+    def drop(self) -> int:
+        """Close every stream connection (a network cut); returns how many."""
+        return asyncio.run_coroutine_threadsafe(self._drop(), self._loop).result(timeout=30)
+
+    async def _drop(self) -> int:
+        subs, self._subscribers = self._subscribers, []
+        for sub in subs:
+            sub.writer.close()
+        return len(subs)
+
+
+def _now_ms() -> int:
+    return int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+
+
+def _rpc_error(call_id: Any, code: str, method: str, detail: str = "") -> dict:
+    """API-NG's error object (``APINGException``), as Betfair answers a refused call."""
+    return {
+        "jsonrpc": "2.0",
+        "error": {
+            "code": -32099,
+            "message": "ANGX-0003",
+            "data": {
+                "APINGException": {"requestUUID": "standin", "errorCode": code, "errorDetails": detail or method},
+                "exceptionname": "APINGException",
+            },
+        },
+        "id": call_id,
+    }
