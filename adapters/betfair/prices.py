@@ -23,8 +23,9 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import betfairlightweight
@@ -32,7 +33,7 @@ import requests
 from betfairlightweight import StreamListener, filters
 from betfairlightweight.exceptions import BetfairError
 
-from adapters.betfair.historical import MATCH_ODDS, TENNIS, TennisMarket, feed_update
+from adapters.betfair.historical import MATCH_ODDS, TENNIS, TennisMarket, feed_update, pair_markets
 from feeds.live.protocol import MarketUpdate
 
 log = logging.getLogger(__name__)
@@ -130,6 +131,27 @@ def tennis_markets(client: Any, max_results: int = 200) -> list[TennisMarket]:
 
 Resolve = Callable[[TennisMarket], "tuple[str, dict[int, str]] | str"]
 """A market -> (the followed match's event key, selection id -> "First Player"/"Second Player"), or why not."""
+
+
+def resolve_by_players(matches: Callable[[], Iterable[tuple[str, str, str, str]]], within_days: int = 1) -> Resolve:
+    """A resolver against the matches a score feed follows — ``matches()`` gives (event key, date, first player,
+    second player) — by both names (folded, or surname and first initial: "N. Djokovic" is "Novak Djokovic") and
+    the day. No match, or more than one: not resolved, with why; nothing is guessed."""
+
+    def resolve(market: TennisMarket) -> tuple[str, dict[int, str]] | str:
+        rows = [
+            {"event_key": key, "event_date": day, "player1": first, "player2": second}
+            for key, day, first, second in matches()
+        ]
+        paired, unpaired = pair_markets([market], rows, timedelta(days=within_days))
+        if market.market_id in paired:
+            row, labels = paired[market.market_id]
+            return str(row["event_key"]), labels
+        return f"{market.event_name}: {unpaired[market.market_id]} among the followed matches"
+
+    return resolve
+
+
 Publish = Callable[[MarketUpdate, float], Any]
 
 
@@ -143,6 +165,8 @@ class BetfairPrices:
     endpoints: BetfairEndpoints = BetfairEndpoints()
     backoff_base_s: float = 0.5
     backoff_cap_s: float = 30.0
+    rediscover_s: float = 60.0
+    """How often the markets on offer are listed again (new matches, a score feed that follows more)."""
     rng: random.Random = field(default_factory=random.Random)
     followed: dict[str, tuple[str, dict[int, str]]] = field(default_factory=dict)
     """Betfair market id -> (event key, labels)."""
@@ -159,17 +183,32 @@ class BetfairPrices:
         self._books: queue.Queue = queue.Queue()
         self._stop = threading.Event()
         self._stream: Any = None
+        self._resubscribe_fresh = False
         self._started = time.monotonic()
 
     def discover(self) -> dict[str, tuple[str, dict[int, str]]]:
-        """Log in and resolve the tennis markets on offer to followed matches."""
-        login(self.client, self.credentials)
+        """Log in (the first time) and resolve the tennis markets on offer to followed matches; a market newly
+        resolved makes the stream subscribe again, from scratch, with it."""
+        if self.client.session_token is None:
+            login(self.client, self.credentials)
+        else:  # the session lives while it is used: keep it alive, or log in again if it lapsed
+            try:
+                self.client.keep_alive()
+            except BetfairError:
+                login(self.client, self.credentials)
+        before = set(self.followed)
+        self.unresolved.clear()
         for market in tennis_markets(self.client):
+            if market.market_id in self.followed:
+                continue
             found = self.resolve(market)
             if isinstance(found, str):
                 self.unresolved[market.market_id] = found
             else:
                 self.followed[market.market_id] = found
+        if set(self.followed) != before and self._stream is not None:
+            self._resubscribe_fresh = True
+            self._stream.stop()
         return self.followed
 
     # --- the stream, in a thread ------------------------------------------------------------------
@@ -205,6 +244,10 @@ class BetfairPrices:
             except BetfairError as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
             market_stream = getattr(listener, "stream", None)
+            if self._resubscribe_fresh:  # other markets: a new subscription, images of them all
+                self._resubscribe_fresh = False
+                initial_clk = clk = None
+                continue
             if market_stream is not None:  # where the cache stands: Betfair resends what came after
                 initial_clk = market_stream._initial_clk or initial_clk
                 clk = market_stream._clk or clk
@@ -222,8 +265,15 @@ class BetfairPrices:
         thread = threading.Thread(target=self._run_stream, name="betfair-stream", daemon=True)
         thread.start()
         loop = asyncio.get_running_loop()
+        listed = time.monotonic()
         try:
             while not self._stop.is_set():
+                if time.monotonic() - listed > self.rediscover_s:
+                    listed = time.monotonic()
+                    try:
+                        await loop.run_in_executor(None, self.discover)
+                    except (BetfairError, BetfairRefused) as exc:
+                        self.last_error = f"listing markets: {exc}"
                 try:
                     books = await loop.run_in_executor(None, self._books.get, True, 0.2)
                 except queue.Empty:
