@@ -35,6 +35,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
@@ -280,9 +281,7 @@ def live_specs(settings: Settings, ports: Ports) -> list[ServiceSpec]:
             env=prediction_env,
             pauses_betting=True,
         ),
-        ServiceSpec(
-            "feed-replay", (sys.executable, "-m", "feeds.live", "--host", host, "--port", str(ports.feed), *REPLAY_ARGS)
-        ),
+        feed_service(host, ports.feed),
         ServiceSpec(
             "engine",
             (
@@ -302,6 +301,37 @@ def live_specs(settings: Settings, ports: Ports) -> list[ServiceSpec]:
             env=api_env,
         ),
     ]
+
+
+FEEDS = ("replay", "api-tennis", "standin")
+VENUES = ("paper", "betfair-paper-live")
+
+
+def feed_service(host: str, port: int, env: Mapping[str, str] | None = None) -> ServiceSpec:
+    """The live feed ``make up`` starts: the replay of real matches (default), API-Tennis's scores
+    (``COURTSIDE_FEED=api-tennis``, key in ``API_TENNIS_KEY``) with Betfair's prices when
+    ``COURTSIDE_VENUE=betfair-paper-live`` (credentials in ``BETFAIR_*``), or both local stand-ins
+    (``COURTSIDE_FEED=standin``: real matches in the vendors' protocols, no credentials). The exchange stays the
+    paper one in every case."""
+    env = os.environ if env is None else env
+    feed = env.get("COURTSIDE_FEED", "replay") or "replay"
+    venue = env.get("COURTSIDE_VENUE", "paper") or "paper"
+    if feed not in FEEDS:
+        raise SystemExit(f"COURTSIDE_FEED={feed!r}: one of {', '.join(FEEDS)}")
+    if venue not in VENUES:
+        raise SystemExit(f"COURTSIDE_VENUE={venue!r}: one of {', '.join(VENUES)} (real orders are not built)")
+    if feed == "replay":
+        if venue != "paper":
+            raise SystemExit("COURTSIDE_VENUE=betfair-paper-live needs live scores: COURTSIDE_FEED=api-tennis")
+        return ServiceSpec(
+            "feed-replay", (sys.executable, "-m", "feeds.live", "--host", host, "--port", str(port), *REPLAY_ARGS)
+        )
+    args = [sys.executable, "-m", "adapters", "--host", host, "--port", str(port)]
+    if feed == "standin":
+        args += ["--standin", env.get("COURTSIDE_STANDIN_MATCHES", "4")]
+    elif venue == "betfair-paper-live":
+        args += ["--prices", "betfair"]
+    return ServiceSpec("feed-" + feed, tuple(args))
 
 
 def operator_token_file(settings: Settings) -> Path | None:

@@ -31,6 +31,7 @@ class ApiTennisStandIn:
     pushes: int = 0
     rest_calls: int = 0
     latest: dict[str, dict] = field(default_factory=dict)
+    _positions: dict[int, int] = field(default_factory=dict)
     _clients: set[web.WebSocketResponse] = field(default_factory=set)
     _runner: web.AppRunner | None = None
 
@@ -98,6 +99,24 @@ class ApiTennisStandIn:
                 except ConnectionResetError:
                     self._clients.discard(ws)
         return len(batch)
+
+    async def push_next(self, index: int) -> bool:
+        """Push only match ``index``'s next snapshot (matches on their own timelines); False when it has none left."""
+        at = self._positions.get(index, 0)
+        snapshots = self.matches[index]
+        if at >= len(snapshots):
+            return False
+        self._positions[index] = at + 1
+        snap = snapshots[at]
+        self.latest[str(snap["event_key"])] = snap
+        text = json.dumps([snap])
+        for ws in list(self._clients):
+            try:
+                await ws.send_str(text)
+                self.pushes += 1
+            except ConnectionResetError:
+                self._clients.discard(ws)
+        return True
 
     async def play(self, interval_s: float = 0.0) -> None:
         while not self.done:

@@ -316,11 +316,15 @@ class BetfairStandIn:
         """Play each market's next ``steps`` messages to the subscribers; returns the messages played."""
         return asyncio.run_coroutine_threadsafe(self._advance(steps), self._loop).result(timeout=30)
 
-    async def _advance(self, steps: int) -> int:
+    def advance_market(self, market_id: str) -> int:
+        """Play only that market's next message (markets on their own timelines); returns 0 when none is left."""
+        return asyncio.run_coroutine_threadsafe(self._advance(1, market_id), self._loop).result(timeout=30)
+
+    async def _advance(self, steps: int, only: str | None = None) -> int:
         played = 0
         for _ in range(steps):
             for m in self.markets:
-                if m.played >= len(m.messages):
+                if m.played >= len(m.messages) or (only is not None and m.market_id != only):
                     continue
                 message = m.messages[m.played]
                 m.played += 1

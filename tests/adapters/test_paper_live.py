@@ -11,19 +11,15 @@ import asyncio
 import json
 import random
 import time
-from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
 
 from adapters.api_tennis.live import ApiTennisIngress, ApiTennisSettings
 from adapters.api_tennis.standin import ApiTennisStandIn
-from adapters.api_tennis.vendor import VendorMatch, snapshots, vendor_name
-from adapters.betfair.historical import stream_messages
 from adapters.betfair.prices import BetfairCredentials, BetfairEndpoints, BetfairPrices, resolve_by_players
-from adapters.betfair.standin import BetfairStandIn, StandInMarket
-from features.scoring import Score
-from feeds.live.replay import match_messages, points_of
+from adapters.betfair.standin import BetfairStandIn
+from adapters.standins import played_match
 from feeds.live.server import ReplayServer
 from serving.engine.engine import EngineConfig, TradingEngine
 from serving.engine.prediction import PredictionClient
@@ -34,49 +30,10 @@ POINTS = 60
 """The first points of the match, then its end (the test stays short)."""
 
 
-def _script(row: dict):
-    """The vendor's snapshots, the Betfair market's stream messages and the order both are played in (by the
-    times of the match's points and of the feed's market messages)."""
-    scores, _, times = points_of(row)
-    fmt = scores[0].fmt
-    first = int(row["first_server"]) - 1
-    day = str(row["event_date"])
-    vm = VendorMatch(
-        77,
-        day,
-        vendor_name(str(row["player1"])),
-        1,
-        vendor_name(str(row["player2"])),
-        2,
-        "Atp Singles",
-        "Wimbledon",
-        5,
-        day[:4],
-    )
-    snaps = snapshots(vm, Score.start(fmt, first), scores[:POINTS], retired_by=1)
-    start = datetime.fromisoformat(day).replace(tzinfo=UTC) + timedelta(hours=12)
-    updates = []
-    for m in match_messages(row, 0.0):
-        if m.channel != "market" or (m.payload.status == "CLOSED" and not m.payload.in_play):
-            continue
-        if m.payload.point_number is not None and m.payload.point_number > POINTS:
-            continue
-        updates.append((m.at, start + timedelta(seconds=m.at), m.payload))
-    runners = {"First Player": (501, str(row["player1"])), "Second Player": (502, str(row["player2"]))}
-    lines = stream_messages(
-        [(t, u) for _, t, u in updates], "1.400000001", f"{row['player1']} v {row['player2']}", runners, start
-    )
-    market = StandInMarket("1.400000001", f"{row['player1']} v {row['player2']}", list(runners.values()), start, lines)
-    order = sorted(
-        [(at, 0, "bf") for at, _, _ in updates]
-        + [(-1.0 if j == 0 else times[j - 1], 1, "at") for j in range(len(snaps))]
-    )
-    return vm, snaps, market, [(at, kind) for at, _, kind in order], [u for *_, u in updates]
-
-
 def test_the_engine_trades_a_real_match_on_betfair_prices_from_api_tennis_scores(tmp_path, prediction_service):
     row = slam_rows("2012-wimbledon", 1)[0]
-    vm, snaps, market, order, sent = _script(row)
+    played = played_match(row, 77, "1.400000001", points=POINTS)
+    snaps, market, order, sent = played.snapshots, played.market, played.order, played.updates
     db = live_db(tmp_path)
 
     async def scenario():
