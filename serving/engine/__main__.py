@@ -51,7 +51,10 @@ async def run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     deterministic = args.deterministic or os.environ.get("COURTSIDE_DETERMINISTIC", "") in ("1", "true", "yes")
+    feed, venue = os.environ.get("COURTSIDE_FEED") or "replay", os.environ.get("COURTSIDE_VENUE") or "paper"
     config = EngineConfig(
+        mode="paper-live" if venue == "betfair-paper-live" or feed == "standin" else "paper",
+        venue={"api-tennis": "api-tennis+betfair" if venue == "betfair-paper-live" else "api-tennis"}.get(feed, feed),
         feed_url=args.feed_url or settings.feed_url,
         feeds=tuple(args.feed),
         policy=TradingPolicy(bankroll=settings.bankroll),
@@ -65,8 +68,12 @@ async def run(args: argparse.Namespace) -> int:
             log.warning("prediction service not ready yet (is the model loaded? see its /health)")
         engine = TradingEngine(config, db, client.predict_live)
         log.info(
-            "engine started (%s mode): feeds %s at %s, bankroll %.2f, %d orders committed, resuming after %s",
+            "engine started (%s, %s mode, orders %s, feed from %s): feeds %s at %s, bankroll %.2f, "
+            "%d orders committed, resuming after %s",
             "deterministic" if deterministic else "live",
+            config.mode.upper(),
+            "on the PAPER exchange (no money)",
+            config.venue,
             config.feeds,
             config.feed_url,
             engine.risk.bankroll,

@@ -99,6 +99,11 @@ class EngineConfig:
     """Most frames processed (and committed) together when they queue up."""
     session: str = "paper"
     """Names this trading session in the quarantine table."""
+    mode: str = "paper"
+    """How orders are filled: ``paper`` (the simulated market) or ``paper-live`` (real prices, paper exchange);
+    shown in the heartbeat, the API and the dashboard. Real orders (``live``) are not built."""
+    venue: str = "replay"
+    """Where the feed comes from: ``replay``, ``api-tennis``, ``api-tennis+betfair`` or ``standin``."""
     housekeeping_s: float = 1.0
     """How often order requests from the control plane, new settlements and operator controls are picked up."""
     status_s: float = 5.0
@@ -832,6 +837,8 @@ class TradingEngine:
             "gaps_skipped": s.gaps_skipped,
             "replay_mismatches": s.replay_mismatches,
             "deterministic": self.cfg.deterministic,
+            "mode": self.cfg.mode,
+            "venue": self.cfg.venue,
             "predictions": s.predictions,
             "prediction_failures": s.prediction_failures,
             "opportunities": s.opportunities,

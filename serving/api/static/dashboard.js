@@ -275,6 +275,10 @@ async function loadStatus() {
   else if (!e) chip("engine-status", "engine: no heartbeat", "warn");
   else chip("engine-status", `engine: ${e.age_s < 30 ? "running" : "silent " + Math.round(e.age_s) + " s"}`,
     e.age_s < 30 ? "ok" : "warn", `${e.status.messages} messages, ${e.status.orders} orders`);
+  const mode = e && e.status ? e.status.mode || "paper" : null;
+  chip("mode-status", mode ? `${mode.toUpperCase()} · feed: ${e.status.venue || "replay"}` : "mode: ?",
+    mode ? "" : "warn", mode === "paper-live" ? "real prices, paper exchange: no money is at stake"
+      : "simulated market, paper exchange: no money is at stake");
 }
 
 // --- the supervised services (make up's supervisor) -----------------------------------------------
