@@ -67,7 +67,7 @@ def played_match(row: dict, event_key: int, market_id: str, points: int | None =
     }
     name = f"{row['player1']} v {row['player2']}"
     lines = stream_messages([(t, u) for _, t, u in updates], market_id, name, runners, start)
-    market = StandInMarket(market_id, name, list(runners.values()), start, lines)
+    market = StandInMarket(market_id, name, list(runners.values()), start, lines, [(t, u) for _, t, u in updates])
     order = sorted(
         [(at, 0, "bf") for at, _, _ in updates]
         + [(-1.0 if j == 0 else times[j - 1], 1, "at") for j in range(len(snaps))]

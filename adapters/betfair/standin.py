@@ -13,7 +13,11 @@
 
 Its markets are Stream API messages (``historical.stream_messages``: built from real matches' prices) played
 one message a market per ``advance()``. ``drop()`` closes every stream connection (a network cut).
-Orders (``placeOrders``, the order stream) are not served yet.
+Orders: ``placeOrders`` (a ``customerRef`` seen before is refused as ``DUPLICATE_TRANSACTION``, as Betfair does
+within its window), ``cancelOrders`` and ``listCurrentOrders``, matched by ``betting.paper.PaperExchange`` — the
+Betfair rules the project models (bet delay, queues, lapses at suspension) — against the prices the stand-in
+plays, on the markets' own clock. ``placed`` is its ledger: every order it ever accepted. The order stream
+(``ocm``) is not served.
 """
 
 from __future__ import annotations
@@ -69,13 +73,16 @@ def self_signed(folder: Path) -> tuple[Path, Path]:
 
 @dataclass
 class StandInMarket:
-    """One market the stand-in plays: its catalogue entry and its stream messages (``mcm``) in order."""
+    """One market the stand-in plays: its catalogue entry and its stream messages (``mcm``) in order; ``books``,
+    when given (one per message: its time and the feed's message of the same prices), are what the stand-in
+    matches orders against."""
 
     market_id: str
     event_name: str
     runners: Sequence[tuple[int, str]]
     start: dt.datetime
     messages: list[dict]
+    books: list[tuple[dt.datetime, Any]] = field(default_factory=list)
     played: int = 0
 
 
@@ -101,7 +108,16 @@ class BetfairStandIn:
     """Every market change played: (clk, market id, the change, its publish time in ms)."""
     _subscribers: list[_Subscriber] = field(default_factory=list)
 
+    placed: list[dict] = field(default_factory=list)
+    """Every order accepted: customerRef, customerOrderRef, betId, market, selection, side, price, size."""
+    customer_refs: set[str] = field(default_factory=set)
+
     def __post_init__(self) -> None:
+        from betting.clock import ManualClock
+        from betting.paper import PaperExchange
+
+        self.clock = ManualClock(min((m.start for m in self.markets), default=dt.datetime(2020, 1, 1, tzinfo=dt.UTC)))
+        self.exchange = PaperExchange(self.clock, balance=10_000.0)
         self._folder = Path(tempfile.mkdtemp(prefix="betfair-standin-"))
         self.cert, self._key = self_signed(self._folder)
         self._loop = asyncio.new_event_loop()
@@ -196,6 +212,13 @@ class BetfairStandIn:
         method = str(body.get("method", "")).split("/")[-1]
         if not self._authorised(request):
             return web.json_response(_rpc_error(call_id, "INVALID_SESSION_INFORMATION", method))
+        params = body.get("params", {})
+        if method == "placeOrders":
+            return web.json_response({"jsonrpc": "2.0", "result": self._place(params), "id": call_id})
+        if method == "cancelOrders":
+            return web.json_response({"jsonrpc": "2.0", "result": self._cancel(params), "id": call_id})
+        if method == "listCurrentOrders":
+            return web.json_response({"jsonrpc": "2.0", "result": self._current(params), "id": call_id})
         if method == "listEventTypes":
             result: Any = [{"eventType": {"id": "2", "name": "Tennis"}, "marketCount": len(self.markets)}]
         elif method == "listMarketCatalogue":
@@ -205,6 +228,136 @@ class BetfairStandIn:
         else:
             return web.json_response(_rpc_error(call_id, "INVALID_INPUT_DATA", method, "not served by the stand-in"))
         return web.json_response({"jsonrpc": "2.0", "result": result, "id": call_id})
+
+    # --- orders ----------------------------------------------------------------------------------
+    def _place(self, params: dict) -> dict:
+        from betting.records import OrderRequest, OrderStatus, Persistence, Side
+
+        market_id = str(params.get("marketId"))
+        customer_ref = params.get("customerRef")
+        if customer_ref and customer_ref in self.customer_refs:
+            return {
+                "status": "FAILURE",
+                "errorCode": "DUPLICATE_TRANSACTION",
+                "marketId": market_id,
+                "customerRef": customer_ref,
+                "instructionReports": [],
+            }
+        if customer_ref:
+            self.customer_refs.add(customer_ref)
+        if market_id not in {m.market_id for m in self.markets}:
+            return {
+                "status": "FAILURE",
+                "errorCode": "MARKET_NOT_FOUND",
+                "marketId": market_id,
+                "instructionReports": [],
+            }
+        reports = []
+        for n, instruction in enumerate(params.get("instructions", [])):
+            limit = instruction.get("limitOrder", {})
+            ref = instruction.get("customerOrderRef") or f"standin-{len(self.placed) + n + 1}"
+            order = self.exchange.place(
+                OrderRequest(
+                    customer_order_ref=ref,
+                    market_id=market_id,
+                    selection=str(instruction["selectionId"]),
+                    side=Side(instruction["side"]),
+                    price=float(limit["price"]),
+                    size=float(limit["size"]),
+                    persistence=Persistence(limit.get("persistenceType", "LAPSE")),
+                )
+            )
+            ok = order.status is not OrderStatus.REJECTED
+            if ok:
+                self.placed.append(
+                    {
+                        "customerRef": customer_ref,
+                        "customerOrderRef": ref,
+                        "betId": order.bet_id,
+                        "marketId": market_id,
+                        "selectionId": instruction["selectionId"],
+                        "side": instruction["side"],
+                        "price": order.price,
+                        "size": order.size,
+                    }
+                )
+            reports.append(
+                {
+                    "status": "SUCCESS" if ok else "FAILURE",
+                    **({} if ok else {"errorCode": str(order.error_code)}),
+                    "instruction": instruction,
+                    "betId": order.bet_id,
+                    "placedDate": _iso(order.placed_at),
+                    "averagePriceMatched": order.average_price_matched or 0.0,
+                    "sizeMatched": order.size_matched,
+                    "orderStatus": str(order.status),
+                }
+            )
+        status = "SUCCESS" if all(r["status"] == "SUCCESS" for r in reports) else "FAILURE"
+        return {"customerRef": customer_ref, "status": status, "marketId": market_id, "instructionReports": reports}
+
+    def _by_bet(self, bet_id: str) -> Any:
+        return next((o for o in self.exchange.orders() if o.bet_id == bet_id), None)
+
+    def _cancel(self, params: dict) -> dict:
+        reports = []
+        for instruction in params.get("instructions", []):
+            order = self._by_bet(str(instruction.get("betId")))
+            if order is None:
+                reports.append({"status": "FAILURE", "errorCode": "BET_TAKEN_OR_LAPSED", "instruction": instruction})
+                continue
+            before = order.size_cancelled
+            after = self.exchange.cancel(order.customer_order_ref)
+            reports.append(
+                {
+                    "status": "SUCCESS",
+                    "instruction": instruction,
+                    "sizeCancelled": after.size_cancelled - before,
+                    "cancelledDate": _iso(self.clock.now()),
+                }
+            )
+        return {"status": "SUCCESS", "marketId": params.get("marketId"), "instructionReports": reports}
+
+    def _current(self, params: dict) -> dict:
+        refs = set(params.get("customerOrderRefs") or [])
+        bets = set(params.get("betIds") or [])
+        markets = set(params.get("marketIds") or [])
+        self.exchange.poll()
+        out = []
+        for o in self.exchange.orders():
+            if (
+                o.status.value == "REJECTED"
+                or (refs and o.customer_order_ref not in refs)
+                or (bets and o.bet_id not in bets)
+            ):
+                continue
+            if markets and o.market_id not in markets:
+                continue
+            out.append(
+                {
+                    "betId": o.bet_id,
+                    "marketId": o.market_id,
+                    "selectionId": int(o.selection),
+                    "handicap": 0.0,
+                    "priceSize": {"price": o.price, "size": o.size},
+                    "bspLiability": 0.0,
+                    "side": str(o.side),
+                    "status": str(o.status),
+                    "persistenceType": str(o.persistence),
+                    "orderType": "LIMIT",
+                    "placedDate": _iso(o.placed_at),
+                    "averagePriceMatched": o.average_price_matched or 0.0,
+                    "sizeMatched": o.size_matched,
+                    "sizeRemaining": o.size_remaining,
+                    "sizeLapsed": o.size_lapsed,
+                    "sizeCancelled": o.size_cancelled,
+                    "sizeVoided": 0.0,
+                    "regulatorCode": "MALTA LOTTERIES AND GAMBLING AUTHORITY",
+                    "customerOrderRef": o.customer_order_ref,
+                    "customerStrategyRef": "courtside",
+                }
+            )
+        return {"currentOrders": out, "moreAvailable": False}
 
     @staticmethod
     def _catalogue(m: StandInMarket) -> dict:
@@ -327,6 +480,8 @@ class BetfairStandIn:
                 if m.played >= len(m.messages) or (only is not None and m.market_id != only):
                     continue
                 message = m.messages[m.played]
+                if m.books:  # the stand-in's own exchange sees the same prices, on the market's clock
+                    self._match_against(m, *m.books[m.played])
                 m.played += 1
                 clk = next(self._clk)
                 for change in message["mc"]:
@@ -341,6 +496,28 @@ class BetfairStandIn:
                 played += 1
         return played
 
+    def _match_against(self, m: StandInMarket, at: dt.datetime, update: Any) -> None:
+        from betting.market import MarketBook, MarketStatus, RunnerBook
+
+        if at > self.clock.now():
+            self.clock.set(at)
+        ids = {"First Player": str(m.runners[0][0]), "Second Player": str(m.runners[1][0])}
+        runners = tuple(
+            RunnerBook.top_of_book(
+                ids[r.selection], r.back_price, r.back_size, r.lay_price, r.lay_size, r.traded_volume
+            )
+            for r in update.runners
+        )
+        self.exchange.on_market_book(
+            MarketBook(
+                market_id=m.market_id,
+                publish_time=self.clock.now(),
+                status=MarketStatus(update.status),
+                in_play=update.in_play,
+                runners=runners,
+            )
+        )
+
     @property
     def done(self) -> bool:
         return all(m.played >= len(m.messages) for m in self.markets)
@@ -354,6 +531,10 @@ class BetfairStandIn:
         for sub in subs:
             sub.writer.close()
         return len(subs)
+
+
+def _iso(t: dt.datetime) -> str:
+    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 def _now_ms() -> int:

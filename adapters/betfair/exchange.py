@@ -1,0 +1,353 @@
+"""``BetfairExchange``: the exchange port (``betting.exchange.BaseExchange``) over the Betfair API (betfairlightweight).
+REAL MONEY: nothing builds it unless a user asks for live trading explicitly (see the README, "Trading for real").
+
+- ``place``: ``placeOrders`` with our deterministic reference as the order's ``customerOrderRef`` and as the call's
+  ``customerRef`` (Betfair refuses a repeated ``customerRef`` within its window, ``DUPLICATE_TRANSACTION``: the
+  order is then looked up, never sent twice), ``customerStrategyRef`` ``courtside``, LIMIT orders with their
+  persistence. A reference the exchange already knows returns that order.
+- ``cancel``: ``cancelOrders`` by bet id. ``poll``: ``listCurrentOrders`` of the open orders; every change
+  (placed, filled, cancelled, lapsed) comes back once as an ``OrderUpdate``, as the paper exchange reports them.
+- ``reconcile``: at start, ``listCurrentOrders`` of the followed markets: orders Betfair has are adopted as they
+  are (an order the ledger thought open but Betfair lapsed is corrected), and orders Betfair has that the ledger
+  does not know are reported (``unknown``) — never placed again.
+- ``settle_market``: Betfair settles; the settlement booked here is the one the project's rules compute from the
+  matched bets (``betting.settlement``), as the paper exchange books it.
+
+Markets are the feed's (``bf-<event key>``); ``markets`` maps Betfair's market ids to (event key, selection id ->
+"First Player"/"Second Player"), as ``prices.BetfairPrices.followed`` resolves them. The order stream (``ocm``)
+is not used yet: orders are polled.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from betfairlightweight import filters
+from betfairlightweight.exceptions import BetfairError
+
+from betting.clock import Clock
+from betting.exchange import BaseExchange, OrderUpdate, UnknownOrder
+from betting.market import MarketBook
+from betting.money import round_money
+from betting.records import (
+    EventKind,
+    ExchangeError,
+    Fill,
+    LapseReason,
+    Order,
+    OrderRequest,
+    OrderStatus,
+    Persistence,
+    Settlement,
+    Side,
+)
+from betting.settlement import MatchResult, SettlementConfig, settle_market
+
+log = logging.getLogger(__name__)
+
+STRATEGY = "courtside"
+
+
+class BetfairExchange(BaseExchange):
+    def __init__(
+        self,
+        client: Any,
+        markets: Mapping[str, tuple[str, dict[int, str]]],
+        clock: Clock,
+        settlement: SettlementConfig | None = None,
+        commission: float = 0.05,
+        balance: float = 0.0,
+    ) -> None:
+        self.client = client
+        self.markets = markets
+        self.clock = clock
+        self.settlement = settlement or SettlementConfig()
+        self.commission = commission
+        self._balance = round_money(balance)
+        self._settled: set[str] = set()
+        self._orders: dict[str, Order] = {}
+        self._outbox: list[OrderUpdate] = []
+        self.unknown: list[dict] = []
+        """Orders Betfair has in our markets that the ledger does not know (``reconcile``): reported, never touched."""
+
+    # --- ids ----------------------------------------------------------------------------------------
+    def _betfair(self, market_id: str, selection: str) -> tuple[str, int]:
+        for bf_id, (key, labels) in self.markets.items():
+            if f"bf-{key}" == market_id:
+                for sel, label in labels.items():
+                    if label == selection:
+                        return bf_id, sel
+                raise KeyError(f"{selection} is not a runner of {market_id}")
+        raise KeyError(f"market {market_id} is not a followed Betfair market")
+
+    def _ours(self, bf_market: str, selection_id: int) -> tuple[str, str] | None:
+        found = self.markets.get(bf_market)
+        if found is None or selection_id not in found[1]:
+            return None
+        return f"bf-{found[0]}", found[1][selection_id]
+
+    # --- the port -----------------------------------------------------------------------------------
+    def place(self, request: OrderRequest) -> Order:
+        known = self._orders.get(request.customer_order_ref)
+        if known is not None:
+            return known
+        now = self.clock.now()
+        try:
+            bf_market, selection_id = self._betfair(request.market_id, request.selection)
+        except KeyError as exc:
+            return self._rejected(request, ExchangeError.MARKET_NOT_FOUND, now, str(exc))
+        instruction = filters.place_instruction(
+            order_type="LIMIT",
+            selection_id=selection_id,
+            side=str(request.side),
+            handicap=0.0,
+            limit_order=filters.limit_order(
+                price=request.price,
+                size=request.size,
+                persistence_type=str(request.persistence),
+                **(
+                    {"time_in_force": "FILL_OR_KILL", "min_fill_size": request.min_fill_size}
+                    if request.fill_or_kill
+                    else {}
+                ),
+            ),
+            customer_order_ref=request.customer_order_ref,
+        )
+        try:
+            answer = self.client.betting.place_orders(
+                market_id=bf_market,
+                instructions=[instruction],
+                customer_ref=request.customer_order_ref,
+                customer_strategy_ref=STRATEGY,
+            )
+        except BetfairError as exc:
+            # the call may have reached Betfair: look before anything else is done with this reference
+            log.error("placeOrders %s failed: %s; looking it up", request.customer_order_ref, exc)
+            return self._looked_up(request, now) or self._rejected(request, None, now, str(exc))
+        if getattr(answer, "error_code", None) == "DUPLICATE_TRANSACTION":
+            return self._looked_up(request, now) or self._rejected(request, None, now, "duplicate, not found")
+        report = answer.place_instruction_reports[0] if answer.place_instruction_reports else None
+        if report is None or report.status != "SUCCESS":
+            code = getattr(report, "error_code", None) or getattr(answer, "error_code", None)
+            return self._rejected(request, _error(code), now, str(code))
+        order = Order(
+            customer_order_ref=request.customer_order_ref,
+            bet_id=str(report.bet_id),
+            market_id=request.market_id,
+            selection=request.selection,
+            side=request.side,
+            price=request.price,
+            size=request.size,
+            persistence=request.persistence,
+            status=OrderStatus(str(getattr(report, "order_status", None) or "EXECUTABLE")),
+            placed_at=now,
+            updated_at=now,
+            fill_or_kill=request.fill_or_kill,
+            min_fill_size=request.min_fill_size,
+            size_matched=float(report.size_matched or 0.0),
+            average_price_matched=float(report.average_price_matched) if report.size_matched else None,
+        )
+        self._orders[order.customer_order_ref] = order
+        self._outbox.append(OrderUpdate(EventKind.ORDER_PLACED, order, now))
+        if order.size_matched:
+            self._outbox.append(
+                OrderUpdate(EventKind.ORDER_FILLED, order, now, self._fill(order, order.size_matched, now))
+            )
+        return order
+
+    def _rejected(self, request: OrderRequest, code: ExchangeError | None, now: datetime, why: str) -> Order:
+        log.warning("order %s refused: %s", request.customer_order_ref, why)
+        order = Order(
+            customer_order_ref=request.customer_order_ref,
+            bet_id=None,
+            market_id=request.market_id,
+            selection=request.selection,
+            side=request.side,
+            price=request.price,
+            size=request.size,
+            persistence=request.persistence,
+            status=OrderStatus.REJECTED,
+            placed_at=now,
+            updated_at=now,
+            error_code=code,
+        )
+        self._outbox.append(OrderUpdate(EventKind.ORDER_REJECTED, order, now))
+        return order
+
+    def _looked_up(self, request: OrderRequest, now: datetime) -> Order | None:
+        current = self._current(customer_order_refs=[request.customer_order_ref])
+        if not current:
+            return None
+        self._adopt(current[0], now)
+        return self._orders.get(request.customer_order_ref)
+
+    def cancel(self, customer_order_ref: str) -> Order:
+        order = self._orders.get(customer_order_ref)
+        if order is None:
+            raise UnknownOrder(customer_order_ref)
+        if order.bet_id is None or order.status in (OrderStatus.EXECUTION_COMPLETE, OrderStatus.REJECTED):
+            return order
+        bf_market, _ = self._betfair(order.market_id, order.selection)
+        try:
+            self.client.betting.cancel_orders(
+                market_id=bf_market, instructions=[filters.cancel_instruction(bet_id=order.bet_id)]
+            )
+        except BetfairError as exc:
+            log.error("cancelOrders %s failed: %s", customer_order_ref, exc)
+        self._refresh([order.customer_order_ref])
+        return self._orders[customer_order_ref]
+
+    def order(self, customer_order_ref: str) -> Order | None:
+        return self._orders.get(customer_order_ref)
+
+    def orders(self, market_id: str | None = None) -> tuple[Order, ...]:
+        return tuple(o for o in self._orders.values() if market_id is None or o.market_id == market_id)
+
+    @property
+    def idle(self) -> bool:
+        return not any(o.is_live for o in self._orders.values())
+
+    def on_market_book(self, book: MarketBook) -> list[OrderUpdate]:
+        return self.poll()
+
+    def poll(self) -> list[OrderUpdate]:
+        live = [o.customer_order_ref for o in self._orders.values() if o.is_live]
+        if live:
+            self._refresh(live)
+        out, self._outbox = self._outbox, []
+        return out
+
+    @property
+    def balance(self) -> float:
+        """The starting balance plus the settlements booked here (Betfair's own account is the truth)."""
+        return self._balance
+
+    def settle_market(self, market_id: str, result: MatchResult) -> Settlement:
+        if market_id in self._settled:
+            raise ValueError(f"market {market_id} is already settled")
+        self.poll()
+        now = self.clock.now()
+        orders = [o for o in self._orders.values() if o.market_id == market_id]
+        settlement = settle_market(
+            market_id,
+            orders,
+            result,
+            commission=self.commission,
+            bankroll=self._balance,
+            settled_at=now,
+            config=self.settlement,
+        )
+        self._balance = settlement.pnl.bankroll_after
+        self._settled.add(market_id)
+        for o in orders:
+            settled = self._orders[o.customer_order_ref] = o.evolve(settled=True, updated_at=now)
+            self._outbox.append(OrderUpdate(EventKind.BET_SETTLED, settled, now))
+        return settlement
+
+    # --- Betfair's view -----------------------------------------------------------------------------
+    def _current(self, **query: Any) -> list[Any]:
+        try:
+            answer = self.client.betting.list_current_orders(**query)
+        except BetfairError as exc:
+            log.error("listCurrentOrders failed: %s", exc)
+            return []
+        return list(answer.orders)
+
+    def _refresh(self, refs: list[str]) -> None:
+        now = self.clock.now()
+        for current in self._current(customer_order_refs=refs):
+            self._adopt(current, now)
+
+    def _adopt(self, current: Any, now: datetime) -> None:
+        """Betfair's state of one order into ours, with the updates the change makes."""
+        ref = current.customer_order_ref
+        ours = self._ours(current.market_id, int(current.selection_id))
+        if not ref or ours is None:
+            return
+        market_id, selection = ours
+        before = self._orders.get(ref)
+        size_matched = float(current.size_matched or 0.0)
+        order = Order(
+            customer_order_ref=ref,
+            bet_id=str(current.bet_id),
+            market_id=market_id,
+            selection=selection,
+            side=Side(current.side),
+            price=float(current.price_size.price),
+            size=float(current.price_size.size),
+            persistence=Persistence(current.persistence_type)
+            if current.persistence_type in ("LAPSE", "PERSIST")
+            else Persistence.LAPSE,
+            status=OrderStatus(current.status) if current.status in OrderStatus.__members__ else OrderStatus.EXECUTABLE,
+            placed_at=before.placed_at if before else _aware(current.placed_date) or now,
+            updated_at=now,
+            size_matched=size_matched,
+            average_price_matched=float(current.average_price_matched) if size_matched else None,
+            size_cancelled=float(current.size_cancelled or 0.0),
+            size_lapsed=float(current.size_lapsed or 0.0),
+            lapse_reason=(before.lapse_reason if before else None)
+            or (LapseReason.MARKET_SUSPENDED if current.size_lapsed else None),
+        )
+        if before == order:
+            return
+        self._orders[ref] = order
+        if before is None:
+            self._outbox.append(OrderUpdate(EventKind.ORDER_PLACED, order, now))
+        if size_matched > (before.size_matched if before else 0.0):
+            fill = self._fill(order, round_money(size_matched - (before.size_matched if before else 0.0)), now)
+            self._outbox.append(OrderUpdate(EventKind.ORDER_FILLED, order, now, fill))
+        if order.size_cancelled > (before.size_cancelled if before else 0.0):
+            self._outbox.append(OrderUpdate(EventKind.ORDER_CANCELLED, order, now))
+        if order.size_lapsed > (before.size_lapsed if before else 0.0):
+            self._outbox.append(OrderUpdate(EventKind.ORDER_LAPSED, order, now))
+
+    def _fill(self, order: Order, size: float, now: datetime) -> Fill:
+        return Fill(
+            fill_id=f"{order.bet_id}-{order.size_matched}",
+            customer_order_ref=order.customer_order_ref,
+            bet_id=order.bet_id or "",
+            market_id=order.market_id,
+            selection=order.selection,
+            side=order.side,
+            price=order.average_price_matched or order.price,
+            size=size,
+            matched_at=now,
+            crossed=True,
+        )
+
+    def reconcile(self, known: Mapping[str, Order]) -> list[dict]:
+        """At start: Betfair's orders in the followed markets, against ``known`` (the ledger's). Betfair's state
+        wins for the orders both know; the ledger's orders Betfair does not have stay as the ledger says; orders
+        only Betfair has are listed in ``unknown`` (and returned) and never placed again."""
+        now = self.clock.now()
+        self._orders.update(known)
+        self.unknown = []
+        for current in self._current(market_ids=sorted(self.markets)):
+            ref = current.customer_order_ref
+            if ref and ref in known:
+                self._adopt(current, now)
+            else:
+                self.unknown.append(
+                    {"bet_id": current.bet_id, "customer_order_ref": ref, "market_id": current.market_id}
+                )
+                if (
+                    ref
+                ):  # ours by its reference, but not in the ledger (the crash before the commit): adopted, not resent
+                    self._adopt(current, now)
+        return self.unknown
+
+
+def _error(code: Any) -> ExchangeError | None:
+    try:
+        return ExchangeError(str(code))
+    except ValueError:
+        return None
+
+
+def _aware(t: datetime | None) -> datetime | None:
+    if t is None:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
