@@ -63,6 +63,7 @@ from sqlalchemy.engine import Engine as DbEngine
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from betting.clock import ManualClock
+from betting.exchange import BaseExchange
 from betting.paper import PaperExchange
 from betting.policy import TradingPolicy
 from betting.records import EventKind, Order, OrderRequest, Settlement
@@ -125,6 +126,11 @@ class EngineConfig:
     """Deterministic mode: pause between attempts when the prediction service does not answer."""
 
 
+ExchangeFactory = Callable[[ManualClock, list[Order]], BaseExchange]
+"""Builds the engine's exchange from its clock and the ledger's orders (live mode restores them; deterministic
+mode: none). The default builds the paper exchange."""
+
+
 @dataclass
 class EngineStats(TradingCounts):
     messages: int = 0
@@ -177,7 +183,9 @@ LIVE, RECOVERING, REPLAYING = "live", "recovering", "replaying"
 class TradingEngine:
     """The data plane. Feed it frames with ``process``; ``run`` follows the feed server."""
 
-    def __init__(self, config: EngineConfig, db: DbEngine, predict: PredictLive):
+    def __init__(
+        self, config: EngineConfig, db: DbEngine, predict: PredictLive, exchange: ExchangeFactory | None = None
+    ):
         self.cfg = config
         self.db = db
         self.predict = predict
@@ -196,11 +204,14 @@ class TradingEngine:
         restored = [] if config.deterministic else committed
         self._committed_orders = {o.customer_order_ref: o for o in committed}
         policy = config.policy
-        exchange = PaperExchange(self.clock, policy.exchange, balance=policy.bankroll, orders=restored)
+        if exchange is None:  # the default: the paper exchange, its orders restored from the ledger
+            port: BaseExchange = PaperExchange(self.clock, policy.exchange, balance=policy.bankroll, orders=restored)
+        else:  # another venue through the port (``adapters.betfair.exchange``): it reconciles with the ledger
+            port = exchange(self.clock, restored)
         self.core = TradingCore(
             policy,
             self.clock,
-            exchange,
+            port,
             RiskBook(policy.bankroll),
             emit=self._emit,
             on_order=self._order_state,
@@ -258,8 +269,8 @@ class TradingEngine:
         return self.core.risk
 
     @property
-    def exchange(self) -> PaperExchange:
-        return self.core.exchange  # type: ignore[return-value]
+    def exchange(self) -> BaseExchange:
+        return self.core.exchange
 
     @property
     def suspended(self) -> dict[str, tuple[str, str]]:

@@ -17,12 +17,21 @@ from sqlalchemy import text
 
 from adapters.api_tennis.live import ApiTennisIngress, ApiTennisSettings
 from adapters.api_tennis.standin import ApiTennisStandIn
-from adapters.betfair.prices import BetfairCredentials, BetfairEndpoints, BetfairPrices, resolve_by_players
+from adapters.betfair.exchange import BetfairExchange
+from adapters.betfair.prices import (
+    BetfairCredentials,
+    BetfairEndpoints,
+    BetfairPrices,
+    api_client,
+    login,
+    resolve_by_players,
+)
 from adapters.betfair.standin import BetfairStandIn
 from adapters.standins import played_match
 from feeds.live.server import ReplayServer
 from serving.engine.engine import EngineConfig, TradingEngine
 from serving.engine.prediction import PredictionClient
+from storage import live as store
 from tests.engine.fixtures import live_db, slam_rows
 
 pytestmark = pytest.mark.slow
@@ -30,7 +39,25 @@ POINTS = 60
 """The first points of the match, then its end (the test stays short)."""
 
 
-def test_the_engine_trades_a_real_match_on_betfair_prices_from_api_tennis_scores(tmp_path, prediction_service):
+def _state(running: dict) -> str:
+    task, stats = running["task"], running["engine"].stats
+    error = task.exception() if task.done() and not task.cancelled() else None
+    return f"engine task done={task.done()} error={error!r}, messages {stats.messages}, recovered {stats.recovered}"
+
+
+class _Killed(BaseException):
+    """The engine process dies (kill -9) right after Betfair accepted an order, before the ledger committed it."""
+
+
+@pytest.mark.parametrize(
+    ("live", "kill_after"), [(False, None), (True, None), (True, 2)], ids=["paper-live", "live", "live-killed"]
+)
+def test_the_engine_trades_a_real_match_on_betfair_prices_from_api_tennis_scores(
+    tmp_path, prediction_service, live, kill_after
+):
+    """paper-live: the paper exchange fills against Betfair's prices; live: the orders go to Betfair (the stand-in)
+    through ``BetfairExchange``, and the engine's ledger is what the exchange accepted; live-killed: the engine dies
+    just after its second order reached Betfair and a new one takes over from the ledger — no order twice."""
     row = slam_rows("2012-wimbledon", 1)[0]
     played = played_match(row, 77, "1.400000001", points=POINTS)
     snaps, market, order, sent = played.snapshots, played.market, played.order, played.updates
@@ -62,21 +89,64 @@ def test_the_engine_trades_a_real_match_on_betfair_prices_from_api_tennis_scores
             BetfairEndpoints(f"{base}/api/", f"{base}/exchange/", "127.0.0.1", bf.stream_port, str(bf.cert)),
         )
         loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
+        running: dict = {}
+        kills = [kill_after]
+
+        def betfair(clock, restored):  # live: the exchange port over the Betfair API, reconciled with the ledger
+            api = api_client(prices.credentials, prices.endpoints)
+            login(api, prices.credentials)
+            exchange = BetfairExchange(api, prices.followed, clock, balance=1000.0)
+            exchange.reconcile({o.customer_order_ref: o for o in restored})
+            if kills[0]:
+                place, placed = exchange.place, []
+
+                def dying(request):
+                    order = place(request)
+                    placed.append(order)
+                    if len(placed) == kills[0]:
+                        kills[0] = None  # the next engine lives
+                        running["engine"]._step = store.Step()  # what was not committed dies with the process
+                        raise _Killed
+                    return order
+
+                exchange.place = dying
+            return exchange
+
         async with PredictionClient(prediction_service, timeout_s=5) as client:
-            engine = TradingEngine(EngineConfig(feed_url=f"ws://127.0.0.1:{feed_port}"), db, client.predict_live)
-            tasks = [asyncio.create_task(ingress.run()), asyncio.create_task(engine.run(stop))]
+
+            def new_engine() -> TradingEngine:
+                return TradingEngine(
+                    EngineConfig(feed_url=f"ws://127.0.0.1:{feed_port}", mode="live" if live else "paper-live"),
+                    db,
+                    client.predict_live,
+                    exchange=betfair if live else None,
+                )
+
+            tasks = [asyncio.create_task(ingress.run())]
+            stops = [asyncio.Event()]  # each engine its own: a dying one sets it on the way out
+            running["engine"] = new_engine()
+            running.update(task=asyncio.create_task(running["engine"].run(stops[0])), restarts=0)
+
+            async def restart_if_killed() -> None:
+                task = running["task"]
+                if task.done() and isinstance(task.exception(), _Killed):
+                    running["engine"] = new_engine()  # the restart: from the ledger and the feed's cursors
+                    stops.append(asyncio.Event())
+                    running["task"] = asyncio.create_task(running["engine"].run(stops[-1]))
+                    running["restarts"] += 1
 
             async def until(condition, timeout_s: float = 30.0) -> None:
                 deadline = time.monotonic() + timeout_s
                 while not condition():
-                    assert time.monotonic() < deadline, "timed out"
+                    assert time.monotonic() < deadline, f"timed out ({_state(running)})"
                     await asyncio.sleep(0.01)
 
             await until(lambda: at_standin.clients)
             played_at = played_bf = 0
             try:
                 for at, kind in order:
+                    await asyncio.sleep(0)
+                    await restart_if_killed()
                     now[0] = max(now[0], 100.0 + at)
                     if kind == "at":
                         await at_standin.tick()
@@ -93,25 +163,33 @@ def test_the_engine_trades_a_real_match_on_betfair_prices_from_api_tennis_scores
                         if prices.followed and bf.subscriptions:
                             await until(lambda n=played_bf: prices.published >= n)
                 await until(lambda: prices.published >= len(sent))
+                await asyncio.sleep(0.2)
+                await restart_if_killed()
                 published = sum(len(c.published) for c in feed.channels.values())
-                await until(lambda: engine.stats.messages >= published)
+                await until(lambda: running["engine"].stats.messages >= published)
+                engine = running["engine"]
             finally:
-                stop.set()
+                for event in stops:
+                    event.set()
                 prices.stop()
-                for t in tasks:
+                for t in [*tasks, running["task"]]:
                     t.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+                await asyncio.gather(*tasks, running["task"], return_exceptions=True)
                 await feed.stop()
                 await at_standin.stop()
                 bf.stop()
-        return engine, ingress, prices
+        return engine, ingress, prices, bf, running["restarts"]
 
-    engine, ingress, prices = asyncio.run(scenario())
+    engine, ingress, prices, bf, restarts = asyncio.run(scenario())
+    assert restarts == (1 if kill_after else 0)
     assert engine.stats.quarantined == 0 and ingress.translator.counts["resyncs"] == 0
     assert prices.published == len(sent) and prices.refused == 0
     with db.connect() as conn:
         orders = [
-            dict(r._mapping) for r in conn.execute(text("select market_id, price, size_matched, status from orders"))
+            dict(r._mapping)
+            for r in conn.execute(
+                text("select customer_order_ref, market_id, side, price, size, size_matched, status from orders")
+            )
         ]
         finished = [
             json.loads(p)
@@ -124,3 +202,11 @@ def test_the_engine_trades_a_real_match_on_betfair_prices_from_api_tennis_scores
     shown = {p for u in sent for r in u.runners for p in (r.back_price, r.lay_price) if p is not None}
     assert all(o["price"] in shown for o in orders)
     assert any(o["size_matched"] > 0 for o in orders)
+    if live:  # every order the ledger has is one the exchange accepted, once, on the same terms
+        ledger = sorted(
+            (o["customer_order_ref"], o["side"], o["price"], o["size"]) for o in orders if o["status"] != "REJECTED"
+        )
+        accepted = sorted((p["customerOrderRef"], p["side"], p["price"], p["size"]) for p in bf.placed)
+        assert ledger == accepted and len({p["customerOrderRef"] for p in bf.placed}) == len(bf.placed)
+    else:
+        assert bf.placed == []  # paper: nothing reaches the exchange
