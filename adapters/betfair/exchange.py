@@ -333,9 +333,8 @@ class BetfairExchange(BaseExchange):
                 self.unknown.append(
                     {"bet_id": current.bet_id, "customer_order_ref": ref, "market_id": current.market_id}
                 )
-                if (
-                    ref
-                ):  # ours by its reference, but not in the ledger (the crash before the commit): adopted, not resent
+                # ours by its reference but not in the ledger (a crash before the commit): adopted, never resent
+                if ref:
                     self._adopt(current, now)
         return self.unknown
 
