@@ -138,7 +138,15 @@ class BetfairStandIn:
     def _ssl(self) -> ssl.SSLContext:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(self.cert, self._key)
+        # a client certificate is asked for (the certificate login needs one) and checked against the stand-in's
+        context.verify_mode = ssl.CERT_OPTIONAL
+        context.load_verify_locations(self.cert)
         return context
+
+    @property
+    def client_cert(self) -> tuple[Path, Path]:
+        """A certificate and key the stand-in accepts for the certificate login (its own)."""
+        return self.cert, self._key
 
     async def _start(self) -> None:
         app = web.Application()
@@ -176,6 +184,8 @@ class BetfairStandIn:
         )
 
     async def _certlogin(self, request: web.Request) -> web.Response:
+        if request.transport is None or not request.transport.get_extra_info("peercert"):
+            return web.json_response({"loginStatus": "CERT_AUTH_REQUIRED"})
         if not await self._credentials(request):
             return web.json_response({"loginStatus": "INVALID_USERNAME_OR_PASSWORD"})
         return web.json_response({"sessionToken": self._new_session(), "loginStatus": "SUCCESS"})

@@ -12,7 +12,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from adapters.betfair.historical import TennisMarket, pair_markets, stream_messages
-from adapters.betfair.prices import BetfairCredentials, BetfairEndpoints, BetfairPrices, BetfairRefused
+from adapters.betfair.prices import (
+    BetfairCredentials,
+    BetfairEndpoints,
+    BetfairPrices,
+    BetfairRefused,
+    api_client,
+    login,
+)
 from adapters.betfair.standin import BetfairStandIn, StandInMarket
 from feeds.live.protocol import MarketUpdate
 from feeds.live.replay import match_messages
@@ -139,3 +146,22 @@ def test_credentials_come_from_the_environment_only_and_never_show():
         {"BETFAIR_APP_KEY": "abcdef", "BETFAIR_USERNAME": "u", "BETFAIR_PASSWORD": "pw"}
     )
     assert "pw" not in repr(creds) and creds.certs is None
+
+
+def test_the_certificate_login_needs_the_certificate(world, tmp_path):
+    standin, rows, _ = world
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    cert, key = standin.client_cert
+    (certs / "client.crt").write_bytes(cert.read_bytes())
+    (certs / "client.key").write_bytes(key.read_bytes())
+    creds = BetfairCredentials(standin.app_key, standin.username, standin.password, certs=str(certs))
+    client = api_client(creds, _endpoints(standin))
+    login(client, creds)
+    assert client.session_token in standin.sessions
+    empty = tmp_path / "none"  # no key beside the certificate: refused before anything is sent
+    empty.mkdir()
+    (empty / "other.crt").write_bytes(b"")
+    without = BetfairCredentials(standin.app_key, standin.username, standin.password, certs=str(empty))
+    with pytest.raises(BetfairRefused):
+        login(api_client(without, _endpoints(standin)), without)
