@@ -32,6 +32,12 @@ class ApiTennisStandIn:
     rest_calls: int = 0
     latest: dict[str, dict] = field(default_factory=dict)
     _positions: dict[int, int] = field(default_factory=dict)
+    odds: dict[str, dict] = field(default_factory=dict)
+    """``get_odds``'s answer: vendor match key -> {"Home/Away": {"Home": {bookmaker: price}, "Away": {...}}}."""
+    fail_next: int = 0
+    """REST faults: answer this many calls with HTTP 500."""
+    slow_s: float = 0.0
+    """REST faults: wait this long before answering."""
     _clients: set[web.WebSocketResponse] = field(default_factory=set)
     _runner: web.AppRunner | None = None
 
@@ -73,10 +79,23 @@ class ApiTennisStandIn:
         self.rest_calls += 1
         if request.query.get("APIkey") != self.key:
             return web.json_response(WRONG_KEY)
-        if request.query.get("method") != "get_livescore":
-            return web.json_response({"error": "1", "result": [{"msg": "method not served by the stand-in"}]})
-        live = [s for s in self.latest.values() if s.get("event_live") == "1"]
-        return web.json_response({"success": 1, "result": live})
+        if self.slow_s:
+            await asyncio.sleep(self.slow_s)
+        if self.fail_next > 0:
+            self.fail_next -= 1
+            return web.Response(status=500, text="Internal Server Error")
+        method = request.query.get("method")
+        if method == "get_livescore":
+            live = [s for s in self.latest.values() if s.get("event_live") == "1"]
+            return web.json_response({"success": 1, "result": live})
+        if method == "get_fixtures":
+            fixtures = [{k: v for k, v in m[0].items() if k != "pointbypoint"} for m in self.matches if m]
+            return web.json_response({"success": 1, "result": fixtures})
+        if method == "get_odds":
+            wanted = request.query.get("match_key")
+            odds = {k: v for k, v in self.odds.items() if wanted in (None, k)}
+            return web.json_response({"success": 1, "result": odds})
+        return web.json_response({"error": "1", "result": [{"msg": f"method {method} not served by the stand-in"}]})
 
     async def tick(self) -> int:
         """Push every live match's next snapshot; returns how many matches moved."""
