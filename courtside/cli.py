@@ -304,7 +304,7 @@ def live_specs(settings: Settings, ports: Ports) -> list[ServiceSpec]:
 
 
 FEEDS = ("replay", "api-tennis", "standin")
-VENUES = ("paper", "betfair-paper-live")
+VENUES = ("paper", "betfair-paper-live", "betfair-live")
 
 
 def feed_service(host: str, port: int, env: Mapping[str, str] | None = None) -> ServiceSpec:
@@ -319,17 +319,21 @@ def feed_service(host: str, port: int, env: Mapping[str, str] | None = None) -> 
     if feed not in FEEDS:
         raise SystemExit(f"COURTSIDE_FEED={feed!r}: one of {', '.join(FEEDS)}")
     if venue not in VENUES:
-        raise SystemExit(f"COURTSIDE_VENUE={venue!r}: one of {', '.join(VENUES)} (real orders are not built)")
+        raise SystemExit(f"COURTSIDE_VENUE={venue!r}: one of {', '.join(VENUES)}")
+    if venue == "betfair-live":
+        from adapters.betfair.exchange import require_real_money
+
+        require_real_money(env)
     if feed == "replay":
         if venue != "paper":
-            raise SystemExit("COURTSIDE_VENUE=betfair-paper-live needs live scores: COURTSIDE_FEED=api-tennis")
+            raise SystemExit(f"COURTSIDE_VENUE={venue} needs live scores: COURTSIDE_FEED=api-tennis")
         return ServiceSpec(
             "feed-replay", (sys.executable, "-m", "feeds.live", "--host", host, "--port", str(port), *REPLAY_ARGS)
         )
     args = [sys.executable, "-m", "adapters", "--host", host, "--port", str(port)]
     if feed == "standin":
         args += ["--standin", env.get("COURTSIDE_STANDIN_MATCHES", "4")]
-    elif venue == "betfair-paper-live":
+    elif venue in ("betfair-paper-live", "betfair-live"):
         args += ["--prices", "betfair"]
     return ServiceSpec("feed-" + feed, tuple(args))
 

@@ -21,7 +21,7 @@ is not used yet: orders are polled.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -350,3 +350,73 @@ def _aware(t: datetime | None) -> datetime | None:
     if t is None:
         return None
     return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+REAL_MONEY_SWITCH = "COURTSIDE_REAL_MONEY"
+REAL_MONEY_YES = "yes-real-orders"
+
+
+def require_real_money(env: Mapping[str, str]) -> None:
+    """The explicit switch of real orders, or ``SystemExit`` saying what it does and how to set it."""
+    if env.get(REAL_MONEY_SWITCH) != REAL_MONEY_YES:
+        raise SystemExit(
+            f"COURTSIDE_VENUE=betfair-live places REAL orders with real money: set {REAL_MONEY_SWITCH}="
+            f"{REAL_MONEY_YES} to confirm (betfair-paper-live trades the same prices on the paper exchange)"
+        )
+
+
+def live_exchange_factory(
+    env: Mapping[str, str], followed: Callable[[], Iterable[tuple[str, str, str, str]]], endpoints: Any = None
+) -> Callable[[Clock, list[Order]], BetfairExchange]:
+    """The engine's exchange for real orders (``COURTSIDE_VENUE=betfair-live``): refused unless
+    ``COURTSIDE_REAL_MONEY=yes-real-orders`` is set too and the Betfair credentials are in the environment. The markets
+    are resolved against the matches the engine follows (``followed()``: event key, date, players), listed again
+    whenever an order names a market not resolved yet. Reconciles with the ledger at start."""
+    from adapters.betfair.prices import (
+        BetfairCredentials,
+        BetfairEndpoints,
+        api_client,
+        login,
+        resolve_by_players,
+        tennis_markets,
+    )
+
+    require_real_money(env)
+    credentials = BetfairCredentials.from_env(env)
+    endpoints = endpoints or BetfairEndpoints()
+    resolve = resolve_by_players(followed)
+
+    def build(clock: Clock, restored: list[Order]) -> BetfairExchange:
+        client = api_client(credentials, endpoints)
+        login(client, credentials)
+        markets: dict[str, tuple[str, dict[int, str]]] = {}
+
+        def refresh() -> None:
+            for market in tennis_markets(client):
+                found = resolve(market)
+                if not isinstance(found, str):
+                    markets[market.market_id] = found
+
+        refresh()
+        exchange = _RefreshingBetfairExchange(client, markets, clock, refresh)
+        unknown = exchange.reconcile({o.customer_order_ref: o for o in restored})
+        if unknown:
+            log.warning("Betfair has %d order(s) the ledger does not know: %s", len(unknown), unknown)
+        return exchange
+
+    return build
+
+
+class _RefreshingBetfairExchange(BetfairExchange):
+    """Lists the markets again when an order names one not resolved yet (a match the engine just started)."""
+
+    def __init__(self, client: Any, markets: dict, clock: Clock, refresh: Callable[[], None]) -> None:
+        super().__init__(client, markets, clock)
+        self._refresh_markets = refresh
+
+    def _betfair(self, market_id: str, selection: str) -> tuple[str, int]:
+        try:
+            return super()._betfair(market_id, selection)
+        except KeyError:
+            self._refresh_markets()
+            return super()._betfair(market_id, selection)

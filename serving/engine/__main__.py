@@ -52,9 +52,10 @@ async def run(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     deterministic = args.deterministic or os.environ.get("COURTSIDE_DETERMINISTIC", "") in ("1", "true", "yes")
     feed, venue = os.environ.get("COURTSIDE_FEED") or "replay", os.environ.get("COURTSIDE_VENUE") or "paper"
+    live = venue == "betfair-live"
     config = EngineConfig(
-        mode="paper-live" if venue == "betfair-paper-live" or feed == "standin" else "paper",
-        venue={"api-tennis": "api-tennis+betfair" if venue == "betfair-paper-live" else "api-tennis"}.get(feed, feed),
+        mode="live" if live else "paper-live" if venue == "betfair-paper-live" or feed == "standin" else "paper",
+        venue={"api-tennis": "api-tennis" if venue == "paper" else "api-tennis+betfair"}.get(feed, feed),
         feed_url=args.feed_url or settings.feed_url,
         feeds=tuple(args.feed),
         policy=TradingPolicy(bankroll=settings.bankroll),
@@ -66,13 +67,27 @@ async def run(args: argparse.Namespace) -> int:
             if stop.is_set():
                 return 0
             log.warning("prediction service not ready yet (is the model loaded? see its /health)")
-        engine = TradingEngine(config, db, client.predict_live)
+        exchange = None
+        if live:  # REAL orders: only behind the explicit switch (adapters.betfair.exchange.live_exchange_factory)
+            from adapters.betfair.exchange import live_exchange_factory
+
+            holder: list[TradingEngine] = []
+            exchange = live_exchange_factory(
+                os.environ,
+                lambda: [
+                    (k, m.event_date, m.players[0], m.players[1])
+                    for k, m in (holder[0].core.matches.items() if holder else ())
+                ],
+            )
+        engine = TradingEngine(config, db, client.predict_live, exchange=exchange)
+        if live:
+            holder.append(engine)
         log.info(
             "engine started (%s, %s mode, orders %s, feed from %s): feeds %s at %s, bankroll %.2f, "
             "%d orders committed, resuming after %s",
             "deterministic" if deterministic else "live",
             config.mode.upper(),
-            "on the PAPER exchange (no money)",
+            "to BETFAIR: REAL MONEY" if live else "on the PAPER exchange (no money)",
             config.venue,
             config.feeds,
             config.feed_url,

@@ -1,5 +1,5 @@
 """Which live feed ``make up`` starts: the replay by default; API-Tennis's scores, with Betfair's prices for paper
-trading on live prices; or both local stand-ins. Real orders cannot be asked for: they are not built."""
+trading on live prices (or for real orders, only with the explicit switch); or both local stand-ins."""
 
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ def test_api_tennis_scores_with_or_without_betfair_prices():
 @pytest.mark.parametrize(
     ("env", "says"),
     [
-        ({"COURTSIDE_VENUE": "live"}, "real orders are not built"),
+        ({"COURTSIDE_VENUE": "live"}, "one of paper"),
+        ({"COURTSIDE_FEED": "api-tennis", "COURTSIDE_VENUE": "betfair-live"}, "REAL orders with real money"),
         ({"COURTSIDE_VENUE": "betfair-paper-live"}, "needs live scores"),
         ({"COURTSIDE_FEED": "twitter"}, "one of replay"),
     ],
@@ -34,3 +35,18 @@ def test_api_tennis_scores_with_or_without_betfair_prices():
 def test_a_setting_that_cannot_be_met_stops_with_why(env, says):
     with pytest.raises(SystemExit, match=says):
         feed_service("127.0.0.1", 8765, env)
+
+
+def test_real_orders_need_the_explicit_switch_and_then_feed_betfair_prices():
+    env = {"COURTSIDE_FEED": "api-tennis", "COURTSIDE_VENUE": "betfair-live", "COURTSIDE_REAL_MONEY": "yes-real-orders"}
+    assert feed_service("127.0.0.1", 8765, env).command[-2:] == ("--prices", "betfair")
+
+
+def test_the_engine_refuses_real_orders_without_the_switch_or_the_credentials():
+    from adapters.betfair.exchange import live_exchange_factory
+    from adapters.betfair.prices import BetfairRefused
+
+    with pytest.raises(SystemExit, match="REAL orders"):
+        live_exchange_factory({}, list)
+    with pytest.raises(BetfairRefused, match="BETFAIR_APP_KEY"):
+        live_exchange_factory({"COURTSIDE_REAL_MONEY": "yes-real-orders"}, list)

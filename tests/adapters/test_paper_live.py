@@ -17,13 +17,11 @@ from sqlalchemy import text
 
 from adapters.api_tennis.live import ApiTennisIngress, ApiTennisSettings
 from adapters.api_tennis.standin import ApiTennisStandIn
-from adapters.betfair.exchange import BetfairExchange
+from adapters.betfair.exchange import live_exchange_factory
 from adapters.betfair.prices import (
     BetfairCredentials,
     BetfairEndpoints,
     BetfairPrices,
-    api_client,
-    login,
     resolve_by_players,
 )
 from adapters.betfair.standin import BetfairStandIn
@@ -93,11 +91,22 @@ def test_the_engine_trades_a_real_match_on_betfair_prices_from_api_tennis_scores
         running: dict = {}
         kills = [kill_after]
 
+        real_money = {
+            "COURTSIDE_REAL_MONEY": "yes-real-orders",
+            "BETFAIR_APP_KEY": bf.app_key,
+            "BETFAIR_USERNAME": bf.username,
+            "BETFAIR_PASSWORD": bf.password,
+        }
+        live_factory = live_exchange_factory(  # what the engine process builds for COURTSIDE_VENUE=betfair-live
+            real_money,
+            lambda: [
+                (k, m.event_date, *m.players) for k, m in (running["engine"].core.matches.items() if running else ())
+            ],
+            prices.endpoints,
+        )
+
         def betfair(clock, restored):  # live: the exchange port over the Betfair API, reconciled with the ledger
-            api = api_client(prices.credentials, prices.endpoints)
-            login(api, prices.credentials)
-            exchange = BetfairExchange(api, prices.followed, clock, balance=1000.0)
-            exchange.reconcile({o.customer_order_ref: o for o in restored})
+            exchange = live_factory(clock, restored)
             if kills[0]:
                 place, placed = exchange.place, []
 
