@@ -23,6 +23,7 @@ import signal
 import time
 from datetime import UTC, datetime
 
+from adapters.api_tennis.identity import LiveIdentity
 from adapters.api_tennis.live import ApiTennisIngress, ApiTennisRefused, ApiTennisSettings, RawRecorder
 from adapters.api_tennis.standin import ApiTennisStandIn
 from adapters.betfair.prices import (
@@ -37,6 +38,7 @@ from adapters.standins import PlayedMatch, played_match
 from courtside.settings import Settings
 from feeds.live.catalog import slam_log_rows
 from feeds.live.server import ReplayServer
+from storage.db import make_engine, migrate
 
 log = logging.getLogger("adapters")
 
@@ -49,6 +51,17 @@ def _standin_matches(n: int) -> list[PlayedMatch]:
         if len(rows) == n:
             break
     return [played_match(row, 900 + i, f"1.9000000{i:02d}") for i, row in enumerate(rows)]
+
+
+def _identity() -> LiveIdentity | None:
+    """The live identity of the players, when the pipeline's warehouse is there (else ids stay empty)."""
+    settings = Settings.from_env()
+    if not (settings.warehouse_dir / "matches.parquet").exists():
+        log.warning("no warehouse at %s: players are not identified (run the pipeline first)", settings.warehouse_dir)
+        return None
+    db = make_engine(settings.database_url)
+    migrate(db)
+    return LiveIdentity.from_warehouse(settings.warehouse_dir, db)
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -89,8 +102,13 @@ async def run(args: argparse.Namespace) -> int:
         return clock[0] if args.standin else time.monotonic() - started
 
     recorder = RawRecorder(home / "feeds" / "api-tennis" / f"{datetime.now(UTC).date().isoformat()}.jsonl")
+    identity = _identity()
     ingress = ApiTennisIngress(
-        at_settings, lambda m, _t: feed.publish(args.feed, "match", m, now()), recorder, rng=random.Random()
+        at_settings,
+        lambda m, _t: feed.publish(args.feed, "match", m, now()),
+        recorder,
+        rng=random.Random(),
+        identity=identity,
     )
     tasks = [asyncio.create_task(ingress.run())]
     prices = None
@@ -98,9 +116,10 @@ async def run(args: argparse.Namespace) -> int:
         prices = BetfairPrices(
             credentials,
             resolve_by_players(
-                lambda: [
+                lambda: [  # a match whose players are not identified is followed without trading: no market
                     (f.key, f.event.event_date, f.event.event_first_player, f.event.event_second_player)
                     for f in ingress.translator.matches.values()
+                    if identity is None or identity.tradable(f.key)
                 ]
             ),
             lambda u, _t: feed.publish(args.feed, "market", u, now()),

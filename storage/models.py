@@ -261,3 +261,24 @@ class ServiceStatusRow(Base):
     started_at: Mapped[datetime | None] = mapped_column()
     updated_at: Mapped[datetime] = mapped_column()
     """The supervisor's last report (it reports every few seconds while it runs)."""
+
+
+class VenuePlayer(Base):
+    """A player as an outside venue names them (API-Tennis: "N. Djokovic", its player key), and who that is in our
+    data: resolved by the identity rules (``features.identity``), by an operator, or not at all (the review list).
+    A name that is not resolved is never guessed: its matches are followed without trading."""
+
+    __tablename__ = "venue_players"
+
+    venue: Mapped[str] = mapped_column(String(32), primary_key=True)
+    venue_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    """The venue's own player key (or the name, when the venue gives none)."""
+    name: Mapped[str] = mapped_column(String(200))
+    player_id: Mapped[int | None] = mapped_column(BigInteger)
+    """Sackmann player id; None while unresolved."""
+    status: Mapped[str] = mapped_column(String(16))
+    """``resolved`` (by the rules), ``operator`` (set by hand: never overwritten) or ``unresolved``."""
+    method: Mapped[str] = mapped_column(Text)
+    """How it was resolved (``names``, ``pair``), or why not (``unmatched: 2 players of that name...``)."""
+    first_seen: Mapped[datetime] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column()

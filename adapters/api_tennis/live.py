@@ -117,6 +117,8 @@ class ApiTennisIngress:
     publish: Publish
     recorder: RawRecorder | None = None
     rng: random.Random = field(default_factory=random.Random)
+    identity: Any = None
+    """``adapters.api_tennis.identity.LiveIdentity``: the players of each match start given our ids (None: not)."""
     translator: SnapshotTranslator = field(init=False)
     connections: int = 0
     reconnects: int = 0
@@ -138,6 +140,8 @@ class ApiTennisIngress:
             self.recorder.record(source, text)
         messages = self.translator.translate(text)
         for message in messages:
+            if message.kind == "match_start" and self.identity is not None:
+                message = self.identity.identify(message, self.translator.matches[message.event_key].vendor_keys)
             self.publish(message, self._clock())
         self.published += len(messages)
         return len(messages)

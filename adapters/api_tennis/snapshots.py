@@ -206,6 +206,8 @@ class Followed:
     score: Score
     points: int = 0
     ended: bool = False
+    vendor_keys: tuple[int | None, int | None] = (None, None)
+    """The venue's keys of the two players (its own ids: ``adapters.api_tennis.identity`` maps them to ours)."""
 
 
 @dataclass
@@ -317,7 +319,7 @@ class SnapshotTranslator:
         )
         fmt = match_format(start.tournament_name, int(season), start.best_of)
         score = Score.start(fmt, 0 if start.event_serve == FIRST else 1)
-        followed = Followed(key, start, score)
+        followed = Followed(key, start, score, vendor_keys=(v.first_player_key, v.second_player_key))
         self.matches[key] = followed
         self.counts["matches"] += 1
         out = [start]

@@ -30,6 +30,7 @@ from serving.api.ratelimit import RateLimit, RateLimitMiddleware, SlidingWindowL
 from serving.api.status import ServiceStatus
 from serving.body_limit import API_MAX_BODY_BYTES, BodyLimitMiddleware
 from serving.errors import ErrorBody, install_error_handlers
+from storage import identity as identities
 from storage import live as store
 
 log = logging.getLogger(__name__)
@@ -418,6 +419,23 @@ def create_app(service: LiveService, status: ServiceStatus, config: ApiConfig) -
         except (TypeError, ValueError) as exc:
             raise RequestValidationError([{"loc": ("body",), "msg": str(exc), "type": "value_error"}]) from None
         return await change(who, "risk limits", risk_limits=overrides, reason=body.reason)
+
+    @app.get("/live/identity/review", tags=["live"])
+    async def identity_review() -> list[dict]:
+        """Players an outside venue named (API-Tennis) that no identity rule resolved for certain: their matches are
+        followed without trading until an operator says who they are (``POST /control/identity``)."""
+        return jsonable(await asyncio.to_thread(identities.review_list, service.db))
+
+    @app.post("/control/identity", tags=["operator"], responses=guarded)
+    async def set_identity(who: Operator, body: schemas.IdentityRequest) -> dict:
+        """Say who a venue's player is; the answer stands against the rules from then on."""
+        try:
+            row = await asyncio.to_thread(
+                identities.set_player, service.db, body.venue, body.venue_key, body.player_id, who
+            )
+        except KeyError as exc:
+            raise HTTPException(status_code=404, detail=str(exc).strip("'\"")) from None
+        return jsonable(row)
 
     # --- the dashboard -------------------------------------------------------------------------
     @app.get("/", include_in_schema=False)

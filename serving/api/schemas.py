@@ -179,6 +179,16 @@ class ControlReason(BaseModel):
     reason: str | None = Field(None, max_length=500)
 
 
+class IdentityRequest(BaseModel):
+    """Who a venue's player is (an operator's answer: it stands against the identity rules)."""
+
+    model_config = REQUESTS
+
+    venue: str = Field(min_length=1, max_length=32, examples=["api-tennis"])
+    venue_key: str = Field(min_length=1, max_length=64, description="the venue's player key (or name)")
+    player_id: int = Field(ge=1, le=10**12, description="our (Sackmann) player id")
+
+
 class KillSwitchRequest(BaseModel):
     model_config = REQUESTS
 

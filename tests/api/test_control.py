@@ -154,3 +154,21 @@ def test_limits_the_engine_cannot_apply_pause_it(log_copy, prediction_service, e
     assert engine.paused and "not applied" in engine.controls_error
     assert not _since(db, before, str(EventKind.ORDER_PLACED))
     db.dispose()
+
+
+def test_the_identity_review_list_and_the_operator_answer(log_copy, tmp_path):
+    from storage import identity as identities
+
+    db = make_engine(log_copy)
+    identities.record_player(db, "api-tennis", "21", "A. Zverev", None, "unmatched: 2 players of that name active then")
+    with api_server(log_copy, tmp_path) as api:
+        status, review, _ = request("GET", f"{api.url}/live/identity/review", None)
+        assert status == 200 and [r["name"] for r in review] == ["A. Zverev"]
+        answer = {"venue": "api-tennis", "venue_key": "21", "player_id": 100644}
+        assert request("POST", f"{api.url}/control/identity", answer)[0] == 401
+        status, row, _ = request("POST", f"{api.url}/control/identity", answer, AUTH)
+        assert status == 200 and row["status"] == "operator" and row["player_id"] == 100644
+        assert request("GET", f"{api.url}/live/identity/review", None)[1] == []
+        status, err, _ = request("POST", f"{api.url}/control/identity", {**answer, "venue_key": "99"}, AUTH)
+        assert status == 404 and "never seen" in err["message"]
+    db.dispose()
