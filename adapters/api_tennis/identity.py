@@ -4,10 +4,11 @@
 with our player ids. A player the venue named before keeps the answer stored for its key (``venue_players``: the
 rules' answer, or an operator's, which always stands); a new one is resolved by the identity rules
 (``features.identity.match_full_names``: the pair's meetings, else a name only one active player fits) against
-the warehouse's matches and players. The rules resolve a match's two names together, so when one is ambiguous both
-wait. A name the rules cannot resolve for certain — two Zverevs, a newcomer — is never guessed: the id stays empty, the name joins the review list (``storage.identity.review_list``, the API's
-``/live/identity/review`` and the dashboard) and the match is followed without trading (``tradable`` is False:
-no market is resolved to it) until an operator says who it is.
+the warehouse's matches and players. The rules resolve a match's two names together, so when one is ambiguous
+both wait. A name the rules cannot resolve for certain (two Zverevs, a newcomer) is never guessed: the id stays
+empty, the name joins the review list (``storage.identity.review_list``, the API's ``/live/identity/review``) and
+the match is followed without trading (``tradable`` is False: no market is resolved to it) until an operator says
+who it is (``POST /control/identity``).
 """
 
 from __future__ import annotations
