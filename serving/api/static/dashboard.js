@@ -320,6 +320,19 @@ function renderServices(sv) {
   }));
 }
 
+// --- names to review (live identity) -----------------------------------------------------------------
+async function loadIdentity() {
+  const rows = await getJSON("/live/identity/review");
+  const body = $("#identity-review tbody");
+  if (!rows.length) {
+    body.replaceChildren(el("tr", {}, el("td", {colspan: "5", class: "empty", text: "every name is identified"})));
+    return;
+  }
+  body.replaceChildren(...rows.map((r) => el("tr", {},
+    el("td", {text: r.venue}), el("td", {text: r.venue_key}), el("td", {text: r.name}),
+    el("td", {text: r.method}), el("td", {text: time(r.first_seen)}))));
+}
+
 // --- the WebSocket -----------------------------------------------------------------------------
 function onMessage(msg) {
   switch (msg.type) {
@@ -396,13 +409,14 @@ function connect() {
 async function main() {
   state.config = await getJSON("/live/config");
   state.startBankroll = state.config.bankroll;
-  await Promise.all([loadStatus(), loadBankroll(), loadOpen(), loadSettled(), loadFigures()].map((p) =>
+  await Promise.all([loadStatus(), loadBankroll(), loadOpen(), loadSettled(), loadFigures(), loadIdentity()].map((p) =>
     p.catch(console.warn)));
   try {
     for (const bet of (await getJSON("/live/value-bets?limit=100")).reverse()) addValueBet(bet, false);
   } catch (e) { console.warn(e); }
   connect();
   setInterval(() => loadStatus().catch(console.warn), 10000);
+  setInterval(() => loadIdentity().catch(console.warn), 30000);
   setInterval(() => loadFigures().catch(console.warn), 15000);
 }
 
