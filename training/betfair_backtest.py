@@ -101,16 +101,4 @@ def run_betfair(
             ready.append((prepared.schedule[0][0], market_id, row, prepared))
     for _, _, row, prepared in sorted(ready, key=lambda r: (r[0], r[1])):
         replay.replay(dict(row), prepared)
-    ledger = replay.recorder.ledger(config.policy.bankroll, replay.counts)
-    counts = replay.core.counts
-    return ib.InplayBacktest(
-        name,
-        ledger,
-        replay.matches,
-        replay.points,
-        counts.predictions,
-        counts.decisions,
-        counts.orders,
-        time.perf_counter() - started,
-        LABEL,
-    )
+    return ib.backtest_result(replay, config, time.perf_counter() - started, LABEL)

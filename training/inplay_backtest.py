@@ -772,18 +772,22 @@ def run_inplay_models(
     """``run_inplay`` of several models on the same market, the feed messages built once
     (:func:`replay_inplay_models`)."""
     replays, seconds = replay_inplay_models(inplay_rows(catalog, sources, limit), models, config)
-    out = {}
-    for name, replay in replays.items():
-        ledger = replay.recorder.ledger(config.policy.bankroll, replay.counts)
-        counts = replay.core.counts
-        out[name] = InplayBacktest(
-            name,
-            ledger,
-            replay.matches,
-            replay.points,
-            counts.predictions,
-            counts.decisions,
-            counts.orders,
-            seconds[name],
-        )
-    return out
+    return {name: backtest_result(replay, config, seconds[name]) for name, replay in replays.items()}
+
+
+def backtest_result(
+    replay: _InplayReplay, config: InplayBacktestConfig, seconds: float, label: str = SIMULATED
+) -> InplayBacktest:
+    """What a replay did, as the backtest reports it: its ledger (bets, markets, counts) and figures."""
+    counts = replay.core.counts
+    return InplayBacktest(
+        replay.name,
+        replay.recorder.ledger(config.policy.bankroll, replay.counts),
+        replay.matches,
+        replay.points,
+        counts.predictions,
+        counts.decisions,
+        counts.orders,
+        seconds,
+        label,
+    )

@@ -133,22 +133,15 @@ class BetfairExchange(BaseExchange):
         if report is None or report.status != "SUCCESS":
             code = getattr(report, "error_code", None) or getattr(answer, "error_code", None)
             return self._rejected(request, _error(code), now, str(code))
-        order = Order(
-            customer_order_ref=request.customer_order_ref,
+        matched = float(report.size_matched or 0.0)
+        order = Order.from_request(
+            request,
             bet_id=str(report.bet_id),
-            market_id=request.market_id,
-            selection=request.selection,
-            side=request.side,
-            price=request.price,
-            size=request.size,
-            persistence=request.persistence,
             status=OrderStatus(str(getattr(report, "order_status", None) or "EXECUTABLE")),
             placed_at=now,
             updated_at=now,
-            fill_or_kill=request.fill_or_kill,
-            min_fill_size=request.min_fill_size,
-            size_matched=float(report.size_matched or 0.0),
-            average_price_matched=float(report.average_price_matched) if report.size_matched else None,
+            size_matched=matched,
+            average_price_matched=float(report.average_price_matched) if matched else None,
         )
         self._orders[order.customer_order_ref] = order
         self._outbox.append(OrderUpdate(EventKind.ORDER_PLACED, order, now))
@@ -160,19 +153,8 @@ class BetfairExchange(BaseExchange):
 
     def _rejected(self, request: OrderRequest, code: ExchangeError | None, now: datetime, why: str) -> Order:
         log.warning("order %s refused: %s", request.customer_order_ref, why)
-        order = Order(
-            customer_order_ref=request.customer_order_ref,
-            bet_id=None,
-            market_id=request.market_id,
-            selection=request.selection,
-            side=request.side,
-            price=request.price,
-            size=request.size,
-            persistence=request.persistence,
-            status=OrderStatus.REJECTED,
-            placed_at=now,
-            updated_at=now,
-            error_code=code,
+        order = Order.from_request(
+            request, bet_id=None, status=OrderStatus.REJECTED, placed_at=now, updated_at=now, error_code=code
         )
         self._outbox.append(OrderUpdate(EventKind.ORDER_REJECTED, order, now))
         return order
