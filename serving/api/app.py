@@ -426,7 +426,7 @@ def create_app(service: LiveService, status: ServiceStatus, config: ApiConfig) -
         followed without trading until an operator says who they are (``POST /control/identity``)."""
         return jsonable(await asyncio.to_thread(identities.review_list, service.db))
 
-    @app.post("/control/identity", tags=["operator"], responses=guarded)
+    @app.post("/control/identity", tags=["operator"], responses={**guarded, 404: {"model": ErrorBody}})
     async def set_identity(who: Operator, body: schemas.IdentityRequest) -> dict:
         """Say who a venue's player is; the answer stands against the rules from then on."""
         try:
