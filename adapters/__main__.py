@@ -117,9 +117,7 @@ async def run(args: argparse.Namespace) -> int:
             credentials,
             resolve_by_players(
                 lambda: [  # a match whose players are not identified is followed without trading: no market
-                    (f.key, f.event.event_date, f.event.event_first_player, f.event.event_second_player)
-                    for f in ingress.translator.matches.values()
-                    if identity is None or identity.tradable(f.key)
+                    match for match in ingress.translator.followed() if identity is None or identity.tradable(match[0])
                 ]
             ),
             lambda u, _t: feed.publish(args.feed, "market", u, now()),

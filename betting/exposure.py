@@ -84,13 +84,6 @@ def worst_loss(sums: Mapping[str, float]) -> float:
     return max(0.0, *(round_money(-s) for s in sums.values()))
 
 
-def outcome_losses(
-    orders: Sequence[Order], outcomes: Sequence[str], pnl: OutcomePnl = order_outcome_pnl
-) -> dict[str, float]:
-    """Worst loss (positive = money lost) in each outcome."""
-    return {w: round_money(-s) for w, s in outcome_sums(orders, outcomes, pnl).items()}
-
-
 def market_exposure(
     orders: Sequence[Order], runners: Sequence[str] | None = None, pnl: OutcomePnl = order_outcome_pnl
 ) -> float:

@@ -223,7 +223,7 @@ class LiveMatch:
             raise ImpossibleScore(f"resync to {event.event_final_result} {event.event_game_result}: {exc}") from None
         if target.winner is not None:
             raise ImpossibleScore("a resync cannot end the match (the end is its own message)")
-        if _progress(target) < _progress(self.score):
+        if score_progress(target) < score_progress(self.score):
             raise ImpossibleScore(f"resync from {self.score.describe()} back to {target.describe()}")
         prev = self.score
         self.score = target
@@ -317,8 +317,8 @@ class LiveMatch:
         return momentum_leader(self.recent, triggers)
 
 
-def _progress(score: Score) -> tuple[int, int]:
-    """Sets and games played: neither goes back as a match goes on."""
+def score_progress(score: Score) -> tuple[int, int]:
+    """Sets and games played: neither goes back as a match goes on (a score reported behind it is refused)."""
     return len(score.sets), score.games[0] + score.games[1]
 
 

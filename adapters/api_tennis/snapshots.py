@@ -32,7 +32,7 @@ from typing import Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from features.live_match import FIRST, SECOND, WALKOVER_STATUSES, reported_score
+from features.live_match import FIRST, SECOND, WALKOVER_STATUSES, reported_score, score_progress
 from features.scoring import (
     PLAYER_LABELS,
     Score,
@@ -242,6 +242,14 @@ class SnapshotTranslator:
                 self._refuse(key, str(exc))
         return out
 
+    def followed(self) -> list[tuple[str, str, str, str]]:
+        """The matches followed: (event key, date, first player, second player), what a price source resolves
+        its markets against (``adapters.betfair.prices.resolve_by_players``)."""
+        return [
+            (f.key, f.event.event_date, f.event.event_first_player, f.event.event_second_player)
+            for f in self.matches.values()
+        ]
+
     def _refuse(self, key: str, reason: str) -> None:
         self.counts[f"refused: {reason.split(':')[0]}"] += 1
         self.refused.append((key, reason))
@@ -278,7 +286,7 @@ class SnapshotTranslator:
         """``base`` (the match's start) with the snapshot's score and status."""
         rows = [(s.score_first, s.score_second) for s in sorted(v.scores, key=lambda s: s.score_set)]
         won = [int(x) for x in v.event_final_result.split(" - ")] if " - " in v.event_final_result else [0, 0]
-        if kind not in ("match_end",) and len(rows) == sum(won):
+        if kind != "match_end" and len(rows) == sum(won):
             rows.append((0, 0))  # a new set not shown yet
         game = v.event_game_result.strip()
         update = {
@@ -341,7 +349,8 @@ class SnapshotTranslator:
         # game: 40-40, A-40, 40-40 again); it only ever adds a resync, never a point
         hidden = _points_in(v) > followed.points + 1
         if target == prev and not hidden:
-            self.counts["duplicates"] += not joining
+            if not joining:  # a match joined at its start is no repeat
+                self.counts["duplicates"] += 1
             return []
         if hidden:
             return self._resync(followed, v, target)
@@ -371,7 +380,7 @@ class SnapshotTranslator:
 
     def _resync(self, followed: Followed, v: VendorEvent, target: Score) -> list[MatchEvent]:
         prev = followed.score
-        if (len(target.sets), sum(target.games)) < (len(prev.sets), sum(prev.games)):
+        if score_progress(target) < score_progress(prev):
             raise ScoringError(f"score went back: {prev.describe()} -> {target.describe()}")
         if target.winner is not None:
             self.counts["duplicates: match over, waiting for the end"] += 1

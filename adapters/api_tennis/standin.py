@@ -106,10 +106,13 @@ class ApiTennisStandIn:
                 self.latest[str(snap["event_key"])] = snap
                 batch.append(snap)
         self.ticks += 1
-        if not batch:
-            return 0
+        if batch:
+            await self._push(batch, 2 if self.duplicate_every and self.ticks % self.duplicate_every == 0 else 1)
+        return len(batch)
+
+    async def _push(self, batch: list[dict], repeats: int = 1) -> None:
+        """One push of ``batch`` to every connected client (``repeats`` times: a duplicate push)."""
         text = json.dumps(batch)
-        repeats = 2 if self.duplicate_every and self.ticks % self.duplicate_every == 0 else 1
         for ws in list(self._clients):
             for _ in range(repeats):
                 try:
@@ -117,7 +120,6 @@ class ApiTennisStandIn:
                     self.pushes += 1
                 except ConnectionResetError:
                     self._clients.discard(ws)
-        return len(batch)
 
     async def push_next(self, index: int) -> bool:
         """Push only match ``index``'s next snapshot (matches on their own timelines); False when it has none left."""
@@ -128,13 +130,7 @@ class ApiTennisStandIn:
         self._positions[index] = at + 1
         snap = snapshots[at]
         self.latest[str(snap["event_key"])] = snap
-        text = json.dumps([snap])
-        for ws in list(self._clients):
-            try:
-                await ws.send_str(text)
-                self.pushes += 1
-            except ConnectionResetError:
-                self._clients.discard(ws)
+        await self._push([snap])
         return True
 
     async def play(self, interval_s: float = 0.0) -> None:

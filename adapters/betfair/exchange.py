@@ -60,6 +60,7 @@ class BetfairExchange(BaseExchange):
         settlement: SettlementConfig | None = None,
         commission: float = 0.05,
         balance: float = 0.0,
+        refresh_markets: Callable[[], None] | None = None,
     ) -> None:
         self.client = client
         self.markets = markets
@@ -67,6 +68,8 @@ class BetfairExchange(BaseExchange):
         self.settlement = settlement or SettlementConfig()
         self.commission = commission
         self._balance = round_money(balance)
+        self._refresh_markets = refresh_markets
+        """Lists the markets again when an order names one not resolved yet (a match just started)."""
         self._settled: set[str] = set()
         self._orders: dict[str, Order] = {}
         self._outbox: list[OrderUpdate] = []
@@ -75,13 +78,19 @@ class BetfairExchange(BaseExchange):
 
     # --- ids ----------------------------------------------------------------------------------------
     def _betfair(self, market_id: str, selection: str) -> tuple[str, int]:
+        found = self._find(market_id, selection)
+        if found is None and self._refresh_markets is not None:
+            self._refresh_markets()
+            found = self._find(market_id, selection)
+        if found is None:
+            raise KeyError(f"{selection} of market {market_id} is not a runner of a followed Betfair market")
+        return found
+
+    def _find(self, market_id: str, selection: str) -> tuple[str, int] | None:
         for bf_id, (key, labels) in self.markets.items():
             if f"bf-{key}" == market_id:
-                for sel, label in labels.items():
-                    if label == selection:
-                        return bf_id, sel
-                raise KeyError(f"{selection} is not a runner of {market_id}")
-        raise KeyError(f"market {market_id} is not a followed Betfair market")
+                return next(((bf_id, sel) for sel, label in labels.items() if label == selection), None)
+        return None
 
     def _ours(self, bf_market: str, selection_id: int) -> tuple[str, str] | None:
         found = self.markets.get(bf_market)
@@ -380,25 +389,10 @@ def live_exchange_factory(
                     markets[market.market_id] = found
 
         refresh()
-        exchange = _RefreshingBetfairExchange(client, markets, clock, refresh)
+        exchange = BetfairExchange(client, markets, clock, refresh_markets=refresh)
         unknown = exchange.reconcile({o.customer_order_ref: o for o in restored})
         if unknown:
             log.warning("Betfair has %d order(s) the ledger does not know: %s", len(unknown), unknown)
         return exchange
 
     return build
-
-
-class _RefreshingBetfairExchange(BetfairExchange):
-    """Lists the markets again when an order names one not resolved yet (a match the engine just started)."""
-
-    def __init__(self, client: Any, markets: dict, clock: Clock, refresh: Callable[[], None]) -> None:
-        super().__init__(client, markets, clock)
-        self._refresh_markets = refresh
-
-    def _betfair(self, market_id: str, selection: str) -> tuple[str, int]:
-        try:
-            return super()._betfair(market_id, selection)
-        except KeyError:
-            self._refresh_markets()
-            return super()._betfair(market_id, selection)

@@ -77,13 +77,9 @@ def test_the_engine_trades_a_real_match_on_betfair_prices_from_api_tennis_scores
         )
         bf = BetfairStandIn([market]).start()
         base = f"https://127.0.0.1:{bf.https_port}"
-        followed = lambda: [  # noqa: E731 - what the score feed follows, for the market's resolution
-            (f.key, f.event.event_date, f.event.event_first_player, f.event.event_second_player)
-            for f in ingress.translator.matches.values()
-        ]
         prices = BetfairPrices(
             BetfairCredentials(bf.app_key, bf.username, bf.password),
-            resolve_by_players(followed),
+            resolve_by_players(ingress.translator.followed),
             lambda u, _t: feed.publish("live", "market", u, now[0]),
             BetfairEndpoints(f"{base}/api/", f"{base}/exchange/", "127.0.0.1", bf.stream_port, str(bf.cert)),
         )
