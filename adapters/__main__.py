@@ -92,7 +92,7 @@ async def run(args: argparse.Namespace) -> int:
         try:
             at_settings = ApiTennisSettings.from_env(**overrides)
             if args.prices == "betfair":
-                credentials, endpoints = BetfairCredentials.from_env(), BetfairEndpoints()
+                credentials, endpoints = BetfairCredentials.from_env(), BetfairEndpoints.from_env()
         except (ApiTennisRefused, BetfairRefused) as exc:
             log.error("%s", exc)
             await feed.stop()

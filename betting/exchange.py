@@ -66,3 +66,6 @@ class BaseExchange(ABC):
     @abstractmethod
     def settle_market(self, market_id: str, result: MatchResult) -> Settlement:
         """Settle a finished market: unmatched orders lapse, matched bets are paid, commission charged."""
+
+    def close(self) -> None:  # noqa: B027 - a hook: most exchanges hold nothing to release
+        """Release what the exchange holds open (a venue's connections); the engine calls it when it stops."""

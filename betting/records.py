@@ -61,6 +61,8 @@ class ExchangeError(StrEnum):
     RUNNER_NOT_FOUND = "RUNNER_NOT_FOUND"
     MARKET_SUSPENDED = "MARKET_SUSPENDED"
     MARKET_CLOSED = "MARKET_CLOSED"
+    TRANSACTION_LIMIT = "TRANSACTION_LIMIT"
+    """Not sent: the venue's transactions per hour would go over the limit set (``adapters.betfair``)."""
 
 
 class LapseReason(StrEnum):

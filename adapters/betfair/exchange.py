@@ -5,22 +5,31 @@ REAL MONEY: nothing builds it unless a user asks for live trading explicitly (se
   ``customerRef`` (Betfair refuses a repeated ``customerRef`` within its window, ``DUPLICATE_TRANSACTION``: the
   order is then looked up, never sent twice), ``customerStrategyRef`` ``courtside``, LIMIT orders with their
   persistence. A reference the exchange already knows returns that order.
-- ``cancel``: ``cancelOrders`` by bet id. ``poll``: ``listCurrentOrders`` of the open orders; every change
-  (placed, filled, cancelled, lapsed) comes back once as an ``OrderUpdate``, as the paper exchange reports them.
+- ``cancel``: ``cancelOrders`` by bet id. ``poll``: the order changes the Exchange Stream API's order stream
+  (``ocm``, ``orders_stream``) brought since the last call — or, while that stream is down (or not used),
+  ``listCurrentOrders`` of the open orders; every change (placed, filled, cancelled, lapsed) comes back once as an
+  ``OrderUpdate``, as the paper exchange reports them. An order's state only moves forward: a stale answer (an
+  older stream message after a newer REST answer) never takes a fill back.
+- Transaction limit: at most ``max_transactions_per_hour`` order placements are sent in any sliding hour (Betfair
+  charges for transactions above its hourly threshold; set the number your account allows). An order over it is
+  refused here (``TRANSACTION_LIMIT``) and never sent. Cancels are not counted.
 - ``reconcile``: at start, ``listCurrentOrders`` of the followed markets: orders Betfair has are adopted as they
   are (an order the ledger thought open but Betfair lapsed is corrected), and orders Betfair has that the ledger
   does not know are reported (``unknown``) — never placed again.
 - ``settle_market``: Betfair settles; the settlement booked here is the one the project's rules compute from the
-  matched bets (``betting.settlement``), as the paper exchange books it.
+  matched bets (``betting.settlement``), as the paper exchange books it, after one ``listCurrentOrders`` of the
+  market (the latest matched sizes, whatever the stream has delivered).
 
 Markets are the feed's (``bf-<event key>``); ``markets`` maps Betfair's market ids to (event key, selection id ->
-"First Player"/"Second Player"), as ``prices.BetfairPrices.followed`` resolves them. The order stream (``ocm``)
-is not used yet: orders are polled.
+"First Player"/"Second Player"), as ``prices.BetfairPrices.followed`` resolves them.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
+import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +37,7 @@ from typing import Any
 from betfairlightweight import filters
 from betfairlightweight.exceptions import BetfairError
 
+from adapters.betfair.streaming import ResubscribingStream
 from betting.clock import Clock
 from betting.exchange import BaseExchange, OrderUpdate, UnknownOrder
 from betting.market import MarketBook
@@ -49,6 +59,23 @@ from betting.settlement import MatchResult, SettlementConfig, settle_market
 log = logging.getLogger(__name__)
 
 STRATEGY = "courtside"
+MAX_TRANSACTIONS_PER_HOUR = 1000
+"""The default guard; set ``BETFAIR_MAX_TRANSACTIONS_PER_HOUR`` to what your account allows."""
+
+
+def order_stream(client: Any, endpoints: Any = None, **kwargs: Any) -> ResubscribingStream:
+    """Our orders on the Exchange Stream API (``orderSubscription`` of strategy ``courtside``; ``ocm``), resumed
+    from its clk after a drop. ``start()`` it; its ``output`` holds betfairlightweight's ``CurrentOrders``."""
+
+    def subscribe(stream: Any, initial_clk: str | None, clk: str | None) -> None:
+        stream.subscribe_to_orders(
+            order_filter=filters.streaming_order_filter(customer_strategy_refs=[STRATEGY]),
+            initial_clk=initial_clk,
+            clk=clk,
+        )
+
+    host, port = (endpoints.stream_host, endpoints.stream_port) if endpoints is not None else (None, 443)
+    return ResubscribingStream(client, subscribe, "orders", host, port, order_updates_only=True, first_id=50, **kwargs)
 
 
 class BetfairExchange(BaseExchange):
@@ -61,6 +88,9 @@ class BetfairExchange(BaseExchange):
         commission: float = 0.05,
         balance: float = 0.0,
         refresh_markets: Callable[[], None] | None = None,
+        orders_stream: ResubscribingStream | None = None,
+        max_transactions_per_hour: int = MAX_TRANSACTIONS_PER_HOUR,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
         self.markets = markets
@@ -75,6 +105,12 @@ class BetfairExchange(BaseExchange):
         self._outbox: list[OrderUpdate] = []
         self.unknown: list[dict] = []
         """Orders Betfair has in our markets that the ledger does not know (``reconcile``): reported, never touched."""
+        self.orders_stream = orders_stream
+        self.max_transactions_per_hour = max_transactions_per_hour
+        self._monotonic = monotonic
+        self._sent: deque[float] = deque()
+        """When each placement of the last hour was sent (the transaction limit)."""
+        self.over_limit = 0
 
     # --- ids ----------------------------------------------------------------------------------------
     def _betfair(self, market_id: str, selection: str) -> tuple[str, int]:
@@ -108,6 +144,14 @@ class BetfairExchange(BaseExchange):
             bf_market, selection_id = self._betfair(request.market_id, request.selection)
         except KeyError as exc:
             return self._rejected(request, ExchangeError.MARKET_NOT_FOUND, now, str(exc))
+        if not self._within_limit():
+            self.over_limit += 1
+            return self._rejected(
+                request,
+                ExchangeError.TRANSACTION_LIMIT,
+                now,
+                f"{self.max_transactions_per_hour} placements in the last hour (BETFAIR_MAX_TRANSACTIONS_PER_HOUR)",
+            )
         instruction = filters.place_instruction(
             order_type="LIMIT",
             selection_id=selection_id,
@@ -160,6 +204,16 @@ class BetfairExchange(BaseExchange):
             )
         return order
 
+    def _within_limit(self) -> bool:
+        """Room for one more placement in the sliding hour (and, if so, it is counted as sent)."""
+        t = self._monotonic()
+        while self._sent and t - self._sent[0] >= 3600.0:
+            self._sent.popleft()
+        if len(self._sent) >= self.max_transactions_per_hour:
+            return False
+        self._sent.append(t)
+        return True
+
     def _rejected(self, request: OrderRequest, code: ExchangeError | None, now: datetime, why: str) -> Order:
         log.warning("order %s refused: %s", request.customer_order_ref, why)
         order = Order.from_request(
@@ -205,11 +259,33 @@ class BetfairExchange(BaseExchange):
         return self.poll()
 
     def poll(self) -> list[OrderUpdate]:
-        live = [o.customer_order_ref for o in self._orders.values() if o.is_live]
-        if live:
-            self._refresh(live)
+        streaming = self.orders_stream is not None and self.orders_stream.subscribed.is_set()
+        if self.orders_stream is not None:
+            self._drain()
+        if not streaming:  # no order stream (or it is down): ask for the open orders
+            live = [o.customer_order_ref for o in self._orders.values() if o.is_live]
+            if live:
+                self._refresh(live)
         out, self._outbox = self._outbox, []
         return out
+
+    def _drain(self) -> None:
+        """What the order stream brought since the last call."""
+        assert self.orders_stream is not None
+        now = self.clock.now()
+        while True:
+            try:
+                resources = self.orders_stream.output.get_nowait()
+            except queue.Empty:
+                return
+            for current_orders in resources:
+                for current in current_orders.orders:
+                    self._adopt(current, now)
+
+    def close(self) -> None:
+        """Stop the order stream (the engine's end)."""
+        if self.orders_stream is not None:
+            self.orders_stream.stop()
 
     @property
     def balance(self) -> float:
@@ -221,6 +297,11 @@ class BetfairExchange(BaseExchange):
             raise ValueError(f"market {market_id} is already settled")
         self.poll()
         now = self.clock.now()
+        bf_market = next((bf for bf, (key, _) in self.markets.items() if f"bf-{key}" == market_id), None)
+        if bf_market is not None:  # the latest matched sizes, whatever the stream has delivered yet
+            for current in self._current(market_ids=[bf_market]):
+                self._adopt(current, now)
+            self.poll()
         orders = [o for o in self._orders.values() if o.market_id == market_id]
         settlement = settle_market(
             market_id,
@@ -284,6 +365,8 @@ class BetfairExchange(BaseExchange):
         )
         if before == order:
             return
+        if before is not None and _progress(order) < _progress(before):
+            return  # an older state (a stream message behind a REST answer): never a fill taken back
         self._orders[ref] = order
         if before is None:
             self._outbox.append(OrderUpdate(EventKind.ORDER_PLACED, order, now))
@@ -330,6 +413,11 @@ class BetfairExchange(BaseExchange):
         return self.unknown
 
 
+def _progress(order: Order) -> float:
+    """How far an order has gone: its matched, cancelled and lapsed sizes never go down."""
+    return order.size_matched + order.size_cancelled + order.size_lapsed
+
+
 def _error(code: Any) -> ExchangeError | None:
     try:
         return ExchangeError(str(code))
@@ -357,12 +445,16 @@ def require_real_money(env: Mapping[str, str]) -> None:
 
 
 def live_exchange_factory(
-    env: Mapping[str, str], followed: Callable[[], Iterable[tuple[str, str, str, str]]], endpoints: Any = None
+    env: Mapping[str, str],
+    followed: Callable[[], Iterable[tuple[str, str, str, str]]],
+    endpoints: Any = None,
+    use_order_stream: bool = True,
 ) -> Callable[[Clock, list[Order]], BetfairExchange]:
     """The engine's exchange for real orders (``COURTSIDE_VENUE=betfair-live``): refused unless
     ``COURTSIDE_REAL_MONEY=yes-real-orders`` is set too and the Betfair credentials are in the environment. The markets
     are resolved against the matches the engine follows (``followed()``: event key, date, players), listed again
-    whenever an order names a market not resolved yet. Reconciles with the ledger at start."""
+    whenever an order names a market not resolved yet. Reconciles with the ledger at start, then follows the
+    orders on the order stream (``use_order_stream``; else by polling)."""
     from adapters.betfair.prices import (
         BetfairCredentials,
         BetfairEndpoints,
@@ -374,7 +466,8 @@ def live_exchange_factory(
 
     require_real_money(env)
     credentials = BetfairCredentials.from_env(env)
-    endpoints = endpoints or BetfairEndpoints()
+    endpoints = endpoints or BetfairEndpoints.from_env(env)
+    limit = int(env.get("BETFAIR_MAX_TRANSACTIONS_PER_HOUR") or MAX_TRANSACTIONS_PER_HOUR)
     resolve = resolve_by_players(followed)
 
     def build(clock: Clock, restored: list[Order]) -> BetfairExchange:
@@ -389,10 +482,12 @@ def live_exchange_factory(
                     markets[market.market_id] = found
 
         refresh()
-        exchange = BetfairExchange(client, markets, clock, refresh_markets=refresh)
+        exchange = BetfairExchange(client, markets, clock, refresh_markets=refresh, max_transactions_per_hour=limit)
         unknown = exchange.reconcile({o.customer_order_ref: o for o in restored})
         if unknown:
             log.warning("Betfair has %d order(s) the ledger does not know: %s", len(unknown), unknown)
+        if use_order_stream:
+            exchange.orders_stream = order_stream(client, endpoints).start()
         return exchange
 
     return build

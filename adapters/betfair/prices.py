@@ -7,10 +7,9 @@ listed with why), subscribes to their prices on the Exchange Stream API and publ
 the feed's market message (``historical.feed_update``: top of book, the market's real status and turn
 in-play), so the engine trades real prices — on the paper exchange (``paper-live``) until real orders exist.
 
-The stream runs betfairlightweight's own socket and cache in a thread; when the connection drops it
-subscribes again with the last ``initialClk``/``clk`` the cache saw, so Betfair sends what was missed
-(``RESUB_DELTA``) and no update is lost; waits between attempts are jittered and grow. Credentials come from
-the environment only (``BETFAIR_APP_KEY``, ``BETFAIR_USERNAME``, ``BETFAIR_PASSWORD``, ``BETFAIR_CERTS``).
+The stream runs betfairlightweight's own socket and cache in a thread (``streaming.ResubscribingStream``): when
+the connection drops it subscribes again from the last ``initialClk``/``clk``, so no update is lost. Credentials
+come from the environment only (``BETFAIR_APP_KEY``, ``BETFAIR_USERNAME``, ``BETFAIR_PASSWORD``, ``BETFAIR_CERTS``).
 ``BetfairEndpoints`` points the same library at another host (the local stand-in in tests).
 """
 
@@ -30,10 +29,11 @@ from typing import Any
 
 import betfairlightweight
 import requests
-from betfairlightweight import StreamListener, filters
+from betfairlightweight import filters
 from betfairlightweight.exceptions import BetfairError
 
 from adapters.betfair.historical import MATCH_ODDS, TENNIS, TennisMarket, feed_update, pair_markets
+from adapters.betfair.streaming import ResubscribingStream
 from feeds.live.protocol import MarketUpdate
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,20 @@ class BetfairEndpoints:
     stream_port: int = 443
     verify: str | bool = True
     """TLS verification of the HTTPS calls: True, or the certificate of a private host."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> BetfairEndpoints:
+        """Betfair's own hosts unless ``BETFAIR_IDENTITY_URL``, ``BETFAIR_API_URL``, ``BETFAIR_STREAM_HOST`` /
+        ``BETFAIR_STREAM_PORT`` and ``BETFAIR_CA_CERT`` (the private host's certificate) name another — a stand-in
+        or a proxy the user runs."""
+        env = os.environ if env is None else env
+        return cls(
+            env.get("BETFAIR_IDENTITY_URL") or None,
+            env.get("BETFAIR_API_URL") or None,
+            env.get("BETFAIR_STREAM_HOST") or None,
+            int(env.get("BETFAIR_STREAM_PORT") or 443),
+            env.get("BETFAIR_CA_CERT") or True,
+        )
 
 
 def api_client(credentials: BetfairCredentials, endpoints: BetfairEndpoints = BetfairEndpoints()) -> Any:
@@ -172,19 +186,36 @@ class BetfairPrices:
     """Betfair market id -> (event key, labels)."""
     unresolved: dict[str, str] = field(default_factory=dict)
     """Markets not followed, with why (the review list)."""
-    connections: int = 0
-    resubscriptions: int = 0
     published: int = 0
     refused: int = 0
-    last_error: str | None = None
+    _error: str | None = None
 
     def __post_init__(self) -> None:
         self.client = api_client(self.credentials, self.endpoints)
-        self._books: queue.Queue = queue.Queue()
         self._stop = threading.Event()
-        self._stream: Any = None
-        self._resubscribe_fresh = False
         self._started = time.monotonic()
+        self.stream = ResubscribingStream(
+            self.client,
+            self._subscribe,
+            "prices",
+            self.endpoints.stream_host,
+            self.endpoints.stream_port,
+            self.rng,
+            self.backoff_base_s,
+            self.backoff_cap_s,
+        )
+
+    @property
+    def connections(self) -> int:
+        return self.stream.connections
+
+    @property
+    def resubscriptions(self) -> int:
+        return self.stream.resubscriptions
+
+    @property
+    def last_error(self) -> str | None:
+        return self._error or self.stream.last_error
 
     def discover(self) -> dict[str, tuple[str, dict[int, str]]]:
         """Log in (the first time) and resolve the tennis markets on offer to followed matches; a market newly
@@ -206,17 +237,12 @@ class BetfairPrices:
                 self.unresolved[market.market_id] = found
             else:
                 self.followed[market.market_id] = found
-        if set(self.followed) != before and self._stream is not None:
-            self._resubscribe_fresh = True
-            self._stream.stop()
+        if set(self.followed) != before and self.stream.connections:
+            self.stream.restart_fresh()  # a new subscription with them all, their images
         return self.followed
 
     # --- the stream, in a thread ------------------------------------------------------------------
-    def _subscribe(self, listener: StreamListener, initial_clk: str | None, clk: str | None) -> Any:
-        stream = self.client.streaming.create_stream(listener=listener, unique_id=self.connections * 100)
-        if self.endpoints.stream_host:
-            stream.host = self.endpoints.stream_host
-            stream._BetfairStream__port = self.endpoints.stream_port  # the library's socket, another host
+    def _subscribe(self, stream: Any, initial_clk: str | None, clk: str | None) -> None:
         stream.subscribe_to_markets(
             market_filter=filters.streaming_market_filter(market_ids=sorted(self.followed)),
             market_data_filter=filters.streaming_market_data_filter(
@@ -225,45 +251,12 @@ class BetfairPrices:
             initial_clk=initial_clk,
             clk=clk,
         )
-        # with both clks the library keeps the listener's market cache (only the subscription id changes), and
-        # Betfair's RESUB_DELTA brings the books up to date from where they stood
-        return stream
-
-    def _run_stream(self) -> None:
-        listener = StreamListener(output_queue=self._books, max_latency=None)
-        attempt = 0
-        initial_clk = clk = None
-        while not self._stop.is_set():
-            try:
-                self.connections += 1
-                if clk is not None:
-                    self.resubscriptions += 1
-                self._stream = self._subscribe(listener, initial_clk, clk)
-                attempt = 0
-                self._stream.start()  # blocks until the socket fails or stop()
-            except BetfairError as exc:
-                self.last_error = f"{type(exc).__name__}: {exc}"
-            market_stream = getattr(listener, "stream", None)
-            if self._resubscribe_fresh:  # other markets: a new subscription, images of them all
-                self._resubscribe_fresh = False
-                initial_clk = clk = None
-                continue
-            if market_stream is not None:  # where the cache stands: Betfair resends what came after
-                initial_clk = market_stream._initial_clk or initial_clk
-                clk = market_stream._clk or clk
-            if self._stop.is_set():
-                break
-            wait = self.rng.uniform(0.0, min(self.backoff_cap_s, self.backoff_base_s * 2**attempt))
-            attempt += 1
-            log.warning("Betfair stream lost (%s); subscribing again in %.2f s from clk %s", self.last_error, wait, clk)
-            self._stop.wait(wait)
 
     async def run(self) -> None:
         """Follow the markets until ``stop()``: the stream in a thread, its books published here."""
         if not self.followed:
             self.discover()
-        thread = threading.Thread(target=self._run_stream, name="betfair-stream", daemon=True)
-        thread.start()
+        self.stream.start()
         loop = asyncio.get_running_loop()
         listed = time.monotonic()
         try:
@@ -273,16 +266,15 @@ class BetfairPrices:
                     try:
                         await loop.run_in_executor(None, self.discover)
                     except (BetfairError, BetfairRefused) as exc:
-                        self.last_error = f"listing markets: {exc}"
+                        self._error = f"listing markets: {exc}"
                 try:
-                    books = await loop.run_in_executor(None, self._books.get, True, 0.2)
+                    books = await loop.run_in_executor(None, self.stream.output.get, True, 0.2)
                 except queue.Empty:
                     continue
                 for book in books:
                     self._publish(book)
         finally:
             self.stop()
-            thread.join(timeout=5)
 
     def _publish(self, book: Any) -> None:
         found = self.followed.get(book.market_id)
@@ -299,11 +291,9 @@ class BetfairPrices:
         self.published += 1
 
     def drop(self) -> None:
-        """Close the socket now (as a network cut would); the stream subscribes again."""
-        if self._stream is not None:
-            self._stream.stop()
+        """Close the socket now (as a network cut would); the stream subscribes again from its clk."""
+        self.stream.drop()
 
     def stop(self) -> None:
         self._stop.set()
-        if self._stream is not None:
-            self._stream.stop()
+        self.stream.stop()

@@ -16,8 +16,13 @@ one message a market per ``advance()``. ``drop()`` closes every stream connectio
 Orders: ``placeOrders`` (a ``customerRef`` seen before is refused as ``DUPLICATE_TRANSACTION``, as Betfair does
 within its window), ``cancelOrders`` and ``listCurrentOrders``, matched by ``betting.paper.PaperExchange`` — the
 Betfair rules the project models (bet delay, queues, lapses at suspension) — against the prices the stand-in
-plays, on the markets' own clock. ``placed`` is its ledger: every order it ever accepted. The order stream
-(``ocm``) is not served.
+plays, on the markets' own clock. ``placed`` is its ledger: every order it ever accepted.
+The order stream: ``orderSubscription`` (optionally filtered by ``customerStrategyRefs``) is answered by an ``ocm``
+image of every order (``SUB_IMAGE``; from a ``clk``: what changed after it, ``RESUB_DELTA``), then an ``ocm`` delta
+for each order that changes (placed, matched, cancelled, lapsed), with its ``clk``. An order in its bet delay is
+not on the book and not on the stream (as on Betfair) until the delay ends.
+``hold_at=N`` (a fault knob): the N-th order accepted is on the exchange, but its ``placeOrders`` answer waits
+until ``release()`` — the window in which a client killed never learns its order was placed (``holding`` is set).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import json
 import ssl
 import tempfile
 import threading
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,6 +100,14 @@ class _Subscriber:
 
 
 @dataclass
+class _OrderSubscriber:
+    writer: asyncio.StreamWriter
+    sub_id: int
+    strategies: set[str]
+    """Empty: every order."""
+
+
+@dataclass
 class BetfairStandIn:
     markets: list[StandInMarket]
     app_key: str = "standin-app-key"
@@ -111,6 +125,15 @@ class BetfairStandIn:
     placed: list[dict] = field(default_factory=list)
     """Every order accepted: customerRef, customerOrderRef, betId, market, selection, side, price, size."""
     customer_refs: set[str] = field(default_factory=set)
+    order_subscriptions: list[dict] = field(default_factory=list)
+    _order_subscribers: list[_OrderSubscriber] = field(default_factory=list)
+    _order_log: list[tuple[int, str, str, dict]] = field(default_factory=list)
+    """Every order change on the stream: (clk, market id, strategy ref, the order as ``uo``)."""
+    _order_seen: dict[str, dict] = field(default_factory=dict)
+    _strategy: dict[str, str] = field(default_factory=dict)
+    hold_at: int | None = None
+    calls: Counter = field(default_factory=Counter)
+    """API-NG calls answered, by method."""
 
     def __post_init__(self) -> None:
         from betting.clock import ManualClock
@@ -123,6 +146,8 @@ class BetfairStandIn:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="betfair-standin", daemon=True)
         self.https_port = self.stream_port = 0
+        self.holding = threading.Event()
+        self._release: asyncio.Event | None = None
 
     # --- life -----------------------------------------------------------------------------------
     def start(self) -> BetfairStandIn:
@@ -223,12 +248,18 @@ class BetfairStandIn:
         if not self._authorised(request):
             return web.json_response(_rpc_error(call_id, "INVALID_SESSION_INFORMATION", method))
         params = body.get("params", {})
-        if method == "placeOrders":
-            return web.json_response({"jsonrpc": "2.0", "result": self._place(params), "id": call_id})
-        if method == "cancelOrders":
-            return web.json_response({"jsonrpc": "2.0", "result": self._cancel(params), "id": call_id})
-        if method == "listCurrentOrders":
-            return web.json_response({"jsonrpc": "2.0", "result": self._current(params), "id": call_id})
+        self.calls[method] += 1
+        if method in ("placeOrders", "cancelOrders", "listCurrentOrders"):
+            before = len(self.placed)
+            result = {"placeOrders": self._place, "cancelOrders": self._cancel, "listCurrentOrders": self._current}[
+                method
+            ](params)
+            await self._orders_changed()
+            if self.hold_at is not None and before < self.hold_at <= len(self.placed):
+                self._release = asyncio.Event()
+                self.holding.set()
+                await self._release.wait()  # on the exchange; the caller hears nothing until release()
+            return web.json_response({"jsonrpc": "2.0", "result": result, "id": call_id})
         if method == "listEventTypes":
             result: Any = [{"eventType": {"id": "2", "name": "Tennis"}, "marketCount": len(self.markets)}]
         elif method == "listMarketCatalogue":
@@ -255,6 +286,7 @@ class BetfairStandIn:
             }
         if customer_ref:
             self.customer_refs.add(customer_ref)
+        strategy = str(params.get("customerStrategyRef") or "")
         if market_id not in {m.market_id for m in self.markets}:
             return {
                 "status": "FAILURE",
@@ -279,6 +311,7 @@ class BetfairStandIn:
             )
             ok = order.status is not OrderStatus.REJECTED
             if ok:
+                self._strategy[str(order.bet_id)] = strategy
                 self.placed.append(
                     {
                         "customerRef": customer_ref,
@@ -444,10 +477,13 @@ class BetfairStandIn:
                     )
                 elif op == "marketSubscription" and authenticated:
                     await self._subscribe(writer, request)
+                elif op == "orderSubscription" and authenticated:
+                    await self._subscribe_orders(writer, request)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
             self._subscribers = [s for s in self._subscribers if s.writer is not writer]
+            self._order_subscribers = [s for s in self._order_subscribers if s.writer is not writer]
             writer.close()
 
     async def _subscribe(self, writer: asyncio.StreamWriter, request: dict) -> None:
@@ -471,6 +507,95 @@ class BetfairStandIn:
             await self._send(writer, message)
         self._subscribers.append(_Subscriber(writer, rid, ids))
 
+    # --- the order stream -------------------------------------------------------------------------
+    def _uo(self, o: Any) -> dict:
+        """One order as the order stream's ``uo`` (the shape of ``streaming_ocm_UPDATE.json``)."""
+        ms = _ms(o.placed_at)
+        uo = {
+            "id": o.bet_id,
+            "p": o.price,
+            "s": o.size,
+            "side": "B" if str(o.side) == "BACK" else "L",
+            "status": "EC" if str(o.status) == "EXECUTION_COMPLETE" else "E",
+            "pt": "P" if str(o.persistence) == "PERSIST" else "L",
+            "ot": "L",
+            "pd": ms,
+            "sm": o.size_matched,
+            "sr": o.size_remaining,
+            "sl": o.size_lapsed,
+            "sc": o.size_cancelled,
+            "sv": 0.0,
+            "rac": "",
+            "rc": "REG_GGC",
+            "rfo": o.customer_order_ref,
+            "rfs": self._strategy.get(str(o.bet_id), ""),
+        }
+        if o.size_matched:
+            uo.update(avp=o.average_price_matched, md=_ms(o.updated_at))
+        if o.size_lapsed:
+            uo.update(ld=_ms(o.updated_at), lsrc=str(o.lapse_reason or "MKT_UNKNOWN"))
+        if o.size_cancelled:
+            uo["cd"] = _ms(o.updated_at)
+        return uo
+
+    async def _orders_changed(self) -> None:
+        """Every order whose state changed since the stream last told it: one ``ocm`` delta, with its clk."""
+        changed: list[tuple[str, int, dict]] = []
+        for o in self.exchange.orders():
+            if str(o.status) in ("REJECTED", "PENDING") or o.bet_id is None:
+                continue  # never on the book / still in its bet delay
+            uo = self._uo(o)
+            if self._order_seen.get(o.bet_id) != uo:
+                self._order_seen[o.bet_id] = uo
+                changed.append((o.market_id, int(o.selection), uo))
+        if not changed:
+            return
+        clk = next(self._clk)
+        for market_id, _, uo in changed:
+            self._order_log.append((clk, market_id, uo["rfs"], uo))
+        for sub in list(self._order_subscribers):
+            oc = _order_changes([(m, sel, uo) for m, sel, uo in changed if _wanted(sub.strategies, uo)])
+            if not oc:
+                continue
+            try:
+                await self._send(
+                    sub.writer, {"op": "ocm", "id": sub.sub_id, "clk": str(clk), "pt": _now_ms(), "oc": oc}
+                )
+            except ConnectionError:
+                self._order_subscribers.remove(sub)
+
+    async def _subscribe_orders(self, writer: asyncio.StreamWriter, request: dict) -> None:
+        self.order_subscriptions.append(request)
+        rid = request["id"]
+        strategies = set((request.get("orderFilter") or {}).get("customerStrategyRefs") or [])
+        await self._send(writer, {"op": "status", "id": rid, "statusCode": "SUCCESS", "connectionClosed": False})
+        after = int(request["clk"]) if request.get("clk") else 0
+        latest: dict[str, tuple[str, int, dict]] = {}  # bet id -> its latest state after the clk
+        selection = {str(o.bet_id): int(o.selection) for o in self.exchange.orders() if o.bet_id}
+        for clk, market_id, _, uo in self._order_log:
+            if clk > after and _wanted(strategies, uo):
+                latest[uo["id"]] = (market_id, selection[uo["id"]], uo)
+        oc = _order_changes(list(latest.values()), full_image=not after)
+        top = max((clk for clk, *_ in self._order_log), default=0)
+        message: dict[str, Any] = {
+            "op": "ocm",
+            "id": rid,
+            "initialClk": "0",
+            "clk": str(max(top, after)),
+            "ct": "RESUB_DELTA" if after else "SUB_IMAGE",
+            "pt": _now_ms(),
+        }
+        if oc:
+            message["oc"] = oc
+        await self._send(writer, message)
+        self._order_subscribers.append(_OrderSubscriber(writer, rid, strategies))
+
+    def release(self) -> None:
+        """Answer the held ``placeOrders`` call (``hold_at``)."""
+        self.hold_at = None
+        if self._release is not None:
+            self._loop.call_soon_threadsafe(self._release.set)
+
     async def _send(self, writer: asyncio.StreamWriter, message: dict) -> None:
         writer.write(json.dumps(message).encode() + CRLF)
         await writer.drain()
@@ -492,6 +617,7 @@ class BetfairStandIn:
                 message = m.messages[m.played]
                 if m.books:  # the stand-in's own exchange sees the same prices, on the market's clock
                     self._match_against(m, *m.books[m.played])
+                    await self._orders_changed()  # fills and lapses reach the order stream first
                 m.played += 1
                 clk = next(self._clk)
                 for change in message["mc"]:
@@ -537,14 +663,35 @@ class BetfairStandIn:
         return asyncio.run_coroutine_threadsafe(self._drop(), self._loop).result(timeout=30)
 
     async def _drop(self) -> int:
-        subs, self._subscribers = self._subscribers, []
-        for sub in subs:
-            sub.writer.close()
-        return len(subs)
+        writers = {s.writer for s in self._subscribers} | {s.writer for s in self._order_subscribers}
+        self._subscribers, self._order_subscribers = [], []
+        for writer in writers:
+            writer.close()
+        return len(writers)
 
 
 def _iso(t: dt.datetime) -> str:
     return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def _ms(t: dt.datetime) -> int:
+    return int(t.timestamp() * 1000)
+
+
+def _wanted(strategies: set[str], uo: dict) -> bool:
+    return not strategies or uo["rfs"] in strategies
+
+
+def _order_changes(changed: list[tuple[str, int, dict]], full_image: bool = False) -> list[dict]:
+    """Orders as the order stream's ``oc``: per market, per runner (``orc``), its orders (``uo``)."""
+    markets: dict[str, dict[int, list[dict]]] = {}
+    for market_id, selection, uo in changed:
+        markets.setdefault(market_id, {}).setdefault(selection, []).append(uo)
+    out = []
+    for market_id, runners in markets.items():
+        orc = [{"id": sel, **({"fullImage": True} if full_image else {}), "uo": uos} for sel, uos in runners.items()]
+        out.append({"id": market_id, **({"fullImage": True} if full_image else {}), "orc": orc})
+    return out
 
 
 def _now_ms() -> int:

@@ -555,6 +555,12 @@ class TradingEngine:
             self.stats.poison += 1
             log.error("exchange poll failed after %s/%s #%d: %s", frame.feed, frame.channel, frame.seq, exc)
 
+    def _poll_idle(self) -> None:
+        try:
+            self._record_updates(self.exchange.poll())
+        except Exception as exc:  # noqa: BLE001 - never a stop
+            log.error("exchange poll failed while the feed was quiet: %s", exc)
+
     def _reject(self, frame: Frame, reason: str, phase: str, suspend: bool) -> None:
         env = frame.envelope
         if phase == LIVE:
@@ -957,6 +963,8 @@ class TradingEngine:
                 except TimeoutError:
                     if not self._recovery_done and self._recovery_complete():
                         await self.process([])
+                    elif self._recovery_done and not self.cfg.deterministic:
+                        self._poll_idle()  # a venue's order changes come without feed messages
                     await self.commit()  # anything logged without a batch
                 if time.monotonic() >= next_housekeeping:
                     try:
@@ -969,5 +977,6 @@ class TradingEngine:
             stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.commit(wait=True)
+            self.exchange.close()
             if self._writer is not None:
                 self._writer.cancel()
