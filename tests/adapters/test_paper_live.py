@@ -3,7 +3,10 @@ stand-in as the vendor's snapshots, its market played by the Betfair stand-in on
 through the adapters (the ingress; betfairlightweight's own client and stream) into one feed server, and the
 engine — with the real BentoML prediction service — following it and trading on the paper exchange against
 those prices: the market resolved to the match by the players' names, orders filled only at prices Betfair
-showed, the match settled with its real winner."""
+showed, the whole match (every point, to match point) settled with its real winner. In ``live`` mode the orders
+go to the stand-in through ``BetfairExchange`` (followed on the order stream) and the ledger ends equal to the
+stand-in's own book, order by order, and the risk book's settlement to the stand-in's settlement of those bets.
+(The kill -9 of a real engine process is ``test_live_kill.py``.)"""
 
 from __future__ import annotations
 
@@ -27,6 +30,8 @@ from adapters.betfair.prices import (
 from adapters.betfair.standin import BetfairStandIn
 from adapters.standins import played_match
 from betting.records import OrderStatus
+from betting.settlement import MatchResult
+from feeds.live.replay import points_of
 from feeds.live.server import ReplayServer
 from serving.engine.engine import EngineConfig, TradingEngine
 from serving.engine.prediction import PredictionClient
@@ -34,8 +39,6 @@ from storage import live as store
 from tests.engine.fixtures import live_db, slam_rows
 
 pytestmark = pytest.mark.slow
-POINTS = 60
-"""The first points of the match, then its end (the test stays short)."""
 
 
 def _state(running: dict) -> str:
@@ -58,7 +61,7 @@ def test_the_engine_trades_a_real_match_on_betfair_prices_from_api_tennis_scores
     through ``BetfairExchange``, and the engine's ledger is what the exchange accepted; live-killed: the engine dies
     just after its second order reached Betfair and a new one takes over from the ledger — no order twice."""
     row = slam_rows("2012-wimbledon", 1)[0]
-    played = played_match(row, 77, "1.400000001", points=POINTS)
+    played = played_match(row, 77, "1.400000001")  # the whole match, every point
     snaps, market, order, sent = played.snapshots, played.market, played.order, played.updates
     db = live_db(tmp_path)
 
@@ -174,6 +177,8 @@ def test_the_engine_trades_a_real_match_on_betfair_prices_from_api_tennis_scores
                 await restart_if_killed()
                 published = sum(len(c.published) for c in feed.channels.values())
                 await until(lambda: running["engine"].stats.messages >= published)
+                if live:  # the order stream's last changes (lapses at the close) reach the ledger
+                    await until(lambda: _ledger(db) == _exchange_orders(bf), timeout_s=10)
                 engine = running["engine"]
             finally:
                 for event in stops:
@@ -202,7 +207,9 @@ def test_the_engine_trades_a_real_match_on_betfair_prices_from_api_tennis_scores
             json.loads(p)
             for (p,) in conn.execute(text("select payload from live_events where kind = 'MATCH_FINISHED'"))
         ]
-    assert finished and finished[0]["event_key"] == "at-77" and finished[0]["outcome"] == "retired"
+    winner = ("First Player", "Second Player")[points_of(row)[0][-1].winner]  # who won the last point's match
+    assert len(finished) == 1 and finished[0]["event_key"] == "at-77"
+    assert finished[0]["outcome"] == "completed" and finished[0]["winner"] == winner
     assert engine.stats.predictions > 10 and orders, "the engine traded the match"
     assert {o["market_id"] for o in orders} == {"bf-at-77"}
     # orders at prices the Betfair market showed, and filled against them
@@ -215,5 +222,36 @@ def test_the_engine_trades_a_real_match_on_betfair_prices_from_api_tennis_scores
         )
         accepted = sorted((p["customerOrderRef"], p["side"], p["price"], p["size"]) for p in bf.placed)
         assert ledger == accepted and len({p["customerOrderRef"] for p in bf.placed}) == len(bf.placed)
+        # and every order ended as the exchange has it: matched, cancelled, lapsed to the penny
+        assert _ledger(db) == _exchange_orders(bf)
+        # the match settled in the engine's risk book as the exchange's own book of those bets settles
+        theirs = bf.exchange.settle_market(
+            "1.400000001",
+            MatchResult(
+                winner=str(77 * 10 + (1 if winner == "First Player" else 2)), outcome="completed", sets_completed=3
+            ),
+        ).pnl
+        assert engine.core.settled == {"bf-at-77"} and theirs.net_profit != 0
+        assert engine.risk.bankroll - engine.cfg.policy.bankroll == pytest.approx(theirs.net_profit, abs=0.005)
     else:
         assert bf.placed == []  # paper: nothing reaches the exchange
+
+
+def _ledger(db) -> list[tuple]:
+    with db.connect() as conn:
+        rows = conn.execute(
+            text(
+                "select customer_order_ref, side, price, size, size_matched, payload from orders"
+                " where status <> 'REJECTED'"
+            )
+        )
+        return sorted((*r[:5], json.loads(r[5])["size_cancelled"], json.loads(r[5])["size_lapsed"]) for r in rows)
+
+
+def _exchange_orders(bf: BetfairStandIn) -> list[tuple]:
+    """What the stand-in's exchange has, in the ledger's terms."""
+    return sorted(
+        (o.customer_order_ref, str(o.side), o.price, o.size, o.size_matched, o.size_cancelled, o.size_lapsed)
+        for o in bf.exchange.orders()
+        if str(o.status) != "REJECTED"
+    )
