@@ -116,7 +116,9 @@ class BetfairExchange(BaseExchange):
     def _betfair(self, market_id: str, selection: str) -> tuple[str, int]:
         found = self._find(market_id, selection)
         if found is None and self._refresh_markets is not None:
+            before = set(self.markets)
             self._refresh_markets()
+            self._reconcile_markets(sorted(set(self.markets) - before))
             found = self._find(market_id, selection)
         if found is None:
             raise KeyError(f"{selection} of market {market_id} is not a runner of a followed Betfair market")
@@ -144,6 +146,9 @@ class BetfairExchange(BaseExchange):
             bf_market, selection_id = self._betfair(request.market_id, request.selection)
         except KeyError as exc:
             return self._rejected(request, ExchangeError.MARKET_NOT_FOUND, now, str(exc))
+        known = self._orders.get(request.customer_order_ref)
+        if known is not None:  # on Betfair already (found when its market was resolved): never sent again
+            return known
         if not self._within_limit():
             self.over_limit += 1
             return self._rejected(
@@ -395,22 +400,29 @@ class BetfairExchange(BaseExchange):
     def reconcile(self, known: Mapping[str, Order]) -> list[dict]:
         """At start: Betfair's orders in the followed markets, against ``known`` (the ledger's). Betfair's state
         wins for the orders both know; the ledger's orders Betfair does not have stay as the ledger says; orders
-        only Betfair has are listed in ``unknown`` (and returned) and never placed again."""
-        now = self.clock.now()
+        only Betfair has are listed in ``unknown`` (and returned) and never placed again. A market resolved later
+        (a restarted engine follows its matches again as the feed replays) is reconciled the same way then,
+        before any order is sent to it — so a restart never relies on Betfair's 60-second duplicate window."""
         self._orders.update(known)
         self.unknown = []
-        for current in self._current(market_ids=sorted(self.markets)):
+        if self.markets:
+            self._reconcile_markets(sorted(self.markets))
+        return self.unknown
+
+    def _reconcile_markets(self, bf_markets: list[str]) -> None:
+        if not bf_markets:
+            return
+        now = self.clock.now()
+        for current in self._current(market_ids=bf_markets):
             ref = current.customer_order_ref
-            if ref and ref in known:
-                self._adopt(current, now)
-            else:
+            if not (ref and ref in self._orders):
                 self.unknown.append(
                     {"bet_id": current.bet_id, "customer_order_ref": ref, "market_id": current.market_id}
                 )
-                # ours by its reference but not in the ledger (a crash before the commit): adopted, never resent
-                if ref:
-                    self._adopt(current, now)
-        return self.unknown
+                log.warning("Betfair has an order the ledger does not know: %s", self.unknown[-1])
+            # ours by its reference but not in the ledger (a crash before the commit): adopted, never resent
+            if ref:
+                self._adopt(current, now)
 
 
 def _progress(order: Order) -> float:

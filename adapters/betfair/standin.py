@@ -13,10 +13,11 @@
 
 Its markets are Stream API messages (``historical.stream_messages``: built from real matches' prices) played
 one message a market per ``advance()``. ``drop()`` closes every stream connection (a network cut).
-Orders: ``placeOrders`` (a ``customerRef`` seen before is refused as ``DUPLICATE_TRANSACTION``, as Betfair does
-within its window), ``cancelOrders`` and ``listCurrentOrders``, matched by ``betting.paper.PaperExchange`` — the
-Betfair rules the project models (bet delay, queues, lapses at suspension) — against the prices the stand-in
-plays, on the markets' own clock. ``placed`` is its ledger: every order it ever accepted.
+Orders: ``placeOrders`` (a ``customerRef`` seen in the last ``duplicate_window_s`` is refused as
+``DUPLICATE_TRANSACTION``, as Betfair does within its 60-second window), ``cancelOrders`` and
+``listCurrentOrders``, matched by ``betting.paper.PaperExchange`` — the Betfair rules the project models (bet
+delay, queues, lapses at suspension) — against the prices the stand-in plays, on the markets' own clock.
+``placed`` is its ledger: every order it ever accepted.
 The order stream: ``orderSubscription`` (optionally filtered by ``customerStrategyRefs``) is answered by an ``ocm``
 image of every order (``SUB_IMAGE``; from a ``clk``: what changed after it, ``RESUB_DELTA``), then an ``ocm`` delta
 for each order that changes (placed, matched, cancelled, lapsed), with its ``clk``. An order in its bet delay is
@@ -34,6 +35,7 @@ import json
 import ssl
 import tempfile
 import threading
+import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -124,7 +126,10 @@ class BetfairStandIn:
 
     placed: list[dict] = field(default_factory=list)
     """Every order accepted: customerRef, customerOrderRef, betId, market, selection, side, price, size."""
-    customer_refs: set[str] = field(default_factory=set)
+    customer_refs: dict[str, float] = field(default_factory=dict)
+    """customerRef -> when it was last seen (monotonic seconds)."""
+    duplicate_window_s: float = 60.0
+    """Betfair refuses a repeated ``customerRef`` within 60 seconds; 0: never (what a client must survive)."""
     order_subscriptions: list[dict] = field(default_factory=list)
     _order_subscribers: list[_OrderSubscriber] = field(default_factory=list)
     _order_log: list[tuple[int, str, str, dict]] = field(default_factory=list)
@@ -276,7 +281,8 @@ class BetfairStandIn:
 
         market_id = str(params.get("marketId"))
         customer_ref = params.get("customerRef")
-        if customer_ref and customer_ref in self.customer_refs:
+        seen = self.customer_refs.get(customer_ref) if customer_ref else None
+        if seen is not None and time.monotonic() - seen < self.duplicate_window_s:
             return {
                 "status": "FAILURE",
                 "errorCode": "DUPLICATE_TRANSACTION",
@@ -285,7 +291,7 @@ class BetfairStandIn:
                 "instructionReports": [],
             }
         if customer_ref:
-            self.customer_refs.add(customer_ref)
+            self.customer_refs[customer_ref] = time.monotonic()
         strategy = str(params.get("customerStrategyRef") or "")
         if market_id not in {m.market_id for m in self.markets}:
             return {

@@ -39,10 +39,10 @@ def venue():
 
     made: list[BetfairExchange] = []
 
-    def exchange(stream: bool = False, **kwargs) -> BetfairExchange:
+    def exchange(stream: bool = False, followed: dict | None = None, **kwargs) -> BetfairExchange:
         client = api_client(credentials, endpoints)
         login(client, credentials)
-        ex = BetfairExchange(client, markets, SystemClock(), balance=1000.0, **kwargs)
+        ex = BetfairExchange(client, markets if followed is None else followed, SystemClock(), balance=1000.0, **kwargs)
         if stream:  # the order stream, as live_exchange_factory starts it
             ex.orders_stream = order_stream(client, endpoints, rng=random.Random(0), backoff_base_s=0.05).start()
             _until(lambda: standin._order_subscribers)  # subscribed, its image sent
@@ -131,6 +131,28 @@ def test_a_restart_reconciles_with_what_betfair_has(venue):
     assert restarted.order("cs-000004").bet_id == placed.bet_id  # adopted as Betfair has it
     assert restarted.place(_request("cs-000004", best_back)).bet_id == placed.bet_id
     assert len(standin.placed) == 1
+
+
+def test_a_restart_reconciles_a_market_when_it_resolves_before_sending_to_it(venue):
+    """A restarted engine follows no match at first (the feed replays them): the market is resolved only when an
+    order names it, and its orders on Betfair are adopted then, before anything is sent — without Betfair's
+    duplicate window (60 s, which a slow restart outlives), the order is still not placed twice."""
+    standin, played, exchange = venue
+    standin.duplicate_window_s = 0.0
+    standin.advance(1)
+    best_back = played.updates[0].runners[0].back_price
+    placed = exchange().place(_request("cs-000005", best_back))
+    (first, _), (second, _) = played.market.runners
+    followed: dict = {}
+    restarted = exchange(
+        followed=followed,
+        refresh_markets=lambda: followed.update({MARKET: ("at-77", {first: "First Player", second: "Second Player"})}),
+    )
+    assert restarted.reconcile({}) == []  # nothing followed yet
+    again = restarted.place(_request("cs-000005", best_back))
+    assert again.bet_id == placed.bet_id and again.size_matched == 5.0
+    assert [u["customer_order_ref"] for u in restarted.unknown] == ["cs-000005"]
+    assert len(standin.placed) == 1 and standin.calls["placeOrders"] == 1
 
 
 def test_a_market_not_followed_is_refused_without_a_call(venue):
