@@ -12,30 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
-import time
 
 import pytest
 from sqlalchemy import text
 
-from adapters.api_tennis.live import ApiTennisIngress, ApiTennisSettings
-from adapters.api_tennis.standin import ApiTennisStandIn
 from adapters.betfair.exchange import live_exchange_factory
-from adapters.betfair.prices import (
-    BetfairCredentials,
-    BetfairEndpoints,
-    BetfairPrices,
-    resolve_by_players,
-)
-from adapters.betfair.standin import BetfairStandIn
 from adapters.standins import played_match
 from betting.records import OrderStatus
 from betting.settlement import MatchResult
 from feeds.live.replay import points_of
-from feeds.live.server import ReplayServer
 from serving.engine.engine import EngineConfig, TradingEngine
 from serving.engine.prediction import PredictionClient
 from storage import live as store
+from tests.adapters.venues import Venues, exchange_book, ledger, until
 from tests.engine.fixtures import live_db, slam_rows
 
 pytestmark = pytest.mark.slow
@@ -48,7 +37,7 @@ def _state(running: dict) -> str:
 
 
 class _Killed(BaseException):
-    """The engine process dies (kill -9) right after Betfair accepted an order, before the ledger committed it."""
+    """The engine dies right after Betfair accepted an order, before the ledger committed it (in this process)."""
 
 
 @pytest.mark.parametrize(
@@ -62,135 +51,78 @@ def test_the_engine_trades_a_real_match_on_betfair_prices_from_api_tennis_scores
     just after its second order reached Betfair and a new one takes over from the ledger — no order twice."""
     row = slam_rows("2012-wimbledon", 1)[0]
     played = played_match(row, 77, "1.400000001")  # the whole match, every point
-    snaps, market, order, sent = played.snapshots, played.market, played.order, played.updates
+    sent = played.updates
     db = live_db(tmp_path)
 
     async def scenario():
-        now = [0.0]  # the feed's clock: the match's own timeline (the bet delay runs between its points)
-        feed = ReplayServer({"live": []}, heartbeat_s=0.2)
-        feed_port = await feed.start(publish=False)
-        at_standin = ApiTennisStandIn([snaps])
-        at_port = await at_standin.start()
-        ingress = ApiTennisIngress(
-            ApiTennisSettings(
-                key="test-key", ws_url=f"ws://127.0.0.1:{at_port}/live", rest_url=f"http://127.0.0.1:{at_port}/tennis/"
-            ),
-            lambda m, _t: feed.publish("live", "match", m, now[0]),
-            rng=random.Random(0),
-        )
-        bf = BetfairStandIn([market]).start()
-        base = f"https://127.0.0.1:{bf.https_port}"
-        prices = BetfairPrices(
-            BetfairCredentials(bf.app_key, bf.username, bf.password),
-            resolve_by_players(ingress.translator.followed),
-            lambda u, _t: feed.publish("live", "market", u, now[0]),
-            BetfairEndpoints(f"{base}/api/", f"{base}/exchange/", "127.0.0.1", bf.stream_port, str(bf.cert)),
-        )
-        loop = asyncio.get_running_loop()
         running: dict = {}
         kills = [kill_after]
+        async with Venues(played) as venues:
+            bf, prices = venues.bf, venues.prices
+            live_factory = live_exchange_factory(  # what the engine process builds for COURTSIDE_VENUE=betfair-live
+                venues.betfair_env(),
+                lambda: [
+                    (k, m.event_date, *m.players)
+                    for k, m in (running["engine"].core.matches.items() if running else ())
+                ],
+            )
 
-        real_money = {
-            "COURTSIDE_REAL_MONEY": "yes-real-orders",
-            "BETFAIR_APP_KEY": bf.app_key,
-            "BETFAIR_USERNAME": bf.username,
-            "BETFAIR_PASSWORD": bf.password,
-        }
-        live_factory = live_exchange_factory(  # what the engine process builds for COURTSIDE_VENUE=betfair-live
-            real_money,
-            lambda: [
-                (k, m.event_date, *m.players) for k, m in (running["engine"].core.matches.items() if running else ())
-            ],
-            prices.endpoints,
-        )
+            def betfair(clock, restored):  # live: the exchange port over the Betfair API, reconciled with the ledger
+                exchange = live_factory(clock, restored)
+                if kills[0]:
+                    place, placed = exchange.place, []
 
-        def betfair(clock, restored):  # live: the exchange port over the Betfair API, reconciled with the ledger
-            exchange = live_factory(clock, restored)
-            if kills[0]:
-                place, placed = exchange.place, []
+                    def dying(request):
+                        order = place(request)
+                        if order.status is not OrderStatus.REJECTED:  # on the exchange: the ledger must learn of it
+                            placed.append(order)
+                        if len(placed) == kills[0]:
+                            kills[0] = None  # the next engine lives
+                            running["engine"]._step = store.Step()  # what was not committed dies with the engine
+                            exchange.close()
+                            raise _Killed
+                        return order
 
-                def dying(request):
-                    order = place(request)
-                    if order.status is not OrderStatus.REJECTED:  # on the exchange: the ledger must learn of it
-                        placed.append(order)
-                    if len(placed) == kills[0]:
-                        kills[0] = None  # the next engine lives
-                        running["engine"]._step = store.Step()  # what was not committed dies with the process
-                        raise _Killed
-                    return order
+                    exchange.place = dying
+                return exchange
 
-                exchange.place = dying
-            return exchange
+            async with PredictionClient(prediction_service, timeout_s=5) as client:
 
-        async with PredictionClient(prediction_service, timeout_s=5) as client:
+                def new_engine() -> TradingEngine:
+                    return TradingEngine(
+                        EngineConfig(feed_url=venues.feed_url, mode="live" if live else "paper-live"),
+                        db,
+                        client.predict_live,
+                        exchange=betfair if live else None,
+                    )
 
-            def new_engine() -> TradingEngine:
-                return TradingEngine(
-                    EngineConfig(feed_url=f"ws://127.0.0.1:{feed_port}", mode="live" if live else "paper-live"),
-                    db,
-                    client.predict_live,
-                    exchange=betfair if live else None,
-                )
+                stops = [asyncio.Event()]  # each engine its own: a dying one sets it on the way out
+                running["engine"] = new_engine()
+                running.update(task=asyncio.create_task(running["engine"].run(stops[0])), restarts=0)
 
-            tasks = [asyncio.create_task(ingress.run())]
-            stops = [asyncio.Event()]  # each engine its own: a dying one sets it on the way out
-            running["engine"] = new_engine()
-            running.update(task=asyncio.create_task(running["engine"].run(stops[0])), restarts=0)
+                async def restart_if_killed() -> None:
+                    task = running["task"]
+                    if task.done() and isinstance(task.exception(), _Killed):
+                        running["engine"] = new_engine()  # the restart: from the ledger and the feed's cursors
+                        stops.append(asyncio.Event())
+                        running["task"] = asyncio.create_task(running["engine"].run(stops[-1]))
+                        running["restarts"] += 1
 
-            async def restart_if_killed() -> None:
-                task = running["task"]
-                if task.done() and isinstance(task.exception(), _Killed):
-                    running["engine"] = new_engine()  # the restart: from the ledger and the feed's cursors
-                    stops.append(asyncio.Event())
-                    running["task"] = asyncio.create_task(running["engine"].run(stops[-1]))
-                    running["restarts"] += 1
-
-            async def until(condition, timeout_s: float = 30.0) -> None:
-                deadline = time.monotonic() + timeout_s
-                while not condition():
-                    assert time.monotonic() < deadline, f"timed out ({_state(running)})"
-                    await asyncio.sleep(0.01)
-
-            await until(lambda: at_standin.clients)
-            played_at = played_bf = 0
-            try:
-                for at, kind in order:
-                    await asyncio.sleep(0)
+                try:
+                    await venues.play(restart_if_killed, state=lambda: _state(running))
+                    await asyncio.sleep(0.2)
                     await restart_if_killed()
-                    now[0] = max(now[0], 100.0 + at)
-                    if kind == "at":
-                        await at_standin.tick()
-                        played_at += 1
-                        await until(lambda n=played_at: ingress.pushes >= n)
-                        if played_at == 1:  # the match is followed: now its market resolves to it
-                            await loop.run_in_executor(None, prices.discover)
-                            assert prices.followed and not prices.unresolved
-                            tasks.append(asyncio.create_task(prices.run()))
-                            await until(lambda: bf.subscriptions)
-                    else:
-                        await loop.run_in_executor(None, bf.advance, 1)
-                        played_bf += 1
-                        if prices.followed and bf.subscriptions:
-                            await until(lambda n=played_bf: prices.published >= n)
-                await until(lambda: prices.published >= len(sent))
-                await asyncio.sleep(0.2)
-                await restart_if_killed()
-                published = sum(len(c.published) for c in feed.channels.values())
-                await until(lambda: running["engine"].stats.messages >= published)
-                if live:  # the order stream's last changes (lapses at the close) reach the ledger
-                    await until(lambda: _ledger(db) == _exchange_orders(bf), timeout_s=10)
-                engine = running["engine"]
-            finally:
-                for event in stops:
-                    event.set()
-                prices.stop()
-                for t in [*tasks, running["task"]]:
-                    t.cancel()
-                await asyncio.gather(*tasks, running["task"], return_exceptions=True)
-                await feed.stop()
-                await at_standin.stop()
-                bf.stop()
-        return engine, ingress, prices, bf, running["restarts"]
+                    published = sum(venues.published().values())
+                    await until(lambda: running["engine"].stats.messages >= published, state=lambda: _state(running))
+                    if live:  # the order stream's last changes (lapses at the close) reach the ledger
+                        await until(lambda: ledger(db) == exchange_book(bf), timeout_s=10)
+                    engine = running["engine"]
+                finally:
+                    for event in stops:
+                        event.set()
+                    running["task"].cancel()
+                    await asyncio.gather(running["task"], return_exceptions=True)
+            return engine, venues.ingress, prices, bf, running["restarts"]
 
     engine, ingress, prices, bf, restarts = asyncio.run(scenario())
     assert restarts == (1 if kill_after else 0)
@@ -217,13 +149,13 @@ def test_the_engine_trades_a_real_match_on_betfair_prices_from_api_tennis_scores
     assert all(o["price"] in shown for o in orders)
     assert any(o["size_matched"] > 0 for o in orders)
     if live:  # every order the ledger has is one the exchange accepted, once, on the same terms
-        ledger = sorted(
+        terms = sorted(
             (o["customer_order_ref"], o["side"], o["price"], o["size"]) for o in orders if o["status"] != "REJECTED"
         )
         accepted = sorted((p["customerOrderRef"], p["side"], p["price"], p["size"]) for p in bf.placed)
-        assert ledger == accepted and len({p["customerOrderRef"] for p in bf.placed}) == len(bf.placed)
+        assert terms == accepted and len({p["customerOrderRef"] for p in bf.placed}) == len(bf.placed)
         # and every order ended as the exchange has it: matched, cancelled, lapsed to the penny
-        assert _ledger(db) == _exchange_orders(bf)
+        assert ledger(db) == exchange_book(bf)
         # the match settled in the engine's risk book as the exchange's own book of those bets settles
         theirs = bf.exchange.settle_market(
             "1.400000001",
@@ -235,23 +167,3 @@ def test_the_engine_trades_a_real_match_on_betfair_prices_from_api_tennis_scores
         assert engine.risk.bankroll - engine.cfg.policy.bankroll == pytest.approx(theirs.net_profit, abs=0.005)
     else:
         assert bf.placed == []  # paper: nothing reaches the exchange
-
-
-def _ledger(db) -> list[tuple]:
-    with db.connect() as conn:
-        rows = conn.execute(
-            text(
-                "select customer_order_ref, side, price, size, size_matched, payload from orders"
-                " where status <> 'REJECTED'"
-            )
-        )
-        return sorted((*r[:5], json.loads(r[5])["size_cancelled"], json.loads(r[5])["size_lapsed"]) for r in rows)
-
-
-def _exchange_orders(bf: BetfairStandIn) -> list[tuple]:
-    """What the stand-in's exchange has, in the ledger's terms."""
-    return sorted(
-        (o.customer_order_ref, str(o.side), o.price, o.size, o.size_matched, o.size_cancelled, o.size_lapsed)
-        for o in bf.exchange.orders()
-        if str(o.status) != "REJECTED"
-    )

@@ -193,6 +193,8 @@ class EngineProcess:
     prediction_url: str
     home: Path
     deterministic: bool = True
+    env: dict[str, str] = field(default_factory=dict)
+    """More of the process's environment (e.g. the venue and its credentials)."""
     proc: subprocess.Popen | None = None
     starts: int = 0
     kills: int = 0
@@ -205,6 +207,7 @@ class EngineProcess:
             "COURTSIDE_HOME": str(self.home),
             "COURTSIDE_DATABASE_URL": self.database_url,
             "PYTHONUNBUFFERED": "1",
+            **self.env,
         }
         log = (self.home / "engine.log").open("ab")
         args = [
