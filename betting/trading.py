@@ -33,7 +33,7 @@ from betting.prior import prior_probability
 from betting.records import EventKind, Order, OrderRequest, Settlement
 from betting.risk import RiskBook, RiskLimits, check
 from betting.settlement import MatchResult, settle_market
-from features.live_match import FIRST, SECOND, BadMessage, LiveMatch, MatchReport
+from features.live_match import FIRST, PLAY_SUSPENDED_STATUSES, SECOND, BadMessage, LiveMatch, MatchReport
 from features.outcomes import parse_outcome
 from features.scoring import Score
 from features.triggers import Trigger, fired
@@ -46,6 +46,8 @@ OrderSink = Callable[[Order, str, str], None]
 """An order-state sink: (order, match id, source — "inplay", "prematch" or "restored")."""
 SettlementSink = Callable[[Settlement, str], None]
 """A settlement sink: (the market's settlement in the risk book, match id)."""
+PLAY = "play"
+"""The suspension "channel" of a match whose play stopped (``PLAY_SUSPENDED_STATUSES``): play resuming clears it."""
 DecisionSink = Callable[[LiveMatch, Decision], None]
 """A decision sink: (the match, what ``decide`` gave), before the order goes to the risk checks."""
 
@@ -253,6 +255,12 @@ class TradingCore:
             self.finish(m, event, ctx, recovering)
             return []
         m.check_same_match(event)
+        if event.kind == "status":  # the same score: only whether play is on changed
+            self._play_status(m, event, ctx, recovering)
+            if self._logs(EventKind.FEED_MESSAGE) and not recovering:
+                said = {"kind": "status", "status": event.event_status, "score": m.score.describe()}
+                self.emit(EventKind.FEED_MESSAGE, said, key, ctx)
+            return []
         momentum_before = m.momentum_now(triggers_cfg)
         if event.kind == "resync":  # the feed skipped points: the state jumps to the reported score
             prev = m.resync(event)
@@ -266,6 +274,7 @@ class TradingCore:
                     raise
                 prev = gap
         self.clean(key, channel, ctx)
+        self._play_status(m, event, ctx, recovering)
         if recovering:
             self._restore_prediction(m)
             return []
@@ -329,6 +338,22 @@ class TradingCore:
                 m.event_key,
                 ctx,
             )
+
+    def _play_status(self, m: LiveMatch, event: MatchReport, ctx: Any, recovering: bool) -> None:
+        """Play suspended ("Suspended", "Interrupted"): no trading on the match, its live orders cancelled, until
+        a message says play is on again."""
+        status = event.event_status.strip()
+        if status not in PLAY_SUSPENDED_STATUSES:
+            self.clean(m.event_key, PLAY, ctx)
+            return
+        if not self.suspend(m.event_key, PLAY, f"play suspended: {status} at {m.score.describe()}", ctx):
+            return
+        if not recovering:
+            for market_id in sorted(self.markets_of.get(m.event_key, ())):
+                for order in self.exchange.orders(market_id):
+                    if order.is_live:
+                        self.exchange.cancel(order.customer_order_ref)
+            self.poll(ctx)
 
     def forget(self, key: str) -> None:
         """Drop a finished match's state (a backtest's memory stays flat; the engine keeps its matches to

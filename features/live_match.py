@@ -32,6 +32,8 @@ from features.triggers import TriggerConfig, momentum_leader
 
 FIRST, SECOND = PLAYER_LABELS
 WALKOVER_STATUSES = frozenset({"Walk Over", "Walkover", "W/O"})
+PLAY_SUSPENDED_STATUSES = frozenset({"Suspended", "Interrupted"})
+"""Play stopped (rain, darkness, a medical stop) at a score: no trading until play resumes; nothing settles."""
 """How a feed says a match was not played (the market is void)."""
 """How the live feed (API-Tennis) names the two players, and the selections of their markets."""
 

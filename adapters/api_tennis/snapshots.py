@@ -11,6 +11,9 @@ snapshot into what the engine takes:
 - the same score again: nothing (a duplicate, counted);
 - a score further on (points skipped: a reconnect, a late push): a ``resync`` to the reported score,
   counted and logged; no point is ever invented;
+- ``Suspended`` / ``Interrupted`` (rain, darkness) at the same score: a ``status`` message (and another when
+  play resumes): the core trades no more on the match and cancels its live orders until play is on again;
+  nothing settles (a match that never resumes ends as the vendor says: retired, or settled by the operator);
 - ``Finished``, ``Retired``, ``Walk Over``: a ``match_end`` with that outcome (settled by the core's rules:
   a walkover and an early retirement are void); a score that goes back, or cannot be a score, is refused
   with its reason and counted, and the match goes on from the last good score.
@@ -32,7 +35,14 @@ from typing import Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from features.live_match import FIRST, SECOND, WALKOVER_STATUSES, reported_score, score_progress
+from features.live_match import (
+    FIRST,
+    PLAY_SUSPENDED_STATUSES,
+    SECOND,
+    WALKOVER_STATUSES,
+    reported_score,
+    score_progress,
+)
 from features.scoring import (
     PLAYER_LABELS,
     Score,
@@ -208,6 +218,8 @@ class Followed:
     ended: bool = False
     vendor_keys: tuple[int | None, int | None] = (None, None)
     """The venue's keys of the two players (its own ids: ``adapters.api_tennis.identity`` maps them to ours)."""
+    status: str = ""
+    """The status last sent ("Set 2", "Suspended", ...)."""
 
 
 @dataclass
@@ -348,7 +360,13 @@ class SnapshotTranslator:
         # the vendor's own count of points played shows points skipped where the score alone cannot (a deuce
         # game: 40-40, A-40, 40-40 again); it only ever adds a resync, never a point
         hidden = _points_in(v) > followed.points + 1
+        status, was = v.event_status.strip(), followed.status
+        followed.status = status
         if target == prev and not hidden:
+            if status != was and PLAY_SUSPENDED_STATUSES & {status, was}:
+                self.counts[f"status: {status}"] += 1  # play stopped or resumed, at the same score
+                log.info("API-Tennis %s: %s -> %s at %s", followed.key, was, status, prev.describe())
+                return [self._message("status", followed.event, v)]
             if not joining:  # a match joined at its start is no repeat
                 self.counts["duplicates"] += 1
             return []

@@ -82,11 +82,13 @@ def check_game_result(text: str) -> str:
 
 class MatchEvent(BaseModel):
     """A match's state after an event (start, a point, the end), API-Tennis style. ``resync``: the score
-    jumped (a feed of snapshots skipped points): the state takes the score as reported, no point is invented."""
+    jumped (a feed of snapshots skipped points): the state takes the score as reported, no point is invented.
+    ``status``: only the status changed, at the same score (play suspended — "Suspended", "Interrupted" — or
+    resumed)."""
 
     model_config = _STRICT
 
-    kind: Literal["match_start", "point", "resync", "match_end"]
+    kind: Literal["match_start", "point", "resync", "status", "match_end"]
     event_key: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")
     event_date: str = Field(max_length=32)
     event_first_player: str = Field(min_length=1, max_length=200)

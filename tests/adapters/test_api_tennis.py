@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
@@ -21,8 +21,10 @@ from adapters.api_tennis.snapshots import SnapshotTranslator, best_of
 from adapters.api_tennis.standin import ApiTennisStandIn
 from adapters.api_tennis.vendor import VendorMatch, snapshots, vendor_name
 from betting.clock import ManualClock
+from betting.market import MarketBook, MarketStatus, RunnerBook
 from betting.paper import PaperExchange
 from betting.policy import TradingPolicy
+from betting.records import OrderRequest, OrderStatus, Persistence, Side
 from betting.trading import TradingCore
 from features.live_match import BadMessage
 from features.replays import replay_pbp_points
@@ -207,6 +209,55 @@ def test_a_retirement_ends_the_match_with_its_outcome_and_a_walkover_voids_it(re
     _follow(core, messages)
     finished = [payload for kind, payload in log if kind == "MATCH_FINISHED"]
     assert core.matches["at-9"].finished and finished[0]["outcome"] == "walkover"
+
+
+def test_play_suspended_stops_trading_on_the_match_and_cancels_its_orders_until_play_resumes(real):
+    """ "Suspended" at the same score is a ``status`` message: the core suspends the match from trading and cancels
+    its live orders; nothing settles; "Set N" again resumes it, and the points go on from the same score."""
+    vm, start, scores, _ = real[5]
+    snaps = snapshots(vm, start, scores)
+    k = len(snaps) // 2
+    translator = SnapshotTranslator()
+    log: list = []
+    core = _core(log)
+    for snap in snaps[: k + 1]:
+        _follow(core, translator.translate([snap]))
+    key = f"at-{vm.event_key}"
+    m = core.matches[key]
+    market = f"sim-{key}"
+    runners = tuple(RunnerBook.top_of_book(s, 2.0, 100.0, 2.02, 100.0) for s in ("First Player", "Second Player"))
+    core.on_book(key, MarketBook(market, core.clock.now(), MarketStatus.OPEN, True, runners))
+    resting = core.exchange.place(
+        OrderRequest(
+            customer_order_ref="rest-1",
+            market_id=market,
+            selection="First Player",
+            side=Side.BACK,
+            price=50.0,
+            size=2.0,
+            persistence=Persistence.PERSIST,
+        )
+    )
+    core.clock.set(core.clock.now() + timedelta(seconds=10))  # out of the bet delay: on the book
+    core.poll()
+    assert resting.is_live and core.exchange.order("rest-1").status is OrderStatus.EXECUTABLE
+    stopped = translator.translate([dict(snaps[k], event_status="Suspended")])
+    assert [x.kind for x in stopped] == ["status"] and translator.counts["status: Suspended"] == 1
+    _follow(core, stopped)
+    assert key in core.suspended and core.suspended[key][1].startswith("play suspended: Suspended")
+    assert not core.exchange.order("rest-1").is_live, "its live orders are cancelled"
+    assert not core.trade(m) and not m.finished and core.settled == set()
+    assert translator.translate([dict(snaps[k], event_status="Suspended")]) == []  # still suspended: a duplicate
+    resumed = translator.translate([snaps[k]])
+    assert [x.kind for x in resumed] == ["status"]
+    _follow(core, resumed)
+    assert key not in core.suspended and ("MATCH_RESUMED", {"after": core_reason(log), "channel": "play"}) in log
+    _follow(core, translator.translate([snaps[k + 1]]))
+    assert m.score == scores[k] and translator.counts["points"] == k + 1
+
+
+def core_reason(log: list) -> str:
+    return next(payload["reason"] for kind, payload in log if kind == "MATCH_SUSPENDED")
 
 
 def test_a_resync_that_goes_back_is_refused_by_the_match_state(real):
