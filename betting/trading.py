@@ -30,7 +30,7 @@ from betting.exchange import BaseExchange, OrderUpdate
 from betting.market import MarketBook, MarketStatus
 from betting.policy import TradingPolicy
 from betting.prior import prior_probability
-from betting.records import EventKind, Order, OrderRequest, Settlement
+from betting.records import EventKind, Order, OrderRequest, OrderStatus, Settlement
 from betting.risk import RiskBook, RiskLimits, check
 from betting.settlement import MatchResult, settle_market
 from features.live_match import FIRST, PLAY_SUSPENDED_STATUSES, SECOND, BadMessage, LiveMatch, MatchReport
@@ -138,8 +138,9 @@ class TradingCore:
             self.risk.record_order(order)
             self.order_match[order.customer_order_ref] = (self.match_of_market(order.market_id), "restored")
 
-    def record(self, updates: Iterable[OrderUpdate], ctx: Any = None) -> None:
-        """Order updates from the exchange: into the risk book, then to the sinks."""
+    def record(self, updates: Iterable[OrderUpdate], ctx: Any = None, strays: bool = True) -> None:
+        """Order updates from the exchange: into the risk book, then to the sinks. An order that reaches the book
+        (out of its bet delay) while its match's play is suspended is cancelled then."""
         for u in updates:
             order = u.order
             self.risk.record_order(order)
@@ -151,6 +152,23 @@ class TradingCore:
                 if u.fill is not None:
                     payload["fill"] = u.fill.to_dict()
                 self.emit(u.kind, payload, match_id, ctx if u.kind is EventKind.ORDER_PLACED else None)
+        if strays and self.suspended:
+            self._cancel_stopped(ctx)
+
+    def _cancel_stopped(self, ctx: Any) -> None:
+        """Orders on the book of a match whose play is suspended (out of their bet delay since): cancelled."""
+        refs = [
+            o.customer_order_ref
+            for key, (channel, _) in self.suspended.items()
+            if channel == PLAY
+            for market_id in self.markets_of.get(key, ())
+            for o in self.exchange.orders(market_id)
+            if o.status is OrderStatus.EXECUTABLE
+        ]
+        for ref in refs:
+            self.exchange.cancel(ref)
+        if refs:
+            self.record(self.exchange.poll(), ctx, strays=False)
 
     def _logs(self, kind: EventKind) -> bool:
         return self.logged is None or kind in self.logged

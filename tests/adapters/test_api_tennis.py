@@ -247,6 +247,21 @@ def test_play_suspended_stops_trading_on_the_match_and_cancels_its_orders_until_
     assert key in core.suspended and core.suspended[key][1].startswith("play suspended: Suspended")
     assert not core.exchange.order("rest-1").is_live, "its live orders are cancelled"
     assert not core.trade(m) and not m.finished and core.settled == set()
+    delayed = core.exchange.place(  # placed just before play stopped: in its bet delay, it cannot be cancelled yet
+        OrderRequest(
+            customer_order_ref="rest-2",
+            market_id=market,
+            selection="Second Player",
+            side=Side.BACK,
+            price=50.0,
+            size=2.0,
+            persistence=Persistence.PERSIST,
+        )
+    )
+    assert delayed.status is OrderStatus.PENDING
+    core.clock.set(core.clock.now() + timedelta(seconds=10))
+    core.poll()  # it reaches the book while play is suspended: cancelled then
+    assert core.exchange.order("rest-2").size_cancelled == 2.0
     assert translator.translate([dict(snaps[k], event_status="Suspended")]) == []  # still suspended: a duplicate
     resumed = translator.translate([snaps[k]])
     assert [x.kind for x in resumed] == ["status"]
