@@ -686,6 +686,30 @@ def bench_once(args: argparse.Namespace) -> int:
     return 0 if success else 1
 
 
+def cmd_errata(args: argparse.Namespace) -> int:
+    """The errata the pipeline proposed: list them, or accept them into the reviewed errata file."""
+    from expectations.propose_errata import accept_proposals, read_proposals
+
+    settings = Settings.from_env()
+    folder, current = settings.proposed_errata_dir, settings.errata_path
+    target = Path(settings.errata_file) if settings.errata_file else settings.home / "errata.csv"
+    if args.action == "list":
+        proposals = read_proposals(folder, args.datasets)
+        print(f"errata in force: {current}")
+        if not proposals:
+            print(f"no errata proposed (the ingest writes them to {folder})")
+        for dataset, rows in proposals.items():
+            print(f"{dataset}: {len(rows)} proposed ({folder / (dataset + '.csv')})")
+            for row in rows[:20]:
+                print(f"  {row['key']}{' [' + row['column'] + ']' if row.get('column') else ''}: {row['reason']}")
+            if len(rows) > 20:
+                print(f"  ... and {len(rows) - 20} more")
+        return 0
+    added = accept_proposals(folder, current, target, args.datasets)
+    print(f"{len(added)} errata added to {target}; the next ingest sets those rows aside as reviewed")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``courtside`` command line."""
     parser = argparse.ArgumentParser(
@@ -717,6 +741,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="only the WebSocket fan-out benchmark (10,000 subscribers; needs no pipeline state)",
     )
     bench.set_defaults(fn=cmd_bench)
+    errata = sub.add_parser("errata", help="the errata the data checks proposed: list them, or accept them")
+    errata.add_argument("action", choices=("list", "accept"))
+    errata.add_argument("datasets", nargs="*", help="only these datasets (default: all)")
+    errata.set_defaults(fn=cmd_errata)
     return parser
 
 

@@ -46,6 +46,9 @@ class Settings:
     """The live feed (``COURTSIDE_FEED_URL``; ``make up`` starts a replay server there)."""
     bankroll: float = 1000.0
     """Starting bankroll of the paper-trading session (``COURTSIDE_BANKROLL``)."""
+    errata_file: str = ""
+    """The reviewed errata the ingest applies (``COURTSIDE_ERRATA``; default ``<home>/errata.csv`` when it exists,
+    else the packaged ``feeds/errata.csv``)."""
     api_port: int = 8000
     """The live REST API and dashboard (``COURTSIDE_API_PORT``)."""
     ws_port: int = 8001
@@ -137,6 +140,18 @@ class Settings:
         """True when ingest reads the public upstream URLs."""
         return self.data_dir == UPSTREAM
 
+    @property
+    def errata_path(self) -> Path:
+        """The errata file in force (``feeds.historical.errata_path``)."""
+        from feeds.historical import errata_path
+
+        return errata_path(self.errata_file, self.home)
+
+    @property
+    def proposed_errata_dir(self) -> Path:
+        """Where the pipeline writes the errata it proposes, one CSV a dataset."""
+        return self.home / "errata" / "proposed"
+
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         """Read the settings from the environment (or from ``env`` when given)."""
@@ -157,6 +172,7 @@ class Settings:
             prediction_url=env.get("COURTSIDE_PREDICTION_URL") or "http://127.0.0.1:3001",
             feed_url=env.get("COURTSIDE_FEED_URL") or "ws://127.0.0.1:8765",
             bankroll=float(env.get("COURTSIDE_BANKROLL") or 1000.0),
+            errata_file=env.get("COURTSIDE_ERRATA") or "",
             api_port=int(env.get("COURTSIDE_API_PORT") or 8000),
             ws_port=int(env.get("COURTSIDE_WS_PORT") or 8001),
             ws_public_url=env.get("COURTSIDE_WS_PUBLIC_URL") or "",

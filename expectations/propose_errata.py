@@ -17,7 +17,7 @@ import csv
 import string
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -61,6 +61,9 @@ class Proposal:
     errata: the failing rows and any other row with the same key (e.g. a duplicate's first copy)."""
     unfixable: tuple[str, ...]
     """Failed expectations that are not about rows (schema, types, row count)."""
+    row_reasons: dict[int, list[tuple[str | None, str]]] = field(default_factory=dict)
+    """Position of each failing row -> what is wrong with it: (the column whose value alone is wrong, or None for
+    the whole row; the reason in words)."""
 
 
 def propose(dataset: str, frame: pd.DataFrame, source: DataSource, *, row_bounds: RowBounds | None = None) -> Proposal:
@@ -120,7 +123,7 @@ def propose(dataset: str, frame: pd.DataFrame, source: DataSource, *, row_bounds
     ]
     proposed = set(typed.iloc[aside])
     set_aside = tuple(int(p) for p in frame.index[typed.isin(proposed)])
-    return Proposal(dataset, result, tuple(errata.values()), tuple(listed), set_aside, tuple(unfixable))
+    return Proposal(dataset, result, tuple(errata.values()), tuple(listed), set_aside, tuple(unfixable), reasons)
 
 
 def typed_keys(frame: pd.DataFrame, spec: TableSpec) -> pd.Series:
@@ -196,6 +199,51 @@ def write_errata(errata: Iterable[ProposedErratum], out: TextIO | None = None) -
     writer.writerow(["dataset", "key", "column", "reason"])
     for e in errata:
         writer.writerow([e.dataset, e.key, e.column or "", e.reason])
+
+
+def read_proposals(folder: Path, datasets: Sequence[str] = ()) -> dict[str, list[dict[str, str]]]:
+    """The errata the pipeline proposed (``<home>/errata/proposed/<dataset>.csv``), by dataset."""
+    out: dict[str, list[dict[str, str]]] = {}
+    for path in sorted(folder.glob("*.csv")) if folder.is_dir() else []:
+        if datasets and path.stem not in datasets:
+            continue
+        with path.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(line for line in fh if not line.startswith("#")))
+        if rows:
+            out[path.stem] = rows
+    return out
+
+
+def accept_proposals(folder: Path, current: Path, target: Path, datasets: Sequence[str] = ()) -> list[dict[str, str]]:
+    """Add the proposed errata (of ``datasets``, or all) to the reviewed errata: ``current`` (the file in force) is
+    copied to ``target`` first when they differ (the packaged default is never edited), rows already there are not
+    added twice, and the accepted proposal files go. Returns the rows added."""
+    proposals = read_proposals(folder, datasets)
+    if target != current and not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(current.read_text(encoding="utf-8") if current.exists() else "dataset,key,column,reason\n")
+    have: set[tuple[str, str, str]] = set()
+    if target.exists():
+        with target.open(newline="", encoding="utf-8") as fh:
+            for row in csv.DictReader(line for line in fh if not line.startswith("#")):
+                have.add((row["dataset"], row["key"], row.get("column") or ""))
+    added = []
+    for rows in proposals.values():
+        for row in rows:
+            key = (row["dataset"], row["key"], row.get("column") or "")
+            if key not in have:
+                have.add(key)
+                added.append(row)
+    text = target.read_text(encoding="utf-8")
+    with target.open("a", newline="", encoding="utf-8") as fh:
+        if text and not text.endswith("\n"):
+            fh.write("\n")
+        writer = csv.writer(fh, lineterminator="\n")
+        for row in added:
+            writer.writerow([row["dataset"], row["key"], row.get("column") or "", row["reason"]])
+    for dataset in proposals:
+        (folder / f"{dataset}.csv").unlink(missing_ok=True)
+    return added
 
 
 def main(argv: Sequence[str] | None = None) -> int:

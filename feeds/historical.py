@@ -285,6 +285,16 @@ class Erratum:
     reason: str
 
 
+def errata_path(configured: str = "", home: Path | None = None) -> Path:
+    """The errata file in force: the configured one (``COURTSIDE_ERRATA``), else ``<home>/errata.csv`` when a person
+    made one (``courtside errata accept`` does), else the packaged default (``feeds/errata.csv``)."""
+    if configured:
+        return Path(configured)
+    if home is not None and (home / "errata.csv").exists():
+        return home / "errata.csv"
+    return ERRATA_FILE
+
+
 def load_errata(path: Path = ERRATA_FILE) -> dict[str, list[Erratum]]:
     """Reviewed upstream defects by dataset (see the header of ``feeds/errata.csv``)."""
     errata: dict[str, list[Erratum]] = {}

@@ -28,6 +28,14 @@ class PipelineRun:
                 return ev
         raise KeyError(f"{asset}:{name} was not evaluated in this run")
 
+    def materialization(self, asset: str) -> dg.AssetMaterialization:
+        """The materialization of one asset in this run."""
+        for m in self.result.get_asset_materialization_events():
+            event = m.event_specific_data.materialization
+            if event.asset_key == dg.AssetKey(asset):
+                return event
+        raise KeyError(f"{asset} was not materialized in this run")
+
     def materialized(self) -> set[str]:
         return {
             m.asset_key.to_user_string()

@@ -1,11 +1,21 @@
-"""Ingest: one asset per historical dataset. Good rows go on, rejected rows go to the quarantine
-table with their reason, and the counts are in the asset's metadata."""
+"""Ingest: one asset per historical dataset. Rows that cannot be read, rows named by the reviewed errata, and the
+row-level defects the data checks find (``expectations.screening``) go to the quarantine table with their reason;
+the good rows go on; the counts, the quality gate and the errata proposed are in the asset's metadata. The
+dataset's suite runs in the same step and reports as its check ``gx_suite`` (blocking for the training inputs)."""
+
+import csv
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 
-from feeds.historical import IngestResult, ingest
+from expectations.propose_errata import ProposedErratum
+from expectations.screening import Screened, screen
+from expectations.suites import SUITES, validate_dataset
+from feeds.historical import IngestResult, ingest, load_errata
+from orchestration.defs.ingest.checks import GATES_TRAINING, GX_CHECK
 from orchestration.defs.shared.execution import CRITICAL_PATH, LONGEST_CHAIN
+from orchestration.defs.shared.gx import check_result
 from orchestration.defs.shared.progress import reporter
 from orchestration.defs.shared.resources import CourtsideResource
 from storage.quarantine import QuarantinedRecord, replace_quarantine
@@ -53,8 +63,65 @@ def ingest_metadata(result: IngestResult, quarantined: int) -> dict[str, dg.Meta
     }
 
 
+def screening_metadata(screened: Screened) -> dict[str, dg.MetadataValue]:
+    proposed = pd.DataFrame(
+        [
+            {"key": e.key, "column": e.column or "", "reason": e.reason, "row": f"{e.source_file}:{e.source_line}"}
+            for e in screened.proposed[:20]
+        ]
+    )
+    return {
+        "set_aside_by_data_checks": dg.MetadataValue.int(len(screened.set_aside)),
+        "values_removed_by_data_checks": dg.MetadataValue.int(len(screened.values_removed)),
+        "errata_proposed": dg.MetadataValue.int(len(screened.proposed)),
+        "errata_proposed_sample": dg.MetadataValue.md(
+            proposed.to_markdown(index=False) if not proposed.empty else "none"
+        ),
+        "values_removed_sample": dg.MetadataValue.md(
+            pd.DataFrame([r.__dict__ for r in screened.values_removed[:20]]).to_markdown(index=False)
+            if screened.values_removed
+            else "none"
+        ),
+        "quality_gate": dg.MetadataValue.json(screened.gate.as_metadata()),
+        "systemic_failures": dg.MetadataValue.json(list(screened.systemic)),
+    }
+
+
+def write_proposals(folder: str, dataset: str, proposed: tuple[ProposedErratum, ...]) -> None:
+    """The errata this ingest proposes, for review (``courtside errata``), each under a comment naming its row; none:
+    the file goes."""
+    if not folder:
+        return
+    path = Path(folder) / f"{dataset}.csv"
+    if not proposed:
+        path.unlink(missing_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(["dataset", "key", "column", "reason"])
+        for e in proposed:
+            fh.write(f"# {e.source_file}:{e.source_line}\n")
+            writer.writerow([e.dataset, e.key, e.column or "", e.reason])
+
+
 def raw_asset(dataset: str, description: str) -> dg.AssetsDefinition:
-    """The ingest asset of one dataset."""
+    """The ingest asset of one dataset, with its suite as its check."""
+    checked = dataset in SUITES
+    specs = (
+        [
+            dg.AssetCheckSpec(
+                GX_CHECK,
+                asset=f"raw_{dataset}",
+                blocking=dataset in GATES_TRAINING,
+                description=f"Great Expectations suite '{dataset}' (schema, types, ranges, uniqueness, allowed values, "
+                "row counts): row-level defects are set aside at ingest; a systemic failure fails the check"
+                + (" - blocking: gates training." if dataset in GATES_TRAINING else "."),
+            )
+        ]
+        if checked
+        else []
+    )
 
     @dg.asset(
         name=f"raw_{dataset}",
@@ -62,18 +129,40 @@ def raw_asset(dataset: str, description: str) -> dg.AssetsDefinition:
         description=description,
         kinds={"pandas", "parquet"},
         op_tags=priority(dataset),
+        check_specs=specs,
     )
-    def _ingest(context: dg.AssetExecutionContext, courtside: CourtsideResource) -> dg.Output[pd.DataFrame]:
-        result = ingest(courtside.source(), dataset, progress=reporter(context, f"read {dataset}"))
-        records = [QuarantinedRecord(r.location, r.line, r.record, r.reason) for r in result.rejections]
+    def _ingest(context: dg.AssetExecutionContext, courtside: CourtsideResource):
+        source = courtside.source()
+        errata = load_errata(courtside.errata_path())
+        result = ingest(source, dataset, progress=reporter(context, f"read {dataset}"), errata=errata)
+        screened = screen(dataset, result.frame, source) if checked else None
+        rejections = list(result.rejections) + (screened.set_aside if screened else [])
+        records = [QuarantinedRecord(r.location, r.line, r.record, r.reason) for r in rejections]
         quarantined = replace_quarantine(courtside.engine, dataset, records)
+        if screened is not None and screened.set_aside:
+            context.log.warning(
+                f"{dataset}: {len(screened.set_aside)} rows set aside by the data checks "
+                f"({len(screened.proposed)} errata proposed in {courtside.proposed_errata_dir})"
+            )
         if result.rejections:
             context.log.warning(f"{dataset}: {len(result.rejections)} rows quarantined {result.rejected_by_reason}")
-        return dg.Output(
-            result.frame,
-            data_version=dg.DataVersion(result.data_version[:16]),
-            metadata=ingest_metadata(result, quarantined),
-        )
+        frame = screened.frame if screened is not None else result.frame
+        metadata = ingest_metadata(result, quarantined)
+        metadata["dagster/row_count"] = metadata["rows"] = dg.MetadataValue.int(len(frame))
+        if screened is not None:
+            metadata.update(screening_metadata(screened))
+            write_proposals(courtside.proposed_errata_dir, dataset, screened.proposed)
+        yield dg.Output(frame, data_version=dg.DataVersion(result.data_version[:16]), metadata=metadata)
+        if screened is not None:
+            # the suite on what goes on: clean unless the failure is systemic (then everything was kept, and it fails)
+            verdict = validate_dataset(dataset, frame) if (screened.set_aside or screened.values_removed) else None
+            yield check_result(
+                verdict if verdict is not None else screened.result,
+                GX_CHECK,
+                systemic_failures=dg.MetadataValue.json(list(screened.systemic)),
+                set_aside_by_data_checks=len(screened.set_aside),
+                quality_gate=dg.MetadataValue.json(screened.gate.as_metadata()),
+            )
 
     return _ingest
 

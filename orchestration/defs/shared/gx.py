@@ -1,12 +1,15 @@
 """Great Expectations results as Dagster asset check results."""
 
+from typing import Any
+
 import dagster as dg
 
 from expectations.runner import SuiteResult
 
 
-def check_result(result: SuiteResult) -> dg.AssetCheckResult:
-    """Pass/fail, the failed expectations with failing examples, and per-expectation counts."""
+def check_result(result: SuiteResult, check_name: str | None = None, **extra: Any) -> dg.AssetCheckResult:
+    """Pass/fail, the failed expectations with failing examples, and per-expectation counts (``extra``: more
+    metadata)."""
     failed = {
         f.name: {
             "columns": list(f.columns),
@@ -18,6 +21,7 @@ def check_result(result: SuiteResult) -> dg.AssetCheckResult:
         for f in result.failures
     }
     return dg.AssetCheckResult(
+        check_name=check_name,
         passed=result.success,
         severity=dg.AssetCheckSeverity.ERROR,
         description=(f"{len(result.failures)} of {len(result.expectations)} expectations failed: " + ", ".join(failed))
@@ -29,5 +33,6 @@ def check_result(result: SuiteResult) -> dg.AssetCheckResult:
             "expectations": len(result.expectations),
             "failed_expectations": dg.MetadataValue.json(failed),
             "seconds": round(result.seconds, 2),
+            **extra,
         },
     )

@@ -25,10 +25,21 @@ class CourtsideResource(dg.ConfigurableResource):
     """The BentoML prediction service (pre-match value scans call its ``/predict``)."""
     bankroll: float = 1000.0
     """Starting bankroll of the paper-trading session."""
+    errata_file: str = ""
+    """``COURTSIDE_ERRATA`` (empty: ``<home>/errata.csv`` when it exists, else the packaged errata)."""
+    home: str = ""
+    proposed_errata_dir: str = ""
+    """Where the ingest writes the errata it proposes (``Settings.proposed_errata_dir``)."""
 
     def source(self) -> DataSource:
         """Where historical files are read from (a folder, or the upstream URLs)."""
         return data_source(self.data_dir)
+
+    def errata_path(self) -> Path:
+        """The errata in force now (a file accepted since the definitions loaded counts)."""
+        from feeds.historical import errata_path
+
+        return errata_path(self.errata_file, Path(self.home) if self.home else None)
 
     @cached_property
     def engine(self) -> Engine:
@@ -134,6 +145,9 @@ def resources_from_settings(settings: Settings, windows: WindowSettings | None =
             reports_dir=str(settings.home / "reports"),
             prediction_url=settings.prediction_url,
             bankroll=settings.bankroll,
+            errata_file=settings.errata_file,
+            home=str(settings.home),
+            proposed_errata_dir=str(settings.proposed_errata_dir),
         ),
         "mlflow": MlflowResource(
             tracking_uri=settings.mlflow_tracking_uri, artifact_dir=str(settings.mlflow_artifacts_dir)
