@@ -114,7 +114,9 @@ def use_windows(args: argparse.Namespace, settings: Settings) -> PipelineWindows
                 "them once the data is read)"
             )
         else:
-            check_data(windows, data_seasons(data_source(settings.data_dir)), settings.data_dir)
+            check_data(
+                windows, data_seasons(data_source(settings.data_dir, settings.source_globs())), settings.data_dir
+            )
     except (WindowsError, FileNotFoundError) as exc:
         print(f"refusing to start: {exc}", file=sys.stderr)
         return None

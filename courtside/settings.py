@@ -46,6 +46,9 @@ class Settings:
     """The live feed (``COURTSIDE_FEED_URL``; ``make up`` starts a replay server there)."""
     bankroll: float = 1000.0
     """Starting bankroll of the paper-trading session (``COURTSIDE_BANKROLL``)."""
+    sources_file: str = ""
+    """File globs per dataset (``COURTSIDE_SOURCES``: a TOML file with a ``[globs]`` table; default
+    ``<home>/sources.toml`` when it exists; see ``feeds.sources.load_globs``)."""
     errata_file: str = ""
     """The reviewed errata the ingest applies (``COURTSIDE_ERRATA``; default ``<home>/errata.csv`` when it exists,
     else the packaged ``feeds/errata.csv``)."""
@@ -147,6 +150,15 @@ class Settings:
 
         return errata_path(self.errata_file, self.home)
 
+    def source_globs(self) -> dict[str, list[str]]:
+        """The file globs that replace a dataset's defaults (none unless a sources file says so)."""
+        from feeds.sources import load_globs
+
+        if self.sources_file:
+            return load_globs(Path(self.sources_file))
+        local = self.home / "sources.toml"
+        return load_globs(local) if local.exists() else {}
+
     @property
     def proposed_errata_dir(self) -> Path:
         """Where the pipeline writes the errata it proposes, one CSV a dataset."""
@@ -173,6 +185,7 @@ class Settings:
             feed_url=env.get("COURTSIDE_FEED_URL") or "ws://127.0.0.1:8765",
             bankroll=float(env.get("COURTSIDE_BANKROLL") or 1000.0),
             errata_file=env.get("COURTSIDE_ERRATA") or "",
+            sources_file=env.get("COURTSIDE_SOURCES") or "",
             api_port=int(env.get("COURTSIDE_API_PORT") or 8000),
             ws_port=int(env.get("COURTSIDE_WS_PORT") or 8001),
             ws_public_url=env.get("COURTSIDE_WS_PUBLIC_URL") or "",

@@ -15,7 +15,7 @@ import random
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -56,6 +56,7 @@ class DataSource(Protocol):
 
 
 def _local_patterns(dataset: str) -> list[str]:
+    """The default file globs of each dataset in a local folder (``COURTSIDE_SOURCES`` can replace any)."""
     return {
         "atp_matches": ["atp/atp_matches_[0-9][0-9][0-9][0-9].csv*"],
         "atp_matches_qual_chall": ["atp/atp_matches_qual_chall_[0-9][0-9][0-9][0-9].csv*"],
@@ -63,7 +64,13 @@ def _local_patterns(dataset: str) -> list[str]:
         "odds_tour": ["odds/atp_tour_odds_2013_onward.csv*"],
         "odds_slams": ["odds/grand_slam_odds_tennis_data.csv*"],
         "reference_name_mapping": ["odds/reference_name_mapping.csv*"],
-        "pbp_matches": ["pbp/pbp_matches_atp_main_archive.csv*", "pbp/pbp_matches_atp_qual_archive.csv*"],
+        # the archive (2011-2016) and, when present, the current files Sackmann's repository adds
+        "pbp_matches": [
+            "pbp/pbp_matches_atp_main_archive.csv*",
+            "pbp/pbp_matches_atp_qual_archive.csv*",
+            "pbp/pbp_matches_atp_main_current.csv*",
+            "pbp/pbp_matches_atp_qual_current.csv*",
+        ],
         "slam_matches": ["slam_pbp/[0-9][0-9][0-9][0-9]-*-matches.csv*"],
         "slam_points": ["slam_pbp/[0-9][0-9][0-9][0-9]-*-points.csv*"],
     }[dataset]
@@ -78,13 +85,15 @@ def _year_of(name: str) -> int | None:
 
 @dataclass(frozen=True)
 class LocalDataSource:
-    """Files in a folder laid out like ``../shared/data`` (gzip or plain CSV)."""
+    """Files in a folder laid out like ``../shared/data`` (gzip or plain CSV); ``globs`` replaces the default file
+    globs of any dataset (relative to ``root``)."""
 
     root: Path
+    globs: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
     def files(self, dataset: str) -> list[SourceFile]:
         found: dict[str, Path] = {}
-        for pattern in _local_patterns(dataset):
+        for pattern in self.globs.get(dataset) or _local_patterns(dataset):
             for path in sorted(self.root.glob(pattern)):
                 stem = path.name.removesuffix(".gz")
                 found.setdefault(stem, path)  # prefer whichever sorts first: .csv before .csv.gz
@@ -147,7 +156,12 @@ class UpstreamDataSource:
         if dataset == "pbp_matches":
             return [
                 SourceFile(f"{n}.csv", f"{p}/{n}.csv")
-                for n in ("pbp_matches_atp_main_archive", "pbp_matches_atp_qual_archive")
+                for n in (
+                    "pbp_matches_atp_main_archive",
+                    "pbp_matches_atp_qual_archive",
+                    "pbp_matches_atp_main_current",
+                    "pbp_matches_atp_qual_current",
+                )
             ]
         if dataset in ("slam_matches", "slam_points"):
             kind = dataset.removeprefix("slam_")
@@ -183,8 +197,47 @@ class UpstreamDataSource:
         return {}  # upstream changes are picked up by the weekly schedule, not the file sensor
 
 
-def data_source(data_dir: str) -> DataSource:
-    """The source for a COURTSIDE_DATA_DIR value (a folder, or ``upstream``)."""
+def load_globs(path: Path | None) -> dict[str, list[str]]:
+    """File globs per dataset from a TOML file (``COURTSIDE_SOURCES``)::
+
+        [globs]
+        pbp_matches = ["pbp/pbp_matches_atp_*.csv*"]
+
+    A dataset not named keeps its default globs; an unknown dataset or a glob that is not text is refused."""
+    if path is None:
+        return {}
+    import tomllib
+
+    with path.open("rb") as fh:
+        table = tomllib.load(fh).get("globs", {})
+    known = set(DATASETS)
+    out: dict[str, list[str]] = {}
+    for dataset, globs in table.items():
+        if dataset not in known:
+            raise ValueError(f"{path}: [globs] names {dataset!r}, not a dataset (known: {', '.join(sorted(known))})")
+        if isinstance(globs, str):
+            globs = [globs]
+        if not isinstance(globs, list) or not globs or not all(isinstance(g, str) and g for g in globs):
+            raise ValueError(f"{path}: [globs] {dataset} must be a glob or a list of globs")
+        out[dataset] = list(globs)
+    return out
+
+
+DATASETS = (
+    "atp_matches",
+    "atp_matches_qual_chall",
+    "atp_players",
+    "odds_tour",
+    "odds_slams",
+    "reference_name_mapping",
+    "pbp_matches",
+    "slam_matches",
+    "slam_points",
+)
+
+
+def data_source(data_dir: str, globs: Mapping[str, Sequence[str]] | None = None) -> DataSource:
+    """The source for a COURTSIDE_DATA_DIR value (a folder, or ``upstream``); ``globs``: a folder's file globs."""
     if data_dir == "upstream":
         return UpstreamDataSource()
     root = Path(data_dir)
@@ -193,7 +246,7 @@ def data_source(data_dir: str) -> DataSource:
             f"COURTSIDE_DATA_DIR={data_dir!r} is not a folder; point it at a copy of the shared "
             "tennis data (laid out like ../shared/data) or set it to 'upstream'"
         )
-    return LocalDataSource(root)
+    return LocalDataSource(root, dict(globs or {}))
 
 
 def sha256_hex(chunks: Iterable[bytes]) -> str:

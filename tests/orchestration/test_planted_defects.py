@@ -12,8 +12,8 @@ training runs, and it is left out to save minutes).
 """
 
 import csv
-import re
 import io
+import re
 
 import pytest
 from sqlalchemy import text

@@ -25,6 +25,8 @@ class CourtsideResource(dg.ConfigurableResource):
     """The BentoML prediction service (pre-match value scans call its ``/predict``)."""
     bankroll: float = 1000.0
     """Starting bankroll of the paper-trading session."""
+    source_globs: dict[str, list[str]] = {}
+    """File globs replacing a dataset's defaults (``Settings.source_globs``)."""
     errata_file: str = ""
     """``COURTSIDE_ERRATA`` (empty: ``<home>/errata.csv`` when it exists, else the packaged errata)."""
     home: str = ""
@@ -33,7 +35,7 @@ class CourtsideResource(dg.ConfigurableResource):
 
     def source(self) -> DataSource:
         """Where historical files are read from (a folder, or the upstream URLs)."""
-        return data_source(self.data_dir)
+        return data_source(self.data_dir, self.source_globs)
 
     def errata_path(self) -> Path:
         """The errata in force now (a file accepted since the definitions loaded counts)."""
@@ -146,6 +148,7 @@ def resources_from_settings(settings: Settings, windows: WindowSettings | None =
             prediction_url=settings.prediction_url,
             bankroll=settings.bankroll,
             errata_file=settings.errata_file,
+            source_globs=settings.source_globs(),
             home=str(settings.home),
             proposed_errata_dir=str(settings.proposed_errata_dir),
         ),
