@@ -219,7 +219,9 @@ class FeatureState:
     def with_players(cls, players: pd.DataFrame) -> FeatureState:
         """A fresh state knowing the static facts (birth date, height, hand) of ``players``."""
         dob = pd.to_datetime(players["dob"], errors="coerce")
-        days = (dob.astype("int64") // 86_400_000_000_000).where(dob.notna())
+        # days since 1970 whatever the column's unit (a parquet round trip makes it microseconds: an integer cast
+        # divided by nanoseconds a day gave every player a birth day near 1970, and the age became the calendar)
+        days = (dob - pd.Timestamp("1970-01-01")).dt.days.where(dob.notna())
         info = {
             int(pid): PlayerInfo(
                 None if pd.isna(d) else int(d),

@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.prematch import FEATURES, build_prematch_features
-from tests.real_data import clean
+from features.matches import clean_players
+from features.prematch import FEATURES, FeatureState, build_prematch_features
+from tests.real_data import clean, raw
 
 SWAP = [("winner_id", "loser_id"), ("winner_rank", "loser_rank"), ("winner_rank_points", "loser_rank_points")]
 
@@ -100,3 +101,18 @@ def test_every_feature_is_classified_for_mirroring():
         fp.mirror_spec([*FEATURES, "new_feature"])
     with pytest.raises(ValueError, match="no partner"):
         fp.mirror_spec(["elo_a"])
+
+
+@pytest.mark.parametrize("unit", ["ns", "us", "s"])
+def test_a_players_age_is_his_age_whatever_the_unit_of_the_birth_dates(unit):
+    """The warehouse's parquet round trip turns birth dates into microseconds: ages must not change with the unit
+    (they did: every player was born near 1970, and ``age_a`` was the calendar year in disguise)."""
+    players = clean_players(raw("atp_players"))
+    players = players.assign(dob=players["dob"].astype(f"datetime64[{unit}]"))
+    state = FeatureState.with_players(players)
+    djokovic = int(
+        players.loc[(players["name_first"] == "Novak") & (players["name_last"] == "Djokovic"), "player_id"].iloc[0]
+    )
+    wimbledon_2012 = (pd.Timestamp("2012-06-25") - pd.Timestamp("1970-01-01")).days
+    age = (wimbledon_2012 - state.info[djokovic].dob_day) / 365.25
+    assert 25.0 < age < 25.2  # born 1987-05-22
