@@ -13,6 +13,7 @@ from orchestration.defs import (
     inplay,
     live,
     models,
+    monitoring,
     ratings,
 )
 from orchestration.defs.operations.jobs import (
@@ -23,12 +24,12 @@ from orchestration.defs.operations.jobs import (
     settlement_job,
 )
 from orchestration.defs.operations.schedules import weekly_retrain
-from orchestration.defs.operations.sensors import data_files_changed, live_event_log
+from orchestration.defs.operations.sensors import data_files_changed, drift_retrain, live_event_log
 from orchestration.defs.shared.execution import pipeline_executor
 from orchestration.defs.shared.resources import resources_from_settings
 from training.windows import WindowSettings
 
-DOMAINS = (ingest, clean, identity, ratings, features, models, evaluation, inplay, backtest, live)
+DOMAINS = (ingest, clean, identity, ratings, features, models, evaluation, inplay, backtest, live, monitoring)
 
 
 def build_definitions(settings: Settings | None = None, windows: WindowSettings | None = None) -> dg.Definitions:
@@ -44,7 +45,7 @@ def build_definitions(settings: Settings | None = None, windows: WindowSettings 
         asset_checks=checks,
         jobs=[pipeline_job, retrain_job, prematch_value_job, settlement_job, live_checks_job],
         schedules=[weekly_retrain],
-        sensors=[data_files_changed, live_event_log],
+        sensors=[data_files_changed, live_event_log, drift_retrain],
         resources=resources_from_settings(settings, windows),
         # Two step processes at a time, forked from a server that imported everything once (see
         # ``orchestration.defs.shared.execution``); ``execute_in_process`` still runs one step at a time.

@@ -13,9 +13,12 @@ pipeline_job = dg.define_asset_job(
 
 retrain_job = dg.define_asset_job(
     "retrain_prematch",
-    selection=dg.AssetSelection.assets("prematch_champion", "test_evaluation", "player_snapshot").upstream(),
+    selection=dg.AssetSelection.assets(
+        "prematch_champion", "test_evaluation", "player_snapshot", "inplay_champion", "prematch_feature_drift"
+    ).upstream(),
     description="Re-ingest, re-check, rebuild features (and the player snapshot the prediction service "
-    "reads) and retrain the pre-match models; promote the challenger when it beats the champion.",
+    "reads) and retrain the pre-match and in-play models; promote a challenger when it beats its champion; "
+    "measure the feature drift again.",
 )
 
 prematch_value_job = dg.define_asset_job(
@@ -26,8 +29,8 @@ prematch_value_job = dg.define_asset_job(
 
 settlement_job = dg.define_asset_job(
     "settle_live",
-    selection=dg.AssetSelection.assets("live_settlements", "live_pnl"),
-    description="Settle finished matches and update the live P&L.",
+    selection=dg.AssetSelection.assets("live_settlements", "live_pnl", "live_calibration_drift"),
+    description="Settle finished matches, update the live P&L and the calibration drift of the live predictions.",
 )
 
 live_checks_job = dg.define_asset_job(

@@ -133,3 +133,43 @@ def live_event_log(context: dg.SensorEvaluationContext, courtside: CourtsideReso
     state["newest"] = newest
     skip = None if requests else f"log at entry {newest}: {', '.join(notes) or 'nothing new'}"
     return dg.SensorResult(run_requests=requests, cursor=json.dumps(state), skip_reason=skip)
+
+
+DRIFT_ASSETS = ("prematch_feature_drift", "live_calibration_drift")
+
+
+@dg.sensor(job=retrain_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+def drift_retrain(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    """Requests the retrain (pre-match and in-play models) when a drift asset's newest materialization says
+    ``drifted`` (``training.drift``: features beyond the PSI limit, or live calibration beyond its limit). The cursor
+    holds the last materialization seen of each, so one drift asks once; a retrain already queued or running is not
+    asked again."""
+    seen = json.loads(context.cursor) if context.cursor else {}
+    requests, notes = [], []
+    for name in DRIFT_ASSETS:
+        records = context.instance.fetch_materializations(dg.AssetKey(name), limit=1).records
+        event = records[0] if records else None
+        if event is None or event.storage_id <= seen.get(name, 0):
+            continue
+        seen[name] = event.storage_id
+        metadata = event.asset_materialization.metadata if event.asset_materialization else {}
+        drifted = metadata.get("drifted")
+        if drifted is None or not drifted.value:
+            notes.append(f"{name}: no drift")
+            continue
+        if _busy(context, retrain_job.name):
+            notes.append(f"{name} drifted; a retrain is already on its way")
+            continue
+        detail = metadata.get("drifted_features") or metadata.get("calibration_error")
+        requests.append(
+            dg.RunRequest(
+                run_key=f"drift-{name}-{event.storage_id}",
+                tags={
+                    "courtside/reason": f"drift: {name}",
+                    "courtside/drift": str(detail.value if detail else "")[:500],
+                },
+            )
+        )
+        notes.append(f"{name} drifted: retrain requested")
+    skip = None if requests else "; ".join(notes) or "no new drift measurement"
+    return dg.SensorResult(run_requests=requests, cursor=json.dumps(seen), skip_reason=skip)
