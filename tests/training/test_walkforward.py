@@ -202,3 +202,38 @@ def test_served_probabilities_are_symmetric_in_the_players():
     np.testing.assert_allclose(p + predict(model, mirrored), 1.0, atol=1e-12)  # ... the served answer is
     fast = symmetric(lambda a: model.predict_proba(a)[:, 1], FEATURES)
     np.testing.assert_allclose(fast(x), p, atol=1e-7)
+
+
+def _validation_table(raw_shift: float, n: int = 4000, seed: int = 3) -> pd.DataFrame:
+    """Validation rows whose raw forecasts are calibrated (``raw_shift`` 0) or skewed; the maps are fitted on the
+    truth, so Platt is as good as calibration gets."""
+    rng = np.random.default_rng(seed)
+    true = rng.uniform(0.1, 0.9, n)
+    y = (rng.random(n) < true).astype(int)
+    logit = np.log(true / (1 - true))
+    raw = 1 / (1 + np.exp(-(logit + raw_shift)))
+    return pd.DataFrame(
+        {
+            "split": "validation",
+            "a_won": y,
+            "p_model_raw": raw,
+            "p_model_platt": fit_calibrator("platt", raw, y)(raw),
+            "p_model_isotonic": fit_calibrator("isotonic", raw, y)(raw),
+        }
+    )
+
+
+def test_the_calibration_map_is_kept_unless_none_is_better_beyond_the_bootstrap_noise():
+    from training.walkforward import choose_calibration
+
+    # calibrated raw forecasts: "none" may win by a hair, which is noise: the calibrated map is kept
+    method, rule = choose_calibration(_validation_table(0.0), n_boot=500)
+    assert method in ("platt", "isotonic") and rule["ci"][1] >= 0
+    # badly skewed raw forecasts: the map is far better, and kept
+    method, rule = choose_calibration(_validation_table(1.0), n_boot=500)
+    assert method in ("platt", "isotonic") and rule["none_minus_calibrated"] > 0
+    # a map that hurts beyond the noise (fitted on other data): uncalibrated wins
+    table = _validation_table(0.0)
+    table["p_model_platt"] = table["p_model_isotonic"] = np.clip(table["p_model_raw"] + 0.15, 0.01, 0.99)
+    method, rule = choose_calibration(table, n_boot=500)
+    assert method == "none" and rule["ci"][1] < 0
