@@ -1,6 +1,7 @@
-"""The in-play models on the test seasons, scored once on every point by stage: before the first point
-and after 25/50/75% of the match's points, and over the points of each set; the table, its markdown and
-plot, and the scores added to each model's MLflow run.
+"""The in-play models on the test seasons, scored once on every point by stage: before the first point, over
+the points in each quarter of the match (0-25, 25-50, 50-75, 75-100% of its points played) and over the points of
+each set; the table, its markdown and plot, and the scores added to each model's MLflow run. Bins, not the single
+states at 25/50/75%: a rule judged on one point a match flips on noise (``beats_at_every_stage``).
 """
 
 from __future__ import annotations
@@ -8,6 +9,9 @@ from __future__ import annotations
 import matplotlib
 
 matplotlib.use("Agg")
+from collections.abc import Callable  # noqa: E402
+from typing import Any  # noqa: E402
+
 import matplotlib.pyplot as plt  # noqa: E402
 import mlflow  # noqa: E402
 import numpy as np  # noqa: E402
@@ -17,20 +21,19 @@ from matplotlib.figure import Figure  # noqa: E402
 from training.metrics import score  # noqa: E402
 from training.prematch import CandidateResult  # noqa: E402
 
-STAGE_SHARES = (0.0, 0.25, 0.5, 0.75)
-"""Stages of a match by share of its points played."""
+STAGE_BINS = ((0.0, 0.25), (0.25, 0.5), (0.5, 0.75), (0.75, 1.0))
+"""Stages of a match by the share of its points played before the state (the first point's state is its own
+stage, "0%")."""
 
 
 def stage_masks(rows: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Rows of each stage: the state after 0/25/50/75% of the match's points, the points of each set,
-    and every point. Needs every point of each match (test rows)."""
+    """Rows of each stage: before the first point, the points of each quarter of the match, of each set, and every
+    point. Works on a sample of a match's points too (each row knows its share)."""
     point, n = rows["point"].to_numpy(), rows["n_points"].to_numpy()
-    per_match = rows.groupby("match_id")["point"].size()
-    if (per_match.to_numpy() != rows.groupby("match_id")["n_points"].first().to_numpy()).any():
-        raise ValueError(
-            "scores by stage need every point of each match (sample_share applies to train and validation only)"
-        )
-    masks = {f"{int(q * 100)}%": point == np.floor(q * n).astype(int) for q in STAGE_SHARES}
+    share = point / np.maximum(n, 1)
+    masks = {"0%": point == 0}
+    for lo, hi in STAGE_BINS:
+        masks[f"{int(lo * 100)}-{int(hi * 100)}%"] = (point > 0) & (share > lo if lo else True) & (share <= hi)
     set_number = rows["set_number"].to_numpy().astype(int)
     for s in range(1, int(set_number.max()) + 1 if len(rows) else 1):
         masks[f"set {s}"] = set_number == s
@@ -76,7 +79,8 @@ def stage_markdown(table: pd.DataFrame) -> str:
 
 
 def beats_at_every_stage(table: pd.DataFrame, model: str, reference: str = "markov") -> dict[str, bool]:
-    """For each stage after the first point: whether ``model``'s log-loss is below ``reference``'s."""
+    """For each stage after the first point (the quarters of the match and the sets): whether ``model``'s log-loss
+    is below ``reference``'s."""
     pivot = table.pivot(index="stage", columns="model", values="log_loss")
     return {
         stage: bool(pivot.loc[stage, model] < pivot.loc[stage, reference])
@@ -131,3 +135,43 @@ def log_test_evaluation(results: list[CandidateResult], table: pd.DataFrame, art
             mlflow.log_table(table, "test_by_stage.json")
             for path in artifacts:
                 mlflow.log_artifact(path)
+
+
+def beats_in_every_bin(rows: pd.DataFrame, p_model: np.ndarray, p_reference: np.ndarray) -> dict[str, dict]:
+    """``beats_at_every_stage`` on any rows (the validation points of the champion rule): per stage after the first
+    point, both log-losses and whether the model's is lower."""
+    table = stage_table(rows, {"model": p_model, "reference": p_reference})
+    pivot = table.pivot(index="stage", columns="model", values="log_loss")
+    beats = beats_at_every_stage(table, "model", "reference")
+    return {
+        stage: {
+            "model": round(float(pivot.loc[stage, "model"]), 5),
+            "reference": round(float(pivot.loc[stage, "reference"]), 5),
+            "beats": won,
+        }
+        for stage, won in beats.items()
+        if stage != "all points"
+    }
+
+
+CONSTANT_CHAIN = "markov"
+
+
+def choose_inplay_challenger(
+    candidates: list[CandidateResult], validation: pd.DataFrame, predict: Callable[[Any, pd.DataFrame], np.ndarray]
+) -> tuple[CandidateResult, dict[str, dict]]:
+    """The in-play challenger: of the candidates that beat the constant-serve chain on the validation points in
+    every stage bin (``beats_in_every_bin``) — the chain itself always qualifies — the one with the lowest
+    validation log-loss. Returns it and every candidate's bins."""
+    by_name = {r.name: r for r in candidates}
+    reference = predict(by_name[CONSTANT_CHAIN].model, validation) if CONSTANT_CHAIN in by_name else None
+    bins: dict[str, dict] = {}
+    eligible = []
+    for r in candidates:
+        if r.name == CONSTANT_CHAIN or reference is None:
+            eligible.append(r)
+            continue
+        bins[r.name] = beats_in_every_bin(validation, predict(r.model, validation), reference)
+        if all(b["beats"] for b in bins[r.name].values()):
+            eligible.append(r)
+    return min(eligible, key=lambda r: r.validation_scores["log_loss"]), bins

@@ -17,8 +17,10 @@ from features.inplay_state import FEATURE_INDEX, inplay_features, sigmoid
 from features.scoring import Score, match_format
 from tests.services import prediction_service
 from training import tracking
+from training.inplay_evaluation import choose_inplay_challenger
+from training.inplay_models import predict_rows
 
-STAGES = {"0%", "25%", "50%", "75%", "set 1", "set 2", "set 3", "all points"}
+STAGES = {"0%", "0-25%", "25-50%", "50-75%", "75-100%", "set 1", "set 2", "set 3", "all points"}
 MODELS = {"markov", "markov_updated", "learned"}
 
 
@@ -75,7 +77,7 @@ def test_every_model_scored_by_stage_on_the_test_points(runs):
     assert pivot.loc["0%"].max() - pivot.loc["0%"].min() < 1e-9  # the pre-match probability, for all three
     # honest bounds: better than a coin flip at every stage, no better than near-certainty late in matches
     assert ((pivot > 0.05) & (pivot < 0.693)).all().all(), pivot
-    assert (pivot.loc["75%"] < pivot.loc["25%"]).all()  # the later the state, the more it knows
+    assert (pivot.loc["75-100%"] < pivot.loc["0-25%"]).all()  # the later the state, the more it knows
     meta = first.asset_materializations_for_node("inplay_evaluation")[0].metadata
     assert set(meta["beats_constant_chain_at_every_stage"].value) == {"markov_updated", "learned"}
     reports = settings.home / "reports"
@@ -93,7 +95,9 @@ def test_best_model_registered_as_champion_with_runs_in_mlflow(runs):
     challenger = client.get_model_version_by_alias(tracking.INPLAY_MODEL, tracking.CHALLENGER)
     assert str(champion.version) == str(challenger.version) == "1"
     candidates = first.output_for_node("inplay_candidates")
-    best = min(candidates, key=lambda r: r.validation_scores["log_loss"])
+    points = first.output_for_node("inplay_points")
+    validation = points[points["split"] == "validation"].reset_index(drop=True)
+    best, _ = choose_inplay_challenger(candidates, validation, predict_rows)  # the stage bins decide, then log-loss
     assert client.get_run(champion.run_id).data.tags["model_family"] == best.name
     assert "/predict_live" in client.get_registered_model(tracking.INPLAY_MODEL).description
     experiment = client.get_experiment_by_name(tracking.INPLAY_EXPERIMENT)

@@ -19,7 +19,7 @@ from serving.predictor import compile_inplay_predictor
 from tests.real_data import data_dir
 from training import tracking
 from training.inplay_data import InplayTrainingConfig, build_points, match_states, pbp_sequences, point_rows
-from training.inplay_evaluation import beats_at_every_stage, stage_masks, stage_table
+from training.inplay_evaluation import beats_at_every_stage, beats_in_every_bin, stage_masks, stage_table
 from training.inplay_models import InplayEstimator, decide_inplay_promotion, fit_models, predict_rows
 from training.splits import Windows
 
@@ -180,15 +180,21 @@ def test_scores_by_stage_on_every_test_match(built, models):
     test = rows[rows["split"] == "test"]
     masks = stage_masks(test)
     n_matches = test["match_id"].nunique()
-    for stage in ("0%", "25%", "50%", "75%"):
-        assert masks[stage].sum() == n_matches
+    assert masks["0%"].sum() == n_matches
+    quarters = [masks[q] for q in ("0-25%", "25-50%", "50-75%", "75-100%")]
+    assert (np.sum(quarters, axis=0) + masks["0%"] == 1).all(), "every point in exactly one stage"
+    assert all(q.sum() > n_matches for q in quarters)  # bins of points, not one point a match
     assert masks["set 1"].sum() + masks["set 2"].sum() + masks.get("set 3", np.zeros(1, bool)).sum() == len(test)
     table = stage_table(test, {n: predict_rows(m, test) for n, m in models.items()})
     start = table[table["stage"] == "0%"]
     assert start["log_loss"].max() - start["log_loss"].min() < 1e-9  # identical before the first point
     assert set(beats_at_every_stage(table, "learned")) == set(table["stage"]) - {"0%"}
-    with pytest.raises(ValueError, match="every point"):
-        stage_masks(rows[rows["split"] == "validation"])
+    validation = rows[rows["split"] == "validation"]  # a sample of each match's points: the bins still work
+    bins = beats_in_every_bin(
+        validation, predict_rows(models["markov_updated"], validation), predict_rows(models["markov"], validation)
+    )
+    assert set(bins) == set(beats_at_every_stage(table, "learned")) - {"all points"}
+    assert all(b["beats"] == (b["model"] < b["reference"]) for b in bins.values())
 
 
 def test_promotion_rule_is_the_prematch_rule_and_needs_comparable_features(built, models):

@@ -17,6 +17,7 @@ from training import plots, tracking
 from training.inplay_data import InplayTrainingConfig, build_points, pbp_sequences, strength_of
 from training.inplay_evaluation import (
     beats_at_every_stage,
+    choose_inplay_challenger,
     log_test_evaluation,
     stage_markdown,
     stage_plot,
@@ -134,7 +135,7 @@ def inplay_evaluation(
     inplay_candidates: list[CandidateResult],
 ) -> dg.Output[pd.DataFrame]:
     """Every in-play model on every point of the test matches: log-loss, Brier and accuracy before the
-    first point, after 25/50/75% of the points, and over each set; added to each model's MLflow run."""
+    first point, over each quarter of the match's points, and over each set; added to each model's MLflow run."""
     test = inplay_points[inplay_points["split"] == "test"].reset_index(drop=True)
     forecasts = {r.name: predict_rows(r.model, test) for r in inplay_candidates}
     table = stage_table(test, forecasts)
@@ -176,13 +177,25 @@ def inplay_evaluation(
 
 @dg.asset(group_name=GROUP, kinds={"mlflow"}, op_tags=CRITICAL_PATH)
 def inplay_challenger(
-    context: dg.AssetExecutionContext, mlflow: MlflowResource, inplay_candidates: list[CandidateResult]
+    context: dg.AssetExecutionContext,
+    mlflow: MlflowResource,
+    inplay_candidates: list[CandidateResult],
+    inplay_points: pd.DataFrame,
 ) -> dg.Output[dict]:
-    """The in-play model with the lowest validation log-loss, registered as a new version of
-    ``tennis-inplay`` with alias ``challenger`` (not registered again when the current challenger is
-    the same model family trained on the same data)."""
+    """Of the in-play models that beat the constant-serve chain on the validation points in every stage bin (each
+    quarter of the match's points, each set; the chain itself qualifies), the one with the lowest validation
+    log-loss, registered as a new version of ``tennis-inplay`` with alias ``challenger`` (not registered again
+    when the current challenger is the same model family trained on the same data)."""
     exp_id = mlflow.configure(tracking.INPLAY_EXPERIMENT)
-    best = best_by_validation(inplay_candidates)
+    validation = inplay_points[inplay_points["split"] == "validation"].reset_index(drop=True)
+    best, bins = choose_inplay_challenger(inplay_candidates, validation, predict_rows)
+    lowest = best_by_validation(inplay_candidates)
+    if lowest.name != best.name:
+        lost = [stage for stage, b in bins[lowest.name].items() if not b["beats"]]
+        context.log.warning(
+            f"{lowest.name} has the lowest validation log-loss but does not beat the constant chain in {lost}: "
+            f"the challenger is {best.name}"
+        )
     registered = tracking.register_challenger(
         best.model_uri, best.run_id, best.name, best.description, tracking.INPLAY_MODEL
     )
@@ -206,6 +219,7 @@ def inplay_challenger(
             "model_family": best.name,
             "validation_log_loss": best.validation_scores["log_loss"],
             "serve_prior_strength": summary["serve_prior_strength"],
+            "bins_against_the_constant_chain": dg.MetadataValue.json(bins),
             "mlflow_run": dg.MetadataValue.url(mlflow.run_url(exp_id, best.run_id)),
         },
     )

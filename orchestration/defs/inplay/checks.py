@@ -11,7 +11,9 @@ from orchestration.defs.models.checks import champion_gate
 from orchestration.defs.shared.execution import CRITICAL_PATH
 from orchestration.defs.shared.resources import MlflowResource
 from training import tracking
+from training.inplay_evaluation import CONSTANT_CHAIN, beats_in_every_bin
 from training.inplay_models import decide_inplay_promotion, predict_rows
+from training.prematch import CandidateResult
 
 POINT_ZERO_TOLERANCE = 1e-9
 """Before the first point every model must give the pre-match probability (to rounding error)."""
@@ -59,4 +61,32 @@ def inplay_challenger_beats_champion(
         inplay_points[inplay_points["split"] == "validation"],
         decide_inplay_promotion,
         rows_label="validation_points",
+    )
+
+
+@dg.asset_check(
+    asset=challenger_asset,
+    blocking=True,
+    name="challenger_beats_constant_chain_in_every_bin",
+    additional_ins={"inplay_points": dg.AssetIn(), "inplay_candidates": dg.AssetIn()},
+    op_tags=CRITICAL_PATH,
+)
+def challenger_beats_constant_chain_in_every_bin(
+    inplay_challenger: dict, inplay_points: pd.DataFrame, inplay_candidates: list[CandidateResult]
+) -> dg.AssetCheckResult:
+    """The in-play challenger beats the constant-serve chain on the validation points in every stage bin after the
+    first point (each quarter of the match's points, each set), or is that chain: part of the champion rule."""
+    family = inplay_challenger["model_family"]
+    if family == CONSTANT_CHAIN:
+        return dg.AssetCheckResult(passed=True, metadata={"note": "the challenger is the constant-serve chain"})
+    by_name = {r.name: r.model for r in inplay_candidates}
+    validation = inplay_points[inplay_points["split"] == "validation"].reset_index(drop=True)
+    bins = beats_in_every_bin(
+        validation, predict_rows(by_name[family], validation), predict_rows(by_name[CONSTANT_CHAIN], validation)
+    )
+    lost = [stage for stage, b in bins.items() if not b["beats"]]
+    return dg.AssetCheckResult(
+        passed=not lost,
+        description=None if not lost else f"{family} does not beat the constant chain in: {', '.join(lost)}",
+        metadata={"challenger": family, "bins": dg.MetadataValue.json(bins), "validation_points": len(validation)},
     )
