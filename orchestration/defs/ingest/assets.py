@@ -4,16 +4,18 @@ the good rows go on; the counts, the quality gate and the errata proposed are in
 dataset's suite runs in the same step and reports as its check ``gx_suite`` (blocking for the training inputs)."""
 
 import csv
+import datetime as dt
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 
+from expectations.freshness import TIMELINESS, timeliness
 from expectations.propose_errata import ProposedErratum
 from expectations.screening import Screened, screen
 from expectations.suites import SUITES, validate_dataset
 from feeds.historical import IngestResult, ingest, load_errata
-from orchestration.defs.ingest.checks import GATES_TRAINING, GX_CHECK
+from orchestration.defs.ingest.checks import FRESH_CHECK, GATES_TRAINING, GX_CHECK
 from orchestration.defs.shared.execution import CRITICAL_PATH, LONGEST_CHAIN
 from orchestration.defs.shared.gx import check_result
 from orchestration.defs.shared.progress import reporter
@@ -108,7 +110,20 @@ def write_proposals(folder: str, dataset: str, proposed: tuple[ProposedErratum, 
 def raw_asset(dataset: str, description: str) -> dg.AssetsDefinition:
     """The ingest asset of one dataset, with its suite as its check."""
     checked = dataset in SUITES
+    dated = dataset in TIMELINESS
     specs = (
+        [
+            dg.AssetCheckSpec(
+                FRESH_CHECK,
+                asset=f"raw_{dataset}",
+                description=f"The newest record is at most {TIMELINESS[dataset].max_age_days} days old "
+                "(expectations.freshness.TIMELINESS; a warning)",
+            )
+        ]
+        if dated
+        else []
+    )
+    specs += (
         [
             dg.AssetCheckSpec(
                 GX_CHECK,
@@ -130,6 +145,8 @@ def raw_asset(dataset: str, description: str) -> dg.AssetsDefinition:
         kinds={"pandas", "parquet"},
         op_tags=priority(dataset),
         check_specs=specs,
+        # ingested at least weekly (the weekly retrain, or the data sensor): a source not read for longer is overdue
+        freshness_policy=dg.FreshnessPolicy.time_window(fail_window=dt.timedelta(days=8)),
     )
     def _ingest(context: dg.AssetExecutionContext, courtside: CourtsideResource):
         source = courtside.source()
@@ -153,6 +170,21 @@ def raw_asset(dataset: str, description: str) -> dg.AssetsDefinition:
             metadata.update(screening_metadata(screened))
             write_proposals(courtside.proposed_errata_dir, dataset, screened.proposed)
         yield dg.Output(frame, data_version=dg.DataVersion(result.data_version[:16]), metadata=metadata)
+        found = timeliness(dataset, frame)
+        if found is not None:
+            yield dg.AssetCheckResult(
+                check_name=FRESH_CHECK,
+                passed=found.fresh,
+                severity=dg.AssetCheckSeverity.WARN,
+                description=None
+                if found.fresh
+                else f"the newest record is {found.newest}: {found.age_days} days old (limit {found.max_age_days})",
+                metadata={
+                    "newest_record": found.newest or "none",
+                    "age_days": found.age_days if found.age_days is not None else -1,
+                    "max_age_days": found.max_age_days,
+                },
+            )
         if screened is not None:
             # the suite on what goes on: clean unless the failure is systemic (then everything was kept, and it fails)
             verdict = validate_dataset(dataset, frame) if (screened.set_aside or screened.values_removed) else None

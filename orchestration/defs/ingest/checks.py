@@ -7,3 +7,6 @@ GATES_TRAINING = {"atp_matches", "atp_matches_qual_chall", "atp_players", "odds_
 """Datasets upstream of the pre-match models and their evaluation."""
 
 GX_CHECK = "gx_suite"
+
+FRESH_CHECK = "data_is_fresh"
+"""The age of the newest record against ``expectations.freshness.TIMELINESS`` (a warning)."""

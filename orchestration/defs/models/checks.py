@@ -14,7 +14,8 @@ from training.prematch import PromotionDecision, decide_promotion
 
 
 def upstream_check_failures(context: dg.AssetCheckExecutionContext, asset: dg.AssetKey) -> list[str]:
-    """Names of the checks on assets upstream of ``asset`` whose latest evaluation did not pass."""
+    """Names of the checks on assets upstream of ``asset`` whose latest evaluation did not pass (a warning — a
+    check of severity WARN, such as a source's timeliness — informs, and does not count)."""
     graph = context.job_def.asset_layer.asset_graph
     upstream = dg.AssetSelection.assets(asset).upstream().resolve(graph) - {asset}
     keys = [k for k in graph.asset_check_keys if k.asset_key in upstream]
@@ -23,9 +24,17 @@ def upstream_check_failures(context: dg.AssetCheckExecutionContext, asset: dg.As
     for key in keys:
         record = latest.get(key)
         status = record.status.value if record else "never evaluated"
+        if status == "FAILED" and _severity(record) == dg.AssetCheckSeverity.WARN:
+            continue
         if status != "SUCCEEDED":
             failed.append(f"{key.asset_key.to_user_string()}:{key.name} ({status.lower()})")
     return sorted(failed)
+
+
+def _severity(record: object) -> dg.AssetCheckSeverity | None:
+    entry = getattr(record, "event", None)
+    evaluation = getattr(getattr(entry, "dagster_event", None), "event_specific_data", None)
+    return getattr(evaluation, "severity", None)
 
 
 def champion_gate(
