@@ -221,6 +221,10 @@ def fit_and_log(rows: pd.DataFrame, data_version: str, batch_id: str) -> list[Ca
                     **({f"xgb_{k}": v for k, v in LEARNED_PARAMS.items()} if name == "learned" else {}),
                 }
             )
+            cols = [*INPLAY_FEATURES, "a_won"]
+            tracking.log_datasets(
+                {"training": train[cols], "validation": validation[cols]}, "inplay_points", data_version, "a_won"
+            )
             p_train, p_val = predict_rows(model, train), predict_rows(model, validation)
             train_scores, val_scores = score(y_train, p_train), score(y_val, p_val)
             mlflow.log_metrics({f"train_{k}": v for k, v in train_scores.items()})

@@ -65,6 +65,12 @@ def fit_and_log(
                 "n_features": len(FEATURES),
             }
         )
+        tracking.log_datasets(
+            {"training": train[[*FEATURES, "a_won"]], "validation": validation[[*FEATURES, "a_won"]]},
+            "model_dataset",
+            data_version,
+            "a_won",
+        )
         model = fit_candidate(candidate, train, validation)
         p_train, p_val = predict(model, train), predict(model, validation)
         train_scores = score(train["a_won"].to_numpy(), p_train)

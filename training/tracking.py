@@ -145,12 +145,32 @@ def register(
     model_uri: str, run_id: str, name: str = PREMATCH_MODEL, alias: str = CHALLENGER, description: str = ""
 ) -> str:
     """Register ``model_uri`` as a new version of ``name`` (created with its ``REGISTRY_DESCRIPTIONS``
-    entry if it does not exist yet) and point ``alias`` at it."""
+    entry if it does not exist yet) and point ``alias`` at it. The version carries its run's validation metrics and
+    data version as tags, so the registry compares versions without opening their runs."""
     ensure_registered_model(name, REGISTRY_DESCRIPTIONS.get(name, ""))
     client = MlflowClient()
     mv = client.create_model_version(name, model_uri, run_id=run_id, description=description)
+    run = client.get_run(run_id)
+    for key, value in run.data.metrics.items():
+        if key.startswith("validation_"):
+            client.set_model_version_tag(name, mv.version, key, f"{value:.6g}")
+    for key in ("data_version", "model_family", "training_batch"):
+        if key in run.data.tags:
+            client.set_model_version_tag(name, mv.version, key, run.data.tags[key])
     client.set_registered_model_alias(name, alias, mv.version)
     return str(mv.version)
+
+
+def log_datasets(frames: dict[str, pd.DataFrame], name: str, data_version: str, target: str) -> None:
+    """Each split the active run learned or was judged on, as an MLflow dataset input (schema, rows, digest), with
+    its context (``training``, ``validation``): the runs table shows what each model saw."""
+    import mlflow.data
+
+    for context, frame in frames.items():
+        dataset = mlflow.data.from_pandas(
+            frame, targets=target if target in frame else None, name=f"{name}:{context}", digest=data_version[:16]
+        )
+        mlflow.log_input(dataset, context=context)
 
 
 @dataclass(frozen=True)

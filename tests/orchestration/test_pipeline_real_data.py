@@ -54,8 +54,19 @@ def test_champion_registered_and_evaluated_against_the_market(runs):
     champion = MlflowClient().get_model_version_by_alias(tracking.PREMATCH_MODEL, tracking.CHAMPION)
     challenger = MlflowClient().get_model_version_by_alias(tracking.PREMATCH_MODEL, tracking.CHALLENGER)
     assert str(champion.version) == str(challenger.version) == "1"
-    tags = MlflowClient().get_run(champion.run_id).data.tags
+    run = MlflowClient().get_run(champion.run_id)
+    tags = run.data.tags
     assert tags["data_version"] and tags["model_family"] in {"higher_rank", "elo", "blend_elo", "logistic", "xgboost"}
+    # what it learned and was judged on, as MLflow dataset inputs; the version says its validation scores itself
+    contexts = {
+        d.dataset.name: next(t.value for t in d.tags if t.key == "mlflow.data.context")
+        for d in run.inputs.dataset_inputs
+    }
+    assert contexts == {"model_dataset:training": "training", "model_dataset:validation": "validation"}
+    assert float(champion.tags["validation_log_loss"]) == pytest.approx(
+        run.data.metrics["validation_log_loss"], rel=1e-5
+    )
+    assert champion.tags["data_version"] == tags["data_version"]
     model, features = tracking.load_model(f"models:/{tracking.PREMATCH_MODEL}@champion")
     assert features and hasattr(model, "predict_proba")
 
