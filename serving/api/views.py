@@ -19,6 +19,7 @@ from betting.market import MarketStatus
 from betting.prior import mid_probability
 from betting.records import EventKind
 from features.live_match import FIRST, SECOND
+from features.live_quality import QualityTally
 from feeds.live.books import logged_book
 
 MAX_PREDICTIONS = 5_000
@@ -141,6 +142,8 @@ class MatchView:
     points_played: int | None = None
     suspended: str | None = None
     """Why the engine does not trade this match now (its state could not be trusted), or None."""
+    quality: QualityTally = field(default_factory=QualityTally)
+    """The data quality of its feed messages (``features.live_quality``)."""
     predictions: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_PREDICTIONS))
     value_bets: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_VALUE_BETS))
 
@@ -173,6 +176,7 @@ class MatchView:
             "points_played": self.points_played,
             "value_bets": len(self.value_bets),
             "suspended": self.suspended,
+            "data_quality": self.quality.as_dict(),
         }
 
     def odds(self) -> dict[str, Any]:
@@ -248,6 +252,8 @@ class LiveView:
             return []
         m = self._match(match_id)
         m.updated_at = at
+        if "dq" in payload:
+            m.quality.add(payload["dq"])
         if payload.get("kind") == "match_start":
             m.players = list(payload.get("players") or m.players)
             m.player_keys = list(payload.get("player_keys") or m.player_keys)
@@ -275,6 +281,13 @@ class LiveView:
         if payload.get("players"):
             m.players = list(payload["players"])
         return [self._update("game_event", m, entry, {"event": "match_end", **m.summary()})]
+
+    def _quarantined(self, entry, kind, at, match_id, payload) -> list[Update]:
+        if not match_id or "dq" not in payload:
+            return []
+        m = self._match(match_id)
+        m.quality.add(payload["dq"])
+        return [self._update("game_event", m, entry, {"event": "refused", **m.summary()})]
 
     def _suspension(self, entry, kind, at, match_id, payload) -> list[Update]:
         if not match_id:
@@ -425,6 +438,7 @@ _HANDLERS = {
     str(EventKind.ORDER_REJECTED): LiveView._rejected,
     str(EventKind.MARKET_SETTLED): LiveView._settled,
     str(EventKind.MATCH_SUSPENDED): LiveView._suspension,
+    str(EventKind.QUARANTINED): LiveView._quarantined,
     str(EventKind.MATCH_RESUMED): LiveView._suspension,
     **dict.fromkeys(ORDER_KINDS, LiveView._order),
 }

@@ -70,6 +70,7 @@ from betting.records import EventKind, Order, OrderRequest, Settlement
 from betting.risk import RiskBook
 from betting.trading import TradingCore, TradingCounts
 from features.live_match import BadMessage, LiveMatch
+from features.live_quality import message_quality
 from features.triggers import Trigger
 from feeds.live.books import feed_book, update_payload
 from feeds.live.client import RECORD_LIMIT, FeedClient, Frame
@@ -226,6 +227,8 @@ class TradingEngine:
         self._phase_now = LIVE
         """The phase of the frame being handled (what the log sink says of suspensions)."""
         self._feed_time: dict[tuple[str, str], float] = {}
+        self._best_offset: dict[str, float] = {}
+        """Per feed: the smallest (engine wall clock - feed clock) seen, the on-time delivery (data quality)."""
         """Time of the last message handled per channel."""
         self._leaps: dict[tuple[str, str], list[Frame]] = {}
         """Per channel: a message whose time leaps ahead (and the frames without a time behind it), waiting
@@ -323,7 +326,17 @@ class TradingEngine:
             log.warning("match %s suspended from trading: %s", match_id, payload["reason"])
         elif kind is EventKind.MATCH_RESUMED and self._phase_now == LIVE:
             log.info("match %s resynchronised: trading again", match_id)
+        elif kind is EventKind.FEED_MESSAGE and env is not None and env.channel == "match" and self._phase_now == LIVE:
+            payload["dq"] = message_quality(env.data, payload.get("kind", ""), self._delay(env))
         self._log(kind, payload, match_id, env)
+
+    def _delay(self, env: Envelope) -> float:
+        """How late this message is against the fastest delivery seen on its feed (``features.live_quality``)."""
+        offset = time.time() - env.event_time
+        best = self._best_offset.get(env.feed)
+        if best is None or offset < best:
+            self._best_offset[env.feed] = best = offset
+        return offset - best
 
     def _order_state(self, order: Order, match_id: str, source: str) -> None:
         self._step.orders[order.customer_order_ref] = store.OrderState(
@@ -333,8 +346,18 @@ class TradingEngine:
     def _record_updates(self, updates, env: Envelope | None = None) -> None:
         self.core.record(updates, env)
 
-    def quarantine(self, raw: str, reason: str, seq: int | None, feed: str, channel: str) -> None:
-        """A frame that failed validation or a rule of the match's state: keep it with the reason."""
+    def quarantine(
+        self,
+        raw: str,
+        reason: str,
+        seq: int | None,
+        feed: str,
+        channel: str,
+        match_id: str | None = None,
+        dq: dict | None = None,
+    ) -> None:
+        """A frame that failed validation or a rule of the match's state: keep it with the reason (and the match
+        and data quality, when the frame names a match)."""
         self.stats.quarantined += 1
         self._step.quarantined.append(
             {
@@ -350,10 +373,10 @@ class TradingEngine:
             store.EventEntry(
                 str(EventKind.QUARANTINED),
                 self.clock.now(),
-                {"reason": reason[:2000], "channel": channel},
+                {"reason": reason[:2000], "channel": channel, **({"dq": dq} if dq is not None else {})},
                 feed,
                 seq,
-                None,
+                match_id,
             )
         )
 
@@ -563,10 +586,15 @@ class TradingEngine:
 
     def _reject(self, frame: Frame, reason: str, phase: str, suspend: bool) -> None:
         env = frame.envelope
+        match_key = getattr(env.data, "event_key", None) if env is not None else None
         if phase == LIVE:
             raw = frame.raw or (env.model_dump_json() if env is not None else "")
-            self.quarantine(raw, reason, frame.seq, frame.feed, frame.channel)
-        match_key = getattr(env.data, "event_key", None) if env is not None else None
+            dq = (
+                message_quality(env.data, "refused", self._delay(env))
+                if env is not None and match_key is not None and env.channel == "match"
+                else None
+            )
+            self.quarantine(raw, reason, frame.seq, frame.feed, frame.channel, match_key if dq else None, dq)
         if suspend and match_key is not None:
             self.core.suspend(match_key, frame.channel, reason, env)
 

@@ -11,6 +11,7 @@ Chromium missing is a failure, not a skip: CI installs Debian's ``chromium`` and
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 import threading
 import time
@@ -155,6 +156,10 @@ def test_dashboard_shows_the_replay_live(tmp_path, prediction_service):
 
             rows, model_line, market_line = fresh(read_card)
             assert len(rows) == 2 and all(rows)  # two players with their games
+            # the data quality of the match's messages (features.live_quality), with its four dimensions
+            dq = driver.find_element(By.CSS_SELECTOR, f'.card[data-match-id="{changed[0]}"] .dq')
+            assert re.fullmatch(r"data \d{1,3}%", dq.text), dq.text
+            assert "completeness" in dq.get_attribute("title") and "timeliness" in dq.get_attribute("title")
             assert model_line and market_line
             _wait(
                 "a value bet in the table",

@@ -334,3 +334,37 @@ def test_deterministic_restart_reapplies_the_operator_and_control_plane_inputs_w
     assert restarted.stats.replayed > 0 and restarted.stats.replay_mismatches == 0
     assert _orders(db) == _orders(reference)
     assert [r["status"] for r in store.order_requests(db)] == [r["status"] for r in store.order_requests(reference)]
+
+
+def test_every_match_message_is_scored_for_data_quality_and_a_refused_one_counts_against_its_match(
+    tmp_path, prediction_service, envelopes
+):
+    """The four dimensions of ``features.live_quality`` on every match message the engine handled (in the event
+    log), a refused message scored against its own match, and the live view's per-match aggregate."""
+    from features.live_quality import QualityTally
+    from serving.api.views import LiveView
+
+    point = next(i for i, e in enumerate(envelopes) if e.channel == "match" and e.data.kind == "point")
+    other = envelopes[point].model_copy(
+        update={"data": envelopes[point].data.model_copy(update={"event_first_player": "Somebody Else"})}
+    )
+    db = live_db(tmp_path)
+    asyncio.run(_run(db, prediction_service, _renumber([*envelopes[:point], other, *envelopes[point:]])))
+    entries = store.event_rows(db, 0, 1_000_000)
+    feed = [e for e in entries if e["kind"] == str(EventKind.FEED_MESSAGE)]
+    assert feed and all("dq" in e["payload"] for e in feed)
+    assert all(e["payload"]["dq"]["validity"] == 1.0 and e["payload"]["dq"]["consistency"] == 1.0 for e in feed)
+    refused = [e for e in entries if e["kind"] == str(EventKind.QUARANTINED)]
+    assert len(refused) == 1 and refused[0]["match_id"] == other.data.event_key
+    assert refused[0]["payload"]["dq"]["consistency"] == 0.0 and refused[0]["payload"]["dq"]["score"] < 1.0
+
+    view = LiveView()
+    for entry in entries:
+        view.apply(entry)
+    quality = view.match(other.data.event_key).summary()["data_quality"]
+    own = [e for e in feed if e["match_id"] == other.data.event_key]
+    tally = QualityTally()
+    for e in [*own, *refused]:
+        tally.add(e["payload"]["dq"])
+    assert quality == tally.as_dict() and quality["messages"] == len(own) + 1
+    assert quality["min_score"] == refused[0]["payload"]["dq"]["score"] and quality["consistency"] < 1.0

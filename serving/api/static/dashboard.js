@@ -74,7 +74,8 @@ function ensureMatch(summary) {
 
 function buildCard(id) {
   const card = el("div", {class: "card", "data-match-id": id});
-  card.append(el("div", {class: "meta"}, el("span", {class: "where"}), el("span", {class: "status"})),
+  card.append(el("div", {class: "meta"}, el("span", {class: "where"}), el("span", {class: "dq"}),
+    el("span", {class: "status"})),
     el("table", {class: "score", "data-testid": "score"}, el("tbody")),
     el("div", {class: "probs"}, el("span", {class: "model-p"}), el("span", {class: "market-p"})));
   const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
@@ -112,6 +113,11 @@ function renderCard(m) {
     : "scheduled";
   $(".status", card).title = s.suspended ? `suspended from trading until the feed resynchronises: ${s.suspended}` : "";
   card.classList.toggle("suspended", Boolean(s.suspended));
+  const dq = s.data_quality;  // features.live_quality: the mean score of its messages, and the worst
+  $(".dq", card).textContent = dq ? `data ${(100 * dq.score).toFixed(0)}%` : "";
+  $(".dq", card).title = dq ? `data quality of ${dq.messages} messages: completeness ${dq.completeness}, validity `
+    + `${dq.validity}, consistency ${dq.consistency}, timeliness ${dq.timeliness ?? "not measured"}; worst ${dq.min_score}`
+    : "";
   const tbody = $("table.score tbody", card);
   tbody.replaceChildren();
   const sc = s.score || {sets: [], games: null, points: null, server: null, winner: null};
