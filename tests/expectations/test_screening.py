@@ -16,7 +16,8 @@ from expectations.screening import QUALITY_GATE, screen
 from expectations.suites import validate_dataset
 from feeds.historical import ERRATA_FILE, ingest, load_errata
 from feeds.sources import LocalDataSource
-from orchestration.defs.ingest.assets import write_proposals
+from orchestration.defs.ingest.assets import errata_proposals, write_proposals
+from orchestration.defs.shared.resources import CourtsideResource
 from tests.orchestration.harness import edit_csv, mirror_data
 
 pytestmark = pytest.mark.slow
@@ -82,6 +83,11 @@ def test_a_new_season_with_realistic_defects_goes_on_with_them_set_aside_and_err
     proposed = tmp_path / "proposed"
     write_proposals(str(proposed), "atp_matches", screened.proposed)
     assert len(read_proposals(proposed)["atp_matches"]) == len(screened.proposed) == 18
+    courtside = CourtsideResource(
+        data_dir=str(data), database_url="sqlite://", reports_dir="", proposed_errata_dir=str(proposed)
+    )
+    table = errata_proposals(courtside=courtside).value  # the asset a person reviews, with the rows named
+    assert len(table) == 18 and table["source"].str.startswith("atp/atp_matches_2022.csv.gz:").all()
     target = tmp_path / "home" / "errata.csv"
     added = accept_proposals(proposed, ERRATA_FILE, target, ["atp_matches"])
     assert len(added) == 18 and not (proposed / "atp_matches.csv").exists()

@@ -107,6 +107,14 @@ def write_proposals(folder: str, dataset: str, proposed: tuple[ProposedErratum, 
             writer.writerow([e.dataset, e.key, e.column or "", e.reason])
 
 
+def _files_last_time(context: dg.AssetExecutionContext) -> list[str]:
+    """The files the previous ingest of this asset read (none before the first, or before the list was kept)."""
+    records = context.instance.fetch_materializations(context.asset_key, limit=1).records
+    materialization = records[0].asset_materialization if records else None
+    names = materialization.metadata.get("file_names") if materialization else None
+    return list(names.value) if names is not None else []
+
+
 def raw_asset(dataset: str, description: str) -> dg.AssetsDefinition:
     """The ingest asset of one dataset, with its suite as its check."""
     checked = dataset in SUITES
@@ -164,7 +172,13 @@ def raw_asset(dataset: str, description: str) -> dg.AssetsDefinition:
         if result.rejections:
             context.log.warning(f"{dataset}: {len(result.rejections)} rows quarantined {result.rejected_by_reason}")
         frame = screened.frame if screened is not None else result.frame
+        read = sorted(f.name for f in result.files if not f.missing)
+        vanished = sorted(set(_files_last_time(context)) - set(read))
+        if vanished:
+            context.log.error(f"{dataset}: {len(vanished)} files read last time are gone: {vanished[:10]}")
         metadata = ingest_metadata(result, quarantined)
+        metadata["file_names"] = dg.MetadataValue.json(read)
+        metadata["files_vanished"] = dg.MetadataValue.json(vanished)
         metadata["dagster/row_count"] = metadata["rows"] = dg.MetadataValue.int(len(frame))
         if screened is not None:
             metadata.update(screening_metadata(screened))
@@ -191,6 +205,8 @@ def raw_asset(dataset: str, description: str) -> dg.AssetsDefinition:
             yield check_result(
                 verdict if verdict is not None else screened.result,
                 GX_CHECK,
+                also_failed=f"files read last time are gone: {', '.join(vanished[:10])}" if vanished else None,
+                files_vanished=dg.MetadataValue.json(vanished),
                 systemic_failures=dg.MetadataValue.json(list(screened.systemic)),
                 set_aside_by_data_checks=len(screened.set_aside),
                 quality_gate=dg.MetadataValue.json(screened.gate.as_metadata()),
@@ -200,3 +216,30 @@ def raw_asset(dataset: str, description: str) -> dg.AssetsDefinition:
 
 
 raw_assets = [raw_asset(name, text) for name, text in DATASETS.items()]
+
+
+@dg.asset(group_name="ingest", kinds={"pandas"}, deps=[a.key for a in raw_assets])
+def errata_proposals(courtside: CourtsideResource) -> dg.Output[pd.DataFrame]:
+    """Every erratum the data checks proposed at this ingest, with the row it names (``source``), for review: accept
+    them with ``courtside errata accept [dataset ...]`` (they go to the reviewed errata file, and the next ingest sets
+    those rows aside as reviewed)."""
+    rows = []
+    folder = Path(courtside.proposed_errata_dir) if courtside.proposed_errata_dir else None
+    for path in sorted(folder.glob("*.csv")) if folder is not None and folder.is_dir() else []:
+        where = None
+        for line in path.read_text(encoding="utf-8").splitlines()[1:]:
+            if line.startswith("# "):
+                where = line[2:]
+                continue
+            (dataset, key, column, reason) = next(csv.reader([line]))
+            rows.append({"dataset": dataset, "key": key, "column": column, "reason": reason, "source": where})
+    table = pd.DataFrame(rows, columns=["dataset", "key", "column", "reason", "source"])
+    return dg.Output(
+        table,
+        metadata={
+            "proposed": len(table),
+            "by_dataset": dg.MetadataValue.json(table["dataset"].value_counts().to_dict()),
+            "proposals": dg.MetadataValue.md(table.head(50).to_markdown(index=False) if len(table) else "none"),
+            "accept_with": "courtside errata accept [dataset ...]",
+        },
+    )

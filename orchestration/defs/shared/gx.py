@@ -7,9 +7,11 @@ import dagster as dg
 from expectations.runner import SuiteResult
 
 
-def check_result(result: SuiteResult, check_name: str | None = None, **extra: Any) -> dg.AssetCheckResult:
+def check_result(
+    result: SuiteResult, check_name: str | None = None, also_failed: str | None = None, **extra: Any
+) -> dg.AssetCheckResult:
     """Pass/fail, the failed expectations with failing examples, and per-expectation counts (``extra``: more
-    metadata)."""
+    metadata; ``also_failed``: a failure outside the suite, e.g. a file that vanished)."""
     failed = {
         f.name: {
             "columns": list(f.columns),
@@ -20,13 +22,18 @@ def check_result(result: SuiteResult, check_name: str | None = None, **extra: An
         }
         for f in result.failures
     }
+    description = (
+        (f"{len(result.failures)} of {len(result.expectations)} expectations failed: " + ", ".join(failed))
+        if failed
+        else None
+    )
+    if also_failed:
+        description = f"{also_failed}; {description}" if description else also_failed
     return dg.AssetCheckResult(
         check_name=check_name,
-        passed=result.success,
+        passed=result.success and not also_failed,
         severity=dg.AssetCheckSeverity.ERROR,
-        description=(f"{len(result.failures)} of {len(result.expectations)} expectations failed: " + ", ".join(failed))
-        if failed
-        else None,
+        description=description,
         metadata={
             "summary": dg.MetadataValue.md(result.summary_markdown()),
             "evaluated_rows": result.evaluated_rows,
