@@ -53,3 +53,23 @@ def timeliness(dataset: str, frame: pd.DataFrame, today: dt.date | None = None) 
     newest = dates.max().date()
     age = (today - newest).days
     return Freshness(dataset, newest.isoformat(), age, rule.max_age_days, age <= rule.max_age_days)
+
+
+LIVE_LOG_MAX_AGE_S = 120.0
+"""While a session runs, the live event log's newest entry should be younger than this (the engine logs every
+message; a quiet feed still sends heartbeats, and the engine a heartbeat status)."""
+
+
+def live_log_freshness(newest: dt.datetime | None, now: dt.datetime | None = None) -> dict:
+    """The live event log's timeliness: its newest entry's age against ``LIVE_LOG_MAX_AGE_S``."""
+    if newest is None:
+        return {"newest_entry_at": None, "age_s": None, "max_age_s": LIVE_LOG_MAX_AGE_S, "fresh": False}
+    now = now or dt.datetime.now(dt.UTC)
+    newest = newest if newest.tzinfo else newest.replace(tzinfo=dt.UTC)
+    age = max(0.0, (now - newest).total_seconds())
+    return {
+        "newest_entry_at": newest.isoformat(),
+        "age_s": round(age, 1),
+        "max_age_s": LIVE_LOG_MAX_AGE_S,
+        "fresh": age <= LIVE_LOG_MAX_AGE_S,
+    }

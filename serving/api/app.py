@@ -22,6 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from betting.risk import RiskLimits
+from expectations.freshness import live_log_freshness
 from serving.api import schemas
 from serving.api.gateway import percentiles
 from serving.api.live import LiveService
@@ -286,7 +287,7 @@ def create_app(service: LiveService, status: ServiceStatus, config: ApiConfig) -
                 "serving_model": model,
                 "inplay_model": service.view.inplay_model,
                 "prematch_scan_model": service.view.serving_model,
-                "data_quality": quality,
+                "data_quality": {**quality, "live_log": live_log_freshness(service.view.last_recorded_at)},
                 "engines": [_engine_ack(e, controls["version"]) for e in engines],
                 "controls": {k: controls[k] for k in ("version", "paused", "kill_switch")},
                 "services": services,

@@ -18,10 +18,12 @@ from typing import Any
 import aiohttp
 from sqlalchemy.engine import Engine
 
+from expectations.freshness import TIMELINESS
 from storage import live, supervision
 
 LIVE_CHECK_ASSET = "live_event_batch"
 LIVE_CHECK_NAME = "gx_live_events"
+FRESH_CHECK_NAME = "data_is_fresh"
 _QUERY = """
 query LiveChecks($assetKey: AssetKeyInput!, $checkName: String!) {
   assetCheckExecutions(assetKey: $assetKey, checkName: $checkName, limit: 1) {
@@ -33,6 +35,7 @@ query LiveChecks($assetKey: AssetKeyInput!, $checkName: String!) {
         ... on IntMetadataEntry { intValue }
         ... on FloatMetadataEntry { floatValue }
         ... on JsonMetadataEntry { jsonString }
+        ... on TextMetadataEntry { text }
       }
     }
   }
@@ -89,8 +92,47 @@ class ServiceStatus:
         return await self._cached(self._model, self._fetch_model)
 
     async def data_quality(self) -> dict[str, Any]:
-        """The latest ``gx_live_events`` evaluation (or unknown + why)."""
-        return await self._cached(self._quality, self._fetch_quality)
+        """The latest ``gx_live_events`` evaluation (or unknown + why), and the sources' timeliness checks."""
+        return await self._cached(self._quality, self._fetch_all_quality)
+
+    async def _fetch_all_quality(self) -> dict[str, Any]:
+        live_check, sources = await asyncio.gather(self._fetch_quality(), self._fetch_sources())
+        return {**live_check, "sources": sources}
+
+    async def _fetch_sources(self) -> dict[str, Any]:
+        """The latest ``data_is_fresh`` evaluation of each dated source (``expectations.freshness.TIMELINESS``)."""
+        url = f"{self.dagster_url}/graphql"
+        out: list[dict[str, Any]] = []
+        for dataset in TIMELINESS:
+            payload = {
+                "query": _QUERY,
+                "variables": {"assetKey": {"path": [f"raw_{dataset}"]}, "checkName": FRESH_CHECK_NAME},
+            }
+            try:
+                async with self._http().post(url, json=payload) as resp:
+                    body = json.loads(await resp.text()) if resp.status == 200 else {}
+            except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+                return {"status": "unknown", "reason": f"Dagster unreachable at {url}: {type(exc).__name__}"}
+            executions = (body.get("data") or {}).get("assetCheckExecutions") or []
+            if not executions:
+                out.append({"dataset": dataset, "status": "unknown"})
+                continue
+            evaluation = executions[0].get("evaluation") or {}
+            meta = {
+                m["label"]: m.get("intValue", m.get("floatValue", m.get("jsonString", m.get("text"))))
+                for m in evaluation.get("metadataEntries") or []
+            }
+            out.append(
+                {
+                    "dataset": dataset,
+                    "status": "fresh" if evaluation.get("success") else "stale",
+                    "newest_record": meta.get("newest_record"),
+                    "age_days": meta.get("age_days"),
+                }
+            )
+        fresh = sum(s["status"] == "fresh" for s in out)
+        known = sum(s["status"] != "unknown" for s in out)
+        return {"status": "known" if known else "unknown", "fresh": fresh, "checked": known, "sources": out}
 
     async def _fetch_model(self) -> dict[str, Any]:
         url = f"{self.prediction_url}/health"

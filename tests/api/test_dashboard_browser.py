@@ -166,7 +166,7 @@ def test_dashboard_shows_the_replay_live(tmp_path, prediction_service):
                 lambda: driver.find_elements(By.CSS_SELECTOR, "#value-bets tbody tr"),
                 timeout=60,
             )
-            for chip in ("model-status", "dq-status", "inplay-status", "engine-status"):
+            for chip in ("model-status", "dq-status", "inplay-status", "engine-status", "fresh-status"):
                 assert driver.find_element(By.ID, chip).text.split(":")[1].strip() not in ("", "?"), chip
             # how orders are filled and where the feed comes from, from the engine's heartbeat
             assert driver.find_element(By.ID, "mode-status").text == "PAPER · feed: replay"
@@ -175,6 +175,10 @@ def test_dashboard_shows_the_replay_live(tmp_path, prediction_service):
             # nothing runs the control plane here: the data quality is unknown, and the page says why
             assert driver.find_element(By.ID, "dq-status").text == "data quality: unknown"
             assert "unreachable" in driver.find_element(By.ID, "dq-status").get_attribute("title")
+            # the sources' timeliness is unknown too; the live log is being written: seconds old
+            assert re.fullmatch(
+                r"freshness: sources \? · log [\d.]+ s old", driver.find_element(By.ID, "fresh-status").text
+            )
             shot = tmp_path / "dashboard.png"
             driver.save_screenshot(str(shot))
             ARTIFACT.parent.mkdir(parents=True, exist_ok=True)

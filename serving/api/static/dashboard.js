@@ -273,6 +273,13 @@ async function loadStatus() {
   chip("dq-status", `data quality: ${dq.status}` + (dq.evaluated_rows != null ? ` (${dq.evaluated_rows} rows)` : ""),
     dqKind[dq.status] ?? "warn",
     dq.status === "unknown" ? dq.reason : (dq.description || `gx_live_events, run ${dq.run_id || "?"}`));
+  const src = dq.sources || {}, lg = dq.live_log || {};
+  const srcText = src.status === "known" ? `sources ${src.fresh}/${src.checked} fresh` : "sources ?";
+  const logText = lg.age_s != null ? `log ${lg.age_s} s old` : "log empty";
+  chip("fresh-status", `freshness: ${srcText} · ${logText}`,
+    src.status === "known" && src.fresh === src.checked && lg.fresh ? "ok" : "warn",
+    (src.sources || []).map((x) => `${x.dataset}: ${x.status}` + (x.newest_record ? ` (newest ${x.newest_record})` : ""))
+      .join("; ") || (src.reason || ""));
   renderServices(s.services);
   const c = s.controls || {};
   const e = (s.engines || [])[0];
