@@ -26,6 +26,8 @@ TIMELINESS = {
     "atp_matches_qual_chall": Timeliness("tourney_date", 14),
     "odds_tour": Timeliness("Date", 14),
     "odds_slams": Timeliness("Date", 120),
+    "wta_matches": Timeliness("tourney_date", 14),
+    "wta_odds_slams": Timeliness("Date", 120),
     "pbp_matches": Timeliness("date", 60),
 }
 """A tour week's results within two weeks; Grand Slams come four times a year; point logs lag the results."""

@@ -40,6 +40,9 @@ ROUND_ROBIN = "RR"
 TOURNEY_LEVELS = ("G", "M", "A", "C", "S", "F", "D", "O")
 """Sackmann's levels: Grand Slam, Masters, other tour, Challenger, Satellite/ITF, Finals,
 Davis Cup, Olympics."""
+WTA_LEVELS = ("G", "P", "PM", "I", "W", "D", "F", "O", "E", "J", "CC", "T1", "T2", "T3", "T4", "T5")
+"""The WTA's levels in Sackmann's files: Grand Slam, Premier (Mandatory), International, the ITF-level events
+(W), Fed/BJK Cup, the Finals, Olympics, exhibitions, the Tier I-V of 1988-2008 and the lower tiers."""
 HANDS = ("R", "L", "U", "A")
 ODDS_ROUNDS = (
     "1st Round",
@@ -68,6 +71,8 @@ PBP_POINTS = r"^[SRAD;./]+$"
 change of server."""
 
 HEIGHT_CM = (150, 230)
+WTA_HEIGHT_CM = (140, 210)
+"""Women's tour: players of 145-147 cm have played (and 200 cm)."""
 AGE_YEARS = (13, 70)
 MATCH_MINUTES = (0, 700)
 """The longest match on record (Isner-Mahut, Wimbledon 2010) lasted 665 minutes."""
@@ -143,7 +148,7 @@ EXTRA_SOURCE_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 """Source columns beyond ``SPECS`` (kept as text by the ingest)."""
 
-OPEN_LAYOUT = frozenset({"odds_slams", "slam_points"})
+OPEN_LAYOUT = frozenset({"odds_slams", "wta_odds_slams", "slam_points"})
 """Datasets whose upstream files add columns over the years (tennis-data adds and drops
 bookmakers, Sackmann's slam files gained point details): there the source columns must all be
 present, and more are allowed."""
@@ -281,7 +286,9 @@ def _column(name: str) -> Any:
 # --- suites -------------------------------------------------------------------------------------
 
 
-def _sackmann_matches(dataset: str, rows: RowBounds) -> list[Expectation]:
+def _sackmann_matches(
+    dataset: str, rows: RowBounds, levels: Sequence[str] = TOURNEY_LEVELS, heights: tuple[int, int] = HEIGHT_CM
+) -> list[Expectation]:
     out = [
         *schema(dataset),
         row_count(*rows),
@@ -316,7 +323,7 @@ def _sackmann_matches(dataset: str, rows: RowBounds) -> list[Expectation]:
         in_set("best_of_allowed", "best_of", [1, 3, 5]),
         in_set("round_known", "round", ROUNDS),
         in_set("surface_known", "surface", SURFACES),
-        in_set("tourney_level_known", "tourney_level", TOURNEY_LEVELS),
+        in_set("tourney_level_known", "tourney_level", levels),
         between(
             "minutes_plausible",
             "minutes",
@@ -343,8 +350,9 @@ def _sackmann_matches(dataset: str, rows: RowBounds) -> list[Expectation]:
             between(
                 f"{side}_ht_plausible",
                 f"{side}_ht",
-                *HEIGHT_CM,
-                reason=f"{side}_ht {{{side}_ht}} cm outside the plausible range 150-230 cm ({{{side}_name}})",
+                *heights,
+                reason=f"{side}_ht {{{side}_ht}} cm outside the plausible range {heights[0]}-{heights[1]} cm "
+                f"({{{side}_name}})",
             ),
             in_set(f"{side}_hand_known", f"{side}_hand", HANDS),
         ]
@@ -362,10 +370,24 @@ def atp_matches_qual_chall(row_bounds: RowBounds = (185_000, 450_000)) -> list[E
     return _sackmann_matches("atp_matches_qual_chall", row_bounds)
 
 
+def wta_matches(row_bounds: RowBounds = (120_000, 400_000)) -> list[Expectation]:
+    """WTA tour-level main-draw results (Sackmann)."""
+    return _sackmann_matches("wta_matches", row_bounds, WTA_LEVELS, WTA_HEIGHT_CM)
+
+
 def atp_players(row_bounds: RowBounds = (60_000, 200_000)) -> list[Expectation]:
     """The player register (Sackmann)."""
+    return _players("atp_players", row_bounds)
+
+
+def wta_players(row_bounds: RowBounds = (50_000, 200_000)) -> list[Expectation]:
+    """The WTA player register (Sackmann)."""
+    return _players("wta_players", row_bounds, WTA_HEIGHT_CM)
+
+
+def _players(dataset: str, row_bounds: RowBounds, heights: tuple[int, int] = HEIGHT_CM) -> list[Expectation]:
     return [
-        *schema("atp_players"),
+        *schema(dataset),
         row_count(*row_bounds),
         unique(
             "player_id_unique",
@@ -377,8 +399,9 @@ def atp_players(row_bounds: RowBounds = (60_000, 200_000)) -> list[Expectation]:
         between(
             "height_plausible",
             "height",
-            *HEIGHT_CM,
-            reason="height {height} cm outside the plausible range 150-230 cm ({name_first} {name_last})",
+            *heights,
+            reason=f"height {{height}} cm outside the plausible range {heights[0]}-{heights[1]} cm "
+            "({name_first} {name_last})",
         ),
         matches(
             "dob_is_yyyymmdd",
@@ -474,6 +497,30 @@ def odds_slams(row_bounds: RowBounds = (10_500, 40_000)) -> list[Expectation]:
         *[between(f"{snake(c)}_non_negative", c, 0) for c in ("WPts", "LPts")],
         *[between(f"{snake(c)}_non_negative", c, 0) for c in games],
         *[between(f"{snake(c)}_at_most_3", c, 0, 3) for c in ("Wsets", "Lsets")],
+    ]
+
+
+def wta_odds_slams(row_bounds: RowBounds = (5_000, 40_000)) -> list[Expectation]:
+    """WTA Grand Slam closing odds (tennis-data layout, ``Tier`` instead of ``Series``, best of 3)."""
+    bookmakers = {"B365": "Bet365", "PS": "Pinnacle", "Max": "best market", "Avg": "average market"}
+    games = [f"{s}{i}" for i in range(1, 4) for s in "WL"]
+    return [
+        *schema("wta_odds_slams"),
+        *_odds_common(row_bounds),
+        unique(
+            "match_key_unique",
+            ["Date", "Winner", "Loser"],
+            reason="duplicate of line {first[source_line]} (same Date, Winner and Loser)",
+        ),
+        differ("winner_differs_from_loser", "Winner", "Loser", reason="Winner equals Loser ({Winner})"),
+        in_set("tier_is_grand_slam", "Tier", ["Grand Slam"]),
+        in_set("tournament_is_a_slam", "Tournament", SLAM_TOURNAMENTS),
+        in_set("comment_known", "Comment", SLAM_COMMENTS),
+        *[p for code, who in bookmakers.items() for side in "WL" for p in _price_limits(f"{code}{side}", who)],
+        *[between(f"{snake(c)}_at_least_1", c, 1) for c in ("WRank", "LRank")],
+        *[between(f"{snake(c)}_non_negative", c, 0) for c in ("WPts", "LPts")],
+        *[between(f"{snake(c)}_non_negative", c, 0) for c in games],
+        *[between(f"{snake(c)}_at_most_2", c, 0, 2) for c in ("Wsets", "Lsets")],
     ]
 
 
@@ -574,6 +621,9 @@ SUITES: dict[str, SuiteBuilder] = {
     "atp_matches": atp_matches,
     "atp_matches_qual_chall": atp_matches_qual_chall,
     "atp_players": atp_players,
+    "wta_matches": wta_matches,
+    "wta_players": wta_players,
+    "wta_odds_slams": wta_odds_slams,
     "odds_tour": odds_tour,
     "odds_slams": odds_slams,
     "pbp_matches": pbp_matches,

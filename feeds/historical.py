@@ -154,6 +154,21 @@ SPECS: dict[str, TableSpec] = {
         ),
         ("player_id",),
     ),
+    "wta_players": TableSpec(
+        "wta_players",
+        (
+            Col("player_id", "int", True),
+            Col("name_first"),
+            Col("name_last"),
+            Col("hand"),
+            Col("dob"),  # YYYYMMDD, or YYYY0000 when only the year is known: parsed by features
+            Col("ioc"),
+            Col("height", "float"),
+            Col("wikidata_id"),
+        ),
+        ("player_id",),
+    ),
+    "wta_matches": TableSpec("wta_matches", _SACKMANN_MATCHES, ("tourney_id", "match_num")),
     "odds_tour": TableSpec(
         "odds_tour",
         (
@@ -191,6 +206,29 @@ SPECS: dict[str, TableSpec] = {
             Col("Loser", required=True),
             *_ints("WRank", "LRank", "WPts", "LPts"),
             *_floats(*[f"{s}{i}" for i in range(1, 6) for s in "WL"], "Wsets", "Lsets"),
+            Col("Comment"),
+            *_floats("B365W", "B365L", "PSW", "PSL", "MaxW", "MaxL", "AvgW", "AvgL"),
+        ),
+        ("Date", "Winner", "Loser"),
+        ("N/A", "NR"),
+    ),
+    "wta_odds_slams": TableSpec(
+        "wta_odds_slams",
+        (
+            Col("WTA"),
+            Col("Location"),
+            Col("Tournament", required=True),
+            Col("Date", "date", True, "%Y-%m-%d"),
+            Col("Tier"),
+            Col("Court"),
+            Col("Surface"),
+            Col("Round", required=True),
+            Col("Best of", "int", True),
+            Col("Winner", required=True),
+            Col("Loser", required=True),
+            *_ints("WRank", "LRank"),
+            *_floats("WPts", "LPts"),  # WTA ranking points had quarters (847.75) in the 2000s
+            *_floats(*[f"{s}{i}" for i in range(1, 4) for s in "WL"], "Wsets", "Lsets"),
             Col("Comment"),
             *_floats("B365W", "B365L", "PSW", "PSL", "MaxW", "MaxL", "AvgW", "AvgL"),
         ),
@@ -551,8 +589,18 @@ def _tennis_data_tour(raw: bytes, _file: SourceFile) -> pd.DataFrame:
     ).replace({"N/A": "", "NR": ""})
 
 
+def _tennis_data_wta_slams(raw: bytes, _file: SourceFile) -> pd.DataFrame:
+    frame = _tennis_data_frame(raw)
+    frame = frame[frame["Tier"].eq("Grand Slam")]
+    for col in SPECS["wta_odds_slams"].names:
+        if col not in frame.columns:
+            frame[col] = ""
+    return frame
+
+
 _ADAPTERS: dict[tuple[str, str], Adapter] = {
     ("tennis-data", "odds_slams"): _tennis_data_slams,
+    ("tennis-data", "wta_odds_slams"): _tennis_data_wta_slams,
     ("tennis-data", "odds_tour"): _tennis_data_tour,
 }
 """Readers for files whose layout differs from the local folder's, by (layout, dataset)."""

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Protocol
 
 SACKMANN_ATP = "https://raw.githubusercontent.com/JeffSackmann/tennis_atp/master"
+SACKMANN_WTA = "https://raw.githubusercontent.com/JeffSackmann/tennis_wta/master"
 SACKMANN_PBP = "https://raw.githubusercontent.com/JeffSackmann/tennis_pointbypoint/master"
 SACKMANN_SLAM_PBP = "https://raw.githubusercontent.com/JeffSackmann/tennis_slam_pointbypoint/master"
 TENNIS_DATA = "http://www.tennis-data.co.uk"
@@ -61,6 +62,9 @@ def _local_patterns(dataset: str) -> list[str]:
         "atp_matches": ["atp/atp_matches_[0-9][0-9][0-9][0-9].csv*"],
         "atp_matches_qual_chall": ["atp/atp_matches_qual_chall_[0-9][0-9][0-9][0-9].csv*"],
         "atp_players": ["atp/atp_players.csv*"],
+        "wta_matches": ["wta/wta_matches_[0-9][0-9][0-9][0-9].csv*"],
+        "wta_players": ["wta/wta_players.csv*"],
+        "wta_odds_slams": ["odds/wta_grand_slam_odds_tennis_data.csv*"],
         "odds_tour": ["odds/atp_tour_odds_2013_onward.csv*"],
         "odds_slams": ["odds/grand_slam_odds_tennis_data.csv*"],
         "reference_name_mapping": ["odds/reference_name_mapping.csv*"],
@@ -127,6 +131,7 @@ class UpstreamDataSource:
     first_year: int = 1968
     last_year: int = field(default_factory=lambda: dt.date.today().year)
     atp_base: str = SACKMANN_ATP
+    wta_base: str = SACKMANN_WTA
     pbp_base: str = SACKMANN_PBP
     slam_base: str = SACKMANN_SLAM_PBP
     odds_base: str = TENNIS_DATA
@@ -147,6 +152,18 @@ class UpstreamDataSource:
             ]
         if dataset == "atp_players":
             return [SourceFile("atp_players.csv", f"{a}/atp_players.csv")]
+        if dataset == "wta_matches":
+            w = self.wta_base
+            return [SourceFile(f"wta_matches_{y}.csv", f"{w}/wta_matches_{y}.csv", y) for y in self._years(1968)]
+        if dataset == "wta_players":
+            return [SourceFile("wta_players.csv", f"{self.wta_base}/wta_players.csv")]
+        if dataset == "wta_odds_slams":  # tennis-data.co.uk's women's workbooks: <year>w/<year>.xlsx
+            return [
+                SourceFile(
+                    f"tennis-data {y}w", f"{o}/{y}w/{y}.{'xlsx' if y >= 2013 else 'xls'}", y, layout="tennis-data"
+                )
+                for y in self._years(2007)
+            ]
         if dataset in ("odds_tour", "odds_slams"):
             first = 2013 if dataset == "odds_tour" else 2000
             return [
@@ -227,6 +244,9 @@ DATASETS = (
     "atp_matches",
     "atp_matches_qual_chall",
     "atp_players",
+    "wta_matches",
+    "wta_players",
+    "wta_odds_slams",
     "odds_tour",
     "odds_slams",
     "reference_name_mapping",
