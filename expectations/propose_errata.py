@@ -25,7 +25,7 @@ import pandas as pd
 
 from expectations.runner import SuiteResult, expectation_columns, expectation_name
 from expectations.suites import SUITES, RowBounds, validate_dataset
-from feeds.historical import SPECS, TableSpec, ingest, read_text_frame, row_keys
+from feeds.historical import ERRATA_FILE, SPECS, TableSpec, ingest, read_text_frame, row_keys
 from feeds.sources import DataSource, LocalDataSource, UpstreamDataSource
 
 _DUPLICATE_TYPES = frozenset({"expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique"})
@@ -219,9 +219,10 @@ def accept_proposals(folder: Path, current: Path, target: Path, datasets: Sequen
     copied to ``target`` first when they differ (the packaged default is never edited), rows already there are not
     added twice, and the accepted proposal files go. Returns the rows added."""
     proposals = read_proposals(folder, datasets)
-    if target != current and not target.exists():
+    if not target.exists():  # a new reviewed file starts from the errata in force (else the packaged ones)
+        seed = current if current.exists() and current != target else ERRATA_FILE
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(current.read_text(encoding="utf-8") if current.exists() else "dataset,key,column,reason\n")
+        target.write_text(seed.read_text(encoding="utf-8"))
     have: set[tuple[str, str, str]] = set()
     if target.exists():
         with target.open(newline="", encoding="utf-8") as fh:

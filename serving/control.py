@@ -280,7 +280,8 @@ class LivePnL:
     curve: pd.DataFrame
     """One row per settled market: settled_at, market, net profit, bankroll after."""
     calibration: pd.DataFrame
-    """In-play predictions of finished matches: predicted P(first player), whether they won."""
+    """In-play predictions of finished matches: predicted P(first player), the model ("name vN"), whether they
+    won."""
     summary: dict
 
 
@@ -306,11 +307,11 @@ def live_pnl(db: DbEngine, cfg: TradingPolicy) -> LivePnL:
         for _, _, _, _, m, p in store.events_after(db, 0, kinds=[str(EventKind.MATCH_FINISHED)], limit=1_000_000)
     }
     preds = [
-        (m, p["probability"])
+        (m, p["probability"], f"{p.get('model') or '?'} v{p.get('version') or '?'}")
         for _, _, _, _, m, p in store.events_after(db, 0, kinds=[str(EventKind.PREDICTION)], limit=10_000_000)
         if winners.get(m) in (FIRST, SECOND)
     ]
-    calib = pd.DataFrame(preds, columns=["match_id", "probability"])
+    calib = pd.DataFrame(preds, columns=["match_id", "probability", "model"])
     calib["first_won"] = [int(winners[m] == FIRST) for m in calib["match_id"]]
     y, p = calib["first_won"].to_numpy(), np.clip(calib["probability"].to_numpy(dtype=float), 1e-6, 1 - 1e-6)
     staked = float(curve["staked"].sum())

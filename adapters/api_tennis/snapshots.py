@@ -350,7 +350,14 @@ class SnapshotTranslator:
         return out
 
     def _on(self, followed: Followed, v: VendorEvent, joining: bool = False) -> list[MatchEvent]:
-        """A snapshot of a match in play: a point, a resync or nothing (``joining``: its first snapshot)."""
+        """A snapshot of a match in play: a point, a resync, a status change or nothing (``joining``: its first
+        snapshot). The status is remembered only once the snapshot was taken (a refused one changes nothing)."""
+        status = v.event_status.strip()
+        out = self._after(followed, v, joining, status, followed.status)
+        followed.status = status
+        return out
+
+    def _after(self, followed: Followed, v: VendorEvent, joining: bool, status: str, was: str) -> list[MatchEvent]:
         probe = self._message("point", followed.event, v)
         try:
             target = reported_score(probe, followed.score.fmt)
@@ -360,8 +367,6 @@ class SnapshotTranslator:
         # the vendor's own count of points played shows points skipped where the score alone cannot (a deuce
         # game: 40-40, A-40, 40-40 again); it only ever adds a resync, never a point
         hidden = _points_in(v) > followed.points + 1
-        status, was = v.event_status.strip(), followed.status
-        followed.status = status
         if target == prev and not hidden:
             if status != was and PLAY_SUSPENDED_STATUSES & {status, was}:
                 self.counts[f"status: {status}"] += 1  # play stopped or resumed, at the same score

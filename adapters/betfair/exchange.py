@@ -300,13 +300,14 @@ class BetfairExchange(BaseExchange):
     def settle_market(self, market_id: str, result: MatchResult) -> Settlement:
         if market_id in self._settled:
             raise ValueError(f"market {market_id} is already settled")
-        self.poll()
         now = self.clock.now()
+        if self.orders_stream is not None:
+            self._drain()
         bf_market = next((bf for bf, (key, _) in self.markets.items() if f"bf-{key}" == market_id), None)
         if bf_market is not None:  # the latest matched sizes, whatever the stream has delivered yet
             for current in self._current(market_ids=[bf_market]):
                 self._adopt(current, now)
-            self.poll()
+        # what changed stays in the outbox: the next poll() reports it (the ledger and the risk book see it)
         orders = [o for o in self._orders.values() if o.market_id == market_id]
         settlement = settle_market(
             market_id,

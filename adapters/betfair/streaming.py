@@ -3,7 +3,9 @@
 ``ResubscribingStream`` runs betfairlightweight's own socket and cache in a thread. When the connection drops it
 subscribes again with the last ``initialClk``/``clk`` the cache saw, so Betfair sends only what was missed
 (``RESUB_DELTA``) into the same cache and no update is lost; the waits between attempts are jittered and grow
-(``backoff_base_s * 2**attempt``, capped). ``restart_fresh()`` drops the clks: a new subscription, full images
+(``backoff_base_s * 2**attempt``, capped) until a connection stays up ``STABLE_S``. Any error of one connection
+(Betfair's, the socket's, TLS) is retried: the thread only ends at ``stop()``. ``restart_fresh()`` drops the
+clks: a new subscription, full images
 (e.g. the market filter changed). What the stream produces goes to ``output`` (betfairlightweight's resources).
 """
 
@@ -13,6 +15,7 @@ import logging
 import queue
 import random
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +23,9 @@ from betfairlightweight import StreamListener
 from betfairlightweight.exceptions import BetfairError
 
 log = logging.getLogger(__name__)
+
+STABLE_S = 10.0
+"""A connection that lasted this long was up: the backoff starts again from its shortest wait."""
 
 Subscribe = Callable[[Any, "str | None", "str | None"], Any]
 """(the library's stream, initial clk, clk) -> subscribes it (``subscribe_to_markets`` / ``subscribe_to_orders``)."""
@@ -58,7 +64,7 @@ class ResubscribingStream:
         self.resubscriptions = 0
         self.last_error: str | None = None
         self.subscribed = threading.Event()
-        """Set while a subscription is up (its answer came back); cleared when the socket is lost."""
+        """Set while a subscription runs (requested on a live socket); cleared when the socket is lost."""
 
     def start(self) -> ResubscribingStream:
         self._thread = threading.Thread(target=self.run, name=f"betfair-{self.name}", daemon=True)
@@ -70,6 +76,7 @@ class ResubscribingStream:
         attempt = 0
         initial_clk = clk = None
         while not self._stop.is_set():
+            began = time.monotonic()
             try:
                 self.connections += 1
                 if clk is not None:
@@ -84,13 +91,18 @@ class ResubscribingStream:
                 self.subscribe(stream, initial_clk, clk)
                 # with both clks the library keeps the listener's cache (only the subscription id changes), and
                 # Betfair's RESUB_DELTA brings it up to date from where it stood
-                self.subscribed.set()
-                attempt = 0
-                stream.start()  # blocks until the socket fails or stop()
-            except BetfairError as exc:
+                if stream.running and not self._stop.is_set() and not self._fresh:  # not dropped meanwhile
+                    self.subscribed.set()
+                    stream.start()  # blocks until the socket fails or stop()
+            except (BetfairError, OSError) as exc:  # a refused connection, DNS, TLS: retried like a drop
                 self.last_error = f"{type(exc).__name__}: {exc}"
+            except Exception as exc:  # noqa: BLE001 - the thread must outlive anything one connection raises
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("Betfair %s stream failed unexpectedly; subscribing again", self.name)
             finally:
                 self.subscribed.clear()
+            if time.monotonic() - began > STABLE_S:
+                attempt = 0  # it ran: the next wait starts short again
             cache = getattr(self._listener, "stream", None)
             if self._fresh:
                 self._fresh = False

@@ -386,3 +386,16 @@ def test_the_key_comes_from_the_environment_and_is_required():
         ApiTennisSettings.from_env({})
     s = ApiTennisSettings.from_env({"API_TENNIS_KEY": "k", "API_TENNIS_TOURS": "ATP, Challenger"})
     assert s.key == "k" and s.tours == frozenset({"atp", "challenger"}) and s.ws_url.startswith("wss://")
+
+
+def test_a_refused_snapshot_does_not_swallow_the_play_status_it_carried(real):
+    vm, start, scores, _ = real[6]
+    snaps = snapshots(vm, start, scores)
+    k = len(snaps) // 2
+    translator = SnapshotTranslator()
+    for snap in snaps[: k + 1]:
+        translator.translate([snap])
+    back = dict(snaps[k - 8], event_status="Suspended")  # a score that goes back: refused, with its status
+    assert translator.translate([back]) == [] and translator.refused
+    stopped = translator.translate([dict(snaps[k], event_status="Suspended")])
+    assert [m.kind for m in stopped] == ["status"], "the suspension is still news"

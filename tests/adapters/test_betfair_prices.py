@@ -165,3 +165,34 @@ def test_the_certificate_login_needs_the_certificate(world, tmp_path):
     without = BetfairCredentials(standin.app_key, standin.username, standin.password, certs=str(empty))
     with pytest.raises(BetfairRefused):
         login(api_client(without, _endpoints(standin)), without)
+
+
+def test_a_stream_whose_host_refuses_connections_keeps_trying_until_stopped():
+    """A refused connection (an OSError, not a Betfair error) must not end the stream's thread."""
+    import random
+    import socket
+
+    from adapters.betfair.streaming import ResubscribingStream
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    client = api_client(BetfairCredentials("key", "user", "pass"))
+    client.session_token = "token"
+    stream = ResubscribingStream(
+        client,
+        lambda st, initial_clk, clk: st.subscribe_to_markets(market_filter={}, market_data_filter={}),
+        "prices",
+        "127.0.0.1",
+        port,
+        random.Random(0),
+        backoff_base_s=0.01,
+        backoff_cap_s=0.05,
+    ).start()
+    deadline = time.monotonic() + 10
+    while stream.connections < 4:
+        assert time.monotonic() < deadline, f"the stream stopped trying: {stream.last_error}"
+        time.sleep(0.02)
+    stream.stop()
+    assert "Error" in (stream.last_error or "") and not stream.subscribed.is_set()
+    assert stream._thread is not None and not stream._thread.is_alive()

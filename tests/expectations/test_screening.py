@@ -97,6 +97,12 @@ def test_a_new_season_with_realistic_defects_goes_on_with_them_set_aside_and_err
     reviewed = [r for r in again.rejections if r.location.endswith("atp_matches_2022.csv.gz")]
     assert len(reviewed) == 17  # the 15 Finals rows and both copies of the duplicate (errata name rows by key)
     assert ERRATA_FILE.read_text() in target.read_text(), "the packaged errata are kept, and never edited"
+    configured = tmp_path / "elsewhere" / "errata.csv"  # COURTSIDE_ERRATA naming a file not made yet
+    write_proposals(str(proposed), "atp_matches", screened.proposed)
+    assert (
+        len(accept_proposals(proposed, configured, configured)) == 18
+        and ERRATA_FILE.read_text() in configured.read_text()
+    )
 
 
 def test_a_systemic_defect_keeps_everything_and_blocks_with_the_failed_expectation(data):

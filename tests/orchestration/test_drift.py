@@ -56,7 +56,7 @@ def test_a_shifted_scored_feature_fires_the_drift_check(shift, fires):
         assert out.metadata["drifted_features"].value == ["elo_diff"] and "elo_diff" in check.description
 
 
-def _live_log(url: str, first_wins: float, matches: int = 40, p: float = 0.8) -> None:
+def _live_log(url: str, first_wins: float, matches: int = 40, p: float = 0.8, version: str = "1") -> None:
     """Finished matches with five in-play predictions each: the first player given ``p``, winning ``first_wins``."""
     db = make_engine(url)
     migrate(db)
@@ -64,7 +64,12 @@ def _live_log(url: str, first_wins: float, matches: int = 40, p: float = 0.8) ->
     for m in range(matches):
         key = f"at-{m}"
         rows += [
-            {"kind": "PREDICTION", "event_time": at, "match_id": key, "payload": json.dumps({"probability": p})}
+            {
+                "kind": "PREDICTION",
+                "event_time": at,
+                "match_id": key,
+                "payload": json.dumps({"probability": p, "model": "tennis-inplay", "version": version}),
+            }
             for _ in range(5)
         ]
         winner = "First Player" if m < first_wins * matches else "Second Player"
@@ -93,8 +98,26 @@ def test_miscalibrated_live_outcomes_fire_the_check_and_the_sensor_requests_a_re
     assert len(sensor.run_requests) == (1 if fires else 0)
     again = drift_retrain(dg.build_sensor_context(instance=instance, cursor=sensor.cursor))
     assert not again.run_requests, "one drift asks once"
+    # measured again (after a retrain, say) on the same model's predictions: the same drift, not asked again
+    dg.materialize([live_calibration_drift], resources={"courtside": courtside}, instance=instance)
+    again = drift_retrain(dg.build_sensor_context(instance=instance, cursor=again.cursor))
+    assert not again.run_requests, "the same model judged again: no retrain loop"
     if fires:
         defs = build_definitions(settings_for(tmp_path / "home", tmp_path))
         retrain = defs.resolve_job_def(drift_retrain.job_name).asset_layer.selected_asset_keys
         assert {dg.AssetKey("inplay_champion"), dg.AssetKey("prematch_champion")} <= retrain
         assert "live_calibration_drift" in sensor.run_requests[0].tags["courtside/reason"]
+
+
+def test_a_new_in_play_model_is_judged_on_its_own_predictions_and_asks_again_if_it_drifts(tmp_path):
+    url = f"sqlite:///{tmp_path / 'live.db'}"
+    _live_log(url, 0.3, version="1")
+    courtside = CourtsideResource(data_dir=str(tmp_path), database_url=url, reports_dir=str(tmp_path / "reports"))
+    instance = dg.DagsterInstance.ephemeral()
+    dg.materialize([live_calibration_drift], resources={"courtside": courtside}, instance=instance)
+    first = drift_retrain(dg.build_sensor_context(instance=instance))
+    assert len(first.run_requests) == 1
+    _live_log(url, 0.8, matches=40, version="2")  # the retrained model, calibrated: judged alone, no drift
+    result = dg.materialize([live_calibration_drift], resources={"courtside": courtside}, instance=instance)
+    assert result.get_asset_check_evaluations()[0].passed
+    assert not drift_retrain(dg.build_sensor_context(instance=instance, cursor=first.cursor)).run_requests

@@ -1,7 +1,8 @@
 """Drift monitoring (``training.drift``): the pre-match features of the rows the champion is now judged on against
 the season it was chosen on, and the live in-play predictions against how the matches ended. Each asset says
-``drifted`` in its metadata; its check fails beyond ``DRIFT_LIMITS``; the ``drift_retrain`` sensor requests the
-retrain (pre-match and in-play models) when a new materialization has drifted."""
+``drifted`` in its metadata and what it ``judged`` (the data version; the in-play model); its check fails beyond
+``DRIFT_LIMITS``; the ``drift_retrain`` sensor requests the retrain (pre-match and in-play models) once for each
+thing judged to have drifted — a retrain cannot change the data it was measured on, so asking again would loop."""
 
 import dagster as dg
 import pandas as pd
@@ -10,6 +11,7 @@ from betting.policy import TradingPolicy
 from features.prematch import FEATURES
 from orchestration.defs.shared.resources import CourtsideResource
 from serving import control
+from training import tracking
 from training.drift import DRIFT_LIMITS, calibration_drift, feature_drift
 
 GROUP = "monitoring"
@@ -27,6 +29,8 @@ def prematch_feature_drift(model_dataset: pd.DataFrame) -> dg.Output[pd.DataFram
         table,
         metadata={
             "drifted": dg.MetadataValue.bool(bool(drifted)),
+            "judged": tracking.frame_version(model_dataset),  # the sensor asks once per data version
+            "data_version": tracking.frame_version(model_dataset),
             "drifted_features": dg.MetadataValue.json(drifted),
             "max_psi": float(table["psi"].max()) if len(table) else 0.0,
             "reference_rows": len(reference),
@@ -52,14 +56,17 @@ CALIBRATION_CHECK = "calibration_within_drift_limits"
     ],
 )
 def live_calibration_drift(courtside: CourtsideResource) -> dg.MaterializeResult:
-    """Calibration of the live in-play predictions on the matches that finished: drifted when its error is beyond
-    the limit over enough matches."""
+    """Calibration of the live in-play predictions on the matches that finished, of the newest in-play model that
+    predicted (a retrained model is judged on its own predictions): drifted when its error is beyond the limit over
+    enough matches."""
     calibration = control.live_pnl(courtside.engine, TradingPolicy(bankroll=courtside.bankroll)).calibration
-    found = calibration_drift(calibration)
+    model = str(calibration["model"].iloc[-1]) if len(calibration) else "none"
+    found = calibration_drift(calibration[calibration["model"] == model] if len(calibration) else calibration)
     return dg.MaterializeResult(
         metadata={
             "drifted": dg.MetadataValue.bool(bool(found.drifted)),
-            "judged": dg.MetadataValue.bool(found.drifted is not None),
+            "judged": model,  # the sensor asks once per model judged
+            "model": model,
             "finished_matches": found.matches,
             "predictions": found.predictions,
             "calibration_error": found.calibration_error if found.calibration_error is not None else float("nan"),

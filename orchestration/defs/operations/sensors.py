@@ -141,10 +141,11 @@ DRIFT_ASSETS = ("prematch_feature_drift", "live_calibration_drift")
 @dg.sensor(job=retrain_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
 def drift_retrain(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     """Requests the retrain (pre-match and in-play models) when a drift asset's newest materialization says
-    ``drifted`` (``training.drift``: features beyond the PSI limit, or live calibration beyond its limit). The cursor
-    holds the last materialization seen of each, so one drift asks once; a retrain already queued or running is not
-    asked again."""
-    seen = json.loads(context.cursor) if context.cursor else {}
+    ``drifted`` (``training.drift``: features beyond the PSI limit, or live calibration beyond its limit) — once for
+    each thing judged (``judged``: the data version measured, the in-play model measured), since measuring the same
+    data or model again gives the same drift; one retrain at a time, one request a tick."""
+    state = json.loads(context.cursor) if context.cursor else {}
+    seen, asked = state.get("seen", {}), state.get("asked", {})
     requests, notes = [], []
     for name in DRIFT_ASSETS:
         records = context.instance.fetch_materializations(dg.AssetKey(name), limit=1).records
@@ -153,11 +154,16 @@ def drift_retrain(context: dg.SensorEvaluationContext) -> dg.SensorResult:
             continue
         seen[name] = event.storage_id
         metadata = event.asset_materialization.metadata if event.asset_materialization else {}
-        drifted = metadata.get("drifted")
+        drifted, judged = metadata.get("drifted"), metadata.get("judged")
+        judged_value = str(judged.value) if judged is not None else str(event.storage_id)
         if drifted is None or not drifted.value:
             notes.append(f"{name}: no drift")
             continue
-        if _busy(context, retrain_job.name):
+        if asked.get(name) == judged_value:
+            notes.append(f"{name}: drift on {judged_value} already asked for a retrain")
+            continue
+        if requests or _busy(context, retrain_job.name):
+            seen[name] = event.storage_id - 1  # asked at the next tick, once this retrain is done
             notes.append(f"{name} drifted; a retrain is already on its way")
             continue
         detail = metadata.get("drifted_features") or metadata.get("calibration_error")
@@ -170,6 +176,7 @@ def drift_retrain(context: dg.SensorEvaluationContext) -> dg.SensorResult:
                 },
             )
         )
-        notes.append(f"{name} drifted: retrain requested")
+        asked[name] = judged_value
+        notes.append(f"{name} drifted on {judged_value}: retrain requested")
     skip = None if requests else "; ".join(notes) or "no new drift measurement"
-    return dg.SensorResult(run_requests=requests, cursor=json.dumps(seen), skip_reason=skip)
+    return dg.SensorResult(run_requests=requests, cursor=json.dumps({"seen": seen, "asked": asked}), skip_reason=skip)
