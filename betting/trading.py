@@ -364,6 +364,9 @@ class TradingCore:
         if status not in PLAY_SUSPENDED_STATUSES:
             self.clean(m.event_key, PLAY, ctx)
             return
+        held = self.suspended.get(m.event_key)
+        if held is not None and held[0] != PLAY:  # play stopping outranks: the match now waits for play to resume
+            del self.suspended[m.event_key]
         if not self.suspend(m.event_key, PLAY, f"play suspended: {status} at {m.score.describe()}", ctx):
             return
         if not recovering:

@@ -3,7 +3,9 @@ aggregate per match.
 
 - **completeness**: the share of the optional fields a message can carry that it does carry (the server, both
   players' keys, the tournament's key, the match's elapsed time, and for a point the point itself);
-- **validity**: the message passed the feed protocol (1), or was refused as malformed (0);
+- **validity**: the message passed the feed protocol. Every message scored here did: a frame refused as malformed
+  cannot be attributed to a match, and is counted in the engine's quarantine instead (the dimension is kept so a
+  producer that scores raw frames can say 0);
 - **consistency**: it applied cleanly to the match's exact state (1); it jumped points the feed skipped
   (``resync``: 0.5); or it broke the state and was refused (0);
 - **timeliness**: its delay against the fastest delivery seen on its feed (the offset between the engine's clock
@@ -54,10 +56,6 @@ def message_quality(event: Any, applied: str, delay_s: float | None) -> dict[str
     known = [v for v in dims.values() if v is not None]
     dims["score"] = round(sum(known) / len(known), 4)
     return dims
-
-
-INVALID = {"completeness": 0.0, "validity": 0.0, "consistency": 0.0, "timeliness": None, "score": 0.0}
-"""A frame refused as malformed: nothing of it can be trusted."""
 
 
 @dataclass

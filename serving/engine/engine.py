@@ -330,8 +330,11 @@ class TradingEngine:
             payload["dq"] = message_quality(env.data, payload.get("kind", ""), self._delay(env))
         self._log(kind, payload, match_id, env)
 
-    def _delay(self, env: Envelope) -> float:
-        """How late this message is against the fastest delivery seen on its feed (``features.live_quality``)."""
+    def _delay(self, env: Envelope) -> float | None:
+        """How late this message is against the fastest delivery seen on its feed (``features.live_quality``); not
+        measured in deterministic mode (a replay of the log must give the same entries)."""
+        if self.cfg.deterministic:
+            return None
         offset = time.time() - env.event_time
         best = self._best_offset.get(env.feed)
         if best is None or offset < best:

@@ -243,7 +243,10 @@ def test_play_suspended_stops_trading_on_the_match_and_cancels_its_orders_until_
     assert resting.is_live and core.exchange.order("rest-1").status is OrderStatus.EXECUTABLE
     stopped = translator.translate([dict(snaps[k], event_status="Suspended")])
     assert [x.kind for x in stopped] == ["status"] and translator.counts["status: Suspended"] == 1
+    core.suspend(key, "market", "a market message it could not trust")  # already held by the market channel
     _follow(core, stopped)
+    assert core.suspended[key][0] == "play", "play stopping outranks: a clean market book must not resume it"
+    core.clean(key, "market")
     assert key in core.suspended and core.suspended[key][1].startswith("play suspended: Suspended")
     assert not core.exchange.order("rest-1").is_live, "its live orders are cancelled"
     assert not core.trade(m) and not m.finished and core.settled == set()
@@ -272,7 +275,7 @@ def test_play_suspended_stops_trading_on_the_match_and_cancels_its_orders_until_
 
 
 def core_reason(log: list) -> str:
-    return next(payload["reason"] for kind, payload in log if kind == "MATCH_SUSPENDED")
+    return next(p["reason"] for kind, p in reversed(log) if kind == "MATCH_SUSPENDED" and p["channel"] == "play")
 
 
 def test_a_resync_that_goes_back_is_refused_by_the_match_state(real):

@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from features.live_quality import INVALID, QualityTally, completeness, message_quality, timeliness
+from features.live_quality import QualityTally, completeness, message_quality, timeliness
 
 
 def _event(kind="point", **missing):
@@ -39,7 +39,8 @@ def test_the_score_is_the_mean_of_what_is_known_and_a_resync_or_a_refusal_costs_
     refused = message_quality(_event(), "refused", 20.0)
     assert refused["consistency"] == 0.0 and refused["score"] == pytest.approx(2 / 4)
     tally = QualityTally()
-    for dq in (clean, refused, INVALID):
+    malformed = {"completeness": 0.0, "validity": 0.0, "consistency": 0.0, "timeliness": None, "score": 0.0}
+    for dq in (clean, refused, malformed):
         tally.add(dq)
     summary = tally.as_dict()
     assert summary["messages"] == 3 and summary["min_score"] == 0.0
