@@ -478,34 +478,20 @@ def odds_tour(row_bounds: RowBounds = (20_000, 80_000)) -> list[Expectation]:
 
 def odds_slams(row_bounds: RowBounds = (10_500, 40_000)) -> list[Expectation]:
     """Grand Slam closing odds of several bookmakers (tennis-data layout, Winner/Loser)."""
-    bookmakers = {"B365": "Bet365", "PS": "Pinnacle", "Max": "best market", "Avg": "average market"}
-    games = [f"{s}{i}" for i in range(1, 6) for s in "WL"]
-    return [
-        *schema("odds_slams"),
-        *_odds_common(row_bounds),
-        unique(
-            "match_key_unique",
-            ["Date", "Winner", "Loser"],
-            reason="duplicate of line {first[source_line]} (same Date, Winner and Loser)",
-        ),
-        differ("winner_differs_from_loser", "Winner", "Loser", reason="Winner equals Loser ({Winner})"),
-        in_set("series_is_grand_slam", "Series", ["Grand Slam"]),
-        in_set("tournament_is_a_slam", "Tournament", SLAM_TOURNAMENTS),
-        in_set("comment_known", "Comment", SLAM_COMMENTS),
-        *[p for code, who in bookmakers.items() for side in "WL" for p in _price_limits(f"{code}{side}", who)],
-        *[between(f"{snake(c)}_at_least_1", c, 1) for c in ("WRank", "LRank")],
-        *[between(f"{snake(c)}_non_negative", c, 0) for c in ("WPts", "LPts")],
-        *[between(f"{snake(c)}_non_negative", c, 0) for c in games],
-        *[between(f"{snake(c)}_at_most_3", c, 0, 3) for c in ("Wsets", "Lsets")],
-    ]
+    return _slam_odds("odds_slams", row_bounds, "Series", sets=5)
 
 
 def wta_odds_slams(row_bounds: RowBounds = (5_000, 40_000)) -> list[Expectation]:
     """WTA Grand Slam closing odds (tennis-data layout, ``Tier`` instead of ``Series``, best of 3)."""
+    return _slam_odds("wta_odds_slams", row_bounds, "Tier", sets=3)
+
+
+def _slam_odds(dataset: str, row_bounds: RowBounds, level: str, sets: int) -> list[Expectation]:
     bookmakers = {"B365": "Bet365", "PS": "Pinnacle", "Max": "best market", "Avg": "average market"}
-    games = [f"{s}{i}" for i in range(1, 4) for s in "WL"]
+    games = [f"{s}{i}" for i in range(1, sets + 1) for s in "WL"]
+    most = sets // 2 + 1
     return [
-        *schema("wta_odds_slams"),
+        *schema(dataset),
         *_odds_common(row_bounds),
         unique(
             "match_key_unique",
@@ -513,14 +499,14 @@ def wta_odds_slams(row_bounds: RowBounds = (5_000, 40_000)) -> list[Expectation]
             reason="duplicate of line {first[source_line]} (same Date, Winner and Loser)",
         ),
         differ("winner_differs_from_loser", "Winner", "Loser", reason="Winner equals Loser ({Winner})"),
-        in_set("tier_is_grand_slam", "Tier", ["Grand Slam"]),
+        in_set(f"{level.lower()}_is_grand_slam", level, ["Grand Slam"]),
         in_set("tournament_is_a_slam", "Tournament", SLAM_TOURNAMENTS),
         in_set("comment_known", "Comment", SLAM_COMMENTS),
         *[p for code, who in bookmakers.items() for side in "WL" for p in _price_limits(f"{code}{side}", who)],
         *[between(f"{snake(c)}_at_least_1", c, 1) for c in ("WRank", "LRank")],
         *[between(f"{snake(c)}_non_negative", c, 0) for c in ("WPts", "LPts")],
         *[between(f"{snake(c)}_non_negative", c, 0) for c in games],
-        *[between(f"{snake(c)}_at_most_2", c, 0, 2) for c in ("Wsets", "Lsets")],
+        *[between(f"{snake(c)}_at_most_{most}", c, 0, most) for c in ("Wsets", "Lsets")],
     ]
 
 

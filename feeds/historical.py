@@ -107,6 +107,35 @@ _STATS = [
     for s in ("ace", "df", "svpt", "1stIn", "1stWon", "2ndWon", "SvGms", "bpSaved", "bpFaced")
 ]
 
+
+def _slam_odds(dataset: str, tour: str, level: str, sets: int, points: list[Col]) -> TableSpec:
+    """tennis-data.co.uk's Grand Slam layout (Winner/Loser), for a tour: its number column, its level column
+    (``Series`` / ``Tier``), the sets a match can have."""
+    return TableSpec(
+        dataset,
+        (
+            Col(tour),
+            Col("Location"),
+            Col("Tournament", required=True),
+            Col("Date", "date", True, "%Y-%m-%d"),
+            Col(level),
+            Col("Court"),
+            Col("Surface"),
+            Col("Round", required=True),
+            Col("Best of", "int", True),
+            Col("Winner", required=True),
+            Col("Loser", required=True),
+            *_ints("WRank", "LRank"),
+            *points,
+            *_floats(*[f"{s}{i}" for i in range(1, sets + 1) for s in "WL"], "Wsets", "Lsets"),
+            Col("Comment"),
+            *_floats("B365W", "B365L", "PSW", "PSL", "MaxW", "MaxL", "AvgW", "AvgL"),
+        ),
+        ("Date", "Winner", "Loser"),
+        ("N/A", "NR"),
+    )
+
+
 _SACKMANN_MATCHES = (
     Col("tourney_id", required=True),
     Col("tourney_name", required=True),
@@ -190,51 +219,9 @@ SPECS: dict[str, TableSpec] = {
         ("Date", "Player_1", "Player_2"),
         ("N/A", "NR"),
     ),
-    "odds_slams": TableSpec(
-        "odds_slams",
-        (
-            Col("ATP"),
-            Col("Location"),
-            Col("Tournament", required=True),
-            Col("Date", "date", True, "%Y-%m-%d"),
-            Col("Series"),
-            Col("Court"),
-            Col("Surface"),
-            Col("Round", required=True),
-            Col("Best of", "int", True),
-            Col("Winner", required=True),
-            Col("Loser", required=True),
-            *_ints("WRank", "LRank", "WPts", "LPts"),
-            *_floats(*[f"{s}{i}" for i in range(1, 6) for s in "WL"], "Wsets", "Lsets"),
-            Col("Comment"),
-            *_floats("B365W", "B365L", "PSW", "PSL", "MaxW", "MaxL", "AvgW", "AvgL"),
-        ),
-        ("Date", "Winner", "Loser"),
-        ("N/A", "NR"),
-    ),
-    "wta_odds_slams": TableSpec(
-        "wta_odds_slams",
-        (
-            Col("WTA"),
-            Col("Location"),
-            Col("Tournament", required=True),
-            Col("Date", "date", True, "%Y-%m-%d"),
-            Col("Tier"),
-            Col("Court"),
-            Col("Surface"),
-            Col("Round", required=True),
-            Col("Best of", "int", True),
-            Col("Winner", required=True),
-            Col("Loser", required=True),
-            *_ints("WRank", "LRank"),
-            *_floats("WPts", "LPts"),  # WTA ranking points had quarters (847.75) in the 2000s
-            *_floats(*[f"{s}{i}" for i in range(1, 4) for s in "WL"], "Wsets", "Lsets"),
-            Col("Comment"),
-            *_floats("B365W", "B365L", "PSW", "PSL", "MaxW", "MaxL", "AvgW", "AvgL"),
-        ),
-        ("Date", "Winner", "Loser"),
-        ("N/A", "NR"),
-    ),
+    "odds_slams": _slam_odds("odds_slams", "ATP", "Series", sets=5, points=_ints("WPts", "LPts")),
+    # WTA ranking points had quarters (847.75) in the 2000s
+    "wta_odds_slams": _slam_odds("wta_odds_slams", "WTA", "Tier", sets=3, points=_floats("WPts", "LPts")),
     "reference_name_mapping": TableSpec(
         "reference_name_mapping",
         (
