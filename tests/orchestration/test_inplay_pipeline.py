@@ -106,7 +106,7 @@ def test_best_model_registered_as_champion_with_runs_in_mlflow(runs):
     assert families >= MODELS
     for r in found:
         if r.data.tags.get("model_family") in MODELS:
-            assert {"validation_log_loss", "test_25pct_log_loss", "test_all_points_log_loss"} <= set(r.data.metrics)
+            assert {"validation_log_loss", "test_0-25pct_log_loss", "test_all_points_log_loss"} <= set(r.data.metrics)
     model, features = tracking.load_model(f"models:/{tracking.INPLAY_MODEL}@{tracking.CHAMPION}")
     assert model.kind == best.name and features == list(best.model.features)
 

@@ -1,7 +1,8 @@
 """The whole pipeline on the real shared data, twice, with the application database on a real
 PostgreSQL server: every asset materialized, every check green, the champion registered in
 MLflow, the evaluation against the market produced; a second run is green again and reuses the
-registered model instead of registering a copy."""
+registered model instead of registering a copy. The one kind of check that does not pass is a warning: the
+shared data ends in 2021, so every dated source fails its timeliness check ``data_is_fresh``."""
 
 import dagster as dg
 import mlflow
@@ -17,6 +18,15 @@ def _checks(result):
     return {(e.asset_key.to_user_string(), e.check_name): e for e in result.get_asset_check_evaluations()}
 
 
+def _green(checks: dict) -> bool:
+    """Every check passed but the sources' timeliness warnings (the shared data is years old)."""
+    failed = {k: e for k, e in checks.items() if not e.passed}
+    assert failed, "the shared data's timeliness checks warn"
+    assert all(name == "data_is_fresh" and e.severity == dg.AssetCheckSeverity.WARN for (_, name), e in failed.items())
+    assert all(e.metadata["newest_record"].value.startswith("2021-") for e in failed.values())
+    return True
+
+
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_first_run_materializes_everything_with_every_check_green(runs):
@@ -29,13 +39,14 @@ def test_first_run_materializes_everything_with_every_check_green(runs):
     pipeline = defs.resolve_job_def("courtside_pipeline").asset_layer.selected_asset_keys
     assert done == set(pipeline)
     assert pipeline == set(graph.get_all_asset_keys()) - {
-        dg.AssetKey(k) for k in ("prematch_value_scan", "live_settlements", "live_pnl", "live_event_batch")
+        dg.AssetKey(k)
+        for k in ("prematch_value_scan", "live_settlements", "live_pnl", "live_event_batch", "live_calibration_drift")
     }
     checks = _checks(first)
     assert set(checks) == {
         (k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys if k.asset_key in pipeline
     }
-    assert all(e.passed for e in checks.values()), [k for k, e in checks.items() if not e.passed]
+    assert _green(checks), [k for k, e in checks.items() if not e.passed]
 
     # identity measured against the reference: the issue's targets
     slams = first.asset_materializations_for_node("odds_slams_matched")[0].metadata
@@ -84,7 +95,7 @@ def test_champion_registered_and_evaluated_against_the_market(runs):
 def test_second_run_is_green_and_registers_nothing_new(runs):
     settings, _, _, second = runs
     assert second.success
-    assert all(e.passed for e in _checks(second).values())
+    assert _green(_checks(second))
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     versions = MlflowClient().search_model_versions(f"name='{tracking.PREMATCH_MODEL}'")
     assert [str(v.version) for v in versions] == ["1"]
