@@ -23,7 +23,7 @@ def _green(checks: dict) -> bool:
     failed = {k: e for k, e in checks.items() if not e.passed}
     assert failed, "the shared data's timeliness checks warn"
     assert all(name == "data_is_fresh" and e.severity == dg.AssetCheckSeverity.WARN for (_, name), e in failed.items())
-    assert all(e.metadata["newest_record"].value.startswith("2021-") for e in failed.values())
+    assert all(e.metadata["newest_record"].value < "2022" for e in failed.values())  # the shared data ends in 2021
     return True
 
 
