@@ -108,6 +108,19 @@ _STATS = [
 ]
 
 
+_SACKMANN_PLAYERS = (
+    Col("player_id", "int", True),
+    Col("name_first"),
+    Col("name_last"),
+    Col("hand"),
+    Col("dob"),  # YYYYMMDD, or YYYY0000 when only the year is known: parsed by features
+    Col("ioc"),
+    Col("height", "float"),
+    Col("wikidata_id"),
+)
+"""Sackmann's player registers (ATP and WTA: the same columns)."""
+
+
 def _slam_odds(dataset: str, tour: str, level: str, sets: int, points: list[Col]) -> TableSpec:
     """tennis-data.co.uk's Grand Slam layout (Winner/Loser), for a tour: its number column, its level column
     (``Series`` / ``Tier``), the sets a match can have."""
@@ -169,34 +182,8 @@ _SACKMANN_MATCHES = (
 SPECS: dict[str, TableSpec] = {
     "atp_matches": TableSpec("atp_matches", _SACKMANN_MATCHES, ("tourney_id", "match_num")),
     "atp_matches_qual_chall": TableSpec("atp_matches_qual_chall", _SACKMANN_MATCHES, ("tourney_id", "match_num")),
-    "atp_players": TableSpec(
-        "atp_players",
-        (
-            Col("player_id", "int", True),
-            Col("name_first"),
-            Col("name_last"),
-            Col("hand"),
-            Col("dob"),  # YYYYMMDD, or YYYY0000 when only the year is known: parsed by features
-            Col("ioc"),
-            Col("height", "float"),
-            Col("wikidata_id"),
-        ),
-        ("player_id",),
-    ),
-    "wta_players": TableSpec(
-        "wta_players",
-        (
-            Col("player_id", "int", True),
-            Col("name_first"),
-            Col("name_last"),
-            Col("hand"),
-            Col("dob"),  # YYYYMMDD, or YYYY0000 when only the year is known: parsed by features
-            Col("ioc"),
-            Col("height", "float"),
-            Col("wikidata_id"),
-        ),
-        ("player_id",),
-    ),
+    "atp_players": TableSpec("atp_players", _SACKMANN_PLAYERS, ("player_id",)),
+    "wta_players": TableSpec("wta_players", _SACKMANN_PLAYERS, ("player_id",)),
     "wta_matches": TableSpec("wta_matches", _SACKMANN_MATCHES, ("tourney_id", "match_num")),
     "odds_tour": TableSpec(
         "odds_tour",
