@@ -519,13 +519,18 @@ def _tennis_data_frame(raw: bytes) -> pd.DataFrame:
     return frame
 
 
-def _tennis_data_slams(raw: bytes, _file: SourceFile) -> pd.DataFrame:
-    frame = _tennis_data_frame(raw)
-    frame = frame[frame["Series"].eq("Grand Slam")]
-    for col in SPECS["odds_slams"].names:
-        if col not in frame.columns:
-            frame[col] = ""
-    return frame
+def _tennis_data_slams(dataset: str, level: str) -> Adapter:
+    """A tennis-data.co.uk workbook's Grand Slam rows in ``dataset``'s layout (``level``: its ``Series``/``Tier``)."""
+
+    def read(raw: bytes, _file: SourceFile) -> pd.DataFrame:
+        frame = _tennis_data_frame(raw)
+        frame = frame[frame[level].eq("Grand Slam")]
+        for col in SPECS[dataset].names:
+            if col not in frame.columns:
+                frame[col] = ""
+        return frame
+
+    return read
 
 
 def _set_scores(frame: pd.DataFrame) -> pd.Series:
@@ -563,18 +568,9 @@ def _tennis_data_tour(raw: bytes, _file: SourceFile) -> pd.DataFrame:
     ).replace({"N/A": "", "NR": ""})
 
 
-def _tennis_data_wta_slams(raw: bytes, _file: SourceFile) -> pd.DataFrame:
-    frame = _tennis_data_frame(raw)
-    frame = frame[frame["Tier"].eq("Grand Slam")]
-    for col in SPECS["wta_odds_slams"].names:
-        if col not in frame.columns:
-            frame[col] = ""
-    return frame
-
-
 _ADAPTERS: dict[tuple[str, str], Adapter] = {
-    ("tennis-data", "odds_slams"): _tennis_data_slams,
-    ("tennis-data", "wta_odds_slams"): _tennis_data_wta_slams,
+    ("tennis-data", "odds_slams"): _tennis_data_slams("odds_slams", "Series"),
+    ("tennis-data", "wta_odds_slams"): _tennis_data_slams("wta_odds_slams", "Tier"),
     ("tennis-data", "odds_tour"): _tennis_data_tour,
 }
 """Readers for files whose layout differs from the local folder's, by (layout, dataset)."""
