@@ -8,6 +8,8 @@ earlier in this order (see ``features.prematch``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 
@@ -33,6 +35,26 @@ ROUND_ORDER: dict[str, int] = {
 
 TOUR_LEVELS = ("G", "M", "A", "F", "D")
 """Sackmann tourney_level codes of tour-level events (Grand Slam, Masters, ATP 250/500, Finals, Davis Cup)."""
+
+WTA_LEVEL_FAMILY: dict[str, str] = {
+    "G": "G",
+    "PM": "M",
+    "T1": "M",
+    "P": "A",
+    "I": "A",
+    "T2": "A",
+    "T3": "A",
+    "T4": "A",
+    "T5": "A",
+    "W": "A",
+    "O": "A",
+    "F": "F",
+    "D": "D",
+}
+"""The WTA's levels in Sackmann's files mapped onto the ATP's tiers the features know: Premier Mandatory and
+the Tier I events of 1988-2008 are the Masters' peers; Premier, International, Tiers II-V, the pre-1988 tour
+events (W) and the Olympics the 250/500 tier; the Finals; the Fed/BJK Cup as Davis Cup. Exhibitions and the
+lower tiers (E, J, CC) stay outside the tour level. The file's own code is kept in ``tourney_level_source``."""
 
 _ROUND_DAY_ONE_WEEK = {
     "Q1": -3,
@@ -76,17 +98,30 @@ def estimated_match_date(tourney_date: pd.Series, rounds: pd.Series, two_weeks: 
     return tourney_date + pd.to_timedelta(days, unit="D")
 
 
-def clean_matches(tour: pd.DataFrame, qual_chall: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+def clean_matches(
+    tour: pd.DataFrame,
+    qual_chall: pd.DataFrame | None = None,
+    tour_name: str = "ATP",
+    level_family: Mapping[str, str] | None = None,
+) -> tuple[pd.DataFrame, dict[str, int]]:
     """One chronologically ordered table of every match that was played, with outcome flags.
 
+    ``tour_name`` fills the ``tour`` column; ``level_family`` (the WTA's: ``WTA_LEVEL_FAMILY``) maps the
+    tour's own ``tourney_level`` codes onto ``TOUR_LEVELS`` (the original code kept in ``tourney_level_source``).
     Returns the table and counts of what was dropped or flagged (for the asset's metadata).
     """
     frames = []
     for source, frame in (("tour", tour), ("qual_chall", qual_chall)):
+        if frame is None:
+            continue
         f = frame.copy()
         f["source"] = source
         frames.append(f)
     m = pd.concat(frames, ignore_index=True)
+    m["tour"] = tour_name
+    m["tourney_level_source"] = m["tourney_level"]
+    if level_family is not None:
+        m["tourney_level"] = m["tourney_level"].map(level_family).fillna(m["tourney_level"])
     m["match_id"] = m["tourney_id"].astype(str) + ":" + m["match_num"].astype(str)
     parsed = [parse_outcome(s) for s in m["score"].tolist()]
     m["outcome"] = pd.Categorical([p[0] for p in parsed], categories=OUTCOMES)

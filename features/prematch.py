@@ -109,8 +109,18 @@ _NEGATED = frozenset(
     }
 )
 _COMPLEMENTED = frozenset({"elo_prob", "surface_elo_prob", "blend_elo_prob", "matchup_prob"})
+TOUR_FEATURE = "tour_wta"
+"""1 for a women's match: the extra column of a model trained on both tours (``training.models.BOTH_TOURS``); not
+in ``FEATURES``, which a model of one tour receives."""
+
 _SHARED = frozenset(
-    {"best_of_5", "round_order", *(f"level_{lv}" for lv in LEVELS), *(f"surface_{s}" for s in SURFACES)}
+    {
+        "best_of_5",
+        "round_order",
+        TOUR_FEATURE,
+        *(f"level_{lv}" for lv in LEVELS),
+        *(f"surface_{s}" for s in SURFACES),
+    }
 )
 
 
@@ -488,6 +498,8 @@ def build_prematch_features(
             "is_tour_main": src["is_tour_main"].to_numpy(),
             "settles": src["settles"].to_numpy(),
             "retired": src["retired"].to_numpy(),
+            "tour": src["tour"].to_numpy() if "tour" in src else "ATP",
+            TOUR_FEATURE: (src["tour"] == "WTA").to_numpy(dtype=float) if "tour" in src else 0.0,
         }
     )
     feats = pd.DataFrame(rows, columns=list(FEATURES))

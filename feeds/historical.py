@@ -179,6 +179,24 @@ _SACKMANN_MATCHES = (
     *_ints("winner_rank", "winner_rank_points", "loser_rank", "loser_rank_points"),
 )
 
+
+def _reference_mapping(dataset: str) -> TableSpec:
+    """The Grand Slam odds rows' Sackmann ids as published beside the data (ATP and WTA: the same columns); a
+    measuring stick for the name matching, never its input."""
+    return TableSpec(
+        dataset,
+        (
+            Col("Date", "date", True, "%Y-%m-%d"),
+            Col("Winner", required=True),
+            Col("Loser", required=True),
+            *_ints("winner_id", "loser_id", required=True),
+            Col("tourney_id"),
+            Col("match_id"),
+        ),
+        ("Date", "Winner", "Loser"),
+    )
+
+
 SPECS: dict[str, TableSpec] = {
     "atp_matches": TableSpec("atp_matches", _SACKMANN_MATCHES, ("tourney_id", "match_num")),
     "atp_matches_qual_chall": TableSpec("atp_matches_qual_chall", _SACKMANN_MATCHES, ("tourney_id", "match_num")),
@@ -209,18 +227,8 @@ SPECS: dict[str, TableSpec] = {
     "odds_slams": _slam_odds("odds_slams", "ATP", "Series", sets=5, points=_ints("WPts", "LPts")),
     # WTA ranking points had quarters (847.75) in the 2000s
     "wta_odds_slams": _slam_odds("wta_odds_slams", "WTA", "Tier", sets=3, points=_floats("WPts", "LPts")),
-    "reference_name_mapping": TableSpec(
-        "reference_name_mapping",
-        (
-            Col("Date", "date", True, "%Y-%m-%d"),
-            Col("Winner", required=True),
-            Col("Loser", required=True),
-            *_ints("winner_id", "loser_id", required=True),
-            Col("tourney_id"),
-            Col("match_id"),
-        ),
-        ("Date", "Winner", "Loser"),
-    ),
+    "reference_name_mapping": _reference_mapping("reference_name_mapping"),
+    "wta_reference_name_mapping": _reference_mapping("wta_reference_name_mapping"),
     "pbp_matches": TableSpec(
         "pbp_matches",
         (

@@ -68,6 +68,7 @@ def _local_patterns(dataset: str) -> list[str]:
         "odds_tour": ["odds/atp_tour_odds_2013_onward.csv*"],
         "odds_slams": ["odds/grand_slam_odds_tennis_data.csv*"],
         "reference_name_mapping": ["odds/reference_name_mapping.csv*"],
+        "wta_reference_name_mapping": ["odds/wta_reference_name_mapping.csv*"],
         # the archive (2011-2016) and, when present, the current files Sackmann's repository adds
         "pbp_matches": [
             "pbp/pbp_matches_atp_main_archive.csv*",
@@ -187,7 +188,7 @@ class UpstreamDataSource:
                 for y in self._years(2011)
                 for slam in SLAMS
             ]
-        if dataset == "reference_name_mapping":
+        if dataset in ("reference_name_mapping", "wta_reference_name_mapping"):
             return []  # a measurement aid that exists only in the local folder
         raise KeyError(dataset)
 
@@ -250,6 +251,7 @@ DATASETS = (
     "odds_tour",
     "odds_slams",
     "reference_name_mapping",
+    "wta_reference_name_mapping",
     "pbp_matches",
     "slam_matches",
     "slam_points",

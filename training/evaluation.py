@@ -44,17 +44,22 @@ def _orient(rows: pd.DataFrame, odds: pd.DataFrame, p1: str, p2: str) -> tuple[n
     return pa, pb
 
 
-def attach_market_prices(rows: pd.DataFrame, tour_odds: pd.DataFrame, slam_odds: pd.DataFrame) -> pd.DataFrame:
+def attach_market_prices(rows: pd.DataFrame, tour_odds: pd.DataFrame | None, slam_odds: pd.DataFrame) -> pd.DataFrame:
     """``rows`` with the closing prices of both players, oriented to player A and B.
 
     ``tour_odds``/``slam_odds`` are odds rows matched to Sackmann matches (``match_id``, ``p1_id``
-    and ``b365_p1``/``b365_p2``, plus ``ps_p1``/``ps_p2`` for the slams)."""
+    and ``b365_p1``/``b365_p2``, plus ``ps_p1``/``ps_p2`` for the slams); ``tour_odds`` is None for a tour
+    whose data has Grand Slam odds only (the WTA's): its tour-level price columns stay empty."""
     out = rows.copy()
-    out["b365_a"], out["b365_b"] = _orient(rows, tour_odds, "b365_p1", "b365_p2")
+    if tour_odds is None:
+        out["b365_a"] = out["b365_b"] = np.nan
+        out["series"] = None
+    else:
+        out["b365_a"], out["b365_b"] = _orient(rows, tour_odds, "b365_p1", "b365_p2")
+        series = tour_odds.dropna(subset=["match_id"]).drop_duplicates("match_id").set_index("match_id")["series"]
+        out["series"] = rows["match_id"].map(series)
     out["ps_a"], out["ps_b"] = _orient(rows, slam_odds, "ps_p1", "ps_p2")
     out["slam_b365_a"], out["slam_b365_b"] = _orient(rows, slam_odds, "b365_p1", "b365_p2")
-    series = tour_odds.dropna(subset=["match_id"]).drop_duplicates("match_id").set_index("match_id")["series"]
-    out["series"] = rows["match_id"].map(series)
     return out
 
 

@@ -22,7 +22,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from xgboost import XGBClassifier
 
-from features.prematch import FEATURES, mirror_rows, mirror_spec
+from features.prematch import FEATURES, TOUR_FEATURE, mirror_rows, mirror_spec
 from features.ratings import win_probability
 from training.metrics import log_loss
 
@@ -116,6 +116,8 @@ class Candidate:
     build: Callable[[dict[str, Any]], Any] = field(default=lambda params: None, repr=False)
     uses_validation: bool = False
     """True when fitting looks at the validation window (early stopping)."""
+    features: tuple[str, ...] = FEATURES
+    """The columns it is fitted on and predicts from."""
 
 
 def _logistic(params: dict[str, Any]) -> Pipeline:
@@ -175,12 +177,25 @@ CANDIDATES: tuple[Candidate, ...] = (
 """Every candidate the training asset fits, in report order."""
 
 
+BOTH_TOURS = Candidate(
+    "xgboost_both_tours",
+    "gradient-boosted trees on the men's and the women's rows together, with the tour as a feature",
+    XGB_PARAMS,
+    _xgboost,
+    uses_validation=True,
+    features=(*FEATURES, TOUR_FEATURE),
+)
+"""The one-model-for-both-tours candidate (``training.tours``): fitted on both tours' training rows, early-stopped on
+both tours' validation rows, judged on each tour's own."""
+
+
 def fit_candidate(candidate: Candidate, train: pd.DataFrame, validation: pd.DataFrame) -> Any:
     """Fit one candidate on the training rows (and the validation rows for early stopping only)."""
     model = candidate.build(candidate.params)
-    X, y = train[list(FEATURES)], train["a_won"].to_numpy()
+    cols = list(candidate.features)
+    X, y = train[cols], train["a_won"].to_numpy()
     if candidate.uses_validation:
-        model.fit(X, y, eval_set=[(validation[list(FEATURES)], validation["a_won"].to_numpy())], verbose=False)
+        model.fit(X, y, eval_set=[(validation[cols], validation["a_won"].to_numpy())], verbose=False)
     else:
         model.fit(X, y)
     return model

@@ -29,6 +29,8 @@ class CandidateResult:
     train_scores: dict[str, float]
     validation_scores: dict[str, float]
     model: Any
+    features: tuple[str, ...] = FEATURES
+    """The columns the model predicts from (``predict(r.model, rows, r.features)``)."""
 
 
 def _importance(model: Any) -> np.ndarray | None:
@@ -41,10 +43,21 @@ def _importance(model: Any) -> np.ndarray | None:
 
 
 def fit_and_log(
-    candidate: Candidate, rows: pd.DataFrame, windows: Windows, data_version: str, batch_id: str
+    candidate: Candidate,
+    rows: pd.DataFrame,
+    windows: Windows,
+    data_version: str,
+    batch_id: str,
+    scored_on: pd.DataFrame | None = None,
+    tags: dict[str, str] | None = None,
 ) -> CandidateResult:
-    """Fit one candidate and record it as one MLflow run (params, scores, plots, model)."""
+    """Fit one candidate and record it as one MLflow run (params, scores, plots, model).
+
+    ``scored_on``: the validation rows its ``validation_*`` scores are measured on, when they are not all of the
+    rows it was early-stopped on (a model of both tours judged on one tour's rows)."""
     train, validation = rows[rows["split"] == "train"], rows[rows["split"] == "validation"]
+    judged = validation if scored_on is None else scored_on
+    features = list(candidate.features)
     with mlflow.start_run(run_name=candidate.name) as run:
         mlflow.set_tags(
             {
@@ -52,6 +65,7 @@ def fit_and_log(
                 "data_version": data_version,
                 "training_batch": batch_id,
                 "description": candidate.description,
+                **(tags or {}),
             }
         )
         params = {k: (",".join(v) if isinstance(v, tuple) else v) for k, v in candidate.params.items()}
@@ -61,38 +75,45 @@ def fit_and_log(
                 "train_seasons": f"{windows.train_start}-{windows.train_end}",
                 "validation_seasons": f"{windows.validation_start}-{windows.validation_end}",
                 "train_rows": len(train),
-                "validation_rows": len(validation),
-                "n_features": len(FEATURES),
+                "validation_rows": len(judged),
+                "n_features": len(features),
             }
         )
         tracking.log_datasets(
-            {"training": train[[*FEATURES, "a_won"]], "validation": validation[[*FEATURES, "a_won"]]},
+            {"training": train[[*features, "a_won"]], "validation": judged[[*features, "a_won"]]},
             "model_dataset",
             data_version,
             "a_won",
         )
         model = fit_candidate(candidate, train, validation)
-        p_train, p_val = predict(model, train), predict(model, validation)
+        p_train, p_val = predict(model, train, features), predict(model, judged, features)
         train_scores = score(train["a_won"].to_numpy(), p_train)
-        val_scores = score(validation["a_won"].to_numpy(), p_val)
+        val_scores = score(judged["a_won"].to_numpy(), p_val)
         mlflow.log_metrics({f"train_{k}": v for k, v in train_scores.items()})
         mlflow.log_metrics({f"validation_{k}": v for k, v in val_scores.items()})
         if hasattr(model, "best_iteration"):
             mlflow.log_metric("best_iteration", float(model.best_iteration))
         fig = plots.reliability_diagram(
-            {candidate.name: p_val}, validation["a_won"].to_numpy(), f"{candidate.name}: validation calibration"
+            {candidate.name: p_val}, judged["a_won"].to_numpy(), f"{candidate.name}: validation calibration"
         )
         mlflow.log_figure(fig, "calibration_validation.png")
         plots.png_bytes(fig)
         imp = _importance(model)
         if imp is not None:
-            names = list(FEATURES) if len(imp) == len(FEATURES) else list(getattr(model, "columns", []))
+            names = features if len(imp) == len(features) else list(getattr(model, "columns", []))
             fig = plots.feature_importance(names, imp, f"{candidate.name}: feature importance")
             mlflow.log_figure(fig, "feature_importance.png")
             plots.png_bytes(fig)
-        model_uri = tracking.log_model(model, list(FEATURES), validation[list(FEATURES)].head(3))
+        model_uri = tracking.log_model(model, features, judged[features].head(3))
     return CandidateResult(
-        candidate.name, candidate.description, run.info.run_id, model_uri, train_scores, val_scores, model
+        candidate.name,
+        candidate.description,
+        run.info.run_id,
+        model_uri,
+        train_scores,
+        val_scores,
+        model,
+        tuple(features),
     )
 
 
@@ -102,13 +123,14 @@ def train_all(
     data_version: str,
     batch_id: str,
     progress: Callable[[int, int], None] | None = None,
+    tags: dict[str, str] | None = None,
 ) -> list[CandidateResult]:
     """Fit and log every candidate of ``training.models.CANDIDATES``."""
     results = []
     for i, candidate in enumerate(CANDIDATES):
         if progress:
             progress(i, len(CANDIDATES))
-        results.append(fit_and_log(candidate, rows, windows, data_version, batch_id))
+        results.append(fit_and_log(candidate, rows, windows, data_version, batch_id, tags=tags))
     if progress:
         progress(len(CANDIDATES), len(CANDIDATES))
     return results

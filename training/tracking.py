@@ -35,7 +35,22 @@ INPLAY_DESCRIPTION = (
     "serve statistics of the match; /predict_live serves models:/tennis-inplay@champion"
 )
 
-REGISTRY_DESCRIPTIONS = {PREMATCH_MODEL: PREMATCH_DESCRIPTION, INPLAY_MODEL: INPLAY_DESCRIPTION}
+EVALUATION_EXPERIMENT = "tennis-evaluation"
+"""Runs that judge registered models on the test window (never candidates): one metric scheme,
+``<tour>_<rows>_<forecaster>_<metric>``."""
+
+WTA_PREMATCH_MODEL = "tennis-prematch-wta"
+WTA_PREMATCH_EXPERIMENT = "tennis-prematch-wta"
+WTA_PREMATCH_DESCRIPTION = (
+    "Pre-match P(player A wins) of a WTA match: the women's own candidates and the model of both tours, the one "
+    "with the lower log-loss on the WTA validation rows; models:/tennis-prematch-wta@champion"
+)
+
+REGISTRY_DESCRIPTIONS = {
+    PREMATCH_MODEL: PREMATCH_DESCRIPTION,
+    INPLAY_MODEL: INPLAY_DESCRIPTION,
+    WTA_PREMATCH_MODEL: WTA_PREMATCH_DESCRIPTION,
+}
 """Description of each registered model, given when it is first created."""
 
 

@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from features.matches import ROUND_ORDER, parse_outcome, settles_with_winner
+from features.matches import ROUND_ORDER, WTA_LEVEL_FAMILY, clean_matches, parse_outcome, settles_with_winner
 from tests.real_data import clean
 
 
@@ -55,3 +55,38 @@ def test_real_walkovers_dropped_and_retirements_flagged():
     assert table["match_id"].is_unique
     assert set(table["round"].unique()) <= set(ROUND_ORDER)
     assert pd.api.types.is_datetime64_any_dtype(table["match_date"])
+
+
+def _wta_rows(levels: list[str]) -> pd.DataFrame:
+    n = len(levels)
+    return pd.DataFrame(
+        {
+            "tourney_id": [f"2019-{i}" for i in range(n)],
+            "tourney_name": ["X"] * n,
+            "tourney_level": levels,
+            "tourney_date": pd.to_datetime(["2019-03-04"] * n),
+            "draw_size": [96] * n,
+            "match_num": range(n),
+            "round": ["R64"] * n,
+            "score": ["6-4 6-4"] * n,
+            "winner_id": [1] * n,
+            "loser_id": [2] * n,
+        }
+    )
+
+
+def test_the_wtas_levels_map_onto_the_tiers_the_features_know_and_keep_their_own_code():
+    table, counts = clean_matches(_wta_rows(["PM", "I", "T1", "W", "E", "G"]), None, "WTA", WTA_LEVEL_FAMILY)
+    by_source = table.set_index("tourney_level_source")
+    assert by_source["tourney_level"].to_dict() == {"PM": "M", "I": "A", "T1": "M", "W": "A", "E": "E", "G": "G"}
+    assert by_source["is_tour_main"].to_dict() == {"PM": True, "I": True, "T1": True, "W": True, "E": False, "G": True}
+    assert (table["tour"] == "WTA").all() and counts["tour_main_rows"] == 5
+    # a 96-draw Premier Mandatory is a two-week event, like a 96-draw Masters: R64 is on its fourth day
+    assert (by_source.loc["PM", "match_date"] - by_source.loc["PM", "tourney_date"]).days == 3
+
+
+def test_an_atp_table_is_unchanged_by_the_level_family():
+    rows = _wta_rows(["M", "A"])
+    table, _ = clean_matches(rows, rows.iloc[:0])
+    assert table["tourney_level"].tolist() == table["tourney_level_source"].tolist() == ["M", "A"]
+    assert (table["tour"] == "ATP").all()

@@ -28,7 +28,9 @@ def test_asset_graph_reads_as_the_pipeline(defs):
     assert groups["prematch_features"] == "features"
     assert {groups[k] for k in ("model_dataset", "prematch_challenger", "prematch_champion")} == {"models"}
     assert groups["test_evaluation"] == "evaluation"
-    upstream = dg.AssetSelection.assets("prematch_candidates").upstream().resolve(graph)
+    assert groups["wta_matches"] == "clean" and groups["wta_odds_slams_matched"] == "identity"
+    assert groups["wta_prematch_champion"] == "models" and groups["tour_comparison"] == "evaluation"
+    upstream = dg.AssetSelection.assets("prematch_candidates", "wta_prematch_candidates").upstream().resolve(graph)
     for dataset in GATES_TRAINING:
         assert dg.AssetKey(f"raw_{dataset}") in upstream
 
@@ -55,6 +57,7 @@ def test_jobs_schedule_and_sensor(defs):
     for live in ("prematch_value_scan", "live_settlements", "live_pnl", "live_event_batch"):
         assert dg.AssetKey(live) not in pipeline  # the streaming sensor's, not the batch pipeline's
     assert dg.AssetKey("player_snapshot") in retrain.asset_layer.selected_asset_keys
+    assert dg.AssetKey("wta_prematch_champion") in retrain.asset_layer.selected_asset_keys
 
 
 def test_sensor_requests_a_retrain_when_a_file_changes(tmp_path):

@@ -92,6 +92,44 @@ def test_champion_registered_and_evaluated_against_the_market(runs):
 
 @pytest.mark.slow
 @pytest.mark.postgres
+def test_the_wta_goes_through_the_same_pipeline_and_is_compared_with_the_atp_on_the_same_kind_of_rows(runs):
+    settings, _, first, second = runs
+    # identity of the women's Grand Slam odds, measured against their own reference: the men's targets
+    slams = first.asset_materializations_for_node("wta_odds_slams_matched")[0].metadata
+    assert slams["identity_precision"].value >= 0.99 and slams["identity_recall"].value >= 0.97
+    levels = first.asset_materializations_for_node("wta_matches")[0].metadata["levels"].value
+    assert levels["PM"] == "M" and levels["I"] == "A" and levels["E"] == "E"  # exhibitions stay off the tour level
+
+    # the choice between a model of the women alone and one of both tours, made on the WTA validation rows
+    candidates = {r.name: r for r in first.output_for_node("wta_prematch_candidates")}
+    assert {"blend_elo", "xgboost", "xgboost_both_tours"} <= set(candidates)
+    assert candidates["xgboost_both_tours"].features[-1] == "tour_wta"
+    challenger = first.output_for_node("wta_prematch_challenger")
+    best = min(candidates.values(), key=lambda r: r.validation_scores["log_loss"])
+    assert challenger["model_family"] == best.name
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    champion = MlflowClient().get_model_version_by_alias(tracking.WTA_PREMATCH_MODEL, tracking.CHAMPION)
+    assert str(champion.version) == challenger["version"] == "1"
+    assert MlflowClient().get_run(champion.run_id).data.tags["tour"] in {"WTA", "ATP+WTA"}
+    versions = MlflowClient().search_model_versions(f"name='{tracking.WTA_PREMATCH_MODEL}'")
+    assert [str(v.version) for v in versions] == ["1"]  # the second run registered nothing new
+
+    # both tours on their test-window Grand Slam rows priced by Pinnacle and Bet365, with intervals
+    table = first.output_for_node("tour_comparison").set_index(["tour", "forecaster"])
+    for tour in ("ATP", "WTA"):
+        rows = table.loc[tour]
+        assert set(rows.index) == {"model", "blend_elo", "market_pinnacle", "market_bet365"}
+        assert rows["n"].nunique() == 1 and rows["n"].iloc[0] > 1000  # every forecaster on the same rows
+        assert ((rows["log_loss"] > 0.50) & (rows["log_loss"] < 0.693)).all(), rows
+        assert (rows["log_loss_low"] < rows["log_loss"]).all() and (rows["log_loss"] < rows["log_loss_high"]).all()
+    evaluation = mlflow.get_experiment_by_name(tracking.EVALUATION_EXPERIMENT)
+    runs_table = mlflow.search_runs([evaluation.experiment_id])
+    assert "metrics.wta_slams_market_pinnacle_log_loss" in runs_table.columns
+    assert (settings.home / "reports" / "tour_comparison.md").read_text().count("| WTA ") == 4
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
 def test_second_run_is_green_and_registers_nothing_new(runs):
     settings, _, _, second = runs
     assert second.success

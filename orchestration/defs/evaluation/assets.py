@@ -14,6 +14,7 @@ from training.evaluation import attach_market_prices, coverage, evaluate, priced
 from training.models import predict, walkforward_xgboost
 from training.prematch import CandidateResult
 from training.splits import modelling_rows
+from training.tours import MODEL, compare_on_slams, comparison_markdown
 from training.walkforward import WalkForward, walk_forward
 from training.walkforward import report as wf_report
 from training.windows import require_seasons
@@ -96,6 +97,87 @@ def test_evaluation(
             "mlflow_run": dg.MetadataValue.url(mlflow.run_url(exp_id, run.info.run_id)),
             "windows": dg.MetadataValue.json(configured.as_dict()),
             **{k: dg.MetadataValue.int(v) for k, v in coverage(test, table).items()},
+        },
+    )
+
+
+def _challenger_forecasts(rows: pd.DataFrame, candidates: list[CandidateResult], challenger: dict) -> dict:
+    by_name = {r.name: r for r in candidates}
+    model = by_name[challenger["model_family"]]
+    elo = by_name["blend_elo"]
+    return {
+        MODEL: predict(model.model, rows, model.features),
+        "blend_elo": predict(elo.model, rows, elo.features),
+    }
+
+
+@dg.asset(group_name="evaluation", kinds={"mlflow", "pandas"})
+def tour_comparison(
+    courtside: CourtsideResource,
+    mlflow: MlflowResource,
+    model_dataset: pd.DataFrame,
+    prematch_candidates: list[CandidateResult],
+    prematch_challenger: dict,
+    wta_model_dataset: pd.DataFrame,
+    wta_prematch_candidates: list[CandidateResult],
+    wta_prematch_challenger: dict,
+) -> dg.Output[pd.DataFrame]:
+    """The ATP and the WTA side by side on their test-window Grand Slam matches priced by both Pinnacle and
+    Bet365: each tour's challenger vs its blended Elo vs the margin-free market, log-loss with 95% bootstrap
+    intervals and the model's paired difference to each (``training.tours``); one ``tennis-evaluation`` run."""
+    tables = []
+    for tour, rows, candidates, challenger in (
+        ("ATP", model_dataset, prematch_candidates, prematch_challenger),
+        ("WTA", wta_model_dataset, wta_prematch_candidates, wta_prematch_challenger),
+    ):
+        test = rows[rows["split"] == "test"].reset_index(drop=True)
+        tables.append(compare_on_slams(tour, test, _challenger_forecasts(test, candidates, challenger)))
+    table = pd.concat(tables, ignore_index=True)
+    models = {
+        "ATP": f"{tracking.PREMATCH_MODEL} v{prematch_challenger['version']} ({prematch_challenger['model_family']})",
+        "WTA": f"{tracking.WTA_PREMATCH_MODEL} v{wta_prematch_challenger['version']} "
+        f"({wta_prematch_challenger['model_family']})",
+    }
+    summary = (
+        comparison_markdown(table)
+        + "\n\nmodel: "
+        + "; ".join(f"{t}: {m}" for t, m in models.items())
+        + " (the challenger of each tour's pipeline run)."
+    )
+    reports = Path(courtside.reports_dir)
+    reports.mkdir(parents=True, exist_ok=True)
+    (reports / "tour_comparison.md").write_text(summary + "\n")
+    table.to_csv(reports / "tour_comparison.csv", index=False)
+
+    exp_id = mlflow.configure(tracking.EVALUATION_EXPERIMENT)
+    with mlflow_api.start_run(run_name="tour-comparison-slams") as run:
+        mlflow_api.set_tags(
+            {
+                "kind": "evaluation",
+                "atp_model": models["ATP"],
+                "wta_model": models["WTA"],
+                "data_version": tracking.frame_version(model_dataset, wta_model_dataset),
+            }
+        )
+        for r in table.itertuples():
+            prefix = f"{r.tour.lower()}_slams_{r.forecaster}"
+            mlflow_api.log_metrics(
+                {
+                    f"{prefix}_log_loss": r.log_loss,
+                    f"{prefix}_brier": r.brier,
+                    f"{prefix}_accuracy": r.accuracy,
+                    f"{prefix}_n": float(r.n),
+                }
+            )
+        mlflow_api.log_text(summary, "tour_comparison.md")
+        mlflow_api.log_table(table, "tour_comparison.json")
+    return dg.Output(
+        table,
+        metadata={
+            "summary": dg.MetadataValue.md(summary),
+            "report": dg.MetadataValue.path(str(reports / "tour_comparison.md")),
+            "mlflow_run": dg.MetadataValue.url(mlflow.run_url(exp_id, run.info.run_id)),
+            **{f"{t.lower()}_slam_rows": int(table.loc[table["tour"] == t, "n"].max()) for t in ("ATP", "WTA")},
         },
     )
 

@@ -61,3 +61,23 @@ def prematch_features(
             "players_ranked": len(snapshot.rank),
         },
     )
+
+
+@dg.asset(group_name="features", kinds={"pandas", "parquet"})
+def wta_prematch_features(
+    context: dg.AssetExecutionContext, config: FeatureConfig, wta_matches: pd.DataFrame, wta_players: pd.DataFrame
+) -> dg.Output[pd.DataFrame]:
+    """The same features for every WTA tour-level main-draw match since ``first_season``, walked over the women's
+    own history (``tour_wta`` = 1)."""
+    emit = wta_matches["is_tour_main"] & (wta_matches["tourney_date"].dt.year >= config.first_season)
+    table, state = build_prematch_features(wta_matches, wta_players, emit, progress=reporter(context, "features"))
+    missing = table[list(FEATURES)].isna().mean()
+    return dg.Output(
+        table,
+        metadata={
+            "dagster/row_count": len(table),
+            "matches_walked": state.matches_seen,
+            "a_won_rate": float(table["a_won"].mean()),
+            "most_missing": dg.MetadataValue.json(missing.sort_values(ascending=False).head(5).round(4).to_dict()),
+        },
+    )

@@ -40,18 +40,15 @@ def odds_tour_matched(
     return dg.Output(table, metadata=meta)
 
 
-@dg.asset(group_name="identity", kinds={"pandas", "parquet"}, op_tags=CRITICAL_PATH)
-def odds_slams_matched(
-    courtside: CourtsideResource, raw_odds_slams: pd.DataFrame, matches: pd.DataFrame, players: pd.DataFrame
+def _slams_matched(
+    courtside: CourtsideResource, odds: pd.DataFrame, matches: pd.DataFrame, players: pd.DataFrame, reference: str
 ) -> dg.Output[pd.DataFrame]:
-    """Grand Slam closing odds (Bet365, Pinnacle, ...) with Sackmann ids and match; precision and
-    recall of the name matching measured against ``reference_name_mapping`` (measurement only)."""
-    table = match_odds(odds_slams_neutral(raw_odds_slams), matches, players)
+    table = match_odds(odds_slams_neutral(odds), matches, players)
     sample_cols = ["date", "tournament", "p1_name", "p2_name", "match_method"]
     meta = _match_metadata(table[[*sample_cols, "p1_id", "p2_id", "match_id"]], ["p1_id", "p2_id"])
-    reference = ingest(courtside.source(), "reference_name_mapping").frame
-    if len(reference):
-        scores = measure_against_reference(table, reference, matches)
+    mapping = ingest(courtside.source(), reference).frame
+    if len(mapping):
+        scores = measure_against_reference(table, mapping, matches)
         meta["identity_precision"] = float(scores["precision"])
         meta["identity_recall"] = float(scores["recall"])
         meta["reference_scores"] = dg.MetadataValue.json(
@@ -60,6 +57,24 @@ def odds_slams_matched(
     else:
         meta["identity_precision"] = dg.MetadataValue.text("no reference available")
     return dg.Output(table, metadata=meta)
+
+
+@dg.asset(group_name="identity", kinds={"pandas", "parquet"}, op_tags=CRITICAL_PATH)
+def odds_slams_matched(
+    courtside: CourtsideResource, raw_odds_slams: pd.DataFrame, matches: pd.DataFrame, players: pd.DataFrame
+) -> dg.Output[pd.DataFrame]:
+    """Grand Slam closing odds (Bet365, Pinnacle, ...) with Sackmann ids and match; precision and
+    recall of the name matching measured against ``reference_name_mapping`` (measurement only)."""
+    return _slams_matched(courtside, raw_odds_slams, matches, players, "reference_name_mapping")
+
+
+@dg.asset(group_name="identity", kinds={"pandas", "parquet"})
+def wta_odds_slams_matched(
+    courtside: CourtsideResource, raw_wta_odds_slams: pd.DataFrame, wta_matches: pd.DataFrame, wta_players: pd.DataFrame
+) -> dg.Output[pd.DataFrame]:
+    """WTA Grand Slam closing odds (Bet365, Pinnacle, ...) with Sackmann WTA ids and match, by the same matching as
+    the men's; precision and recall measured against ``wta_reference_name_mapping`` (measurement only)."""
+    return _slams_matched(courtside, raw_wta_odds_slams, wta_matches, wta_players, "wta_reference_name_mapping")
 
 
 @dg.asset(group_name="identity", kinds={"pandas", "parquet"})

@@ -3,8 +3,17 @@ screening that sets row-level defects aside needs the suite's failing rows, and 
 Its result is the asset's check ``gx_suite``. The suites of datasets that feed training are blocking: a systemic
 failure (``expectations.screening``) stops every downstream asset of the run."""
 
-GATES_TRAINING = {"atp_matches", "atp_matches_qual_chall", "atp_players", "odds_tour", "odds_slams"}
-"""Datasets upstream of the pre-match models and their evaluation."""
+GATES_TRAINING = {
+    "atp_matches",
+    "atp_matches_qual_chall",
+    "atp_players",
+    "odds_tour",
+    "odds_slams",
+    "wta_matches",
+    "wta_players",
+    "wta_odds_slams",
+}
+"""Datasets upstream of the pre-match models of either tour and their evaluation."""
 
 GX_CHECK = "gx_suite"
 

@@ -6,6 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from orchestration.defs.models.assets import prematch_challenger as challenger_asset
+from orchestration.defs.models.assets import wta_prematch_challenger as wta_challenger_asset
 from orchestration.defs.shared.execution import LONGEST_CHAIN
 from orchestration.defs.shared.resources import MlflowResource
 from training import tracking
@@ -93,10 +94,38 @@ def challenger_beats_champion(
     )
 
 
+@dg.asset_check(
+    asset=wta_challenger_asset,
+    name="challenger_beats_champion",
+    blocking=True,
+    additional_ins={"wta_model_dataset": dg.AssetIn()},
+)
+def wta_challenger_beats_champion(
+    context: dg.AssetCheckExecutionContext,
+    mlflow: MlflowResource,
+    wta_prematch_challenger: dict,
+    wta_model_dataset: pd.DataFrame,
+) -> dg.AssetCheckResult:
+    """The men's gate for ``tennis-prematch-wta``, on the WTA validation rows."""
+    mlflow.configure(tracking.WTA_PREMATCH_EXPERIMENT)
+    return champion_gate(
+        context,
+        wta_challenger_asset.key,
+        tracking.WTA_PREMATCH_MODEL,
+        wta_prematch_challenger["version"],
+        wta_model_dataset[wta_model_dataset["split"] == "validation"],
+        decide_promotion,
+    )
+
+
 @dg.asset_check(asset="prematch_candidates", blocking=True, op_tags=LONGEST_CHAIN)
 def no_candidate_suspiciously_good(prematch_candidates: list) -> dg.AssetCheckResult:
     """Every candidate's validation accuracy <= 75% and log-loss >= 0.50; better is a leak."""
-    scores = {r.name: r.validation_scores for r in prematch_candidates}
+    return _leak_guard(prematch_candidates)
+
+
+def _leak_guard(candidates: list) -> dg.AssetCheckResult:
+    scores = {r.name: r.validation_scores for r in candidates}
     suspects = [n for n, s in scores.items() if leak_suspect(s)]
     return dg.AssetCheckResult(
         passed=not suspects,
@@ -105,3 +134,9 @@ def no_candidate_suspiciously_good(prematch_candidates: list) -> dg.AssetCheckRe
             "validation": dg.MetadataValue.json({n: {k: round(v, 4) for k, v in s.items()} for n, s in scores.items()}),
         },
     )
+
+
+@dg.asset_check(asset="wta_prematch_candidates", name="no_candidate_suspiciously_good", blocking=True)
+def wta_no_candidate_suspiciously_good(wta_prematch_candidates: list) -> dg.AssetCheckResult:
+    """The men's leak guard on the WTA candidates' validation scores."""
+    return _leak_guard(wta_prematch_candidates)

@@ -14,10 +14,11 @@ pipeline_job = dg.define_asset_job(
 retrain_job = dg.define_asset_job(
     "retrain_prematch",
     selection=dg.AssetSelection.assets(
-        "prematch_champion", "test_evaluation", "player_snapshot", "inplay_champion"
+        "prematch_champion", "test_evaluation", "player_snapshot", "inplay_champion", "wta_prematch_champion"
     ).upstream(),
     description="Re-ingest, re-check, rebuild features (and the player snapshot the prediction service "
-    "reads) and retrain the pre-match and in-play models; promote a challenger when it beats its champion.",
+    "reads) and retrain the pre-match models of both tours and the in-play model; promote a challenger when it "
+    "beats its champion.",
 )
 
 prematch_value_job = dg.define_asset_job(
