@@ -20,13 +20,16 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from features.prematch import FEATURES
+from features.prematch import FEATURES, TOUR_FEATURE
 from features.snapshot import PlayerSnapshot
 from serving.predictor import PredictArray, compile_inplay_predictor, compile_predictor
 from training import tracking
 from training.models import symmetric
 
 log = logging.getLogger(__name__)
+
+SERVED_COLUMNS: tuple[str, ...] = (*FEATURES, TOUR_FEATURE)
+"""What a pre-match row holds when it reaches a model: the snapshot's features, then the tour (1 for the WTA)."""
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,7 @@ class Loaded:
     kind: str
     features: list[str]
     columns: list[int]
-    """Positions of the model's features in ``features.prematch.FEATURES`` (what the snapshot computes)."""
+    """Positions of the model's features in ``SERVED_COLUMNS`` (what the snapshot computes, then the tour)."""
     predict: PredictArray
     snapshot: PlayerSnapshot
     snapshot_mtime: float
@@ -110,12 +113,16 @@ class ModelStore(AliasPoller):
         model_name: str = tracking.PREMATCH_MODEL,
         alias: str = tracking.CHAMPION,
         poll_s: float = 10.0,
+        tour: str = "ATP",
     ):
         super().__init__(poll_s)
         self.tracking_uri = tracking_uri
         self.snapshot_path = snapshot_path
         self.model_name = model_name
         self.alias = alias
+        self.tour = tour
+        self.tour_flag = float(tour == "WTA")
+        """The value of ``TOUR_FEATURE`` for this store's matches (a model of both tours reads it)."""
         self.current: Loaded | None = None
 
     def _load_snapshot(self) -> tuple[PlayerSnapshot, float]:
@@ -146,10 +153,10 @@ class ModelStore(AliasPoller):
             snapshot = cur.snapshot
         else:
             snapshot, snapshot_mtime = self._load_snapshot()
-        missing = [f for f in features if f not in FEATURES]
+        missing = [f for f in features if f not in SERVED_COLUMNS]
         if missing:
             raise ValueError(f"v{info.version} needs features this code does not compute: {missing[:5]}")
-        columns = [FEATURES.index(f) for f in features]
+        columns = [SERVED_COLUMNS.index(f) for f in features]
         self.current = Loaded(self.model_name, info.version, kind, features, columns, predict, snapshot, snapshot_mtime)
         self.reloads += 1
         log.info("serving %s v%s (%s), features as of %s", self.model_name, info.version, kind, snapshot.as_of.date())
@@ -166,7 +173,7 @@ class HistoricalFeatures:
         self._mtime: float | None = None
         self._ids: dict[str, int] = {}
         self._players = np.empty((0, 2), dtype=np.int64)
-        self._values = np.empty((0, len(FEATURES)))
+        self._values = np.empty((0, len(SERVED_COLUMNS)))
 
     def _load(self) -> None:
         if not self.path.exists():
@@ -175,15 +182,15 @@ class HistoricalFeatures:
         if mtime == self._mtime:
             return
         with self._lock:
-            table = pd.read_parquet(self.path, columns=["match_id", "player_a_id", "player_b_id", *FEATURES])
+            table = pd.read_parquet(self.path, columns=["match_id", "player_a_id", "player_b_id", *SERVED_COLUMNS])
             self._ids = {m: i for i, m in enumerate(table["match_id"].astype(str))}
             self._players = table[["player_a_id", "player_b_id"]].to_numpy(dtype=np.int64)
-            self._values = table[list(FEATURES)].to_numpy(dtype=float)
+            self._values = table[list(SERVED_COLUMNS)].to_numpy(dtype=float)
             self._mtime = mtime
             log.info("historical feature table loaded: %d matches", len(self._ids))
 
     def row(self, match_id: str) -> tuple[int, int, np.ndarray]:
-        """(player A id, player B id, every feature in ``FEATURES`` order) of one match."""
+        """(player A id, player B id, every column of ``SERVED_COLUMNS`` in order) of one match."""
         self._load()
         i = self._ids.get(match_id)
         if i is None:

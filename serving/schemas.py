@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, model_validator
 
+from features.matches import WTA_LEVEL_FAMILY
 from features.ratings import SURFACES
 from features.scoring import MAX_GAMES
 
@@ -34,8 +35,12 @@ REQUESTS = ConfigDict(extra="forbid", allow_inf_nan=False)
 """Every request model: unknown fields and non-finite numbers refused."""
 Surface = Literal[SURFACES]  # type: ignore[valid-type]
 """One of ``features.ratings.SURFACES`` (a Literal of the tuple is a Literal of each of its values)."""
-Level = Literal["G", "M", "A", "F", "D", "C"]
-"""Sackmann tourney_level: Grand Slam, Masters 1000, ATP 250/500, Tour Finals, Davis Cup, Challenger."""
+Level = Literal["G", "M", "A", "F", "D", "C", "PM", "P", "I", "T1", "T2", "T3", "T4", "T5", "W", "O"]
+"""Sackmann tourney_level: Grand Slam, Masters 1000, ATP 250/500, Tour Finals, Davis Cup, Challenger; for the WTA also
+its own codes (Premier Mandatory, Premier, International, the Tiers I-V, W, Olympics:
+``features.matches.WTA_LEVEL_FAMILY``)."""
+Tour = Literal["ATP", "WTA"]
+ATP_LEVELS = ("G", "M", "A", "F", "D", "C")
 PlayerId = Annotated[int, Strict(), Field(ge=1, le=10**9)]
 PlayerName = Annotated[str, Field(min_length=1, max_length=100)]
 PlayerRef = PlayerId | PlayerName
@@ -56,6 +61,7 @@ class PrematchRequest(BaseModel):
 
     player_one: PlayerRef = Field(description="Sackmann player id or full name")
     player_two: PlayerRef = Field(description="Sackmann player id or full name")
+    tour: Tour = Field("ATP", description="whose players and model: ATP (tennis-prematch) or WTA (tennis-prematch-wta)")
     surface: Surface
     date: IsoDate = Field(
         description="match day; must be after the data the service knows (as_of), unless "
@@ -69,7 +75,9 @@ class PrematchRequest(BaseModel):
         "pipeline's feature table, never what came after it",
     )
     best_of: BestOf = 3
-    level: Level = Field("A", description="tournament tier (Sackmann tourney_level)")
+    level: Level | None = Field(
+        None, description="tournament tier (Sackmann tourney_level of the tour); omitted: the 250/500 tier (A, or I)"
+    )
     round: str = Field("R32", max_length=8, description="R128 .. F, RR, Q1-Q3")
     rank_one: Annotated[int, Strict()] | None = Field(
         None, ge=1, le=100_000, description="current ranking of player one (latest known if omitted)"
@@ -82,7 +90,17 @@ class PrematchRequest(BaseModel):
     def _different_players(self) -> PrematchRequest:
         if str(self.player_one).strip().lower() == str(self.player_two).strip().lower():
             raise ValueError("player_one and player_two must be different players")
+        if self.level is not None and self.tour == "ATP" and self.level not in ATP_LEVELS:
+            raise ValueError(f"level {self.level} is a WTA level; the ATP's are {', '.join(ATP_LEVELS)}")
+        if self.level is not None and self.tour == "WTA" and self.level not in WTA_LEVEL_FAMILY:
+            raise ValueError(f"level {self.level} is not a WTA level: {', '.join(WTA_LEVEL_FAMILY)}")
         return self
+
+    def feature_level(self) -> str:
+        """The tier the features know (``features.matches.TOUR_LEVELS``, plus C) for this request's level."""
+        if self.level is None:
+            return "A"
+        return WTA_LEVEL_FAMILY[self.level] if self.tour == "WTA" else self.level
 
 
 class PrematchResponse(BaseModel):
@@ -90,6 +108,7 @@ class PrematchResponse(BaseModel):
 
     player_one_id: int
     player_two_id: int
+    tour: Tour = "ATP"
     probability: float = Field(ge=0, le=1, description="P(player one wins)")
     model_name: str
     model_version: str
@@ -143,6 +162,10 @@ class Health(BaseModel):
     inplay_model_version: str | None = None
     inplay_model_family: str | None = Field(None, description="markov, markov_updated or learned")
     inplay_last_error: str | None = None
+    wta_model_name: str | None = Field(None, description="what answers /predict with tour WTA")
+    wta_model_version: str | None = Field(None, description="None while no WTA champion is loaded")
+    wta_features_as_of: dt.date | None = None
+    wta_last_error: str | None = None
 
 
 class ServeStats(BaseModel):

@@ -47,6 +47,7 @@ from serving.schemas import (
     PrematchRequest,
     PrematchResponse,
 )
+from training import tracking
 
 INPLAY_FALLBACK_MODEL = "inplay-markov-fallback"
 INPLAY_FALLBACK_VERSION = "1"
@@ -117,14 +118,27 @@ class PredictionService:
         self.store = ModelStore(
             settings.mlflow_tracking_uri, settings.warehouse_dir / "player_snapshot.pickle", poll_s=poll_s
         )
+        self.wta = ModelStore(
+            settings.mlflow_tracking_uri,
+            settings.warehouse_dir / "wta_player_snapshot.pickle",
+            model_name=tracking.WTA_PREMATCH_MODEL,
+            poll_s=poll_s,
+            tour="WTA",
+        )
         self.inplay = InplayStore(settings.mlflow_tracking_uri, poll_s=poll_s)
         self.history = HistoricalFeatures(settings.warehouse_dir / "prematch_features.parquet")
+        self.wta_history = HistoricalFeatures(settings.warehouse_dir / "wta_prematch_features.parquet")
         threading.Thread(target=self._boot, name="model-loader", daemon=True).start()
+        threading.Thread(target=self._boot_wta, name="wta-model-loader", daemon=True).start()
         threading.Thread(target=self._boot_inplay, name="inplay-model-loader", daemon=True).start()
 
     def _boot(self) -> None:
         self.store.wait_until_loaded(timeout_s=float("inf"))
         self.store.start_polling()
+
+    def _boot_wta(self) -> None:
+        self.wta.wait_until_loaded(timeout_s=0.0)  # one attempt: the men's model decides readiness; polls after
+        self.wta.start_polling()
 
     def _boot_inplay(self) -> None:
         self.inplay.wait_until_loaded(timeout_s=0.0)  # one attempt; no champion yet -> the chain until one appears
@@ -137,12 +151,14 @@ class PredictionService:
 PredictionService.add_asgi_middleware(JsonErrorsMiddleware)  # BentoML's own answers (unknown paths) too
 
 
-def _store() -> ModelStore:
-    return bentoml.get_current_service().store
+def _store(tour: str = "ATP") -> ModelStore:
+    service = bentoml.get_current_service()
+    return service.wta if tour == "WTA" else service.store
 
 
-def _history() -> HistoricalFeatures:
-    return bentoml.get_current_service().history
+def _history(tour: str = "ATP") -> HistoricalFeatures:
+    service = bentoml.get_current_service()
+    return service.wta_history if tour == "WTA" else service.history
 
 
 def _inplay() -> InplayStore:
@@ -152,8 +168,8 @@ def _inplay() -> InplayStore:
 @app.get("/health", response_model=Health)
 def health() -> Health:
     """Liveness plus what is being served."""
-    store, inplay = _store(), _inplay()
-    cur, live = store.current, inplay.current
+    store, inplay, wta = _store(), _inplay(), _store("WTA")
+    cur, live, women = store.current, inplay.current, wta.current
     return Health(
         status="ok" if cur else ("error" if store.last_error and "not set" not in store.last_error else "loading"),
         model_name=store.model_name,
@@ -166,40 +182,58 @@ def health() -> Health:
         inplay_model_version=live.version if live else INPLAY_FALLBACK_VERSION,
         inplay_model_family=live.family if live else "markov_updated",
         inplay_last_error=inplay.last_error,
+        wta_model_name=wta.model_name,
+        wta_model_version=women.version if women else None,
+        wta_features_as_of=women.snapshot.as_of.date() if women else None,
+        wta_last_error=wta.last_error,
     )
 
 
 def _prematch(requests: list[PrematchRequest], loc: list) -> PrematchBatchResponse:
-    cur = _store().current
-    if cur is None:
-        raise HTTPException(status_code=503, detail="model not loaded yet (see /health)")
     batch = PrematchBatch(requests=requests)
+    tours = sorted({r.tour for r in batch.requests})
+    answers: dict[int, PrematchResponse] = {}
+    for tour in tours:
+        index = [i for i, r in enumerate(batch.requests) if r.tour == tour]
+        for i, answer in zip(index, _prematch_tour(tour, [batch.requests[i] for i in index], index, loc), strict=True):
+            answers[i] = answer
+    return PrematchBatchResponse(predictions=[answers[i] for i in range(len(batch.requests))])
+
+
+def _prematch_tour(tour: str, requests: list[PrematchRequest], index: list[int], loc: list) -> list[PrematchResponse]:
+    store = _store(tour)
+    cur = store.current
+    if cur is None:
+        detail = f"{tour} model not loaded yet (see /health)"
+        if tour == "WTA" and store.last_error:
+            detail = f"WTA model not available: {store.last_error}"
+        raise HTTPException(status_code=503, detail=detail)
     snap = cur.snapshot
-    rows = np.empty((len(batch.requests), len(cur.features)))
+    rows = np.empty((len(requests), len(cur.features)))
     ids = []
-    flip = np.zeros(len(batch.requests), dtype=bool)
-    for i, r in enumerate(batch.requests):
+    flip = np.zeros(len(requests), dtype=bool)
+    for k, (i, r) in enumerate(zip(index, requests, strict=True)):
         try:
             a = snap.resolve(r.player_one)
         except UnknownPlayer as exc:
-            raise _unprocessable([*loc, i, "player_one"], str(exc)) from None
+            raise _unprocessable([*loc, i, "player_one"], f"{tour}: {exc}") from None
         try:
             b = snap.resolve(r.player_two)
         except UnknownPlayer as exc:
-            raise _unprocessable([*loc, i, "player_two"], str(exc)) from None
+            raise _unprocessable([*loc, i, "player_two"], f"{tour}: {exc}") from None
         if a == b:
             raise _unprocessable([*loc, i, "player_two"], "both names resolve to the same player")
         if r.match_id is not None:
             try:
-                pa, pb, values = _history().row(r.match_id)
+                pa, pb, values = _history(tour).row(r.match_id)
             except (KeyError, FileNotFoundError) as exc:
                 raise _unprocessable([*loc, i, "match_id"], str(exc).strip('"')) from None
             if {a, b} != {pa, pb}:
                 raise _unprocessable(
                     [*loc, i, "match_id"], f"match {r.match_id} was played by {pa} and {pb}, not {a} and {b}"
                 )
-            rows[i] = values[cur.columns]
-            flip[i] = a != pa  # the table's row is P(player A): player one is B -> 1 - p
+            rows[k] = values[cur.columns]
+            flip[k] = a != pa  # the table's row is P(player A): player one is B -> 1 - p
             ids.append((a, b))
             continue
         if pd.Timestamp(r.date) <= snap.as_of:
@@ -214,27 +248,27 @@ def _prematch(requests: list[PrematchRequest], loc: list) -> PrematchBatchRespon
             pd.Timestamp(r.date),
             r.surface,
             r.best_of,
-            r.level,
+            r.feature_level(),
             r.round,
         )
-        rows[i] = [values[j] for j in cur.columns]
+        values.append(store.tour_flag)  # SERVED_COLUMNS: the snapshot's features, then the tour
+        rows[k] = [values[j] for j in cur.columns]
         ids.append((a, b))
     probs = cur.predict(rows)
     probs = np.where(flip, 1.0 - probs, probs)
     as_of = snap.as_of.date()
-    return PrematchBatchResponse(
-        predictions=[
-            PrematchResponse(
-                player_one_id=a,
-                player_two_id=b,
-                probability=float(p),
-                model_name=cur.model_name,
-                model_version=cur.version,
-                features_as_of=as_of,
-            )
-            for (a, b), p in zip(ids, probs, strict=True)
-        ]
-    )
+    return [
+        PrematchResponse(
+            player_one_id=a,
+            player_two_id=b,
+            tour=tour,
+            probability=float(p),
+            model_name=cur.model_name,
+            model_version=cur.version,
+            features_as_of=as_of,
+        )
+        for (a, b), p in zip(ids, probs, strict=True)
+    ]
 
 
 INLINE_UP_TO = 64

@@ -124,6 +124,51 @@ def test_predict_answers_from_the_champion_and_names_bad_fields(runs, service):
     assert code == 422 and body["detail"][0]["loc"][-1] == "match_id"
 
 
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_predict_answers_wta_questions_from_the_wta_champion_in_the_same_batch(runs, service):
+    settings = runs[0]
+    women = {
+        "player_one": "Iga Swiatek",
+        "player_two": "Ashleigh Barty",
+        "tour": "WTA",
+        "surface": "Clay",
+        "date": "2022-05-30",
+        "level": "PM",
+        "round": "QF",
+    }
+    men = {"player_one": "Novak Djokovic", "player_two": "Rafael Nadal", "surface": "Clay", "date": "2022-05-30"}
+    swapped = {**women, "player_one": women["player_two"], "player_two": women["player_one"]}
+    code, body = _post(f"{service}/predict", {"requests": [women, men, swapped]})
+    assert code == 200, body
+    w, m, ws = body["predictions"]
+    assert w["model_name"] == "tennis-prematch-wta" and w["tour"] == "WTA" and m["model_name"] == "tennis-prematch"
+    assert 0 < w["probability"] < 1 and abs(w["probability"] + ws["probability"] - 1) < 1e-6
+    assert w["player_one_id"] != m["player_one_id"]
+
+    # a man asked as a WTA player is unknown there; a WTA level on an ATP question is refused
+    code, body = _post(f"{service}/predict", {"requests": [{**women, "player_one": "Novak Djokovic"}]})
+    assert code == 422 and body["detail"][0]["loc"][-1] == "player_one" and "WTA" in body["detail"][0]["msg"]
+    code, body = _post(f"{service}/predict", {"requests": [{**men, "level": "PM"}]})
+    assert code == 422
+
+    # a historical women's match answers from its as-of row of the WTA feature table
+    table = pd.read_parquet(settings.warehouse_dir / "wta_prematch_features.parquet")
+    row = table[table["season"] == 2019].iloc[0]
+    ask = {
+        "player_one": int(row["player_a_id"]),
+        "player_two": int(row["player_b_id"]),
+        "tour": "WTA",
+        "surface": row["surface"],
+        "date": str(pd.Timestamp(row["tourney_date"]).date()),
+        "match_id": row["match_id"],
+    }
+    code, body = _post(f"{service}/predict", {"requests": [ask]})
+    assert code == 200, body
+    health = json.loads(urllib.request.urlopen(f"{service}/health", timeout=10).read())
+    assert health["wta_model_name"] == "tennis-prematch-wta" and health["wta_model_version"] == "1"
+
+
 def _run_requests(defs, instance, result) -> dict[str, dg.ExecuteInProcessResult]:
     out = {}
     for request in result.run_requests:

@@ -63,21 +63,40 @@ def prematch_features(
     )
 
 
-@dg.asset(group_name="features", kinds={"pandas", "parquet"})
+@dg.multi_asset(
+    group_name="features",
+    outs={
+        "wta_prematch_features": dg.AssetOut(
+            kinds={"pandas", "parquet"},
+            description="The same features for every WTA tour-level main-draw match since ``first_season``, walked "
+            "over the women's own history (``tour_wta`` = 1).",
+        ),
+        "wta_player_snapshot": dg.AssetOut(
+            kinds={"python"},
+            description="The women's feature state after their last match: what ``/predict`` answers WTA "
+            "questions from.",
+        ),
+    },
+)
 def wta_prematch_features(
     context: dg.AssetExecutionContext, config: FeatureConfig, wta_matches: pd.DataFrame, wta_players: pd.DataFrame
-) -> dg.Output[pd.DataFrame]:
-    """The same features for every WTA tour-level main-draw match since ``first_season``, walked over the women's
-    own history (``tour_wta`` = 1)."""
+):
     emit = wta_matches["is_tour_main"] & (wta_matches["tourney_date"].dt.year >= config.first_season)
     table, state = build_prematch_features(wta_matches, wta_players, emit, progress=reporter(context, "features"))
     missing = table[list(FEATURES)].isna().mean()
-    return dg.Output(
+    yield dg.Output(
         table,
+        output_name="wta_prematch_features",
         metadata={
             "dagster/row_count": len(table),
             "matches_walked": state.matches_seen,
             "a_won_rate": float(table["a_won"].mean()),
             "most_missing": dg.MetadataValue.json(missing.sort_values(ascending=False).head(5).round(4).to_dict()),
         },
+    )
+    snapshot = PlayerSnapshot.build(state, wta_matches, wta_players)
+    yield dg.Output(
+        snapshot,
+        output_name="wta_player_snapshot",
+        metadata={"as_of": str(snapshot.as_of.date()), "players_ranked": len(snapshot.rank)},
     )

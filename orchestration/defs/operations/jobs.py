@@ -14,7 +14,12 @@ pipeline_job = dg.define_asset_job(
 retrain_job = dg.define_asset_job(
     "retrain_prematch",
     selection=dg.AssetSelection.assets(
-        "prematch_champion", "test_evaluation", "player_snapshot", "inplay_champion", "wta_prematch_champion"
+        "prematch_champion",
+        "test_evaluation",
+        "player_snapshot",
+        "inplay_champion",
+        "wta_prematch_champion",
+        "wta_player_snapshot",
     ).upstream(),
     description="Re-ingest, re-check, rebuild features (and the player snapshot the prediction service "
     "reads) and retrain the pre-match models of both tours and the in-play model; promote a challenger when it "
