@@ -8,6 +8,7 @@
                          COURTSIDE_BIND_HOST says otherwise (courtside.exposure, docs/OPERATIONS.md)
     courtside pipeline   run the whole pipeline once, recorded in the Dagster instance
     courtside windows    print the season windows the options below resolve to, checked against the data
+    courtside backfill   materialize a range of seasons (tour x season partitions) of the pre-match features
 
 ``up`` and ``pipeline`` take the season windows (``--test-seasons 2015-2016``, ``--train-seasons``, ...,
 ``--windows-file``; see ``courtside pipeline --help`` and ``training.windows``): they are checked against the
@@ -712,6 +713,39 @@ def cmd_errata(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backfill(args: argparse.Namespace) -> int:
+    """Materialize a range of seasons of the partitioned pre-match features (``season_update``), in one run."""
+    import datetime as dt
+
+    import dagster as dg
+
+    from orchestration.definitions import build_definitions
+    from orchestration.defs.features.seasons import FIRST_SEASON, TOURS, run_season_update
+
+    settings = Settings.from_env()
+    current = dt.datetime.now(dt.UTC).year
+    first = FIRST_SEASON if args.first is None else args.first
+    last = current if args.last is None else args.last
+    if not FIRST_SEASON <= first <= last <= current:
+        print(
+            f"ERROR: seasons must satisfy {FIRST_SEASON} <= from <= to <= {current}; got {first}-{last}",
+            file=sys.stderr,
+        )
+        return 2
+    tours = list(TOURS) if args.tour == "both" else [args.tour]
+    prepare_environment(settings)
+    t0 = time.perf_counter()
+    with dg.DagsterInstance.get() as instance:
+        result = run_season_update(build_definitions(settings), instance, tours, first, last)
+    seconds = time.perf_counter() - t0
+    state = "succeeded" if result.success else "FAILED"
+    print(
+        f"seasons {first}-{last} of {', '.join(t.upper() for t in tours)} {state} in {seconds:.1f} s "
+        f"(run {result.run_id})"
+    )
+    return 0 if result.success else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``courtside`` command line."""
     parser = argparse.ArgumentParser(
@@ -747,6 +781,13 @@ def build_parser() -> argparse.ArgumentParser:
     errata.add_argument("action", choices=("list", "accept"))
     errata.add_argument("datasets", nargs="*", help="only these datasets (default: all)")
     errata.set_defaults(fn=cmd_errata)
+    backfill = sub.add_parser(
+        "backfill", help="materialize a range of seasons of the partitioned pre-match features, in one run"
+    )
+    backfill.add_argument("--tour", choices=("atp", "wta", "both"), default="both")
+    backfill.add_argument("--from", dest="first", type=int, help="first season (default 1968)")
+    backfill.add_argument("--to", dest="last", type=int, help="last season (default: the current year)")
+    backfill.set_defaults(fn=cmd_backfill)
     return parser
 
 

@@ -429,13 +429,17 @@ def build_prematch_features(
     players: pd.DataFrame,
     emit: pd.Series | None = None,
     progress: Callable[[int, int], None] | None = None,
+    state: FeatureState | None = None,
 ) -> tuple[pd.DataFrame, FeatureState]:
     """Features of every match where ``emit`` is true, walking all ``matches`` in order.
 
     ``matches`` is the clean table of ``features.matches.clean_matches`` (chronological order).
+    ``state``: the state after the matches that come before ``matches`` (``features.seasons`` walks a season at a
+    time from the previous season's), updated in place; None starts from nothing, knowing ``players``.
     Returns the feature table and the state after the last match (what the live service starts from).
     """
-    state = FeatureState.with_players(players)
+    if state is None:
+        state = FeatureState.with_players(players)
     n = len(matches)
     emit_arr = np.ones(n, dtype=bool) if emit is None else emit.to_numpy(dtype=bool)
     rows = np.full((int(emit_arr.sum()), len(FEATURES)), np.nan)

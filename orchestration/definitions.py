@@ -21,6 +21,7 @@ from orchestration.defs.operations.jobs import (
     pipeline_job,
     prematch_value_job,
     retrain_job,
+    season_update_job,
     settlement_job,
 )
 from orchestration.defs.operations.schedules import weekly_retrain
@@ -43,7 +44,7 @@ def build_definitions(settings: Settings | None = None, windows: WindowSettings 
     return dg.Definitions(
         assets=assets,
         asset_checks=checks,
-        jobs=[pipeline_job, retrain_job, prematch_value_job, settlement_job, live_checks_job],
+        jobs=[pipeline_job, retrain_job, prematch_value_job, settlement_job, live_checks_job, season_update_job],
         schedules=[weekly_retrain],
         sensors=[data_files_changed, live_event_log, drift_retrain],
         resources=resources_from_settings(settings, windows),

@@ -58,6 +58,13 @@ def test_jobs_schedule_and_sensor(defs):
         assert dg.AssetKey(live) not in pipeline  # the streaming sensor's, not the batch pipeline's
     assert dg.AssetKey("player_snapshot") in retrain.asset_layer.selected_asset_keys
     assert dg.AssetKey("wta_prematch_champion") in retrain.asset_layer.selected_asset_keys
+    seasons = defs.resolve_job_def("season_update")
+    assert dg.AssetKey("atp_season_features") not in pipeline
+    assert {dg.AssetKey("atp_season_features"), dg.AssetKey("raw_atp_matches")} <= set(
+        seasons.asset_layer.selected_asset_keys
+    )
+    keys = seasons.partitions_def.get_partition_keys()
+    assert keys[0] == "1968" and int(keys[-1]) >= 2026  # through the year under way
 
 
 def test_sensor_requests_a_retrain_when_a_file_changes(tmp_path):
@@ -79,3 +86,22 @@ def test_sensor_requests_a_retrain_when_a_file_changes(tmp_path):
     # the same change is not requested twice (idempotent run key)
     again = data_files_changed(dg.build_sensor_context(cursor=changed.cursor, resources={"courtside": resource}))
     assert not again.run_requests
+
+
+def test_a_changed_season_file_requests_its_seasons_only_through_the_current_one(tmp_path, defs):
+    (tmp_path / "atp").mkdir()
+    f = tmp_path / "atp" / "atp_matches_2025.csv"
+    f.write_text("tourney_id,tourney_date\n2025-1,20250106\n")
+    resource = CourtsideResource(data_dir=str(tmp_path), database_url="sqlite://", reports_dir=str(tmp_path))
+    first = data_files_changed(dg.build_sensor_context(resources={"courtside": resource}, definitions=defs))
+    f.write_text("tourney_id,tourney_date\n2025-1,20250106\n2025-2,20241230\n")  # a week dated in late 2024
+    changed = data_files_changed(
+        dg.build_sensor_context(cursor=first.cursor, resources={"courtside": resource}, definitions=defs)
+    )
+    retrain, seasons = changed.run_requests
+    assert retrain.job_name == "retrain_prematch" and seasons.job_name == "season_update"
+    current = defs.resolve_job_def("season_update").partitions_def.get_last_partition_key()
+    assert seasons.tags["dagster/asset_partition_range_start"] == "2024"
+    assert seasons.tags["dagster/asset_partition_range_end"] == current
+    keys = {k.to_user_string() for k in seasons.asset_selection}
+    assert {"atp_season_features", "raw_atp_matches", "matches"} <= keys and "wta_season_features" not in keys

@@ -40,7 +40,15 @@ def test_first_run_materializes_everything_with_every_check_green(runs):
     assert done == set(pipeline)
     assert pipeline == set(graph.get_all_asset_keys()) - {
         dg.AssetKey(k)
-        for k in ("prematch_value_scan", "live_settlements", "live_pnl", "live_event_batch", "live_calibration_drift")
+        for k in (
+            "prematch_value_scan",
+            "live_settlements",
+            "live_pnl",
+            "live_event_batch",
+            "live_calibration_drift",
+            "atp_season_features",  # partitioned by season: the season_update job's and backfills'
+            "wta_season_features",
+        )
     }
     checks = _checks(first)
     assert set(checks) == {

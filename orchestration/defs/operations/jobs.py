@@ -2,13 +2,26 @@
 
 import dagster as dg
 
+from orchestration.defs.features.seasons import SEASONS as SEASONS_PARTITIONS
+
 LIVE = dg.AssetSelection.groups("live")
 """Materialized by the streaming sensor while the engine trades, never by the batch pipeline."""
 
+SEASONS = dg.AssetSelection.groups("seasons")
+"""Partitioned by tour and season: materialized by season (``season_update``, a backfill, the data sensor)."""
+
 pipeline_job = dg.define_asset_job(
     "courtside_pipeline",
-    selection=dg.AssetSelection.all() - LIVE,
+    selection=dg.AssetSelection.all() - LIVE - SEASONS,
     description="Everything: ingest, checks, features, models, evaluation, the replay catalog.",
+)
+
+season_update_job = dg.define_asset_job(
+    "season_update",
+    selection=SEASONS.upstream(),
+    partitions_def=SEASONS_PARTITIONS,
+    description="Re-ingest and re-clean the results, then the pre-match feature rows of the given seasons of both "
+    "tours (run for the current season when a new week arrives; a range of seasons is a backfill).",
 )
 
 retrain_job = dg.define_asset_job(

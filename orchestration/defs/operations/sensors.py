@@ -3,11 +3,22 @@ that tails the live event log."""
 
 import hashlib
 import json
+import re
 import time
+from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 
-from orchestration.defs.operations.jobs import live_checks_job, prematch_value_job, retrain_job, settlement_job
+from orchestration.defs.features.seasons import FIRST_SEASON
+from orchestration.defs.features.seasons import SEASONS as SEASONS_PARTITIONS
+from orchestration.defs.operations.jobs import (
+    live_checks_job,
+    prematch_value_job,
+    retrain_job,
+    season_update_job,
+    settlement_job,
+)
 from orchestration.defs.shared.resources import CourtsideResource
 
 
@@ -16,9 +27,61 @@ def fingerprint_digest(fingerprint: dict[str, str]) -> str:
     return hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
 
 
-@dg.sensor(job=retrain_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
+RESULTS_FILE = re.compile(r"(?:^|/)(atp|wta)_matches_(?:qual_chall_)?(\d{4})\.csv(?:\.gz)?$")
+"""A season's results file of a tour (Sackmann's ``atp_matches_2024.csv``, ``wta_matches_2024.csv``, ...)."""
+
+
+def touched_seasons(data_dir: str, changed: list[str]) -> dict[str, int]:
+    """The first season partition each tour's changed results files touch: the earliest ``tourney_date`` year in
+    the file (a season file starts in the last days of the year before), or the file's year when it is gone or
+    unreadable. Every later season follows from it (each season starts from the previous one's state)."""
+    first: dict[str, int] = {}
+    for name in changed:
+        found = RESULTS_FILE.search(name)
+        if not found:
+            continue
+        tour, year = found.group(1), int(found.group(2))
+        try:
+            dates = pd.read_csv(Path(data_dir) / name, usecols=["tourney_date"])["tourney_date"]
+            year = min(year, int(pd.to_numeric(dates, errors="coerce").min()) // 10000)
+        except (OSError, ValueError, KeyError):
+            pass  # a vanished or broken file: its ingest says why; its own season is the first touched
+        first[tour] = min(first.get(tour, year), year)
+    return first
+
+
+def season_requests(
+    context: dg.SensorEvaluationContext, data_dir: str, changed: list[str], digest: str
+) -> list[dg.RunRequest]:
+    """One ``season_update`` run per tour whose results changed: its touched seasons through the current one."""
+    current = int(SEASONS_PARTITIONS.get_last_partition_key() or 0)
+    graph = context.repository_def.asset_graph if context.repository_def else None
+    requests = []
+    for tour, first in sorted(touched_seasons(data_dir, changed).items()):
+        first = max(first, FIRST_SEASON)
+        if graph is None or first > current:
+            continue
+        selection = dg.AssetSelection.assets(f"{tour}_season_features").upstream().resolve(graph)
+        requests.append(
+            dg.RunRequest(
+                run_key=f"seasons-{tour}-{digest}",
+                job_name=season_update_job.name,
+                asset_selection=sorted(selection),
+                tags={
+                    "dagster/asset_partition_range_start": str(first),
+                    "dagster/asset_partition_range_end": str(current),
+                },
+            )
+        )
+    return requests
+
+
+@dg.sensor(
+    jobs=[retrain_job, season_update_job], minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING
+)
 def data_files_changed(context: dg.SensorEvaluationContext, courtside: CourtsideResource) -> dg.SensorResult:
-    """Requests a retrain when a file in COURTSIDE_DATA_DIR is added, removed or modified.
+    """Requests a retrain when a file in COURTSIDE_DATA_DIR is added, removed or modified, and a ``season_update``
+    of the seasons a changed results file touches (a new week: the current season's partition only).
 
     The cursor holds the fingerprint (size and modification time of every file) last seen; the
     first evaluation only records it, because ``make up`` has just run the pipeline on those files.
@@ -39,7 +102,12 @@ def data_files_changed(context: dg.SensorEvaluationContext, courtside: Courtside
     context.log.info(f"{len(changed)} data files changed: {changed[:10]}")
     return dg.SensorResult(
         run_requests=[
-            dg.RunRequest(run_key=f"data-{digest}", tags={"courtside/changed_files": ",".join(changed[:20])[:1000]})
+            dg.RunRequest(
+                run_key=f"data-{digest}",
+                job_name=retrain_job.name,
+                tags={"courtside/changed_files": ",".join(changed[:20])[:1000]},
+            ),
+            *season_requests(context, courtside.data_dir, changed, digest),
         ],
         cursor=json.dumps({"digest": digest, "files": current}),
     )
