@@ -2,6 +2,7 @@
 the same run, the ratio, and whether the target is met — from the JSON each benchmark writes.
 
     uv run --frozen python -m benchmarks.summary --pipeline P.json --live L.json --backtest B.json [--fanout F.json]
+                                                 [--incremental I.json]
 
 A part that did not run (or a figure a benchmark did not produce) shows as "not measured", never as met.
 """
@@ -60,6 +61,24 @@ def pipeline_rows(p: dict | None) -> list[Row]:
             "—",
             f"<= {targets.PIPELINE_S:.0f} s",
             None if total is None else total <= targets.PIPELINE_S,
+        )
+    ]
+
+
+def incremental_rows(i: dict | None) -> list[Row]:
+    median, backfill = _get(i, "median_s"), _get(i, "backfill_s")
+    runs = _get(i, "times_s") or []
+    equal = _get(i, "equal_to_full_walk")
+    return [
+        Row(
+            "one new week of ATP results -> ingest, clean, its season's features (partition), built state",
+            "not measured"
+            if median is None
+            else f"{median:.1f} s (median of {len(runs)}; equal to a full walk: {'yes' if equal else 'NO'})",
+            "not measured" if backfill is None else f"every season rebuilt in one run {backfill:.1f} s",
+            "—" if median is None or not backfill else f"{median / backfill:.2f} of the rebuild",
+            f"<= {targets.INCREMENTAL_WEEK_S:.0f} s",
+            None if median is None else bool(median <= targets.INCREMENTAL_WEEK_S and equal),
         )
     ]
 
@@ -149,8 +168,20 @@ def fanout_rows(f: dict | None) -> list[Row]:
     ]
 
 
-def table(pipeline: dict | None, live: dict | None, backtest: dict | None, fanout: dict | None) -> str:
-    rows = pipeline_rows(pipeline) + backtest_rows(backtest) + live_rows(live) + fanout_rows(fanout)
+def table(
+    pipeline: dict | None,
+    live: dict | None,
+    backtest: dict | None,
+    fanout: dict | None,
+    incremental: dict | None = None,
+) -> str:
+    rows = (
+        pipeline_rows(pipeline)
+        + incremental_rows(incremental)
+        + backtest_rows(backtest)
+        + live_rows(live)
+        + fanout_rows(fanout)
+    )
     lines = ["| path | measured | baseline, same run | ratio | target | met |", "|---|---|---|---|---|---|"]
     for r in rows:
         met = "not measured" if r.met is None else ("**yes**" if r.met else "no")
@@ -164,11 +195,13 @@ def _load(path: str | None) -> dict | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for part in ("pipeline", "live", "backtest", "fanout"):
+    for part in ("pipeline", "live", "backtest", "fanout", "incremental"):
         parser.add_argument(f"--{part}", help=f"the {part} benchmark's JSON")
     parser.add_argument("--output", help="also write the table (markdown) here")
     args = parser.parse_args(argv)
-    text = table(_load(args.pipeline), _load(args.live), _load(args.backtest), _load(args.fanout))
+    text = table(
+        _load(args.pipeline), _load(args.live), _load(args.backtest), _load(args.fanout), _load(args.incremental)
+    )
     load = os.getloadavg()
     text += f"\n\n(2 cores; 1/5/15-min load average at the end: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f})"
     print(text)

@@ -3,6 +3,8 @@ figures against these, ``courtside bench`` too, and ``benchmarks.summary`` marks
 
 PIPELINE_S = 90.0
 """The full pipeline from raw files to a registered champion, fresh state."""
+INCREMENTAL_WEEK_S = 30.0
+"""Issue 12: the run a new week of results starts (ingest, clean, its season's features) on a built state."""
 BACKTEST_S = 60.0
 """The in-play backtest of every ATP point-by-point match through the trading core."""
 DECISION_P50_MS = 1.5

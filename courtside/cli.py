@@ -598,7 +598,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     home = reports[-1]["home"]  # the last repetition's state: a registered champion and its snapshot
     out_dir = Settings.from_env().home / "reports"
     out_dir.mkdir(parents=True, exist_ok=True)
-    parts = {name: out_dir / f"{name}_bench.json" for name in ("pipeline", "live", "backtest", "fanout")}
+    parts = {name: out_dir / f"{name}_bench.json" for name in ("pipeline", "live", "backtest", "fanout", "incremental")}
     for path in parts.values():
         path.unlink(missing_ok=True)
     parts["pipeline"].write_text(json.dumps({"totals_s": totals, "median_s": median, "median_run": run}, indent=2))
@@ -614,6 +614,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     finally:
         shutil.rmtree(home, ignore_errors=True)
     code = fanout_bench() or code
+    print("\none new week of results -> its season's partition (fresh state, every season backfilled first):\n")
+    incremental = [sys.executable, "-m", "benchmarks.incremental_bench", "--output", str(parts["incremental"])]
+    code = subprocess.call(incremental, cwd=PROJECT_ROOT) or code
     print("\nall figures of this run (PERFORMANCE.md's targets, baselines measured in the same run):\n", flush=True)
     summary = [sys.executable, "-m", "benchmarks.summary", "--output", str(out_dir / "bench.md")]
     summary += [f"--{name}={path}" for name, path in parts.items()]

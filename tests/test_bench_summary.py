@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmarks.summary import backtest_rows, live_rows, pipeline_rows, table
+from benchmarks.summary import backtest_rows, incremental_rows, live_rows, pipeline_rows, table
 
 
 def test_a_sample_of_the_backtest_is_never_called_met():
@@ -32,3 +32,12 @@ def test_live_targets_need_both_percentiles_and_the_baseline_ratio():
     assert predict.met is None and predict.baseline == "not measured"  # no verdict without its baseline
     live["http"]["mlflow"] = {"median_round_p50": 2.0, "median_round_p99": 4.0}
     assert live_rows(live)[2].met is True
+
+
+def test_the_incremental_week_is_met_only_under_its_target_and_equal_to_a_full_walk():
+    fast = {"median_s": 18.0, "times_s": [17.0, 18.0, 19.0], "backfill_s": 30.0, "equal_to_full_walk": True}
+    (row,) = incremental_rows(fast)
+    assert row.met is True and row.ratio == "0.60 of the rebuild"
+    assert incremental_rows({**fast, "equal_to_full_walk": False})[0].met is False
+    assert incremental_rows({**fast, "median_s": 31.0})[0].met is False
+    assert incremental_rows(None)[0].met is None

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from benchmarks.incremental_bench import mirror_data as mirror
 from courtside.settings import Settings
 from orchestration.definitions import build_definitions
 from tests.real_data import data_dir
@@ -76,13 +77,7 @@ def run_pipeline(
 
 def mirror_data(target: Path) -> Path:
     """A folder laid out like the shared data whose files are links to the real ones."""
-    source = data_dir()
-    for path in source.rglob("*"):
-        if path.is_file():
-            link = target / path.relative_to(source)
-            link.parent.mkdir(parents=True, exist_ok=True)
-            link.symlink_to(path)
-    return target
+    return mirror(data_dir(), target)
 
 
 def edit_csv(data: Path, relative: str, edit) -> None:

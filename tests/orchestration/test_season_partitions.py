@@ -2,14 +2,11 @@
 one run equals the full walk; a new week of results then materializes its season's partition only, and that
 partition equals a full rebuild on the new data."""
 
-import csv
-import gzip
-import io
-
 import dagster as dg
 import pandas as pd
 import pytest
 
+from benchmarks.incremental_bench import plant_a_week
 from features.prematch import build_prematch_features
 from features.seasons import year_of
 from orchestration.definitions import build_definitions
@@ -22,23 +19,6 @@ def _full_walk(home) -> pd.DataFrame:
     players = pd.read_parquet(home / "warehouse" / "players.parquet")
     table, _ = build_prematch_features(matches, players, matches["is_tour_main"] & (year_of(matches) >= 1990))
     return table
-
-
-def _plant_a_week(data) -> int:
-    """``atp_matches_2022.csv.gz``: the first week of the real 2021 file (its earliest tournaments), a year on."""
-    text = gzip.decompress((data / "atp" / "atp_matches_2021.csv.gz").read_bytes()).decode()
-    rows = list(csv.reader(text.splitlines()))
-    header, body = rows[0], rows[1:]
-    d, t = header.index("tourney_date"), header.index("tourney_id")
-    first = min(r[d] for r in body)
-    week = [r for r in body if r[d] == first]
-    for r in week:
-        r[d] = str(int(r[d]) + 10000)
-        r[t] = r[t].replace("2021-", "2022-", 1)
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerows([header, *week])
-    (data / "atp" / "atp_matches_2022.csv.gz").write_bytes(gzip.compress(buf.getvalue().encode()))
-    return len(week)
 
 
 def _partitions_in(result: dg.ExecuteInProcessResult) -> set[str]:
@@ -63,7 +43,7 @@ def test_a_backfill_equals_the_full_walk_and_a_new_week_touches_its_season_only(
     pd.testing.assert_frame_equal(store.read(), _full_walk(home), check_exact=True)
     before = {y: store.features_path(y).stat().st_mtime_ns for y in range(1968, 2022)}
 
-    week = _plant_a_week(data)
+    week = plant_a_week(data)
     update = run_season_update(build_definitions(settings), instance, ["atp"], 2022, 2022)
     assert update.success
     assert _partitions_in(update) == {"2022"}
