@@ -36,8 +36,9 @@ INPLAY_DESCRIPTION = (
 )
 
 EVALUATION_EXPERIMENT = "tennis-evaluation"
-"""Runs that judge registered models on the test window (never candidates): one metric scheme,
-``<tour>_<rows>_<forecaster>_<metric>``."""
+"""Runs that judge models on the test seasons, apart from the candidate runs: ``test-evaluation`` (every candidate
+against the bookmakers), ``walk-forward-evaluation``, ``tour-comparison-slams``; one metric scheme,
+``<tour>_<rows>_<forecaster>_<metric>`` (``atp_tour_bet365_xgboost_log_loss``, ``wta_slams_market_pinnacle_brier``)."""
 
 WTA_PREMATCH_MODEL = "tennis-prematch-wta"
 WTA_PREMATCH_EXPERIMENT = "tennis-prematch-wta"

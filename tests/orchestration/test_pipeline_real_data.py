@@ -172,6 +172,14 @@ def test_walkforward_is_out_of_sample_scored_against_the_market_and_logged(runs)
     assert "Pinnacle" in report and "bootstrap" in report and "ranking band" in report
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     runs_ = mlflow.search_runs(
-        experiment_names=[tracking.PREMATCH_EXPERIMENT], filter_string="tags.evaluation = 'walk-forward'"
+        experiment_names=[tracking.EVALUATION_EXPERIMENT], filter_string="tags.evaluation = 'walk-forward'"
     )
-    assert len(runs_) == 2 and "metrics.xgboost_minus_market" in runs_.columns  # one per pipeline run
+    assert len(runs_) == 2 and "metrics.atp_walkforward_xgboost_minus_market" in runs_.columns  # one per run
+    assert "metrics.atp_walkforward_bet365_xgboost_log_loss" in runs_.columns
+    # the evaluations apart from the candidates: the candidates' experiment holds candidates only
+    candidates = mlflow.search_runs(experiment_names=[tracking.PREMATCH_EXPERIMENT])
+    assert "tags.kind" not in candidates or (candidates["tags.kind"] != "evaluation").all()
+    tests = mlflow.search_runs(
+        experiment_names=[tracking.EVALUATION_EXPERIMENT], filter_string="tags.kind = 'evaluation'"
+    )
+    assert "metrics.atp_tour_bet365_market_bet365_log_loss" in tests.columns

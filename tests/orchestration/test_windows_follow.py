@@ -252,7 +252,7 @@ def test_the_walk_forward_follows(followed):
     assert [f["first_season"] for f in folds] == list(range(2009, 2016))  # two warm-up folds, then every season
     report = (settings.home / "reports" / "walkforward.md").read_text()
     assert "test 2014-2015" in report and "walk-forward 2011-2015 (validation 2011-2013)" in report
-    (run,) = _runs(settings, tracking.PREMATCH_EXPERIMENT, "tags.evaluation = 'walk-forward'")
+    (run,) = _runs(settings, tracking.EVALUATION_EXPERIMENT, "tags.evaluation = 'walk-forward'")
     assert run.data.tags["windows.test"] == TEST_SEASONS and run.data.params["test_start"] == "2014"
     assert run.data.tags["windows.walkforward"] == "2011-2015"
 

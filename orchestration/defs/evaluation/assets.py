@@ -39,7 +39,6 @@ def test_evaluation(
     table = evaluate(test, forecasts)
     summary = summary_markdown(table)
 
-    tour = table[(table["comparison"] == "tour_bet365") & (table["tier"] == "all")]
     sel = test[["b365_a", "b365_b"]].notna().all(axis=1).to_numpy()
     calib = plots.png_bytes(
         plots.reliability_diagram(
@@ -63,7 +62,7 @@ def test_evaluation(
     (reports / "test_calibration.png").write_bytes(calib)
     (reports / "test_log_loss_by_tier.png").write_bytes(tiers)
 
-    exp_id = mlflow.configure(tracking.PREMATCH_EXPERIMENT)
+    exp_id = mlflow.configure(tracking.EVALUATION_EXPERIMENT)
     with mlflow_api.start_run(run_name="test-evaluation") as run:
         mlflow_api.set_tags(
             {
@@ -73,13 +72,15 @@ def test_evaluation(
                 **configured.tags(),
             }
         )
-        for r in tour.itertuples():
+        overall = table[table["tier"] == "all"]
+        for r in overall.itertuples():  # <tour>_<rows>_<forecaster>_<metric> (tracking.EVALUATION_EXPERIMENT)
+            prefix = f"atp_{r.comparison}_{r.forecaster}"
             mlflow_api.log_metrics(
                 {
-                    f"test_{r.forecaster}_log_loss": r.log_loss,
-                    f"test_{r.forecaster}_brier": r.brier,
-                    f"test_{r.forecaster}_accuracy": r.accuracy,
-                    f"test_{r.forecaster}_calibration_error": r.calibration_error,
+                    f"{prefix}_log_loss": r.log_loss,
+                    f"{prefix}_brier": r.brier,
+                    f"{prefix}_accuracy": r.accuracy,
+                    f"{prefix}_calibration_error": r.calibration_error,
                 }
             )
         mlflow_api.log_text(summary, "test_evaluation.md")
@@ -270,7 +271,7 @@ def walkforward_evaluation(
     for name in ("overall", "by_season", "by_tier", "by_rank_band", "season_all_rows", "paired"):
         getattr(rep, name).to_csv(reports / f"walkforward_{name}.csv", index=False)
 
-    exp_id = mlflow.configure(tracking.PREMATCH_EXPERIMENT)
+    exp_id = mlflow.configure(tracking.EVALUATION_EXPERIMENT)
     with mlflow_api.start_run(run_name="walk-forward-evaluation") as run:
         mlflow_api.set_tags(
             {
@@ -287,17 +288,17 @@ def walkforward_evaluation(
                 "calibration_method": str(table["calibration_method"].iloc[0]),
             }
         )
-        for r in rep.overall.itertuples():
-            key = f"{r.market}_{r.forecaster.split(' ')[0]}"
+        for r in rep.overall.itertuples():  # <tour>_<rows>_<forecaster>_<metric>
+            prefix = f"atp_walkforward_{r.market}_{r.forecaster.split(' ')[0]}"
             mlflow_api.log_metrics(
                 {
-                    f"test_{key}_log_loss": r.log_loss,
-                    f"test_{key}_brier": r.brier,
-                    f"test_{key}_accuracy": r.accuracy,
-                    f"test_{key}_calibration_error": r.calibration_error,
+                    f"{prefix}_log_loss": r.log_loss,
+                    f"{prefix}_brier": r.brier,
+                    f"{prefix}_accuracy": r.accuracy,
+                    f"{prefix}_calibration_error": r.calibration_error,
                 }
             )
-        mlflow_api.log_metrics({k: float(v) for k, v in rep.targets.items()})
+        mlflow_api.log_metrics({f"atp_walkforward_{k}": float(v) for k, v in rep.targets.items()})
         mlflow_api.log_text(rep.markdown, "walkforward.md")
         mlflow_api.log_artifact(str(reports / "walkforward_calibration.png"))
         mlflow_api.log_artifact(str(reports / "walkforward_log_loss_by_season.png"))
