@@ -167,8 +167,10 @@ class HistoricalFeatures:
     """The pipeline's pre-match feature table (as of each historical match), for replays: loaded
     on first use and again when the file changes."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, tour: str = "ATP"):
         self.path = path
+        self.tour_flag = float(tour == "WTA")
+        """``TOUR_FEATURE`` of every row (each tour has its own table)."""
         self._lock = threading.Lock()
         self._mtime: float | None = None
         self._ids: dict[str, int] = {}
@@ -182,10 +184,12 @@ class HistoricalFeatures:
         if mtime == self._mtime:
             return
         with self._lock:
-            table = pd.read_parquet(self.path, columns=["match_id", "player_a_id", "player_b_id", *SERVED_COLUMNS])
+            table = pd.read_parquet(self.path, columns=["match_id", "player_a_id", "player_b_id", *FEATURES])
             self._ids = {m: i for i, m in enumerate(table["match_id"].astype(str))}
             self._players = table[["player_a_id", "player_b_id"]].to_numpy(dtype=np.int64)
-            self._values = table[list(SERVED_COLUMNS)].to_numpy(dtype=float)
+            values = table[list(FEATURES)].to_numpy(dtype=float)
+            # the table is one tour's (a table written before the tour column existed is the men's)
+            self._values = np.column_stack([values, np.full(len(values), self.tour_flag)])
             self._mtime = mtime
             log.info("historical feature table loaded: %d matches", len(self._ids))
 

@@ -127,7 +127,7 @@ class PredictionService:
         )
         self.inplay = InplayStore(settings.mlflow_tracking_uri, poll_s=poll_s)
         self.history = HistoricalFeatures(settings.warehouse_dir / "prematch_features.parquet")
-        self.wta_history = HistoricalFeatures(settings.warehouse_dir / "wta_prematch_features.parquet")
+        self.wta_history = HistoricalFeatures(settings.warehouse_dir / "wta_prematch_features.parquet", tour="WTA")
         threading.Thread(target=self._boot, name="model-loader", daemon=True).start()
         threading.Thread(target=self._boot_wta, name="wta-model-loader", daemon=True).start()
         threading.Thread(target=self._boot_inplay, name="inplay-model-loader", daemon=True).start()
