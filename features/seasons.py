@@ -16,15 +16,34 @@ between in memory, so the answer never depends on which years happened to be com
 from __future__ import annotations
 
 import hashlib
+import os
 import pickle
+import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import pandas as pd
 
 from features.prematch import FeatureState, build_prematch_features
+
+
+def _code_version() -> str:
+    """A hash of the code a state is built by (the feature, rating and Markov modules): a checkpoint written by other
+    code is never continued from, even when its results are the same."""
+    import features.markov.scalar as markov
+    import features.prematch as prematch
+    import features.ratings as ratings
+
+    digest = hashlib.sha256()
+    for module in (prematch, ratings, markov):
+        digest.update(Path(str(module.__file__)).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+CODE_VERSION = _code_version()
 
 CHECKPOINT_EVERY = 10
 """Keep the state after every tenth year (1979, 1989, ...) besides the last year of each run."""
@@ -38,14 +57,22 @@ def year_of(matches: pd.DataFrame) -> pd.Series:
     return matches["tourney_date"].dt.year
 
 
-def year_fingerprints(matches: pd.DataFrame) -> dict[int, str]:
-    """A hash of each year's results (every column but ``_NOT_HASHED``), chained: the fingerprint of a year
-    changes when any result of that year or of an earlier year changes."""
+def players_fingerprint(players: pd.DataFrame) -> str:
+    """A hash of the player register (birth dates, heights and hands are features of every season)."""
+    return hashlib.sha256(pd.util.hash_pandas_object(players, index=False).to_numpy().tobytes()).hexdigest()[:16]
+
+
+def year_fingerprints(matches: pd.DataFrame, players: pd.DataFrame | None = None) -> dict[int, str]:
+    """A hash of each year's results (every column but ``_NOT_HASHED``), chained, and started from the code version
+    and the player register: the fingerprint of a year changes when any result of that year or of an earlier year
+    changes, when a player's facts change, or when the feature code does."""
     cols = [c for c in matches.columns if c not in _NOT_HASHED]
     rows = pd.util.hash_pandas_object(matches[cols], index=False).to_numpy()
     years = year_of(matches).to_numpy()
     out: dict[int, str] = {}
-    chain = hashlib.sha256()
+    chain = hashlib.sha256(CODE_VERSION.encode())
+    if players is not None:
+        chain.update(players_fingerprint(players).encode())
     for year in sorted(set(years.tolist())):
         chain.update(str(year).encode())
         chain.update(rows[years == year].tobytes())
@@ -88,24 +115,26 @@ class SeasonStore:
         folder = self.root / "state"
         return sorted(int(p.stem) for p in folder.glob("*.pickle")) if folder.exists() else []
 
-    def _load(self, year: int) -> Checkpoint:
-        with self._checkpoint_path(year).open("rb") as fh:
-            return pickle.load(fh)
+    def _load(self, year: int) -> Checkpoint | None:
+        """The checkpoint of ``year``, or None when it cannot be read (written by other code, cut short)."""
+        try:
+            with self._checkpoint_path(year).open("rb") as fh:
+                checkpoint = pickle.load(fh)
+        except Exception:  # an unreadable checkpoint is only a cache miss: the walk starts earlier
+            return None
+        return checkpoint if isinstance(checkpoint, Checkpoint) else None
 
     def _save(self, checkpoint: Checkpoint) -> None:
         path = self._checkpoint_path(checkpoint.year)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        with tmp.open("wb") as fh:
-            pickle.dump(checkpoint, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        tmp.replace(path)  # a crash never leaves half a checkpoint
+        _atomic_write(path, lambda fh: pickle.dump(checkpoint, fh, protocol=pickle.HIGHEST_PROTOCOL))
 
     def _start(self, before: int, fingerprints: dict[int, str]) -> tuple[int | None, FeatureState | None]:
         """The newest usable checkpoint of a year before ``before``: (its year, its state), or (None, None)."""
         for year in reversed([y for y in self.checkpoints() if y < before]):
             expected = fingerprints.get(year, _chain_before(fingerprints, year))
             checkpoint = self._load(year)
-            if checkpoint.fingerprint == expected:
+            if checkpoint is not None and checkpoint.fingerprint == expected:
                 return year, checkpoint.state
         return None, None
 
@@ -125,7 +154,7 @@ class SeasonStore:
             return []
         if wanted != list(range(wanted[0], wanted[-1] + 1)):
             raise ValueError(f"years must be contiguous: {wanted}")
-        fingerprints = year_fingerprints(matches)
+        fingerprints = year_fingerprints(matches, players)
         year_col = year_of(matches).to_numpy()
         start_year, state = self._start(wanted[0], fingerprints)
         fresh = FeatureState.with_players(players)  # the static facts as the players file has them now
@@ -150,9 +179,7 @@ class SeasonStore:
             table, state = build_prematch_features(rows, players, pd.Series(emit_all[sel]), state=state)
             path = self.features_path(year)
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            table.to_parquet(tmp, index=False)
-            tmp.replace(path)
+            _atomic_write(path, lambda fh, t=table: t.to_parquet(fh, index=False))
             fingerprint = fingerprints.get(year, _chain_before(fingerprints, year))
             if year == wanted[-1] or year % CHECKPOINT_EVERY == CHECKPOINT_EVERY - 1:
                 self._save(Checkpoint(year, fingerprint, state))
@@ -171,7 +198,20 @@ class SeasonStore:
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+def _atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
+    """Write ``path`` through a temporary file of its own in the same folder, then rename: a crash or a second
+    writer never leaves half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def _chain_before(fingerprints: dict[int, str], year: int) -> str:
     """The fingerprint of a year without results: that of the last year before it that has some (or 'empty')."""
     earlier = [y for y in fingerprints if y < year]
-    return fingerprints[max(earlier)] if earlier else "empty"
+    return fingerprints[max(earlier)] if earlier else f"empty-{CODE_VERSION}"

@@ -20,6 +20,22 @@ from training.metrics import log_losses, score
 
 SLAM_PRICES = ("ps_a", "ps_b", "slam_b365_a", "slam_b365_b")
 MARKETS = {"market_pinnacle": ("ps_a", "ps_b"), "market_bet365": ("slam_b365_a", "slam_b365_b")}
+COLUMNS = (
+    "tour",
+    "forecaster",
+    "n",
+    "log_loss",
+    "brier",
+    "accuracy",
+    "calibration_error",
+    "log_loss_low",
+    "log_loss_high",
+    "model_minus",
+    "model_minus_low",
+    "model_minus_high",
+    "seasons",
+)
+"""The comparison table's columns (also of an empty one)."""
 MODEL = "model"
 """The name the tour's registered challenger goes by in the comparison."""
 
@@ -51,7 +67,7 @@ def compare_on_slams(
     every = {name: np.asarray(p, dtype=float)[sel] for name, p in forecasts.items()}
     for name, (a, b) in MARKETS.items():
         every[name] = fair_probability(sub[a].to_numpy(), sub[b].to_numpy())
-    records = []
+    records: list[dict] = []
     for name, p in every.items():
         if not len(y):
             break
@@ -69,12 +85,13 @@ def compare_on_slams(
                 "model_minus_high": diff["ci_high"] if diff else 0.0,
             }
         )
+    if not records:  # no priced Grand Slam row in the window (e.g. no WTA Pinnacle prices before 2010)
+        return pd.DataFrame(columns=COLUMNS)
     table = pd.DataFrame.from_records(records)
-    if not table.empty:
-        table["n"] = table["n"].astype(int)
-        first, last = sub["season"].min(), sub["season"].max()
-        table["seasons"] = f"{first}-{last}" if first != last else str(first)
-    return table
+    table["n"] = table["n"].astype(int)
+    first, last = sub["season"].min(), sub["season"].max()
+    table["seasons"] = f"{first}-{last}" if first != last else str(first)
+    return table[list(COLUMNS)]
 
 
 def comparison_markdown(table: pd.DataFrame) -> str:

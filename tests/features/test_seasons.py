@@ -62,3 +62,22 @@ def test_a_changed_earlier_result_is_never_built_on_a_stale_checkpoint(recent, t
 def test_years_must_be_contiguous(tmp_path):
     with pytest.raises(ValueError, match="contiguous"):
         SeasonStore(tmp_path).update(pd.DataFrame(), pd.DataFrame(), [2019, 2021], FIRST)
+
+
+@pytest.mark.slow
+def test_a_changed_player_or_an_unreadable_checkpoint_is_a_cache_miss_never_a_wrong_answer(recent, tmp_path):
+    matches, players = recent
+    store = SeasonStore(tmp_path)
+    store.update(matches, players, range(2006, 2022), FIRST)
+    assert store._start(2021, year_fingerprints(matches, players))[0] == 2019
+
+    taller = players.copy()
+    taller.loc[taller.index[0], "height"] = 199.0  # a corrected height: a feature of every season
+    assert store._start(2021, year_fingerprints(matches, taller)) == (None, None)
+
+    (tmp_path / "state" / "2019.pickle").write_bytes(b"not a pickle")  # cut short, or written by other code
+    store.update(matches, taller, [2020], FIRST)
+    full = _full(matches, taller)
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(store.features_path(2020)), full[year_of(full) == 2020].reset_index(drop=True), check_exact=True
+    )

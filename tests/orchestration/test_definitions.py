@@ -105,3 +105,24 @@ def test_a_changed_season_file_requests_its_seasons_only_through_the_current_one
     assert seasons.tags["dagster/asset_partition_range_end"] == current
     keys = {k.to_user_string() for k in seasons.asset_selection}
     assert {"atp_season_features", "raw_atp_matches", "matches"} <= keys and "wta_season_features" not in keys
+
+
+def test_a_season_a_file_no_longer_holds_and_a_changed_player_register_are_requested_too(tmp_path, defs):
+    (tmp_path / "atp").mkdir()
+    f = tmp_path / "atp" / "atp_matches_2025.csv"
+    f.write_text("tourney_id,tourney_date\n2025-1,20241230\n2025-2,20250106\n")
+    resource = CourtsideResource(data_dir=str(tmp_path), database_url="sqlite://", reports_dir=str(tmp_path))
+
+    def tick(cursor=None):
+        return data_files_changed(
+            dg.build_sensor_context(cursor=cursor, resources={"courtside": resource}, definitions=defs)
+        )
+
+    first = tick()
+    f.write_text("tourney_id,tourney_date\n2025-1,20250101\n2025-2,20250106\n")  # the December row corrected
+    moved = tick(first.cursor)
+    assert moved.run_requests[1].tags["dagster/asset_partition_range_start"] == "2024"  # 2024 lost a row
+    (tmp_path / "atp" / "atp_players.csv").write_text("player_id,height\n1,185\n")
+    players = tick(moved.cursor)
+    (seasons,) = [r for r in players.run_requests if r.job_name == "season_update"]
+    assert seasons.tags["dagster/asset_partition_range_start"] == "1968"  # a player's facts: every season

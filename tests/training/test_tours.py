@@ -54,3 +54,10 @@ def test_the_model_is_required_and_rows_of_two_tours_need_their_tour_feature():
         compare_on_slams("ATP", rows, {"blend_elo": truth})
     with pytest.raises(ValueError, match="tour_wta"):
         with_tour_feature(rows.assign(tour_wta=0.0), rows.assign(tour_wta=np.nan))
+
+
+def test_a_window_without_priced_slam_rows_gives_an_empty_table_with_its_columns():
+    rows, truth = _rows(40)
+    rows["ps_a"] = np.nan  # no Pinnacle prices (the WTA's before 2010)
+    table = compare_on_slams("WTA", rows, {MODEL: truth})
+    assert table.empty and "log_loss" in table.columns and "tour" in table.columns

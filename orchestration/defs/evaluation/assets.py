@@ -102,6 +102,11 @@ def test_evaluation(
     )
 
 
+def _rows_of(table: pd.DataFrame, tour: str) -> int:
+    n = table.loc[table["tour"] == tour, "n"]
+    return int(n.max()) if len(n) else 0
+
+
 def _challenger_forecasts(rows: pd.DataFrame, candidates: list[CandidateResult], challenger: dict) -> dict:
     by_name = {r.name: r for r in candidates}
     model = by_name[challenger["model_family"]]
@@ -114,6 +119,7 @@ def _challenger_forecasts(rows: pd.DataFrame, candidates: list[CandidateResult],
 
 @dg.asset(group_name="evaluation", kinds={"mlflow", "pandas"})
 def tour_comparison(
+    context: dg.AssetExecutionContext,
     courtside: CourtsideResource,
     mlflow: MlflowResource,
     model_dataset: pd.DataFrame,
@@ -133,7 +139,10 @@ def tour_comparison(
     ):
         test = rows[rows["split"] == "test"].reset_index(drop=True)
         tables.append(compare_on_slams(tour, test, _challenger_forecasts(test, candidates, challenger)))
-    table = pd.concat(tables, ignore_index=True)
+    table = pd.concat([t for t in tables if len(t)] or [tables[0]], ignore_index=True)
+    for tour in ("ATP", "WTA"):
+        if not (table["tour"] == tour).any():
+            context.log.warning(f"{tour}: no test-window Grand Slam match has both Pinnacle and Bet365 prices")
     models = {
         "ATP": f"{tracking.PREMATCH_MODEL} v{prematch_challenger['version']} ({prematch_challenger['model_family']})",
         "WTA": f"{tracking.WTA_PREMATCH_MODEL} v{wta_prematch_challenger['version']} "
@@ -178,7 +187,7 @@ def tour_comparison(
             "summary": dg.MetadataValue.md(summary),
             "report": dg.MetadataValue.path(str(reports / "tour_comparison.md")),
             "mlflow_run": dg.MetadataValue.url(mlflow.run_url(exp_id, run.info.run_id)),
-            **{f"{t.lower()}_slam_rows": int(table.loc[table["tour"] == t, "n"].max()) for t in ("ATP", "WTA")},
+            **{f"{t.lower()}_slam_rows": _rows_of(table, t) for t in ("ATP", "WTA")},
         },
     )
 

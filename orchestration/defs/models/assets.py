@@ -174,6 +174,7 @@ def wta_prematch_candidates(
     exp_id = mlflow.configure(tracking.WTA_PREMATCH_EXPERIMENT)
     configured = windows.get()
     configured.check_table(wta_model_dataset, "wta_model_dataset", configured.model_splits())
+    configured.check_table(model_dataset, "model_dataset", configured.model_splits())  # pooled below
     data_version = tracking.frame_version(wta_model_dataset)
     batch = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{context.run_id[:8]}"
     progress = reporter(context, "train")

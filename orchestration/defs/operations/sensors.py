@@ -29,35 +29,57 @@ def fingerprint_digest(fingerprint: dict[str, str]) -> str:
 
 RESULTS_FILE = re.compile(r"(?:^|/)(atp|wta)_matches_(?:qual_chall_)?(\d{4})\.csv(?:\.gz)?$")
 """A season's results file of a tour (Sackmann's ``atp_matches_2024.csv``, ``wta_matches_2024.csv``, ...)."""
+PLAYERS_FILE = re.compile(r"(?:^|/)(atp|wta)_players\.csv(?:\.gz)?$")
+"""A tour's player register: its facts (birth dates, heights, hands) are features of every season."""
 
 
-def touched_seasons(data_dir: str, changed: list[str]) -> dict[str, int]:
-    """The first season partition each tour's changed results files touch: the earliest ``tourney_date`` year in
-    the file (a season file starts in the last days of the year before), or the file's year when it is gone or
-    unreadable. Every later season follows from it (each season starts from the previous one's state)."""
+def earliest_season(data_dir: str, name: str) -> int | None:
+    """The first season partition a results file holds: its earliest ``tourney_date`` year (a season file starts
+    in the last days of the year before); None when it is gone or cannot be read."""
+    try:
+        dates = pd.read_csv(Path(data_dir) / name, usecols=["tourney_date"])["tourney_date"]
+        return int(pd.to_numeric(dates, errors="coerce").min()) // 10000
+    except Exception:  # gone, half-copied, broken: its ingest says why
+        return None
+
+
+def touched_seasons(data_dir: str, changed: list[str], known: dict[str, int]) -> dict[str, int]:
+    """The first season partition each tour's changed files touch -- for a results file the earliest season it
+    holds now or held before (``known``: the cursor's), else the year before its own; for a player register, the
+    first season. Every later season follows from it (each starts from the previous one's state)."""
     first: dict[str, int] = {}
     for name in changed:
-        found = RESULTS_FILE.search(name)
-        if not found:
+        if found := PLAYERS_FILE.search(name):
+            first[found.group(1)] = FIRST_SEASON
+            continue
+        if not (found := RESULTS_FILE.search(name)):
             continue
         tour, year = found.group(1), int(found.group(2))
-        try:
-            dates = pd.read_csv(Path(data_dir) / name, usecols=["tourney_date"])["tourney_date"]
-            year = min(year, int(pd.to_numeric(dates, errors="coerce").min()) // 10000)
-        except (OSError, ValueError, KeyError):
-            pass  # a vanished or broken file: its ingest says why; its own season is the first touched
-        first[tour] = min(first.get(tour, year), year)
+        candidates = [y for y in (earliest_season(data_dir, name), known.get(name)) if y is not None]
+        season = min(candidates) if candidates else year - 1
+        first[tour] = min(first.get(tour, season), season)
     return first
 
 
+def results_seasons(data_dir: str, files: dict[str, str], known: dict[str, int]) -> dict[str, int]:
+    """The earliest season of every results file (read only for files not in ``known``): the sensor's cursor."""
+    out = {}
+    for name in files:
+        if RESULTS_FILE.search(name):
+            season = known.get(name) if name in known else earliest_season(data_dir, name)
+            if season is not None:
+                out[name] = season
+    return out
+
+
 def season_requests(
-    context: dg.SensorEvaluationContext, data_dir: str, changed: list[str], digest: str
+    context: dg.SensorEvaluationContext, data_dir: str, changed: list[str], known: dict[str, int], digest: str
 ) -> list[dg.RunRequest]:
     """One ``season_update`` run per tour whose results changed: its touched seasons through the current one."""
     current = int(SEASONS_PARTITIONS.get_last_partition_key() or 0)
     graph = context.repository_def.asset_graph if context.repository_def else None
     requests = []
-    for tour, first in sorted(touched_seasons(data_dir, changed).items()):
+    for tour, first in sorted(touched_seasons(data_dir, changed, known).items()):
         first = max(first, FIRST_SEASON)
         if graph is None or first > current:
             continue
@@ -90,16 +112,22 @@ def data_files_changed(context: dg.SensorEvaluationContext, courtside: Courtside
     if not current:
         return dg.SensorResult(skip_reason="data source has no local files to watch (upstream URLs)")
     digest = fingerprint_digest(current)
+    data_dir = courtside.data_dir
     if context.cursor is None:
+        seasons = results_seasons(data_dir, current, {})
         return dg.SensorResult(
-            cursor=json.dumps({"digest": digest, "files": current}), skip_reason=f"recorded {len(current)} files"
+            cursor=json.dumps({"digest": digest, "files": current, "seasons": seasons}),
+            skip_reason=f"recorded {len(current)} files",
         )
     previous = json.loads(context.cursor)
     if previous["digest"] == digest:
         return dg.SensorResult(skip_reason="no file changed")
     before = previous.get("files", {})
+    known = previous.get("seasons", {})
     changed = sorted(k for k in set(current) | set(before) if current.get(k) != before.get(k))
     context.log.info(f"{len(changed)} data files changed: {changed[:10]}")
+    unchanged = {k: v for k, v in known.items() if k not in changed}
+    seasons = results_seasons(data_dir, current, unchanged)
     return dg.SensorResult(
         run_requests=[
             dg.RunRequest(
@@ -107,9 +135,9 @@ def data_files_changed(context: dg.SensorEvaluationContext, courtside: Courtside
                 job_name=retrain_job.name,
                 tags={"courtside/changed_files": ",".join(changed[:20])[:1000]},
             ),
-            *season_requests(context, courtside.data_dir, changed, digest),
+            *season_requests(context, data_dir, changed, known, digest),
         ],
-        cursor=json.dumps({"digest": digest, "files": current}),
+        cursor=json.dumps({"digest": digest, "files": current, "seasons": seasons}),
     )
 
 
