@@ -149,9 +149,11 @@ def open_prematch_markets(db: DbEngine) -> dict[str, tuple[str, MarketBook]]:
 
 
 def _prematch_request(row: pd.Series) -> dict:
+    tour = row.get("tour")
     return {
         "player_one": int(row["player1_id"]),
         "player_two": int(row["player2_id"]),
+        "tour": tour if isinstance(tour, str) else "ATP",  # a catalog from before the tour column: the men's
         "surface": row["surface"],
         "date": str(row["event_date"]),
         "best_of": int(row["best_of"]),

@@ -30,11 +30,17 @@ log = logging.getLogger("feeds.live")
 
 
 async def serve(args: argparse.Namespace) -> int:
-    path = Path(args.catalog or Settings.from_env().warehouse_dir / "replay_catalog.parquet")
-    if not path.exists():
-        log.error("no replay catalog at %s: run the pipeline first (make up does)", path)
-        return 2
-    rows = choose(pd.read_parquet(path), args.source, args.matches)
+    names = {"atp": ["replay_catalog.parquet"], "wta": ["wta_replay_catalog.parquet"]}
+    names["both"] = names["atp"] + names["wta"]
+    paths = [Path(args.catalog)] if args.catalog else [Settings.from_env().warehouse_dir / n for n in names[args.tour]]
+    for path in paths:
+        if not path.exists():
+            log.error("no replay catalog at %s: run the pipeline first (make up does)", path)
+            return 2
+    # both tours: the matches shared between them (the men's first when the count is odd)
+    counts = [args.matches - args.matches // 2, args.matches // 2] if len(paths) == 2 else [args.matches]
+    chosen = [choose(pd.read_parquet(path), args.source, n) for path, n in zip(paths, counts, strict=True)]
+    rows = pd.concat(chosen, ignore_index=True) if len(chosen) > 1 else chosen[0]
     if "window" in rows.columns and len(rows):
         log.info(
             "replay seasons %s (the pipeline's windows): %s",
@@ -79,6 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--feed", default="live", help="feed name in the URL")
     parser.add_argument("--source", default="slam", choices=["slam", "pbp"])
+    parser.add_argument(
+        "--tour",
+        default="atp",
+        choices=["atp", "wta", "both"],
+        help="whose matches: the men's catalog, the women's Grand Slam singles (source slam), or half of each",
+    )
     parser.add_argument("--matches", type=int, default=16)
     parser.add_argument("--speed", type=float, default=30.0, help="replay speed factor (1 = real time)")
     parser.add_argument("--rate", type=float, default=None, help="messages per second instead of real timing")

@@ -28,6 +28,7 @@ SLAM_SURFACES = {"ausopen": "Hard", "frenchopen": "Clay", "wimbledon": "Grass", 
 
 COLUMNS = [
     "source",
+    "tour",
     "event_key",
     "event_date",
     "tournament",
@@ -63,15 +64,25 @@ def _seconds(clock: pd.Series) -> np.ndarray:
     return np.maximum.accumulate(secs)  # a few upstream clocks lost a digit: never let time run backwards
 
 
+WOMENS_SINGLES = (2000, 3000)
+"""Match numbers of the women's singles in the Grand Slam point logs (the men's are below 2000)."""
+
+
 def slam_matches(
     raw_matches: pd.DataFrame,
     raw_points: pd.DataFrame,
     matches: pd.DataFrame,
     players: pd.DataFrame,
     index: PlayerIndex | None = None,
+    tour: str = "ATP",
 ) -> pd.DataFrame:
-    """Men's singles matches of the Grand Slam point logs, with ids and per-point winner/server/time."""
-    men = raw_matches[raw_matches["match_num"].fillna(9999) < 2000].rename(columns={"match_id": "slam_match_id"})
+    """Singles matches of the Grand Slam point logs, with ids and per-point winner/server/time: the men's
+    (``tour`` ATP, best of five, identified in the ATP's ``matches``/``players``) or the women's (WTA, best of
+    three, in the WTA's)."""
+    num = raw_matches["match_num"].fillna(9999)
+    women = tour == "WTA"
+    singles = num.between(WOMENS_SINGLES[0], WOMENS_SINGLES[1] - 1) if women else num < WOMENS_SINGLES[0]
+    men = raw_matches[singles].rename(columns={"match_id": "slam_match_id"})
     slams = matches[matches["tourney_level"] == "G"].drop_duplicates("tourney_id")
     starts = {(int(d.year), name): d for d, name in zip(slams["tourney_date"], slams["tourney_name"], strict=True)}
     men["tournament"] = men["slam"].map(SLAM_NAMES)
@@ -132,7 +143,8 @@ def slam_matches(
             "season": out["year"].astype(int),
             "round": out["round"],
             "surface": out["slam"].map(SLAM_SURFACES),
-            "best_of": 5,
+            "best_of": 3 if women else 5,
+            "tour": tour,
             "player1": out["player1"],
             "player2": out["player2"],
             "player1_id": out["player1_id"],
@@ -166,6 +178,7 @@ def pbp_matches(pbp_matched: pd.DataFrame, matches: pd.DataFrame) -> pd.DataFram
             "round": m["round"],
             "surface": m["surface"],
             "best_of": best_of,
+            "tour": "ATP",
             "player1": m["server1"],
             "player2": m["server2"],
             "player1_id": m["server1_id"],
@@ -183,18 +196,25 @@ def pbp_matches(pbp_matched: pd.DataFrame, matches: pd.DataFrame) -> pd.DataFram
 
 
 def attach_prematch(
-    catalog: pd.DataFrame, odds_slams: pd.DataFrame, odds_tour: pd.DataFrame, elo: pd.DataFrame, matches: pd.DataFrame
+    catalog: pd.DataFrame,
+    odds_slams: pd.DataFrame,
+    odds_tour: pd.DataFrame | None,
+    elo: pd.DataFrame | None,
+    matches: pd.DataFrame,
 ) -> pd.DataFrame:
-    """Closing odds (oriented to player 1) and the margin-free pre-match probability of player 1."""
+    """Closing odds (oriented to player 1) and the margin-free pre-match probability of player 1 (the Elo
+    probability when there are no odds; 0.5 when neither). ``odds_tour`` / ``elo``: None for a tour without
+    tour-level odds or a rating table (the WTA's catalog)."""
     out = catalog.copy()
     out["close_p1"] = np.nan
     out["close_p2"] = np.nan
     out["close_source"] = None
-    for odds, p1, p2, name in (
-        (odds_tour, "b365_p1", "b365_p2", "bet365-close"),
+    sources = [] if odds_tour is None else [(odds_tour, "b365_p1", "b365_p2", "bet365-close")]
+    sources += [
         (odds_slams, "b365_p1", "b365_p2", "bet365-close"),
         (odds_slams, "ps_p1", "ps_p2", "pinnacle-close"),
-    ):
+    ]
+    for odds, p1, p2, name in sources:
         o = odds.dropna(subset=["match_id", p1, p2]).drop_duplicates("match_id").set_index("match_id")
         hit = out["sackmann_match_id"].isin(o.index) & out["sackmann_match_id"].notna()
         rows = o.loc[out.loc[hit, "sackmann_match_id"]]
@@ -204,12 +224,13 @@ def attach_prematch(
         out.loc[hit, "close_source"] = name  # later sources win: Pinnacle over Bet365
     out["prematch_p1"] = fair_probability(out["close_p1"], out["close_p2"])
     out["prematch_source"] = np.where(out["prematch_p1"].notna(), out["close_source"], None)
-    e = elo.set_index("match_id").join(matches.set_index("match_id")["winner_id"])
-    need = out["prematch_p1"].isna() & out["sackmann_match_id"].isin(e.index)
-    rows = e.loc[out.loc[need, "sackmann_match_id"]]
-    p1_won = rows["winner_id"].to_numpy() == out.loc[need, "player1_id"].to_numpy()
-    out.loc[need, "prematch_p1"] = np.where(p1_won, rows["winner_elo_prob"], 1 - rows["winner_elo_prob"])
-    out.loc[need, "prematch_source"] = "elo"
+    if elo is not None:
+        e = elo.set_index("match_id").join(matches.set_index("match_id")["winner_id"])
+        need = out["prematch_p1"].isna() & out["sackmann_match_id"].isin(e.index)
+        rows = e.loc[out.loc[need, "sackmann_match_id"]]
+        p1_won = rows["winner_id"].to_numpy() == out.loc[need, "player1_id"].to_numpy()
+        out.loc[need, "prematch_p1"] = np.where(p1_won, rows["winner_elo_prob"], 1 - rows["winner_elo_prob"])
+        out.loc[need, "prematch_source"] = "elo"
     out["prematch_p1"] = out["prematch_p1"].fillna(0.5)
     out["prematch_source"] = out["prematch_source"].fillna("none (0.5)")
     return out[COLUMNS]
@@ -268,6 +289,7 @@ def slam_log_rows(
             "round": "R128",
             "surface": SLAM_SURFACES[slam],
             "best_of": 5,
+            "tour": "ATP",
             "player1": m.player1,
             "player2": m.player2,
             "player1_id": None,

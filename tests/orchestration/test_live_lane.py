@@ -168,6 +168,16 @@ def test_predict_answers_wta_questions_from_the_wta_champion_in_the_same_batch(r
     health = json.loads(urllib.request.urlopen(f"{service}/health", timeout=10).read())
     assert health["wta_model_name"] == "tennis-prematch-wta" and health["wta_model_version"] == "1"
 
+    # in play, best of three: the prior from the WTA champion, then the score
+    state = {"best_of": 3, "tournament": "Roland Garros", "season": 2022, "server": 1, "prematch": women}
+    code, body = _post(
+        f"{service}/predict_live",
+        {"states": [{**state, "sets": [[6, 1]], "games": [5, 0]}, {**state, "sets": [[1, 6]], "games": [0, 5]}]},
+    )
+    assert code == 200, body
+    ahead, behind = (p["probability"] for p in body["predictions"])
+    assert 0.9 < ahead < 1 and 0 < behind < 0.1  # a set and 5-0 up in a best of three is nearly won
+
 
 def _run_requests(defs, instance, result) -> dict[str, dg.ExecuteInProcessResult]:
     out = {}
@@ -188,9 +198,10 @@ def test_sensor_drives_prematch_bets_settlement_pnl_and_live_checks(runs, servic
     db = make_engine(settings.database_url)
     store.reset_live(db)
     catalog = pd.read_parquet(settings.warehouse_dir / "replay_catalog.parquet")
-    schedule, skipped = build_feed(
-        choose(catalog, "slam", MATCHES).to_dict("records"), stagger_s=0, prematch_lead_s=600
-    )
+    women = pd.read_parquet(settings.warehouse_dir / "wta_replay_catalog.parquet")
+    chosen = pd.concat([choose(catalog, "slam", MATCHES - 2), choose(women, "slam", 2)], ignore_index=True)
+    assert chosen["tour"].tolist().count("WTA") == 2 and set(chosen.loc[chosen["tour"] == "WTA", "best_of"]) == {3}
+    schedule, skipped = build_feed(chosen.to_dict("records"), stagger_s=0, prematch_lead_s=600)
     assert not skipped
     envelopes = envelopes_of(schedule)
     first_point = next(i for i, e in enumerate(envelopes) if e.channel == "match" or e.data.status == "CLOSED")
@@ -249,6 +260,8 @@ def test_sensor_drives_prematch_bets_settlement_pnl_and_live_checks(runs, servic
         settled = store.settlements(db)
         finished = store.events_after(db, 0, kinds=[str(EventKind.MATCH_FINISHED)])
         assert len(finished) == MATCHES
+        women_keys = set(chosen.loc[chosen["tour"] == "WTA", "event_key"])
+        assert women_keys <= {match_id for *_, match_id, _ in finished}  # the women's matches played to the end
         markets = {m for *_, p in finished for m in p["markets"]}
         assert {s["market_id"] for s in settled} == markets and len(settled) == len(markets)
         assert store.orders(db) and not store.orders(db, unsettled_only=True)  # every order settled with its market

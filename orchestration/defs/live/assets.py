@@ -89,15 +89,49 @@ def replay_catalog(
     )
 
 
+@dg.asset(group_name="replay", kinds={"pandas", "parquet"})
+def wta_replay_catalog(
+    windows: WindowsResource,
+    raw_slam_matches: pd.DataFrame,
+    raw_slam_points: pd.DataFrame,
+    wta_matches: pd.DataFrame,
+    wta_players: pd.DataFrame,
+    wta_odds_slams_matched: pd.DataFrame,
+) -> dg.Output[pd.DataFrame]:
+    """The women's singles of the Grand Slam point logs (best of three), with Sackmann WTA ids and real closing
+    odds (Pinnacle, else Bet365; 0.5 without odds), in the men's catalog layout: what ``python -m feeds.live
+    --tour wta`` replays through the live lane (the in-play models and backtests stay the men's)."""
+    configured = windows.get()
+    singles = slam_matches(raw_slam_matches, raw_slam_points, wta_matches, wta_players, tour="WTA")
+    catalog = attach_prematch(singles, wta_odds_slams_matched, None, None, wta_matches)
+    catalog["window"] = configured.window_of(catalog["season"])
+    catalog["replay"], replay_seasons = configured.replay_mask(catalog)
+    return dg.Output(
+        catalog,
+        metadata={
+            "dagster/row_count": len(catalog),
+            "with_ids": int(catalog[["player1_id", "player2_id"]].notna().all(axis=1).sum()),
+            "with_closing_odds": int(catalog["close_p1"].notna().sum()),
+            "replayed": int(catalog["replay"].sum()),
+            "replay_seasons": dg.MetadataValue.json(replay_seasons),
+            "prematch_source": dg.MetadataValue.json(catalog["prematch_source"].value_counts().to_dict()),
+        },
+    )
+
+
 @dg.asset(group_name=LIVE_GROUP, kinds={"python"})
 def prematch_value_scan(
-    context: dg.AssetExecutionContext, courtside: CourtsideResource, replay_catalog: pd.DataFrame
+    context: dg.AssetExecutionContext,
+    courtside: CourtsideResource,
+    replay_catalog: pd.DataFrame,
+    wta_replay_catalog: pd.DataFrame,
 ) -> dg.MaterializeResult:
-    """New pre-match odds in the event log -> the champion's probabilities (``/predict``, one batch)
-    -> value after commission -> fractional-Kelly order requests, which the engine risk-checks and
-    places. Each pre-match market is scanned once."""
+    """New pre-match odds in the event log -> the champion's probabilities (``/predict``, one batch; each match
+    asks its tour's champion) -> value after commission -> fractional-Kelly order requests, which the engine
+    risk-checks and places. Each pre-match market is scanned once."""
+    catalog = pd.concat([replay_catalog, wta_replay_catalog], ignore_index=True)
     scan = control.scan_prematch(
-        courtside.engine, replay_catalog, control.http_predict(courtside.prediction_url), _policy(courtside)
+        courtside.engine, catalog, control.http_predict(courtside.prediction_url), _policy(courtside)
     )
     context.log.info(
         f"{scan.markets} new pre-match markets, {scan.predicted} predicted, "
