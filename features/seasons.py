@@ -15,6 +15,7 @@ between in memory, so the answer never depends on which years happened to be com
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import pickle
@@ -179,7 +180,7 @@ class SeasonStore:
             table, state = build_prematch_features(rows, players, pd.Series(emit_all[sel]), state=state)
             path = self.features_path(year)
             path.parent.mkdir(parents=True, exist_ok=True)
-            _atomic_write(path, lambda fh, t=table: t.to_parquet(fh, index=False))
+            _atomic_write(path, functools.partial(_write_parquet, table))
             fingerprint = fingerprints.get(year, _chain_before(fingerprints, year))
             if year == wanted[-1] or year % CHECKPOINT_EVERY == CHECKPOINT_EVERY - 1:
                 self._save(Checkpoint(year, fingerprint, state))
@@ -209,6 +210,10 @@ def _atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _write_parquet(table: pd.DataFrame, fh: IO[bytes]) -> None:
+    table.to_parquet(fh, index=False)
 
 
 def _chain_before(fingerprints: dict[int, str], year: int) -> str:
