@@ -77,8 +77,30 @@ DAGSTER_PORT = int(os.environ.get("COURTSIDE_DAGSTER_PORT", "3000"))
 MLFLOW_PORT = int(os.environ.get("COURTSIDE_MLFLOW_PORT", "5000"))
 PREDICTION_PORT = int(os.environ.get("COURTSIDE_PREDICTION_PORT", "3001"))
 FEED_PORT = int(os.environ.get("COURTSIDE_FEED_PORT", "8765"))
-REPLAY_ARGS = os.environ.get("COURTSIDE_REPLAY_ARGS", "--matches 16 --speed 30").split()
-"""Options of the feed replay ``make up`` starts (see ``python -m feeds.live --help``)."""
+REPLAY_DEFAULT = "--matches 16 --speed 30"
+"""Options of the feed replay ``make up`` starts unless ``COURTSIDE_REPLAY_ARGS`` or ``courtside up``'s options
+say otherwise (see ``python -m feeds.live --help``)."""
+
+
+PIPELINE_STATE = ("replay_catalog.parquet", "player_snapshot.pickle", "prematch_features.parquet")
+"""What the live lane reads from the pipeline's warehouse (``--skip-pipeline`` checks it is there)."""
+
+
+def replay_args(env: Mapping[str, str]) -> list[str]:
+    """The feed replay's options: ``COURTSIDE_REPLAY_ARGS`` (what ``courtside up --speed/--matches/--tour`` set)."""
+    return env.get("COURTSIDE_REPLAY_ARGS", REPLAY_DEFAULT).split()
+
+
+def with_replay_options(current: str, speed: float | None, matches: int | None, tour: str | None) -> str:
+    """``current`` replay options with ``courtside up``'s given on top (the last of a repeated option wins)."""
+    extra = []
+    if speed is not None:
+        extra += ["--speed", f"{speed:g}"]
+    if matches is not None:
+        extra += ["--matches", str(matches)]
+    if tour is not None:
+        extra += ["--tour", tour]
+    return " ".join([current, *extra]).strip()
 
 
 def add_window_options(parser: argparse.ArgumentParser) -> None:
@@ -331,7 +353,8 @@ def feed_service(host: str, port: int, env: Mapping[str, str] | None = None) -> 
         if venue != "paper":
             raise SystemExit(f"COURTSIDE_VENUE={venue} needs live scores: COURTSIDE_FEED=api-tennis")
         return ServiceSpec(
-            "feed-replay", (sys.executable, "-m", "feeds.live", "--host", host, "--port", str(port), *REPLAY_ARGS)
+            "feed-replay",
+            (sys.executable, "-m", "feeds.live", "--host", host, "--port", str(port), *replay_args(env)),
         )
     args = [sys.executable, "-m", "adapters", "--host", host, "--port", str(port)]
     if feed == "standin":
@@ -434,12 +457,27 @@ def _interrupt(signum: int, _frame: object) -> None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    # Ctrl-C and a plain kill both stop everything (SIGINT may be ignored when started in background).
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)
     settings = Settings.from_env()
     if use_windows(args, settings) is None:
         return 2
+    if args.speed is not None and args.speed <= 0 or args.matches is not None and args.matches < 1:
+        print("--speed must be above 0 and --matches at least 1", file=sys.stderr)
+        return 2
+    if args.skip_pipeline:
+        missing = [n for n in PIPELINE_STATE if not (settings.warehouse_dir / n).exists()]
+        if missing:
+            print(
+                f"--skip-pipeline: no pipeline state in {settings.home} ({', '.join(missing)} missing): "
+                "run `courtside up` without it once",
+                file=sys.stderr,
+            )
+            return 2
+    # Ctrl-C and a plain kill both stop everything (SIGINT may be ignored when started in background).
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+    os.environ["COURTSIDE_REPLAY_ARGS"] = with_replay_options(
+        os.environ.get("COURTSIDE_REPLAY_ARGS", REPLAY_DEFAULT), args.speed, args.matches, args.tour
+    )
     prepare_environment(settings)
     ports = service_ports(settings)
     operator_token_file(settings)
@@ -474,16 +512,19 @@ def cmd_up(args: argparse.Namespace) -> int:
         # (SQLite, not through the server): let the server finish first rather than race it
         _wait_http(f"http://{local}:{ports.mlflow}/health", 120, supervisor)
         print(f"Dagster UI: http://{public_host(settings)}:{ports.dagster}" + ("" if ok else " (still starting)"))
-        print("running the pipeline (watch it in the Dagster UI: Runs)...")
-        # A child process in our process group: Ctrl-C reaches it (Dagster marks the run failed) and reaches us.
-        pipeline = subprocess.Popen(
-            [sys.executable, "-m", "courtside.cli", "pipeline"], cwd=PROJECT_ROOT, env=child_environment()
-        )
-        supervisor.run(until=lambda: pipeline.poll() is not None)
-        code = pipeline.returncode
-        print(
-            f"\npipeline {'succeeded' if code == 0 else 'FAILED'}: http://{public_host(settings)}:{ports.dagster}/runs"
-        )
+        if args.skip_pipeline:
+            print(f"pipeline skipped (--skip-pipeline): the models and catalog already in {settings.home}")
+            code = 0
+        else:
+            print("running the pipeline (watch it in the Dagster UI: Runs)...")
+            # A child process in our process group: Ctrl-C reaches it (Dagster marks the run failed) and reaches us.
+            pipeline = subprocess.Popen(
+                [sys.executable, "-m", "courtside.cli", "pipeline"], cwd=PROJECT_ROOT, env=child_environment()
+            )
+            supervisor.run(until=lambda: pipeline.poll() is not None)
+            code = pipeline.returncode
+            state = "succeeded" if code == 0 else "FAILED"
+            print(f"\npipeline {state}: http://{public_host(settings)}:{ports.dagster}/runs")
         report = settings.home / "reports" / "test_evaluation.md"
         if report.exists():
             print(f"\nTest-window evaluation ({report}):\n\n{report.read_text()}")
@@ -757,6 +798,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="run the pipeline and keep the UIs running")
     add_window_options(up)
+    live = up.add_argument_group("live replay")
+    live.add_argument(
+        "--skip-pipeline",
+        action="store_true",
+        help="start the services on the models and catalog a previous run left in COURTSIDE_HOME",
+    )
+    live.add_argument("--speed", type=float, help="replay speed factor (default 30; 1 = real time)")
+    live.add_argument("--matches", type=int, help="matches to replay (default 16)")
+    live.add_argument("--tour", choices=("atp", "wta", "both"), help="whose matches to replay (default atp)")
     up.set_defaults(fn=cmd_up)
     pipeline = sub.add_parser("pipeline", help="run the whole pipeline once")
     add_window_options(pipeline)

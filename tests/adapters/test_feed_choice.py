@@ -50,3 +50,29 @@ def test_the_engine_refuses_real_orders_without_the_switch_or_the_credentials():
         live_exchange_factory({}, list)
     with pytest.raises(BetfairRefused, match="BETFAIR_APP_KEY"):
         live_exchange_factory({"COURTSIDE_REAL_MONEY": "yes-real-orders"}, list)
+
+
+def test_courtside_up_s_replay_options_reach_the_replay_and_the_last_given_wins():
+    from courtside.cli import REPLAY_DEFAULT, with_replay_options
+
+    options = with_replay_options(REPLAY_DEFAULT, 5, 4, "both")
+    spec = feed_service("127.0.0.1", 8765, {"COURTSIDE_REPLAY_ARGS": options})
+    args = spec.command[spec.command.index("--port") + 2 :]
+    import argparse
+
+    parsed = argparse.ArgumentParser()
+    for flag, kind in (("--speed", float), ("--matches", int), ("--tour", str)):
+        parsed.add_argument(flag, type=kind)
+    got = parsed.parse_args(args)  # feeds.live parses the same way: a repeated option's last value wins
+    assert (got.speed, got.matches, got.tour) == (5.0, 4, "both")
+    assert with_replay_options(REPLAY_DEFAULT, None, None, None) == REPLAY_DEFAULT
+
+
+def test_up_with_skip_pipeline_refuses_a_home_without_the_pipeline_s_state(tmp_path, monkeypatch, capsys):
+    from courtside.cli import main
+
+    monkeypatch.setenv("COURTSIDE_HOME", str(tmp_path / "home"))
+    assert main(["up", "--skip-pipeline"]) == 2
+    err = capsys.readouterr().err
+    assert "--skip-pipeline: no pipeline state" in err and "replay_catalog.parquet" in err
+    assert main(["up", "--speed", "0"]) == 2

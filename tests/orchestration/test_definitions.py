@@ -45,6 +45,12 @@ def test_every_dataset_has_a_gx_check_and_training_gates_are_blocking(defs):
     assert graph.get_check_spec(checks[("prematch_challenger", "challenger_beats_champion")]).blocking
 
 
+def test_every_sensor_schedule_and_job_says_what_it_does(defs):
+    described = [*defs.sensors, *defs.schedules, *defs.jobs]
+    assert len(described) >= 10
+    assert all(len(d.description or "") > 30 for d in described), [d.name for d in described if not d.description]
+
+
 def test_jobs_schedule_and_sensor(defs):
     assert defs.resolve_job_def("courtside_pipeline")
     retrain = defs.resolve_job_def("retrain_prematch")

@@ -99,7 +99,12 @@ def season_requests(
 
 
 @dg.sensor(
-    jobs=[retrain_job, season_update_job], minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING
+    jobs=[retrain_job, season_update_job],
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Every 30 s: a file of the data folder added, changed or removed -> the retrain "
+    "(retrain_prematch), and season_update for the seasons a changed results or player file touches (a new week: "
+    "the current season's partition only). Its first look only records the files.",
 )
 def data_files_changed(context: dg.SensorEvaluationContext, courtside: CourtsideResource) -> dg.SensorResult:
     """Requests a retrain when a file in COURTSIDE_DATA_DIR is added, removed or modified, and a ``season_update``
@@ -168,6 +173,9 @@ def _busy(context: dg.SensorEvaluationContext, job_name: str) -> bool:
     jobs=[prematch_value_job, settlement_job, live_checks_job],
     minimum_interval_seconds=5,
     default_status=dg.DefaultSensorStatus.RUNNING,
+    description="The streaming sensor, every 5 s: tails the live event log and requests the pre-match value scan "
+    "(new pre-match odds), settlement and the P&L (finished matches), and the Great Expectations batch of the new "
+    "entries; never two runs of one job at a time.",
 )
 def live_event_log(context: dg.SensorEvaluationContext, courtside: CourtsideResource) -> dg.SensorResult:
     """The streaming sensor: tails the live event log by id (the cursor) and requests runs —
@@ -234,7 +242,14 @@ def live_event_log(context: dg.SensorEvaluationContext, courtside: CourtsideReso
 DRIFT_ASSETS = ("prematch_feature_drift", "live_calibration_drift")
 
 
-@dg.sensor(job=retrain_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(
+    job=retrain_job,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Every 60 s: a drift asset's newest measurement says drifted (pre-match features beyond the PSI "
+    "limit, live calibration beyond its limit) -> the retrain of the pre-match and in-play models, once for each "
+    "data version or model judged.",
+)
 def drift_retrain(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     """Requests the retrain (pre-match and in-play models) when a drift asset's newest materialization says
     ``drifted`` (``training.drift``: features beyond the PSI limit, or live calibration beyond its limit) — once for
