@@ -134,6 +134,12 @@ def test_the_wta_goes_through_the_same_pipeline_and_is_compared_with_the_atp_on_
     runs_table = mlflow.search_runs([evaluation.experiment_id])
     assert "metrics.wta_slams_market_pinnacle_log_loss" in runs_table.columns
     assert (settings.home / "reports" / "tour_comparison.md").read_text().count("| WTA ") == 4
+    # numbers a reader can plot over runs, a table the UI sorts, and a check on the champion itself
+    meta = first.asset_materializations_for_node("tour_comparison")[0].metadata
+    assert 0.5 < meta["wta_model_log_loss"].value < 0.693 and len(meta["comparison"].value.records) == 8
+    checks = _checks(first)
+    for champion in ("prematch_champion", "wta_prematch_champion"):
+        assert checks[(champion, "champion_alias_is_this_version")].passed
 
 
 @pytest.mark.slow

@@ -6,6 +6,7 @@ import dagster as dg
 import mlflow as mlflow_api
 import pandas as pd
 
+from orchestration.defs.shared import metadata
 from orchestration.defs.shared.execution import LONGEST_CHAIN
 from orchestration.defs.shared.progress import reporter
 from orchestration.defs.shared.resources import CourtsideResource, MlflowResource, WindowsResource
@@ -98,6 +99,13 @@ def test_evaluation(
             "mlflow_run": dg.MetadataValue.url(mlflow.run_url(exp_id, run.info.run_id)),
             "windows": dg.MetadataValue.json(configured.as_dict()),
             **{k: dg.MetadataValue.int(v) for k, v in coverage(test, table).items()},
+            "scores": metadata.table(table[table["tier"] == "all"].round(5)),
+            **metadata.numbers(
+                {
+                    f"{r.comparison}_{r.forecaster}_log_loss": r.log_loss
+                    for r in table[table["tier"] == "all"].itertuples()
+                }
+            ),
         },
     )
 
@@ -188,6 +196,15 @@ def tour_comparison(
             "report": dg.MetadataValue.path(str(reports / "tour_comparison.md")),
             "mlflow_run": dg.MetadataValue.url(mlflow.run_url(exp_id, run.info.run_id)),
             **{f"{t.lower()}_slam_rows": _rows_of(table, t) for t in ("ATP", "WTA")},
+            "comparison": metadata.table(table.round(5)),
+            **metadata.numbers(
+                {f"{r.tour.lower()}_{r.forecaster}_log_loss": r.log_loss for r in table.itertuples()}
+                | {
+                    f"{r.tour.lower()}_model_minus_{r.forecaster}": r.model_minus
+                    for r in table.itertuples()
+                    if r.forecaster != MODEL
+                }
+            ),
         },
     )
 
@@ -319,6 +336,10 @@ def walkforward_evaluation(
             "calibration_plot": dg.MetadataValue.md(plots.markdown_image(calib, "calibration")),
             "log_loss_by_season_plot": dg.MetadataValue.md(plots.markdown_image(seasons, "log-loss by season")),
             "targets": dg.MetadataValue.json(rep.targets),
+            "overall": metadata.table(rep.overall.round(5)),
+            **metadata.numbers(
+                {f"{r.market}_{r.forecaster.split(' ')[0]}_log_loss": r.log_loss for r in rep.overall.itertuples()}
+            ),
             "report_path": dg.MetadataValue.path(str(reports / "walkforward.md")),
             "windows": dg.MetadataValue.json(configured.as_dict()),
             "mlflow_run": dg.MetadataValue.url(mlflow.run_url(exp_id, run.info.run_id)),

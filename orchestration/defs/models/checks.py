@@ -140,3 +140,36 @@ def _leak_guard(candidates: list) -> dg.AssetCheckResult:
 def wta_no_candidate_suspiciously_good(wta_prematch_candidates: list) -> dg.AssetCheckResult:
     """The men's leak guard on the WTA candidates' validation scores."""
     return _leak_guard(wta_prematch_candidates)
+
+
+def _served(champion: dict, model_name: str) -> dg.AssetCheckResult:
+    """The registry's ``champion`` alias points at the version this asset promoted, which carries its validation
+    scores: what the prediction service loads is what the gate passed (an alias moved by hand fails it)."""
+    info = tracking.version_info(tracking.CHAMPION, model_name)
+    served = info.version if info else "none"
+    loss = float(champion.get("validation_log_loss", float("nan")))
+    return dg.AssetCheckResult(
+        passed=served == str(champion["version"]),
+        description=None if served == str(champion["version"]) else f"{model_name}@champion is v{served}",
+        metadata={
+            "promoted_version": str(champion["version"]),
+            "registry_champion": served,
+            "model_family": str(champion.get("model_family", "")),
+            **({"validation_log_loss": loss} if loss == loss else {}),
+        },
+    )
+
+
+@dg.asset_check(asset="prematch_champion", name="champion_alias_is_this_version")
+def champion_alias_is_this_version(mlflow: MlflowResource, prematch_champion: dict) -> dg.AssetCheckResult:
+    """``tennis-prematch@champion`` is the version this materialization promoted (what /predict serves)."""
+    mlflow.configure(tracking.PREMATCH_EXPERIMENT)
+    return _served(prematch_champion, tracking.PREMATCH_MODEL)
+
+
+@dg.asset_check(asset="wta_prematch_champion", name="champion_alias_is_this_version")
+def wta_champion_alias_is_this_version(mlflow: MlflowResource, wta_prematch_champion: dict) -> dg.AssetCheckResult:
+    """``tennis-prematch-wta@champion`` is the version this materialization promoted (what /predict serves for
+    the WTA)."""
+    mlflow.configure(tracking.WTA_PREMATCH_EXPERIMENT)
+    return _served(wta_prematch_champion, tracking.WTA_PREMATCH_MODEL)
