@@ -7,7 +7,9 @@ features come from the same ``FeatureState`` code as the training features.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import pandas as pd
 
@@ -75,13 +77,41 @@ class PlayerSnapshot:
             return pid
         ids = self.names.get(normalize_name(player), [])
         if not ids:
-            raise UnknownPlayer(f"unknown player name {player!r}")
+            close = self.suggest(player)
+            hint = "; did you mean " + " or ".join(f"{self.display[i]} ({i})" for i in close) + "?" if close else ""
+            raise UnknownPlayer(f"unknown player name {player!r}{hint}")
         if len(ids) > 1:  # prefer the one who played most recently, if only one ever played
             active = [i for i in ids if i in self.last_played]
             if len(active) != 1:
                 raise UnknownPlayer(f"player name {player!r} is ambiguous: ids {sorted(ids)}")
             return active[0]
         return ids[0]
+
+    def suggest(self, name: str, n: int = 3) -> list[int]:
+        """Ids of the players whose full name is closest to ``name`` -- a misspelling ("Novak Djokovich"), or the
+        bookmakers' "Surname I." ("Djokovic N.") -- players who have played first; at most ``n``. Compares with the
+        names sharing the surname's first three letters only, so a junk name costs nothing."""
+        words = normalize_name(name).split()
+        if not words:
+            return []
+        found: list[str] = []
+        if len(words) >= 2 and len(words[-1]) == 1:  # "djokovic n": surname, then the first name's initial
+            surname, initial = " ".join(words[:-1]), words[-1]
+            found = [k for k in self._by_prefix.get(surname[:3], []) if k.endswith(" " + surname) and k[0] == initial]
+        if not found:
+            pool = {k for w in (words[-1], words[0]) for k in self._by_prefix.get(w[:3], [])}
+            found = difflib.get_close_matches(" ".join(words), sorted(pool), n=n, cutoff=0.8)
+        ids = [i for k in found for i in self.names.get(k, [])]
+        return sorted(ids, key=lambda i: (i not in self.last_played, ids.index(i)))[:n]
+
+    @cached_property
+    def _by_prefix(self) -> dict[str, list[str]]:
+        """Known names by the first three letters of each of their words (built on first use)."""
+        out: dict[str, list[str]] = {}
+        for key in self.names:
+            for word in set(key.split()):
+                out.setdefault(word[:3], []).append(key)
+        return out
 
     def entrant(self, player_id: int, rank: float | None = None, points: float | None = None) -> Entrant:
         """The player with the given ranking, or the latest one known."""

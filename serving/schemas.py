@@ -113,6 +113,10 @@ class PrematchResponse(BaseModel):
     model_name: str
     model_version: str
     features_as_of: dt.date
+    features_age_days: int = Field(
+        0, description="days between features_as_of and the match (0: a historical match's own as-of features)"
+    )
+    warnings: list[str] = Field(default_factory=list, description="e.g. features older than the warning age")
 
 
 class PrematchBatch(BaseModel):

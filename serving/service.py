@@ -27,7 +27,7 @@ from typing import TypeVar
 import bentoml
 import numpy as np
 import pandas as pd
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Response
 from starlette.concurrency import run_in_threadpool
 
 from courtside.settings import Settings
@@ -151,6 +151,12 @@ class PredictionService:
 PredictionService.add_asgi_middleware(JsonErrorsMiddleware)  # BentoML's own answers (unknown paths) too
 
 
+FEATURES_WARN_AGE_DAYS = int(os.environ.get("COURTSIDE_FEATURES_WARN_AGE_DAYS", "30"))
+"""A prediction for a match this many days or more after the last match the features know says so."""
+FEATURES_MAX_AGE_DAYS = int(os.environ.get("COURTSIDE_FEATURES_MAX_AGE_DAYS", "366"))
+"""Beyond this many days the features say too little about the players now: the request is refused."""
+
+
 def _store(tour: str = "ATP") -> ModelStore:
     service = bentoml.get_current_service()
     return service.wta if tour == "WTA" else service.store
@@ -212,6 +218,7 @@ def _prematch_tour(tour: str, requests: list[PrematchRequest], index: list[int],
     rows = np.empty((len(requests), len(cur.features)))
     ids = []
     flip = np.zeros(len(requests), dtype=bool)
+    ages = [0] * len(requests)
     for k, (i, r) in enumerate(zip(index, requests, strict=True)):
         try:
             a = snap.resolve(r.player_one)
@@ -242,6 +249,14 @@ def _prematch_tour(tour: str, requests: list[PrematchRequest], index: list[int],
                 f"date must be after {snap.as_of.date()} (the last match the service knows); "
                 "for a historical match give its match_id",
             )
+        age = (pd.Timestamp(r.date) - snap.as_of).days
+        if age > FEATURES_MAX_AGE_DAYS:
+            raise _unprocessable(
+                [*loc, i, "date"],
+                f"the {tour} features are as of {snap.as_of.date()}, {age} days before this match: beyond the limit "
+                f"of {FEATURES_MAX_AGE_DAYS} days (COURTSIDE_FEATURES_MAX_AGE_DAYS); run the pipeline on newer data",
+            )
+        ages[k] = age
         values = snap.features(
             snap.entrant(a, r.rank_one, r.points_one),
             snap.entrant(b, r.rank_two, r.points_two),
@@ -266,8 +281,15 @@ def _prematch_tour(tour: str, requests: list[PrematchRequest], index: list[int],
             model_name=cur.model_name,
             model_version=cur.version,
             features_as_of=as_of,
+            features_age_days=age,
+            warnings=[
+                f"stale features: as of {as_of}, {age} days before the match (warning above "
+                f"{FEATURES_WARN_AGE_DAYS} days, COURTSIDE_FEATURES_WARN_AGE_DAYS)"
+            ]
+            if age > FEATURES_WARN_AGE_DAYS
+            else [],
         )
-        for (a, b), p in zip(ids, probs, strict=True)
+        for (a, b), p, age in zip(ids, probs, ages, strict=True)
     ]
 
 
@@ -286,9 +308,15 @@ async def _answer(n: int, work: Callable[[], R]) -> R:
 
 
 @app.post("/predict", response_model=PrematchBatchResponse, responses=UNAVAILABLE)
-async def predict(batch: PrematchBatch) -> PrematchBatchResponse:
-    """P(player one wins) for each request, from the champion pre-match model."""
-    return await _answer(len(batch.requests), lambda: _predict(batch))
+async def predict(batch: PrematchBatch, response: Response) -> PrematchBatchResponse:
+    """P(player one wins) for each request, from its tour's champion pre-match model. A prediction whose features
+    are older than the warning age says so (``warnings``, and the header ``X-Courtside-Warning``); beyond the hard
+    limit the request is refused (422)."""
+    out = await _answer(len(batch.requests), lambda: _predict(batch))
+    stale = sum(1 for p in out.predictions if p.warnings)
+    if stale:
+        response.headers["X-Courtside-Warning"] = f"stale features in {stale} of {len(out.predictions)} predictions"
+    return out
 
 
 def _predict(batch: PrematchBatch) -> PrematchBatchResponse:

@@ -102,6 +102,23 @@ def test_predict_answers_from_the_champion_and_names_bad_fields(runs, service):
     )
     assert code == 422 and body["detail"][0]["loc"][-1] == "date"
 
+    # a trader's questions: stale features say so, too stale is refused, a misspelled name gets the closest players
+    assert a["features_age_days"] > 30 and "stale features" in a["warnings"][0]
+    req = urllib.request.Request(
+        f"{service}/predict",
+        data=json.dumps(
+            {"requests": [{"player_one": 104925, "player_two": 104745, "surface": "Clay", "date": "2022-05-30"}]}
+        ).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert "stale features in 1 of 1" in resp.headers["X-Courtside-Warning"]
+    far = {"player_one": 104925, "player_two": 104745, "surface": "Clay", "date": "2090-05-30"}
+    code, body = _post(f"{service}/predict", {"requests": [far]})
+    assert code == 422 and body["detail"][0]["loc"][-1] == "date" and "beyond the limit" in body["detail"][0]["msg"]
+    code, body = _post(f"{service}/predict", {"requests": [{**far, "date": "2022-05-30", "player_one": "Djokovic N."}]})
+    assert code == 422 and "did you mean Novak Djokovic (104925)" in body["detail"][0]["msg"]
+
     catalog = pd.read_parquet(settings.warehouse_dir / "replay_catalog.parquet")
     row = choose(catalog, "slam", 1).iloc[0]
     ask = {
