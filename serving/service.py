@@ -35,6 +35,7 @@ from features.inplay_state import FEATURE_INDEX, SERVE_PRIOR_STRENGTH, inplay_fe
 from features.scoring import Score, ScoringError, match_format
 from features.snapshot import UnknownPlayer
 from serving.body_limit import PREDICTION_MAX_BODY_BYTES, BodyLimitMiddleware
+from serving.docs import install_offline_docs
 from serving.errors import ErrorBody, JsonErrorsMiddleware, install_error_handlers
 from serving.model_store import HistoricalFeatures, InplayStore, ModelStore
 from serving.schemas import (
@@ -65,10 +66,11 @@ app = FastAPI(
     description="Pre-match and in-play tennis win probabilities from the champion model. Errors are JSON "
     '`{"error", "message", "detail"}`: 422 names the invalid fields in `detail[].loc` (with the '
     "request's index in the batch), 413 a body over the size limit, 503 no model loaded yet.",
-    docs_url="/api/docs",
+    docs_url=None,  # served offline below (serving.docs)
     redoc_url=None,
     responses={code: {"model": ErrorBody} for code in (400, 413, 422, 500)},
 )
+install_offline_docs(app, "/api/docs", "Courtside prediction service")
 install_error_handlers(app, docs="/api/docs")
 app.add_middleware(BodyLimitMiddleware, max_bytes=Settings.from_env().max_body_bytes or PREDICTION_MAX_BODY_BYTES)
 UNAVAILABLE = {503: {"model": ErrorBody, "description": "no model loaded yet (see /health)"}}

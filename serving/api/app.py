@@ -30,6 +30,7 @@ from serving.api.proxies import ClientAddressMiddleware, TrustedProxies
 from serving.api.ratelimit import RateLimit, RateLimitMiddleware, SlidingWindowLimiter
 from serving.api.status import ServiceStatus
 from serving.body_limit import API_MAX_BODY_BYTES, BodyLimitMiddleware
+from serving.docs import install_offline_docs
 from serving.errors import ErrorBody, install_error_handlers
 from storage import identity as identities
 from storage import live as store
@@ -121,8 +122,11 @@ def create_app(service: LiveService, status: ServiceStatus, config: ApiConfig) -
         version="1",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served offline below (serving.docs)
+        redoc_url=None,
         responses={code: {"model": ErrorBody} for code in (400, 413, 422, 429, 500)},
     )
+    install_offline_docs(app, "/docs", "Courtside live API")
     request_ms: deque[float] = deque(maxlen=10_000)
     # outermost last: who the client is -> its rate limit -> the body's size -> timing of what is served
     app.add_middleware(_Timing, window=request_ms)

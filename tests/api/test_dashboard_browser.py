@@ -186,6 +186,15 @@ def test_dashboard_shows_the_replay_live(tmp_path, prediction_service):
             print(f"\ndashboard screenshot: {ARTIFACT} (and {shot})")
             errors = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
             assert not errors, errors
+            # the API docs of both services render with no internet (Swagger UI from the installed files)
+            for docs in (f"{api.url}/docs", f"{prediction_service}/api/docs"):
+                driver.get(docs)
+                operations = _wait(
+                    f"the operations listed at {docs}",
+                    lambda: driver.find_elements(By.CSS_SELECTOR, "#swagger-ui .opblock"),
+                    timeout=30,
+                )
+                assert len(operations) >= 3, docs
         finally:
             driver.quit()
             engine.stop()

@@ -7,6 +7,7 @@ process listens on the loopback interface unless told otherwise."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 
@@ -196,3 +197,21 @@ def test_the_api_and_the_gateway_listen_on_loopback_by_default(api):
     for url in (api.url, api.ws_url):
         port = int(url.split(":")[2].split("/")[0])
         assert listening_addresses(port) == {"127.0.0.1"}, url
+
+
+def _docs_are_offline(base: str, path: str) -> None:
+    """The docs page's scripts and styles are served by the service itself (no CDN): it renders offline."""
+    status, raw, headers = send_raw(base, "GET", path)
+    assert status == 200 and headers.get("content-type", "").startswith("text/html"), raw[:300]
+    page = raw.decode()
+    assets = re.findall(r'(?:src|href)="([^"]+\.(?:js|css|png))"', page)
+    assert len(assets) >= 3 and all(a.startswith(f"{path}/static/") for a in assets), assets
+    for asset in assets:
+        status, body, _ = send_raw(base, "GET", asset)
+        assert status == 200 and len(body) > 500, asset
+    assert "cdn." not in page and "unpkg" not in page
+
+
+def test_the_docs_pages_of_both_services_need_no_internet(api, prediction_service):
+    _docs_are_offline(api.url, "/docs")
+    _docs_are_offline(prediction_service, "/api/docs")
