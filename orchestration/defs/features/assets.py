@@ -17,6 +17,41 @@ class FeatureConfig(dg.Config):
     """First season with feature rows (earlier matches only build up the players' history)."""
 
 
+def _walk(
+    context: dg.AssetExecutionContext,
+    config: FeatureConfig,
+    matches: pd.DataFrame,
+    players: pd.DataFrame,
+    features_out: str,
+    snapshot_out: str,
+):
+    """The feature walk of one tour: its feature table, then the snapshot the prediction service starts from."""
+    emit = matches["is_tour_main"] & (matches["tourney_date"].dt.year >= config.first_season)
+    table, state = build_prematch_features(matches, players, emit, progress=reporter(context, "features"))
+    missing = table[list(FEATURES)].isna().mean()
+    yield dg.Output(
+        table,
+        output_name=features_out,
+        metadata={
+            "dagster/row_count": len(table),
+            "features": dg.MetadataValue.json(list(FEATURES)),
+            "matches_walked": state.matches_seen,
+            "a_won_rate": float(table["a_won"].mean()),
+            "most_missing": dg.MetadataValue.json(missing.sort_values(ascending=False).head(5).round(4).to_dict()),
+        },
+    )
+    snapshot = PlayerSnapshot.build(state, matches, players)
+    yield dg.Output(
+        snapshot,
+        output_name=snapshot_out,
+        metadata={
+            "as_of": str(snapshot.as_of.date()),
+            "players_with_history": len(state.players),
+            "players_ranked": len(snapshot.rank),
+        },
+    )
+
+
 @dg.multi_asset(
     group_name="features",
     op_tags=LONGEST_CHAIN,
@@ -37,30 +72,7 @@ class FeatureConfig(dg.Config):
 def prematch_features(
     context: dg.AssetExecutionContext, config: FeatureConfig, matches: pd.DataFrame, players: pd.DataFrame
 ):
-    emit = matches["is_tour_main"] & (matches["tourney_date"].dt.year >= config.first_season)
-    table, state = build_prematch_features(matches, players, emit, progress=reporter(context, "features"))
-    missing = table[list(FEATURES)].isna().mean()
-    yield dg.Output(
-        table,
-        output_name="prematch_features",
-        metadata={
-            "dagster/row_count": len(table),
-            "features": dg.MetadataValue.json(list(FEATURES)),
-            "matches_walked": state.matches_seen,
-            "a_won_rate": float(table["a_won"].mean()),
-            "most_missing": dg.MetadataValue.json(missing.sort_values(ascending=False).head(5).round(4).to_dict()),
-        },
-    )
-    snapshot = PlayerSnapshot.build(state, matches, players)
-    yield dg.Output(
-        snapshot,
-        output_name="player_snapshot",
-        metadata={
-            "as_of": str(snapshot.as_of.date()),
-            "players_with_history": len(state.players),
-            "players_ranked": len(snapshot.rank),
-        },
-    )
+    yield from _walk(context, config, matches, players, "prematch_features", "player_snapshot")
 
 
 @dg.multi_asset(
@@ -81,22 +93,4 @@ def prematch_features(
 def wta_prematch_features(
     context: dg.AssetExecutionContext, config: FeatureConfig, wta_matches: pd.DataFrame, wta_players: pd.DataFrame
 ):
-    emit = wta_matches["is_tour_main"] & (wta_matches["tourney_date"].dt.year >= config.first_season)
-    table, state = build_prematch_features(wta_matches, wta_players, emit, progress=reporter(context, "features"))
-    missing = table[list(FEATURES)].isna().mean()
-    yield dg.Output(
-        table,
-        output_name="wta_prematch_features",
-        metadata={
-            "dagster/row_count": len(table),
-            "matches_walked": state.matches_seen,
-            "a_won_rate": float(table["a_won"].mean()),
-            "most_missing": dg.MetadataValue.json(missing.sort_values(ascending=False).head(5).round(4).to_dict()),
-        },
-    )
-    snapshot = PlayerSnapshot.build(state, wta_matches, wta_players)
-    yield dg.Output(
-        snapshot,
-        output_name="wta_player_snapshot",
-        metadata={"as_of": str(snapshot.as_of.date()), "players_ranked": len(snapshot.rank)},
-    )
+    yield from _walk(context, config, wta_matches, wta_players, "wta_prematch_features", "wta_player_snapshot")

@@ -12,6 +12,7 @@ import pandas as pd
 
 from orchestration.defs.shared.execution import CRITICAL_PATH
 from orchestration.defs.shared.progress import reporter
+from orchestration.defs.shared.registry import promote
 from orchestration.defs.shared.resources import CourtsideResource, MlflowResource, WindowsResource
 from training import plots, tracking
 from training.inplay_data import InplayTrainingConfig, build_points, pbp_sequences, strength_of
@@ -231,16 +232,4 @@ def inplay_champion(
 ) -> dg.Output[dict]:
     """``tennis-inplay@champion`` (what ``/predict_live`` serves): set to the challenger when the blocking
     check ``challenger_beats_champion`` passed (otherwise this asset does not run)."""
-    mlflow.configure(tracking.INPLAY_EXPERIMENT)
-    version = inplay_challenger["version"]
-    tracking.promote_to_champion(version, tracking.INPLAY_MODEL)
-    context.log.info(f"{tracking.INPLAY_MODEL}@{tracking.CHAMPION} -> v{version}")
-    return dg.Output(
-        inplay_challenger,
-        metadata={
-            "model": f"{tracking.INPLAY_MODEL}@{tracking.CHAMPION}",
-            "version": version,
-            "model_family": inplay_challenger["model_family"],
-            "validation_log_loss": inplay_challenger["validation_log_loss"],
-        },
-    )
+    return promote(context, mlflow, inplay_challenger, tracking.INPLAY_EXPERIMENT, tracking.INPLAY_MODEL)

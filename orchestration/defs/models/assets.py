@@ -8,6 +8,7 @@ import pandas as pd
 
 from orchestration.defs.shared.execution import LONGEST_CHAIN
 from orchestration.defs.shared.progress import reporter
+from orchestration.defs.shared.registry import promote
 from orchestration.defs.shared.resources import MlflowResource, WindowsResource
 from training import tracking
 from training.evaluation import attach_market_prices
@@ -103,21 +104,20 @@ def prematch_candidates(
     )
 
 
-@dg.asset(group_name="models", kinds={"mlflow"})
-def prematch_challenger(
-    context: dg.AssetExecutionContext, mlflow: MlflowResource, prematch_candidates: list[CandidateResult]
+def _challenger(
+    context: dg.AssetExecutionContext,
+    mlflow: MlflowResource,
+    candidates: list[CandidateResult],
+    experiment: str,
+    model_name: str,
 ) -> dg.Output[dict]:
-    """The candidate with the lowest validation log-loss, registered as a new version of
-    ``tennis-prematch`` with alias ``challenger`` (not registered again when the current
-    challenger is the same model family trained on the same data)."""
-    exp_id = mlflow.configure(tracking.PREMATCH_EXPERIMENT)
-    best = best_by_validation(prematch_candidates)
-    registered = tracking.register_challenger(
-        best.model_uri, best.run_id, best.name, best.description, tracking.PREMATCH_MODEL
-    )
+    """The candidate with the lowest validation log-loss registered as ``model_name@challenger``."""
+    exp_id = mlflow.configure(experiment)
+    best = best_by_validation(candidates)
+    registered = tracking.register_challenger(best.model_uri, best.run_id, best.name, best.description, model_name)
     version, data_version = registered.version, registered.data_version
     if registered.reused:
-        context.log.info(f"challenger v{version} is already {best.name} on data {data_version}")
+        context.log.info(f"{model_name}@challenger v{version} is already {best.name} on data {data_version}")
     summary = {
         "version": version,
         "model_family": best.name,
@@ -128,14 +128,25 @@ def prematch_challenger(
     return dg.Output(
         summary,
         metadata={
-            "model": f"{tracking.PREMATCH_MODEL}@{tracking.CHALLENGER}",
+            "model": f"{model_name}@{tracking.CHALLENGER}",
             "version": version,
             "reused_existing_version": registered.reused,
             "model_family": best.name,
+            "one_model_for_both_tours": best.name == BOTH_TOURS.name,
             "validation_log_loss": best.validation_scores["log_loss"],
             "mlflow_run": dg.MetadataValue.url(mlflow.run_url(exp_id, best.run_id)),
         },
     )
+
+
+@dg.asset(group_name="models", kinds={"mlflow"})
+def prematch_challenger(
+    context: dg.AssetExecutionContext, mlflow: MlflowResource, prematch_candidates: list[CandidateResult]
+) -> dg.Output[dict]:
+    """The candidate with the lowest validation log-loss, registered as a new version of
+    ``tennis-prematch`` with alias ``challenger`` (not registered again when the current
+    challenger is the same model family trained on the same data)."""
+    return _challenger(context, mlflow, prematch_candidates, tracking.PREMATCH_EXPERIMENT, tracking.PREMATCH_MODEL)
 
 
 @dg.asset(group_name="models", kinds={"mlflow"})
@@ -144,19 +155,7 @@ def prematch_champion(
 ) -> dg.Output[dict]:
     """``tennis-prematch@champion``: set to the challenger when the blocking check
     ``challenger_beats_champion`` passed (otherwise this asset does not run)."""
-    mlflow.configure(tracking.PREMATCH_EXPERIMENT)
-    version = prematch_challenger["version"]
-    tracking.promote_to_champion(version, tracking.PREMATCH_MODEL)
-    context.log.info(f"{tracking.PREMATCH_MODEL}@{tracking.CHAMPION} -> v{version}")
-    return dg.Output(
-        prematch_challenger,
-        metadata={
-            "model": f"{tracking.PREMATCH_MODEL}@{tracking.CHAMPION}",
-            "version": version,
-            "model_family": prematch_challenger["model_family"],
-            "validation_log_loss": prematch_challenger["validation_log_loss"],
-        },
-    )
+    return promote(context, mlflow, prematch_challenger, tracking.PREMATCH_EXPERIMENT, tracking.PREMATCH_MODEL)
 
 
 @dg.asset(group_name="models", kinds={"mlflow", "xgboost", "scikitlearn"})
@@ -217,33 +216,8 @@ def wta_prematch_challenger(
     """The candidate with the lowest WTA validation log-loss -- a model of the women alone or the model of both
     tours: the choice between one model per tour and one for both, made on validation -- registered as a version
     of ``tennis-prematch-wta`` with alias ``challenger``."""
-    exp_id = mlflow.configure(tracking.WTA_PREMATCH_EXPERIMENT)
-    best = best_by_validation(wta_prematch_candidates)
-    registered = tracking.register_challenger(
-        best.model_uri, best.run_id, best.name, best.description, tracking.WTA_PREMATCH_MODEL
-    )
-    if registered.reused:
-        context.log.info(
-            f"WTA challenger v{registered.version} is already {best.name} on data {registered.data_version}"
-        )
-    summary = {
-        "version": registered.version,
-        "model_family": best.name,
-        "run_id": best.run_id,
-        "validation_log_loss": best.validation_scores["log_loss"],
-        "data_version": registered.data_version,
-    }
-    return dg.Output(
-        summary,
-        metadata={
-            "model": f"{tracking.WTA_PREMATCH_MODEL}@{tracking.CHALLENGER}",
-            "version": registered.version,
-            "reused_existing_version": registered.reused,
-            "model_family": best.name,
-            "one_model_for_both_tours": best.name == BOTH_TOURS.name,
-            "validation_log_loss": best.validation_scores["log_loss"],
-            "mlflow_run": dg.MetadataValue.url(mlflow.run_url(exp_id, best.run_id)),
-        },
+    return _challenger(
+        context, mlflow, wta_prematch_candidates, tracking.WTA_PREMATCH_EXPERIMENT, tracking.WTA_PREMATCH_MODEL
     )
 
 
@@ -253,16 +227,6 @@ def wta_prematch_champion(
 ) -> dg.Output[dict]:
     """``tennis-prematch-wta@champion``: set to the challenger when its blocking check
     ``challenger_beats_champion`` passed (the men's rule, on the WTA validation rows)."""
-    mlflow.configure(tracking.WTA_PREMATCH_EXPERIMENT)
-    version = wta_prematch_challenger["version"]
-    tracking.promote_to_champion(version, tracking.WTA_PREMATCH_MODEL)
-    context.log.info(f"{tracking.WTA_PREMATCH_MODEL}@{tracking.CHAMPION} -> v{version}")
-    return dg.Output(
-        wta_prematch_challenger,
-        metadata={
-            "model": f"{tracking.WTA_PREMATCH_MODEL}@{tracking.CHAMPION}",
-            "version": version,
-            "model_family": wta_prematch_challenger["model_family"],
-            "validation_log_loss": wta_prematch_challenger["validation_log_loss"],
-        },
+    return promote(
+        context, mlflow, wta_prematch_challenger, tracking.WTA_PREMATCH_EXPERIMENT, tracking.WTA_PREMATCH_MODEL
     )
