@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import secrets
 import shutil
@@ -460,11 +461,15 @@ def cmd_up(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     if use_windows(args, settings) is None:
         return 2
-    if args.speed is not None and args.speed <= 0 or args.matches is not None and args.matches < 1:
-        print("--speed must be above 0 and --matches at least 1", file=sys.stderr)
+    if args.speed is not None and not (math.isfinite(args.speed) and args.speed > 0):
+        print("--speed must be a number above 0", file=sys.stderr)
+        return 2
+    if args.matches is not None and args.matches < 1:
+        print("--matches must be at least 1", file=sys.stderr)
         return 2
     if args.skip_pipeline:
-        missing = [n for n in PIPELINE_STATE if not (settings.warehouse_dir / n).exists()]
+        needed = [*PIPELINE_STATE, *(["wta_replay_catalog.parquet"] if args.tour in ("wta", "both") else [])]
+        missing = [n for n in needed if not (settings.warehouse_dir / n).exists()]
         if missing:
             print(
                 f"--skip-pipeline: no pipeline state in {settings.home} ({', '.join(missing)} missing): "

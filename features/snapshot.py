@@ -101,7 +101,7 @@ class PlayerSnapshot:
         if not found:
             pool = {k for w in (words[-1], words[0]) for k in self._by_prefix.get(w[:3], [])}
             found = difflib.get_close_matches(" ".join(words), sorted(pool), n=n, cutoff=0.8)
-        ids = [i for k in found for i in self.names.get(k, [])]
+        ids = list(dict.fromkeys(i for k in found for i in self.names.get(k, [])))
         return sorted(ids, key=lambda i: (i not in self.last_played, ids.index(i)))[:n]
 
     @cached_property
@@ -109,8 +109,8 @@ class PlayerSnapshot:
         """Known names by the first three letters of each of their words (built on first use)."""
         out: dict[str, list[str]] = {}
         for key in self.names:
-            for word in set(key.split()):
-                out.setdefault(word[:3], []).append(key)
+            for prefix in {word[:3] for word in key.split()}:
+                out.setdefault(prefix, []).append(key)
         return out
 
     def entrant(self, player_id: int, rank: float | None = None, points: float | None = None) -> Entrant:

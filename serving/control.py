@@ -181,17 +181,26 @@ def scan_prematch(db: DbEngine, catalog: pd.DataFrame, predict: PredictBatch, cf
         else:
             asks.append((market_id, match_id, book, _prematch_request(row)))
     answers: list[dict | None] = [None] * len(asks)
-    pending = list(range(len(asks)))
-    while pending:
-        try:
-            got = predict([asks[i][3] for i in pending])
-        except PredictRejected as exc:  # drop the refused request with its reason, ask again for the rest
-            bad = pending.pop(exc.index)
-            scan.skipped.append((asks[bad][0], f"/predict refused it: {exc.message}"))
-            continue
-        for i, answer in zip(pending, got, strict=True):
-            answers[i] = answer
-        break
+    failed: list[str] = []
+    tours = sorted({ask["tour"] for *_, ask in asks})
+    for tour in tours:  # a batch per tour: one tour's model being down does not stop the other's bets
+        pending = [i for i, (*_, ask) in enumerate(asks) if ask["tour"] == tour]
+        while pending:
+            try:
+                got = predict([asks[i][3] for i in pending])
+            except PredictRejected as exc:  # drop the refused request with its reason, ask again for the rest
+                bad = pending.pop(exc.index)
+                scan.skipped.append((asks[bad][0], f"/predict refused it: {exc.message}"))
+                continue
+            except RuntimeError as exc:
+                failed.append(f"{tour}: {exc}")
+                scan.skipped.extend((asks[i][0], f"/predict failed for the {tour}: {exc}") for i in pending)
+                break
+            for i, answer in zip(pending, got, strict=True):
+                answers[i] = answer
+            break
+    if failed and len(failed) == len(tours):  # nothing could be asked: the run fails, visibly
+        raise RuntimeError("; ".join(failed))
     bank = bankroll(db, cfg.bankroll)
     queued, events = [], []
     for (market_id, match_id, book, ask), answer in zip(asks, answers, strict=True):

@@ -131,8 +131,8 @@ class PrematchBatch(BaseModel):
                         {
                             "player_one": "Novak Djokovic",
                             "player_two": "Rafael Nadal",
-                            "surface": "Clay",
-                            "date": "2030-06-01",
+                            "surface": "Hard",
+                            "date": "2022-01-24",  # the week after the shared data ends: use a date after yours
                             "best_of": 5,
                             "level": "G",
                             "round": "QF",

@@ -154,7 +154,7 @@ PredictionService.add_asgi_middleware(JsonErrorsMiddleware)  # BentoML's own ans
 
 
 FEATURES_WARN_AGE_DAYS = int(os.environ.get("COURTSIDE_FEATURES_WARN_AGE_DAYS", "30"))
-"""A prediction for a match this many days or more after the last match the features know says so."""
+"""A prediction for a match more than this many days after the last match the features know says so."""
 FEATURES_MAX_AGE_DAYS = int(os.environ.get("COURTSIDE_FEATURES_MAX_AGE_DAYS", "366"))
 """Beyond this many days the features say too little about the players now: the request is refused."""
 

@@ -30,6 +30,9 @@ log = logging.getLogger("feeds.live")
 
 
 async def serve(args: argparse.Namespace) -> int:
+    if args.matches < 1:
+        log.error("--matches must be at least 1")
+        return 2
     names = {"atp": ["replay_catalog.parquet"], "wta": ["wta_replay_catalog.parquet"]}
     names["both"] = names["atp"] + names["wta"]
     paths = [Path(args.catalog)] if args.catalog else [Settings.from_env().warehouse_dir / n for n in names[args.tour]]

@@ -119,17 +119,15 @@ def wta_replay_catalog(
     )
 
 
-@dg.asset(group_name=LIVE_GROUP, kinds={"python"})
+@dg.asset(group_name=LIVE_GROUP, kinds={"python"}, deps=["wta_replay_catalog"])
 def prematch_value_scan(
-    context: dg.AssetExecutionContext,
-    courtside: CourtsideResource,
-    replay_catalog: pd.DataFrame,
-    wta_replay_catalog: pd.DataFrame,
+    context: dg.AssetExecutionContext, courtside: CourtsideResource, replay_catalog: pd.DataFrame
 ) -> dg.MaterializeResult:
     """New pre-match odds in the event log -> the champion's probabilities (``/predict``, one batch; each match
     asks its tour's champion) -> value after commission -> fractional-Kelly order requests, which the engine
     risk-checks and places. Each pre-match market is scanned once."""
-    catalog = pd.concat([replay_catalog, wta_replay_catalog], ignore_index=True)
+    women = Path(courtside.home) / "warehouse" / "wta_replay_catalog.parquet"  # absent in a home from before it
+    catalog = pd.concat([replay_catalog, *([pd.read_parquet(women)] if women.exists() else [])], ignore_index=True)
     scan = control.scan_prematch(
         courtside.engine, catalog, control.http_predict(courtside.prediction_url), _policy(courtside)
     )
