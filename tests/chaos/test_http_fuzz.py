@@ -42,10 +42,13 @@ MAX_EXAMPLES = 25
 FULL_EXAMPLES = 500
 ARTIFACT = ROOT / ".courtside" / "artifacts" / "http_fuzz.json"
 SEASONS = (
-    "atp_matches_2020.csv.gz",
-    "atp_matches_2021.csv.gz",
-    "atp_matches_qual_chall_2021.csv.gz",
-    "atp_players.csv.gz",
+    "atp/atp_matches_2020.csv.gz",
+    "atp/atp_matches_2021.csv.gz",
+    "atp/atp_matches_qual_chall_2021.csv.gz",
+    "atp/atp_players.csv.gz",
+    "wta/wta_matches_2020.csv.gz",
+    "wta/wta_matches_2021.csv.gz",
+    "wta/wta_players.csv.gz",
 )
 ACCEPTED = ["2xx", "401", "403", "404", "409", "422", "429"]
 """Answers to schema-valid data that are not a fault (422: players, dates, scores the schema cannot judge)."""
@@ -164,12 +167,13 @@ def report(request) -> Iterator[None]:
 
 # --- a prediction service with a champion ----------------------------------------------------------
 def _register_champion(home: Path, tracking_uri: str) -> None:
-    """Fit the logistic candidate on two real seasons, register it as tennis-prematch@champion and write
-    the player snapshot and the feature table where the service reads them."""
+    """For each tour, fit the logistic candidate on two real seasons, register it as the tour's champion
+    (tennis-prematch, tennis-prematch-wta) and write the player snapshot and the feature table where the service
+    reads them."""
     import mlflow
     import pandas as pd
 
-    from features.matches import clean_matches, clean_players
+    from features.matches import WTA_LEVEL_FAMILY, clean_matches, clean_players
     from features.prematch import FEATURES, build_prematch_features
     from features.snapshot import PlayerSnapshot
     from feeds.historical import ingest
@@ -179,28 +183,41 @@ def _register_champion(home: Path, tracking_uri: str) -> None:
     from training.models import CANDIDATES, fit_candidate
 
     source = Path(tempfile.mkdtemp(prefix="courtside-fuzz-data-"))
-    try:  # a data folder holding only two seasons (links to the shared data, nothing copied)
-        (source / "atp").mkdir()
+    try:  # a data folder holding only two seasons of each tour (links to the shared data, nothing copied)
         for name in SEASONS:
-            (source / "atp" / name).symlink_to(data_dir() / "atp" / name)
+            (source / name).parent.mkdir(exist_ok=True)
+            (source / name).symlink_to(data_dir() / name)
         data = LocalDataSource(source)
-        matches, _ = clean_matches(ingest(data, "atp_matches").frame, ingest(data, "atp_matches_qual_chall").frame)
-        players = clean_players(ingest(data, "atp_players").frame)
+        tours = {
+            "ATP": (
+                clean_matches(ingest(data, "atp_matches").frame, ingest(data, "atp_matches_qual_chall").frame)[0],
+                clean_players(ingest(data, "atp_players").frame),
+                "",
+                tracking.PREMATCH_MODEL,
+            ),
+            "WTA": (
+                clean_matches(ingest(data, "wta_matches").frame, None, "WTA", WTA_LEVEL_FAMILY)[0],
+                clean_players(ingest(data, "wta_players").frame),
+                "wta_",
+                tracking.WTA_PREMATCH_MODEL,
+            ),
+        }
     finally:
         shutil.rmtree(source, ignore_errors=True)
-    table, state = build_prematch_features(matches, players, matches["is_tour_main"])
-    cut = int(len(table) * 0.8)
-    model = fit_candidate(next(c for c in CANDIDATES if c.name == "logistic"), table.iloc[:cut], table.iloc[cut:])
     warehouse = home / "warehouse"
     warehouse.mkdir(parents=True, exist_ok=True)
-    table.to_parquet(warehouse / "prematch_features.parquet")
-    with (warehouse / "player_snapshot.pickle").open("wb") as fh:
-        pickle.dump(PlayerSnapshot.build(state, matches, players), fh)
     tracking.configure(tracking_uri, home / "mlflow" / "artifacts", tracking.PREMATCH_EXPERIMENT)
-    with mlflow.start_run() as run:
-        uri = tracking.log_model(model, list(FEATURES), table[list(FEATURES)].head(3))
-    version = tracking.register(uri, run.info.run_id)
-    tracking.set_alias(version, tracking.CHAMPION)
+    for matches, players, prefix, model_name in tours.values():  # both tours' champions: /predict serves both
+        table, state = build_prematch_features(matches, players, matches["is_tour_main"])
+        cut = int(len(table) * 0.8)
+        model = fit_candidate(next(c for c in CANDIDATES if c.name == "logistic"), table.iloc[:cut], table.iloc[cut:])
+        table.to_parquet(warehouse / f"{prefix}prematch_features.parquet")
+        with (warehouse / f"{prefix}player_snapshot.pickle").open("wb") as fh:
+            pickle.dump(PlayerSnapshot.build(state, matches, players), fh)
+        with mlflow.start_run() as run:
+            uri = tracking.log_model(model, list(FEATURES), table[list(FEATURES)].head(3))
+        version = tracking.register(uri, run.info.run_id, name=model_name)
+        tracking.set_alias(version, tracking.CHAMPION, model_name)
     assert pd.notna(table["a_won"]).all()
 
 
