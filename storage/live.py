@@ -40,6 +40,8 @@ class EventEntry:
     feed: str | None = None
     seq: int | None = None
     match_id: str | None = None
+    ref: str | None = None
+    """The order reference the entry is about (opportunity, rejection, order state), for a bet's lineage."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,7 @@ def commit_step(engine: Engine, step: Step) -> None:
                         "feed": e.feed,
                         "seq": e.seq,
                         "match_id": e.match_id,
+                        "ref": e.ref,
                         "payload": _json(e.payload),
                         "recorded_at": now,
                     }

@@ -120,7 +120,7 @@ class LiveEvent(Base):
     """
 
     __tablename__ = "live_events"
-    __table_args__ = (Index(None, "kind", "id"), Index(None, "match_id", "id"))
+    __table_args__ = (Index(None, "kind", "id"), Index(None, "match_id", "id"), Index(None, "ref"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(32))
@@ -130,6 +130,9 @@ class LiveEvent(Base):
     seq: Mapped[int | None] = mapped_column(BigInteger)
     """Sequence number of the feed message that caused this entry."""
     match_id: Mapped[str | None] = mapped_column(String(128))
+    ref: Mapped[str | None] = mapped_column(String(32))
+    """The order reference (``customer_order_ref``) an opportunity, rejection or order state is about: the
+    lineage of a bet (``GET /bets/{ref}``) is read by it."""
     payload: Mapped[str] = mapped_column(Text)
     """JSON of the record (prediction, opportunity, order, ...)."""
     recorded_at: Mapped[datetime] = mapped_column(server_default=func.now())
@@ -282,3 +285,45 @@ class VenuePlayer(Base):
     """How it was resolved (``names``, ``pair``), or why not (``unmatched: 2 players of that name...``)."""
     first_seen: Mapped[datetime] = mapped_column()
     updated_at: Mapped[datetime] = mapped_column()
+
+
+class AlertSubscription(Base):
+    """A value-alert subscription (``POST /live/alerts/subscribe``): kept until it expires or is deleted, so it
+    survives restarts of the API. Delivered over the WebSocket room ``alert:<id>`` and, when ``webhook_url`` is
+    set, by a signed POST to it (``alert_deliveries`` is the delivery log)."""
+
+    __tablename__ = "alert_subscriptions"
+
+    alert_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    criteria: Mapped[str] = mapped_column(Text)
+    """JSON: ``match_ids``, ``players`` (resolved names), ``min_edge``."""
+    webhook_url: Mapped[str | None] = mapped_column(Text)
+    secret: Mapped[str | None] = mapped_column(String(128))
+    """HMAC-SHA256 key of the webhook's ``X-Courtside-Signature`` (shown once, when subscribing)."""
+    last_event_id: Mapped[int] = mapped_column(BigInteger)
+    """The newest event-log entry considered for this subscription (a restart resumes after it)."""
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column()
+    expires_at: Mapped[datetime] = mapped_column()
+
+
+class AlertDelivery(Base):
+    """One alert for one subscription: queued once (unique per subscription and log entry), then delivered to
+    the webhook with retries and backoff. The delivery log people can read."""
+
+    __tablename__ = "alert_deliveries"
+    __table_args__ = (Index(None, "alert_id", "event_id", unique=True), Index(None, "status", "next_attempt_at"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    alert_id: Mapped[str] = mapped_column(String(32))
+    event_id: Mapped[int] = mapped_column(BigInteger)
+    """The OPPORTUNITY entry of the event log that the alert is about."""
+    payload: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    """``pending`` (to send or retry), ``delivered``, ``failed`` (retries exhausted) or ``socket_only`` (no webhook)."""
+    attempts: Mapped[int] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime | None] = mapped_column()
+    delivered_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column()
