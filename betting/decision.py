@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from betting.market import MarketBook
 from betting.records import OrderRequest, customer_order_ref
-from betting.staking import StakingConfig, kelly_stake
+from betting.staking import StakingConfig, kelly_fraction, kelly_stake
 from betting.value import Opportunity, ValueConfig, detect_value
 
 
@@ -59,3 +59,20 @@ def decide(
         return Decision(opp, None)
     ref = customer_order_ref(match_id, *ref_parts, opp.selection, opp.side)
     return Decision(opp, opp.to_order_request(market_id=book.market_id, size=size, customer_order_ref=ref))
+
+
+def stake_rule(opp: Opportunity, bankroll: float, staking: StakingConfig, max_stake: float, size: float) -> dict:
+    """How ``decide`` sized the order, in numbers a person can redo: fractional Kelly of the bankroll at risk,
+    capped by the max stake, rounded down to the stake step (0 below the exchange minimum)."""
+    full = kelly_fraction(opp.side, opp.model_probability, opp.price, staking.commission)
+    return {
+        "rule": "fractional Kelly",
+        "kelly_fraction": staking.kelly_fraction,
+        "full_kelly": round(full, 6),
+        "bankroll": bankroll,
+        "at_risk": round(staking.kelly_fraction * full * bankroll, 2),
+        "at_risk_is": "stake" if opp.side == "BACK" else "liability",
+        "max_stake": max_stake,
+        "min_stake": staking.min_stake,
+        "size": size,
+    }

@@ -129,14 +129,31 @@ class RejectReason(StrEnum):
 
 
 @dataclass(frozen=True)
+class RiskCheck(JsonRecord):
+    """One limit as ``check`` measured it for one order: the value the order would bring, the limit, the verdict."""
+
+    check: str
+    """The limit's ``RejectReason`` value (``TOTAL_EXPOSURE``, ``PRICE_OUT_OF_BOUNDS``, ...)."""
+    value: float | None
+    """What the order would make it (the exposure after it, its price, its edge, ...); None when not a number."""
+    limit: float | None
+    """The limit it is held to (for a range, the bound nearest the value); None when not a number."""
+    passed: bool
+    detail: str
+    """In words, e.g. ``total exposure would be 512.40 (now 480.00), the limit is 500.00``."""
+
+
+@dataclass(frozen=True)
 class RiskDecision(JsonRecord):
     """The risk checks' answer for one order."""
 
     customer_order_ref: str
     approved: bool
     reason: RejectReason | None
-    """None when approved."""
+    """None when approved: the first limit broken, in the order the checks run."""
     message: str
+    checks: tuple[RiskCheck, ...] = ()
+    """Every limit measured for the order, in order (a bet's lineage shows them all, passed or not)."""
 
 
 def trading_day(moment: datetime) -> date:
@@ -361,56 +378,86 @@ class RiskBook:
         return round_money(self._total - booked + after)
 
 
-def _approve(order: OrderRequest, message: str) -> RiskDecision:
-    return RiskDecision(order.customer_order_ref, True, None, message)
-
-
-def _reject(order: OrderRequest, reason: RejectReason, message: str) -> RiskDecision:
-    return RiskDecision(order.customer_order_ref, False, reason, message)
+def _decision(order: OrderRequest, checks: list[RiskCheck], approved_message: str) -> RiskDecision:
+    """Approved when every check passed, else rejected by the first that failed (its detail is the message)."""
+    failed = next((c for c in checks if not c.passed), None)
+    if failed is None:
+        return RiskDecision(order.customer_order_ref, True, None, approved_message, tuple(checks))
+    return RiskDecision(order.customer_order_ref, False, RejectReason(failed.check), failed.detail, tuple(checks))
 
 
 def check(order: OrderRequest, book: RiskBook, now: datetime, limits: RiskLimits) -> RiskDecision:
-    """Approve the order, or reject it with the first limit it breaks (see the module docstring)."""
+    """Approve the order, or reject it with the first limit it breaks (see the module docstring). Every limit that
+    applies is measured and returned in ``checks`` (a rejection still shows the ones after the first failure)."""
     require_aware(now)
+    checks: list[RiskCheck] = []
+
+    def add(reason: RejectReason, value: float | None, limit: float | None, passed: bool, detail: str) -> None:
+        checks.append(RiskCheck(str(reason), value, limit, passed, detail))
+
+    add(
+        RejectReason.KILL_SWITCH,
+        None,
+        None,
+        not limits.kill_switch,
+        "kill switch is on: no orders" if limits.kill_switch else "kill switch is off",
+    )
     if limits.kill_switch:
-        return _reject(order, RejectReason.KILL_SWITCH, "kill switch is on: no orders")
+        return _decision(order, checks, "")
 
     existing = book.order(order.customer_order_ref)
     if existing is not None:
-        if existing.same_terms(order):
-            return _approve(order, "resubmission of an order already sent: the exchange returns it, no new risk")
-        return _reject(
-            order,
+        same = existing.same_terms(order)
+        add(
             RejectReason.INVALID_ORDER,
-            f"reference {order.customer_order_ref} already used for a different order",
+            None,
+            None,
+            same,
+            "resubmission of an order already sent: the exchange returns it, no new risk"
+            if same
+            else f"reference {order.customer_order_ref} already used for a different order",
         )
+        return _decision(order, checks, checks[-1].detail)
     if not is_valid_price(order.price):
-        return _reject(order, RejectReason.INVALID_ORDER, f"price {order.price} is not on the ladder")
+        add(RejectReason.INVALID_ORDER, order.price, None, False, f"price {order.price} is not on the ladder")
+        return _decision(order, checks, "")
     if not (order.size > 0.0 and is_penny_amount(order.size)):
-        return _reject(order, RejectReason.INVALID_ORDER, f"size {order.size} is not a positive penny amount")
+        add(RejectReason.INVALID_ORDER, order.size, None, False, f"size {order.size} is not a positive penny amount")
+        return _decision(order, checks, "")
+    add(
+        RejectReason.INVALID_ORDER, None, None, True, "price on the ladder, size a positive penny amount, new reference"
+    )
 
-    if book.bankroll < limits.bankroll_floor - EPSILON:
-        return _reject(
-            order,
-            RejectReason.BANKROLL_FLOOR,
-            f"bankroll {book.bankroll:.2f} is below the floor {limits.bankroll_floor:.2f}",
-        )
-    if order.size > limits.max_stake + EPSILON:
-        return _reject(
-            order, RejectReason.STAKE_ABOVE_MAX, f"stake {order.size:.2f} above the maximum {limits.max_stake:.2f}"
-        )
+    add(
+        RejectReason.BANKROLL_FLOOR,
+        book.bankroll,
+        limits.bankroll_floor,
+        book.bankroll >= limits.bankroll_floor - EPSILON,
+        f"bankroll {book.bankroll:.2f}, the floor is {limits.bankroll_floor:.2f}",
+    )
+    add(
+        RejectReason.STAKE_ABOVE_MAX,
+        order.size,
+        limits.max_stake,
+        order.size <= limits.max_stake + EPSILON,
+        f"stake {order.size:.2f}, the maximum is {limits.max_stake:.2f}",
+    )
     live = book.live_order_count()
-    if live >= limits.max_open_orders:
-        return _reject(
-            order, RejectReason.TOO_MANY_OPEN_ORDERS, f"{live} open orders, the maximum is {limits.max_open_orders}"
-        )
+    add(
+        RejectReason.TOO_MANY_OPEN_ORDERS,
+        live,
+        limits.max_open_orders,
+        live < limits.max_open_orders,
+        f"{live} open orders, the maximum is {limits.max_open_orders}",
+    )
     recent = book.orders_placed_in_window(now)
-    if recent >= limits.max_orders_per_hour:
-        return _reject(
-            order,
-            RejectReason.ORDER_RATE,
-            f"{recent} orders in the last hour, the maximum is {limits.max_orders_per_hour}",
-        )
+    add(
+        RejectReason.ORDER_RATE,
+        recent,
+        limits.max_orders_per_hour,
+        recent < limits.max_orders_per_hour,
+        f"{recent} orders in the last hour, the maximum is {limits.max_orders_per_hour}",
+    )
 
     candidate = Order.from_request(order, bet_id=None, status=OrderStatus.PENDING, placed_at=now, updated_at=now)
     market_after = book.market_exposure(order.market_id, candidate)
@@ -438,52 +485,76 @@ def check(order: OrderRequest, book: RiskBook, now: datetime, limits: RiskLimits
         ),
     )
     if not any(after > before + EPSILON for *_, before, after in exposures):
-        return _approve(order, "adds no risk (hedge or no change in any exposure)")
+        for reason, label, limit, before, after in exposures:
+            add(reason, after, limit, True, f"{label} would be {after:.2f} (now {before:.2f}): not raised")
+        return _decision(
+            order, checks, "adds no risk (hedge or no change in any exposure): the other limits do not apply"
+        )
 
-    if not limits.min_price <= order.price <= limits.max_price:
-        return _reject(
-            order,
-            RejectReason.PRICE_OUT_OF_BOUNDS,
-            f"price {order.price} outside [{limits.min_price}, {limits.max_price}]",
-        )
-    if order.edge is None or order.edge < limits.min_edge:
-        shown = "none given" if order.edge is None else f"{order.edge:.4f}"
-        return _reject(order, RejectReason.EDGE_BELOW_MIN, f"edge {shown}, the minimum is {limits.min_edge:.4f}")
-    if order.confidence is None or order.confidence < limits.min_confidence:
-        shown = "none given" if order.confidence is None else f"{order.confidence:.3f}"
-        return _reject(
-            order, RejectReason.CONFIDENCE_BELOW_MIN, f"confidence {shown}, the minimum is {limits.min_confidence:.3f}"
-        )
-    if book.day_low(now) <= -limits.daily_loss_limit + EPSILON:
-        return _reject(
-            order,
-            RejectReason.DAILY_LOSS_LIMIT,
-            f"daily stop-loss hit: the day's realised loss reached {-book.day_low(now):.2f} "
-            f"(limit {limits.daily_loss_limit:.2f})",
-        )
-    if book.week_low(now) <= -limits.weekly_loss_limit + EPSILON:
-        return _reject(
-            order,
-            RejectReason.WEEKLY_LOSS_LIMIT,
-            f"weekly stop-loss hit: the week's realised loss reached {-book.week_low(now):.2f} "
-            f"(limit {limits.weekly_loss_limit:.2f})",
-        )
+    low, high = limits.min_price, limits.max_price
+    add(
+        RejectReason.PRICE_OUT_OF_BOUNDS,
+        order.price,
+        high if order.price > high else low,
+        low <= order.price <= high,
+        f"price {order.price}, the bounds are [{low}, {high}]",
+    )
+    add(
+        RejectReason.EDGE_BELOW_MIN,
+        order.edge,
+        limits.min_edge,
+        order.edge is not None and order.edge >= limits.min_edge,
+        f"edge {'none given' if order.edge is None else f'{order.edge:.4f}'}, the minimum is {limits.min_edge:.4f}",
+    )
+    add(
+        RejectReason.CONFIDENCE_BELOW_MIN,
+        order.confidence,
+        limits.min_confidence,
+        order.confidence is not None and order.confidence >= limits.min_confidence,
+        f"confidence {'none given' if order.confidence is None else f'{order.confidence:.3f}'}, "
+        f"the minimum is {limits.min_confidence:.3f}",
+    )
+    day_low, week_low = book.day_low(now), book.week_low(now)
+    add(
+        RejectReason.DAILY_LOSS_LIMIT,
+        round_money(-day_low),
+        limits.daily_loss_limit,
+        day_low > -limits.daily_loss_limit + EPSILON,
+        f"the day's realised loss reached {-day_low:.2f} (stop-loss at {limits.daily_loss_limit:.2f})",
+    )
+    add(
+        RejectReason.WEEKLY_LOSS_LIMIT,
+        round_money(-week_low),
+        limits.weekly_loss_limit,
+        week_low > -limits.weekly_loss_limit + EPSILON,
+        f"the week's realised loss reached {-week_low:.2f} (stop-loss at {limits.weekly_loss_limit:.2f})",
+    )
     target = limits.daily_profit_target
-    if target is not None and book.day_high(now) >= target - EPSILON:
-        return _reject(
-            order,
+    if target is not None:
+        high_day = book.day_high(now)
+        add(
             RejectReason.DAILY_PROFIT_TARGET,
-            f"profit target hit: the day's realised profit reached {book.day_high(now):.2f} (target {target:.2f})",
+            high_day,
+            target,
+            high_day < target - EPSILON,
+            f"the day's realised profit reached {high_day:.2f} (target {target:.2f})",
         )
     total_after = exposures[-1][-1]
-    if round_money(book.bankroll - total_after) < limits.bankroll_floor - EPSILON:
-        return _reject(
-            order,
-            RejectReason.BANKROLL_FLOOR,
-            f"bankroll {book.bankroll:.2f} minus worst case {total_after:.2f} would fall below "
-            f"the floor {limits.bankroll_floor:.2f}",
-        )
+    left = round_money(book.bankroll - total_after)
+    add(
+        RejectReason.BANKROLL_FLOOR,
+        left,
+        limits.bankroll_floor,
+        left >= limits.bankroll_floor - EPSILON,
+        f"bankroll {book.bankroll:.2f} minus worst case {total_after:.2f} is {left:.2f}, "
+        f"the floor is {limits.bankroll_floor:.2f}",
+    )
     for reason, label, limit, before, after in exposures:
-        if after > limit + EPSILON and after > before + EPSILON:
-            return _reject(order, reason, f"{label} would be {after:.2f} (now {before:.2f}), the limit is {limit:.2f}")
-    return _approve(order, "within every limit")
+        add(
+            reason,
+            after,
+            limit,
+            not (after > limit + EPSILON and after > before + EPSILON),
+            f"{label} would be {after:.2f} (now {before:.2f}), the limit is {limit:.2f}",
+        )
+    return _decision(order, checks, "within every limit")

@@ -25,13 +25,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from betting.clock import Clock
-from betting.decision import Decision, decide
+from betting.decision import Decision, decide, stake_rule
 from betting.exchange import BaseExchange, OrderUpdate
 from betting.market import MarketBook, MarketStatus
 from betting.policy import TradingPolicy
-from betting.prior import prior_probability
+from betting.prior import mid_probability, prior_probability
 from betting.records import EventKind, Order, OrderRequest, OrderStatus, Settlement
-from betting.risk import RiskBook, RiskLimits, check
+from betting.risk import RiskBook, RiskCheck, RiskLimits, check
 from betting.settlement import MatchResult, settle_market
 from features.live_match import FIRST, PLAY_SUSPENDED_STATUSES, SECOND, BadMessage, LiveMatch, MatchReport
 from features.outcomes import parse_outcome
@@ -124,6 +124,10 @@ class TradingCore:
         """event key -> (channel, reason) of matches not traded until a clean message of that channel."""
         self.settled: set[str] = set()
         """Markets whose result the risk book has."""
+        self.models: dict[str, dict] = {}
+        """event key -> the model (name, version, data version) of its latest prediction (a bet's lineage)."""
+        self.checks: dict[str, list[dict]] = {}
+        """order reference -> the risk checks of its placement, until its ORDER_PLACED entry carries them."""
         self.saved_predictions: dict[str, dict] = {}
         """A restart: the last committed prediction of each match, restored when recovery reaches its point."""
         self._recovered_books: dict[str, MarketBook] = {}
@@ -151,7 +155,10 @@ class TradingCore:
                 payload: dict[str, Any] = {"order": order.to_dict()}
                 if u.fill is not None:
                     payload["fill"] = u.fill.to_dict()
-                self.emit(u.kind, payload, match_id, ctx if u.kind is EventKind.ORDER_PLACED else None)
+                placing = u.kind in (EventKind.ORDER_PLACED, EventKind.ORDER_REJECTED)
+                if placing:
+                    payload["risk_checks"] = self.checks.pop(ref, [])
+                self.emit(u.kind, payload, match_id, ctx if placing else None)
         if strays and self.suspended:
             self._cancel_stopped(ctx)
 
@@ -448,6 +455,11 @@ class TradingCore:
         m.predicted_points = m.points_played
         m.points_since_prediction = 0
         self.counts.predictions += 1
+        self.models[m.event_key] = {
+            "model": answer.get("model_name"),
+            "version": answer.get("model_version"),
+            "data_version": answer.get("data_version"),
+        }
         if self._logs(EventKind.PREDICTION):
             self.emit(
                 EventKind.PREDICTION,
@@ -502,44 +514,79 @@ class TradingCore:
             return True
         self.counts.opportunities += 1
         if self._logs(EventKind.OPPORTUNITY):
-            self.emit(EventKind.OPPORTUNITY, decision.opportunity.to_dict(), m.event_key, ctx)
+            self.emit(EventKind.OPPORTUNITY, self._lineage(m, book, decision), m.event_key, ctx)
         if decision.request is not None:
             self.submit(decision.request, m.event_key, "inplay", ctx)
         return True
 
+    def _lineage(self, m: LiveMatch, book: MarketBook, decision: Decision) -> dict:
+        """The OPPORTUNITY entry: the opportunity, and why — the prediction (model, version, data version, the
+        market's margin-free view) and the stake rule; ``ref`` ties it to the order's entries (``GET /bets/{ref}``)."""
+        opp, request, limits = decision.opportunity, decision.request, self.limits
+        assert opp is not None
+        first = mid_probability(book)
+        size = request.size if request is not None else 0.0
+        return {
+            **opp.to_dict(),
+            "ref": request.customer_order_ref if request is not None else None,
+            "market_id": book.market_id,
+            "size": size,
+            "market_probability": None if first is None else (first if opp.selection == FIRST else 1.0 - first),
+            **self.models.get(m.event_key, {}),
+            "score": m.score.describe(),
+            "points_played": m.points_played,
+            "stake_rule": stake_rule(opp, self.risk.bankroll, self.policy.staking, limits.max_stake, size),
+            "within_limits": limits.min_price <= opp.price <= limits.max_price and opp.edge >= limits.min_edge,
+        }
+
     def submit(self, request: OrderRequest, match_id: str, source: str, ctx: Any = None) -> tuple[bool, str]:
         """An order through the operator's pause, the match's suspension and the risk limits to the
         exchange; (placed, why not)."""
+        stop = None
         if self.paused and not self.limits.kill_switch:
-            return self._rejected(request, match_id, source, "BETTING_PAUSED", "betting paused by the operator")
-        if match_id in self.suspended:
-            return self._rejected(
-                request,
-                match_id,
-                source,
-                "MATCH_SUSPENDED",
-                f"match suspended from trading: {self.suspended[match_id][1]}"[:500],
-            )
+            stop = ("BETTING_PAUSED", "betting paused by the operator")
+        elif match_id in self.suspended:
+            stop = ("MATCH_SUSPENDED", f"match suspended from trading: {self.suspended[match_id][1]}"[:500])
+        if stop is not None:
+            gate = [RiskCheck(stop[0], None, None, False, stop[1]).to_dict()]
+            return self._rejected(request, match_id, source, *stop, ctx, gate)
         verdict = check(request, self.risk, self.clock.now(), self.limits)
+        logged = self._logs(EventKind.ORDER_PLACED) or self._logs(EventKind.ORDER_REJECTED)
+        checks = [c.to_dict() for c in verdict.checks] if logged else []
         if not verdict.approved:
-            return self._rejected(request, match_id, source, str(verdict.reason), verdict.message)
+            return self._rejected(request, match_id, source, str(verdict.reason), verdict.message, ctx, checks)
         self.order_match[request.customer_order_ref] = (match_id, source)
+        if checks:
+            self.checks[request.customer_order_ref] = checks
         order = self.exchange.place(request)
         self.counts.orders += 1
         self.record(self.exchange.poll(), ctx)
         return order.status.value != "REJECTED", str(order.error_code or "")
 
     def _rejected(
-        self, request: OrderRequest, match_id: str, source: str, reason: str, message: str
+        self,
+        request: OrderRequest,
+        match_id: str,
+        source: str,
+        reason: str,
+        message: str,
+        ctx: Any = None,
+        checks: list[dict] | None = None,
     ) -> tuple[bool, str]:
         self.counts.rejected += 1
         self.refusals[reason] += 1
         if self._logs(EventKind.ORDER_REJECTED):
             self.emit(
                 EventKind.ORDER_REJECTED,
-                {"request": request.to_dict(), "reason": reason, "message": message, "source": source},
+                {
+                    "request": request.to_dict(),
+                    "reason": reason,
+                    "message": message,
+                    "source": source,
+                    "risk_checks": checks or [],
+                },
                 match_id,
-                None,
+                ctx,
             )
         return False, message
 

@@ -20,9 +20,10 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine as DbEngine
 
-from betting.decision import decide
+from betting.decision import decide, stake_rule
 from betting.market import MarketBook
 from betting.policy import TradingPolicy
+from betting.prior import mid_probability
 from betting.records import EventKind, Order, Settlement
 from betting.settlement import MatchResult, settle_market
 from features.live_match import FIRST, SECOND
@@ -139,13 +140,27 @@ class PrematchScan:
 
 def open_prematch_markets(db: DbEngine) -> dict[str, tuple[str, MarketBook]]:
     """market id -> (match id, latest book) of pre-match markets whose latest update is OPEN."""
-    latest: dict[str, tuple[str, datetime, dict]] = {}
-    for _, _, at, _, match_id, payload in store.events_after(
+    return {m: (match_id, book) for m, (match_id, book, _) in _open_prematch_books(db).items()}
+
+
+def _open_prematch_books(db: DbEngine) -> dict[str, tuple[str, MarketBook, dict]]:
+    """``open_prematch_markets`` with the log entry each book was read from (feed, id: a bet's trigger)."""
+    latest: dict[str, tuple[str, datetime, dict, dict]] = {}
+    for entry_id, _, at, feed, match_id, payload in store.events_after(
         db, 0, kinds=[str(EventKind.MARKET_UPDATE)], limit=10_000_000
     ):
         if not payload.get("in_play"):
-            latest[payload["market_id"]] = (match_id, at, payload)
-    return {m: (match_id, logged_book(p, at)) for m, (match_id, at, p) in latest.items() if p["status"] == "OPEN"}
+            latest[payload["market_id"]] = (
+                match_id,
+                at,
+                payload,
+                {"feed": feed, "channel": "market", "event_id": entry_id},
+            )
+    return {
+        m: (match_id, logged_book(p, at), trigger)
+        for m, (match_id, at, p, trigger) in latest.items()
+        if p["status"] == "OPEN"
+    }
 
 
 def _prematch_request(row: pd.Series) -> dict:
@@ -168,7 +183,8 @@ def scan_prematch(db: DbEngine, catalog: pd.DataFrame, predict: PredictBatch, cf
     in one batch), value after commission, fractional-Kelly stake -> an order request for the engine."""
     scan = PrematchScan()
     seen = store.requested_markets(db)
-    markets = {m: v for m, v in open_prematch_markets(db).items() if m not in seen}
+    books = _open_prematch_books(db)
+    markets = {m: (match_id, book) for m, (match_id, book, _) in books.items() if m not in seen}
     scan.markets = len(markets)
     by_key = catalog.drop_duplicates("event_key").set_index("event_key")
     asks: list[tuple[str, str, MarketBook, dict]] = []
@@ -229,21 +245,42 @@ def scan_prematch(db: DbEngine, catalog: pd.DataFrame, predict: PredictBatch, cf
                     "model": answer["model_name"],
                     "version": answer["model_version"],
                     "sackmann_match_id": ask["match_id"],
+                    "players": [str(by_key.loc[match_id, "player1"]), str(by_key.loc[match_id, "player2"])],
                 },
                 None,
                 None,
                 match_id,
             )
         )
-        if decision.opportunity is not None:
+        if (opp := decision.opportunity) is not None:
+            ref = decision.request.customer_order_ref if decision.request is not None else None
+            size = decision.request.size if decision.request is not None else 0.0
+            first = mid_probability(book)
             events.append(
                 store.EventEntry(
                     str(EventKind.OPPORTUNITY),
                     book.publish_time,
-                    {**decision.opportunity.to_dict(), "source": "prematch"},
+                    {
+                        **opp.to_dict(),
+                        "source": "prematch",
+                        "trigger": books[market_id][2],
+                        "ref": ref,
+                        "market_id": market_id,
+                        "size": size,
+                        "market_probability": None
+                        if first is None
+                        else (first if opp.selection == FIRST else 1 - first),
+                        "model": answer["model_name"],
+                        "version": answer["model_version"],
+                        "data_version": answer.get("data_version"),
+                        "stake_rule": stake_rule(opp, bank, cfg.staking, cfg.risk.max_stake, size),
+                        "within_limits": cfg.risk.min_price <= opp.price <= cfg.risk.max_price
+                        and opp.edge >= cfg.risk.min_edge,
+                    },
                     None,
                     None,
                     match_id,
+                    ref,
                 )
             )
         if decision.request is None:

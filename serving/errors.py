@@ -109,17 +109,45 @@ def bounded_details(errors: Iterable[Mapping[str, Any]]) -> tuple[int, list[dict
     return total, shown
 
 
+def _not_json(error: Mapping[str, Any]) -> Mapping[str, Any]:
+    """FastAPI's error for a body that is not JSON, told plainly: its ``loc`` is ``["body", <character>]``,
+    and a client reading the first integer of ``loc`` as the request's index would blame request <character>."""
+    if error.get("type") != "json_invalid":
+        return error
+    loc = list(error.get("loc", ()))
+    ctx = error.get("ctx")
+    reason = ctx.get("error") if isinstance(ctx, Mapping) and ctx.get("error") else "JSON decode error"
+    at = f" at character {loc[1]}" if len(loc) > 1 and isinstance(loc[1], int) else ""
+    return {"loc": loc[:1] or ["body"], "msg": f"the body is not valid JSON: {reason}{at}", "type": "json_invalid"}
+
+
 def validation_response(errors: Iterable[Mapping[str, Any]]) -> JSONResponse:
     """422 naming the first invalid field, with a bounded ``detail``."""
-    total, detail = bounded_details(errors)
+    total, detail = bounded_details(_not_json(e) for e in errors)
     if not detail:
         return error_response(422, "invalid request", [])
     first = detail[0]
     where = ".".join(str(x) for x in first["loc"])
-    message = f"invalid {where}: {first['msg']}" if where else first["msg"]
+    message = f"invalid {where}: {first['msg']}" if where and first["type"] != "json_invalid" else first["msg"]
     if total > 1:
         message += f" ({total} errors; the first {len(detail)} are in detail)"
     return error_response(422, message, detail)
+
+
+INTERNAL_ERROR = "internal error (logged by the server)"
+
+
+def framework_message(status: int, message: str, docs: str) -> str:
+    """The sentence for a framework's stock error text ("Not Found", ...), the same in both services."""
+    if status == 400 and message == "There was an error parsing the body":
+        return "the body could not be read (JSON in UTF-8 expected)"
+    if status == 404 and message == "Not Found":
+        return f"no such endpoint (see {docs})"
+    if status == 405 and message == "Method Not Allowed":
+        return "method not allowed on this endpoint"
+    if status == 500 and message in ("", "Internal Server Error"):
+        return INTERNAL_ERROR
+    return message
 
 
 def install_error_handlers(app: FastAPI, docs: str) -> None:
@@ -130,12 +158,7 @@ def install_error_handlers(app: FastAPI, docs: str) -> None:
         if exc.status_code == 422 and isinstance(exc.detail, list):
             return validation_response(exc.detail)
         message = exc.detail if isinstance(exc.detail, str) else excerpt(exc.detail)
-        if exc.status_code == 400 and message == "There was an error parsing the body":
-            message = "the body could not be read (JSON in UTF-8 expected)"
-        elif exc.status_code == 404 and message == "Not Found":
-            message = f"no such endpoint (see {docs})"
-        elif exc.status_code == 405 and message == "Method Not Allowed":
-            message = "method not allowed on this endpoint"
+        message = framework_message(exc.status_code, message, docs)
         return error_response(exc.status_code, message, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
@@ -145,15 +168,17 @@ def install_error_handlers(app: FastAPI, docs: str) -> None:
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
         log.error("%s %s failed: %s", request.method, request.url.path, type(exc).__name__, exc_info=exc)
-        return error_response(500, "internal error (logged by the server)")
+        return error_response(500, INTERNAL_ERROR)
 
 
 class JsonErrorsMiddleware:
     """Rewrites error answers that are not JSON (a framework's own plain-text 404 or 500, outside the
-    app's handlers) into the JSON shape, keeping their status and headers."""
+    app's handlers) into the JSON shape, keeping their status and headers; the framework's stock texts get
+    the app's own sentences (``framework_message``, ``docs`` as ``install_error_handlers``)."""
 
-    def __init__(self, app: ASGIApp):
+    def __init__(self, app: ASGIApp, docs: str = "/docs"):
         self.app = app
+        self.docs = docs
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -173,7 +198,8 @@ class JsonErrorsMiddleware:
                 if message.get("more_body", False):
                     return
                 status = held["status"]
-                body = JSONResponse(error_content(status, text.decode("utf-8", "replace").strip() or "error")).body
+                sentence = framework_message(status, text.decode("utf-8", "replace").strip(), self.docs) or "error"
+                body = JSONResponse(error_content(status, sentence)).body
                 keep = [(k, v) for k, v in held.get("headers", ()) if k not in (b"content-type", b"content-length")]
                 await send(
                     {

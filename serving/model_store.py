@@ -213,6 +213,8 @@ class LoadedInplay:
     serve_prior_strength: float
     """The serve prior strength the model's features must be built with."""
     predict: PredictArray
+    data_version: str | None = None
+    """The ``data_version`` tag of the training run: which data the model learnt from (a bet's lineage)."""
 
 
 class InplayStore(AliasPoller):
@@ -250,7 +252,12 @@ class InplayStore(AliasPoller):
             model, features = tracking.load_model(f"models:/{self.model_name}/{info.version}")
             predict, family = compile_inplay_predictor(model, features)
             self.current = LoadedInplay(
-                self.model_name, info.version, family, float(model.serve_prior_strength), predict
+                self.model_name,
+                info.version,
+                family,
+                float(model.serve_prior_strength),
+                predict,
+                info.tags.get("data_version"),
             )
             self.reloads += 1
             log.info("serving %s v%s (%s) for /predict_live", self.model_name, info.version, family)

@@ -14,7 +14,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, mode
 
 from features.matches import WTA_LEVEL_FAMILY
 from features.ratings import SURFACES
-from features.scoring import MAX_GAMES
+from features.scoring import MAX_GAMES, ScoringError, read_points
 
 
 def _json_integer(value: Any) -> Any:
@@ -52,6 +52,37 @@ Games = Annotated[int, Strict(), Field(ge=0, le=MAX_GAMES)]
 """Games in a set, or points in a game or tie-break (99: beyond any match ever played)."""
 Count = Annotated[int, Strict(), Field(ge=0, le=2000)]
 """Points served (or won on serve) in one match by one player (the longest match ever had 980 points)."""
+
+SETS_EXPECTED = "the completed sets [[one, two], ...], each a finished set, e.g. [[6, 4], [6, 7]]"
+GAMES_EXPECTED = "the games of the set being played [one, two], e.g. [3, 2] (a finished set goes in sets)"
+POINT_CALLS = "0, 1, 2, 3, 4 for 0, 15, 30, 40, A"
+GAME_POINTS_EXPECTED = f"the points won in this game [one, two]: {POINT_CALLS}, e.g. [2, 3] for 30-40"
+TIEBREAK_POINTS_EXPECTED = "the points won in this tie-break [one, two], e.g. [5, 4]"
+POINTS_EXPECTED = f"{GAME_POINTS_EXPECTED}; in a tie-break the points won, e.g. [5, 4]"
+"""What each part of a live state's score is, for the messages of a score refused (by the schema, or as
+impossible by the service): short, as a message is cut at ``serving.errors.EXCERPT_CHARS``."""
+_CALLS = ("0", "15", "30", "40", "A", "AD")
+
+
+def _point_counts(value: Any) -> Any:
+    """Points are counts (JSON integers): a call such as ``["30", "40"]`` or ``"30-40"`` is refused saying what
+    to send instead (``[2, 3]``)."""
+    parts = value if isinstance(value, list | tuple) else None
+    if parts is not None and all(isinstance(v, int) and not isinstance(v, bool) for v in parts):
+        return value  # the pair's length and bounds are checked by the type
+    texts = [value] if isinstance(value, str) else parts or []
+    if texts and all(isinstance(t, str) for t in texts):
+        calls = [p.strip().upper() for t in texts for p in t.split("-")]
+        try:
+            counts = read_points((calls[0], calls[1]), tiebreak=False) if len(calls) == 2 else None
+        except ScoringError:  # "A-A", "A-15": no game has that score
+            counts = None
+        if counts is not None and all(c in _CALLS for c in calls):
+            raise ValueError(
+                f"points are integers, not calls: {'-'.join(calls)} is {list(counts)} ({POINT_CALLS}; "
+                "in a tie-break the points won, e.g. [5, 4])"
+            )
+    raise ValueError(f"points must be {POINTS_EXPECTED}")
 
 
 class PrematchRequest(BaseModel):
@@ -198,12 +229,10 @@ class LiveRequest(BaseModel):
     best_of: BestOf = 3
     tournament: str = Field("", max_length=200, description="decides the final-set rule, with season")
     season: int = Field(2021, ge=1968, le=2100, strict=True)
-    sets: list[tuple[Games, Games]] = Field(
-        default_factory=list, max_length=5, description="completed sets, games (one, two)"
-    )
-    games: tuple[Games, Games] = (0, 0)
-    points: tuple[Games, Games] = Field(
-        (0, 0), description="points in the game: 0,1,2,3,4 = 0,15,30,40,A; tie-break points as counts"
+    sets: list[tuple[Games, Games]] = Field(default_factory=list, max_length=5, description=SETS_EXPECTED)
+    games: tuple[Games, Games] = Field((0, 0), description=GAMES_EXPECTED)
+    points: Annotated[tuple[Games, Games], BeforeValidator(_point_counts)] = Field(
+        (0, 0), description=f"{POINTS_EXPECTED}; counts past deuce work too ([6, 5] is A-40)"
     )
     server: Server = Field(description="who serves the next point")
     prematch_probability: float | None = Field(
@@ -227,6 +256,9 @@ class LiveResponse(BaseModel):
     serve_two: float
     model_name: str
     model_version: str
+    data_version: str | None = Field(
+        default=None, description="the data the in-play model was trained on (its run's data_version tag)"
+    )
 
 
 LIVE_EXAMPLE: dict = {

@@ -1,6 +1,6 @@
 """The BentoML prediction service: ``POST /predict`` (pre-match, batch) and ``POST /predict_live``
 (in-play), with ``/health``, BentoML's ``/livez``, ``/readyz`` and Prometheus ``/metrics``, and
-OpenAPI docs (``/api/docs``, ``/openapi.json``).
+OpenAPI docs (Swagger UI at ``/api/docs``, ReDoc at ``/api/redoc``, ``/openapi.json``).
 
 Run: ``bentoml serve serving.service:PredictionService --port 3001`` (``make up`` does). One worker;
 the model is compiled to numpy (serving/predictor.py) and adaptive batching is off — it buys
@@ -32,16 +32,22 @@ from starlette.concurrency import run_in_threadpool
 
 from courtside.settings import Settings
 from features.inplay_state import FEATURE_INDEX, SERVE_PRIOR_STRENGTH, inplay_features, sigmoid
-from features.scoring import Score, ScoringError, match_format
+from features.scoring import MatchFormat, Score, ScoringError, match_format, read_points
 from features.snapshot import UnknownPlayer
 from serving.body_limit import PREDICTION_MAX_BODY_BYTES, BodyLimitMiddleware
 from serving.docs import install_offline_docs
 from serving.errors import ErrorBody, JsonErrorsMiddleware, install_error_handlers
 from serving.model_store import HistoricalFeatures, InplayStore, ModelStore
 from serving.schemas import (
+    GAME_POINTS_EXPECTED,
+    GAMES_EXPECTED,
+    POINT_CALLS,
+    SETS_EXPECTED,
+    TIEBREAK_POINTS_EXPECTED,
     Health,
     LiveBatch,
     LiveBatchResponse,
+    LiveRequest,
     LiveResponse,
     PrematchBatch,
     PrematchBatchResponse,
@@ -70,7 +76,7 @@ app = FastAPI(
     redoc_url=None,
     responses={code: {"model": ErrorBody} for code in (400, 413, 422, 500)},
 )
-install_offline_docs(app, "/api/docs", "Courtside prediction service")
+install_offline_docs(app, "/api/docs", "Courtside prediction service", redoc="/api/redoc")
 install_error_handlers(app, docs="/api/docs")
 app.add_middleware(BodyLimitMiddleware, max_bytes=Settings.from_env().max_body_bytes or PREDICTION_MAX_BODY_BYTES)
 UNAVAILABLE = {503: {"model": ErrorBody, "description": "no model loaded yet (see /health)"}}
@@ -150,7 +156,7 @@ class PredictionService:
         return self.store.current is not None and self.inplay.attempted.is_set()
 
 
-PredictionService.add_asgi_middleware(JsonErrorsMiddleware)  # BentoML's own answers (unknown paths) too
+PredictionService.add_asgi_middleware(JsonErrorsMiddleware, docs="/api/docs")  # BentoML's own answers (unknown paths)
 
 
 FEATURES_WARN_AGE_DAYS = int(os.environ.get("COURTSIDE_FEATURES_WARN_AGE_DAYS", "30"))
@@ -337,6 +343,35 @@ async def predict_live(batch: LiveBatch) -> LiveBatchResponse:
     return await _answer(len(batch.states), lambda: _predict_live(batch))
 
 
+def _impossible_score(fmt: MatchFormat, state: LiveRequest, i: int, exc: ScoringError) -> HTTPException:
+    """422 for a score no match can reach, naming the part at fault and what it must be: the sets alone are
+    checked, then with the games, then with the points (the first that fails is named)."""
+    loc: list = ["body", "states", i]
+    try:
+        done = Score.at(fmt, state.sets, (0, 0), (0, 0), state.server - 1)
+    except ScoringError:
+        return _unprocessable(
+            [*loc, "sets"], f"impossible score: {exc} (best of {fmt.best_of}); expected {SETS_EXPECTED}"
+        )
+    if done.winner is not None:
+        part = "games" if state.games != (0, 0) else "points"
+        return _unprocessable([*loc, part], f"impossible score: {exc}; expected [0, 0]: the sets end the match")
+    try:
+        current = Score.at(fmt, state.sets, state.games, (0, 0), state.server - 1)
+    except ScoringError:
+        return _unprocessable([*loc, "games"], f"impossible score: {exc}; expected {GAMES_EXPECTED}")
+    a, b = state.points
+    if current.in_tiebreak:
+        expected = TIEBREAK_POINTS_EXPECTED
+    elif {a, b} <= {0, 15, 30, 40}:  # a call sent as numbers
+        expected = (
+            f"points won, not calls: {a}-{b} is {list(read_points((str(a), str(b)), tiebreak=False))} ({POINT_CALLS})"
+        )
+    else:
+        expected = GAME_POINTS_EXPECTED
+    return _unprocessable([*loc, "points"], f"impossible score: {exc}; expected {expected}")
+
+
 def _predict_live(batch: LiveBatch) -> LiveBatchResponse:
     start = time.perf_counter()
     need = [(i, s.prematch) for i, s in enumerate(batch.states) if s.prematch_probability is None]
@@ -355,7 +390,7 @@ def _predict_live(batch: LiveBatch) -> LiveBatchResponse:
         try:
             scores.append(Score.at(fmt, s.sets, s.games, s.points, s.server - 1))
         except ScoringError as exc:
-            raise _unprocessable(["body", "states", i, "sets/games/points"], f"impossible score: {exc}") from None
+            raise _impossible_score(fmt, s, i, exc) from None
         st = s.serve_stats
         for values, v in zip(
             counts, (st.won_one, st.served_one, st.won_two, st.served_two) if st else (0, 0, 0, 0), strict=True
@@ -366,6 +401,7 @@ def _predict_live(batch: LiveBatch) -> LiveBatchResponse:
     x = inplay_features(p0s, scores, *counts, strength=model.serve_prior_strength if model else SERVE_PRIOR_STRENGTH)
     probs = model.predict(x) if model else sigmoid(x[:, _UPDATED])
     name, version = (model.model_name, model.version) if model else (INPLAY_FALLBACK_MODEL, INPLAY_FALLBACK_VERSION)
+    data_version = model.data_version if model else None
     out = []
     for i, s in enumerate(batch.states):
         decided = scores[i].winner
@@ -379,6 +415,7 @@ def _predict_live(batch: LiveBatch) -> LiveBatchResponse:
                 serve_two=float(x[i, _SERVE_B]),
                 model_name=name,
                 model_version=f"{version} (prior: {sources[i]})",
+                data_version=data_version,
             )
         )
     MODEL_SECONDS.labels(endpoint="predict_live").observe(time.perf_counter() - start)

@@ -19,6 +19,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from storage.models import (
+    AlertDelivery,
+    AlertSubscription,
     EngineStatusRow,
     FeedCursor,
     LiveEvent,
@@ -305,8 +307,9 @@ def reset_live(engine: Engine) -> None:
     """Delete all live state (a fresh paper-trading session). The operator's controls stay: a kill
     switch pulled before is still pulled in the new session."""
     with engine.begin() as conn:
-        for table in (LiveEvent, FeedCursor, OrderRow, OrderRequestRow, SettlementRow, EngineStatusRow):
+        for table in (LiveEvent, FeedCursor, OrderRow, OrderRequestRow, SettlementRow, EngineStatusRow, AlertDelivery):
             conn.execute(delete(table))
+        conn.execute(update(AlertSubscription).values(last_event_id=0))  # subscriptions stay; the new log's ids restart
         conn.execute(delete(Quarantine).where(Quarantine.stage == "live"))
 
 
@@ -523,3 +526,105 @@ def engine_statuses(engine: Engine) -> list[dict[str, Any]]:
             }
             for r in conn.execute(q)
         ]
+
+
+# --- a bet's lineage ------------------------------------------------------------------------------
+_ROW_COLUMNS = (
+    LiveEvent.id,
+    LiveEvent.kind,
+    LiveEvent.event_time,
+    LiveEvent.feed,
+    LiveEvent.seq,
+    LiveEvent.match_id,
+    LiveEvent.ref,
+    LiveEvent.payload,
+    LiveEvent.recorded_at,
+)
+
+
+def _rows(conn: Any, q: Any) -> list[dict[str, Any]]:
+    return [{**r._mapping, "payload": json.loads(r.payload)} for r in conn.execute(q)]
+
+
+def lineage_rows(engine: Engine, ref: str) -> dict[str, Any]:
+    """Everything the log and the ledger hold about one order reference: its entries (opportunity, rejection,
+    order states, settlement), the feed message that triggered it, the prediction it was decided on, the order
+    row and its market's settlement. Empty ``entries`` when the reference is unknown."""
+    with engine.connect() as conn:
+        entries = _rows(conn, select(*_ROW_COLUMNS).where(LiveEvent.ref == ref).order_by(LiveEvent.id))
+        order = conn.execute(
+            select(OrderRow.match_id, OrderRow.source, OrderRow.settled, OrderRow.payload).where(
+                OrderRow.customer_order_ref == ref
+            )
+        ).first()
+        request = conn.execute(
+            select(
+                OrderRequestRow.match_id, OrderRequestRow.status, OrderRequestRow.reason, OrderRequestRow.payload
+            ).where(OrderRequestRow.customer_order_ref == ref)
+        ).first()
+        out: dict[str, Any] = {
+            "entries": entries,
+            "order": None
+            if order is None
+            else {
+                **json.loads(order.payload),
+                "match_id": order.match_id,
+                "source": order.source,
+                "settled": bool(order.settled),
+            },
+            "request": None
+            if request is None
+            else {
+                "match_id": request.match_id,
+                "status": request.status,
+                "reason": request.reason,
+                "payload": json.loads(request.payload),
+            },
+            "trigger": None,
+            "prediction": None,
+            "settlement": None,
+        }
+        first = entries[0] if entries else None
+        if first is not None and first["feed"] is not None and first["seq"] is not None:
+            # the message that caused it was logged in the same step, just before it (sequences are per channel)
+            channel = (first["payload"].get("trigger") or {}).get("channel")
+            kinds = {"match": ["FEED_MESSAGE"], "market": ["MARKET_UPDATE", "MARKET_SUSPENDED"]}.get(
+                channel, ["FEED_MESSAGE", "MARKET_UPDATE", "MARKET_SUSPENDED"]
+            )
+            trigger = _rows(
+                conn,
+                select(*_ROW_COLUMNS)
+                .where(
+                    LiveEvent.id <= first["id"],
+                    LiveEvent.id > first["id"] - 10_000,
+                    LiveEvent.feed == first["feed"],
+                    LiveEvent.seq == first["seq"],
+                    LiveEvent.kind.in_(kinds),
+                )
+                .order_by(LiveEvent.id.desc())
+                .limit(1),
+            )
+            out["trigger"] = trigger[0] if trigger else None
+        named = ((first or {}).get("payload") or {}).get("trigger") or {}
+        if out["trigger"] is None and named.get("event_id"):  # the control plane names the entry it read
+            trigger = _rows(conn, select(*_ROW_COLUMNS).where(LiveEvent.id == int(named["event_id"])))
+            out["trigger"] = trigger[0] if trigger else None
+        match_id = (first or {}).get("match_id") or (out["order"] or out["request"] or {}).get("match_id")
+        if first is not None and match_id:
+            prediction = _rows(
+                conn,
+                select(*_ROW_COLUMNS)
+                .where(
+                    LiveEvent.match_id == match_id,
+                    LiveEvent.id < first["id"],
+                    LiveEvent.kind.in_(["PREDICTION", "PREMATCH_PREDICTION"]),
+                )
+                .order_by(LiveEvent.id.desc())
+                .limit(1),
+            )
+            out["prediction"] = prediction[0] if prediction else None
+        market_id = (out["order"] or {}).get("market_id")
+        if market_id:
+            settled = conn.execute(select(SettlementRow.payload).where(SettlementRow.market_id == market_id)).first()
+            out["settlement"] = json.loads(settled.payload) if settled else None
+    return out

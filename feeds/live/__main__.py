@@ -73,7 +73,10 @@ async def serve(args: argparse.Namespace) -> int:
     done = asyncio.create_task(server.done.wait())
     await asyncio.wait([done, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
     if server.done.is_set():
-        log.info("replay finished; still serving for resuming clients until stopped")
+        log.info(
+            "replay finished; still serving for resuming clients until stopped. Start another replay with "
+            "`courtside up --skip-pipeline` (options: --speed N, --matches N, --tour atp|wta|both)"
+        )
         await stop.wait()
     await server.stop()
     return 0

@@ -16,15 +16,18 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from betting.risk import RiskLimits
 from expectations.freshness import live_log_freshness
+from serving.api import alerts as alerting
 from serving.api import schemas
 from serving.api.gateway import percentiles
+from serving.api.lineage import bet_lineage as bet_lineage_of
+from serving.api.lineage import exposure_report, selection_name
 from serving.api.live import LiveService
 from serving.api.proxies import ClientAddressMiddleware, TrustedProxies
 from serving.api.ratelimit import RateLimit, RateLimitMiddleware, SlidingWindowLimiter
@@ -32,6 +35,7 @@ from serving.api.status import ServiceStatus
 from serving.body_limit import API_MAX_BODY_BYTES, BodyLimitMiddleware
 from serving.docs import install_offline_docs
 from serving.errors import ErrorBody, install_error_handlers
+from storage import alerts as alert_store
 from storage import identity as identities
 from storage import live as store
 
@@ -64,6 +68,17 @@ operator token); receive `odds_update`, `game_event`, `prediction_update`, `valu
 with a per-room sequence number; heartbeats every few seconds; at most a few flushes a second per
 room (latest state wins); a client that falls behind is closed with code 4008 and the reason; resume
 with `{"type": "subscribe", "match_id", "last_seq", "session"}`. Full protocol: docs/API.md.
+
+**Value alerts** (`POST /live/alerts/subscribe`): matches and players must be known to the live view
+(422 with the closest names otherwise; a player by full name or a whole word of it, resolved to full
+names). Subscriptions are stored in the database for 24 h (they survive restarts of the API; `GET` /
+`DELETE /live/alerts/{id}`). Matching value bets go to the room `alert:<id>` and, with `webhook_url`
+(http or https), are POSTed as `{"alert_id", "event_id", "value_bet", "sent_at"}` with
+`X-Courtside-Signature: sha256=<hex HMAC-SHA256 of the exact body>` keyed by the `secret` shown once in
+the answer, `X-Courtside-Delivery` (the same on a retry) and `X-Courtside-Alert`; a 2xx answer delivers,
+anything else is retried after 1, 2, 4 ... s (at most 60 s) up to 8 attempts, then `failed`. Each value
+bet is queued once per subscription, those logged while the API was down included; every attempt is in
+the delivery log of `GET /live/alerts/{id}`.
 """
 
 
@@ -126,7 +141,7 @@ def create_app(service: LiveService, status: ServiceStatus, config: ApiConfig) -
         redoc_url=None,
         responses={code: {"model": ErrorBody} for code in (400, 413, 422, 429, 500)},
     )
-    install_offline_docs(app, "/docs", "Courtside live API")
+    install_offline_docs(app, "/docs", "Courtside live API", redoc="/redoc")
     request_ms: deque[float] = deque(maxlen=10_000)
     # outermost last: who the client is -> its rate limit -> the body's size -> timing of what is served
     app.add_middleware(_Timing, window=request_ms)
@@ -256,7 +271,53 @@ def create_app(service: LiveService, status: ServiceStatus, config: ApiConfig) -
         for r in rows:
             bet = results.get(r["customer_order_ref"])
             r["result"], r["profit"] = (bet["result"], bet["profit"]) if bet else (None, None)
+            players = players_of(r["match_id"])
+            r["players"], r["selection_name"] = players, selection_name(r["selection"], players)
         return {"total": total, "limit": limit, "offset": offset, "bets": rows}
+
+    def players_of(match_id: str | None) -> list[str] | None:
+        m = service.view.match(match_id or "")
+        return list(m.players) if m is not None and all(m.players) else None
+
+    @app.get("/bets/{ref}", tags=["ledger"], responses=errors)
+    async def bet_lineage(
+        ref: Annotated[str, PathParam(min_length=1, max_length=32, pattern=r"^[0-9A-Za-z_.:-]+$")],
+    ) -> dict:
+        """The lineage of one order (placed, rejected or only decided): the feed message that triggered it (feed,
+        channel, sequence), the prediction (model, version, data version, its probability and the market's
+        margin-free one), the decision (side, price, edge, the stake and the rule that sized it), every risk
+        check with its value and limit, and its fate (placed, rejected with the reason, matched, lapsed,
+        cancelled, settled with result and profit), with the log entries in order."""
+        raw = await asyncio.to_thread(store.lineage_rows, service.db, ref)
+        match_id = next((e["match_id"] for e in raw["entries"] if e["match_id"]), None)
+        match_id = match_id or (raw["order"] or raw["request"] or {}).get("match_id")
+        found = bet_lineage_of(raw, ref, players_of(match_id))
+        if found is None:
+            raise HTTPException(404, f"no order, rejection or opportunity with reference {ref!r} in the event log")
+        return jsonable(found)
+
+    @app.get("/live/exposure", tags=["ledger"])
+    async def exposure() -> dict:
+        """Exposure and P&L per match and runner (matched stakes, worst-case liability, P&L if each player wins,
+        open orders), the totals against each exposure limit in force with the room left, and the rejections by
+        reason, in total and per hour of event time. Computed from the ledger with the risk checks' rules."""
+        orders, settled_list, engines, controls = await asyncio.gather(
+            asyncio.to_thread(store.order_rows, service.db),
+            asyncio.to_thread(store.settlements, service.db),
+            asyncio.to_thread(store.engine_statuses, service.db),
+            asyncio.to_thread(store.current_controls, service.db),
+        )
+        in_force = next((e["payload"].get("risk_limits") for e in engines if e["payload"].get("risk_limits")), None)
+        limits = in_force or dataclasses.asdict(_limits(controls["risk_limits"], controls["kill_switch"]))
+        rows = [{**payload, "match_id": match_id, "source": source} for match_id, source, payload in orders]
+        report = exposure_report(
+            rows,
+            {s["market_id"]: s for s in settled_list},
+            {m.match_id: list(m.players) for m in service.view.matches.values() if all(m.players)},
+            limits,
+            list(service.view.rejection_times),
+        )
+        return jsonable({**report, "limits_source": "engine" if in_force else "defaults and operator overrides"})
 
     @app.get("/metrics", tags=["service"])
     async def metrics() -> dict:
@@ -295,6 +356,7 @@ def create_app(service: LiveService, status: ServiceStatus, config: ApiConfig) -
                 "engines": [_engine_ack(e, controls["version"]) for e in engines],
                 "controls": {k: controls[k] for k in ("version", "paused", "kill_switch")},
                 "services": services,
+                "replay": service.view.replay_state(),
             }
         )
 
@@ -317,25 +379,75 @@ def create_app(service: LiveService, status: ServiceStatus, config: ApiConfig) -
 
     @app.post(
         "/live/alerts/subscribe",
-        response_model=schemas.AlertSubscription,
+        response_model=schemas.AlertSubscribed,
         status_code=201,
         tags=["live"],
         responses={503: {"model": ErrorBody}},
     )
-    async def subscribe_alerts(criteria: schemas.AlertRequest, request: Request) -> dict:
-        """Value alerts: value bets of the chosen matches / players with at least ``min_edge`` go to a
-        room of their own; subscribe to it over the WebSocket. Kept in memory for 24 h."""
+    async def subscribe_alerts(criteria: schemas.AlertRequest, request: Request) -> Any:
+        """Value alerts: value bets of the chosen matches / players with at least ``min_edge`` go to a room of
+        their own (subscribe to it over the WebSocket) and, with ``webhook_url``, are POSTed there signed with the
+        ``secret`` of the answer (shown once). Matches and players must be known to the live view (422 with the
+        closest names otherwise). Stored for 24 h: the subscription survives restarts of the API, and the value
+        bets logged while it was down are delivered to the webhook after it."""
+        view = service.view
+        players, problems = alerting.resolve_players(
+            criteria.players, alerting.player_index(p for m in view.matches.values() for p in m.players)
+        )
+        problems = alerting.unknown_matches(criteria.match_ids, view.matches.keys()) + problems
+        if problems:
+            return alerting.criteria_response(problems)
         try:
-            alert = service.alerts.add(criteria.match_ids, criteria.players, criteria.min_edge)
+            alert, secret = await service.alerts.add(
+                criteria.match_ids,
+                players,
+                criteria.min_edge,
+                criteria.webhook_url,
+                created_by=request.client.host if request.client else "unknown",
+                after_id=view.last_id,
+            )
         except OverflowError as exc:
             raise HTTPException(503, str(exc)) from None
         return {
             "alert_id": alert.alert_id,
             "room": alert.room,
             "ws_url": ws_url(request),
-            "criteria": criteria,
+            "criteria": {"match_ids": criteria.match_ids, "players": players, "min_edge": criteria.min_edge},
+            "webhook_url": alert.webhook_url,
+            "secret": secret,
+            "created_at": alert.created_at,
             "expires_at": alert.expires_at,
         }
+
+    AlertId = Annotated[
+        str, PathParam(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_-]+$", description="the subscription's id")
+    ]
+
+    @app.get("/live/alerts/{alert_id}", response_model=schemas.AlertState, tags=["live"], responses=errors)
+    async def alert_state(alert_id: AlertId) -> dict:
+        """A subscription (without its secret) and its webhook delivery log, newest first (at most 100): each
+        delivery's status (pending, delivered, failed), attempts, last HTTP status and error, next attempt."""
+        sub = await asyncio.to_thread(alert_store.subscription, service.db, alert_id)
+        if sub is None:
+            raise HTTPException(404, f"no alert subscription {alert_id!r} (never made, deleted or expired)")
+        deliveries = await asyncio.to_thread(alert_store.delivery_log, service.db, alert_id, 100)
+        return {**sub, "room": f"alert:{alert_id}", "deliveries": deliveries}
+
+    @app.delete("/live/alerts/{alert_id}", status_code=204, tags=["live"], responses=errors)
+    async def delete_alert(alert_id: AlertId) -> Response:
+        """End a subscription: nothing more is sent to its room or webhook; its delivery log is deleted."""
+        if not await service.alerts.delete(alert_id):
+            raise HTTPException(404, f"no alert subscription {alert_id!r}")
+        return Response(status_code=204)
+
+    @app.api_route(
+        "/live/alerts/{alert_id}", methods=["POST", "PUT", "PATCH", "OPTIONS", "TRACE"], include_in_schema=False
+    )
+    async def alert_other_methods(alert_id: str) -> None:
+        # a 405 naming every method of the path: with a route per method the router would name one only (POST
+        # /live/alerts/subscribe is the route above: registered first, it is matched first)
+        allow = "POST" if alert_id == "subscribe" else "GET, DELETE"
+        raise HTTPException(405, "method not allowed on this endpoint", headers={"Allow": allow})
 
     # --- operator controls ---------------------------------------------------------------------
     bearer = HTTPBearer(auto_error=False, description="the operator token")

@@ -1,5 +1,6 @@
 """The API process's live state: it tails the event log into the ``LiveView``, publishes the updates
-to the WebSocket ``Gateway`` and the value alerts people subscribed to, and computes the trading
+to the WebSocket ``Gateway`` and the value alerts people subscribed to (stored subscriptions, whose
+webhook deliveries it queues for ``serving.api.alerts.WebhookDeliverer``), and computes the trading
 figures of ``/metrics`` from the ledger.
 
 The log is read with ``storage.live.event_rows`` every ``poll_s``. Ids are assigned when a row is
@@ -17,12 +18,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pydantic_core import to_jsonable_python
 from sqlalchemy.engine import Engine as DbEngine
 
 from betting.policy import TradingPolicy
+from features.names import normalize_name
 from serving import control
+from serving.api.alerts import WebhookConfig, WebhookDeliverer
 from serving.api.gateway import Gateway, GatewayConfig
 from serving.api.views import LiveView, MatchView, Update
+from storage import alerts as alert_store
 from storage import live as store
 
 log = logging.getLogger(__name__)
@@ -35,66 +40,172 @@ SNAPSHOT_MATCHES = 200
 
 @dataclass(frozen=True)
 class Alert:
-    """A subscription to value bets matching all its criteria, delivered to ``room``."""
+    """A subscription to value bets matching all its criteria, delivered to ``room`` (and to its webhook)."""
 
     alert_id: str
     match_ids: frozenset[str]
-    players: tuple[str, ...]
-    """Case-folded name fragments."""
+    players: frozenset[str]
+    """Full names of players (as ``features.names.normalize_name`` writes them)."""
     min_edge: float
     created_at: datetime
     expires_at: datetime
+    webhook_url: str | None = None
 
     @property
     def room(self) -> str:
         return f"alert:{self.alert_id}"
 
-    def matches(self, bet: dict[str, Any], match: MatchView | None) -> bool:
-        """The value bet meets every criterion."""
+    def matches(self, bet: dict[str, Any], players: frozenset[str]) -> bool:
+        """The value bet, of a match of ``players`` (normalised names), meets every criterion."""
         if self.match_ids and bet.get("match_id") not in self.match_ids:
             return False
         if float(bet.get("edge") or 0.0) < self.min_edge:
             return False
-        if self.players:
-            names = [n.casefold() for n in (match.players if match else [])]
-            return any(p in n for p in self.players for n in names)
-        return True
+        return not self.players or not self.players.isdisjoint(players)
 
 
 class AlertBook:
-    """Alert subscriptions in memory (they expire; a restart forgets them: subscribe again)."""
+    """The alert subscriptions, stored in the database (``storage.alerts``: they survive restarts until they
+    expire or are deleted) and kept in memory for the hot path (``matching``).
 
-    def __init__(self, ttl: timedelta = timedelta(hours=24), max_alerts: int = 10_000):
+    A subscription with a webhook has a cursor, the newest log entry considered for it (a socket-only one
+    needs none: nothing is sent to a room nobody could be in). The value bets after it that match are
+    queued as deliveries; queued deliveries and cursors are written together (``flush``): a cursor never
+    passes an alert that was not queued, and queueing the same (alert, entry) twice is a no-op, so
+    re-reading the log after a restart neither loses nor repeats an alert."""
+
+    def __init__(
+        self,
+        db: DbEngine,
+        ttl: timedelta = timedelta(hours=24),
+        max_alerts: int = 10_000,
+        cursor_every_s: float = 2.0,
+    ):
+        self.db = db
         self.ttl = ttl
         self.max_alerts = max_alerts
+        self.cursor_every_s = cursor_every_s
+        """Seconds between writes of cursors that moved with no delivery to queue."""
         self.alerts: dict[str, Alert] = {}
+        self.cursors: dict[str, int] = {}
+        """alert id -> last_event_id as written to the database (-1: to write)."""
+        self.queued: list[dict[str, Any]] = []
+        """Deliveries not written yet."""
+        self._next_cursor_write = 0.0
 
-    def add(self, match_ids: list[str], players: list[str], min_edge: float) -> Alert:
+    def load(self) -> None:
+        """Read the subscriptions that have not expired (at start)."""
+        for row in alert_store.live_subscriptions(self.db):
+            self.alerts[row["alert_id"]] = self._alert(row)
+            self.cursors[row["alert_id"]] = row["last_event_id"]
+
+    @staticmethod
+    def _alert(row: dict[str, Any]) -> Alert:
+        c = row["criteria"]
+        return Alert(
+            row["alert_id"],
+            frozenset(c.get("match_ids") or ()),
+            frozenset(normalize_name(p) for p in c.get("players") or ()),
+            float(c.get("min_edge") or 0.0),
+            row["created_at"],
+            row["expires_at"],
+            row["webhook_url"],
+        )
+
+    async def add(
+        self,
+        match_ids: list[str],
+        players: list[str],
+        min_edge: float,
+        webhook_url: str | None,
+        created_by: str,
+        after_id: int,
+    ) -> tuple[Alert, str | None]:
+        """Subscribe to the value bets after log entry ``after_id``: (the alert, its webhook secret or None)."""
         self.expire()
         if len(self.alerts) >= self.max_alerts:
             raise OverflowError(f"{self.max_alerts} alert subscriptions already: try again later")
         now = datetime.now(UTC)
-        alert = Alert(
-            secrets.token_hex(8),
-            frozenset(match_ids),
-            tuple(p.casefold() for p in players),
-            min_edge,
-            now,
-            now + self.ttl,
-        )
-        self.alerts[alert.alert_id] = alert
-        return alert
+        row: dict[str, Any] = {
+            "alert_id": secrets.token_hex(16),
+            "criteria": {"match_ids": match_ids, "players": players, "min_edge": min_edge},
+            "webhook_url": webhook_url,
+            "last_event_id": after_id,
+            "created_at": now,
+            "expires_at": now + self.ttl,
+        }
+        secret = secrets.token_hex(32) if webhook_url else None
+        alert = self._alert(row)
+        # in memory first (no await in between): the value bets read from now on are matched against it
+        self.alerts[alert.alert_id], self.cursors[alert.alert_id] = alert, after_id
+        try:
+            await asyncio.to_thread(alert_store.add_subscription, self.db, **row, secret=secret, created_by=created_by)
+        except BaseException:
+            self.alerts.pop(alert.alert_id, None)
+            self.cursors.pop(alert.alert_id, None)
+            raise
+        return alert, secret
+
+    async def delete(self, alert_id: str) -> bool:
+        known = self.alerts.pop(alert_id, None) is not None
+        self.cursors.pop(alert_id, None)
+        return await asyncio.to_thread(alert_store.delete_subscription, self.db, alert_id) or known
 
     def expire(self) -> None:
         now = datetime.now(UTC)
         for key in [k for k, a in self.alerts.items() if a.expires_at <= now]:
             del self.alerts[key]
+            self.cursors.pop(key, None)
+
+    @property
+    def webhooks(self) -> set[str]:
+        """Ids of the subscriptions with a webhook: only their cursors matter (and are written)."""
+        return {k for k, a in self.alerts.items() if a.webhook_url}
 
     def exists(self, room: str) -> bool:
         return room.startswith("alert:") and room[6:] in self.alerts
 
+    def matching(self, bet: dict[str, Any], match: MatchView | None) -> list[Alert]:
+        """The subscriptions the value bet meets; queues it for the webhooks among them that have not seen it."""
+        players = frozenset(normalize_name(n) for n in match.players) if match else frozenset()
+        hits = [a for a in self.alerts.values() if a.matches(bet, players)]
+        event_id = int(bet["id"])
+        for a in hits:
+            if a.webhook_url and event_id > self.cursors.get(a.alert_id, 0):
+                self.queued.append({"alert_id": a.alert_id, "event_id": event_id, "payload": bet})
+        return hits
+
     def rooms_for(self, bet: dict[str, Any], match: MatchView | None) -> list[str]:
-        return [a.room for a in self.alerts.values() if a.matches(bet, match)]
+        return [a.room for a in self.matching(bet, match)]
+
+    def reset(self) -> None:
+        """The log was reset (``storage.live.reset_live`` deleted the deliveries and zeroed the cursors)."""
+        self.queued = []
+        self.cursors = dict.fromkeys(self.alerts, -1)
+
+    async def flush(self, upto: int, force: bool = False) -> bool:
+        """Write the queued deliveries and move every cursor to ``upto`` (one transaction): at once when
+        deliveries are queued (or ``force``), else at most every ``cursor_every_s``. True when deliveries
+        were written."""
+        if not self.queued and not force and time.monotonic() < self._next_cursor_write:
+            return False
+        webhooks = self.webhooks
+        moved = {a: upto for a, at in self.cursors.items() if at != upto and a in webhooks}
+        if not self.queued and not moved:
+            self._next_cursor_write = time.monotonic() + self.cursor_every_s
+            return False
+        queued, self.queued = self.queued, []
+        deliveries = [{**d, "payload": to_jsonable_python(d["payload"])} for d in queued]
+        try:
+            await asyncio.to_thread(alert_store.enqueue, self.db, deliveries, moved)
+        except BaseException:
+            self.queued = queued + self.queued
+            raise
+        for a, at in moved.items():
+            if a in self.cursors:
+                self.cursors[a] = at
+        self._next_cursor_write = time.monotonic() + self.cursor_every_s
+        return bool(deliveries)
 
 
 class LiveService:
@@ -107,13 +218,15 @@ class LiveService:
         gateway: GatewayConfig | None = None,
         poll_s: float = 0.1,
         gap_grace_s: float = 2.0,
+        webhooks: WebhookConfig | None = None,
     ):
         self.db = db
         self.bankroll = bankroll
         self.poll_s = poll_s
         self.gap_grace_s = gap_grace_s
         self.view = LiveView()
-        self.alerts = AlertBook()
+        self.alerts = AlertBook(db)
+        self.deliverer = WebhookDeliverer(db, webhooks)
         self.gateway = Gateway(gateway or GatewayConfig(), self.room_exists, self.snapshot)
         self.started_at = datetime.now(UTC)
         self.tail_errors = 0
@@ -125,20 +238,39 @@ class LiveService:
 
     # --- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
-        """Catch up with the log silently (nobody is subscribed yet), then follow it."""
+        """Catch up with the log silently (nobody is connected yet) -- except that the value bets after an alert
+        subscription's cursor that match it are queued for its webhook (those that arrived while the API was
+        down) -- then follow it."""
+        await asyncio.to_thread(self.alerts.load)
         while True:
             rows = await asyncio.to_thread(self._read)
             if not rows:
                 break
             for row in rows:
-                self.view.apply(row)
-        log.info("event log read up to entry %d: %d matches", self.view.last_id, len(self.view.matches))
+                for update in self.view.apply(row):
+                    if update.type == "value_bet" and self.alerts.alerts:
+                        self.alerts.matching(update.data, self.view.match(update.match_id or ""))
+            await self.alerts.flush(self.view.last_id, force=True)
+        await self.alerts.flush(self.view.last_id, force=True)
+        log.info(
+            "event log read up to entry %d: %d matches; %d alert subscriptions",
+            self.view.last_id,
+            len(self.view.matches),
+            len(self.alerts.alerts),
+        )
         self.gateway.start()
+        self.deliverer.start()
         self._task = asyncio.get_running_loop().create_task(self._follow())
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            try:  # what was read is recorded (a restart would queue it again anyway)
+                await self.alerts.flush(self.view.last_id, force=True)
+            except Exception as exc:  # noqa: BLE001 - stopping goes on
+                log.warning("could not record the alert cursors at stop: %s", exc)
+        await self.deliverer.stop()
         await self.gateway.stop()
 
     def _read(self) -> list[dict[str, Any]]:
@@ -166,6 +298,8 @@ class LiveService:
                 for row in rows:
                     for update in self.view.apply(row):
                         self.publish(update)
+                if await self.alerts.flush(self.view.last_id):
+                    self.deliverer.notify()
                 if time.monotonic() >= next_reset_check:
                     next_reset_check = time.monotonic() + 2.0
                     newest = await asyncio.to_thread(store.last_event_id, self.db)
@@ -185,11 +319,12 @@ class LiveService:
         log.warning("the event log was reset (newest entry %d < %d seen): rebuilding", newest, self.view.last_id)
         self.view = LiveView()
         self._metrics = None
+        self.alerts.reset()
         self.gateway.reset("the event log was reset (a new paper-trading session): fetch the state again")
 
     def publish(self, update: Update) -> None:
-        extra = ()
-        if update.type == "value_bet" and self.alerts.alerts:
+        extra: list[str] = []
+        if update.type == "value_bet" and self.alerts.alerts:  # and queued for the webhooks among them
             extra = self.alerts.rooms_for(update.data, self.view.match(update.match_id or ""))
         self.gateway.publish(update, extra)
 

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from serving.api.alerts import webhook_url_problem
 from serving.errors import ErrorBody
 
 __all__ = ["ErrorBody"]  # the error shape of every service (serving.errors), documented here too
@@ -44,7 +45,8 @@ class MatchSummary(BaseModel):
     score_text: str | None
     sets: str | None = Field(description='sets won, "1 - 0"')
     game: str | None = Field(description='points of the current game as the feed calls them, "40 - 30"')
-    winner: str | None
+    winner: str | None = Field(description="the winning selection's label (First Player / Second Player)")
+    winner_name: str | None = Field(default=None, description="the winner's name (also of a retired match)")
     outcome: str | None
     final_score: str | None
     probability: float | None = Field(description="the in-play model's latest P(first player wins)")
@@ -149,13 +151,25 @@ class AlertRequest(BaseModel):
 
     model_config = REQUESTS
 
-    match_ids: list[str] = Field(default_factory=list, max_length=100, description="any of these matches")
+    match_ids: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="any of these matches (each must be a match of the live view, else 422 with the closest ids)",
+    )
     players: list[str] = Field(
         default_factory=list,
         max_length=50,
-        description="a player of the match contains one of these (case-insensitive)",
+        description="a player of the match is one of these: each must name a player of a match of the live view, "
+        'by full name or whole words of it ("Djokovic"), without regard to case or accents; it is resolved to the '
+        "full names it designates (an unknown one: 422 with the closest names)",
     )
     min_edge: float = Field(0.0, ge=0.0, le=10.0, description="least edge after commission")
+    webhook_url: str | None = Field(
+        None,
+        max_length=2000,
+        description="also POST each alert to this http(s) URL, signed (X-Courtside-Signature) with the secret "
+        "returned once in the answer; retried with backoff",
+    )
 
     @field_validator("players", "match_ids")
     @classmethod
@@ -164,13 +178,63 @@ class AlertRequest(BaseModel):
             raise ValueError("entries must be non-empty strings of at most 128 characters")
         return [v.strip() for v in values]
 
+    @field_validator("webhook_url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        problem = webhook_url_problem(url) if url is not None else None
+        if problem:
+            raise ValueError(problem)
+        return url
 
-class AlertSubscription(BaseModel):
+
+class AlertCriteria(BaseModel):
+    match_ids: list[str]
+    players: list[str] = Field(description="the full names the requested players were resolved to")
+    min_edge: float
+
+
+class AlertSubscribed(BaseModel):
+    """A new alert subscription (stored: it survives restarts of the API until it expires or is deleted)."""
+
     alert_id: str
     room: str = Field(description='subscribe to this room over the WebSocket: {"type": "subscribe", "match_id": room}')
     ws_url: str
-    criteria: AlertRequest
+    criteria: AlertCriteria
+    webhook_url: str | None
+    secret: str | None = Field(
+        description="key of the webhook's HMAC-SHA256 signature (X-Courtside-Signature: sha256=<hex>): shown here "
+        "only, once; null without a webhook"
+    )
+    created_at: datetime
     expires_at: datetime
+
+
+class AlertDeliveryEntry(BaseModel):
+    id: int = Field(description="the delivery id (X-Courtside-Delivery)")
+    event_id: int = Field(description="the value bet's event-log entry")
+    status: Literal["pending", "delivered", "failed", "socket_only"]
+    attempts: int
+    last_status_code: int | None
+    last_error: str | None
+    next_attempt_at: datetime | None = Field(description="when a pending delivery is tried (again)")
+    delivered_at: datetime | None
+    created_at: datetime
+    value_bet: dict[str, Any]
+
+
+class AlertState(BaseModel):
+    """A subscription (its secret is never shown again) and its webhook delivery log."""
+
+    alert_id: str
+    room: str
+    criteria: AlertCriteria
+    webhook_url: str | None
+    last_event_id: int = Field(
+        description="the newest event-log entry considered for this subscription's webhook (it moves only with one)"
+    )
+    created_at: datetime
+    expires_at: datetime
+    deliveries: list[AlertDeliveryEntry] = Field(description="newest first, at most 100")
 
 
 class ControlReason(BaseModel):

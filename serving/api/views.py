@@ -21,11 +21,14 @@ from betting.records import EventKind
 from features.live_match import FIRST, SECOND
 from features.live_quality import QualityTally
 from feeds.live.books import logged_book
+from serving.api.lineage import selection_name
 
 MAX_PREDICTIONS = 5_000
 """Predictions kept per match (a five-set match has fewer than 500 points)."""
 MAX_VALUE_BETS = 2_000
 """Value bets kept per match."""
+MAX_UNFATED = 50_000
+"""Value bets kept waiting for their order's fate."""
 ORDER_KINDS = {
     str(k) for k in (EventKind.ORDER_PLACED, EventKind.ORDER_FILLED, EventKind.ORDER_CANCELLED, EventKind.ORDER_LAPSED)
 }
@@ -165,6 +168,7 @@ class MatchView:
             "sets": self.sets_text,
             "game": self.game_text,
             "winner": self.winner,
+            "winner_name": selection_name(self.winner, self.players),
             "outcome": self.outcome,
             "final_score": self.final_score,
             "probability": self.probability,
@@ -203,6 +207,10 @@ class LiveView:
         self.kinds: Counter[str] = Counter()
         self.rejections: Counter[str] = Counter()
         """ORDER_REJECTED entries by reason (risk limit, kill switch, pause)."""
+        self.rejection_times: deque[tuple[datetime, str]] = deque(maxlen=100_000)
+        """(event time, reason) of each rejection (the rejections over time)."""
+        self.value_bet_of: dict[str, dict[str, Any]] = {}
+        """order reference -> its value bet (the row a fate is written on)."""
         self.bankroll_curve: list[dict[str, Any]] = []
         """One point per settled market: settled_at, market, net profit, bankroll after."""
         self.serving_model: dict[str, Any] | None = None
@@ -222,6 +230,21 @@ class LiveView:
         if surface:
             out = [m for m in out if (m.surface or "").casefold() == surface.casefold()]
         return sorted(out, key=lambda m: (m.started_at is None, m.started_at, m.match_id))
+
+    def replay_state(self) -> dict[str, Any]:
+        """Whether every match the feed started has finished (the end of a replay), and what to do next."""
+        started = [m for m in self.matches.values() if m.status != "scheduled"]
+        over = bool(started) and all(m.status == "finished" for m in started)
+        return {
+            "matches": len(self.matches),
+            "in_play": sum(m.status == "in_play" for m in started),
+            "finished": sum(m.status == "finished" for m in started),
+            "over": over,
+            "hint": f"every match has finished ({len(started)} played): start another replay with "
+            "`courtside up --skip-pipeline` (options: --speed N, --matches N, --tour atp|wta|both)"
+            if over
+            else None,
+        }
 
     # --- projecting ------------------------------------------------------------------------
     def apply(self, entry: dict[str, Any]) -> list[Update]:
@@ -309,6 +332,7 @@ class LiveView:
             "simulated": bool(payload.get("simulated")),
             "source": payload.get("source"),
             "prices": payload.get("prices", {}),
+            "sizes": payload.get("sizes", {}),
             "at": at,
         }
         p = _market_probability(payload, at)
@@ -353,6 +377,8 @@ class LiveView:
         if not match_id:
             return []
         m = self._match(match_id)
+        if payload.get("players") and not all(m.players):  # a scheduled match: named before its first point
+            m.players = [str(p) for p in payload["players"]][:2]
         m.prematch_model = {
             "probability": payload.get("probability"),
             "model": payload.get("model"),
@@ -378,28 +404,71 @@ class LiveView:
         if not match_id:
             return []
         m = self._match(match_id)
+        previous = m.value_bets[-1] if m.value_bets else None
+        decision = (payload.get("selection"), payload.get("side"), payload.get("source", "inplay"))
+        ref = payload.get("ref")
         bet = {
             "id": int(entry["id"]),
             "ts": at,
             "source": payload.get("source", "inplay"),
             **payload,
             "players": m.players,
+            "selection_name": selection_name(payload.get("selection"), m.players),
             "tournament": m.tournament,
             "score": m.score_text,
+            "change": previous is None
+            or (previous.get("selection"), previous.get("side"), previous.get("source")) != decision,
+            "fate": {"status": None, "reason": None, "message": None}
+            if ref
+            else {"status": "not_staked", "reason": None, "message": "Kelly stake below the exchange minimum"},
         }
+        if ref:
+            self.value_bet_of[ref] = bet
+            if len(self.value_bet_of) > MAX_UNFATED:  # a request the engine never took: forget the oldest
+                self.value_bet_of.pop(next(iter(self.value_bet_of)))
         m.value_bets.append(bet)
+        return [self._update("value_bet", m, entry, bet, coalesce=False)]
+
+    def _fated(self, entry, ref: str | None, status: str, reason: str | None, message: str | None) -> list[Update]:
+        """The value bet of ``ref`` learnt its fate: the row is sent again with it (same ``id``)."""
+        bet = self.value_bet_of.pop(ref, None) if ref else None
+        if bet is None:
+            return []
+        bet["fate"] = {"status": status, "reason": reason, "message": message}
+        m = self._match(bet["match_id"])
         return [self._update("value_bet", m, entry, bet, coalesce=False)]
 
     def _order(self, entry, kind, at, match_id, payload) -> list[Update]:
         order = payload.get("order") or {}
-        data = {"event": kind, "match_id": match_id, **order}
+        players = self.matches[match_id].players if match_id in self.matches else None
+        data = {
+            "event": kind,
+            "match_id": match_id,
+            **order,
+            "players": players,
+            "selection_name": selection_name(order.get("selection"), players),
+        }
         if payload.get("fill"):
             data["fill"] = payload["fill"]
-        return [Update("bet_update", ("ledger",), match_id, at, data, entry.get("recorded_at"), coalesce=False)]
+        out = [Update("bet_update", ("ledger",), match_id, at, data, entry.get("recorded_at"), coalesce=False)]
+        if kind == str(EventKind.ORDER_PLACED):
+            ref = order.get("customer_order_ref")
+            if order.get("status") == "REJECTED":
+                code = order.get("error_code")
+                self.rejections[str(code)] += 1
+                self.rejection_times.append((at, str(code)))
+                out += self._fated(entry, ref, "rejected", code, f"refused by the exchange: {code}")
+            else:
+                out += self._fated(entry, ref, "placed", None, f"{order.get('size')} at {order.get('price')}")
+        return out
 
     def _rejected(self, entry, kind, at, match_id, payload) -> list[Update]:
-        self.rejections[str(payload.get("reason"))] += 1
-        return []
+        order = payload.get("request") or payload.get("order") or {}
+        reason = str(payload.get("reason") or order.get("error_code"))
+        self.rejections[reason] += 1
+        self.rejection_times.append((at, reason))
+        message = payload.get("message") or f"refused by the exchange: {reason}"
+        return self._fated(entry, order.get("customer_order_ref"), "rejected", reason, message)
 
     def _settled(self, entry, kind, at, match_id, payload) -> list[Update]:
         pnl = payload.get("pnl") or {}

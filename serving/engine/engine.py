@@ -181,6 +181,26 @@ def check_prediction(answer: dict) -> float:
 LIVE, RECOVERING, REPLAYING = "live", "recovering", "replaying"
 
 
+_LINEAGE_KINDS = frozenset(
+    {
+        EventKind.OPPORTUNITY,
+        EventKind.ORDER_REJECTED,
+        EventKind.ORDER_PLACED,
+        EventKind.ORDER_FILLED,
+        EventKind.ORDER_CANCELLED,
+        EventKind.ORDER_LAPSED,
+        EventKind.BET_SETTLED,
+    }
+)
+"""Entries about one order: their ``ref`` column is its reference (``GET /bets/{ref}`` reads them by it)."""
+
+
+def _ref_of(payload: dict) -> str | None:
+    """The order reference an opportunity, a rejection or an order state is about."""
+    ref = payload.get("ref") or (payload.get("order") or payload.get("request") or {}).get("customer_order_ref")
+    return str(ref)[:32] if ref else None
+
+
 class TradingEngine:
     """The data plane. Feed it frames with ``process``; ``run`` follows the feed server."""
 
@@ -314,13 +334,19 @@ class TradingEngine:
     def _log(self, kind: EventKind | str, payload: dict, match_id: str | None = None, env: Envelope | None = None):
         self._step.events.append(
             store.EventEntry(
-                str(kind), self.clock.now(), payload, env.feed if env else None, env.seq if env else None, match_id
+                str(kind),
+                self.clock.now(),
+                payload,
+                env.feed if env else None,
+                env.seq if env else None,
+                match_id,
+                _ref_of(payload) if kind in _LINEAGE_KINDS else None,
             )
         )
 
     def _emit(self, kind: EventKind | str, payload: dict, match_id: str | None, env: Envelope | None) -> None:
         """The core's event-log sink: entries join the batch's step (a recovered frame's step is thrown away)."""
-        if kind is EventKind.ORDER_PLACED and env is not None:
+        if kind in _LINEAGE_KINDS and env is not None:
             payload["trigger"] = {"feed": env.feed, "channel": env.channel, "seq": env.seq}
         elif kind is EventKind.MATCH_SUSPENDED and self._phase_now == LIVE:
             log.warning("match %s suspended from trading: %s", match_id, payload["reason"])

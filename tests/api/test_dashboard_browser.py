@@ -186,15 +186,23 @@ def test_dashboard_shows_the_replay_live(tmp_path, prediction_service):
             print(f"\ndashboard screenshot: {ARTIFACT} (and {shot})")
             errors = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
             assert not errors, errors
-            # the API docs of both services render with no internet (Swagger UI from the installed files)
-            for docs in (f"{api.url}/docs", f"{prediction_service}/api/docs"):
+            # the API docs of both services render with no internet (Swagger UI and ReDoc from the installed
+            # files), and ask nothing of it: no failed request in the browser's log
+            for docs, operation in (
+                (f"{api.url}/docs", "#swagger-ui .opblock"),
+                (f"{prediction_service}/api/docs", "#swagger-ui .opblock"),
+                (f"{api.url}/redoc", "[data-section-id^='operation/']"),
+                (f"{prediction_service}/api/redoc", "[data-section-id^='operation/']"),
+            ):
                 driver.get(docs)
                 operations = _wait(
                     f"the operations listed at {docs}",
-                    lambda: driver.find_elements(By.CSS_SELECTOR, "#swagger-ui .opblock"),
+                    lambda operation=operation: driver.find_elements(By.CSS_SELECTOR, operation),
                     timeout=30,
                 )
                 assert len(operations) >= 3, docs
+                errors = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+                assert not errors, (docs, errors)
         finally:
             driver.quit()
             engine.stop()

@@ -199,19 +199,36 @@ def test_the_api_and_the_gateway_listen_on_loopback_by_default(api):
         assert listening_addresses(port) == {"127.0.0.1"}, url
 
 
-def _docs_are_offline(base: str, path: str) -> None:
-    """The docs page's scripts and styles are served by the service itself (no CDN): it renders offline."""
+def _docs_are_offline(base: str, path: str, assets_at_least: int = 3) -> None:
+    """The docs page's scripts and styles are served by the service itself (no CDN): it renders offline. The
+    page names no external address at all (no ``http``: every URL in it is a path on the service)."""
     status, raw, headers = send_raw(base, "GET", path)
     assert status == 200 and headers.get("content-type", "").startswith("text/html"), raw[:300]
     page = raw.decode()
     assets = re.findall(r'(?:src|href)="([^"]+\.(?:js|css|png))"', page)
-    assert len(assets) >= 3 and all(a.startswith(f"{path}/static/") for a in assets), assets
+    assert len(assets) >= assets_at_least and all(a.startswith(f"{path}/static/") for a in assets), assets
     for asset in assets:
         status, body, _ = send_raw(base, "GET", asset)
         assert status == 200 and len(body) > 500, asset
     assert "cdn." not in page and "unpkg" not in page
+    assert "http" not in page.lower() and "//" not in re.sub(r"<!--.*?-->", "", page, flags=re.S), page
 
 
 def test_the_docs_pages_of_both_services_need_no_internet(api, prediction_service):
     _docs_are_offline(api.url, "/docs")
     _docs_are_offline(prediction_service, "/api/docs")
+    for base, path in ((api.url, "/docs"), (prediction_service, "/api/docs")):
+        # Swagger UI's default shows a badge from validator.swagger.io when the page is not on loopback
+        assert '"validatorUrl": null' in send_raw(base, "GET", path)[1].decode(), path
+
+
+def test_the_redoc_pages_of_both_services_need_no_internet(api, prediction_service):
+    """ReDoc's bundle comes from the installed fastapi-offline package; no Google fonts, no CDN."""
+    for base, path in ((api.url, "/redoc"), (prediction_service, "/api/redoc")):
+        _docs_are_offline(base, path, assets_at_least=2)
+        page = send_raw(base, "GET", path)[1].decode()
+        scripts = re.findall(r'<script[^>]*\ssrc="([^"]*)"', page)
+        assert scripts == [f"{path}/static/redoc.standalone.js"], scripts
+        assert '<redoc spec-url="/openapi.json">' in page, page
+        bundle = send_raw(base, "GET", scripts[0])[1]  # the logo it would load from the internet is replaced
+        assert len(bundle) > 500_000 and b"cdn.redoc.ly" not in bundle and b"Redoc" in bundle

@@ -122,3 +122,34 @@ def test_a_suspended_match_says_why_until_it_resumes(rows):
     resumed = {**suspended, "id": suspended["id"] + 1, "kind": str(EventKind.MATCH_RESUMED), "payload": {}}
     view.apply(resumed)
     assert view.matches[match_id].summary()["suspended"] is None
+
+
+def test_the_end_of_a_replay_is_said_with_what_to_do_next():
+    from datetime import UTC, datetime
+
+    view = LiveView()
+    at = datetime(2026, 12, 7, tzinfo=UTC)
+
+    def feed(i: int, kind: str, match_id: str, payload: dict) -> None:
+        view.apply(
+            {
+                "id": i,
+                "kind": kind,
+                "event_time": at,
+                "feed": "live",
+                "seq": i,
+                "match_id": match_id,
+                "payload": payload,
+                "recorded_at": at,
+            }
+        )
+
+    assert view.replay_state()["over"] is False  # nothing played yet
+    feed(1, "FEED_MESSAGE", "m1", {"kind": "match_start", "players": ["Novak Djokovic", "Juan Martin del Potro"]})
+    feed(2, "FEED_MESSAGE", "m2", {"kind": "match_start", "players": ["Serena Williams", "Kirsten Flipkens"]})
+    feed(3, "MATCH_FINISHED", "m1", {"winner": "First Player", "outcome": "completed"})
+    state = view.replay_state()
+    assert (state["in_play"], state["finished"], state["over"], state["hint"]) == (1, 1, False, None)
+    feed(4, "MATCH_FINISHED", "m2", {"winner": "Second Player", "outcome": "retired"})
+    state = view.replay_state()
+    assert state["over"] is True and "courtside up --skip-pipeline" in state["hint"] and "2 played" in state["hint"]

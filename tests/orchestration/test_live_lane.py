@@ -20,6 +20,7 @@ from feeds.live.catalog import choose
 from feeds.live.replay import build_feed
 from orchestration.definitions import build_definitions
 from orchestration.defs.operations.sensors import live_event_log
+from serving.api.lineage import bet_lineage
 from serving.engine.engine import EngineConfig, TradingEngine
 from serving.engine.prediction import PredictionClient
 from storage import live as store
@@ -238,6 +239,18 @@ def test_sensor_drives_prematch_bets_settlement_pnl_and_live_checks(runs, servic
             assert meta["new_markets"].value == MATCHES and meta["predicted"].value == MATCHES
             queued = store.new_order_requests(db)
             assert len(queued) == meta["order_requests"].value
+            # scheduled matches are named (the catalog's players) before their first point; every request traces
+            # back to the opportunity that asked for it (its lineage: GET /bets/{ref})
+            by_key = chosen.set_index("event_key")
+            named = {m: p["players"] for *_, m, p in store.events_after(db, 0, kinds=["PREMATCH_PREDICTION"])}
+            assert len(named) == MATCHES
+            assert all(v == [by_key.loc[m, "player1"], by_key.loc[m, "player2"]] for m, v in named.items())
+            asked = {
+                p["ref"]
+                for *_, p in store.events_after(db, 0, kinds=[str(EventKind.OPPORTUNITY)])
+                if p.get("source") == "prematch"
+            }
+            assert queued and {ref for ref, *_ in queued} <= asked
 
             await engine.housekeeping()  # the engine risk-checks and places what the control plane queued
             await engine.commit(wait=True)
@@ -264,6 +277,13 @@ def test_sensor_drives_prematch_bets_settlement_pnl_and_live_checks(runs, servic
             ]
             assert placed.get(ref) == "prematch" or rejected, ref  # placed, or refused with a logged reason
         assert sum(1 for s in placed.values() if s == "inplay") > 0
+        # a pre-match bet's lineage: the pre-match odds entry the scan read, the champion's answer, its fate
+        ref = queued[0][0]
+        chain = bet_lineage(store.lineage_rows(db, ref), ref, None)
+        assert chain is not None and chain["source"] == "prematch" and chain["trigger"]["kind"] == "MARKET_UPDATE"
+        assert chain["trigger"]["message"]["in_play"] is False and chain["prediction"]["model"]
+        assert chain["fate"]["status"] in ("placed", "matched", "lapsed", "cancelled", "settled", "rejected")
+        assert chain["risk_checks"] and chain["decision"]["stake_rule"]["rule"] == "fractional Kelly"
 
         tick = live_event_log(
             dg.build_sensor_context(instance=instance, cursor=cursor, resources={"courtside": resource})

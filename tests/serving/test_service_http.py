@@ -136,6 +136,119 @@ def test_the_engine_s_client_still_finds_the_rejected_request(service):
     assert caught.value.index == 1 and "surface" in str(caught.value)
 
 
+@pytest.fixture(scope="module")
+def live_api(tmp_path_factory):
+    """The live API's app in process, on an empty database (its errors are the app's own handlers and
+    middlewares, the same as under ``python -m serving.api``)."""
+    from fastapi.testclient import TestClient
+
+    from serving.api.app import ApiConfig, create_app
+    from serving.api.live import LiveService
+    from serving.api.status import ServiceStatus
+    from storage.db import make_engine, migrate
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('live-api-errors') / 'live.db'}"
+    migrate(url)
+    db = make_engine(url)
+    app = create_app(
+        LiveService(db, 1000.0), ServiceStatus("http://127.0.0.1:9", "http://127.0.0.1:9"), ApiConfig(run_service=False)
+    )
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client
+    db.dispose()
+
+
+def _shape(status: int, content_type: str, body: dict, docs: str) -> tuple:
+    """What the two services' answers to the same mistake must have in common: status, media type, the keys,
+    the error code, the keys of each ``detail`` entry, and the message (with the docs path as ``<docs>``)."""
+    detail = body["detail"]
+    return (
+        status,
+        content_type.split(";")[0],
+        sorted(body),
+        body["error"],
+        None if detail is None else [sorted(d) for d in detail],
+        body["message"].replace(docs, "<docs>"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("mistake", "live", "prediction", "body", "status", "error"),
+    [
+        ("unknown path", ("GET", "/no/such/path"), ("GET", "/no/such/path"), b"", 404, "not_found"),
+        ("unknown path, POST", ("POST", "/no/such/path"), ("POST", "/no/such/path"), b"{}", 404, "not_found"),
+        ("invalid body", ("POST", "/live/alerts/subscribe"), ("POST", "/predict_live"), b"[]", 422, "validation_error"),
+        (
+            "malformed JSON",
+            ("POST", "/live/alerts/subscribe"),
+            ("POST", "/predict_live"),
+            b"{oops",
+            422,
+            "validation_error",
+        ),
+        (
+            "not UTF-8",
+            ("POST", "/live/alerts/subscribe"),
+            ("POST", "/predict_live"),
+            b"\xff\xfe",
+            422,
+            "validation_error",
+        ),
+    ],
+)
+def test_both_services_answer_a_mistake_in_one_shape(service, live_api, mistake, live, prediction, body, status, error):
+    """The live API and the prediction service (a real ``bentoml serve``: BentoML's own 404s too) answer the
+    same mistake with the same JSON: ``{"error", "message", "detail"}``, the same code and the same sentence."""
+    resp = live_api.request(live[0], live[1], content=body, headers={"Content-Type": "application/json"})
+    theirs = _shape(resp.status_code, resp.headers["content-type"], resp.json(), "/docs")
+    got, raw, headers = send_raw(service, prediction[0], prediction[1], body)
+    ours = _shape(got, headers["content-type"], json.loads(raw), "/api/docs")
+    assert ours == theirs, mistake
+    assert ours[:2] == (status, "application/json") and ours[2] == ["detail", "error", "message"] and ours[3] == error
+
+
+def test_a_body_that_is_not_json_is_told_plainly(service):
+    """Not ``invalid body.1: JSON decode error``: the parser's reason and where, with no integer in ``loc`` (the
+    engine's client would take it for the index of a refused request)."""
+    status, raw, headers = send_raw(service, "POST", "/predict", b'{"requests": [1,]}')
+    body = _json_error(status, raw, headers, 422, "validation_error", "body")
+    assert (
+        body["message"].startswith("the body is not valid JSON: ")
+        and "Expecting value at character 16" in body["message"]
+    ), body
+    assert body["detail"] == [{"loc": ["body"], "msg": body["message"], "type": "json_invalid"}]
+
+
+def test_score_errors_say_what_is_expected(service):
+    """A score the schema refuses (calls instead of counts) or no match can reach (an impossible set, games, or
+    points) names the part at fault and says what it must be, with an example; the message is not cut."""
+    for text, field, says in (
+        (', "points": ["30", "40"]', "points", "points are integers, not calls: 30-40 is [2, 3]"),
+        (', "points": "A-40"', "points", "A-40 is [4, 3]"),
+        (', "points": ["15", "x"]', "points", "0, 1, 2, 3, 4 for 0, 15, 30, 40, A, e.g. [2, 3] for 30-40"),
+        (', "points": [2.0, 1]', "points", "in a tie-break the points won, e.g. [5, 4]"),
+        (
+            ', "points": [30, 40]',
+            "points",
+            "cannot be a game in progress; expected points won, not calls: 30-40 is [2, 3]",
+        ),
+        (', "points": [5, 1]', "points", "expected the points won in this game [one, two]: 0, 1, 2, 3, 4 for 0, 15"),
+        (', "games": [6, 6], "points": [9, 2]', "points", "expected the points won in this tie-break [one, two], e.g."),
+        (', "games": [9, 2]', "games", "games 9-2 cannot be the score of a set in progress; expected the games"),
+        (', "games": [7, 5]', "games", "e.g. [3, 2] (a finished set goes in sets)"),
+        (', "sets": [[6, 2], [6, 1], [6, 0]]', "sets", "set 3 was played after the match was over (best of 3)"),
+        (', "sets": [[7, 2]]', "sets", "set 1 at 7-2 is not a finished set (best of 3); expected the completed sets"),
+        (', "sets": [[6, 2], [6, 1]], "games": [1, 0]', "games", "expected [0, 0]: the sets end the match"),
+        (', "sets": [[6, 2], [6, 1]], "points": [1, 0]', "points", "expected [0, 0]: the sets end the match"),
+    ):
+        body = _json_error(*_live(service, text), 422, "validation_error", field)
+        assert says in body["message"] and says in body["detail"][0]["msg"], (text, body["message"])
+        assert not body["message"].endswith("..."), body["message"]  # short enough to be sent whole
+    for text in (', "points": [2, 3]', ', "points": [6, 5]', ', "games": [6, 6], "points": [9, 8]'):
+        status, raw, _ = _live(service, text)  # counts, counts past deuce, a long tie-break: accepted
+        assert status == 200, (text, raw)
+
+
 def test_the_service_listens_on_loopback_by_default(tmp_path):
     """``bentoml serve`` without ``--host`` (BentoML's own default is 0.0.0.0)."""
     port = free_port()
