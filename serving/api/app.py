@@ -73,7 +73,7 @@ with `{"type": "subscribe", "match_id", "last_seq", "session"}`. Full protocol: 
 (422 with the closest names otherwise; a player by full name or a whole word of it, resolved to full
 names). Subscriptions are stored in the database for 24 h (they survive restarts of the API; `GET` /
 `DELETE /live/alerts/{id}`). Matching value bets go to the room `alert:<id>` and, with `webhook_url`
-(http or https), are POSTed as `{"alert_id", "event_id", "value_bet", "sent_at"}` with
+(http or https; needs the read or operator token as a bearer token), are POSTed as `{"alert_id", "event_id", "value_bet", "sent_at"}` with
 `X-Courtside-Signature: sha256=<hex HMAC-SHA256 of the exact body>` keyed by the `secret` shown once in
 the answer, `X-Courtside-Delivery` (the same on a retry) and `X-Courtside-Alert`; a 2xx answer delivers,
 anything else is retried after 1, 2, 4 ... s (at most 60 s) up to 8 attempts, then `failed`. Each value
@@ -377,19 +377,39 @@ def create_app(service: LiveService, status: ServiceStatus, config: ApiConfig) -
             "bankroll": service.bankroll,
         }
 
+    alert_bearer = HTTPBearer(auto_error=False, description="the read or operator token (webhooks only)")
+
     @app.post(
         "/live/alerts/subscribe",
         response_model=schemas.AlertSubscribed,
         status_code=201,
         tags=["live"],
-        responses={503: {"model": ErrorBody}},
+        responses={code: {"model": ErrorBody} for code in (401, 403, 503)},
     )
-    async def subscribe_alerts(criteria: schemas.AlertRequest, request: Request) -> Any:
+    async def subscribe_alerts(
+        criteria: schemas.AlertRequest,
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(alert_bearer)],
+    ) -> Any:
         """Value alerts: value bets of the chosen matches / players with at least ``min_edge`` go to a room of
         their own (subscribe to it over the WebSocket) and, with ``webhook_url``, are POSTed there signed with the
         ``secret`` of the answer (shown once). Matches and players must be known to the live view (422 with the
         closest names otherwise). Stored for 24 h: the subscription survives restarts of the API, and the value
-        bets logged while it was down are delivered to the webhook after it."""
+        bets logged while it was down are delivered to the webhook after it. A webhook makes this server call out:
+        it needs ``Authorization: Bearer <token>`` (the read token of the alert rooms, or the operator token)."""
+        if criteria.webhook_url:
+            tokens = service.gateway.cfg.tokens
+            if not tokens:
+                raise HTTPException(503, "webhooks are disabled: no COURTSIDE_READ_TOKEN nor operator token configured")
+            if credentials is None:
+                raise HTTPException(
+                    401,
+                    "a webhook needs a bearer token (Authorization: Bearer <read or operator token>)",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+            given = credentials.credentials.encode()
+            if not any(hmac.compare_digest(given, t.encode()) for t in tokens):
+                raise HTTPException(403, "invalid token")
         view = service.view
         players, problems = alerting.resolve_players(
             criteria.players, alerting.player_index(p for m in view.matches.values() for p in m.players)

@@ -25,7 +25,7 @@ from storage import alerts as alert_store
 from storage import live as store
 from storage.db import make_engine, migrate
 from tests.api.conftest import trade
-from tests.api.services import api_server, get, request
+from tests.api.services import TOKEN, api_server, get, request
 
 
 class Receiver:
@@ -111,6 +111,20 @@ def test_an_alert_survives_a_restart_and_reaches_the_webhook_once_signed(
                 "POST",
                 f"{api.url}/live/alerts/subscribe",
                 {"players": surnames, "min_edge": 0.0, "webhook_url": receiver.url},
+            )
+            assert status == 401 and alert["error"] == "unauthorized", alert  # a webhook calls out: token needed
+            status, alert, _ = request(
+                "POST",
+                f"{api.url}/live/alerts/subscribe",
+                {"players": surnames, "min_edge": 0.0, "webhook_url": receiver.url},
+                headers={"Authorization": "Bearer not-the-token"},
+            )
+            assert status == 403, alert
+            status, alert, _ = request(
+                "POST",
+                f"{api.url}/live/alerts/subscribe",
+                {"players": surnames, "min_edge": 0.0, "webhook_url": receiver.url},
+                headers={"Authorization": f"Bearer {TOKEN}"},
             )
             assert status == 201, alert
             assert alert["webhook_url"] == receiver.url and len(alert["secret"]) == 64
