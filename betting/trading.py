@@ -332,6 +332,11 @@ class TradingCore:
             m.last_probability = float(saved["probability"])
             m.predicted_points = m.points_played
             m.points_since_prediction = 0
+            self.models[m.event_key] = {
+                "model": saved.get("model"),
+                "version": saved.get("version"),
+                "data_version": saved.get("data_version"),
+            }
 
     def finish(self, m: LiveMatch, event: MatchReport, ctx: Any = None, recovering: bool = False) -> None:
         """A match end (``BadMessage`` when it does not agree with the match followed): live orders of its
@@ -469,6 +474,7 @@ class TradingCore:
                     "prior_source": m.prior_source,
                     "model": answer.get("model_name"),
                     "version": answer.get("model_version"),
+                    "data_version": answer.get("data_version"),
                     "score": m.score.describe(),
                     "points_played": m.points_played,
                     "triggers": [str(t) for t in triggers],

@@ -122,6 +122,8 @@ def purge_expired(engine: Engine, now: datetime | None = None) -> int:
         if expired:
             conn.execute(delete(AlertDelivery).where(AlertDelivery.alert_id.in_(expired)))
             conn.execute(delete(AlertSubscription).where(AlertSubscription.alert_id.in_(expired)))
+        # deliveries queued by a process that had not noticed the expiry yet: nothing would ever send them
+        conn.execute(delete(AlertDelivery).where(AlertDelivery.alert_id.not_in(select(AlertSubscription.alert_id))))
     return len(expired)
 
 
@@ -197,10 +199,30 @@ def enqueue(
         _advance(conn, cursors or {})
 
 
-def due_deliveries(engine: Engine, now: datetime | None = None, limit: int = 50) -> list[dict[str, Any]]:
-    """Pending deliveries whose time has come, of subscriptions that have not expired and have a webhook,
-    oldest first: the delivery with ``webhook_url`` and ``secret`` of its subscription."""
+def due_deliveries(
+    engine: Engine, now: datetime | None = None, limit: int = 50, per_alert: int = 20
+) -> list[dict[str, Any]]:
+    """Pending deliveries to send now, of subscriptions that have not expired and have a webhook, oldest first:
+    the delivery with ``webhook_url`` and ``secret`` of its subscription.
+
+    Per subscription, in log order, only while its oldest pending delivery is due (a webhook waiting for a retry
+    holds its own later deliveries back, so they arrive in order, and never holds back another subscription's),
+    at most ``per_alert`` of them."""
     at = _now(now)
+    ranked = (
+        select(
+            AlertDelivery.id.label("id"),
+            AlertDelivery.alert_id.label("alert_id"),
+            func.row_number().over(partition_by=AlertDelivery.alert_id, order_by=AlertDelivery.id).label("rank"),
+        )
+        .where(AlertDelivery.status == PENDING)
+        .subquery()
+    )
+    heads = (
+        select(AlertDelivery.alert_id)
+        .join(ranked, ranked.c.id == AlertDelivery.id)
+        .where(ranked.c.rank == 1, AlertDelivery.next_attempt_at <= at)
+    )
     q = (
         select(
             AlertDelivery.id,
@@ -211,10 +233,11 @@ def due_deliveries(engine: Engine, now: datetime | None = None, limit: int = 50)
             AlertSubscription.webhook_url,
             AlertSubscription.secret,
         )
+        .join(ranked, ranked.c.id == AlertDelivery.id)
         .join(AlertSubscription, AlertSubscription.alert_id == AlertDelivery.alert_id)
         .where(
-            AlertDelivery.status == PENDING,
-            AlertDelivery.next_attempt_at <= at,
+            ranked.c.rank <= per_alert,
+            AlertDelivery.alert_id.in_(heads),
             AlertSubscription.expires_at > at,
             AlertSubscription.webhook_url.is_not(None),
         )

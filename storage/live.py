@@ -371,6 +371,29 @@ def event_rows(engine: Engine, after_id: int, upto_id: int) -> list[dict[str, An
         return [{**r._mapping, "payload": json.loads(r.payload)} for r in conn.execute(q)]
 
 
+def next_event_rows(engine: Engine, after_id: int, limit: int) -> list[dict[str, Any]]:
+    """The next ``limit`` log entries after ``after_id`` (as ``event_rows``): a count, not an id range. On Postgres
+    the ids go on from the old sequence after ``reset_live``, so a reader starting again from 0 would find nothing
+    in (0, limit] and wait for ever."""
+    q = (
+        select(
+            LiveEvent.id,
+            LiveEvent.kind,
+            LiveEvent.event_time,
+            LiveEvent.feed,
+            LiveEvent.seq,
+            LiveEvent.match_id,
+            LiveEvent.payload,
+            LiveEvent.recorded_at,
+        )
+        .where(LiveEvent.id > after_id)
+        .order_by(LiveEvent.id)
+        .limit(limit)
+    )
+    with engine.connect() as conn:
+        return [{**r._mapping, "payload": json.loads(r.payload)} for r in conn.execute(q)]
+
+
 # --- the people-facing API: ledger pages and the operator's controls ---------------------------------
 ORDER_STATES = ("open", "settled", "all")
 """``open``: not settled and still live or (partly) matched; ``settled``: matched and its market settled
@@ -584,7 +607,8 @@ def lineage_rows(engine: Engine, ref: str) -> dict[str, Any]:
             "prediction": None,
             "settlement": None,
         }
-        first = entries[0] if entries else None
+        # the decision (the latest one: a reference decided again after a restart has several), else the first entry
+        first = next((e for e in reversed(entries) if e["kind"] == "OPPORTUNITY"), entries[0] if entries else None)
         if first is not None and first["feed"] is not None and first["seq"] is not None:
             # the message that caused it was logged in the same step, just before it (sequences are per channel)
             channel = (first["payload"].get("trigger") or {}).get("channel")

@@ -73,7 +73,8 @@ with `{"type": "subscribe", "match_id", "last_seq", "session"}`. Full protocol: 
 (422 with the closest names otherwise; a player by full name or a whole word of it, resolved to full
 names). Subscriptions are stored in the database for 24 h (they survive restarts of the API; `GET` /
 `DELETE /live/alerts/{id}`). Matching value bets go to the room `alert:<id>` and, with `webhook_url`
-(http or https; needs the read or operator token as a bearer token), are POSTed as `{"alert_id", "event_id", "value_bet", "sent_at"}` with
+(http or https; needs the operator token as a bearer token, and so do `GET`/`DELETE` of such a
+subscription), are POSTed as `{"alert_id", "event_id", "value_bet", "sent_at"}` with
 `X-Courtside-Signature: sha256=<hex HMAC-SHA256 of the exact body>` keyed by the `secret` shown once in
 the answer, `X-Courtside-Delivery` (the same on a retry) and `X-Courtside-Alert`; a 2xx answer delivers,
 anything else is retried after 1, 2, 4 ... s (at most 60 s) up to 8 attempts, then `failed`. Each value
@@ -377,7 +378,20 @@ def create_app(service: LiveService, status: ServiceStatus, config: ApiConfig) -
             "bankroll": service.bankroll,
         }
 
-    alert_bearer = HTTPBearer(auto_error=False, description="the read or operator token (webhooks only)")
+    alert_bearer = HTTPBearer(auto_error=False, description="the operator token (subscriptions with a webhook only)")
+
+    def webhook_operator(credentials: HTTPAuthorizationCredentials | None) -> None:
+        """A webhook makes this server call out to a URL of the subscriber's choosing: only the operator may."""
+        if config.token is None:
+            raise HTTPException(503, "webhooks are disabled: no COURTSIDE_API_TOKEN configured")
+        if credentials is None:
+            raise HTTPException(
+                401,
+                "a subscription with a webhook needs the operator token (Authorization: Bearer <token>)",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if not hmac.compare_digest(credentials.credentials.encode(), config.token.encode()):
+            raise HTTPException(403, "invalid token")
 
     @app.post(
         "/live/alerts/subscribe",
@@ -398,18 +412,7 @@ def create_app(service: LiveService, status: ServiceStatus, config: ApiConfig) -
         bets logged while it was down are delivered to the webhook after it. A webhook makes this server call out:
         it needs ``Authorization: Bearer <token>`` (the read token of the alert rooms, or the operator token)."""
         if criteria.webhook_url:
-            tokens = service.gateway.cfg.tokens
-            if not tokens:
-                raise HTTPException(503, "webhooks are disabled: no COURTSIDE_READ_TOKEN nor operator token configured")
-            if credentials is None:
-                raise HTTPException(
-                    401,
-                    "a webhook needs a bearer token (Authorization: Bearer <read or operator token>)",
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
-            given = credentials.credentials.encode()
-            if not any(hmac.compare_digest(given, t.encode()) for t in tokens):
-                raise HTTPException(403, "invalid token")
+            webhook_operator(credentials)
         view = service.view
         players, problems = alerting.resolve_players(
             criteria.players, alerting.player_index(p for m in view.matches.values() for p in m.players)
@@ -444,18 +447,28 @@ def create_app(service: LiveService, status: ServiceStatus, config: ApiConfig) -
     ]
 
     @app.get("/live/alerts/{alert_id}", response_model=schemas.AlertState, tags=["live"], responses=errors)
-    async def alert_state(alert_id: AlertId) -> dict:
+    async def alert_state(
+        alert_id: AlertId, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(alert_bearer)]
+    ) -> dict:
         """A subscription (without its secret) and its webhook delivery log, newest first (at most 100): each
         delivery's status (pending, delivered, failed), attempts, last HTTP status and error, next attempt."""
         sub = await asyncio.to_thread(alert_store.subscription, service.db, alert_id)
         if sub is None:
             raise HTTPException(404, f"no alert subscription {alert_id!r} (never made, deleted or expired)")
+        if sub.get("webhook_url"):  # its URL and the answers of the host it calls: the operator's
+            webhook_operator(credentials)
         deliveries = await asyncio.to_thread(alert_store.delivery_log, service.db, alert_id, 100)
         return {**sub, "room": f"alert:{alert_id}", "deliveries": deliveries}
 
     @app.delete("/live/alerts/{alert_id}", status_code=204, tags=["live"], responses=errors)
-    async def delete_alert(alert_id: AlertId) -> Response:
-        """End a subscription: nothing more is sent to its room or webhook; its delivery log is deleted."""
+    async def delete_alert(
+        alert_id: AlertId, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(alert_bearer)]
+    ) -> Response:
+        """End a subscription: nothing more is sent to its room or webhook; its delivery log is deleted. One with a
+        webhook needs the operator token."""
+        known = service.alerts.alerts.get(alert_id)
+        if known is not None and known.webhook_url:
+            webhook_operator(credentials)
         if not await service.alerts.delete(alert_id):
             raise HTTPException(404, f"no alert subscription {alert_id!r}")
         return Response(status_code=204)

@@ -70,7 +70,7 @@ def _fate(
     request: dict | None,
     bet: dict | None,
 ) -> dict[str, Any]:
-    if rejected is not None:
+    if rejected is not None and order is None:  # an order in the ledger wins: a later decision placed it
         code = rejected.get("reason") or (rejected.get("order") or {}).get("error_code")
         return {"status": "rejected", "reason": code, "message": rejected.get("message") or f"refused: {code}"}
     if order is not None:
@@ -105,8 +105,8 @@ def bet_lineage(raw: dict[str, Any], ref: str, players: list[str] | None) -> dic
     if not entries and order is None and request is None:
         return None
     by_kind: dict[str, dict] = {}
-    for e in entries:
-        by_kind.setdefault(e["kind"], e)
+    for e in entries:  # the latest of each kind (a reference re-decided after a restart has several)
+        by_kind[e["kind"]] = e
     opp_entry = by_kind.get("OPPORTUNITY")
     opp = opp_entry["payload"] if opp_entry else None
     rejected = by_kind.get("ORDER_REJECTED", {}).get("payload")
@@ -116,14 +116,14 @@ def bet_lineage(raw: dict[str, Any], ref: str, players: list[str] | None) -> dic
     bet = None
     if settlement:
         bet = next((b for b in settlement.get("bets", []) if b.get("customer_order_ref") == ref), None)
-    first = entries[0] if entries else None
+    first = opp_entry or (entries[0] if entries else None)
     trigger_payload = (first or {}).get("payload", {}).get("trigger") or {}
     message = raw["trigger"]
     prediction_entry = raw["prediction"]
     match_id = (first or {}).get("match_id") or (order or request or {}).get("match_id")
     selection = terms.get("selection")
     probability = (opp or {}).get("model_probability")
-    checks = (rejected or placed or {}).get("risk_checks") or []
+    checks = ((placed if order is not None else None) or rejected or placed or {}).get("risk_checks") or []
     return {
         "ref": ref,
         "match_id": match_id,

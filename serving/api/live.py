@@ -168,7 +168,8 @@ class AlertBook:
     def matching(self, bet: dict[str, Any], match: MatchView | None) -> list[Alert]:
         """The subscriptions the value bet meets; queues it for the webhooks among them that have not seen it."""
         players = frozenset(normalize_name(n) for n in match.players) if match else frozenset()
-        hits = [a for a in self.alerts.values() if a.matches(bet, players)]
+        now = datetime.now(UTC)
+        hits = [a for a in self.alerts.values() if a.expires_at > now and a.matches(bet, players)]
         event_id = int(bet["id"])
         for a in hits:
             if a.webhook_url and event_id > self.cursors.get(a.alert_id, 0):
@@ -189,6 +190,7 @@ class AlertBook:
         were written."""
         if not self.queued and not force and time.monotonic() < self._next_cursor_write:
             return False
+        self.expire()
         webhooks = self.webhooks
         moved = {a: upto for a, at in self.cursors.items() if at != upto and a in webhooks}
         if not self.queued and not moved:
@@ -276,7 +278,7 @@ class LiveService:
     def _read(self) -> list[dict[str, Any]]:
         """The next entries after the view's, stopping at a gap younger than the grace period."""
         after = self.view.last_id
-        rows = store.event_rows(self.db, after, after + CHUNK)
+        rows = store.next_event_rows(self.db, after, CHUNK)
         expected, out = after + 1, []
         for row in rows:
             if row["id"] != expected:

@@ -716,6 +716,7 @@ class TradingEngine:
                     "prematch_probability": logged.get("prematch"),
                     "model_name": logged.get("model"),
                     "model_version": logged.get("version"),
+                    "data_version": logged.get("data_version"),
                 }
         attempts = 0
         while True:

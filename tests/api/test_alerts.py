@@ -27,6 +27,8 @@ from storage.db import make_engine, migrate
 from tests.api.conftest import trade
 from tests.api.services import TOKEN, api_server, get, request
 
+OPERATOR = {"Authorization": f"Bearer {TOKEN}"}
+
 
 class Receiver:
     """A webhook receiver on 127.0.0.1: records every POST; answers 500 to the first ``fail_first`` of them."""
@@ -128,9 +130,12 @@ def test_an_alert_survives_a_restart_and_reaches_the_webhook_once_signed(
             )
             assert status == 201, alert
             assert alert["webhook_url"] == receiver.url and len(alert["secret"]) == 64
+            # reading or deleting it is the operator's too
+            assert get(f"{api.url}/live/alerts/{alert['alert_id']}")[0] == 401
+            assert request("DELETE", f"{api.url}/live/alerts/{alert['alert_id']}")[0] == 401
             assert alert["criteria"]["players"] == [m["players"][0] for m in active[:2]]  # in the order asked
             alert_id, secret = alert["alert_id"], alert["secret"]
-            status, state, _ = get(f"{api.url}/live/alerts/{alert_id}")
+            status, state, _ = get(f"{api.url}/live/alerts/{alert_id}", OPERATOR)
             assert status == 200 and state["deliveries"] == [] and "secret" not in state
             start = state["last_event_id"]
             assert start == store.last_event_id(db)
@@ -147,7 +152,7 @@ def test_an_alert_survives_a_restart_and_reaches_the_webhook_once_signed(
         # the API is down while the engine goes on
         feed.next(300)
         with api_server(db_url, tmp_path, "--poll-s", "0.05") as api:
-            status, state, _ = get(f"{api.url}/live/alerts/{alert_id}")
+            status, state, _ = get(f"{api.url}/live/alerts/{alert_id}", OPERATOR)
             assert status == 200 and state["criteria"] == alert["criteria"]
             assert state["webhook_url"] == receiver.url and "secret" not in state
             expected = _expected(db, start, players, players_of)
@@ -155,7 +160,7 @@ def test_an_alert_survives_a_restart_and_reaches_the_webhook_once_signed(
             assert min(expected - before_stop) > down_from
             assert _wait_for(lambda: {a["event_id"] for a in receiver.accepted()} >= expected)
             time.sleep(1.0)  # nothing more comes
-            status, state, _ = get(f"{api.url}/live/alerts/{alert_id}")
+            status, state, _ = get(f"{api.url}/live/alerts/{alert_id}", OPERATOR)
             assert status == 200
         accepted = receiver.accepted()
         # each alert once, across the restart; what the API logged is what was received
@@ -283,9 +288,17 @@ def test_the_delivery_queue_queues_once_retries_with_backoff_and_gives_up(db):
         waits.append((out["next_attempt_at"] - now).total_seconds())
         assert out["status"] == "pending"
     assert waits == [1.0, 2.0, 4.0]
-    assert [d["event_id"] for d in alert_store.due_deliveries(db, now=now)] == [9]
+    # in log order: 9 waits behind 7's retry, and holds up no other subscription
+    _subscribe(db, "a3")
+    alert_store.enqueue(db, [{"alert_id": "a3", "event_id": 11, "payload": bet}])
+    soon = now + timedelta(seconds=1)  # a1's next try is at now + 4 s
+    assert [(d["alert_id"], d["event_id"]) for d in alert_store.due_deliveries(db, now=soon)] == [("a3", 11)]
+    alert_store.mark_delivered(db, alert_store.due_deliveries(db, now=soon)[0]["id"], 200)
+    assert alert_store.due_deliveries(db, now=soon) == []
+    assert [d["event_id"] for d in alert_store.due_deliveries(db, now=now + timedelta(seconds=5))] == [7, 9]
     out = alert_store.mark_failed_attempt(db, first, error="timeout", max_attempts=4, now=now)
     assert out == {"status": "failed", "attempts": 4, "next_attempt_at": None}
+    assert [d["event_id"] for d in alert_store.due_deliveries(db, now=now)] == [9]  # 7 gave up: 9 goes
     alert_store.mark_delivered(db, due[1]["id"], 204)
     log = {d["event_id"]: d for d in alert_store.delivery_log(db, "a1")}
     assert (log[7]["status"], log[7]["attempts"], log[7]["last_error"]) == ("failed", 4, "timeout")
@@ -295,11 +308,12 @@ def test_the_delivery_queue_queues_once_retries_with_backoff_and_gives_up(db):
     # a new session (reset_live): deliveries of the old log gone, cursors back to 0, subscriptions kept
     store.reset_live(db)
     assert alert_store.delivery_log(db, "a1") == []
-    assert {s["alert_id"]: s["last_event_id"] for s in alert_store.live_subscriptions(db)} == {"a1": 0, "a2": 0}
+    cursors = {s["alert_id"]: s["last_event_id"] for s in alert_store.live_subscriptions(db)}
+    assert cursors == {"a1": 0, "a2": 0, "a3": 0}
     # deleting, expiring
     assert alert_store.delete_subscription(db, "a2") and not alert_store.delete_subscription(db, "a2")
     _subscribe(db, "old", ttl_s=-1)
     alert_store.enqueue(db, [{"alert_id": "old", "event_id": 1, "payload": bet}])
     assert alert_store.subscription(db, "old") is None and alert_store.due_deliveries(db) == []
     assert alert_store.purge_expired(db) == 1 and alert_store.delivery_log(db, "old") == []
-    assert [s["alert_id"] for s in alert_store.live_subscriptions(db)] == ["a1"]
+    assert [s["alert_id"] for s in alert_store.live_subscriptions(db)] == ["a1", "a3"]
