@@ -378,19 +378,22 @@ def create_app(service: LiveService, status: ServiceStatus, config: ApiConfig) -
             "bankroll": service.bankroll,
         }
 
-    alert_bearer = HTTPBearer(auto_error=False, description="the operator token (subscriptions with a webhook only)")
+    def webhook_operator(request: Request) -> None:
+        """A webhook makes this server call out to a URL of the subscriber's choosing: only the operator may.
 
-    def webhook_operator(credentials: HTTPAuthorizationCredentials | None) -> None:
-        """A webhook makes this server call out to a URL of the subscriber's choosing: only the operator may."""
+        The header is read here, not declared as the endpoints' security scheme: a subscription without a webhook
+        needs no token, and the OpenAPI document says so."""
         if config.token is None:
             raise HTTPException(503, "webhooks are disabled: no COURTSIDE_API_TOKEN configured")
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        credentials = given.strip() if scheme.lower() == "bearer" and given.strip() else None
         if credentials is None:
             raise HTTPException(
                 401,
                 "a subscription with a webhook needs the operator token (Authorization: Bearer <token>)",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        if not hmac.compare_digest(credentials.credentials.encode(), config.token.encode()):
+        if not hmac.compare_digest(credentials.encode(), config.token.encode()):
             raise HTTPException(403, "invalid token")
 
     @app.post(
@@ -403,7 +406,6 @@ def create_app(service: LiveService, status: ServiceStatus, config: ApiConfig) -
     async def subscribe_alerts(
         criteria: schemas.AlertRequest,
         request: Request,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(alert_bearer)],
     ) -> Any:
         """Value alerts: value bets of the chosen matches / players with at least ``min_edge`` go to a room of
         their own (subscribe to it over the WebSocket) and, with ``webhook_url``, are POSTed there signed with the
@@ -412,7 +414,7 @@ def create_app(service: LiveService, status: ServiceStatus, config: ApiConfig) -
         bets logged while it was down are delivered to the webhook after it. A webhook makes this server call out:
         it needs ``Authorization: Bearer <token>`` (the read token of the alert rooms, or the operator token)."""
         if criteria.webhook_url:
-            webhook_operator(credentials)
+            webhook_operator(request)
         view = service.view
         players, problems = alerting.resolve_players(
             criteria.players, alerting.player_index(p for m in view.matches.values() for p in m.players)
@@ -446,29 +448,27 @@ def create_app(service: LiveService, status: ServiceStatus, config: ApiConfig) -
         str, PathParam(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_-]+$", description="the subscription's id")
     ]
 
-    @app.get("/live/alerts/{alert_id}", response_model=schemas.AlertState, tags=["live"], responses=errors)
-    async def alert_state(
-        alert_id: AlertId, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(alert_bearer)]
-    ) -> dict:
+    webhook_errors = {**errors, **{code: {"model": ErrorBody} for code in (401, 403, 503)}}
+
+    @app.get("/live/alerts/{alert_id}", response_model=schemas.AlertState, tags=["live"], responses=webhook_errors)
+    async def alert_state(alert_id: AlertId, request: Request) -> dict:
         """A subscription (without its secret) and its webhook delivery log, newest first (at most 100): each
         delivery's status (pending, delivered, failed), attempts, last HTTP status and error, next attempt."""
         sub = await asyncio.to_thread(alert_store.subscription, service.db, alert_id)
         if sub is None:
             raise HTTPException(404, f"no alert subscription {alert_id!r} (never made, deleted or expired)")
         if sub.get("webhook_url"):  # its URL and the answers of the host it calls: the operator's
-            webhook_operator(credentials)
+            webhook_operator(request)
         deliveries = await asyncio.to_thread(alert_store.delivery_log, service.db, alert_id, 100)
         return {**sub, "room": f"alert:{alert_id}", "deliveries": deliveries}
 
-    @app.delete("/live/alerts/{alert_id}", status_code=204, tags=["live"], responses=errors)
-    async def delete_alert(
-        alert_id: AlertId, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(alert_bearer)]
-    ) -> Response:
+    @app.delete("/live/alerts/{alert_id}", status_code=204, tags=["live"], responses=webhook_errors)
+    async def delete_alert(alert_id: AlertId, request: Request) -> Response:
         """End a subscription: nothing more is sent to its room or webhook; its delivery log is deleted. One with a
         webhook needs the operator token."""
         known = service.alerts.alerts.get(alert_id)
         if known is not None and known.webhook_url:
-            webhook_operator(credentials)
+            webhook_operator(request)
         if not await service.alerts.delete(alert_id):
             raise HTTPException(404, f"no alert subscription {alert_id!r}")
         return Response(status_code=204)
