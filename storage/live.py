@@ -351,22 +351,23 @@ def append_events(engine: Engine, events: Sequence[EventEntry]) -> None:
         commit_step(engine, Step(events=list(events)))
 
 
+_ROW_COLUMNS = (
+    LiveEvent.id,
+    LiveEvent.kind,
+    LiveEvent.event_time,
+    LiveEvent.feed,
+    LiveEvent.seq,
+    LiveEvent.match_id,
+    LiveEvent.ref,
+    LiveEvent.payload,
+    LiveEvent.recorded_at,
+)
+"""Every column of a log entry (``event_rows``, ``next_event_rows``, ``lineage_rows``)."""
+
+
 def event_rows(engine: Engine, after_id: int, upto_id: int) -> list[dict[str, Any]]:
     """Log entries with after_id < id <= upto_id, every column (payload parsed), oldest first."""
-    q = (
-        select(
-            LiveEvent.id,
-            LiveEvent.kind,
-            LiveEvent.event_time,
-            LiveEvent.feed,
-            LiveEvent.seq,
-            LiveEvent.match_id,
-            LiveEvent.payload,
-            LiveEvent.recorded_at,
-        )
-        .where(LiveEvent.id > after_id, LiveEvent.id <= upto_id)
-        .order_by(LiveEvent.id)
-    )
+    q = select(*_ROW_COLUMNS).where(LiveEvent.id > after_id, LiveEvent.id <= upto_id).order_by(LiveEvent.id)
     with engine.connect() as conn:
         return [{**r._mapping, "payload": json.loads(r.payload)} for r in conn.execute(q)]
 
@@ -375,21 +376,7 @@ def next_event_rows(engine: Engine, after_id: int, limit: int) -> list[dict[str,
     """The next ``limit`` log entries after ``after_id`` (as ``event_rows``): a count, not an id range. On Postgres
     the ids go on from the old sequence after ``reset_live``, so a reader starting again from 0 would find nothing
     in (0, limit] and wait for ever."""
-    q = (
-        select(
-            LiveEvent.id,
-            LiveEvent.kind,
-            LiveEvent.event_time,
-            LiveEvent.feed,
-            LiveEvent.seq,
-            LiveEvent.match_id,
-            LiveEvent.payload,
-            LiveEvent.recorded_at,
-        )
-        .where(LiveEvent.id > after_id)
-        .order_by(LiveEvent.id)
-        .limit(limit)
-    )
+    q = select(*_ROW_COLUMNS).where(LiveEvent.id > after_id).order_by(LiveEvent.id).limit(limit)
     with engine.connect() as conn:
         return [{**r._mapping, "payload": json.loads(r.payload)} for r in conn.execute(q)]
 
@@ -552,17 +539,6 @@ def engine_statuses(engine: Engine) -> list[dict[str, Any]]:
 
 
 # --- a bet's lineage ------------------------------------------------------------------------------
-_ROW_COLUMNS = (
-    LiveEvent.id,
-    LiveEvent.kind,
-    LiveEvent.event_time,
-    LiveEvent.feed,
-    LiveEvent.seq,
-    LiveEvent.match_id,
-    LiveEvent.ref,
-    LiveEvent.payload,
-    LiveEvent.recorded_at,
-)
 
 
 def _rows(conn: Any, q: Any) -> list[dict[str, Any]]:
