@@ -170,6 +170,8 @@ def test_dashboard_shows_the_replay_live(tmp_path, prediction_service):
                 assert driver.find_element(By.ID, chip).text.split(":")[1].strip() not in ("", "?"), chip
             # how orders are filled and where the feed comes from, from the engine's heartbeat
             assert driver.find_element(By.ID, "mode-status").text == "PAPER · feed: replay"
+            # matches in play: no "replay over" hint (it appears once every started match has finished)
+            assert not driver.find_element(By.ID, "replay-over").is_displayed()
             review = driver.find_element(By.CSS_SELECTOR, "#identity-review tbody").text
             assert review == "every name is identified"  # the replay's players are known
             # nothing runs the control plane here: the data quality is unknown, and the page says why

@@ -861,6 +861,9 @@ async function loadStatus() {
     (src.sources || []).map((x) => `${x.dataset}: ${x.status}` + (x.newest_record ? ` (newest ${x.newest_record})` : ""))
       .join("; ") || (src.reason || ""));
   renderServices(s.services);
+  const over = $("#replay-over");  // the end of a replay: say so, and how to start another
+  over.hidden = !(s.replay && s.replay.over);
+  over.textContent = over.hidden ? "" : `Replay over: ${s.replay.hint}`;
   const c = s.controls || {};
   const e = (s.engines || [])[0];
   if (c.kill_switch) chip("engine-status", "engine: KILL SWITCH", "bad");
