@@ -37,8 +37,9 @@ DOCS_CACHE = {"Cache-Control": "public, max-age=3600"}
 
 
 @lru_cache(maxsize=1)
+@lru_cache(maxsize=1)
 def redoc_bundle() -> bytes:
-    """ReDoc's standalone bundle as served: the installed file with ``REDOC_LOGO`` replaced."""
+    """ReDoc's standalone bundle as served: the installed file with ``REDOC_LOGO`` replaced (read once: ~1 MB)."""
     return (REDOC_FILES / "redoc.standalone.js").read_bytes().replace(REDOC_LOGO, b"data:,")
 
 

@@ -16,7 +16,6 @@ Screenshots of each step: ``.courtside/artifacts/cockpit-*.png`` (paths printed)
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -25,7 +24,7 @@ from betting.money import round_money
 from betting.records import Order
 from storage.db import migrate
 from tests.api.services import TOKEN, api_server, feed_server, get
-from tests.api.test_dashboard_browser import ARTIFACT, READ_TOKEN, EngineThread, _binaries, _wait
+from tests.api.test_dashboard_browser import ARTIFACT, READ_TOKEN, EngineThread, _binaries, _wait, fresh
 
 ARTIFACTS = ARTIFACT.parent
 FIRST, SECOND = "First Player", "Second Player"
@@ -52,7 +51,6 @@ def price_ok(text: str) -> bool:
 def test_cockpit_lineage_exposure_controls_match_view(tmp_path, prediction_service):
     browser_path, driver_path = _binaries()
     from selenium import webdriver
-    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
 
@@ -70,14 +68,6 @@ def test_cockpit_lineage_exposure_controls_match_view(tmp_path, prediction_servi
     def click(element) -> None:
         driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", element)
         element.click()
-
-    def fresh(read):
-        for _ in range(30):
-            try:
-                return read()
-            except StaleElementReferenceException:
-                time.sleep(0.1)
-        return read()
 
     url = f"sqlite:///{tmp_path / 'live.db'}"
     migrate(url)

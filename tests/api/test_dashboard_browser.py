@@ -85,21 +85,23 @@ def _wait(what: str, check, timeout: float = 90.0, every: float = 0.5):
         time.sleep(every)
 
 
+def fresh(read, tries: int = 30):
+    """``read()`` again when the page re-rendered the elements it was reading (a live page does)."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    for _ in range(tries):
+        try:
+            return read()
+        except StaleElementReferenceException:
+            time.sleep(0.1)
+    return read()
+
+
 def test_dashboard_shows_the_replay_live(tmp_path, prediction_service):
     browser_path, driver_path = _binaries()
     from selenium import webdriver
-    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
-
-    def fresh(read):
-        """``read()`` again when the page re-rendered the elements it was reading (a live page does)."""
-        for _ in range(20):
-            try:
-                return read()
-            except StaleElementReferenceException:
-                time.sleep(0.1)
-        return read()
 
     url = f"sqlite:///{tmp_path / 'live.db'}"
     migrate(url)
