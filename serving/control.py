@@ -296,7 +296,9 @@ def scan_prematch(db: DbEngine, catalog: pd.DataFrame, predict: PredictBatch, cf
 
 # --- live batches and P&L ------------------------------------------------------------------------
 def events_frame(db: DbEngine, after_id: int, upto_id: int) -> pd.DataFrame:
-    """Log entries in (after_id, upto_id] as a flat frame for the live-batch expectations."""
+    """Log entries in (after_id, upto_id] as a flat frame for the live-batch expectations. With ``upto_id`` at most
+    a ``last_event_id()`` read before, the range is final: entry ids are in commit order
+    (``storage.live.LOG_WRITE_LOCK_KEY``), so no entry in it commits later."""
     rows = []
     for r in store.event_rows(db, after_id, upto_id):
         payload = r["payload"]

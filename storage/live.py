@@ -4,6 +4,10 @@ settlements. Records arrive as plain dicts / JSON (``storage`` knows nothing of 
 ``commit_step`` writes everything one batch of feed messages caused — log entries, order states,
 the new cursors — in ONE transaction: after a crash either all of it is there or none of it is,
 and the engine resumes from the cursor and replays the same messages to the same decisions.
+
+Log entry ids are in commit order, on Postgres too with several writer processes (``LOG_WRITE_LOCK_KEY``): a
+reader that tails the log by id (``next_event_rows``, ``events_after``, or ``last_event_id`` then ``event_rows``
+up to it) never skips an entry that commits late, and a gap in the ids below the newest entry is permanent.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, insert, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from storage.models import (
@@ -111,11 +115,43 @@ _UPDATE_REQUEST = (
 _INSERT_QUARANTINE = insert(Quarantine)
 
 
+LOG_WRITE_LOCK_KEY = 0x4C697665  # "Live"; storage.db's migration lock is 0x436F7572 ("Cour")
+"""The Postgres advisory lock key every transaction that writes ``live_events`` takes first
+(``pg_advisory_xact_lock``, held until it commits or rolls back).
+
+Why: Postgres hands out ``live_events.id`` from a sequence when a row is inserted, not when it commits, so with
+several writers an entry with a smaller id could become visible after a larger one, and a reader tailing by id
+(``id > cursor``) would pass over it for ever. Under this lock only one transaction at a time holds ids it has not
+committed: when id k+1 is visible to a statement, the transaction that took id k had already ended (committed:
+visible to that statement too; rolled back: a permanent gap). Postgres makes a commit visible before it releases
+the transaction's locks, and the id sequence is ``CACHE 1`` (the default of the ``BIGSERIAL`` column): a cache
+would hand each session its own block of ids and break this. So ids are in commit order and a reader reading
+``id > cursor ORDER BY id`` never skips an entry; a gap below the newest visible id is permanent.
+
+SQLite needs no lock: a write transaction holds the database's write lock from its first insert to its commit,
+so there too only one transaction at a time holds uncommitted ids.
+
+Cost: one more statement per transaction that writes the log (about 0.1 ms a commit measured on a local server,
+for a ``commit_step`` of ~0.55 ms), and such transactions run one at a time, their commit included: all writers
+together commit at most about 1 / (commit latency) log-writing transactions a second. Taken as the FIRST
+statement, before any row lock, so log writers cannot deadlock on each other."""
+_LOG_WRITE_LOCK = f"SELECT pg_advisory_xact_lock({LOG_WRITE_LOCK_KEY})"
+
+
+def _serialise_log_writers(conn: Connection) -> None:
+    """Take the log's write lock (``LOG_WRITE_LOCK_KEY``) in ``conn``'s transaction, before it inserts into (or
+    deletes from) ``live_events``. A no-op on SQLite, whose writers are serialised already."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(_LOG_WRITE_LOCK)
+
+
 def commit_step(engine: Engine, step: Step) -> None:
-    """Write one step atomically."""
+    """Write one step atomically. A step with log entries takes the log's write lock first
+    (``LOG_WRITE_LOCK_KEY``): entry ids are in commit order."""
     now = datetime.now(UTC)
     with engine.begin() as conn:
         if step.events:
+            _serialise_log_writers(conn)
             conn.execute(
                 _INSERT_EVENTS,
                 [
@@ -240,6 +276,7 @@ def record_settlement(
     """Store a market's settlement, mark its orders settled and append a ``log_kind`` entry to the
     event log, in one transaction; False when the market was settled before."""
     with engine.begin() as conn:
+        _serialise_log_writers(conn)  # first: the entry's id is in commit order (LOG_WRITE_LOCK_KEY)
         if conn.execute(select(SettlementRow.market_id).where(SettlementRow.market_id == market_id)).first():
             return False
         conn.execute(
@@ -282,7 +319,8 @@ def settlements(engine: Engine, after: Sequence[str] = ()) -> list[dict[str, Any
 def events_after(
     engine: Engine, after_id: int, kinds: Sequence[str] | None = None, limit: int = 10_000
 ) -> list[tuple[int, str, datetime, str | None, str | None, dict[str, Any]]]:
-    """Log entries with id > ``after_id``: (id, kind, event_time, feed, match_id, payload)."""
+    """Log entries with id > ``after_id``: (id, kind, event_time, feed, match_id, payload), at most ``limit`` (the
+    first ones: a reader that got ``limit`` rows reads on from the last id it got, not from a newer id)."""
     q = (
         select(
             LiveEvent.id, LiveEvent.kind, LiveEvent.event_time, LiveEvent.feed, LiveEvent.match_id, LiveEvent.payload
@@ -297,8 +335,16 @@ def events_after(
         return [(i, k, t, f, m, json.loads(p)) for i, k, t, f, m, p in conn.execute(q)]
 
 
+def match_events(engine: Engine, match_id: str, kind: str) -> list[dict[str, Any]]:
+    """The payloads of one match's log entries of one kind, oldest first."""
+    q = select(LiveEvent.payload).where(LiveEvent.match_id == match_id, LiveEvent.kind == kind).order_by(LiveEvent.id)
+    with engine.connect() as conn:
+        return [json.loads(p) for (p,) in conn.execute(q)]
+
+
 def last_event_id(engine: Engine) -> int:
-    """Id of the newest log entry (0 when empty)."""
+    """Id of the newest log entry (0 when empty). Ids are in commit order (``LOG_WRITE_LOCK_KEY``), so every entry
+    up to it is already visible (or never will be): a reader may read ``(after, last_event_id()]`` as final."""
     with engine.connect() as conn:
         return int(conn.execute(select(func.max(LiveEvent.id))).scalar() or 0)
 
@@ -307,6 +353,7 @@ def reset_live(engine: Engine) -> None:
     """Delete all live state (a fresh paper-trading session). The operator's controls stay: a kill
     switch pulled before is still pulled in the new session."""
     with engine.begin() as conn:
+        _serialise_log_writers(conn)  # not in the middle of a writer's transaction
         for table in (LiveEvent, FeedCursor, OrderRow, OrderRequestRow, SettlementRow, EngineStatusRow, AlertDelivery):
             conn.execute(delete(table))
         conn.execute(update(AlertSubscription).values(last_event_id=0))  # subscriptions stay; the new log's ids restart

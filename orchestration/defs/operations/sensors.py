@@ -5,10 +5,12 @@ import hashlib
 import json
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+from sqlalchemy.engine import Engine
 
 from orchestration.defs.features.seasons import FIRST_SEASON
 from orchestration.defs.features.seasons import SEASONS as SEASONS_PARTITIONS
@@ -169,6 +171,32 @@ def _busy(context: dg.SensorEvaluationContext, job_name: str) -> bool:
     return bool(runs)
 
 
+def new_log_entries(
+    engine: Engine,
+    after: int,
+    newest: int,
+    kinds: list[str],
+    wanted: Callable[[dict], bool],
+    page: int = 100_000,
+) -> list[int]:
+    """Ids of EVERY log entry in (after, newest] of one of ``kinds`` whose payload is ``wanted``, oldest first, read
+    page by page; the caller's cursor may then move to ``newest``.
+
+    ``newest`` must be ``last_event_id()`` read before: entry ids are in commit order
+    (``storage.live.LOG_WRITE_LOCK_KEY``), so every entry up to it is visible already or never will be, and moving the
+    cursor there passes over nothing. An entry above it (committed since) is left for the next tick."""
+    from storage.live import events_after
+
+    hits: list[int] = []
+    while after < newest:
+        rows = events_after(engine, after, kinds=kinds, limit=page)
+        hits.extend(i for i, _, _, _, _, p in rows if i <= newest and wanted(p))
+        if len(rows) < page:  # a full page: more may follow (not a reason to jump to newest)
+            break
+        after = rows[-1][0]
+    return hits
+
+
 @dg.sensor(
     jobs=[prematch_value_job, settlement_job, live_checks_job],
     minimum_interval_seconds=5,
@@ -182,7 +210,7 @@ def live_event_log(context: dg.SensorEvaluationContext, courtside: CourtsideReso
     a pre-match value scan when new pre-match odds arrive, settlement (and the P&L) when matches
     finish, and a Great Expectations batch over the new entries. A job already queued or running
     is not requested again: its cursor stays, so the next tick asks once it is done."""
-    from storage.live import events_after, last_event_id
+    from storage.live import last_event_id
 
     state = json.loads(context.cursor) if context.cursor else {}
     newest = last_event_id(courtside.engine)
@@ -201,11 +229,7 @@ def live_event_log(context: dg.SensorEvaluationContext, courtside: CourtsideReso
         after = state.get(key, 0)
         if after >= newest:
             continue
-        hits = [
-            i
-            for i, _, _, _, _, p in events_after(courtside.engine, after, kinds=kinds, limit=100_000)
-            if i <= newest and wanted(p)
-        ]
+        hits = new_log_entries(courtside.engine, after, newest, kinds, wanted)
         if not hits:
             state[key] = newest
         elif _busy(context, job.name):
