@@ -176,6 +176,20 @@ class PaperExchange(BaseExchange):
             self._seq += 1
             self._resting[ref] = _Resting(seq=self._seq, ahead=None)
 
+    def adopt(self, orders: Iterable[Order]) -> None:
+        """Orders another engine worker placed, on a match this one took over after that worker died. Its paper
+        book died with it, so what had matched is kept and an unmatched remainder lapses (``WORKER_LOST``): a
+        remainder can never come back to life with more exposure than the dead worker last published. The
+        lapses come out of the next ``poll``. Orders already known are left as they are."""
+        now = self._clock.now()
+        for order in sorted(orders, key=lambda o: o.placed_at):
+            ref = order.customer_order_ref
+            if ref in self._orders:
+                continue
+            self._restore(order)
+            if order.is_live:
+                self._lapse(ref, LapseReason.WORKER_LOST, now)
+
     # --- reading ----------------------------------------------------------------------------
     @property
     def balance(self) -> float:

@@ -78,6 +78,9 @@ class LapseReason(StrEnum):
     """The market closed or was settled with the order unmatched."""
     FILL_OR_KILL = "FILL_OR_KILL"
     """A fill-or-kill order could not fill its minimum, or its unfilled rest."""
+    WORKER_LOST = "WORKER_LOST"
+    """Paper trading with several engine workers: the worker whose paper book held the order died, and the
+    book with it; the worker taking its match over keeps what had matched, the unmatched remainder is gone."""
 
 
 class BetResult(StrEnum):
@@ -116,6 +119,8 @@ class EventKind(StrEnum):
     the kill switch's cancellations), with the feed position it took effect at: a deterministic replay
     applies it at the same position."""
     RECOVERED = "RECOVERED"
+    MATCH_TAKEN_OVER = "MATCH_TAKEN_OVER"
+    """Several engine workers: this worker took the match over from one whose lease ran out (its orders adopted)."""
     """The engine finished recovering after a start: how, from where, and whether the replay matched."""
 
 

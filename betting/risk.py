@@ -126,6 +126,8 @@ class RejectReason(StrEnum):
     SELECTION_EXPOSURE = "SELECTION_EXPOSURE"
     MARKET_EXPOSURE = "MARKET_EXPOSURE"
     TOTAL_EXPOSURE = "TOTAL_EXPOSURE"
+    MATCH_NOT_OWNED = "MATCH_NOT_OWNED"
+    """Several engine workers: the worker does not hold the match's lease (``betting.shared_limits``)."""
 
 
 @dataclass(frozen=True)
@@ -168,7 +170,7 @@ def trading_week(moment: datetime) -> tuple[int, int]:
 
 
 @dataclass
-class _Running:
+class Running:
     """Realised P&L of one period and the extremes it went through (the stops latch on them)."""
 
     pnl: float = 0.0
@@ -195,8 +197,8 @@ class RiskBook:
         self._settled_markets: set[str] = set()
         self._runners: dict[str, tuple[str, ...]] = {}
         self._placed_times: list[datetime] = []
-        self._days: dict[date, _Running] = {}
-        self._weeks: dict[tuple[int, int], _Running] = {}
+        self._days: dict[date, Running] = {}
+        self._weeks: dict[tuple[int, int], Running] = {}
         self._exposure: dict[str, tuple[tuple[str, ...], dict[str, float], float]] = {}
         """Each open market as booked: its outcomes, the orders' summed profit in each, the worst-case loss
         (recomputed only when its orders change; a candidate order adds its own profit to the sums)."""
@@ -248,8 +250,8 @@ class RiskBook:
         net = settlement.pnl.net_profit
         self._bankroll = round_money(self._bankroll + net)
         at = settlement.pnl.settled_at
-        self._days.setdefault(trading_day(at), _Running()).add(net)
-        self._weeks.setdefault(trading_week(at), _Running()).add(net)
+        self._days.setdefault(trading_day(at), Running()).add(net)
+        self._weeks.setdefault(trading_week(at), Running()).add(net)
 
     def _changed(self, market_id: str) -> None:
         """The market's orders, runners or settlement changed: its exposure and the total are computed again."""
@@ -284,23 +286,23 @@ class RiskBook:
 
     def day_pnl(self, now: datetime) -> float:
         """Realised net P&L of the UTC day of ``now``."""
-        return self._days.get(trading_day(now), _Running()).pnl
+        return self._days.get(trading_day(now), Running()).pnl
 
     def week_pnl(self, now: datetime) -> float:
         """Realised net P&L of the ISO week of ``now``."""
-        return self._weeks.get(trading_week(now), _Running()).pnl
+        return self._weeks.get(trading_week(now), Running()).pnl
 
     def day_low(self, now: datetime) -> float:
         """Lowest running realised P&L the day of ``now`` has reached (0 at the start of the day)."""
-        return self._days.get(trading_day(now), _Running()).low
+        return self._days.get(trading_day(now), Running()).low
 
     def day_high(self, now: datetime) -> float:
         """Highest running realised P&L the day of ``now`` has reached."""
-        return self._days.get(trading_day(now), _Running()).high
+        return self._days.get(trading_day(now), Running()).high
 
     def week_low(self, now: datetime) -> float:
         """Lowest running realised P&L the week of ``now`` has reached."""
-        return self._weeks.get(trading_week(now), _Running()).low
+        return self._weeks.get(trading_week(now), Running()).low
 
     def _pnl(self, order: Order, winner: str) -> float:
         """``exposure.order_outcome_pnl``, remembered for the booked snapshot of an open order."""

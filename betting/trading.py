@@ -33,6 +33,7 @@ from betting.prior import mid_probability, prior_probability
 from betting.records import EventKind, Order, OrderRequest, OrderStatus, Settlement
 from betting.risk import RiskBook, RiskCheck, RiskLimits, check
 from betting.settlement import MatchResult, settle_market
+from betting.shared_limits import SharedLimits
 from features.live_match import FIRST, PLAY_SUSPENDED_STATUSES, SECOND, BadMessage, LiveMatch, MatchReport
 from features.outcomes import parse_outcome
 from features.scoring import Score
@@ -131,6 +132,12 @@ class TradingCore:
         self.saved_predictions: dict[str, dict] = {}
         """A restart: the last committed prediction of each match, restored when recovery reaches its point."""
         self._recovered_books: dict[str, MarketBook] = {}
+        self.results: dict[str, tuple[MatchResult, dict]] = {}
+        """event key -> the result of a finished match and its MATCH_FINISHED payload (a worker that takes a
+        finished match over settles the orders it adopts with it)."""
+        self.shared: SharedLimits | None = None
+        """Several engine workers: the limits that span matches are decided with every worker's figures, under
+        one lock (``betting.shared_limits``); None: this core's risk book is the whole account."""
 
     # --- orders -----------------------------------------------------------------------------------
     def match_of_market(self, market_id: str) -> str:
@@ -351,23 +358,21 @@ class TradingCore:
                     if order.is_live:
                         self.exchange.cancel(order.customer_order_ref)
             self.poll()
-        self.settle_risk(markets, MatchResult(winner=ending.winner, outcome=outcome, sets_completed=sets_completed))
+        result = MatchResult(winner=ending.winner, outcome=outcome, sets_completed=sets_completed)
+        self.settle_risk(markets, result)
+        said = {
+            "event_key": m.event_key,
+            "winner": ending.winner,
+            "outcome": outcome,
+            "sets_completed": sets_completed,
+            "score": ending.score_text,
+            "markets": markets,
+            "players": list(m.players),
+            "player_keys": list(m.player_keys),
+        }
+        self.results[m.event_key] = (result, said)
         if self._logs(EventKind.MATCH_FINISHED):
-            self.emit(
-                EventKind.MATCH_FINISHED,
-                {
-                    "event_key": m.event_key,
-                    "winner": ending.winner,
-                    "outcome": outcome,
-                    "sets_completed": sets_completed,
-                    "score": ending.score_text,
-                    "markets": markets,
-                    "players": list(m.players),
-                    "player_keys": list(m.player_keys),
-                },
-                m.event_key,
-                ctx,
-            )
+            self.emit(EventKind.MATCH_FINISHED, dict(said), m.event_key, ctx)
 
     def _play_status(self, m: LiveMatch, event: MatchReport, ctx: Any, recovering: bool) -> None:
         """Play suspended ("Suspended", "Interrupted"): no trading on the match, its live orders cancelled, until
@@ -401,8 +406,8 @@ class TradingCore:
         """The finished match's markets leave the risk book with their result (what the control plane's
         ``settle_finished`` persists); a market the rules cannot settle stays open for the operator."""
         for market_id in markets:
-            if market_id in self.settled:
-                continue
+            if market_id in self.settled or not self.exchange.orders(market_id):
+                continue  # settled already, or nothing to settle (no order of this core's in it)
             try:
                 s = settle_market(
                     market_id,
@@ -556,7 +561,10 @@ class TradingCore:
         if stop is not None:
             gate = [RiskCheck(stop[0], None, None, False, stop[1]).to_dict()]
             return self._rejected(request, match_id, source, *stop, ctx, gate)
-        verdict = check(request, self.risk, self.clock.now(), self.limits)
+        if self.shared is None:
+            verdict = check(request, self.risk, self.clock.now(), self.limits)
+        else:
+            verdict = self.shared.reserve(request, match_id, self.clock.now(), self.risk, self.limits)
         logged = self._logs(EventKind.ORDER_PLACED) or self._logs(EventKind.ORDER_REJECTED)
         checks = [c.to_dict() for c in verdict.checks] if logged else []
         if not verdict.approved:

@@ -327,3 +327,84 @@ class AlertDelivery(Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column()
     delivered_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column()
+
+
+# --- several engine workers on one database (Postgres): ``storage.shared_risk`` -----------------------------
+class EngineWorker(Base):
+    """An engine worker of a partitioned deployment and its heartbeat (the database's clock): a worker whose
+    heartbeat is older than the lease time is dead, and the matches it held are taken over."""
+
+    __tablename__ = "engine_workers"
+
+    worker: Mapped[str] = mapped_column(String(16), primary_key=True)
+    pid: Mapped[int] = mapped_column(Integer)
+    heartbeat_at: Mapped[datetime] = mapped_column()
+    started_at: Mapped[datetime] = mapped_column()
+
+
+class MatchLease(Base):
+    """Which worker trades a match, until when (the database's clock). Taken with one atomic upsert that only
+    succeeds when the lease is free, expired or already the taker's; ``epoch`` counts the hand-overs."""
+
+    __tablename__ = "match_leases"
+
+    match_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    worker: Mapped[str] = mapped_column(String(16))
+    epoch: Mapped[int] = mapped_column(Integer)
+    acquired_at: Mapped[datetime] = mapped_column()
+    expires_at: Mapped[datetime] = mapped_column()
+
+
+class RiskReservation(Base):
+    """Every order the workers placed, reserved under the shared risk lock before it left: who placed it under
+    which lease, at what event time (the orders-per-hour window), and the total exposure of all workers with it
+    (the audit that no cross-match limit was ever exceeded)."""
+
+    __tablename__ = "risk_reservations"
+    __table_args__ = (Index(None, "worker"), Index(None, "placed_at"), Index(None, "match_id"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    ref: Mapped[str] = mapped_column(String(32), unique=True)
+    worker: Mapped[str] = mapped_column(String(16))
+    """The worker that holds the order now (the placer, or the one that took its match over)."""
+    placed_by: Mapped[str] = mapped_column(String(16))
+    lease_epoch: Mapped[int] = mapped_column(Integer)
+    match_id: Mapped[str] = mapped_column(String(128))
+    market_id: Mapped[str] = mapped_column(String(128))
+    placed_at: Mapped[datetime] = mapped_column()
+    total_exposure: Mapped[float] = mapped_column()
+    others_exposure: Mapped[float] = mapped_column()
+    """Of ``total_exposure``: the other workers' published exposure, read under the lock."""
+    live_orders: Mapped[int] = mapped_column(Integer)
+    orders_in_hour: Mapped[int] = mapped_column(Integer)
+    reserved_at: Mapped[datetime] = mapped_column()
+
+
+class RiskPosition(Base):
+    """One open market's worst-case loss and live orders as its worker last published them (at each order under
+    the lock, and every housekeeping tick). Only ever published higher than the truth: an order raises it
+    inside the lock; fills, cancellations and settlements lower it at the next publication."""
+
+    __tablename__ = "risk_positions"
+    __table_args__ = (Index(None, "worker"), Index(None, "match_id"))
+
+    market_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    match_id: Mapped[str] = mapped_column(String(128))
+    worker: Mapped[str] = mapped_column(String(16))
+    exposure: Mapped[float] = mapped_column()
+    live_orders: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column()
+
+
+class RiskRealised(Base):
+    """A settled market's net P&L, in the order the workers settled them: the shared bankroll and the daily and
+    weekly stop-losses (their running lows) are computed from these rows."""
+
+    __tablename__ = "risk_realised"
+
+    seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    market_id: Mapped[str] = mapped_column(String(128), unique=True)
+    worker: Mapped[str] = mapped_column(String(16))
+    settled_at: Mapped[datetime] = mapped_column()
+    """Event time of the settlement (the day and week it is booked on)."""
+    net_profit: Mapped[float] = mapped_column()

@@ -60,6 +60,7 @@ async def run(args: argparse.Namespace) -> int:
         feeds=tuple(args.feed),
         policy=TradingPolicy(bankroll=settings.bankroll),
         deterministic=deterministic,
+        worker=args.worker or os.environ.get("COURTSIDE_ENGINE_WORKER") or None,
     )
     async with PredictionClient(args.prediction_url or settings.prediction_url) as client:
         log.info("waiting for the prediction service at %s", client.url)
@@ -122,6 +123,12 @@ def main(argv: list[str] | None = None) -> int:
         "--deterministic",
         action="store_true",
         help="the feed's own order, every decision waits for its prediction (audits, backtests)",
+    )
+    parser.add_argument(
+        "--worker",
+        help="one of several engine workers on one Postgres database: this worker's id (1-8 letters/digits); it "
+        "trades the matches it leases, under risk limits shared by every worker (default COURTSIDE_ENGINE_WORKER; "
+        "none: the only engine)",
     )
     args = parser.parse_args(argv)
     args.feed = args.feed or ["live"]

@@ -68,6 +68,7 @@ from betting.paper import PaperExchange
 from betting.policy import TradingPolicy
 from betting.records import EventKind, Order, OrderRequest, Settlement
 from betting.risk import RiskBook
+from betting.shared_limits import owner, published_markets
 from betting.trading import TradingCore, TradingCounts
 from features.live_match import BadMessage, LiveMatch
 from features.live_quality import message_quality
@@ -77,7 +78,9 @@ from feeds.live.client import RECORD_LIMIT, FeedClient, Frame
 from feeds.live.ordering import FeedMerger
 from feeds.live.protocol import Envelope, Heartbeat, MarketUpdate, MatchEvent, market_event_key
 from serving.engine.prediction import PredictionRefused, PredictionUnavailable
+from serving.engine.workers import Partition, WorkerLimits
 from storage import live as store
+from storage.shared_risk import SharedRisk
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +128,12 @@ class EngineConfig:
     """Re-requests of missing feed messages before they are skipped (``GAP_SKIPPED``)."""
     prediction_retry_s: float = 0.5
     """Deterministic mode: pause between attempts when the prediction service does not answer."""
+    worker: str | None = None
+    """One of several engine workers on one Postgres database (``serving.engine.workers``): this worker's id
+    (1 to 8 letters, digits or '-'). It trades only the matches it holds the lease of, under limits shared by
+    every worker. None: the only engine (the default)."""
+    lease_s: float = 5.0
+    """Several workers: how long a match's lease lasts without renewal (a dead worker's matches wait this long)."""
 
 
 ExchangeFactory = Callable[[ManualClock, list[Order]], BaseExchange]
@@ -149,6 +158,9 @@ class EngineStats(TradingCounts):
     prediction_failures: int = 0
     commit_retries: int = 0
     housekeeping_errors: int = 0
+    shadowed: int = 0
+    """Several workers: frames of other workers' matches (state followed, nothing traded or logged)."""
+    takeovers: int = 0
     decision_ms: list[float] = field(default_factory=list)
     """Feed message received -> trading decision made (order submitted, or no bet), per triggered message."""
 
@@ -177,8 +189,9 @@ def check_prediction(answer: dict) -> float:
 
 
 # Phases of a frame: live (trade and commit), recovering (live mode: rebuild state silently), replaying
-# (deterministic mode: re-execute without committing).
-LIVE, RECOVERING, REPLAYING = "live", "recovering", "replaying"
+# (deterministic mode: re-execute without committing), shadow (several workers: another worker's match, its
+# state followed silently so it can be taken over; the cursor moves past it).
+LIVE, RECOVERING, REPLAYING, SHADOW = "live", "recovering", "replaying", "shadow"
 
 
 _LINEAGE_KINDS = frozenset(
@@ -212,7 +225,10 @@ class TradingEngine:
         self.predict = predict
         self.stats = EngineStats()
         self.clock = ManualClock(datetime(1970, 1, 1, tzinfo=UTC))
-        self.cursors = store.cursors(db)
+        self.shared = SharedRisk(db, config.worker, config.lease_s) if config.worker else None
+        """Several workers: the shared tables (leases, the limits that span matches); None for the only engine."""
+        self.partition = Partition(self.shared) if self.shared is not None else None
+        self.cursors = self._own_cursors(store.cursors(db))
         self.recover_upto = {k: seq for k, (seq, _) in self.cursors.items()}
         self.epochs = {feed: epoch for (feed, _), (_, epoch) in self.cursors.items()}
         if config.deterministic:
@@ -220,6 +236,11 @@ class TradingEngine:
         elif config.epoch is not None:
             self.epochs = {**dict.fromkeys(config.feeds, config.epoch), **self.epochs}
         committed = [Order.from_dict(o) for o in store.orders(db)]
+        if self.shared is not None:  # a worker restores the orders it holds, not the other workers'
+            mine = self.shared.my_refs()
+            committed = [o for o in committed if o.customer_order_ref in mine]
+            if config.deterministic and any(self.recover_upto.values()):
+                raise ValueError("a deterministic engine worker cannot restart (run it again on a fresh log)")
         # Deterministic mode rebuilds the exchange and the risk book by re-executing the feed; live mode
         # restores the persisted orders and settlements.
         restored = [] if config.deterministic else committed
@@ -238,9 +259,12 @@ class TradingEngine:
             on_order=self._order_state,
             counts=self.stats,
             market_key=market_event_key,
+            on_settlement=self._realised,
         )
         """The trading rules (``betting.trading``): match states, risk book, exchange, decisions."""
         self.core.restore_orders(restored)
+        if self.shared is not None:
+            self.core.shared = WorkerLimits(self.shared, policy.bankroll)
         if not config.deterministic:
             self._apply_settlements()
         self.core.saved_predictions = store.latest_payloads(db, str(EventKind.PREDICTION))
@@ -328,8 +352,83 @@ class TradingEngine:
 
     def _phase(self, frame: Frame) -> str:
         if frame.seq > self.recover_upto.get((frame.feed, frame.channel), 0):
-            return LIVE
+            return LIVE if self.partition is None or self._mine(frame) else SHADOW
         return REPLAYING if self.cfg.deterministic else RECOVERING
+
+    # --- several workers ----------------------------------------------------------------------------
+    def _mine(self, frame: Frame) -> bool:
+        """Several workers: this worker trades the frame's match (holds its lease); a frame that names no match
+        (unreadable, a gap) is the business of the worker the hash gives its channel."""
+        assert self.partition is not None
+        key = getattr(frame.envelope.data, "event_key", None) if frame.envelope is not None else None
+        if key is None:
+            return owner(f"{frame.feed}/{frame.channel}", self.partition.alive) == self.partition.worker
+        return self.partition.owns(key)
+
+    def _own_cursors(self, stored: dict) -> dict:
+        """This engine's feed cursors: a worker keeps its own, stored under the channel ``<channel>@<worker>``."""
+        if self.cfg.worker is None:
+            return {k: v for k, v in stored.items() if "@" not in k[1]}
+        suffix = f"@{self.cfg.worker}"
+        return {(f, c.removesuffix(suffix)): v for (f, c), v in stored.items() if c.endswith(suffix)}
+
+    def _cursor_key(self, key: tuple[str, str]) -> tuple[str, str]:
+        return key if self.cfg.worker is None else (key[0], f"{key[1]}@{self.cfg.worker}")
+
+    def _realised(self, settlement: Settlement, match_id: str) -> None:
+        """The core settled a market: a worker that trades the match books its P&L for every worker's limits."""
+        if self.shared is not None and self.partition is not None and match_id in self.partition.leases:
+            pnl = settlement.pnl
+            self.shared.realise(settlement.market_id, pnl.settled_at, pnl.net_profit)
+
+    def worker_tick(self) -> None:
+        """Several workers: heartbeat, leases (renew, take orphaned matches, adopt their orders, give up finished
+        ones) and this worker's open positions published for the others' limits."""
+        if self.partition is None or self.shared is None:
+            return
+        known = set(self.matches) | set(self.core.markets_of)
+        for lease in self.partition.tick(known):
+            self._adopt(lease.match_id, lease.previous or "", lease.epoch)
+        for key in [k for k in self.partition.leases if k in self.matches and self.matches[k].finished]:
+            self.partition.finished(key)
+        positions = published_markets(self.risk)
+        self.shared.publish({m: (self.core.match_of_market(m), e, n) for m, (e, n) in positions.items()})
+
+    def _adopt(self, match_id: str, previous: str, epoch: int) -> None:
+        """A match taken over: the orders the other worker committed for it join this worker's risk book and
+        exchange (what it had not committed never reached the ledger: its references stay reserved, never placed
+        again)."""
+        assert self.shared is not None
+        refs = self.shared.adopt(match_id)
+        orders = [Order.from_dict(o) for o in store.orders(self.db) if o["customer_order_ref"] in refs]
+        new = [o for o in orders if self.risk.order(o.customer_order_ref) is None]
+        self.core.restore_orders(new)
+        for order in new:
+            self.core.order_match[order.customer_order_ref] = (match_id, "adopted")
+        adopt = getattr(self.exchange, "adopt", None)
+        if adopt is not None:  # the paper exchange: what had not matched died with the other worker's book
+            adopt(new)
+            self.core.poll()
+        self.stats.takeovers += 1
+        self._log(
+            EventKind.MATCH_TAKEN_OVER,
+            {
+                "from": previous,
+                "worker": self.cfg.worker,
+                "epoch": epoch,
+                "orders": sorted(o.customer_order_ref for o in new),
+            },
+            match_id,
+        )
+        log.warning(
+            "worker %s took match %s over from %s (%d orders adopted)", self.cfg.worker, match_id, previous, len(new)
+        )
+        ended = self.core.results.get(match_id)
+        if ended is not None:  # it ended while its worker was dead: settle what was adopted, say it ended
+            result, said = ended
+            self.core.settle_risk(sorted(self.core.markets_of.get(match_id, ())), result)
+            if not store.match_events(self.db, match_id, str(EventKind.MATCH_FINISHED)):
+                self._log(EventKind.MATCH_FINISHED, dict(said), match_id)
 
     def _log(self, kind: EventKind | str, payload: dict, match_id: str | None = None, env: Envelope | None = None):
         self._step.events.append(
@@ -430,7 +529,7 @@ class TradingEngine:
             return ready
         out = []
         for f in ready:
-            if self._phase(f) == LIVE:
+            if self._phase(f) in (LIVE, SHADOW):
                 self._held.append(f)
                 self.stats.held += 1
             else:
@@ -561,6 +660,8 @@ class TradingEngine:
             self.stats.recovered += 1
         elif phase == REPLAYING:
             self.stats.replayed += 1
+        elif phase == SHADOW:
+            self.stats.shadowed += 1
         committed_step = self._step
         self._phase_now = phase
         if phase != LIVE:
@@ -593,12 +694,12 @@ class TradingEngine:
             self._done_seq[key] = frame.seq
             if frame.envelope is not None:  # only messages count: where bad frames fall depends on arrival
                 self.position += 1
-            if phase == LIVE:
-                self._step.cursors[key] = (frame.seq, self._epoch(frame.feed))
-            else:
-                if self.cfg.deterministic:
+            if phase != LIVE:
+                if self.cfg.deterministic and phase == REPLAYING:
                     self._replay_inputs(self.position)
                 self._step = committed_step
+            if phase in (LIVE, SHADOW):
+                self._step.cursors[self._cursor_key(key)] = (frame.seq, self._epoch(frame.feed))
 
     def _poll_exchange(self, frame: Frame) -> None:
         try:
@@ -647,8 +748,9 @@ class TradingEngine:
             return
         if not isinstance(env.data, MatchEvent):
             raise BadMessage("a market message on the match channel")
-        triggers = self.core.on_match(env.data, env.feed, env.channel, env, recovering=phase == RECOVERING)
-        if not triggers or phase == RECOVERING:
+        silent = phase in (RECOVERING, SHADOW)
+        triggers = self.core.on_match(env.data, env.feed, env.channel, env, recovering=silent)
+        if not triggers or silent:
             return
         if self.cfg.deterministic:
             m = self.matches[env.data.event_key]
@@ -668,6 +770,8 @@ class TradingEngine:
             self.core.on_book(update.event_key, book, env.channel, env, recovering=True)
             return
         self.core.on_book(update.event_key, book, env.channel, env)
+        if phase == SHADOW:  # another worker's match: the exchange follows its book, for a take-over
+            return
         kind = EventKind.MARKET_SUSPENDED if update.status == "SUSPENDED" else EventKind.MARKET_UPDATE
         self._log(kind, update_payload(update), update.event_key, env)
         if self.core.after_book(update.event_key, book, env.channel, env):
@@ -773,8 +877,8 @@ class TradingEngine:
                         log.error("commit failed (%s); retrying in %.1f s", str(exc).splitlines()[0][:200], delay)
                         await asyncio.sleep(delay)
                         delay = min(delay * 2, 5.0)
-                for key, value in step.cursors.items():
-                    self.cursors[key] = value
+                for (feed, channel), value in step.cursors.items():
+                    self.cursors[(feed, channel.split("@")[0])] = value
             finally:
                 self._pending.task_done()
 
@@ -922,11 +1026,17 @@ class TradingEngine:
             "commit_retries": s.commit_retries,
             "decision_latency": s.decision_summary(),
             "feed_time": self.clock.now().isoformat(),
+            "worker": self.cfg.worker,
+            "leases": None if self.partition is None else len(self.partition.leases),
+            "workers_alive": None if self.partition is None else self.partition.alive,
+            "takeovers": s.takeovers,
+            "shadowed": s.shadowed,
         }
 
     def report_status(self) -> None:
         """Write the heartbeat (``engine_status``)."""
-        store.record_engine_status(self.db, self.cfg.session, self.controls_version, self.status())
+        name = self.cfg.session if self.cfg.worker is None else f"{self.cfg.session}@{self.cfg.worker}"
+        store.record_engine_status(self.db, name, self.controls_version, self.status())
 
     async def housekeeping(self) -> None:
         """Pick up settlements, operator controls and order requests from the control plane; heartbeat.
@@ -936,6 +1046,7 @@ class TradingEngine:
             return
         if not self.cfg.deterministic:
             self._apply_settlements()
+        self.worker_tick()
         self.apply_controls()
         cancelled = submitted = 0
         if self._recovery_done:  # no order reaches an exchange that has not seen the markets yet
@@ -994,6 +1105,8 @@ class TradingEngine:
             for feed, channel in channels
         ]
         self.clients = clients
+        if self.partition is not None:  # known to the other workers before the first frame
+            self.worker_tick()
         tasks = {asyncio.create_task(c.run(stop)): c for c in clients}
         next_housekeeping = 0.0
         try:
@@ -1035,6 +1148,11 @@ class TradingEngine:
             stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.commit(wait=True)
+            if self.partition is not None:
+                try:  # the others take this worker's matches over at their next tick, not after the lease
+                    self.partition.stop()
+                except Exception as exc:  # noqa: BLE001 - the leases then simply expire
+                    log.warning("could not give the leases up (%s); they expire in %.0f s", exc, self.cfg.lease_s)
             self.exchange.close()
             if self._writer is not None:
                 self._writer.cancel()

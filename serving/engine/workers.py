@@ -1,0 +1,124 @@
+"""An engine as one worker of several: which matches it trades, and its orders decided under the shared limits.
+
+Every worker follows the whole feed, so each keeps every match's state (score, books) and can take a match over
+at once; it *trades* (predicts, decides, orders, logs) only the matches whose lease it holds. Leases are handed
+out by a stable rendezvous hash over the live workers (``betting.shared_limits.owner``) and taken in Postgres
+(``storage.shared_risk``): a lease is held until it expires, so a worker that joins does not move a match in
+play, and a dead worker's matches go to the others once its leases run out (``lease_s``). Every order of every
+worker is decided under one Postgres lock against every worker's figures (``WorkerLimits``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from datetime import datetime
+
+from betting.records import OrderRequest
+from betting.risk import RejectReason, RiskBook, RiskCheck, RiskDecision, RiskLimits
+from betting.shared_limits import SharedFigures, SharedVerdict, owner, shared_check
+from storage.shared_risk import Lease, SharedRisk
+
+log = logging.getLogger(__name__)
+
+
+class WorkerLimits:
+    """``betting.shared_limits.SharedLimits`` on Postgres: ``shared_check`` run inside ``SharedRisk.reserve``."""
+
+    def __init__(self, shared: SharedRisk, starting_bankroll: float):
+        self.shared = shared
+        self.starting_bankroll = starting_bankroll
+
+    def reserve(
+        self, request: OrderRequest, match_id: str, now: datetime, local: RiskBook, limits: RiskLimits
+    ) -> RiskDecision:
+        kept: list[SharedVerdict] = []
+
+        def decide(figures: dict) -> dict:
+            verdict = shared_check(
+                request, local, SharedFigures(starting_bankroll=self.starting_bankroll, **figures), now, limits
+            )
+            kept.append(verdict)
+            return {
+                "approved": verdict.decision.approved,
+                "market_exposure": verdict.market_exposure,
+                "market_live_orders": verdict.market_live_orders,
+                "total_exposure": verdict.total_exposure,
+                "live_orders": verdict.live_orders,
+                "orders_in_hour": verdict.orders_in_hour,
+            }
+
+        out = self.shared.reserve(request.customer_order_ref, match_id, request.market_id, now, decide)
+        if "refused" in out:
+            reason = RejectReason(out["refused"])
+            checks = (RiskCheck(str(reason), None, None, False, out["message"]),)
+            return RiskDecision(request.customer_order_ref, False, reason, out["message"], checks)
+        return kept[-1].decision
+
+
+class Partition:
+    """The matches this worker trades: the leases it holds, renewed every tick, valid until a local deadline
+    a little before they expire in the database (a worker that cannot renew stops trading before anyone else
+    can take its matches)."""
+
+    def __init__(self, shared: SharedRisk):
+        self.shared = shared
+        self.worker = shared.worker
+        self.alive: list[str] = [self.worker]
+        self.leases: dict[str, Lease] = {}
+        self.valid_until: dict[str, float] = {}
+        """match -> the monotonic time this worker stops trading it unless renewed (80% of the lease)."""
+        self._evaluated: set[str] = set()
+        """Matches looked at since the last tick (so a frame of another worker's match costs no query)."""
+        self.closed: set[str] = set()
+        """Finished matches whose lease is closed for ever (``SharedRisk.close``): never asked for again."""
+
+    def _take(self, leases: list[Lease], started: float) -> None:
+        for lease in leases:
+            self.leases[lease.match_id] = lease
+            self.valid_until[lease.match_id] = started + self.shared.lease_s * 0.8
+
+    def owns(self, match_id: str) -> bool:
+        """True when this worker trades the match now (a new match the hash gives it is leased at once)."""
+        if match_id in self.leases:
+            return time.monotonic() < self.valid_until[match_id]
+        if match_id in self._evaluated:
+            return False
+        self._evaluated.add(match_id)
+        if owner(match_id, self.alive) != self.worker:
+            return False
+        self._take(self.shared.acquire([match_id], self.closed), time.monotonic())
+        return match_id in self.leases
+
+    def tick(self, known: Iterable[str]) -> list[Lease]:
+        """Heartbeat, the live workers, and the leases: renew this worker's, take the unleased matches the hash
+        gives it (finished ones too: a match that ended while its worker was dead still has orders to settle).
+        Returns the leases taken over from another worker (their orders are adopted by the caller)."""
+        started = time.monotonic()
+        self.shared.heartbeat()
+        self.alive = self.shared.alive()
+        wanted = [
+            m for m in known if m not in self.closed and (m in self.leases or owner(m, self.alive) == self.worker)
+        ]
+        held = self.shared.acquire(wanted, self.closed)
+        lost = set(self.leases) - {h.match_id for h in held}
+        if lost:
+            log.warning("worker %s lost the lease of %d matches: %s", self.worker, len(lost), sorted(lost)[:5])
+        self.leases, self.valid_until = {}, {}
+        self._take(held, started)
+        self._evaluated.clear()
+        return [h for h in held if h.previous is not None and h.previous != self.worker]
+
+    def finished(self, match_id: str) -> None:
+        """A match this worker traded to its end: its lease is closed for ever (nothing left to trade)."""
+        if self.leases.pop(match_id, None) is not None:
+            self.valid_until.pop(match_id, None)
+            self.shared.close(match_id)
+            self.closed.add(match_id)
+
+    def stop(self) -> None:
+        """A clean stop: every lease given up, so the others take the matches over at their next tick."""
+        self.shared.release(list(self.leases))
+        self.leases.clear()
+        self.valid_until.clear()
