@@ -34,6 +34,7 @@ from storage.models import (
     Quarantine,
     SettlementRow,
 )
+from storage.shared_risk import lock_risk
 
 
 @dataclass(frozen=True)
@@ -554,6 +555,7 @@ def change_controls(
         }
         try:
             with engine.begin() as conn:
+                lock_risk(conn)  # several engine workers: a kill switch lands between two order decisions
                 conn.execute(insert(OperatorControl).values(**row))
         except IntegrityError:
             continue

@@ -43,6 +43,14 @@ RISK_LOCK = 0x436F_7572_7453_6964  # "CourtSid": the advisory lock key every wor
 ORDER_WINDOW = timedelta(hours=1)
 
 
+def lock_risk(conn: Connection) -> None:
+    """Take the lock every order decision of every worker is made under, until the transaction ends (Postgres;
+    nothing on SQLite, where one engine is the only decider). Also taken by what changes a decision's inputs
+    from outside - a realised loss, the operator's controls - so each lands between two decisions."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": RISK_LOCK})
+
+
 def require_postgres(engine: Engine) -> None:
     """Several engine workers need Postgres (advisory locks, row locks, one clock); say so clearly."""
     if engine.dialect.name != "postgresql":
@@ -222,7 +230,7 @@ class SharedRisk:
         ``total_exposure``, ``live_orders``, ``orders_in_hour``. Returns that dict, or ``{"refused": reason,
         "message": ...}`` when the caller may not trade the match or the reference is another worker's."""
         with self.db.begin() as conn:
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": RISK_LOCK})
+            lock_risk(conn)
             lease = conn.execute(
                 select(MatchLease.worker, MatchLease.epoch, MatchLease.expires_at > func.now()).where(
                     MatchLease.match_id == match_id
@@ -298,12 +306,17 @@ class SharedRisk:
     def realise(self, market_id: str, settled_at: datetime, net_profit: float) -> None:
         """A settled market's net P&L joins the shared bankroll and stop-losses (once per market)."""
         with self.db.begin() as conn:
-            conn.execute(
-                pg_insert(RiskRealised)
-                .values(market_id=market_id, worker=self.worker, settled_at=settled_at, net_profit=float(net_profit))
-                .on_conflict_do_nothing()
-            )
-            conn.execute(delete(RiskPosition).where(RiskPosition.market_id == market_id))
+            lock_risk(conn)  # a loss is booked between two decisions, never during one
+            self.book_realised(conn, market_id, settled_at, net_profit)
+
+    def book_realised(self, conn: Connection, market_id: str, settled_at: datetime, net_profit: float) -> None:
+        """``realise`` in the caller's transaction (which holds ``lock_risk``)."""
+        conn.execute(
+            pg_insert(RiskRealised)
+            .values(market_id=market_id, worker=self.worker, settled_at=settled_at, net_profit=float(net_profit))
+            .on_conflict_do_nothing()
+        )
+        conn.execute(delete(RiskPosition).where(RiskPosition.market_id == market_id))
 
 
 def reservations(engine: Engine) -> list[dict[str, Any]]:
