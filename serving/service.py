@@ -2,7 +2,8 @@
 (in-play), with ``/health``, BentoML's ``/livez``, ``/readyz`` and Prometheus ``/metrics``, and
 OpenAPI docs (Swagger UI at ``/api/docs``, ReDoc at ``/api/redoc``, ``/openapi.json``).
 
-Run: ``bentoml serve serving.service:PredictionService --port 3001`` (``make up`` does). One worker;
+Run: ``bentoml serve serving.service:PredictionService --port 3001`` (``make up`` does). One worker
+process unless ``COURTSIDE_BENTO_WORKERS`` says more (``WORKERS``; each loads and follows the champions itself);
 the model is compiled to numpy (serving/predictor.py) and adaptive batching is off — it buys
 throughput by waiting, and this is the latency-critical path. Small batches are answered on the event
 loop (``INLINE_UP_TO``), large ones in the thread pool; the service writes no access-log line and the
@@ -114,7 +115,25 @@ _QUIET = (
 )
 
 
-@bentoml.service(name="courtside_predictions", workers=1, traffic={"timeout": 30}, http={"host": "127.0.0.1"}, **_QUIET)
+def _workers(value: str | None) -> int | str:
+    """``COURTSIDE_BENTO_WORKERS``: a positive number of worker processes, or ``cpu_count``; 1 when not set."""
+    value = (value or "").strip() or "1"
+    if value == "cpu_count":
+        return value
+    if not (value.isascii() and value.isdigit()) or int(value) < 1:
+        raise ValueError(f"COURTSIDE_BENTO_WORKERS={value!r}: a positive number of worker processes, or cpu_count")
+    return int(value)
+
+
+WORKERS = _workers(os.environ.get("COURTSIDE_BENTO_WORKERS"))
+"""Worker processes of one service instance (BentoML's ``workers``): 1 by default, the latency-tuned single-machine
+setting; more (``COURTSIDE_BENTO_WORKERS``) share the port, each with its own models. Replicas of the service
+behind a load balancer are the other way to scale out (deploy/README.md)."""
+
+
+@bentoml.service(
+    name="courtside_predictions", workers=WORKERS, traffic={"timeout": 30}, http={"host": "127.0.0.1"}, **_QUIET
+)
 @bentoml.asgi_app(app, path="/")
 class PredictionService:
     """Loads ``models:/tennis-prematch@champion`` with the player snapshot, and
