@@ -100,10 +100,11 @@ class SharedRisk:
         return sorted(found | {self.worker})
 
     # --- leases -------------------------------------------------------------------------------------
-    def acquire(self, match_ids: Iterable[str], closed: set[str] | None = None) -> list[Lease]:
-        """Take or renew the leases of these matches where they are free, expired or the caller's; the ones held
-        now. Each row is locked while it is looked at, so two workers never both take one. Matches found closed
-        (finished, ``close``) are added to ``closed``."""
+    def acquire(self, match_ids: Iterable[str], closed: set[str] | None = None, take_over: bool = True) -> list[Lease]:
+        """Take or renew the leases of these matches where they are free, expired (``take_over``) or the caller's;
+        the ones held now. Each row is locked while it is looked at, so two workers never both take one. Matches
+        found closed (finished, ``close``) are added to ``closed``. A lease taken over has ``previous`` set: the
+        caller must adopt that worker's orders and positions (``adopt``) before it trades the match."""
         held: list[Lease] = []
         expires = func.now() + timedelta(seconds=self.lease_s)
         with self.db.begin() as conn:
@@ -131,7 +132,7 @@ class SharedRisk:
                 elif worker == self.worker:
                     conn.execute(update(MatchLease).where(MatchLease.match_id == match_id).values(expires_at=expires))
                     held.append(Lease(match_id, epoch, None))
-                elif not valid:
+                elif not valid and take_over:
                     conn.execute(
                         update(MatchLease)
                         .where(MatchLease.match_id == match_id)

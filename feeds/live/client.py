@@ -125,6 +125,8 @@ class FeedClient:
     rng: random.Random = field(default_factory=random.Random)
     stats: ClientStats = field(default_factory=ClientStats)
     max_size: int = 2**22
+    connected: bool = False
+    """A connection to the server is open now (readiness)."""
     """Largest frame received (bytes); a larger one is consumed as a bad frame."""
     max_gap_retries: int = 3
     max_gap_skip: int = 10_000
@@ -345,9 +347,13 @@ class FeedClient:
             async with connect(self._uri(), compression=None, max_size=self.max_size, open_timeout=5) as ws:
                 self.stats.connects += 1
                 self._attempt = 0
-                async for raw in ws:
-                    if not await self._handle(raw):
-                        return  # a gap: reconnect with ?since=last_seq
+                self.connected = True
+                try:
+                    async for raw in ws:
+                        if not await self._handle(raw):
+                            return  # a gap: reconnect with ?since=last_seq
+                finally:
+                    self.connected = False
             self._refused()
         except ConnectionClosed as exc:
             self._refused()

@@ -105,8 +105,20 @@ async def run(args: argparse.Namespace) -> int:
                     log.info(_stats_line(engine))
 
         reporter = asyncio.create_task(report())
-        await engine.run(stop)
-        reporter.cancel()
+        endpoints = None
+        port = os.environ.get("COURTSIDE_ENGINE_METRICS_PORT")
+        if port:  # Prometheus /metrics, /healthz, /readyz (serving.engine.metrics)
+            from serving.engine.metrics import serve
+
+            host = os.environ.get("COURTSIDE_ENGINE_METRICS_HOST") or "127.0.0.1"
+            endpoints = await serve(engine, host, int(port))
+            log.info("metrics, health and readiness on http://%s:%s/metrics, /healthz, /readyz", host, port)
+        try:
+            await engine.run(stop)
+        finally:
+            reporter.cancel()
+            if endpoints is not None:
+                await endpoints.cleanup()
         log.info("stopped. %s", _stats_line(engine))
     return 0
 

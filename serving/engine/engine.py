@@ -308,6 +308,19 @@ class TradingEngine:
 
     # --- the core's state, for readers -------------------------------------------------------------
     @property
+    def recovered(self) -> bool:
+        """The start's recovery is complete (live frames are handled, not held)."""
+        return self._recovery_done
+
+    def feed_lag_s(self) -> float:
+        """Wall clock minus the feed clock of the newest message handled (0 before the first): how far behind the
+        feed the engine trades (a replay's clock is its own, so the figure is meaningful for live feeds)."""
+        if not self._feed_time:
+            return 0.0
+        newest = max(self._feed_time.items(), key=lambda kv: kv[1])
+        return (datetime.now(UTC) - (self._epoch(newest[0][0]) + timedelta(seconds=newest[1]))).total_seconds()
+
+    @property
     def matches(self) -> dict[str, LiveMatch]:
         return self.core.matches
 

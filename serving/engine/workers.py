@@ -88,7 +88,8 @@ class Partition:
         self._evaluated.add(match_id)
         if owner(match_id, self.alive) != self.worker:
             return False
-        self._take(self.shared.acquire([match_id], self.closed), time.monotonic())
+        # a new match only: a match another worker held is taken over at a tick, where its orders are adopted
+        self._take(self.shared.acquire([match_id], self.closed, take_over=False), time.monotonic())
         return match_id in self.leases
 
     def tick(self, known: Iterable[str]) -> list[Lease]:

@@ -5,7 +5,10 @@ limit that spans matches is ever exceeded, and every finished market is settled.
 
 from __future__ import annotations
 
+import json
+import socket
 import time
+import urllib.request
 from collections import defaultdict
 
 import pytest
@@ -22,6 +25,20 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 TIGHT = {"max_total_exposure": 60.0, "max_open_orders": 3, "max_orders_per_hour": 10}
 """Limits that span matches, tight enough that the workers compete for them (checked: they do reject)."""
 WORKERS = ("w1", "w2", "w3")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _scrape(port: int) -> tuple[str, dict, dict]:
+    base = f"http://127.0.0.1:{port}"
+    metrics = urllib.request.urlopen(f"{base}/metrics", timeout=10).read().decode()
+    health = json.loads(urllib.request.urlopen(f"{base}/healthz", timeout=10).read())
+    ready = json.loads(urllib.request.urlopen(f"{base}/readyz", timeout=10).read())
+    return metrics, health, ready
 
 
 def _worker_cursors(db) -> dict[str, dict[str, int]]:
@@ -45,9 +62,15 @@ def test_three_workers_one_killed_share_the_limits_and_trade_each_match_once(
     loop = Loop()
     feed = FeedServer(loop, frames, rate=120.0)
     totals = feed.counts()
+    ports = {w: _free_port() for w in WORKERS}
     procs = {
         w: EngineProcess(
-            url, feed.url, prediction_service, tmp_path / w, deterministic=False, env={"COURTSIDE_ENGINE_WORKER": w}
+            url,
+            feed.url,
+            prediction_service,
+            tmp_path / w,
+            deterministic=False,
+            env={"COURTSIDE_ENGINE_WORKER": w, "COURTSIDE_ENGINE_METRICS_PORT": str(ports[w])},
         )
         for w in WORKERS
     }
@@ -70,6 +93,7 @@ def test_three_workers_one_killed_share_the_limits_and_trade_each_match_once(
             return feed.published > len(frames) * 0.3 and any(lease["worker"] == victim for lease in leases.values())
 
         wait_until("the victim to hold a match in play", victim_holds_a_match_in_play, timeout=120, every=0.1)
+        scraped = {w: _scrape(ports[w]) for w in WORKERS}
         procs[victim].kill9()
         killed_at = time.monotonic()
 
@@ -94,6 +118,12 @@ def test_three_workers_one_killed_share_the_limits_and_trade_each_match_once(
         feed.stop()
         loop.close()
 
+    # every worker's Prometheus metrics, health and readiness, scraped mid-replay
+    for w, (metrics, health, ready) in scraped.items():
+        assert health["status"] == "ok" and ready["ready"] and ready["worker"] == w, (health, ready)
+        for name in ("messages_total", "decision_seconds_bucket", "leases", "risk_headroom", "shadowed_total"):
+            assert f"courtside_engine_{name}{{" in metrics, (w, name)
+        assert f'worker="{w}"' in metrics
     control.settle_finished(db, TradingPolicy())
     reservations = shared_risk.reservations(db)
     placed = [p["order"]["customer_order_ref"] for *_, p in events(db, "ORDER_PLACED")]
@@ -119,8 +149,17 @@ def test_three_workers_one_killed_share_the_limits_and_trade_each_match_once(
     # the limits that span matches, as measured under the lock: the placing worker's own markets exactly, the
     # others' as they published them (never below the truth: betting.shared_limits). The event log cannot be
     # replayed for this: several writers commit their steps in an order that is not the order they decided in.
+    kinds = ("ORDER_PLACED", "ORDER_REJECTED", "ORDER_FILLED", "ORDER_LAPSED", "ORDER_CANCELLED", "MATCH_FINISHED")
+    (tmp_path / "run.json").write_text(  # for a post-mortem when an assertion below fails
+        json.dumps({"reservations": reservations, **{k: events(db, k) for k in kinds}}, default=str)
+    )
+    table = "\n".join(
+        f"{r['id']} {r['placed_by']} e{r['lease_epoch']} {r['match_id']} {r['placed_at']:%H:%M:%S} "
+        f"total {r['total_exposure']} others {r['others_exposure']} live {r['live_orders']}"
+        for r in reservations
+    )
     for r in reservations:
-        assert r["total_exposure"] <= TIGHT["max_total_exposure"] + 1e-6, r
+        assert r["total_exposure"] <= TIGHT["max_total_exposure"] + 1e-6, table
         assert r["live_orders"] <= TIGHT["max_open_orders"], r
         assert r["orders_in_hour"] <= TIGHT["max_orders_per_hour"], r
     rejected = [p for *_, p in events(db, "ORDER_REJECTED")]
