@@ -172,3 +172,7 @@ class SharedLimits(Protocol):
     def reserve(
         self, request: OrderRequest, match_id: str, now: datetime, local: RiskBook, limits: RiskLimits
     ) -> RiskDecision: ...
+
+    def bankroll(self, local: RiskBook) -> float:
+        """The account's realised bankroll, every worker's settlements included (stakes are sized on it)."""
+        ...

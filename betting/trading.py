@@ -139,6 +139,10 @@ class TradingCore:
         """Several engine workers: the limits that span matches are decided with every worker's figures, under
         one lock (``betting.shared_limits``); None: this core's risk book is the whole account."""
 
+    def bankroll(self) -> float:
+        """The bankroll stakes are sized on: the account's (every worker's realised P&L when several share it)."""
+        return self.risk.bankroll if self.shared is None else self.shared.bankroll(self.risk)
+
     # --- orders -----------------------------------------------------------------------------------
     def match_of_market(self, market_id: str) -> str:
         return self.market_of.get(market_id) or self.market_key(market_id) or market_id
@@ -514,7 +518,7 @@ class TradingCore:
             book,
             probability,
             (FIRST, SECOND),
-            self.risk.bankroll,
+            self.bankroll(),
             policy.value,
             policy.staking,
             self.limits.max_stake,
@@ -546,7 +550,7 @@ class TradingCore:
             **self.models.get(m.event_key, {}),
             "score": m.score.describe(),
             "points_played": m.points_played,
-            "stake_rule": stake_rule(opp, self.risk.bankroll, self.policy.staking, limits.max_stake, size),
+            "stake_rule": stake_rule(opp, self.bankroll(), self.policy.staking, limits.max_stake, size),
             "within_limits": limits.min_price <= opp.price <= limits.max_price and opp.edge >= limits.min_edge,
         }
 

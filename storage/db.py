@@ -44,6 +44,40 @@ _PG_MIGRATION_LOCK_KEY = 0x436F7572  # pg_advisory_xact_lock key held while migr
 _ALEMBIC_LOCK = threading.Lock()  # Alembic's `context` and `op` proxies are process-global
 
 
+DAGSTER_SCHEMA = "dagster"
+"""Postgres schema of Dagster's run, event log and schedule storage in the production storage profile."""
+MLFLOW_SCHEMA = "mlflow"
+"""Postgres schema of MLflow's tracking and registry store in the production storage profile. Dagster and MLflow
+both have tables named ``runs``, ``jobs`` and ``alembic_version``: in one database they need schemas of their own;
+the application's tables stay in the default schema (``public``)."""
+
+
+def is_postgres(url: str | URL | None) -> bool:
+    """True for a PostgreSQL URL (any driver), False for SQLite, anything else or nothing."""
+    if not url:
+        return False
+    try:
+        return make_url(url).get_backend_name() == "postgresql"
+    except Exception:  # noqa: BLE001 - not a SQLAlchemy URL (e.g. an MLflow http:// server): not Postgres
+        return False
+
+
+def schema_url(url: str | URL, schema: str, driver: str = "psycopg") -> str:
+    """``url`` (a Postgres database) for a client that keeps its tables in ``schema`` of the same database: the
+    same server, database and credentials, the SQLAlchemy ``driver`` (``psycopg`` or ``psycopg2``) and
+    ``search_path`` set to ``schema`` by the connection's ``options`` (added to any options ``url`` has). Dagster's
+    Postgres storage needs ``psycopg2`` (its event log sends ``NOTIFY`` with a bound parameter, which psycopg 3
+    refuses); MLflow takes either. The password is kept (the result is a connection string, not for printing)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        raise ValueError(f"not a PostgreSQL URL: {parsed.render_as_string(hide_password=True)}")
+    query = dict(parsed.query)
+    options = query.get("options", "")
+    options = " ".join(options) if isinstance(options, tuple) else options
+    query["options"] = f"{options} -csearch_path={schema}".strip()
+    return parsed.set(drivername=f"postgresql+{driver}", query=query).render_as_string(hide_password=False)
+
+
 def make_engine(url: str | URL, **kwargs: Any) -> Engine:
     """Create the engine for ``url``; extra keyword arguments go to ``create_engine``.
 

@@ -338,6 +338,8 @@ class EngineWorker(Base):
 
     worker: Mapped[str] = mapped_column(String(16), primary_key=True)
     pid: Mapped[int] = mapped_column(Integer)
+    position: Mapped[int] = mapped_column(BigInteger)
+    """Deterministic mode: the feed messages this worker has handled, effects committed (the others wait for it)."""
     heartbeat_at: Mapped[datetime] = mapped_column()
     started_at: Mapped[datetime] = mapped_column()
 

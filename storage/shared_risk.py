@@ -84,7 +84,7 @@ class SharedRisk:
     # --- workers ------------------------------------------------------------------------------------
     def heartbeat(self) -> None:
         stmt = pg_insert(EngineWorker).values(
-            worker=self.worker, pid=os.getpid(), heartbeat_at=func.now(), started_at=func.now()
+            worker=self.worker, pid=os.getpid(), position=0, heartbeat_at=func.now(), started_at=func.now()
         )
         stmt = stmt.on_conflict_do_update(
             index_elements=[EngineWorker.worker], set_={"heartbeat_at": func.now(), "pid": os.getpid()}
@@ -98,6 +98,29 @@ class SharedRisk:
         with self.db.connect() as conn:
             found = {w for (w,) in conn.execute(select(EngineWorker.worker).where(EngineWorker.heartbeat_at > since))}
         return sorted(found | {self.worker})
+
+    def set_position(self, position: int) -> None:
+        """Deterministic mode: this worker handled ``position`` feed messages (their effects are committed)."""
+        with self.db.begin() as conn:
+            conn.execute(
+                update(EngineWorker)
+                .where(EngineWorker.worker == self.worker)
+                .values(position=position, heartbeat_at=func.now())
+            )
+
+    def slowest_other(self, workers: Iterable[str]) -> int | None:
+        """The smallest position of these other workers (None: none of them)."""
+        others = [w for w in workers if w != self.worker]
+        if not others:
+            return None
+        with self.db.connect() as conn:
+            q = select(func.min(EngineWorker.position)).where(EngineWorker.worker.in_(others))
+            return conn.execute(q).scalar()
+
+    def realised_total(self) -> float:
+        """Every worker's realised net P&L, summed."""
+        with self.db.connect() as conn:
+            return float(conn.execute(select(func.coalesce(func.sum(RiskRealised.net_profit), 0.0))).scalar() or 0.0)
 
     # --- leases -------------------------------------------------------------------------------------
     def acquire(self, match_ids: Iterable[str], closed: set[str] | None = None, take_over: bool = True) -> list[Lease]:

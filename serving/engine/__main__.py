@@ -61,6 +61,7 @@ async def run(args: argparse.Namespace) -> int:
         policy=TradingPolicy(bankroll=settings.bankroll),
         deterministic=deterministic,
         worker=args.worker or os.environ.get("COURTSIDE_ENGINE_WORKER") or None,
+        workers=int(os.environ.get("COURTSIDE_ENGINE_WORKERS") or 1),
     )
     async with PredictionClient(args.prediction_url or settings.prediction_url) as client:
         log.info("waiting for the prediction service at %s", client.url)

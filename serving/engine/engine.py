@@ -133,6 +133,9 @@ class EngineConfig:
     (1 to 8 letters, digits or '-'). It trades only the matches it holds the lease of, under limits shared by
     every worker. None: the only engine (the default)."""
     lease_s: float = 5.0
+    workers: int = 1
+    """Several workers: how many to wait for at the start (each sees the others before its first message, so the
+    matches spread over all of them and, in deterministic mode, none runs ahead of the others)."""
     """Several workers: how long a match's lease lasts without renewal (a dead worker's matches wait this long)."""
 
 
@@ -228,6 +231,7 @@ class TradingEngine:
         self.shared = SharedRisk(db, config.worker, config.lease_s) if config.worker else None
         """Several workers: the shared tables (leases, the limits that span matches); None for the only engine."""
         self.partition = Partition(self.shared) if self.shared is not None else None
+        self._published: dict[str, tuple[str, float, int]] = {}
         self.cursors = self._own_cursors(store.cursors(db))
         self.recover_upto = {k: seq for k, (seq, _) in self.cursors.items()}
         self.epochs = {feed: epoch for (feed, _), (_, epoch) in self.cursors.items()}
@@ -263,8 +267,8 @@ class TradingEngine:
         )
         """The trading rules (``betting.trading``): match states, risk book, exchange, decisions."""
         self.core.restore_orders(restored)
-        if self.shared is not None:
-            self.core.shared = WorkerLimits(self.shared, policy.bankroll)
+        self.worker_limits = WorkerLimits(self.shared, policy.bankroll, config.deterministic) if self.shared else None
+        self.core.shared = self.worker_limits
         if not config.deterministic:
             self._apply_settlements()
         self.core.saved_predictions = store.latest_payloads(db, str(EventKind.PREDICTION))
@@ -393,6 +397,24 @@ class TradingEngine:
         if self.shared is not None and self.partition is not None and match_id in self.partition.leases:
             pnl = settlement.pnl
             self.shared.realise(settlement.market_id, pnl.settled_at, pnl.net_profit)
+            if self.worker_limits is not None:
+                self.worker_limits.refresh()
+
+    async def _lockstep(self) -> None:
+        """Deterministic mode with several workers: a message is handled once every other live worker has handled
+        the ones before it, so each decision sees the others' orders and settlements exactly as one engine
+        handling the feed alone would (the same stakes from the same bankroll)."""
+        assert self.partition is not None and self.shared is not None
+        next_beat = time.monotonic() + 0.5
+        while True:
+            slowest = self.shared.slowest_other(self.partition.alive)
+            if slowest is None or slowest >= self.position:
+                return
+            await asyncio.sleep(0.002)
+            if time.monotonic() >= next_beat:  # still alive while waiting; a worker that died is not waited for
+                self.shared.heartbeat()
+                self.partition.alive = self.shared.alive()
+                next_beat = time.monotonic() + 0.5
 
     def worker_tick(self) -> None:
         """Several workers: heartbeat, leases (renew, take orphaned matches, adopt their orders, give up finished
@@ -404,8 +426,17 @@ class TradingEngine:
             self._adopt(lease.match_id, lease.previous or "", lease.epoch)
         for key in [k for k in self.partition.leases if k in self.matches and self.matches[k].finished]:
             self.partition.finished(key)
-        positions = published_markets(self.risk)
-        self.shared.publish({m: (self.core.match_of_market(m), e, n) for m, (e, n) in positions.items()})
+        self._publish_positions(force=True)
+        if self.worker_limits is not None:
+            self.worker_limits.refresh()
+
+    def _publish_positions(self, force: bool = False) -> None:
+        """This worker's open markets (worst case, live orders) for the others' limits, when they changed."""
+        assert self.shared is not None
+        positions = {m: (self.core.match_of_market(m), e, n) for m, (e, n) in published_markets(self.risk).items()}
+        if force or positions != self._published:
+            self.shared.publish(positions)
+            self._published = positions
 
     def _adopt(self, match_id: str, previous: str, epoch: int) -> None:
         """A match taken over: the orders the other worker committed for it join this worker's risk book and
@@ -677,8 +708,14 @@ class TradingEngine:
             self.stats.shadowed += 1
         committed_step = self._step
         self._phase_now = phase
-        if phase != LIVE:
+        if phase in (RECOVERING, REPLAYING):
             self._step = store.Step()  # nothing of a recovered frame is committed again
+        lockstep = self.partition is not None and self.cfg.deterministic and frame.envelope is not None
+        if lockstep and phase != REPLAYING:
+            await self._lockstep()
+        # another worker's match (SHADOW): what the core logs of that match is dropped at the end, but not the
+        # changes of this worker's own orders the frame causes (a bet delay ending on the clock it moved)
+        shadow_from = len(self._step.events)
         try:
             if frame.gap_from is not None:
                 self._gap_skipped(frame, phase)
@@ -707,12 +744,19 @@ class TradingEngine:
             self._done_seq[key] = frame.seq
             if frame.envelope is not None:  # only messages count: where bad frames fall depends on arrival
                 self.position += 1
-            if phase != LIVE:
+            if phase in (RECOVERING, REPLAYING):
                 if self.cfg.deterministic and phase == REPLAYING:
                     self._replay_inputs(self.position)
                 self._step = committed_step
+            elif phase == SHADOW:
+                theirs = getattr(frame.envelope.data, "event_key", None) if frame.envelope is not None else None
+                events = self._step.events
+                events[shadow_from:] = [e for e in events[shadow_from:] if e.match_id is None or e.match_id != theirs]
             if phase in (LIVE, SHADOW):
                 self._step.cursors[self._cursor_key(key)] = (frame.seq, self._epoch(frame.feed))
+            if lockstep and self.shared is not None:
+                self._publish_positions()  # exact, not only at a tick: the next message's decisions read them
+                self.shared.set_position(self.position)
 
     def _poll_exchange(self, frame: Frame) -> None:
         try:
@@ -1118,8 +1162,17 @@ class TradingEngine:
             for feed, channel in channels
         ]
         self.clients = clients
-        if self.partition is not None:  # known to the other workers before the first frame
+        if self.partition is not None:  # known to the other workers, and they to it, before the first frame
             self.worker_tick()
+            while len(self.partition.alive) < self.cfg.workers and not stop.is_set():
+                log.info(
+                    "worker %s: %d of %d workers up; waiting",
+                    self.cfg.worker,
+                    len(self.partition.alive),
+                    self.cfg.workers,
+                )
+                await asyncio.sleep(0.5)
+                self.worker_tick()
         tasks = {asyncio.create_task(c.run(stop)): c for c in clients}
         next_housekeeping = 0.0
         try:

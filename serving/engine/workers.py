@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterable
 from datetime import datetime
 
+from betting.money import round_money
 from betting.records import OrderRequest
 from betting.risk import RejectReason, RiskBook, RiskCheck, RiskDecision, RiskLimits
 from betting.shared_limits import SharedFigures, SharedVerdict, owner, shared_check
@@ -26,9 +27,21 @@ log = logging.getLogger(__name__)
 class WorkerLimits:
     """``betting.shared_limits.SharedLimits`` on Postgres: ``shared_check`` run inside ``SharedRisk.reserve``."""
 
-    def __init__(self, shared: SharedRisk, starting_bankroll: float):
+    def __init__(self, shared: SharedRisk, starting_bankroll: float, exact: bool = False):
         self.shared = shared
         self.starting_bankroll = starting_bankroll
+        self.exact = exact
+        """Read the shared bankroll at every decision (deterministic mode); else kept from ``refresh``."""
+        self.realised = 0.0
+        """Every worker's realised P&L as last read (``refresh``: each tick, and after this worker's settlements)."""
+
+    def refresh(self) -> None:
+        self.realised = self.shared.realised_total()
+
+    def bankroll(self, local: RiskBook) -> float:
+        if self.exact:
+            self.refresh()
+        return round_money(self.starting_bankroll + self.realised)
 
     def reserve(
         self, request: OrderRequest, match_id: str, now: datetime, local: RiskBook, limits: RiskLimits

@@ -26,6 +26,7 @@ def upgrade() -> None:
         "engine_workers",
         sa.Column("worker", sa.String(length=16), nullable=False),
         sa.Column("pid", sa.Integer(), nullable=False),
+        sa.Column("position", sa.BigInteger(), nullable=False),
         sa.Column("heartbeat_at", When, nullable=False),
         sa.Column("started_at", When, nullable=False),
         sa.PrimaryKeyConstraint("worker", name=op.f("pk_engine_workers")),
