@@ -40,6 +40,12 @@ them to ``operator_controls`` and the engine reads the newest one at start and e
 tick, so a kill switch pulled while the engine was down is in force from its first message. The
 engine answers with a heartbeat in ``engine_status`` (controls version applied, figures).
 
+Several workers (``EngineConfig.worker``, ``serving.engine.workers``): N engine processes on one Postgres database
+follow the whole feed; each trades only the matches whose lease it holds (``SHADOW`` frames of the others' matches
+keep their state, for a take-over, and log nothing), and every order is decided under one Postgres lock against
+every worker's figures (``betting.shared_limits``). A dead worker's matches are taken over with their orders when its
+leases run out. Each worker keeps its own cursors (channel ``<channel>@<worker>``) and restarts as one engine does.
+
 The engine settles its own risk book when a match ends (``betting.settlement``, the rule the control
 plane persists with ``settle_live``): the bankroll and loss limits see a result at the feed position
 where it happened, not whenever the control plane gets to it.

@@ -343,10 +343,12 @@ def test_the_engine_workers_are_numbered_0_to_n_minus_1(compose, manifests):
     engines = {n: environment(s) for n, s in compose["services"].items() if n.startswith("engine-")}
     assert len(engines) >= 2
     assert sorted(int(e["COURTSIDE_ENGINE_WORKER"]) for e in engines.values()) == list(range(len(engines)))
+    assert {e["COURTSIDE_ENGINE_WORKERS"] for e in engines.values()} == {str(len(engines))}
     assert all(n == f"engine-{e['COURTSIDE_ENGINE_WORKER']}" for n, e in engines.items())
     (statefulset,) = [d for _, d in manifests if d["kind"] == "StatefulSet"]
     (container,) = statefulset["spec"]["template"]["spec"]["containers"]
     env = {e["name"]: e for e in container["env"]}
+    assert env["COURTSIDE_ENGINE_WORKERS"]["value"] == str(statefulset["spec"]["replicas"])
     assert env["COURTSIDE_ENGINE_WORKER"]["valueFrom"]["fieldRef"]["fieldPath"] == (
         "metadata.labels['apps.kubernetes.io/pod-index']"
     )
