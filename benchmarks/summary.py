@@ -2,7 +2,7 @@
 the same run, the ratio, and whether the target is met — from the JSON each benchmark writes.
 
     uv run --frozen python -m benchmarks.summary --pipeline P.json --live L.json --backtest B.json [--fanout F.json]
-                                                 [--incremental I.json]
+                                                 [--incremental I.json] [--fanout-replicas R.json]
 
 A part that did not run (or a figure a benchmark did not produce) shows as "not measured", never as met.
 """
@@ -153,17 +153,58 @@ def live_rows(live: dict | None) -> list[Row]:
     return rows
 
 
+def _broadcast(f: dict | None) -> tuple[str, float | None]:
+    """The raw websockets.broadcast baseline of a fan-out run: (its figure, its all-delivered p99)."""
+    b = _get(f, "baseline", "all_delivered_ms", "p99")
+    if b is None:
+        return "not measured", None
+    n = _get(f, "baseline", "connect", "subscribed") or 0
+    servers = _get(f, "baseline", "servers") or 1
+    return f"raw websockets.broadcast, {servers} process(es), {n:,} subscribers: p99 {b:.0f} ms", b
+
+
 def fanout_rows(f: dict | None) -> list[Row]:
     p99 = _get(f, "all_delivered_ms", "p99")
     peak = _get(f, "rss_mb", "peak")
+    baseline, b99 = _broadcast(f)
     return [
         Row(
             "WebSocket fan-out, 10,000 subscribers of one match: last subscriber has it",
             "not measured" if p99 is None else f"p99 {p99:.0f} ms, peak RSS {peak:.0f} MB",
-            "not measured (raw websockets.broadcast baseline not built)",
-            "—",
+            baseline,
+            "—" if p99 is None or not b99 else f"{p99 / b99:.2f}x broadcast's p99",
             f"p99 <= {targets.FANOUT_P99_MS:.0f} ms, <= {targets.FANOUT_RSS_MB:.0f} MB",
             None if p99 is None or peak is None else p99 <= targets.FANOUT_P99_MS and peak <= targets.FANOUT_RSS_MB,
+        )
+    ]
+
+
+def fanout_replicas_rows(f: dict | None) -> list[Row]:
+    p99 = _get(f, "all_delivered_ms", "p99")
+    reached = _get(f, "connect", "subscribed")
+    replicas = _get(f, "args", "replicas")
+    lost = _get(f, "messages", "lost")
+    peaks = [_get(r, "rss_mb", "peak") for r in _get(f, "replicas") or []]
+    baseline, b99 = _broadcast(f)
+    figure = (
+        "not measured"
+        if p99 is None or reached is None
+        else f"{reached:,} subscribers on {replicas} replicas: p99 {p99:.0f} ms, {lost} lost, peak RSS "
+        f"{' / '.join(f'{x:.0f}' for x in peaks if x is not None)} MB"
+    )
+    met = None
+    if p99 is not None and reached is not None and b99:
+        met = reached >= targets.FANOUT_REPLICAS_SUBSCRIBERS and lost == 0 and p99 <= b99 * targets.FANOUT_VS_BROADCAST
+    return [
+        Row(
+            f"WebSocket fan-out across gateway replicas, {targets.FANOUT_REPLICAS_SUBSCRIBERS:,} subscribers of one "
+            "match: last subscriber has it",
+            figure,
+            baseline,
+            "—" if p99 is None or not b99 else f"{p99 / b99:.2f}x broadcast's p99",
+            f"{targets.FANOUT_REPLICAS_SUBSCRIBERS:,} subscribers, none lost, p99 <= "
+            f"{targets.FANOUT_VS_BROADCAST}x broadcast's",
+            met,
         )
     ]
 
@@ -174,6 +215,7 @@ def table(
     backtest: dict | None,
     fanout: dict | None,
     incremental: dict | None = None,
+    fanout_replicas: dict | None = None,
 ) -> str:
     rows = (
         pipeline_rows(pipeline)
@@ -181,6 +223,7 @@ def table(
         + backtest_rows(backtest)
         + live_rows(live)
         + fanout_rows(fanout)
+        + fanout_replicas_rows(fanout_replicas)
     )
     lines = ["| path | measured | baseline, same run | ratio | target | met |", "|---|---|---|---|---|---|"]
     for r in rows:
@@ -195,12 +238,17 @@ def _load(path: str | None) -> dict | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for part in ("pipeline", "live", "backtest", "fanout", "incremental"):
+    for part in ("pipeline", "live", "backtest", "fanout", "incremental", "fanout-replicas"):
         parser.add_argument(f"--{part}", help=f"the {part} benchmark's JSON")
     parser.add_argument("--output", help="also write the table (markdown) here")
     args = parser.parse_args(argv)
     text = table(
-        _load(args.pipeline), _load(args.live), _load(args.backtest), _load(args.fanout), _load(args.incremental)
+        _load(args.pipeline),
+        _load(args.live),
+        _load(args.backtest),
+        _load(args.fanout),
+        _load(args.incremental),
+        _load(args.fanout_replicas),
     )
     load = os.getloadavg()
     text += f"\n\n(2 cores; 1/5/15-min load average at the end: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f})"

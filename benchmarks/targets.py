@@ -20,3 +20,7 @@ FANOUT_P99_MS = 250.0
 FANOUT_RSS_MB = 300.0
 """WebSocket fan-out to 10,000 subscribers of one match on one gateway process: the last subscriber has each
 update within this (p99), the process within this memory."""
+FANOUT_REPLICAS_SUBSCRIBERS = 50_000
+FANOUT_VS_BROADCAST = 1.5
+"""Issue 14: 50,000 subscribers across gateway replicas on this machine, each update to all of them within 1.5x the
+p99 of raw ``websockets.broadcast`` of the same messages to the same clients (PERFORMANCE.md's baseline)."""

@@ -16,6 +16,14 @@ service queued (``storage.alerts``): a POST of ``{"alert_id", "event_id", "value
 A 2xx answer is a delivery; anything else (another status, a refused connection, no answer within
 ``timeout_s``) is retried after 1 s, 2 s, 4 s, ... (at most ``cap_s``) until ``max_attempts`` were made,
 then the delivery is ``failed``. Redirects are not followed. Every attempt is in the delivery log.
+
+One deliverer per database: with several API processes (``python -m serving.api --replicas N``) every one
+queues deliveries (idempotent) but only the holder of the ``DeliveryLease`` sends them -- a PostgreSQL
+session advisory lock, or an exclusive ``flock`` on a file beside a SQLite database. The lock goes with its
+holder (a process that dies, or whose database session ends, releases it) and another replica takes it
+within ``lease_retry_s``. Delivery stays at least once, as with one process: a holder that dies between a
+POST and recording it leaves the delivery pending, and the next holder sends it again (same
+``X-Courtside-Delivery``).
 """
 
 from __future__ import annotations
@@ -23,10 +31,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import difflib
+import fcntl
 import hashlib
 import hmac
 import json
 import logging
+import os
 import time
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
@@ -36,6 +46,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from pydantic_core import to_jsonable_python
+from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine as DbEngine
 
 from features.names import normalize_name
@@ -162,6 +173,93 @@ class WebhookConfig:
     """Seconds between deletions of expired subscriptions."""
     grace_s: float = 5.0
     """At stop, how long the deliveries under way may finish (so they are recorded, not sent again)."""
+    lease_retry_s: float = 2.0
+    """Seconds between tries to take the delivery lease while another API process (a replica) holds it."""
+
+
+LEASE_KEY = int.from_bytes(hashlib.sha256(b"courtside.alerts.webhook-deliverer").digest()[:8], "big", signed=True)
+"""The PostgreSQL advisory lock of the webhook deliverer (a fixed 64-bit key)."""
+
+
+class DeliveryLease:
+    """Who sends the webhooks of one database, among the API processes using it: the holder of a lock that goes
+    with its holder. PostgreSQL: a session advisory lock (``pg_try_advisory_lock(LEASE_KEY)``) on a connection of
+    its own, checked before each batch (a lost connection is a lost lease). SQLite: an exclusive ``flock`` on
+    ``<database file>.deliverer.lock`` (processes sharing a SQLite file are on one machine). Another database (or
+    SQLite in memory): one process, always the holder. The methods block: call them in a thread."""
+
+    def __init__(self, db: DbEngine):
+        self.db = db
+        self.held = False
+        self.kind = db.dialect.name
+        self._conn: Connection | None = None
+        self._fd: int | None = None
+        database = db.url.database or ""
+        self.path = (
+            f"{database}.deliverer.lock"
+            if self.kind == "sqlite" and database and database != ":memory:" and not database.startswith("file:")
+            else None
+        )
+
+    def acquire(self) -> bool:
+        """Take the lease if it is free (or keep it); whether it is held."""
+        if self.held:
+            return self.check()
+        if self.kind == "postgresql":
+            conn = self.db.connect().execution_options(isolation_level="AUTOCOMMIT")
+            try:
+                got = bool(conn.exec_driver_sql(f"SELECT pg_try_advisory_lock({LEASE_KEY})").scalar())
+            except Exception:
+                conn.close()
+                raise
+            if got:
+                self._conn = conn
+            else:
+                conn.close()
+            self.held = got
+        elif self.path is not None:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return False
+            except BaseException:
+                os.close(fd)
+                raise
+            self._fd, self.held = fd, True
+        else:
+            self.held = True
+        return self.held
+
+    def check(self) -> bool:
+        """Whether the lease is still held (on PostgreSQL: its connection still answers)."""
+        if self.held and self._conn is not None:
+            try:
+                self._conn.exec_driver_sql("SELECT 1").scalar()
+            except Exception as exc:  # noqa: BLE001 - a broken connection: the lock went with its session
+                log.warning("the webhook delivery lease was lost with its database connection: %s", exc)
+                self._drop()
+        return self.held
+
+    def release(self) -> None:
+        if self._conn is not None and self.held:
+            with contextlib.suppress(Exception):
+                self._conn.exec_driver_sql(f"SELECT pg_advisory_unlock({LEASE_KEY})")
+        self._drop()
+
+    def _drop(self) -> None:
+        self.held = False
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.invalidate()  # the session ends: its lock is released for sure
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)  # closing the file releases the flock
+            self._fd = None
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -178,9 +276,10 @@ def webhook_body(alert_id: str, event_id: int, value_bet: dict[str, Any], sent_a
 class WebhookDeliverer:
     """Sends the due deliveries of ``storage.alerts`` to their webhooks, with retries; an asyncio task."""
 
-    def __init__(self, db: DbEngine, config: WebhookConfig | None = None):
+    def __init__(self, db: DbEngine, config: WebhookConfig | None = None, lease: DeliveryLease | None = None):
         self.db = db
         self.cfg = config or WebhookConfig()
+        self.lease = lease or DeliveryLease(db)
         self.wake = asyncio.Event()
         self.delivered = 0
         self.failed_attempts = 0
@@ -214,9 +313,11 @@ class WebhookDeliverer:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        await asyncio.to_thread(self.lease.release)
 
     def figures(self) -> dict[str, Any]:
         return {
+            "delivering": self.lease.held,
             "delivered": self.delivered,
             "failed_attempts": self.failed_attempts,
             "errors": self.errors,
@@ -229,6 +330,15 @@ class WebhookDeliverer:
             self.wake.clear()
             due: list[dict[str, Any]] = []
             try:
+                was = self.lease.held
+                if not await asyncio.to_thread(self.lease.acquire):
+                    if was:
+                        log.warning("this process no longer delivers the webhooks (the lease was lost)")
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopped(), self.cfg.lease_retry_s)
+                    continue
+                if not was:
+                    log.info("this process delivers the webhooks (it holds the delivery lease)")
                 if time.monotonic() >= next_purge:
                     next_purge = time.monotonic() + self.cfg.purge_every_s
                     purged = await asyncio.to_thread(store.purge_expired, self.db)
@@ -248,6 +358,11 @@ class WebhookDeliverer:
             if len(due) < self.cfg.batch:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), self.cfg.poll_s)
+
+    async def _stopped(self) -> None:
+        while not self._stopping:
+            await self.wake.wait()
+            self.wake.clear()
 
     async def _deliver(self, due: list[dict[str, Any]]) -> None:
         by_alert: dict[str, list[dict[str, Any]]] = {}

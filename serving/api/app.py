@@ -19,12 +19,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from betting.risk import RiskLimits
 from expectations.freshness import live_log_freshness
 from serving.api import alerts as alerting
-from serving.api import schemas
+from serving.api import prom, schemas
 from serving.api.gateway import percentiles
 from serving.api.lineage import bet_lineage as bet_lineage_of
 from serving.api.lineage import exposure_report, selection_name
@@ -40,6 +41,8 @@ from storage import identity as identities
 from storage import live as store
 
 log = logging.getLogger(__name__)
+READY_LAG_ENTRIES = 5_000
+"""``/readyz``: a replica this many log entries (one read) or fewer behind the newest is ready."""
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 SURFACE_PATTERN = r"^(?i:hard|clay|grass|carpet)$"
@@ -182,6 +185,9 @@ def create_app(service: LiveService, status: ServiceStatus, config: ApiConfig) -
             "tail_errors": service.tail_errors,
             "last_tail_error": service.last_tail_error,
             "gateway": service.gateway.figures(),
+            "webhooks": {  # whether this process (replica) sends the webhooks; no error text: /health is public
+                k: v for k, v in service.deliverer.figures().items() if k != "last_error"
+            },
             "engines": [_engine_ack(e, None) for e in engines],
             "services": services,
         }
@@ -341,6 +347,48 @@ def create_app(service: LiveService, status: ServiceStatus, config: ApiConfig) -
             }
         )
 
+    @app.get(
+        "/metrics/prometheus",
+        tags=["service"],
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}, "description": "Prometheus text"}},
+    )
+    async def metrics_prometheus() -> Response:
+        """This replica's figures in Prometheus' text format (``serving.api.prom``; scraped by
+        deploy/prometheus/prometheus.yml): subscribers, rooms, messages and frames sent, slow clients dropped,
+        latency percentiles, how far this replica has read the log and how far behind it is, webhooks."""
+        try:
+            newest: int | None = await asyncio.to_thread(store.last_event_id, service.db)
+        except Exception:  # noqa: BLE001 - the figures that do not need the database are still worth having
+            newest = None
+        figures = {
+            "gateway": service.gateway.figures(),
+            "read_up_to": service.view.last_id,
+            "newest": newest,
+            "tail_errors": service.tail_errors,
+            "webhooks": service.deliverer.figures(),
+            "request_ms": percentiles(request_ms),
+        }
+        return Response(prom.exposition(lambda: figures), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get(
+        "/readyz", response_model=schemas.Readiness, tags=["service"], responses={503: {"model": schemas.Readiness}}
+    )
+    async def readyz() -> JSONResponse:
+        """Readiness, for a load balancer in front of replicas: the database answers and this replica has read
+        the event log to within one read of its newest entry (a replica still catching up gets no clients)."""
+        replica = service.gateway.figures().get("replica")
+        try:
+            newest = await asyncio.to_thread(store.last_event_id, service.db)
+        except Exception as exc:  # noqa: BLE001 - not ready, and why
+            body = {"ready": False, "reason": f"database: {type(exc).__name__}"[:200], "replica": replica}
+            return JSONResponse({**body, "read_up_to": service.view.last_id, "newest": None}, status_code=503)
+        behind = max(0, newest - service.view.last_id)
+        ready = behind <= READY_LAG_ENTRIES
+        reason = "reading the log as it grows" if ready else f"catching up: {behind} log entries behind"
+        body = {"ready": ready, "reason": reason, "replica": replica, "read_up_to": service.view.last_id}
+        return JSONResponse({**body, "newest": newest}, status_code=200 if ready else 503)
+
     @app.get("/live/status", tags=["service"])
     async def live_status() -> dict:
         """The serving model, the in-play model, the data-quality status of the live log, the engine."""
@@ -467,7 +515,12 @@ def create_app(service: LiveService, status: ServiceStatus, config: ApiConfig) -
         """End a subscription: nothing more is sent to its room or webhook; its delivery log is deleted. One with a
         webhook needs the operator token."""
         known = service.alerts.alerts.get(alert_id)
-        if known is not None and known.webhook_url:
+        if known is not None:
+            webhook = bool(known.webhook_url)
+        else:  # made through another replica and not learnt here yet: the database says if it has a webhook
+            stored = await asyncio.to_thread(alert_store.subscription, service.db, alert_id)
+            webhook = bool(stored and stored.get("webhook_url"))
+        if webhook:
             webhook_operator(request)
         if not await service.alerts.delete(alert_id):
             raise HTTPException(404, f"no alert subscription {alert_id!r}")

@@ -3,14 +3,23 @@ to the WebSocket ``Gateway`` and the value alerts people subscribed to (stored s
 webhook deliveries it queues for ``serving.api.alerts.WebhookDeliverer``), and computes the trading
 figures of ``/metrics`` from the ledger.
 
-The log is read with ``storage.live.event_rows`` every ``poll_s``. Ids are assigned when a row is
-inserted, so on Postgres an entry with a smaller id can commit after a larger one: a gap in the ids
-is waited for (``gap_grace_s``) before it is passed over as an id lost to a rolled-back transaction.
+The log is read with ``storage.live.next_event_rows`` every ``poll_s``. Entry ids are in commit order, on Postgres
+too with several engine workers (``storage.live.LOG_WRITE_LOCK_KEY``): an entry not read yet always has an id above
+the newest one read, and a gap in the ids (a rolled-back transaction's) is permanent, so it is passed at once.
+
+Replicas (``python -m serving.api --replicas N``): every API process tails the one log itself and numbers
+each WebSocket message with the id of the log entry it carries, under a session derived from the log's
+first entry (``log_session``), so a subscriber resumes on any replica (``serving.api.gateway``). Alert
+subscriptions made or deleted through one replica reach the others from the database within
+``REFRESH_S``. Every replica queues the webhook deliveries of the value bets it reads (queueing is
+idempotent: one row per subscription and log entry), and only the replica holding the delivery lease
+(``serving.api.alerts.DeliveryLease``) sends them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import secrets
 import time
@@ -19,16 +28,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic_core import to_jsonable_python
+from sqlalchemy import select
 from sqlalchemy.engine import Engine as DbEngine
 
 from betting.policy import TradingPolicy
 from features.names import normalize_name
 from serving import control
 from serving.api.alerts import WebhookConfig, WebhookDeliverer
-from serving.api.gateway import Gateway, GatewayConfig
+from serving.api.gateway import EMPTY_LOG_SESSION, Gateway, GatewayConfig
 from serving.api.views import LiveView, MatchView, Update
 from storage import alerts as alert_store
 from storage import live as store
+from storage.models import LiveEvent
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +47,29 @@ CHUNK = 5_000
 """Log entries read per query."""
 SNAPSHOT_MATCHES = 200
 """Matches in the snapshot of the ``*`` room (most recently updated first)."""
+REFRESH_S = 2.0
+"""Seconds between looks at the log's identity (a reset) and at the alert subscriptions other replicas made."""
+
+
+def log_session(entry_id: int, recorded_at: Any) -> str:
+    """The session of an event log whose first entry is ``entry_id``, committed at ``recorded_at``: the same for
+    every process reading that log; another after a reset (the first entry is another one, even where ids
+    restart)."""
+    moment = recorded_at.isoformat() if isinstance(recorded_at, datetime) else str(recorded_at)
+    return hashlib.sha256(f"courtside-log|{int(entry_id)}|{moment}".encode()).hexdigest()[:12]
+
+
+def entry_stamp(db: DbEngine, entry_id: int) -> Any:
+    """``recorded_at`` of log entry ``entry_id`` (None when there is no such entry)."""
+    with db.connect() as conn:
+        return conn.execute(select(LiveEvent.recorded_at).where(LiveEvent.id == entry_id)).scalar()
+
+
+def first_entry(db: DbEngine) -> tuple[int, Any] | None:
+    """(id, recorded_at) of the log's first entry, None when the log is empty."""
+    with db.connect() as conn:
+        row = conn.execute(select(LiveEvent.id, LiveEvent.recorded_at).order_by(LiveEvent.id).limit(1)).first()
+    return (int(row[0]), row[1]) if row is not None else None
 
 
 @dataclass(frozen=True)
@@ -92,6 +126,10 @@ class AlertBook:
         self.queued: list[dict[str, Any]] = []
         """Deliveries not written yet."""
         self._next_cursor_write = 0.0
+        self._adding: set[str] = set()
+        """Subscriptions being stored by this process (not in the database yet)."""
+        self._deleted: set[str] = set()
+        """Subscriptions this process deleted (a refresh that read them before must not bring them back)."""
 
     def load(self) -> None:
         """Read the subscriptions that have not expired (at start)."""
@@ -138,18 +176,41 @@ class AlertBook:
         alert = self._alert(row)
         # in memory first (no await in between): the value bets read from now on are matched against it
         self.alerts[alert.alert_id], self.cursors[alert.alert_id] = alert, after_id
+        self._adding.add(alert.alert_id)
         try:
             await asyncio.to_thread(alert_store.add_subscription, self.db, **row, secret=secret, created_by=created_by)
         except BaseException:
             self.alerts.pop(alert.alert_id, None)
             self.cursors.pop(alert.alert_id, None)
             raise
+        finally:
+            self._adding.discard(alert.alert_id)
         return alert, secret
 
     async def delete(self, alert_id: str) -> bool:
         known = self.alerts.pop(alert_id, None) is not None
         self.cursors.pop(alert_id, None)
+        self._deleted.add(alert_id)
         return await asyncio.to_thread(alert_store.delete_subscription, self.db, alert_id) or known
+
+    async def refresh(self) -> list[Alert]:
+        """Learn the subscriptions other API processes (replicas) made or deleted since: the new ones (matched from
+        now on; their cursors as stored)."""
+        settled = set(self.alerts) - self._adding  # before the read: one added meanwhile is not in it yet
+        rows = await asyncio.to_thread(alert_store.live_subscriptions, self.db)
+        stored = {r["alert_id"]: r for r in rows}
+        for key in settled - stored.keys():
+            if key not in self._adding:
+                self.alerts.pop(key, None)
+                self.cursors.pop(key, None)
+        self._deleted &= stored.keys()
+        new = []
+        for key, row in stored.items():
+            if key not in self.alerts and key not in self._deleted:
+                alert = self.alerts[key] = self._alert(row)
+                self.cursors[key] = row["last_event_id"]
+                new.append(alert)
+        return new
 
     def expire(self) -> None:
         now = datetime.now(UTC)
@@ -219,13 +280,11 @@ class LiveService:
         bankroll: float,
         gateway: GatewayConfig | None = None,
         poll_s: float = 0.1,
-        gap_grace_s: float = 2.0,
         webhooks: WebhookConfig | None = None,
     ):
         self.db = db
         self.bankroll = bankroll
         self.poll_s = poll_s
-        self.gap_grace_s = gap_grace_s
         self.view = LiveView()
         self.alerts = AlertBook(db)
         self.deliverer = WebhookDeliverer(db, webhooks)
@@ -233,7 +292,8 @@ class LiveService:
         self.started_at = datetime.now(UTC)
         self.tail_errors = 0
         self.last_tail_error: str | None = None
-        self._gap_since: float | None = None
+        self._first: tuple[int, Any] | None = None
+        """(id, recorded_at) of the log's first entry as this process read it (None: nothing read yet)."""
         self._task: asyncio.Task | None = None
         self._metrics: tuple[int, float, dict[str, Any]] | None = None
         self._metrics_lock = asyncio.Lock()
@@ -242,27 +302,46 @@ class LiveService:
     async def start(self) -> None:
         """Catch up with the log silently (nobody is connected yet) -- except that the value bets after an alert
         subscription's cursor that match it are queued for its webhook (those that arrived while the API was
-        down) -- then follow it."""
+        down) -- then follow it. Each room's newest update in what was caught up with is its floor in the gateway
+        (a subscriber resuming from before it is told of a gap here)."""
         await asyncio.to_thread(self.alerts.load)
+        floors: dict[str, int] = {}
         while True:
             rows = await asyncio.to_thread(self._read)
             if not rows:
                 break
+            self._note_first(rows[0])
             for row in rows:
                 for update in self.view.apply(row):
+                    rooms = update.rooms
                     if update.type == "value_bet" and self.alerts.alerts:
-                        self.alerts.matching(update.data, self.view.match(update.match_id or ""))
+                        hits = self.alerts.matching(update.data, self.view.match(update.match_id or ""))
+                        rooms = (*rooms, *(a.room for a in hits))
+                    for room in rooms:
+                        floors[room] = self.view.last_id
             await self.alerts.flush(self.view.last_id, force=True)
         await self.alerts.flush(self.view.last_id, force=True)
+        self.gateway.follow(self.session, floors)
         log.info(
-            "event log read up to entry %d: %d matches; %d alert subscriptions",
+            "event log read up to entry %d (session %s): %d matches; %d alert subscriptions",
             self.view.last_id,
+            self.session,
             len(self.view.matches),
             len(self.alerts.alerts),
         )
         self.gateway.start()
         self.deliverer.start()
         self._task = asyncio.get_running_loop().create_task(self._follow())
+
+    @property
+    def session(self) -> str:
+        """The log's session (``log_session`` of its first entry as read here)."""
+        return log_session(*self._first) if self._first is not None else EMPTY_LOG_SESSION
+
+    def _note_first(self, row: dict[str, Any]) -> None:
+        if self._first is None:  # the first entry of the log (the view starts from its beginning)
+            self._first = (int(row["id"]), row["recorded_at"])
+            self.gateway.session = self.session
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -276,37 +355,25 @@ class LiveService:
         await self.gateway.stop()
 
     def _read(self) -> list[dict[str, Any]]:
-        """The next entries after the view's, stopping at a gap younger than the grace period."""
-        after = self.view.last_id
-        rows = store.next_event_rows(self.db, after, CHUNK)
-        expected, out = after + 1, []
-        for row in rows:
-            if row["id"] != expected:
-                now = time.monotonic()
-                if self._gap_since is None:
-                    self._gap_since = now
-                if now - self._gap_since < self.gap_grace_s:
-                    break
-            self._gap_since = None
-            out.append(row)
-            expected = row["id"] + 1
-        return out
+        """The next entries after the view's (ids are in commit order: nothing can appear below them later)."""
+        return store.next_event_rows(self.db, self.view.last_id, CHUNK)
 
     async def _follow(self) -> None:
-        next_reset_check = 0.0
+        next_check = time.monotonic() + REFRESH_S
         while True:
             try:
                 rows = await asyncio.to_thread(self._read)
+                if rows:
+                    self._note_first(rows[0])
                 for row in rows:
                     for update in self.view.apply(row):
                         self.publish(update)
                 if await self.alerts.flush(self.view.last_id):
                     self.deliverer.notify()
-                if time.monotonic() >= next_reset_check:
-                    next_reset_check = time.monotonic() + 2.0
-                    newest = await asyncio.to_thread(store.last_event_id, self.db)
-                    if newest < self.view.last_id:
-                        self._reset(newest)
+                if time.monotonic() >= next_check:
+                    next_check = time.monotonic() + REFRESH_S
+                    await self._check_log()
+                    self._learn(await self.alerts.refresh())
                 if len(rows) < CHUNK:
                     await asyncio.sleep(self.poll_s)
             except asyncio.CancelledError:
@@ -317,18 +384,51 @@ class LiveService:
                 log.warning("reading the event log failed (%s); retrying", self.last_tail_error)
                 await asyncio.sleep(min(5.0, self.poll_s * 10))
 
-    def _reset(self, newest: int) -> None:
-        log.warning("the event log was reset (newest entry %d < %d seen): rebuilding", newest, self.view.last_id)
+    async def _check_log(self) -> None:
+        """A reset of the log: its newest entry is older than the view's, or its first entry is gone (ids go on
+        from the old sequence on Postgres, and restart on SQLite: the first entry's commit time tells)."""
+        newest = await asyncio.to_thread(store.last_event_id, self.db)
+        if newest < self.view.last_id:
+            return await self._reset(newest)
+        if self._first is not None:
+            stamp = await asyncio.to_thread(entry_stamp, self.db, self._first[0])
+            if stamp is None or log_session(self._first[0], stamp) != self.session:
+                await self._reset(newest)
+
+    async def _reset(self, newest: int) -> None:
+        log.warning("the event log was reset (newest entry %d, %d seen): rebuilding", newest, self.view.last_id)
+        first = await asyncio.to_thread(first_entry, self.db)
         self.view = LiveView()
         self._metrics = None
+        self._first = None
         self.alerts.reset()
-        self.gateway.reset("the event log was reset (a new paper-trading session): fetch the state again")
+        self.gateway.reset(
+            "the event log was reset (a new paper-trading session): fetch the state again",
+            log_session(*first) if first is not None else EMPTY_LOG_SESSION,
+        )
+
+    def _learn(self, alerts: list[Alert]) -> None:
+        """Subscriptions another replica made: routed from now on (a resume from before now is a gap here), and the
+        value bets this process read after their stored cursors queued for their webhooks (so that no cursor this
+        process writes passes a value bet nobody queued)."""
+        for alert in alerts:
+            self.gateway.open_room(alert.room, self.view.last_id)
+            if not alert.webhook_url:
+                continue
+            for m in self.view.matches.values():
+                for bet in m.value_bets:
+                    if int(bet["id"]) > self.alerts.cursors.get(alert.alert_id, 0):
+                        players = frozenset(normalize_name(n) for n in m.players)
+                        if alert.matches(bet, players):
+                            self.alerts.queued.append(
+                                {"alert_id": alert.alert_id, "event_id": bet["id"], "payload": bet}
+                            )
 
     def publish(self, update: Update) -> None:
         extra: list[str] = []
         if update.type == "value_bet" and self.alerts.alerts:  # and queued for the webhooks among them
             extra = self.alerts.rooms_for(update.data, self.view.match(update.match_id or ""))
-        self.gateway.publish(update, extra)
+        self.gateway.publish(update, extra, seq=self.view.last_id)
 
     # --- rooms ----------------------------------------------------------------------------------
     def room_exists(self, room: str) -> bool:

@@ -310,3 +310,13 @@ class ControlState(BaseModel):
     effective_risk_limits: dict[str, Any] = Field(description="the engine's default limits with the overrides")
     engines: list[EngineAck]
     history: list[Controls]
+
+
+class Readiness(BaseModel):
+    """``GET /readyz``: whether a load balancer should send this replica traffic."""
+
+    ready: bool
+    reason: str
+    replica: str | int | None = None
+    read_up_to: int = Field(description="the newest event-log entry this replica has read")
+    newest: int | None = Field(default=None, description="the newest entry in the log (None: the database is away)")

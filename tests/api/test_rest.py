@@ -191,6 +191,22 @@ def test_metrics_are_the_session_s_trading_figures(api, db):
     assert body["latency"]["api_request_ms"]["n"] > 0
 
 
+def test_prometheus_metrics_and_readiness_of_the_replica(api, db):
+    """What Prometheus scrapes (deploy/prometheus/prometheus.yml: /metrics/prometheus) and what a load balancer
+    asks (/readyz): the text format, the replica's figures, and ready once the log is read."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"{api.url}/metrics/prometheus", timeout=10) as r:
+        assert r.headers["Content-Type"].startswith("text/plain")
+        text = r.read().decode()
+    for name in ("subscribers", "messages_total", "log_read_up_to", "log_lag_entries", "tail_errors_total"):
+        assert f"courtside_api_{name}{{" in text, name
+    read = next(line for line in text.splitlines() if line.startswith("courtside_api_log_read_up_to{"))
+    assert float(read.rsplit(" ", 1)[1]) == store.last_event_id(db)  # the test's log is read to its end
+    status, body, _ = get(f"{api.url}/readyz")
+    assert status == 200 and body["ready"] and body["read_up_to"] == body["newest"] == store.last_event_id(db)
+
+
 def test_value_alert_subscriptions(api):
     status, body, _ = request(
         "POST", f"{api.url}/live/alerts/subscribe", {"players": ["Djokovic"], "match_ids": [], "min_edge": 0.05}

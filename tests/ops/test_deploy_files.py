@@ -385,7 +385,9 @@ def _targets(config: dict) -> dict[str, list[tuple[str, int]]]:
         for dns in job.get("dns_sd_configs", []):
             assert dns.get("type", "SRV") == "A", job["job_name"]  # names of services, the port given
             targets += [(name, int(dns["port"])) for name in dns["names"]]
-        assert job.get("metrics_path", "/metrics") == "/metrics"
+        # the live API's Prometheus text is /metrics/prometheus (its /metrics is the JSON report people read)
+        expected = "/metrics/prometheus" if job["job_name"] == "api" else "/metrics"
+        assert job.get("metrics_path", "/metrics") == expected, job["job_name"]
         jobs[job["job_name"]] = targets
     assert len(jobs) == len(config["scrape_configs"]), "job names repeat"
     return jobs
