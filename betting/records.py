@@ -119,9 +119,9 @@ class EventKind(StrEnum):
     the kill switch's cancellations), with the feed position it took effect at: a deterministic replay
     applies it at the same position."""
     RECOVERED = "RECOVERED"
+    """The engine finished recovering after a start: how, from where, and whether the replay matched."""
     MATCH_TAKEN_OVER = "MATCH_TAKEN_OVER"
     """Several engine workers: this worker took the match over from one whose lease ran out (its orders adopted)."""
-    """The engine finished recovering after a start: how, from where, and whether the replay matched."""
 
 
 def customer_order_ref(*parts: object) -> str:

@@ -131,7 +131,7 @@ class SharedRisk:
         held: list[Lease] = []
         expires = func.now() + timedelta(seconds=self.lease_s)
         with self.db.begin() as conn:
-            for match_id in match_ids:
+            for match_id in sorted(match_ids):  # one order of row locks for every worker: no deadlock
                 row = conn.execute(
                     select(MatchLease.worker, MatchLease.epoch, MatchLease.expires_at > func.now())
                     .where(MatchLease.match_id == match_id)
@@ -255,10 +255,12 @@ class SharedRisk:
         "message": ...}`` when the caller may not trade the match or the reference is another worker's."""
         with self.db.begin() as conn:
             lock_risk(conn)
+            # the lease as it is now, after the lock wait (clock_timestamp, not the transaction's start), held
+            # until the decision is recorded: a take-over cannot slip in between
             lease = conn.execute(
-                select(MatchLease.worker, MatchLease.epoch, MatchLease.expires_at > func.now()).where(
-                    MatchLease.match_id == match_id
-                )
+                select(MatchLease.worker, MatchLease.epoch, MatchLease.expires_at > func.clock_timestamp())
+                .where(MatchLease.match_id == match_id)
+                .with_for_update(read=True)
             ).first()
             if lease is None or lease[0] != self.worker or not lease[2]:
                 holder = "nobody" if lease is None else f"worker {lease[0]}" + ("" if lease[2] else " (expired)")
@@ -291,6 +293,9 @@ class SharedRisk:
                         reserved_at=func.now(),
                     )
                 )
+            if out.get("approved") and (taken is None or out.get("market_exposure", 0.0) > 0.0):
+                # also a reference of this worker's decided again after a restart lost it from the book: the order
+                # is placed again, so its position is published again (never below the truth)
                 self._put_position(conn, market_id, match_id, out["market_exposure"], out["market_live_orders"])
             return out
 

@@ -139,10 +139,10 @@ class EngineConfig:
     (1 to 8 letters, digits or '-'). It trades only the matches it holds the lease of, under limits shared by
     every worker. None: the only engine (the default)."""
     lease_s: float = 5.0
+    """Several workers: how long a match's lease lasts without renewal (a dead worker's matches wait this long)."""
     workers: int = 1
     """Several workers: how many to wait for at the start (each sees the others before its first message, so the
     matches spread over all of them and, in deterministic mode, none runs ahead of the others)."""
-    """Several workers: how long a match's lease lasts without renewal (a dead worker's matches wait this long)."""
 
 
 ExchangeFactory = Callable[[ManualClock, list[Order]], BaseExchange]
@@ -246,6 +246,11 @@ class TradingEngine:
         elif config.epoch is not None:
             self.epochs = {**dict.fromkeys(config.feeds, config.epoch), **self.epochs}
         committed = [Order.from_dict(o) for o in store.orders(db)]
+        if self.shared is not None and exchange is not None:
+            raise ValueError(
+                "engine workers trade on the paper exchange only: a venue's order stream would show every worker "
+                "the others' orders (run one engine with a real venue)"
+            )
         if self.shared is not None:  # a worker restores the orders it holds, not the other workers'
             mine = self.shared.my_refs()
             committed = [o for o in committed if o.customer_order_ref in mine]
@@ -359,6 +364,12 @@ class TradingEngine:
     def _epoch(self, feed: str, event_time: float = 0.0) -> datetime:
         """When the feed's clock started: fixed in deterministic mode, else found at its first message."""
         epoch = self.epochs.get(feed)
+        if epoch is None and self.shared is not None and not self.cfg.deterministic:
+            # several workers: one feed clock for all (order times and trading days are compared across them);
+            # a worker that starts after another takes the epoch that one keeps in its cursors
+            theirs = [e for (f, _), (_, e) in store.cursors(self.db).items() if f == feed]
+            if theirs:
+                epoch = self.epochs[feed] = min(theirs)
         if epoch is None:
             epoch = self.epochs[feed] = (
                 self.cfg.epoch or DETERMINISTIC_EPOCH
@@ -1004,6 +1015,8 @@ class TradingEngine:
         requests = store.new_order_requests(self.db)
         if requests:
             self._journal_input({"input": "order_requests", "requests": [list(r) for r in requests]})
+        if self.partition is not None:  # several workers: a request is the business of its match's lease holder
+            requests = [r for r in requests if self.partition.owns(r[1])]
         for ref, match_id, payload in requests:
             request = OrderRequest.from_dict(payload)
             ok, why = self._submit(request, match_id, "prematch")
