@@ -9,6 +9,7 @@
     courtside pipeline   run the whole pipeline once, recorded in the Dagster instance
     courtside windows    print the season windows the options below resolve to, checked against the data
     courtside backfill   materialize a range of seasons (tour x season partitions) of the pre-match features
+    courtside worker     a Celery worker of the Dagster steps, when COURTSIDE_EXECUTOR=celery (docs/SCALING.md)
 
 ``up`` and ``pipeline`` take the season windows (``--test-seasons 2015-2016``, ``--train-seasons``, ...,
 ``--windows-file``; see ``courtside pipeline --help`` and ``training.windows``): they are checked against the
@@ -24,6 +25,7 @@ data before anything starts and passed to the pipeline, the Dagster UI and the s
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import math
@@ -149,18 +151,183 @@ def use_windows(args: argparse.Namespace, settings: Settings) -> PipelineWindows
     return windows
 
 
-def prepare_environment(settings: Settings) -> None:
-    """Create the embedded state folders and export what child processes and libraries read."""
+POSTGRES_INSTANCE_YAML = "dagster-postgres.yaml"
+"""The Dagster instance of the production storage profile (run, event log and schedule storage in Postgres)."""
+
+
+def storage_profile(env: Mapping[str, str]) -> dict[str, str]:
+    """The production storage profile: what a PostgreSQL ``COURTSIDE_DATABASE_URL`` adds to the environment ``env``.
+
+    Nothing on the default (SQLite) application database. On Postgres, the same database (and credentials) for
+    Dagster's instance, schema ``dagster`` (``DAGSTER_PG_URL``, which selects ``dagster-postgres.yaml``), and for
+    MLflow's tracking and registry store, schema ``mlflow`` (``MLFLOW_TRACKING_URI``: what the pipeline writes and
+    ``mlflow server --backend-store-uri`` serves); either is kept when it is set already.
+    """
+    from storage.db import DAGSTER_SCHEMA, MLFLOW_SCHEMA, is_postgres, schema_url
+
+    url = env.get("COURTSIDE_DATABASE_URL") or ""
+    if not is_postgres(url):
+        return {}
+    derived = {}
+    if not env.get("DAGSTER_PG_URL"):
+        derived["DAGSTER_PG_URL"] = schema_url(url, DAGSTER_SCHEMA, "psycopg2")
+    if not env.get("MLFLOW_TRACKING_URI"):
+        derived["MLFLOW_TRACKING_URI"] = schema_url(url, MLFLOW_SCHEMA, "psycopg")
+    return derived
+
+
+def ensure_schemas(database_url: str, schemas: list[str]) -> None:
+    """Create the profile's schemas in the application database when missing (the database's owner may)."""
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    from storage.db import make_engine
+
+    engine = make_engine(database_url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            for schema in schemas:
+                try:
+                    conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+                except (IntegrityError, ProgrammingError):  # another process created it at the same moment
+                    exists = conn.exec_driver_sql(
+                        "SELECT 1 FROM information_schema.schemata WHERE schema_name = %(s)s", {"s": schema}
+                    ).first()
+                    if not exists:
+                        raise
+    finally:
+        engine.dispose()
+
+
+def prepare_environment(settings: Settings) -> Settings:
+    """Create the embedded state folders and export what child processes and libraries read; apply the production
+    storage profile (``storage_profile``) when the application database is Postgres. Returns the settings as the
+    profile completes them (its MLflow store)."""
     settings.ensure_dirs()
     os.environ["COURTSIDE_HOME"] = str(settings.home)
     os.environ["COURTSIDE_DATA_DIR"] = settings.data_dir
     os.environ["COURTSIDE_DATABASE_URL"] = settings.database_url
+    profile = storage_profile(os.environ)
+    if "MLFLOW_TRACKING_URI" in profile:
+        settings = dataclasses.replace(settings, mlflow_tracking_uri=profile["MLFLOW_TRACKING_URI"])
+    os.environ.update(profile)
     os.environ["MLFLOW_TRACKING_URI"] = settings.mlflow_tracking_uri
     os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
+    if profile:
+        from storage.db import DAGSTER_SCHEMA, MLFLOW_SCHEMA
+
+        wanted = {"DAGSTER_PG_URL": DAGSTER_SCHEMA, "MLFLOW_TRACKING_URI": MLFLOW_SCHEMA}
+        ensure_schemas(settings.database_url, [schema for var, schema in wanted.items() if var in profile])
+    postgres_instance = bool(os.environ.get("DAGSTER_PG_URL"))
+    if postgres_instance:
+        from orchestration.defs.shared.processes import executor_choice
+
+        os.environ.setdefault("COURTSIDE_MAX_CONCURRENT_RUNS", "4" if executor_choice() == "celery" else "1")
     instance_yaml = settings.dagster_home / "dagster.yaml"
-    source_yaml = PROJECT_ROOT / "dagster.yaml"
+    source_yaml = PROJECT_ROOT / (POSTGRES_INSTANCE_YAML if postgres_instance else "dagster.yaml")
     if not instance_yaml.exists() or instance_yaml.read_bytes() != source_yaml.read_bytes():
         shutil.copyfile(source_yaml, instance_yaml)
+    return settings
+
+
+CELERY_CONFIG_MODULE = '''"""Celery settings of this deployment's Dagster workers, written by `courtside worker`:
+dagster_celery.app imports it as ``dagster_celery_config``. Every value comes from the environment
+(COURTSIDE_CELERY_BROKER, ...): no URL or password is written here."""
+from orchestration.defs.shared.execution import celery_settings
+
+globals().update(celery_settings())
+'''
+
+
+def _redacted(url: str) -> str:
+    """``url`` without its password (for printing)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def celery_worker_command(
+    settings: Settings, name: str, concurrency: int = 1, queues: tuple[str, ...] = (), loglevel: str = "INFO"
+) -> tuple[list[str], dict[str, str]]:
+    """The command and environment of one Celery worker of this deployment's Dagster steps (``courtside worker``):
+    dagster-celery's app with this deployment's settings (``orchestration.defs.shared.execution.celery_settings``,
+    through a ``dagster_celery_config`` module under DAGSTER_HOME), the code location imported once before the
+    worker forks its step processes (``orchestration.preload``), one fresh process per step."""
+    from orchestration.defs.shared.execution import CELERY_QUEUE
+
+    config_dir = settings.dagster_home / "celery"
+    config_dir.mkdir(parents=True, exist_ok=True)
+    module = config_dir / "dagster_celery_config.py"
+    if not module.exists() or module.read_text() != CELERY_CONFIG_MODULE:
+        tmp = config_dir / f".dagster_celery_config.{os.getpid()}.tmp"
+        tmp.write_text(CELERY_CONFIG_MODULE)
+        tmp.replace(module)  # workers starting together never read half a file
+    env = child_environment()
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(config_dir), str(PROJECT_ROOT), env.get("PYTHONPATH")) if p)
+    command = [
+        _venv_bin("celery"),
+        "-A",
+        "dagster_celery.app",
+        "worker",
+        "--hostname",
+        f"{name}@%h",
+        "--queues",
+        ",".join(queues or (CELERY_QUEUE,)),
+        "--concurrency",
+        str(concurrency),
+        "--prefetch-multiplier",
+        "1",
+        "--max-tasks-per-child",
+        "1",
+        "--include",
+        "orchestration.preload",
+        "--without-gossip",
+        "--without-mingle",
+        "--loglevel",
+        loglevel,
+    ]
+    return command, env
+
+
+def worker_specs(settings: Settings) -> list[ServiceSpec]:
+    """``courtside up`` with ``COURTSIDE_EXECUTOR=celery``: ``COURTSIDE_CELERY_WORKERS`` local workers (default: 2, one
+    step each, as many as the default executor's step processes) under the supervisor; none otherwise. Workers on
+    other machines: ``courtside worker`` there (docs/SCALING.md)."""
+    from orchestration.defs.shared.processes import STEP_PROCESSES, executor_choice
+
+    if executor_choice() != "celery":
+        return []
+    count = int(os.environ.get("COURTSIDE_CELERY_WORKERS") or STEP_PROCESSES)
+    return [
+        ServiceSpec(
+            f"celery-worker-{i}",
+            (sys.executable, "-m", "courtside.cli", "worker", "--name", f"courtside-{i}", "--concurrency", "1"),
+        )
+        for i in range(1, count + 1)
+    ]
+
+
+def run_backfill(instance, tours: list[str], first: int, last: int, upstream: bool = True):
+    """Seasons ``first``..``last`` of ``tours`` in one run of the ``season_update`` job, through the jobs' executor
+    (``dagster.execute_job``; ``run_season_update`` runs its steps in this process instead): with
+    ``COURTSIDE_EXECUTOR=celery`` every step (each tour's seasons, and with ``upstream`` the ingest and clean tables
+    they read) is a Celery task for the workers. Returns the ``JobExecutionResult``."""
+    import dagster as dg
+    from dagster._core.definitions.reconstruct import ReconstructableRepository
+
+    from orchestration.definitions import defs
+    from orchestration.defs.features.seasons import season_selection
+
+    selection = dg.AssetSelection.assets(*season_selection(tours))
+    keys = sorted((selection.upstream() if upstream else selection).resolve(defs.resolve_asset_graph()))
+    tags = {"dagster/asset_partition_range_start": str(first), "dagster/asset_partition_range_end": str(last)}
+    repository = ReconstructableRepository.for_module("orchestration.definitions", "defs", str(PROJECT_ROOT))
+    job = repository.get_reconstructable_job("season_update")
+    return dg.execute_job(job, instance=instance, tags=tags, asset_selection=keys, raise_on_error=False)
 
 
 def run_pipeline(
@@ -483,7 +650,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     os.environ["COURTSIDE_REPLAY_ARGS"] = with_replay_options(
         os.environ.get("COURTSIDE_REPLAY_ARGS", REPLAY_DEFAULT), args.speed, args.matches, args.tour
     )
-    prepare_environment(settings)
+    settings = prepare_environment(settings)
     ports = service_ports(settings)
     operator_token_file(settings)
     problems = exposure_problems(settings, _operator_token(), ports)
@@ -511,7 +678,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     pipeline: subprocess.Popen | None = None
     local = url_host(connect_host(settings.bind_host))
     try:
-        supervisor.start_all(control_plane_specs(settings, ports))
+        supervisor.start_all(control_plane_specs(settings, ports) + worker_specs(settings))
         ok = _wait_http(f"http://127.0.0.1:{dagster_port(settings, ports)}/server_info", 120, supervisor)
         # MLflow's server creates the tracking store's schema when it is new; the pipeline writes that store too
         # (SQLite, not through the server): let the server finish first rather than race it
@@ -585,7 +752,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     if use_windows(args, settings) is None:
         return 2
-    prepare_environment(settings)
+    settings = prepare_environment(settings)
     success, run_id, seconds = run_pipeline()
     print(f"pipeline {'succeeded' if success else 'FAILED'} in {seconds:.1f} s (run {run_id})")
     if not success:
@@ -686,10 +853,10 @@ def bench_once(args: argparse.Namespace) -> int:
 
     home = Path(tempfile.mkdtemp(prefix="courtside-bench-"))
     os.environ["COURTSIDE_HOME"] = str(home)
-    for var in ("COURTSIDE_DATABASE_URL", "MLFLOW_TRACKING_URI", "DAGSTER_HOME"):
+    for var in ("COURTSIDE_DATABASE_URL", "MLFLOW_TRACKING_URI", "DAGSTER_HOME", "DAGSTER_PG_URL"):
         os.environ.pop(var, None)
     settings = Settings.from_env()
-    prepare_environment(settings)
+    settings = prepare_environment(settings)
     t0 = time.perf_counter()
     from orchestration.defs.shared.processes import start_fork_server
 
@@ -782,10 +949,15 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         )
         return 2
     tours = list(TOURS) if args.tour == "both" else [args.tour]
-    prepare_environment(settings)
+    settings = prepare_environment(settings)
+    from orchestration.defs.shared.processes import executor_choice
+
     t0 = time.perf_counter()
     with dg.DagsterInstance.get() as instance:
-        result = run_season_update(build_definitions(settings), instance, tours, first, last)
+        if executor_choice() == "celery":  # the steps on the Celery workers (`courtside worker`)
+            result = run_backfill(instance, tours, first, last)
+        else:
+            result = run_season_update(build_definitions(settings), instance, tours, first, last)
     seconds = time.perf_counter() - t0
     state = "succeeded" if result.success else "FAILED"
     print(
@@ -793,6 +965,34 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         f"(run {result.run_id})"
     )
     return 0 if result.success else 1
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """A Celery worker of this deployment's Dagster steps (replaces this process: signals reach Celery directly)."""
+    from orchestration.defs.shared.execution import BROKER_VARIABLE, DEFAULT_BROKER
+
+    if args.concurrency < 1:
+        print("--concurrency must be at least 1", file=sys.stderr)
+        return 2
+    settings = prepare_environment(Settings.from_env())
+    name = args.name or f"courtside-{os.getpid()}"
+    command, env = celery_worker_command(settings, name, args.concurrency, tuple(args.queue or ()), args.loglevel)
+    postgres = bool(os.environ.get("DAGSTER_PG_URL"))
+    broker = os.environ.get(BROKER_VARIABLE) or DEFAULT_BROKER
+    print(
+        f"celery worker {name}: broker {_redacted(broker)}, {args.concurrency} step(s) at a time; Dagster instance "
+        + ("in Postgres" if postgres else f"in SQLite under {settings.dagster_home}"),
+        flush=True,
+    )
+    if not postgres:
+        print(
+            "NOTE: a SQLite instance is only reachable by workers on this machine; for workers elsewhere set "
+            "COURTSIDE_DATABASE_URL=postgresql+psycopg://... on every machine (docs/SCALING.md)",
+            file=sys.stderr,
+            flush=True,
+        )
+    os.execve(command[0], command, env)
+    return 1  # not reached
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -846,6 +1046,15 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--from", dest="first", type=int, help="first season (default 1968)")
     backfill.add_argument("--to", dest="last", type=int, help="last season (default: the current year)")
     backfill.set_defaults(fn=cmd_backfill)
+    worker = sub.add_parser(
+        "worker",
+        help="a Celery worker of the Dagster steps (COURTSIDE_EXECUTOR=celery; broker: COURTSIDE_CELERY_BROKER)",
+    )
+    worker.add_argument("--name", help="the worker's name (default courtside-<pid>; Celery adds @<host>)")
+    worker.add_argument("--concurrency", type=int, default=1, help="steps at a time (default 1)")
+    worker.add_argument("--queue", action="append", help="Celery queue to take steps from (default: dagster)")
+    worker.add_argument("--loglevel", default="INFO", help="Celery's log level (default INFO)")
+    worker.set_defaults(fn=cmd_worker)
     return parser
 
 

@@ -26,7 +26,7 @@ from orchestration.defs.operations.jobs import (
 )
 from orchestration.defs.operations.schedules import weekly_retrain
 from orchestration.defs.operations.sensors import data_files_changed, drift_retrain, live_event_log
-from orchestration.defs.shared.execution import pipeline_executor
+from orchestration.defs.shared.execution import executor_from_env
 from orchestration.defs.shared.resources import resources_from_settings
 from training.windows import WindowSettings
 
@@ -48,9 +48,10 @@ def build_definitions(settings: Settings | None = None, windows: WindowSettings 
         schedules=[weekly_retrain],
         sensors=[data_files_changed, live_event_log, drift_retrain],
         resources=resources_from_settings(settings, windows),
-        # Two step processes at a time, forked from a server that imported everything once (see
+        # Two step processes at a time, forked from a server that imported everything once, or with
+        # COURTSIDE_EXECUTOR=celery each step a Celery task run by `courtside worker` processes (see
         # ``orchestration.defs.shared.execution``); ``execute_in_process`` still runs one step at a time.
-        executor=pipeline_executor,
+        executor=executor_from_env(),
     )
 
 

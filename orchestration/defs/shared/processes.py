@@ -1,6 +1,24 @@
 """The step processes of a run (no Dagster import here: ``courtside pipeline`` starts their fork server before it
 imports anything heavy). The executor that uses them: ``orchestration.defs.shared.execution``."""
 
+import os
+from collections.abc import Mapping
+
+EXECUTOR_VARIABLE = "COURTSIDE_EXECUTOR"
+"""Which executor the jobs use: ``multiprocess`` (default: two step processes on this machine, forked from the
+server below) or ``celery`` (each step a Celery task that a ``courtside worker`` process runs, on this machine or
+another: ``orchestration.defs.shared.execution.celery_executor``)."""
+EXECUTORS = ("multiprocess", "celery")
+
+
+def executor_choice(env: Mapping[str, str] | None = None) -> str:
+    """``COURTSIDE_EXECUTOR`` (``multiprocess`` when unset); ValueError for anything else."""
+    choice = ((os.environ if env is None else env).get(EXECUTOR_VARIABLE) or "multiprocess").strip().lower()
+    if choice not in EXECUTORS:
+        raise ValueError(f"{EXECUTOR_VARIABLE}={choice!r}: expected one of {', '.join(EXECUTORS)}")
+    return choice
+
+
 STEP_PROCESSES = 2
 """Steps at a time: the machine's 2 cores (each step is single-threaded, the walk-forward refits included)."""
 
