@@ -190,6 +190,20 @@ class PaperExchange(BaseExchange):
             if order.is_live:
                 self._lapse(ref, LapseReason.WORKER_LOST, now)
 
+    def release(self, market_ids: Iterable[str]) -> list[Order]:
+        """Orders of markets another engine worker trades now (it took their match over while this one was
+        stalled or cut off, and adopted them): forgotten here, without an update - they are the other worker's.
+        Returns them."""
+        gone: list[Order] = []
+        for market_id in market_ids:
+            for ref in self._by_market.pop(market_id, {}):
+                gone.append(self._orders.pop(ref))
+                self._pending.pop(ref, None)
+                self._resting.pop(ref, None)
+        refs = {o.customer_order_ref for o in gone}
+        self._outbox = [u for u in self._outbox if u.order.customer_order_ref not in refs]
+        return gone
+
     # --- reading ----------------------------------------------------------------------------
     @property
     def balance(self) -> float:

@@ -183,6 +183,29 @@ class Running:
         self.high = max(self.high, self.pnl)
 
 
+class PnlPeriods:
+    """Realised P&L by trading day and trading week, each with the extremes it went through: what the daily and
+    weekly stop-losses and the daily profit target read (one engine's ``RiskBook``, and several workers' combined
+    realised P&L in ``betting.shared_limits.CombinedBook``)."""
+
+    def __init__(self) -> None:
+        self._days: dict[date, Running] = {}
+        self._weeks: dict[tuple[int, int], Running] = {}
+
+    def add(self, at: datetime, net: float) -> None:
+        """A market settled at ``at`` for ``net``."""
+        self._days.setdefault(trading_day(at), Running()).add(net)
+        self._weeks.setdefault(trading_week(at), Running()).add(net)
+
+    def day(self, now: datetime) -> Running:
+        """The UTC day of ``now`` (all zero when nothing settled that day)."""
+        return self._days.get(trading_day(now)) or Running()
+
+    def week(self, now: datetime) -> Running:
+        """The ISO week of ``now`` (all zero when nothing settled that week)."""
+        return self._weeks.get(trading_week(now)) or Running()
+
+
 class RiskBook:
     """What the risk checks look at: unsettled orders, bankroll, realised P&L, order times.
 
@@ -197,8 +220,8 @@ class RiskBook:
         self._settled_markets: set[str] = set()
         self._runners: dict[str, tuple[str, ...]] = {}
         self._placed_times: list[datetime] = []
-        self._days: dict[date, Running] = {}
-        self._weeks: dict[tuple[int, int], Running] = {}
+        self.periods = PnlPeriods()
+        """Realised P&L by trading day and week."""
         self._exposure: dict[str, tuple[tuple[str, ...], dict[str, float], float]] = {}
         """Each open market as booked: its outcomes, the orders' summed profit in each, the worst-case loss
         (recomputed only when its orders change; a candidate order adds its own profit to the sums)."""
@@ -250,8 +273,22 @@ class RiskBook:
         net = settlement.pnl.net_profit
         self._bankroll = round_money(self._bankroll + net)
         at = settlement.pnl.settled_at
-        self._days.setdefault(trading_day(at), Running()).add(net)
-        self._weeks.setdefault(trading_week(at), Running()).add(net)
+        self.periods.add(at, net)
+
+    def forget_market(self, market_id: str) -> None:
+        """An open market whose orders are no longer this book's (another engine worker adopted them): they leave
+        it, rate and exposure included, as if never recorded. A settled market is never forgotten."""
+        if market_id in self._settled_markets:
+            return
+        for ref, order in self._open_markets.pop(market_id, {}).items():
+            self._known.pop(ref, None)
+            self._outcome_pnl.pop(ref, None)
+            self._live.discard(ref)
+            at = require_aware(order.placed_at)
+            i = bisect.bisect_left(self._placed_times, at)
+            if i < len(self._placed_times) and self._placed_times[i] == at:
+                del self._placed_times[i]
+        self._changed(market_id)
 
     def _changed(self, market_id: str) -> None:
         """The market's orders, runners or settlement changed: its exposure and the total are computed again."""
@@ -286,23 +323,23 @@ class RiskBook:
 
     def day_pnl(self, now: datetime) -> float:
         """Realised net P&L of the UTC day of ``now``."""
-        return self._days.get(trading_day(now), Running()).pnl
+        return self.periods.day(now).pnl
 
     def week_pnl(self, now: datetime) -> float:
         """Realised net P&L of the ISO week of ``now``."""
-        return self._weeks.get(trading_week(now), Running()).pnl
+        return self.periods.week(now).pnl
 
     def day_low(self, now: datetime) -> float:
         """Lowest running realised P&L the day of ``now`` has reached (0 at the start of the day)."""
-        return self._days.get(trading_day(now), Running()).low
+        return self.periods.day(now).low
 
     def day_high(self, now: datetime) -> float:
         """Highest running realised P&L the day of ``now`` has reached."""
-        return self._days.get(trading_day(now), Running()).high
+        return self.periods.day(now).high
 
     def week_low(self, now: datetime) -> float:
         """Lowest running realised P&L the week of ``now`` has reached."""
-        return self._weeks.get(trading_week(now), Running()).low
+        return self.periods.week(now).low
 
     def _pnl(self, order: Order, winner: str) -> float:
         """``exposure.order_outcome_pnl``, remembered for the booked snapshot of an open order."""

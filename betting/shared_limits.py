@@ -29,13 +29,11 @@ from betting.money import round_money
 from betting.records import Order, OrderRequest, OrderStatus
 from betting.risk import (
     ORDER_RATE_WINDOW,
+    PnlPeriods,
     RiskBook,
     RiskDecision,
     RiskLimits,
-    Running,
     check,
-    trading_day,
-    trading_week,
 )
 
 
@@ -61,7 +59,10 @@ class SharedFigures:
     others_placed: Sequence[datetime] = ()
     """Placement times (event time) of the other workers' orders in the rate window, sorted."""
     realised: Sequence[tuple[datetime, float]] = ()
-    """Every settled market's (settled_at, net profit), every worker's, in settlement order."""
+    """The settled markets' (settled_at, net profit), every worker's, in settlement order: at least those of the
+    trading week of the decision (the daily and weekly stop-losses read only that week)."""
+    realised_before: float = 0.0
+    """The net profit of every settled market not in ``realised`` (the bankroll only)."""
     kill_switch: bool = False
     """The operator's kill switch as committed when the lock was taken."""
 
@@ -73,15 +74,13 @@ class CombinedBook:
 
     local: RiskBook
     shared: SharedFigures
-    _days: dict = field(default_factory=dict)
-    _weeks: dict = field(default_factory=dict)
+    _periods: PnlPeriods = field(default_factory=PnlPeriods)
 
     def __post_init__(self) -> None:
-        bankroll = self.shared.starting_bankroll
+        bankroll = round_money(self.shared.starting_bankroll + self.shared.realised_before)
         for at, net in self.shared.realised:
             bankroll = round_money(bankroll + net)
-            self._days.setdefault(trading_day(at), Running()).add(net)
-            self._weeks.setdefault(trading_week(at), Running()).add(net)
+            self._periods.add(at, net)
         self._bankroll = round_money(bankroll)
 
     @property
@@ -109,13 +108,13 @@ class CombinedBook:
         return round_money(self.local.total_exposure(extra, extra_market) + self.shared.others_exposure)
 
     def day_low(self, now: datetime) -> float:
-        return self._days.get(trading_day(now), Running()).low
+        return self._periods.day(now).low
 
     def day_high(self, now: datetime) -> float:
-        return self._days.get(trading_day(now), Running()).high
+        return self._periods.day(now).high
 
     def week_low(self, now: datetime) -> float:
-        return self._weeks.get(trading_week(now), Running()).low
+        return self._periods.week(now).low
 
 
 @dataclass(frozen=True)

@@ -153,6 +153,19 @@ class TradingCore:
             self.risk.record_order(order)
             self.order_match[order.customer_order_ref] = (self.match_of_market(order.market_id), "restored")
 
+    def release_match(self, match_id: str) -> list[Order]:
+        """Several engine workers: another worker took the match over and adopted its orders while this one was
+        stalled; they leave this core's exchange and risk book without an update (nothing is logged or written of
+        them here again). Returns them."""
+        markets = list(self.markets_of.get(match_id, ()))
+        release = getattr(self.exchange, "release", None)
+        gone = list(release(markets)) if release is not None else []
+        for market_id in markets:
+            self.risk.forget_market(market_id)
+        for order in gone:
+            self.order_match.pop(order.customer_order_ref, None)
+        return gone
+
     def record(self, updates: Iterable[OrderUpdate], ctx: Any = None, strays: bool = True) -> None:
         """Order updates from the exchange: into the risk book, then to the sinks. An order that reaches the book
         (out of its bet delay) while its match's play is suspended is cancelled then."""

@@ -34,7 +34,7 @@ from storage.models import (
     Quarantine,
     SettlementRow,
 )
-from storage.shared_risk import lock_risk
+from storage.shared_risk import SHARED_TABLES, lock_risk
 
 
 @dataclass(frozen=True)
@@ -351,12 +351,16 @@ def last_event_id(engine: Engine) -> int:
 
 
 def reset_live(engine: Engine) -> None:
-    """Delete all live state (a fresh paper-trading session). The operator's controls stay: a kill
+    """Delete all live state (a fresh paper-trading session), the engine workers' shared tables included
+    (``storage.shared_risk``: leases, reservations, positions, realised P&L). The operator's controls stay: a kill
     switch pulled before is still pulled in the new session."""
     with engine.begin() as conn:
         _serialise_log_writers(conn)  # not in the middle of a writer's transaction
+        lock_risk(conn)  # nor of a worker's decision
         for table in (LiveEvent, FeedCursor, OrderRow, OrderRequestRow, SettlementRow, EngineStatusRow, AlertDelivery):
             conn.execute(delete(table))
+        for shared in SHARED_TABLES:
+            conn.execute(delete(shared))
         conn.execute(update(AlertSubscription).values(last_event_id=0))  # subscriptions stay; the new log's ids restart
         conn.execute(delete(Quarantine).where(Quarantine.stage == "live"))
 

@@ -383,16 +383,18 @@ class RiskReservation(Base):
 
 
 class RiskPosition(Base):
-    """One open market's worst-case loss and live orders as its worker last published them (at each order under
+    """One open market's worst-case loss and live orders as a worker last published them (at each order under
     the lock, and every housekeeping tick). Only ever published higher than the truth: an order raises it
-    inside the lock; fills, cancellations and settlements lower it at the next publication."""
+    inside the lock; fills, cancellations and settlements lower it at the next publication. One row per market
+    and worker: a worker that lost a match and has not noticed yet adds its stale row, never replaces the new
+    holder's."""
 
     __tablename__ = "risk_positions"
     __table_args__ = (Index(None, "worker"), Index(None, "match_id"))
 
     market_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     match_id: Mapped[str] = mapped_column(String(128))
-    worker: Mapped[str] = mapped_column(String(16))
+    worker: Mapped[str] = mapped_column(String(16), primary_key=True)
     exposure: Mapped[float] = mapped_column()
     live_orders: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column()

@@ -10,23 +10,31 @@ limits that span matches (``betting.shared_limits`` holds the rule; this module 
   call the caller's ``decide`` with it, and, when approved, record the reservation and the caller's new
   market position before the lock is released. Two workers never decide at once, and a worker whose lease
   ran out places nothing (its orders are fenced by the database's clock, not its own).
-- ``risk_positions`` / ``risk_realised``: each open market's published worst case and live orders, and each
-  settled market's net P&L in settlement order.
+- ``risk_positions`` / ``risk_realised``: each worker's open markets' published worst case and live orders (one
+  row per market and worker: a worker that has not yet seen it lost a match only adds to the total, never takes
+  the new holder's row away), and each settled market's net P&L in settlement order.
+
+Every call is retried (``RETRIES`` times, backing off) when the database drops the connection or aborts the
+transaction (a deadlock, a serialisation failure): each is one transaction, safe to run again.
 
 Postgres only (``require_postgres``): SQLite has one writer and no advisory locks; one engine is its case.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from storage.models import (
     EngineWorker,
@@ -41,6 +49,46 @@ CLOSED = "~closed"
 """The holder of a finished match's lease, for ever: nobody takes it over again."""
 RISK_LOCK = 0x436F_7572_7453_6964  # "CourtSid": the advisory lock key every worker takes to decide an order
 ORDER_WINDOW = timedelta(hours=1)
+RETRIES = 3
+"""Attempts of one call when the database drops the connection or aborts the transaction."""
+SHARED_TABLES = (EngineWorker, MatchLease, RiskReservation, RiskPosition, RiskRealised)
+"""Everything the workers share: a fresh session (``storage.live.reset_live``) empties them."""
+
+log = logging.getLogger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _transient(exc: Exception) -> bool:
+    """The database dropped the connection, or aborted the transaction for a reason that passes (a deadlock, a
+    serialisation failure): the same transaction may simply run again."""
+    if isinstance(exc, OperationalError):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+def retried(fn: Callable[P, R]) -> Callable[P, R]:
+    """Run ``fn`` (one transaction) again on a transient database error, up to ``RETRIES`` attempts."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        for attempt in range(1, RETRIES + 1):
+            try:
+                return fn(*args, **kwargs)
+            except DBAPIError as exc:
+                if attempt == RETRIES or not _transient(exc):
+                    raise
+                log.warning("%s: %s (attempt %d of %d)", fn.__name__, str(exc).splitlines()[0], attempt, RETRIES)
+                time.sleep(0.05 * 2 ** (attempt - 1))
+        raise AssertionError("unreachable")
+
+    return wrapper
+
+
+def week_start(moment: datetime) -> datetime:
+    """Monday 00:00 UTC of the trading week of ``moment`` (``betting.risk.trading_week``)."""
+    day = moment.astimezone(UTC).date()
+    return datetime(day.year, day.month, day.day, tzinfo=UTC) - timedelta(days=day.weekday())
 
 
 def lock_risk(conn: Connection) -> None:
@@ -62,11 +110,13 @@ def require_postgres(engine: Engine) -> None:
 
 @dataclass(frozen=True)
 class Lease:
-    """A lease the caller holds: its hand-over count and who held the match before (None: nobody)."""
+    """A lease the caller holds: its hand-over count, who held the match before (None: nobody) and, taken over,
+    the references of that worker's orders the caller adopted with it (in the same transaction)."""
 
     match_id: str
     epoch: int
     previous: str | None
+    adopted: frozenset[str] = frozenset()
 
 
 class SharedRisk:
@@ -82,6 +132,7 @@ class SharedRisk:
         self.heartbeat_ttl_s = heartbeat_ttl_s
 
     # --- workers ------------------------------------------------------------------------------------
+    @retried
     def heartbeat(self) -> None:
         stmt = pg_insert(EngineWorker).values(
             worker=self.worker, pid=os.getpid(), position=0, heartbeat_at=func.now(), started_at=func.now()
@@ -92,6 +143,7 @@ class SharedRisk:
         with self.db.begin() as conn:
             conn.execute(stmt)
 
+    @retried
     def alive(self) -> list[str]:
         """Workers whose heartbeat is younger than ``heartbeat_ttl_s`` (the caller always counts itself)."""
         since = func.now() - timedelta(seconds=self.heartbeat_ttl_s)
@@ -99,6 +151,7 @@ class SharedRisk:
             found = {w for (w,) in conn.execute(select(EngineWorker.worker).where(EngineWorker.heartbeat_at > since))}
         return sorted(found | {self.worker})
 
+    @retried
     def set_position(self, position: int) -> None:
         """Deterministic mode: this worker handled ``position`` feed messages (their effects are committed)."""
         with self.db.begin() as conn:
@@ -108,6 +161,7 @@ class SharedRisk:
                 .values(position=position, heartbeat_at=func.now())
             )
 
+    @retried
     def slowest_other(self, workers: Iterable[str]) -> int | None:
         """The smallest position of these other workers (None: none of them)."""
         others = [w for w in workers if w != self.worker]
@@ -117,17 +171,21 @@ class SharedRisk:
             q = select(func.min(EngineWorker.position)).where(EngineWorker.worker.in_(others))
             return conn.execute(q).scalar()
 
+    @retried
     def realised_total(self) -> float:
         """Every worker's realised net P&L, summed."""
         with self.db.connect() as conn:
             return float(conn.execute(select(func.coalesce(func.sum(RiskRealised.net_profit), 0.0))).scalar() or 0.0)
 
     # --- leases -------------------------------------------------------------------------------------
+    @retried
     def acquire(self, match_ids: Iterable[str], closed: set[str] | None = None, take_over: bool = True) -> list[Lease]:
         """Take or renew the leases of these matches where they are free, expired (``take_over``) or the caller's;
         the ones held now. Each row is locked while it is looked at, so two workers never both take one. Matches
-        found closed (finished, ``close``) are added to ``closed``. A lease taken over has ``previous`` set: the
-        caller must adopt that worker's orders and positions (``adopt``) before it trades the match."""
+        found closed (finished, ``close``) are added to ``closed``. A lease taken over has ``previous`` set, and
+        that worker's reservations and positions are the caller's in the same transaction (``adopted``: the
+        references; the caller restores those orders from the ledger before it trades the match)."""
+        match_ids = list(match_ids)
         held: list[Lease] = []
         expires = func.now() + timedelta(seconds=self.lease_s)
         with self.db.begin() as conn:
@@ -161,9 +219,17 @@ class SharedRisk:
                         .where(MatchLease.match_id == match_id)
                         .values(worker=self.worker, epoch=epoch + 1, acquired_at=func.now(), expires_at=expires)
                     )
-                    held.append(Lease(match_id, epoch + 1, worker))
+                    held.append(Lease(match_id, epoch + 1, worker, frozenset(self._adopt(conn, match_id))))
         return held
 
+    @retried
+    def held(self) -> list[str]:
+        """The matches leased to this worker (expired or not) and not closed: what a restart renews first."""
+        with self.db.connect() as conn:
+            q = select(MatchLease.match_id).where(MatchLease.worker == self.worker)
+            return sorted(m for (m,) in conn.execute(q))
+
+    @retried
     def release(self, match_ids: Iterable[str]) -> None:
         """Give leases up at once (a finished match, a clean stop), so nobody waits for them to expire."""
         ids = list(match_ids)
@@ -175,6 +241,7 @@ class SharedRisk:
                     .values(expires_at=func.now() - timedelta(seconds=1))
                 )
 
+    @retried
     def close(self, match_id: str) -> None:
         """A finished match the caller traded to its end: its lease goes to ``CLOSED`` for ever."""
         with self.db.begin() as conn:
@@ -184,22 +251,30 @@ class SharedRisk:
                 .values(worker=CLOSED, expires_at=func.now() + timedelta(days=3650))
             )
 
-    def adopt(self, match_id: str) -> set[str]:
-        """A match taken over from a dead worker: its reservations and positions are the caller's now; the
-        references of the orders it adopts."""
-        with self.db.begin() as conn:
-            refs = {
-                r
-                for (r,) in conn.execute(
-                    update(RiskReservation)
-                    .where(RiskReservation.match_id == match_id)
-                    .values(worker=self.worker)
-                    .returning(RiskReservation.ref)
-                )
-            }
-            conn.execute(update(RiskPosition).where(RiskPosition.match_id == match_id).values(worker=self.worker))
+    def _adopt(self, conn: Connection, match_id: str) -> set[str]:
+        """A match taken over (in ``acquire``'s transaction): its reservations and published positions are the
+        caller's now; the references of the orders it adopts."""
+        refs = {
+            r
+            for (r,) in conn.execute(
+                update(RiskReservation)
+                .where(RiskReservation.match_id == match_id)
+                .values(worker=self.worker)
+                .returning(RiskReservation.ref)
+            )
+        }
+        # the highest of what anyone published for each market of the match, as the caller's, until it publishes
+        rows = conn.execute(
+            select(RiskPosition.market_id, func.max(RiskPosition.exposure), func.max(RiskPosition.live_orders))
+            .where(RiskPosition.match_id == match_id)
+            .group_by(RiskPosition.market_id)
+        ).all()
+        conn.execute(delete(RiskPosition).where(RiskPosition.match_id == match_id))
+        for market_id, exposure, live in rows:
+            self._put_position(conn, market_id, match_id, exposure, live)
         return refs
 
+    @retried
     def my_refs(self) -> set[str]:
         """References of the orders this worker holds (a restart restores only these)."""
         with self.db.connect() as conn:
@@ -208,6 +283,9 @@ class SharedRisk:
 
     # --- the shared limits ---------------------------------------------------------------------------
     def _figures(self, conn: Connection, now: datetime) -> dict[str, Any]:
+        """What the other workers hold and what every worker realised, as ``SharedFigures`` takes it: the
+        realised P&L of the trading week of ``now`` settlement by settlement (its days' and its week's running
+        lows), the weeks before as one sum (the bankroll only)."""
         exposure, live = conn.execute(
             select(
                 func.coalesce(func.sum(RiskPosition.exposure), 0.0),
@@ -226,10 +304,18 @@ class SharedRisk:
                 .order_by(RiskReservation.placed_at)
             )
         ]
+        since = week_start(now)
         realised = [
             tuple(r)
-            for r in conn.execute(select(RiskRealised.settled_at, RiskRealised.net_profit).order_by(RiskRealised.seq))
+            for r in conn.execute(
+                select(RiskRealised.settled_at, RiskRealised.net_profit)
+                .where(RiskRealised.settled_at >= since)
+                .order_by(RiskRealised.seq)
+            )
         ]
+        before = conn.execute(
+            select(func.coalesce(func.sum(RiskRealised.net_profit), 0.0)).where(RiskRealised.settled_at < since)
+        ).scalar()
         kill = conn.execute(
             select(OperatorControl.kill_switch).order_by(OperatorControl.version.desc()).limit(1)
         ).scalar()
@@ -238,9 +324,11 @@ class SharedRisk:
             "others_live_orders": int(live),
             "others_placed": placed,
             "realised": realised,
+            "realised_before": float(before or 0.0),
             "kill_switch": bool(kill),
         }
 
+    @retried
     def reserve(
         self,
         ref: str,
@@ -310,9 +398,8 @@ class SharedRisk:
         )
         conn.execute(
             stmt.on_conflict_do_update(
-                index_elements=[RiskPosition.market_id],
+                index_elements=[RiskPosition.market_id, RiskPosition.worker],
                 set_={
-                    "worker": stmt.excluded.worker,
                     "match_id": stmt.excluded.match_id,
                     "exposure": stmt.excluded.exposure,
                     "live_orders": stmt.excluded.live_orders,
@@ -321,6 +408,7 @@ class SharedRisk:
             )
         )
 
+    @retried
     def publish(self, positions: dict[str, tuple[str, float, int]]) -> None:
         """This worker's open markets as they are now (market -> (match, exposure, live orders)); markets it no
         longer holds open leave the table."""
@@ -332,6 +420,7 @@ class SharedRisk:
             for market_id, (match_id, exposure, live) in positions.items():
                 self._put_position(conn, market_id, match_id, exposure, live)
 
+    @retried
     def realise(self, market_id: str, settled_at: datetime, net_profit: float) -> None:
         """A settled market's net P&L joins the shared bankroll and stop-losses (once per market)."""
         with self.db.begin() as conn:

@@ -20,6 +20,7 @@ first, as they are the longest chain. Each worker has its own session fixtures (
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -94,9 +95,9 @@ def _stop(folder: str) -> None:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-@pytest.fixture
-def postgres_database_url(postgres_url: str) -> Iterator[str]:
-    """URL of a new empty database on the test server, dropped after the test."""
+@contextlib.contextmanager
+def new_database(postgres_url: str) -> Iterator[str]:
+    """URL of a new empty database on the test server, dropped on leaving."""
     name = f"courtside_test_{uuid.uuid4().hex[:16]}"
     admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
     try:
@@ -107,6 +108,27 @@ def postgres_database_url(postgres_url: str) -> Iterator[str]:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         admin.dispose()
+
+
+@pytest.fixture
+def postgres_database_url(postgres_url: str) -> Iterator[str]:
+    """URL of a new empty database on the test server, dropped after the test."""
+    with new_database(postgres_url) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def postgres_module_db(postgres_url: str):
+    """A SQLAlchemy engine on a new migrated database for the test module, dropped after it."""
+    from storage.db import make_engine, migrate
+
+    with new_database(postgres_url) as url:
+        migrate(url)
+        engine = make_engine(url)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -16,9 +16,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import os
 import signal
 import sys
+from collections.abc import Mapping
 
 from betting.policy import TradingPolicy
 from courtside.settings import Settings
@@ -42,6 +44,19 @@ def _stats_line(engine: TradingEngine) -> str:
     )
 
 
+def lease_seconds(env: Mapping[str, str]) -> float:
+    """``COURTSIDE_ENGINE_LEASE_S``: how long a worker's match lease lasts unrenewed (default 5 s; a dead worker's
+    matches wait this long, and a restarted worker finds its own still leased to it within it)."""
+    raw = env.get("COURTSIDE_ENGINE_LEASE_S") or "5"
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 1.0 <= value <= 3600.0):
+        raise SystemExit(f"COURTSIDE_ENGINE_LEASE_S={raw!r}: seconds between 1 and 3600")
+    return value
+
+
 async def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     db = make_engine(settings.database_url)
@@ -62,6 +77,7 @@ async def run(args: argparse.Namespace) -> int:
         deterministic=deterministic,
         worker=args.worker or os.environ.get("COURTSIDE_ENGINE_WORKER") or None,
         workers=int(os.environ.get("COURTSIDE_ENGINE_WORKERS") or 1),
+        lease_s=lease_seconds(os.environ),
     )
     async with PredictionClient(args.prediction_url or settings.prediction_url) as client:
         log.info("waiting for the prediction service at %s", client.url)

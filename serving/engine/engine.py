@@ -86,7 +86,7 @@ from feeds.live.protocol import Envelope, Heartbeat, MarketUpdate, MatchEvent, m
 from serving.engine.prediction import PredictionRefused, PredictionUnavailable
 from serving.engine.workers import Partition, WorkerLimits
 from storage import live as store
-from storage.shared_risk import SharedRisk
+from storage.shared_risk import Lease, SharedRisk
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +170,8 @@ class EngineStats(TradingCounts):
     shadowed: int = 0
     """Several workers: frames of other workers' matches (state followed, nothing traded or logged)."""
     takeovers: int = 0
+    released: int = 0
+    """Several workers: matches another worker took over while this one was late (their orders forgotten here)."""
     decision_ms: list[float] = field(default_factory=list)
     """Feed message received -> trading decision made (order submitted, or no bet), per triggered message."""
 
@@ -251,7 +253,10 @@ class TradingEngine:
                 "engine workers trade on the paper exchange only: a venue's order stream would show every worker "
                 "the others' orders (run one engine with a real venue)"
             )
-        if self.shared is not None:  # a worker restores the orders it holds, not the other workers'
+        if self.shared is not None and self.partition is not None:
+            # a worker restores the orders it holds, not the other workers': its leases renewed first (all of them,
+            # not only the matches its replay will reach in time), then the references it holds under them
+            self.partition.resume()
             mine = self.shared.my_refs()
             committed = [o for o in committed if o.customer_order_ref in mine]
             if config.deterministic and any(self.recover_upto.values()):
@@ -417,15 +422,19 @@ class TradingEngine:
             if self.worker_limits is not None:
                 self.worker_limits.refresh()
 
-    async def _lockstep(self) -> None:
+    async def _lockstep(self, deciding: bool) -> None:
         """Deterministic mode with several workers: a message is handled once every other live worker has handled
-        the ones before it, so each decision sees the others' orders and settlements exactly as one engine
-        handling the feed alone would (the same stakes from the same bankroll)."""
+        the ones before it; the worker that trades the message's match (``deciding``) waits until they have handled
+        this one too. A message changes the others' orders only before any decision (``_message``: the orders
+        whose bet delay ended reach the book first), so each decision sees every worker's orders and settlements
+        exactly as one engine handling the feed alone would: the same stakes from the same bankroll, and the same
+        room under the limits that span matches."""
         assert self.partition is not None and self.shared is not None
+        target = self.position + 1 if deciding else self.position
         next_beat = time.monotonic() + 0.5
         while True:
             slowest = self.shared.slowest_other(self.partition.alive)
-            if slowest is None or slowest >= self.position:
+            if slowest is None or slowest >= target:
                 return
             await asyncio.sleep(0.002)
             if time.monotonic() >= next_beat:  # still alive while waiting; a worker that died is not waited for
@@ -439,8 +448,19 @@ class TradingEngine:
         if self.partition is None or self.shared is None:
             return
         known = set(self.matches) | set(self.core.markets_of)
-        for lease in self.partition.tick(known):
-            self._adopt(lease.match_id, lease.previous or "", lease.epoch)
+        taken, lost = self.partition.tick(known)
+        for match_id in sorted(lost):
+            gone = self.core.release_match(match_id)
+            self.stats.released += 1
+            log.warning(
+                "worker %s: match %s was taken over by another worker while this one was late; its %d orders are "
+                "that worker's now (forgotten here)",
+                self.cfg.worker,
+                match_id,
+                len(gone),
+            )
+        for lease in taken:
+            self._adopt(lease)
         for key in [k for k in self.partition.leases if k in self.matches and self.matches[k].finished]:
             self.partition.finished(key)
         self._publish_positions(force=True)
@@ -455,12 +475,11 @@ class TradingEngine:
             self.shared.publish(positions)
             self._published = positions
 
-    def _adopt(self, match_id: str, previous: str, epoch: int) -> None:
-        """A match taken over: the orders the other worker committed for it join this worker's risk book and
-        exchange (what it had not committed never reached the ledger: its references stay reserved, never placed
-        again)."""
-        assert self.shared is not None
-        refs = self.shared.adopt(match_id)
+    def _adopt(self, lease: Lease) -> None:
+        """A match taken over (its reservations adopted with the lease, ``SharedRisk.acquire``): the orders the other
+        worker committed for it join this worker's risk book and exchange (what it had not committed never reached
+        the ledger: its references stay reserved, never placed again)."""
+        match_id, previous, epoch, refs = lease.match_id, lease.previous or "", lease.epoch, lease.adopted
         orders = [Order.from_dict(o) for o in store.orders(self.db) if o["customer_order_ref"] in refs]
         new = [o for o in orders if self.risk.order(o.customer_order_ref) is None]
         self.core.restore_orders(new)
@@ -528,6 +547,8 @@ class TradingEngine:
         return offset - best
 
     def _order_state(self, order: Order, match_id: str, source: str) -> None:
+        if self.partition is not None and match_id not in self.partition.leases:
+            return  # several workers: the ledger's order is written by the worker that holds its match only
         self._step.orders[order.customer_order_ref] = store.OrderState(
             order.customer_order_ref, match_id, source, order.to_dict()
         )
@@ -729,7 +750,10 @@ class TradingEngine:
             self._step = store.Step()  # nothing of a recovered frame is committed again
         lockstep = self.partition is not None and self.cfg.deterministic and frame.envelope is not None
         if lockstep and phase != REPLAYING:
-            await self._lockstep()
+            # only a message of a match decides (one without a match is the hash's, and two workers that disagree
+            # on who is alive must not wait for each other)
+            keyed = getattr(frame.envelope.data, "event_key", None) is not None if frame.envelope else False
+            await self._lockstep(deciding=phase == LIVE and keyed)
         # another worker's match (SHADOW): what the core logs of that match is dropped at the end, but not the
         # changes of this worker's own orders the frame causes (a bet delay ending on the clock it moved)
         shadow_from = len(self._step.events)
@@ -815,6 +839,10 @@ class TradingEngine:
         key = (frame.feed, frame.channel)
         self._feed_time[key] = max(self._feed_time.get(key, env.event_time), env.event_time)
         self._now_for(env)
+        if phase != RECOVERING:
+            # the orders whose bet delay ended by now reach the book before anything else happens at this time (and
+            # before a decision reads the exposure they leave): in every market, whichever match the message is of
+            self.core.poll(env)
         if env.channel == "market":
             if not isinstance(env.data, MarketUpdate):
                 raise BadMessage(f"a {env.data.kind} message on the market channel")
@@ -1106,6 +1134,7 @@ class TradingEngine:
             "leases": None if self.partition is None else len(self.partition.leases),
             "workers_alive": None if self.partition is None else self.partition.alive,
             "takeovers": s.takeovers,
+            "released": s.released,
             "shadowed": s.shadowed,
         }
 

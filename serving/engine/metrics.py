@@ -42,6 +42,7 @@ COUNTS = (
     ("housekeeping_errors", "housekeeping ticks that failed"),
     ("shadowed", "frames of other workers' matches (state followed, nothing traded)"),
     ("takeovers", "matches taken over from a dead worker"),
+    ("released", "matches another worker took over while this one was late (orders forgotten here)"),
 )
 
 

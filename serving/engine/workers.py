@@ -84,6 +84,8 @@ class Partition:
         """match -> the monotonic time this worker stops trading it unless renewed (80% of the lease)."""
         self._evaluated: set[str] = set()
         """Matches looked at since the last tick (so a frame of another worker's match costs no query)."""
+        self._unrenewed: set[str] = set()
+        """Held matches whose lease could not be renewed on a frame since the last tick (asked once per tick)."""
         self.closed: set[str] = set()
         """Finished matches whose lease is closed for ever (``SharedRisk.close``): never asked for again."""
 
@@ -92,10 +94,29 @@ class Partition:
             self.leases[lease.match_id] = lease
             self.valid_until[lease.match_id] = started + self.shared.lease_s * 0.8
 
+    def resume(self) -> None:
+        """A (re)start: renew every lease the database still gives this worker (expired or not, nobody took them
+        over), before its orders are restored - a restarted worker trades the matches it held before, not only
+        the ones its replay reaches before their leases would run out."""
+        started = time.monotonic()
+        self._take(self.shared.acquire(self.shared.held(), self.closed, take_over=False), started)
+
     def owns(self, match_id: str) -> bool:
-        """True when this worker trades the match now (a new match the hash gives it is leased at once)."""
+        """True when this worker trades the match now (a new match the hash gives it is leased at once). A lease
+        whose local deadline passed (the ticks were late) is renewed here when the database still gives it to
+        this worker: a slow tick does not make the holder miss its match's messages (its end, its settlement)."""
         if match_id in self.leases:
-            return time.monotonic() < self.valid_until[match_id]
+            if time.monotonic() < self.valid_until[match_id]:
+                return True
+            if match_id in self._unrenewed:  # renewing failed since the last tick: the tick decides
+                return False
+            started = time.monotonic()
+            renewed = self.shared.acquire([match_id], self.closed, take_over=False)
+            self._take(renewed, started)
+            if renewed and time.monotonic() < self.valid_until[match_id]:
+                return True
+            self._unrenewed.add(match_id)
+            return False
         if match_id in self._evaluated:
             return False
         self._evaluated.add(match_id)
@@ -105,10 +126,12 @@ class Partition:
         self._take(self.shared.acquire([match_id], self.closed, take_over=False), time.monotonic())
         return match_id in self.leases
 
-    def tick(self, known: Iterable[str]) -> list[Lease]:
+    def tick(self, known: Iterable[str]) -> tuple[list[Lease], set[str]]:
         """Heartbeat, the live workers, and the leases: renew this worker's, take the unleased matches the hash
         gives it (finished ones too: a match that ended while its worker was dead still has orders to settle).
-        Returns the leases taken over from another worker (their orders are adopted by the caller)."""
+        Returns the leases taken over from another worker (their orders were adopted in the database; the caller
+        restores them) and the matches this worker held and lost (another took them over while this one was
+        stalled or cut off: the caller forgets their orders, which are the new holder's now)."""
         started = time.monotonic()
         self.shared.heartbeat()
         self.alive = self.shared.alive()
@@ -116,13 +139,14 @@ class Partition:
             m for m in known if m not in self.closed and (m in self.leases or owner(m, self.alive) == self.worker)
         ]
         held = self.shared.acquire(wanted, self.closed)
-        lost = set(self.leases) - {h.match_id for h in held}
+        lost = set(self.leases) - {h.match_id for h in held} - self.closed
         if lost:
             log.warning("worker %s lost the lease of %d matches: %s", self.worker, len(lost), sorted(lost)[:5])
         self.leases, self.valid_until = {}, {}
         self._take(held, started)
         self._evaluated.clear()
-        return [h for h in held if h.previous is not None and h.previous != self.worker]
+        self._unrenewed.clear()
+        return [h for h in held if h.previous is not None and h.previous != self.worker], lost
 
     def finished(self, match_id: str) -> None:
         """A match this worker traded to its end: its lease is closed for ever (nothing left to trade)."""

@@ -356,3 +356,28 @@ def test_walkover_voids_every_bet():
     exchange.place(request("a", selection="A", side=Side.BACK, price=2.04, size=10.0))
     settlement = exchange.settle_market("m1", MatchResult.from_score(None, "W/O"))
     assert settlement.void and settlement.pnl.net_profit == 0.0 and exchange.balance == 100.0
+
+
+def test_released_markets_leave_exchange_and_risk_book_without_an_update():
+    """Several engine workers: a worker that was late finds its match taken over (and its orders adopted by the
+    new holder); ``PaperExchange.release`` and ``RiskBook.forget_market`` (``TradingCore.release_match``) drop
+    them without an update, exposure and order rate with them; the other markets are untouched."""
+    from betting.risk import RiskBook
+
+    books = (market_book("m1", *BOOK, in_play=True), market_book("m2", *BOOK, in_play=True))
+    exchange, clock = make(PaperExchangeConfig(in_play_delay_seconds=3.0), *books)
+    risk = RiskBook(1000.0)
+    for book in books:
+        risk.record_market_book(book)
+        risk.record_order(exchange.place(request(f"r-{book.market_id}", market=book.market_id, size=5.0)))
+    exchange.poll()
+    assert risk.live_order_count() == 2 and risk.orders_placed_in_window(T0) == 2
+    gone = exchange.release(["m1"])
+    risk.forget_market("m1")
+    assert [o.customer_order_ref for o in gone] == ["r-m1"]
+    assert exchange.order("r-m1") is None and exchange.orders("m1") == ()
+    assert risk.order("r-m1") is None and risk.open_orders("m1") == ()
+    assert risk.live_order_count() == 1 and risk.orders_placed_in_window(T0) == 1
+    assert risk.total_exposure() == risk.market_exposure("m2") == 5.0
+    clock.advance(3.0)  # the bet delays end: only the kept order comes out
+    assert {u.order.customer_order_ref for u in exchange.poll()} == {"r-m2"}

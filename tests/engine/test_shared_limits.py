@@ -30,7 +30,6 @@ from betting.settlement import MatchResult, settle_market
 from serving.engine.workers import WorkerLimits
 from storage import live as store
 from storage import shared_risk
-from storage.db import make_engine, migrate
 
 pytestmark = [pytest.mark.postgres]
 
@@ -53,24 +52,8 @@ TABLES = ("engine_workers", "match_leases", "risk_reservations", "risk_positions
 
 
 @pytest.fixture(scope="module")
-def db(postgres_url):
-    import uuid
-
-    from sqlalchemy import create_engine
-    from sqlalchemy.engine import make_url
-
-    name = f"courtside_shared_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-    migrate(url)
-    engine = make_engine(url)
-    yield engine
-    engine.dispose()
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.dispose()
+def db(postgres_module_db):
+    return postgres_module_db
 
 
 def _clean(db) -> None:

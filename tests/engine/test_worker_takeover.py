@@ -1,0 +1,170 @@
+"""Engine workers' hand-overs on a real Postgres: a take-over adopts the orders in the same transaction as the
+lease; a worker that is late (stalled, cut off) and lost a match only ever adds to what the others see (it
+forgets the match's orders when it notices: ``tests/betting/test_paper_exchange.py``); a restarted worker renews
+every lease it held before its replay reaches the matches; a late tick does not make the holder miss its own
+match; the shared realised P&L of earlier weeks counts in the bankroll only; a fresh session empties the shared
+tables; a call the database aborts for a passing reason is run again.
+
+``test_workers.py`` drives the same code as three engine processes, one of them killed."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from betting.records import OrderRequest, Side
+from betting.risk import RiskBook, RiskLimits
+from serving.engine.workers import Partition, WorkerLimits
+from storage import live as store
+from storage import shared_risk
+
+pytestmark = [pytest.mark.postgres]
+
+LIMITS = RiskLimits(
+    max_stake=20.0,
+    max_selection_exposure=100.0,
+    max_market_exposure=100.0,
+    max_total_exposure=60.0,
+    daily_loss_limit=25.0,
+    weekly_loss_limit=60.0,
+    max_open_orders=4,
+    max_orders_per_hour=9,
+    min_edge=0.0,
+    min_confidence=0.0,
+)
+RUNNERS = ("First Player", "Second Player")
+START = datetime(2026, 6, 3, 10, 0, tzinfo=UTC)  # a Wednesday
+
+
+@pytest.fixture(scope="module")
+def db(postgres_module_db):
+    return postgres_module_db
+
+
+@pytest.fixture(autouse=True)
+def clean(db):
+    store.reset_live(db)
+    yield
+
+
+def _reserve(shared: shared_risk.SharedRisk, ref: str, match_id: str, stake: float = 10.0):
+    book = RiskBook(1000.0)
+    book.register_market(f"mk-{match_id}", RUNNERS)
+    request = OrderRequest(ref, f"mk-{match_id}", RUNNERS[0], Side.LAY, 3.0, stake, edge=0.1, confidence=0.7)
+    return WorkerLimits(shared, 1000.0).reserve(request, match_id, START, book, LIMITS)
+
+
+def _positions(db) -> set[tuple[str, str, float]]:
+    with db.connect() as conn:
+        rows = conn.execute(text("select market_id, worker, exposure from risk_positions"))
+        return {(m, w, float(e)) for m, w, e in rows}
+
+
+def test_a_take_over_adopts_the_orders_with_the_lease_in_one_transaction(db):
+    a = shared_risk.SharedRisk(db, "wa", lease_s=0.3)
+    b = shared_risk.SharedRisk(db, "wb", lease_s=5.0)
+    assert a.acquire(["m1"]) and _reserve(a, "r1", "m1").approved
+    assert _positions(db) == {("mk-m1", "wa", 20.0)}  # a lay of 10 at 3.0 risks 20
+    time.sleep(0.4)  # a's lease runs out (a is dead or late)
+    [lease] = b.acquire(["m1"])
+    assert (lease.previous, lease.epoch, lease.adopted) == ("wa", 2, frozenset({"r1"}))
+    assert {r["ref"]: r["worker"] for r in shared_risk.reservations(db)} == {"r1": "wb"}
+    assert _positions(db) == {("mk-m1", "wb", 20.0)}  # until b publishes, a's figure is b's
+    assert b.my_refs() == {"r1"} and a.my_refs() == set()
+
+
+def test_a_late_worker_adds_its_stale_position_and_never_takes_the_holders_away(db):
+    a = shared_risk.SharedRisk(db, "wa", lease_s=0.3)
+    b = shared_risk.SharedRisk(db, "wb", lease_s=5.0)
+    c = shared_risk.SharedRisk(db, "wc", lease_s=5.0)
+    assert a.acquire(["m1"]) and _reserve(a, "r1", "m1").approved
+    time.sleep(0.4)
+    assert b.acquire(["m1"])
+    # a has not noticed: it publishes the match's market again, then (having noticed) nothing
+    a.publish({"mk-m1": ("m1", 20.0, 1)})
+    assert _positions(db) == {("mk-m1", "wa", 20.0), ("mk-m1", "wb", 20.0)}
+    with db.connect() as conn:  # a third worker counts both: above the truth, never below it
+        assert c._figures(conn, START)["others_exposure"] == 40.0
+    a.publish({})
+    assert _positions(db) == {("mk-m1", "wb", 20.0)}
+    # and a, without the lease, can place nothing on the match
+    refused = _reserve(a, "r2", "m1")
+    assert not refused.approved and str(refused.reason) == "MATCH_NOT_OWNED"
+
+
+def test_a_restarted_worker_renews_every_lease_it_held(db):
+    a = shared_risk.SharedRisk(db, "wa", lease_s=0.5)
+    assert len(a.acquire(["m1", "m2"])) == 2
+    time.sleep(0.7)  # expired while it was down; nobody took them yet
+    again = Partition(shared_risk.SharedRisk(db, "wa", lease_s=5.0))
+    again.resume()
+    assert sorted(again.leases) == ["m1", "m2"]
+    assert shared_risk.SharedRisk(db, "wb").acquire(["m1", "m2"]) == []  # valid again: nobody else's
+
+
+def test_a_late_tick_does_not_make_the_holder_miss_its_own_match(db):
+    part = Partition(shared_risk.SharedRisk(db, "wa", lease_s=1.0))
+    part.alive = ["wa"]
+    assert part.owns("m1")
+    time.sleep(0.85)  # past the local deadline (80 %), before the lease runs out in the database
+    assert part.owns("m1"), "the lease was still this worker's: renewed on its frame"
+    time.sleep(1.2)  # run out in the database, and taken over meanwhile
+    assert shared_risk.SharedRisk(db, "wb", lease_s=5.0).acquire(["m1"])
+    assert not part.owns("m1")
+    taken, lost = part.tick(["m1"])
+    assert taken == [] and lost == {"m1"} and "m1" not in part.leases
+
+
+def test_realised_pnl_of_earlier_weeks_counts_in_the_bankroll_only(db):
+    a, b = shared_risk.SharedRisk(db, "wa"), shared_risk.SharedRisk(db, "wb")
+    a.realise("mk-old", START - timedelta(days=8), -70.0)  # last week: past this week's stop-losses, if it counted
+    a.realise("mk-new", START - timedelta(hours=1), -10.0)
+    assert b.acquire(["m1"])
+    decision = _reserve(b, "r1", "m1")
+    assert decision.approved, decision
+    checks = {c.check: c for c in decision.checks}
+    assert "bankroll 920.00" in checks["BANKROLL_FLOOR"].detail  # both losses in the bankroll
+    with db.connect() as conn:
+        figures = b._figures(conn, START)
+    assert figures["realised_before"] == -70.0 and [net for _, net in figures["realised"]] == [-10.0]
+
+
+def test_a_fresh_session_empties_the_shared_tables(db):
+    a = shared_risk.SharedRisk(db, "wa")
+    a.heartbeat()
+    assert a.acquire(["m1"]) and _reserve(a, "r1", "m1").approved
+    a.realise("mk-x", START, 5.0)
+    a.close("m1")
+    store.reset_live(db)
+    with db.connect() as conn:
+        for table in ("engine_workers", "match_leases", "risk_reservations", "risk_positions", "risk_realised"):
+            assert conn.execute(text(f"select count(*) from {table}")).scalar() == 0, table
+    assert a.acquire(["m1"]), "a closed lease of the last session must not close the match in the next"
+
+
+def test_a_call_the_database_aborts_for_a_passing_reason_runs_again(monkeypatch):
+    calls: list[int] = []
+    monkeypatch.setattr(shared_risk.time, "sleep", lambda s: None)
+
+    @shared_risk.retried
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < shared_risk.RETRIES:
+            raise OperationalError("select 1", {}, Exception("server closed the connection unexpectedly"))
+        return "done"
+
+    assert flaky() == "done" and len(calls) == shared_risk.RETRIES
+
+    @shared_risk.retried
+    def broken() -> None:
+        calls.append(1)
+        raise IntegrityError("insert", {}, Exception("duplicate key"))
+
+    calls.clear()
+    with pytest.raises(IntegrityError):
+        broken()
+    assert len(calls) == 1  # a real error is not retried
