@@ -157,13 +157,18 @@ class TradingCore:
         """Several engine workers: another worker took the match over and adopted its orders while this one was
         stalled; they leave this core's exchange and risk book without an update (nothing is logged or written of
         them here again). Returns them."""
-        markets = list(self.markets_of.get(match_id, ()))
+        markets = set(self.markets_of.get(match_id, ()))
+        for ref, (match, _) in self.order_match.items():  # restored orders of markets the feed has not shown yet
+            order = self.risk.order(ref)
+            if match == match_id and order is not None:
+                markets.add(order.market_id)
         release = getattr(self.exchange, "release", None)
-        gone = list(release(markets)) if release is not None else []
-        for market_id in markets:
+        gone = list(release(sorted(markets))) if release is not None else []
+        for market_id in sorted(markets):
             self.risk.forget_market(market_id)
         for order in gone:
             self.order_match.pop(order.customer_order_ref, None)
+            self.checks.pop(order.customer_order_ref, None)
         return gone
 
     def record(self, updates: Iterable[OrderUpdate], ctx: Any = None, strays: bool = True) -> None:

@@ -12,6 +12,7 @@ up to it) never skips an entry that commits late, and a gap in the ids below the
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from storage.models import (
     OrderRequestRow,
     OrderRow,
     Quarantine,
+    RiskReservation,
     SettlementRow,
 )
 from storage.shared_risk import SHARED_TABLES, lock_risk
@@ -146,13 +148,26 @@ def _serialise_log_writers(conn: Connection) -> None:
         conn.exec_driver_sql(_LOG_WRITE_LOCK)
 
 
-def commit_step(engine: Engine, step: Step) -> None:
+def commit_step(engine: Engine, step: Step, worker: str | None = None) -> set[str]:
     """Write one step atomically. A step with log entries takes the log's write lock first
-    (``LOG_WRITE_LOCK_KEY``): entry ids are in commit order."""
+    (``LOG_WRITE_LOCK_KEY``): entry ids are in commit order.
+
+    ``worker``: one of several engine workers (``storage.shared_risk``). The orders, and the log entries about
+    orders, whose reservation another worker holds now (it took their match over while this one was late) are
+    left out; the reservations are locked until the commit, so a take-over waits for it and then reads the ledger
+    this step leaves. Returns the references left out."""
     now = datetime.now(UTC)
     with engine.begin() as conn:
         if step.events:
             _serialise_log_writers(conn)
+        foreign = _foreign_refs(conn, step, worker) if worker is not None else set()
+        if foreign:
+            step = dataclasses.replace(
+                step,
+                events=[e for e in step.events if e.ref not in foreign],
+                orders={r: st for r, st in step.orders.items() if r not in foreign},
+            )
+        if step.events:
             conn.execute(
                 _INSERT_EVENTS,
                 [
@@ -202,6 +217,21 @@ def commit_step(engine: Engine, step: Step) -> None:
             conn.execute(_UPDATE_REQUEST, {"b_ref": ref, "b_status": status, "b_reason": reason})
         if step.quarantined:
             conn.execute(_INSERT_QUARANTINE, [{**q, "stage": "live", "created_at": now} for q in step.quarantined])
+    return foreign
+
+
+def _foreign_refs(conn: Connection, step: Step, worker: str) -> set[str]:
+    """The step's order references another worker holds the reservation of (locked until the commit)."""
+    refs = set(step.orders) | {e.ref for e in step.events if e.ref is not None}
+    if not refs:
+        return set()
+    rows = conn.execute(
+        select(RiskReservation.ref, RiskReservation.worker)
+        .where(RiskReservation.ref.in_(sorted(refs)))
+        .order_by(RiskReservation.ref)
+        .with_for_update(read=True)
+    )
+    return {ref for ref, holder in rows if holder != worker}
 
 
 def _dt(value: Any) -> datetime:

@@ -275,6 +275,15 @@ class SharedRisk:
         return refs
 
     @retried
+    def refs_of(self, match_id: str) -> set[str]:
+        """References of this worker's orders on one match (a take-over restores these)."""
+        with self.db.connect() as conn:
+            q = select(RiskReservation.ref).where(
+                RiskReservation.worker == self.worker, RiskReservation.match_id == match_id
+            )
+            return {r for (r,) in conn.execute(q)}
+
+    @retried
     def my_refs(self) -> set[str]:
         """References of the orders this worker holds (a restart restores only these)."""
         with self.db.connect() as conn:
@@ -421,20 +430,36 @@ class SharedRisk:
                 self._put_position(conn, market_id, match_id, exposure, live)
 
     @retried
-    def realise(self, market_id: str, settled_at: datetime, net_profit: float) -> None:
-        """A settled market's net P&L joins the shared bankroll and stop-losses (once per market)."""
+    def realise(self, market_id: str, settled_at: datetime, net_profit: float) -> bool:
+        """A settled market's net P&L joins the shared bankroll and stop-losses (once per market). False when
+        another worker holds the market's orders now (it took the match over while this one was late: its
+        settlement is the one booked)."""
         with self.db.begin() as conn:
             lock_risk(conn)  # a loss is booked between two decisions, never during one
-            self.book_realised(conn, market_id, settled_at, net_profit)
+            return self.book_realised(conn, market_id, settled_at, net_profit)
 
-    def book_realised(self, conn: Connection, market_id: str, settled_at: datetime, net_profit: float) -> None:
+    def book_realised(self, conn: Connection, market_id: str, settled_at: datetime, net_profit: float) -> bool:
         """``realise`` in the caller's transaction (which holds ``lock_risk``)."""
+        theirs = conn.execute(
+            select(RiskReservation.worker)
+            .where(RiskReservation.market_id == market_id, RiskReservation.worker != self.worker)
+            .limit(1)
+        ).scalar()
+        if theirs is not None:
+            log.warning(
+                "worker %s: market %s is worker %s's now: its settlement is not booked here",
+                self.worker,
+                market_id,
+                theirs,
+            )
+            return False
         conn.execute(
             pg_insert(RiskRealised)
             .values(market_id=market_id, worker=self.worker, settled_at=settled_at, net_profit=float(net_profit))
             .on_conflict_do_nothing()
         )
         conn.execute(delete(RiskPosition).where(RiskPosition.market_id == market_id))
+        return True
 
 
 def reservations(engine: Engine) -> list[dict[str, Any]]:

@@ -52,8 +52,8 @@ def lease_seconds(env: Mapping[str, str]) -> float:
         value = float(raw)
     except ValueError:
         value = math.nan
-    if not (math.isfinite(value) and 1.0 <= value <= 3600.0):
-        raise SystemExit(f"COURTSIDE_ENGINE_LEASE_S={raw!r}: seconds between 1 and 3600")
+    if not (math.isfinite(value) and 3.0 <= value <= 3600.0):  # at least a few ticks (1 s) and the heartbeat's 3 s
+        raise SystemExit(f"COURTSIDE_ENGINE_LEASE_S={raw!r}: seconds between 3 and 3600")
     return value
 
 

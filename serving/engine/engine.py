@@ -254,13 +254,13 @@ class TradingEngine:
                 "the others' orders (run one engine with a real venue)"
             )
         if self.shared is not None and self.partition is not None:
+            if config.deterministic and any(self.recover_upto.values()):
+                raise ValueError("a deterministic engine worker cannot restart (run it again on a fresh log)")
             # a worker restores the orders it holds, not the other workers': its leases renewed first (all of them,
             # not only the matches its replay will reach in time), then the references it holds under them
             self.partition.resume()
             mine = self.shared.my_refs()
             committed = [o for o in committed if o.customer_order_ref in mine]
-            if config.deterministic and any(self.recover_upto.values()):
-                raise ValueError("a deterministic engine worker cannot restart (run it again on a fresh log)")
         # Deterministic mode rebuilds the exchange and the risk book by re-executing the feed; live mode
         # restores the persisted orders and settlements.
         restored = [] if config.deterministic else committed
@@ -418,7 +418,8 @@ class TradingEngine:
         """The core settled a market: a worker that trades the match books its P&L for every worker's limits."""
         if self.shared is not None and self.partition is not None and match_id in self.partition.leases:
             pnl = settlement.pnl
-            self.shared.realise(settlement.market_id, pnl.settled_at, pnl.net_profit)
+            if not self.shared.realise(settlement.market_id, pnl.settled_at, pnl.net_profit):
+                return  # another worker's now (it took the match over): its settlement is the one booked
             if self.worker_limits is not None:
                 self.worker_limits.refresh()
 
@@ -439,6 +440,7 @@ class TradingEngine:
             await asyncio.sleep(0.002)
             if time.monotonic() >= next_beat:  # still alive while waiting; a worker that died is not waited for
                 self.shared.heartbeat()
+                self.partition.renew()  # and still holding its matches, however long the others take
                 self.partition.alive = self.shared.alive()
                 next_beat = time.monotonic() + 0.5
 
@@ -479,7 +481,9 @@ class TradingEngine:
         """A match taken over (its reservations adopted with the lease, ``SharedRisk.acquire``): the orders the other
         worker committed for it join this worker's risk book and exchange (what it had not committed never reached
         the ledger: its references stay reserved, never placed again)."""
-        match_id, previous, epoch, refs = lease.match_id, lease.previous or "", lease.epoch, lease.adopted
+        assert self.shared is not None
+        match_id, previous, epoch = lease.match_id, lease.previous or "unknown", lease.epoch
+        refs = self.shared.refs_of(match_id)  # adopted with the lease (and any this worker already held)
         orders = [Order.from_dict(o) for o in store.orders(self.db) if o["customer_order_ref"] in refs]
         new = [o for o in orders if self.risk.order(o.customer_order_ref) is None]
         self.core.restore_orders(new)
@@ -547,8 +551,6 @@ class TradingEngine:
         return offset - best
 
     def _order_state(self, order: Order, match_id: str, source: str) -> None:
-        if self.partition is not None and match_id not in self.partition.leases:
-            return  # several workers: the ledger's order is written by the worker that holds its match only
         self._step.orders[order.customer_order_ref] = store.OrderState(
             order.customer_order_ref, match_id, source, order.to_dict()
         )
@@ -799,9 +801,9 @@ class TradingEngine:
                 self._publish_positions()  # exact, not only at a tick: the next message's decisions read them
                 self.shared.set_position(self.position)
 
-    def _poll_exchange(self, frame: Frame) -> None:
+    def _poll_exchange(self, frame: Frame, env: Envelope | None = None) -> None:
         try:
-            self._record_updates(self.exchange.poll())
+            self._record_updates(self.exchange.poll(), env)
         except Exception as exc:  # noqa: BLE001 - counted as the frame's poison, never a stop
             self.stats.poison += 1
             log.error("exchange poll failed after %s/%s #%d: %s", frame.feed, frame.channel, frame.seq, exc)
@@ -842,7 +844,7 @@ class TradingEngine:
         if phase != RECOVERING:
             # the orders whose bet delay ended by now reach the book before anything else happens at this time (and
             # before a decision reads the exposure they leave): in every market, whichever match the message is of
-            self.core.poll(env)
+            self._poll_exchange(frame, env)
         if env.channel == "market":
             if not isinstance(env.data, MarketUpdate):
                 raise BadMessage(f"a {env.data.kind} message on the market channel")
@@ -972,7 +974,15 @@ class TradingEngine:
                 delay = 0.05
                 while True:
                     try:
-                        await asyncio.to_thread(store.commit_step, self.db, step)
+                        foreign = await asyncio.to_thread(store.commit_step, self.db, step, self.cfg.worker)
+                        if foreign:
+                            log.warning(
+                                "worker %s: %d orders are another worker's now (it took their match over while this "
+                                "one was late): not written (%s)",
+                                self.cfg.worker,
+                                len(foreign),
+                                sorted(foreign)[:3],
+                            )
                         break
                     except (OperationalError, InterfaceError) as exc:  # the database is away: wait for it
                         self.stats.commit_retries += 1

@@ -15,6 +15,8 @@ import time
 from collections.abc import Iterable
 from datetime import datetime
 
+from sqlalchemy.exc import DBAPIError
+
 from betting.money import round_money
 from betting.records import OrderRequest
 from betting.risk import RejectReason, RiskBook, RiskCheck, RiskDecision, RiskLimits
@@ -110,10 +112,7 @@ class Partition:
                 return True
             if match_id in self._unrenewed:  # renewing failed since the last tick: the tick decides
                 return False
-            started = time.monotonic()
-            renewed = self.shared.acquire([match_id], self.closed, take_over=False)
-            self._take(renewed, started)
-            if renewed and time.monotonic() < self.valid_until[match_id]:
+            if self._acquire([match_id]) and time.monotonic() < self.valid_until[match_id]:
                 return True
             self._unrenewed.add(match_id)
             return False
@@ -123,8 +122,24 @@ class Partition:
         if owner(match_id, self.alive) != self.worker:
             return False
         # a new match only: a match another worker held is taken over at a tick, where its orders are adopted
-        self._take(self.shared.acquire([match_id], self.closed, take_over=False), time.monotonic())
-        return match_id in self.leases
+        return bool(self._acquire([match_id]))
+
+    def _acquire(self, match_ids: list[str]) -> list[Lease]:
+        """Take or renew leases without taking any over, on a frame's path: the database away means not now (the
+        frame is another worker's business until the next tick decides), never a stop."""
+        started = time.monotonic()
+        try:
+            held = self.shared.acquire(match_ids, self.closed, take_over=False)
+        except DBAPIError as exc:
+            log.warning("worker %s: leases of %s not renewed: %s", self.worker, match_ids[:3], exc)
+            return []
+        self._take(held, started)
+        return held
+
+    def renew(self) -> None:
+        """Renew the held leases now (a long wait between ticks: the deterministic lockstep)."""
+        if self.leases:
+            self._acquire(sorted(self.leases))
 
     def tick(self, known: Iterable[str]) -> tuple[list[Lease], set[str]]:
         """Heartbeat, the live workers, and the leases: renew this worker's, take the unleased matches the hash
@@ -136,17 +151,27 @@ class Partition:
         self.shared.heartbeat()
         self.alive = self.shared.alive()
         wanted = [
-            m for m in known if m not in self.closed and (m in self.leases or owner(m, self.alive) == self.worker)
+            m
+            for m in set(known) | set(self.leases)  # the held ones too: a restart holds matches the feed has not shown
+            if m not in self.closed and (m in self.leases or owner(m, self.alive) == self.worker)
         ]
         held = self.shared.acquire(wanted, self.closed)
-        lost = set(self.leases) - {h.match_id for h in held} - self.closed
+        before = set(self.leases)
+        lost = before - {h.match_id for h in held}  # closed by the worker that took them over: lost too
         if lost:
             log.warning("worker %s lost the lease of %d matches: %s", self.worker, len(lost), sorted(lost)[:5])
         self.leases, self.valid_until = {}, {}
         self._take(held, started)
         self._evaluated.clear()
         self._unrenewed.clear()
-        return [h for h in held if h.previous is not None and h.previous != self.worker], lost
+        # taken over: from another worker; or a lease this worker did not hold a moment ago whose hand-over count
+        # says someone held it before (an ``acquire`` retried after its take-over committed returns it as renewed)
+        taken = [
+            h
+            for h in held
+            if (h.previous is not None and h.previous != self.worker) or (h.match_id not in before and h.epoch > 1)
+        ]
+        return taken, lost
 
     def finished(self, match_id: str) -> None:
         """A match this worker traded to its end: its lease is closed for ever (nothing left to trade)."""

@@ -168,3 +168,88 @@ def test_a_call_the_database_aborts_for_a_passing_reason_runs_again(monkeypatch)
     with pytest.raises(IntegrityError):
         broken()
     assert len(calls) == 1  # a real error is not retried
+
+
+def _order_state(ref: str, match_id: str) -> store.OrderState:
+    from betting.records import Order, OrderStatus
+
+    request = OrderRequest(ref, f"mk-{match_id}", RUNNERS[0], Side.LAY, 3.0, 10.0, edge=0.1, confidence=0.7)
+    order = Order.from_request(request, bet_id="P1", status=OrderStatus.EXECUTABLE, placed_at=START, updated_at=START)
+    return store.OrderState(ref, match_id, "inplay", order.to_dict())
+
+
+def test_a_late_worker_writes_nothing_of_the_orders_another_worker_adopted(db):
+    """The ledger's fence: ``commit_step`` of a worker leaves out the orders (and the log entries about them) whose
+    reservation another worker holds now; ``realise`` books nothing of a market that is another worker's."""
+    a = shared_risk.SharedRisk(db, "wa", lease_s=0.3)
+    b = shared_risk.SharedRisk(db, "wb", lease_s=5.0)
+    assert a.acquire(["m1", "m2"]) and _reserve(a, "r1", "m1").approved and _reserve(a, "r2", "m2").approved
+    time.sleep(0.4)
+    assert b.acquire(["m1"])  # m1 (and r1) are b's now; m2 stays a's
+    step = store.Step(
+        events=[
+            store.EventEntry("ORDER_FILLED", START, {"order": {}}, match_id="m1", ref="r1"),
+            store.EventEntry("ORDER_FILLED", START, {"order": {}}, match_id="m2", ref="r2"),
+            store.EventEntry("ORDER_REJECTED", START, {"reason": "ORDER_RATE"}, match_id="m2", ref="r3"),  # unreserved
+        ],
+        orders={"r1": _order_state("r1", "m1"), "r2": _order_state("r2", "m2")},
+    )
+    assert store.commit_step(db, step, "wa") == {"r1"}
+    assert {o["customer_order_ref"] for o in store.orders(db)} == {"r2"}
+    assert [(p.get("reason"), m) for _, _, _, m, p in _log(db)] == [(None, "m2"), ("ORDER_RATE", "m2")]
+    assert not a.realise("mk-m1", START, -15.0)  # b's market: b's settlement is the one booked
+    assert b.realise("mk-m1", START, -5.0) and a.realise("mk-m2", START, 3.0)
+    with db.connect() as conn:
+        rows = dict(conn.execute(text("select market_id, net_profit from risk_realised")).all())
+    assert rows == {"mk-m1": -5.0, "mk-m2": 3.0}
+
+
+def _log(db):
+    return [(i, k, t, m, p) for i, k, t, _, m, p in store.events_after(db, 0)]
+
+
+def test_the_first_tick_keeps_the_leases_a_restart_renewed(db):
+    a = shared_risk.SharedRisk(db, "wa", lease_s=5.0)
+    assert len(a.acquire(["m1", "m2"])) == 2
+    again = Partition(shared_risk.SharedRisk(db, "wa", lease_s=5.0))
+    again.resume()
+    taken, lost = again.tick(set())  # before the feed has shown either match
+    assert (taken, lost) == ([], set()) and sorted(again.leases) == ["m1", "m2"]
+
+
+def test_a_match_taken_over_and_closed_by_another_worker_is_lost(db):
+    part = Partition(shared_risk.SharedRisk(db, "wa", lease_s=0.3))
+    part.alive = ["wa"]
+    assert part.owns("m1")
+    time.sleep(0.4)
+    b = shared_risk.SharedRisk(db, "wb", lease_s=5.0)
+    assert b.acquire(["m1"])
+    b.close("m1")  # it finished under b
+    taken, lost = part.tick(["m1"])
+    assert lost == {"m1"} and "m1" in part.closed and "m1" not in part.leases
+
+
+def test_a_take_over_whose_answer_was_lost_is_still_a_take_over(db):
+    """``acquire`` retried after its take-over committed (the answer lost with the connection) sees the lease as
+    the caller's own and returns it renewed; the tick still reports it taken over (a lease it did not hold a moment
+    ago, handed over before), so its orders are restored."""
+    a = shared_risk.SharedRisk(db, "wa", lease_s=0.3)
+    assert a.acquire(["m1"]) and _reserve(a, "r1", "m1").approved
+    time.sleep(0.4)
+    b = shared_risk.SharedRisk(db, "wb", lease_s=5.0)
+    assert b.acquire(["m1"])[0].previous == "wa"  # the take-over commits; its caller never hears of it
+    part = Partition(shared_risk.SharedRisk(db, "wb", lease_s=5.0))
+    part.alive = ["wb"]
+    taken, lost = part.tick(["m1"])
+    assert [(t.match_id, t.previous, t.epoch) for t in taken] == [("m1", None, 2)] and lost == set()
+    assert part.shared.refs_of("m1") == {"r1"}
+
+
+def test_the_trading_week_starts_monday_midnight_utc():
+    sunday = datetime(2026, 6, 7, 23, 59, 59, tzinfo=UTC)
+    monday = datetime(2026, 6, 8, 0, 0, tzinfo=UTC)
+    assert shared_risk.week_start(sunday) == datetime(2026, 6, 1, tzinfo=UTC)
+    assert shared_risk.week_start(monday) == monday
+    from betting.risk import trading_week
+
+    assert trading_week(sunday) != trading_week(monday) == trading_week(shared_risk.week_start(monday))
