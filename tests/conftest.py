@@ -131,6 +131,31 @@ def postgres_module_db(postgres_url: str):
             engine.dispose()
 
 
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    """A throwaway Redis for the module (``scripts/test-redis``), or the one ``COURTSIDE_TEST_REDIS_URL`` names; the
+    tests that need one skip only when ``redis-server`` is not installed (``scripts/ensure-test-tools`` installs it)."""
+    url = os.environ.get("COURTSIDE_TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    if shutil.which("redis-server") is None:
+        pytest.skip(
+            "redis-server is not installed (Debian's redis-server: scripts/ensure-test-tools redis), and "
+            "COURTSIDE_TEST_REDIS_URL names no Redis"
+        )
+    folder = tempfile.mkdtemp(prefix="courtside-redis-")
+    script = str(Path(__file__).resolve().parents[1] / "scripts" / "test-redis")
+    try:
+        started = subprocess.run([script, "start", folder], capture_output=True, text=True, timeout=60)
+        if started.returncode:
+            pytest.fail(f"scripts/test-redis could not start Redis:\n{started.stderr}", pytrace=False)
+        yield started.stdout.strip().splitlines()[-1]
+    finally:
+        subprocess.run([script, "stop", folder], capture_output=True, timeout=60, check=False)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def prediction_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """URL of one running ``bentoml serve`` of the prediction service for the whole session, without a

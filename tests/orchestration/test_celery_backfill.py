@@ -11,13 +11,10 @@ tasks on the two workers, and the materializations are in the Postgres instance.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 
 import dagster as dg
 import pytest
@@ -123,29 +120,6 @@ def test_worker_command_and_the_workers_make_up_starts(tmp_path, monkeypatch):
 
 
 # --- through real Celery workers ---
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    url = os.environ.get("COURTSIDE_TEST_REDIS_URL")
-    if url:
-        yield url
-        return
-    if shutil.which("redis-server") is None:
-        pytest.skip(
-            "redis-server is not installed (Debian's redis-server: scripts/ensure-test-tools redis), and "
-            "COURTSIDE_TEST_REDIS_URL names no Redis: the Celery broker of this test"
-        )
-    folder = tempfile.mkdtemp(prefix="courtside-redis-")
-    script = str(ROOT / "scripts" / "test-redis")
-    try:
-        started = subprocess.run([script, "start", folder], capture_output=True, text=True, timeout=60)
-        if started.returncode:
-            pytest.fail(f"scripts/test-redis could not start Redis:\n{started.stderr}", pytrace=False)
-        yield started.stdout.strip().splitlines()[-1]
-    finally:
-        subprocess.run([script, "stop", folder], capture_output=True, timeout=60, check=False)
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _wait_for_workers(broker: str, procs: dict[str, subprocess.Popen], timeout_s: float) -> set[str]:

@@ -11,11 +11,6 @@ notification named (a notification never arrives before its rows are visible).""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import tempfile
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,30 +22,6 @@ from storage.db import migrate
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    """A throwaway Redis (``scripts/test-redis``), or ``COURTSIDE_TEST_REDIS_URL``."""
-    url = os.environ.get("COURTSIDE_TEST_REDIS_URL")
-    if url:
-        yield url
-        return
-    if shutil.which("redis-server") is None:
-        pytest.skip(
-            "redis-server is not installed (Debian's redis-server: scripts/ensure-test-tools redis), and "
-            "COURTSIDE_TEST_REDIS_URL names no Redis"
-        )
-    folder = tempfile.mkdtemp(prefix="courtside-redis-")
-    script = str(ROOT / "scripts" / "test-redis")
-    try:
-        started = subprocess.run([script, "start", folder], capture_output=True, text=True, timeout=60)
-        if started.returncode:
-            pytest.fail(f"scripts/test-redis could not start Redis:\n{started.stderr}", pytrace=False)
-        yield started.stdout.strip().splitlines()[-1]
-    finally:
-        subprocess.run([script, "stop", folder], capture_output=True, timeout=60, check=False)
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 TINY = Case(
