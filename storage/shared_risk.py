@@ -202,8 +202,9 @@ class SharedRisk:
                             match_id=match_id, worker=self.worker, epoch=1, acquired_at=func.now(), expires_at=expires
                         )
                         .on_conflict_do_nothing()
-                    )
-                    if inserted.rowcount:
+                        .returning(MatchLease.match_id)  # not rowcount: -1 here, inserted or not (psycopg 3)
+                    ).first()
+                    if inserted is not None:  # another worker inserting at the same moment won: not this one's
                         held.append(Lease(match_id, 1, None))
                     continue
                 worker, epoch, valid = row
@@ -221,6 +222,16 @@ class SharedRisk:
                     )
                     held.append(Lease(match_id, epoch + 1, worker, frozenset(self._adopt(conn, match_id))))
         return held
+
+    @retried
+    def holders(self, match_ids: Iterable[str]) -> dict[str, tuple[str, int]]:
+        """match -> (the worker that holds its lease, or ``CLOSED``; the lease's hand-over count)."""
+        ids = sorted(match_ids)
+        if not ids:
+            return {}
+        with self.db.connect() as conn:
+            q = select(MatchLease.match_id, MatchLease.worker, MatchLease.epoch).where(MatchLease.match_id.in_(ids))
+            return {m: (w, int(e)) for m, w, e in conn.execute(q)}
 
     @retried
     def held(self) -> list[str]:

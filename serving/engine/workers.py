@@ -159,7 +159,12 @@ class Partition:
         before = set(self.leases)
         lost = before - {h.match_id for h in held}  # closed by the worker that took them over: lost too
         if lost:
-            log.warning("worker %s lost the lease of %d matches: %s", self.worker, len(lost), sorted(lost)[:5])
+            log.warning(
+                "worker %s lost the lease of %d matches (now held by: %s)",
+                self.worker,
+                len(lost),
+                self.shared.holders(sorted(lost)[:5]),
+            )
         self.leases, self.valid_until = {}, {}
         self._take(held, started)
         self._evaluated.clear()

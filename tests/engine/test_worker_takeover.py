@@ -253,3 +253,33 @@ def test_the_trading_week_starts_monday_midnight_utc():
     from betting.risk import trading_week
 
     assert trading_week(sunday) != trading_week(monday) == trading_week(shared_risk.week_start(monday))
+
+
+def test_two_workers_leasing_a_new_match_at_once_get_it_once(db):
+    """Both insert the lease at the same moment: one insert wins, and only its worker is told it holds the match
+    (an ``INSERT ... ON CONFLICT DO NOTHING`` reports a row count of -1 here whether it inserted or not)."""
+    import threading
+
+    barrier = threading.Barrier(2)
+    got: dict[str, list] = {}
+
+    def lease(worker: str) -> None:
+        shared = shared_risk.SharedRisk(db, worker, lease_s=5.0)
+        barrier.wait()
+        got[worker] = shared.acquire(["m-race"], take_over=False)
+
+    for _ in range(5):
+        store.reset_live(db)
+        threads = [threading.Thread(target=lease, args=(w,)) for w in ("wa", "wb")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        winners = [w for w, held in got.items() if held]
+        assert len(winners) == 1, got
+        assert shared_risk.leases(db)["m-race"]["worker"] == winners[0]
+    # and one after the other: the second is refused
+    store.reset_live(db)
+    assert shared_risk.SharedRisk(db, "wa").acquire(["m2"]) and not shared_risk.SharedRisk(db, "wb").acquire(
+        ["m2"], take_over=False
+    )
