@@ -334,8 +334,11 @@ class WebhookDeliverer:
                 if not await asyncio.to_thread(self.lease.acquire):
                     if was:
                         log.warning("this process no longer delivers the webhooks (the lease was lost)")
+                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that
+                    # arrives as the awaited event is set, and stop() would then wait for ever
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._stopped(), self.cfg.lease_retry_s)
+                        async with asyncio.timeout(self.cfg.lease_retry_s):
+                            await self._stopped()
                     continue
                 if not was:
                     log.info("this process delivers the webhooks (it holds the delivery lease)")
@@ -357,7 +360,8 @@ class WebhookDeliverer:
                 break
             if len(due) < self.cfg.batch:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), self.cfg.poll_s)
+                    async with asyncio.timeout(self.cfg.poll_s):
+                        await self.wake.wait()
 
     async def _stopped(self) -> None:
         while not self._stopping:

@@ -366,6 +366,7 @@ def create_app(service: LiveService, status: ServiceStatus, config: ApiConfig) -
             "read_up_to": service.view.last_id,
             "newest": newest,
             "tail_errors": service.tail_errors,
+            "log_listener": service.listener_up,
             "webhooks": service.deliverer.figures(),
             "request_ms": percentiles(request_ms),
         }

@@ -3,9 +3,17 @@ to the WebSocket ``Gateway`` and the value alerts people subscribed to (stored s
 webhook deliveries it queues for ``serving.api.alerts.WebhookDeliverer``), and computes the trading
 figures of ``/metrics`` from the ledger.
 
-The log is read with ``storage.live.next_event_rows`` every ``poll_s``. Entry ids are in commit order, on Postgres
-too with several engine workers (``storage.live.LOG_WRITE_LOCK_KEY``): an entry not read yet always has an id above
-the newest one read, and a gap in the ids (a rolled-back transaction's) is permanent, so it is passed at once.
+The log is read with ``storage.live.next_event_rows``, from the newest id read. Entry ids are in commit order, on
+Postgres too with several engine workers (``storage.live.LOG_WRITE_LOCK_KEY``): an entry not read yet always has an
+id above the newest one read, and a gap in the ids (a rolled-back transaction's) is permanent, so it is passed at once.
+
+When to read (issue 14, benchmarks/log_delivery_bench.py): on Postgres a trigger notifies ``LOG_CHANNEL`` at every
+commit that adds entries (migration 0009), and each process LISTENs on one direct connection of its own (not through
+PgBouncer in transaction mode): a notification only means "read by id now" (the log stays the truth), reads are at
+least ``min_read_interval_s`` apart (the notifications in between are taken together) and happen at least every
+``fallback_s`` anyway. While that connection is down (it is opened again with a growing wait) and always on SQLite
+(no NOTIFY), the log is read every ``poll_s``. After every (re)LISTEN the log is read at once: the entries committed
+while nobody listened were announced to nobody.
 
 Replicas (``python -m serving.api --replicas N``): every API process tails the one log itself and numbers
 each WebSocket message with the id of the log entry it carries, under a session derived from the log's
@@ -19,6 +27,7 @@ idempotent: one row per subscription and log entry), and only the replica holdin
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import secrets
@@ -49,6 +58,22 @@ SNAPSHOT_MATCHES = 200
 """Matches in the snapshot of the ``*`` room (most recently updated first)."""
 REFRESH_S = 2.0
 """Seconds between looks at the log's identity (a reset) and at the alert subscriptions other replicas made."""
+LOG_CHANNEL = "courtside_live"
+"""The Postgres channel notified at each commit of log entries (the trigger of migration 0009), payload the newest
+id of the inserting statement."""
+MIN_READ_INTERVAL_S = 0.025
+"""Default least time from one read's start to the next when woken by notifications: a busy log then costs about a
+poll every 25 ms, a quiet one is still read within milliseconds of a commit."""
+LISTEN_RETRY_S = 1.0
+"""Wait before opening the listening connection again after it failed; doubled at each failure in a row."""
+LISTEN_RETRY_MAX_S = 30.0
+LISTEN_CHECK_S = 30.0
+"""The listening connection is checked with a query this often (one that died silently fails it; TCP keepalives
+are the other guard). Notifications arriving meanwhile are kept by psycopg and handled after it."""
+LISTEN_TIMEOUT_S = 10.0
+"""Connecting (and LISTEN) or the check query taking longer than this is a failure."""
+LISTEN_START_WAIT_S = 5.0
+"""``start`` waits at most this long for the first LISTEN (before catching up) before going on polling."""
 
 
 def log_session(entry_id: int, recorded_at: Any) -> str:
@@ -281,10 +306,18 @@ class LiveService:
         gateway: GatewayConfig | None = None,
         poll_s: float = 0.1,
         webhooks: WebhookConfig | None = None,
+        min_read_interval_s: float = MIN_READ_INTERVAL_S,
+        fallback_s: float = REFRESH_S,
     ):
         self.db = db
         self.bankroll = bankroll
         self.poll_s = poll_s
+        """Seconds between reads while nothing wakes this process: SQLite, or the Postgres listener down."""
+        self.min_read_interval_s = min_read_interval_s
+        """Least seconds from one read's start to the next when woken by notifications."""
+        self.fallback_s = fallback_s
+        """Seconds after which the log is read anyway while listening (a notification can be missed only by a
+        listener that died silently; it is also read at least every ``REFRESH_S``)."""
         self.view = LiveView()
         self.alerts = AlertBook(db)
         self.deliverer = WebhookDeliverer(db, webhooks)
@@ -297,13 +330,31 @@ class LiveService:
         self._task: asyncio.Task | None = None
         self._metrics: tuple[int, float, dict[str, Any]] | None = None
         self._metrics_lock = asyncio.Lock()
+        self.wake = asyncio.Event()
+        """Set by the listener: read now (a notification, or the listener (re)started or failed)."""
+        self.listening = False
+        """The listener is LISTENing (Postgres): reads wait for ``wake``. False: poll every ``poll_s``."""
+        self.notifications = 0
+        self.listen_failures = 0
+        self.last_listen_error: str | None = None
+        self._listener: asyncio.Task | None = None
+        self._listen_tried = asyncio.Event()
+        self._last_read = 0.0
 
     # --- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
         """Catch up with the log silently (nobody is connected yet) -- except that the value bets after an alert
         subscription's cursor that match it are queued for its webhook (those that arrived while the API was
         down) -- then follow it. Each room's newest update in what was caught up with is its floor in the gateway
-        (a subscriber resuming from before it is told of a gap here)."""
+        (a subscriber resuming from before it is told of a gap here).
+
+        On Postgres the listener starts first: LISTEN is in place before the catch-up's last read, so an entry
+        committed after that read wakes the follower."""
+        if self.db.dialect.name == "postgresql":
+            self._listener = asyncio.get_running_loop().create_task(self._listen())
+            with contextlib.suppress(TimeoutError):  # not listening yet: polled until it is
+                async with asyncio.timeout(LISTEN_START_WAIT_S):
+                    await self._listen_tried.wait()
         await asyncio.to_thread(self.alerts.load)
         floors: dict[str, int] = {}
         while True:
@@ -351,6 +402,10 @@ class LiveService:
                 await self.alerts.flush(self.view.last_id, force=True)
             except Exception as exc:  # noqa: BLE001 - stopping goes on
                 log.warning("could not record the alert cursors at stop: %s", exc)
+        if self._listener is not None:
+            self._listener.cancel()
+            await asyncio.gather(self._listener, return_exceptions=True)
+            self._listener = None
         await self.deliverer.stop()
         await self.gateway.stop()
 
@@ -362,6 +417,7 @@ class LiveService:
         next_check = time.monotonic() + REFRESH_S
         while True:
             try:
+                self._last_read = time.monotonic()
                 rows = await asyncio.to_thread(self._read)
                 if rows:
                     self._note_first(rows[0])
@@ -375,7 +431,7 @@ class LiveService:
                     await self._check_log()
                     self._learn(await self.alerts.refresh())
                 if len(rows) < CHUNK:
-                    await asyncio.sleep(self.poll_s)
+                    await self._idle(next_check)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a database hiccup must not end the live API
@@ -383,6 +439,108 @@ class LiveService:
                 self.last_tail_error = f"{type(exc).__name__}: {exc}"[:500]
                 log.warning("reading the event log failed (%s); retrying", self.last_tail_error)
                 await asyncio.sleep(min(5.0, self.poll_s * 10))
+
+    async def _idle(self, check_at: float) -> None:
+        """Wait until the next read: a wake-up, or ``fallback_s`` while listening (``poll_s`` while not), and at the
+        latest ``check_at`` (the next look at the log's identity and the alerts); reads at least
+        ``min_read_interval_s`` apart. ``wake`` is cleared just before the read: a wake-up during it means one more
+        read (the notified entry may have committed after the read's snapshot)."""
+        timeout = self.fallback_s if self.listening else self.poll_s
+        timeout = max(0.0, min(timeout, check_at - time.monotonic()))
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a cancellation (stop()) that comes as the
+        # event is set, and the loop would go on for ever
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self.wake.wait()
+        spacing = self._last_read + self.min_read_interval_s - time.monotonic()
+        if spacing > 0:  # the wake-ups of the next few ms are taken together, by one read
+            await asyncio.sleep(spacing)
+        self.wake.clear()
+
+    @property
+    def listener_up(self) -> bool | None:
+        """Whether this process is woken by the log's notifications: None on SQLite (it always polls)."""
+        return self.listening if self.db.dialect.name == "postgresql" else None
+
+    def _listen_conninfo(self) -> str:
+        """The database URL for psycopg (libpq): ``postgresql+psycopg://`` -> ``postgresql://``."""
+        return self.db.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+    async def _listen(self) -> None:
+        """LISTEN on ``LOG_CHANNEL`` on a connection of its own (autocommit: it never holds the notification queue
+        back) and set ``wake`` at each notification. On any failure: poll (``listening`` False), wait (from
+        ``LISTEN_RETRY_S``, doubled while it keeps failing), connect and LISTEN again, then read by id at once.
+        Quiet: at most one warning every ``LISTEN_RETRY_MAX_S``."""
+        import psycopg
+
+        retry_s = LISTEN_RETRY_S
+        warned_at: float | None = None
+        while True:
+            conn: psycopg.AsyncConnection | None = None
+            up_at: float | None = None
+            try:
+                async with asyncio.timeout(LISTEN_TIMEOUT_S):
+                    conn = await psycopg.AsyncConnection.connect(
+                        self._listen_conninfo(),
+                        autocommit=True,
+                        application_name="courtside-api-listen",
+                        connect_timeout=int(LISTEN_TIMEOUT_S),
+                        keepalives=1,
+                        keepalives_idle=30,
+                        keepalives_interval=10,
+                        keepalives_count=3,
+                    )
+                    await conn.execute(f"LISTEN {LOG_CHANNEL}")
+                up_at = time.monotonic()
+                if warned_at is not None:
+                    log.info("listening to the event log's notifications again")
+                    warned_at = None
+                self.listening = True
+                self._listen_tried.set()
+                self.wake.set()  # read by id now: what committed while nobody listened was announced to nobody
+                while True:
+                    async for note in conn.notifies(timeout=LISTEN_CHECK_S):
+                        self._notified(note.payload)
+                    async with asyncio.timeout(LISTEN_TIMEOUT_S):  # is the connection still alive?
+                        await conn.execute("SELECT 1")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the listener must never end: the log is polled meanwhile
+                self.listen_failures += 1
+                self.last_listen_error = f"{type(exc).__name__}: {exc}"[:300]
+                now = time.monotonic()
+                if up_at is not None and now - up_at >= LISTEN_RETRY_MAX_S:
+                    retry_s = LISTEN_RETRY_S  # it had been listening a while: a new failure, not the same one
+                if warned_at is None or now - warned_at >= LISTEN_RETRY_MAX_S:
+                    warned_at = now
+                    log.warning(
+                        "not listening to the event log's notifications (%s): polling it every %.2f s; again in %.0f s",
+                        self.last_listen_error,
+                        self.poll_s,
+                        retry_s,
+                    )
+                else:
+                    log.debug("listening to the event log failed again: %s", self.last_listen_error)
+            finally:
+                self.listening = False
+                self.wake.set()  # the follower goes back to polling at once
+                self._listen_tried.set()
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+            await asyncio.sleep(retry_s)
+            retry_s = min(LISTEN_RETRY_MAX_S, retry_s * 2)
+
+    def _notified(self, payload: str) -> None:
+        """A notification: wake the follower, unless it names an entry read already (a commit's notification often
+        arrives after the read that found its rows). A payload that is not an id wakes it (never an error)."""
+        self.notifications += 1
+        try:
+            named = int(payload)
+        except (TypeError, ValueError):
+            named = None
+        if named is None or named > self.view.last_id:
+            self.wake.set()
 
     async def _check_log(self) -> None:
         """A reset of the log: its newest entry is older than the view's, or its first entry is gone (ids go on

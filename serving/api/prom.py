@@ -1,8 +1,8 @@
 """The live API / gateway replica's Prometheus metrics (``GET /metrics/prometheus``; ``/metrics`` stays the JSON
 report people read). Read when scraped, from what the replica already counts: subscribers, rooms, messages and
 frames sent, slow clients dropped, the log-to-send and fan-out latency percentiles, how far the replica has read
-the event log, tail errors, webhook deliveries. Names start ``courtside_api_``; every series has the ``replica``
-label (``GatewayConfig.replica``)."""
+the event log, tail errors, whether its log listener is up, webhook deliveries. Names start ``courtside_api_``;
+every series has the ``replica`` label (``GatewayConfig.replica``)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from prometheus_client.registry import Collector
 
 class ApiCollector(Collector):
     """``read()`` returns the replica's figures: ``gateway`` (``Gateway.figures``), ``read_up_to``, ``newest``,
-    ``tail_errors``, ``webhooks`` (``WebhookDeliverer.figures``), ``request_ms`` (percentiles)."""
+    ``tail_errors``, ``log_listener`` (``LiveService.listener_up``; optional), ``webhooks``
+    (``WebhookDeliverer.figures``), ``request_ms`` (percentiles)."""
 
     def __init__(self, read: Callable[[], dict[str, Any]]):
         self.read = read
@@ -64,6 +65,13 @@ class ApiCollector(Collector):
         lag = None if newest is None else max(0, newest - f["read_up_to"])
         yield gauge("log_lag_entries", "event-log entries committed but not read yet by this replica", lag)
         yield counter("tail_errors", "failed reads of the event log", f["tail_errors"])
+        listener = f.get("log_listener")  # LiveService.listener_up: None on SQLite (always polls)
+        yield gauge(
+            "log_listener_up",
+            "1 while this replica is woken by the event log's Postgres notifications, 0 while it polls the log "
+            "because its listening connection is down (no series on SQLite, which is always polled)",
+            None if listener is None else float(bool(listener)),
+        )
         hooks = f.get("webhooks") or {}
         delivering = hooks.get("delivering")
         yield gauge(
