@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +41,11 @@ class Settings:
     """MLflow tracking (and registry) URI."""
     dagster_home: Path
     """Dagster instance folder (dagster.yaml, run and event storage)."""
+    artifact_root: str = ""
+    """Where MLflow keeps the artifacts (models, plots) of the experiments created from now on
+    (``COURTSIDE_ARTIFACT_ROOT``): a URI such as ``s3://bucket/prefix`` (an S3-compatible store's endpoint in
+    ``MLFLOW_S3_ENDPOINT_URL``, credentials as boto3 finds them) or a local path; empty: ``mlflow_artifacts_dir``.
+    ``mlflow_artifact_root`` is the value in force."""
     prediction_url: str = "http://127.0.0.1:3001"
     """The BentoML prediction service (``COURTSIDE_PREDICTION_URL``)."""
     feed_url: str = "ws://127.0.0.1:8765"
@@ -139,6 +145,13 @@ class Settings:
         return self.home / "mlflow" / "artifacts"
 
     @property
+    def mlflow_artifact_root(self) -> str:
+        """The artifact root of new MLflow experiments, as a URI: ``artifact_root`` when set, else the local
+        ``mlflow_artifacts_dir`` (``file:///...``). The pipeline creates its experiments with it and the MLflow
+        server ``courtside up`` starts gives it to the experiments created through it (``--default-artifact-root``)."""
+        return self.artifact_root or self.mlflow_artifacts_dir.as_uri()
+
+    @property
     def uses_upstream(self) -> bool:
         """True when ingest reads the public upstream URLs."""
         return self.data_dir == UPSTREAM
@@ -181,6 +194,7 @@ class Settings:
             database_url=database_url,
             mlflow_tracking_uri=mlflow_uri,
             dagster_home=dagster_home,
+            artifact_root=artifact_root_uri(env.get("COURTSIDE_ARTIFACT_ROOT") or ""),
             prediction_url=env.get("COURTSIDE_PREDICTION_URL") or "http://127.0.0.1:3001",
             feed_url=env.get("COURTSIDE_FEED_URL") or "ws://127.0.0.1:8765",
             bankroll=float(env.get("COURTSIDE_BANKROLL") or 1000.0),
@@ -224,6 +238,15 @@ class Settings:
         """Create the local folders the embedded defaults write to."""
         for path in (self.home, self.warehouse_dir, self.mlflow_artifacts_dir, self.dagster_home):
             path.mkdir(parents=True, exist_ok=True)
+
+
+def artifact_root_uri(value: str) -> str:
+    """``COURTSIDE_ARTIFACT_ROOT`` as MLflow takes it: a URI (``s3://bucket/prefix``, ``file:///...``) unchanged,
+    a local path as a ``file://`` URI (absolute); empty stays empty (the default root)."""
+    value = value.strip()
+    if not value or urllib.parse.urlparse(value).scheme:
+        return value
+    return Path(value).expanduser().resolve().as_uri()
 
 
 def is_loopback(host: str) -> bool:

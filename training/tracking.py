@@ -74,16 +74,18 @@ def _store_lock(tracking_uri: str) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def configure(tracking_uri: str, artifact_dir: Path | None = None, experiment: str = PREMATCH_EXPERIMENT) -> str:
-    """Point MLflow at ``tracking_uri`` and make sure ``experiment`` exists; returns its id. Safe in processes
-    starting at the same time (``_store_lock``)."""
+def configure(tracking_uri: str, artifact_root: str | Path | None = None, experiment: str = PREMATCH_EXPERIMENT) -> str:
+    """Point MLflow at ``tracking_uri`` and make sure ``experiment`` exists; returns its id. A new experiment keeps
+    its artifacts under ``artifact_root`` (a URI such as ``s3://bucket/prefix`` or ``file:///...``, or a local
+    folder; ``Settings.mlflow_artifact_root``); an existing one keeps its own. Safe in processes starting at the
+    same time (``_store_lock``)."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     mlflow.set_tracking_uri(tracking_uri)
     with _store_lock(tracking_uri):
         client = MlflowClient()
         exp = client.get_experiment_by_name(experiment)
         if exp is None:
-            location = artifact_dir.as_uri() if artifact_dir is not None else None
+            location = artifact_root.as_uri() if isinstance(artifact_root, Path) else artifact_root
             exp_id = client.create_experiment(experiment, artifact_location=location)
         else:
             exp_id = exp.experiment_id

@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 SERVICE_PACKAGES = (
     "bentoml",
+    "boto3",  # the champions' files when MLflow's artifact root is S3 (COURTSIDE_ARTIFACT_ROOT; mlflow imports it)
     "fastapi",
     "fastapi-offline",  # ReDoc's bundle for the offline docs page (serving.docs)
     "matplotlib",  # training.plots, imported by training.inplay_models (an in-play champion unpickles from it)

@@ -651,3 +651,22 @@ def test_the_worker_counts_the_deploy_files_give_are_valid(probe):
 
 def test_the_dagster_instance_of_the_image_is_valid(probe):
     assert {"storage", "run_coordinator"} <= set(probe["dagster_config"])
+
+
+def test_the_lock_has_dagster_k8s_paired_with_the_locked_dagster():
+    """The Helm chart's K8sRunLauncher needs dagster-k8s in the code's image: the ``k8s`` extra, installed by
+    deploy/Dockerfile, at the version Dagster releases with the locked core (core 1.X.Y, libraries 0.(X+16).Y, as
+    dagster-celery and dagster-postgres are)."""
+    lock = tomllib.loads((ROOT / "uv.lock").read_text())
+    versions = {p["name"]: p["version"] for p in lock["package"]}
+    major, minor, patch = versions["dagster"].split(".")
+    assert major == "1", versions["dagster"]
+    paired = f"0.{int(minor) + 16}.{patch}"
+    assert versions.get("dagster-k8s") == paired, (versions.get("dagster-k8s"), versions["dagster"])
+    assert versions["dagster-celery"] == versions["dagster-postgres"] == paired
+    project = next(p for p in lock["package"] if p.get("source", {}).get("editable") == ".")
+    assert {d["name"] for d in project["optional-dependencies"]["k8s"]} == {"dagster-k8s"}
+    assert "dagster-k8s" not in {d["name"] for d in project["dependencies"]}  # not on a machine's default install
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert any(r.startswith("dagster-k8s") for r in pyproject["project"]["optional-dependencies"]["k8s"])
+    assert "uv sync --frozen --no-dev --extra k8s" in (DEPLOY / "Dockerfile").read_text()

@@ -83,14 +83,16 @@ class MlflowResource(dg.ConfigurableResource):
     """MLflow tracking and registry."""
 
     tracking_uri: str
-    artifact_dir: str
+    artifact_root: str
+    """Where new experiments keep their artifacts, a URI (``Settings.mlflow_artifact_root``: ``file:///...`` by
+    default, ``s3://bucket/prefix`` with ``COURTSIDE_ARTIFACT_ROOT``)."""
     ui_url: str = "http://localhost:5000"
 
     def configure(self, experiment: str) -> str:
         """Point MLflow at the store and make sure ``experiment`` exists; returns its id."""
         from training import tracking
 
-        return tracking.configure(self.tracking_uri, Path(self.artifact_dir), experiment)
+        return tracking.configure(self.tracking_uri, self.artifact_root, experiment)
 
     def run_url(self, experiment_id: str, run_id: str) -> str:
         """Link to a run in the MLflow UI."""
@@ -153,7 +155,7 @@ def resources_from_settings(settings: Settings, windows: WindowSettings | None =
             proposed_errata_dir=str(settings.proposed_errata_dir),
         ),
         "mlflow": MlflowResource(
-            tracking_uri=settings.mlflow_tracking_uri, artifact_dir=str(settings.mlflow_artifacts_dir)
+            tracking_uri=settings.mlflow_tracking_uri, artifact_root=settings.mlflow_artifact_root
         ),
         "io_manager": WarehouseIOManager(base_dir=str(settings.warehouse_dir)),
     }
