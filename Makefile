@@ -1,5 +1,5 @@
 # Two commands a newcomer needs:  make up   and   make test
-.PHONY: up test test-fast test-tools chaos bench pipeline lint fmt fmt-check typecheck env clean
+.PHONY: up up-cluster test test-fast test-tools chaos bench pipeline lint fmt fmt-check typecheck env clean
 
 # uv from PATH, else the uv Python package (installed on first use with pip).
 UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
@@ -15,6 +15,12 @@ env: .venv/.synced
 ## live dashboard (:8000/dashboard/) up until Ctrl-C
 up: env
 	$(UV) run --frozen courtside up
+
+## up-cluster: the same in its scaled form on this machine, as processes: PostgreSQL (data kept in
+## .courtside/cluster/postgres) and Redis on 127.0.0.1, Dagster's steps on Celery workers, 2 engine workers,
+## 2 gateway replicas, 2 BentoML workers (courtside/cluster.py, docs/SCALING.md); Ctrl-C stops all of it
+up-cluster: env
+	$(UV) run --frozen courtside up --profile cluster
 
 ## test: the whole test suite (real data, real Postgres, planted defects, no-leakage); installs what its
 ## tests need beyond Python (headless Chromium, PostgreSQL server binaries: scripts/ensure-test-tools).

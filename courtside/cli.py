@@ -5,7 +5,9 @@
                          streaming engine and the live API + dashboard (:8000, WebSocket :8001)
                          running until Ctrl-C, under a supervisor that restarts what crashes
                          (courtside.supervisor). Everything listens on 127.0.0.1 unless
-                         COURTSIDE_BIND_HOST says otherwise (courtside.exposure, docs/OPERATIONS.md)
+                         COURTSIDE_BIND_HOST says otherwise (courtside.exposure, docs/OPERATIONS.md).
+                         --profile cluster: the same on PostgreSQL and Redis, with Celery workers, engine
+                         workers, gateway replicas and BentoML workers (courtside.cluster, make up-cluster)
     courtside pipeline   run the whole pipeline once, recorded in the Dagster instance
     courtside windows    print the season windows the options below resolve to, checked against the data
     courtside backfill   materialize a range of seasons (tour x season partitions) of the pre-match features
@@ -39,11 +41,13 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
+from courtside import cluster
+from courtside.cluster import SINGLE, Scale
 from courtside.exposure import (
     Ports,
     child_environment,
@@ -382,9 +386,9 @@ def dagster_port(settings: Settings, ports: Ports) -> int:
     return settings.dagster_internal_port if settings.requires_auth else ports.dagster
 
 
-def control_plane_specs(settings: Settings, ports: Ports) -> list[ServiceSpec]:
+def control_plane_specs(settings: Settings, ports: Ports, scale: Scale = SINGLE) -> list[ServiceSpec]:
     """Dagster UI + daemon (``dagster dev``, always on loopback), its authenticating proxy when exposed, and
-    the MLflow UI (behind its basic-auth app when exposed)."""
+    the MLflow UI (behind its basic-auth app when exposed; ``scale.mlflow_workers`` workers)."""
     host = settings.bind_host
     specs = [
         ServiceSpec(
@@ -425,13 +429,13 @@ def control_plane_specs(settings: Settings, ports: Ports) -> list[ServiceSpec]:
         "--backend-store-uri",
         settings.mlflow_tracking_uri,
         "--default-artifact-root",
-        settings.mlflow_artifacts_dir.as_uri(),
+        settings.mlflow_artifact_root,
         "--host",
         host,
         "--port",
         str(ports.mlflow),
         "--workers",
-        "1",
+        str(scale.mlflow_workers),
     ]
     env: dict[str, str] = {}
     if settings.requires_auth:
@@ -444,9 +448,11 @@ def control_plane_specs(settings: Settings, ports: Ports) -> list[ServiceSpec]:
     return specs
 
 
-def live_specs(settings: Settings, ports: Ports) -> list[ServiceSpec]:
+def live_specs(settings: Settings, ports: Ports, scale: Scale = SINGLE) -> list[ServiceSpec]:
     """The live lane: prediction service, feed replay, streaming engine, live API + gateway. When exposed,
-    the prediction service loads the champions from the MLflow server as its read-only user."""
+    the prediction service loads the champions from the MLflow server as its read-only user. ``scale`` (the cluster
+    profile, ``courtside.cluster``): engine workers instead of the only engine (``engine-<id>``, each with its
+    metrics endpoint on the bind address), the API's replicas, the prediction service's BentoML workers."""
     host, local = settings.bind_host, url_host(connect_host(settings.bind_host))
     prediction_url = f"http://{local}:{ports.prediction}"
     prediction_env = reader_env(settings, f"http://{local}:{ports.mlflow}") if settings.requires_auth else {}
@@ -459,6 +465,32 @@ def live_specs(settings: Settings, ports: Ports) -> list[ServiceSpec]:
         api_env["COURTSIDE_API_TOKEN"] = os.environ["COURTSIDE_API_TOKEN"]
     if read_token(settings):  # and the read token of the ledger rooms (the dashboard's URL carries it)
         api_env["COURTSIDE_READ_TOKEN"] = read_token(settings) or ""
+    if scale.bento_workers is not None:
+        prediction_env = {**prediction_env, "COURTSIDE_BENTO_WORKERS": str(scale.bento_workers)}
+    engine: tuple[str, ...] = (sys.executable, "-m", "serving.engine", "--feed-url", f"ws://{local}:{ports.feed}")
+    engine += ("--prediction-url", prediction_url)
+    engines = [ServiceSpec("engine", engine, pauses_betting=True)]
+    if scale.engine_workers:
+        engines = [
+            ServiceSpec(
+                f"engine-{worker}",
+                (*engine, "--worker", worker),
+                env={
+                    "COURTSIDE_ENGINE_WORKERS": str(len(scale.engine_workers)),
+                    **(
+                        {"COURTSIDE_ENGINE_METRICS_PORT": str(port), "COURTSIDE_ENGINE_METRICS_HOST": host}
+                        if (port := scale.metrics_port(worker)) is not None
+                        else {}
+                    ),
+                },
+                pauses_betting=True,
+            )
+            for worker in scale.engine_workers
+        ]
+    api: tuple[str, ...] = (sys.executable, "-m", "serving.api", "--host", host, "--port", str(ports.api))
+    api += ("--ws-port", str(ports.ws))
+    if scale.api_replicas > 1:
+        api += ("--replicas", str(scale.api_replicas))
     return [
         ServiceSpec(
             "prediction-service",
@@ -475,24 +507,8 @@ def live_specs(settings: Settings, ports: Ports) -> list[ServiceSpec]:
             pauses_betting=True,
         ),
         feed_service(host, ports.feed),
-        ServiceSpec(
-            "engine",
-            (
-                sys.executable,
-                "-m",
-                "serving.engine",
-                "--feed-url",
-                f"ws://{local}:{ports.feed}",
-                "--prediction-url",
-                prediction_url,
-            ),
-            pauses_betting=True,
-        ),
-        ServiceSpec(
-            "live-api",
-            (sys.executable, "-m", "serving.api", "--host", host, "--port", str(ports.api), "--ws-port", str(ports.ws)),
-            env=api_env,
-        ),
+        *engines,
+        ServiceSpec("live-api", api, env=api_env),
     ]
 
 
@@ -593,9 +609,9 @@ def make_supervisor(settings: Settings, db: Engine) -> Supervisor:
     )
 
 
-def start_live(settings: Settings, supervisor: Supervisor, ports: Ports) -> None:
+def start_live(settings: Settings, supervisor: Supervisor, ports: Ports, scale: Scale = SINGLE) -> None:
     """The live lane on a fresh paper-trading session: prediction service, then (once it is ready) the feed
-    replay, the streaming engine and the live API with the dashboard."""
+    replay, the streaming engine (or ``scale``'s engine workers) and the live API with the dashboard."""
     from storage.db import make_engine, migrate
     from storage.live import current_controls, reset_live
 
@@ -610,7 +626,7 @@ def start_live(settings: Settings, supervisor: Supervisor, ports: Ports) -> None
             f"NOTE: the operator's controls (v{controls['version']}, by {controls['changed_by']}) keep {held} "
             f"(reason: {controls['reason']}); release them with the live API's /control endpoints"
         )
-    prediction, *rest = live_specs(settings, ports)
+    prediction, *rest = live_specs(settings, ports, scale)
     supervisor.start(prediction)
     local = url_host(connect_host(settings.bind_host))
     ready = _wait_http(f"http://{local}:{ports.prediction}/readyz", 180, supervisor)
@@ -634,6 +650,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     if args.matches is not None and args.matches < 1:
         print("--matches must be at least 1", file=sys.stderr)
         return 2
+    if args.profile != "cluster" and cluster.count_options(args):
+        print(f"{', '.join(cluster.count_options(args))}: only with --profile cluster", file=sys.stderr)
+        return 2
     if args.skip_pipeline:
         needed = [*PIPELINE_STATE, *(["wta_replay_catalog.parquet"] if args.tour in ("wta", "both") else [])]
         missing = [n for n in needed if not (settings.warehouse_dir / n).exists()]
@@ -650,6 +669,22 @@ def cmd_up(args: argparse.Namespace) -> int:
     os.environ["COURTSIDE_REPLAY_ARGS"] = with_replay_options(
         os.environ.get("COURTSIDE_REPLAY_ARGS", REPLAY_DEFAULT), args.speed, args.matches, args.tour
     )
+    if args.profile == "cluster":  # PostgreSQL, Redis and the profile's environment around the same body
+        return cluster.up(args, lambda s, scale, describe, after_stop: serve(args, s, scale, describe, after_stop))
+    return serve(args, settings)
+
+
+def serve(
+    args: argparse.Namespace,
+    settings: Settings,
+    scale: Scale = SINGLE,
+    describe: Callable[[Settings, str], str] | None = None,
+    after_stop: Callable[[Supervisor], None] | None = None,
+) -> int:
+    """The body of ``courtside up`` once its options are checked: the control plane (and Celery workers), the
+    pipeline, the live lane at ``scale`` (one of each by default; ``courtside.cluster``'s with ``--profile cluster``),
+    then supervision until Ctrl-C. ``describe(settings, host)``: what the profile adds to the list printed last;
+    ``after_stop(supervisor)``: called once every service is stopped."""
     settings = prepare_environment(settings)
     ports = service_ports(settings)
     operator_token_file(settings)
@@ -706,7 +741,7 @@ def cmd_up(args: argparse.Namespace) -> int:
                 f"{ensure_mlflow_reader(settings, f'http://{local}:{ports.mlflow}')}"
             )
         if code == 0:
-            start_live(settings, supervisor, ports)
+            start_live(settings, supervisor, ports, scale)
         else:
             print("the live lane needs the pipeline's model and catalog: not started")
         print(
@@ -721,7 +756,10 @@ def cmd_up(args: argparse.Namespace) -> int:
                 f"{read_token(settings)}\n{'':<22}(the fragment holds the read token of the ledger room; it "
                 "never leaves the browser)"
             )
-        print(f"""{"Engine log":<22}{settings.home / "logs" / "engine.log"}
+        if describe is not None:
+            print(describe(settings, public_host(settings)))
+        engine_logs = [settings.home / "logs" / f"engine-{w}.log" for w in scale.engine_workers]
+        print(f"""{"Engine log":<22}{", ".join(map(str, engine_logs)) or settings.home / "logs" / "engine.log"}
 {"Operator token":<22}{os.environ.get("COURTSIDE_API_TOKEN_FILE") or "COURTSIDE_API_TOKEN"}
 {"Supervisor":<22}crashed services restart with backoff; {settings.crash_loop_restarts} crashes in \
 {settings.crash_loop_window_s / 60:g} min of the engine or the prediction service pause betting (resume: POST \
@@ -745,6 +783,8 @@ Ctrl-C stops everything.""")
             except subprocess.TimeoutExpired:
                 pipeline.kill()
         supervisor.stop_all()
+        if after_stop is not None:
+            after_stop(supervisor)
         db.dispose()
 
 
@@ -1012,6 +1052,7 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--speed", type=float, help="replay speed factor (default 30; 1 = real time)")
     live.add_argument("--matches", type=int, help="matches to replay (default 16)")
     live.add_argument("--tour", choices=("atp", "wta", "both"), help="whose matches to replay (default atp)")
+    cluster.add_options(up)
     up.set_defaults(fn=cmd_up)
     pipeline = sub.add_parser("pipeline", help="run the whole pipeline once")
     add_window_options(pipeline)

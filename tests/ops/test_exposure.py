@@ -233,3 +233,28 @@ def test_mlflow_host_check_accepts_the_local_address_and_the_named_hosts_only(tm
     ).split(",")
     assert {"ml.example", "ml.example:*", "10.0.0.5:5000", "localhost:*", "127.0.0.1:*"} <= set(named)
     assert "10.0.0.5:5000:*" not in named
+
+
+def test_the_cluster_profiles_listeners_bind_loopback_by_default_too(tmp_path):
+    """``courtside up --profile cluster`` adds listeners (each engine worker's metrics; the API's replicas share its
+    ports): on the bind address like every other, 127.0.0.1 by default (tests/ops/test_up_cluster.py has the rest)."""
+    from courtside.cluster import ClusterCounts, ClusterPorts, scale_of
+
+    scale = scale_of(ClusterCounts(), ClusterPorts())
+    for host, settings in (
+        ("127.0.0.1", settings_for(tmp_path)),
+        (
+            "127.0.0.2",
+            settings_for(tmp_path, **{"COURTSIDE_BIND_HOST": "127.0.0.2", "COURTSIDE_PROTECT": "1", **CREDENTIALS}),
+        ),
+    ):
+        ports = cli.service_ports(settings)
+        services = {
+            s.name: s for s in cli.control_plane_specs(settings, ports, scale) + cli.live_specs(settings, ports, scale)
+        }
+        assert {"engine-w1", "engine-w2"} <= set(services) and "engine" not in services
+        for worker in scale.engine_workers:
+            assert services[f"engine-{worker}"].env["COURTSIDE_ENGINE_METRICS_HOST"] == host
+        for name in ("mlflow", "prediction-service", "feed-replay", "live-api"):
+            assert bind_addresses(services[name].command) == [host], services[name].command
+        assert bind_addresses(services["dagster"].command) == ["127.0.0.1"]
