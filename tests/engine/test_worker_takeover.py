@@ -17,26 +17,14 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from betting.records import OrderRequest, Side
-from betting.risk import RiskBook, RiskLimits
+from betting.risk import RiskBook
 from serving.engine.workers import Partition, WorkerLimits
 from storage import live as store
 from storage import shared_risk
+from tests.engine.test_shared_limits import LIMITS, RUNNERS  # the same limits and runners as the schedules there
 
 pytestmark = [pytest.mark.postgres]
 
-LIMITS = RiskLimits(
-    max_stake=20.0,
-    max_selection_exposure=100.0,
-    max_market_exposure=100.0,
-    max_total_exposure=60.0,
-    daily_loss_limit=25.0,
-    weekly_loss_limit=60.0,
-    max_open_orders=4,
-    max_orders_per_hour=9,
-    min_edge=0.0,
-    min_confidence=0.0,
-)
-RUNNERS = ("First Player", "Second Player")
 START = datetime(2026, 6, 3, 10, 0, tzinfo=UTC)  # a Wednesday
 
 
