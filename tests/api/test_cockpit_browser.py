@@ -65,6 +65,13 @@ def test_cockpit_lineage_exposure_controls_match_view(tmp_path, prediction_servi
     def css(sel: str, root=None):
         return (root or driver).find_elements(By.CSS_SELECTOR, sel)
 
+    def svg_text(sel: str) -> str:
+        """The text of every element ``sel`` matches, read in one go in the page (a live page re-renders its
+        charts between two reads of one element: element by element, every read can go stale)."""
+        return driver.execute_script(
+            "return Array.from(document.querySelectorAll(arguments[0]), e => e.textContent).join(' ')", sel
+        )
+
     def click(element) -> None:
         driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", element)
         element.click()
@@ -296,7 +303,7 @@ def test_cockpit_lineage_exposure_controls_match_view(tmp_path, prediction_servi
             assert markers
             sides = fresh(lambda: {m.get_attribute("data-side") for m in css("#match-view svg.chart .bet-marker")})
             assert sides <= {"BACK", "LAY"} and sides
-            axis_text = fresh(lambda: " ".join(t.text for t in css("#match-view svg.chart text")))
+            axis_text = svg_text("#match-view svg.chart text")
             assert "points played" in axis_text and "100%" in axis_text and "0%" in axis_text
             title = css("#match-view .title")[0].text
             assert title == f"{players[0]} v {players[1]}"
@@ -313,9 +320,9 @@ def test_cockpit_lineage_exposure_controls_match_view(tmp_path, prediction_servi
             click(css("#match-view [data-close]")[0])
 
             # the cards' charts have axes too
-            card_axis = fresh(lambda: " ".join(t.text for t in css("#matches .card svg.winprob text")))
+            card_axis = svg_text("#matches .card svg.winprob text")
             assert "points played" in card_axis and "100%" in card_axis
-            assert "settled markets" in fresh(lambda: " ".join(t.text for t in css("#bankroll-chart text")))
+            assert "settled markets" in svg_text("#bankroll-chart text")
 
             errors = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
             assert not errors, errors
